@@ -1,0 +1,69 @@
+import { z } from 'zod';
+import { isDuration } from './durations';
+import { DEFAULT_TASK_QUEUE } from './task-queues';
+
+const duration = z.string().refine(isDuration, 'expected a duration such as 30s, 15m, 72h or 365d');
+const flag = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', 'auto', 'never'])
+  .transform((v) => (v === 'auto' ? 'auto' : ['true', '1', 'yes'].includes(v)));
+const port = z.coerce.number().int().min(0).max(65535);
+
+/**
+ * Every environment variable labflow reads, with its default. The README's configuration table mirrors this
+ * schema, and a test checks that docker-compose.yml sets nothing that is not here.
+ */
+export const configSchema = z.object({
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_PRETTY: flag.default('auto'),
+  DATA_DIR: z.string().default('.data'),
+
+  DATABASE_URL: z.string().default('postgres://postgres@127.0.0.1:5432/labflow'),
+  DATABASE_POOL_MAX: z.coerce.number().int().min(1).default(10),
+  PRIVATE_PG: flag.default('auto'),
+  PRIVATE_PG_PORT: port.default(5433),
+
+  TEMPORAL_ADDRESS: z.string().default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().default(DEFAULT_TASK_QUEUE),
+  TEMPORAL_DEV_SERVER: flag.default('auto'),
+  TEMPORAL_UI_PORT: port.default(8233),
+  TEMPORAL_UI_URL: z.string().default('http://localhost:8233'),
+  TEMPORAL_CLI: z.string().optional(),
+
+  API_HOST: z.string().default('127.0.0.1'),
+  API_PORT: port.default(3000),
+  API_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
+  PUBLIC_URL: z.string().default('http://localhost:3000'),
+  API_KEY_CACHE_TTL: duration.default('30s'),
+
+  WORKER_METRICS_PORT: port.default(9464),
+  WORKFLOW_BUNDLE_PATH: z.string().optional(),
+  SCHEDULES: flag.default('true'),
+
+  SMTP_URL: z.string().optional(),
+  MAIL_FROM: z.string().default('labflow <labflow@localhost>'),
+
+  SEED_DEV_USERS: flag.default('auto'),
+  SIGNING_MAX_FAILURES: z.coerce.number().int().min(1).default(5),
+  SIGNING_FAILURE_WINDOW: duration.default('15m'),
+  SIGNING_LOCK: duration.default('30m'),
+
+  DOC_STAGE_DUE: duration.default('72h'),
+  DOC_REMINDER_BEFORE: duration.default('24h'),
+  DOC_PERIODIC_REVIEW: duration.default('365d'),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export const CONFIG_KEYS = Object.keys(configSchema.shape) as (keyof Config)[];
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const known = Object.fromEntries(CONFIG_KEYS.map((key) => [key, env[key] === '' ? undefined : env[key]]));
+  const parsed = configSchema.safeParse(known);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return parsed.data;
+}

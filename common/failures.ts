@@ -1,0 +1,26 @@
+/**
+ * Failure types raised by workflows and activities (ApplicationFailure.type) that the API maps to HTTP answers.
+ * One table, so a refusal means the same thing wherever it comes from.
+ */
+export const FailureType = {
+  NotAssignee: 'NotAssignee',
+  Forbidden: 'Forbidden',
+  WrongStage: 'WrongStage',
+  DuplicateDecision: 'DuplicateDecision',
+  StaleContentHash: 'StaleContentHash',
+  InvalidInput: 'InvalidInput',
+  RunFinished: 'RunFinished',
+  NotFound: 'NotFound',
+} as const;
+export type FailureType = (typeof FailureType)[keyof typeof FailureType];
+
+export const FAILURE_HTTP_STATUS: Record<FailureType, number> = {
+  NotAssignee: 403,
+  Forbidden: 403,
+  WrongStage: 409,
+  DuplicateDecision: 409,
+  StaleContentHash: 409,
+  InvalidInput: 422,
+  RunFinished: 409,
+  NotFound: 404,
+};

@@ -1,0 +1,9 @@
+/** Workflow IDs are business keys: the same key never starts a second run. */
+export const workflowIds = {
+  documentApproval: (documentNumber: string, version: number) => `document-approval:${documentNumber}:v${version}`,
+  auditVerify: () => 'audit-verify',
+};
+
+export function parseWorkflowType(workflowId: string): string {
+  return workflowId.split(':')[0];
+}

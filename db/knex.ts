@@ -1,0 +1,46 @@
+import knex, { type Knex } from 'knex';
+import pg from 'pg';
+
+// Return bigint counts and sequence values as numbers; they stay far below 2^53 here.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
+
+export type Db = Knex;
+
+export function createDb(databaseUrl: string, poolMax = 10): Db {
+  return knex({
+    client: 'pg',
+    connection: { connectionString: databaseUrl, application_name: 'labflow' },
+    pool: { min: 0, max: poolMax },
+  });
+}
+
+/** Connects to the server's maintenance database, for creating and dropping labflow's own. */
+export function maintenanceUrl(databaseUrl: string): { url: string; database: string } {
+  const url = new URL(databaseUrl);
+  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  url.pathname = '/postgres';
+  return { url: url.toString(), database };
+}
+
+export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
+  const { url, database } = maintenanceUrl(databaseUrl);
+  const admin = createDb(url, 1);
+  try {
+    const exists = await admin.raw('select 1 from pg_database where datname = ?', [database]);
+    if (exists.rows.length > 0) return false;
+    await admin.raw('create database ??', [database]);
+    return true;
+  } finally {
+    await admin.destroy();
+  }
+}
+
+export async function dropDatabase(databaseUrl: string): Promise<void> {
+  const { url, database } = maintenanceUrl(databaseUrl);
+  const admin = createDb(url, 1);
+  try {
+    await admin.raw('drop database if exists ?? with (force)', [database]);
+  } finally {
+    await admin.destroy();
+  }
+}

@@ -1,0 +1,19 @@
+import type { Knex } from 'knex';
+import type { Db } from './knex';
+import * as foundation from './migrations/20261122000000_foundation';
+
+/** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
+const MIGRATIONS: Record<string, Knex.Migration> = {
+  '20261122000000_foundation': foundation,
+};
+
+const source: Knex.MigrationSource<string> = {
+  getMigrations: async () => Object.keys(MIGRATIONS).sort(),
+  getMigrationName: (name) => name,
+  getMigration: async (name) => MIGRATIONS[name],
+};
+
+export async function migrateLatest(db: Db): Promise<string[]> {
+  const [, applied] = (await db.migrate.latest({ migrationSource: source })) as [number, string[]];
+  return applied;
+}
