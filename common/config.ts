@@ -38,7 +38,7 @@ export const configSchema = z.object({
 
   WORKER_METRICS_PORT: port.default(9464),
   WORKFLOW_BUNDLE_PATH: z.string().optional(),
-  SCHEDULES: flag.default('true'),
+  SCHEDULES: flag.default(true),
 
   SMTP_URL: z.string().optional(),
   MAIL_FROM: z.string().default('labflow <labflow@localhost>'),

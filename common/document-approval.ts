@@ -31,7 +31,7 @@ export interface DocumentApprovalInput {
   periodicReview: string;
   submittedBy: string;
   /** Set when the run continues as new while the version is effective. */
-  resume?: { nextReviewAt: string; reviewCycle: number };
+  resume?: { snapshot: DocumentApprovalState; reviewCycle: number };
 }
 
 export const VERSION_STATES = [
@@ -55,6 +55,7 @@ export interface Decision {
   kind: DecisionKind;
   userId: string;
   username: string;
+  printedName: string;
   at: string;
   comment?: string;
   meaning?: string;
@@ -148,7 +149,5 @@ export const reassignUpdate = defineUpdate<DocumentApprovalState, [ReassignArgs]
 export const extendDueUpdate = defineUpdate<DocumentApprovalState, [ExtendArgs]>('extendDue');
 export const uploadRevisionUpdate = defineUpdate<DocumentApprovalState, [RevisionArgs]>('uploadRevision');
 export const obsoleteUpdate = defineUpdate<DocumentApprovalState, [ObsoleteArgs]>('obsolete');
-export const completePeriodicReviewUpdate = defineUpdate<DocumentApprovalState, [PeriodicReviewArgs]>(
-  'completePeriodicReview',
-);
+export const completePeriodicReviewUpdate = defineUpdate<DocumentApprovalState, [PeriodicReviewArgs]>('completePeriodicReview');
 export const supersededSignal = defineSignal<[SupersededArgs]>('superseded');

@@ -1,0 +1,435 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Knex } from 'knex';
+import type { AssigneeRef, DecisionKind, SignatureInput, VersionState } from '../common/document-approval';
+import { FailureType } from '../common/failures';
+import type { Actor } from '../common/roles';
+import { assigneeKey } from '../common/routing-rules';
+import { appendAudit } from '../db/audit';
+import { queueNotifications, type NotificationMessage } from '../db/notifications';
+import { resolveRecipients } from '../db/recipients';
+import { closeTask, closeTasksByPrefix, openTask } from '../db/tasks';
+import type { ActivityDeps } from './deps';
+import { activityKey } from './keys';
+
+/** Identifies the version a run is about; passed to every activity so each can write its own trail. */
+export interface DocRef {
+  workflowId: string;
+  documentId: string;
+  documentNumber: string;
+  versionId: string;
+  version: number;
+  title: string;
+  authorId: string;
+}
+
+const SYSTEM_ACTOR = 'system:document-approval';
+const DOCUMENT_CONTROL: AssigneeRef = { kind: 'role', role: 'document_control' };
+
+export const stageTaskPrefix = (doc: DocRef, round: number, stageIndex: number) => `${doc.workflowId}:r${round}:s${stageIndex}:`;
+const label = (doc: DocRef) => `${doc.documentNumber} v${doc.version}`;
+
+export function documentActivities({ db, publicUrl, mailDomain }: ActivityDeps) {
+  const link = (doc: DocRef) => `${publicUrl}/api/v1/documents/${doc.documentNumber}/versions/${doc.version}`;
+
+  async function notify(trx: Knex.Transaction, to: AssigneeRef[], message: Omit<NotificationMessage, 'idempotencyKey'>, keySuffix = '') {
+    const recipients = await resolveRecipients(trx, to);
+    return queueNotifications(trx, recipients, { ...message, idempotencyKey: activityKey(keySuffix) }, mailDomain);
+  }
+
+  function audit(trx: Knex.Transaction, doc: DocRef, action: string, details: Record<string, unknown>, actor?: Actor, keySuffix = '') {
+    return appendAudit(trx, {
+      actorId: actor?.userId ?? null,
+      actor: actor?.username ?? SYSTEM_ACTOR,
+      action,
+      entityType: 'document',
+      entityId: doc.documentNumber,
+      details: { version: doc.version, workflowId: doc.workflowId, ...details },
+      idempotencyKey: activityKey(keySuffix),
+    });
+  }
+
+  async function setVersion(trx: Knex.Transaction, doc: DocRef, fields: Record<string, unknown>) {
+    await trx('document_versions')
+      .where({ id: doc.versionId })
+      .update({ ...fields, updated_at: trx.fn.now() });
+  }
+
+  return {
+    async openReviewStage(p: {
+      doc: DocRef;
+      round: number;
+      stageIndex: number;
+      stageName: string;
+      assignees: AssigneeRef[];
+      dueAt: string;
+    }) {
+      return db.transaction(async (trx) => {
+        await setVersion(trx, p.doc, {
+          state: 'in_review',
+          round: p.round,
+          stage_name: p.stageName,
+          assignees: p.assignees.map(assigneeKey),
+          due_at: p.dueAt,
+          submitted_at: trx.raw('coalesce(submitted_at, now())'),
+        });
+        for (const assignee of p.assignees) {
+          await openTask(trx, {
+            taskKey: stageTaskPrefix(p.doc, p.round, p.stageIndex) + assigneeKey(assignee),
+            workflowId: p.doc.workflowId,
+            entityType: 'document',
+            entityId: p.doc.documentNumber,
+            kind: 'document.review',
+            title: `Review ${label(p.doc)} "${p.doc.title}" (${p.stageName})`,
+            assignee,
+            dueAt: p.dueAt,
+          });
+        }
+        await audit(trx, p.doc, 'document.stage_opened', {
+          round: p.round,
+          stage: p.stageName,
+          assignees: p.assignees.map(assigneeKey),
+          dueAt: p.dueAt,
+        });
+        return notify(trx, p.assignees, {
+          kind: 'document.review_requested',
+          title: `Review requested: ${label(p.doc)} ${p.doc.title}`,
+          body: `${label(p.doc)} "${p.doc.title}" waits for your ${p.stageName} decision by ${p.dueAt}.`,
+          link: link(p.doc),
+        });
+      });
+    },
+
+    async recordDecision(p: {
+      doc: DocRef;
+      round: number;
+      stageIndex: number;
+      stageName: string;
+      slotKey: string;
+      actor: Actor;
+      decision: DecisionKind;
+      comment?: string;
+      signature?: SignatureInput;
+    }) {
+      return db.transaction(async (trx) => {
+        let signatureId: string | null = null;
+        if (p.signature) {
+          const key = `${p.doc.workflowId}:r${p.round}:s${p.stageIndex}:${p.actor.userId}`;
+          await trx('signatures')
+            .insert({
+              idempotency_key: key,
+              document_version_id: p.doc.versionId,
+              workflow_id: p.doc.workflowId,
+              round: p.round,
+              stage_index: p.stageIndex,
+              stage_name: p.stageName,
+              user_id: p.actor.userId,
+              username: p.actor.username,
+              printed_name: p.actor.printedName,
+              meaning: p.signature.meaning,
+              signed_at: p.signature.signedAt,
+              content_hash: p.signature.contentHash,
+            })
+            .onConflict('idempotency_key')
+            .ignore();
+          signatureId = (await trx('signatures').where({ idempotency_key: key }).first('id')).id;
+        }
+        await closeTask(trx, stageTaskPrefix(p.doc, p.round, p.stageIndex) + p.slotKey, 'done', p.actor.userId);
+        await audit(
+          trx,
+          p.doc,
+          `document.decision.${p.decision}`,
+          {
+            round: p.round,
+            stage: p.stageName,
+            comment: p.comment ?? null,
+            signature: p.signature
+              ? {
+                  id: signatureId,
+                  printedName: p.actor.printedName,
+                  meaning: p.signature.meaning,
+                  signedAt: p.signature.signedAt,
+                  contentHash: p.signature.contentHash,
+                }
+              : null,
+          },
+          p.actor,
+        );
+        return { signatureId };
+      });
+    },
+
+    async closeReviewStage(p: { doc: DocRef; round: number; stageIndex: number; stageName: string; outcome: string }) {
+      await db.transaction(async (trx) => {
+        const cancelled = await closeTasksByPrefix(trx, stageTaskPrefix(p.doc, p.round, p.stageIndex), 'cancelled');
+        await audit(trx, p.doc, 'document.stage_closed', {
+          round: p.round,
+          stage: p.stageName,
+          outcome: p.outcome,
+          cancelledTasks: cancelled,
+        });
+      });
+    },
+
+    async remindStage(p: {
+      doc: DocRef;
+      round: number;
+      stageName: string;
+      pending: AssigneeRef[];
+      dueAt: string;
+      kind: 'reminder' | 'escalation';
+    }) {
+      return db.transaction(async (trx) => {
+        await audit(trx, p.doc, p.kind === 'reminder' ? 'document.stage_reminder' : 'document.stage_overdue', {
+          round: p.round,
+          stage: p.stageName,
+          pending: p.pending.map(assigneeKey),
+          dueAt: p.dueAt,
+        });
+        if (p.kind === 'reminder') {
+          return notify(trx, p.pending, {
+            kind: 'document.review_reminder',
+            title: `Reminder: ${label(p.doc)} review due ${p.dueAt}`,
+            body: `Your ${p.stageName} decision on ${label(p.doc)} "${p.doc.title}" is due at ${p.dueAt}.`,
+            link: link(p.doc),
+          });
+        }
+        return notify(trx, [DOCUMENT_CONTROL, ...p.pending], {
+          kind: 'document.review_overdue',
+          title: `Overdue: ${label(p.doc)} ${p.stageName}`,
+          body: `The ${p.stageName} stage of ${label(p.doc)} "${p.doc.title}" was due at ${p.dueAt}; still waiting for ${p.pending.map(assigneeKey).join(', ')}.`,
+          link: link(p.doc),
+        });
+      });
+    },
+
+    async requestRevision(p: { doc: DocRef; round: number; by: { username: string; printedName: string }; comment: string }) {
+      return db.transaction(async (trx) => {
+        await setVersion(trx, p.doc, { state: 'changes_requested', stage_name: null, assignees: [], due_at: null });
+        const author: AssigneeRef = { kind: 'user', userId: p.doc.authorId, username: '' };
+        await openTask(trx, {
+          taskKey: `${p.doc.workflowId}:r${p.round}:revise`,
+          workflowId: p.doc.workflowId,
+          entityType: 'document',
+          entityId: p.doc.documentNumber,
+          kind: 'document.revise',
+          title: `Revise ${label(p.doc)} "${p.doc.title}"`,
+          assignee: author,
+        });
+        await audit(trx, p.doc, 'document.changes_requested', { round: p.round, by: p.by.username, comment: p.comment });
+        return notify(trx, [author], {
+          kind: 'document.changes_requested',
+          title: `Changes requested: ${label(p.doc)}`,
+          body: `${p.by.printedName} requested changes to ${label(p.doc)} "${p.doc.title}": ${p.comment}`,
+          link: link(p.doc),
+        });
+      });
+    },
+
+    async applyRevision(p: { doc: DocRef; round: number; contentHash: string; actor: Actor }) {
+      await db.transaction(async (trx) => {
+        const content = await trx('document_contents').where({ hash: p.contentHash }).first('hash');
+        if (!content) {
+          throw ApplicationFailure.create({
+            type: FailureType.NotFound,
+            message: `no content with hash ${p.contentHash}`,
+            nonRetryable: true,
+          });
+        }
+        const before = await trx('document_versions').where({ id: p.doc.versionId }).first('content_hash');
+        await setVersion(trx, p.doc, { content_hash: p.contentHash, round: p.round });
+        const voided = await trx('signatures')
+          .where({ document_version_id: p.doc.versionId, void: false })
+          .where('round', '<', p.round)
+          .update({ void: true, voided_at: trx.fn.now(), void_reason: `content revised for round ${p.round}` });
+        await closeTask(trx, `${p.doc.workflowId}:r${p.round - 1}:revise`, 'done', p.actor.userId);
+        await audit(
+          trx,
+          p.doc,
+          'document.revised',
+          { round: p.round, fromHash: before.content_hash, toHash: p.contentHash, voidedSignatures: voided },
+          p.actor,
+        );
+      });
+    },
+
+    async closeVersion(p: {
+      doc: DocRef;
+      state: Extract<VersionState, 'approved' | 'rejected' | 'withdrawn' | 'obsolete'>;
+      by?: Actor;
+      comment?: string;
+    }) {
+      return db.transaction(async (trx) => {
+        const stamp = p.state === 'approved' ? { approved_at: trx.fn.now() } : { closed_at: trx.fn.now() };
+        await setVersion(trx, p.doc, { state: p.state, stage_name: null, assignees: [], due_at: null, ...stamp });
+        const cancelled = await closeTasksByPrefix(trx, `${p.doc.workflowId}:`, 'cancelled');
+        await audit(
+          trx,
+          p.doc,
+          `document.${p.state}`,
+          { by: p.by?.username ?? null, comment: p.comment ?? null, cancelledTasks: cancelled },
+          p.by,
+        );
+        return notify(trx, [{ kind: 'user', userId: p.doc.authorId, username: '' }], {
+          kind: `document.${p.state}`,
+          title: `${label(p.doc)} ${p.state.replace('_', ' ')}`,
+          body: `${label(p.doc)} "${p.doc.title}" is now ${p.state}${p.comment ? `: ${p.comment}` : '.'}`,
+          link: link(p.doc),
+        });
+      });
+    },
+
+    /** Makes the version effective and, in the same transaction, supersedes the version that was effective. */
+    async makeEffective(p: { doc: DocRef; nextReviewAt: string }) {
+      return db.transaction(async (trx) => {
+        await trx('documents').where({ id: p.doc.documentId }).forUpdate().first('id');
+        const previous = await trx('document_versions')
+          .where({ document_id: p.doc.documentId, state: 'effective' })
+          .whereNot({ id: p.doc.versionId })
+          .first('id', 'version', 'workflow_id');
+        if (previous) {
+          await trx('document_versions')
+            .where({ id: previous.id })
+            .update({ state: 'superseded', closed_at: trx.fn.now(), next_review_at: null, updated_at: trx.fn.now() });
+          await appendAudit(trx, {
+            actor: SYSTEM_ACTOR,
+            action: 'document.superseded',
+            entityType: 'document',
+            entityId: p.doc.documentNumber,
+            details: { version: previous.version, supersededBy: p.doc.version },
+            idempotencyKey: activityKey('superseded'),
+          });
+        }
+        await setVersion(trx, p.doc, {
+          state: 'effective',
+          effective_at: trx.fn.now(),
+          next_review_at: p.nextReviewAt,
+          stage_name: null,
+          assignees: [],
+          due_at: null,
+        });
+        await audit(trx, p.doc, 'document.effective', { supersedes: previous?.version ?? null, nextReviewAt: p.nextReviewAt });
+        const outboxIds = await notify(trx, [{ kind: 'user', userId: p.doc.authorId, username: '' }, DOCUMENT_CONTROL], {
+          kind: 'document.effective',
+          title: `${label(p.doc)} is effective`,
+          body: `${label(p.doc)} "${p.doc.title}" is effective${previous ? ` and supersedes v${previous.version}` : ''}.`,
+          link: link(p.doc),
+        });
+        return { supersededWorkflowId: (previous?.workflow_id as string | null) ?? null, outboxIds };
+      });
+    },
+
+    /** Cancels whatever the run still has open in the inbox (it was superseded, or an operator cancelled it). */
+    async closeOpenTasks(p: { doc: DocRef; reason: string }) {
+      await db.transaction(async (trx) => {
+        const cancelled = await closeTasksByPrefix(trx, `${p.doc.workflowId}:`, 'cancelled');
+        if (cancelled) await audit(trx, p.doc, 'document.tasks_cancelled', { reason: p.reason, cancelledTasks: cancelled });
+      });
+    },
+
+    async openPeriodicReview(p: { doc: DocRef; cycle: number; dueAt: string }) {
+      return db.transaction(async (trx) => {
+        await openTask(trx, {
+          taskKey: `${p.doc.workflowId}:review${p.cycle}`,
+          workflowId: p.doc.workflowId,
+          entityType: 'document',
+          entityId: p.doc.documentNumber,
+          kind: 'document.periodic_review',
+          title: `Periodic review of ${label(p.doc)} "${p.doc.title}"`,
+          assignee: DOCUMENT_CONTROL,
+          dueAt: p.dueAt,
+        });
+        await audit(trx, p.doc, 'document.periodic_review_due', { cycle: p.cycle });
+        return notify(trx, [DOCUMENT_CONTROL, { kind: 'user', userId: p.doc.authorId, username: '' }], {
+          kind: 'document.periodic_review_due',
+          title: `Periodic review due: ${label(p.doc)}`,
+          body: `${label(p.doc)} "${p.doc.title}" is due for its periodic review.`,
+          link: link(p.doc),
+        });
+      });
+    },
+
+    async completePeriodicReview(p: { doc: DocRef; cycle: number; actor: Actor; comment: string; nextReviewAt: string }) {
+      await db.transaction(async (trx) => {
+        await closeTask(trx, `${p.doc.workflowId}:review${p.cycle}`, 'done', p.actor.userId);
+        await setVersion(trx, p.doc, { next_review_at: p.nextReviewAt });
+        await audit(
+          trx,
+          p.doc,
+          'document.periodic_review_completed',
+          { cycle: p.cycle, comment: p.comment, nextReviewAt: p.nextReviewAt },
+          p.actor,
+        );
+      });
+    },
+
+    async reassignStage(p: {
+      doc: DocRef;
+      round: number;
+      stageIndex: number;
+      stageName: string;
+      from: AssigneeRef;
+      to: AssigneeRef;
+      dueAt: string;
+      actor: Actor;
+      reason: string;
+    }) {
+      return db.transaction(async (trx) => {
+        const prefix = stageTaskPrefix(p.doc, p.round, p.stageIndex);
+        await closeTask(trx, prefix + assigneeKey(p.from), 'reassigned', p.actor.userId);
+        await openTask(trx, {
+          taskKey: prefix + assigneeKey(p.to),
+          workflowId: p.doc.workflowId,
+          entityType: 'document',
+          entityId: p.doc.documentNumber,
+          kind: 'document.review',
+          title: `Review ${label(p.doc)} "${p.doc.title}" (${p.stageName})`,
+          assignee: p.to,
+          dueAt: p.dueAt,
+        });
+        const assignees: string[] = (await trx('document_versions').where({ id: p.doc.versionId }).first('assignees')).assignees;
+        await setVersion(trx, p.doc, { assignees: assignees.map((a) => (a === assigneeKey(p.from) ? assigneeKey(p.to) : a)) });
+        await audit(
+          trx,
+          p.doc,
+          'document.stage_reassigned',
+          { stage: p.stageName, from: assigneeKey(p.from), to: assigneeKey(p.to), reason: p.reason },
+          p.actor,
+        );
+        return notify(trx, [p.to], {
+          kind: 'document.review_requested',
+          title: `Review requested: ${label(p.doc)} ${p.doc.title}`,
+          body: `${label(p.doc)} "${p.doc.title}" was reassigned to you for ${p.stageName}; due ${p.dueAt}.`,
+          link: link(p.doc),
+        });
+      });
+    },
+
+    async extendStageDue(p: {
+      doc: DocRef;
+      round: number;
+      stageIndex: number;
+      stageName: string;
+      fromDueAt: string;
+      dueAt: string;
+      actor: Actor;
+      reason: string;
+    }) {
+      await db.transaction(async (trx) => {
+        await trx('tasks')
+          .where('state', 'open')
+          .andWhere('task_key', 'like', `${stageTaskPrefix(p.doc, p.round, p.stageIndex)}%`)
+          .update({ due_at: p.dueAt });
+        await setVersion(trx, p.doc, { due_at: p.dueAt });
+        await audit(
+          trx,
+          p.doc,
+          'document.stage_extended',
+          { stage: p.stageName, from: p.fromDueAt, to: p.dueAt, reason: p.reason },
+          p.actor,
+        );
+      });
+    },
+  };
+}
+
+export type DocumentActivities = ReturnType<typeof documentActivities>;

@@ -1,0 +1,18 @@
+import { auditActivities } from './audit';
+import type { ActivityDeps } from './deps';
+import { documentActivities } from './documents';
+import { notificationActivities } from './notifications';
+
+export type { ActivityDeps } from './deps';
+export type { DocRef } from './documents';
+
+/** Every activity labflow's workers run, with their dependencies injected. */
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...notificationActivities(deps),
+    ...documentActivities(deps),
+    ...auditActivities(deps),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

@@ -1,0 +1,48 @@
+import Router from '@koa/router';
+import Koa from 'koa';
+import type { ApiDeps } from './deps';
+import { errorHandler } from './error-handler';
+import { mountHealth } from './health';
+import { createApiMetrics } from './metrics';
+import { requestContext } from './request-context';
+import { mountRoutes, openApiDocument } from './route';
+import { adminRoutes } from './routes/admin';
+import { documentVersionRoutes } from './routes/document-versions';
+import { documentRoutes } from './routes/documents';
+import { inboxRoutes } from './routes/inbox';
+import { workflowRoutes } from './routes/workflows';
+
+/** The whole HTTP API as a Koa app, without listening: the server and the tests mount it alike. */
+export function createApp(deps: ApiDeps): Koa {
+  const app = new Koa();
+  app.proxy = true;
+  const metrics = createApiMetrics();
+  const specs = [
+    ...documentRoutes(deps),
+    ...documentVersionRoutes(deps),
+    ...inboxRoutes(deps),
+    ...workflowRoutes(deps),
+    ...adminRoutes(deps),
+  ];
+  const openapi = openApiDocument(specs);
+
+  const root = new Router();
+  mountHealth(root, deps.db, deps.temporal);
+  root.get('/metrics', async (ctx) => {
+    ctx.type = metrics.registry.contentType;
+    ctx.body = await metrics.registry.metrics();
+  });
+
+  const api = new Router({ prefix: '/api/v1' });
+  api.get('/openapi.json', (ctx) => {
+    ctx.body = openapi;
+  });
+  mountRoutes(api, specs, deps);
+
+  app.use(requestContext(deps.log));
+  app.use(metrics.middleware);
+  app.use(errorHandler(deps.log));
+  app.use(root.routes()).use(root.allowedMethods({ throw: true }));
+  app.use(api.routes()).use(api.allowedMethods({ throw: true }));
+  return app;
+}

@@ -1,0 +1,57 @@
+import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
+import { ServiceError, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { Context, Next } from 'koa';
+import { FAILURE_HTTP_STATUS, type FailureType } from '../common/failures';
+import type { Logger } from '../platform/logger';
+import { Problem, problems } from './problem';
+
+const kebab = (value: string) => value.replace(/([a-z])([A-Z])/g, '$1-$2').toLowerCase();
+
+/** Turns anything thrown below into a problem+json answer; only a genuine bug becomes a 500. */
+export function toProblem(err: unknown): Problem | null {
+  if (err instanceof Problem) return err;
+  if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type) {
+    const status = FAILURE_HTTP_STATUS[err.cause.type as FailureType];
+    if (status) return new Problem(status, kebab(err.cause.type), 'The action was refused', err.cause.message);
+  }
+  if (err instanceof WorkflowExecutionAlreadyStartedError) {
+    return problems.conflict('already-started', `a run with ID ${err.workflowId} already exists`, { workflowId: err.workflowId });
+  }
+  if (err instanceof WorkflowNotFoundError) {
+    if (/already completed/i.test(err.message)) {
+      return problems.conflict('run-finished', 'the run has already finished; nothing more can be done');
+    }
+    return problems.notFound(`workflow run ${err.workflowId}`);
+  }
+  const message = err instanceof Error ? err.message : '';
+  if (err instanceof ServiceError && /UNAVAILABLE|DEADLINE_EXCEEDED|connect/i.test(message)) {
+    return problems.unavailable('Temporal is not reachable');
+  }
+  const code = (err as { code?: string }).code;
+  if (code === 'ECONNREFUSED' || code === '57P01' || /Knex: Timeout acquiring a connection/.test(message)) {
+    return problems.unavailable('PostgreSQL is not reachable');
+  }
+  const status = (err as { status?: number }).status;
+  if (status === 405) return new Problem(405, 'method-not-allowed', 'Method not allowed', message);
+  if (status === 501) return new Problem(501, 'not-implemented', 'Not implemented', message);
+  return null;
+}
+
+export function errorHandler(log: Logger) {
+  return async (ctx: Context, next: Next) => {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) throw problems.notFound(`${ctx.method} ${ctx.path}`);
+    } catch (err) {
+      let problem = toProblem(err);
+      if (!problem) {
+        log.error({ err, requestId: ctx.state.requestId }, 'unhandled error');
+        problem = new Problem(500, 'internal', 'Internal error', `something went wrong; quote request ${ctx.state.requestId}`);
+      }
+      ctx.status = problem.status;
+      ctx.set(problem.headers);
+      ctx.body = problem.body(ctx.path);
+      ctx.type = 'application/problem+json';
+    }
+  };
+}

@@ -1,0 +1,47 @@
+import type Router from '@koa/router';
+import type { Client } from '@temporalio/client';
+import type { Db } from '../db/knex';
+
+const within = <T>(ms: number, work: Promise<T>) =>
+  Promise.race([work, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())]);
+
+/** Liveness answers while the process runs; readiness names each dependency that does not answer. */
+export function mountHealth(router: Router, db: Db, temporal: Client): void {
+  router.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+  router.get('/readyz', async (ctx) => {
+    const checks = {
+      postgres: within(2000, db.raw('select 1')),
+      temporal: within(2000, temporal.connection.workflowService.getSystemInfo({})),
+    };
+    const results = Object.fromEntries(
+      await Promise.all(
+        Object.entries(checks).map(async ([name, check]) => [
+          name,
+          await check.then(
+            () => 'ok',
+            (err: Error) => `down: ${err.message.split('\n')[0]}`,
+          ),
+        ]),
+      ),
+    ) as Record<string, string>;
+    const down = Object.entries(results)
+      .filter(([, status]) => status !== 'ok')
+      .map(([name]) => name);
+    ctx.status = down.length ? 503 : 200;
+    if (down.length) {
+      ctx.type = 'application/problem+json';
+      ctx.body = {
+        type: 'urn:labflow:problem:not-ready',
+        title: 'Not ready',
+        status: 503,
+        detail: `unavailable: ${down.join(', ')}`,
+        checks: results,
+      };
+      ctx.set('Retry-After', '5');
+    } else {
+      ctx.body = { status: 'ready', checks: results };
+    }
+  });
+}

@@ -1,0 +1,106 @@
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import type { Actor, Role } from '../common/roles';
+import { requireRole } from './auth';
+import { readJsonBody } from './body';
+import { problems } from './problem';
+import type { ApiDeps } from './deps';
+
+export interface RouteInput<P, Q, B> {
+  params: P;
+  query: Q;
+  body: B;
+  actor: Actor;
+  ctx: Context;
+}
+
+/** One HTTP operation: its schemas drive validation and the OpenAPI document alike. */
+export interface RouteSpec<P = unknown, Q = unknown, B = unknown> {
+  method: 'get' | 'post' | 'put' | 'delete';
+  path: string;
+  summary: string;
+  tag: string;
+  roles: readonly Role[] | 'any';
+  params?: z.ZodType<P>;
+  query?: z.ZodType<Q>;
+  body?: z.ZodType<B>;
+  /** Sets ctx.status and ctx.body. */
+  handler: (input: RouteInput<P, Q, B>) => Promise<void>;
+}
+
+export function route<P = Record<string, never>, Q = Record<string, never>, B = undefined>(spec: RouteSpec<P, Q, B>): RouteSpec {
+  return spec as unknown as RouteSpec;
+}
+
+export function parseOrProblem<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const errors = result.error.issues.map((issue) => ({
+    field: [where, ...issue.path.map(String)].join('.'),
+    detail: issue.message,
+  }));
+  throw problems.validation(errors.map((e) => `${e.field}: ${e.detail}`).join('; '), errors);
+}
+
+export function mountRoutes(router: Router, specs: RouteSpec[], deps: ApiDeps): void {
+  for (const spec of specs) {
+    router[spec.method](spec.path, async (ctx) => {
+      const actor = await deps.authenticate(ctx);
+      requireRole(actor, spec.roles);
+      const params = spec.params ? parseOrProblem(spec.params, ctx.params, 'params') : {};
+      const query = spec.query ? parseOrProblem(spec.query, { ...ctx.query }, 'query') : {};
+      let body: unknown;
+      if (spec.method !== 'get') {
+        const raw = await readJsonBody(ctx, deps.config.bodyLimitBytes);
+        if (spec.body) body = parseOrProblem(spec.body, raw ?? {}, 'body');
+      }
+      ctx.state.actor = actor.username;
+      await spec.handler({ params, query, body, actor, ctx });
+    });
+  }
+}
+
+export function openApiDocument(specs: RouteSpec[]): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const spec of specs) {
+    const path = `/api/v1${spec.path}`.replace(/:(\w+)/g, '{$1}');
+    const parameters = [
+      ...Object.keys((spec.params as z.ZodObject | undefined)?.shape ?? {}).map((name) => ({
+        name,
+        in: 'path',
+        required: true,
+        schema: { type: 'string' },
+      })),
+      ...Object.entries((spec.query as z.ZodObject | undefined)?.shape ?? {}).map(([name, schema]) => ({
+        name,
+        in: 'query',
+        required: false,
+        schema: z.toJSONSchema(schema as z.ZodType, { io: 'input', unrepresentable: 'any' }),
+      })),
+    ];
+    paths[path] ??= {};
+    paths[path][spec.method] = {
+      summary: spec.summary,
+      tags: [spec.tag],
+      description: spec.roles === 'any' ? 'Any authenticated user.' : `Roles: ${spec.roles.join(', ')} (admin always).`,
+      parameters,
+      ...(spec.body
+        ? {
+            requestBody: {
+              required: true,
+              content: { 'application/json': { schema: z.toJSONSchema(spec.body, { io: 'input', unrepresentable: 'any' }) } },
+            },
+          }
+        : {}),
+      responses: { default: { description: 'Success, or an application/problem+json error' } },
+      security: [{ apiKey: [] }],
+    };
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'labflow API', version: '1' },
+    components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'labflow API key' } } },
+    paths,
+  };
+}

@@ -1,0 +1,56 @@
+import { z } from 'zod';
+import { verifyAuditChain } from '../../db/audit';
+import { createUser } from '../../db/identity';
+import type { ApiDeps } from '../deps';
+import { problems } from '../problem';
+import { route, type RouteSpec } from '../route';
+import { role, text, username } from '../schemas/common';
+
+const newUserBody = z.strictObject({
+  username,
+  printedName: text(120),
+  email: z.email(),
+  roles: z.array(role).min(1).max(10),
+  password: z.string().min(12, 'at least 12 characters').max(200).optional(),
+});
+
+export function adminRoutes({ db }: ApiDeps): RouteSpec[] {
+  return [
+    route({
+      method: 'get',
+      path: '/me',
+      summary: 'Who the API key belongs to, with roles',
+      tag: 'identity',
+      roles: 'any',
+      handler: async ({ actor, ctx }) => {
+        ctx.body = actor;
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/users',
+      summary: 'Create a user; the answer carries their API key, shown this once',
+      tag: 'identity',
+      roles: ['admin'],
+      body: newUserBody,
+      handler: async ({ body, actor, ctx }) => {
+        if (await db('users').where({ username: body.username }).first('id')) {
+          throw problems.conflict('user-exists', `user ${body.username} already exists`);
+        }
+        const { user, apiKey } = await createUser(db, body, actor.username);
+        ctx.status = 201;
+        ctx.body = { ...user, apiKey };
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/admin/audit/verify',
+      summary: "Recompute the audit trail's hash chain and name the first broken link",
+      tag: 'operations',
+      roles: ['admin', 'qa_manager'],
+      handler: async ({ ctx }) => {
+        ctx.body = await verifyAuditChain(db);
+      },
+    }),
+  ];
+}

@@ -1,0 +1,287 @@
+import { WorkflowNotFoundError } from '@temporalio/common';
+import type { UpdateDefinition, WorkflowHandle } from '@temporalio/client';
+import type { ZodType } from 'zod';
+import {
+  completePeriodicReviewUpdate,
+  decideUpdate,
+  documentStateQuery,
+  extendDueUpdate,
+  FINAL_VERSION_STATES,
+  obsoleteUpdate,
+  reassignUpdate,
+  uploadRevisionUpdate,
+  withdrawUpdate,
+  type AssigneeRef,
+  type DocumentApprovalInput,
+} from '../../common/document-approval';
+import { workflowIds } from '../../common/ids';
+import type { Actor, Role } from '../../common/roles';
+import { routingProblems } from '../../common/routing-rules';
+import { Assignees, EntityId, EntityType, Stage } from '../../common/search-attributes';
+import { findVersion, listSignatures, storeContent, type VersionRow } from '../../db/documents';
+import { checkSigningPassword } from '../../db/identity';
+import type { Db } from '../../db/knex';
+import type { documentApprovalWorkflow } from '../../workflows';
+import type { ApiDeps } from '../deps';
+import { Problem, problems } from '../problem';
+import { route, type RouteSpec } from '../route';
+import {
+  commentBody,
+  contentBody,
+  decisionBody,
+  extendBody,
+  reasonBody,
+  reassignBody,
+  submitBody,
+  versionParams,
+} from '../schemas/documents';
+
+export async function loadVersion(db: Db, number: string, version: number): Promise<VersionRow> {
+  const row = await findVersion(db, number, version);
+  if (!row) throw problems.notFound(`version ${version} of document ${number}`);
+  return row;
+}
+
+const isRunning = (row: VersionRow) => row.workflow_id !== null && !FINAL_VERSION_STATES.includes(row.state);
+
+/** The record, plus the run's live state while it runs (stage, slots, decisions, due dates). */
+export async function versionView(deps: ApiDeps, row: VersionRow) {
+  let process = null;
+  if (isRunning(row)) {
+    try {
+      process = await deps.temporal.workflow.getHandle(row.workflow_id!).query(documentStateQuery);
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
+  }
+  return {
+    number: row.number,
+    title: row.title,
+    version: row.version,
+    author: row.author,
+    state: process?.state ?? row.state,
+    contentHash: process?.contentHash ?? row.content_hash,
+    round: process?.round ?? row.round,
+    workflowId: row.workflow_id,
+    stage: row.stage_name,
+    assignees: process?.pendingAssignees ?? row.assignees,
+    dueAt: process?.dueAt ?? row.due_at,
+    submittedAt: row.submitted_at,
+    approvedAt: row.approved_at,
+    effectiveAt: row.effective_at,
+    closedAt: row.closed_at,
+    nextReviewAt: process?.nextPeriodicReviewAt ?? row.next_review_at,
+    live: process !== null,
+    process,
+    signatures: await listSignatures(deps.db, row.id),
+  };
+}
+
+async function resolveAssignee(db: Db, input: { user: string } | { role: Role }, field: string): Promise<AssigneeRef> {
+  if ('role' in input) return { kind: 'role', role: input.role };
+  const user = await db('users').where({ username: input.user, active: true }).first('id', 'username');
+  if (!user)
+    throw problems.unprocessable('unknown-user', `no active user "${input.user}"`, { errors: [{ field, detail: 'unknown user' }] });
+  return { kind: 'user', userId: user.id, username: user.username };
+}
+
+export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
+  const { db, temporal, config } = deps;
+
+  async function runningVersion(
+    number: string,
+    version: number,
+  ): Promise<{ row: VersionRow; handle: WorkflowHandle<typeof documentApprovalWorkflow> }> {
+    const row = await loadVersion(db, number, version);
+    if (!row.workflow_id || row.state === 'draft')
+      throw problems.conflict('not-submitted', `${number} v${version} has not been submitted for review`);
+    if (FINAL_VERSION_STATES.includes(row.state))
+      throw problems.conflict('run-finished', `${number} v${version} is ${row.state}; nothing more can be done`);
+    return { row, handle: temporal.workflow.getHandle(row.workflow_id) };
+  }
+
+  const versionPath = '/documents/:number/versions/:version';
+  const located = (row: VersionRow) => `/api/v1/documents/${row.number}/versions/${row.version}`;
+
+  return [
+    route({
+      method: 'post',
+      path: `${versionPath}/submit`,
+      summary: 'Submit a draft version for review with its routing; answers 202 with the run to poll',
+      tag: 'document approval',
+      roles: ['author', 'document_control'],
+      params: versionParams,
+      body: submitBody,
+      handler: async ({ params, body, actor, ctx }) => {
+        const row = await loadVersion(db, params.number, params.version);
+        const workflowId = workflowIds.documentApproval(row.number, row.version);
+        if (row.state !== 'draft') {
+          throw problems.conflict('already-submitted', `${row.number} v${row.version} is ${row.state}`, {
+            workflowId: row.workflow_id ?? workflowId,
+          });
+        }
+        if (row.author_id !== actor.userId && !actor.roles.includes('document_control')) {
+          throw problems.forbidden('only the author or document control may submit this version');
+        }
+        const routing = await Promise.all(
+          body.routing.map(async (stage, i) => ({
+            name: stage.name,
+            rule: stage.rule,
+            due: stage.due ?? config.documentDefaults.stageDue,
+            assignees: await Promise.all(stage.assignees.map((a, j) => resolveAssignee(db, a, `body.routing.${i}.assignees.${j}`))),
+          })),
+        );
+        const errors = routingProblems(routing, row.author_id);
+        if (errors.length) throw problems.unprocessable('invalid-routing', errors.map((e) => e.detail).join('; '), { errors });
+        const author = { userId: row.author_id, username: row.author };
+        const input: DocumentApprovalInput = {
+          documentId: row.document_id,
+          documentNumber: row.number,
+          title: row.title,
+          versionId: row.id,
+          version: row.version,
+          author,
+          contentHash: row.content_hash,
+          routing,
+          reminderBefore: body.reminderBefore ?? config.documentDefaults.reminderBefore,
+          effectiveDate: body.effectiveDate,
+          periodicReview: body.periodicReview ?? config.documentDefaults.periodicReview,
+          submittedBy: actor.userId,
+        };
+        const handle = await temporal.workflow.start<typeof documentApprovalWorkflow>('documentApprovalWorkflow', {
+          workflowId,
+          taskQueue: config.taskQueue,
+          args: [input],
+          workflowIdConflictPolicy: 'FAIL',
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          typedSearchAttributes: [
+            { key: EntityType, value: 'document' },
+            { key: EntityId, value: row.number },
+            { key: Stage, value: 'in_review' },
+            { key: Assignees, value: [] },
+          ],
+        });
+        ctx.status = 202;
+        ctx.set('Location', located(row));
+        ctx.body = { workflowId: handle.workflowId, runId: handle.firstExecutionRunId, state: 'in_review', location: located(row) };
+      },
+    }),
+    route({
+      method: 'post',
+      path: `${versionPath}/decisions`,
+      summary: 'Approve (an electronic signature: password, meaning, content hash), reject or request changes',
+      tag: 'document approval',
+      roles: 'any',
+      params: versionParams,
+      body: decisionBody,
+      handler: async ({ params, body, actor, ctx }) => {
+        const { row, handle } = await runningVersion(params.number, params.version);
+        let signature;
+        if (body.signature) {
+          const check = await checkSigningPassword(db, actor, body.signature.password, config.signing, {
+            entityType: 'document',
+            entityId: row.number,
+          });
+          if (!check.ok && check.reason === 'locked') {
+            const seconds = Math.max(1, Math.ceil((check.lockedUntil.getTime() - Date.now()) / 1000));
+            throw new Problem(
+              423,
+              'signing-locked',
+              'Signing is locked',
+              `too many wrong passwords; signing is locked until ${check.lockedUntil.toISOString()}`,
+              {},
+              { 'Retry-After': String(seconds) },
+            );
+          }
+          if (!check.ok) {
+            const detail = check.lockedUntil
+              ? `the password is wrong; signing is now locked until ${check.lockedUntil.toISOString()}`
+              : `the password is wrong; ${check.remaining} attempt(s) left before signing is locked`;
+            throw new Problem(403, 'signature-password-invalid', 'Signature not accepted', detail);
+          }
+          signature = { meaning: body.signature.meaning, contentHash: body.signature.contentHash, signedAt: new Date().toISOString() };
+        }
+        ctx.body = await handle.executeUpdate(decideUpdate, {
+          args: [{ actor, decision: body.decision, comment: body.comment || undefined, signature }],
+        });
+      },
+    }),
+    actionRoute(
+      'withdraw',
+      'Withdraw a version from review (author or document control, reason required)',
+      reasonBody,
+      (actor, body) => [withdrawUpdate, { actor, reason: body.reason }] as const,
+    ),
+    actionRoute(
+      'obsolete',
+      'Retire an effective version (document control, reason required)',
+      reasonBody,
+      (actor, body) => [obsoleteUpdate, { actor, reason: body.reason }] as const,
+    ),
+    actionRoute(
+      'periodic-review',
+      'Record the periodic review of an effective version (document control)',
+      commentBody,
+      (actor, body) => [completePeriodicReviewUpdate, { actor, comment: body.comment }] as const,
+    ),
+    actionRoute(
+      'extend',
+      "Move the current stage's due date later (document control, reason required)",
+      extendBody,
+      (actor, body) => [extendDueUpdate, { actor, dueAt: body.dueAt, reason: body.reason }] as const,
+    ),
+    route({
+      method: 'post',
+      path: `${versionPath}/reassign`,
+      summary: 'Hand an undecided review slot of the current stage to someone else (document control, reason required)',
+      tag: 'document approval',
+      roles: ['document_control'],
+      params: versionParams,
+      body: reassignBody,
+      handler: async ({ params, body, actor, ctx }) => {
+        const { handle } = await runningVersion(params.number, params.version);
+        const to = await resolveAssignee(db, body.to, 'body.to');
+        ctx.body = await handle.executeUpdate(reassignUpdate, { args: [{ actor, from: body.from, to, reason: body.reason }] });
+      },
+    }),
+    route({
+      method: 'post',
+      path: `${versionPath}/revision`,
+      summary: 'Upload revised text after changes were requested; starts a new round and voids earlier signatures',
+      tag: 'document approval',
+      roles: ['author', 'document_control'],
+      params: versionParams,
+      body: contentBody,
+      handler: async ({ params, body, actor, ctx }) => {
+        const { row, handle } = await runningVersion(params.number, params.version);
+        if (row.state !== 'changes_requested')
+          throw problems.conflict('wrong-stage', `${row.number} v${row.version} is ${row.state}, not changes_requested`);
+        if (row.author_id !== actor.userId) throw problems.forbidden('only the author may upload a revision');
+        const contentHash = await storeContent(db, body.content);
+        ctx.body = await handle.executeUpdate(uploadRevisionUpdate, { args: [{ actor, contentHash }] });
+      },
+    }),
+  ];
+
+  function actionRoute<B, A>(
+    name: string,
+    summary: string,
+    body: ZodType<B>,
+    toUpdate: (actor: Actor, body: B) => readonly [UpdateDefinition<unknown, [A]>, A],
+  ): RouteSpec {
+    return route({
+      method: 'post',
+      path: `${versionPath}/${name}`,
+      summary,
+      tag: 'document approval',
+      roles: 'any',
+      params: versionParams,
+      body,
+      handler: async ({ params, body: parsed, actor, ctx }) => {
+        const { handle } = await runningVersion(params.number, params.version);
+        const [update, args] = toUpdate(actor, parsed as B);
+        ctx.body = await handle.executeUpdate(update, { args: [args] });
+      },
+    });
+  }
+}

@@ -1,0 +1,44 @@
+import { Client, Connection } from '@temporalio/client';
+import { loadConfig } from '../common/config';
+import { createDb } from '../db/knex';
+import { createLogger } from '../platform/logger';
+import { createApp } from './app';
+import { createAuthenticator } from './auth';
+import { apiConfig } from './config';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(config, 'api');
+  const db = createDb(config.DATABASE_URL, config.DATABASE_POOL_MAX);
+  // A lazy connection lets the API start (and answer /readyz with 503) while Temporal is still coming up.
+  const connection = Connection.lazy({ address: config.TEMPORAL_ADDRESS });
+  const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const settings = apiConfig(config);
+  const app = createApp({ db, temporal, config: settings, log, authenticate: createAuthenticator(db, settings.apiKeyCacheTtlMs) });
+  const server = app.listen(config.API_PORT, config.API_HOST, () =>
+    log.info({ host: config.API_HOST, port: config.API_PORT }, 'api listening'),
+  );
+  server.on('error', (err) => {
+    log.fatal({ err }, 'api could not listen');
+    process.exit(1);
+  });
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'api stopping');
+    server.close(() => {
+      void Promise.allSettled([connection.close(), db.destroy()]).then(() => process.exit(0));
+    });
+    server.closeIdleConnections();
+    setTimeout(() => process.exit(0), 10_000).unref();
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((err) => {
+  process.stderr.write(`api failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,91 @@
+import type { Knex } from 'knex';
+import type { AssigneeRef } from '../common/document-approval';
+import type { Db } from './knex';
+
+export interface NewTask {
+  taskKey: string;
+  workflowId: string;
+  entityType: string;
+  entityId: string;
+  kind: string;
+  title: string;
+  assignee: AssigneeRef;
+  dueAt?: string | null;
+}
+
+/** Opens a task in the inbox; opening the same task key again changes nothing. */
+export async function openTask(trx: Knex | Knex.Transaction, task: NewTask): Promise<void> {
+  await trx('tasks')
+    .insert({
+      task_key: task.taskKey,
+      workflow_id: task.workflowId,
+      entity_type: task.entityType,
+      entity_id: task.entityId,
+      kind: task.kind,
+      title: task.title,
+      assignee_user_id: task.assignee.kind === 'user' ? task.assignee.userId : null,
+      assignee_role: task.assignee.kind === 'role' ? task.assignee.role : null,
+      due_at: task.dueAt ?? null,
+    })
+    .onConflict('task_key')
+    .ignore();
+}
+
+export type TaskEnd = 'done' | 'reassigned' | 'cancelled';
+
+export async function closeTask(trx: Knex | Knex.Transaction, taskKey: string, state: TaskEnd, closedBy?: string | null) {
+  return trx('tasks')
+    .where({ task_key: taskKey, state: 'open' })
+    .update({ state, closed_at: trx.fn.now(), closed_by: closedBy ?? null });
+}
+
+/** Closes every open task whose key starts with the prefix (a stage, a run). */
+export async function closeTasksByPrefix(trx: Knex | Knex.Transaction, keyPrefix: string, state: TaskEnd) {
+  return trx('tasks')
+    .where('state', 'open')
+    .andWhere('task_key', 'like', `${keyPrefix.replace(/[\\%_]/g, '\\$&')}%`)
+    .update({ state, closed_at: trx.fn.now() });
+}
+
+export interface TaskFilter {
+  userId?: string;
+  roles?: string[];
+  state?: string;
+  entityType?: string;
+  limit: number;
+  offset: number;
+}
+
+export async function listTasks(db: Db, filter: TaskFilter) {
+  const query = db('tasks as t')
+    .leftJoin('users as u', 'u.id', 't.assignee_user_id')
+    .select(
+      't.id',
+      't.kind',
+      't.title',
+      't.state',
+      't.entity_type',
+      't.entity_id',
+      't.workflow_id',
+      't.due_at',
+      't.created_at',
+      't.closed_at',
+      'u.username as assignee_user',
+      't.assignee_role',
+    )
+    .orderBy([
+      { column: 't.due_at', order: 'asc', nulls: 'last' },
+      { column: 't.created_at', order: 'asc' },
+    ])
+    .limit(filter.limit)
+    .offset(filter.offset);
+  if (filter.state) query.where('t.state', filter.state);
+  if (filter.entityType) query.where('t.entity_type', filter.entityType);
+  if (filter.userId) {
+    query.andWhere((q) => {
+      q.where('t.assignee_user_id', filter.userId!);
+      if (filter.roles?.length) q.orWhereIn('t.assignee_role', filter.roles);
+    });
+  }
+  return query;
+}

@@ -1,0 +1,77 @@
+import { join } from 'node:path';
+import pg from 'pg';
+import type { Config } from '../../common/config';
+import { maintenanceUrl } from '../../db/knex';
+import { findPostgresTools, startPrivatePostgres, type PrivatePostgres } from './private-postgres';
+import { say, StartError } from './say';
+
+export interface PostgresEndpoint {
+  databaseUrl: string;
+  /** Set when this start runs the private cluster and so must stop it. */
+  privateCluster: PrivatePostgres | null;
+}
+
+/** Errors that mean "no server there", as opposed to a server that answered and refused. */
+const NOT_ANSWERING = new Set(['ECONNREFUSED', 'ENOENT', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ECONNRESET']);
+
+/**
+ * DATABASE_URL's server when it answers; otherwise (PRIVATE_PG=auto) a private cluster under DATA_DIR, and
+ * DATABASE_URL rewritten to point at it. PRIVATE_PG=true always uses the private cluster, as
+ * TEMPORAL_DEV_SERVER=true always starts the dev server.
+ */
+export async function providePostgres(config: Config): Promise<PostgresEndpoint> {
+  const target = describeUrl(config.DATABASE_URL);
+  if (config.PRIVATE_PG !== true) {
+    const probe = await probePostgres(config.DATABASE_URL);
+    if (probe.answers) {
+      say(`PostgreSQL: using ${target}`);
+      return { databaseUrl: config.DATABASE_URL, privateCluster: null };
+    }
+    if (config.PRIVATE_PG === false) {
+      throw new StartError(`PostgreSQL does not answer at ${target} (${probe.why}); start it, fix DATABASE_URL, or set PRIVATE_PG=auto`);
+    }
+    if (!findPostgresTools()) {
+      throw new StartError(`PostgreSQL does not answer at ${target} (${probe.why}), and initdb is not installed to run a private cluster`);
+    }
+    say(`PostgreSQL: nothing answers at ${target}; using a private cluster instead`);
+  }
+  const cluster = await startPrivatePostgres({
+    dataDir: join(config.DATA_DIR, 'pg'),
+    logFile: join(config.DATA_DIR, 'pg.log'),
+    port: config.PRIVATE_PG_PORT,
+  });
+  return { databaseUrl: cluster.url(databaseName(config.DATABASE_URL)), privateCluster: cluster };
+}
+
+/** Connects to the server's maintenance database: labflow's own may not exist yet. */
+async function probePostgres(databaseUrl: string): Promise<{ answers: true } | { answers: false; why: string }> {
+  const client = new pg.Client({ connectionString: maintenanceUrl(databaseUrl).url, connectionTimeoutMillis: 3000 });
+  try {
+    await client.connect();
+    await client.query('select 1');
+    return { answers: true };
+  } catch (err) {
+    const error = err as NodeJS.ErrnoException;
+    if ((error.code && NOT_ANSWERING.has(error.code)) || /timeout/i.test(error.message)) {
+      return { answers: false, why: error.code ?? error.message };
+    }
+    throw new StartError(`PostgreSQL at ${describeUrl(databaseUrl)} answered but refused the connection: ${error.message}`);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+export function databaseName(databaseUrl: string): string {
+  return maintenanceUrl(databaseUrl).database || 'labflow';
+}
+
+/** The URL without its password, for messages. */
+export function describeUrl(databaseUrl: string): string {
+  try {
+    const url = new URL(databaseUrl);
+    url.password = '';
+    return url.toString();
+  } catch {
+    return '(an unparsable DATABASE_URL)';
+  }
+}

@@ -1,0 +1,50 @@
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
+
+const RELAYED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/**
+ * Runs a TypeScript entry point in a process group of its own, relays stop signals to it, and resolves with its
+ * exit code.
+ *
+ * Why: a terminal's Ctrl-C signals every process of the foreground group at once. Left there, the parts of the
+ * platform (the Temporal dev server included, which startDevTemporal spawns in its parent's group) would all stop
+ * together in no order, and the worker would lose its server while finishing its tasks. In a group of its own, only
+ * this front process hears the terminal, and the program behind it stops the parts one after another.
+ *
+ * The child gets an IPC channel: when this process dies without relaying anything (SIGKILL), the channel closes and
+ * the child sees 'disconnect', so nothing keeps running unattended.
+ */
+export function runInOwnProcessGroup(entry: string, args: string[]): Promise<number> {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
+    detached: true,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const relay = (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+  };
+  for (const signal of RELAYED) process.on(signal, relay);
+
+  return new Promise((resolve) => {
+    child.once('error', (err) => {
+      console.error(`[start] could not start ${entry}: ${err.message}`);
+      resolve(1);
+    });
+    child.once('exit', (code, signal) => {
+      for (const name of RELAYED) process.off(name, relay);
+      endLeftovers(child.pid);
+      resolve(code ?? 128 + (signal ? constants.signals[signal] : 0));
+    });
+  });
+}
+
+/** Processes still in the group after its leader ended were orphaned by a crash of it: end them too. */
+function endLeftovers(groupId: number | undefined): void {
+  if (!groupId) return;
+  try {
+    process.kill(-groupId, 'SIGTERM');
+    console.error(`[start] ended processes that the stopped platform had left behind (group ${groupId})`);
+  } catch {
+    // ESRCH: the group is empty, as it is after every orderly stop.
+  }
+}

@@ -1,0 +1,54 @@
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { createMailer } from '../activities/mailer';
+import { loadConfig } from '../common/config';
+import { createDb } from '../db/knex';
+import { createLogger } from '../platform/logger';
+import { mailDomainOf } from '../platform/mail-domain';
+import { createWorker } from './create-worker';
+import { installRuntime } from './runtime';
+import { ensureSchedules } from './schedules';
+import { ensureSearchAttributes } from './search-attributes';
+import { join } from 'node:path';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(config, 'worker');
+  installRuntime(log, config.WORKER_METRICS_PORT);
+
+  const db = createDb(config.DATABASE_URL, config.DATABASE_POOL_MAX);
+  const mailer = createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM, outboxDir: join(config.DATA_DIR, 'outbox') });
+  const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const added = await ensureSearchAttributes(clientConnection, config.TEMPORAL_NAMESPACE);
+  if (added.length) log.info({ added }, 'search attributes registered');
+  if (config.SCHEDULES) {
+    await ensureSchedules(
+      new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE }),
+      config.TEMPORAL_TASK_QUEUE,
+      log,
+    );
+  }
+
+  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const worker = await createWorker({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    activities: createActivities({ db, mailer, publicUrl: config.PUBLIC_URL, mailDomain: mailDomainOf(config.MAIL_FROM) }),
+    workflowBundle: config.WORKFLOW_BUNDLE_PATH ? { codePath: config.WORKFLOW_BUNDLE_PATH } : undefined,
+  });
+  log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, metricsPort: config.WORKER_METRICS_PORT || null }, 'worker polling');
+  // The runtime shuts the worker down on SIGINT/SIGTERM; run() resolves once in-flight tasks are done.
+  await worker.run();
+  await connection.close();
+  await clientConnection.close();
+  mailer.close();
+  await db.destroy();
+  log.info('worker stopped');
+}
+
+main().catch((err) => {
+  process.stderr.write(`worker failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

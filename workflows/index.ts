@@ -1,0 +1,2 @@
+export { documentApprovalWorkflow } from './document-approval';
+export { auditVerifyWorkflow } from './audit-verify';
