@@ -66,6 +66,7 @@ export function documentActivities({ db, publicUrl, mailDomain }: ActivityDeps) 
       return db.transaction(async (trx) => {
         await setVersion(trx, p.doc, {
           state: 'in_review',
+          workflow_id: p.doc.workflowId,
           round: p.round,
           stage_name: p.stageName,
           assignees: p.assignees.map(assigneeKey),

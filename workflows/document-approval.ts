@@ -365,7 +365,6 @@ export async function documentApprovalWorkflow(input: DocumentApprovalInput): Pr
   async function runStage(stageIndex: number): Promise<StageStatus> {
     const stage = s.stages[stageIndex];
     const openedAt = Date.now();
-    stage.status = 'active';
     stage.slots.forEach((slot) => delete slot.decision);
     stage.dueAt = iso(openedAt + durationMs(stage.due));
     // A reminder is only worth sending when it falls after the stage opened.
@@ -383,6 +382,9 @@ export async function documentApprovalWorkflow(input: DocumentApprovalInput): Pr
         dueAt: stage.dueAt,
       }),
     );
+    // Decisions are accepted once the stage's tasks exist, so nobody acts on a stage their inbox does not show.
+    stage.status = 'active';
+    publish();
 
     while (resolveStage(stage) === 'active' && !withdrawal) {
       const now = Date.now();

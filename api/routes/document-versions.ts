@@ -161,6 +161,8 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
             { key: Assignees, value: [] },
           ],
         });
+        // Links the record to its run at once; the run's first activity records the same link.
+        await db('document_versions').where({ id: row.id }).update({ workflow_id: handle.workflowId });
         ctx.status = 202;
         ctx.set('Location', located(row));
         ctx.body = { workflowId: handle.workflowId, runId: handle.firstExecutionRunId, state: 'in_review', location: located(row) };

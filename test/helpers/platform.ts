@@ -1,0 +1,111 @@
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { Worker } from '@temporalio/worker';
+import { createActivities } from '../../activities';
+import { createMailer } from '../../activities/mailer';
+import { createApp } from '../../api/app';
+import { createAuthenticator } from '../../api/auth';
+import type { ApiConfig } from '../../api/deps';
+import { createLogger } from '../../platform/logger';
+import { createWorker } from '../../workers/create-worker';
+import { testEnv } from '../setup/env';
+
+export interface Platform {
+  taskQueue: string;
+  baseUrl: string;
+  api: (
+    method: string,
+    path: string,
+    options?: { key?: string; body?: unknown; raw?: string; headers?: Record<string, string> },
+  ) => Promise<ApiResponse>;
+  stopWorker(): Promise<void>;
+  startWorker(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface ApiResponse {
+  status: number;
+  headers: Headers;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+export const testApiConfig = (taskQueue: string, overrides: Partial<ApiConfig> = {}): ApiConfig => ({
+  taskQueue,
+  bodyLimitBytes: 64 * 1024,
+  apiKeyCacheTtlMs: 1000,
+  signing: { maxFailures: 3, failureWindowMs: 60_000, lockMs: 60_000 },
+  documentDefaults: { stageDue: '72h', reminderBefore: '24h', periodicReview: '365d' },
+  ...overrides,
+});
+
+/**
+ * A worker on its own task queue and the real Koa app listening on a free port, both against the run's shared
+ * Temporal server, database and SMTP sink. Tests talk to it over HTTP, as a client would.
+ */
+export async function startPlatform(options: { withWorker?: boolean; apiConfig?: Partial<ApiConfig> } = {}): Promise<Platform> {
+  const env = testEnv();
+  const taskQueue = `test-${randomBytes(4).toString('hex')}`;
+  const log = createLogger({ LOG_LEVEL: 'silent', LOG_PRETTY: false }, 'test');
+  const mailer = createMailer({
+    smtpUrl: `smtp://127.0.0.1:${env.smtpPort}`,
+    from: 'labflow <labflow@lab.test>',
+    outboxDir: '/nonexistent',
+  });
+  let worker: Worker | undefined;
+  let running: Promise<void> | undefined;
+
+  async function startWorker() {
+    worker = await createWorker({
+      connection: env.nativeConnection,
+      namespace: 'default',
+      taskQueue,
+      activities: createActivities({ db: env.db, mailer, publicUrl: 'http://labflow.test', mailDomain: 'lab.test' }),
+      workflowBundle: env.workflowBundle,
+    });
+    running = worker.run();
+  }
+  async function stopWorker() {
+    if (worker && worker.getState() === 'RUNNING') worker.shutdown();
+    await running;
+    worker = undefined;
+  }
+  if (options.withWorker !== false) await startWorker();
+
+  const config = testApiConfig(taskQueue, options.apiConfig);
+  const app = createApp({
+    db: env.db,
+    temporal: env.client,
+    config,
+    log,
+    authenticate: createAuthenticator(env.db, config.apiKeyCacheTtlMs),
+  });
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const baseUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+
+  return {
+    taskQueue,
+    baseUrl,
+    async api(method, path, { key, body, raw, headers = {} } = {}) {
+      const init: RequestInit = { method, headers: { ...headers } };
+      if (key) (init.headers as Record<string, string>).authorization = `Bearer ${key}`;
+      if (raw !== undefined || body !== undefined) {
+        (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
+        init.body = raw ?? JSON.stringify(body);
+      }
+      const res = await fetch(baseUrl + path, init);
+      const text = await res.text();
+      let parsed: unknown = text;
+      if (/json/.test(res.headers.get('content-type') ?? '')) parsed = JSON.parse(text);
+      return { status: res.status, headers: res.headers, body: parsed };
+    },
+    startWorker,
+    stopWorker,
+    async stop() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await stopWorker();
+      mailer.close();
+    },
+  };
+}

@@ -1,0 +1,69 @@
+import { randomBytes } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, NativeConnection } from '@temporalio/worker';
+import { createDb, dropDatabase, ensureDatabase } from '../../db/knex';
+import { migrateLatest } from '../../db/migrate';
+import { createLogger } from '../../platform/logger';
+import { installRuntime } from '../../workers/runtime';
+import { startDevTemporal, type DevTemporal } from '../../scripts/lib/dev-temporal';
+import { startSmtpSink } from '../helpers/smtp-sink';
+import { setTestEnv, testEnv } from './env';
+
+let temporal: DevTemporal | undefined;
+const ignore = () => undefined;
+const quietBundler = { log: ignore, trace: ignore, debug: ignore, info: ignore, warn: ignore, error: ignore };
+let stopSmtp: (() => Promise<void>) | undefined;
+let clientConnection: Connection | undefined;
+
+const baseDatabaseUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+export const mochaHooks = {
+  async beforeAll(this: Mocha.Context) {
+    this.timeout(300_000);
+    installRuntime(createLogger({ LOG_LEVEL: (process.env.TEST_LOG_LEVEL as 'warn') ?? 'warn', LOG_PRETTY: false }, 'test-worker'), 0);
+    const url = new URL(baseDatabaseUrl);
+    url.pathname = `/labflow_test_${process.pid}_${randomBytes(3).toString('hex')}`;
+    const databaseUrl = url.toString();
+
+    const [server, smtp, bundle] = await Promise.all([
+      startDevTemporal({ logLevel: 'error' }),
+      startSmtpSink(),
+      bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietBundler }),
+      ensureDatabase(databaseUrl),
+    ]);
+    temporal = server;
+    stopSmtp = smtp.stop;
+    const db = createDb(databaseUrl, 20);
+    await migrateLatest(db);
+    clientConnection = await Connection.connect({ address: server.address });
+    setTestEnv({
+      temporalAddress: server.address,
+      databaseUrl,
+      db,
+      client: new Client({ connection: clientConnection }),
+      nativeConnection: await NativeConnection.connect({ address: server.address }),
+      workflowBundle: bundle,
+      smtpPort: smtp.port,
+      mails: smtp.received,
+    });
+  },
+
+  async afterAll(this: Mocha.Context) {
+    this.timeout(60_000);
+    let env;
+    try {
+      env = testEnv();
+    } catch {
+      env = undefined;
+    }
+    if (env) {
+      await env.nativeConnection.close();
+      await env.db.destroy();
+      await dropDatabase(env.databaseUrl);
+    }
+    await clientConnection?.close();
+    await stopSmtp?.();
+    await temporal?.stop();
+    setTestEnv(undefined);
+  },
+};
