@@ -7,4 +7,5 @@ TEMPORAL_CLI="$(bash scripts/install-temporal.sh)"
 export TEMPORAL_CLI
 echo "[test] type-check"; npx tsc --noEmit -p .
 echo "[test] lint"; npx eslint --max-warnings 0 .
+[ $# -gt 0 ] || set -- "test/**/*.test.ts"
 echo "[test] mocha"; npx mocha "$@"

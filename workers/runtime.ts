@@ -19,6 +19,10 @@ export function installRuntime(log: Logger, metricsPort: number): void {
     logger: new DefaultLogger(level in LEVELS ? level : 'INFO', (entry) => {
       log[LEVELS[entry.level]]({ ...entry.meta, sdk: true }, entry.message);
     }),
-    telemetryOptions: metricsPort ? { metrics: { prometheus: { bindAddress: `0.0.0.0:${metricsPort}` } } } : undefined,
+    telemetryOptions: {
+      // The core's own messages go through the same pino logger as everything else.
+      logging: { filter: { core: 'WARN', other: 'ERROR' }, forward: {} },
+      ...(metricsPort ? { metrics: { prometheus: { bindAddress: `0.0.0.0:${metricsPort}` } } } : {}),
+    },
   });
 }

@@ -20,7 +20,7 @@ const baseDatabaseUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@12
 export const mochaHooks = {
   async beforeAll(this: Mocha.Context) {
     this.timeout(300_000);
-    installRuntime(createLogger({ LOG_LEVEL: (process.env.TEST_LOG_LEVEL as 'warn') ?? 'warn', LOG_PRETTY: false }, 'test-worker'), 0);
+    installRuntime(createLogger({ LOG_LEVEL: (process.env.TEST_LOG_LEVEL as 'warn') ?? 'error', LOG_PRETTY: false }, 'test-worker'), 0);
     const url = new URL(baseDatabaseUrl);
     url.pathname = `/labflow_test_${process.pid}_${randomBytes(3).toString('hex')}`;
     const databaseUrl = url.toString();

@@ -1,0 +1,60 @@
+import { Client, Connection } from '@temporalio/client';
+import { loadConfig } from '../common/config';
+import { fetchFixture, loadFixture, replayFixtures, saveFixture, type ReplayFixture } from '../workers/replay';
+
+const usage = `Replays a run's history against the current workflow code and says whether it is deterministic.
+
+  npm run replay -- <workflowId> [--run-id <runId>] [--save <file.json>]
+  npm run replay -- --file <history.json> [--workflow-id <id>]
+
+The first form fetches the history from Temporal (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE); --save keeps a copy,
+e.g. as a fixture under test/replay/. The second replays a saved history (labflow's fixture format, or the JSON
+that the Web UI's "Download" and 'temporal workflow show --output json' produce).`;
+
+function option(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+async function main(): Promise<number> {
+  const args = process.argv.slice(2);
+  if (args.length === 0 || args.includes('--help') || args.includes('-h')) {
+    console.log(usage);
+    return args.length === 0 ? 2 : 0;
+  }
+  let fixture: ReplayFixture;
+  const file = option(args, '--file');
+  if (file) {
+    fixture = await loadFixture(file, option(args, '--workflow-id'));
+  } else {
+    const config = loadConfig();
+    const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+    try {
+      fixture = await fetchFixture(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), args[0], option(args, '--run-id'));
+    } finally {
+      await connection.close();
+    }
+    const save = option(args, '--save');
+    if (save) {
+      await saveFixture(save, fixture);
+      console.log(`saved the history to ${save}`);
+    }
+  }
+  const [verdict] = await replayFixtures({ workflowsPath: require.resolve('../workflows'), replayName: 'labflow-replay' }, [fixture]);
+  if (!verdict.error) {
+    console.log(`✔ ${verdict.workflowId}: ${verdict.events} events replay deterministically against the current code`);
+    return 0;
+  }
+  console.log(`✘ ${verdict.workflowId}: the current code does not replay this history`);
+  console.log(`  ${verdict.error.name}: ${verdict.error.message.split('\n').join('\n  ')}`);
+  console.log('  Guard the change with patched()/deprecatePatch(), or keep the old code path for runs started before it.');
+  return 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(`replay failed: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(2);
+  },
+);
