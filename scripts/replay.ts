@@ -1,4 +1,5 @@
 import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfig } from '../common/config';
 import { fetchFixture, loadFixture, replayFixtures, saveFixture, type ReplayFixture } from '../workers/replay';
 
@@ -22,6 +23,7 @@ async function main(): Promise<number> {
     console.log(usage);
     return args.length === 0 ? 2 : 0;
   }
+  Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' }, forward: {} } } });
   let fixture: ReplayFixture;
   const file = option(args, '--file');
   if (file) {

@@ -5,7 +5,7 @@ const acts = proxyActivities<Activities>({
   startToCloseTimeout: '30m',
   retry: { initialInterval: '10s', maximumAttempts: 5 },
 });
-const mail = proxyActivities<Activities>({ startToCloseTimeout: '2m', retry: { initialInterval: '5s', maximumInterval: '15m' } });
+const mail = proxyActivities<Activities>({ startToCloseTimeout: '45s', retry: { initialInterval: '5s', maximumInterval: '15m' } });
 
 /** Scheduled check of the audit trail's hash chain; admins are told when a link is broken. */
 export async function auditVerifyWorkflow(): Promise<{ ok: boolean; events: number; firstBrokenSeq: number | null }> {

@@ -37,13 +37,14 @@ import type { Actor } from '../common/roles';
 import { assigneeKey, hasDecided, openSlotFor, pendingAssigneeKeys, resolveStage } from '../common/routing-rules';
 import { Assignees, DueAt, EntityId, EntityType, Stage } from '../common/search-attributes';
 
+// Each activity is one short transaction; a tight timeout means work lost with a crashed worker is retried soon.
 const acts = proxyActivities<Activities>({
-  startToCloseTimeout: '30s',
+  startToCloseTimeout: '15s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', nonRetryableErrorTypes: [FailureType.NotFound] },
 });
 // Email waits for the relay as long as it takes, without holding up the process.
 const mail = proxyActivities<Activities>({
-  startToCloseTimeout: '2m',
+  startToCloseTimeout: '45s',
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '15m' },
 });
 

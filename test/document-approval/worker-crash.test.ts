@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { testEnv } from '../setup/env';
+import { approve, createDraft, getVersion, submit, waitForState } from '../helpers/documents';
+import { startPlatform, type Platform } from '../helpers/platform';
+import { makeUsers, type TestUser } from '../helpers/users';
+import { waitFor } from '../helpers/wait';
+import { killHard, spawnWorker } from '../helpers/worker-process';
+
+describe('document approval survives a worker killed with SIGKILL mid-review', () => {
+  let p: Platform;
+  let worker: ChildProcess | undefined;
+  let u: Record<'author' | 'rita' | 'rick' | 'april', TestUser>;
+
+  before(async () => {
+    p = await startPlatform({ withWorker: false });
+    u = await makeUsers({ author: ['author'], rita: ['reviewer'], rick: ['reviewer'], april: ['approver'] });
+  });
+  after(async () => {
+    if (worker && worker.exitCode === null) await killHard(worker);
+    await p.stop();
+  });
+
+  it('resumes on a new worker and reaches the same end with no duplicated email or audit record', async () => {
+    worker = await spawnWorker(p.taskQueue);
+    const { number, contentHash } = await createDraft(p, u.author);
+    const { workflowId } = await submit(p, u.author, number, 1, {
+      routing: [
+        { name: 'Technical review', assignees: [{ user: u.rita.username }, { user: u.rick.username }] },
+        { name: 'QA approval', assignees: [{ user: u.april.username }] },
+      ],
+    });
+    await waitFor(async () => (await getVersion(p, u.author.apiKey, number, 1)).process?.stages[0].status === 'active', 'stage 1 active');
+    assert.equal((await approve(p, u.rita, number, 1, contentHash)).status, 200);
+
+    // Rick signs while the worker dies: the decision is durable in the run and picked up by the next worker.
+    const rickSigns = approve(p, u.rick, number, 1, contentHash);
+    await new Promise((r) => setTimeout(r, 50));
+    await killHard(worker);
+    worker = await spawnWorker(p.taskQueue);
+    assert.equal((await rickSigns).status, 200);
+
+    await waitFor(async () => (await getVersion(p, u.author.apiKey, number, 1)).process?.stages[1].status === 'active', 'stage 2 active');
+    await killHard(worker);
+    worker = await spawnWorker(p.taskQueue);
+    assert.equal((await approve(p, u.april, number, 1, contentHash)).status, 200);
+    await waitForState(p, u.author.apiKey, number, 1, 'effective');
+
+    const { db, mails } = testEnv();
+    const signatures = await db('signatures').where({ workflow_id: workflowId }).select('username', 'void');
+    assert.equal(signatures.length, 3);
+    assert.ok(signatures.every((s) => !s.void));
+
+    const actions: string[] = await db('audit_events').where({ entity_type: 'document', entity_id: number }).orderBy('seq').pluck('action');
+    const count = (action: string) => actions.filter((a) => a === action).length;
+    assert.equal(count('document.stage_opened'), 2);
+    assert.equal(count('document.decision.approve'), 3);
+    assert.equal(count('document.stage_closed'), 2);
+    assert.equal(count('document.approved'), 1);
+    assert.equal(count('document.effective'), 1);
+
+    const outbox = await db('email_outbox').where('idempotency_key', 'like', `${workflowId}:%`).select('message_id', 'state');
+    assert.ok(outbox.length >= 4, `emails were queued (${outbox.length})`);
+    await waitFor(
+      async () =>
+        (
+          await db('email_outbox')
+            .whereIn(
+              'message_id',
+              outbox.map((o) => o.message_id),
+            )
+            .where('state', 'sent')
+            .count('* as n')
+            .first()
+        )?.n === outbox.length,
+      'all sent',
+      90_000,
+    );
+    const delivered = mails.filter((m) => outbox.some((o) => o.message_id === m.messageId));
+    assert.equal(delivered.length, outbox.length, 'each queued email arrived exactly once');
+  });
+});
