@@ -1,0 +1,17 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
+
+/** Prebuilds the workflow bundle for production workers (WORKFLOW_BUNDLE_PATH), so they start without webpack. */
+async function main(): Promise<void> {
+  const out = resolve(process.argv[2] ?? 'dist/workflow-bundle.js');
+  const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') });
+  await mkdir(dirname(out), { recursive: true });
+  await writeFile(out, code);
+  console.log(`wrote ${out} (${(code.length / 1024).toFixed(0)} KiB)`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
