@@ -2,18 +2,15 @@ import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SeededUser } from '../../db/seed-dev-users';
 
-/** Written to a temporary name and renamed, so the file is never seen half-written or with a wider mode. */
-export function writeDevUsersFile(path: string, users: SeededUser[], apiUrl: string): void {
+/**
+ * A plain JSON array of the seeded users (the README's curl walk-through reads it as such). Written under a
+ * temporary name and renamed, so the file is never seen half-written or with a wider mode than 0600.
+ */
+export function writeDevUsersFile(path: string, users: SeededUser[]): void {
   mkdirSync(dirname(path), { recursive: true });
   const scratch = `${path}.${process.pid}.tmp`;
   rmSync(scratch, { force: true });
-  const content = {
-    note: 'Development users created by npm start: each has an API key, and a password to sign with. Keep this file private.',
-    apiUrl,
-    createdAt: new Date().toISOString(),
-    users,
-  };
-  writeFileSync(scratch, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600 });
+  writeFileSync(scratch, `${JSON.stringify(users, null, 2)}\n`, { mode: 0o600 });
   renameSync(scratch, path);
 }
 

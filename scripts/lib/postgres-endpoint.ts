@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import type { Config } from '../../common/config';
 import { maintenanceUrl } from '../../db/knex';
+import { databaseName, describeUrl } from './database-url';
 import { findPostgresTools, startPrivatePostgres, type PrivatePostgres } from './private-postgres';
 import { say, StartError } from './say';
 
@@ -58,20 +59,5 @@ async function probePostgres(databaseUrl: string): Promise<{ answers: true } | {
     throw new StartError(`PostgreSQL at ${describeUrl(databaseUrl)} answered but refused the connection: ${error.message}`);
   } finally {
     await client.end().catch(() => undefined);
-  }
-}
-
-export function databaseName(databaseUrl: string): string {
-  return maintenanceUrl(databaseUrl).database || 'labflow';
-}
-
-/** The URL without its password, for messages. */
-export function describeUrl(databaseUrl: string): string {
-  try {
-    const url = new URL(databaseUrl);
-    url.password = '';
-    return url.toString();
-  } catch {
-    return '(an unparsable DATABASE_URL)';
   }
 }

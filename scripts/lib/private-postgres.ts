@@ -46,10 +46,15 @@ export function findPostgresTools(): PostgresTools | null {
   const pgCtl = onPath('pg_ctl');
   if (initdb && pgCtl) return { initdb, pgCtl };
   const debian = '/usr/lib/postgresql';
-  const majors = existsSync(debian) ? readdirSync(debian).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
+  const majors = existsSync(debian)
+    ? readdirSync(debian)
+        .filter((v) => /^\d+$/.test(v))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
   for (const major of majors) {
     const bin = join(debian, major, 'bin');
-    if (existsSync(join(bin, 'initdb')) && existsSync(join(bin, 'pg_ctl'))) return { initdb: join(bin, 'initdb'), pgCtl: join(bin, 'pg_ctl') };
+    if (existsSync(join(bin, 'initdb')) && existsSync(join(bin, 'pg_ctl')))
+      return { initdb: join(bin, 'initdb'), pgCtl: join(bin, 'pg_ctl') };
   }
   return null;
 }
@@ -160,7 +165,9 @@ function run(command: string, args: string[], owner: ClusterOwner | null, moreOn
       { uid: owner?.uid, gid: owner?.gid, cwd: tmpdir(), encoding: 'utf8', timeout: 120_000 },
       (err, stdout, stderr) => {
         if (!err) return done(stdout);
-        const rootHint = owner ? `\n(running as the ${owner.name} user: it must be able to reach every directory on the way to DATA_DIR)` : '';
+        const rootHint = owner
+          ? `\n(running as the ${owner.name} user: it must be able to reach every directory on the way to DATA_DIR)`
+          : '';
         const extra = moreOnFailure?.() ?? '';
         fail(new StartError(`${command} ${args.join(' ')} failed:\n${`${stdout}${stderr}`.trim()}${extra ? `\n${extra}` : ''}${rootHint}`));
       },

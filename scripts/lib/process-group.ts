@@ -4,8 +4,8 @@ import { constants } from 'node:os';
 const RELAYED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 /**
- * Runs a TypeScript entry point in a process group of its own, relays stop signals to it, and resolves with its
- * exit code.
+ * Runs a TypeScript entry point in a process group of its own (`detached`: a new session, in fact), relays stop
+ * signals to it, and resolves with its exit code.
  *
  * Why: a terminal's Ctrl-C signals every process of the foreground group at once. Left there, the parts of the
  * platform (the Temporal dev server included, which startDevTemporal spawns in its parent's group) would all stop
@@ -20,6 +20,8 @@ export function runInOwnProcessGroup(entry: string, args: string[]): Promise<num
     detached: true,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
+  // Stays installed after the child ended: a late duplicate of the signal (npm relays it too) must not end this
+  // process with 130 while it reports the child's exit code.
   const relay = (signal: NodeJS.Signals) => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
   };
@@ -31,20 +33,28 @@ export function runInOwnProcessGroup(entry: string, args: string[]): Promise<num
       resolve(1);
     });
     child.once('exit', (code, signal) => {
-      for (const name of RELAYED) process.off(name, relay);
-      endLeftovers(child.pid);
-      resolve(code ?? 128 + (signal ? constants.signals[signal] : 0));
+      void endLeftovers(child.pid).then(() => resolve(code ?? 128 + (signal ? constants.signals[signal] : 0)));
     });
   });
 }
 
-/** Processes still in the group after its leader ended were orphaned by a crash of it: end them too. */
-function endLeftovers(groupId: number | undefined): void {
+/**
+ * Processes still in the group a second after its leader ended were orphaned by a crash of it: end them too. (The
+ * second lets helpers that exit with their parent, such as tsx's esbuild service, go by themselves.)
+ */
+async function endLeftovers(groupId: number | undefined): Promise<void> {
   if (!groupId) return;
+  for (let waited = 0; waited < 1000 && groupHasMembers(groupId); waited += 50) await new Promise((r) => setTimeout(r, 50));
+  if (!groupHasMembers(groupId)) return;
+  process.kill(-groupId, 'SIGTERM');
+  console.error(`[start] ended processes that the platform left behind when it ended (process group ${groupId})`);
+}
+
+function groupHasMembers(groupId: number): boolean {
   try {
-    process.kill(-groupId, 'SIGTERM');
-    console.error(`[start] ended processes that the stopped platform had left behind (group ${groupId})`);
+    process.kill(-groupId, 0);
+    return true;
   } catch {
-    // ESRCH: the group is empty, as it is after every orderly stop.
+    return false; // ESRCH: the group is empty, as it is after every orderly stop
   }
 }

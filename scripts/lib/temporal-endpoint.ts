@@ -56,17 +56,32 @@ export async function provideTemporal(config: Config): Promise<TemporalEndpoint>
   }
   const dbFilename = resolve(config.DATA_DIR, 'temporal.db');
   say(`Temporal: starting the dev server on ${ip}:${port} (history kept in ${dbFilename})`);
+  // While it shuts down, the dev server's internal clients warn about the very connections it is closing: only its
+  // errors are worth showing then.
+  let stopping = false;
   const devServer = await startDevTemporal({
     ip,
     port,
     uiPort,
     dbFilename,
     logLevel: 'warn',
-    onOutput: (line) => console.log(`[temporal] ${line}`),
+    onOutput: (line) => {
+      if (!stopping || /level=ERROR/.test(line)) console.log(`[temporal] ${line}`);
+    },
   });
   const uiUrl = webUiUrl(config, devServer);
   say(`Temporal: dev server ready at ${devServer.address}; Web UI: ${uiUrl}`);
-  return { address: ip === '0.0.0.0' ? `127.0.0.1:${port}` : devServer.address, uiUrl, devServer };
+  return {
+    address: ip === '0.0.0.0' ? `127.0.0.1:${port}` : devServer.address,
+    uiUrl,
+    devServer: {
+      ...devServer,
+      stop: () => {
+        stopping = true;
+        return devServer.stop();
+      },
+    },
+  };
 }
 
 /** The dev server's own UI address, unless the user set TEMPORAL_UI_URL (e.g. for a proxy in front of it). */
