@@ -3,6 +3,7 @@ import {
   CancellationScope,
   allHandlersFinished,
   isCancellation,
+  patched,
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
@@ -101,7 +102,8 @@ export async function documentApprovalWorkflow(input: DocumentApprovalInput): Pr
   let revision: { contentHash: string; actor: Actor } | null = null;
   let deadlineChanges = 0;
   let reviewChanges = 0;
-  let decisionsInFlight = 0;
+  // Decisions accepted but not yet recorded, per stage: a stage closes only once its own are written.
+  const decisionsInFlight: number[] = input.routing.map(() => 0);
   const deliveries: Promise<unknown>[] = [];
   const deliver = (outboxIds: string[]) => {
     if (outboxIds.length) deliveries.push(mail.deliverEmails(outboxIds));
@@ -155,10 +157,24 @@ export async function documentApprovalWorkflow(input: DocumentApprovalInput): Pr
     }
     return stage;
   }
+  /**
+   * The stage a decision made now belongs to: the current one while it waits for decisions (or is being opened),
+   * or the next one when the current stage has just been approved. A decision for a stage that is still opening
+   * is held until its tasks exist rather than refused.
+   */
+  function decisionStage(): number {
+    const i = s.currentStage;
+    if (i === null) refuse(FailureType.WrongStage, 'no review stage is waiting for decisions right now');
+    const outcome = resolveStage(s.stages[i]);
+    if (outcome === 'active' && s.stages[i].status !== 'cancelled') return i;
+    if (outcome === 'approved' && i + 1 < s.stages.length) return i + 1;
+    refuse(FailureType.WrongStage, 'no review stage is waiting for decisions right now');
+  }
 
   function validateDecision({ actor, decision, comment, signature }: DecideArgs): void {
     requireState('in_review');
-    const stage = activeStage();
+    if (withdrawal) refuse(FailureType.WrongStage, 'the version is being withdrawn');
+    const stage = s.stages[decisionStage()];
     if (actor.userId === input.author.userId) refuse(FailureType.Forbidden, 'the author cannot review or approve their own version');
     if (hasDecided(stage, actor.userId))
       refuse(FailureType.DuplicateDecision, `${actor.username} has already decided in stage "${stage.name}"`);
@@ -178,7 +194,7 @@ export async function documentApprovalWorkflow(input: DocumentApprovalInput): Pr
   setHandler(
     decideUpdate,
     async ({ actor, decision, comment, signature }) => {
-      const stageIndex = s.currentStage as number;
+      const stageIndex = decisionStage();
       const stage = s.stages[stageIndex];
       const slot = openSlotFor(stage, actor)!;
       // Taken synchronously, before any await, so a concurrent decision cannot claim the same slot.
@@ -191,8 +207,10 @@ export async function documentApprovalWorkflow(input: DocumentApprovalInput): Pr
         comment,
         meaning: signature?.meaning,
       };
-      decisionsInFlight += 1;
+      decisionsInFlight[stageIndex] += 1;
       try {
+        await condition(() => (s.currentStage === stageIndex && stage.status === 'active') || withdrawal !== null);
+        if (withdrawal) return s;
         await acts.recordDecision({
           doc,
           round: s.round,
@@ -205,7 +223,7 @@ export async function documentApprovalWorkflow(input: DocumentApprovalInput): Pr
           signature,
         });
       } finally {
-        decisionsInFlight -= 1;
+        decisionsInFlight[stageIndex] -= 1;
       }
       publish();
       return s;
@@ -366,7 +384,6 @@ export async function documentApprovalWorkflow(input: DocumentApprovalInput): Pr
   async function runStage(stageIndex: number): Promise<StageStatus> {
     const stage = s.stages[stageIndex];
     const openedAt = Date.now();
-    stage.slots.forEach((slot) => delete slot.decision);
     stage.dueAt = iso(openedAt + durationMs(stage.due));
     // A reminder is only worth sending when it falls after the stage opened.
     stage.reminded = Date.parse(stage.dueAt) - durationMs(input.reminderBefore) <= openedAt;
@@ -408,7 +425,7 @@ export async function documentApprovalWorkflow(input: DocumentApprovalInput): Pr
       if (wakeAt === null) await condition(wake);
       else await condition(wake, Math.max(wakeAt - now, 1));
     }
-    await condition(() => decisionsInFlight === 0);
+    await condition(() => decisionsInFlight[stageIndex] === 0);
     stage.status = withdrawal ? 'cancelled' : resolveStage(stage);
     await acts.closeReviewStage({ doc, round: s.round, stageIndex, stageName: stage.name, outcome: stage.status });
     return stage.status;
@@ -428,16 +445,25 @@ export async function documentApprovalWorkflow(input: DocumentApprovalInput): Pr
       s.outcome = decisive ? { by: decisive.username, comment: decisive.comment ?? '' } : null;
       if (outcome === 'rejected') return 'rejected';
 
-      s.state = 'changes_requested';
-      publish();
-      deliver(
-        await acts.requestRevision({
-          doc,
-          round: s.round,
-          by: { username: decisive!.username, printedName: decisive!.printedName },
-          comment: decisive!.comment ?? '',
-        }),
-      );
+      const requestRevision = async () =>
+        deliver(
+          await acts.requestRevision({
+            doc,
+            round: s.round,
+            by: { username: decisive!.username, printedName: decisive!.printedName },
+            comment: decisive!.comment ?? '',
+          }),
+        );
+      // The author may act once their revision task exists; runs started before this rule announced the state first.
+      if (patched('changes-requested-after-task')) {
+        await requestRevision();
+        s.state = 'changes_requested';
+        publish();
+      } else {
+        s.state = 'changes_requested';
+        publish();
+        await requestRevision();
+      }
       await condition(() => revision !== null || withdrawal !== null);
       if (withdrawal) return 'withdrawn';
       const { contentHash, actor } = revision!;
@@ -446,7 +472,10 @@ export async function documentApprovalWorkflow(input: DocumentApprovalInput): Pr
       s.contentHash = contentHash;
       s.outcome = null;
       s.state = 'in_review';
-      s.stages.forEach((stage) => (stage.status = 'pending'));
+      s.stages.forEach((stage) => {
+        stage.status = 'pending';
+        stage.slots.forEach((slot) => delete slot.decision);
+      });
       revision = null;
     }
   }

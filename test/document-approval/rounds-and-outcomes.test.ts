@@ -163,4 +163,27 @@ describe('document approval: revision rounds and other outcomes', () => {
     assert.equal((await approve(p, u.rosa, number, 1, contentHash)).status, 200);
     await waitForState(p, u.author.apiKey, number, 1, 'effective');
   });
+  it('holds a decision made while the next stage is still opening, instead of refusing it', async () => {
+    const { number, contentHash } = await createDraft(p, u.author);
+    await submit(p, u.author, number, 1, {
+      routing: [
+        { name: 'Review', assignees: [{ user: u.rita.username }] },
+        { name: 'Approval', assignees: [{ user: u.april.username }] },
+      ],
+    });
+    await stageActive(number, 0);
+    // April signs immediately after Rita, before the run has opened the approval stage.
+    const rita = await approve(p, u.rita, number, 1, contentHash);
+    const april = await approve(p, u.april, number, 1, contentHash);
+    assert.equal(rita.status, 200, JSON.stringify(rita.body));
+    assert.equal(april.status, 200, JSON.stringify(april.body));
+    const done = await waitForState(p, u.author.apiKey, number, 1, 'effective');
+    assert.deepEqual(done.signatures.map((s: { username: string }) => s.username).sort(), [u.april.username, u.rita.username].sort());
+    const open = await testEnv()
+      .db('tasks')
+      .where({ workflow_id: `document-approval:${number}:v1`, state: 'open' })
+      .count('* as n')
+      .first();
+    assert.equal(Number(open?.n), 0, 'the held decision closed its task');
+  });
 });
