@@ -42,7 +42,7 @@ export function createApp(deps: ApiDeps): Koa {
   app.use(requestContext(deps.log));
   app.use(metrics.middleware);
   app.use(errorHandler(deps.log));
-  app.use(root.routes()).use(root.allowedMethods({ throw: true }));
-  app.use(api.routes()).use(api.allowedMethods({ throw: true }));
+  app.use(root.routes()).use(root.allowedMethods());
+  app.use(api.routes()).use(api.allowedMethods());
   return app;
 }

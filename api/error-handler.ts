@@ -1,11 +1,23 @@
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
-import { ServiceError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { isGrpcServiceError, ServiceError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Context, Next } from 'koa';
 import { FAILURE_HTTP_STATUS, type FailureType } from '../common/failures';
 import type { Logger } from '../platform/logger';
 import { Problem, problems } from './problem';
 
 const kebab = (value: string) => value.replace(/([a-z])([A-Z])/g, '$1-$2').toLowerCase();
+
+const GRPC_DEADLINE_EXCEEDED = 4;
+const GRPC_UNAVAILABLE = 14;
+
+/** The client wraps gRPC failures (describe() answers "Failed to describe workflow"); the status code is in a cause. */
+function temporalUnreachable(err: unknown): boolean {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (isGrpcServiceError(e) && (e.code === GRPC_UNAVAILABLE || e.code === GRPC_DEADLINE_EXCEEDED)) return true;
+    if (e instanceof ServiceError && /UNAVAILABLE|DEADLINE_EXCEEDED|connect/i.test(e.message)) return true;
+  }
+  return false;
+}
 
 /** Turns anything thrown below into a problem+json answer; only a genuine bug becomes a 500. */
 export function toProblem(err: unknown): Problem | null {
@@ -24,9 +36,7 @@ export function toProblem(err: unknown): Problem | null {
     return problems.notFound(`workflow run ${err.workflowId}`);
   }
   const message = err instanceof Error ? err.message : '';
-  if (err instanceof ServiceError && /UNAVAILABLE|DEADLINE_EXCEEDED|connect/i.test(message)) {
-    return problems.unavailable('Temporal is not reachable');
-  }
+  if (temporalUnreachable(err)) return problems.unavailable('Temporal is not reachable');
   const code = (err as { code?: string }).code;
   if (code === 'ECONNREFUSED' || code === '57P01' || /Knex: Timeout acquiring a connection/.test(message)) {
     return problems.unavailable('PostgreSQL is not reachable');
@@ -41,7 +51,12 @@ export function errorHandler(log: Logger) {
   return async (ctx: Context, next: Next) => {
     try {
       await next();
-      if (ctx.status === 404 && ctx.body === undefined) throw problems.notFound(`${ctx.method} ${ctx.path}`);
+      if (ctx.body === undefined) {
+        // What the routers answer without a body: no route (404), or a route without this method (405, with Allow).
+        if (ctx.status === 404) throw problems.notFound(`${ctx.method} ${ctx.path}`);
+        if (ctx.status === 405) throw new Problem(405, 'method-not-allowed', 'Method not allowed', `${ctx.method} is not allowed here`);
+        if (ctx.status === 501) throw new Problem(501, 'not-implemented', 'Not implemented', `${ctx.method} is not implemented`);
+      }
     } catch (err) {
       let problem = toProblem(err);
       if (!problem) {

@@ -11,9 +11,14 @@ export function mountHealth(router: Router, db: Db, temporal: Client): void {
     ctx.body = { status: 'ok' };
   });
   router.get('/readyz', async (ctx) => {
+    // The gRPC deadline ends the Temporal call itself; without it the client keeps retrying in the background.
+    const deadline = Date.now() + 2000;
     const checks = {
       postgres: within(2000, db.raw('select 1')),
-      temporal: within(2000, temporal.connection.workflowService.getSystemInfo({})),
+      temporal: within(
+        2000,
+        temporal.connection.withDeadline(deadline, () => temporal.connection.workflowService.getSystemInfo({})),
+      ),
     };
     const results = Object.fromEntries(
       await Promise.all(

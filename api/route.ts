@@ -36,10 +36,13 @@ export function route<P = Record<string, never>, Q = Record<string, never>, B = 
 export function parseOrProblem<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const errors = result.error.issues.map((issue) => ({
-    field: [where, ...issue.path.map(String)].join('.'),
-    detail: issue.message,
-  }));
+  const field = (path: PropertyKey[]) => [where, ...path.map(String)].join('.');
+  // An unknown key is reported at the object holding it; the client needs the key itself to fix the request.
+  const errors = result.error.issues.flatMap((issue) =>
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => ({ field: field([...issue.path, key]), detail: 'not a field this operation takes' }))
+      : [{ field: field(issue.path), detail: issue.message }],
+  );
   throw problems.validation(errors.map((e) => `${e.field}: ${e.detail}`).join('; '), errors);
 }
 

@@ -1,4 +1,4 @@
-import { WorkflowNotFoundError } from '@temporalio/common';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
 import type { UpdateDefinition, WorkflowHandle } from '@temporalio/client';
 import type { ZodType } from 'zod';
 import {
@@ -46,6 +46,9 @@ const isRunning = (row: VersionRow) => row.workflow_id !== null && !FINAL_VERSIO
 
 /** The record, plus the run's live state while it runs (stage, slots, decisions, due dates). */
 export async function versionView(deps: ApiDeps, row: VersionRow) {
+  // The signatures are read while the run is queried: two independent round trips at once.
+  const signatures = listSignatures(deps.db, row.id);
+  signatures.catch(() => undefined); // awaited below; this only keeps a query failure from going unhandled meanwhile
   let process = null;
   if (isRunning(row)) {
     try {
@@ -73,8 +76,28 @@ export async function versionView(deps: ApiDeps, row: VersionRow) {
     nextReviewAt: process?.nextPeriodicReviewAt ?? row.next_review_at,
     live: process !== null,
     process,
-    signatures: await listSignatures(deps.db, row.id),
+    signatures: await signatures,
   };
+}
+
+/** Every stage's assignees, the named users looked up in one query; unknown or inactive users are a 422. */
+async function resolveRouting(db: Db, routing: { assignees: ({ user: string } | { role: Role })[] }[]): Promise<AssigneeRef[][]> {
+  const usernames = [...new Set(routing.flatMap((stage) => stage.assignees.flatMap((a) => ('user' in a ? [a.user] : []))))];
+  const users: { id: string; username: string }[] = usernames.length
+    ? await db('users').whereIn('username', usernames).where({ active: true }).select('id', 'username')
+    : [];
+  const byName = new Map(users.map((user) => [user.username, user]));
+  return routing.map((stage, i) =>
+    stage.assignees.map((a, j): AssigneeRef => {
+      if ('role' in a) return { kind: 'role', role: a.role };
+      const user = byName.get(a.user);
+      if (!user) {
+        const field = `body.routing.${i}.assignees.${j}`;
+        throw problems.unprocessable('unknown-user', `no active user "${a.user}"`, { errors: [{ field, detail: 'unknown user' }] });
+      }
+      return { kind: 'user', userId: user.id, username: user.username };
+    }),
+  );
 }
 
 async function resolveAssignee(db: Db, input: { user: string } | { role: Role }, field: string): Promise<AssigneeRef> {
@@ -113,26 +136,36 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
       params: versionParams,
       body: submitBody,
       handler: async ({ params, body, actor, ctx }) => {
+        // The routing's users are looked up while the version is read (one round trip fewer on the way to the
+        // start); the version's own problems (404, 409, 403) still answer before an unknown user's 422.
+        const resolving = resolveRouting(db, body.routing);
+        resolving.catch(() => undefined); // awaited below, unless the version's problem answers first
         const row = await loadVersion(db, params.number, params.version);
         const workflowId = workflowIds.documentApproval(row.number, row.version);
-        if (row.state !== 'draft') {
-          throw problems.conflict('already-submitted', `${row.number} v${row.version} is ${row.state}`, {
-            workflowId: row.workflow_id ?? workflowId,
-          });
-        }
+        const alreadySubmitted = () =>
+          problems.conflict(
+            'already-submitted',
+            `${row.number} v${row.version} has already been submitted (run ${row.workflow_id ?? workflowId})`,
+            {
+              workflowId: row.workflow_id ?? workflowId,
+            },
+          );
+        if (row.state !== 'draft' || row.workflow_id) throw alreadySubmitted();
         if (row.author_id !== actor.userId && !actor.roles.includes('document_control')) {
           throw problems.forbidden('only the author or document control may submit this version');
         }
-        const routing = await Promise.all(
-          body.routing.map(async (stage, i) => ({
-            name: stage.name,
-            rule: stage.rule,
-            due: stage.due ?? config.documentDefaults.stageDue,
-            assignees: await Promise.all(stage.assignees.map((a, j) => resolveAssignee(db, a, `body.routing.${i}.assignees.${j}`))),
-          })),
-        );
+        const assignees = await resolving;
+        const routing = body.routing.map((stage, i) => ({
+          name: stage.name,
+          rule: stage.rule,
+          due: stage.due ?? config.documentDefaults.stageDue,
+          assignees: assignees[i],
+        }));
         const errors = routingProblems(routing, row.author_id);
-        if (errors.length) throw problems.unprocessable('invalid-routing', errors.map((e) => e.detail).join('; '), { errors });
+        if (errors.length) {
+          const named = errors.map((e) => ({ ...e, field: `body.${e.field.replace(/\[(\d+)\]/g, '.$1')}` }));
+          throw problems.unprocessable('invalid-routing', errors.map((e) => e.detail).join('; '), { errors: named });
+        }
         const author = { userId: row.author_id, username: row.author };
         const input: DocumentApprovalInput = {
           documentId: row.document_id,
@@ -148,19 +181,24 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
           periodicReview: body.periodicReview ?? config.documentDefaults.periodicReview,
           submittedBy: actor.userId,
         };
-        const handle = await temporal.workflow.start<typeof documentApprovalWorkflow>('documentApprovalWorkflow', {
-          workflowId,
-          taskQueue: config.taskQueue,
-          args: [input],
-          workflowIdConflictPolicy: 'FAIL',
-          workflowIdReusePolicy: 'REJECT_DUPLICATE',
-          typedSearchAttributes: [
-            { key: EntityType, value: 'document' },
-            { key: EntityId, value: row.number },
-            { key: Stage, value: 'in_review' },
-            { key: Assignees, value: [] },
-          ],
-        });
+        // A concurrent submission of the same version may win the race past the check above: same answer.
+        const handle = await temporal.workflow
+          .start<typeof documentApprovalWorkflow>('documentApprovalWorkflow', {
+            workflowId,
+            taskQueue: config.taskQueue,
+            args: [input],
+            workflowIdConflictPolicy: 'FAIL',
+            workflowIdReusePolicy: 'REJECT_DUPLICATE',
+            typedSearchAttributes: [
+              { key: EntityType, value: 'document' },
+              { key: EntityId, value: row.number },
+              { key: Stage, value: 'in_review' },
+              { key: Assignees, value: [] },
+            ],
+          })
+          .catch((err) => {
+            throw err instanceof WorkflowExecutionAlreadyStartedError ? alreadySubmitted() : err;
+          });
         // Links the record to its run at once; the run's first activity records the same link.
         await db('document_versions').where({ id: row.id }).update({ workflow_id: handle.workflowId });
         ctx.status = 202;

@@ -42,9 +42,12 @@ describe('document approval, end to end through the API', () => {
     assert.equal(inReview.state, 'in_review');
     assert.deepEqual(inReview.assignees.sort(), [`user:${u.rick.username}`, `user:${u.rita.username}`].sort());
 
-    const ritaTasks = await p.api('GET', '/api/v1/tasks?mine=1&state=open', { key: u.rita.apiKey });
-    assert.equal(ritaTasks.body.items.length, 1);
-    assert.match(ritaTasks.body.items[0].title, new RegExp(number));
+    // Rita's inbox also shows tasks of the reviewer role from other documents; this document has one for her.
+    const ritaTasks = (await p.api('GET', '/api/v1/tasks?mine=1&state=open', { key: u.rita.apiKey })).body.items.filter(
+      (t: { entity_id: string }) => t.entity_id === number,
+    );
+    assert.equal(ritaTasks.length, 1);
+    assert.match(ritaTasks[0].title, new RegExp(number));
 
     const first = await approve(p, u.rita, number, 1, contentHash);
     assert.equal(first.status, 200, JSON.stringify(first.body));
@@ -67,7 +70,8 @@ describe('document approval, end to end through the API', () => {
       assert.equal(s.void, false);
       assert.ok(s.printed_name.endsWith('Tester'));
     }
-    assert.equal((await p.api('GET', '/api/v1/tasks?mine=1&state=open', { key: u.rita.apiKey })).body.items.length, 0);
+    const left = (await p.api('GET', '/api/v1/tasks?mine=1&state=open', { key: u.rita.apiKey })).body.items;
+    assert.equal(left.filter((t: { entity_id: string }) => t.entity_id === number).length, 0);
 
     // Version 2 goes through the same routing and supersedes version 1 in the same transaction.
     const v2 = await addVersion(p, u.author, number, 'v2: calibrate monthly and after repair');
