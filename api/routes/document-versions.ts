@@ -42,7 +42,12 @@ export async function loadVersion(db: Db, number: string, version: number): Prom
   return row;
 }
 
-const isRunning = (row: VersionRow) => row.workflow_id !== null && !FINAL_VERSION_STATES.includes(row.state);
+/**
+ * The run to ask for live state, if any. A draft whose submission was just accepted has a run before its record
+ * names it (the run's first activity writes the link), so a draft is looked up by its deterministic workflow ID.
+ */
+const liveRunId = (row: VersionRow): string | null =>
+  FINAL_VERSION_STATES.includes(row.state) ? null : (row.workflow_id ?? workflowIds.documentApproval(row.number, row.version));
 
 /** The record, plus the run's live state while it runs (stage, slots, decisions, due dates). */
 export async function versionView(deps: ApiDeps, row: VersionRow) {
@@ -50,9 +55,10 @@ export async function versionView(deps: ApiDeps, row: VersionRow) {
   const signatures = listSignatures(deps.db, row.id);
   signatures.catch(() => undefined); // awaited below; this only keeps a query failure from going unhandled meanwhile
   let process = null;
-  if (isRunning(row)) {
+  const runId = liveRunId(row);
+  if (runId) {
     try {
-      process = await deps.temporal.workflow.getHandle(row.workflow_id!).query(documentStateQuery);
+      process = await deps.temporal.workflow.getHandle(runId).query(documentStateQuery);
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError)) throw err;
     }
@@ -65,7 +71,7 @@ export async function versionView(deps: ApiDeps, row: VersionRow) {
     state: process?.state ?? row.state,
     contentHash: process?.contentHash ?? row.content_hash,
     round: process?.round ?? row.round,
-    workflowId: row.workflow_id,
+    workflowId: row.workflow_id ?? (process ? process.workflowId : null),
     stage: row.stage_name,
     assignees: process?.pendingAssignees ?? row.assignees,
     dueAt: process?.dueAt ?? row.due_at,
@@ -199,8 +205,6 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
           .catch((err) => {
             throw err instanceof WorkflowExecutionAlreadyStartedError ? alreadySubmitted() : err;
           });
-        // Links the record to its run at once; the run's first activity records the same link.
-        await db('document_versions').where({ id: row.id }).update({ workflow_id: handle.workflowId });
         ctx.status = 202;
         ctx.set('Location', located(row));
         ctx.body = { workflowId: handle.workflowId, runId: handle.firstExecutionRunId, state: 'in_review', location: located(row) };

@@ -58,7 +58,12 @@ export async function startDevTemporal(options: DevTemporalOptions = {}): Promis
   args.push('--dynamic-config-value', 'system.enableActivityEagerExecution=true');
 
   const child = spawn(temporalCli(), args, { stdio: ['ignore', 'pipe', 'pipe'], detached: false });
-  const forward = (chunk: Buffer) => chunk.toString().split('\n').filter(Boolean).forEach((line) => options.onOutput?.(line));
+  const forward = (chunk: Buffer) =>
+    chunk
+      .toString()
+      .split('\n')
+      .filter(Boolean)
+      .forEach((line) => options.onOutput?.(line));
   child.stdout?.on('data', forward);
   child.stderr?.on('data', forward);
   let exited: number | null = null;

@@ -1,0 +1,241 @@
+/**
+ * What the HTTP API costs on top of talking to Temporal directly, for the three things it does with a document
+ * approval run: start it (POST .../submit vs client.workflow.start), update it (POST .../extend vs
+ * handle.executeUpdate(extendDueUpdate)) and read it (GET .../versions/:v vs handle.query(documentStateQuery)).
+ * Both paths hit the same dev server, the same worker and the same Client; samples alternate API, raw, API, raw
+ * so machine noise lands on both alike. Prints a table, then one JSON line. BENCH_SAMPLES (default 200) and
+ * BENCH_WARMUP (default 20) set the number of measured and discarded samples per op and path.
+ */
+import { performance } from 'node:perf_hooks';
+import type { WorkflowHandle } from '@temporalio/client';
+import { documentStateQuery, extendDueUpdate, type DocumentApprovalInput } from '../common/document-approval';
+import { workflowIds } from '../common/ids';
+import type { Actor, Role } from '../common/roles';
+import { Assignees, EntityId, EntityType, Stage } from '../common/search-attributes';
+import { addVersion, createDocument, findVersion } from '../db/documents';
+import { createUser, toActor } from '../db/identity';
+import type { documentApprovalWorkflow } from '../workflows';
+import { startBenchPlatform, type BenchPlatform } from './lib/bench-platform';
+
+const SAMPLES = positiveInt('BENCH_SAMPLES', 200);
+const WARMUP = positiveInt('BENCH_WARMUP', 20);
+const TARGET = 1.25;
+const OPS = ['start', 'update', 'query'] as const;
+type Op = (typeof OPS)[number];
+type Path = 'api' | 'raw';
+
+function positiveInt(name: string, fallback: number): number {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`);
+  return value;
+}
+
+const say = (line: string) => console.log(`[bench:api-overhead] ${line}`);
+let interrupted = false;
+
+interface User {
+  actor: Actor;
+  apiKey: string;
+}
+interface Draft {
+  number: string;
+  version: number;
+}
+type Handle = WorkflowHandle<typeof documentApprovalWorkflow>;
+
+async function main(): Promise<void> {
+  const p = await startBenchPlatform(say);
+  let results;
+  try {
+    results = await measure(p);
+  } finally {
+    say('stopping the API, the worker and the dev server; dropping the database');
+    await p.stop();
+  }
+  report(results);
+}
+
+async function measure(p: BenchPlatform): Promise<Record<Op, Record<Path, number[]>>> {
+  const { db, client, config, baseUrl } = p;
+  const user = async (name: string, roles: Role[]): Promise<User> => {
+    const { user: row, apiKey } = await createUser(db, {
+      username: `bench.${name}`,
+      printedName: `Bench ${name}`,
+      email: `${name}@bench.test`,
+      roles,
+    });
+    return { actor: toActor(row), apiKey };
+  };
+  const author = await user('author', ['author']);
+  const reviewer = await user('reviewer', ['reviewer']);
+  const control = await user('control', ['document_control']);
+
+  const api = async (method: 'GET' | 'POST', path: string, key: string, expect: number, body?: unknown) => {
+    const res = await fetch(`${baseUrl}/api/v1${path}`, {
+      method,
+      headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const parsed = (await res.json()) as Record<string, unknown>;
+    if (res.status !== expect) throw new Error(`${method} ${path} answered ${res.status}: ${JSON.stringify(parsed)}`);
+    return parsed;
+  };
+  const versionPath = (d: Draft) => `/documents/${d.number}/versions/${d.version}`;
+  const draft = async (i: number): Promise<Draft> => {
+    const doc = await createDocument(db, author.actor, { title: `Bench SOP ${i}`, docType: 'sop' });
+    const row = await addVersion(db, author.actor, doc.id, doc.number, `Bench SOP ${i}: calibrate the pipettes monthly.`);
+    return { number: doc.number, version: row.version };
+  };
+  const submitBody = { routing: [{ name: 'Review', rule: { type: 'any' }, assignees: [{ user: reviewer.actor.username }] }] };
+
+  /** What POST .../submit hands to client.workflow.start for the same draft, built the same way. */
+  const rawStart = async (d: Draft) => {
+    const row = (await findVersion(db, d.number, d.version))!;
+    const input: DocumentApprovalInput = {
+      documentId: row.document_id,
+      documentNumber: row.number,
+      title: row.title,
+      versionId: row.id,
+      version: row.version,
+      author: { userId: row.author_id, username: row.author },
+      contentHash: row.content_hash,
+      routing: [
+        {
+          name: 'Review',
+          rule: { type: 'any' },
+          due: config.documentDefaults.stageDue,
+          assignees: [{ kind: 'user', userId: reviewer.actor.userId, username: reviewer.actor.username }],
+        },
+      ],
+      reminderBefore: config.documentDefaults.reminderBefore,
+      periodicReview: config.documentDefaults.periodicReview,
+      submittedBy: author.actor.userId,
+    };
+    return () =>
+      client.workflow.start<typeof documentApprovalWorkflow>('documentApprovalWorkflow', {
+        workflowId: workflowIds.documentApproval(row.number, row.version),
+        taskQueue: config.taskQueue,
+        args: [input],
+        workflowIdConflictPolicy: 'FAIL',
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        typedSearchAttributes: [
+          { key: EntityType, value: 'document' },
+          { key: EntityId, value: row.number },
+          { key: Stage, value: 'in_review' },
+          { key: Assignees, value: [] },
+        ],
+      });
+  };
+  /** A run submitted through the API whose review stage has opened (decisions and extensions are accepted). */
+  const reviewRun = async (i: number): Promise<{ draft: Draft; handle: Handle }> => {
+    const d = await draft(i);
+    const { workflowId } = (await api('POST', `${versionPath(d)}/submit`, author.apiKey, 202, submitBody)) as { workflowId: string };
+    const handle: Handle = client.workflow.getHandle(workflowId);
+    for (let tries = 0; (await handle.query(documentStateQuery)).stages[0].status !== 'active'; tries++) {
+      if (tries > 300) throw new Error(`${workflowId} did not open its review stage`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return { draft: d, handle };
+  };
+
+  const rounds = WARMUP + SAMPLES;
+  say(`creating ${2 * rounds} drafts and 3 runs in review (${WARMUP} warm-up + ${SAMPLES} samples per op and path)`);
+  const apiDrafts: Draft[] = [];
+  const rawStarts: (() => Promise<Handle>)[] = [];
+  for (let i = 0; i < rounds; i++) {
+    apiDrafts.push(await draft(2 * i));
+    rawStarts.push(await rawStart(await draft(2 * i + 1)));
+  }
+  const apiExtended = await reviewRun(2 * rounds);
+  const rawExtended = await reviewRun(2 * rounds + 1);
+  const queried = await reviewRun(2 * rounds + 2);
+
+  // Each extension moves the due date a minute later than the one before; both runs get the same sequence.
+  const dueBase = Date.now() + 30 * 24 * 3600_000;
+  const extension = (i: number) => ({ dueAt: new Date(dueBase + i * 60_000).toISOString(), reason: `bench extension ${i}` });
+
+  const ops: Record<Op, Record<Path, (i: number) => Promise<unknown>>> = {
+    start: {
+      api: (i) => api('POST', `${versionPath(apiDrafts[i])}/submit`, author.apiKey, 202, submitBody),
+      raw: (i) => rawStarts[i](),
+    },
+    update: {
+      api: (i) => api('POST', `${versionPath(apiExtended.draft)}/extend`, control.apiKey, 200, extension(i)),
+      raw: (i) => rawExtended.handle.executeUpdate(extendDueUpdate, { args: [{ actor: control.actor, ...extension(i) }] }),
+    },
+    query: {
+      api: () => api('GET', versionPath(queried.draft), author.apiKey, 200),
+      raw: () => queried.handle.query(documentStateQuery),
+    },
+  };
+
+  const results = {} as Record<Op, Record<Path, number[]>>;
+  for (const op of OPS) {
+    say(`measuring ${op}`);
+    const samples: Record<Path, number[]> = { api: [], raw: [] };
+    for (let i = 0; i < rounds; i++) {
+      if (interrupted) throw new Error('interrupted');
+      for (const path of ['api', 'raw'] as const) {
+        const started = performance.now();
+        await ops[op][path](i);
+        const ms = performance.now() - started;
+        if (i >= WARMUP) samples[path].push(ms);
+      }
+    }
+    results[op] = samples;
+  }
+  return results;
+}
+
+function percentile(samples: number[], p: number): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
+}
+
+const round3 = (n: number) => Math.round(n * 1000) / 1000;
+
+function report(results: Record<Op, Record<Path, number[]>>): void {
+  const figures: Record<string, number> = {};
+  const ratios: Record<Op, number> = { start: 0, update: 0, query: 0 };
+  const rows = OPS.map((op) => {
+    const [apiP50, apiP99, rawP50, rawP99] = [
+      percentile(results[op].api, 0.5),
+      percentile(results[op].api, 0.99),
+      percentile(results[op].raw, 0.5),
+      percentile(results[op].raw, 0.99),
+    ].map(round3);
+    Object.assign(figures, {
+      [`${op}_api_p50_ms`]: apiP50,
+      [`${op}_api_p99_ms`]: apiP99,
+      [`${op}_raw_p50_ms`]: rawP50,
+      [`${op}_raw_p99_ms`]: rawP99,
+    });
+    ratios[op] = round3(apiP50 / rawP50);
+    figures[`${op}_p50_ratio`] = ratios[op];
+    return [op, apiP50, rawP50, ratios[op], apiP99, rawP99].map((v) => (typeof v === 'number' ? v.toFixed(2) : v));
+  });
+  const header = ['op', 'api p50 ms', 'raw p50 ms', 'p50 api/raw', 'api p99 ms', 'raw p99 ms'];
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const line = (cells: string[]) => cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ');
+  console.log(`\napi-overhead: ${SAMPLES} samples per op and path after ${WARMUP} warm-up, interleaved api/raw`);
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  rows.forEach((r) => console.log(line(r)));
+  const worst = Math.max(...OPS.map((op) => ratios[op]));
+  console.log(`worst p50 ratio ${worst.toFixed(3)} (target ≤ ${TARGET})\n`);
+  console.log(JSON.stringify({ bench: 'api-overhead', figures, ratio: worst, target: TARGET, better: 'lower' }));
+}
+
+process.on('SIGINT', () => {
+  if (interrupted) process.exit(130);
+  interrupted = true;
+  say('interrupted; cleaning up (Ctrl-C again to quit at once)');
+});
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(`[bench:api-overhead] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);
