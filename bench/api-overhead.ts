@@ -8,10 +8,9 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { WorkflowHandle } from '@temporalio/client';
-import { documentStateQuery, extendDueUpdate, type DocumentApprovalInput } from '../common/document-approval';
-import { workflowIds } from '../common/ids';
+import { approvalInput, startApprovalRun } from '../api/document-approval-runs';
+import { documentStateQuery, extendDueUpdate, type RoutingStage } from '../common/document-approval';
 import type { Actor, Role } from '../common/roles';
-import { Assignees, EntityId, EntityType, Stage } from '../common/search-attributes';
 import { addVersion, createDocument, findVersion } from '../db/documents';
 import { createUser, toActor } from '../db/identity';
 import type { documentApprovalWorkflow } from '../workflows';
@@ -91,40 +90,20 @@ async function measure(p: BenchPlatform): Promise<Record<Op, Record<Path, number
   /** What POST .../submit hands to client.workflow.start for the same draft, built the same way. */
   const rawStart = async (d: Draft) => {
     const row = (await findVersion(db, d.number, d.version))!;
-    const input: DocumentApprovalInput = {
-      documentId: row.document_id,
-      documentNumber: row.number,
-      title: row.title,
-      versionId: row.id,
-      version: row.version,
-      author: { userId: row.author_id, username: row.author },
-      contentHash: row.content_hash,
-      routing: [
-        {
-          name: 'Review',
-          rule: { type: 'any' },
-          due: config.documentDefaults.stageDue,
-          assignees: [{ kind: 'user', userId: reviewer.actor.userId, username: reviewer.actor.username }],
-        },
-      ],
+    const routing: RoutingStage[] = [
+      {
+        name: 'Review',
+        rule: { type: 'any' },
+        due: config.documentDefaults.stageDue,
+        assignees: [{ kind: 'user', userId: reviewer.actor.userId, username: reviewer.actor.username }],
+      },
+    ];
+    const input = approvalInput(row, routing, {
       reminderBefore: config.documentDefaults.reminderBefore,
       periodicReview: config.documentDefaults.periodicReview,
       submittedBy: author.actor.userId,
-    };
-    return () =>
-      client.workflow.start<typeof documentApprovalWorkflow>('documentApprovalWorkflow', {
-        workflowId: workflowIds.documentApproval(row.number, row.version),
-        taskQueue: config.taskQueue,
-        args: [input],
-        workflowIdConflictPolicy: 'FAIL',
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        typedSearchAttributes: [
-          { key: EntityType, value: 'document' },
-          { key: EntityId, value: row.number },
-          { key: Stage, value: 'in_review' },
-          { key: Assignees, value: [] },
-        ],
-      });
+    });
+    return () => startApprovalRun(client, config.taskQueue, input);
   };
   /** A run submitted through the API whose review stage has opened (decisions and extensions are accepted). */
   const reviewRun = async (i: number): Promise<{ draft: Draft; handle: Handle }> => {

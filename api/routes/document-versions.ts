@@ -12,16 +12,15 @@ import {
   uploadRevisionUpdate,
   withdrawUpdate,
   type AssigneeRef,
-  type DocumentApprovalInput,
 } from '../../common/document-approval';
 import { workflowIds } from '../../common/ids';
 import type { Actor, Role } from '../../common/roles';
 import { routingProblems } from '../../common/routing-rules';
-import { Assignees, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { findVersion, listSignatures, storeContent, type VersionRow } from '../../db/documents';
 import { checkSigningPassword } from '../../db/identity';
 import type { Db } from '../../db/knex';
 import type { documentApprovalWorkflow } from '../../workflows';
+import { approvalInput, startApprovalRun } from '../document-approval-runs';
 import type { ApiDeps } from '../deps';
 import { Problem, problems } from '../problem';
 import { route, type RouteSpec } from '../route';
@@ -172,39 +171,16 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
           const named = errors.map((e) => ({ ...e, field: `body.${e.field.replace(/\[(\d+)\]/g, '.$1')}` }));
           throw problems.unprocessable('invalid-routing', errors.map((e) => e.detail).join('; '), { errors: named });
         }
-        const author = { userId: row.author_id, username: row.author };
-        const input: DocumentApprovalInput = {
-          documentId: row.document_id,
-          documentNumber: row.number,
-          title: row.title,
-          versionId: row.id,
-          version: row.version,
-          author,
-          contentHash: row.content_hash,
-          routing,
+        const input = approvalInput(row, routing, {
           reminderBefore: body.reminderBefore ?? config.documentDefaults.reminderBefore,
           effectiveDate: body.effectiveDate,
           periodicReview: body.periodicReview ?? config.documentDefaults.periodicReview,
           submittedBy: actor.userId,
-        };
+        });
         // A concurrent submission of the same version may win the race past the check above: same answer.
-        const handle = await temporal.workflow
-          .start<typeof documentApprovalWorkflow>('documentApprovalWorkflow', {
-            workflowId,
-            taskQueue: config.taskQueue,
-            args: [input],
-            workflowIdConflictPolicy: 'FAIL',
-            workflowIdReusePolicy: 'REJECT_DUPLICATE',
-            typedSearchAttributes: [
-              { key: EntityType, value: 'document' },
-              { key: EntityId, value: row.number },
-              { key: Stage, value: 'in_review' },
-              { key: Assignees, value: [] },
-            ],
-          })
-          .catch((err) => {
-            throw err instanceof WorkflowExecutionAlreadyStartedError ? alreadySubmitted() : err;
-          });
+        const handle = await startApprovalRun(temporal, config.taskQueue, input).catch((err) => {
+          throw err instanceof WorkflowExecutionAlreadyStartedError ? alreadySubmitted() : err;
+        });
         ctx.status = 202;
         ctx.set('Location', located(row));
         ctx.body = { workflowId: handle.workflowId, runId: handle.firstExecutionRunId, state: 'in_review', location: located(row) };

@@ -1,0 +1,48 @@
+import type { Client } from '@temporalio/client';
+import type { DocumentApprovalInput, RoutingStage } from '../common/document-approval';
+import { workflowIds } from '../common/ids';
+import { Assignees, EntityId, EntityType, Stage } from '../common/search-attributes';
+import type { VersionRow } from '../db/documents';
+import type { documentApprovalWorkflow } from '../workflows';
+
+export interface SubmitOptions {
+  reminderBefore: string;
+  periodicReview: string;
+  effectiveDate?: string;
+  submittedBy: string;
+}
+
+/** What a document-approval run needs to know about its version: IDs and hashes, never the text itself. */
+export function approvalInput(row: VersionRow, routing: RoutingStage[], options: SubmitOptions): DocumentApprovalInput {
+  return {
+    documentId: row.document_id,
+    documentNumber: row.number,
+    title: row.title,
+    versionId: row.id,
+    version: row.version,
+    author: { userId: row.author_id, username: row.author },
+    contentHash: row.content_hash,
+    routing,
+    ...options,
+  };
+}
+
+/**
+ * Starts the run under its business key. The key never runs twice: a second start fails with
+ * WorkflowExecutionAlreadyStartedError, which callers turn into "already submitted".
+ */
+export function startApprovalRun(client: Client, taskQueue: string, input: DocumentApprovalInput) {
+  return client.workflow.start<typeof documentApprovalWorkflow>('documentApprovalWorkflow', {
+    workflowId: workflowIds.documentApproval(input.documentNumber, input.version),
+    taskQueue,
+    args: [input],
+    workflowIdConflictPolicy: 'FAIL',
+    workflowIdReusePolicy: 'REJECT_DUPLICATE',
+    typedSearchAttributes: [
+      { key: EntityType, value: 'document' },
+      { key: EntityId, value: input.documentNumber },
+      { key: Stage, value: 'in_review' },
+      { key: Assignees, value: [] },
+    ],
+  });
+}
