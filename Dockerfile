@@ -11,7 +11,7 @@ WORKDIR /app
 ENV NODE_ENV=production
 
 COPY package.json package-lock.json ./
-RUN npm install --omit=dev --no-audit --no-fund --no-audit --no-fund && npm cache clean --force
+RUN npm install --omit=dev --no-audit --no-fund && npm cache clean --force
 
 # Everything else that .dockerignore lets through: new source folders need no change here.
 COPY . .
