@@ -7,6 +7,7 @@ import { assigneeKey } from '../common/routing-rules';
 import { appendAudit } from '../db/audit';
 import { queueNotifications, type NotificationMessage } from '../db/notifications';
 import { resolveRecipients } from '../db/recipients';
+import { recordSignature, voidSignatures } from '../db/signatures';
 import { closeTask, closeTasksByPrefix, openTask } from '../db/tasks';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
@@ -114,25 +115,18 @@ export function documentActivities({ db, publicUrl, mailDomain }: ActivityDeps) 
       return db.transaction(async (trx) => {
         let signatureId: string | null = null;
         if (p.signature) {
-          const key = `${p.doc.workflowId}:r${p.round}:s${p.stageIndex}:${p.actor.userId}`;
-          await trx('signatures')
-            .insert({
-              idempotency_key: key,
-              document_version_id: p.doc.versionId,
-              workflow_id: p.doc.workflowId,
-              round: p.round,
-              stage_index: p.stageIndex,
-              stage_name: p.stageName,
-              user_id: p.actor.userId,
-              username: p.actor.username,
-              printed_name: p.actor.printedName,
-              meaning: p.signature.meaning,
-              signed_at: p.signature.signedAt,
-              content_hash: p.signature.contentHash,
-            })
-            .onConflict('idempotency_key')
-            .ignore();
-          signatureId = (await trx('signatures').where({ idempotency_key: key }).first('id')).id;
+          signatureId = await recordSignature(trx, {
+            idempotencyKey: `${p.doc.workflowId}:r${p.round}:s${p.stageIndex}:${p.actor.userId}`,
+            entityType: 'document',
+            entityId: p.doc.documentNumber,
+            documentVersionId: p.doc.versionId,
+            workflowId: p.doc.workflowId,
+            round: p.round,
+            stageIndex: p.stageIndex,
+            stageName: p.stageName,
+            actor: p.actor,
+            signature: p.signature,
+          });
         }
         await closeTask(trx, stageTaskPrefix(p.doc, p.round, p.stageIndex) + p.slotKey, 'done', p.actor.userId);
         await audit(
@@ -238,10 +232,11 @@ export function documentActivities({ db, publicUrl, mailDomain }: ActivityDeps) 
         }
         const before = await trx('document_versions').where({ id: p.doc.versionId }).first('content_hash');
         await setVersion(trx, p.doc, { content_hash: p.contentHash, round: p.round });
-        const voided = await trx('signatures')
-          .where({ document_version_id: p.doc.versionId, void: false })
-          .where('round', '<', p.round)
-          .update({ void: true, voided_at: trx.fn.now(), void_reason: `content revised for round ${p.round}` });
+        const voided = await voidSignatures(
+          trx,
+          { entityType: 'document', entityId: p.doc.documentNumber, workflowId: p.doc.workflowId, beforeRound: p.round },
+          `content revised for round ${p.round}`,
+        );
         await closeTask(trx, `${p.doc.workflowId}:r${p.round - 1}:revise`, 'done', p.actor.userId);
         await audit(
           trx,

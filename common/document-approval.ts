@@ -1,5 +1,8 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Actor, Role } from './roles';
+import type { SignatureInput } from './signatures';
+
+export type { SignatureInput } from './signatures';
 
 export type StageRule = { type: 'all' } | { type: 'any' } | { type: 'k_of_n'; k: number };
 
@@ -95,13 +98,6 @@ export interface DocumentApprovalState {
   nextPeriodicReviewAt: string | null;
   periodicReviewOpen: boolean;
   outcome: { by: string; comment: string } | null;
-}
-
-export interface SignatureInput {
-  meaning: string;
-  contentHash: string;
-  /** Server UTC time at which the API verified the signer's password. */
-  signedAt: string;
 }
 
 export interface DecideArgs {

@@ -1,10 +1,12 @@
 import type { Knex } from 'knex';
 import type { Db } from './knex';
 import * as foundation from './migrations/20261122000000_foundation';
+import * as genericSignatures from './migrations/20261122010000_generic_signatures';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261122000000_foundation': foundation,
+  '20261122010000_generic_signatures': genericSignatures,
 };
 
 const source: Knex.MigrationSource<string> = {

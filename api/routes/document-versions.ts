@@ -17,13 +17,13 @@ import { workflowIds } from '../../common/ids';
 import type { Actor, Role } from '../../common/roles';
 import { routingProblems } from '../../common/routing-rules';
 import { findVersion, listSignatures, storeContent, type VersionRow } from '../../db/documents';
-import { checkSigningPassword } from '../../db/identity';
 import type { Db } from '../../db/knex';
 import type { documentApprovalWorkflow } from '../../workflows';
 import { approvalInput, startApprovalRun } from '../document-approval-runs';
 import type { ApiDeps } from '../deps';
-import { Problem, problems } from '../problem';
+import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
+import { verifySigner } from '../signing';
 import {
   commentBody,
   contentBody,
@@ -196,31 +196,9 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
       body: decisionBody,
       handler: async ({ params, body, actor, ctx }) => {
         const { row, handle } = await runningVersion(params.number, params.version);
-        let signature;
-        if (body.signature) {
-          const check = await checkSigningPassword(db, actor, body.signature.password, config.signing, {
-            entityType: 'document',
-            entityId: row.number,
-          });
-          if (!check.ok && check.reason === 'locked') {
-            const seconds = Math.max(1, Math.ceil((check.lockedUntil.getTime() - Date.now()) / 1000));
-            throw new Problem(
-              423,
-              'signing-locked',
-              'Signing is locked',
-              `too many wrong passwords; signing is locked until ${check.lockedUntil.toISOString()}`,
-              {},
-              { 'Retry-After': String(seconds) },
-            );
-          }
-          if (!check.ok) {
-            const detail = check.lockedUntil
-              ? `the password is wrong; signing is now locked until ${check.lockedUntil.toISOString()}`
-              : `the password is wrong; ${check.remaining} attempt(s) left before signing is locked`;
-            throw new Problem(403, 'signature-password-invalid', 'Signature not accepted', detail);
-          }
-          signature = { meaning: body.signature.meaning, contentHash: body.signature.contentHash, signedAt: new Date().toISOString() };
-        }
+        const signature = body.signature
+          ? await verifySigner(deps, actor, body.signature, { entityType: 'document', entityId: row.number })
+          : undefined;
         ctx.body = await handle.executeUpdate(decideUpdate, {
           args: [{ actor, decision: body.decision, comment: body.comment || undefined, signature }],
         });

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { isDuration } from '../../common/durations';
 import { ROLES } from '../../common/roles';
+import { SIGNATURE_MEANINGS } from '../../common/signatures';
 
 export const durationString = z.string().refine(isDuration, 'expected a duration such as 30s, 15m, 72h or 365d');
 export const isoDateTime = z.iso.datetime({ offset: true });
@@ -13,3 +14,10 @@ export const pagination = z.object({
   offset: z.coerce.number().int().min(0).default(0),
 });
 export const flagParam = z.enum(['1', '0', 'true', 'false']).transform((v) => v === '1' || v === 'true');
+
+/** An electronic signature as a signer sends it: password (re-authentication), meaning, and the hash they saw. */
+export const signatureBody = z.strictObject({
+  password: z.string().min(1).max(200),
+  meaning: z.enum(SIGNATURE_MEANINGS),
+  contentHash: z.string().regex(/^[0-9a-f]{64}$/, 'a SHA-256 hex digest'),
+});

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { VERSION_STATES } from '../../common/document-approval';
-import { durationString, isoDateTime, pagination, role, text, username } from './common';
+import { durationString, isoDateTime, pagination, role, signatureBody, text, username } from './common';
 
 export const documentNumber = z
   .string()
@@ -56,13 +56,7 @@ export const decisionBody = z
   .strictObject({
     decision: z.enum(['approve', 'reject', 'request_changes']),
     comment: z.string().trim().max(4000).optional(),
-    signature: z
-      .strictObject({
-        password: z.string().min(1).max(200),
-        meaning: z.enum(['review', 'approval', 'responsibility']),
-        contentHash: z.string().regex(/^[0-9a-f]{64}$/, 'a SHA-256 hex digest'),
-      })
-      .optional(),
+    signature: signatureBody.optional(),
   })
   .superRefine((body, ctx) => {
     if (body.decision === 'approve' && !body.signature) {
