@@ -18,6 +18,7 @@ import {
   decideUpdate,
   documentStateQuery,
   extendDueUpdate,
+  FINAL_VERSION_STATES,
   obsoleteUpdate,
   reassignUpdate,
   supersededSignal,
@@ -108,7 +109,7 @@ export async function documentApprovalWorkflow(input: DocumentApprovalInput): Pr
   const deliver = (outboxIds: string[]) => {
     if (outboxIds.length) deliveries.push(mail.deliverEmails(outboxIds));
   };
-  const isFinal = (state: VersionState) => ['superseded', 'obsolete', 'rejected', 'withdrawn'].includes(state);
+  const isFinal = (state: VersionState) => FINAL_VERSION_STATES.includes(state);
 
   function publish(): void {
     const stage = s.currentStage === null ? null : s.stages[s.currentStage];
