@@ -1,7 +1,9 @@
 import { auditActivities } from './audit';
+import { capaActivities } from './capa';
 import type { ActivityDeps } from './deps';
 import { documentActivities } from './documents';
 import { notificationActivities } from './notifications';
+import { scheduledWorkActivities } from './scheduled-work';
 
 export type { ActivityDeps } from './deps';
 export type { DocRef } from './documents';
@@ -12,6 +14,8 @@ export function createActivities(deps: ActivityDeps) {
     ...notificationActivities(deps),
     ...documentActivities(deps),
     ...auditActivities(deps),
+    ...capaActivities(deps),
+    ...scheduledWorkActivities(deps),
   };
 }
 

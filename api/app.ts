@@ -7,9 +7,11 @@ import { createApiMetrics } from './metrics';
 import { requestContext } from './request-context';
 import { mountRoutes, openApiDocument } from './route';
 import { adminRoutes } from './routes/admin';
+import { capaRoutes } from './routes/capa';
 import { documentVersionRoutes } from './routes/document-versions';
 import { documentRoutes } from './routes/documents';
 import { inboxRoutes } from './routes/inbox';
+import { scheduledWorkRoutes } from './routes/scheduled-work';
 import { workflowRoutes } from './routes/workflows';
 
 /** The whole HTTP API as a Koa app, without listening: the server and the tests mount it alike. */
@@ -23,6 +25,8 @@ export function createApp(deps: ApiDeps): Koa {
     ...inboxRoutes(deps),
     ...workflowRoutes(deps),
     ...adminRoutes(deps),
+    ...capaRoutes(deps),
+    ...scheduledWorkRoutes(deps),
   ];
   const openapi = openApiDocument(specs);
 

@@ -1,6 +1,7 @@
 import type Router from '@koa/router';
 import type { Client } from '@temporalio/client';
 import type { Db } from '../db/knex';
+import { lastCanary } from '../db/scheduled-work';
 
 const within = <T>(ms: number, work: Promise<T>) =>
   Promise.race([work, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())]);
@@ -34,6 +35,7 @@ export function mountHealth(router: Router, db: Db, temporal: Client): void {
     const down = Object.entries(results)
       .filter(([, status]) => status !== 'ok')
       .map(([name]) => name);
+    const canary = await within(2000, lastCanary(db)).catch(() => ({ status: 'unknown' }));
     ctx.status = down.length ? 503 : 200;
     if (down.length) {
       ctx.type = 'application/problem+json';
@@ -43,10 +45,11 @@ export function mountHealth(router: Router, db: Db, temporal: Client): void {
         status: 503,
         detail: `unavailable: ${down.join(', ')}`,
         checks: results,
+        canary,
       };
       ctx.set('Retry-After', '5');
     } else {
-      ctx.body = { status: 'ready', checks: results };
+      ctx.body = { status: 'ready', checks: results, canary };
     }
   });
 }

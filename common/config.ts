@@ -51,6 +51,18 @@ export const configSchema = z.object({
   DOC_STAGE_DUE: duration.default('72h'),
   DOC_REMINDER_BEFORE: duration.default('24h'),
   DOC_PERIODIC_REVIEW: duration.default('365d'),
+
+
+  LAB_TIMEZONE: z.string().default('UTC'),
+  BACKUP_DIR: z.string().default('.data/backups'),
+  BACKUP_OFFSITE_DIR: z.string().optional(),
+  BACKUP_COMPRESSION: z.coerce.number().int().min(0).max(9).default(1),
+  BACKUP_ENCRYPTION_KEY_FILE: z.string().optional(),
+  BACKUP_SIZE_BAND: z.coerce.number().min(1).default(50),
+  BACKUP_KEEP_DAILY: z.coerce.number().int().min(1).default(7),
+  BACKUP_KEEP_WEEKLY: z.coerce.number().int().min(0).default(4),
+  BACKUP_KEEP_MONTHLY: z.coerce.number().int().min(0).default(12),
+  BACKUP_PG_USER: z.string().optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -2,6 +2,7 @@
 export const workflowIds = {
   documentApproval: (documentNumber: string, version: number) => `document-approval:${documentNumber}:v${version}`,
   auditVerify: () => 'audit-verify',
+  capa: (number: string) => `capa:${number}`,
 };
 
 export function parseWorkflowType(workflowId: string): string {

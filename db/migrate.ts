@@ -1,12 +1,16 @@
 import type { Knex } from 'knex';
 import type { Db } from './knex';
 import * as foundation from './migrations/20261122000000_foundation';
+import * as capa from './migrations/20261122050000_capa';
 import * as genericSignatures from './migrations/20261122010000_generic_signatures';
+import * as scheduledWork from './migrations/20261122030000_scheduled_work';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261122000000_foundation': foundation,
+  '20261122050000_capa': capa,
   '20261122010000_generic_signatures': genericSignatures,
+  '20261122030000_scheduled_work': scheduledWork,
 };
 
 const source: Knex.MigrationSource<string> = {

@@ -27,6 +27,7 @@ async function main(): Promise<void> {
       new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE }),
       config.TEMPORAL_TASK_QUEUE,
       log,
+      config,
     );
   }
 

@@ -1,35 +1,263 @@
-import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
+import { createHash } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import {
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  type Client,
+  type ScheduleDescription,
+  type ScheduleOptions,
+  type ScheduleSpec,
+} from '@temporalio/client';
+import type { Config } from '../common/config';
+import { durationMs } from '../common/durations';
 import { workflowIds } from '../common/ids';
+import {
+  DEFAULT_SCHEDULE_OWNER,
+  SCHEDULE_IDS,
+  SCHEDULE_OWNER_MEMO,
+  type BackupSettings,
+  type CleanupInput,
+  type DigestInput,
+  type OverdueRemindersInput,
+} from '../common/scheduled-work';
 import type { Logger } from '../platform/logger';
+import type { Duration } from '@temporalio/common';
 
-/** The periodic work labflow runs, declared in one place; operators see, pause and trigger it in the Web UI. */
-export function scheduleDefinitions(taskQueue: string): ScheduleOptions[] {
+/** One entry of the declarative list: what runs, when, and how overlaps and missed runs are handled. */
+export interface ScheduleDefinition {
+  scheduleId: string;
+  description: string;
+  spec: ScheduleSpec;
+  workflowType: string;
+  workflowId: string;
+  args: unknown[];
+  overlap: ScheduleOverlapPolicy;
+  catchupWindow: Duration;
+  /** Applies when the schedule is created; afterwards pausing is the operators' call and never undone here. */
+  startPaused?: boolean;
+}
+
+export interface ScheduleSettings {
+  taskQueue: string;
+  timeZone: string;
+  backup: BackupSettings;
+  outboxDir: string | null;
+}
+
+export function backupSettingsFromConfig(config: Config): BackupSettings {
+  return {
+    dir: resolve(config.BACKUP_DIR),
+    offsiteDir: config.BACKUP_OFFSITE_DIR ? resolve(config.BACKUP_OFFSITE_DIR) : null,
+    compression: config.BACKUP_COMPRESSION,
+    encryptionKeyFile: config.BACKUP_ENCRYPTION_KEY_FILE ? resolve(config.BACKUP_ENCRYPTION_KEY_FILE) : null,
+    sizeBandPercent: config.BACKUP_SIZE_BAND,
+    retention: { daily: config.BACKUP_KEEP_DAILY, weekly: config.BACKUP_KEEP_WEEKLY, monthly: config.BACKUP_KEEP_MONTHLY },
+    timeZone: config.LAB_TIMEZONE,
+    pgUser: config.BACKUP_PG_USER ?? null,
+    heartbeatTimeout: '60s',
+  };
+}
+
+export function scheduleSettingsFromConfig(config: Config, taskQueue = config.TEMPORAL_TASK_QUEUE): ScheduleSettings {
+  return {
+    taskQueue,
+    timeZone: config.LAB_TIMEZONE,
+    backup: backupSettingsFromConfig(config),
+    outboxDir: config.SMTP_URL ? null : resolve(join(config.DATA_DIR, 'outbox')),
+  };
+}
+
+/** The periodic work labflow runs, declared in one place; operators see, pause, trigger and backfill it in the Web UI. */
+export function scheduleDefinitions(s: ScheduleSettings): ScheduleDefinition[] {
+  const zone = s.timeZone;
+  const reminders: OverdueRemindersInput = { every: '4h' };
+  const digest: DigestInput = { hour: 9, labTimeZone: zone, dueSoon: '24h' };
+  const cleanup: CleanupInput = {
+    keepReadNotifications: '90d',
+    keepSentEmails: '30d',
+    keepRevokedKeys: '90d',
+    outboxDir: s.outboxDir,
+    keepOutboxFiles: '30d',
+  };
   return [
     {
-      scheduleId: 'audit-verify-nightly',
+      scheduleId: SCHEDULE_IDS.auditVerify,
+      description: 'Recomputes the audit trail hash chain and alerts admins when a link is broken',
       spec: { calendars: [{ hour: 3, minute: 15 }], timezone: 'UTC' },
-      action: { type: 'startWorkflow', workflowType: 'auditVerifyWorkflow', workflowId: workflowIds.auditVerify(), taskQueue, args: [] },
-      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '6h' },
-      memo: { description: 'Recomputes the audit trail hash chain and alerts admins when a link is broken' },
+      workflowType: 'auditVerifyWorkflow',
+      workflowId: workflowIds.auditVerify(),
+      args: [],
+      overlap: ScheduleOverlapPolicy.SKIP,
+      catchupWindow: '6h',
+    },
+    {
+      scheduleId: SCHEDULE_IDS.backup,
+      description: 'Nightly pg_dump of the labflow database: verified, encrypted when configured, copied off-site, GFS retention',
+      spec: { calendars: [{ hour: 2, minute: 0 }], timezone: zone },
+      workflowType: 'backupWorkflow',
+      workflowId: 'backup:nightly',
+      args: [{ settings: s.backup, trigger: 'scheduled' }],
+      overlap: ScheduleOverlapPolicy.SKIP,
+      catchupWindow: '6h',
+    },
+    {
+      scheduleId: SCHEDULE_IDS.restoreDrill,
+      description: 'Restores the latest verified backup into a scratch database, runs smoke queries, records the restore time',
+      spec: { calendars: [{ dayOfWeek: 'SUNDAY', hour: 5, minute: 0 }], timezone: zone },
+      workflowType: 'restoreDrillWorkflow',
+      workflowId: 'restore-drill:weekly',
+      args: [{ settings: s.backup }],
+      overlap: ScheduleOverlapPolicy.SKIP,
+      catchupWindow: '12h',
+    },
+    {
+      scheduleId: SCHEDULE_IDS.overdueReminders,
+      description: 'Reminds assignees of overdue tasks (once per task and 4-hour period) and escalates per process',
+      spec: { intervals: [{ every: '4h' }] },
+      workflowType: 'overdueRemindersWorkflow',
+      workflowId: 'overdue-reminders',
+      args: [reminders],
+      overlap: ScheduleOverlapPolicy.SKIP,
+      catchupWindow: '1h',
+    },
+    {
+      scheduleId: SCHEDULE_IDS.dailyDigest,
+      description: "Hourly: users whose local time reached 09:00 get the day's digest of open, due-soon and overdue tasks",
+      spec: { calendars: [{ hour: '*', minute: 0 }], timezone: 'UTC' },
+      workflowType: 'dailyDigestWorkflow',
+      workflowId: 'daily-digest',
+      args: [digest],
+      overlap: ScheduleOverlapPolicy.SKIP,
+      catchupWindow: '1h',
+    },
+    {
+      scheduleId: SCHEDULE_IDS.cleanup,
+      description: 'Weekly clean-up: revoked API keys, old read notifications, sent outbox rows and .eml files',
+      spec: { calendars: [{ dayOfWeek: 'SUNDAY', hour: 4, minute: 0 }], timezone: zone },
+      workflowType: 'cleanupWorkflow',
+      workflowId: 'cleanup:weekly',
+      args: [cleanup],
+      overlap: ScheduleOverlapPolicy.SKIP,
+      catchupWindow: '1d',
+    },
+    {
+      scheduleId: SCHEDULE_IDS.healthCanary,
+      description: 'Every 5 minutes a tiny run touches Postgres through Temporal and a worker; /readyz reports the last one',
+      spec: { intervals: [{ every: '5m' }] },
+      workflowType: 'healthCanaryWorkflow',
+      workflowId: 'health-canary',
+      args: [],
+      overlap: ScheduleOverlapPolicy.SKIP,
+      catchupWindow: '1m',
     },
   ];
 }
 
-/** Creates each schedule, or brings an existing one up to date with its definition. */
-export async function ensureSchedules(client: Client, taskQueue: string, log: Logger): Promise<void> {
-  for (const definition of scheduleDefinitions(taskQueue)) {
-    try {
-      await client.schedule.create(definition);
-      log.info({ scheduleId: definition.scheduleId }, 'schedule created');
-    } catch (err) {
-      if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-      await client.schedule.getHandle(definition.scheduleId).update((previous) => ({
-        ...previous,
-        spec: definition.spec,
-        action: definition.action,
-        policies: { ...previous.policies, ...definition.policies },
-      }));
-      log.info({ scheduleId: definition.scheduleId }, 'schedule up to date');
+/** A digest of everything the definition controls, kept in the action's memo so changes are seen as drift. */
+export function definitionHash(d: ScheduleDefinition, taskQueue: string): string {
+  const { startPaused: _ignored, ...controlled } = d;
+  return createHash('sha256')
+    .update(JSON.stringify({ ...controlled, taskQueue }))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+function toOptions(d: ScheduleDefinition, taskQueue: string, owner: string): ScheduleOptions {
+  return {
+    scheduleId: d.scheduleId,
+    spec: d.spec,
+    action: {
+      type: 'startWorkflow',
+      workflowType: d.workflowType,
+      workflowId: d.workflowId,
+      taskQueue,
+      args: d.args,
+      memo: { scheduleDefinition: definitionHash(d, taskQueue) },
+    },
+    policies: { overlap: d.overlap, catchupWindow: d.catchupWindow },
+    state: { paused: d.startPaused ?? false, note: d.startPaused ? 'created paused by its definition' : undefined },
+    memo: { [SCHEDULE_OWNER_MEMO]: owner, description: d.description },
+  };
+}
+
+/** Which controlled parts of a live schedule differ from its definition. */
+export function driftOf(current: ScheduleDescription, d: ScheduleDefinition, taskQueue: string): string[] {
+  const drift: string[] = [];
+  const action = current.action as { workflowType?: string; taskQueue?: string; memo?: Record<string, unknown> };
+  if (action.memo?.scheduleDefinition !== definitionHash(d, taskQueue)) drift.push('definition');
+  if (action.workflowType !== d.workflowType) drift.push('workflowType');
+  if (action.taskQueue !== taskQueue) drift.push('taskQueue');
+  if (current.policies.overlap !== d.overlap) drift.push('overlap');
+  if (current.policies.catchupWindow !== (typeof d.catchupWindow === 'number' ? d.catchupWindow : durationMs(d.catchupWindow)))
+    drift.push('catchupWindow');
+  if ((current.spec.timezone || 'UTC') !== (d.spec.timezone || 'UTC')) drift.push('timezone');
+  return drift;
+}
+
+export interface ReconcileReport {
+  created: string[];
+  updated: { scheduleId: string; drift: string[] }[];
+  unchanged: string[];
+  deleted: string[];
+}
+
+/**
+ * Makes the namespace's schedules match the list: creates the missing, updates those that drifted (keeping their
+ * paused state and note), and deletes schedules this owner created that are no longer listed. Running it twice
+ * changes nothing the second time. With dryRun, only reports.
+ */
+export async function reconcileSchedules(
+  client: Client,
+  definitions: ScheduleDefinition[],
+  options: { taskQueue: string; owner?: string; dryRun?: boolean; log?: Logger },
+): Promise<ReconcileReport> {
+  const owner = options.owner ?? DEFAULT_SCHEDULE_OWNER;
+  const report: ReconcileReport = { created: [], updated: [], unchanged: [], deleted: [] };
+  for (const d of definitions) {
+    const handle = client.schedule.getHandle(d.scheduleId);
+    const current = await handle.describe().catch((err) => {
+      if (err instanceof ScheduleNotFoundError) return null;
+      throw err;
+    });
+    if (!current) {
+      if (!options.dryRun) await client.schedule.create(toOptions(d, options.taskQueue, owner));
+      report.created.push(d.scheduleId);
+      continue;
     }
+    const drift = driftOf(current, d, options.taskQueue);
+    if (drift.length === 0) {
+      report.unchanged.push(d.scheduleId);
+      continue;
+    }
+    report.updated.push({ scheduleId: d.scheduleId, drift });
+    if (options.dryRun) continue;
+    const wanted = toOptions(d, options.taskQueue, owner);
+    await handle.update((previous) => ({
+      ...previous,
+      spec: wanted.spec,
+      action: wanted.action,
+      policies: { ...previous.policies, ...wanted.policies },
+    }));
   }
+  const listed = new Set(definitions.map((d) => d.scheduleId));
+  for await (const summary of client.schedule.list()) {
+    if (listed.has(summary.scheduleId) || summary.memo?.[SCHEDULE_OWNER_MEMO] !== owner) continue;
+    if (!options.dryRun) await client.schedule.getHandle(summary.scheduleId).delete();
+    report.deleted.push(summary.scheduleId);
+  }
+  options.log?.info(
+    { ...report, updated: report.updated.map((u) => `${u.scheduleId} (${u.drift.join(', ')})`) },
+    options.dryRun ? 'schedule drift' : 'schedules reconciled',
+  );
+  return report;
+}
+
+/** At worker start-up: the schedules of this deployment, created or brought up to date. */
+export async function ensureSchedules(
+  client: Client,
+  taskQueue: string,
+  log: Logger,
+  config: Config,
+): Promise<ReconcileReport> {
+  return reconcileSchedules(client, scheduleDefinitions(scheduleSettingsFromConfig(config, taskQueue)), { taskQueue, log });
 }

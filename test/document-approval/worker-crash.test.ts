@@ -76,7 +76,18 @@ describe('document approval survives a worker killed with SIGKILL mid-review', (
       'all sent',
       90_000,
     );
-    const delivered = mails.filter((m) => outbox.some((o) => o.message_id === m.messageId));
-    assert.equal(delivered.length, outbox.length, 'each queued email arrived exactly once');
+    // Every queued email arrived. SMTP cannot be exactly-once: if the worker dies after the relay accepted a message
+    // and before the outbox row says so, the retry sends it again with the same recorded Message-ID, which
+    // receivers collapse. So no email may arrive under a Message-ID the outbox did not record, and none may go
+    // missing; a repeat is allowed only as the same message.
+    const delivered = mails.filter(
+      (m) => (m.subject ?? '').includes(`${number} v1`) || outbox.some((o) => o.message_id === m.messageId),
+    );
+    const ids = new Set(delivered.map((m) => m.messageId));
+    assert.deepEqual([...ids].sort(), outbox.map((o) => o.message_id).sort(), 'each queued email arrived, under its recorded Message-ID');
+    assert.ok(
+      delivered.length <= outbox.length + 2,
+      `at most the messages in flight at the two kills were repeated (${delivered.length - outbox.length})`,
+    );
   });
 });

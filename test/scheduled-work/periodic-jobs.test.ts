@@ -1,0 +1,220 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CleanupCounts, CleanupInput, DigestInput, OverdueRemindersInput } from '../../common/scheduled-work';
+import { openTask } from '../../db/tasks';
+import { startPlatform, type Platform } from '../helpers/platform';
+import { makeUsers, type TestUser } from '../helpers/users';
+import { waitFor } from '../helpers/wait';
+import { testEnv } from '../setup/env';
+import { uniqueSuffix } from './support';
+
+describe('reminders, digest, clean-up and the health canary', () => {
+  let p: Platform;
+  let users: Record<'alice' | 'bob' | 'dc' | 'tokyo', TestUser>;
+  const ids = (u: TestUser) => testEnv().db('users').where({ username: u.username }).first('id');
+  const exec = <T>(workflowType: string, args: unknown[]) =>
+    testEnv().client.workflow.execute(workflowType, {
+      workflowId: `${workflowType}:test-${uniqueSuffix()}`,
+      taskQueue: p.taskQueue,
+      args,
+    }) as Promise<T>;
+
+  before(async () => {
+    p = await startPlatform();
+    users = await makeUsers({ alice: ['reviewer'], bob: ['approver'], dc: ['document_control'], tokyo: ['author'] });
+  });
+  after(() => p.stop());
+
+  it('reminds each overdue task once per period, escalates once per task, and leaves tasks not yet due alone', async () => {
+    const db = testEnv().db;
+    const alice = (await ids(users.alice)).id;
+    const tag = uniqueSuffix();
+    const base = { workflowId: `wf-${tag}`, entityType: 'document', entityId: `DOC-${tag}` };
+    await openTask(db, {
+      ...base,
+      taskKey: `t1-${tag}`,
+      kind: 'review',
+      title: `Review ${tag}`,
+      assignee: { kind: 'user', userId: alice, username: users.alice.username },
+      dueAt: '2030-01-01T08:00:00Z',
+    });
+    await openTask(db, {
+      ...base,
+      taskKey: `t2-${tag}`,
+      kind: 'review',
+      title: `Later ${tag}`,
+      assignee: { kind: 'user', userId: alice, username: users.alice.username },
+      dueAt: '2030-01-03T08:00:00Z',
+    });
+    const [t1, t2] = await Promise.all([
+      db('tasks')
+        .where({ task_key: `t1-${tag}` })
+        .first(),
+      db('tasks')
+        .where({ task_key: `t2-${tag}` })
+        .first(),
+    ]);
+    const remindersOf = (taskId: string) =>
+      db('notifications').where('idempotency_key', 'like', `task-reminder:${taskId}:%`).pluck('idempotency_key');
+    const escalationsOf = (taskId: string) => db('notifications').where({ idempotency_key: `task-escalation:${taskId}` });
+    const input = (asOf: string): OverdueRemindersInput => ({
+      every: '4h',
+      asOf,
+      escalation: { document: { after: '24h', to: 'document_control' } },
+    });
+
+    await exec('overdueRemindersWorkflow', [input('2030-01-01T09:00:00Z')]);
+    assert.equal((await remindersOf(t1.id)).length, 1);
+    // The same period again (a retry, a manual trigger, a backfill): nothing new.
+    await exec('overdueRemindersWorkflow', [input('2030-01-01T10:30:00Z')]);
+    assert.equal((await remindersOf(t1.id)).length, 1);
+    assert.equal((await escalationsOf(t1.id)).length, 0, 'not yet overdue by 24h');
+    // The next period: a second reminder.
+    await exec('overdueRemindersWorkflow', [input('2030-01-01T13:00:00Z')]);
+    assert.equal((await remindersOf(t1.id)).length, 2);
+    // Overdue by more than a day: escalated to document control, once.
+    await exec('overdueRemindersWorkflow', [input('2030-01-02T09:00:00Z')]);
+    await exec('overdueRemindersWorkflow', [input('2030-01-02T12:30:00Z')]);
+    const escalations = await escalationsOf(t1.id);
+    const dc = (await ids(users.dc)).id;
+    assert.ok(escalations.some((n) => n.user_id === dc));
+    assert.equal(escalations.filter((n) => n.user_id === dc).length, 1);
+    assert.equal((await remindersOf(t1.id)).length, 4);
+    assert.equal((await remindersOf(t2.id)).length, 0, 'a task not yet due gets no reminder');
+    assert.equal(
+      await db('task_reminders')
+        .where({ task_id: t1.id, kind: 'escalation' })
+        .count({ n: '*' })
+        .first()
+        .then((r) => r?.n),
+      1,
+    );
+    // Emails went through the outbox to the real SMTP sink, one per reminder.
+    await waitFor(
+      () =>
+        testEnv().mails.filter(
+          (m) => m.to.includes(`${users.alice.username}@lab.test`) && (m.subject ?? '').includes(`Overdue: Review ${tag}`),
+        ).length === 4,
+      'four reminder emails',
+    );
+  });
+
+  it("sends each user's digest once a day at 09:00 in their own zone, else the lab's", async () => {
+    const db = testEnv().db;
+    const tag = uniqueSuffix();
+    const [bob, tokyo] = [(await ids(users.bob)).id, (await ids(users.tokyo)).id];
+    const pref = await p.api('PUT', '/api/v1/me/preferences', { key: users.tokyo.apiKey, body: { timeZone: 'Asia/Tokyo' } });
+    assert.equal(pref.status, 200);
+    assert.equal(
+      (await p.api('PUT', '/api/v1/me/preferences', { key: users.tokyo.apiKey, body: { timeZone: 'Mars/Olympus' } })).status,
+      400,
+    );
+    const task = (key: string, userId: string, username: string, dueAt: string) =>
+      openTask(db, {
+        taskKey: `${key}-${tag}`,
+        workflowId: `wf-${tag}`,
+        entityType: 'document',
+        entityId: `DOC-${tag}`,
+        kind: 'review',
+        title: `${key} ${tag}`,
+        assignee: { kind: 'user', userId, username },
+        dueAt,
+      });
+    await task('overdue', bob, users.bob.username, '2031-03-01T00:00:00Z');
+    await task('soon', bob, users.bob.username, '2031-03-02T12:00:00Z');
+    await task('later', bob, users.bob.username, '2031-04-01T00:00:00Z');
+    await task('tokyo', tokyo, users.tokyo.username, '2031-03-05T00:00:00Z');
+    const digest = (asOf: string): DigestInput => ({ hour: 9, labTimeZone: 'UTC', dueSoon: '24h', asOf });
+    const digestsOf = (userId: string) => db('notifications').where({ user_id: userId, kind: 'digest' }).orderBy('created_at');
+
+    // 00:30Z is 09:30 in Tokyo and 00:30 in the lab's zone (UTC).
+    await exec('dailyDigestWorkflow', [digest('2031-03-02T00:30:00Z')]);
+    assert.equal((await digestsOf(tokyo)).length, 1);
+    assert.equal((await digestsOf(bob)).length, 0);
+    await exec('dailyDigestWorkflow', [digest('2031-03-02T09:00:00Z')]);
+    await exec('dailyDigestWorkflow', [digest('2031-03-02T10:00:00Z')]);
+    const bobs = await digestsOf(bob);
+    assert.equal(bobs.length, 1, 'once a day');
+    assert.equal(bobs[0].idempotency_key, 'digest:2031-03-02');
+    assert.match(bobs[0].body, /Open tasks: 3\. Due soon: 1\. Overdue: 1\./);
+    assert.match(bobs[0].body, new RegExp(`Overdue:\\n- overdue ${tag}`));
+    assert.equal((await digestsOf(tokyo)).length, 1);
+    await waitFor(
+      () => testEnv().mails.find((m) => m.to.includes(`${users.bob.username}@lab.test`) && /digest for 2031-03-02/.test(m.subject ?? '')),
+      'the digest email',
+    );
+    // The next local day brings the next digest.
+    await exec('dailyDigestWorkflow', [digest('2031-03-03T09:05:00Z')]);
+    assert.equal((await digestsOf(bob)).length, 2);
+  });
+
+  it('cleans up revoked keys, old read notifications, sent outbox rows and .eml files, recording the counts', async () => {
+    const db = testEnv().db;
+    const alice = (await ids(users.alice)).id;
+    const asOf = '2031-06-01T00:00:00Z';
+    await db('api_keys').insert({ user_id: alice, prefix: `old-${uniqueSuffix()}`, key_hash: 'x', revoked_at: '2031-01-01T00:00:00Z' });
+    await db('api_keys').insert({ user_id: alice, prefix: `new-${uniqueSuffix()}`, key_hash: 'x', revoked_at: '2031-05-30T00:00:00Z' });
+    await db('notifications').insert({
+      idempotency_key: `old-${uniqueSuffix()}`,
+      user_id: alice,
+      kind: 'x',
+      title: 'x',
+      body: 'x',
+      read_at: '2031-01-01T00:00:00Z',
+    });
+    await db('notifications').insert({
+      idempotency_key: `unread-${uniqueSuffix()}`,
+      user_id: alice,
+      kind: 'x',
+      title: 'x',
+      body: 'x',
+      created_at: '2031-01-01T00:00:00Z',
+    });
+    const outbox = await mkdtemp(join(tmpdir(), 'labflow-outbox-'));
+    await writeFile(join(outbox, 'old.eml'), 'x');
+    await writeFile(join(outbox, 'new.eml'), 'x');
+    await utimes(join(outbox, 'old.eml'), new Date('2031-01-01'), new Date('2031-01-01'));
+    await utimes(join(outbox, 'new.eml'), new Date('2031-05-31'), new Date('2031-05-31'));
+    const input: CleanupInput = {
+      keepReadNotifications: '90d',
+      keepSentEmails: '30d',
+      keepRevokedKeys: '90d',
+      outboxDir: outbox,
+      keepOutboxFiles: '30d',
+      asOf,
+    };
+    const counts = await exec<CleanupCounts>('cleanupWorkflow', [input]);
+    assert.ok(counts.revokedKeys >= 1 && counts.readNotifications >= 1, JSON.stringify(counts));
+    assert.equal(counts.outboxFiles, 1);
+    assert.deepEqual(await readdir(outbox), ['new.eml']);
+    assert.equal((await db('api_keys').where('prefix', 'like', 'new-%').where({ user_id: alice })).length, 1);
+    assert.equal(
+      (await db('notifications').where('idempotency_key', 'like', 'unread-%').where({ user_id: alice })).length,
+      1,
+      'unread notifications stay',
+    );
+    const audit = await db('audit_events').where({ action: 'maintenance.cleanup' }).orderBy('seq', 'desc').first();
+    assert.deepEqual(audit.details, counts);
+  });
+
+  it('runs the health canary through Temporal, a worker and Postgres, and /readyz reports it', async () => {
+    const before = await p.api('GET', '/readyz');
+    assert.ok(['never', 'ok', 'stale'].includes(before.body.canary.status));
+    const workflowId = `health-canary:test-${uniqueSuffix()}`;
+    await testEnv().client.workflow.execute('healthCanaryWorkflow', { workflowId, taskQueue: p.taskQueue });
+    const ready = await p.api('GET', '/readyz');
+    assert.equal(ready.status, 200);
+    assert.equal(ready.body.canary.status, 'ok');
+    assert.equal(ready.body.canary.workflowId, workflowId);
+    assert.ok(ready.body.canary.ageSeconds < 60);
+    // A canary that stopped arriving shows as stale (readiness itself still answers: the API can serve without a worker).
+    await testEnv()
+      .db('health_canary')
+      .update({ completed_at: testEnv().db.raw("now() - interval '1 hour'") });
+    const stale = await p.api('GET', '/readyz');
+    assert.equal(stale.status, 200);
+    assert.equal(stale.body.canary.status, 'stale');
+  });
+});
