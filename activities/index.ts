@@ -3,6 +3,7 @@ import { capaActivities } from './capa';
 import type { ActivityDeps } from './deps';
 import { documentActivities } from './documents';
 import { notificationActivities } from './notifications';
+import { sampleIntakeActivities } from './sample-intake';
 import { scheduledWorkActivities } from './scheduled-work';
 
 export type { ActivityDeps } from './deps';
@@ -15,6 +16,7 @@ export function createActivities(deps: ActivityDeps) {
     ...documentActivities(deps),
     ...auditActivities(deps),
     ...capaActivities(deps),
+    ...sampleIntakeActivities(deps),
     ...scheduledWorkActivities(deps),
   };
 }

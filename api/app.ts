@@ -11,6 +11,8 @@ import { capaRoutes } from './routes/capa';
 import { documentVersionRoutes } from './routes/document-versions';
 import { documentRoutes } from './routes/documents';
 import { inboxRoutes } from './routes/inbox';
+import { sampleIntakeRoutes } from './routes/sample-intake';
+import { mountSampleWebhooks } from './routes/sample-intake-webhooks';
 import { scheduledWorkRoutes } from './routes/scheduled-work';
 import { workflowRoutes } from './routes/workflows';
 
@@ -26,12 +28,14 @@ export function createApp(deps: ApiDeps): Koa {
     ...workflowRoutes(deps),
     ...adminRoutes(deps),
     ...capaRoutes(deps),
+    ...sampleIntakeRoutes(deps),
     ...scheduledWorkRoutes(deps),
   ];
   const openapi = openApiDocument(specs);
 
   const root = new Router();
   mountHealth(root, deps.db, deps.temporal);
+  mountSampleWebhooks(root, deps); // signed by HMAC per source, not by API key
   root.get('/metrics', async (ctx) => {
     ctx.type = metrics.registry.contentType;
     ctx.body = await metrics.registry.metrics();

@@ -11,6 +11,7 @@ export const FailureType = {
   InvalidInput: 'InvalidInput',
   RunFinished: 'RunFinished',
   NotFound: 'NotFound',
+  PositionTaken: 'PositionTaken',
   ActionsOpen: 'ActionsOpen', EffectivenessMissing: 'EffectivenessMissing', ExtensionLimit: 'ExtensionLimit',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
@@ -24,5 +25,6 @@ export const FAILURE_HTTP_STATUS: Record<FailureType, number> = {
   InvalidInput: 422,
   RunFinished: 409,
   NotFound: 404,
+  PositionTaken: 409,
   ActionsOpen: 409, EffectivenessMissing: 409, ExtensionLimit: 409,
 };

@@ -3,6 +3,7 @@ export const workflowIds = {
   documentApproval: (documentNumber: string, version: number) => `document-approval:${documentNumber}:v${version}`,
   auditVerify: () => 'audit-verify',
   capa: (number: string) => `capa:${number}`,
+  sampleIntake: (accession: string) => `sample-intake:${accession}`,
 };
 
 export function parseWorkflowType(workflowId: string): string {

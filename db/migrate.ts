@@ -4,6 +4,7 @@ import * as foundation from './migrations/20261122000000_foundation';
 import * as capa from './migrations/20261122050000_capa';
 import * as genericSignatures from './migrations/20261122010000_generic_signatures';
 import * as scheduledWork from './migrations/20261122030000_scheduled_work';
+import * as sampleIntake from './migrations/20261122060000_sample_intake';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -11,6 +12,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261122050000_capa': capa,
   '20261122010000_generic_signatures': genericSignatures,
   '20261122030000_scheduled_work': scheduledWork,
+  '20261122060000_sample_intake': sampleIntake,
 };
 
 const source: Knex.MigrationSource<string> = {

@@ -1,4 +1,5 @@
 export { documentApprovalWorkflow } from './document-approval';
 export { auditVerifyWorkflow } from './audit-verify';
+export { sampleIntakeWorkflow, sampleBatchWorkflow } from './sample-intake';
 export * from './scheduled-work';
 export { capaWorkflow } from './capa';

@@ -1,0 +1,567 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Knex } from 'knex';
+import type { AssigneeRef } from '../common/document-approval';
+import { FailureType } from '../common/failures';
+import type { Actor } from '../common/roles';
+import {
+  REJECTION_CODES,
+  type Disposition,
+  type IntakeTimers,
+  type RejectionCode,
+  type SampleIntakeInput,
+  type SampleState,
+  type TimerKind,
+} from '../common/sample-intake';
+import type { SignatureInput } from '../common/signatures';
+import { appendAudit } from '../db/audit';
+import { queueNotifications, type NotificationMessage } from '../db/notifications';
+import { resolveRecipients } from '../db/recipients';
+import { criteriaOf, appendCustody, sampleTypes } from '../db/sample-intake';
+import { recordSignature } from '../db/signatures';
+import { closeTasksByPrefix, openTask } from '../db/tasks';
+import type { ActivityDeps } from './deps';
+import { activityKey } from './keys';
+
+/** Identifies the sample a run is about; IDs only, never the requisition's patient identifiers. */
+export interface SampleRef {
+  workflowId: string;
+  sampleId: string;
+  accession: string;
+  submitter: AssigneeRef | null;
+}
+
+const SYSTEM_ACTOR = 'system:sample-intake';
+const LAB: AssigneeRef = { kind: 'role', role: 'lab_technician' };
+const DIRECTOR: AssigneeRef = { kind: 'role', role: 'lab_director' };
+
+export interface StepTask {
+  key: string;
+  kind: string;
+  title: string;
+  assignee: AssigneeRef;
+  dueAt?: string | null;
+}
+export interface StepCustody {
+  event: string;
+  from?: string | null;
+  to?: string | null;
+  condition?: string | null;
+  details?: Record<string, unknown>;
+}
+
+/** A unique-violation from Postgres, e.g. a storage position already taken. */
+const isUniqueViolation = (err: unknown) => (err as { code?: string }).code === '23505';
+
+export function sampleIntakeActivities({ db, publicUrl, mailDomain }: ActivityDeps) {
+  const link = (ref: SampleRef) => `${publicUrl}/api/v1/samples/${ref.accession}`;
+  const who = (actor: Actor | null | undefined, by?: string) => actor?.username ?? by ?? SYSTEM_ACTOR;
+
+  async function notify(trx: Knex.Transaction, to: AssigneeRef[], message: Omit<NotificationMessage, 'idempotencyKey'>, suffix = '') {
+    const recipients = await resolveRecipients(trx, to);
+    return queueNotifications(trx, recipients, { ...message, idempotencyKey: activityKey(suffix) }, mailDomain);
+  }
+  function audit(
+    trx: Knex.Transaction,
+    ref: SampleRef,
+    action: string,
+    details: Record<string, unknown>,
+    actor?: Actor | null,
+    by?: string,
+    suffix = '',
+  ) {
+    return appendAudit(trx, {
+      actorId: actor?.userId ?? null,
+      actor: who(actor, by),
+      action,
+      entityType: 'sample',
+      entityId: ref.accession,
+      details: { workflowId: ref.workflowId, ...details },
+      idempotencyKey: activityKey(suffix),
+    });
+  }
+  const custody = (
+    trx: Knex.Transaction,
+    ref: SampleRef,
+    c: StepCustody,
+    actor: string,
+    suffix = '',
+    piece?: { id: string; accession: string },
+  ) =>
+    appendCustody(trx, {
+      sampleId: piece?.id ?? ref.sampleId,
+      accession: piece?.accession ?? ref.accession,
+      actor,
+      event: c.event,
+      from: c.from,
+      to: c.to,
+      condition: c.condition,
+      details: c.details,
+      idempotencyKey: activityKey(`custody${suffix}`),
+    });
+  async function setSample(trx: Knex.Transaction, ref: SampleRef, fields: Record<string, unknown>) {
+    await trx('samples')
+      .where({ id: ref.sampleId })
+      .update({ ...fields, updated_at: trx.fn.now() });
+  }
+  async function replaceTask(trx: Knex.Transaction, ref: SampleRef, task: StepTask | null | undefined) {
+    if (task === undefined) return;
+    await closeTasksByPrefix(trx, `${ref.workflowId}:`, 'done');
+    if (task) {
+      await openTask(trx, {
+        taskKey: `${ref.workflowId}:${task.key}`,
+        workflowId: ref.workflowId,
+        entityType: 'sample',
+        entityId: ref.accession,
+        kind: task.kind,
+        title: task.title,
+        assignee: task.assignee,
+        dueAt: task.dueAt ?? null,
+      });
+    }
+  }
+  async function pieceRow(trx: Knex.Transaction, ref: SampleRef, accession: string) {
+    const row = await trx('samples')
+      .where({ accession })
+      .andWhere((q) => q.where('id', ref.sampleId).orWhere('parent_id', ref.sampleId))
+      .first('id', 'accession');
+    if (!row)
+      throw ApplicationFailure.create({
+        type: FailureType.NotFound,
+        message: `${accession} is not part of ${ref.accession}`,
+        nonRetryable: true,
+      });
+    return row as { id: string; accession: string };
+  }
+
+  return {
+    /**
+     * One step of a sample's life: the projection, a custody event, the inbox and the audit trail, in one
+     * transaction. A deviation's signature is recorded here too, with its audit event.
+     */
+    async recordSampleStep(p: {
+      ref: SampleRef;
+      action: string;
+      state: SampleState;
+      stage: string;
+      dueAt: string | null;
+      set?: Record<string, unknown>;
+      custody?: StepCustody;
+      task?: StepTask | null;
+      actor?: Actor | null;
+      by?: string;
+      details?: Record<string, unknown>;
+      signature?: SignatureInput;
+    }): Promise<{ signatureId: string | null }> {
+      return db.transaction(async (trx) => {
+        await setSample(trx, p.ref, { state: p.state, stage: p.stage, due_at: p.dueAt, ...(p.set ?? {}) });
+        if (p.custody) await custody(trx, p.ref, p.custody, who(p.actor, p.by));
+        await replaceTask(trx, p.ref, p.task);
+        let signatureId: string | null = null;
+        if (p.signature && p.actor) {
+          signatureId = await recordSignature(trx, {
+            idempotencyKey: `${p.ref.workflowId}:${p.action}:${p.actor.userId}`,
+            entityType: 'sample',
+            entityId: p.ref.accession,
+            workflowId: p.ref.workflowId,
+            round: 1,
+            stageIndex: 0,
+            stageName: 'acceptance with deviation',
+            actor: p.actor,
+            signature: p.signature,
+          });
+        }
+        await audit(
+          trx,
+          p.ref,
+          p.action,
+          {
+            state: p.state,
+            ...(p.details ?? {}),
+            ...(p.signature && p.actor
+              ? {
+                  signature: {
+                    id: signatureId,
+                    printedName: p.actor.printedName,
+                    meaning: p.signature.meaning,
+                    signedAt: p.signature.signedAt,
+                    contentHash: p.signature.contentHash,
+                  },
+                }
+              : {}),
+          },
+          p.actor,
+          p.by,
+        );
+        return { signatureId };
+      });
+    },
+
+    /**
+     * Rejection (CLIA 493.1283): condition and disposition recorded, the submitter told, a recollection requested,
+     * aliquots rejected with their parent and their storage freed (full rejection), and a CAPA request written when
+     * a configured rule says so — all in one transaction. Returns the outbox to deliver.
+     */
+    async rejectSample(p: {
+      ref: SampleRef;
+      actor: Actor;
+      code: RejectionCode;
+      condition: string;
+      disposition: Disposition;
+      comment?: string;
+      tests: string[];
+      full: boolean;
+      stage: string;
+    }): Promise<{ outboxIds: string[]; capaRequestId: string | null }> {
+      return db.transaction(async (trx) => {
+        const sample = await trx('samples').where({ id: p.ref.sampleId }).first('source', 'rejected_tests');
+        const rejectedTests = [...new Set([...(sample.rejected_tests as string[]), ...p.tests])];
+        let cascaded: string[] = [];
+        if (p.full) {
+          const rejection = { state: 'rejected', rejection_code: p.code, rejection_condition: p.condition, disposition: p.disposition };
+          await setSample(trx, p.ref, { ...rejection, rejected_tests: rejectedTests, stage: p.stage, due_at: null, overdue: false });
+          const children: { id: string; accession: string }[] = await trx('samples')
+            .where({ parent_id: p.ref.sampleId })
+            .whereNot('state', 'rejected')
+            .update({ ...rejection, updated_at: trx.fn.now() })
+            .returning(['id', 'accession']);
+          cascaded = children.map((c) => c.accession);
+          const freed = await trx('sample_storage')
+            .whereIn('sample_id', [p.ref.sampleId, ...children.map((c) => c.id)])
+            .delete()
+            .returning(['sample_id', 'freezer', 'rack', 'box', 'position']);
+          await trx('sample_routes').where({ sample_id: p.ref.sampleId, state: 'queued' }).update({ state: 'cancelled' });
+          for (const [i, piece] of [{ id: p.ref.sampleId, accession: p.ref.accession }, ...children].entries()) {
+            const place = freed.find((f: { sample_id: string }) => f.sample_id === piece.id);
+            await custody(
+              trx,
+              p.ref,
+              {
+                event: 'disposed',
+                from: place ? `${place.freezer}/${place.rack}/${place.box}/${place.position}` : null,
+                to: p.disposition,
+                condition: p.condition,
+                details: { code: p.code },
+              },
+              p.actor.username,
+              `:${i}`,
+              piece,
+            );
+          }
+          await closeTasksByPrefix(trx, `${p.ref.workflowId}:`, 'cancelled');
+        } else {
+          await setSample(trx, p.ref, { rejected_tests: rejectedTests });
+          await trx('sample_routes')
+            .where({ sample_id: p.ref.sampleId, state: 'queued' })
+            .whereIn('test_code', p.tests)
+            .update({ state: 'cancelled' });
+        }
+        await trx('sample_recollection_requests')
+          .insert({
+            sample_id: p.ref.sampleId,
+            accession: p.ref.accession,
+            tests: p.tests,
+            rejection_code: p.code,
+            reason: `${REJECTION_CODES[p.code]}: ${p.condition}`,
+            idempotency_key: activityKey('recollection'),
+          })
+          .onConflict('idempotency_key')
+          .ignore();
+        const submitter = p.ref.submitter ?? { kind: 'role', role: 'clinician' };
+        await openTask(trx, {
+          taskKey: `${p.ref.workflowId}:recollect:${p.tests.join(',')}`,
+          workflowId: p.ref.workflowId,
+          entityType: 'sample',
+          entityId: p.ref.accession,
+          kind: 'sample.recollection',
+          title: `Recollect a specimen for ${p.ref.accession} (${p.tests.join(', ')}): ${REJECTION_CODES[p.code]}`,
+          assignee: submitter,
+        });
+
+        // The CAPA hook: the first active rule this rejection satisfies writes one pending request.
+        let capaRequestId: string | null = null;
+        const rules = await trx('sample_capa_rules')
+          .where({ active: true })
+          .andWhere((q) => q.whereNull('rejection_code').orWhere('rejection_code', p.code))
+          .andWhere((q) => q.whereNull('source').orWhere('source', sample.source))
+          .orderBy('threshold')
+          .orderBy('created_at');
+        for (const rule of rules) {
+          const { n } = await trx('audit_events as a')
+            .join('samples as s', 's.accession', 'a.entity_id')
+            .where('a.entity_type', 'sample')
+            .whereIn('a.action', ['sample.rejected', 'sample.tests_rejected'])
+            .whereRaw(`a.details->>'code' = ?`, [p.code])
+            .where('s.source', sample.source)
+            .whereRaw(`a.occurred_at > now() - make_interval(days => ?)`, [rule.window_days])
+            .first(trx.raw('count(*)::int as n'));
+          // This rejection's own audit event is written below, in this transaction: count it too.
+          if (n + 1 < rule.threshold) continue;
+          const [row] = await trx('sample_capa_requests')
+            .insert({
+              source_type: 'sample',
+              source_id: p.ref.accession,
+              rule_id: rule.id,
+              reason: `${n + 1} rejection(s) for ${p.code} (${REJECTION_CODES[p.code]}) from ${sample.source} within ${rule.window_days} days`,
+              details: JSON.stringify({
+                code: p.code,
+                condition: p.condition,
+                source: sample.source,
+                tests: p.tests,
+                workflowId: p.ref.workflowId,
+              }),
+              idempotency_key: activityKey('capa'),
+            })
+            .onConflict('idempotency_key')
+            .merge(['idempotency_key'])
+            .returning('id');
+          capaRequestId = row.id;
+          break;
+        }
+
+        await audit(
+          trx,
+          p.ref,
+          p.full ? 'sample.rejected' : 'sample.tests_rejected',
+          {
+            code: p.code,
+            reason: REJECTION_CODES[p.code],
+            condition: p.condition,
+            disposition: p.disposition,
+            comment: p.comment ?? null,
+            tests: p.tests,
+            cascadedTo: cascaded,
+            capaRequestId,
+          },
+          p.actor,
+        );
+        const outboxIds = await notify(trx, [submitter], {
+          kind: 'sample.rejected',
+          title: `Specimen ${p.ref.accession} rejected${p.full ? '' : ` for ${p.tests.join(', ')}`}: ${REJECTION_CODES[p.code]}`,
+          body: `Specimen ${p.ref.accession} was rejected (${p.code} ${REJECTION_CODES[p.code]}: ${p.condition}); disposition: ${p.disposition}. Please recollect for ${p.tests.join(', ')}.`,
+          link: link(p.ref),
+        });
+        return { outboxIds, capaRequestId };
+      });
+    },
+
+    /** Child samples with lineage (parent → children), one custody event per split. */
+    async createAliquots(p: {
+      ref: SampleRef;
+      actor: Actor;
+      children: { accession: string; volumeMl: number }[];
+      stage: string;
+      dueAt: string | null;
+      task: StepTask;
+    }) {
+      await db.transaction(async (trx) => {
+        const parent = await trx('samples').where({ id: p.ref.sampleId }).first();
+        for (const [i, child] of p.children.entries()) {
+          const [row] = await trx('samples')
+            .insert({
+              accession: child.accession,
+              parent_id: parent.id,
+              source: parent.source,
+              sample_type: parent.sample_type,
+              priority: parent.priority,
+              requested_tests: [],
+              has_order: parent.has_order,
+              submitter_id: parent.submitter_id,
+              collected_at: parent.collected_at,
+              received_at: parent.received_at,
+              state: 'accepted',
+              workflow_id: p.ref.workflowId,
+              volume_ml: child.volumeMl,
+            })
+            .onConflict('accession')
+            .merge(['accession'])
+            .returning(['id', 'accession']);
+          await custody(
+            trx,
+            p.ref,
+            { event: 'aliquoted', from: p.ref.accession, to: child.accession, details: { volumeMl: child.volumeMl } },
+            p.actor.username,
+            `:${i}`,
+            row,
+          );
+        }
+        await setSample(trx, p.ref, { state: 'aliquoted', stage: p.stage, due_at: p.dueAt });
+        await replaceTask(trx, p.ref, p.task);
+        await audit(trx, p.ref, 'sample.aliquoted', { children: p.children }, p.actor);
+      });
+    },
+
+    /** A position holds one sample: a taken position is refused (PositionTaken); a stored piece moves. */
+    async storeSample(p: {
+      ref: SampleRef;
+      actor: Actor;
+      piece: string;
+      freezer: string;
+      rack: string;
+      box: string;
+      position: string;
+      stage: string;
+      dueAt: string | null;
+      task: StepTask | null;
+    }) {
+      const to = `${p.freezer}/${p.rack}/${p.box}/${p.position}`;
+      try {
+        await db.transaction(async (trx) => {
+          const piece = await pieceRow(trx, p.ref, p.piece);
+          const [previous] = await trx('sample_storage')
+            .where({ sample_id: piece.id })
+            .delete()
+            .returning(['freezer', 'rack', 'box', 'position']);
+          await trx('sample_storage').insert({ freezer: p.freezer, rack: p.rack, box: p.box, position: p.position, sample_id: piece.id });
+          const from = previous ? `${previous.freezer}/${previous.rack}/${previous.box}/${previous.position}` : 'accessioning bench';
+          await custody(trx, p.ref, { event: 'stored', from, to }, p.actor.username, '', piece);
+          await setSample(trx, p.ref, { state: 'stored', stage: p.stage, due_at: p.dueAt });
+          await replaceTask(trx, p.ref, p.task);
+          await audit(trx, p.ref, 'sample.stored', { piece: p.piece, position: to, from }, p.actor);
+        });
+      } catch (err) {
+        if (!isUniqueViolation(err)) throw err;
+        const holder = await db('sample_storage as st')
+          .join('samples as s', 's.id', 'st.sample_id')
+          .where({ freezer: p.freezer, rack: p.rack, box: p.box, position: p.position })
+          .first('s.accession');
+        throw ApplicationFailure.create({
+          type: FailureType.PositionTaken,
+          message: `position ${to} already holds ${holder?.accession ?? 'another sample'}`,
+          nonRetryable: true,
+        });
+      }
+    },
+
+    /** Routes tests to their work queues; answers the queue of each. */
+    async routeTests(p: {
+      ref: SampleRef;
+      actor: Actor;
+      tests: { test: string; piece: string }[];
+      stage: string;
+      dueAt: string | null;
+      task: StepTask | null;
+    }) {
+      return db.transaction(async (trx) => {
+        const queues = new Map<string, string>(
+          (
+            await trx('test_codes')
+              .whereIn(
+                'code',
+                p.tests.map((t) => t.test),
+              )
+              .select('code', 'work_queue')
+          ).map((r) => [r.code, r.work_queue]),
+        );
+        const routed: { test: string; piece: string; workQueue: string }[] = [];
+        for (const [i, t] of p.tests.entries()) {
+          const workQueue = queues.get(t.test);
+          if (!workQueue)
+            throw ApplicationFailure.create({ type: FailureType.InvalidInput, message: `unknown test code ${t.test}`, nonRetryable: true });
+          const piece = await pieceRow(trx, p.ref, t.piece);
+          await trx('sample_routes')
+            .insert({ sample_id: p.ref.sampleId, test_code: t.test, work_queue: workQueue, piece_accession: piece.accession })
+            .onConflict(['sample_id', 'test_code'])
+            .merge(['work_queue', 'piece_accession']);
+          await custody(
+            trx,
+            p.ref,
+            { event: 'routed', from: 'accessioning bench', to: `work queue ${workQueue}`, details: { test: t.test } },
+            p.actor.username,
+            `:${i}`,
+            piece,
+          );
+          routed.push({ ...t, workQueue });
+        }
+        await setSample(trx, p.ref, { state: 'routed', stage: p.stage, due_at: p.dueAt });
+        await replaceTask(trx, p.ref, p.task);
+        await audit(trx, p.ref, 'sample.routed', { routes: routed }, p.actor);
+        return routed;
+      });
+    },
+
+    /** A result is ready for some tests (instrument or external LIMS). */
+    async recordResults(p: { ref: SampleRef; tests: string[]; by: string; eventId: string }) {
+      await db.transaction(async (trx) => {
+        await trx('sample_routes')
+          .where({ sample_id: p.ref.sampleId })
+          .whereIn('test_code', p.tests)
+          .update({ state: 'resulted', resulted_at: trx.fn.now() });
+        await audit(trx, p.ref, 'sample.result_ready', { tests: p.tests, eventId: p.eventId }, null, p.by);
+      });
+    },
+
+    /** A timer ran out: recorded, flagged for lists, a task for whoever must act, and people told. */
+    async sampleTimerFired(p: { ref: SampleRef; kind: TimerKind; dueAt: string }): Promise<string[]> {
+      return db.transaction(async (trx) => {
+        const spec: Record<TimerKind, { to: AssigneeRef[]; task: AssigneeRef; title: string }> = {
+          in_transit_overdue: {
+            to: [LAB, ...(p.ref.submitter ? [p.ref.submitter] : [])],
+            task: LAB,
+            title: `Specimen ${p.ref.accession} is overdue in transit`,
+          },
+          specimen_hold: {
+            to: [LAB, ...(p.ref.submitter ? [p.ref.submitter] : [])],
+            task: LAB,
+            title: `Order ${p.ref.accession}: no specimen received`,
+          },
+          order_hold: { to: [LAB], task: LAB, title: `Specimen ${p.ref.accession} still has no order` },
+          stability_expired: { to: [LAB, DIRECTOR], task: DIRECTOR, title: `Specimen ${p.ref.accession} is past its stability window` },
+          stat_overdue: { to: [DIRECTOR, LAB], task: DIRECTOR, title: `STAT ${p.ref.accession} missed its turnaround time` },
+        };
+        const s = spec[p.kind];
+        await trx('samples').where({ id: p.ref.sampleId }).update({ overdue: true, updated_at: trx.fn.now() });
+        await openTask(trx, {
+          taskKey: `${p.ref.workflowId}:timer:${p.kind}`,
+          workflowId: p.ref.workflowId,
+          entityType: 'sample',
+          entityId: p.ref.accession,
+          kind: `sample.${p.kind}`,
+          title: s.title,
+          assignee: s.task,
+          dueAt: p.dueAt,
+        });
+        await audit(trx, p.ref, `sample.${p.kind}`, { dueAt: p.dueAt });
+        return notify(trx, s.to, { kind: `sample.${p.kind}`, title: s.title, body: `${s.title} (due ${p.dueAt}).`, link: link(p.ref) });
+      });
+    },
+
+    /** One page of a batch's samples as run inputs (IDs and criteria, no PHI), in accession order. */
+    async batchSamplePage(p: { batchId: string; after: string | null; limit: number; timers: IntakeTimers }): Promise<SampleIntakeInput[]> {
+      const q = db('samples as s')
+        .leftJoin('users as u', 'u.id', 's.submitter_id')
+        .where({ 's.batch_id': p.batchId })
+        .whereNull('s.parent_id')
+        .orderBy('s.accession')
+        .limit(p.limit);
+      if (p.after) q.where('s.accession', '>', p.after);
+      const rows = await q.select(
+        's.id',
+        's.accession',
+        's.sample_type',
+        's.priority',
+        's.requested_tests',
+        's.has_order',
+        's.collected_at',
+        's.registered_at',
+        's.submitter_id',
+        'u.username as submitter',
+        's.arrival',
+      );
+      const types = await sampleTypes(db);
+      return rows.map((r) => ({
+        sampleId: r.id,
+        accession: r.accession,
+        sampleType: r.sample_type,
+        priority: r.priority,
+        requestedTests: r.requested_tests,
+        hasOrder: r.has_order,
+        collectedAt: r.collected_at ? r.collected_at.toISOString() : null,
+        registeredAt: r.registered_at.toISOString(),
+        criteria: criteriaOf(types.get(r.sample_type)!),
+        timers: p.timers,
+        submitter: r.submitter_id ? { kind: 'user', userId: r.submitter_id, username: r.submitter } : null,
+        ...(r.arrival ? { arrival: r.arrival } : {}),
+      }));
+    },
+  };
+}

@@ -1,0 +1,97 @@
+import { createHash } from 'node:crypto';
+import type { Client } from '@temporalio/client';
+import type { AssigneeRef } from '../common/document-approval';
+import { workflowIds } from '../common/ids';
+import {
+  DEFAULT_INTAKE_TIMERS,
+  sampleEventSignal,
+  type InspectionFindings,
+  type IntakeTimers,
+  type SampleEvent,
+  type SampleIntakeInput,
+} from '../common/sample-intake';
+import { EntityId, EntityType, Stage } from '../common/search-attributes';
+import { criteriaOf, type RegisteredSample, type SampleRow, type SampleTypeRow } from '../db/sample-intake';
+import type { sampleIntakeWorkflow } from '../workflows';
+
+/** A run's input from its registered row: IDs, the type's written criteria and the timers; no patient data. */
+export function intakeInput(
+  row: Pick<
+    RegisteredSample,
+    'id' | 'accession' | 'sample_type' | 'priority' | 'requested_tests' | 'has_order' | 'collected_at' | 'registered_at'
+  >,
+  type: SampleTypeRow,
+  submitter: AssigneeRef | null,
+  timers: Partial<IntakeTimers> = {},
+): SampleIntakeInput {
+  return {
+    sampleId: row.id,
+    accession: row.accession,
+    sampleType: row.sample_type,
+    priority: row.priority,
+    requestedTests: row.requested_tests,
+    hasOrder: row.has_order,
+    collectedAt: row.collected_at ? new Date(row.collected_at).toISOString() : null,
+    registeredAt: new Date(row.registered_at).toISOString(),
+    criteria: criteriaOf(type),
+    timers: { ...DEFAULT_INTAKE_TIMERS, ...timers },
+    submitter,
+  };
+}
+
+const startOptions = (input: SampleIntakeInput, taskQueue: string) => ({
+  workflowId: workflowIds.sampleIntake(input.accession),
+  taskQueue,
+  args: [input] as [SampleIntakeInput],
+  workflowIdConflictPolicy: 'FAIL' as const,
+  workflowIdReusePolicy: 'REJECT_DUPLICATE' as const,
+  typedSearchAttributes: [
+    { key: EntityType, value: 'sample' },
+    { key: EntityId, value: input.accession },
+    { key: Stage, value: 'expected' },
+  ],
+});
+
+export function startIntakeRun(client: Client, taskQueue: string, input: SampleIntakeInput) {
+  return client.workflow.start<typeof sampleIntakeWorkflow>('sampleIntakeWorkflow', startOptions(input, taskQueue));
+}
+
+/** A machine event for a sample whose run may not exist yet (or any more: a finished run is not restarted). */
+export function signalIntakeRun(client: Client, taskQueue: string, input: SampleIntakeInput, event: SampleEvent) {
+  return client.workflow.signalWithStart<typeof sampleIntakeWorkflow, [SampleEvent]>('sampleIntakeWorkflow', {
+    ...startOptions(input, taskQueue),
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    signal: sampleEventSignal,
+    signalArgs: [event],
+  });
+}
+
+const norm = (value: string) => value.trim().toLowerCase().replace(/\s+/g, ' ');
+
+/**
+ * Compares the identifiers on the specimen's label with the requisition's (two are required, CLIA 493.1242(a)(1)).
+ * Done here so that patient identifiers never enter a run: the run learns only how many and whether they match.
+ */
+export function compareIdentifiers(
+  row: Pick<SampleRow, 'patient_name' | 'patient_dob' | 'patient_mrn'>,
+  label: { type: 'name' | 'dob' | 'mrn'; value: string }[],
+) {
+  const requisition: Record<string, string | null> = {
+    name: row.patient_name,
+    dob: row.patient_dob ? new Date(row.patient_dob).toISOString().slice(0, 10) : null,
+    mrn: row.patient_mrn,
+  };
+  const present = new Map(label.filter((i) => i.value.trim()).map((i) => [i.type, i.value]));
+  const matchRequisition = [...present].every(([type, value]) => requisition[type] !== null && norm(requisition[type]!) === norm(value));
+  return { count: present.size, matchRequisition };
+}
+
+/** The hash a lab director signs when accepting with a deviation: the inspection record as the API shows it. */
+export function inspectionHash(accession: string, findings: InspectionFindings, receivedAt: string | null): string {
+  const canonical = JSON.stringify({
+    accession,
+    receivedAt,
+    findings: Object.fromEntries(Object.entries(findings).sort(([a], [b]) => a.localeCompare(b))),
+  });
+  return createHash('sha256').update(canonical, 'utf8').digest('hex');
+}

@@ -1,0 +1,126 @@
+import { z } from 'zod';
+import { DISPOSITIONS, PRIORITIES, REJECTION_CODES, SAMPLE_STATES } from '../../common/sample-intake';
+import { durationString, flagParam, isoDateTime, pagination, signatureBody, text, username } from './common';
+
+export const accessionParams = z.object({ accession: z.string().regex(/^ACC-\d{8,}$/, 'an accession number such as ACC-26000001') });
+const code = z.string().regex(/^[A-Z0-9_-]{1,32}$/, 'an upper-case code');
+const label = z.string().trim().min(1).max(64);
+const celsius = z.number().min(-200).max(100);
+
+export const patientBody = z.strictObject({
+  name: z.string().trim().min(1).max(200).optional(),
+  dob: z.iso.date().optional(),
+  mrn: z.string().trim().min(1).max(64).optional(),
+});
+
+export const timersBody = z
+  .strictObject({
+    inTransitDue: durationString,
+    specimenHold: durationString,
+    orderHold: durationString,
+    statTurnaround: durationString,
+    cancelRetention: durationString,
+  })
+  .partial();
+
+const identifiers = z.array(z.strictObject({ type: z.enum(['name', 'dob', 'mrn']), value: z.string().max(200) })).max(5);
+
+export const inspectBody = z.strictObject({
+  identifiers,
+  container: label,
+  preservative: label,
+  volumeMl: z.number().min(0).max(1000),
+  temperatureC: celsius,
+  hemolyzed: z.boolean(),
+  clotted: z.boolean(),
+});
+
+const sampleItem = z.strictObject({
+  sampleType: code,
+  priority: z.enum(PRIORITIES).default('routine'),
+  /** Empty: a specimen without an order, held until one is attached. */
+  tests: z.array(code).max(50).default([]),
+  externalId: label.optional(),
+  barcode: label.optional(),
+  patient: patientBody,
+  collectedAt: isoDateTime.optional(),
+});
+
+export const registerBody = sampleItem.extend({ submitter: username.optional(), timers: timersBody.optional() });
+
+export const batchBody = z.strictObject({
+  samples: z
+    .array(
+      sampleItem.extend({
+        /** A specimen in hand: received and inspected as part of the batch. */
+        arrival: z.strictObject({ location: label, temperatureC: celsius, findings: inspectBody.omit({ temperatureC: true }) }).optional(),
+      }),
+    )
+    .min(1)
+    .max(5000),
+  /** Accept without a person the specimens in hand that pass every criterion. */
+  autoAccept: z.boolean().default(false),
+  timers: timersBody.optional(),
+});
+
+export const receiveBody = z.strictObject({
+  location: label,
+  temperatureC: celsius.optional(),
+  collectedAt: isoDateTime.optional(),
+  condition: text(200).optional(),
+});
+export const deviationBody = z.strictObject({ comment: text(2000), signature: signatureBody });
+export const rejectBody = z.strictObject({
+  code: z.enum(Object.keys(REJECTION_CODES) as [keyof typeof REJECTION_CODES, ...(keyof typeof REJECTION_CODES)[]]),
+  condition: text(500),
+  disposition: z.enum(DISPOSITIONS),
+  comment: text(2000).optional(),
+  tests: z.array(code).min(1).max(50).optional(),
+});
+export const aliquotBody = z.strictObject({ volumesMl: z.array(z.number().positive().max(100)).min(1).max(24) });
+export const storeBody = z.strictObject({ piece: z.string().max(40).optional(), freezer: label, rack: label, box: label, position: label });
+export const routeBody = z.strictObject({
+  tests: z
+    .array(z.strictObject({ test: code, piece: z.string().max(40).optional() }))
+    .min(1)
+    .max(50)
+    .optional(),
+});
+export const reasonBody = z.strictObject({ reason: text(1000) });
+export const orderBody = z.strictObject({ tests: z.array(code).min(1).max(50) });
+export const custodyBody = z.strictObject({
+  piece: z.string().max(40).optional(),
+  event: z.enum(['handoff', 'moved', 'retrieved', 'returned', 'shipped_out', 'disposed']),
+  from: label,
+  to: label,
+  condition: text(200).optional(),
+});
+
+export const listQuery = pagination.extend({
+  state: z.enum(SAMPLE_STATES).optional(),
+  sampleType: code.optional(),
+  overdue: flagParam.optional(),
+  submitter: username.optional(),
+});
+
+export const sourceBody = z.strictObject({ name: z.string().regex(/^[a-z0-9_-]{2,40}$/), contact: username.optional() });
+
+/** What an instrument, courier or external LIMS posts to /api/v1/webhooks/:source. */
+export const webhookBody = z.object({
+  eventId: z.string().min(1).max(200),
+  type: z.enum(['order', 'sample.shipped', 'sample.received', 'result.ready']),
+  occurredAt: isoDateTime.optional(),
+  sample: z.object({
+    externalId: label,
+    barcode: label.optional(),
+    sampleType: z.string().max(64).optional(),
+    tests: z.array(z.string().max(64)).max(50).optional(),
+    priority: z.enum(PRIORITIES).optional(),
+    collectedAt: isoDateTime.optional(),
+    patient: patientBody.optional(),
+  }),
+  location: label.optional(),
+  temperatureC: celsius.optional(),
+  tests: z.array(z.string().max(64)).max(50).optional(),
+});
+export type WebhookBody = z.infer<typeof webhookBody>;

@@ -1,0 +1,315 @@
+import type { Knex } from 'knex';
+import type { AcceptanceCriteria, Priority, SampleState, TemperatureClass } from '../common/sample-intake';
+import { appendAudit } from './audit';
+import type { Db } from './knex';
+
+type Conn = Knex | Knex.Transaction;
+
+export interface SampleTypeRow {
+  code: string;
+  name: string;
+  containers: string[];
+  preservatives: string[];
+  min_volume_ml: string;
+  temperature_classes: TemperatureClass[];
+  reject_hemolyzed: boolean;
+  reject_clotted: boolean;
+  stability: Partial<Record<TemperatureClass, string>>;
+}
+
+export function criteriaOf(row: SampleTypeRow): AcceptanceCriteria {
+  return {
+    containers: row.containers,
+    preservatives: row.preservatives,
+    minVolumeMl: Number(row.min_volume_ml),
+    temperatureClasses: row.temperature_classes,
+    rejectHemolyzed: row.reject_hemolyzed,
+    rejectClotted: row.reject_clotted,
+    stability: row.stability,
+  };
+}
+
+export async function sampleTypes(db: Conn): Promise<Map<string, SampleTypeRow>> {
+  const rows: SampleTypeRow[] = await db('sample_types').where({ active: true });
+  return new Map(rows.map((r) => [r.code, r]));
+}
+
+export async function testCodes(db: Conn): Promise<Map<string, { code: string; sample_type: string; work_queue: string }>> {
+  const rows = await db('test_codes').select('code', 'sample_type', 'work_queue');
+  return new Map(rows.map((r) => [r.code, r]));
+}
+
+export interface NewSample {
+  sampleType: string;
+  priority: Priority;
+  requestedTests: string[];
+  externalId?: string | null;
+  barcode?: string | null;
+  patient?: { name?: string; dob?: string; mrn?: string } | null;
+  collectedAt?: string | null;
+  arrival?: unknown;
+}
+
+export interface RegisteredSample {
+  id: string;
+  accession: string;
+  sample_type: string;
+  priority: Priority;
+  requested_tests: string[];
+  has_order: boolean;
+  collected_at: Date | null;
+  registered_at: Date;
+  submitter_id: string | null;
+  external_id: string | null;
+  arrival: unknown;
+}
+
+/**
+ * Registers samples in one transaction: accession numbers from the Postgres sequence, one audit event each.
+ * A barcode or external ID already known for the source raises the unique violation (23505) to the caller.
+ */
+export async function registerSamples(
+  trx: Knex.Transaction,
+  items: NewSample[],
+  meta: {
+    source: string;
+    submitterId: string | null;
+    actor: string;
+    actorId: string | null;
+    batchId?: string;
+    workflowIdOf: (a: string) => string;
+  },
+): Promise<RegisteredSample[]> {
+  const numbers: string[] = (
+    await trx.raw(
+      `select 'ACC-' || to_char(now() at time zone 'UTC', 'YY') || lpad(nextval('sample_accession_seq')::text, 6, '0') as n
+         from generate_series(1, ?)`,
+      [items.length],
+    )
+  ).rows.map((r: { n: string }) => r.n);
+  const rows = items.map((item, i) => ({
+    accession: numbers[i],
+    source: meta.source,
+    external_id: item.externalId ?? null,
+    barcode: item.barcode ?? null,
+    batch_id: meta.batchId ?? null,
+    sample_type: item.sampleType,
+    priority: item.priority,
+    requested_tests: item.requestedTests,
+    has_order: item.requestedTests.length > 0,
+    patient_name: item.patient?.name ?? null,
+    patient_dob: item.patient?.dob ?? null,
+    patient_mrn: item.patient?.mrn ?? null,
+    submitter_id: meta.submitterId,
+    collected_at: item.collectedAt ?? null,
+    workflow_id: meta.workflowIdOf(numbers[i]),
+    stage: 'expected',
+    arrival: item.arrival === undefined ? null : JSON.stringify(item.arrival),
+  }));
+  const inserted: RegisteredSample[] = [];
+  for (let i = 0; i < rows.length; i += 500) {
+    inserted.push(
+      ...(await trx('samples')
+        .insert(rows.slice(i, i + 500))
+        .returning([
+          'id',
+          'accession',
+          'sample_type',
+          'priority',
+          'requested_tests',
+          'has_order',
+          'collected_at',
+          'registered_at',
+          'submitter_id',
+          'external_id',
+          'arrival',
+        ])),
+    );
+  }
+  for (const row of inserted) {
+    await appendAudit(trx, {
+      actorId: meta.actorId,
+      actor: meta.actor,
+      action: 'sample.registered',
+      entityType: 'sample',
+      entityId: row.accession,
+      details: {
+        source: meta.source,
+        sampleType: row.sample_type,
+        priority: row.priority,
+        tests: row.requested_tests,
+        externalId: row.external_id,
+        batchId: meta.batchId ?? null,
+      },
+    });
+  }
+  return inserted;
+}
+
+export interface SampleRow {
+  id: string;
+  accession: string;
+  parent_id: string | null;
+  source: string;
+  external_id: string | null;
+  barcode: string | null;
+  batch_id: string | null;
+  sample_type: string;
+  priority: Priority;
+  requested_tests: string[];
+  rejected_tests: string[];
+  has_order: boolean;
+  patient_name: string | null;
+  patient_dob: Date | null;
+  patient_mrn: string | null;
+  submitter_id: string | null;
+  collected_at: Date | null;
+  state: SampleState;
+  workflow_id: string | null;
+  stage: string | null;
+  due_at: Date | null;
+  overdue: boolean;
+  received_at: Date | null;
+  received_by: string | null;
+  received_location: string | null;
+  inspection: unknown;
+  deviation_comment: string | null;
+  rejection_code: string | null;
+  rejection_condition: string | null;
+  disposition: string | null;
+  cancel_reason: string | null;
+  registered_at: Date;
+  updated_at: Date;
+}
+
+export async function findSample(db: Conn, accession: string): Promise<SampleRow | undefined> {
+  return db('samples').where({ accession }).first();
+}
+
+export async function findSampleByExternal(db: Conn, source: string, externalId: string): Promise<SampleRow | undefined> {
+  return db('samples').where({ source, external_id: externalId }).first();
+}
+
+export interface SampleFilter {
+  state?: string;
+  sampleType?: string;
+  overdue?: boolean;
+  submitter?: string;
+  batchId?: string;
+  limit: number;
+  offset: number;
+}
+
+/** Lists primary samples (not aliquots) from the projection; the runs are not asked. */
+export async function listSamples(db: Db, f: SampleFilter) {
+  const q = db('samples as s')
+    .leftJoin('users as u', 'u.id', 's.submitter_id')
+    .whereNull('s.parent_id')
+    .select(
+      's.accession',
+      's.source',
+      's.external_id',
+      's.sample_type',
+      's.priority',
+      's.state',
+      's.stage',
+      's.requested_tests',
+      's.rejected_tests',
+      's.due_at',
+      's.overdue',
+      's.workflow_id',
+      's.received_at',
+      's.registered_at',
+      'u.username as submitter',
+    )
+    .orderBy('s.registered_at', 'desc')
+    .orderBy('s.accession', 'desc')
+    .limit(f.limit)
+    .offset(f.offset);
+  if (f.state) q.where('s.state', f.state);
+  if (f.sampleType) q.where('s.sample_type', f.sampleType);
+  if (f.overdue !== undefined) q.where('s.overdue', f.overdue);
+  if (f.submitter) q.where('u.username', f.submitter);
+  if (f.batchId) q.where('s.batch_id', f.batchId);
+  return q;
+}
+
+export interface CustodyEvent {
+  sampleId: string;
+  accession: string;
+  event: string;
+  actor: string;
+  from?: string | null;
+  to?: string | null;
+  condition?: string | null;
+  details?: Record<string, unknown>;
+  idempotencyKey?: string;
+}
+
+export async function appendCustody(trx: Conn, e: CustodyEvent): Promise<void> {
+  const insert = trx('sample_custody_events').insert({
+    sample_id: e.sampleId,
+    accession: e.accession,
+    event: e.event,
+    actor: e.actor,
+    from_location: e.from ?? null,
+    to_location: e.to ?? null,
+    condition: e.condition ?? null,
+    details: JSON.stringify(e.details ?? {}),
+    idempotency_key: e.idempotencyKey ?? null,
+  });
+  await (e.idempotencyKey ? insert.onConflict('idempotency_key').ignore() : insert);
+}
+
+/** The custody trail of a sample and its aliquots, oldest first. */
+export async function custodyTrail(db: Db, sampleId: string) {
+  return db('sample_custody_events as c')
+    .join('samples as s', 's.id', 'c.sample_id')
+    .where('s.id', sampleId)
+    .orWhere('s.parent_id', sampleId)
+    .orderBy('c.id')
+    .select(
+      'c.id',
+      'c.accession',
+      'c.event',
+      'c.actor',
+      'c.from_location as from',
+      'c.to_location as to',
+      'c.condition',
+      'c.details',
+      'c.occurred_at',
+    );
+}
+
+export async function sampleDetails(db: Db, sampleId: string) {
+  const [aliquots, storage, routes] = await Promise.all([
+    db('samples').where({ parent_id: sampleId }).orderBy('accession').select('accession', 'state', 'volume_ml'),
+    db('sample_storage as st')
+      .join('samples as s', 's.id', 'st.sample_id')
+      .where((q) => q.where('s.id', sampleId).orWhere('s.parent_id', sampleId))
+      .select('s.accession as piece', 'st.freezer', 'st.rack', 'st.box', 'st.position', 'st.stored_at'),
+    db('sample_routes')
+      .where({ sample_id: sampleId })
+      .orderBy('test_code')
+      .select('test_code as test', 'work_queue', 'piece_accession as piece', 'state', 'routed_at', 'resulted_at'),
+  ]);
+  return { aliquots, storage, routes };
+}
+
+export async function batchProgress(db: Db, batchId: string) {
+  const batch = await db('sample_batches').where({ id: batchId }).first();
+  if (!batch) return undefined;
+  const counts: { state: string; n: number }[] = await db('samples')
+    .where({ batch_id: batchId })
+    .whereNull('parent_id')
+    .groupBy('state')
+    .select('state', db.raw('count(*)::int as n'));
+  return { batch, byState: Object.fromEntries(counts.map((c) => [c.state, c.n])) as Record<string, number> };
+}
+
+export async function sourceOf(
+  db: Conn,
+  name: string,
+): Promise<{ name: string; secret: string; contact_user_id: string | null } | undefined> {
+  return db('sample_sources').where({ name }).first();
+}

@@ -1,0 +1,114 @@
+/**
+ * Drives real sample-intake runs on the test server and saves their histories as replay fixtures in
+ * test/replay/sample-intake/. Run with `npx mocha test/sample-intake/capture.ts` after a deliberate change to what a
+ * run records; commit the new files.
+ */
+import { join } from 'node:path';
+import { sampleEventSignal } from '../../common/sample-intake';
+import { fetchFixture, saveFixture } from '../../workers/replay';
+import { startPlatform, type Platform } from '../helpers/platform';
+import { makeUsers, type TestUser } from '../helpers/users';
+import { waitFor } from '../helpers/wait';
+import { testEnv } from '../setup/env';
+import { hoursAgo, inspected, mustAct, register, tag, waitForAudit } from './support';
+
+const dir = join(__dirname, '..', 'replay', 'sample-intake');
+
+describe('capturing sample-intake replay fixtures from real runs', () => {
+  let p: Platform;
+  let u: Record<'doc' | 'tech' | 'director', TestUser>;
+  before(async () => {
+    p = await startPlatform();
+    u = await makeUsers({ doc: ['clinician'], tech: ['lab_technician'], director: ['lab_director'] });
+  });
+  after(() => p.stop());
+
+  const completed = (workflowId: string) =>
+    waitFor(
+      async () => (await testEnv().client.workflow.getHandle(workflowId).describe()).status.name === 'COMPLETED',
+      `${workflowId} completed`,
+    );
+  const save = async (name: string, workflowId: string) =>
+    saveFixture(join(dir, `${name}.json`), await fetchFixture(testEnv().client, workflowId));
+  const result = (workflowId: string, tests: string[]) =>
+    testEnv()
+      .client.workflow.getHandle(workflowId)
+      .signal(sampleEventSignal, { eventId: `r-${tag()}`, source: 'analyser', type: 'result_ready', at: new Date().toISOString(), tests });
+
+  it('captures acceptance, aliquots, storage, routing and results', async () => {
+    const { accession, workflowId } = await inspected(p, u.doc, u.tech);
+    await mustAct(p, u.tech, accession, 'accept');
+    await mustAct(p, u.tech, accession, 'aliquot', { volumesMl: [1, 1] });
+    await mustAct(p, u.tech, accession, 'store', {
+      piece: `${accession}-A2`,
+      freezer: `F-${tag()}`,
+      rack: 'R1',
+      box: 'B1',
+      position: 'A1',
+    });
+    await mustAct(p, u.tech, accession, 'route', {
+      tests: [
+        { test: 'CMP', piece: `${accession}-A1` },
+        { test: 'TSH', piece: `${accession}-A1` },
+      ],
+    });
+    await result(workflowId, ['CMP', 'TSH']);
+    await completed(workflowId);
+    await save('accepted-completed', workflowId);
+  });
+
+  it('captures a rejection with cascade', async () => {
+    const { accession, workflowId } = await inspected(p, u.doc, u.tech);
+    await mustAct(p, u.tech, accession, 'accept');
+    await mustAct(p, u.tech, accession, 'aliquot', { volumesMl: [1] });
+    await mustAct(p, u.tech, accession, 'reject', { code: 'RN', condition: 'Contaminated', disposition: 'discarded' });
+    await completed(workflowId);
+    await save('rejected-cascade', workflowId);
+  });
+
+  it('captures a signed deviation, a partial rejection and a cancellation that was reinstated', async () => {
+    const { accession, workflowId, state } = await inspected(p, u.doc, u.tech, {}, { hemolyzed: true });
+    await mustAct(p, u.tech, accession, 'cancel', { reason: 'Wrong encounter' });
+    await mustAct(p, u.tech, accession, 'reinstate', { reason: 'Corrected' });
+    await mustAct(p, u.director, accession, 'accept-with-deviation', {
+      comment: 'Mild hemolysis',
+      signature: { password: u.director.password, meaning: 'approval', contentHash: state.process.inspection.contentHash },
+    });
+    await mustAct(p, u.tech, accession, 'reject', { code: 'RH', condition: 'Hemolysed for TSH', disposition: 'retained', tests: ['TSH'] });
+    await mustAct(p, u.tech, accession, 'route');
+    await result(workflowId, ['CMP']);
+    await completed(workflowId);
+    await save('deviation-partial-reinstated', workflowId);
+  });
+
+  it('captures shipment, transit and STAT timers, a receipt signal delivered twice and a cancellation', async () => {
+    const { accession, workflowId } = await register(p, u.doc, {
+      priority: 'stat',
+      tests: ['CMP'],
+      collectedAt: hoursAgo(0.5),
+      timers: { inTransitDue: '1s', statTurnaround: '2s' },
+    });
+    const handle = testEnv().client.workflow.getHandle(workflowId);
+    await handle.signal(sampleEventSignal, { eventId: 'ship-1', source: 'courier', type: 'shipped', at: new Date().toISOString() });
+    await waitForAudit(accession, 'sample.in_transit_overdue');
+    await handle.signal(sampleEventSignal, {
+      eventId: 'recv-1',
+      source: 'courier',
+      type: 'received',
+      at: new Date().toISOString(),
+      location: 'Dock',
+      temperatureC: 20,
+    });
+    await handle.signal(sampleEventSignal, {
+      eventId: 'recv-1',
+      source: 'courier',
+      type: 'received',
+      at: new Date().toISOString(),
+      location: 'Dock',
+      temperatureC: 20,
+    });
+    await waitForAudit(accession, 'sample.stat_overdue');
+    await mustAct(p, u.tech, accession, 'cancel', { reason: 'Order withdrawn' });
+    await save('stat-timers-cancelled', workflowId);
+  });
+});

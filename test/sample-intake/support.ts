@@ -1,0 +1,71 @@
+import { randomBytes } from 'node:crypto';
+import type { Platform } from '../helpers/platform';
+import type { TestUser } from '../helpers/users';
+import { waitFor } from '../helpers/wait';
+import { testEnv } from '../setup/env';
+
+export const PATIENT = { name: 'Ada Lovelace', dob: '1815-12-10', mrn: 'MRN-0042' };
+export const LABEL = [
+  { type: 'name', value: 'ada  lovelace' },
+  { type: 'mrn', value: 'MRN-0042' },
+];
+export const GOOD_SERUM = {
+  identifiers: LABEL,
+  container: 'SST',
+  preservative: 'clot_activator',
+  volumeMl: 3,
+  temperatureC: 4,
+  hemolyzed: false,
+  clotted: false,
+};
+
+export const hoursAgo = (h: number) => new Date(Date.now() - h * 3_600_000).toISOString();
+export const tag = () => randomBytes(4).toString('hex');
+
+export async function register(p: Platform, user: TestUser, body: Record<string, unknown> = {}) {
+  const res = await p.api('POST', '/api/v1/samples', {
+    key: user.apiKey,
+    body: { sampleType: 'SERUM', tests: ['CMP', 'TSH'], patient: PATIENT, collectedAt: hoursAgo(1), barcode: `BC-${tag()}`, ...body },
+  });
+  if (res.status !== 202) throw new Error(`register answered ${res.status}: ${JSON.stringify(res.body)}`);
+  return res.body as { accession: string; workflowId: string };
+}
+
+export const act = (p: Platform, user: TestUser, accession: string, action: string, body?: unknown) =>
+  p.api('POST', `/api/v1/samples/${accession}/${action}`, { key: user.apiKey, body });
+
+export async function mustAct(p: Platform, user: TestUser, accession: string, action: string, body?: unknown) {
+  const res = await act(p, user, accession, action, body);
+  if (res.status !== 200) throw new Error(`${action} answered ${res.status}: ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+export const getSample = async (p: Platform, user: TestUser, accession: string) =>
+  (await p.api('GET', `/api/v1/samples/${accession}`, { key: user.apiKey })).body;
+
+export const auditActions = async (accession: string) =>
+  (await testEnv().db('audit_events').where({ entity_type: 'sample', entity_id: accession }).orderBy('seq').pluck('action')) as string[];
+
+export const waitForAudit = (accession: string, action: string, timeoutMs = 20_000) =>
+  waitFor(async () => (await auditActions(accession)).includes(action), `${accession} ${action}`, timeoutMs);
+
+export const waitForRow = (accession: string, state: string, timeoutMs = 20_000) =>
+  waitFor(
+    async () => (await testEnv().db('samples').where({ accession }).first('state'))?.state === state,
+    `${accession} ${state}`,
+    timeoutMs,
+  );
+
+/** Register, receive and inspect a serum sample that passes every criterion. */
+export async function inspected(
+  p: Platform,
+  submitter: TestUser,
+  tech: TestUser,
+  extra: Record<string, unknown> = {},
+  findings: Record<string, unknown> = {},
+) {
+  const { accession, workflowId } = await register(p, submitter, extra);
+  await mustAct(p, tech, accession, 'receive', { location: 'Central receiving', temperatureC: 4 });
+  const state = await mustAct(p, tech, accession, 'inspect', { ...GOOD_SERUM, ...findings });
+  return { accession, workflowId, state };
+}

@@ -1,0 +1,169 @@
+import assert from 'node:assert/strict';
+import { webhookSignature } from '../../api/routes/sample-intake-webhooks';
+import { startPlatform, type Platform } from '../helpers/platform';
+import { makeUsers, type TestUser } from '../helpers/users';
+import { waitFor } from '../helpers/wait';
+import { testEnv } from '../setup/env';
+import { PATIENT, auditActions, getSample, hoursAgo, tag } from './support';
+
+describe('sample intake webhooks from instruments and external LIMS', () => {
+  let p: Platform;
+  let u: Record<'admin' | 'tech' | 'contact', TestUser>;
+  let source: string;
+  let secret: string;
+  before(async () => {
+    p = await startPlatform();
+    u = await makeUsers({ admin: ['admin'], tech: ['lab_technician'], contact: ['clinician'] });
+    source = `lims-${tag()}`;
+    const res = await p.api('POST', '/api/v1/sample-sources', { key: u.admin.apiKey, body: { name: source, contact: u.contact.username } });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    secret = res.body.secret;
+  });
+  after(() => p.stop());
+
+  const post = (body: unknown, opts: { secret?: string; timestamp?: number; to?: string; raw?: string } = {}) => {
+    const raw = opts.raw ?? JSON.stringify(body);
+    const timestamp = String(opts.timestamp ?? Math.floor(Date.now() / 1000));
+    return p.api('POST', `/api/v1/webhooks/${opts.to ?? source}`, {
+      raw,
+      headers: {
+        'x-labflow-timestamp': timestamp,
+        'x-labflow-signature': `sha256=${webhookSignature(opts.secret ?? secret, timestamp, raw)}`,
+      },
+    });
+  };
+  const byExternal = (externalId: string) =>
+    waitFor(() => testEnv().db('samples').where({ source, external_id: externalId }).first(), `sample ${externalId}`);
+  const events = async () => Number((await testEnv().db('sample_webhook_events').where({ source }).count({ n: '*' }).first())!.n);
+
+  it('registers an order and applies its shipment and receipt, each through the signed webhook', async () => {
+    const externalId = `EXT-${tag()}`;
+    const order = await post({
+      eventId: `e-${tag()}`,
+      type: 'order',
+      sample: { externalId, sampleType: 'WB_EDTA', tests: ['CBC'], patient: PATIENT, collectedAt: hoursAgo(2) },
+    });
+    assert.equal(order.status, 202, JSON.stringify(order.body));
+    const row = await byExternal(externalId);
+    assert.match(row.accession, /^ACC-\d{8}$/);
+    await post({ eventId: `e-${tag()}`, type: 'sample.shipped', sample: { externalId }, location: 'Ward 4' });
+    await waitFor(async () => (await getSample(p, u.tech, row.accession)).state === 'in_transit', 'in transit');
+    await post({ eventId: `e-${tag()}`, type: 'sample.received', sample: { externalId }, location: 'Receiving dock', temperatureC: 5 });
+    const received = await waitFor(async () => {
+      const s = await getSample(p, u.tech, row.accession);
+      return s.state === 'received' && s;
+    }, 'received');
+    assert.equal(received.receivedBy, `system:${source}`);
+    assert.equal(received.receivedLocation, 'Receiving dock');
+    // The run answers queries as soon as it has applied the event; its custody row is written right after.
+    const trail = await waitFor(async () => {
+      const items = (await p.api('GET', `/api/v1/samples/${row.accession}/custody`, { key: u.tech.apiKey })).body.items;
+      return items.length === 2 ? items : null;
+    }, 'custody trail');
+    assert.deepEqual(
+      trail.map((e: { event: string }) => e.event),
+      ['shipped', 'received'],
+    );
+    assert.equal(row.submitter_id, u.contact.actor.userId, 'the source’s contact is the submitter');
+  });
+
+  it('acknowledges a webhook delivered twice once and applies it once', async () => {
+    const externalId = `EXT-${tag()}`;
+    await post({ eventId: `e-${tag()}`, type: 'order', sample: { externalId, sampleType: 'SERUM', tests: ['CMP'], patient: PATIENT } });
+    const row = await byExternal(externalId);
+    const received = { eventId: `recv-${tag()}`, type: 'sample.received', sample: { externalId }, location: 'Dock' };
+    const first = await post(received);
+    const second = await post(received);
+    assert.equal(first.status, 202);
+    assert.equal(second.status, 200);
+    assert.equal(second.body.status, 'duplicate');
+    await waitFor(async () => (await auditActions(row.accession)).includes('sample.received'), 'received');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal((await auditActions(row.accession)).filter((a) => a === 'sample.received').length, 1);
+    const trail = (await p.api('GET', `/api/v1/samples/${row.accession}/custody`, { key: u.tech.apiKey })).body.items;
+    assert.equal(trail.length, 1);
+  });
+
+  it('refuses a bad signature, a signature made with another secret, an unknown source and an old timestamp with 401, recording nothing', async () => {
+    const before = await events();
+    const body = { eventId: `e-${tag()}`, type: 'order', sample: { externalId: `EXT-${tag()}`, sampleType: 'SERUM' } };
+    const raw = JSON.stringify(body);
+    const ts = String(Math.floor(Date.now() / 1000));
+    const tampered = await p.api('POST', `/api/v1/webhooks/${source}`, {
+      raw: raw.replace('SERUM', 'URINE'),
+      headers: { 'x-labflow-timestamp': ts, 'x-labflow-signature': `sha256=${webhookSignature(secret, ts, raw)}` },
+    });
+    assert.equal(tampered.status, 401);
+    assert.equal(tampered.body.type, 'urn:labflow:problem:webhook-signature-invalid');
+    assert.equal((await post(body, { secret: 'whsec_guess' })).status, 401);
+    assert.equal((await post(body, { to: 'nobody' })).status, 401);
+    const old = await post(body, { timestamp: Math.floor(Date.now() / 1000) - 6 * 60 });
+    assert.equal(old.status, 401);
+    assert.equal(old.body.type, 'urn:labflow:problem:webhook-timestamp-out-of-range');
+    const future = await post(body, { timestamp: Math.floor(Date.now() / 1000) + 6 * 60 });
+    assert.equal(future.status, 401);
+    const unsigned = await p.api('POST', `/api/v1/webhooks/${source}`, { raw });
+    assert.equal(unsigned.status, 401);
+    assert.equal(await events(), before, 'no event recorded');
+  });
+
+  it('answers 400 for a signed body that is not JSON or misses the event ID', async () => {
+    assert.equal((await post(null, { raw: '{"eventId":' })).status, 400);
+    const missing = await post({ type: 'order', sample: { externalId: 'X' } });
+    assert.equal(missing.status, 400);
+    assert.equal(missing.body.errors[0].field, 'body.eventId');
+  });
+
+  it('holds an order with an unknown sample type or unknown test codes for a person instead of dropping it', async () => {
+    const typeEvent = `e-${tag()}`;
+    const testEvent = `e-${tag()}`;
+    assert.equal(
+      (await post({ eventId: typeEvent, type: 'order', sample: { externalId: `EXT-${tag()}`, sampleType: 'SALIVA', tests: ['CMP'] } }))
+        .status,
+      202,
+    );
+    assert.equal(
+      (
+        await post({
+          eventId: testEvent,
+          type: 'order',
+          sample: { externalId: `EXT-${tag()}`, sampleType: 'SERUM', tests: ['CMP', 'XYZ9'] },
+        })
+      ).status,
+      202,
+    );
+    const held = await waitFor(async () => {
+      const rows: { event_id: string; reason: string }[] = await testEnv()
+        .db('sample_held_orders')
+        .where({ source })
+        .whereIn('event_id', [typeEvent, testEvent])
+        .orderBy('created_at');
+      return rows.length === 2 ? rows : null;
+    }, 'held orders');
+    assert.match(held.find((h) => h.event_id === typeEvent)!.reason, /sample type SALIVA/);
+    assert.match(held.find((h) => h.event_id === testEvent)!.reason, /test XYZ9/);
+    const listed = await p.api('GET', '/api/v1/sample-held-orders', { key: u.tech.apiKey });
+    assert.ok(listed.body.items.some((h: { event_id: string }) => h.event_id === typeEvent));
+    const tasks = await p.api('GET', '/api/v1/tasks?mine=1&state=open&entityType=sample_order&limit=200', { key: u.tech.apiKey });
+    assert.ok(tasks.body.items.filter((t: { kind: string }) => t.kind === 'sample.held_order').length >= 2);
+  });
+
+  it('registers a specimen that arrives without an order, held until one comes', async () => {
+    const externalId = `EXT-${tag()}`;
+    await post({
+      eventId: `e-${tag()}`,
+      type: 'sample.received',
+      sample: { externalId, sampleType: 'URINE' },
+      location: 'Dock',
+      temperatureC: 4,
+    });
+    const row = await byExternal(externalId);
+    const state = await waitFor(async () => {
+      const s = await getSample(p, u.tech, row.accession);
+      return s.state === 'received' && s;
+    }, 'received');
+    assert.deepEqual(state.requestedTests, []);
+    await post({ eventId: `e-${tag()}`, type: 'order', sample: { externalId, sampleType: 'URINE', tests: ['UA'] } });
+    await waitFor(async () => (await getSample(p, u.tech, row.accession)).requestedTests.includes('UA'), 'order attached');
+  });
+});
