@@ -1,4 +1,5 @@
 import type { Db } from '../db/knex';
+import type { ErpSetup } from './erp-sync';
 import type { Mailer } from './mailer';
 
 export interface ActivityDeps {
@@ -8,4 +9,6 @@ export interface ActivityDeps {
   publicUrl: string;
   /** Host part of generated Message-IDs. */
   mailDomain: string;
+  /** The ERP, when one is configured (ERP_URL); its absence turns the sync and supplier-status writes off. */
+  erp?: ErpSetup;
 }

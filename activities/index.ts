@@ -2,8 +2,10 @@ import { auditActivities } from './audit';
 import { capaActivities } from './capa';
 import type { ActivityDeps } from './deps';
 import { documentActivities } from './documents';
+import { erpSyncActivities } from './erp-sync';
 import { notificationActivities } from './notifications';
 import { sampleIntakeActivities } from './sample-intake';
+import { supplierQualificationActivities } from './supplier-qualification';
 import { scheduledWorkActivities } from './scheduled-work';
 
 export type { ActivityDeps } from './deps';
@@ -17,6 +19,8 @@ export function createActivities(deps: ActivityDeps) {
     ...auditActivities(deps),
     ...capaActivities(deps),
     ...sampleIntakeActivities(deps),
+    ...erpSyncActivities(deps),
+    ...supplierQualificationActivities(deps),
     ...scheduledWorkActivities(deps),
   };
 }

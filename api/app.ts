@@ -10,6 +10,7 @@ import { adminRoutes } from './routes/admin';
 import { capaRoutes } from './routes/capa';
 import { documentVersionRoutes } from './routes/document-versions';
 import { documentRoutes } from './routes/documents';
+import { erpSyncRoutes } from './routes/erp-sync';
 import { inboxRoutes } from './routes/inbox';
 import { sampleIntakeRoutes } from './routes/sample-intake';
 import { mountSampleWebhooks } from './routes/sample-intake-webhooks';
@@ -29,6 +30,7 @@ export function createApp(deps: ApiDeps): Koa {
     ...adminRoutes(deps),
     ...capaRoutes(deps),
     ...sampleIntakeRoutes(deps),
+    ...erpSyncRoutes(deps),
     ...scheduledWorkRoutes(deps),
   ];
   const openapi = openApiDocument(specs);

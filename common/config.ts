@@ -52,6 +52,13 @@ export const configSchema = z.object({
   DOC_REMINDER_BEFORE: duration.default('24h'),
   DOC_PERIODIC_REVIEW: duration.default('365d'),
 
+  ERP_URL: z.string().optional(),
+  ERP_API_KEY: z.string().optional(),
+  ERP_API_SECRET: z.string().optional(),
+  ERP_TIME_ZONE: z.string().default('UTC'),
+  ERP_RATE_LIMIT: z.coerce.number().positive().default(10),
+  ERP_TIMEOUT: duration.default('30s'),
+  ERP_PAGE_SIZE: z.coerce.number().int().min(1).max(10000).default(500),
 
   LAB_TIMEZONE: z.string().default('UTC'),
   BACKUP_DIR: z.string().default('.data/backups'),

@@ -4,6 +4,8 @@ export const workflowIds = {
   auditVerify: () => 'audit-verify',
   capa: (number: string) => `capa:${number}`,
   sampleIntake: (accession: string) => `sample-intake:${accession}`,
+  erpSync: (scope: string) => `erp-sync:${scope}`,
+  supplierQualification: (supplier: string) => `supplier-qualification:${supplier}`,
 };
 
 export function parseWorkflowType(workflowId: string): string {

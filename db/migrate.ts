@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type { Db } from './knex';
 import * as foundation from './migrations/20261122000000_foundation';
 import * as capa from './migrations/20261122050000_capa';
+import * as erpSync from './migrations/20261122040000_erp_sync';
 import * as genericSignatures from './migrations/20261122010000_generic_signatures';
 import * as scheduledWork from './migrations/20261122030000_scheduled_work';
 import * as sampleIntake from './migrations/20261122060000_sample_intake';
@@ -10,6 +11,7 @@ import * as sampleIntake from './migrations/20261122060000_sample_intake';
 const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261122000000_foundation': foundation,
   '20261122050000_capa': capa,
+  '20261122040000_erp_sync': erpSync,
   '20261122010000_generic_signatures': genericSignatures,
   '20261122030000_scheduled_work': scheduledWork,
   '20261122060000_sample_intake': sampleIntake,

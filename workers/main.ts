@@ -1,6 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import { erpSetupFromConfig } from '../activities/erp-sync';
 import { createMailer } from '../activities/mailer';
 import { loadConfig } from '../common/config';
 import { createDb } from '../db/knex';
@@ -36,7 +37,13 @@ async function main(): Promise<void> {
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    activities: createActivities({ db, mailer, publicUrl: config.PUBLIC_URL, mailDomain: mailDomainOf(config.MAIL_FROM) }),
+    activities: createActivities({
+      db,
+      mailer,
+      publicUrl: config.PUBLIC_URL,
+      mailDomain: mailDomainOf(config.MAIL_FROM),
+      erp: erpSetupFromConfig(config),
+    }),
     workflowBundle: config.WORKFLOW_BUNDLE_PATH ? { codePath: config.WORKFLOW_BUNDLE_PATH } : undefined,
   });
   log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, metricsPort: config.WORKER_METRICS_PORT || null }, 'worker polling');

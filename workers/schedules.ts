@@ -150,6 +150,16 @@ export function scheduleDefinitions(s: ScheduleSettings): ScheduleDefinition[] {
       overlap: ScheduleOverlapPolicy.SKIP,
       catchupWindow: '1m',
     },
+    {
+      scheduleId: 'erp-sync',
+      description: 'Every 6 hours: incremental ERP sync of suppliers, items, orders, receipts, deletions (skipped without ERP_URL)',
+      spec: { intervals: [{ every: '6h' }] },
+      workflowType: 'erpSyncWorkflow',
+      workflowId: workflowIds.erpSync('all'),
+      args: [{ scope: 'all', mode: 'incremental', requestedBy: 'schedule' }],
+      overlap: ScheduleOverlapPolicy.SKIP,
+      catchupWindow: '1h',
+    },
   ];
 }
 
@@ -253,11 +263,6 @@ export async function reconcileSchedules(
 }
 
 /** At worker start-up: the schedules of this deployment, created or brought up to date. */
-export async function ensureSchedules(
-  client: Client,
-  taskQueue: string,
-  log: Logger,
-  config: Config,
-): Promise<ReconcileReport> {
+export async function ensureSchedules(client: Client, taskQueue: string, log: Logger, config: Config): Promise<ReconcileReport> {
   return reconcileSchedules(client, scheduleDefinitions(scheduleSettingsFromConfig(config, taskQueue)), { taskQueue, log });
 }

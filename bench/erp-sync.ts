@@ -1,0 +1,184 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import type { ErpSyncResult } from '../common/erp-sync';
+import { createDb, dropDatabase, ensureDatabase } from '../db/knex';
+import { migrateLatest } from '../db/migrate';
+import { startDevTemporal } from '../scripts/lib/dev-temporal';
+import { spawnWorkerProcess, stopProcess } from '../scripts/lib/worker-process';
+import { ErpNextStub } from '../test/helpers/erpnext-stub';
+
+/**
+ * bench:erp-sync — 100,000 items synced from the ERPNext-shaped stub through the workflow (worker in its own
+ * process, as deployed), against, in the same run and into the same table: one bare batched INSERT per page,
+ * COPY FROM STDIN (psql), and row-by-row INSERTs (timed on a sample, rate extrapolated).
+ */
+const ROWS = Number(process.env.BENCH_ROWS ?? 100_000);
+const PAGE = Number(process.env.BENCH_PAGE ?? 5000);
+const ROW_BY_ROW_SAMPLE = Number(process.env.BENCH_ROW_SAMPLE ?? 3000);
+const TARGET_COPY = 0.25;
+const TARGET_ROW_BY_ROW = 50;
+const TZ = 'Europe/Berlin';
+
+const say = (line: string) => console.error(`[bench:erp-sync] ${line}`);
+const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
+
+async function main(): Promise<void> {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  try {
+    const base = new URL(process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+    base.pathname = `/labflow_bench_${process.pid}_${randomBytes(3).toString('hex')}`;
+    const databaseUrl = base.toString();
+    say('starting a Temporal dev server, a database and the ERP stub');
+    const temporal = await startDevTemporal({ logLevel: 'error' });
+    cleanups.push(() => temporal.stop());
+    await ensureDatabase(databaseUrl);
+    cleanups.push(() => dropDatabase(databaseUrl));
+    const db = createDb(databaseUrl, 4);
+    cleanups.push(() => db.destroy());
+    await migrateLatest(db);
+
+    const stub = new ErpNextStub();
+    await stub.start();
+    cleanups.push(() => stub.stop());
+    const groups = ['Reagents', 'Consumables', 'Calibration Standards', 'Raw Material'];
+    for (let i = 1; i <= ROWS; i++) {
+      stub.put('Item', {
+        name: `ITM-${String(i).padStart(6, '0')}`,
+        item_name: `${groups[i % 4]} ${i}`,
+        item_group: groups[i % 4],
+        stock_uom: 'Nos',
+        inspection_required_before_purchase: i % 4 === 0 ? 1 : 0,
+        disabled: 0,
+      });
+    }
+    const rows = [...stub.table('Item').values()].map((d) => ({
+      name: d.name,
+      item_name: String(d.item_name),
+      item_group: String(d.item_group),
+      stock_uom: 'Nos',
+      inspection_required: d.inspection_required_before_purchase === 1,
+      disabled: false,
+      docstatus: 0,
+      erp_modified: d.modified,
+      erp_modified_at: new Date(`${d.modified.replace(' ', 'T').slice(0, 23)}+01:00`).toISOString(),
+    }));
+
+    const taskQueue = `bench-erp-${randomBytes(4).toString('hex')}`;
+    const worker = await spawnWorkerProcess({
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      DATABASE_URL: databaseUrl,
+      LOG_LEVEL: 'info',
+      ERP_URL: stub.url,
+      ERP_API_KEY: stub.apiKey,
+      ERP_API_SECRET: stub.apiSecret,
+      ERP_TIME_ZONE: TZ,
+      ERP_RATE_LIMIT: '1000',
+      ERP_PAGE_SIZE: String(PAGE),
+    });
+    cleanups.push(() => stopProcess(worker));
+    const connection = await Connection.connect({ address: temporal.address });
+    cleanups.push(() => connection.close());
+    const client = new Client({ connection });
+
+    const truncate = () => db.raw('truncate erp_items');
+    const countRows = async () => Number((await db('erp_items').count({ n: '*' }))[0].n);
+
+    // Warm-up: a small sync, so the worker's bundle, connections and the JIT are ready, then start from nothing.
+    say('warm-up sync');
+    await client.workflow.execute('erpSyncWorkflow', {
+      workflowId: `erp-sync:warmup-${randomBytes(3).toString('hex')}`,
+      taskQueue,
+      args: [{ scope: 'items', pageSize: 1000, pagesPerActivity: 2, activitiesPerRun: 1 }],
+    });
+    await truncate();
+    await db.raw('truncate erp_sync_cursors');
+
+    say(`workflow: ${ROWS} items, pages of ${PAGE}`);
+    let start = process.hrtime.bigint();
+    const result: ErpSyncResult = await client.workflow.execute('erpSyncWorkflow', {
+      workflowId: `erp-sync:bench-${randomBytes(3).toString('hex')}`,
+      taskQueue,
+      args: [{ scope: 'items', pageSize: PAGE, pagesPerActivity: 50 }],
+    });
+    const workflowSeconds = seconds(start);
+    if (result.state !== 'completed' || (await countRows()) !== ROWS) throw new Error(`the sync stored ${await countRows()} rows`);
+
+    const columns = Object.keys(rows[0]);
+    say('bare batched insert');
+    await truncate();
+    start = process.hrtime.bigint();
+    for (let i = 0; i < rows.length; i += PAGE) {
+      await db.raw(
+        `insert into erp_items (${columns.join(', ')}) select * from jsonb_to_recordset(?::jsonb) as x(name text, item_name text,
+          item_group text, stock_uom text, inspection_required boolean, disabled boolean, docstatus smallint, erp_modified text,
+          erp_modified_at timestamptz)`,
+        [JSON.stringify(rows.slice(i, i + PAGE))],
+      );
+    }
+    const batchedSeconds = seconds(start);
+
+    say('COPY FROM STDIN');
+    await truncate();
+    const csv = rows.map((r) => columns.map((c) => `"${String(r[c as keyof typeof r]).replace(/"/g, '""')}"`).join(',')).join('\n') + '\n';
+    start = process.hrtime.bigint();
+    await new Promise<void>((resolve, reject) => {
+      const psql = spawn(
+        'psql',
+        [databaseUrl, '-v', 'ON_ERROR_STOP=1', '-qc', `copy erp_items (${columns.join(', ')}) from stdin with (format csv)`],
+        {
+          stdio: ['pipe', 'ignore', 'inherit'],
+        },
+      );
+      psql.on('error', reject);
+      psql.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`psql exited with ${code}`))));
+      psql.stdin.end(csv);
+    });
+    const copySeconds = seconds(start);
+    if ((await countRows()) !== ROWS) throw new Error('COPY did not store every row');
+
+    say(`row-by-row insert (${ROW_BY_ROW_SAMPLE} rows, rate extrapolated)`);
+    await truncate();
+    start = process.hrtime.bigint();
+    for (const row of rows.slice(0, ROW_BY_ROW_SAMPLE)) await db('erp_items').insert(row);
+    const rowByRowRate = ROW_BY_ROW_SAMPLE / seconds(start);
+
+    const rate = (s: number) => ROWS / s;
+    const figures = {
+      rows: ROWS,
+      page_size: PAGE,
+      workflow_seconds: +workflowSeconds.toFixed(3),
+      workflow_rows_per_s: Math.round(rate(workflowSeconds)),
+      batched_insert_rows_per_s: Math.round(rate(batchedSeconds)),
+      copy_rows_per_s: Math.round(rate(copySeconds)),
+      row_by_row_rows_per_s: Math.round(rowByRowRate),
+      ratio_to_copy: +(copySeconds / workflowSeconds).toFixed(3),
+      ratio_to_batched_insert: +(batchedSeconds / workflowSeconds).toFixed(3),
+      ratio_to_row_by_row: +(rate(workflowSeconds) / rowByRowRate).toFixed(1),
+      target_ratio_to_copy: TARGET_COPY,
+      target_ratio_to_row_by_row: TARGET_ROW_BY_ROW,
+    };
+    console.log(`\nerp-sync: ${ROWS} items from the ERPNext stub into erp_items`);
+    console.log(
+      `  workflow (HTTP pages → upsert + cursor + audit)  ${figures.workflow_rows_per_s.toLocaleString('en')} rows/s  (${figures.workflow_seconds} s)`,
+    );
+    console.log(`  bare batched insert (${PAGE}/statement)            ${figures.batched_insert_rows_per_s.toLocaleString('en')} rows/s`);
+    console.log(`  COPY FROM STDIN (psql)                            ${figures.copy_rows_per_s.toLocaleString('en')} rows/s`);
+    console.log(`  row-by-row insert                                 ${figures.row_by_row_rows_per_s.toLocaleString('en')} rows/s`);
+    console.log(`  workflow / COPY ${figures.ratio_to_copy} (target ≥ ${TARGET_COPY})`);
+    console.log(`  workflow / batched insert ${figures.ratio_to_batched_insert}`);
+    console.log(`  workflow / row-by-row ${figures.ratio_to_row_by_row}× (target ≥ ${TARGET_ROW_BY_ROW}×)\n`);
+    console.log(JSON.stringify({ bench: 'erp-sync', figures, ratio: figures.ratio_to_copy, target: TARGET_COPY, better: 'higher' }));
+  } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((err) => say(`cleanup: ${(err as Error).message}`));
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(`[bench:erp-sync] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);

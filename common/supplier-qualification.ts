@@ -1,0 +1,66 @@
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { Actor } from './roles';
+
+/** QA's verdict on a supplier, which labflow writes to the ERP as the supplier's hold status. */
+export type SupplierQualificationStatus = 'pending' | 'approved' | 'suspended' | 'disqualified';
+export type SupplierDecision = 'approve' | 'suspend' | 'disqualify';
+
+export const DECISION_STATUS: Record<SupplierDecision, Exclude<SupplierQualificationStatus, 'pending'>> = {
+  approve: 'approved',
+  suspend: 'suspended',
+  disqualify: 'disqualified',
+};
+
+/** From which states each decision may be taken; disqualification is final. */
+export const DECISION_FROM: Record<SupplierDecision, SupplierQualificationStatus[]> = {
+  approve: ['pending', 'suspended'],
+  suspend: ['pending', 'approved'],
+  disqualify: ['pending', 'approved', 'suspended'],
+};
+
+export interface SupplierQualificationInput {
+  supplier: string;
+  /** Where a new run starts (the projection's status when an earlier run was terminated). */
+  status?: SupplierQualificationStatus;
+  resume?: SupplierQualificationState;
+}
+
+export interface SupplierDecisionArgs {
+  actor: Actor;
+  reason: string;
+}
+
+export type ErpWriteState = 'pending' | 'written' | 'skipped' | 'refused';
+
+export interface SupplierDecisionRecord {
+  seq: number;
+  decision: SupplierDecision;
+  status: Exclude<SupplierQualificationStatus, 'pending'>;
+  by: string;
+  at: string;
+  reason: string;
+  erp: ErpWriteState;
+  erpDetail?: string;
+  /** Recorded in Postgres; only then is it written to the ERP. */
+  recorded: boolean;
+}
+
+export interface SupplierQualificationState {
+  workflowId: string;
+  supplier: string;
+  status: SupplierQualificationStatus;
+  decisions: SupplierDecisionRecord[];
+}
+
+export const supplierQualificationQuery = defineQuery<SupplierQualificationState>('state');
+export const approveSupplierUpdate = defineUpdate<SupplierQualificationState, [SupplierDecisionArgs]>('approve');
+export const suspendSupplierUpdate = defineUpdate<SupplierQualificationState, [SupplierDecisionArgs]>('suspend');
+export const disqualifySupplierUpdate = defineUpdate<SupplierQualificationState, [SupplierDecisionArgs]>('disqualify');
+/** Operators retry a refused ERP write (from the dead letters) once the ERP side is fixed. */
+export const retryErpWriteSignal = defineSignal('retryErpWrite');
+
+export const DECISION_UPDATES = {
+  approve: approveSupplierUpdate,
+  suspend: suspendSupplierUpdate,
+  disqualify: disqualifySupplierUpdate,
+} as const;

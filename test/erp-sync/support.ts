@@ -1,0 +1,108 @@
+import { randomBytes } from 'node:crypto';
+import type { Worker } from '@temporalio/worker';
+import { createActivities } from '../../activities';
+import type { ErpSetup } from '../../activities/erp-sync';
+import { erpSyncActivities } from '../../activities/erp-sync';
+import { ErpNextAdapter } from '../../activities/erp/erpnext';
+import { createMailer } from '../../activities/mailer';
+import { supplierQualificationActivities } from '../../activities/supplier-qualification';
+import type { ErpSyncInput, ErpSyncResult } from '../../common/erp-sync';
+import { createWorker } from '../../workers/create-worker';
+import { ErpNextStub } from '../helpers/erpnext-stub';
+import { startPlatform, type Platform } from '../helpers/platform';
+import { testEnv } from '../setup/env';
+
+export const ERP_TABLES = [
+  'supplier_qualifications',
+  'erp_dead_letters',
+  'erp_sync_runs',
+  'erp_sync_cursors',
+  'incoming_inspection_hooks',
+  'erp_purchase_receipt_items',
+  'erp_purchase_receipts',
+  'erp_purchase_order_items',
+  'erp_purchase_orders',
+  'erp_items',
+  'erp_suppliers',
+];
+
+/** The ERP tables are shared by the whole run; each test starts from none of the ERP's data. */
+export async function clearErpTables(): Promise<void> {
+  await testEnv().db.raw(`truncate ${ERP_TABLES.join(', ')}`);
+}
+
+export interface ErpPlatform extends Platform {
+  stub: ErpNextStub;
+  erp: ErpSetup;
+  sync(input: Partial<ErpSyncInput>): Promise<ErpSyncResult>;
+  startErpWorker(): Promise<void>;
+  stopErpWorker(): Promise<void>;
+}
+
+/**
+ * An ERPNext-shaped server, the real API (without the harness's worker) and a worker on the same task queue whose
+ * ERP activities talk to that server.
+ */
+export async function startErpPlatform(options: { timeZone?: string; timeoutMs?: number; pageSize?: number } = {}): Promise<ErpPlatform> {
+  const env = testEnv();
+  const stub = new ErpNextStub();
+  await stub.start();
+  const p = await startPlatform({ withWorker: false });
+  const erp: ErpSetup = {
+    adapter: new ErpNextAdapter({
+      url: stub.url,
+      apiKey: stub.apiKey,
+      apiSecret: stub.apiSecret,
+      timeoutMs: options.timeoutMs ?? 5000,
+      ratePerSecond: 1000,
+    }),
+    timeZone: options.timeZone ?? 'Europe/Berlin',
+    pageSize: options.pageSize ?? 25,
+  };
+  const mailer = createMailer({
+    smtpUrl: `smtp://127.0.0.1:${env.smtpPort}`,
+    from: 'labflow <labflow@lab.test>',
+    outboxDir: '/nonexistent',
+  });
+  const deps = { db: env.db, mailer, publicUrl: 'http://labflow.test', mailDomain: 'lab.test', erp };
+  let worker: Worker | undefined;
+  let running: Promise<void> | undefined;
+  const startErpWorker = async () => {
+    worker = await createWorker({
+      connection: env.nativeConnection,
+      namespace: 'default',
+      taskQueue: p.taskQueue,
+      activities: { ...createActivities(deps), ...erpSyncActivities(deps), ...supplierQualificationActivities(deps) },
+      workflowBundle: env.workflowBundle,
+    });
+    running = worker.run();
+  };
+  const stopErpWorker = async () => {
+    if (worker && worker.getState() === 'RUNNING') worker.shutdown();
+    await running;
+    worker = undefined;
+  };
+  await startErpWorker();
+  return {
+    ...p,
+    stub,
+    erp,
+    startErpWorker,
+    stopErpWorker,
+    sync: (input) =>
+      env.client.workflow.execute('erpSyncWorkflow', {
+        workflowId: `erp-sync:test-${randomBytes(4).toString('hex')}`,
+        taskQueue: p.taskQueue,
+        args: [{ scope: 'all', pageSize: 10, ...input }],
+      }),
+    async stop() {
+      await p.stop();
+      await stopErpWorker();
+      mailer.close();
+      await stub.stop();
+    },
+  };
+}
+
+export const count = async (table: string, where: Record<string, unknown> = {}) =>
+  Number((await testEnv().db(table).where(where).count({ n: '*' }))[0].n);

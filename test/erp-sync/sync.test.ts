@@ -1,0 +1,171 @@
+import assert from 'node:assert/strict';
+import { WorkflowFailedError } from '@temporalio/client';
+import { seedErp } from '../helpers/erpnext-stub';
+import { testEnv } from '../setup/env';
+import { clearErpTables, count, startErpPlatform, type ErpPlatform } from './support';
+
+const SEED = { suppliers: 12, items: 40, purchaseOrders: 30, receipts: 20 };
+
+describe('the ERP sync', () => {
+  let p: ErpPlatform;
+  const db = () => testEnv().db;
+  const run = (id: string) => db()('erp_sync_runs').where({ id }).first();
+
+  beforeEach(async () => {
+    await clearErpTables();
+    p = await startErpPlatform();
+    seedErp(p.stub, SEED);
+  });
+  afterEach(() => p.stop());
+
+  it('stores every supplier, item, purchase order with its lines and receipt on the first sync, and leaves inspection hooks', async () => {
+    const result = await p.sync({});
+    assert.equal(result.state, 'completed');
+    assert.equal(await count('erp_suppliers'), SEED.suppliers);
+    assert.equal(await count('erp_items'), SEED.items);
+    assert.equal(await count('erp_purchase_orders'), SEED.purchaseOrders);
+    assert.equal(await count('erp_purchase_order_items'), SEED.purchaseOrders * 2);
+    assert.equal(await count('erp_purchase_receipts'), SEED.receipts);
+    const r = await run(result.syncRunId);
+    assert.equal(r.state, 'completed');
+    assert.equal(r.counts.items.stored, SEED.items);
+    // `>=` on the cursor re-reads its row each page; it is dropped, so each row is counted once.
+    assert.equal(r.counts.items.fetched, SEED.items);
+    // Every fourth item needs inspection: each received line of one leaves a pending hook.
+    const expectedHooks = Number(
+      (
+        await db().raw(
+          `select count(*) n from erp_purchase_receipt_items ri join erp_items i on i.name = ri.item_code where i.inspection_required`,
+        )
+      ).rows[0].n,
+    );
+    assert.ok(expectedHooks > 0);
+    assert.equal(await count('incoming_inspection_hooks', { state: 'pending' }), expectedHooks);
+    // The cursor is the last row, as the ERP wrote it; timestamps are read in the site's time zone.
+    const last = [...p.stub.table('Item').values()].sort((a, b) => (a.modified < b.modified ? -1 : 1)).at(-1)!;
+    const cursor = await db()('erp_sync_cursors').where({ entity: 'items' }).first();
+    assert.deepEqual([cursor.cursor_modified, cursor.cursor_name], [last.modified, last.name]);
+    const item = await db()('erp_items').where({ name: last.name }).first();
+    const local = last.modified.replace(' ', 'T').slice(0, 23);
+    assert.equal(new Date(item.erp_modified_at).getTime(), new Date(`${local}+01:00`).getTime()); // Berlin in November
+  });
+
+  it('fetches only what changed since the cursor, applies amendments, cancellations and deletions', async () => {
+    await p.sync({});
+    const listsBefore = p.stub.count({ doctype: 'Supplier' });
+    p.stub.update('Supplier', 'Qiagen', { supplier_group: 'Services', on_hold: 1, hold_type: 'All' });
+    const amended = p.stub.amend('Purchase Order', 'PUR-ORD-2026-00004', { grand_total: 999 });
+    p.stub.update('Purchase Order', 'PUR-ORD-2026-00005', { docstatus: 2, status: 'Cancelled' });
+    p.stub.delete('Item', 'ITM-000040');
+    const result = await p.sync({});
+    const r = await run(result.syncRunId);
+    assert.equal(r.counts.suppliers.fetched, 1);
+    assert.equal(r.counts.purchase_orders.fetched, 3);
+    assert.equal(r.counts.deletions.deleted, 1);
+    assert.equal(r.counts.items, undefined, 'no item changed');
+    assert.equal(p.stub.count({ doctype: 'Supplier' }) - listsBefore, 1, 'one short page of suppliers');
+    assert.equal((await db()('erp_suppliers').where({ name: 'Qiagen' }).first()).on_hold, true);
+    const original = await db()('erp_purchase_orders').where({ name: 'PUR-ORD-2026-00004' }).first();
+    assert.deepEqual([original.docstatus, original.superseded_by], [2, amended.name]);
+    assert.equal(Number((await db()('erp_purchase_orders').where({ name: amended.name }).first()).grand_total), 999);
+    assert.equal((await db()('erp_purchase_orders').where({ name: 'PUR-ORD-2026-00005' }).first()).status, 'Cancelled');
+    assert.ok((await db()('erp_items').where({ name: 'ITM-000040' }).first()).deleted_at);
+  });
+
+  it('waits out a burst of 429s with Retry-After and loses nothing', async () => {
+    p.stub.fault(
+      { doctype: 'Item', list: true, after: 1 },
+      { kind: 'status', status: 429, excType: 'TooManyRequestsError', message: 'rate limited', retryAfter: 1 },
+      3,
+    );
+    const result = await p.sync({ scope: 'items' });
+    assert.equal(result.state, 'completed');
+    assert.equal(p.stub.count({ doctype: 'Item', status: 429 }), 3);
+    assert.equal(await count('erp_items'), SEED.items);
+    assert.equal((await run(result.syncRunId)).counts.items.stored, SEED.items);
+  });
+
+  it('resumes from the stored cursor after a 5xx in the middle of the pages, fetching no stored page twice', async () => {
+    p.stub.fault(
+      { doctype: 'Item', list: true, after: 2 },
+      { kind: 'status', status: 502, excType: 'BadGateway', message: 'upstream down' },
+      2,
+    );
+    const result = await p.sync({ scope: 'items' });
+    assert.equal(await count('erp_items'), SEED.items);
+    const r = await run(result.syncRunId);
+    assert.equal(p.stub.count({ doctype: 'Item', status: 502 }), 2);
+    assert.deepEqual([r.counts.items.fetched, r.counts.items.stored], [SEED.items, SEED.items]);
+    const audited = await db()('audit_events')
+      .where({ entity_type: 'erp_sync', entity_id: 'items', action: 'erp.page_stored' })
+      .whereRaw(`details->>'syncRunId' = ?`, [result.syncRunId]);
+    assert.equal(
+      audited.reduce((n, e) => n + e.details.stored, 0),
+      SEED.items,
+      'each page is recorded once',
+    );
+  });
+
+  it('misses nothing when rows change while it pages (a page shifts under it)', async () => {
+    p.stub.onList = (doctype, _q, n) => {
+      if (doctype !== 'Item' || n !== 2) return;
+      // Concurrent writes between page 1 and 2: an already-read row changes, a new one appears, one is deleted.
+      p.stub.update('Item', 'ITM-000001', { item_name: 'Changed during sync' });
+      p.stub.put('Item', { name: 'ITM-900001', item_name: 'Created during sync', stock_uom: 'Nos', item_group: 'Reagents' });
+    };
+    await p.sync({ scope: 'items' });
+    assert.equal(await count('erp_items'), SEED.items + 1);
+    assert.equal((await db()('erp_items').where({ name: 'ITM-000001' }).first()).item_name, 'Changed during sync');
+  });
+
+  it('walks rows that share one `modified` across page boundaries without losing or repeating any', async () => {
+    const same = p.stub.tick();
+    for (let i = 1; i <= 35; i++)
+      p.stub.put('Item', { name: `TIE-${String(i).padStart(3, '0')}`, item_name: `Tie ${i}`, stock_uom: 'Nos', modified: same });
+    const result = await p.sync({ scope: 'items' });
+    assert.equal(await count('erp_items'), SEED.items + 35);
+    assert.equal((await run(result.syncRunId)).counts.items.stored, SEED.items + 35);
+  });
+
+  it('fails the run without moving the cursor when the ERP revokes the token', async () => {
+    await p.sync({ scope: 'suppliers' });
+    const before = await db()('erp_sync_cursors').where({ entity: 'suppliers' }).first();
+    p.stub.update('Supplier', 'Qiagen', { country: 'Netherlands' });
+    p.stub.revoked = true;
+    await assert.rejects(p.sync({ scope: 'suppliers' }), (err: unknown) => {
+      assert.ok(err instanceof WorkflowFailedError);
+      assert.match(String(err.cause?.message), /401/);
+      return true;
+    });
+    const failed = await db()('erp_sync_runs').where({ state: 'failed' }).first();
+    assert.match(failed.error, /refused labflow's API key \(401/);
+    assert.deepEqual(await db()('erp_sync_cursors').where({ entity: 'suppliers' }).first(), before);
+  });
+
+  it('dead-letters the one row the ERP answers 417 for and the rows labflow cannot link, and stores the rest', async () => {
+    p.stub.fault(
+      { method: 'GET', doctype: 'Purchase Order', name: 'PUR-ORD-2026-00007' },
+      { kind: 'status', status: 417, excType: 'ValidationError', message: 'Row #1: Item ITM-000015 is disabled' },
+    );
+    p.stub.put('Purchase Order', {
+      name: 'PUR-ORD-2026-09999',
+      supplier: 'Unknown GmbH',
+      docstatus: 1,
+      status: 'To Receive',
+      items: [{ idx: 1, item_code: 'ITM-000001', qty: 1, rate: 1 }],
+    });
+    const result = await p.sync({});
+    assert.equal(result.state, 'completed');
+    assert.equal(await count('erp_purchase_orders'), SEED.purchaseOrders - 1);
+    const letters = await db()('erp_dead_letters').orderBy('erp_name');
+    assert.deepEqual(
+      letters.map((l) => [l.entity, l.erp_name, l.state, l.error_type]),
+      [
+        ['purchase_orders', 'PUR-ORD-2026-00007', 'open', 'ValidationError'],
+        ['purchase_orders', 'PUR-ORD-2026-09999', 'open', 'MissingLink'],
+      ],
+    );
+    assert.match(letters[0].reason, /417 Row #1: Item ITM-000015 is disabled/);
+    assert.match(letters[1].reason, /missing linked record: Supplier Unknown GmbH/);
+  });
+});

@@ -1,0 +1,96 @@
+import {
+  ApplicationFailure,
+  ActivityFailure,
+  continueAsNew,
+  proxyActivities,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Duration } from '@temporalio/common';
+import type { Activities } from '../activities';
+import { entitiesOf, ErpFailure, type ErpSyncInput, type ErpSyncResult } from '../common/erp-sync';
+import { EntityId, EntityType, Stage } from '../common/search-attributes';
+
+function failureMessage(err: unknown): string {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof Error ? cause.message : String(cause);
+}
+
+/**
+ * One sync of the ERP into labflow (all entities in order, or one), incremental from each entity's cursor, or a
+ * reconciliation that compares counts and hashes. Each activity stores pages that move the cursor; the run continues
+ * as new between entities and every few activities, so its history stays small however much there is to sync.
+ */
+export async function erpSyncWorkflow(input: ErpSyncInput): Promise<ErpSyncResult> {
+  const info = workflowInfo();
+  const mode = input.mode ?? 'incremental';
+  const entities = entitiesOf(input.scope);
+  const syncRunId = input.resume?.syncRunId ?? info.firstExecutionRunId;
+  const acts = proxyActivities<Activities>({
+    startToCloseTimeout: '30m',
+    heartbeatTimeout: (input.heartbeatTimeout ?? '2m') as Duration,
+    retry: {
+      initialInterval: '1s',
+      backoffCoefficient: 2,
+      maximumInterval: '1m',
+      nonRetryableErrorTypes: [ErpFailure.Auth, ErpFailure.NotConfigured],
+    },
+  });
+  const stage = (value: string) =>
+    upsertSearchAttributes([
+      { key: EntityType, value: 'erp_sync' },
+      { key: EntityId, value: input.scope },
+      { key: Stage, value },
+    ]);
+
+  if (!input.resume) {
+    const configured = await acts.beginErpSyncRun({
+      syncRunId,
+      workflowId: info.workflowId,
+      scope: input.scope,
+      mode,
+      requestedBy: input.requestedBy ?? 'schedule',
+    });
+    if (!configured) {
+      stage('skipped');
+      return { syncRunId, scope: input.scope, mode, state: 'skipped', error: 'no ERP is configured (ERP_URL)' };
+    }
+  }
+  let next: ErpSyncInput['resume'] | null = null;
+  let activities = 0;
+  try {
+    entities: for (let entityIndex = input.resume?.entityIndex ?? 0; entityIndex < entities.length; entityIndex++) {
+      const entity = entities[entityIndex];
+      stage(`${mode}:${entity}`);
+      if (mode === 'reconcile') {
+        if (entity !== 'deletions') await acts.reconcileErpEntity({ syncRunId, entity, pageSize: input.pageSize });
+        continue;
+      }
+      const midEntity = input.resume?.midEntity && input.resume.entityIndex === entityIndex;
+      if (!midEntity) await acts.retryErpDeadLetters({ syncRunId, entity });
+      for (;;) {
+        const result = await acts.syncErpEntity({ syncRunId, entity, pageSize: input.pageSize, maxPages: input.pagesPerActivity ?? 20 });
+        activities += 1;
+        if (result.done) break;
+        if (activities >= (input.activitiesPerRun ?? 50) || workflowInfo().continueAsNewSuggested) {
+          next = { syncRunId, entityIndex, midEntity: true };
+          break entities;
+        }
+      }
+      if (entityIndex + 1 < entities.length) {
+        // A fresh history for every entity.
+        next = { syncRunId, entityIndex: entityIndex + 1 };
+        break;
+      }
+    }
+  } catch (err) {
+    const error = failureMessage(err);
+    stage('failed');
+    await acts.finishErpSyncRun({ syncRunId, state: 'failed', error });
+    throw ApplicationFailure.create({ type: 'ErpSyncFailed', message: error, nonRetryable: true });
+  }
+  if (next) return continueAsNew<typeof erpSyncWorkflow>({ ...input, resume: next });
+  await acts.finishErpSyncRun({ syncRunId, state: 'completed' });
+  stage('completed');
+  return { syncRunId, scope: input.scope, mode, state: 'completed' };
+}

@@ -1,0 +1,159 @@
+import {
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { FailureType } from '../common/failures';
+import {
+  DECISION_FROM,
+  DECISION_STATUS,
+  DECISION_UPDATES,
+  retryErpWriteSignal,
+  supplierQualificationQuery,
+  type SupplierDecision,
+  type SupplierDecisionArgs,
+  type SupplierDecisionRecord,
+  type SupplierQualificationInput,
+  type SupplierQualificationState,
+} from '../common/supplier-qualification';
+import { EntityId, EntityType, Stage } from '../common/search-attributes';
+
+const acts = proxyActivities<Activities>({
+  startToCloseTimeout: '15s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', nonRetryableErrorTypes: [FailureType.NotFound] },
+});
+// The ERP may be down for a while: the write waits for it, without holding up QA's next decision.
+const erpWrite = proxyActivities<Activities>({
+  startToCloseTimeout: '2m',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '10m' },
+});
+
+function refuse(type: FailureType, message: string): never {
+  throw ApplicationFailure.create({ type, message, nonRetryable: true });
+}
+
+/**
+ * QA's qualification of one supplier: approve, suspend, disqualify (Updates, QA only), each recorded and written to
+ * the ERP as the supplier's hold status, in order. Disqualification ends the run.
+ */
+export async function supplierQualificationWorkflow(input: SupplierQualificationInput): Promise<SupplierQualificationState> {
+  const { workflowId } = workflowInfo();
+  const s: SupplierQualificationState = input.resume ?? {
+    workflowId,
+    supplier: input.supplier,
+    status: input.status ?? 'pending',
+    decisions: [],
+  };
+  let retryRequested = false;
+  const publish = () =>
+    upsertSearchAttributes([
+      { key: EntityType, value: 'supplier' },
+      { key: EntityId, value: input.supplier },
+      { key: Stage, value: s.status },
+    ]);
+  publish();
+
+  setHandler(supplierQualificationQuery, () => s);
+  setHandler(retryErpWriteSignal, () => {
+    retryRequested = true;
+  });
+
+  for (const decision of Object.keys(DECISION_UPDATES) as SupplierDecision[]) {
+    setHandler(
+      DECISION_UPDATES[decision],
+      async ({ actor, reason }: SupplierDecisionArgs) => {
+        const status = DECISION_STATUS[decision];
+        // Taken before any await, so a concurrent decision is judged against this one.
+        const previous = s.status;
+        const record: SupplierDecisionRecord = {
+          seq: s.decisions.length + 1,
+          decision,
+          status,
+          by: actor.username,
+          at: new Date().toISOString(),
+          reason,
+          erp: 'pending',
+          recorded: false,
+        };
+        s.decisions.push(record);
+        s.status = status;
+        publish();
+        try {
+          await acts.recordSupplierDecision({
+            workflowId,
+            supplier: input.supplier,
+            seq: record.seq,
+            decision,
+            status,
+            actor,
+            reason,
+            at: record.at,
+          });
+        } catch (err) {
+          s.decisions.splice(s.decisions.indexOf(record), 1);
+          s.status = previous;
+          publish();
+          throw err;
+        }
+        record.recorded = true;
+        return s;
+      },
+      {
+        validator: ({ actor, reason }: SupplierDecisionArgs) => {
+          if (!actor.roles.includes('qa_manager') && !actor.roles.includes('admin'))
+            refuse(FailureType.Forbidden, 'only QA may qualify suppliers');
+          if (!reason?.trim()) refuse(FailureType.InvalidInput, 'a reason is required');
+          if (s.status === 'disqualified') refuse(FailureType.RunFinished, `${input.supplier} is disqualified; nothing more can be done`);
+          if (!DECISION_FROM[decision].includes(s.status))
+            refuse(FailureType.WrongStage, `${input.supplier} is ${s.status}; cannot ${decision}`);
+        },
+      },
+    );
+  }
+
+  // Writes to the ERP one at a time, in decision order; a refused write waits for an operator's retry.
+  for (;;) {
+    await condition(
+      () =>
+        s.decisions.some((d) => d.erp === 'pending' && d.recorded) ||
+        (retryRequested && s.decisions.at(-1)?.erp === 'refused') ||
+        (s.status === 'disqualified' && s.decisions.every((d) => d.erp !== 'pending')) ||
+        workflowInfo().continueAsNewSuggested,
+    );
+    if (retryRequested) {
+      retryRequested = false;
+      const last = s.decisions.at(-1);
+      if (last?.erp === 'refused') last.erp = 'pending';
+    }
+    const next = s.decisions.find((d) => d.erp === 'pending' && d.recorded);
+    if (next) {
+      // Only the latest decision matters to the ERP; superseded ones are marked so rather than written.
+      const latest = s.decisions.filter((d) => d.recorded).at(-1)!;
+      for (const d of s.decisions) if (d.erp === 'pending' && d.seq < latest.seq) d.erp = 'skipped';
+      const result = await erpWrite.pushSupplierStatus({
+        workflowId,
+        supplier: input.supplier,
+        seq: latest.seq,
+        status: latest.status,
+        eventKey: `${workflowId}:${latest.seq}`.replace(/[^\w.:-]/g, '_'),
+        note: `${latest.status} by ${latest.by}: ${latest.reason}`,
+      });
+      latest.erp = result.erp;
+      latest.erpDetail = result.detail;
+      continue;
+    }
+    if (s.status === 'disqualified') break;
+    if (workflowInfo().continueAsNewSuggested) {
+      await condition(allHandlersFinished);
+      return continueAsNew<typeof supplierQualificationWorkflow>({ supplier: input.supplier, resume: s });
+    }
+  }
+  await condition(allHandlersFinished);
+  return s;
+}
