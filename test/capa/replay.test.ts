@@ -1,20 +1,10 @@
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { DeterminismViolationError } from '@temporalio/workflow';
-import { loadFixture, replayFixtures, type ReplayFixture } from '../../workers/replay';
-import { testEnv } from '../setup/env';
-
-const dir = join(__dirname, '..', 'replay', 'capa');
+import { assertChangeIsCaught, assertEveryFixtureReplays, loadFixtureFolder, type NamedFixture } from '../helpers/replay-suite';
 
 describe('replaying histories captured from real CAPA runs', () => {
-  let fixtures: (ReplayFixture & { file: string })[];
+  let fixtures: NamedFixture[];
   before(async () => {
-    fixtures = await Promise.all(
-      readdirSync(dir)
-        .filter((f) => f.endsWith('.json'))
-        .map(async (f) => ({ ...(await loadFixture(join(dir, f))), file: f })),
-    );
+    fixtures = await loadFixtureFolder('capa');
   });
 
   it('has fixtures under their real workflow IDs, one of them a run that continued as new', () => {
@@ -28,15 +18,8 @@ describe('replaying histories captured from real CAPA runs', () => {
     );
   });
 
-  it('replays every fixture against the current workflow code without non-determinism', async () => {
-    for (const f of fixtures) {
-      const [verdict] = await replayFixtures({ workflowBundle: testEnv().workflowBundle }, [f]);
-      assert.equal(verdict.error, undefined, `${f.file}: ${verdict.error?.message}`);
-    }
-  });
+  it('replays every fixture against the current workflow code without non-determinism', () => assertEveryFixtureReplays(fixtures));
 
-  it('catches a change that alters the order of commands when it is not guarded by a patch', async () => {
-    const [verdict] = await replayFixtures({ workflowsPath: require.resolve('./nondeterministic/unguarded') }, fixtures.slice(0, 1));
-    assert.ok(verdict.error instanceof DeterminismViolationError, `expected a determinism violation, got ${verdict.error}`);
-  });
+  it('catches a change that alters the order of commands when it is not guarded by a patch', () =>
+    assertChangeIsCaught(require.resolve('./nondeterministic/unguarded'), fixtures[0]));
 });

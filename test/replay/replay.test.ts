@@ -1,20 +1,11 @@
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { DeterminismViolationError } from '@temporalio/workflow';
-import { loadFixture, replayFixtures, type ReplayFixture } from '../../workers/replay';
-import { testEnv } from '../setup/env';
-
-const dir = join(__dirname, 'document-approval');
+import { replayFixtures } from '../../workers/replay';
+import { assertChangeIsCaught, assertEveryFixtureReplays, loadFixtureFolder, type NamedFixture } from '../helpers/replay-suite';
 
 describe('replaying histories captured from real document-approval runs', () => {
-  let fixtures: ReplayFixture[];
+  let fixtures: NamedFixture[];
   before(async () => {
-    fixtures = await Promise.all(
-      readdirSync(dir)
-        .filter((f) => f.endsWith('.json'))
-        .map((f) => loadFixture(join(dir, f))),
-    );
+    fixtures = await loadFixtureFolder('document-approval');
   });
 
   it('has fixtures for every ending a version can reach, each under its real workflow ID', () => {
@@ -23,19 +14,14 @@ describe('replaying histories captured from real document-approval runs', () => 
     for (const f of fixtures) assert.ok((f.history.events?.length ?? 0) > 20, `${f.workflowId} has a real history`);
   });
 
-  it('replays every fixture against the current workflow code without non-determinism', async () => {
-    const verdicts = await replayFixtures({ workflowBundle: testEnv().workflowBundle }, fixtures);
-    assert.equal(verdicts.length, fixtures.length);
-    for (const v of verdicts) assert.equal(v.error, undefined, `${v.workflowId}: ${v.error?.message}`);
-  });
+  it('replays every fixture against the current workflow code without non-determinism', () => assertEveryFixtureReplays(fixtures));
 
-  it('catches a change that alters the order of commands when it is not guarded by a patch', async () => {
-    const verdicts = await replayFixtures({ workflowsPath: require.resolve('./nondeterministic/unguarded') }, fixtures.slice(0, 1));
-    assert.ok(verdicts[0].error instanceof DeterminismViolationError, `expected a determinism violation, got ${verdicts[0].error}`);
-  });
+  it('catches a change that alters the order of commands when it is not guarded by a patch', () =>
+    assertChangeIsCaught(require.resolve('./nondeterministic/unguarded'), fixtures[0]));
 
   it('accepts the same change behind patched(), so runs started before it keep replaying', async () => {
     const verdicts = await replayFixtures({ workflowsPath: require.resolve('./nondeterministic/patched') }, fixtures);
+    assert.equal(verdicts.length, fixtures.length);
     for (const v of verdicts) assert.equal(v.error, undefined, `${v.workflowId}: ${v.error?.message}`);
   });
 });

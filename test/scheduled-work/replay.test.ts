@@ -1,22 +1,16 @@
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { DeterminismViolationError } from '@temporalio/workflow';
-import { loadFixture, replayFixtures, type ReplayFixture } from '../../workers/replay';
-import { testEnv } from '../setup/env';
-
-const dir = join(__dirname, '..', 'replay', 'scheduled-work');
-const workflowType = (f: ReplayFixture) => f.history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name;
+import {
+  assertChangeIsCaught,
+  assertEveryFixtureReplays,
+  loadFixtureFolder,
+  workflowTypeOf,
+  type NamedFixture,
+} from '../helpers/replay-suite';
 
 describe('replaying histories captured from real scheduled-work runs', () => {
-  let fixtures: (ReplayFixture & { file: string })[];
+  let fixtures: NamedFixture[];
   before(async () => {
-    fixtures = await Promise.all(
-      readdirSync(dir)
-        .filter((f) => f.endsWith('.json'))
-        .sort()
-        .map(async (f) => ({ ...(await loadFixture(join(dir, f))), file: f })),
-    );
+    fixtures = await loadFixtureFolder('scheduled-work');
   });
 
   it('has fixtures for every scheduled workflow, each under its real workflow ID', () => {
@@ -24,7 +18,7 @@ describe('replaying histories captured from real scheduled-work runs', () => {
     for (const f of fixtures)
       assert.match(f.workflowId, /^(backup|restore-drill|overdue-reminders|daily-digest|cleanup|health-canary):capture-[0-9a-f]{6}$/);
     for (const f of fixtures) assert.ok((f.history.events?.length ?? 0) > 10, `${f.workflowId} has a real history`);
-    assert.deepEqual([...new Set(fixtures.map(workflowType))].sort(), [
+    assert.deepEqual([...new Set(fixtures.map(workflowTypeOf))].sort(), [
       'backupWorkflow',
       'cleanupWorkflow',
       'dailyDigestWorkflow',
@@ -34,16 +28,11 @@ describe('replaying histories captured from real scheduled-work runs', () => {
     ]);
   });
 
-  it('replays every fixture against the current workflow code without non-determinism', async () => {
-    const verdicts = await replayFixtures({ workflowBundle: testEnv().workflowBundle }, fixtures);
-    assert.equal(verdicts.length, fixtures.length);
-    for (const v of verdicts) assert.equal(v.error, undefined, `${v.workflowId}: ${v.error?.message}`);
-  });
+  it('replays every fixture against the current workflow code without non-determinism', () => assertEveryFixtureReplays(fixtures));
 
   it('catches a change to the order of commands that is not guarded by a patch', async () => {
-    const backup = fixtures.filter((f) => workflowType(f) === 'backupWorkflow');
-    assert.ok(backup.length >= 1, 'a backup fixture');
-    const verdicts = await replayFixtures({ workflowsPath: require.resolve('./nondeterministic/unguarded') }, backup.slice(0, 1));
-    assert.ok(verdicts[0].error instanceof DeterminismViolationError, `expected a determinism violation, got ${verdicts[0].error}`);
+    const backup = fixtures.find((f) => workflowTypeOf(f) === 'backupWorkflow');
+    assert.ok(backup, 'a backup fixture');
+    await assertChangeIsCaught(require.resolve('./nondeterministic/unguarded'), backup);
   });
 });
