@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { AssigneeRef } from '../common/document-approval';
 import { workflowIds } from '../common/ids';
 import {
@@ -11,7 +12,9 @@ import {
   type SampleIntakeInput,
 } from '../common/sample-intake';
 import { EntityId, EntityType, Stage } from '../common/search-attributes';
+import type { Db } from '../db/knex';
 import { criteriaOf, type RegisteredSample, type SampleRow, type SampleTypeRow } from '../db/sample-intake';
+import type { WebhookBody } from './schemas/sample-intake';
 import type { sampleIntakeWorkflow } from '../workflows';
 
 /** A run's input from its registered row: IDs, the type's written criteria and the timers; no patient data. */
@@ -64,6 +67,46 @@ export function signalIntakeRun(client: Client, taskQueue: string, input: Sample
     signal: sampleEventSignal,
     signalArgs: [event],
   });
+}
+
+const WEBHOOK_EVENT_TYPES: Record<WebhookBody['type'], SampleEvent['type']> = {
+  order: 'order',
+  'sample.shipped': 'shipped',
+  'sample.received': 'received',
+  'result.ready': 'result_ready',
+};
+
+/** The sample event a webhook delivery stands for; a held order released later becomes the same event. */
+export function webhookEvent(source: string, body: WebhookBody): SampleEvent {
+  return {
+    eventId: `${source}:${body.eventId}`,
+    source,
+    type: WEBHOOK_EVENT_TYPES[body.type],
+    at: body.type === 'sample.received' ? new Date().toISOString() : (body.occurredAt ?? new Date().toISOString()),
+    location: body.location,
+    temperatureC: body.temperatureC,
+    collectedAt: body.sample.collectedAt,
+    tests: body.type === 'result.ready' ? body.tests : body.sample.tests,
+  };
+}
+
+/** Tells the sample's run about an event, starting the run when it does not exist; a run that has ended is left be. */
+export async function deliverSampleEvent(
+  db: Db,
+  client: Client,
+  taskQueue: string,
+  row: SampleRow,
+  type: SampleTypeRow,
+  event: SampleEvent,
+) {
+  const submitter = row.submitter_id ? await db('users').where({ id: row.submitter_id }).first('id', 'username') : null;
+  const input = intakeInput(row, type, submitter ? { kind: 'user', userId: submitter.id, username: submitter.username } : null);
+  try {
+    await signalIntakeRun(client, taskQueue, input, event);
+  } catch (err) {
+    // A late event for a run that has finished: it is recorded by the caller; there is no run left to tell.
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
 }
 
 const norm = (value: string) => value.trim().toLowerCase().replace(/\s+/g, ' ');

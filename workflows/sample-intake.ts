@@ -5,6 +5,9 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  getExternalWorkflowHandle,
+  log,
+  patched,
   proxyActivities,
   setHandler,
   startChild,
@@ -14,6 +17,7 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities';
 import type { SampleRef, StepCustody, StepTask } from '../activities/sample-intake';
+import { linkSourcesSignal } from '../common/capa';
 import { durationMs } from '../common/durations';
 import { FailureType } from '../common/failures';
 import { workflowIds } from '../common/ids';
@@ -49,6 +53,7 @@ import {
   type TimerKind,
 } from '../common/sample-intake';
 import { Assignees, DueAt, EntityId, EntityType, Stage } from '../common/search-attributes';
+import type { capaWorkflow } from './capa';
 
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '15s',
@@ -418,10 +423,11 @@ export async function sampleIntakeWorkflow(input: SampleIntakeInput): Promise<Sa
         s.routes = s.routes.filter((r) => !rejecting.includes(r.test));
       }
       publish();
-      const { outboxIds } = await persist(() =>
+      const { outboxIds, capaRequestId } = await persist(() =>
         acts.rejectSample({ ref, actor, code, condition: cond, disposition, comment, tests: rejecting, full, stage: s.stage }),
       );
       deliver(outboxIds);
+      if (capaRequestId && patched('open-capa-from-rejection')) background.push(takeUpCapaRequest(capaRequestId, actor));
       return s;
     },
     {
@@ -580,6 +586,44 @@ export async function sampleIntakeWorkflow(input: SampleIntakeInput): Promise<Sa
   );
 
   // ----- the process -----
+  /**
+   * A rejection met the CAPA rule: link this sample to the open CAPA that already covers it, or start a new CAPA run
+   * as an abandoned child (it outlives this run), then mark the request started. A failure leaves the request
+   * pending for a person; it never fails the sample's run.
+   */
+  async function takeUpCapaRequest(requestId: string, actor: Actor): Promise<void> {
+    try {
+      const plan = await acts.planCapaForRejection({ ref, requestId, actor });
+      if (plan.kind === 'done') return;
+      if (plan.kind === 'link') {
+        await getExternalWorkflowHandle(plan.workflowId).signal(linkSourcesSignal, {
+          sources: [{ type: 'sample', id: input.accession }],
+          by: 'process:sample-intake',
+        });
+      } else {
+        try {
+          await startChild<typeof capaWorkflow>('capaWorkflow', {
+            workflowId: plan.workflowId,
+            args: [plan.input],
+            parentClosePolicy: ParentClosePolicy.ABANDON,
+            workflowIdReusePolicy: 'REJECT_DUPLICATE',
+            typedSearchAttributes: [
+              { key: EntityType, value: 'capa' },
+              { key: EntityId, value: plan.input.number },
+              { key: Stage, value: 'initiated' },
+            ],
+          });
+        } catch (err) {
+          // The number is kept on the request, so a retried plan names the same run: already started is done.
+          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+        }
+      }
+      await acts.markCapaRequestStarted({ ref, requestId, workflowId: plan.workflowId, linked: plan.kind === 'link' });
+    } catch (err) {
+      log.warn('CAPA request left pending', { requestId, error: String(err) });
+    }
+  }
+
   async function settle(): Promise<SampleIntakeState> {
     await condition(allHandlersFinished);
     await Promise.all(background);

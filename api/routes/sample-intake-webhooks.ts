@@ -1,16 +1,14 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type Router from '@koa/router';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Context } from 'koa';
 import { workflowIds } from '../../common/ids';
-import type { SampleEvent } from '../../common/sample-intake';
 import { appendAudit } from '../../db/audit';
 import { findSampleByExternal, registerSamples, sampleTypes, sourceOf, testCodes, type SampleRow } from '../../db/sample-intake';
 import { openTask } from '../../db/tasks';
 import type { ApiDeps } from '../deps';
 import { Problem, problems } from '../problem';
 import { parseOrProblem } from '../route';
-import { intakeInput, signalIntakeRun } from '../sample-intake-runs';
+import { deliverSampleEvent, webhookEvent } from '../sample-intake-runs';
 import { webhookBody, type WebhookBody } from '../schemas/sample-intake';
 
 /** A signed request may be this far from the server's clock, either way. */
@@ -23,12 +21,6 @@ export function webhookSignature(secret: string, timestamp: string, rawBody: str
 }
 
 const refused = (type: string, detail: string) => new Problem(401, type, 'Webhook not accepted', detail);
-const EVENT_TYPES: Record<WebhookBody['type'], SampleEvent['type']> = {
-  order: 'order',
-  'sample.shipped': 'shipped',
-  'sample.received': 'received',
-  'result.ready': 'result_ready',
-};
 
 async function readRaw(ctx: Context, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -123,24 +115,7 @@ export function mountSampleWebhooks(router: Router, deps: ApiDeps): void {
     const row = await sampleFor(source, contactId, body);
     if (row) {
       const type = (await sampleTypes(db)).get(row.sample_type)!;
-      const submitter = row.submitter_id ? await db('users').where({ id: row.submitter_id }).first('id', 'username') : null;
-      const input = intakeInput(row, type, submitter ? { kind: 'user', userId: submitter.id, username: submitter.username } : null);
-      const event: SampleEvent = {
-        eventId: `${source}:${body.eventId}`,
-        source,
-        type: EVENT_TYPES[body.type],
-        at: body.type === 'sample.received' ? new Date().toISOString() : (body.occurredAt ?? new Date().toISOString()),
-        location: body.location,
-        temperatureC: body.temperatureC,
-        collectedAt: body.sample.collectedAt,
-        tests: body.type === 'result.ready' ? body.tests : body.sample.tests,
-      };
-      try {
-        await signalIntakeRun(temporal, config.taskQueue, input, event);
-      } catch (err) {
-        // The run has finished (a late result): the event is recorded; there is no run left to tell.
-        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-      }
+      await deliverSampleEvent(db, temporal, config.taskQueue, row, type, webhookEvent(source, body));
     }
     await db('sample_webhook_events')
       .where({ source, event_id: body.eventId })

@@ -4,6 +4,7 @@ import type { UpdateDefinition } from '@temporalio/client';
 import { z } from 'zod';
 import type { AssigneeRef } from '../../common/document-approval';
 import type { Actor } from '../../common/roles';
+import type { Knex } from 'knex';
 import {
   DEFAULT_INTAKE_TIMERS,
   FINAL_SAMPLE_STATES,
@@ -31,10 +32,12 @@ import {
   batchProgress,
   custodyTrail,
   findSample,
+  findSampleByExternal,
   listSamples,
   registerSamples,
   sampleDetails,
   sampleTypes,
+  sourceOf,
   testCodes,
   type NewSample,
   type SampleRow,
@@ -44,13 +47,15 @@ import type { sampleBatchWorkflow } from '../../workflows';
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
-import { compareIdentifiers, inspectionHash, intakeInput, startIntakeRun } from '../sample-intake-runs';
+import { compareIdentifiers, deliverSampleEvent, inspectionHash, intakeInput, startIntakeRun, webhookEvent } from '../sample-intake-runs';
+import { closeTask } from '../../db/tasks';
 import {
   accessionParams,
   aliquotBody,
   batchBody,
   custodyBody,
   deviationBody,
+  heldOrderParams,
   inspectBody,
   listQuery,
   orderBody,
@@ -58,9 +63,11 @@ import {
   receiveBody,
   registerBody,
   rejectBody,
+  resolveHeldOrderBody,
   routeBody,
   sourceBody,
   storeBody,
+  type WebhookBody,
 } from '../schemas/sample-intake';
 import { verifySigner } from '../signing';
 
@@ -569,6 +576,119 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
             .orderBy('created_at')
             .select('id', 'source', 'event_id', 'reason', 'payload', 'state', 'created_at'),
         };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/sample-held-orders/:id/resolve',
+      summary:
+        'Resolve a held order: map its unknown codes to known ones and release it (registered and applied as the webhook would have), or dismiss it with a reason',
+      tag: TAG,
+      roles: LAB,
+      params: heldOrderParams,
+      body: resolveHeldOrderBody,
+      handler: async ({ params, body, actor, ctx }) => {
+        const held = await db('sample_held_orders').where({ id: params.id }).first();
+        if (!held) throw problems.notFound(`held order ${params.id}`);
+        if (held.state !== 'held') throw problems.conflict('held-order-resolved', `held order ${params.id} is already ${held.state}`);
+        const taskKey = `sample-held-order:${held.id}`;
+        const payload = held.payload as WebhookBody;
+        const entityId = `${held.source}:${payload.sample.externalId}`;
+        /** Claims the held row in a transaction; a concurrent resolution finds it no longer held (409). */
+        const claim = async (trx: Knex.Transaction, fields: Record<string, unknown>) => {
+          const n = await trx('sample_held_orders')
+            .where({ id: held.id, state: 'held' })
+            .update({ ...fields, resolved_at: trx.fn.now() });
+          if (!n) throw problems.conflict('held-order-resolved', `held order ${params.id} was resolved meanwhile`);
+        };
+
+        if (body.action === 'dismiss') {
+          await db.transaction(async (trx) => {
+            await claim(trx, { state: 'discarded' });
+            await closeTask(trx, taskKey, 'cancelled', actor.userId);
+            await appendAudit(trx, {
+              actor: actor.username,
+              actorId: actor.userId,
+              action: 'sample.order_dismissed',
+              entityType: 'sample_order',
+              entityId,
+              details: { heldOrderId: held.id, eventId: payload.eventId, reason: body.reason },
+            });
+          });
+          ctx.body = { id: held.id, state: 'discarded', accession: null };
+          return;
+        }
+
+        const sampleType = body.sampleType ?? payload.sample.sampleType;
+        if (!sampleType) {
+          throw problems.unprocessable('sample-type-required', 'the held order names no sample type: give one', {
+            errors: [{ field: 'body.sampleType', detail: 'required' }],
+          });
+        }
+        const original = payload.sample.tests ?? [];
+        const stray = Object.keys(body.tests).filter((code) => !original.includes(code));
+        if (stray.length) {
+          throw problems.unprocessable('unknown-mapping', `not a test code of this order: ${stray.join(', ')}`, {
+            errors: stray.map((code) => ({ field: `body.tests.${code}`, detail: 'not in the held order' })),
+          });
+        }
+        const tests = [...new Set(original.map((code) => body.tests[code] ?? code))];
+        const types = await checkCodes(db, [{ sampleType, tests }], () => 'body.');
+        const mapped: WebhookBody = { ...payload, sample: { ...payload.sample, sampleType, tests } };
+        const source = await sourceOf(db, held.source);
+        const s = mapped.sample;
+        const row = await db.transaction(async (trx) => {
+          await trx('sample_held_orders').where({ id: held.id }).forUpdate();
+          let sample = await findSampleByExternal(trx, held.source, s.externalId);
+          if (!sample) {
+            await registerSamples(
+              trx,
+              [
+                {
+                  sampleType,
+                  priority: s.priority ?? 'routine',
+                  requestedTests: tests,
+                  externalId: s.externalId,
+                  barcode: s.barcode,
+                  patient: s.patient,
+                  collectedAt: s.collectedAt,
+                },
+              ],
+              {
+                source: held.source,
+                submitterId: source?.contact_user_id ?? null,
+                actor: actor.username,
+                actorId: actor.userId,
+                workflowIdOf: workflowIds.sampleIntake,
+              },
+            );
+            sample = (await findSampleByExternal(trx, held.source, s.externalId))!;
+          }
+          await claim(trx, { state: 'resolved', accession: sample.accession, payload: JSON.stringify(mapped) });
+          await closeTask(trx, taskKey, 'done', actor.userId);
+          await trx('sample_webhook_events')
+            .where({ source: held.source, event_id: payload.eventId })
+            .update({ applied_at: trx.fn.now(), accession: sample.accession });
+          await appendAudit(trx, {
+            actor: actor.username,
+            actorId: actor.userId,
+            action: 'sample.order_released',
+            entityType: 'sample_order',
+            entityId,
+            details: {
+              heldOrderId: held.id,
+              eventId: payload.eventId,
+              accession: sample.accession,
+              sampleType: { from: payload.sample.sampleType ?? null, to: sampleType },
+              tests: body.tests,
+              comment: body.comment ?? null,
+            },
+          });
+          return sample;
+        });
+        // Applied as the webhook would have: the event goes to the sample's run (started if it does not exist yet).
+        await deliverSampleEvent(db, temporal, config.taskQueue, row, types.get(row.sample_type)!, webhookEvent(held.source, mapped));
+        ctx.body = { id: held.id, state: 'resolved', accession: row.accession, workflowId: row.workflow_id };
       },
     }),
     route({

@@ -188,13 +188,11 @@ export function scheduledWorkRoutes({ db, temporal }: ApiDeps): RouteSpec[] {
       handler: async ({ params, body, actor, ctx }) => {
         await describe(params.scheduleId);
         await audited(actor, 'schedule.backfilled', params.scheduleId, { reason: body.reason, start: body.start, end: body.end });
-        await temporal.schedule
-          .getHandle(params.scheduleId)
-          .backfill({
-            start: new Date(body.start),
-            end: new Date(body.end),
-            overlap: body.overlap ? OVERLAP[body.overlap] : ScheduleOverlapPolicy.ALLOW_ALL,
-          });
+        await temporal.schedule.getHandle(params.scheduleId).backfill({
+          start: new Date(body.start),
+          end: new Date(body.end),
+          overlap: body.overlap ? OVERLAP[body.overlap] : ScheduleOverlapPolicy.ALLOW_ALL,
+        });
         ctx.status = 202;
         ctx.body = { scheduleId: params.scheduleId, status: 'backfill_requested', start: body.start, end: body.end };
       },

@@ -124,3 +124,18 @@ export const webhookBody = z.object({
   tests: z.array(z.string().max(64)).max(50).optional(),
 });
 export type WebhookBody = z.infer<typeof webhookBody>;
+
+export const heldOrderParams = z.object({ id: z.string().uuid('a held order ID') });
+/** Resolve a held order: map its unknown codes to known ones and release it, or dismiss it with a reason. */
+export const resolveHeldOrderBody = z.discriminatedUnion('action', [
+  z.object({
+    action: z.literal('release'),
+    /** The known sample type to use instead of the order's (omit to keep it). */
+    sampleType: z.string().min(1).max(64).optional(),
+    /** Unknown test code → known test code; codes not named here are kept. */
+    tests: z.record(z.string().min(1).max(64), z.string().min(1).max(64)).default({}),
+    comment: z.string().max(2000).optional(),
+  }),
+  z.object({ action: z.literal('dismiss'), reason: z.string().trim().min(3).max(2000) }),
+]);
+export type ResolveHeldOrderBody = z.infer<typeof resolveHeldOrderBody>;

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { capaStateQuery } from '../../common/capa';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
@@ -157,17 +158,41 @@ describe('sample intake: receipt, inspection, acceptance, aliquots, storage, rou
     );
   });
 
-  it('opens a CAPA request through the configured rule, in the rejection’s transaction', async () => {
+  it('opens a CAPA through the configured rule, and links a second qualifying rejection from the same source to it', async () => {
     const [rule] = await testEnv().db('sample_capa_rules').insert({ rejection_code: 'RB', threshold: 1, window_days: 1 }).returning('id');
     try {
       const { accession } = await inspected(p, u.doc, u.tech);
       await mustAct(p, u.tech, accession, 'reject', { code: 'RB', condition: 'Tube cracked in transit', disposition: 'discarded' });
-      const request = await testEnv().db('sample_capa_requests').where({ source_type: 'sample', source_id: accession }).first();
+      const requestOf = (acc: string) => testEnv().db('sample_capa_requests').where({ source_type: 'sample', source_id: acc }).first();
+      const request = await requestOf(accession);
       assert.ok(request, 'a CAPA request was recorded');
-      assert.equal(request.state, 'pending');
       assert.equal(request.details.code, 'RB');
       const event = await testEnv().db('audit_events').where({ entity_id: accession, action: 'sample.rejected' }).first('details');
       assert.equal(event.details.capaRequestId, request.id);
+
+      // The sample's run takes the request up: a CAPA run exists, in triage, naming the sample.
+      await waitFor(async () => (await requestOf(accession))?.state === 'started', `${accession} CAPA request started`);
+      const { capa_workflow_id: capaId } = await requestOf(accession);
+      assert.match(capaId, /^capa:CAPA-\d{4}-\d+$/);
+      const handle = testEnv().client.workflow.getHandle(capaId);
+      assert.equal((await handle.describe()).status.name, 'RUNNING');
+      const named = async (acc: string) => {
+        const st = await handle.query(capaStateQuery);
+        return st.stage === 'triage' && st.sources.some((src) => src.type === 'sample' && src.id === acc);
+      };
+      await waitFor(() => named(accession), `${capaId} in triage naming ${accession}`);
+      assert.ok(
+        (await auditActions(accession)).includes('sample.capa_opened') || (await auditActions(accession)).includes('sample.capa_linked'),
+      );
+
+      // A second qualifying rejection from the same source links to that CAPA instead of opening another.
+      const second = await inspected(p, u.doc, u.tech);
+      await mustAct(p, u.tech, second.accession, 'reject', { code: 'RB', condition: 'Tube cracked again', disposition: 'discarded' });
+      await waitFor(async () => (await requestOf(second.accession))?.state === 'started', `${second.accession} CAPA request started`);
+      assert.equal((await requestOf(second.accession)).capa_workflow_id, capaId);
+      await waitFor(() => named(second.accession), `${capaId} naming ${second.accession}`);
+      assert.ok(await named(accession), 'the first sample is still named');
+      assert.ok((await auditActions(second.accession)).includes('sample.capa_linked'));
     } finally {
       await testEnv().db('sample_capa_rules').where({ id: rule.id }).update({ active: false });
     }

@@ -166,4 +166,83 @@ describe('sample intake webhooks from instruments and external LIMS', () => {
     await post({ eventId: `e-${tag()}`, type: 'order', sample: { externalId, sampleType: 'URINE', tests: ['UA'] } });
     await waitFor(async () => (await getSample(p, u.tech, row.accession)).requestedTests.includes('UA'), 'order attached');
   });
+
+  describe('resolving a held order', () => {
+    const holdOrder = async (sample: Record<string, unknown>) => {
+      const eventId = `e-${tag()}`;
+      assert.equal((await post({ eventId, type: 'order', sample: { patient: PATIENT, collectedAt: hoursAgo(1), ...sample } })).status, 202);
+      return waitFor(() => testEnv().db('sample_held_orders').where({ source, event_id: eventId }).first(), `held ${eventId}`);
+    };
+    const resolve = (id: string, body: unknown, user = u.tech) =>
+      p.api('POST', `/api/v1/sample-held-orders/${id}/resolve`, { key: user.apiKey, body });
+    const taskOf = (id: string) =>
+      testEnv()
+        .db('tasks')
+        .where({ task_key: `sample-held-order:${id}` })
+        .first('state', 'closed_by');
+
+    it('maps unknown codes to known ones and releases the order as the webhook would have, closing its task', async () => {
+      const externalId = `EXT-${tag()}`;
+      const held = await holdOrder({ externalId, sampleType: 'SALIVA', tests: ['CMP', 'XYZ9'] });
+      const res = await resolve(held.id, {
+        action: 'release',
+        sampleType: 'SERUM',
+        tests: { XYZ9: 'TSH' },
+        comment: 'LIMS code map is stale',
+      });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.state, 'resolved');
+      assert.match(res.body.accession, /^ACC-\d{8}$/);
+      const row = await byExternal(externalId);
+      assert.equal(row.accession, res.body.accession);
+      assert.equal(row.sample_type, 'SERUM');
+      assert.deepEqual(row.requested_tests, ['CMP', 'TSH']);
+      await waitFor(async () => (await getSample(p, u.tech, row.accession)).state === 'expected', 'run started');
+      const after = await testEnv().db('sample_held_orders').where({ id: held.id }).first();
+      assert.equal(after.state, 'resolved');
+      assert.equal(after.accession, row.accession);
+      assert.equal((await taskOf(held.id)).state, 'done');
+      const audit = await testEnv()
+        .db('audit_events')
+        .where({ entity_type: 'sample_order', entity_id: `${source}:${externalId}`, action: 'sample.order_released' })
+        .first('details', 'actor');
+      assert.equal(audit.details.accession, row.accession);
+      assert.deepEqual(audit.details.tests, { XYZ9: 'TSH' });
+      // Resolved once: a second resolution is a conflict.
+      assert.equal((await resolve(held.id, { action: 'dismiss', reason: 'duplicate' })).status, 409);
+    });
+
+    it('dismisses a held order with a reason, closing its task, and audits it', async () => {
+      const externalId = `EXT-${tag()}`;
+      const held = await holdOrder({ externalId, sampleType: 'SALIVA', tests: ['CMP'] });
+      const res = await resolve(held.id, { action: 'dismiss', reason: 'Test order sent by mistake' });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal((await testEnv().db('sample_held_orders').where({ id: held.id }).first()).state, 'discarded');
+      assert.equal((await taskOf(held.id)).state, 'cancelled');
+      const audit = await testEnv()
+        .db('audit_events')
+        .where({ entity_type: 'sample_order', entity_id: `${source}:${externalId}`, action: 'sample.order_dismissed' })
+        .first('details');
+      assert.equal(audit.details.reason, 'Test order sent by mistake');
+      assert.equal(await testEnv().db('samples').where({ source, external_id: externalId }).first(), undefined);
+    });
+
+    it('answers 404, 409, 422 and 403 for bad input', async () => {
+      const held = await holdOrder({ externalId: `EXT-${tag()}`, sampleType: 'SALIVA', tests: ['CMP', 'XYZ9'] });
+      assert.equal((await resolve('00000000-0000-4000-8000-000000000000', { action: 'dismiss', reason: 'gone' })).status, 404);
+      assert.equal((await resolve('not-a-uuid', { action: 'dismiss', reason: 'gone' })).status, 400);
+      const stillUnknown = await resolve(held.id, { action: 'release', tests: { XYZ9: 'TSH' } });
+      assert.equal(stillUnknown.status, 422);
+      assert.equal(stillUnknown.body.type, 'urn:labflow:problem:unknown-sample-type');
+      const wrongTest = await resolve(held.id, { action: 'release', sampleType: 'SERUM' });
+      assert.equal(wrongTest.status, 422);
+      assert.equal(wrongTest.body.type, 'urn:labflow:problem:unknown-test-code');
+      assert.equal((await resolve(held.id, { action: 'release', sampleType: 'SERUM', tests: { NOPE: 'TSH' } })).status, 422);
+      assert.equal((await resolve(held.id, { action: 'dismiss', reason: '' })).status, 400);
+      assert.equal((await resolve(held.id, { action: 'dismiss', reason: 'no' }, u.contact)).status, 403);
+      assert.equal((await testEnv().db('sample_held_orders').where({ id: held.id }).first()).state, 'held');
+      assert.equal((await resolve(held.id, { action: 'dismiss', reason: 'Duplicate of a corrected order' })).status, 200);
+      assert.equal((await resolve(held.id, { action: 'dismiss', reason: 'again' })).status, 409);
+    });
+  });
 });
