@@ -99,6 +99,24 @@ export function scheduledWorkRoutes({ db, temporal }: ApiDeps): RouteSpec[] {
   const audited = (actor: { userId: string; username: string }, action: string, scheduleId: string, details: Record<string, unknown>) =>
     appendAudit(db, { actorId: actor.userId, actor: actor.username, action, entityType: 'schedule', entityId: scheduleId, details });
 
+  /** Pausing and unpausing are the same operation but for the verb: audited, with the reason as the schedule's note. */
+  const pauseRoute = (verb: 'pause' | 'unpause') =>
+    route({
+      method: 'post',
+      path: `/schedules/:scheduleId/${verb}`,
+      summary: `${verb[0].toUpperCase()}${verb.slice(1)} a schedule (reason recorded in the audit trail and as the schedule note)`,
+      tag: 'operations',
+      roles: OPERATORS,
+      params: scheduleParams,
+      body: reasonBody,
+      handler: async ({ params, body, actor, ctx }) => {
+        await describe(params.scheduleId);
+        await audited(actor, `schedule.${verb}d`, params.scheduleId, { reason: body.reason });
+        await temporal.schedule.getHandle(params.scheduleId)[verb](`${verb}d by ${actor.username}: ${body.reason}`);
+        ctx.body = scheduleView(await describe(params.scheduleId));
+      },
+    });
+
   return [
     route({
       method: 'get',
@@ -131,36 +149,8 @@ export function scheduledWorkRoutes({ db, temporal }: ApiDeps): RouteSpec[] {
         ctx.body = scheduleView(await describe(params.scheduleId));
       },
     }),
-    route({
-      method: 'post',
-      path: '/schedules/:scheduleId/pause',
-      summary: 'Pause a schedule (reason recorded in the audit trail and as the schedule note)',
-      tag: 'operations',
-      roles: OPERATORS,
-      params: scheduleParams,
-      body: reasonBody,
-      handler: async ({ params, body, actor, ctx }) => {
-        await describe(params.scheduleId);
-        await audited(actor, 'schedule.paused', params.scheduleId, { reason: body.reason });
-        await temporal.schedule.getHandle(params.scheduleId).pause(`paused by ${actor.username}: ${body.reason}`);
-        ctx.body = scheduleView(await describe(params.scheduleId));
-      },
-    }),
-    route({
-      method: 'post',
-      path: '/schedules/:scheduleId/unpause',
-      summary: 'Unpause a schedule (reason recorded in the audit trail and as the schedule note)',
-      tag: 'operations',
-      roles: OPERATORS,
-      params: scheduleParams,
-      body: reasonBody,
-      handler: async ({ params, body, actor, ctx }) => {
-        await describe(params.scheduleId);
-        await audited(actor, 'schedule.unpaused', params.scheduleId, { reason: body.reason });
-        await temporal.schedule.getHandle(params.scheduleId).unpause(`unpaused by ${actor.username}: ${body.reason}`);
-        ctx.body = scheduleView(await describe(params.scheduleId));
-      },
-    }),
+    pauseRoute('pause'),
+    pauseRoute('unpause'),
     route({
       method: 'post',
       path: '/schedules/:scheduleId/trigger',
