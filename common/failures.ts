@@ -1,3 +1,5 @@
+import { ApplicationFailure } from '@temporalio/common';
+
 /**
  * Failure types raised by workflows and activities (ApplicationFailure.type) that the API maps to HTTP answers.
  * One table, so a refusal means the same thing wherever it comes from.
@@ -12,7 +14,9 @@ export const FailureType = {
   RunFinished: 'RunFinished',
   NotFound: 'NotFound',
   PositionTaken: 'PositionTaken',
-  ActionsOpen: 'ActionsOpen', EffectivenessMissing: 'EffectivenessMissing', ExtensionLimit: 'ExtensionLimit',
+  ActionsOpen: 'ActionsOpen',
+  EffectivenessMissing: 'EffectivenessMissing',
+  ExtensionLimit: 'ExtensionLimit',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
@@ -26,5 +30,12 @@ export const FAILURE_HTTP_STATUS: Record<FailureType, number> = {
   RunFinished: 409,
   NotFound: 404,
   PositionTaken: 409,
-  ActionsOpen: 409, EffectivenessMissing: 409, ExtensionLimit: 409,
+  ActionsOpen: 409,
+  EffectivenessMissing: 409,
+  ExtensionLimit: 409,
 };
+
+/** Refuses an action from a workflow validator or handler: a non-retryable failure whose type the API maps. */
+export function refuse(type: FailureType, message: string): never {
+  throw ApplicationFailure.create({ type, message, nonRetryable: true });
+}

@@ -1,5 +1,4 @@
 import {
-  ApplicationFailure,
   CancellationScope,
   allHandlersFinished,
   condition,
@@ -46,7 +45,7 @@ import {
   type LinkSourcesArgs,
 } from '../common/capa';
 import { durationMs } from '../common/durations';
-import { FailureType } from '../common/failures';
+import { FailureType, refuse } from '../common/failures';
 import { workflowIds } from '../common/ids';
 import type { Actor } from '../common/roles';
 import { assigneeKey } from '../common/routing-rules';
@@ -63,9 +62,6 @@ const mail = proxyActivities<Activities>({
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '15m' },
 });
 
-function refuse(type: FailureType, message: string): never {
-  throw ApplicationFailure.create({ type, message, nonRetryable: true });
-}
 const iso = (ms: number) => new Date(ms).toISOString();
 const QA: AssigneeRef = { kind: 'role', role: 'qa_manager' };
 const FINISHED: CapaStage[] = ['closed', 'cancelled'];

@@ -1,5 +1,4 @@
 import {
-  ApplicationFailure,
   CancellationScope,
   allHandlersFinished,
   isCancellation,
@@ -34,7 +33,7 @@ import {
   type WithdrawArgs,
 } from '../common/document-approval';
 import { durationMs } from '../common/durations';
-import { FailureType } from '../common/failures';
+import { FailureType, refuse } from '../common/failures';
 import type { Actor } from '../common/roles';
 import { assigneeKey, hasDecided, openSlotFor, pendingAssigneeKeys, resolveStage } from '../common/routing-rules';
 import { Assignees, DueAt, EntityId, EntityType, Stage } from '../common/search-attributes';
@@ -49,10 +48,6 @@ const mail = proxyActivities<Activities>({
   startToCloseTimeout: '45s',
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '15m' },
 });
-
-function refuse(type: FailureType, message: string): never {
-  throw ApplicationFailure.create({ type, message, nonRetryable: true });
-}
 
 const iso = (ms: number) => new Date(ms).toISOString();
 

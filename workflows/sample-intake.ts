@@ -19,7 +19,7 @@ import type { Activities } from '../activities';
 import type { SampleRef, StepCustody, StepTask } from '../activities/sample-intake';
 import { linkSourcesSignal } from '../common/capa';
 import { durationMs } from '../common/durations';
-import { FailureType } from '../common/failures';
+import { FailureType, refuse } from '../common/failures';
 import { workflowIds } from '../common/ids';
 import type { Actor, Role } from '../common/roles';
 import {
@@ -69,9 +69,6 @@ const mail = proxyActivities<Activities>({
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '15m' },
 });
 
-function refuse(type: FailureType, message: string): never {
-  throw ApplicationFailure.create({ type, message, nonRetryable: true });
-}
 const iso = (ms: number) => new Date(ms).toISOString();
 const LAB_ROLES: Role[] = ['lab_technician', 'lab_director'];
 const MAX_EVENT_IDS = 200;

@@ -1,5 +1,4 @@
 import {
-  ApplicationFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -9,7 +8,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { FailureType } from '../common/failures';
+import { FailureType, refuse } from '../common/failures';
 import {
   DECISION_FROM,
   DECISION_STATUS,
@@ -33,10 +32,6 @@ const erpWrite = proxyActivities<Activities>({
   startToCloseTimeout: '2m',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '10m' },
 });
-
-function refuse(type: FailureType, message: string): never {
-  throw ApplicationFailure.create({ type, message, nonRetryable: true });
-}
 
 /**
  * QA's qualification of one supplier: approve, suspend, disqualify (Updates, QA only), each recorded and written to
