@@ -9,11 +9,14 @@ describe('the ERP sync API', () => {
   let p: ErpPlatform;
   let u: Record<'ops' | 'admin' | 'tech', TestUser>;
   const db = () => testEnv().db;
-  const finished = (id: string) =>
+  /** The run's record says it finished and the run itself has closed (the record is written a moment before). */
+  const finished = (started: { syncRunId: string; workflowId: string }) =>
     waitFor(async () => {
-      const run = await db()('erp_sync_runs').where({ id }).first();
-      return run && run.state !== 'running' ? run : null;
-    }, `sync run ${id}`);
+      const run = await db()('erp_sync_runs').where({ id: started.syncRunId }).first();
+      if (!run || run.state === 'running') return null;
+      const { status } = await testEnv().client.workflow.getHandle(started.workflowId).describe();
+      return status.name === 'RUNNING' ? null : run;
+    }, `sync run ${started.syncRunId}`);
 
   before(async () => {
     u = await makeUsers({ ops: ['it_operator'], admin: ['admin'], tech: ['lab_technician'] });
@@ -34,7 +37,7 @@ describe('the ERP sync API', () => {
     const again = await p.api('POST', '/api/v1/erp-sync/runs', { key: u.ops.apiKey, body: {} });
     assert.deepEqual([again.status, again.body.state], [200, 'already_running']);
     p.stub.listDelayMs = 0;
-    await finished(started.body.syncRunId);
+    await finished(started.body);
     const runs = await p.api('GET', '/api/v1/erp-sync/runs', { key: u.ops.apiKey });
     assert.equal(runs.body.items[0].id, started.body.syncRunId);
     assert.equal(runs.body.items[0].counts.items.stored, 20);
@@ -51,7 +54,7 @@ describe('the ERP sync API', () => {
     });
     p.stub.put('Purchase Order', { name: 'PO-JUNK', supplier: 'Nobody', docstatus: 1, items: [] });
     const first = await p.api('POST', '/api/v1/erp-sync/runs', { key: u.ops.apiKey, body: {} });
-    await finished(first.body.syncRunId);
+    await finished(first.body);
     const letters = (await p.api('GET', '/api/v1/erp-sync/dead-letters?state=open', { key: u.ops.apiKey })).body.items;
     assert.deepEqual(letters.map((l: { erp_name: string }) => l.erp_name).sort(), ['PO-JUNK', 'PO-LATE']);
     const late = letters.find((l: { erp_name: string }) => l.erp_name === 'PO-LATE');
@@ -85,7 +88,7 @@ describe('the ERP sync API', () => {
 
   it('lets an admin reset a cursor, audited, after which the next sync re-reads everything', async () => {
     const first = await p.api('POST', '/api/v1/erp-sync/runs', { key: u.ops.apiKey, body: { entity: 'items' } });
-    await finished(first.body.syncRunId);
+    await finished(first.body);
     assert.equal((await p.api('POST', '/api/v1/erp-sync/cursors/items/reset', { key: u.ops.apiKey, body: { reason: 'x' } })).status, 403);
     const reset = await p.api('POST', '/api/v1/erp-sync/cursors/items/reset', {
       key: u.admin.apiKey,
@@ -94,17 +97,17 @@ describe('the ERP sync API', () => {
     assert.deepEqual([reset.status, reset.body.cursor_modified], [200, null]);
     assert.equal(await count('audit_events', { action: 'erp.cursor_reset', entity_id: 'items' }), 1);
     const second = await p.api('POST', '/api/v1/erp-sync/runs', { key: u.ops.apiKey, body: { entity: 'items' } });
-    const run = await finished(second.body.syncRunId);
+    const run = await finished(second.body);
     assert.equal(run.counts.items.fetched, 20);
   });
 
   it('reports drift per entity in a reconciliation run, by count and hash', async () => {
     const first = await p.api('POST', '/api/v1/erp-sync/runs', { key: u.ops.apiKey, body: {} });
-    await finished(first.body.syncRunId);
+    await finished(first.body);
     p.stub.update('Item', 'ITM-000003', { item_name: 'changed, not yet synced' });
     await db()('erp_items').where({ name: 'ITM-000007' }).delete();
     const rec = await p.api('POST', '/api/v1/erp-sync/runs', { key: u.ops.apiKey, body: { mode: 'reconcile' } });
-    const run = await finished(rec.body.syncRunId);
+    const run = await finished(rec.body);
     assert.equal(run.mode, 'reconcile');
     assert.deepEqual(
       [
