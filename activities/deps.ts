@@ -1,5 +1,6 @@
 import type { Db } from '../db/knex';
 import type { ErpSetup } from './erp-sync';
+import type { LlmSetup } from './llm/setup';
 import type { Mailer } from './mailer';
 
 export interface ActivityDeps {
@@ -11,4 +12,6 @@ export interface ActivityDeps {
   mailDomain: string;
   /** The ERP, when one is configured (ERP_URL); its absence turns the sync and supplier-status writes off. */
   erp?: ErpSetup;
+  /** The summarizers: configured LLM providers, their circuit policy and bounds. Absent: only the extractive one. */
+  llm?: LlmSetup;
 }

@@ -7,6 +7,7 @@ import { notificationActivities } from './notifications';
 import { sampleIntakeActivities } from './sample-intake';
 import { supplierQualificationActivities } from './supplier-qualification';
 import { scheduledWorkActivities } from './scheduled-work';
+import { soapSummaryActivities } from './soap-summary';
 
 export type { ActivityDeps } from './deps';
 export type { DocRef } from './documents';
@@ -22,6 +23,7 @@ export function createActivities(deps: ActivityDeps) {
     ...erpSyncActivities(deps),
     ...supplierQualificationActivities(deps),
     ...scheduledWorkActivities(deps),
+    ...soapSummaryActivities(deps),
   };
 }
 

@@ -8,13 +8,16 @@ import { requestContext } from './request-context';
 import { mountRoutes, openApiDocument } from './route';
 import { adminRoutes } from './routes/admin';
 import { capaRoutes } from './routes/capa';
+import { mountCodec } from './routes/codec';
 import { documentVersionRoutes } from './routes/document-versions';
 import { documentRoutes } from './routes/documents';
 import { erpSyncRoutes } from './routes/erp-sync';
 import { inboxRoutes } from './routes/inbox';
+import { patientRoutes } from './routes/patients';
 import { sampleIntakeRoutes } from './routes/sample-intake';
 import { mountSampleWebhooks } from './routes/sample-intake-webhooks';
 import { scheduledWorkRoutes } from './routes/scheduled-work';
+import { summaryRoutes } from './routes/summaries';
 import { workflowRoutes } from './routes/workflows';
 
 /** The whole HTTP API as a Koa app, without listening: the server and the tests mount it alike. */
@@ -32,12 +35,15 @@ export function createApp(deps: ApiDeps): Koa {
     ...sampleIntakeRoutes(deps),
     ...erpSyncRoutes(deps),
     ...scheduledWorkRoutes(deps),
+    ...patientRoutes(deps),
+    ...summaryRoutes(deps),
   ];
   const openapi = openApiDocument(specs);
 
   const root = new Router();
   mountHealth(root, deps.db, deps.temporal);
   mountSampleWebhooks(root, deps); // signed by HMAC per source, not by API key
+  mountCodec(root, deps); // not under /api/v1: the Web UI and CLI append /encode and /decode to one base URL
   root.get('/metrics', async (ctx) => {
     ctx.type = metrics.registry.contentType;
     ctx.body = await metrics.registry.metrics();

@@ -1,6 +1,8 @@
 import type { Config } from '../common/config';
 import { durationMs } from '../common/durations';
-import type { ApiConfig } from './deps';
+import type { ApiConfig, SummarySettings } from './deps';
+
+type LlmProviderName = 'anthropic' | 'openai' | 'ollama';
 
 export function apiConfig(config: Config): ApiConfig {
   return {
@@ -17,5 +19,53 @@ export function apiConfig(config: Config): ApiConfig {
       reminderBefore: config.DOC_REMINDER_BEFORE,
       periodicReview: config.DOC_PERIODIC_REVIEW,
     },
+    codecCorsOrigins: codecCorsOrigins(config),
+    summary: summarySettings(config),
   };
+}
+
+/** Providers without credentials (or, for Ollama, a host) are left out: asking them could only fail. */
+export function summarySettings(config: Config): SummarySettings {
+  const credentials: Record<LlmProviderName, string | undefined> = {
+    anthropic: config.ANTHROPIC_API_KEY,
+    openai: config.OPENAI_API_KEY,
+    ollama: config.OLLAMA_HOST,
+  };
+  const providers = config.LLM_PROVIDERS.split(',')
+    .map((p) => p.trim())
+    .filter((p): p is LlmProviderName => p in credentials && Boolean(credentials[p as LlmProviderName]));
+  return {
+    providers,
+    extractiveFallback: config.SUMMARY_EXTRACTIVE_FALLBACK !== false,
+    attempt: {
+      timeout: config.LLM_TIMEOUT,
+      maxAttempts: config.LLM_MAX_ATTEMPTS,
+      maxTokens: config.LLM_MAX_TOKENS,
+      maxRetryAfter: config.LLM_MAX_RETRY_AFTER,
+    },
+    maxRounds: config.SUMMARY_MAX_ROUNDS,
+    maxWaitMs: durationMs(config.SUMMARY_MAX_WAIT),
+  };
+}
+
+const LOOPBACK = ['localhost', '127.0.0.1'];
+
+/**
+ * CODEC_CORS_ORIGINS, else the Web UI's own origin. A loopback UI is reachable as localhost and as 127.0.0.1 (the
+ * dev server reports the latter, people type the former), so both are allowed.
+ */
+export function codecCorsOrigins(config: Pick<Config, 'CODEC_CORS_ORIGINS' | 'TEMPORAL_UI_URL'>): string[] {
+  if (config.CODEC_CORS_ORIGINS) return config.CODEC_CORS_ORIGINS.split(',').map((o) => new URL(o.trim()).origin);
+  let ui: URL;
+  try {
+    ui = new URL(config.TEMPORAL_UI_URL);
+  } catch {
+    return [];
+  }
+  if (!LOOPBACK.includes(ui.hostname)) return [ui.origin];
+  return LOOPBACK.map((host) => {
+    const alias = new URL(ui.origin);
+    alias.hostname = host;
+    return alias.origin;
+  });
 }

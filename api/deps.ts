@@ -1,6 +1,8 @@
 import type { Client } from '@temporalio/client';
+import type { PayloadCodec } from '@temporalio/common';
 import type { Context } from 'koa';
 import type { Actor } from '../common/roles';
+import type { Summarizer, SummaryAttemptPolicy } from '../common/soap-summary';
 import type { SigningPolicy } from '../db/identity';
 import type { Db } from '../db/knex';
 import type { Logger } from '../platform/logger';
@@ -11,6 +13,20 @@ export interface ApiConfig {
   apiKeyCacheTtlMs: number;
   signing: SigningPolicy;
   documentDefaults: { stageDue: string; reminderBefore: string; periodicReview: string };
+  /** Browser origins (the Temporal Web UI) allowed to call /codec/*. */
+  codecCorsOrigins?: string[];
+  summary: SummarySettings;
+}
+
+export interface SummarySettings {
+  /** The LLM providers configured here (credentials or host present), in the configured order. */
+  providers: Summarizer[];
+  /** Whether the local extractive summarizer is the last resort when no LLM provider answers. */
+  extractiveFallback: boolean;
+  attempt: SummaryAttemptPolicy;
+  maxRounds: number;
+  /** Bound on a request's `wait`. */
+  maxWaitMs: number;
 }
 
 export interface ApiDeps {
@@ -19,4 +35,6 @@ export interface ApiDeps {
   config: ApiConfig;
   log: Logger;
   authenticate: (ctx: Context) => Promise<Actor>;
+  /** The payload codec of the Temporal clients, served at /codec/*; absent when payload encryption is off. */
+  payloadCodec?: PayloadCodec;
 }

@@ -17,11 +17,13 @@ export interface RouteInput<P, Q, B> {
 
 /** One HTTP operation: its schemas drive validation and the OpenAPI document alike. */
 export interface RouteSpec<P = unknown, Q = unknown, B = unknown> {
-  method: 'get' | 'post' | 'put' | 'delete';
+  method: 'get' | 'post' | 'put' | 'patch' | 'delete';
   path: string;
   summary: string;
   tag: string;
   roles: readonly Role[] | 'any';
+  /** Who may call it, for OpenAPI, where the role list alone would mislead (PHI routes admin does not pass). */
+  access?: string;
   params?: z.ZodType<P>;
   query?: z.ZodType<Q>;
   body?: z.ZodType<B>;
@@ -86,7 +88,7 @@ export function openApiDocument(specs: RouteSpec[]): Record<string, unknown> {
     paths[path][spec.method] = {
       summary: spec.summary,
       tags: [spec.tag],
-      description: spec.roles === 'any' ? 'Any authenticated user.' : `Roles: ${spec.roles.join(', ')} (admin always).`,
+      description: spec.access ?? (spec.roles === 'any' ? 'Any authenticated user.' : `Roles: ${spec.roles.join(', ')} (admin always).`),
       parameters,
       ...(spec.body
         ? {

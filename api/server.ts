@@ -1,6 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { loadConfig } from '../common/config';
 import { createDb } from '../db/knex';
+import { dataConverterFor, loadPayloadKeys } from '../platform/data-converter';
 import { createLogger } from '../platform/logger';
 import { createApp } from './app';
 import { createAuthenticator } from './auth';
@@ -12,9 +13,19 @@ async function main(): Promise<void> {
   const db = createDb(config.DATABASE_URL, config.DATABASE_POOL_MAX);
   // A lazy connection lets the API start (and answer /readyz with 503) while Temporal is still coming up.
   const connection = Connection.lazy({ address: config.TEMPORAL_ADDRESS });
-  const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const keys = loadPayloadKeys(config);
+  if (!keys) log.warn('payload encryption is off: no PAYLOAD_KEYS or PAYLOAD_KEYS_FILE');
+  const dataConverter = dataConverterFor(keys);
+  const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
   const settings = apiConfig(config);
-  const app = createApp({ db, temporal, config: settings, log, authenticate: createAuthenticator(db, settings.apiKeyCacheTtlMs) });
+  const app = createApp({
+    db,
+    temporal,
+    config: settings,
+    log,
+    authenticate: createAuthenticator(db, settings.apiKeyCacheTtlMs),
+    payloadCodec: dataConverter.payloadCodecs?.[0],
+  });
   const server = app.listen(config.API_PORT, config.API_HOST, () =>
     log.info({ host: config.API_HOST, port: config.API_PORT }, 'api listening'),
   );

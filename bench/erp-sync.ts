@@ -4,6 +4,8 @@ import { Client, Connection } from '@temporalio/client';
 import type { ErpSyncResult } from '../common/erp-sync';
 import { createDb, dropDatabase, ensureDatabase } from '../db/knex';
 import { migrateLatest } from '../db/migrate';
+import { dataConverterFor } from '../platform/data-converter';
+import { generatePayloadKeys, parsePayloadKeys } from '../platform/payload-codec';
 import { startDevTemporal } from '../scripts/lib/dev-temporal';
 import { spawnWorkerProcess, stopProcess } from '../scripts/lib/worker-process';
 import { ErpNextStub } from '../test/helpers/erpnext-stub';
@@ -65,7 +67,9 @@ async function main(): Promise<void> {
     }));
 
     const taskQueue = `bench-erp-${randomBytes(4).toString('hex')}`;
+    const payloadKeys = generatePayloadKeys('bench');
     const worker = await spawnWorkerProcess({
+      PAYLOAD_KEYS: payloadKeys,
       TEMPORAL_ADDRESS: temporal.address,
       TEMPORAL_TASK_QUEUE: taskQueue,
       DATABASE_URL: databaseUrl,
@@ -80,7 +84,7 @@ async function main(): Promise<void> {
     cleanups.push(() => stopProcess(worker));
     const connection = await Connection.connect({ address: temporal.address });
     cleanups.push(() => connection.close());
-    const client = new Client({ connection });
+    const client = new Client({ connection, dataConverter: dataConverterFor(parsePayloadKeys(payloadKeys)) });
 
     const truncate = () => db.raw('truncate erp_items');
     const countRows = async () => Number((await db('erp_items').count({ n: '*' }))[0].n);

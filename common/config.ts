@@ -29,6 +29,15 @@ export const configSchema = z.object({
   TEMPORAL_UI_PORT: port.default(8233),
   TEMPORAL_UI_URL: z.string().default('http://localhost:8233'),
   TEMPORAL_CLI: z.string().optional(),
+  PAYLOAD_KEYS: z.string().optional(),
+  PAYLOAD_KEYS_FILE: z.string().optional(),
+  CODEC_CORS_ORIGINS: z
+    .string()
+    .refine(
+      (v) => v.split(',').every((o) => /^https?:\/\/[^/\s]+$/.test(o.trim())),
+      'expected a comma-separated list of origins such as https://temporal-ui.lab.example',
+    )
+    .optional(),
 
   API_HOST: z.string().default('127.0.0.1'),
   API_PORT: port.default(3000),
@@ -70,6 +79,10 @@ export const configSchema = z.object({
   BACKUP_KEEP_WEEKLY: z.coerce.number().int().min(0).default(4),
   BACKUP_KEEP_MONTHLY: z.coerce.number().int().min(0).default(12),
   BACKUP_PG_USER: z.string().optional(),
+
+  SUMMARY_EXTRACTIVE_FALLBACK: flag.default(true),
+  SUMMARY_MAX_ROUNDS: z.coerce.number().int().min(1).max(10).default(3),
+  SUMMARY_MAX_WAIT: duration.default('30s'),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -6,6 +6,7 @@ export const workflowIds = {
   sampleIntake: (accession: string) => `sample-intake:${accession}`,
   erpSync: (scope: string) => `erp-sync:${scope}`,
   supplierQualification: (supplier: string) => `supplier-qualification:${supplier}`,
+  soapSummary: (patientId: string, notesHash: string) => `soap-summary:${patientId}:${notesHash}`,
 };
 
 export function parseWorkflowType(workflowId: string): string {

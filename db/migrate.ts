@@ -6,6 +6,7 @@ import * as erpSync from './migrations/20261122040000_erp_sync';
 import * as genericSignatures from './migrations/20261122010000_generic_signatures';
 import * as scheduledWork from './migrations/20261122030000_scheduled_work';
 import * as sampleIntake from './migrations/20261122060000_sample_intake';
+import * as patientsSummaries from './migrations/20261201010000_patients_summaries';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -15,6 +16,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261122010000_generic_signatures': genericSignatures,
   '20261122030000_scheduled_work': scheduledWork,
   '20261122060000_sample_intake': sampleIntake,
+  '20261201010000_patients_summaries': patientsSummaries,
 };
 
 const source: Knex.MigrationSource<string> = {

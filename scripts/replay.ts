@@ -1,6 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfig } from '../common/config';
+import { dataConverterFor, loadPayloadKeys } from '../platform/data-converter';
 import { fetchFixture, loadFixture, replayFixtures, saveFixture, type ReplayFixture } from '../workers/replay';
 
 const usage = `Replays a run's history against the current workflow code and says whether it is deterministic.
@@ -24,25 +25,33 @@ async function main(): Promise<number> {
     return args.length === 0 ? 2 : 0;
   }
   Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' }, forward: {} } } });
+  const config = loadConfig();
+  // Histories with encrypted payloads (from Temporal, or a download without the codec) need the keys they name.
+  const dataConverter = dataConverterFor(loadPayloadKeys(config));
   let fixture: ReplayFixture;
   const file = option(args, '--file');
   if (file) {
     fixture = await loadFixture(file, option(args, '--workflow-id'));
   } else {
-    const config = loadConfig();
     const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
     try {
-      fixture = await fetchFixture(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), args[0], option(args, '--run-id'));
+      fixture = await fetchFixture(
+        new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter }),
+        args[0],
+        option(args, '--run-id'),
+      );
     } finally {
       await connection.close();
     }
     const save = option(args, '--save');
     if (save) {
       await saveFixture(save, fixture);
-      console.log(`saved the history to ${save}`);
+      console.log(`saved the history to ${save}, payloads decrypted (readable only by you)`);
     }
   }
-  const [verdict] = await replayFixtures({ workflowsPath: require.resolve('../workflows'), replayName: 'labflow-replay' }, [fixture]);
+  const [verdict] = await replayFixtures({ workflowsPath: require.resolve('../workflows'), replayName: 'labflow-replay', dataConverter }, [
+    fixture,
+  ]);
   if (!verdict.error) {
     console.log(`✔ ${verdict.workflowId}: ${verdict.events} events replay deterministically against the current code`);
     return 0;

@@ -5,6 +5,7 @@ import { withDatabase } from '../activities/backup-tools';
 import { loadConfig } from '../common/config';
 import { verifyAuditChain } from '../db/audit';
 import { createDb, ensureDatabase } from '../db/knex';
+import { dataConverterFor, loadPayloadKeys } from '../platform/data-converter';
 import { reconcileSchedules, scheduleDefinitions, scheduleSettingsFromConfig } from '../workers/schedules';
 
 const USAGE = 'usage: npm run restore -- <backupId> --into <database>   |   npm run schedules [-- --dry-run]';
@@ -55,7 +56,9 @@ async function schedules(args: string[]): Promise<number> {
   const config = loadConfig();
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   try {
-    const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+    // Schedule actions carry workflow inputs, which the worker will decode.
+    const dataConverter = dataConverterFor(loadPayloadKeys(config));
+    const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
     const report = await reconcileSchedules(client, scheduleDefinitions(scheduleSettingsFromConfig(config)), {
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       dryRun: args.includes('--dry-run'),

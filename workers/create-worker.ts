@@ -1,3 +1,4 @@
+import type { DataConverter } from '@temporalio/common';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import type { Activities } from '../activities';
 
@@ -8,6 +9,8 @@ export interface WorkerSetup {
   activities: Activities;
   /** A prebuilt workflow bundle (production, tests); the worker bundles workflows/ itself when absent. */
   workflowBundle?: WorkerOptions['workflowBundle'];
+  /** platform/data-converter.ts's dataConverterFor(keys): the same codec as every client's. */
+  dataConverter: DataConverter;
 }
 
 export function createWorker(setup: WorkerSetup): Promise<Worker> {
@@ -16,6 +19,7 @@ export function createWorker(setup: WorkerSetup): Promise<Worker> {
     namespace: setup.namespace,
     taskQueue: setup.taskQueue,
     activities: setup.activities,
+    dataConverter: setup.dataConverter,
     ...(setup.workflowBundle ? { workflowBundle: setup.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
     // Human actions are answered while the run is otherwise idle; keep enough slots for bursts of updates.
     maxConcurrentWorkflowTaskExecutions: 100,

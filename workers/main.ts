@@ -5,6 +5,7 @@ import { erpSetupFromConfig } from '../activities/erp-sync';
 import { createMailer } from '../activities/mailer';
 import { loadConfig } from '../common/config';
 import { createDb } from '../db/knex';
+import { dataConverterFor, loadPayloadKeys } from '../platform/data-converter';
 import { createLogger } from '../platform/logger';
 import { mailDomainOf } from '../platform/mail-domain';
 import { createWorker } from './create-worker';
@@ -20,12 +21,16 @@ async function main(): Promise<void> {
 
   const db = createDb(config.DATABASE_URL, config.DATABASE_POOL_MAX);
   const mailer = createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM, outboxDir: join(config.DATA_DIR, 'outbox') });
+  const keys = loadPayloadKeys(config);
+  if (keys) log.info({ encryptionKeyId: keys.current.id, decryptionKeyIds: [...keys.all.keys()] }, 'payload encryption on');
+  else log.warn('payload encryption is off: no PAYLOAD_KEYS or PAYLOAD_KEYS_FILE');
+  const dataConverter = dataConverterFor(keys);
   const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const added = await ensureSearchAttributes(clientConnection, config.TEMPORAL_NAMESPACE);
   if (added.length) log.info({ added }, 'search attributes registered');
   if (config.SCHEDULES) {
     await ensureSchedules(
-      new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE }),
+      new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE, dataConverter }),
       config.TEMPORAL_TASK_QUEUE,
       log,
       config,
@@ -45,6 +50,7 @@ async function main(): Promise<void> {
       erp: erpSetupFromConfig(config),
     }),
     workflowBundle: config.WORKFLOW_BUNDLE_PATH ? { codePath: config.WORKFLOW_BUNDLE_PATH } : undefined,
+    dataConverter,
   });
   log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, metricsPort: config.WORKER_METRICS_PORT || null }, 'worker polling');
   // The runtime shuts the worker down on SIGINT/SIGTERM; run() resolves once in-flight tasks are done.

@@ -1,8 +1,10 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Client } from '@temporalio/client';
+import type { Payload, PayloadCodec } from '@temporalio/common';
 import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { temporal } from '@temporalio/proto';
 import { Worker, type ReplayWorkerOptions } from '@temporalio/worker';
+import { isEncrypted } from '../platform/payload-codec';
 
 export type History = temporal.api.history.v1.IHistory;
 
@@ -21,16 +23,43 @@ export async function loadFixture(path: string, workflowId?: string): Promise<Re
   return { workflowId: workflowId ?? 'replayed-from-file', history: historyFromJSON(parsed) };
 }
 
+/**
+ * The run's history with its encrypted payloads decrypted by the client's codecs: a saved fixture then replays on
+ * any installation, whatever its keys, and shows what the run recorded.
+ */
 export async function fetchFixture(client: Client, workflowId: string, runId?: string): Promise<ReplayFixture> {
   const handle = client.workflow.getHandle(workflowId, runId);
   const history = await handle.fetchHistory();
+  await decodePayloadsIn(history, client.options.loadedDataConverter.payloadCodecs);
   const described = await handle.describe();
   return { workflowId, runId: described.runId, history };
 }
 
+/** Readable by its owner only: a fixture holds the run's payloads in clear. */
 export async function saveFixture(path: string, fixture: ReplayFixture): Promise<void> {
   const body = { workflowId: fixture.workflowId, runId: fixture.runId, history: JSON.parse(historyToJSON(fixture.history)) };
-  await writeFile(path, `${JSON.stringify(body, null, 1)}\n`);
+  await writeFile(path, `${JSON.stringify(body, null, 1)}\n`, { mode: 0o600 });
+}
+
+const isPayload = (value: unknown): value is Payload =>
+  typeof value === 'object' &&
+  value !== null &&
+  typeof (value as Payload).metadata === 'object' &&
+  ArrayBuffer.isView((value as Payload).metadata?.encoding);
+
+/** Replaces, wherever it sits in a history, each encrypted payload by its decoded form (codecs in reverse order). */
+export async function decodePayloadsIn(value: unknown, codecs: PayloadCodec[]): Promise<void> {
+  if (codecs.length === 0 || typeof value !== 'object' || value === null || ArrayBuffer.isView(value)) return;
+  const container = value as Record<string, unknown>;
+  for (const [key, child] of Object.entries(container)) {
+    if (isPayload(child) && isEncrypted(child)) {
+      let decoded = [child];
+      for (const codec of [...codecs].reverse()) decoded = await codec.decode(decoded);
+      container[key] = decoded[0];
+    } else {
+      await decodePayloadsIn(child, codecs);
+    }
+  }
 }
 
 export interface ReplayVerdict {

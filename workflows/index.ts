@@ -5,3 +5,4 @@ export { erpSyncWorkflow } from './erp-sync';
 export { supplierQualificationWorkflow } from './supplier-qualification';
 export * from './scheduled-work';
 export { capaWorkflow } from './capa';
+export { soapSummaryWorkflow } from './soap-summary';

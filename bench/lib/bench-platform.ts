@@ -12,7 +12,9 @@ import type { ApiConfig } from '../../api/deps';
 import { loadConfig } from '../../common/config';
 import { createDb, dropDatabase, ensureDatabase, type Db } from '../../db/knex';
 import { migrateLatest } from '../../db/migrate';
+import { dataConverterFor } from '../../platform/data-converter';
 import { REDACTED_PATHS } from '../../platform/logger';
+import { generatePayloadKeys, parsePayloadKeys } from '../../platform/payload-codec';
 import { startDevTemporal } from '../../scripts/lib/dev-temporal';
 import { spawnWorkerProcess, stopProcess } from '../../scripts/lib/worker-process';
 
@@ -61,9 +63,12 @@ export async function startBenchPlatform(say: (line: string) => void): Promise<B
     cleanups.push(() => Promise.all([db.destroy(), apiDb.destroy()]));
     await migrateLatest(db);
 
+    // Payloads encrypted, as in production, by the API's client and the worker alike.
+    const payloadKeys = generatePayloadKeys('bench');
+    const dataConverter = dataConverterFor(parsePayloadKeys(payloadKeys));
     const connection = await Connection.connect({ address: temporal.address });
     cleanups.push(() => connection.close());
-    const client = new Client({ connection });
+    const client = new Client({ connection, dataConverter });
 
     // The worker runs as its own process, as it does in production, so it does not share the API's event loop.
     const dataDir = await mkdtemp(join(tmpdir(), 'labflow-bench-'));
@@ -74,13 +79,21 @@ export async function startBenchPlatform(say: (line: string) => void): Promise<B
       DATABASE_URL: databaseUrl,
       DATA_DIR: dataDir,
       LOG_LEVEL: 'info',
+      PAYLOAD_KEYS: payloadKeys,
     });
     cleanups.push(() => stopProcess(worker));
 
     // The API logs one line per request at info, as in production; the lines go to /dev/null instead of stdout.
     const level = process.env.BENCH_LOG_LEVEL ?? 'info';
     const log = pino({ name: 'api', level, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }, pino.destination('/dev/null'));
-    const app = createApp({ db: apiDb, temporal: client, config, log, authenticate: createAuthenticator(apiDb, config.apiKeyCacheTtlMs) });
+    const app = createApp({
+      db: apiDb,
+      temporal: client,
+      config,
+      log,
+      authenticate: createAuthenticator(apiDb, config.apiKeyCacheTtlMs),
+      payloadCodec: dataConverter.payloadCodecs?.[0],
+    });
     const server: Server = await new Promise((resolve) => {
       const s = app.listen(0, '127.0.0.1', () => resolve(s));
     });

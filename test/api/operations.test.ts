@@ -119,7 +119,7 @@ describe('the API in operation', () => {
 
     it('answers /readyz with a 503 problem naming temporal when Temporal is unreachable', async () => {
       const connection = Connection.lazy({ address: '127.0.0.1:1' });
-      const app = await serve(appOver(testEnv().db, new Client({ connection })));
+      const app = await serve(appOver(testEnv().db, new Client({ connection, dataConverter: testEnv().dataConverter })));
       const started = Date.now();
       try {
         const res = await app.api('GET', '/readyz');
@@ -140,7 +140,7 @@ describe('the API in operation', () => {
     it('answers a request that needs Temporal with a 503 problem, not a 500, when Temporal is unreachable', async () => {
       // No gRPC retries, so the answer comes at once instead of after the client's default ~20 s of back-off.
       const connection = Connection.lazy({ address: '127.0.0.1:1', interceptors: [] });
-      const app = await serve(appOver(testEnv().db, new Client({ connection })));
+      const app = await serve(appOver(testEnv().db, new Client({ connection, dataConverter: testEnv().dataConverter })));
       try {
         const res = await app.api('GET', '/api/v1/workflows/document-approval:DOC-0001:v1', { key: u.control.apiKey });
         assertProblem(res, 503, 'dependency-unavailable');

@@ -18,6 +18,7 @@ describe('the worker process', () => {
       TEMPORAL_TASK_QUEUE: 'metrics-check',
       DATABASE_URL: testEnv().databaseUrl,
       WORKER_METRICS_PORT: String(port),
+      PAYLOAD_KEYS: testEnv().payloadKeys,
     });
     const body = await waitFor(async () => {
       const res = await fetch(`http://127.0.0.1:${port}/metrics`).catch(() => null);

@@ -74,6 +74,7 @@ export async function startErpPlatform(options: { timeZone?: string; timeoutMs?:
       taskQueue: p.taskQueue,
       activities: { ...createActivities(deps), ...erpSyncActivities(deps), ...supplierQualificationActivities(deps) },
       workflowBundle: env.workflowBundle,
+      dataConverter: env.dataConverter,
     });
     running = worker.run();
   };

@@ -25,6 +25,7 @@ describe('the ERP sync when its worker is killed', () => {
       ERP_API_SECRET: stub.apiSecret,
       ERP_TIME_ZONE: 'Europe/Berlin',
       ERP_RATE_LIMIT: '1000',
+      PAYLOAD_KEYS: env.payloadKeys,
     });
     workers.push(child);
     return child;

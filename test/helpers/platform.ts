@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { Worker } from '@temporalio/worker';
-import { createActivities } from '../../activities';
+import { createActivities, type ActivityDeps } from '../../activities';
 import { createMailer } from '../../activities/mailer';
 import { createApp } from '../../api/app';
 import { createAuthenticator } from '../../api/auth';
 import type { ApiConfig } from '../../api/deps';
-import { createLogger } from '../../platform/logger';
+import { createLogger, type Logger } from '../../platform/logger';
 import { createWorker } from '../../workers/create-worker';
 import { testEnv } from '../setup/env';
 
@@ -29,12 +29,23 @@ export interface ApiResponse {
   body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
+/** The Temporal Web UI's origin as the test API is configured: the one browser origin allowed to call /codec. */
+export const TEST_UI_ORIGIN = 'http://localhost:8233';
+
 export const testApiConfig = (taskQueue: string, overrides: Partial<ApiConfig> = {}): ApiConfig => ({
   taskQueue,
   bodyLimitBytes: 64 * 1024,
   apiKeyCacheTtlMs: 1000,
   signing: { maxFailures: 3, failureWindowMs: 60_000, lockMs: 60_000 },
   documentDefaults: { stageDue: '72h', reminderBefore: '24h', periodicReview: '365d' },
+  summary: {
+    providers: ['anthropic', 'openai', 'ollama'],
+    extractiveFallback: true,
+    attempt: { timeout: '10s', maxAttempts: 3, maxTokens: 1024, maxRetryAfter: '5s' },
+    maxRounds: 3,
+    maxWaitMs: 15_000,
+  },
+  codecCorsOrigins: [TEST_UI_ORIGIN],
   ...overrides,
 });
 
@@ -42,10 +53,19 @@ export const testApiConfig = (taskQueue: string, overrides: Partial<ApiConfig> =
  * A worker on its own task queue and the real Koa app listening on a free port, both against the run's shared
  * Temporal server, database and SMTP sink. Tests talk to it over HTTP, as a client would.
  */
-export async function startPlatform(options: { withWorker?: boolean; apiConfig?: Partial<ApiConfig> } = {}): Promise<Platform> {
+export interface PlatformOptions {
+  withWorker?: boolean;
+  apiConfig?: Partial<ApiConfig>;
+  /** Dependencies the worker's activities get beyond the database and mailer (an LLM setup, an ERP). */
+  activityDeps?: Partial<ActivityDeps>;
+  /** Where the API and the worker's activities log; silent when absent. */
+  log?: Logger;
+}
+
+export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
   const env = testEnv();
   const taskQueue = `test-${randomBytes(4).toString('hex')}`;
-  const log = createLogger({ LOG_LEVEL: 'silent', LOG_PRETTY: false }, 'test');
+  const log = options.log ?? createLogger({ LOG_LEVEL: 'silent', LOG_PRETTY: false }, 'test');
   const mailer = createMailer({
     smtpUrl: `smtp://127.0.0.1:${env.smtpPort}`,
     from: 'labflow <labflow@lab.test>',
@@ -59,8 +79,15 @@ export async function startPlatform(options: { withWorker?: boolean; apiConfig?:
       connection: env.nativeConnection,
       namespace: 'default',
       taskQueue,
-      activities: createActivities({ db: env.db, mailer, publicUrl: 'http://labflow.test', mailDomain: 'lab.test' }),
+      activities: createActivities({
+        db: env.db,
+        mailer,
+        publicUrl: 'http://labflow.test',
+        mailDomain: 'lab.test',
+        ...options.activityDeps,
+      }),
       workflowBundle: env.workflowBundle,
+      dataConverter: env.dataConverter,
     });
     running = worker.run();
   }
@@ -78,6 +105,7 @@ export async function startPlatform(options: { withWorker?: boolean; apiConfig?:
     config,
     log,
     authenticate: createAuthenticator(env.db, config.apiKeyCacheTtlMs),
+    payloadCodec: env.dataConverter.payloadCodecs?.[0],
   });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));

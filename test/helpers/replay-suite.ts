@@ -24,14 +24,14 @@ export const workflowTypeOf = (f: ReplayFixture) => f.history.events?.[0]?.workf
 export async function assertEveryFixtureReplays(fixtures: NamedFixture[]): Promise<void> {
   assert.ok(fixtures.length > 0, 'there are fixtures to replay');
   for (const f of fixtures) {
-    const [verdict] = await replayFixtures({ workflowBundle: testEnv().workflowBundle }, [f]);
+    const [verdict] = await replayFixtures({ workflowBundle: testEnv().workflowBundle, dataConverter: testEnv().dataConverter }, [f]);
     assert.equal(verdict.error, undefined, `${f.file}: ${verdict.error?.message}`);
   }
 }
 
 /** Replays a fixture against a deliberately changed workflow module and expects non-determinism to be caught. */
 export async function assertChangeIsCaught(workflowsPath: string, fixture: NamedFixture): Promise<void> {
-  const [verdict] = await replayFixtures({ workflowsPath }, [fixture]);
+  const [verdict] = await replayFixtures({ workflowsPath, dataConverter: testEnv().dataConverter }, [fixture]);
   assert.ok(
     verdict.error instanceof DeterminismViolationError,
     `expected a determinism violation for ${fixture.file}, got ${verdict.error}`,

@@ -11,6 +11,7 @@ export function spawnWorker(taskQueue: string): Promise<ChildProcess> {
     DATABASE_URL: env.databaseUrl,
     SMTP_URL: `smtp://127.0.0.1:${env.smtpPort}`,
     MAIL_FROM: 'labflow <labflow@lab.test>',
+    PAYLOAD_KEYS: env.payloadKeys,
   });
 }
 

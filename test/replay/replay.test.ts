@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { replayFixtures } from '../../workers/replay';
 import { assertChangeIsCaught, assertEveryFixtureReplays, loadFixtureFolder, type NamedFixture } from '../helpers/replay-suite';
+import { testEnv } from '../setup/env';
 
 describe('replaying histories captured from real document-approval runs', () => {
   let fixtures: NamedFixture[];
@@ -20,7 +21,10 @@ describe('replaying histories captured from real document-approval runs', () => 
     assertChangeIsCaught(require.resolve('./nondeterministic/unguarded'), fixtures[0]));
 
   it('accepts the same change behind patched(), so runs started before it keep replaying', async () => {
-    const verdicts = await replayFixtures({ workflowsPath: require.resolve('./nondeterministic/patched') }, fixtures);
+    const verdicts = await replayFixtures(
+      { workflowsPath: require.resolve('./nondeterministic/patched'), dataConverter: testEnv().dataConverter },
+      fixtures,
+    );
     assert.equal(verdicts.length, fixtures.length);
     for (const v of verdicts) assert.equal(v.error, undefined, `${v.workflowId}: ${v.error?.message}`);
   });

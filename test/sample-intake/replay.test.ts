@@ -24,13 +24,16 @@ describe('replaying histories captured from real sample-intake runs', () => {
   });
 
   it('replays every fixture against the current workflow code without non-determinism', async () => {
-    const verdicts = await replayFixtures({ workflowBundle: testEnv().workflowBundle }, fixtures);
+    const verdicts = await replayFixtures({ workflowBundle: testEnv().workflowBundle, dataConverter: testEnv().dataConverter }, fixtures);
     assert.equal(verdicts.length, fixtures.length);
     for (const v of verdicts) assert.equal(v.error, undefined, `${v.workflowId}: ${v.error?.message}`);
   });
 
   it('catches a change to the order of commands that is not guarded by a patch', async () => {
-    const verdicts = await replayFixtures({ workflowsPath: require.resolve('./nondeterministic/unguarded') }, fixtures.slice(0, 1));
+    const verdicts = await replayFixtures(
+      { workflowsPath: require.resolve('./nondeterministic/unguarded'), dataConverter: testEnv().dataConverter },
+      fixtures.slice(0, 1),
+    );
     assert.ok(verdicts[0].error instanceof DeterminismViolationError, `expected a determinism violation, got ${verdicts[0].error}`);
   });
 });

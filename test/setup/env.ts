@@ -1,4 +1,5 @@
 import type { Client } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import type { NativeConnection } from '@temporalio/worker';
 import type { Db } from '../../db/knex';
 import type { ReceivedMail } from '../helpers/smtp-sink';
@@ -8,7 +9,12 @@ export interface TestEnv {
   temporalAddress: string;
   databaseUrl: string;
   db: Db;
+  /** Uses dataConverter, as every client and worker of a test must. */
   client: Client;
+  /** The run's payload keys in PAYLOAD_KEYS form, for workers started as processes. */
+  payloadKeys: string;
+  /** Encrypts with the run's payload keys; pass it to every worker and client a test creates. */
+  dataConverter: DataConverter;
   nativeConnection: NativeConnection;
   workflowBundle: { code: string };
   smtpPort: number;

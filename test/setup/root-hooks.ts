@@ -3,7 +3,9 @@ import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection } from '@temporalio/worker';
 import { createDb, dropDatabase, ensureDatabase } from '../../db/knex';
 import { migrateLatest } from '../../db/migrate';
+import { dataConverterFor, FAILURE_CONVERTER_PATH } from '../../platform/data-converter';
 import { createLogger } from '../../platform/logger';
+import { generatePayloadKeys, parsePayloadKeys } from '../../platform/payload-codec';
 import { installRuntime } from '../../workers/runtime';
 import { startDevTemporal, type DevTemporal } from '../../scripts/lib/dev-temporal';
 import { startSmtpSink } from '../helpers/smtp-sink';
@@ -28,7 +30,11 @@ export const mochaHooks = {
     const [server, smtp, bundle] = await Promise.all([
       startDevTemporal({ logLevel: 'error' }),
       startSmtpSink(),
-      bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietBundler }),
+      bundleWorkflowCode({
+        workflowsPath: require.resolve('../../workflows'),
+        failureConverterPath: FAILURE_CONVERTER_PATH,
+        logger: quietBundler,
+      }),
       ensureDatabase(databaseUrl),
     ]);
     temporal = server;
@@ -36,11 +42,17 @@ export const mochaHooks = {
     const db = createDb(databaseUrl, 20);
     await migrateLatest(db);
     clientConnection = await Connection.connect({ address: server.address });
+    // A fresh key set per run, with an older key behind the current one: everything the tests run is encrypted,
+    // as in production.
+    const payloadKeys = `${generatePayloadKeys('test-current')},${generatePayloadKeys('test-previous')}`;
+    const dataConverter = dataConverterFor(parsePayloadKeys(payloadKeys));
     setTestEnv({
       temporalAddress: server.address,
       databaseUrl,
       db,
-      client: new Client({ connection: clientConnection }),
+      client: new Client({ connection: clientConnection, dataConverter }),
+      payloadKeys,
+      dataConverter,
       nativeConnection: await NativeConnection.connect({ address: server.address }),
       workflowBundle: bundle,
       smtpPort: smtp.port,

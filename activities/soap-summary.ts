@@ -1,0 +1,436 @@
+import { createHash } from 'node:crypto';
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
+import type { Knex } from 'knex';
+import type { Actor } from '../common/roles';
+import type { SignatureInput } from '../common/signatures';
+import type { Summarizer, SummaryStage } from '../common/soap-summary';
+import { appendAudit } from '../db/audit';
+import { circuitGate, recordCircuitOutcome } from '../db/llm-circuits';
+import { recordSignature } from '../db/signatures';
+import { notesFingerprint, notesForSummary, patientIdentifiers } from '../db/soap-notes';
+import type { ActivityDeps } from './deps';
+import { activityKey } from './keys';
+import { classifyLlmError, LLM_ERROR_POLICY, LlmError, type LlmErrorKind } from './llm/errors';
+import { extractiveSummary } from './llm/extractive';
+import { alertOperators } from './llm/operator-alert';
+import { buildSummaryPrompt, stripIdentifiers } from './llm/prompt';
+import type { LlmProviderName, NoteForSummary } from './llm/types';
+import { validateSummary } from './llm/validate';
+
+export interface SummaryAttemptArgs {
+  workflowId: string;
+  round: number;
+  maxTokens: number;
+}
+
+export interface SummaryAttemptResult {
+  attemptId: string;
+  model: string;
+  latencyMs: number;
+  outputTokens: number | null;
+}
+
+/** ApplicationFailure types by error kind; the workflow moves on to the next summarizer for the non-retryable ones. */
+const FAILURE_TYPES: Record<LlmErrorKind | 'circuit_open' | 'not_configured' | 'retry_after_too_long', string> = {
+  rate_limited: 'LlmRateLimited',
+  overloaded: 'LlmOverloaded',
+  server_error: 'LlmServerError',
+  timeout: 'LlmTimeout',
+  invalid_response: 'LlmInvalidResponse',
+  quota_exhausted: 'LlmQuotaExhausted',
+  auth: 'LlmAuth',
+  refusal: 'LlmRefusal',
+  truncated: 'LlmTruncated',
+  prompt_truncated: 'LlmPromptTruncated',
+  circuit_open: 'LlmCircuitOpen',
+  not_configured: 'LlmNotConfigured',
+  retry_after_too_long: 'LlmRetryAfterTooLong',
+  cancelled: 'LlmCancelled',
+};
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+const SYSTEM = 'system:soap-summary';
+
+export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityDeps) {
+  /** The job's notes, with the patient's identifiers stripped: the minimum a summary needs. */
+  async function notesOf(workflowId: string): Promise<{ notes: NoteForSummary[]; patient: { dateOfBirth: string; sex: string | null } }> {
+    const job = await db('summary_jobs').where({ workflow_id: workflowId }).first('patient_id', 'note_ids');
+    if (!job) throw ApplicationFailure.nonRetryable(`summary job ${workflowId} is not recorded`, 'NotFound');
+    const [rows, who] = await Promise.all([notesForSummary(db, job.note_ids), patientIdentifiers(db, job.patient_id)]);
+    if (!who) throw ApplicationFailure.nonRetryable('the patient is no longer recorded', 'NotFound');
+    const strip = (text: string) => stripIdentifiers(text, who);
+    const notes = rows.map((n) => ({
+      noteTime: n.noteTime,
+      subjective: strip(n.subjective),
+      objective: strip(n.objective),
+      assessment: strip(n.assessment),
+      plan: strip(n.plan),
+    }));
+    return { notes, patient: { dateOfBirth: who.dateOfBirth, sex: who.sex ?? null } };
+  }
+
+  async function recordAttempt(
+    args: SummaryAttemptArgs,
+    provider: Summarizer,
+    outcome: string,
+    startedAt: Date,
+    extra: {
+      model?: string;
+      detail?: string;
+      inputTokens?: number | null;
+      outputTokens?: number | null;
+      text?: string;
+      prompt?: { templateVersion: string; templateHash: string };
+      parameters?: Record<string, unknown>;
+    },
+  ): Promise<string> {
+    const { attempt } = Context.current().info;
+    // A success is recorded once per activity, whatever happens to the worker after; each failed try has its own row.
+    const key = activityKey(outcome === 'succeeded' ? 'ok' : `try${attempt}`);
+    await db('summary_attempts')
+      .insert({
+        idempotency_key: key,
+        workflow_id: args.workflowId,
+        round: args.round,
+        provider,
+        model: extra.model ?? null,
+        outcome,
+        error_detail: extra.detail ?? null,
+        latency_ms: Date.now() - startedAt.getTime(),
+        input_tokens: extra.inputTokens ?? null,
+        output_tokens: extra.outputTokens ?? null,
+        max_tokens: args.maxTokens,
+        candidate_text: extra.text ?? null,
+        prompt_version: extra.prompt?.templateVersion ?? null,
+        prompt_hash: extra.prompt?.templateHash ?? null,
+        parameters: extra.parameters ? JSON.stringify(extra.parameters) : null,
+        started_at: startedAt,
+      })
+      .onConflict('idempotency_key')
+      .ignore();
+    return (await db('summary_attempts').where({ idempotency_key: key }).first('id')).id;
+  }
+
+  /** A success this activity already recorded (the worker died before reporting it): reuse, don't call again. */
+  async function earlierSuccess(): Promise<{ id: string; model: string; latency_ms: number; output_tokens: number | null } | undefined> {
+    return db('summary_attempts')
+      .where({ idempotency_key: activityKey('ok') })
+      .first('id', 'model', 'latency_ms', 'output_tokens');
+  }
+
+  async function fail(args: SummaryAttemptArgs, provider: LlmProviderName, err: LlmError, startedAt: Date): Promise<never> {
+    const policy = LLM_ERROR_POLICY[err.kind];
+    await recordAttempt(args, provider, err.kind, startedAt, { detail: err.message });
+    await recordCircuitOutcome(db, provider, 'failure', err.kind, llm!.circuit);
+    if (policy.alertOperators) {
+      const outboxIds = await alertOperators(db, mailDomain, { provider, kind: err.kind });
+      await deliver(outboxIds);
+    }
+    log.warn('summarizer attempt failed', { provider, kind: err.kind, status: err.httpStatus ?? null });
+    const type = FAILURE_TYPES[err.kind];
+    if (policy.action === 'retry_same') {
+      const maxWait = llm!.maxRetryAfterMs;
+      if (err.retryAfterMs !== undefined && err.retryAfterMs > maxWait) {
+        throw ApplicationFailure.create({
+          type: FAILURE_TYPES.retry_after_too_long,
+          message: `${provider}: asked to wait ${err.retryAfterMs} ms`,
+          nonRetryable: true,
+        });
+      }
+      throw ApplicationFailure.create({
+        type,
+        message: err.message,
+        nonRetryable: false,
+        ...(err.retryAfterMs !== undefined ? { nextRetryDelay: err.retryAfterMs } : {}),
+      });
+    }
+    throw ApplicationFailure.create({ type, message: err.message, nonRetryable: true });
+  }
+
+  async function deliver(outboxIds: string[]): Promise<void> {
+    const pending = await db('email_outbox').whereIn('id', outboxIds).where('state', 'pending');
+    for (const row of pending) {
+      await mailer.send({ messageId: row.message_id, to: row.to_address, subject: row.subject, text: row.body });
+      await db('email_outbox').where({ id: row.id, state: 'pending' }).update({ state: 'sent', sent_at: db.fn.now() });
+    }
+  }
+
+  /** One call of one LLM provider: circuit, prompt, call, classification, the attempt's row, the circuit's count. */
+  async function attempt(provider: LlmProviderName, args: SummaryAttemptArgs): Promise<SummaryAttemptResult> {
+    const done = await earlierSuccess();
+    if (done) return { attemptId: done.id, model: done.model, latencyMs: done.latency_ms, outputTokens: done.output_tokens };
+    const startedAt = new Date();
+    const adapter = llm?.providers[provider];
+    if (!llm || !adapter) {
+      await recordAttempt(args, provider, 'not_configured', startedAt, {});
+      throw ApplicationFailure.create({ type: FAILURE_TYPES.not_configured, message: `${provider} is not configured`, nonRetryable: true });
+    }
+    const gate = await circuitGate(db, provider, llm.circuit, new Date());
+    if (!gate.allowed) {
+      await recordAttempt(args, provider, 'circuit_open', startedAt, { detail: `open until ${gate.openUntil.toISOString()}` });
+      throw ApplicationFailure.create({ type: FAILURE_TYPES.circuit_open, message: `${provider}: circuit open`, nonRetryable: true });
+    }
+    const { notes, patient } = await notesOf(args.workflowId);
+    const prompt = buildSummaryPrompt(notes, patient);
+    const ctx = Context.current();
+    // Leave the activity time to record the outcome before Temporal's own timeout.
+    const timeoutMs = Math.max(1000, Math.min(llm.timeoutMs, ctx.info.startToCloseTimeoutMs - 2000));
+    let generation;
+    try {
+      generation = await adapter.generate(prompt, { maxTokens: args.maxTokens, temperature: 0, signal: ctx.cancellationSignal, timeoutMs });
+    } catch (err) {
+      return fail(args, provider, classifyLlmError(provider, err), startedAt);
+    }
+    const id = await recordAttempt(args, provider, 'succeeded', startedAt, {
+      model: generation.model,
+      inputTokens: generation.inputTokens,
+      outputTokens: generation.outputTokens,
+      text: generation.text,
+      prompt,
+      parameters: generation.parameters,
+    });
+    await recordCircuitOutcome(db, provider, 'success', null, llm.circuit);
+    log.info('summarizer attempt succeeded', { provider, model: generation.model, outputTokens: generation.outputTokens });
+    return { attemptId: id, model: generation.model, latencyMs: Date.now() - startedAt.getTime(), outputTokens: generation.outputTokens };
+  }
+
+  async function project(trx: Knex | Knex.Transaction, workflowId: string, rev: number, fields: Record<string, unknown>) {
+    await trx('summary_jobs')
+      .where({ workflow_id: workflowId })
+      .andWhere('rev', '<', rev)
+      .update({ ...fields, rev, updated_at: trx.fn.now() });
+  }
+
+  return {
+    /**
+     * Records the job and the notes it summarizes. `notesCurrent` is false when the notes changed between the
+     * request and now: the run then ends superseded without calling anyone. A run that reuses a workflow ID (after
+     * a failed or superseded one) continues its round numbers.
+     */
+    async openSummaryJob(args: {
+      workflowId: string;
+      patientId: string;
+      notesHash: string;
+      requestedBy: { userId: string; username: string };
+      providers: Summarizer[];
+    }): Promise<{ notesCurrent: boolean; round: number; noteCount: number }> {
+      return db.transaction(async (trx) => {
+        // A patient deleted before the run began: nothing to summarize, and no row to write.
+        if (!(await trx('patients').where({ id: args.patientId }).first('id'))) return { notesCurrent: false, round: 1, noteCount: 0 };
+        const fingerprint = await notesFingerprint(trx, args.patientId);
+        const current = fingerprint.notesHash === args.notesHash;
+        const previous = await trx('summary_attempts').where({ workflow_id: args.workflowId }).max('round as round').first();
+        const round = Number(previous?.round ?? 0) + 1;
+        await trx('summary_jobs')
+          .insert({
+            workflow_id: args.workflowId,
+            patient_id: args.patientId,
+            notes_hash: args.notesHash,
+            note_ids: fingerprint.noteIds,
+            note_hashes: fingerprint.noteHashes,
+            stage: 'requested',
+            providers: args.providers,
+            round,
+            requested_by: args.requestedBy.userId,
+          })
+          .onConflict('workflow_id')
+          .merge({
+            stage: 'requested',
+            providers: args.providers,
+            round,
+            provider: null,
+            finished_at: null,
+            rev: 0,
+            requested_by: args.requestedBy.userId,
+            requested_at: trx.fn.now(),
+            updated_at: trx.fn.now(),
+          });
+        await appendAudit(trx, {
+          actorId: args.requestedBy.userId,
+          actor: args.requestedBy.username,
+          action: 'summary.requested',
+          entityType: 'patient',
+          entityId: args.patientId,
+          details: { workflowId: args.workflowId, notes: fingerprint.noteIds.length, notesCurrent: current },
+          idempotencyKey: activityKey(),
+        });
+        return { notesCurrent: current && fingerprint.noteIds.length > 0, round, noteCount: fingerprint.noteIds.length };
+      });
+    },
+
+    summarizeWithAnthropic: (args: SummaryAttemptArgs) => attempt('anthropic', args),
+    summarizeWithOpenai: (args: SummaryAttemptArgs) => attempt('openai', args),
+    summarizeWithOllama: (args: SummaryAttemptArgs) => attempt('ollama', args),
+
+    /** The last resort: no network, no model. Its text says it is not AI-generated. */
+    async summarizeExtractive(args: SummaryAttemptArgs): Promise<SummaryAttemptResult> {
+      const done = await earlierSuccess();
+      if (done) return { attemptId: done.id, model: done.model, latencyMs: done.latency_ms, outputTokens: done.output_tokens };
+      const startedAt = new Date();
+      const { notes } = await notesOf(args.workflowId);
+      const generation = extractiveSummary(notes);
+      const id = await recordAttempt(args, 'extractive', 'succeeded', startedAt, {
+        model: generation.model,
+        text: generation.text,
+        parameters: generation.parameters,
+      });
+      return { attemptId: id, model: generation.model, latencyMs: Date.now() - startedAt.getTime(), outputTokens: null };
+    },
+
+    /** Structure, coverage of medications, allergies and problems, and length. The verdict carries counts, not terms. */
+    async validateSummaryCandidate(args: { attemptId: string }): Promise<{ ok: boolean; issues: { code: string; count: number }[] }> {
+      const row = await db('summary_attempts').where({ id: args.attemptId }).first('workflow_id', 'candidate_text');
+      if (!row?.candidate_text) throw ApplicationFailure.nonRetryable('the attempt has no text to validate', 'NotFound');
+      const { notes } = await notesOf(row.workflow_id);
+      const verdict = validateSummary(notes, row.candidate_text);
+      await db('summary_attempts')
+        .where({ id: args.attemptId })
+        .update({ validation: JSON.stringify(verdict), ...(verdict.ok ? {} : { outcome: 'validation_failed' }) });
+      return { ok: verdict.ok, issues: verdict.issues };
+    },
+
+    /** Makes a validated attempt the round's summary, with its provenance. */
+    async storeSummary(args: {
+      workflowId: string;
+      round: number;
+      attemptId: string;
+    }): Promise<{ summaryId: string; contentHash: string }> {
+      return db.transaction(async (trx) => {
+        const existing = await trx('summaries').where({ workflow_id: args.workflowId, round: args.round }).first('id', 'content_hash');
+        if (existing) return { summaryId: existing.id, contentHash: existing.content_hash };
+        const job = await trx('summary_jobs').where({ workflow_id: args.workflowId }).first();
+        const chosen = await trx('summary_attempts').where({ id: args.attemptId }).first();
+        const [row] = await trx('summaries')
+          .insert({
+            workflow_id: args.workflowId,
+            round: args.round,
+            patient_id: job.patient_id,
+            attempt_id: chosen.id,
+            text: chosen.candidate_text,
+            ai_generated: chosen.provider !== 'extractive',
+            provider: chosen.provider,
+            model: chosen.model,
+            prompt_version: chosen.prompt_version ?? 'none',
+            prompt_hash: chosen.prompt_hash ?? 'none',
+            parameters: JSON.stringify(chosen.parameters ?? {}),
+            notes_hash: job.notes_hash,
+            note_hashes: JSON.stringify(job.note_ids.map((id: string, i: number) => ({ noteId: id, contentHash: job.note_hashes[i] }))),
+            validation: JSON.stringify(chosen.validation ?? {}),
+            content_hash: sha256(chosen.candidate_text),
+          })
+          .returning(['id', 'content_hash']);
+        await appendAudit(trx, {
+          actor: SYSTEM,
+          action: 'summary.stored',
+          entityType: 'patient',
+          entityId: job.patient_id,
+          details: { workflowId: args.workflowId, summaryId: row.id, provider: chosen.provider, model: chosen.model, round: args.round },
+          idempotencyKey: activityKey(),
+        });
+        return { summaryId: row.id, contentHash: row.content_hash };
+      });
+    },
+
+    async projectSummaryJob(args: {
+      workflowId: string;
+      rev: number;
+      stage: SummaryStage;
+      round: number;
+      provider: Summarizer | null;
+      reason: string | null;
+    }) {
+      const final = ['approved', 'edited', 'rejected', 'failed_all_providers', 'superseded', 'cancelled'].includes(args.stage);
+      await project(db, args.workflowId, args.rev, {
+        stage: args.stage,
+        round: args.round,
+        provider: args.provider,
+        finished_at: final ? db.fn.now() : null,
+      });
+    },
+
+    /** Approve, edit (both signed) or reject, in one transaction with the signature and the audit event. */
+    async recordSummaryReview(args: {
+      workflowId: string;
+      patientId: string;
+      round: number;
+      summaryId: string;
+      actor: Actor;
+      decision: 'approve' | 'edit' | 'reject';
+      signature?: SignatureInput;
+      editId?: string;
+      comment?: string;
+    }): Promise<{ reviewedAt: string; contentHash: string }> {
+      return db.transaction(async (trx) => {
+        const summary = await trx('summaries').where({ id: args.summaryId }).forUpdate().first();
+        if (!summary) throw ApplicationFailure.nonRetryable('the summary is gone', 'NotFound');
+        if (summary.review_decision) {
+          return {
+            reviewedAt: new Date(summary.reviewed_at).toISOString(),
+            contentHash: summary.edited_content_hash ?? summary.content_hash,
+          };
+        }
+        let contentHash = summary.content_hash as string;
+        let edited: { text: string; content_hash: string } | undefined;
+        if (args.decision === 'edit') {
+          edited = await trx('summary_edits').where({ id: args.editId, summary_id: args.summaryId }).first('text', 'content_hash');
+          if (!edited) throw ApplicationFailure.nonRetryable('the edited text is not recorded', 'NotFound');
+          contentHash = edited.content_hash;
+        }
+        const reviewedAt = args.signature?.signedAt ?? new Date().toISOString();
+        await trx('summaries')
+          .where({ id: args.summaryId })
+          .update({
+            status: args.decision === 'approve' ? 'approved' : args.decision === 'edit' ? 'edited' : 'rejected',
+            edited_text: edited?.text ?? null,
+            edited_content_hash: edited?.content_hash ?? null,
+            reviewed_by: args.actor.userId,
+            review_decision: args.decision,
+            review_comment: args.comment ?? null,
+            reviewed_at: reviewedAt,
+          });
+        if (args.signature) {
+          await recordSignature(trx, {
+            idempotencyKey: activityKey('signature'),
+            entityType: 'soap-summary',
+            entityId: args.summaryId,
+            workflowId: args.workflowId,
+            round: args.round,
+            stageIndex: 0,
+            stageName: 'review',
+            actor: args.actor,
+            signature: { ...args.signature, contentHash },
+          });
+        }
+        await appendAudit(trx, {
+          actorId: args.actor.userId,
+          actor: args.actor.username,
+          action: `summary.${args.decision === 'edit' ? 'edited' : args.decision === 'approve' ? 'approved' : 'rejected'}`,
+          entityType: 'patient',
+          entityId: args.patientId,
+          details: { workflowId: args.workflowId, summaryId: args.summaryId, round: args.round, signed: Boolean(args.signature) },
+          idempotencyKey: activityKey(),
+        });
+        return { reviewedAt, contentHash };
+      });
+    },
+
+    /** Ends the job: a summary still awaiting review is marked superseded with it. */
+    async endSummaryJob(args: { workflowId: string; round: number; stage: SummaryStage; reason: string; supersededBy: string | null }) {
+      await db.transaction(async (trx) => {
+        const job = await trx('summary_jobs').where({ workflow_id: args.workflowId }).first('patient_id');
+        if (!job) return;
+        if (args.stage === 'superseded') {
+          await trx('summaries').where({ workflow_id: args.workflowId, status: 'ready' }).update({ status: 'superseded' });
+        }
+        await appendAudit(trx, {
+          actor: SYSTEM,
+          action: `summary.${args.stage}`,
+          entityType: 'patient',
+          entityId: job.patient_id,
+          details: { workflowId: args.workflowId, round: args.round, reason: args.reason, supersededBy: args.supersededBy },
+          idempotencyKey: activityKey(),
+        });
+      });
+    },
+  };
+}

@@ -1,0 +1,388 @@
+import type { Context } from 'koa';
+import type { Knex } from 'knex';
+import { encodeCursor } from '../../db/keyset';
+import {
+  addToCareTeam,
+  careTeam,
+  createPatient,
+  deletePatient,
+  findPatient,
+  isOnCareTeam,
+  listPatients,
+  patientBirthDate,
+  PatientConflict,
+  removeFromCareTeam,
+  updatePatient,
+} from '../../db/patients';
+import { createNote, deleteNote, findNote, listNotes, noteExists, StaleNoteVersion, updateNote } from '../../db/soap-notes';
+import type { ApiDeps } from '../deps';
+import { requireCareTeamManager, requireClinician, requirePatientAccess } from '../patient-access';
+import { Problem, problems } from '../problem';
+import { route, type RouteSpec } from '../route';
+import {
+  addClinicianBody,
+  careTeamMemberParams,
+  createNoteBody,
+  createPatientBody,
+  listNotesQuery,
+  listPatientsQuery,
+  noteParams,
+  patientParams,
+  updateNoteBody,
+  updatePatientBody,
+  type ParsedNote,
+} from '../schemas/patients';
+import { stopSummariesOfDeletedPatient, supersedeRunningSummaries } from '../soap-summary-runs';
+
+const TAG = 'patients';
+const CLINICIAN = ['clinician'] as const;
+const PHI_ACCESS = "Clinicians on the patient's care team only. Admin does not pass: the record is PHI.";
+const CARE_TEAM_ACCESS = "Clinicians on the patient's care team, or admin (usernames only, no PHI).";
+
+const patientPath = (id: string) => `/api/v1/patients/${id}`;
+const notePath = (patientId: string, noteId: string) => `${patientPath(patientId)}/notes/${noteId}`;
+const etag = (version: number) => `"v${version}"`;
+
+function conflict(err: unknown): never {
+  if (err instanceof PatientConflict) throw problems.conflict(err.type, err.message);
+  if (err instanceof StaleNoteVersion) {
+    throw problems.conflict('stale-version', `the note changed since you read it (now version ${err.currentVersion}); read it again`, {
+      currentVersion: err.currentVersion,
+    });
+  }
+  throw err;
+}
+
+/** The version a write is based on, from the body or an If-Match of the ETag the note was served with. */
+function expectedVersion(ctx: Context, bodyVersion: number | undefined, required: boolean): number | undefined {
+  const header = ctx.get('if-match');
+  let fromHeader: number | undefined;
+  if (header) {
+    const match = /^"v(\d{1,9})"$/.exec(header.trim());
+    if (!match) {
+      const errors = [{ field: 'headers.if-match', detail: 'the ETag the note was served with, such as "v3"' }];
+      throw problems.validation(`headers.if-match: ${errors[0].detail}`, errors);
+    }
+    fromHeader = Number(match[1]);
+  }
+  if (fromHeader !== undefined && bodyVersion !== undefined && fromHeader !== bodyVersion) {
+    const errors = [{ field: 'body.version', detail: 'differs from If-Match; send one or make them agree' }];
+    throw problems.validation(`body.version: ${errors[0].detail}`, errors);
+  }
+  const version = bodyVersion ?? fromHeader;
+  if (version === undefined && required) {
+    throw new Problem(
+      428,
+      'precondition-required',
+      'Precondition required',
+      'send the version you read (body.version, or If-Match with the ETag), so that a concurrent change is not overwritten',
+    );
+  }
+  return version;
+}
+
+export function patientRoutes(deps: ApiDeps): RouteSpec[] {
+  const { db, log } = deps;
+
+  async function refuseNoteBeforeBirth(trx: Knex, patientId: string, note: ParsedNote) {
+    const dob = await patientBirthDate(trx, patientId);
+    // Time zones east of UTC start a birth day up to 14 hours earlier.
+    if (dob && note.noteTime.getTime() < Date.parse(`${dob}T00:00:00Z`) - 14 * 3600_000) {
+      throw problems.unprocessable('note-before-birth', "the note time is before the patient's date of birth", {
+        errors: [{ field: 'body.noteTime', detail: "before the patient's date of birth" }],
+      });
+    }
+  }
+
+  /**
+   * Open summaries of the old notes are superseded once a note change has committed. The change stands if
+   * Temporal cannot be told (answering an error would invite a retry that writes the note twice); it is logged
+   * with IDs only.
+   */
+  async function afterNotesChanged(patientId: string) {
+    try {
+      await supersedeRunningSummaries(deps, patientId);
+    } catch (err) {
+      log.error({ patientId, err: err instanceof Error ? err.name : String(err) }, 'could not supersede summaries after a note change');
+    }
+  }
+
+  const userNamed = async (username: string) =>
+    db('users').where({ username }).first<{ id: string; username: string; active: boolean; roles: string[] } | undefined>('id', 'username', 'active', 'roles');
+
+  async function careTeamAnswer(patientId: string) {
+    return { patientId, clinicians: await careTeam(db, patientId) };
+  }
+
+  return [
+    route({
+      method: 'post',
+      path: '/patients',
+      summary: 'Register a patient; the caller joins its care team',
+      tag: TAG,
+      roles: CLINICIAN,
+      access: 'Clinicians. Admin does not pass: the record is PHI.',
+      body: createPatientBody,
+      handler: async ({ body, actor, ctx }) => {
+        requireClinician(actor);
+        const patient = await createPatient(db, actor, body).catch(conflict);
+        ctx.status = 201;
+        ctx.set('Location', patientPath(patient.id));
+        ctx.body = patient;
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/patients',
+      summary: "The caller's patients (their care teams), searched by name (q), sorted (sort, '-' for descending) and paged (limit, cursor)",
+      tag: TAG,
+      roles: CLINICIAN,
+      access: "Clinicians; each sees only the patients whose care team they are on.",
+      query: listPatientsQuery,
+      handler: async ({ query, actor, ctx }) => {
+        requireClinician(actor);
+        if (query.cursor) {
+          const visible = await isOnCareTeam(db, query.cursor.id, actor.userId);
+          if (!visible) throw problems.conflict('cursor-expired', 'the page this cursor continues has changed; start again without it');
+        }
+        const page = await listPatients(db, {
+          clinicianId: actor.userId,
+          q: query.q,
+          sort: query.sort.field,
+          desc: query.sort.desc,
+          limit: query.limit,
+          afterId: query.cursor?.id,
+        });
+        const last = page.items[page.items.length - 1];
+        ctx.body = {
+          items: page.items,
+          total: page.total,
+          limit: query.limit,
+          sort: query.sort.name,
+          nextCursor: page.more && last ? encodeCursor({ sort: query.sort.name, id: last.id }) : null,
+        };
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/patients/:id',
+      summary: 'A patient',
+      tag: TAG,
+      roles: CLINICIAN,
+      access: PHI_ACCESS,
+      params: patientParams,
+      handler: async ({ params, actor, ctx }) => {
+        await requirePatientAccess(db, actor, params.id);
+        const patient = await findPatient(db, params.id);
+        if (!patient) throw problems.notFound(`patient ${params.id}`);
+        ctx.body = patient;
+      },
+    }),
+    route({
+      method: 'patch',
+      path: '/patients/:id',
+      summary: 'Change some of a patient\'s fields; null clears an optional one (mrn, sex, address, phone)',
+      tag: TAG,
+      roles: CLINICIAN,
+      access: PHI_ACCESS,
+      params: patientParams,
+      body: updatePatientBody,
+      handler: async ({ params, body, actor, ctx }) => {
+        const result = await db
+          .transaction(async (trx) => {
+            await requirePatientAccess(trx, actor, params.id, 'update');
+            return updatePatient(trx, actor, params.id, body);
+          })
+          .catch(conflict);
+        if (!result) throw problems.notFound(`patient ${params.id}`);
+        ctx.body = result.patient;
+      },
+    }),
+    route({
+      method: 'delete',
+      path: '/patients/:id',
+      summary: 'Delete a patient with their care team, notes and summaries; their open summary runs are stopped first',
+      tag: TAG,
+      roles: CLINICIAN,
+      access: PHI_ACCESS,
+      params: patientParams,
+      handler: async ({ params, actor, ctx }) => {
+        await requirePatientAccess(db, actor, params.id);
+        // Stopped before the rows go, so that no run is left writing into a deleted record.
+        await stopSummariesOfDeletedPatient(deps, params.id);
+        const deleted = await db.transaction(async (trx) => {
+          await requirePatientAccess(trx, actor, params.id, 'update');
+          return deletePatient(trx, actor, params.id);
+        });
+        if (!deleted) throw problems.notFound(`patient ${params.id}`);
+        ctx.status = 204;
+      },
+    }),
+
+    route({
+      method: 'get',
+      path: '/patients/:id/clinicians',
+      summary: "The patient's care team: the clinicians who may read and write the record",
+      tag: TAG,
+      roles: CLINICIAN,
+      access: CARE_TEAM_ACCESS,
+      params: patientParams,
+      handler: async ({ params, actor, ctx }) => {
+        await requireCareTeamManager(db, actor, params.id);
+        ctx.body = await careTeamAnswer(params.id);
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/patients/:id/clinicians',
+      summary: 'Add an active clinician to the care team (201, or 200 when already on it)',
+      tag: TAG,
+      roles: CLINICIAN,
+      access: `${CARE_TEAM_ACCESS} An admin may not add themselves.`,
+      params: patientParams,
+      body: addClinicianBody,
+      handler: async ({ params, body, actor, ctx }) => {
+        const as = await requireCareTeamManager(db, actor, params.id);
+        if (as === 'admin' && body.username === actor.username) {
+          throw problems.forbidden('an admin may not grant themselves access to a patient record; a clinician on the care team can');
+        }
+        const user = await userNamed(body.username);
+        if (!user || !user.active || !user.roles.includes('clinician')) {
+          throw problems.unprocessable('not-a-clinician', `${body.username} is not an active clinician`, {
+            errors: [{ field: 'body.username', detail: 'not an active clinician' }],
+          });
+        }
+        const added = await addToCareTeam(db, actor, params.id, user);
+        ctx.status = added ? 201 : 200;
+        ctx.body = await careTeamAnswer(params.id);
+      },
+    }),
+    route({
+      method: 'delete',
+      path: '/patients/:id/clinicians/:username',
+      summary: 'Take a clinician off the care team; refused (409) when no other active clinician would remain',
+      tag: TAG,
+      roles: CLINICIAN,
+      access: CARE_TEAM_ACCESS,
+      params: careTeamMemberParams,
+      handler: async ({ params, actor, ctx }) => {
+        await requireCareTeamManager(db, actor, params.id);
+        const user = await userNamed(params.username);
+        if (!user) throw problems.notFound(`${params.username} on this care team`);
+        const outcome = await removeFromCareTeam(db, actor, params.id, user).catch(conflict);
+        if (outcome === 'no-patient') throw problems.notFound(`patient ${params.id}`);
+        if (outcome === 'not-member') throw problems.notFound(`${params.username} on this care team`);
+        ctx.status = 204;
+      },
+    }),
+
+    route({
+      method: 'post',
+      path: '/patients/:id/notes',
+      summary: 'Add a SOAP note: subjective/objective/assessment/plan, or text with S:/O:/A:/P: headings; and noteTime',
+      tag: TAG,
+      roles: CLINICIAN,
+      access: PHI_ACCESS,
+      params: patientParams,
+      body: createNoteBody,
+      handler: async ({ params, body, actor, ctx }) => {
+        const note = await db.transaction(async (trx) => {
+          await requirePatientAccess(trx, actor, params.id, 'share');
+          await refuseNoteBeforeBirth(trx, params.id, body);
+          return createNote(trx, actor, params.id, body);
+        });
+        await afterNotesChanged(params.id);
+        ctx.status = 201;
+        ctx.set('Location', notePath(params.id, note.id));
+        ctx.set('ETag', etag(note.version));
+        ctx.body = note;
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/patients/:id/notes',
+      summary: "The patient's notes by note time (sort=-note_time, newest first, by default), paged (limit, cursor)",
+      tag: TAG,
+      roles: CLINICIAN,
+      access: PHI_ACCESS,
+      params: patientParams,
+      query: listNotesQuery,
+      handler: async ({ params, query, actor, ctx }) => {
+        await requirePatientAccess(db, actor, params.id);
+        if (query.cursor && !(await noteExists(db, params.id, query.cursor.id))) {
+          throw problems.conflict('cursor-expired', 'the page this cursor continues has changed; start again without it');
+        }
+        const page = await listNotes(db, params.id, { desc: query.sort.desc, limit: query.limit, afterId: query.cursor?.id });
+        const last = page.items[page.items.length - 1];
+        ctx.body = {
+          items: page.items,
+          total: page.total,
+          limit: query.limit,
+          sort: query.sort.name,
+          nextCursor: page.more && last ? encodeCursor({ sort: query.sort.name, id: last.id }) : null,
+        };
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/patients/:id/notes/:noteId',
+      summary: 'A note, with its version as ETag',
+      tag: TAG,
+      roles: CLINICIAN,
+      access: PHI_ACCESS,
+      params: noteParams,
+      handler: async ({ params, actor, ctx }) => {
+        await requirePatientAccess(db, actor, params.id);
+        const note = await findNote(db, params.id, params.noteId);
+        if (!note) throw problems.notFound(`note ${params.noteId}`);
+        ctx.set('ETag', etag(note.version));
+        ctx.body = note;
+      },
+    }),
+    route({
+      method: 'put',
+      path: '/patients/:id/notes/:noteId',
+      summary: 'Replace a note, given the version read (body.version or If-Match); 409 when it has changed since, 428 without one',
+      tag: TAG,
+      roles: CLINICIAN,
+      access: PHI_ACCESS,
+      params: noteParams,
+      body: updateNoteBody,
+      handler: async ({ params, body, actor, ctx }) => {
+        const version = expectedVersion(ctx, body.version, true)!;
+        const result = await db
+          .transaction(async (trx) => {
+            await requirePatientAccess(trx, actor, params.id, 'share');
+            await refuseNoteBeforeBirth(trx, params.id, body);
+            return updateNote(trx, actor, params.id, params.noteId, version, body);
+          })
+          .catch(conflict);
+        if (!result) throw problems.notFound(`note ${params.noteId}`);
+        if (result.changed.length) await afterNotesChanged(params.id);
+        ctx.set('ETag', etag(result.note.version));
+        ctx.body = result.note;
+      },
+    }),
+    route({
+      method: 'delete',
+      path: '/patients/:id/notes/:noteId',
+      summary: 'Delete a note; with If-Match, only if it is still that version',
+      tag: TAG,
+      roles: CLINICIAN,
+      access: PHI_ACCESS,
+      params: noteParams,
+      handler: async ({ params, actor, ctx }) => {
+        const version = expectedVersion(ctx, undefined, false);
+        const deleted = await db
+          .transaction(async (trx) => {
+            await requirePatientAccess(trx, actor, params.id, 'share');
+            return deleteNote(trx, actor, params.id, params.noteId, version);
+          })
+          .catch(conflict);
+        if (!deleted) throw problems.notFound(`note ${params.noteId}`);
+        await afterNotesChanged(params.id);
+        ctx.status = 204;
+      },
+    }),
+  ];
+}

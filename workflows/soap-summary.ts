@@ -1,0 +1,265 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  TimeoutFailure,
+  allHandlersFinished,
+  condition,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { Duration } from '@temporalio/common';
+import type { Activities } from '../activities';
+import type { SummaryAttemptArgs, SummaryAttemptResult } from '../activities/soap-summary';
+import { FailureType, refuse } from '../common/failures';
+import {
+  reviewSummaryUpdate,
+  summaryStateQuery,
+  supersedeSummarySignal,
+  type ReviewSummaryArgs,
+  type Summarizer,
+  type SummaryInput,
+  type SummaryStage,
+  type SummaryState,
+  type SupersedeArgs,
+} from '../common/soap-summary';
+import { Assignees, EntityId, EntityType, Stage } from '../common/search-attributes';
+
+// Bookkeeping steps are short transactions: a tight timeout retries work lost with a crashed worker soon.
+const book = proxyActivities<Activities>({
+  startToCloseTimeout: '15s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
+});
+
+/** Failure types after which another try at the same summarizer cannot help (activities/soap-summary.ts). */
+const NEXT_PROVIDER_FAILURES = [
+  'LlmQuotaExhausted',
+  'LlmAuth',
+  'LlmRefusal',
+  'LlmTruncated',
+  'LlmPromptTruncated',
+  'LlmCircuitOpen',
+  'LlmNotConfigured',
+  'LlmRetryAfterTooLong',
+];
+
+/**
+ * One summary of one patient's notes, as of the notes' hash in the workflow ID. Each summarizer is tried in the
+ * configured order, each call its own activity with its own timeout and retry policy; the first complete answer
+ * that passes validation becomes the summary, which a clinician then approves, edits (both signed) or rejects
+ * (a new round). A change to the notes supersedes the run wherever it is.
+ */
+export async function soapSummaryWorkflow(input: SummaryInput): Promise<SummaryState> {
+  const { workflowId } = workflowInfo();
+  const s: SummaryState = {
+    workflowId,
+    patientId: input.patientId,
+    notesHash: input.notesHash,
+    stage: 'requested',
+    round: 1,
+    providers: input.providers,
+    attempts: [],
+    provider: null,
+    model: null,
+    aiGenerated: null,
+    summaryId: null,
+    contentHash: null,
+    reviews: [],
+    endedBecause: null,
+  };
+  let rev = 0;
+  let supersededBy: SupersedeArgs | null = null;
+  let reviewing = false;
+  let generation: CancellationScope | null = null;
+  let regenerate = false;
+  let roundsUsed = 1;
+
+  const attemptOptions: ActivityOptions = {
+    startToCloseTimeout: input.attempt.timeout as Duration,
+    retry: {
+      initialInterval: '1s',
+      backoffCoefficient: 2,
+      maximumInterval: '30s',
+      maximumAttempts: input.attempt.maxAttempts,
+      nonRetryableErrorTypes: NEXT_PROVIDER_FAILURES,
+    },
+  };
+  // One proxy per summarizer, so each shows in the Web UI under its own activity type.
+  const llm = proxyActivities<Activities>(attemptOptions);
+  const callers: Record<Summarizer, (args: SummaryAttemptArgs) => Promise<SummaryAttemptResult>> = {
+    anthropic: llm.summarizeWithAnthropic,
+    openai: llm.summarizeWithOpenai,
+    ollama: llm.summarizeWithOllama,
+    extractive: book.summarizeExtractive,
+  };
+
+  setHandler(summaryStateQuery, () => s);
+  setHandler(supersedeSummarySignal, (args) => {
+    if (supersededBy) return;
+    supersededBy = args;
+    generation?.cancel();
+  });
+  setHandler(
+    reviewSummaryUpdate,
+    async (args) => {
+      reviewing = true;
+      try {
+        const result = await book.recordSummaryReview({
+          workflowId,
+          patientId: s.patientId,
+          round: s.round,
+          summaryId: args.summaryId,
+          actor: args.actor,
+          decision: args.decision,
+          signature: args.signature,
+          editId: args.editId,
+          comment: args.comment,
+        });
+        s.reviews.push({ decision: args.decision, by: args.actor.username, at: result.reviewedAt });
+        if (args.decision === 'edit') s.contentHash = result.contentHash;
+        await moveTo(args.decision === 'approve' ? 'approved' : args.decision === 'edit' ? 'edited' : 'rejected');
+        if (args.decision === 'reject' && args.regenerate !== false && roundsUsed < input.maxRounds) regenerate = true;
+        return s;
+      } finally {
+        reviewing = false;
+      }
+    },
+    { validator: validateReview },
+  );
+
+  function validateReview(args: ReviewSummaryArgs): void {
+    if (!args.actor.roles.includes('clinician')) refuse(FailureType.Forbidden, 'only a clinician reviews a summary');
+    if (reviewing) refuse(FailureType.DuplicateDecision, 'another review of this summary is being recorded');
+    if (s.stage !== 'ready') refuse(FailureType.WrongStage, `the summary is ${s.stage.replace(/_/g, ' ')}, not awaiting review`);
+    if (supersededBy) refuse(FailureType.WrongStage, 'the notes changed; this summary is superseded');
+    if (args.summaryId !== s.summaryId) refuse(FailureType.StaleContentHash, 'that is not the summary awaiting review');
+    if (args.decision === 'reject') {
+      if (!args.comment?.trim()) refuse(FailureType.InvalidInput, 'a rejection needs a comment');
+      return;
+    }
+    if (!args.signature) refuse(FailureType.InvalidInput, `to ${args.decision} a summary is an electronic signature`);
+    if (args.decision === 'approve' && args.signature.contentHash !== s.contentHash) {
+      refuse(FailureType.StaleContentHash, 'the signed content hash is not the summary awaiting review');
+    }
+    if (args.decision === 'edit' && !args.editId) refuse(FailureType.InvalidInput, 'an edit names the edited text');
+  }
+
+  async function moveTo(stage: SummaryStage, extra: { reason?: string } = {}): Promise<void> {
+    s.stage = stage;
+    rev += 1;
+    upsertSearchAttributes([
+      { key: Stage, value: stage },
+      { key: Assignees, value: stage === 'ready' ? [`user:${input.requestedBy.username}`] : null },
+    ]);
+    await book.projectSummaryJob({ workflowId, rev, stage, round: s.round, provider: s.provider, reason: extra.reason ?? null });
+  }
+
+  /** Asks each summarizer in turn; returns false when every one failed. Cancelled when the run is superseded. */
+  async function generate(): Promise<boolean> {
+    for (const provider of s.providers) {
+      let maxTokens = input.attempt.maxTokens;
+      for (let widened = false; ;) {
+        if (s.stage !== 'generating') await moveTo('generating');
+        let result: SummaryAttemptResult;
+        try {
+          result = await callers[provider]({ workflowId, round: s.round, maxTokens });
+        } catch (err) {
+          if (isCancellation(err)) throw err;
+          const outcome = failureOutcome(err);
+          s.attempts.push({ round: s.round, provider, outcome, maxTokens });
+          if (outcome === 'LlmTruncated' && !widened) {
+            widened = true;
+            maxTokens *= 2;
+            continue;
+          }
+          break;
+        }
+        await moveTo('validating');
+        const verdict = await book.validateSummaryCandidate({ attemptId: result.attemptId });
+        s.attempts.push({ round: s.round, provider, outcome: verdict.ok ? 'succeeded' : 'validation_failed', maxTokens });
+        if (!verdict.ok) break;
+        const stored = await book.storeSummary({ workflowId, round: s.round, attemptId: result.attemptId });
+        Object.assign(s, {
+          provider,
+          model: result.model,
+          aiGenerated: provider !== 'extractive',
+          summaryId: stored.summaryId,
+          contentHash: stored.contentHash,
+        });
+        return true;
+      }
+    }
+    return false;
+  }
+
+  async function end(stage: SummaryStage, reason: string): Promise<void> {
+    s.endedBecause = reason;
+    await CancellationScope.nonCancellable(async () => {
+      await book.endSummaryJob({ workflowId, round: s.round, stage, reason, supersededBy: supersededBy?.by ?? null });
+      await moveTo(stage, { reason });
+    });
+  }
+
+  upsertSearchAttributes([
+    { key: EntityType, value: 'soap-summary' },
+    { key: EntityId, value: input.patientId },
+  ]);
+  const opened = await book.openSummaryJob({
+    workflowId,
+    patientId: input.patientId,
+    notesHash: input.notesHash,
+    requestedBy: input.requestedBy,
+    providers: s.providers,
+  });
+  s.round = opened.round;
+  if (!opened.notesCurrent) {
+    supersededBy = { reason: 'notes_changed' };
+  }
+
+  while (!supersededBy) {
+    s.summaryId = null;
+    s.contentHash = null;
+    let produced = false;
+    try {
+      generation = new CancellationScope();
+      produced = await generation.run(generate);
+    } catch (err) {
+      if (!(isCancellation(err) && supersededBy)) throw err;
+    } finally {
+      generation = null;
+    }
+    if (supersededBy) break;
+    if (!produced) {
+      await end('failed_all_providers', 'every summarizer failed');
+      // A failed run lets the same request start again once a provider is back (ALLOW_DUPLICATE_FAILED_ONLY).
+      throw ApplicationFailure.create({ type: 'AllProvidersFailed', message: 'every summarizer failed', nonRetryable: true });
+    }
+    await moveTo('ready');
+    await condition(() => s.stage !== 'ready' || supersededBy !== null);
+    if (supersededBy && s.stage === 'ready') break;
+    if (!regenerate) {
+      await condition(allHandlersFinished);
+      return s;
+    }
+    regenerate = false;
+    roundsUsed += 1;
+    s.round += 1;
+  }
+
+  await end('superseded', supersededBy?.reason ?? 'notes_changed');
+  await condition(allHandlersFinished);
+  return s;
+}
+
+/** The failure type that ended a summarizer's activity, after Temporal's retries. */
+function failureOutcome(err: unknown): string {
+  if (err instanceof ActivityFailure) {
+    if (err.cause instanceof ApplicationFailure && err.cause.type) return err.cause.type;
+    if (err.cause instanceof TimeoutFailure) return 'LlmTimeout';
+  }
+  return 'LlmFailed';
+}
