@@ -17,6 +17,8 @@ export async function readJsonBody(ctx: Context, limitBytes: number): Promise<un
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch (err) {
-    throw problems.malformedJson((err as Error).message);
+    // Node's message quotes the text around the error, which may be patient data: say only where it is.
+    const position = /position (\d+)/.exec((err as Error).message)?.[1];
+    throw problems.malformedJson(position ? `invalid JSON at position ${position}` : 'invalid JSON');
   }
 }

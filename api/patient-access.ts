@@ -49,3 +49,6 @@ export async function requireCareTeamManager(db: Db, actor: Actor, patientId: st
   if (!exists) throw problems.notFound(`patient ${patientId}`);
   throw problems.forbidden("you are not on this patient's care team; a clinician on it can add you");
 }
+
+/** How the OpenAPI document describes who may call a PHI route. */
+export const PHI_ACCESS = "Clinicians on the patient's care team only. Admin does not pass: the record is PHI.";

@@ -69,6 +69,29 @@ export const configSchema = z.object({
   ERP_TIMEOUT: duration.default('30s'),
   ERP_PAGE_SIZE: z.coerce.number().int().min(1).max(10000).default(500),
 
+  LLM_PROVIDERS: z
+    .string()
+    .refine(
+      (v) => v.split(',').every((p) => ['anthropic', 'openai', 'ollama'].includes(p.trim())),
+      'expected a comma-separated list of anthropic, openai, ollama',
+    )
+    .default('anthropic,openai,ollama'),
+  ANTHROPIC_API_KEY: z.string().optional(),
+  ANTHROPIC_BASE_URL: z.string().optional(),
+  ANTHROPIC_MODEL: z.string().default('claude-sonnet-4-6'),
+  OPENAI_API_KEY: z.string().optional(),
+  OPENAI_BASE_URL: z.string().optional(),
+  OPENAI_MODEL: z.string().default('gpt-4.1'),
+  OLLAMA_HOST: z.string().optional(),
+  OLLAMA_MODEL: z.string().default('llama3.1:8b'),
+  OLLAMA_NUM_CTX: z.coerce.number().int().min(2048).default(16384),
+  LLM_TIMEOUT: duration.default('60s'),
+  LLM_MAX_TOKENS: z.coerce.number().int().min(256).default(2048),
+  LLM_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
+  LLM_MAX_RETRY_AFTER: duration.default('30s'),
+  LLM_CIRCUIT_FAILURES: z.coerce.number().int().min(1).default(5),
+  LLM_CIRCUIT_COOLDOWN: duration.default('5m'),
+
   LAB_TIMEZONE: z.string().default('UTC'),
   BACKUP_DIR: z.string().default('.data/backups'),
   BACKUP_OFFSITE_DIR: z.string().optional(),

@@ -86,9 +86,7 @@ export function parseSoapText(text: string): SoapParseResult {
   }
   const sections = Object.fromEntries(SOAP_SECTIONS.map((s) => [s, tidy(collected[s] ?? [])])) as SoapSections;
   if (SOAP_SECTIONS.every((s) => sections[s] === '')) {
-    errors.push(
-      `every section is empty; write at least one${missing.length ? ` (no heading found for ${missing.join(', ')})` : ''}`,
-    );
+    errors.push(`every section is empty; write at least one${missing.length ? ` (no heading found for ${missing.join(', ')})` : ''}`);
   }
   return errors.length ? { ok: false, errors } : { ok: true, sections };
 }

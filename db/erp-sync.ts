@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { afterCursor, type ErpCursor, type ErpEntity, type ErpRecord, type RefusedRecord } from '../common/erp-sync';
 import { appendAudit } from './audit';
+import { copyRows } from './copy';
 import type { Db } from './knex';
 
 type Trx = Knex | Knex.Transaction;
@@ -75,28 +76,77 @@ export async function readCursor(db: Trx, entity: ErpEntity): Promise<ErpCursor 
   return row?.cursor_modified ? { modified: row.cursor_modified, name: row.cursor_name } : null;
 }
 
-/** Upserts many rows with one statement: the rows travel as one JSON parameter. A row never goes back in time. */
-async function upsertRows(trx: Trx, entity: Exclude<ErpEntity, 'deletions'>, records: ErpRecord[], timeZone: string): Promise<void> {
+/** "+01:00:00" for 3600 seconds east of UTC. */
+function utcOffset(seconds: number): string {
+  const abs = Math.abs(seconds);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${seconds < 0 ? '-' : '+'}${two(Math.floor(abs / 3600))}:${two(Math.floor((abs % 3600) / 60))}:${two(abs % 60)}`;
+}
+
+/**
+ * The site's UTC offset for each hour of its local time that these `modified` values fall in, as Postgres reads
+ * that time zone. Hours whose offset changes within them are left out (their rows are converted by Postgres).
+ */
+async function siteOffsets(trx: Trx, timeZone: string, modified: string[]): Promise<Map<string, string>> {
+  const hours = [...new Set(modified.map((m) => m.slice(0, 13)))];
+  const offset = (at: string) => `extract(epoch from (h || '${at}')::timestamp - ((h || '${at}')::timestamp at time zone ? at time zone 'UTC'))::int`;
+  const rows: { h: string; first: number; last: number }[] = (
+    await trx.raw(`select h, ${offset(':00')} as first, ${offset(':59:59.999999')} as last from unnest(?::text[]) as h`, [
+      timeZone,
+      timeZone,
+      hours,
+    ])
+  ).rows;
+  return new Map(rows.filter((r) => r.first === r.last).map((r) => [r.h, utcOffset(r.first)]));
+}
+
+/**
+ * Stores a page. Rows labflow has never seen are COPYed straight into the table (COPY is the cheapest way in, for
+ * Postgres and for the worker); that is safe because every writer of these tables holds the entity's cursor row
+ * lock (storePage), so nobody inserts the same names meanwhile. The rest are upserted with one statement from
+ * column arrays, never going back in time.
+ */
+async function upsertRows(
+  trx: Knex.Transaction,
+  entity: Exclude<ErpEntity, 'deletions'>,
+  records: ErpRecord[],
+  timeZone: string,
+): Promise<void> {
   if (!records.length) return;
   const table = ENTITY_TABLE[entity];
   const cols = COLUMNS[entity];
   const names = ['name', ...cols.map(([c]) => c), 'docstatus', 'erp_modified'];
   const types = ['text', ...cols.map(([, t]) => t), 'smallint', 'text'];
-  // One array per column, unnested server-side: cheaper to encode and decode than a JSON document of rows.
-  const arrays = names.map((c) =>
-    records.map((r) =>
-      c === 'name' ? r.name : c === 'docstatus' ? r.docstatus : c === 'erp_modified' ? r.modified : (r.fields[c] ?? null),
-    ),
+  const valuesOf = (r: ErpRecord) => [r.name, ...cols.map(([c]) => r.fields[c] ?? null), r.docstatus, r.modified];
+
+  // A page is a few thousand keys against a table of any size: look each up in the primary key (the planner
+  // would rather scan the whole table, pricing those probes as disk reads).
+  await trx.raw('set local enable_seqscan = off');
+  const known = new Set<string>(await trx(table).whereRaw('name = any(?::text[])', [records.map((r) => r.name)]).pluck('name'));
+  await trx.raw('reset enable_seqscan');
+  const fresh = records.filter((r) => !known.has(r.name));
+  const offsets = fresh.length ? await siteOffsets(trx, timeZone, fresh.map((r) => r.modified)) : new Map<string, string>();
+  const copied = fresh.filter((r) => offsets.has(r.modified.slice(0, 13)));
+  await copyRows(
+    trx,
+    table,
+    [...names, 'erp_modified_at'],
+    copied.map((r) => [...valuesOf(r), `${r.modified}${offsets.get(r.modified.slice(0, 13))}`]),
   );
-  await trx.raw(
-    `insert into ${table} (${names.join(', ')}, erp_modified_at, synced_at, deleted_at)
-     select ${names.map((c) => `x.${c}`).join(', ')}, x.erp_modified::timestamp at time zone ?, now(), null
-       from unnest(${types.map((t) => `?::${t}[]`).join(', ')}) as x(${names.join(', ')})
-     on conflict (name) do update set ${[...names.slice(1), 'erp_modified_at'].map((c) => `${c} = excluded.${c}`).join(', ')},
-       synced_at = now(), deleted_at = null
-     where ${table}.erp_modified <= excluded.erp_modified`,
-    [timeZone, ...(arrays as unknown as Knex.ValueDict[])],
-  );
+
+  const rest = copied.length === records.length ? [] : records.filter((r) => known.has(r.name) || !offsets.has(r.modified.slice(0, 13)));
+  if (rest.length) {
+    const arrays = names.map((_, i) => rest.map((r) => valuesOf(r)[i]));
+    await trx.raw(
+      `insert into ${table} (${names.join(', ')}, erp_modified_at, synced_at, deleted_at)
+       select ${names.map((c) => `x.${c}`).join(', ')}, x.erp_modified::timestamp at time zone ?, now(), null
+         from unnest(${types.map((t) => `?::${t}[]`).join(', ')}) as x(${names.join(', ')})
+       on conflict (name) do update set ${[...names.slice(1), 'erp_modified_at'].map((c) => `${c} = excluded.${c}`).join(', ')},
+         synced_at = now(), deleted_at = null
+       where ${table}.erp_modified <= excluded.erp_modified`,
+      [timeZone, ...(arrays as unknown as Knex.ValueDict[])],
+    );
+  }
   const child = CHILDREN[entity];
   if (!child) return;
   const parents = records.map((r) => r.name);
@@ -222,6 +272,15 @@ export async function deadLetter(
   );
 }
 
+/** Whether any of the entity's inbound records waits in the dead letters (a probe of their partial unique index). */
+async function hasLiveDeadLetters(trx: Trx, entity: ErpEntity): Promise<boolean> {
+  const row = await trx('erp_dead_letters')
+    .where({ direction: 'inbound', entity })
+    .whereIn('state', ['open', 'retry_requested'])
+    .first(trx.raw('1 as found'));
+  return !!row;
+}
+
 export interface PageResult {
   cursor: ErpCursor | null;
   fetched: number;
@@ -266,7 +325,7 @@ export async function storePage(
       if (p.entity === 'purchase_receipts') inspectionHooks = await recordInspectionHooks(trx, ok);
     }
     await deadLetter(trx, { entity: p.entity, syncRunId: p.syncRunId, refused: allRefused });
-    if (ok.length) {
+    if (ok.length && (await hasLiveDeadLetters(trx, p.entity))) {
       await trx('erp_dead_letters')
         .where({ direction: 'inbound', entity: p.entity })
         .whereIn('state', ['open', 'retry_requested'])

@@ -194,7 +194,10 @@ export async function deletePatient(db: Knex, actor: Actor, id: string): Promise
     const row = await trx('patients').where({ id }).forUpdate().first('id');
     if (!row) return false;
     const count = async (table: string) => Number((await trx(table).where({ patient_id: id }).count('* as n').first())?.n ?? 0);
-    const [notes, summaryJobs, summaries] = await Promise.all([count('soap_notes'), count('summary_jobs'), count('summaries')]);
+    // One after another: a transaction's queries share one connection.
+    const notes = await count('soap_notes');
+    const summaryJobs = await count('summary_jobs');
+    const summaries = await count('summaries');
     await appendAudit(trx, {
       actorId: actor.userId,
       actor: actor.username,
@@ -263,10 +266,8 @@ export async function listPatients(db: Knex, o: PatientListOptions): Promise<{ i
   const page = filtered(selectPatient(db));
   if (o.afterId) page.whereRaw(afterRow(keys, o.desc, 'patients', 'p'), [o.afterId]);
   for (const key of keys) page.orderByRaw(`${key} ${o.desc ? 'desc' : 'asc'}`);
-  const [rows, totalRow] = await Promise.all([
-    page.limit(o.limit + 1),
-    filtered(db('patients as p')).count('* as n').first(),
-  ]);
+  const rows = await page.limit(o.limit + 1);
+  const totalRow = await filtered(db('patients as p')).count('* as n').first();
   return { items: rows.slice(0, o.limit).map(toPatient), total: Number(totalRow?.n ?? 0), more: rows.length > o.limit };
 }
 

@@ -145,7 +145,13 @@ export async function updateNote(
     if (changed.length) {
       await trx('soap_notes')
         .where({ id: noteId })
-        .update({ ...note.sections, note_time: note.noteTime, content_hash: contentHash, version: current.version + 1, updated_at: trx.fn.now() });
+        .update({
+          ...note.sections,
+          note_time: note.noteTime,
+          content_hash: contentHash,
+          version: current.version + 1,
+          updated_at: trx.fn.now(),
+        });
       await appendAudit(trx, {
         actorId: actor.userId,
         actor: actor.username,
@@ -195,10 +201,8 @@ export async function listNotes(
   const page = selectNote(db).where('n.patient_id', patientId);
   if (o.afterId) page.whereRaw(afterRow(NOTE_KEYS, o.desc, 'soap_notes', 'n'), [o.afterId]);
   for (const key of NOTE_KEYS) page.orderByRaw(`${key} ${o.desc ? 'desc' : 'asc'}`);
-  const [rows, totalRow] = await Promise.all([
-    page.limit(o.limit + 1),
-    db('soap_notes').where({ patient_id: patientId }).count('* as n').first(),
-  ]);
+  const rows = await page.limit(o.limit + 1);
+  const totalRow = await db('soap_notes').where({ patient_id: patientId }).count('* as n').first();
   return { items: rows.slice(0, o.limit).map(toNote), total: Number(totalRow?.n ?? 0), more: rows.length > o.limit };
 }
 

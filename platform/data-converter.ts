@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DataConverter } from '@temporalio/common';
 import type { Config } from '../common/config';
@@ -41,7 +41,16 @@ export function loadPayloadKeys(config: Pick<Config, 'PAYLOAD_KEYS' | 'PAYLOAD_K
   return parsePayloadKeys(text, file);
 }
 
-/** Writes a key file with one fresh random key, readable only by its owner; never replaces an existing one. */
+/**
+ * Writes a key file with one fresh random key, readable only by its owner. Written aside and linked into place, so
+ * it is never seen half-written, and an existing key file (which old runs need) is never replaced.
+ */
 export function createPayloadKeyFile(file: string): void {
-  writeFileSync(file, `${generatePayloadKeys()}\n`, { mode: 0o600, flag: 'wx' });
+  const scratch = `${file}.${process.pid}.tmp`;
+  writeFileSync(scratch, `${generatePayloadKeys()}\n`, { mode: 0o600 });
+  try {
+    linkSync(scratch, file);
+  } finally {
+    rmSync(scratch, { force: true });
+  }
 }

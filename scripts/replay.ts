@@ -2,7 +2,15 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfig } from '../common/config';
 import { dataConverterFor, loadPayloadKeys } from '../platform/data-converter';
-import { fetchFixture, loadFixture, replayFixtures, saveFixture, type ReplayFixture } from '../workers/replay';
+import {
+  decodePayloadsIn,
+  encryptionKeyIdsIn,
+  fetchFixture,
+  loadFixture,
+  replayFixtures,
+  saveFixture,
+  type ReplayFixture,
+} from '../workers/replay';
 
 const usage = `Replays a run's history against the current workflow code and says whether it is deterministic.
 
@@ -48,6 +56,16 @@ async function main(): Promise<number> {
       await saveFixture(save, fixture);
       console.log(`saved the history to ${save}, payloads decrypted (readable only by you)`);
     }
+  }
+  // Decrypted up front, so that a missing key is named here rather than surfacing as a replay failure.
+  await decodePayloadsIn(fixture.history, dataConverter.payloadCodecs ?? []);
+  const keyIds = encryptionKeyIdsIn(fixture.history);
+  if (keyIds.length > 0) {
+    console.log(
+      `✘ ${fixture.workflowId}: the history's payloads are encrypted (key IDs: ${keyIds.join(', ')}) and no payload keys are configured`,
+    );
+    console.log('  Set PAYLOAD_KEYS or PAYLOAD_KEYS_FILE (after npm start: DATA_DIR/payload-keys is used by itself).');
+    return 2;
   }
   const [verdict] = await replayFixtures({ workflowsPath: require.resolve('../workflows'), replayName: 'labflow-replay', dataConverter }, [
     fixture,

@@ -2,6 +2,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { erpSetupFromConfig } from '../activities/erp-sync';
+import { llmSetupFromConfig } from '../activities/llm/setup';
 import { createMailer } from '../activities/mailer';
 import { loadConfig } from '../common/config';
 import { createDb } from '../db/knex';
@@ -48,6 +49,7 @@ async function main(): Promise<void> {
       publicUrl: config.PUBLIC_URL,
       mailDomain: mailDomainOf(config.MAIL_FROM),
       erp: erpSetupFromConfig(config),
+      llm: llmSetupFromConfig(config),
     }),
     workflowBundle: config.WORKFLOW_BUNDLE_PATH ? { codePath: config.WORKFLOW_BUNDLE_PATH } : undefined,
     dataConverter,

@@ -4,7 +4,7 @@ import type { Payload, PayloadCodec } from '@temporalio/common';
 import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { temporal } from '@temporalio/proto';
 import { Worker, type ReplayWorkerOptions } from '@temporalio/worker';
-import { isEncrypted } from '../platform/payload-codec';
+import { isEncrypted, keyIdOf } from '../platform/payload-codec';
 
 export type History = temporal.api.history.v1.IHistory;
 
@@ -46,6 +46,15 @@ const isPayload = (value: unknown): value is Payload =>
   value !== null &&
   typeof (value as Payload).metadata === 'object' &&
   ArrayBuffer.isView((value as Payload).metadata?.encoding);
+
+/** The key IDs of the encrypted payloads still in a history (none once it is decoded). */
+export function encryptionKeyIdsIn(value: unknown, found = new Set<string>()): string[] {
+  if (isPayload(value) && isEncrypted(value)) found.add(keyIdOf(value) ?? '');
+  else if (typeof value === 'object' && value !== null && !ArrayBuffer.isView(value)) {
+    for (const child of Object.values(value)) encryptionKeyIdsIn(child, found);
+  }
+  return [...found].sort();
+}
 
 /** Replaces, wherever it sits in a history, each encrypted payload by its decoded form (codecs in reverse order). */
 export async function decodePayloadsIn(value: unknown, codecs: PayloadCodec[]): Promise<void> {

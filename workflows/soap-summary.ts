@@ -121,8 +121,9 @@ export async function soapSummaryWorkflow(input: SummaryInput): Promise<SummaryS
         });
         s.reviews.push({ decision: args.decision, by: args.actor.username, at: result.reviewedAt });
         if (args.decision === 'edit') s.contentHash = result.contentHash;
+        // Decided before the stage moves: the main loop wakes on the move and reads it.
+        regenerate = args.decision === 'reject' && args.regenerate !== false && roundsUsed < input.maxRounds;
         await moveTo(args.decision === 'approve' ? 'approved' : args.decision === 'edit' ? 'edited' : 'rejected');
-        if (args.decision === 'reject' && args.regenerate !== false && roundsUsed < input.maxRounds) regenerate = true;
         return s;
       } finally {
         reviewing = false;

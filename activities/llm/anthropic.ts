@@ -11,7 +11,8 @@ export interface AnthropicProviderOptions {
 
 /** Claude through the Messages API, non-streaming, with the SDK's own retries off: Temporal retries. */
 export function createAnthropicProvider(opts: AnthropicProviderOptions): LlmProvider {
-  const client = new Anthropic({ apiKey: opts.apiKey, authToken: null, baseURL: opts.baseUrl ?? null, maxRetries: 0 });
+  // The SDK's debug log carries request and response bodies (PHI); failures reach us as exceptions instead.
+  const client = new Anthropic({ apiKey: opts.apiKey, authToken: null, baseURL: opts.baseUrl ?? null, maxRetries: 0, logLevel: 'off' });
   return {
     name: 'anthropic',
     model: opts.model,

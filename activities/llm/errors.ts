@@ -1,5 +1,6 @@
 import AnthropicSdk from '@anthropic-ai/sdk';
 import OpenAISdk from 'openai';
+import { CIRCUIT_FAILURE_KINDS } from '../../db/llm-circuits';
 import type { LlmProviderName } from './types';
 
 /**
@@ -81,17 +82,6 @@ export function llmErrorPolicyMarkdown(): string {
   return ['| outcome | when | what happens | operator alert | counts for the circuit |', '|---|---|---|---|---|', ...rows].join('\n');
 }
 
-/** Failures that say something about the provider's health; refusals, truncation and validation do not. */
-export const CIRCUIT_FAILURE_KINDS: ReadonlySet<string> = new Set<LlmErrorKind>([
-  'rate_limited',
-  'overloaded',
-  'server_error',
-  'timeout',
-  'auth',
-  'quota_exhausted',
-  'invalid_response',
-]);
-
 /** How much larger the token budget is on the single retry after truncated output. */
 export const TRUNCATION_BUDGET_FACTOR = 2;
 
@@ -135,7 +125,8 @@ type HeaderSource = { get(name: string): string | null } | Record<string, string
 
 function header(headers: HeaderSource, name: string): string | undefined {
   if (!headers) return undefined;
-  if (typeof (headers as { get?: unknown }).get === 'function') return (headers as { get(n: string): string | null }).get(name) ?? undefined;
+  if (typeof (headers as { get?: unknown }).get === 'function')
+    return (headers as { get(n: string): string | null }).get(name) ?? undefined;
   const value = (headers as Record<string, string | string[] | undefined>)[name];
   return Array.isArray(value) ? value[0] : value;
 }
@@ -211,7 +202,9 @@ function isConnectionFailure(err: unknown): boolean {
 }
 
 function timedOut(err: unknown): boolean {
-  const text = err instanceof Error ? `${err.name} ${err.message} ${String((err.cause as Error | undefined)?.name ?? '')}` : '';
+  if (!(err instanceof Error)) return false;
+  const cause = err.cause as (Error & { code?: unknown }) | undefined;
+  const text = [err.name, err.message, cause?.name, cause?.message, cause?.code, (err as { code?: unknown }).code].map(String).join(' ');
   return /timeout|timed? ?out/i.test(text);
 }
 
@@ -223,13 +216,17 @@ export function classifyLlmError(provider: LlmProviderName, err: unknown, seen: 
   if (err instanceof LlmError) return err;
 
   if (err instanceof AnthropicSdk.APIError || err instanceof OpenAISdk.APIError) {
-    if (err instanceof AnthropicSdk.APIUserAbortError || err instanceof OpenAISdk.APIUserAbortError) return new LlmError(provider, 'cancelled');
+    if (err instanceof AnthropicSdk.APIUserAbortError || err instanceof OpenAISdk.APIUserAbortError)
+      return new LlmError(provider, 'cancelled');
     if (err instanceof AnthropicSdk.APIConnectionTimeoutError || err instanceof OpenAISdk.APIConnectionTimeoutError)
       return new LlmError(provider, 'timeout', { note: 'client timeout' });
     if (err instanceof AnthropicSdk.APIConnectionError || err instanceof OpenAISdk.APIConnectionError)
       return new LlmError(provider, 'server_error', { note: 'connection failed' });
     const status = err.status ?? 0;
-    const message = err instanceof AnthropicSdk.APIError ? (err.apiMessage ?? '') : (((err.error as { message?: unknown } | undefined)?.message as string) ?? '');
+    const message =
+      err instanceof AnthropicSdk.APIError
+        ? (err.apiMessage ?? '')
+        : (((err.error as { message?: unknown } | undefined)?.message as string) ?? '');
     let kind: LlmErrorKind;
     let errorType: string | undefined;
     if (err instanceof AnthropicSdk.APIError) {
@@ -252,7 +249,10 @@ export function classifyLlmError(provider: LlmProviderName, err: unknown, seen: 
     return new LlmError(provider, ollamaKind(status, err.message), { httpStatus: status, retryAfterMs: seen.retryAfterMs });
   }
 
-  if (isAbortLike(err)) return err.name === 'TimeoutError' ? new LlmError(provider, 'timeout', { note: 'client timeout' }) : new LlmError(provider, 'cancelled');
+  if (isAbortLike(err))
+    return err.name === 'TimeoutError'
+      ? new LlmError(provider, 'timeout', { note: 'client timeout' })
+      : new LlmError(provider, 'cancelled');
   if (err instanceof SyntaxError) return new LlmError(provider, 'invalid_response', { note: 'body is not JSON' });
   if (isConnectionFailure(err)) return new LlmError(provider, timedOut(err) ? 'timeout' : 'server_error', { note: 'connection failed' });
   // Anything else from inside an SDK (a parse failure it wrapped, an unexpected shape) is an answer we cannot use.
@@ -260,9 +260,7 @@ export function classifyLlmError(provider: LlmProviderName, err: unknown, seen: 
 }
 
 export type NextStep =
-  | { step: 'retry_same'; delayMs?: number }
-  | { step: 'retry_larger_budget'; maxTokens: number }
-  | { step: 'next_provider' };
+  { step: 'retry_same'; delayMs?: number } | { step: 'retry_larger_budget'; maxTokens: number } | { step: 'next_provider' };
 
 /**
  * The policy applied to one failed attempt: `attempt` counts this provider's tries so far (1 for the first), and a
@@ -275,7 +273,9 @@ export function nextStep(
   const { action } = LLM_ERROR_POLICY[err.kind];
   if (action === 'next_provider') return { step: 'next_provider' };
   if (action === 'larger_budget_then_next') {
-    return ctx.budgetRaised ? { step: 'next_provider' } : { step: 'retry_larger_budget', maxTokens: ctx.maxTokens * TRUNCATION_BUDGET_FACTOR };
+    return ctx.budgetRaised
+      ? { step: 'next_provider' }
+      : { step: 'retry_larger_budget', maxTokens: ctx.maxTokens * TRUNCATION_BUDGET_FACTOR };
   }
   if (ctx.attempt >= ctx.maxAttempts) return { step: 'next_provider' };
   if (err.retryAfterMs !== undefined && err.retryAfterMs > ctx.maxRetryAfterMs) return { step: 'next_provider' };

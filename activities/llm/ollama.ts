@@ -49,7 +49,7 @@ export function createOllamaProvider(opts: OllamaProviderOptions): LlmProvider {
       const seen: { retryAfterMs?: number } = {};
       const client = new Ollama({
         host: opts.host,
-        fetch: async (input: RequestInfo | URL, init?: RequestInit) => {
+        fetch: async (input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) => {
           const response = await fetch(input, { ...init, signal });
           if (!response.ok) seen.retryAfterMs = retryAfterMs(response.headers);
           return response;
@@ -74,7 +74,8 @@ export function createOllamaProvider(opts: OllamaProviderOptions): LlmProvider {
         if (options.signal?.aborted) throw new LlmError('ollama', 'cancelled');
         throw classifyLlmError('ollama', err, seen);
       }
-      if (!response || typeof response !== 'object' || !response.message) throw new LlmError('ollama', 'invalid_response', { note: 'no message' });
+      if (!response || typeof response !== 'object' || !response.message)
+        throw new LlmError('ollama', 'invalid_response', { note: 'no message' });
       if (response.done_reason === 'length') throw new LlmError('ollama', 'truncated', { errorType: 'done_reason length' });
       if (response.done === false) throw new LlmError('ollama', 'invalid_response', { note: 'not done' });
       const evaluated = response.prompt_eval_count;
@@ -85,7 +86,8 @@ export function createOllamaProvider(opts: OllamaProviderOptions): LlmProvider {
       }
       const text = typeof response.message.content === 'string' ? response.message.content.trim() : '';
       if (!text) throw new LlmError('ollama', 'invalid_response', { note: 'no text' });
-      if (APOLOGY.test(text) && !ANY_HEADING.test(text)) throw new LlmError('ollama', 'refusal', { errorType: 'apology without a summary' });
+      if (APOLOGY.test(text) && !ANY_HEADING.test(text))
+        throw new LlmError('ollama', 'refusal', { errorType: 'apology without a summary' });
       if (typeof response.model !== 'string' || !response.model) throw new LlmError('ollama', 'invalid_response', { note: 'no model' });
       return {
         text,

@@ -14,7 +14,15 @@ const FIXED_TEMPERATURE = /^(o\d|gpt-5)(?!.*-chat)/;
 
 /** Chat Completions, non-streaming, with the SDK's own retries off: Temporal retries. */
 export function createOpenAIProvider(opts: OpenAIProviderOptions): LlmProvider {
-  const client = new OpenAI({ apiKey: opts.apiKey, organization: null, project: null, baseURL: opts.baseUrl ?? null, maxRetries: 0 });
+  // The SDK's debug log carries request and response bodies (PHI); failures reach us as exceptions instead.
+  const client = new OpenAI({
+    apiKey: opts.apiKey,
+    organization: null,
+    project: null,
+    baseURL: opts.baseUrl ?? null,
+    maxRetries: 0,
+    logLevel: 'off',
+  });
   return {
     name: 'openai',
     model: opts.model,

@@ -16,7 +16,7 @@ import {
 } from '../../db/patients';
 import { createNote, deleteNote, findNote, listNotes, noteExists, StaleNoteVersion, updateNote } from '../../db/soap-notes';
 import type { ApiDeps } from '../deps';
-import { requireCareTeamManager, requireClinician, requirePatientAccess } from '../patient-access';
+import { requireCareTeamManager, requireClinician, requirePatientAccess, PHI_ACCESS } from '../patient-access';
 import { Problem, problems } from '../problem';
 import { route, type RouteSpec } from '../route';
 import {
@@ -36,7 +36,6 @@ import { stopSummariesOfDeletedPatient, supersedeRunningSummaries } from '../soa
 
 const TAG = 'patients';
 const CLINICIAN = ['clinician'] as const;
-const PHI_ACCESS = "Clinicians on the patient's care team only. Admin does not pass: the record is PHI.";
 const CARE_TEAM_ACCESS = "Clinicians on the patient's care team, or admin (usernames only, no PHI).";
 
 const patientPath = (id: string) => `/api/v1/patients/${id}`;
@@ -108,7 +107,9 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
   }
 
   const userNamed = async (username: string) =>
-    db('users').where({ username }).first<{ id: string; username: string; active: boolean; roles: string[] } | undefined>('id', 'username', 'active', 'roles');
+    db('users')
+      .where({ username })
+      .first<{ id: string; username: string; active: boolean; roles: string[] } | undefined>('id', 'username', 'active', 'roles');
 
   async function careTeamAnswer(patientId: string) {
     return { patientId, clinicians: await careTeam(db, patientId) };
@@ -134,10 +135,11 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/patients',
-      summary: "The caller's patients (their care teams), searched by name (q), sorted (sort, '-' for descending) and paged (limit, cursor)",
+      summary:
+        "The caller's patients (their care teams), searched by name (q), sorted (sort, '-' for descending) and paged (limit, cursor)",
       tag: TAG,
       roles: CLINICIAN,
-      access: "Clinicians; each sees only the patients whose care team they are on.",
+      access: 'Clinicians; each sees only the patients whose care team they are on.',
       query: listPatientsQuery,
       handler: async ({ query, actor, ctx }) => {
         requireClinician(actor);
@@ -181,7 +183,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'patch',
       path: '/patients/:id',
-      summary: 'Change some of a patient\'s fields; null clears an optional one (mrn, sex, address, phone)',
+      summary: "Change some of a patient's fields; null clears an optional one (mrn, sex, address, phone)",
       tag: TAG,
       roles: CLINICIAN,
       access: PHI_ACCESS,

@@ -11,7 +11,7 @@ import {
 import type { Actor } from '../../common/roles';
 import { listSignaturesFor } from '../../db/signatures';
 import type { ApiDeps } from '../deps';
-import { requirePatientAccess } from '../patient-access';
+import { PHI_ACCESS, requirePatientAccess } from '../patient-access';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
 import { listSummariesQuery, jobParams, patientParams, requestSummaryBody, requestSummaryQuery, reviewBody } from '../schemas/summaries';
@@ -160,6 +160,7 @@ export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
         'Summarize the patient’s SOAP notes as they are now: 202 with the job to poll (200 with the existing job for unchanged notes; with wait=10s, the summary when ready in time)',
       tag: TAG,
       roles: CLINICIAN,
+      access: PHI_ACCESS,
       params: patientParams,
       query: requestSummaryQuery,
       body: requestSummaryBody,
@@ -195,6 +196,7 @@ export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
       summary: 'The patient’s summary jobs, newest first',
       tag: TAG,
       roles: CLINICIAN,
+      access: PHI_ACCESS,
       params: patientParams,
       query: listSummariesQuery,
       handler: async ({ params, query, actor, ctx }) => {
@@ -239,6 +241,7 @@ export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
       summary: 'A summary job: stage, the summarizer used and every attempt (provider, outcome, latency, tokens)',
       tag: TAG,
       roles: CLINICIAN,
+      access: PHI_ACCESS,
       params: jobParams,
       handler: async ({ params, actor, ctx }) => {
         await jobAccess(params.jobId, actor);
@@ -251,6 +254,7 @@ export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
       summary: 'The summary with its provenance (provider, exact model, prompt version and hash, notes hashes, attempts, review)',
       tag: TAG,
       roles: CLINICIAN,
+      access: PHI_ACCESS,
       params: jobParams,
       handler: async ({ params, actor, ctx }) => {
         await jobAccess(params.jobId, actor);
@@ -263,6 +267,7 @@ export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
       summary: 'Approve or edit the summary (electronic signature), or reject it (a new one is made unless regenerate is false)',
       tag: TAG,
       roles: CLINICIAN,
+      access: PHI_ACCESS,
       params: jobParams,
       body: reviewBody,
       handler: async ({ params, body, actor, ctx }) => {

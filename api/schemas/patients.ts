@@ -26,8 +26,8 @@ const personName = z
 const EARLIEST_BIRTH = '1900-01-01';
 /** The date now somewhere on Earth (UTC+14): a baby born "today" in Kiribati is not refused as born tomorrow. */
 const latestToday = () => new Date(Date.now() + 14 * 3600_000).toISOString().slice(0, 10);
-const dateOfBirth = z
-  .iso.date('a date as YYYY-MM-DD')
+const dateOfBirth = z.iso
+  .date('a date as YYYY-MM-DD')
   .refine((d) => d >= EARLIEST_BIRTH, `must not be before ${EARLIEST_BIRTH}`)
   .refine((d) => d <= latestToday(), 'must not be in the future');
 
@@ -40,7 +40,7 @@ const address = z.string().trim().min(1, 'must not be empty').max(500);
 const phone = z
   .string()
   .trim()
-  .regex(/^\+?[0-9][0-9 ().\/-]{2,31}$/, 'digits with an optional leading "+", spaces, ".", "/", "-" or parentheses, at most 32');
+  .regex(/^\+?[0-9][0-9 ()./-]{2,31}$/, 'digits with an optional leading "+", spaces, ".", "/", "-" or parentheses, at most 32');
 
 export const createPatientBody = z.strictObject({
   givenName: personName,
@@ -67,11 +67,11 @@ export const updatePatientBody = z
 
 /** "family_name" ascending, "-family_name" descending. */
 function sortParam<const S extends string>(fields: readonly S[], fallback: S | `-${S}`) {
-  const values = [...fields, ...fields.map((f) => `-${f}` as const)] as [S | `-${S}`, ...(S | `-${S}`)[]];
+  const values = [...fields, ...fields.map((f) => `-${f}`)] as [string, ...string[]];
   return z
     .enum(values)
     .default(fallback)
-    .transform((v) => ({ name: v as string, field: v.replace(/^-/, '') as S, desc: v.startsWith('-') }));
+    .transform((v) => ({ name: v, field: v.replace(/^-/, '') as S, desc: v.startsWith('-') }));
 }
 
 const cursorParam = z
@@ -136,7 +136,10 @@ export interface ParsedNote {
  * Either the four sections or free text with S/O/A/P headings (parsed here), never both; at least one section
  * with text. The time keeps millisecond precision, which is what the content hash is computed over.
  */
-function toNote(b: Partial<Record<(typeof SOAP_SECTIONS)[number] | 'text', string>> & { noteTime: string; version?: number }, ctx: z.RefinementCtx) {
+function toNote(
+  b: Partial<Record<(typeof SOAP_SECTIONS)[number] | 'text', string>> & { noteTime: string; version?: number },
+  ctx: z.RefinementCtx,
+) {
   const given = SOAP_SECTIONS.filter((s) => b[s] !== undefined);
   let sections: SoapSections;
   if (b.text !== undefined) {
@@ -167,6 +170,4 @@ function toNote(b: Partial<Record<(typeof SOAP_SECTIONS)[number] | 'text', strin
 }
 
 export const createNoteBody = z.strictObject(noteFields).transform(toNote);
-export const updateNoteBody = z
-  .strictObject({ ...noteFields, version: z.number().int().min(1).optional() })
-  .transform(toNote);
+export const updateNoteBody = z.strictObject({ ...noteFields, version: z.number().int().min(1).optional() }).transform(toNote);

@@ -13,6 +13,8 @@ export interface DevTemporalOptions {
   uiPort?: number | null;
   /** Persistent SQLite file; in memory when absent. */
   dbFilename?: string;
+  /** The codec server the Web UI asks to decode payloads (labflow's `<PUBLIC_URL>/codec`). */
+  uiCodecEndpoint?: string;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
   /** Where the server's own output goes; ignored when absent. */
   onOutput?: (line: string) => void;
@@ -47,6 +49,7 @@ export async function startDevTemporal(options: DevTemporalOptions = {}): Promis
   args.push('--http-port', String(await freePort(ip)), '--metrics-port', String(await freePort(ip)));
   if (options.uiPort === null || options.uiPort === undefined) args.push('--headless');
   else args.push('--ui-port', String(options.uiPort));
+  if (options.uiCodecEndpoint && options.uiPort) args.push('--ui-codec-endpoint', options.uiCodecEndpoint);
   if (options.dbFilename) args.push('--db-filename', options.dbFilename);
   args.push(...searchAttributeFlags());
   // One task-queue partition: with a handful of pollers, tasks on other partitions wait to be forwarded, which

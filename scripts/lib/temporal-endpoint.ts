@@ -64,6 +64,8 @@ export async function provideTemporal(config: Config): Promise<TemporalEndpoint>
     port,
     uiPort,
     dbFilename,
+    // npm start always encrypts payloads (scripts/lib/payload-keys.ts), so the UI always needs the codec.
+    uiCodecEndpoint: `${config.PUBLIC_URL.replace(/\/+$/, '')}/codec`,
     logLevel: 'warn',
     onOutput: (line) => {
       if (!stopping || /level=ERROR/.test(line)) console.log(`[temporal] ${line}`);
