@@ -114,6 +114,8 @@ const ALLERGY_HEADER = /^(?:drug\s+)?allerg(?:y|ies)$/i;
 const PROBLEM_HEADER = /^(?:problems?|problem list|active problems|dx|diagnos[ie]s|impression)$/i;
 const NKDA = /\bNKDA\b|\bNKA\b|\bno known (?:drug |medication )?allergies\b/i;
 const ALLERGIC_TO = /\ballerg(?:ic|y|ies) to\s+([^.;:\n]+)/gi;
+// "Allergies: penicillin, sulfa." written inside a sentence rather than as a list heading.
+const ALLERGIES_INLINE = /\b(?:drug\s+)?allerg(?:y|ies)\s*:\s*([^.;:\n]+)/gi;
 
 function allergyItem(raw: string): string | undefined {
   const item = clean(raw.split(/\s+(?:-|–|—|->|causing|causes|caused|with|which|that|leading)\s+/i)[0].split(/:/)[0]);
@@ -183,7 +185,7 @@ export function extractClinicalTerms(notes: NoteForSummary[]): ClinicalTerms {
       if (NKDA.test(item) || /^none$/i.test(item.trim())) noKnownAllergies = true;
       else pushUnique(allergies, seen.allergies, allergyItem(item));
     }
-    for (const m of text.matchAll(ALLERGIC_TO)) {
+    for (const m of [...text.matchAll(ALLERGIC_TO), ...text.matchAll(ALLERGIES_INLINE)]) {
       for (const part of m[1].split(/,|\band\b|\bor\b/i)) pushUnique(allergies, seen.allergies, allergyItem(part));
     }
     if (NKDA.test(text)) noKnownAllergies = true;
@@ -196,7 +198,8 @@ export function extractClinicalTerms(notes: NoteForSummary[]): ClinicalTerms {
         return !(m && ALLERGY_HEADER.test(m[1].trim()));
       })
       .join('\n')
-      .replace(ALLERGIC_TO, ' ');
+      .replace(ALLERGIC_TO, ' ')
+      .replace(ALLERGIES_INLINE, ' ');
 
     for (const item of listsUnder(withoutAllergies, MEDS_HEADER)) pushUnique(meds, seen.meds, medicationName(item));
     const words = [...withoutAllergies.matchAll(/[A-Za-z][A-Za-z-]{2,}/g)];

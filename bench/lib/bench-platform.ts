@@ -35,7 +35,15 @@ function settled<T extends readonly unknown[]>(results: { [K in keyof T]: Promis
   return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 
-export async function startBenchPlatform(say: (line: string) => void): Promise<BenchPlatform> {
+export interface BenchPlatformOptions {
+  /**
+   * Settings (as environment variables) the API's configuration and the worker process both read, as they would
+   * from one production environment; e.g. the LLM providers pointed at local stubs.
+   */
+  settings?: Record<string, string>;
+}
+
+export async function startBenchPlatform(say: (line: string) => void, options: BenchPlatformOptions = {}): Promise<BenchPlatform> {
   const cleanups: (() => Promise<unknown>)[] = [];
   const stop = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch((err) => say(`cleanup: ${(err as Error).message}`));
@@ -55,8 +63,8 @@ export async function startBenchPlatform(say: (line: string) => void): Promise<B
       ]),
     );
 
-    // Production defaults (pool size, key cache TTL, body limit).
-    const defaults = loadConfig({});
+    // Production defaults (pool size, key cache TTL, body limit), unless the bench sets them.
+    const defaults = loadConfig(options.settings ?? {});
     const config: ApiConfig = { ...apiConfig(defaults), taskQueue: `bench-${randomBytes(4).toString('hex')}` };
     const db = createDb(databaseUrl, defaults.DATABASE_POOL_MAX);
     const apiDb = createDb(databaseUrl, defaults.DATABASE_POOL_MAX);
@@ -74,6 +82,7 @@ export async function startBenchPlatform(say: (line: string) => void): Promise<B
     const dataDir = await mkdtemp(join(tmpdir(), 'labflow-bench-'));
     cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
     const worker = await spawnWorkerProcess({
+      ...options.settings,
       TEMPORAL_ADDRESS: temporal.address,
       TEMPORAL_TASK_QUEUE: config.taskQueue,
       DATABASE_URL: databaseUrl,

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
-import type { Worker } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
+import type { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../../activities';
 import { createMailer } from '../../activities/mailer';
 import { createApp } from '../../api/app';
@@ -60,10 +61,13 @@ export interface PlatformOptions {
   activityDeps?: Partial<ActivityDeps>;
   /** Where the API and the worker's activities log; silent when absent. */
   log?: Logger;
+  /** Another Temporal server than the run's shared one, for a test that must inspect everything its server holds. */
+  temporal?: { client: Client; nativeConnection: NativeConnection };
 }
 
 export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
   const env = testEnv();
+  const temporal = options.temporal ?? { client: env.client, nativeConnection: env.nativeConnection };
   const taskQueue = `test-${randomBytes(4).toString('hex')}`;
   const log = options.log ?? createLogger({ LOG_LEVEL: 'silent', LOG_PRETTY: false }, 'test');
   const mailer = createMailer({
@@ -76,7 +80,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
 
   async function startWorker() {
     worker = await createWorker({
-      connection: env.nativeConnection,
+      connection: temporal.nativeConnection,
       namespace: 'default',
       taskQueue,
       activities: createActivities({
@@ -101,7 +105,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   const config = testApiConfig(taskQueue, options.apiConfig);
   const app = createApp({
     db: env.db,
-    temporal: env.client,
+    temporal: temporal.client,
     config,
     log,
     authenticate: createAuthenticator(env.db, config.apiKeyCacheTtlMs),

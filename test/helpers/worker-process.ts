@@ -2,8 +2,8 @@ import type { ChildProcess } from 'node:child_process';
 import { spawnWorkerProcess, stopProcess } from '../../scripts/lib/worker-process';
 import { testEnv } from '../setup/env';
 
-/** The production worker as a separate process, against the test environment. */
-export function spawnWorker(taskQueue: string): Promise<ChildProcess> {
+/** The production worker as a separate process, against the test environment; `extraEnv` adds or overrides settings. */
+export function spawnWorker(taskQueue: string, extraEnv: Record<string, string> = {}): Promise<ChildProcess> {
   const env = testEnv();
   return spawnWorkerProcess({
     TEMPORAL_ADDRESS: env.temporalAddress,
@@ -12,6 +12,7 @@ export function spawnWorker(taskQueue: string): Promise<ChildProcess> {
     SMTP_URL: `smtp://127.0.0.1:${env.smtpPort}`,
     MAIL_FROM: 'labflow <labflow@lab.test>',
     PAYLOAD_KEYS: env.payloadKeys,
+    ...extraEnv,
   });
 }
 

@@ -24,6 +24,20 @@ describe('finding medications, allergies and problems in notes', () => {
     assert.ok(!keys.includes('sulfa'));
   });
 
+  it('takes "Allergies: X" written inside a sentence for an allergy, not a medication', () => {
+    const inline = extractClinicalTerms([
+      {
+        noteTime: '2026-01-01T00:00:00Z',
+        subjective: 'Cough for 5 days. Allergies: penicillin, sulfa. Takes paracetamol 500 mg.',
+        objective: '',
+        assessment: '',
+        plan: '',
+      },
+    ]);
+    assert.deepEqual([...inline.allergies].sort(), ['penicillin', 'sulfa']);
+    assert.deepEqual(inline.medications, ['paracetamol']);
+  });
+
   it('does not take lab values for medications', () => {
     const labs = extractClinicalTerms([
       {

@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import type { Writable } from 'node:stream';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection } from '@temporalio/worker';
+import pino from 'pino';
 import { createDb, dropDatabase, ensureDatabase } from '../../db/knex';
 import { migrateLatest } from '../../db/migrate';
 import { dataConverterFor, FAILURE_CONVERTER_PATH } from '../../platform/data-converter';
-import { createLogger } from '../../platform/logger';
+import { REDACTED_PATHS } from '../../platform/logger';
 import { generatePayloadKeys, parsePayloadKeys } from '../../platform/payload-codec';
 import { installRuntime } from '../../workers/runtime';
 import { startDevTemporal, type DevTemporal } from '../../scripts/lib/dev-temporal';
@@ -19,10 +21,27 @@ let clientConnection: Connection | undefined;
 
 const baseDatabaseUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
+// The Temporal runtime is installed once per process and keeps its logger. It is installed at trace level so that
+// a test can hear everything (captureRuntimeLogs); otherwise the logger drops what is below the run's level.
+const runtimeLevel = (process.env.TEST_LOG_LEVEL as pino.Level | undefined) ?? 'error';
+const runtimeStreams = pino.multistream([{ level: runtimeLevel, stream: process.stdout }]);
+const runtimeLog = pino({ name: 'test-worker', level: 'trace', redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }, runtimeStreams);
+
+/** Every line the Temporal runtime logs (SDK, workflows, activities) also goes to `sink`, until the returned stop. */
+export function captureRuntimeLogs(sink: Writable): () => void {
+  const id = runtimeStreams.add({ level: 'trace', stream: sink }).lastId;
+  runtimeLog.level = 'trace';
+  return () => {
+    runtimeStreams.remove(id);
+    runtimeLog.level = runtimeLevel;
+  };
+}
+
 export const mochaHooks = {
   async beforeAll(this: Mocha.Context) {
     this.timeout(300_000);
-    installRuntime(createLogger({ LOG_LEVEL: (process.env.TEST_LOG_LEVEL as 'warn') ?? 'error', LOG_PRETTY: false }, 'test-worker'), 0);
+    installRuntime(runtimeLog, 0);
+    runtimeLog.level = runtimeLevel;
     const url = new URL(baseDatabaseUrl);
     url.pathname = `/labflow_test_${process.pid}_${randomBytes(3).toString('hex')}`;
     const databaseUrl = url.toString();

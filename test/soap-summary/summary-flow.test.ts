@@ -169,11 +169,17 @@ describe('a SOAP-note summary from request to signed review', () => {
     const { jobId, summary } = await readySummary(rig, patient.id);
     const review = (key: string, body: unknown) => rig.p.api('POST', `${jobUrl(jobId)}/review`, { key, body });
 
-    assert.equal((await review(other.outsider.apiKey, { decision: 'approve', signature: sign(other.outsider, summary.contentHash) })).status, 403);
+    assert.equal(
+      (await review(other.outsider.apiKey, { decision: 'approve', signature: sign(other.outsider, summary.contentHash) })).status,
+      403,
+    );
     assert.equal((await review(other.tech.apiKey, { decision: 'approve', signature: sign(other.tech, summary.contentHash) })).status, 403);
     assert.equal((await review(other.admin.apiKey, { decision: 'reject', comment: 'no' })).status, 403);
     assert.equal((await review(rig.doc.apiKey, { decision: 'approve', signature: sign(rig.doc, 'a'.repeat(64)) })).status, 409);
-    assert.equal((await review(rig.doc.apiKey, { decision: 'approve', signature: sign(rig.doc, summary.contentHash, 'wrong') })).status, 403);
+    assert.equal(
+      (await review(rig.doc.apiKey, { decision: 'approve', signature: sign(rig.doc, summary.contentHash, 'wrong') })).status,
+      403,
+    );
     assert.equal((await review(rig.doc.apiKey, { decision: 'reject' })).status, 400);
     assert.equal((await review(rig.doc.apiKey, { decision: 'approve' })).status, 400);
     assert.equal((await review(rig.doc.apiKey, { decision: 'maybe' })).status, 400);
@@ -188,10 +194,12 @@ describe('a SOAP-note summary from request to signed review', () => {
 
   it('refuses requests it cannot carry out with a clear 4xx, and starts nothing', async () => {
     const patient = await patientWithNotes(rig);
-    const bare = (await rig.p.api('POST', '/api/v1/patients', {
-      key: rig.doc.apiKey,
-      body: { givenName: 'No', familyName: 'Notes', dateOfBirth: '1990-01-01' },
-    })).body;
+    const bare = (
+      await rig.p.api('POST', '/api/v1/patients', {
+        key: rig.doc.apiKey,
+        body: { givenName: 'No', familyName: 'Notes', dateOfBirth: '1990-01-01' },
+      })
+    ).body;
     const jobs = async () => Number((await testEnv().db('summary_jobs').count('* as n').first())?.n);
     const before = await jobs();
 

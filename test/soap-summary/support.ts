@@ -78,7 +78,11 @@ export const sha256 = (text: string) => createHash('sha256').update(text).digest
 
 /** A patient with two notes naming medications, an allergy and problems, and identifiers that must not be sent. */
 export async function patientWithNotes(rig: SummaryRig, extra: { subjective?: string; plan?: string } = {}) {
-  const patient = await createPatient(rig.p, rig.doc, { mrn: `MRN${Date.now()}`, phone: '+1 617 555 0142', address: '12 Elm Street, Springfield' });
+  const patient = await createPatient(rig.p, rig.doc, {
+    mrn: `MRN${Date.now()}`,
+    phone: '+1 617 555 0142',
+    address: '12 Elm Street, Springfield',
+  });
   await addNote(rig.p, rig.doc, patient.id, {
     subjective: extra.subjective ?? 'Chest tightness on exertion for a week. Allergies: penicillin.',
     objective: 'BP 148/92, HR 88. ECG sinus rhythm.',
