@@ -1,12 +1,28 @@
 import { createHash } from 'node:crypto';
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
+import type { Knex } from 'knex';
 import type { Config } from '../common/config';
 import { durationMs } from '../common/durations';
 import { afterCursor, ErpFailure, type ErpCursor, type ErpEntity, type ErpSyncMode } from '../common/erp-sync';
-import { beginRun, finishRun, localKeys, readCursor, recordDrift, retryRequested, storePage, type PageResult } from '../db/erp-sync';
+import { appendAudit } from '../db/audit';
+import {
+  beginRun,
+  encodeForCopy,
+  finishRun,
+  localKeys,
+  readCursor,
+  recordDrift,
+  retryRequested,
+  storePage,
+  type PageResult,
+} from '../db/erp-sync';
+import type { Db } from '../db/knex';
+import { queueNotifications } from '../db/notifications';
+import { resolveRecipients } from '../db/recipients';
 import type { ActivityDeps } from './deps';
 import type { ErpAdapter, ErpPage, ErpRecord, RefusedRecord } from './erp/adapter';
 import { ErpNextAdapter } from './erp/erpnext';
+import { SharedRateBudget } from './erp/rate-budget';
 import { activityKey } from './keys';
 
 /** The ERP as the activities see it: an adapter (null when no ERP is configured) and how its site writes time. */
@@ -16,7 +32,8 @@ export interface ErpSetup {
   pageSize: number;
 }
 
-export function erpSetupFromConfig(config: Config): ErpSetup {
+/** The worker's ERP; with `db`, its request budget is the one every worker shares for that site. */
+export function erpSetupFromConfig(config: Config, db?: Db): ErpSetup {
   return {
     adapter: config.ERP_URL
       ? new ErpNextAdapter({
@@ -25,6 +42,7 @@ export function erpSetupFromConfig(config: Config): ErpSetup {
           apiSecret: config.ERP_API_SECRET ?? '',
           timeoutMs: durationMs(config.ERP_TIMEOUT),
           ratePerSecond: config.ERP_RATE_LIMIT,
+          budget: db ? new SharedRateBudget(db, new URL(config.ERP_URL).origin, config.ERP_RATE_LIMIT) : undefined,
         })
       : null,
     timeZone: config.ERP_TIME_ZONE,
@@ -37,6 +55,43 @@ const NO_ERP: ErpSetup = { adapter: null, timeZone: 'UTC', pageSize: 500 };
 /** The ERP the worker was given (one adapter, so one rate budget, for every ERP call); none when not configured. */
 export function resolveErp(deps: { erp?: ErpSetup }): ErpSetup {
   return deps.erp ?? NO_ERP;
+}
+
+/**
+ * Tells IT operators and admins (in-app and by email, through the outbox) that the ERP refused labflow's API key,
+ * with an audit event, once per `key`. Returns the outbox IDs to deliver after the transaction commits.
+ */
+export async function alertErpAuthRefused(
+  trx: Knex.Transaction,
+  deps: Pick<ActivityDeps, 'mailDomain'>,
+  alert: { key: string; what: string; error: string; link?: string },
+): Promise<string[]> {
+  await appendAudit(trx, {
+    actor: 'system:erp-sync',
+    action: 'erp.auth_refused',
+    entityType: 'erp_sync',
+    entityId: alert.key,
+    details: { what: alert.what, error: alert.error },
+    idempotencyKey: alert.key,
+  });
+  return queueNotifications(
+    trx,
+    await resolveRecipients(trx, [
+      { kind: 'role', role: 'it_operator' },
+      { kind: 'role', role: 'admin' },
+    ]),
+    {
+      idempotencyKey: alert.key,
+      kind: 'erp.auth_refused',
+      title: "The ERP refused labflow's API key",
+      body:
+        `${alert.what} failed: ${alert.error}\n\nThe ERP no longer accepts the API key of labflow's integration user ` +
+        '(revoked, regenerated or the user disabled). Issue a new key and secret in the ERP, set ERP_API_KEY and ' +
+        'ERP_API_SECRET, restart the workers, then start a sync again (POST /api/v1/erp-sync/runs).',
+      link: alert.link,
+    },
+    deps.mailDomain,
+  );
 }
 
 type Counts = Omit<PageResult, 'cursor'>;
@@ -71,8 +126,29 @@ export function erpSyncActivities(deps: ActivityDeps) {
       return true;
     },
 
-    async finishErpSyncRun(p: { syncRunId: string; state: 'completed' | 'failed'; error?: string }) {
-      await finishRun(db, p.syncRunId, p);
+    /**
+     * Closes the run's record. A run the ERP failed because it refused labflow's API key also alerts IT operators and
+     * admins (in-app and by email, once per run); the caller delivers the returned outbox messages.
+     */
+    async finishErpSyncRun(p: {
+      syncRunId: string;
+      scope?: string;
+      state: 'completed' | 'failed';
+      error?: string;
+      errorType?: string;
+    }): Promise<{ outboxIds: string[] }> {
+      return db.transaction(async (trx) => {
+        await finishRun(trx, p.syncRunId, p);
+        if (p.state !== 'failed' || p.errorType !== ErpFailure.Auth) return { outboxIds: [] };
+        return {
+          outboxIds: await alertErpAuthRefused(trx, deps, {
+            key: `erp-auth-refused:sync:${p.syncRunId}`,
+            what: `ERP sync run ${p.syncRunId}${p.scope ? ` (${p.scope})` : ''}`,
+            error: p.error ?? '',
+            link: `${deps.publicUrl}/api/v1/erp-sync/runs/${p.syncRunId}`,
+          }),
+        };
+      });
     },
 
     /**
@@ -89,11 +165,14 @@ export function erpSyncActivities(deps: ActivityDeps) {
       if (ctx.info.attempt > 1) log.info('resuming ERP sync', { entity: p.entity, cursor, heartbeat: ctx.info.heartbeatDetails });
       let totals = zero;
       let pages = 0;
-      let pending: Promise<ErpPage> | null = erpAdapter.fetchChanges(p.entity, cursor, pageSize);
+      // Each page is encoded for storing as soon as it arrives, while the page before it is still being written.
+      const fetchPage = (from: ErpCursor | null) =>
+        erpAdapter.fetchChanges(p.entity, from, pageSize).then((page) => (encodeForCopy(p.entity, page.records), page));
+      let pending: Promise<ErpPage> | null = fetchPage(cursor);
       while (pending) {
         const page: ErpPage = await pending;
         const from: ErpCursor | null = page.last && afterCursor(page.last, cursor) ? page.last : cursor;
-        pending = !page.end && pages + 1 < p.maxPages ? erpAdapter.fetchChanges(p.entity, from, pageSize) : null;
+        pending = !page.end && pages + 1 < p.maxPages ? fetchPage(from) : null;
         pending?.catch(() => undefined); // awaited on the next turn; a failure there fails this attempt
         const result = await storePage(db, {
           entity: p.entity,

@@ -3,6 +3,7 @@ import { capaActivities } from './capa';
 import type { ActivityDeps } from './deps';
 import { documentActivities } from './documents';
 import { erpSyncActivities } from './erp-sync';
+import { incomingInspectionActivities } from './incoming-inspection';
 import { notificationActivities } from './notifications';
 import { sampleIntakeActivities } from './sample-intake';
 import { supplierQualificationActivities } from './supplier-qualification';
@@ -21,6 +22,7 @@ export function createActivities(deps: ActivityDeps) {
     ...capaActivities(deps),
     ...sampleIntakeActivities(deps),
     ...erpSyncActivities(deps),
+    ...incomingInspectionActivities(deps),
     ...supplierQualificationActivities(deps),
     ...scheduledWorkActivities(deps),
     ...soapSummaryActivities(deps),

@@ -174,7 +174,8 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
     const prompt = buildSummaryPrompt(notes, patient);
     const ctx = Context.current();
     // Leave the activity time to record the outcome before Temporal's own timeout.
-    const timeoutMs = Math.max(1000, Math.min(llm.timeoutMs, ctx.info.startToCloseTimeoutMs - 2000));
+    const activityMs = ctx.info.startToCloseTimeoutMs;
+    const timeoutMs = Math.min(llm.timeoutMs, Math.max(activityMs - 2000, Math.min(1000, Math.floor(activityMs * 0.75))));
     let generation;
     try {
       generation = await adapter.generate(prompt, { maxTokens: args.maxTokens, temperature: 0, signal: ctx.cancellationSignal, timeoutMs });
@@ -358,7 +359,7 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
       decision: 'approve' | 'edit' | 'reject';
       signature?: SignatureInput;
       editId?: string;
-      comment?: string;
+      commentId?: string;
     }): Promise<{ reviewedAt: string; contentHash: string }> {
       return db.transaction(async (trx) => {
         const summary = await trx('summaries').where({ id: args.summaryId }).forUpdate().first();
@@ -376,6 +377,11 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
           if (!edited) throw ApplicationFailure.nonRetryable('the edited text is not recorded', 'NotFound');
           contentHash = edited.content_hash;
         }
+        let comment: { text: string } | undefined;
+        if (args.commentId) {
+          comment = await trx('summary_review_comments').where({ id: args.commentId, summary_id: args.summaryId }).first('text');
+          if (!comment) throw ApplicationFailure.nonRetryable('the review comment is not recorded', 'NotFound');
+        }
         const reviewedAt = args.signature?.signedAt ?? new Date().toISOString();
         await trx('summaries')
           .where({ id: args.summaryId })
@@ -385,7 +391,7 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
             edited_content_hash: edited?.content_hash ?? null,
             reviewed_by: args.actor.userId,
             review_decision: args.decision,
-            review_comment: args.comment ?? null,
+            review_comment: comment?.text ?? null,
             reviewed_at: reviewedAt,
           });
         if (args.signature) {

@@ -36,6 +36,16 @@ export function supplierQualificationActivities(deps: ActivityDeps) {
   }
 
   return {
+    /** Each known supplier's qualification as recorded (pending when never decided); unknown suppliers are left out. */
+    async supplierQualificationStatuses(p: { suppliers: string[] }): Promise<{ supplier: string; status: SupplierQualificationStatus }[]> {
+      const rows: { supplier: string; status: SupplierQualificationStatus | null }[] = await db('erp_suppliers as s')
+        .leftJoin('supplier_qualifications as q', 'q.supplier', 's.name')
+        .whereIn('s.name', p.suppliers)
+        .whereNull('s.deleted_at')
+        .select('s.name as supplier', 'q.status');
+      return rows.map((r) => ({ supplier: r.supplier, status: r.status ?? 'pending' }));
+    },
+
     async recordSupplierDecision(p: {
       workflowId: string;
       supplier: string;
@@ -45,6 +55,7 @@ export function supplierQualificationActivities(deps: ActivityDeps) {
       actor: Actor;
       reason: string;
       at: string;
+      via?: string;
     }) {
       await db.transaction(async (trx) => {
         const known = await trx('erp_suppliers').where({ name: p.supplier }).first('name');
@@ -73,7 +84,14 @@ export function supplierQualificationActivities(deps: ActivityDeps) {
           action: `supplier.${p.status}`,
           entityType: 'supplier',
           entityId: p.supplier,
-          details: { seq: p.seq, decision: p.decision, reason: p.reason, workflowId: p.workflowId, printedName: p.actor.printedName },
+          details: {
+            seq: p.seq,
+            decision: p.decision,
+            reason: p.reason,
+            workflowId: p.workflowId,
+            printedName: p.actor.printedName,
+            ...(p.via ? { via: p.via } : {}),
+          },
           idempotencyKey: activityKey(),
         });
       });

@@ -94,7 +94,8 @@ export interface ReviewSummaryArgs {
   signature?: SignatureInput;
   /** Edit: the edited text, stored by the API beforehand; the run names it by ID only. */
   editId?: string;
-  comment?: string;
+  /** The reviewer's comment, stored by the API beforehand like an edit: free text about a patient stays out of history. */
+  commentId?: string;
   /** Reject: make a new summary (default) or end the job. */
   regenerate?: boolean;
 }

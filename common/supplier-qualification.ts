@@ -43,6 +43,8 @@ export interface SupplierDecisionRecord {
   erpDetail?: string;
   /** Recorded in Postgres; only then is it written to the ERP. */
   recorded: boolean;
+  /** Where the decision was taken when not directly on this run, e.g. `capa:CAPA-2026-0007:closure:1`. */
+  via?: string;
 }
 
 export interface SupplierQualificationState {
@@ -56,6 +58,13 @@ export const supplierQualificationQuery = defineQuery<SupplierQualificationState
 export const approveSupplierUpdate = defineUpdate<SupplierQualificationState, [SupplierDecisionArgs]>('approve');
 export const suspendSupplierUpdate = defineUpdate<SupplierQualificationState, [SupplierDecisionArgs]>('suspend');
 export const disqualifySupplierUpdate = defineUpdate<SupplierQualificationState, [SupplierDecisionArgs]>('disqualify');
+/** QA's decision taken in another process (a CAPA's closure), judged by this run like the Updates. */
+export interface ProcessDecisionArgs extends SupplierDecisionArgs {
+  decision: SupplierDecision;
+  /** The deciding process and step; a decision that arrives twice is applied once. */
+  via: string;
+}
+export const processDecisionSignal = defineSignal<[ProcessDecisionArgs]>('processDecision');
 /** Operators retry a refused ERP write (from the dead letters) once the ERP side is fixed. */
 export const retryErpWriteSignal = defineSignal('retryErpWrite');
 

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { afterCursor, type ErpCursor, type ErpEntity, type ErpRecord, type RefusedRecord } from '../common/erp-sync';
 import { appendAudit } from './audit';
-import { copyRows } from './copy';
+import { copyLine, copyLines } from './copy';
 import type { Db } from './knex';
 
 type Trx = Knex | Knex.Transaction;
@@ -100,6 +100,23 @@ async function siteOffsets(trx: Trx, timeZone: string, modified: string[]): Prom
   return new Map(rows.filter((r) => r.first === r.last).map((r) => [r.h, utcOffset(r.first)]));
 }
 
+const copyEncoded = new WeakMap<ErpRecord, string>();
+const columnValues = (entity: Exclude<ErpEntity, 'deletions'>, r: ErpRecord) => [
+  r.name,
+  ...COLUMNS[entity].map(([c]) => r.fields[c] ?? null),
+  r.docstatus,
+  r.modified,
+];
+
+/**
+ * Encodes records for the COPY in storePage ahead of time. The sync calls it on the next page as soon as it has
+ * arrived, so the encoding runs while Postgres is still writing the current page instead of after it.
+ */
+export function encodeForCopy(entity: ErpEntity, records: ErpRecord[]): void {
+  if (entity === 'deletions') return;
+  for (const r of records) if (!copyEncoded.has(r)) copyEncoded.set(r, copyLine(columnValues(entity, r)));
+}
+
 /**
  * Stores a page. Rows labflow has never seen are COPYed straight into the table (COPY is the cheapest way in, for
  * Postgres and for the worker); that is safe because every writer of these tables holds the entity's cursor row
@@ -117,7 +134,7 @@ async function upsertRows(
   const cols = COLUMNS[entity];
   const names = ['name', ...cols.map(([c]) => c), 'docstatus', 'erp_modified'];
   const types = ['text', ...cols.map(([, t]) => t), 'smallint', 'text'];
-  const valuesOf = (r: ErpRecord) => [r.name, ...cols.map(([c]) => r.fields[c] ?? null), r.docstatus, r.modified];
+  const hourOf = (r: ErpRecord) => r.modified.slice(0, 13);
 
   // A page is a few thousand keys against a table of any size: look each up in the primary key (the planner
   // would rather scan the whole table, pricing those probes as disk reads).
@@ -126,17 +143,19 @@ async function upsertRows(
   await trx.raw('reset enable_seqscan');
   const fresh = records.filter((r) => !known.has(r.name));
   const offsets = fresh.length ? await siteOffsets(trx, timeZone, fresh.map((r) => r.modified)) : new Map<string, string>();
-  const copied = fresh.filter((r) => offsets.has(r.modified.slice(0, 13)));
-  await copyRows(
+  const copied = fresh.filter((r) => offsets.has(hourOf(r)));
+  encodeForCopy(entity, copied);
+  await copyLines(
     trx,
     table,
     [...names, 'erp_modified_at'],
-    copied.map((r) => [...valuesOf(r), `${r.modified}${offsets.get(r.modified.slice(0, 13))}`]),
+    copied.map((r) => `${copyEncoded.get(r)}\t${r.modified}${offsets.get(hourOf(r))}`),
   );
 
-  const rest = copied.length === records.length ? [] : records.filter((r) => known.has(r.name) || !offsets.has(r.modified.slice(0, 13)));
+  const rest = copied.length === records.length ? [] : records.filter((r) => known.has(r.name) || !offsets.has(hourOf(r)));
   if (rest.length) {
-    const arrays = names.map((_, i) => rest.map((r) => valuesOf(r)[i]));
+    const rows = rest.map((r) => columnValues(entity, r));
+    const arrays = names.map((_, i) => rows.map((row) => row[i]));
     await trx.raw(
       `insert into ${table} (${names.join(', ')}, erp_modified_at, synced_at, deleted_at)
        select ${names.map((c) => `x.${c}`).join(', ')}, x.erp_modified::timestamp at time zone ?, now(), null
@@ -212,7 +231,7 @@ async function applyDeletions(trx: Trx, records: ErpRecord[]): Promise<number> {
     ]);
     deleted += result.rowCount ?? 0;
     if (entity === 'purchase_receipts') {
-      await trx.raw(`update incoming_inspection_hooks set state = 'cancelled' where purchase_receipt = any(?) and state = 'pending'`, [
+      await trx.raw(`update incoming_inspection_hooks set state = 'cancelled' where purchase_receipt = any(?) and state = 'pending' and sample_id is null`, [
         names,
       ]);
     }
@@ -225,7 +244,7 @@ async function recordInspectionHooks(trx: Trx, records: ErpRecord[]): Promise<nu
   const submitted = records.filter((r) => r.docstatus === 1).map((r) => r.name);
   const cancelled = records.filter((r) => r.docstatus === 2).map((r) => r.name);
   if (cancelled.length) {
-    await trx.raw(`update incoming_inspection_hooks set state = 'cancelled' where purchase_receipt = any(?) and state = 'pending'`, [
+    await trx.raw(`update incoming_inspection_hooks set state = 'cancelled' where purchase_receipt = any(?) and state = 'pending' and sample_id is null`, [
       cancelled,
     ]);
   }
@@ -392,7 +411,7 @@ export async function beginRun(db: Db, run: { id: string; workflowId: string; sc
     .ignore();
 }
 
-export async function finishRun(db: Db, id: string, outcome: { state: 'completed' | 'failed'; error?: string }) {
+export async function finishRun(db: Trx, id: string, outcome: { state: 'completed' | 'failed'; error?: string }) {
   await db('erp_sync_runs')
     .where({ id, state: 'running' })
     .update({ state: outcome.state, error: outcome.error ?? null, finished_at: db.fn.now() });

@@ -7,6 +7,8 @@ import * as genericSignatures from './migrations/20261122010000_generic_signatur
 import * as scheduledWork from './migrations/20261122030000_scheduled_work';
 import * as sampleIntake from './migrations/20261122060000_sample_intake';
 import * as patientsSummaries from './migrations/20261201010000_patients_summaries';
+import * as erpIntegration from './migrations/20261201020000_erp_integration';
+import * as summaryReviewComments from './migrations/20261201030000_summary_review_comments';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -17,6 +19,8 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261122030000_scheduled_work': scheduledWork,
   '20261122060000_sample_intake': sampleIntake,
   '20261201010000_patients_summaries': patientsSummaries,
+  '20261201020000_erp_integration': erpIntegration,
+  '20261201030000_summary_review_comments': summaryReviewComments,
 };
 
 const source: Knex.MigrationSource<string> = {

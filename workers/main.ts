@@ -48,7 +48,7 @@ async function main(): Promise<void> {
       mailer,
       publicUrl: config.PUBLIC_URL,
       mailDomain: mailDomainOf(config.MAIL_FROM),
-      erp: erpSetupFromConfig(config),
+      erp: erpSetupFromConfig(config, db),
       llm: llmSetupFromConfig(config),
     }),
     workflowBundle: config.WORKFLOW_BUNDLE_PATH ? { codePath: config.WORKFLOW_BUNDLE_PATH } : undefined,

@@ -1,19 +1,54 @@
 import {
   ApplicationFailure,
   ActivityFailure,
+  ParentClosePolicy,
   continueAsNew,
+  log,
+  patched,
   proxyActivities,
+  startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Duration } from '@temporalio/common';
+import { WorkflowExecutionAlreadyStartedError, type Duration } from '@temporalio/common';
 import type { Activities } from '../activities';
+import type { InspectionSample } from '../activities/incoming-inspection';
 import { entitiesOf, ErpFailure, type ErpSyncInput, type ErpSyncResult } from '../common/erp-sync';
+import { workflowIds } from '../common/ids';
 import { EntityId, EntityType, Stage } from '../common/search-attributes';
+import type { sampleIntakeWorkflow } from './sample-intake';
 
-function failureMessage(err: unknown): string {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
+const failureOf = (err: unknown) => (err instanceof ActivityFailure ? err.cause : err);
+const failureMessage = (err: unknown) => {
+  const cause = failureOf(err);
   return cause instanceof Error ? cause.message : String(cause);
+};
+
+// An alert waits a while for the mail relay, but a run does not stay open for it: the in-app notice is there.
+const mail = proxyActivities<Activities>({
+  startToCloseTimeout: '45s',
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 },
+});
+
+const INSPECTION_BATCH = 50;
+
+/** Starts the sample-intake run of an incoming-inspection sample; one that has started already counts as started. */
+async function startInspectionRun({ input }: InspectionSample): Promise<void> {
+  try {
+    await startChild<typeof sampleIntakeWorkflow>('sampleIntakeWorkflow', {
+      workflowId: workflowIds.sampleIntake(input.accession),
+      args: [input],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      typedSearchAttributes: [
+        { key: EntityType, value: 'sample' },
+        { key: EntityId, value: input.accession },
+        { key: Stage, value: 'expected' },
+      ],
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
 }
 
 /**
@@ -77,6 +112,24 @@ export async function erpSyncWorkflow(input: ErpSyncInput): Promise<ErpSyncResul
           break entities;
         }
       }
+      if (entity === 'purchase_receipts' && patched('erp-inspection-samples')) {
+        // Received goods that need incoming inspection become samples, each with its own sample-intake run.
+        for (;;) {
+          const samples = await acts.registerInspectionSamples({ syncRunId, limit: INSPECTION_BATCH });
+          if (!samples.length) break;
+          await Promise.all(samples.map(startInspectionRun));
+          await acts.markInspectionSamplesStarted({
+            syncRunId,
+            samples: samples.map((x) => ({ purchaseReceipt: x.purchaseReceipt, idx: x.idx, accession: x.input.accession })),
+          });
+          activities += 2;
+          if (samples.length < INSPECTION_BATCH) break;
+          if (activities >= (input.activitiesPerRun ?? 50) || workflowInfo().continueAsNewSuggested) {
+            next = { syncRunId, entityIndex, midEntity: true };
+            break entities;
+          }
+        }
+      }
       if (entityIndex + 1 < entities.length) {
         // A fresh history for every entity.
         next = { syncRunId, entityIndex: entityIndex + 1 };
@@ -85,8 +138,19 @@ export async function erpSyncWorkflow(input: ErpSyncInput): Promise<ErpSyncResul
     }
   } catch (err) {
     const error = failureMessage(err);
+    const cause = failureOf(err);
     stage('failed');
-    await acts.finishErpSyncRun({ syncRunId, state: 'failed', error });
+    const finished = await acts.finishErpSyncRun({
+      syncRunId,
+      scope: input.scope,
+      state: 'failed',
+      error,
+      errorType: cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined,
+    });
+    // A revoked token alerts IT operators and admins; a run finished by older code got no outbox back (undefined).
+    if (finished?.outboxIds?.length) {
+      await mail.deliverEmails(finished.outboxIds).catch((mailErr) => log.warn('ERP alert email not delivered', { error: String(mailErr) }));
+    }
     throw ApplicationFailure.create({ type: 'ErpSyncFailed', message: error, nonRetryable: true });
   }
   if (next) return continueAsNew<typeof erpSyncWorkflow>({ ...input, resume: next });

@@ -117,7 +117,7 @@ export async function soapSummaryWorkflow(input: SummaryInput): Promise<SummaryS
           decision: args.decision,
           signature: args.signature,
           editId: args.editId,
-          comment: args.comment,
+          commentId: args.commentId,
         });
         s.reviews.push({ decision: args.decision, by: args.actor.username, at: result.reviewedAt });
         if (args.decision === 'edit') s.contentHash = result.contentHash;
@@ -139,7 +139,7 @@ export async function soapSummaryWorkflow(input: SummaryInput): Promise<SummaryS
     if (supersededBy) refuse(FailureType.WrongStage, 'the notes changed; this summary is superseded');
     if (args.summaryId !== s.summaryId) refuse(FailureType.StaleContentHash, 'that is not the summary awaiting review');
     if (args.decision === 'reject') {
-      if (!args.comment?.trim()) refuse(FailureType.InvalidInput, 'a rejection needs a comment');
+      if (!args.commentId) refuse(FailureType.InvalidInput, 'a rejection needs a comment');
       return;
     }
     if (!args.signature) refuse(FailureType.InvalidInput, `to ${args.decision} a summary is an electronic signature`);

@@ -2,6 +2,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  log,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -13,9 +14,11 @@ import {
   DECISION_FROM,
   DECISION_STATUS,
   DECISION_UPDATES,
+  processDecisionSignal,
   retryErpWriteSignal,
   supplierQualificationQuery,
   type SupplierDecision,
+  type ProcessDecisionArgs,
   type SupplierDecisionArgs,
   type SupplierDecisionRecord,
   type SupplierQualificationInput,
@@ -59,58 +62,77 @@ export async function supplierQualificationWorkflow(input: SupplierQualification
     retryRequested = true;
   });
 
-  for (const decision of Object.keys(DECISION_UPDATES) as SupplierDecision[]) {
-    setHandler(
-      DECISION_UPDATES[decision],
-      async ({ actor, reason }: SupplierDecisionArgs) => {
-        const status = DECISION_STATUS[decision];
-        // Taken before any await, so a concurrent decision is judged against this one.
-        const previous = s.status;
-        const record: SupplierDecisionRecord = {
-          seq: s.decisions.length + 1,
-          decision,
-          status,
-          by: actor.username,
-          at: new Date().toISOString(),
-          reason,
-          erp: 'pending',
-          recorded: false,
-        };
-        s.decisions.push(record);
-        s.status = status;
-        publish();
-        try {
-          await acts.recordSupplierDecision({
-            workflowId,
-            supplier: input.supplier,
-            seq: record.seq,
-            decision,
-            status,
-            actor,
-            reason,
-            at: record.at,
-          });
-        } catch (err) {
-          s.decisions.splice(s.decisions.indexOf(record), 1);
-          s.status = previous;
-          publish();
-          throw err;
-        }
-        record.recorded = true;
-        return s;
-      },
-      {
-        validator: ({ actor, reason }: SupplierDecisionArgs) => {
-          if (!actor.roles.includes('qa_manager') && !actor.roles.includes('admin'))
-            refuse(FailureType.Forbidden, 'only QA may qualify suppliers');
-          if (!reason?.trim()) refuse(FailureType.InvalidInput, 'a reason is required');
-          if (s.status === 'disqualified') refuse(FailureType.RunFinished, `${input.supplier} is disqualified; nothing more can be done`);
-          if (!DECISION_FROM[decision].includes(s.status))
-            refuse(FailureType.WrongStage, `${input.supplier} is ${s.status}; cannot ${decision}`);
-        },
-      },
-    );
+  /** Records a decision (state first, so a concurrent one is judged against it), undone if recording fails. */
+  async function decide(decision: SupplierDecision, { actor, reason }: SupplierDecisionArgs, via?: string): Promise<SupplierQualificationState> {
+    const status = DECISION_STATUS[decision];
+    // Taken before any await, so a concurrent decision is judged against this one.
+    const previous = s.status;
+    const record: SupplierDecisionRecord = {
+      seq: s.decisions.length + 1,
+      decision,
+      status,
+      by: actor.username,
+      at: new Date().toISOString(),
+      reason,
+      erp: 'pending',
+      recorded: false,
+      ...(via ? { via } : {}),
+    };
+    s.decisions.push(record);
+    s.status = status;
+    publish();
+    try {
+      await acts.recordSupplierDecision({
+        workflowId,
+        supplier: input.supplier,
+        seq: record.seq,
+        decision,
+        status,
+        actor,
+        reason,
+        at: record.at,
+        ...(via ? { via } : {}),
+      });
+    } catch (err) {
+      s.decisions.splice(s.decisions.indexOf(record), 1);
+      s.status = previous;
+      publish();
+      throw err;
+    }
+    record.recorded = true;
+    return s;
   }
+
+  /** Why this decision cannot be taken now, if it cannot. */
+  function refusal(decision: SupplierDecision, { actor, reason }: SupplierDecisionArgs): [FailureType, string] | null {
+    if (!actor.roles.includes('qa_manager') && !actor.roles.includes('admin')) return [FailureType.Forbidden, 'only QA may qualify suppliers'];
+    if (!reason?.trim()) return [FailureType.InvalidInput, 'a reason is required'];
+    if (s.status === 'disqualified') return [FailureType.RunFinished, `${input.supplier} is disqualified; nothing more can be done`];
+    if (!DECISION_FROM[decision].includes(s.status)) return [FailureType.WrongStage, `${input.supplier} is ${s.status}; cannot ${decision}`];
+    return null;
+  }
+
+  for (const decision of Object.keys(DECISION_UPDATES) as SupplierDecision[]) {
+    setHandler(DECISION_UPDATES[decision], (args: SupplierDecisionArgs) => decide(decision, args), {
+      validator: (args: SupplierDecisionArgs) => {
+        const refused = refusal(decision, args);
+        if (refused) refuse(...refused);
+      },
+    });
+  }
+
+  // Another process's decision (a CAPA closed with a verdict on this supplier): judged as an Update would be; one
+  // that is already in force, repeated, or not allowed is logged and changes nothing.
+  setHandler(processDecisionSignal, async ({ decision, via, ...args }: ProcessDecisionArgs) => {
+    if (s.decisions.some((d) => d.via === via)) return;
+    const refused = refusal(decision, args);
+    if (refused) {
+      const already = s.status === DECISION_STATUS[decision];
+      log[already ? 'info' : 'warn'](already ? 'decision already in force' : 'decision refused', { via, decision, reason: refused[1] });
+      return;
+    }
+    await decide(decision, args, via).catch((err) => log.warn('decision not recorded', { via, decision, error: String(err) }));
+  });
 
   // Writes to the ERP one at a time, in decision order; a refused write waits for an operator's retry.
   for (;;) {

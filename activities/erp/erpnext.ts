@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { afterCursor, ErpFailure, type ErpCursor, type ErpEntity } from '../../common/erp-sync';
 import type { ErpAdapter, ErpKey, ErpPage, ErpRecord, RefusedRecord, SupplierStatusResult, SupplierStatusWrite } from './adapter';
-import { RateBudget, retryAfterMs } from './rate-budget';
+import { RateBudget, retryAfterMs, type RequestBudget } from './rate-budget';
 
 export interface ErpNextOptions {
   url: string;
@@ -9,6 +9,8 @@ export interface ErpNextOptions {
   apiSecret: string;
   timeoutMs: number;
   ratePerSecond: number;
+  /** The request budget shared with the other workers (SharedRateBudget); without it, one for this process. */
+  budget?: RequestBudget;
   /** 429s answered by waiting Retry-After inside the call before the activity itself is retried. */
   rateLimitWaits?: number;
   detailConcurrency?: number;
@@ -144,10 +146,10 @@ async function mapLimited<T, R>(items: T[], limit: number, fn: (item: T) => Prom
 
 export class ErpNextAdapter implements ErpAdapter {
   readonly system = 'erpnext';
-  private readonly budget: RateBudget;
+  private readonly budget: RequestBudget;
 
   constructor(private readonly options: ErpNextOptions) {
-    this.budget = new RateBudget(options.ratePerSecond);
+    this.budget = options.budget ?? new RateBudget(options.ratePerSecond);
   }
 
   private async call(method: string, path: string, query?: Record<string, unknown>, body?: unknown): Promise<unknown> {
@@ -180,7 +182,7 @@ export class ErpNextAdapter implements ErpAdapter {
       }
       if (res.status === 429) {
         const wait = retryAfterMs(res.headers.get('retry-after'));
-        this.budget.pause(wait);
+        await this.budget.pause(wait);
         if (waits < (this.options.rateLimitWaits ?? 3)) continue;
         throw ApplicationFailure.create({ type: ErpFailure.RateLimited, message: 'the ERP keeps answering 429', nextRetryDelay: wait });
       }

@@ -1,8 +1,16 @@
+import type { Db } from '../../db/knex';
+
+/** The requests an ERP allows: take() before each, pause() when it answers 429 with Retry-After. */
+export interface RequestBudget {
+  take(): Promise<unknown>;
+  pause(ms: number): Promise<void>;
+}
+
 /**
- * One request budget for every call to the ERP from this process (sync pages, details, outbound writes): a token
- * bucket, and a pause that a 429's Retry-After imposes on all callers at once.
+ * A budget for one process alone (sync pages, details, outbound writes): a token bucket, and a pause that a 429's
+ * Retry-After imposes on all callers at once. For an adapter without a database (tools, some tests).
  */
-export class RateBudget {
+export class RateBudget implements RequestBudget {
   private tokens: number;
   private refilledAt = Date.now();
   private pausedUntil = 0;
@@ -28,8 +36,75 @@ export class RateBudget {
     }
   }
 
-  pause(ms: number): void {
+  async pause(ms: number): Promise<void> {
     this.pausedUntil = Math.max(this.pausedUntil, Date.now() + ms);
+  }
+}
+
+/**
+ * One budget for every worker that talks to the same ERP site, kept in Postgres (erp_rate_budgets). Each request
+ * reserves the next slot with one atomic UPDATE: the row holds the time the next request may go, which advances by
+ * 1/rate per request (a token bucket of `burst` tokens, kept as its next slot), and the pause a 429's Retry-After
+ * imposes, which every worker's next reservation waits out. Times are the database's clock, so workers on
+ * different machines agree.
+ */
+export class SharedRateBudget implements RequestBudget {
+  private readonly intervalMs: number;
+  private readonly burst: number;
+  private ready: Promise<unknown> | null = null;
+
+  constructor(
+    private readonly db: Db,
+    private readonly site: string,
+    perSecond: number,
+    burst = Math.max(1, perSecond),
+  ) {
+    this.intervalMs = 1000 / perSecond;
+    this.burst = burst;
+  }
+
+  private ensureRow(): Promise<unknown> {
+    this.ready ??= this.db.raw('insert into erp_rate_budgets (site) values (?) on conflict do nothing', [this.site]).catch((err) => {
+      this.ready = null;
+      throw err;
+    });
+    return this.ready;
+  }
+
+  /** Reserves the next slot; resolves with its time (ms since the epoch, the database's clock) once it has come. */
+  async take(): Promise<number> {
+    await this.ensureRow();
+    for (;;) {
+      const { rows } = await this.db.raw(
+        `with clock as (select clock_timestamp() as now)
+         update erp_rate_budgets b
+            set next_at = greatest(b.next_at, b.paused_until, clock.now - make_interval(secs => ?::float8 / 1000)) + make_interval(secs => ?::float8 / 1000)
+           from clock
+          where b.site = ?
+         returning extract(epoch from b.next_at) * 1000 - ? as slot, extract(epoch from clock.now) * 1000 as now`,
+        [(this.burst - 1) * this.intervalMs, this.intervalMs, this.site, this.intervalMs],
+      );
+      if (!rows.length) {
+        this.ready = null;
+        await this.ensureRow();
+        continue;
+      }
+      const slot = Number(rows[0].slot);
+      const wait = slot - Number(rows[0].now);
+      if (wait <= 0) return slot;
+      await new Promise((resolve) => setTimeout(resolve, Math.ceil(wait)));
+      // A 429 seen meanwhile (by any worker) may have paused the site past this slot: then queue behind the pause.
+      const paused = await this.db('erp_rate_budgets').where({ site: this.site }).first(this.db.raw('paused_until > clock_timestamp() as paused'));
+      if (!paused?.paused) return slot;
+    }
+  }
+
+  async pause(ms: number): Promise<void> {
+    await this.db.raw(
+      `insert into erp_rate_budgets as b (site, paused_until) values (?, clock_timestamp() + make_interval(secs => ?::float8 / 1000))
+       on conflict (site) do update set paused_until = greatest(b.paused_until, excluded.paused_until)`,
+      [this.site, ms],
+    );
   }
 }
 

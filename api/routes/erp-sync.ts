@@ -42,8 +42,13 @@ export function erpSyncRoutes({ db, temporal, config }: ApiDeps): RouteSpec[] {
       return { status: 202, body: { workflowId, syncRunId: handle.firstExecutionRunId, state: 'started' } };
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      // The sync run's ID is the first run of the chain (it continues as new), whatever its record says: the record
+      // is written by the run's first activity and closed by its last, a moment before the run itself closes.
       const description = await temporal.workflow.getHandle(workflowId).describe();
-      return { status: 200, body: { workflowId, syncRunId: null, runId: description.runId, state: 'already_running' } };
+      const syncRunId =
+        description.raw.workflowExecutionInfo?.firstRunId ||
+        ((await db('erp_sync_runs').where({ workflow_id: workflowId, state: 'running' }).first('id'))?.id ?? null);
+      return { status: 200, body: { workflowId, syncRunId, runId: description.runId, state: 'already_running' } };
     }
   }
 

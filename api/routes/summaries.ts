@@ -288,6 +288,13 @@ export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
             .returning('id');
           editId = edit.id;
         }
+        let commentId: string | undefined;
+        if (body.comment) {
+          const [comment] = await db('summary_review_comments')
+            .insert({ summary_id: current.id, text: body.comment, author_id: actor.userId })
+            .returning('id');
+          commentId = comment.id;
+        }
         try {
           const state = await temporal.workflow.getHandle(params.jobId).executeUpdate(reviewSummaryUpdate, {
             args: [
@@ -297,15 +304,16 @@ export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
                 summaryId: current.id,
                 signature,
                 editId,
-                comment: body.comment,
+                commentId,
                 regenerate: body.decision === 'reject' ? body.regenerate : undefined,
               },
             ],
           });
           ctx.body = { job: await jobView(params.jobId), stage: state.stage, round: state.round };
         } catch (err) {
-          // A refused edit leaves no text behind.
+          // A refused review leaves no text behind.
           if (editId) await db('summary_edits').where({ id: editId }).delete();
+          if (commentId) await db('summary_review_comments').where({ id: commentId }).delete();
           throw err;
         }
       },

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { Writable } from 'node:stream';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection } from '@temporalio/worker';
 import pino from 'pino';
@@ -24,16 +23,22 @@ const baseDatabaseUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@12
 // The Temporal runtime is installed once per process and keeps its logger. It is installed at trace level so that
 // a test can hear everything (captureRuntimeLogs); otherwise the logger drops what is below the run's level.
 const runtimeLevel = (process.env.TEST_LOG_LEVEL as pino.Level | undefined) ?? 'error';
-const runtimeStreams = pino.multistream([{ level: runtimeLevel, stream: process.stdout }]);
-const runtimeLog = pino({ name: 'test-worker', level: 'trace', redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }, runtimeStreams);
+const runtimeSinks = new Set<(line: string) => void>();
+const runtimeLog = pino(
+  { name: 'test-worker', level: 'trace', redact: { paths: REDACTED_PATHS, censor: '[redacted]' } },
+  pino.multistream([
+    { level: runtimeLevel, stream: process.stdout },
+    { level: 'trace', stream: { write: (line: string) => runtimeSinks.forEach((sink) => sink(line)) } },
+  ]),
+);
 
 /** Every line the Temporal runtime logs (SDK, workflows, activities) also goes to `sink`, until the returned stop. */
-export function captureRuntimeLogs(sink: Writable): () => void {
-  const id = runtimeStreams.add({ level: 'trace', stream: sink }).lastId;
+export function captureRuntimeLogs(sink: (line: string) => void): () => void {
+  runtimeSinks.add(sink);
   runtimeLog.level = 'trace';
   return () => {
-    runtimeStreams.remove(id);
-    runtimeLog.level = runtimeLevel;
+    runtimeSinks.delete(sink);
+    if (runtimeSinks.size === 0) runtimeLog.level = runtimeLevel;
   };
 }
 

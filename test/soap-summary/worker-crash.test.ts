@@ -4,7 +4,17 @@ import { healthySummary, type RecordedRequest } from '../helpers/llm-stubs';
 import { waitFor } from '../helpers/wait';
 import { killHard, spawnWorker } from '../helpers/worker-process';
 import { testEnv } from '../setup/env';
-import { attemptTrail, jobUrl, KEYS, patientWithNotes, requestSummary, sha256, startSummaryRig, waitForStage, type SummaryRig } from './support';
+import {
+  attemptTrail,
+  jobUrl,
+  KEYS,
+  patientWithNotes,
+  requestSummary,
+  sha256,
+  startSummaryRig,
+  waitForStage,
+  type SummaryRig,
+} from './support';
 
 /** What the provider was sent as the user's turn, as the stub reads it to compose its answer. */
 function userTextOf(request: RecordedRequest): string {
@@ -71,7 +81,9 @@ describe('a summary run whose worker is killed with SIGKILL during a provider ca
     const history = await testEnv().client.workflow.getHandle(jobId).fetchHistory();
     const scheduled = history.events?.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === activityType);
     assert.ok(scheduled, `${activityType} was scheduled`);
-    const started = history.events?.find((e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId) === String(scheduled.eventId));
+    const started = history.events?.find(
+      (e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId) === String(scheduled.eventId),
+    );
     return started?.activityTaskStartedEventAttributes?.attempt ?? 0;
   };
 
