@@ -2,6 +2,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { AssigneeRef } from './document-approval';
 import type { Actor } from './roles';
 import type { SignatureInput } from './signatures';
+import type { SupplierDecision } from './supplier-qualification';
 
 export type { AssigneeRef } from './document-approval';
 
@@ -24,9 +25,12 @@ export const OPEN_CAPA_STAGES: CapaStage[] = CAPA_STAGES.filter((s) => s !== 'cl
 /** How a closed CAPA ended: its actions proved effective, triage found it unfounded, or it was merged into another. */
 export type CapaOutcome = 'effective' | 'unfounded' | 'merged';
 
-export const SOURCE_TYPES = ['sample', 'nonconformance', 'complaint', 'audit_finding', 'deviation', 'other'] as const;
+export const SOURCE_TYPES = ['sample', 'nonconformance', 'complaint', 'audit_finding', 'deviation', 'supplier', 'other'] as const;
 export type SourceType = (typeof SOURCE_TYPES)[number];
-/** A record that gave rise to the CAPA; the record itself stays where it lives, the CAPA keeps its key. */
+/**
+ * A record that gave rise to the CAPA; the record itself stays where it lives, the CAPA keeps its key. A `supplier`
+ * source is the ERP supplier's name: its closure can carry QA's verdict on that supplier (CloseArgs.supplierAction).
+ */
 export interface CapaSource {
   type: SourceType;
   id: string;
@@ -170,7 +174,7 @@ export interface CapaState {
   effectiveness: EffectivenessRecord[];
   /** What QA signs at closure: the plan's hash, each action's evidence and the passing effectiveness results. */
   closureContentHash: string | null;
-  closure: (SignatureManifest & { comment: string }) | null;
+  closure: (SignatureManifest & { comment: string; supplierAction?: SupplierDecision }) | null;
   closedAt: string | null;
   reopenUntil: string | null;
   cancellation: { by: string; reason: string; at: string } | null;
@@ -257,6 +261,8 @@ export interface CloseArgs {
   actor: Actor;
   signature?: SignatureInput;
   comment?: string;
+  /** QA's verdict on the supplier(s) the CAPA names, taken with the closure and applied by their qualification runs. */
+  supplierAction?: SupplierDecision;
 }
 export interface ReasonArgs {
   actor: Actor;

@@ -9,6 +9,7 @@ import * as sampleIntake from './migrations/20261122060000_sample_intake';
 import * as patientsSummaries from './migrations/20261201010000_patients_summaries';
 import * as erpIntegration from './migrations/20261201020000_erp_integration';
 import * as summaryReviewComments from './migrations/20261201030000_summary_review_comments';
+import * as codecSessions from './migrations/20261201040000_codec_sessions';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -21,6 +22,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261201010000_patients_summaries': patientsSummaries,
   '20261201020000_erp_integration': erpIntegration,
   '20261201030000_summary_review_comments': summaryReviewComments,
+  '20261201040000_codec_sessions': codecSessions,
 };
 
 const source: Knex.MigrationSource<string> = {

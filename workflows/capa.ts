@@ -1,15 +1,20 @@
 import {
   CancellationScope,
+  ParentClosePolicy,
   allHandlersFinished,
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
   isCancellation,
+  log,
+  patched,
   proxyActivities,
   setHandler,
+  startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities';
 import type { CapaProjection, CapaStep } from '../activities/capa';
 import { contentHashOf } from '../common/capa-hash';
@@ -41,6 +46,7 @@ import {
   type CapaInput,
   type CapaStage,
   type CapaState,
+  type CloseArgs,
   type EffectivenessArgs,
   type LinkSourcesArgs,
 } from '../common/capa';
@@ -50,6 +56,8 @@ import { workflowIds } from '../common/ids';
 import type { Actor } from '../common/roles';
 import { assigneeKey } from '../common/routing-rules';
 import { Assignees, DueAt, EntityId, EntityType, Stage } from '../common/search-attributes';
+import { processDecisionSignal, type SupplierDecision } from '../common/supplier-qualification';
+import type { supplierQualificationWorkflow } from './supplier-qualification';
 
 // Each step is one short transaction; a tight timeout means work lost with a crashed worker is retried soon.
 const acts = proxyActivities<Activities>({
@@ -826,8 +834,8 @@ export async function capaWorkflow(input: CapaInput): Promise<CapaState> {
 
   setHandler(
     closeCapaUpdate,
-    (a) =>
-      change(
+    async (a) => {
+      await change(
         () => {
           s.closure = {
             username: a.actor.username,
@@ -836,11 +844,20 @@ export async function capaWorkflow(input: CapaInput): Promise<CapaState> {
             signedAt: a.signature!.signedAt,
             contentHash: a.signature!.contentHash,
             comment: a.comment ?? '',
+            ...(a.supplierAction ? { supplierAction: a.supplierAction } : {}),
           };
           closeNow('effective');
         },
         (round) => ({
-          audit: { action: 'capa.closed', actor: a.actor, details: { outcome: 'effective', comment: a.comment ?? null } },
+          audit: {
+            action: 'capa.closed',
+            actor: a.actor,
+            details: {
+              outcome: 'effective',
+              comment: a.comment ?? null,
+              ...(a.supplierAction ? { supplierAction: a.supplierAction, suppliers: supplierSources() } : {}),
+            },
+          },
           signature: { round, stage: 'closed', stageIndex: CAPA_STAGES.indexOf('closed'), actor: a.actor, signature: a.signature! },
           notify: [
             {
@@ -852,7 +869,10 @@ export async function capaWorkflow(input: CapaInput): Promise<CapaState> {
           ],
         }),
         a.actor.userId,
-      ),
+      );
+      if (a.supplierAction && patched('capa-supplier-action')) await decideOnSuppliers(a.supplierAction, a);
+      return s;
+    },
     {
       validator: (a) => {
         requireQa(a.actor, 'close a CAPA');
@@ -865,9 +885,42 @@ export async function capaWorkflow(input: CapaInput): Promise<CapaState> {
         if (!a.signature) refuse(FailureType.InvalidInput, 'closure must be signed');
         if (a.signature.contentHash !== s.closureContentHash)
           refuse(FailureType.StaleContentHash, `the closure record changed since it was read: its hash is ${s.closureContentHash}`);
+        if (a.supplierAction && !supplierSources().length)
+          refuse(FailureType.InvalidInput, `${s.number} names no supplier to ${a.supplierAction}`);
       },
     },
   );
+
+  const supplierSources = () => s.sources.filter((src) => src.type === 'supplier').map((src) => src.id);
+
+  /**
+   * QA's verdict on the suppliers this CAPA names goes to each one's qualification run (started if it has none),
+   * which records it and writes the supplier's hold status to the ERP, as when QA decides there directly.
+   */
+  async function decideOnSuppliers(decision: SupplierDecision, a: CloseArgs): Promise<void> {
+    const via = `capa:${s.number}:closure:${s.reopenings.length + 1}`;
+    const reason = `CAPA ${s.number} "${s.title}" closed${a.comment ? `: ${a.comment}` : ''}`;
+    for (const { supplier, status } of await acts.supplierQualificationStatuses({ suppliers: supplierSources() })) {
+      if (status === 'disqualified') continue;
+      const qualification = workflowIds.supplierQualification(supplier);
+      try {
+        try {
+          await startChild<typeof supplierQualificationWorkflow>('supplierQualificationWorkflow', {
+            workflowId: qualification,
+            args: [{ supplier, status }],
+            parentClosePolicy: ParentClosePolicy.ABANDON,
+            workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+          });
+        } catch (err) {
+          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+        }
+        await getExternalWorkflowHandle(qualification).signal(processDecisionSignal, { decision, actor: a.actor, reason, via });
+      } catch (err) {
+        // The closure stands (the API checked each supplier could take the verdict); a run that ended meanwhile is logged.
+        log.warn('supplier verdict not delivered', { supplier, decision, error: String(err) });
+      }
+    }
+  }
 
   setHandler(
     cancelCapaUpdate,

@@ -2,8 +2,9 @@ import type Router from '@koa/router';
 import type { Payload } from '@temporalio/common';
 import type { Context, Next } from 'koa';
 import { z } from 'zod';
-import type { Role } from '../../common/roles';
+import type { Actor, Role } from '../../common/roles';
 import { appendAudit } from '../../db/audit';
+import { closeCodecSession, codecSessionActor, openCodecSession } from '../../db/codec-sessions';
 import { keyIdOf, PayloadDecryptionError } from '../../platform/payload-codec';
 import { requireRole } from '../auth';
 import { readJsonBody } from '../body';
@@ -15,6 +16,8 @@ import { parseOrProblem } from '../route';
 export const CODEC_ROLES: readonly Role[] = ['it_operator'];
 
 const PATHS = ['/codec/encode', '/codec/decode'];
+const SESSION_COOKIE = 'labflow_codec';
+const SESSION_TTL_MS = 8 * 60 * 60 * 1000;
 const ALLOWED_HEADERS = 'authorization, content-type, x-namespace';
 const NAMESPACE = /^[A-Za-z0-9._-]{1,255}$/;
 
@@ -69,8 +72,63 @@ export function mountCodec(router: Router, deps: ApiDeps): void {
     ctx.status = 204;
   });
 
-  const handle = (direction: 'encode' | 'decode') => async (ctx: Context) => {
+  /** An API key (the CLI's --codec-auth), else the browser's codec session (the Web UI sends cookies, not keys). */
+  async function codecActor(ctx: Context): Promise<Actor> {
+    if (ctx.get('authorization')) return deps.authenticate(ctx);
+    const token = ctx.cookies.get(SESSION_COOKIE);
+    const actor = token ? await codecSessionActor(deps.db, token) : undefined;
+    if (!actor) {
+      throw new Problem(
+        401,
+        'unauthenticated',
+        'Authentication required',
+        'send "Authorization: Bearer <API key>", or sign in for the Web UI at /codec/login',
+        {},
+        { 'WWW-Authenticate': 'Bearer realm="labflow"' },
+      );
+    }
+    return actor;
+  }
+
+  router.get('/codec/login', (ctx) => {
+    ctx.type = 'text/html; charset=utf-8';
+    ctx.set({ 'Content-Security-Policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'" });
+    ctx.body = LOGIN_PAGE;
+  });
+
+  // Same-origin only (the login page): no CORS headers, so no other site can open a session in the browser.
+  router.post('/codec/session', async (ctx) => {
     const actor = await deps.authenticate(ctx);
+    requireRole(actor, CODEC_ROLES);
+    const { token, expiresAt } = await openCodecSession(deps.db, actor.userId, SESSION_TTL_MS);
+    ctx.cookies.set(SESSION_COOKIE, token, {
+      httpOnly: true,
+      sameSite: 'strict',
+      secure: ctx.secure,
+      path: '/codec',
+      expires: expiresAt,
+      overwrite: true,
+    });
+    await appendAudit(deps.db, {
+      actorId: actor.userId,
+      actor: actor.username,
+      action: 'codec.session_opened',
+      entityType: 'user',
+      entityId: actor.userId,
+      details: { expiresAt: expiresAt.toISOString() },
+    });
+    ctx.body = { username: actor.username, expiresAt: expiresAt.toISOString() };
+  });
+
+  router.post('/codec/logout', async (ctx) => {
+    const token = ctx.cookies.get(SESSION_COOKIE);
+    if (token) await closeCodecSession(deps.db, token);
+    ctx.cookies.set(SESSION_COOKIE, null, { path: '/codec' });
+    ctx.status = 204;
+  });
+
+  const handle = (direction: 'encode' | 'decode') => async (ctx: Context) => {
+    const actor = await codecActor(ctx);
     requireRole(actor, CODEC_ROLES);
     ctx.state.actor = actor.username;
     const codec = deps.payloadCodec;
@@ -114,3 +172,27 @@ export function mountCodec(router: Router, deps: ApiDeps): void {
   router.post('/codec/encode', cors, handle('encode'));
   router.post('/codec/decode', cors, handle('decode'));
 }
+
+/** Signs the browser in for the Web UI's codec calls; the key is sent once, over fetch, and never stored. */
+const LOGIN_PAGE = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>labflow: decode payloads in the Temporal Web UI</title>
+<style>body{font:15px system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem}input{width:100%;padding:.4rem}
+button{margin-top:.8rem;padding:.4rem 1rem}#out{margin-top:1rem}</style></head>
+<body><h1>Decode payloads in the Temporal Web UI</h1>
+<p>Workflow payloads are encrypted. Sign in with your labflow API key (admin or IT operator) to let the Web UI
+decode them in this browser for 8 hours. Every decode is recorded in the audit trail under your name.</p>
+<form id="f"><label>API key <input id="k" type="password" autocomplete="off" required></label>
+<button>Sign in</button></form><div id="out" role="status"></div>
+<p>In the Web UI, the codec endpoint must have <em>Include cross-origin credentials</em> on, and the UI must be opened
+under the same host name as this page (e.g. both on <code>localhost</code>).</p>
+<script>
+document.getElementById('f').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const out = document.getElementById('out');
+  const res = await fetch('session', { method: 'POST', headers: { authorization: 'Bearer ' + document.getElementById('k').value } });
+  const body = await res.json().catch(() => ({}));
+  out.textContent = res.ok ? 'Signed in as ' + body.username + ' until ' + body.expiresAt + '.' : (body.detail || 'Not signed in.');
+  document.getElementById('k').value = '';
+});
+</script></body></html>
+`;

@@ -173,6 +173,47 @@ describe('the codec endpoint for the Temporal Web UI and CLI', () => {
     });
   });
 
+  describe('a browser session for the Web UI, which sends cookies rather than API keys', () => {
+    const cookieOf = (res: { headers: Headers }) => /labflow_codec=([^;]+)/.exec(res.headers.get('set-cookie') ?? '')?.[1];
+
+    it('serves a sign-in page', async () => {
+      const page = await p.api('GET', '/codec/login');
+      assert.equal(page.status, 200);
+      assert.match(page.headers.get('content-type') ?? '', /text\/html/);
+      assert.match(page.body, /Include cross-origin credentials/);
+    });
+
+    it('opens an HttpOnly, same-site session for an operator, with which the UI decodes; signing out ends it', async () => {
+      const opened = await p.api('POST', '/codec/session', { key: u.operator.apiKey });
+      assert.equal(opened.status, 200, JSON.stringify(opened.body));
+      const setCookie = opened.headers.get('set-cookie') ?? '';
+      assert.match(setCookie, /httponly/i);
+      assert.match(setCookie, /samesite=strict/i);
+      assert.match(setCookie, /path=\/codec/i);
+      const token = cookieOf(opened)!;
+      const stored = await testEnv().db('codec_sessions').pluck('token_hash');
+      assert.ok(!stored.includes(token), 'only a hash of the token is kept');
+
+      const [encrypted] = await codec().encode([defaultPayloadConverter.toPayload('from the ui') as Payload]);
+      const cookie = `labflow_codec=${token}`;
+      const decoded = await decodeAs(undefined, [toJson(encrypted)], { cookie, origin: TEST_UI_ORIGIN });
+      assert.equal(decoded.status, 200, JSON.stringify(decoded.body));
+      assert.equal(unb64(decoded.body.payloads[0].data), '"from the ui"');
+      assert.equal(decoded.headers.get('access-control-allow-credentials'), 'true');
+      assert.ok((await decodeAudits(u.operator.username)).length > 0);
+
+      assert.equal((await p.api('POST', '/codec/logout', { headers: { cookie } })).status, 204);
+      assertProblem(await decodeAs(undefined, [toJson(encrypted)], { cookie }), 401, 'unauthenticated');
+    });
+
+    it('opens no session for a role that may not decode, nor for a forged cookie', async () => {
+      assertProblem(await p.api('POST', '/codec/session', { key: u.technician.apiKey }), 403, 'forbidden');
+      assertProblem(await p.api('POST', '/codec/session'), 401, 'unauthenticated');
+      const [encrypted] = await codec().encode([defaultPayloadConverter.toPayload('x') as Payload]);
+      assertProblem(await decodeAs(undefined, [toJson(encrypted)], { cookie: 'labflow_codec=forged' }), 401, 'unauthenticated');
+    });
+  });
+
   describe('bad input', () => {
     const post = (init: { raw?: string; body?: unknown; headers?: Record<string, string> }) =>
       p.api('POST', '/codec/decode', { key: u.operator.apiKey, ...init });

@@ -85,8 +85,7 @@ describe('no patient data reaches Temporal or the logs, on any summary path', fu
     return value;
   };
 
-  const dir = mkdtempSync(join(tmpdir(), 'labflow-phi-canary-'));
-  const dbFilename = join(dir, 'temporal.sqlite');
+  let dir = '';
   const serverLog: string[] = [];
   const apiLog: string[] = [];
   const runtimeLog: string[] = [];
@@ -178,12 +177,17 @@ describe('no patient data reaches Temporal or the logs, on any summary path', fu
     return { patient, ...ready };
   }
 
+  /** The comments the runs recorded with their reviews, by round. */
+  const reviewComments = (jobId: string) =>
+    testEnv().db('summaries').where({ workflow_id: jobId }).orderBy('round').pluck('review_comment') as Promise<(string | null)[]>;
   const sign = (user: TestUser, contentHash: string) => ({ password: user.password, meaning: 'approval', contentHash });
   const review = (r: SummaryRig, jobId: string, body: Record<string, unknown>) =>
     r.p.api('POST', `${jobUrl(jobId)}/review`, { key: r.doc.apiKey, body });
 
   before(async function () {
     this.timeout(180_000);
+    dir = mkdtempSync(join(tmpdir(), 'labflow-phi-canary-'));
+    const dbFilename = join(dir, 'temporal.sqlite');
     server = await startDevTemporal({ dbFilename, logLevel: 'info', onOutput: (line) => serverLog.push(line) });
     connection = await Connection.connect({ address: server.address });
     nativeConnection = await NativeConnection.connect({ address: server.address });
@@ -200,13 +204,11 @@ describe('no patient data reaches Temporal or the logs, on any summary path', fu
     // Approved, with a comment.
     {
       const { jobId, summary } = await summarized(main, 'approve');
-      const res = await review(main, jobId, {
-        decision: 'approve',
-        signature: sign(main.doc, summary.contentHash),
-        comment: canary('approve: comment'),
-      });
+      const comment = canary('approve: comment');
+      const res = await review(main, jobId, { decision: 'approve', signature: sign(main.doc, summary.contentHash), comment });
       assert.equal(res.status, 200, JSON.stringify(res.body));
       assert.equal(res.body.stage, 'approved');
+      assert.deepEqual(await reviewComments(jobId), [comment]);
     }
     // Edited: the signed text carries a canary of its own.
     {
@@ -219,12 +221,14 @@ describe('no patient data reaches Temporal or the logs, on any summary path', fu
     // Rejected with a comment, regenerated, then approved.
     {
       const { jobId } = await summarized(main, 'reject');
-      const rejected = await review(main, jobId, { decision: 'reject', comment: `Misses the stress test. ${canary('reject: comment')}` });
+      const comment = `Misses the stress test. ${canary('reject: comment')}`;
+      const rejected = await review(main, jobId, { decision: 'reject', comment });
       assert.equal(rejected.status, 200, JSON.stringify(rejected.body));
       const job = await waitForStage(main, jobId, ['ready']);
       assert.equal(job.round, 2);
       const summary = (await main.p.api('GET', `${jobUrl(jobId)}/summary`, { key: main.doc.apiKey })).body;
       assert.equal((await review(main, jobId, { decision: 'approve', signature: sign(main.doc, summary.contentHash) })).status, 200);
+      assert.deepEqual(await reviewComments(jobId), [comment, null]);
     }
     // The rows of the error table.
     const trails: Record<string, string[]> = {};
@@ -393,7 +397,7 @@ describe('no patient data reaches Temporal or the logs, on any summary path', fu
   after(async function () {
     this.timeout(60_000);
     await shutDown();
-    rmSync(dir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   const leaksIn = (text: string | Buffer) => [...canaries].filter(([c]) => text.indexOf(c) >= 0).map(([c, where]) => `${where} (${c})`);
