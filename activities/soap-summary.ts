@@ -10,7 +10,7 @@ import { recordSignature } from '../db/signatures';
 import { notesFingerprint, notesForSummary, patientIdentifiers } from '../db/soap-notes';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
-import { classifyLlmError, LLM_ERROR_POLICY, LlmError, type LlmErrorKind } from './llm/errors';
+import { classifyLlmError, LLM_ERROR_POLICY, type LlmError, type LlmErrorKind } from './llm/errors';
 import { extractiveSummary } from './llm/extractive';
 import { alertOperators } from './llm/operator-alert';
 import { buildSummaryPrompt, stripIdentifiers } from './llm/prompt';
@@ -173,9 +173,9 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
     const { notes, patient } = await notesOf(args.workflowId);
     const prompt = buildSummaryPrompt(notes, patient);
     const ctx = Context.current();
-    // Leave the activity time to record the outcome before Temporal's own timeout.
+    // The run sets each provider's timeout; the call gets it less the time to record the outcome before Temporal's.
     const activityMs = ctx.info.startToCloseTimeoutMs;
-    const timeoutMs = Math.min(llm.timeoutMs, Math.max(activityMs - 2000, Math.min(1000, Math.floor(activityMs * 0.75))));
+    const timeoutMs = Math.max(activityMs - 2000, Math.min(1000, Math.floor(activityMs * 0.75)));
     let generation;
     try {
       generation = await adapter.generate(prompt, { maxTokens: args.maxTokens, temperature: 0, signal: ctx.cancellationSignal, timeoutMs });

@@ -6,7 +6,7 @@ import type { ErpWriteState, SupplierDecision, SupplierQualificationStatus } fro
 import { appendAudit } from '../db/audit';
 import { deadLetter } from '../db/erp-sync';
 import type { ActivityDeps } from './deps';
-import { resolveErp } from './erp-sync';
+import { alertErpAuthRefused, resolveErp } from './erp-sync';
 import { activityKey } from './keys';
 
 type Verdict = Exclude<SupplierQualificationStatus, 'pending'>;
@@ -124,16 +124,29 @@ export function supplierQualificationActivities(deps: ActivityDeps) {
           .update({ state: 'resolved', closed_at: db.fn.now(), closed_by: 'system:supplier-qualification', close_reason: 'written' });
         return { erp: 'written' as const, detail };
       } catch (err) {
-        if (!(err instanceof ApplicationFailure && err.type === ErpFailure.Refused)) throw err;
+        // A refused write, or a refused API key, waits in the dead letters for an operator's retry; retrying it here
+        // cannot succeed. A refused key also alerts IT operators and admins (once per decision).
+        if (!(err instanceof ApplicationFailure && (err.type === ErpFailure.Refused || err.type === ErpFailure.Auth))) throw err;
         log.warn('ERP refused the supplier status', { supplier: p.supplier, reason: err.message });
         await deadLetter(db, {
           direction: 'outbound',
           entity: 'supplier_status',
           syncRunId: null,
-          refused: [{ name: p.supplier, modified: '', reason: err.message, errorType: ErpFailure.Refused, payload: { ...p } }],
+          refused: [{ name: p.supplier, modified: '', reason: err.message, errorType: err.type, payload: { ...p } }],
         });
         await setErpState(p, 'refused', err.message);
-        return { erp: 'refused' as const, detail: err.message };
+        const outboxIds =
+          err.type === ErpFailure.Auth
+            ? await db.transaction((trx) =>
+                alertErpAuthRefused(trx, deps, {
+                  key: `erp-auth-refused:${p.eventKey}`,
+                  what: `Writing the hold status of supplier ${p.supplier} (${p.status})`,
+                  error: err.message,
+                  link: `${deps.publicUrl}/api/v1/suppliers/${encodeURIComponent(p.supplier)}/qualification`,
+                }),
+              )
+            : [];
+        return { erp: 'refused' as const, detail: err.message, outboxIds };
       }
     },
   };

@@ -43,6 +43,7 @@ export function summarySettings(config: Config): SummarySettings {
       maxTokens: config.LLM_MAX_TOKENS,
       maxRetryAfter: config.LLM_MAX_RETRY_AFTER,
     },
+    timeouts: { ollama: config.OLLAMA_TIMEOUT },
     maxRounds: config.SUMMARY_MAX_ROUNDS,
     maxWaitMs: durationMs(config.SUMMARY_MAX_WAIT),
   };

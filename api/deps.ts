@@ -24,6 +24,8 @@ export interface SummarySettings {
   /** Whether the local extractive summarizer is the last resort when no LLM provider answers. */
   extractiveFallback: boolean;
   attempt: SummaryAttemptPolicy;
+  /** Per-provider attempt timeouts that differ from `attempt.timeout`. */
+  timeouts?: Partial<Record<Summarizer, string>>;
   maxRounds: number;
   /** Bound on a request's `wait`. */
   maxWaitMs: number;

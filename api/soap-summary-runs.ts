@@ -37,6 +37,7 @@ export async function requestSummary(
     requestedBy: { userId: actor.userId, username: actor.username },
     providers: summarizersFor(providers ?? settings.providers, settings.extractiveFallback),
     attempt: settings.attempt,
+    ...(settings.timeouts ? { timeouts: settings.timeouts } : {}),
     maxRounds: settings.maxRounds,
   };
   let created = true;

@@ -86,6 +86,7 @@ export const configSchema = z.object({
   OLLAMA_MODEL: z.string().default('llama3.1:8b'),
   OLLAMA_NUM_CTX: z.coerce.number().int().min(2048).default(16384),
   LLM_TIMEOUT: duration.default('60s'),
+  OLLAMA_TIMEOUT: duration.default('180s'),
   LLM_MAX_TOKENS: z.coerce.number().int().min(256).default(2048),
   LLM_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
   LLM_MAX_RETRY_AFTER: duration.default('30s'),

@@ -49,6 +49,8 @@ export interface SummaryInput {
   /** In order of preference, each tried once in turn; the API puts the extractive summarizer last when enabled. */
   providers: Summarizer[];
   attempt: SummaryAttemptPolicy;
+  /** A provider's own per-attempt timeout, where it differs from `attempt.timeout` (e.g. a local Ollama). */
+  timeouts?: Partial<Record<Summarizer, string>>;
   /** Regenerations allowed after a reviewer rejects a summary. */
   maxRounds: number;
 }

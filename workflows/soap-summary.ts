@@ -10,7 +10,6 @@ import {
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
-  type ActivityOptions,
 } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
 import type { Activities } from '../activities';
@@ -78,22 +77,23 @@ export async function soapSummaryWorkflow(input: SummaryInput): Promise<SummaryS
   let regenerate = false;
   let roundsUsed = 1;
 
-  const attemptOptions: ActivityOptions = {
-    startToCloseTimeout: input.attempt.timeout as Duration,
-    retry: {
-      initialInterval: '1s',
-      backoffCoefficient: 2,
-      maximumInterval: '30s',
-      maximumAttempts: input.attempt.maxAttempts,
-      nonRetryableErrorTypes: NEXT_PROVIDER_FAILURES,
-    },
-  };
-  // One proxy per summarizer, so each shows in the Web UI under its own activity type.
-  const llm = proxyActivities<Activities>(attemptOptions);
+  // Each LLM provider is its own activity type with its own timeout (a local model may need longer than a hosted
+  // one), so the Web UI shows the fallback step by step.
+  const llmFor = (provider: Summarizer) =>
+    proxyActivities<Activities>({
+      startToCloseTimeout: (input.timeouts?.[provider] ?? input.attempt.timeout) as Duration,
+      retry: {
+        initialInterval: '1s',
+        backoffCoefficient: 2,
+        maximumInterval: '30s',
+        maximumAttempts: input.attempt.maxAttempts,
+        nonRetryableErrorTypes: NEXT_PROVIDER_FAILURES,
+      },
+    });
   const callers: Record<Summarizer, (args: SummaryAttemptArgs) => Promise<SummaryAttemptResult>> = {
-    anthropic: llm.summarizeWithAnthropic,
-    openai: llm.summarizeWithOpenai,
-    ollama: llm.summarizeWithOllama,
+    anthropic: llmFor('anthropic').summarizeWithAnthropic,
+    openai: llmFor('openai').summarizeWithOpenai,
+    ollama: llmFor('ollama').summarizeWithOllama,
     extractive: book.summarizeExtractive,
   };
 

@@ -36,6 +36,12 @@ const erpWrite = proxyActivities<Activities>({
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '10m' },
 });
 
+// An alert waits a while for the mail relay, without holding up the next ERP write for long.
+const mail = proxyActivities<Activities>({
+  startToCloseTimeout: '45s',
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 },
+});
+
 /**
  * QA's qualification of one supplier: approve, suspend, disqualify (Updates, QA only), each recorded and written to
  * the ERP as the supplier's hold status, in order. Disqualification ends the run.
@@ -163,6 +169,11 @@ export async function supplierQualificationWorkflow(input: SupplierQualification
       });
       latest.erp = result.erp;
       latest.erpDetail = result.detail;
+      // Only a refused API key brings messages (an alert to IT); older activity results have none.
+      const outboxIds = 'outboxIds' in result ? (result.outboxIds ?? []) : [];
+      if (outboxIds.length) {
+        await mail.deliverEmails(outboxIds).catch((err) => log.warn('ERP alert email not delivered', { error: String(err) }));
+      }
       continue;
     }
     if (s.status === 'disqualified') break;

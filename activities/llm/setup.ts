@@ -36,6 +36,7 @@ type LlmConfig = Pick<
   | 'OLLAMA_MODEL'
   | 'OLLAMA_NUM_CTX'
   | 'LLM_TIMEOUT'
+  | 'OLLAMA_TIMEOUT'
   | 'LLM_MAX_TOKENS'
   | 'LLM_MAX_ATTEMPTS'
   | 'LLM_MAX_RETRY_AFTER'
@@ -80,7 +81,7 @@ export function llmSetupFromConfig(config: LlmConfig): LlmSetup {
     circuit: {
       failureThreshold: config.LLM_CIRCUIT_FAILURES,
       coolDownMs: durationMs(config.LLM_CIRCUIT_COOLDOWN),
-      trialMs: timeoutMs + 10_000,
+      trialMs: Math.max(timeoutMs, durationMs(config.OLLAMA_TIMEOUT)) + 10_000,
     },
     timeoutMs,
     maxTokens: config.LLM_MAX_TOKENS,

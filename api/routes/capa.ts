@@ -21,6 +21,7 @@ import {
   type CapaState,
 } from '../../common/capa';
 import { workflowIds } from '../../common/ids';
+import { DECISION_FROM, DECISION_STATUS, type SupplierDecision } from '../../common/supplier-qualification';
 import type { Actor, Role } from '../../common/roles';
 import { auditTrail } from '../../db/audit';
 import { capaActions, capaSources, findCapa, listCapas, openCapasNaming } from '../../db/capa';
@@ -61,6 +62,25 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
     const user = await db('users').where({ username: name, active: true }).first('id', 'username');
     if (!user) throw problems.unprocessable('unknown-user', `no active user "${name}"`, { errors: [{ field, detail: 'unknown user' }] });
     return { kind: 'user', userId: user.id, username: user.username };
+  }
+
+  /**
+   * A closure's verdict on the CAPA's suppliers must be one each supplier's qualification can take (or already
+   * has); otherwise the CAPA would close on a verdict that is never applied.
+   */
+  async function checkSupplierVerdict(number: string, decision: SupplierDecision): Promise<void> {
+    const suppliers = (await capaSources(db, number)).filter((src) => src.source_type === 'supplier').map((src) => src.source_id);
+    for (const supplier of suppliers) {
+      const known = await db('erp_suppliers').where({ name: supplier }).whereNull('deleted_at').first('name');
+      if (!known)
+        throw problems.unprocessable('unknown-supplier', `the ERP sync has no supplier "${supplier}"`, {
+          errors: [{ field: 'supplierAction', detail: `unknown supplier ${supplier}` }],
+        });
+      const status = (await db('supplier_qualifications').where({ supplier }).first('status'))?.status ?? 'pending';
+      if (status === DECISION_STATUS[decision]) continue;
+      if (status === 'disqualified') throw problems.conflict('run-finished', `${supplier} is disqualified; nothing more can be done`);
+      if (!DECISION_FROM[decision].includes(status)) throw problems.conflict('wrong-stage', `${supplier} is ${status}; cannot ${decision}`);
+    }
   }
 
   /** The CAPA as recorded, with the run's live state while it runs. */
@@ -327,11 +347,15 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       'Close (QA, electronic signature over the closure hash); refused while actions are open or effectiveness is missing',
       ['qa_manager'],
       closeBody,
-      async (actor, b, p) => ({
-        actor,
-        comment: b.comment,
-        signature: await verifySigner(deps, actor, b.signature, { entityType: 'capa', entityId: p.number }),
-      }),
+      async (actor, b, p) => {
+        if (b.supplierAction) await checkSupplierVerdict(p.number, b.supplierAction);
+        return {
+          actor,
+          comment: b.comment,
+          supplierAction: b.supplierAction,
+          signature: await verifySigner(deps, actor, b.signature, { entityType: 'capa', entityId: p.number }),
+        };
+      },
       closeCapaUpdate,
     ),
     action(

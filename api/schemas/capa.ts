@@ -76,7 +76,12 @@ export const effectivenessBody = z.strictObject({
     .max(20),
   comment: z.string().trim().max(4000).default(''),
 });
-export const closeBody = z.strictObject({ signature: signatureBody, comment: z.string().trim().max(4000).optional() });
+export const closeBody = z.strictObject({
+  signature: signatureBody,
+  comment: z.string().trim().max(4000).optional(),
+  /** QA's verdict on the supplier(s) the CAPA names (sources of type supplier), written to the ERP as their hold. */
+  supplierAction: z.enum(['approve', 'suspend', 'disqualify']).optional(),
+});
 export const reasonBody = z.strictObject({ reason: text(2000) });
 export const deactivatedBody = z.strictObject({ username });
 

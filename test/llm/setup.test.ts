@@ -35,6 +35,7 @@ describe('the LLM setup from configuration', () => {
     const setup = llmSetupFromConfig(
       loadConfig({
         LLM_TIMEOUT: '45s',
+        OLLAMA_TIMEOUT: '30s',
         LLM_MAX_RETRY_AFTER: '20s',
         LLM_CIRCUIT_COOLDOWN: '2m',
         LLM_CIRCUIT_FAILURES: '4',

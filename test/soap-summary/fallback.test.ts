@@ -118,7 +118,7 @@ describe('summaries falling back from provider to provider', () => {
       const job = await waitForStage(strict, res.body.jobId, ['failed_all_providers']);
       assert.deepEqual(attemptTrail(job), ['anthropic:auth', 'openai:auth', 'ollama:auth']);
       const run = testEnv().client.workflow.getHandle(res.body.jobId);
-      assert.equal((await run.describe()).status.name, 'FAILED');
+      await waitFor(async () => (await run.describe()).status.name === 'FAILED', 'the run to fail');
 
       for (const stub of Object.values(strict.stubs)) stub.setDefault('healthy');
       const again = await requestSummary(strict, patient.id);

@@ -44,6 +44,7 @@ export async function startSummaryRig(
     OLLAMA_MODEL: 'llama3.1:8b',
     OLLAMA_NUM_CTX: 8192,
     LLM_TIMEOUT: '2s',
+    OLLAMA_TIMEOUT: '2s',
     LLM_MAX_TOKENS: 1024,
     LLM_MAX_ATTEMPTS: 2,
     LLM_MAX_RETRY_AFTER: '5s',
