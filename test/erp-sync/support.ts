@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Worker } from '@temporalio/worker';
-import { createActivities } from '../../activities';
+import { createActivities, type Activities } from '../../activities';
 import type { ErpSetup } from '../../activities/erp-sync';
 import { erpSyncActivities } from '../../activities/erp-sync';
 import { ErpNextAdapter } from '../../activities/erp/erpnext';
+import { SharedRateBudget } from '../../activities/erp/rate-budget';
 import { createMailer } from '../../activities/mailer';
 import { supplierQualificationActivities } from '../../activities/supplier-qualification';
 import type { ErpSyncInput, ErpSyncResult } from '../../common/erp-sync';
@@ -13,6 +14,7 @@ import { startPlatform, type Platform } from '../helpers/platform';
 import { testEnv } from '../setup/env';
 
 export const ERP_TABLES = [
+  'erp_rate_budgets',
   'supplier_qualifications',
   'erp_dead_letters',
   'erp_sync_runs',
@@ -26,9 +28,13 @@ export const ERP_TABLES = [
   'erp_suppliers',
 ];
 
-/** The ERP tables are shared by the whole run; each test starts from none of the ERP's data. */
+/**
+ * The ERP tables are shared by the whole run; each test starts from none of the ERP's data. Samples an earlier test
+ * registered for received goods stay (other suites share the samples table) but no longer claim their receipt lines.
+ */
 export async function clearErpTables(): Promise<void> {
   await testEnv().db.raw(`truncate ${ERP_TABLES.join(', ')}`);
+  await testEnv().db('samples').where({ source: 'erp' }).whereNotNull('external_id').update({ external_id: null });
 }
 
 export interface ErpPlatform extends Platform {
@@ -43,7 +49,15 @@ export interface ErpPlatform extends Platform {
  * An ERPNext-shaped server, the real API (without the harness's worker) and a worker on the same task queue whose
  * ERP activities talk to that server.
  */
-export async function startErpPlatform(options: { timeZone?: string; timeoutMs?: number; pageSize?: number } = {}): Promise<ErpPlatform> {
+export async function startErpPlatform(
+  options: {
+    timeZone?: string;
+    timeoutMs?: number;
+    pageSize?: number;
+    /** Replaces some of the worker's activities (to hold one at a given moment). */
+    wrapActivities?: (activities: Activities) => Partial<Activities>;
+  } = {},
+): Promise<ErpPlatform> {
   const env = testEnv();
   const stub = new ErpNextStub();
   await stub.start();
@@ -55,6 +69,7 @@ export async function startErpPlatform(options: { timeZone?: string; timeoutMs?:
       apiSecret: stub.apiSecret,
       timeoutMs: options.timeoutMs ?? 5000,
       ratePerSecond: 1000,
+      budget: new SharedRateBudget(env.db, stub.url, 1000),
     }),
     timeZone: options.timeZone ?? 'Europe/Berlin',
     pageSize: options.pageSize ?? 25,
@@ -67,12 +82,13 @@ export async function startErpPlatform(options: { timeZone?: string; timeoutMs?:
   const deps = { db: env.db, mailer, publicUrl: 'http://labflow.test', mailDomain: 'lab.test', erp };
   let worker: Worker | undefined;
   let running: Promise<void> | undefined;
+  const withWrapped = (activities: Activities): Activities => ({ ...activities, ...options.wrapActivities?.(activities) });
   const startErpWorker = async () => {
     worker = await createWorker({
       connection: env.nativeConnection,
       namespace: 'default',
       taskQueue: p.taskQueue,
-      activities: { ...createActivities(deps), ...erpSyncActivities(deps), ...supplierQualificationActivities(deps) },
+      activities: withWrapped({ ...createActivities(deps), ...erpSyncActivities(deps), ...supplierQualificationActivities(deps) }),
       workflowBundle: env.workflowBundle,
       dataConverter: env.dataConverter,
     });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { WorkflowFailedError } from '@temporalio/client';
+import { sampleStateQuery } from '../../common/sample-intake';
 import { seedErp } from '../helpers/erpnext-stub';
 import { testEnv } from '../setup/env';
 import { clearErpTables, count, startErpPlatform, type ErpPlatform } from './support';
@@ -16,7 +17,16 @@ describe('the ERP sync', () => {
     p = await startErpPlatform();
     seedErp(p.stub, SEED);
   });
-  afterEach(() => p.stop());
+  afterEach(async () => {
+    // Received goods started sample-intake runs on this test's task queue: end them with the test.
+    for (const id of await db()('incoming_inspection_hooks').whereNotNull('intake_workflow_id').pluck('intake_workflow_id')) {
+      await testEnv()
+        .client.workflow.getHandle(id)
+        .terminate('test over')
+        .catch(() => undefined);
+    }
+    await p.stop();
+  });
 
   it('stores every supplier, item, purchase order with its lines and receipt on the first sync, and leaves inspection hooks', async () => {
     const result = await p.sync({});
@@ -40,7 +50,7 @@ describe('the ERP sync', () => {
       ).rows[0].n,
     );
     assert.ok(expectedHooks > 0);
-    assert.equal(await count('incoming_inspection_hooks', { state: 'pending' }), expectedHooks);
+    assert.equal(await count('incoming_inspection_hooks'), expectedHooks);
     // The cursor is the last row, as the ERP wrote it; timestamps are read in the site's time zone.
     const last = [...p.stub.table('Item').values()].sort((a, b) => (a.modified < b.modified ? -1 : 1)).at(-1)!;
     const cursor = await db()('erp_sync_cursors').where({ entity: 'items' }).first();
@@ -48,6 +58,50 @@ describe('the ERP sync', () => {
     const item = await db()('erp_items').where({ name: last.name }).first();
     const local = last.modified.replace(' ', 'T').slice(0, 23);
     assert.equal(new Date(item.erp_modified_at).getTime(), new Date(`${local}+01:00`).getTime()); // Berlin in November
+  });
+
+  it('starts one incoming-inspection sample run per received line that needs inspection, once, and consumes its hook', async () => {
+    const first = await p.sync({});
+    const hooks = await db()('incoming_inspection_hooks as h')
+      .join('samples as s', 's.id', 'h.sample_id')
+      .orderBy(['h.purchase_receipt', 'h.idx'])
+      .select('h.purchase_receipt', 'h.idx', 'h.state', 'h.intake_workflow_id', 's.accession', 's.sample_type', 's.source', 's.external_id');
+    assert.ok(hooks.length > 0);
+    assert.equal(hooks.length, await count('incoming_inspection_hooks'), 'every hook has its sample');
+    for (const h of hooks) {
+      assert.deepEqual(
+        [h.state, h.sample_type, h.source, h.external_id, h.intake_workflow_id],
+        ['started', 'INCOMING', 'erp', `${h.purchase_receipt}:${h.idx}`, `sample-intake:${h.accession}`],
+      );
+    }
+    const sample = await testEnv().client.workflow.getHandle(hooks[0].intake_workflow_id).query(sampleStateQuery);
+    assert.deepEqual([sample.state, sample.sampleType, sample.hasOrder], ['expected', 'INCOMING', true]);
+    assert.deepEqual([...sample.requestedTests].sort(), ['IQC_COA', 'IQC_ID']);
+    const row = await db()('samples').where({ accession: hooks[0].accession }).first();
+    assert.deepEqual([row.patient_name, row.patient_mrn, row.collected_at], [null, null, null], 'no patient, no collection');
+    assert.equal((await run(first.syncRunId)).counts.purchase_receipts.inspectionSamples, hooks.length);
+
+    // Nothing new: no sample twice. A new receipt of an item that needs inspection: its line, and only it.
+    const again = await p.sync({});
+    assert.equal((await run(again.syncRunId)).counts.purchase_receipts, undefined);
+    assert.equal(await count('incoming_inspection_hooks'), hooks.length);
+    p.stub.put('Purchase Receipt', {
+      name: 'MAT-PRE-2026-09001',
+      supplier: 'Qiagen',
+      docstatus: 1,
+      status: 'Completed',
+      items: [
+        { idx: 1, item_code: 'ITM-000004', qty: 2, batch_no: 'LOT-4711' },
+        { idx: 2, item_code: 'ITM-000005', qty: 1, batch_no: 'LOT-4712' },
+      ],
+    });
+    const third = await p.sync({ scope: 'purchase_receipts' });
+    assert.equal((await run(third.syncRunId)).counts.purchase_receipts.inspectionSamples, 1, 'ITM-000004 needs inspection, ITM-000005 not');
+    const added = await db()('incoming_inspection_hooks').where({ purchase_receipt: 'MAT-PRE-2026-09001' });
+    assert.deepEqual(
+      added.map((h) => [h.idx, h.batch_no, h.state]),
+      [[1, 'LOT-4711', 'started']],
+    );
   });
 
   it('fetches only what changed since the cursor, applies amendments, cancellations and deletions', async () => {
