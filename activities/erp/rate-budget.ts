@@ -71,7 +71,7 @@ export class SharedRateBudget implements RequestBudget {
     return this.ready;
   }
 
-  /** Reserves the next slot; resolves with its time (ms since the epoch, the database's clock) once it has come. */
+  /** Reserves the next slot; resolves once it has come, with the time it went (ms since the epoch, database clock). */
   async take(): Promise<number> {
     await this.ensureRow();
     for (;;) {
@@ -90,9 +90,9 @@ export class SharedRateBudget implements RequestBudget {
         continue;
       }
       const slot = Number(rows[0].slot);
-      const wait = slot - Number(rows[0].now);
-      if (wait <= 0) return slot;
-      await new Promise((resolve) => setTimeout(resolve, Math.ceil(wait)));
+      const now = Number(rows[0].now);
+      if (slot <= now) return now;
+      await new Promise((resolve) => setTimeout(resolve, Math.ceil(slot - now)));
       // A 429 seen meanwhile (by any worker) may have paused the site past this slot: then queue behind the pause.
       const paused = await this.db('erp_rate_budgets').where({ site: this.site }).first(this.db.raw('paused_until > clock_timestamp() as paused'));
       if (!paused?.paused) return slot;

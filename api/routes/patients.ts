@@ -80,6 +80,21 @@ function expectedVersion(ctx: Context, bodyVersion: number | undefined, required
   return version;
 }
 
+/** A keyset page as the API answers it; the next cursor names the sort and the last row only. */
+function pageBody<T extends { id: string }>(
+  page: { items: T[]; total: number; more: boolean },
+  query: { limit: number; sort: { name: string } },
+) {
+  const last = page.items[page.items.length - 1];
+  return {
+    items: page.items,
+    total: page.total,
+    limit: query.limit,
+    sort: query.sort.name,
+    nextCursor: page.more && last ? encodeCursor({ sort: query.sort.name, id: last.id }) : null,
+  };
+}
+
 export function patientRoutes(deps: ApiDeps): RouteSpec[] {
   const { db, log } = deps;
 
@@ -155,14 +170,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
           limit: query.limit,
           afterId: query.cursor?.id,
         });
-        const last = page.items[page.items.length - 1];
-        ctx.body = {
-          items: page.items,
-          total: page.total,
-          limit: query.limit,
-          sort: query.sort.name,
-          nextCursor: page.more && last ? encodeCursor({ sort: query.sort.name, id: last.id }) : null,
-        };
+        ctx.body = pageBody(page, query);
       },
     }),
     route({
@@ -315,14 +323,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
           throw problems.conflict('cursor-expired', 'the page this cursor continues has changed; start again without it');
         }
         const page = await listNotes(db, params.id, { desc: query.sort.desc, limit: query.limit, afterId: query.cursor?.id });
-        const last = page.items[page.items.length - 1];
-        ctx.body = {
-          items: page.items,
-          total: page.total,
-          limit: query.limit,
-          sort: query.sort.name,
-          nextCursor: page.more && last ? encodeCursor({ sort: query.sort.name, id: last.id }) : null,
-        };
+        ctx.body = pageBody(page, query);
       },
     }),
     route({

@@ -35,7 +35,8 @@ describe('the ERP sync API', () => {
     assert.equal(started.body.workflowId, 'erp-sync:all');
     assert.equal(started.headers.get('location'), `/api/v1/erp-sync/runs/${started.body.syncRunId}`);
     const again = await p.api('POST', '/api/v1/erp-sync/runs', { key: u.ops.apiKey, body: {} });
-    assert.deepEqual([again.status, again.body.state], [200, 'already_running']);
+    assert.deepEqual([again.status, again.body.state, again.body.syncRunId], [200, 'already_running', started.body.syncRunId]);
+    assert.equal(again.headers.get('location'), `/api/v1/erp-sync/runs/${started.body.syncRunId}`);
     p.stub.listDelayMs = 0;
     await finished(started.body);
     const runs = await p.api('GET', '/api/v1/erp-sync/runs', { key: u.ops.apiKey });
@@ -43,6 +44,36 @@ describe('the ERP sync API', () => {
     assert.equal(runs.body.items[0].counts.items.stored, 20);
     assert.equal((await p.api('POST', '/api/v1/erp-sync/runs', { key: u.tech.apiKey, body: {} })).status, 403);
     assert.equal((await p.api('POST', '/api/v1/erp-sync/runs', { key: u.ops.apiKey, body: { entity: 'invoices' } })).status, 400);
+  });
+
+  it('names the running sync when triggered after its record says finished but before the run has closed', async () => {
+    await p.stop();
+    let closing!: () => void;
+    const held = new Promise<void>((resolve) => (closing = resolve));
+    let recorded = false;
+    p = await startErpPlatform({
+      wrapActivities: (a) => ({
+        finishErpSyncRun: async (x) => {
+          const answer = await a.finishErpSyncRun(x);
+          recorded = true;
+          await held;
+          return answer;
+        },
+      }),
+    });
+    seedErp(p.stub, { suppliers: 2, items: 2, purchaseOrders: 0, receipts: 0 });
+    const started = await p.api('POST', '/api/v1/erp-sync/runs', { key: u.ops.apiKey, body: { entity: 'items' } });
+    assert.equal(started.status, 202);
+    await waitFor(() => recorded, 'the run recording its end');
+    assert.equal((await db()('erp_sync_runs').where({ id: started.body.syncRunId }).first()).state, 'completed');
+    const again = await p.api('POST', '/api/v1/erp-sync/runs', { key: u.ops.apiKey, body: { entity: 'items' } });
+    assert.deepEqual(
+      [again.status, again.body.state, again.body.syncRunId, again.body.workflowId],
+      [200, 'already_running', started.body.syncRunId, 'erp-sync:items'],
+    );
+    assert.equal(again.headers.get('location'), `/api/v1/erp-sync/runs/${started.body.syncRunId}`);
+    closing();
+    await finished(started.body);
   });
 
   it('retries a dead letter by re-fetching the record once the cause is fixed, and discards another with a reason', async () => {

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { WorkflowFailedError } from '@temporalio/client';
+import { createActivities } from '../../activities';
 import { sampleStateQuery } from '../../common/sample-intake';
 import { seedErp } from '../helpers/erpnext-stub';
+import { makeUsers, type TestUser } from '../helpers/users';
+import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
 import { clearErpTables, count, startErpPlatform, type ErpPlatform } from './support';
 
@@ -9,9 +12,13 @@ const SEED = { suppliers: 12, items: 40, purchaseOrders: 30, receipts: 20 };
 
 describe('the ERP sync', () => {
   let p: ErpPlatform;
+  let u: Record<'ops' | 'admin' | 'tech', TestUser>;
   const db = () => testEnv().db;
   const run = (id: string) => db()('erp_sync_runs').where({ id }).first();
 
+  before(async () => {
+    u = await makeUsers({ ops: ['it_operator'], admin: ['admin'], tech: ['lab_technician'] });
+  });
   beforeEach(async () => {
     await clearErpTables();
     p = await startErpPlatform();
@@ -65,7 +72,16 @@ describe('the ERP sync', () => {
     const hooks = await db()('incoming_inspection_hooks as h')
       .join('samples as s', 's.id', 'h.sample_id')
       .orderBy(['h.purchase_receipt', 'h.idx'])
-      .select('h.purchase_receipt', 'h.idx', 'h.state', 'h.intake_workflow_id', 's.accession', 's.sample_type', 's.source', 's.external_id');
+      .select(
+        'h.purchase_receipt',
+        'h.idx',
+        'h.state',
+        'h.intake_workflow_id',
+        's.accession',
+        's.sample_type',
+        's.source',
+        's.external_id',
+      );
     assert.ok(hooks.length > 0);
     assert.equal(hooks.length, await count('incoming_inspection_hooks'), 'every hook has its sample');
     for (const h of hooks) {
@@ -181,11 +197,12 @@ describe('the ERP sync', () => {
     assert.equal((await run(result.syncRunId)).counts.items.stored, SEED.items + 35);
   });
 
-  it('fails the run without moving the cursor when the ERP revokes the token', async () => {
+  it('fails the run without moving the cursor when the ERP revokes the token, and alerts IT operators and admins once per run', async () => {
     await p.sync({ scope: 'suppliers' });
     const before = await db()('erp_sync_cursors').where({ entity: 'suppliers' }).first();
     p.stub.update('Supplier', 'Qiagen', { country: 'Netherlands' });
     p.stub.revoked = true;
+    const mailsBefore = testEnv().mails.length;
     await assert.rejects(p.sync({ scope: 'suppliers' }), (err: unknown) => {
       assert.ok(err instanceof WorkflowFailedError);
       assert.match(String(err.cause?.message), /401/);
@@ -194,6 +211,40 @@ describe('the ERP sync', () => {
     const failed = await db()('erp_sync_runs').where({ state: 'failed' }).first();
     assert.match(failed.error, /refused labflow's API key \(401/);
     assert.deepEqual(await db()('erp_sync_cursors').where({ entity: 'suppliers' }).first(), before);
+
+    // In-app and by email, to IT operators and admins, not to others; with the run's reason and what to do.
+    const alerted = (key: string) => db()('notifications').where({ idempotency_key: key }).pluck('user_id');
+    const key = `erp-auth-refused:sync:${failed.id}`;
+    const recipients = await alerted(key);
+    assert.ok(recipients.includes(u.ops.actor.userId) && recipients.includes(u.admin.actor.userId));
+    assert.ok(!recipients.includes(u.tech.actor.userId));
+    const note = await db()('notifications').where({ idempotency_key: key, user_id: u.ops.actor.userId }).first();
+    assert.equal(note.kind, 'erp.auth_refused');
+    assert.match(note.body, /refused labflow's API key \(401[\s\S]*ERP_API_KEY/);
+    const mails = await waitFor(() => {
+      const sent = testEnv()
+        .mails.slice(mailsBefore)
+        .filter((m) => m.subject?.includes("The ERP refused labflow's API key"));
+      const to = sent.flatMap((m) => m.to);
+      return to.includes(`${u.ops.username}@lab.test`) && to.includes(`${u.admin.username}@lab.test`) ? sent : null;
+    }, 'the alert emails');
+    assert.ok(!mails.flatMap((m) => m.to).includes(`${u.tech.username}@lab.test`));
+    assert.equal(await count('audit_events', { action: 'erp.auth_refused', entity_id: key }), 1);
+
+    // A retried finish of the same run alerts nobody again; the next run that fails is alerted on its own.
+    const acts = createActivities({
+      db: db(),
+      mailer: { send: async () => undefined, close: () => undefined },
+      publicUrl: 'x',
+      mailDomain: 'lab.test',
+    });
+    const retried = await acts.finishErpSyncRun({ syncRunId: failed.id, state: 'failed', error: failed.error, errorType: 'ErpAuthFailed' });
+    assert.deepEqual(retried.outboxIds, []);
+    assert.equal((await alerted(key)).length, recipients.length);
+    assert.equal(await count('notifications', { idempotency_key: key, user_id: u.ops.actor.userId }), 1);
+    await assert.rejects(p.sync({ scope: 'suppliers' }));
+    const second = await db()('erp_sync_runs').where({ state: 'failed' }).whereNot({ id: failed.id }).first();
+    assert.ok((await alerted(`erp-auth-refused:sync:${second.id}`)).includes(u.ops.actor.userId));
   });
 
   it('dead-letters the one row the ERP answers 417 for and the rows labflow cannot link, and stores the rest', async () => {
