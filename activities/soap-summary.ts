@@ -3,7 +3,7 @@ import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import type { Knex } from 'knex';
 import type { Actor } from '../common/roles';
 import type { SignatureInput } from '../common/signatures';
-import type { Summarizer, SummaryStage } from '../common/soap-summary';
+import { FINAL_SUMMARY_STAGES, type Summarizer, type SummaryStage } from '../common/soap-summary';
 import { appendAudit } from '../db/audit';
 import { circuitGate, recordCircuitOutcome } from '../db/llm-circuits';
 import { recordSignature } from '../db/signatures';
@@ -214,6 +214,8 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
       notesHash: string;
       requestedBy: { userId: string; username: string };
       providers: Summarizer[];
+      /** The run's revision for the 'generating' stage this writes when the notes are current. */
+      rev: number;
     }): Promise<{ notesCurrent: boolean; round: number; noteCount: number }> {
       return db.transaction(async (trx) => {
         // A patient deleted before the run began: nothing to summarize, and no row to write.
@@ -222,6 +224,8 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
         const current = fingerprint.notesHash === args.notesHash;
         const previous = await trx('summary_attempts').where({ workflow_id: args.workflowId }).max('round as round').first();
         const round = Number(previous?.round ?? 0) + 1;
+        const notesCurrent = current && fingerprint.noteIds.length > 0;
+        const stage = notesCurrent ? { stage: 'generating', rev: args.rev } : { stage: 'requested', rev: 0 };
         await trx('summary_jobs')
           .insert({
             workflow_id: args.workflowId,
@@ -229,19 +233,18 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
             notes_hash: args.notesHash,
             note_ids: fingerprint.noteIds,
             note_hashes: fingerprint.noteHashes,
-            stage: 'requested',
+            ...stage,
             providers: args.providers,
             round,
             requested_by: args.requestedBy.userId,
           })
           .onConflict('workflow_id')
           .merge({
-            stage: 'requested',
+            ...stage,
             providers: args.providers,
             round,
             provider: null,
             finished_at: null,
-            rev: 0,
             requested_by: args.requestedBy.userId,
             requested_at: trx.fn.now(),
             updated_at: trx.fn.now(),
@@ -255,7 +258,7 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
           details: { workflowId: args.workflowId, notes: fingerprint.noteIds.length, notesCurrent: current },
           idempotencyKey: activityKey(),
         });
-        return { notesCurrent: current && fingerprint.noteIds.length > 0, round, noteCount: fingerprint.noteIds.length };
+        return { notesCurrent, round, noteCount: fingerprint.noteIds.length };
       });
     },
 
@@ -279,9 +282,14 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
     },
 
     /** Structure, coverage of medications, allergies and problems, and length. The verdict carries counts, not terms. */
-    async validateSummaryCandidate(args: { attemptId: string }): Promise<{ ok: boolean; issues: { code: string; count: number }[] }> {
+    async validateSummaryCandidate(args: {
+      attemptId: string;
+      /** The run's revision for the 'validating' stage. */
+      rev: number;
+    }): Promise<{ ok: boolean; issues: { code: string; count: number }[] }> {
       const row = await db('summary_attempts').where({ id: args.attemptId }).first('workflow_id', 'candidate_text');
       if (!row?.candidate_text) throw ApplicationFailure.nonRetryable('the attempt has no text to validate', 'NotFound');
+      await project(db, row.workflow_id, args.rev, { stage: 'validating' });
       const { notes } = await notesOf(row.workflow_id);
       const verdict = validateSummary(notes, row.candidate_text);
       await db('summary_attempts')
@@ -295,6 +303,8 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
       workflowId: string;
       round: number;
       attemptId: string;
+      /** The run's revision for the 'ready' stage, written with the summary. */
+      rev: number;
     }): Promise<{ summaryId: string; contentHash: string }> {
       return db.transaction(async (trx) => {
         const existing = await trx('summaries').where({ workflow_id: args.workflowId, round: args.round }).first('id', 'content_hash');
@@ -328,24 +338,17 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
           details: { workflowId: args.workflowId, summaryId: row.id, provider: chosen.provider, model: chosen.model, round: args.round },
           idempotencyKey: activityKey(),
         });
+        await project(trx, args.workflowId, args.rev, { stage: 'ready', round: args.round, provider: chosen.provider });
         return { summaryId: row.id, contentHash: row.content_hash };
       });
     },
 
-    async projectSummaryJob(args: {
-      workflowId: string;
-      rev: number;
-      stage: SummaryStage;
-      round: number;
-      provider: Summarizer | null;
-      reason: string | null;
-    }) {
-      const final = ['approved', 'edited', 'rejected', 'failed_all_providers', 'superseded', 'cancelled'].includes(args.stage);
+    async projectSummaryJob(args: { workflowId: string; rev: number; stage: SummaryStage; round: number; provider: Summarizer | null }) {
       await project(db, args.workflowId, args.rev, {
         stage: args.stage,
         round: args.round,
         provider: args.provider,
-        finished_at: final ? db.fn.now() : null,
+        finished_at: FINAL_SUMMARY_STAGES.includes(args.stage) ? db.fn.now() : null,
       });
     },
 
@@ -420,11 +423,19 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
       });
     },
 
-    /** Ends the job: a summary still awaiting review is marked superseded with it. */
-    async endSummaryJob(args: { workflowId: string; round: number; stage: SummaryStage; reason: string; supersededBy: string | null }) {
+    /** Ends the job: its final stage, and a summary still awaiting review marked superseded with it. */
+    async endSummaryJob(args: {
+      workflowId: string;
+      rev: number;
+      round: number;
+      stage: SummaryStage;
+      reason: string;
+      supersededBy: string | null;
+    }) {
       await db.transaction(async (trx) => {
         const job = await trx('summary_jobs').where({ workflow_id: args.workflowId }).first('patient_id');
         if (!job) return;
+        await project(trx, args.workflowId, args.rev, { stage: args.stage, round: args.round, finished_at: trx.fn.now() });
         if (args.stage === 'superseded') {
           await trx('summaries').where({ workflow_id: args.workflowId, status: 'ready' }).update({ status: 'superseded' });
         }

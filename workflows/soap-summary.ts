@@ -149,14 +149,21 @@ export async function soapSummaryWorkflow(input: SummaryInput): Promise<SummaryS
     if (args.decision === 'edit' && !args.editId) refuse(FailureType.InvalidInput, 'an edit names the edited text');
   }
 
-  async function moveTo(stage: SummaryStage, extra: { reason?: string } = {}): Promise<void> {
+  /** The stage moves in the run and its search attributes; returns the revision the Postgres projection must reach. */
+  function advance(stage: SummaryStage): number {
     s.stage = stage;
     rev += 1;
     upsertSearchAttributes([
       { key: Stage, value: stage },
       { key: Assignees, value: stage === 'ready' ? [`user:${input.requestedBy.username}`] : null },
     ]);
-    await book.projectSummaryJob({ workflowId, rev, stage, round: s.round, provider: s.provider, reason: extra.reason ?? null });
+    return rev;
+  }
+
+  /** A stage change with nothing else to write; the steps that write anyway project their stage themselves. */
+  async function moveTo(stage: SummaryStage): Promise<void> {
+    const at = advance(stage);
+    await book.projectSummaryJob({ workflowId, rev: at, stage, round: s.round, provider: s.provider });
   }
 
   /** Asks each summarizer in turn; returns false when every one failed. Cancelled when the run is superseded. */
@@ -179,11 +186,11 @@ export async function soapSummaryWorkflow(input: SummaryInput): Promise<SummaryS
           }
           break;
         }
-        await moveTo('validating');
-        const verdict = await book.validateSummaryCandidate({ attemptId: result.attemptId });
+        const verdict = await book.validateSummaryCandidate({ attemptId: result.attemptId, rev: advance('validating') });
         s.attempts.push({ round: s.round, provider, outcome: verdict.ok ? 'succeeded' : 'validation_failed', maxTokens });
         if (!verdict.ok) break;
-        const stored = await book.storeSummary({ workflowId, round: s.round, attemptId: result.attemptId });
+        // The summary and its 'ready' projection are one transaction; the run moves to ready once it is stored.
+        const stored = await book.storeSummary({ workflowId, round: s.round, attemptId: result.attemptId, rev: rev + 1 });
         Object.assign(s, {
           provider,
           model: result.model,
@@ -199,10 +206,9 @@ export async function soapSummaryWorkflow(input: SummaryInput): Promise<SummaryS
 
   async function end(stage: SummaryStage, reason: string): Promise<void> {
     s.endedBecause = reason;
-    await CancellationScope.nonCancellable(async () => {
-      await book.endSummaryJob({ workflowId, round: s.round, stage, reason, supersededBy: supersededBy?.by ?? null });
-      await moveTo(stage, { reason });
-    });
+    await CancellationScope.nonCancellable(() =>
+      book.endSummaryJob({ workflowId, rev: advance(stage), round: s.round, stage, reason, supersededBy: supersededBy?.by ?? null }),
+    );
   }
 
   upsertSearchAttributes([
@@ -215,11 +221,12 @@ export async function soapSummaryWorkflow(input: SummaryInput): Promise<SummaryS
     notesHash: input.notesHash,
     requestedBy: input.requestedBy,
     providers: s.providers,
+    rev: rev + 1,
   });
   s.round = opened.round;
-  if (!opened.notesCurrent) {
-    supersededBy = { reason: 'notes_changed' };
-  }
+  // The job is recorded as generating already when its notes are current.
+  if (opened.notesCurrent) advance('generating');
+  else supersededBy = { reason: 'notes_changed' };
 
   while (!supersededBy) {
     s.summaryId = null;
@@ -239,7 +246,7 @@ export async function soapSummaryWorkflow(input: SummaryInput): Promise<SummaryS
       // A failed run lets the same request start again once a provider is back (ALLOW_DUPLICATE_FAILED_ONLY).
       throw ApplicationFailure.create({ type: 'AllProvidersFailed', message: 'every summarizer failed', nonRetryable: true });
     }
-    await moveTo('ready');
+    advance('ready');
     await condition(() => s.stage !== 'ready' || supersededBy !== null);
     if (supersededBy && s.stage === 'ready') break;
     if (!regenerate) {

@@ -175,11 +175,15 @@ export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
         }
         const { workflowId, created } = await requestSummary(deps, params.id, actor, providers);
         const ready = query.wait ? await waitForReady(workflowId, durationMs(query.wait)) : false;
-        const view = await jobView(workflowId).catch((err) => {
-          // The run has not written its row nor answered a query yet: it has only just started.
-          if ((err as { status?: number }).status === 404) return { jobId: workflowId, stage: 'requested' };
-          throw err;
-        });
+        // A run just started has nothing more to show; asking it would only cost the caller a round trip.
+        const view =
+          created && !ready
+            ? { jobId: workflowId, patientId: params.id, stage: 'requested' }
+            : await jobView(workflowId).catch((err) => {
+                // Found running, but it has not written its row nor answered a query yet: it has only just started.
+                if ((err as { status?: number }).status === 404) return { jobId: workflowId, patientId: params.id, stage: 'requested' };
+                throw err;
+              });
         ctx.status = created && !ready ? 202 : 200;
         ctx.set('Location', jobLocation(workflowId));
         ctx.body = {

@@ -126,7 +126,7 @@ describe("a supplier CAPA's closure decides on the supplier, and the ERP gets it
       plain.number,
       '/close',
       { signature: sign(u.qa, plain.hash, 'responsibility'), supplierAction: 'suspend' },
-      400,
+      422,
     );
     assert.match(noSupplier.detail, /names no supplier/);
   });
