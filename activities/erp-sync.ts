@@ -7,8 +7,8 @@ import { afterCursor, ErpFailure, type ErpCursor, type ErpEntity, type ErpSyncMo
 import { appendAudit } from '../db/audit';
 import {
   beginRun,
-  encodeForCopy,
   finishRun,
+  knownNames,
   localKeys,
   readCursor,
   recordDrift,
@@ -165,12 +165,17 @@ export function erpSyncActivities(deps: ActivityDeps) {
       if (ctx.info.attempt > 1) log.info('resuming ERP sync', { entity: p.entity, cursor, heartbeat: ctx.info.heartbeatDetails });
       let totals = zero;
       let pages = 0;
-      // Each page is encoded for storing as soon as it arrives, while the page before it is still being written.
-      const fetchPage = (from: ErpCursor | null) =>
-        erpAdapter.fetchChanges(p.entity, from, pageSize).then((page) => (encodeForCopy(p.entity, page.records), page));
-      let pending: Promise<ErpPage> | null = fetchPage(cursor);
+      // As soon as a page arrives, which of its rows labflow has is looked up on another connection, while the page
+      // before it is still being written (storePage guards against a row stored in between).
+      type Fetched = ErpPage & { known?: Set<string> };
+      const fetchPage = async (from: ErpCursor | null): Promise<Fetched> => {
+        const page = await erpAdapter.fetchChanges(p.entity, from, pageSize);
+        const names = page.records.map((r) => r.name);
+        return { ...page, known: p.entity === 'deletions' ? undefined : await knownNames(db, p.entity, names) };
+      };
+      let pending: Promise<Fetched> | null = fetchPage(cursor);
       while (pending) {
-        const page: ErpPage = await pending;
+        const page: Fetched = await pending;
         const from: ErpCursor | null = page.last && afterCursor(page.last, cursor) ? page.last : cursor;
         pending = !page.end && pages + 1 < p.maxPages ? fetchPage(from) : null;
         pending?.catch(() => undefined); // awaited on the next turn; a failure there fails this attempt
@@ -182,6 +187,7 @@ export function erpSyncActivities(deps: ActivityDeps) {
           last: page.last,
           timeZone,
           auditKey: activityKey(`${page.last?.modified ?? ''}|${page.last?.name ?? ''}`),
+          known: page.known,
         });
         cursor = result.cursor;
         totals = add(totals, result);

@@ -48,10 +48,7 @@ export function incomingInspectionActivities({ db }: ActivityDeps) {
         if (unlinked.length) {
           const existing = new Map<string, string>(
             (
-              await trx('samples')
-                .where({ source: SOURCE })
-                .whereIn('external_id', unlinked.map(externalId))
-                .select('id', 'external_id')
+              await trx('samples').where({ source: SOURCE }).whereIn('external_id', unlinked.map(externalId)).select('id', 'external_id')
             ).map((s: { id: string; external_id: string }) => [s.external_id, s.id]),
           );
           const tests: string[] = await trx('test_codes').where({ sample_type: INCOMING_SAMPLE_TYPE }).orderBy('code').pluck('code');
@@ -59,13 +56,20 @@ export function incomingInspectionActivities({ db }: ActivityDeps) {
             trx,
             unlinked
               .filter((h) => !existing.has(externalId(h)))
-              .map((h) => ({ sampleType: INCOMING_SAMPLE_TYPE, priority: 'routine' as const, requestedTests: tests, externalId: externalId(h) })),
+              .map((h) => ({
+                sampleType: INCOMING_SAMPLE_TYPE,
+                priority: 'routine' as const,
+                requestedTests: tests,
+                externalId: externalId(h),
+              })),
             { source: SOURCE, submitterId: null, actor: ACTOR, actorId: null, workflowIdOf: workflowIds.sampleIntake },
           );
           for (const s of registered) existing.set(s.external_id!, s.id);
           for (const h of unlinked) {
             h.sample_id = existing.get(externalId(h))!;
-            await trx('incoming_inspection_hooks').where({ purchase_receipt: h.purchase_receipt, idx: h.idx }).update({ sample_id: h.sample_id });
+            await trx('incoming_inspection_hooks')
+              .where({ purchase_receipt: h.purchase_receipt, idx: h.idx })
+              .update({ sample_id: h.sample_id });
           }
         }
         const rows: Pick<RegisteredSample, 'id' | 'accession' | 'priority' | 'requested_tests' | 'registered_at'>[] = await trx('samples')
@@ -127,7 +131,10 @@ export function incomingInspectionActivities({ db }: ActivityDeps) {
             action: 'erp.inspection_samples_started',
             entityType: 'erp_sync',
             entityId: 'purchase_receipts',
-            details: { syncRunId: p.syncRunId, samples: p.samples.map((s) => ({ receipt: s.purchaseReceipt, idx: s.idx, accession: s.accession })) },
+            details: {
+              syncRunId: p.syncRunId,
+              samples: p.samples.map((s) => ({ receipt: s.purchaseReceipt, idx: s.idx, accession: s.accession })),
+            },
             idempotencyKey: activityKey(),
           });
         }

@@ -111,18 +111,30 @@ export async function deliverSampleEvent(
 
 const norm = (value: string) => value.trim().toLowerCase().replace(/\s+/g, ' ');
 
+/** What identifies a retained sample of received goods: its receipt line's item code, lot and receipt. */
+export interface MaterialIdentifiers {
+  item: string;
+  lot: string | null;
+  receipt: string;
+}
+
 /**
  * Compares the identifiers on the specimen's label with the requisition's (two are required, CLIA 493.1242(a)(1)).
  * Done here so that patient identifiers never enter a run: the run learns only how many and whether they match.
+ * A sample of received goods (incoming inspection) is identified by its material instead of a patient.
  */
 export function compareIdentifiers(
   row: Pick<SampleRow, 'patient_name' | 'patient_dob' | 'patient_mrn'>,
-  label: { type: 'name' | 'dob' | 'mrn'; value: string }[],
+  label: { type: 'name' | 'dob' | 'mrn' | 'item' | 'lot' | 'receipt'; value: string }[],
+  material: MaterialIdentifiers | null = null,
 ) {
   const requisition: Record<string, string | null> = {
     name: row.patient_name,
     dob: row.patient_dob ? new Date(row.patient_dob).toISOString().slice(0, 10) : null,
     mrn: row.patient_mrn,
+    item: material?.item ?? null,
+    lot: material?.lot ?? null,
+    receipt: material?.receipt ?? null,
   };
   const present = new Map(label.filter((i) => i.value.trim()).map((i) => [i.type, i.value]));
   const matchRequisition = [...present].every(([type, value]) => requisition[type] !== null && norm(requisition[type]!) === norm(value));

@@ -11,37 +11,39 @@ interface PgClient {
 }
 
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
-
 const SPECIAL = /[\\\t\n\r]/;
 
 /** One field in COPY's text format. */
 function field(value: unknown): string {
-  switch (typeof value) {
-    case 'string':
-      return SPECIAL.test(value) ? value.replace(/[\\\t\n\r]/g, (c) => ESCAPES[c]) : value;
-    case 'number':
-      return String(value);
-    case 'boolean':
-      return value ? 't' : 'f';
-    default:
-      return value === null || value === undefined ? '\\N' : field(String(value));
-  }
-}
-
-/** One row in COPY's text format, without its line end. */
-export function copyLine(values: unknown[]): string {
-  let line = field(values[0]);
-  for (let i = 1; i < values.length; i++) line += `\t${field(values[i])}`;
-  return line;
+  if (value === null || value === undefined) return '\\N';
+  if (typeof value === 'boolean') return value ? 't' : 'f';
+  const text = typeof value === 'string' ? value : String(value);
+  return SPECIAL.test(text) ? text.replace(/[\\\t\n\r]/g, (c) => ESCAPES[c]) : text;
 }
 
 /**
- * `COPY <table> (<columns>) FROM STDIN` on the transaction's own connection, rows already encoded with copyLine:
- * the cheapest way to hand Postgres many rows (no parameter arrays to encode and parse). Returns the rows copied.
+ * Rows in COPY's text format. Appending to one string and converting it once is the cheapest way measured here
+ * (fewer allocations than a string per row or a write per field), which matters for a page of thousands of rows.
  */
-export async function copyLines(trx: Knex.Transaction, table: string, columns: string[], lines: string[]): Promise<number> {
-  if (!lines.length) return 0;
-  const data = Buffer.from(`${lines.join('\n')}\n`);
+function encode(rows: unknown[][]): Buffer {
+  let text = '';
+  for (const row of rows) {
+    for (let i = 0; i < row.length; i++) {
+      if (i) text += '\t';
+      text += field(row[i]);
+    }
+    text += '\n';
+  }
+  return Buffer.from(text);
+}
+
+/**
+ * `COPY <table> (<columns>) FROM STDIN` on the transaction's own connection: the cheapest way to hand Postgres many
+ * rows (no parameter arrays to encode and parse). Returns the number of rows copied.
+ */
+export async function copyRows(trx: Knex.Transaction, table: string, columns: string[], rows: unknown[][]): Promise<number> {
+  if (!rows.length) return 0;
+  const data = encode(rows);
   const client = (await trx.client.acquireConnection()) as PgClient;
   return new Promise<number>((resolve, reject) => {
     let copied = 0;

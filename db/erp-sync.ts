@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { afterCursor, type ErpCursor, type ErpEntity, type ErpRecord, type RefusedRecord } from '../common/erp-sync';
 import { appendAudit } from './audit';
-import { copyLine, copyLines } from './copy';
+import { copyRows } from './copy';
 import type { Db } from './knex';
 
 type Trx = Knex | Knex.Transaction;
@@ -89,7 +89,8 @@ function utcOffset(seconds: number): string {
  */
 async function siteOffsets(trx: Trx, timeZone: string, modified: string[]): Promise<Map<string, string>> {
   const hours = [...new Set(modified.map((m) => m.slice(0, 13)))];
-  const offset = (at: string) => `extract(epoch from (h || '${at}')::timestamp - ((h || '${at}')::timestamp at time zone ? at time zone 'UTC'))::int`;
+  const offset = (at: string) =>
+    `extract(epoch from (h || '${at}')::timestamp - ((h || '${at}')::timestamp at time zone ? at time zone 'UTC'))::int`;
   const rows: { h: string; first: number; last: number }[] = (
     await trx.raw(`select h, ${offset(':00')} as first, ${offset(':59:59.999999')} as last from unnest(?::text[]) as h`, [
       timeZone,
@@ -100,7 +101,6 @@ async function siteOffsets(trx: Trx, timeZone: string, modified: string[]): Prom
   return new Map(rows.filter((r) => r.first === r.last).map((r) => [r.h, utcOffset(r.first)]));
 }
 
-const copyEncoded = new WeakMap<ErpRecord, string>();
 const columnValues = (entity: Exclude<ErpEntity, 'deletions'>, r: ErpRecord) => [
   r.name,
   ...COLUMNS[entity].map(([c]) => r.fields[c] ?? null),
@@ -108,26 +108,24 @@ const columnValues = (entity: Exclude<ErpEntity, 'deletions'>, r: ErpRecord) => 
   r.modified,
 ];
 
-/**
- * Encodes records for the COPY in storePage ahead of time. The sync calls it on the next page as soon as it has
- * arrived, so the encoding runs while Postgres is still writing the current page instead of after it.
- */
-export function encodeForCopy(entity: ErpEntity, records: ErpRecord[]): void {
-  if (entity === 'deletions') return;
-  for (const r of records) if (!copyEncoded.has(r)) copyEncoded.set(r, copyLine(columnValues(entity, r)));
+/** Which of these names labflow has for the entity (one primary-key probe). */
+export async function knownNames(db: Trx, entity: Exclude<ErpEntity, 'deletions'>, names: string[]): Promise<Set<string>> {
+  return new Set<string>(await db(ENTITY_TABLE[entity]).whereRaw('name = any(?::text[])', [names]).pluck('name'));
 }
 
 /**
  * Stores a page. Rows labflow has never seen are COPYed straight into the table (COPY is the cheapest way in, for
  * Postgres and for the worker); that is safe because every writer of these tables holds the entity's cursor row
- * lock (storePage), so nobody inserts the same names meanwhile. The rest are upserted with one statement from
- * column arrays, never going back in time.
+ * lock (storePage), so nobody inserts the same names meanwhile. `probed` is what labflow had when the caller looked
+ * ahead of this transaction: a row stored since then makes the COPY fail on its key, inside a savepoint, and the page
+ * goes the other way. The rest are upserted with one statement from column arrays, never going back in time.
  */
 async function upsertRows(
   trx: Knex.Transaction,
   entity: Exclude<ErpEntity, 'deletions'>,
   records: ErpRecord[],
   timeZone: string,
+  probed?: Set<string>,
 ): Promise<void> {
   if (!records.length) return;
   const table = ENTITY_TABLE[entity];
@@ -136,23 +134,40 @@ async function upsertRows(
   const types = ['text', ...cols.map(([, t]) => t), 'smallint', 'text'];
   const hourOf = (r: ErpRecord) => r.modified.slice(0, 13);
 
-  // A page is a few thousand keys against a table of any size: look each up in the primary key (the planner
-  // would rather scan the whole table, pricing those probes as disk reads).
-  await trx.raw('set local enable_seqscan = off');
-  const known = new Set<string>(await trx(table).whereRaw('name = any(?::text[])', [records.map((r) => r.name)]).pluck('name'));
-  await trx.raw('reset enable_seqscan');
+  const known =
+    probed ??
+    (await knownNames(
+      trx,
+      entity,
+      records.map((r) => r.name),
+    ));
   const fresh = records.filter((r) => !known.has(r.name));
-  const offsets = fresh.length ? await siteOffsets(trx, timeZone, fresh.map((r) => r.modified)) : new Map<string, string>();
+  const offsets = fresh.length
+    ? await siteOffsets(
+        trx,
+        timeZone,
+        fresh.map((r) => r.modified),
+      )
+    : new Map<string, string>();
   const copied = fresh.filter((r) => offsets.has(hourOf(r)));
-  encodeForCopy(entity, copied);
-  await copyLines(
-    trx,
-    table,
-    [...names, 'erp_modified_at'],
-    copied.map((r) => `${copyEncoded.get(r)}\t${r.modified}${offsets.get(hourOf(r))}`),
-  );
+  const copy = (into: Knex.Transaction) =>
+    copyRows(
+      into,
+      table,
+      [...names, 'erp_modified_at'],
+      copied.map((r) => [...columnValues(entity, r), `${r.modified}${offsets.get(hourOf(r))}`]),
+    );
+  let rest = copied.length === records.length ? [] : records.filter((r) => known.has(r.name) || !offsets.has(hourOf(r)));
+  if (!probed) await copy(trx);
+  else if (copied.length) {
+    try {
+      await trx.transaction(copy);
+    } catch (err) {
+      if ((err as { code?: string }).code !== '23505') throw err;
+      rest = records;
+    }
+  }
 
-  const rest = copied.length === records.length ? [] : records.filter((r) => known.has(r.name) || !offsets.has(hourOf(r)));
   if (rest.length) {
     const rows = rest.map((r) => columnValues(entity, r));
     const arrays = names.map((_, i) => rows.map((row) => row[i]));
@@ -231,9 +246,10 @@ async function applyDeletions(trx: Trx, records: ErpRecord[]): Promise<number> {
     ]);
     deleted += result.rowCount ?? 0;
     if (entity === 'purchase_receipts') {
-      await trx.raw(`update incoming_inspection_hooks set state = 'cancelled' where purchase_receipt = any(?) and state = 'pending' and sample_id is null`, [
-        names,
-      ]);
+      await trx.raw(
+        `update incoming_inspection_hooks set state = 'cancelled' where purchase_receipt = any(?) and state = 'pending' and sample_id is null`,
+        [names],
+      );
     }
   }
   return deleted;
@@ -244,9 +260,10 @@ async function recordInspectionHooks(trx: Trx, records: ErpRecord[]): Promise<nu
   const submitted = records.filter((r) => r.docstatus === 1).map((r) => r.name);
   const cancelled = records.filter((r) => r.docstatus === 2).map((r) => r.name);
   if (cancelled.length) {
-    await trx.raw(`update incoming_inspection_hooks set state = 'cancelled' where purchase_receipt = any(?) and state = 'pending' and sample_id is null`, [
-      cancelled,
-    ]);
+    await trx.raw(
+      `update incoming_inspection_hooks set state = 'cancelled' where purchase_receipt = any(?) and state = 'pending' and sample_id is null`,
+      [cancelled],
+    );
   }
   if (!submitted.length) return 0;
   const result = await trx.raw(
@@ -326,6 +343,8 @@ export async function storePage(
     auditKey: string;
     /** Dead-letter retries: rows behind the cursor, stored without moving it. */
     retry?: boolean;
+    /** The names of `records` labflow had when the caller probed them (knownNames) before this transaction. */
+    known?: Set<string>;
   },
 ): Promise<PageResult> {
   return db.transaction(async (trx) => {
@@ -340,7 +359,7 @@ export async function storePage(
     let inspectionHooks = 0;
     if (p.entity === 'deletions') deleted = await applyDeletions(trx, ok);
     else {
-      await upsertRows(trx, p.entity, ok, p.timeZone);
+      await upsertRows(trx, p.entity, ok, p.timeZone, p.known);
       if (p.entity === 'purchase_receipts') inspectionHooks = await recordInspectionHooks(trx, ok);
     }
     await deadLetter(trx, { entity: p.entity, syncRunId: p.syncRunId, refused: allRefused });
@@ -456,4 +475,10 @@ export async function localKeys(
   entity: Exclude<ErpEntity, 'deletions'>,
 ): Promise<{ name: string; modified: string; docstatus: number }[]> {
   return (await db.raw(`select name, erp_modified as modified, docstatus from ${ENTITY_TABLE[entity]} where deleted_at is null`)).rows;
+}
+
+/** The receipt line a sample of received goods was taken for (incoming inspection), as its label identifies it. */
+export async function materialOf(db: Db, sampleId: string): Promise<{ item: string; lot: string | null; receipt: string } | null> {
+  const hook = await db('incoming_inspection_hooks').where({ sample_id: sampleId }).first('item_code', 'batch_no', 'purchase_receipt');
+  return hook ? { item: hook.item_code, lot: hook.batch_no, receipt: hook.purchase_receipt } : null;
 }

@@ -149,7 +149,9 @@ export async function erpSyncWorkflow(input: ErpSyncInput): Promise<ErpSyncResul
     });
     // A revoked token alerts IT operators and admins; a run finished by older code got no outbox back (undefined).
     if (finished?.outboxIds?.length) {
-      await mail.deliverEmails(finished.outboxIds).catch((mailErr) => log.warn('ERP alert email not delivered', { error: String(mailErr) }));
+      await mail
+        .deliverEmails(finished.outboxIds)
+        .catch((mailErr) => log.warn('ERP alert email not delivered', { error: String(mailErr) }));
     }
     throw ApplicationFailure.create({ type: 'ErpSyncFailed', message: error, nonRetryable: true });
   }

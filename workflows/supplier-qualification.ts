@@ -69,7 +69,11 @@ export async function supplierQualificationWorkflow(input: SupplierQualification
   });
 
   /** Records a decision (state first, so a concurrent one is judged against it), undone if recording fails. */
-  async function decide(decision: SupplierDecision, { actor, reason }: SupplierDecisionArgs, via?: string): Promise<SupplierQualificationState> {
+  async function decide(
+    decision: SupplierDecision,
+    { actor, reason }: SupplierDecisionArgs,
+    via?: string,
+  ): Promise<SupplierQualificationState> {
     const status = DECISION_STATUS[decision];
     // Taken before any await, so a concurrent decision is judged against this one.
     const previous = s.status;
@@ -111,10 +115,12 @@ export async function supplierQualificationWorkflow(input: SupplierQualification
 
   /** Why this decision cannot be taken now, if it cannot. */
   function refusal(decision: SupplierDecision, { actor, reason }: SupplierDecisionArgs): [FailureType, string] | null {
-    if (!actor.roles.includes('qa_manager') && !actor.roles.includes('admin')) return [FailureType.Forbidden, 'only QA may qualify suppliers'];
+    if (!actor.roles.includes('qa_manager') && !actor.roles.includes('admin'))
+      return [FailureType.Forbidden, 'only QA may qualify suppliers'];
     if (!reason?.trim()) return [FailureType.InvalidInput, 'a reason is required'];
     if (s.status === 'disqualified') return [FailureType.RunFinished, `${input.supplier} is disqualified; nothing more can be done`];
-    if (!DECISION_FROM[decision].includes(s.status)) return [FailureType.WrongStage, `${input.supplier} is ${s.status}; cannot ${decision}`];
+    if (!DECISION_FROM[decision].includes(s.status))
+      return [FailureType.WrongStage, `${input.supplier} is ${s.status}; cannot ${decision}`];
     return null;
   }
 

@@ -94,7 +94,9 @@ export class SharedRateBudget implements RequestBudget {
       if (slot <= now) return now;
       await new Promise((resolve) => setTimeout(resolve, Math.ceil(slot - now)));
       // A 429 seen meanwhile (by any worker) may have paused the site past this slot: then queue behind the pause.
-      const paused = await this.db('erp_rate_budgets').where({ site: this.site }).first(this.db.raw('paused_until > clock_timestamp() as paused'));
+      const paused = await this.db('erp_rate_budgets')
+        .where({ site: this.site })
+        .first(this.db.raw('paused_until > clock_timestamp() as paused'));
       if (!paused?.paused) return slot;
     }
   }

@@ -26,6 +26,7 @@ import {
 } from '../../common/sample-intake';
 import { workflowIds } from '../../common/ids';
 import { appendAudit } from '../../db/audit';
+import { materialOf } from '../../db/erp-sync';
 import type { Db } from '../../db/knex';
 import {
   appendCustody,
@@ -338,7 +339,8 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
       inspectBody,
       async (row, b, actor) => {
         const live = await temporal.workflow.getHandle(row.workflow_id!).query(sampleStateQuery);
-        const findings = { ...b, identifiers: compareIdentifiers(row, b.identifiers) };
+        const material = row.source === 'erp' ? await materialOf(db, row.id) : null;
+        const findings = { ...b, identifiers: compareIdentifiers(row, b.identifiers, material) };
         return {
           update: upd(inspectUpdate),
           arg: { actor, findings, contentHash: inspectionHash(row.accession, findings, live.receivedAt) },

@@ -23,7 +23,10 @@ export const timersBody = z
   })
   .partial();
 
-const identifiers = z.array(z.strictObject({ type: z.enum(['name', 'dob', 'mrn']), value: z.string().max(200) })).max(5);
+/** A patient's (name, dob, mrn), or for a sample of received goods its material's (item code, lot, receipt). */
+const identifiers = z
+  .array(z.strictObject({ type: z.enum(['name', 'dob', 'mrn', 'item', 'lot', 'receipt']), value: z.string().max(200) }))
+  .max(5);
 
 export const inspectBody = z.strictObject({
   identifiers,

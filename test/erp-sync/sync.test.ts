@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { WorkflowFailedError } from '@temporalio/client';
 import { createActivities } from '../../activities';
 import { sampleStateQuery } from '../../common/sample-intake';
+import { storePage } from '../../db/erp-sync';
 import { seedErp } from '../helpers/erpnext-stub';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
@@ -117,6 +118,85 @@ describe('the ERP sync', () => {
     assert.deepEqual(
       added.map((h) => [h.idx, h.batch_no, h.state]),
       [[1, 'LOT-4711', 'started']],
+    );
+
+    // In the lab, the retained sample is identified by its material: item code and lot on the label.
+    const { accession } = await db()('samples').where({ id: added[0].sample_id }).first('accession');
+    const act = async (action: string, body?: unknown) => {
+      const res = await p.api('POST', `/api/v1/samples/${accession}/${action}`, { key: u.tech.apiKey, body });
+      assert.equal(res.status, 200, `${action}: ${JSON.stringify(res.body)}`);
+      return res.body;
+    };
+    await act('receive', { location: 'Goods-in QC', temperatureC: 21, collectedAt: new Date(Date.now() - 3_600_000).toISOString() });
+    const inspected = await act('inspect', {
+      identifiers: [
+        { type: 'item', value: 'ITM-000004' },
+        { type: 'lot', value: 'LOT-4711' },
+      ],
+      container: 'retain_container',
+      preservative: 'none',
+      volumeMl: 0,
+      temperatureC: 21,
+      hemolyzed: false,
+      clotted: false,
+    });
+    assert.equal(inspected.inspection.passed, true, JSON.stringify(inspected.inspection));
+    assert.equal((await act('accept')).state, 'accepted');
+  });
+
+  it("reads `modified` in the site's time zone as Postgres does, also in the hours daylight saving skips or repeats", async () => {
+    const local = [
+      '2026-03-29 01:59:59.999999',
+      '2026-03-29 02:30:00.000001', // skipped in Berlin
+      '2026-03-29 03:00:00.000000',
+      '2026-10-25 02:30:00.000002', // repeated in Berlin
+      '2026-10-25 03:30:00.000003',
+    ];
+    for (const [i, modified] of local.entries()) p.stub.put('Item', { name: `DST-${i}`, item_name: 'Buffer', stock_uom: 'Nos', modified });
+    await p.sync({ scope: 'items' });
+    const { rows } = await db().raw(
+      `select name, erp_modified_at = erp_modified::timestamp at time zone 'Europe/Berlin' as same from erp_items where name like 'DST-%'`,
+    );
+    assert.equal(rows.length, local.length);
+    assert.deepEqual(
+      rows.filter((r: { same: boolean }) => !r.same),
+      [],
+    );
+  });
+
+  it('stores a page whose rows were stored by someone else after the page was probed, the slower way', async () => {
+    await db()('erp_sync_runs').insert({ id: 'probe-test', workflow_id: 'w', scope: 'items', mode: 'incremental', requested_by: 'test' });
+    const item = (name: string, modified: string, item_name: string) => ({
+      name,
+      modified,
+      docstatus: 0 as const,
+      fields: { item_name, item_group: 'Reagents', stock_uom: 'Nos', inspection_required: false, disabled: false },
+    });
+    const page = (records: ReturnType<typeof item>[], known: Set<string>) =>
+      storePage(db(), {
+        entity: 'items',
+        syncRunId: 'probe-test',
+        records,
+        refused: [],
+        last: { modified: records.at(-1)!.modified, name: records.at(-1)!.name },
+        timeZone: 'Europe/Berlin',
+        auditKey: `probe-test:${records.at(-1)!.name}`,
+        known,
+      });
+    await page([item('LATE-1', '2026-11-02 09:00:00.000001', 'first')], new Set());
+    // Probed before LATE-1 was stored: the COPY meets its key and the whole page is upserted instead.
+    const result = await page(
+      [item('LATE-1', '2026-11-02 09:00:00.000002', 'second'), item('LATE-2', '2026-11-02 09:00:00.000003', 'new')],
+      new Set(),
+    );
+    assert.equal(result.stored, 2);
+    const rows = await db()('erp_items').whereIn('name', ['LATE-1', 'LATE-2']).orderBy('name');
+    assert.deepEqual(
+      rows.map((r) => [r.name, r.item_name, r.erp_modified]),
+      [
+        ['LATE-1', 'second', '2026-11-02 09:00:00.000002'],
+        ['LATE-2', 'new', '2026-11-02 09:00:00.000003'],
+      ],
     );
   });
 
