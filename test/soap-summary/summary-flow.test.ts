@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { EXTRACTIVE_LABEL } from '../../activities/llm/extractive';
 import { makeUsers, type TestUser } from '../helpers/users';
+import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
 import {
   addNote,
@@ -87,18 +88,26 @@ describe('a SOAP-note summary from request to signed review', () => {
     const fresh = await requestSummary(rig, patient.id);
     assert.equal(fresh.status, 202);
     assert.notEqual(fresh.body.jobId, first.body.jobId);
+    // Done before the next test scripts the provider: nothing of this one calls it in the background.
+    await waitForStage(rig, fresh.body.jobId, ['ready']);
   });
 
   it('supersedes a run that is still generating when a note changes, and the late answer is never stored', async () => {
     const patient = await patientWithNotes(rig);
-    rig.stubs.anthropic.script({ kind: 'healthy', latencyMs: 1500 });
-    const res = await requestSummary(rig, patient.id, { providers: ['anthropic'] });
-    await waitForStage(rig, res.body.jobId, ['generating']);
-    await addNote(rig.p, rig.doc, patient.id, { plan: 'Add amlodipine 5 mg.', noteTime: minutesAgo(1) });
-    const job = await waitForStage(rig, res.body.jobId, ['superseded']);
-    assert.equal(job.summary, null);
-    await new Promise((r) => setTimeout(r, 1800));
-    assert.equal(await testEnv().db('summaries').where({ workflow_id: res.body.jobId }).first(), undefined);
+    const calls = rig.stubs.anthropic.count;
+    rig.stubs.anthropic.latencyMs = 1500;
+    try {
+      const res = await requestSummary(rig, patient.id, { providers: ['anthropic'] });
+      // The provider has the request: the run is waiting for its answer.
+      await waitFor(() => rig.stubs.anthropic.count > calls, 'the provider to be asked');
+      await addNote(rig.p, rig.doc, patient.id, { plan: 'Add amlodipine 5 mg.', noteTime: minutesAgo(1) });
+      const job = await waitForStage(rig, res.body.jobId, ['superseded']);
+      assert.equal(job.summary, null);
+      await new Promise((r) => setTimeout(r, 1800));
+      assert.equal(await testEnv().db('summaries').where({ workflow_id: res.body.jobId }).first(), undefined);
+    } finally {
+      rig.stubs.anthropic.latencyMs = 0;
+    }
   });
 
   it('records an edit signed over the edited text, and shows the edited text with the generated one kept', async () => {
