@@ -206,9 +206,11 @@ export async function soapSummaryWorkflow(input: SummaryInput): Promise<SummaryS
 
   async function end(stage: SummaryStage, reason: string): Promise<void> {
     s.endedBecause = reason;
+    // Recorded first, then shown: whoever sees the run ended finds its summary marked too.
     await CancellationScope.nonCancellable(() =>
-      book.endSummaryJob({ workflowId, rev: advance(stage), round: s.round, stage, reason, supersededBy: supersededBy?.by ?? null }),
+      book.endSummaryJob({ workflowId, rev: rev + 1, round: s.round, stage, reason, supersededBy: supersededBy?.by ?? null }),
     );
+    advance(stage);
   }
 
   upsertSearchAttributes([
