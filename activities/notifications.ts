@@ -1,20 +1,26 @@
 import { log } from '@temporalio/activity';
 import type { ActivityDeps } from './deps';
 
+/**
+ * Sends outbox messages that are still pending. A message is marked sent only after the relay accepted it;
+ * if the worker dies in between, the retry sends it again with the same Message-ID, which receivers de-duplicate.
+ */
+export async function deliverOutbox({ db, mailer }: Pick<ActivityDeps, 'db' | 'mailer'>, outboxIds: string[]): Promise<number> {
+  const pending = await db('email_outbox').whereIn('id', outboxIds).where('state', 'pending').orderBy('created_at');
+  for (const row of pending) {
+    await mailer.send({ messageId: row.message_id, to: row.to_address, subject: row.subject, text: row.body });
+    await db('email_outbox').where({ id: row.id, state: 'pending' }).update({ state: 'sent', sent_at: db.fn.now() });
+  }
+  return pending.length;
+}
+
 export function notificationActivities({ db, mailer }: ActivityDeps) {
   return {
-    /**
-     * Sends outbox messages that are still pending. A message is marked sent only after the relay accepted it;
-     * if the worker dies in between, the retry sends it again with the same Message-ID, which receivers de-duplicate.
-     */
+    /** Delivers queued emails once their transaction has committed (see deliverOutbox). */
     async deliverEmails(outboxIds: string[]): Promise<{ sent: number }> {
-      const pending = await db('email_outbox').whereIn('id', outboxIds).where('state', 'pending').orderBy('created_at');
-      for (const row of pending) {
-        await mailer.send({ messageId: row.message_id, to: row.to_address, subject: row.subject, text: row.body });
-        await db('email_outbox').where({ id: row.id, state: 'pending' }).update({ state: 'sent', sent_at: db.fn.now() });
-      }
-      if (pending.length) log.info('emails delivered', { count: pending.length });
-      return { sent: pending.length };
+      const sent = await deliverOutbox({ db, mailer }, outboxIds);
+      if (sent) log.info('emails delivered', { count: sent });
+      return { sent };
     },
   };
 }

@@ -10,6 +10,7 @@ import { recordSignature } from '../db/signatures';
 import { notesFingerprint, notesForSummary, patientIdentifiers } from '../db/soap-notes';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
+import { deliverOutbox } from './notifications';
 import { classifyLlmError, LLM_ERROR_POLICY, type LlmError, type LlmErrorKind } from './llm/errors';
 import { extractiveSummary } from './llm/extractive';
 import { alertOperators } from './llm/operator-alert';
@@ -124,7 +125,7 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
     await recordCircuitOutcome(db, provider, 'failure', err.kind, llm!.circuit);
     if (policy.alertOperators) {
       const outboxIds = await alertOperators(db, mailDomain, { provider, kind: err.kind });
-      await deliver(outboxIds);
+      await deliverOutbox({ db, mailer }, outboxIds);
     }
     log.warn('summarizer attempt failed', { provider, kind: err.kind, status: err.httpStatus ?? null });
     const type = FAILURE_TYPES[err.kind];
@@ -145,14 +146,6 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
       });
     }
     throw ApplicationFailure.create({ type, message: err.message, nonRetryable: true });
-  }
-
-  async function deliver(outboxIds: string[]): Promise<void> {
-    const pending = await db('email_outbox').whereIn('id', outboxIds).where('state', 'pending');
-    for (const row of pending) {
-      await mailer.send({ messageId: row.message_id, to: row.to_address, subject: row.subject, text: row.body });
-      await db('email_outbox').where({ id: row.id, state: 'pending' }).update({ state: 'sent', sent_at: db.fn.now() });
-    }
   }
 
   /** One call of one LLM provider: circuit, prompt, call, classification, the attempt's row, the circuit's count. */

@@ -1,8 +1,7 @@
 import type { Config } from '../common/config';
 import { durationMs } from '../common/durations';
+import { configuredLlmProviders } from '../common/llm-providers';
 import type { ApiConfig, SummarySettings } from './deps';
-
-type LlmProviderName = 'anthropic' | 'openai' | 'ollama';
 
 export function apiConfig(config: Config): ApiConfig {
   return {
@@ -26,14 +25,7 @@ export function apiConfig(config: Config): ApiConfig {
 
 /** Providers without credentials (or, for Ollama, a host) are left out: asking them could only fail. */
 export function summarySettings(config: Config): SummarySettings {
-  const credentials: Record<LlmProviderName, string | undefined> = {
-    anthropic: config.ANTHROPIC_API_KEY,
-    openai: config.OPENAI_API_KEY,
-    ollama: config.OLLAMA_HOST,
-  };
-  const providers = config.LLM_PROVIDERS.split(',')
-    .map((p) => p.trim())
-    .filter((p): p is LlmProviderName => p in credentials && Boolean(credentials[p as LlmProviderName]));
+  const providers = configuredLlmProviders(config).order;
   return {
     providers,
     extractiveFallback: config.SUMMARY_EXTRACTIVE_FALLBACK !== false,

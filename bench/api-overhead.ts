@@ -14,7 +14,12 @@ import type { Actor, Role } from '../common/roles';
 import { addVersion, createDocument, findVersion } from '../db/documents';
 import { createUser, toActor } from '../db/identity';
 import type { documentApprovalWorkflow } from '../workflows';
+import { benchRun } from './lib/bench-run';
 import { startBenchPlatform, type BenchPlatform } from './lib/bench-platform';
+
+const bench = benchRun('api-overhead');
+const { say } = bench;
+const positiveInt = (name: string, fallback: number) => bench.intSetting(name, fallback);
 
 const SAMPLES = positiveInt('BENCH_SAMPLES', 200);
 const WARMUP = positiveInt('BENCH_WARMUP', 20);
@@ -22,15 +27,6 @@ const TARGET = 1.25;
 const OPS = ['start', 'update', 'query'] as const;
 type Op = (typeof OPS)[number];
 type Path = 'api' | 'raw';
-
-function positiveInt(name: string, fallback: number): number {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`);
-  return value;
-}
-
-const say = (line: string) => console.log(`[bench:api-overhead] ${line}`);
-let interrupted = false;
 
 interface User {
   actor: Actor;
@@ -153,7 +149,7 @@ async function measure(p: BenchPlatform): Promise<Record<Op, Record<Path, number
     say(`measuring ${op}`);
     const samples: Record<Path, number[]> = { api: [], raw: [] };
     for (let i = 0; i < rounds; i++) {
-      if (interrupted) throw new Error('interrupted');
+      bench.checkInterrupted();
       for (const path of ['api', 'raw'] as const) {
         const started = performance.now();
         await ops[op][path](i);
@@ -205,16 +201,4 @@ function report(results: Record<Op, Record<Path, number[]>>): void {
   console.log(JSON.stringify({ bench: 'api-overhead', figures, ratio: worst, target: TARGET, better: 'lower' }));
 }
 
-process.on('SIGINT', () => {
-  if (interrupted) process.exit(130);
-  interrupted = true;
-  say('interrupted; cleaning up (Ctrl-C again to quit at once)');
-});
-
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(`[bench:api-overhead] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    process.exit(1);
-  },
-);
+bench.run(main);

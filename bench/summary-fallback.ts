@@ -21,6 +21,11 @@ import { durationMs } from '../common/durations';
 import { createUser } from '../db/identity';
 import { startLlmStub, type LlmStub } from '../test/helpers/llm-stubs';
 import { startBenchPlatform, type BenchPlatform } from './lib/bench-platform';
+import { benchRun } from './lib/bench-run';
+
+const bench = benchRun('summary-fallback');
+const { say, intSetting } = bench;
+const check = bench.checkInterrupted;
 
 const SAMPLES = intSetting('BENCH_SAMPLES', 15, 1);
 const WARMUP = intSetting('BENCH_WARMUP', 2, 0);
@@ -33,18 +38,6 @@ const KEYS = { anthropic: 'sk-ant-bench-key', openai: 'sk-openai-bench-key' };
 // record the outcome before Temporal's own timeout: a hang is given up after 1 s.
 const LLM_TIMEOUT = '3s';
 const DOB = '1980-05-17';
-
-function intSetting(name: string, fallback: number, min: number): number {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be an integer ≥ ${min}`);
-  return value;
-}
-
-const say = (line: string) => console.log(`[bench:summary-fallback] ${line}`);
-let interrupted = false;
-const check = () => {
-  if (interrupted) throw new Error('interrupted');
-};
 
 const NOTES: NoteForSummary[] = [
   {
@@ -307,16 +300,4 @@ function report(r: Awaited<ReturnType<typeof measure>>): void {
   );
 }
 
-process.on('SIGINT', () => {
-  if (interrupted) process.exit(130);
-  interrupted = true;
-  say('interrupted; cleaning up (Ctrl-C again to quit at once)');
-});
-
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(`[bench:summary-fallback] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    process.exit(1);
-  },
-);
+bench.run(main);

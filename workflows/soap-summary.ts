@@ -34,18 +34,6 @@ const book = proxyActivities<Activities>({
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
 });
 
-/** Failure types after which another try at the same summarizer cannot help (activities/soap-summary.ts). */
-const NEXT_PROVIDER_FAILURES = [
-  'LlmQuotaExhausted',
-  'LlmAuth',
-  'LlmRefusal',
-  'LlmTruncated',
-  'LlmPromptTruncated',
-  'LlmCircuitOpen',
-  'LlmNotConfigured',
-  'LlmRetryAfterTooLong',
-];
-
 /**
  * One summary of one patient's notes, as of the notes' hash in the workflow ID. Each summarizer is tried in the
  * configured order, each call its own activity with its own timeout and retry policy; the first complete answer
@@ -82,13 +70,8 @@ export async function soapSummaryWorkflow(input: SummaryInput): Promise<SummaryS
   const llmFor = (provider: Summarizer) =>
     proxyActivities<Activities>({
       startToCloseTimeout: (input.timeouts?.[provider] ?? input.attempt.timeout) as Duration,
-      retry: {
-        initialInterval: '1s',
-        backoffCoefficient: 2,
-        maximumInterval: '30s',
-        maximumAttempts: input.attempt.maxAttempts,
-        nonRetryableErrorTypes: NEXT_PROVIDER_FAILURES,
-      },
+      // Failures that another try cannot mend are raised non-retryable by the activity itself (LLM_ERROR_POLICY).
+      retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: input.attempt.maxAttempts },
     });
   const callers: Record<Summarizer, (args: SummaryAttemptArgs) => Promise<SummaryAttemptResult>> = {
     anthropic: llmFor('anthropic').summarizeWithAnthropic,

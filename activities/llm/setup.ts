@@ -4,7 +4,8 @@ import type { CircuitPolicy } from '../../db/llm-circuits';
 import { createAnthropicProvider } from './anthropic';
 import { createOllamaProvider } from './ollama';
 import { createOpenAIProvider } from './openai';
-import { LLM_PROVIDERS, type LlmProvider, type LlmProviderName } from './types';
+import { configuredLlmProviders } from '../../common/llm-providers';
+import type { LlmProvider, LlmProviderName } from './types';
 
 export interface LlmSetup {
   /** Only the providers that have their credentials or host. */
@@ -45,36 +46,18 @@ type LlmConfig = Pick<
 >;
 
 export function llmSetupFromConfig(config: LlmConfig): LlmSetup {
-  const named = [...new Set(config.LLM_PROVIDERS.split(',').map((p) => p.trim()))].filter((p): p is LlmProviderName =>
-    (LLM_PROVIDERS as readonly string[]).includes(p),
-  );
-  const providers: Partial<Record<LlmProviderName, LlmProvider>> = {};
-  const skipped: LlmSetup['skipped'] = [];
+  const { order, skipped } = configuredLlmProviders(config);
   const timeoutMs = durationMs(config.LLM_TIMEOUT);
-  for (const name of named) {
-    if (name === 'anthropic') {
-      if (config.ANTHROPIC_API_KEY) {
-        providers.anthropic = createAnthropicProvider({
-          apiKey: config.ANTHROPIC_API_KEY,
-          baseUrl: config.ANTHROPIC_BASE_URL,
-          model: config.ANTHROPIC_MODEL,
-        });
-      } else skipped.push({ provider: name, reason: 'ANTHROPIC_API_KEY is not set' });
-    } else if (name === 'openai') {
-      if (config.OPENAI_API_KEY) {
-        providers.openai = createOpenAIProvider({
-          apiKey: config.OPENAI_API_KEY,
-          baseUrl: config.OPENAI_BASE_URL,
-          model: config.OPENAI_MODEL,
-        });
-      } else skipped.push({ provider: name, reason: 'OPENAI_API_KEY is not set' });
-    } else if (config.OLLAMA_HOST) {
-      providers.ollama = createOllamaProvider({ host: config.OLLAMA_HOST, model: config.OLLAMA_MODEL, numCtx: config.OLLAMA_NUM_CTX });
-    } else skipped.push({ provider: name, reason: 'OLLAMA_HOST is not set' });
-  }
+  const create: Record<LlmProviderName, () => LlmProvider> = {
+    anthropic: () =>
+      createAnthropicProvider({ apiKey: config.ANTHROPIC_API_KEY!, baseUrl: config.ANTHROPIC_BASE_URL, model: config.ANTHROPIC_MODEL }),
+    openai: () => createOpenAIProvider({ apiKey: config.OPENAI_API_KEY!, baseUrl: config.OPENAI_BASE_URL, model: config.OPENAI_MODEL }),
+    ollama: () => createOllamaProvider({ host: config.OLLAMA_HOST!, model: config.OLLAMA_MODEL, numCtx: config.OLLAMA_NUM_CTX }),
+  };
+  const providers: Partial<Record<LlmProviderName, LlmProvider>> = Object.fromEntries(order.map((name) => [name, create[name]()]));
   return {
     providers,
-    order: named.filter((p) => providers[p]),
+    order,
     skipped,
     // A trial holds a half-open circuit as long as a call and the recording of its outcome can take, no longer:
     // a worker that dies mid-trial does not keep the provider shut.

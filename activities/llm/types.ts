@@ -1,6 +1,6 @@
-/** The LLM providers labflow can summarize with, in the order a configuration may name them. */
-export const LLM_PROVIDERS = ['anthropic', 'openai', 'ollama'] as const;
-export type LlmProviderName = (typeof LLM_PROVIDERS)[number];
+import type { LlmProviderName } from '../../common/llm-providers';
+
+export { LLM_PROVIDERS, type LlmProviderName } from '../../common/llm-providers';
 /** The last resort: no network, no model; its output is labelled as not AI-generated. */
 export const EXTRACTIVE = 'extractive' as const;
 export type SummarizerName = LlmProviderName | typeof EXTRACTIVE;
