@@ -1,7 +1,8 @@
 import type { Knex } from 'knex';
-import type { AssigneeRef, CapaSource, CapaStage, RiskLevel } from '../common/capa';
+import type { CapaSource, CapaStage, RiskLevel } from '../common/capa';
+import type { AssigneeRef } from '../common/assignees';
 import type { Actor } from '../common/roles';
-import { assigneeKey } from '../common/routing-rules';
+import { assigneeKey } from '../common/assignees';
 import type { SignatureInput } from '../common/signatures';
 import { appendAudit } from '../db/audit';
 import { queueNotifications } from '../db/notifications';

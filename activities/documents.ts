@@ -1,9 +1,10 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Knex } from 'knex';
-import type { AssigneeRef, DecisionKind, SignatureInput, VersionState } from '../common/document-approval';
+import type { DecisionKind, SignatureInput, VersionState } from '../common/document-approval';
+import type { AssigneeRef } from '../common/assignees';
 import { FailureType } from '../common/failures';
 import type { Actor } from '../common/roles';
-import { assigneeKey } from '../common/routing-rules';
+import { assigneeKey } from '../common/assignees';
 import { appendAudit } from '../db/audit';
 import { queueNotifications, type NotificationMessage } from '../db/notifications';
 import { resolveRecipients } from '../db/recipients';

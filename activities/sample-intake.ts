@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Knex } from 'knex';
-import type { AssigneeRef } from '../common/document-approval';
+import type { AssigneeRef } from '../common/assignees';
 import { OPEN_CAPA_STAGES, type CapaInput, type CapaSource } from '../common/capa';
 import { FailureType } from '../common/failures';
 import { workflowIds } from '../common/ids';

@@ -1,7 +1,7 @@
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { log } from '@temporalio/activity';
-import type { AssigneeRef } from '../common/document-approval';
+import type { AssigneeRef } from '../common/assignees';
 import { durationMs } from '../common/durations';
 import {
   DEFAULT_ESCALATION,

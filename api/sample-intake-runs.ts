@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { AssigneeRef } from '../common/document-approval';
+import type { AssigneeRef } from '../common/assignees';
 import { workflowIds } from '../common/ids';
 import {
   DEFAULT_INTAKE_TIMERS,

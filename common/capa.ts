@@ -1,10 +1,10 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { AssigneeRef } from './document-approval';
+import type { AssigneeRef } from './assignees';
 import type { Actor } from './roles';
 import type { SignatureInput } from './signatures';
 import type { SupplierDecision } from './supplier-qualification';
 
-export type { AssigneeRef } from './document-approval';
+export type { AssigneeRef } from './assignees';
 
 /** The lifecycle of a corrective and preventive action (ISO 13485 8.5.2, 21 CFR 820.100, ISO 9001 10.2). */
 export const CAPA_STAGES = [

@@ -1,13 +1,11 @@
+import type { AssigneeRef } from './assignees';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { Actor, Role } from './roles';
+import type { Actor } from './roles';
 import type { SignatureInput } from './signatures';
 
 export type { SignatureInput } from './signatures';
 
 export type StageRule = { type: 'all' } | { type: 'any' } | { type: 'k_of_n'; k: number };
-
-/** A review slot is held by a named user, or by a role (any one holder of the role fills it). */
-export type AssigneeRef = { kind: 'user'; userId: string; username: string } | { kind: 'role'; role: Role };
 
 export interface RoutingStage {
   name: string;

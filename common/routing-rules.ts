@@ -1,9 +1,7 @@
+import { assigneeKey } from './assignees';
 import type { Actor } from './roles';
-import type { AssigneeRef, Slot, StageRule, StageState, StageStatus } from './document-approval';
-
-export function assigneeKey(ref: AssigneeRef): string {
-  return ref.kind === 'user' ? `user:${ref.username}` : `role:${ref.role}`;
-}
+import type { Slot, StageRule, StageState, StageStatus } from './document-approval';
+import type { AssigneeRef } from './assignees';
 
 export function requiredApprovals(rule: StageRule, slotCount: number): number {
   if (rule.type === 'all') return slotCount;

@@ -1,5 +1,5 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { AssigneeRef } from './document-approval';
+import type { AssigneeRef } from './assignees';
 import { durationMs } from './durations';
 import type { Actor } from './roles';
 import type { SignatureInput } from './signatures';

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { AssigneeRef } from '../common/document-approval';
+import type { AssigneeRef } from '../common/assignees';
 import type { Db } from './knex';
 
 export interface NewTask {

@@ -41,7 +41,6 @@ import {
   submitPlanUpdate,
   triageUpdate,
   userDeactivatedSignal,
-  type AssigneeRef,
   type CapaAction,
   type CapaInput,
   type CapaStage,
@@ -50,11 +49,12 @@ import {
   type EffectivenessArgs,
   type LinkSourcesArgs,
 } from '../common/capa';
+import { type AssigneeRef } from '../common/assignees';
 import { durationMs } from '../common/durations';
 import { FailureType, refuse } from '../common/failures';
 import { workflowIds } from '../common/ids';
 import type { Actor } from '../common/roles';
-import { assigneeKey } from '../common/routing-rules';
+import { assigneeKey } from '../common/assignees';
 import { Assignees, DueAt, EntityId, EntityType, Stage } from '../common/search-attributes';
 import { processDecisionSignal, type SupplierDecision } from '../common/supplier-qualification';
 import type { supplierQualificationWorkflow } from './supplier-qualification';

@@ -35,7 +35,8 @@ import {
 import { durationMs } from '../common/durations';
 import { FailureType, refuse } from '../common/failures';
 import type { Actor } from '../common/roles';
-import { assigneeKey, hasDecided, openSlotFor, pendingAssigneeKeys, resolveStage } from '../common/routing-rules';
+import { hasDecided, openSlotFor, pendingAssigneeKeys, resolveStage } from '../common/routing-rules';
+import { assigneeKey } from '../common/assignees';
 import { Assignees, DueAt, EntityId, EntityType, Stage } from '../common/search-attributes';
 
 // Each activity is one short transaction; a tight timeout means work lost with a crashed worker is retried soon.

@@ -17,9 +17,9 @@ import {
   requestExtensionUpdate,
   submitPlanUpdate,
   triageUpdate,
-  type AssigneeRef,
   type CapaState,
 } from '../../common/capa';
+import { type AssigneeRef } from '../../common/assignees';
 import { workflowIds } from '../../common/ids';
 import { DECISION_FROM, DECISION_STATUS, type SupplierDecision } from '../../common/supplier-qualification';
 import type { Actor, Role } from '../../common/roles';

@@ -11,8 +11,8 @@ import {
   reassignUpdate,
   uploadRevisionUpdate,
   withdrawUpdate,
-  type AssigneeRef,
 } from '../../common/document-approval';
+import { type AssigneeRef } from '../../common/assignees';
 import { workflowIds } from '../../common/ids';
 import type { Actor, Role } from '../../common/roles';
 import { routingProblems } from '../../common/routing-rules';

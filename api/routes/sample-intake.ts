@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import type { UpdateDefinition } from '@temporalio/client';
 import { z } from 'zod';
-import type { AssigneeRef } from '../../common/document-approval';
+import type { AssigneeRef } from '../../common/assignees';
 import type { Actor } from '../../common/roles';
 import type { Knex } from 'knex';
 import {
