@@ -1,4 +1,5 @@
 import type Router from '@koa/router';
+import type { UpdateDefinition, WorkflowHandle } from '@temporalio/client';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import type { Actor, Role } from '../common/roles';
@@ -27,6 +28,8 @@ export interface RouteSpec<P = unknown, Q = unknown, B = unknown> {
   params?: z.ZodType<P>;
   query?: z.ZodType<Q>;
   body?: z.ZodType<B>;
+  /** A larger body limit than the API's default, for the few routes whose documented payloads need it. */
+  bodyLimitBytes?: number;
   /** Sets ctx.status and ctx.body. */
   handler: (input: RouteInput<P, Q, B>) => Promise<void>;
 }
@@ -57,7 +60,7 @@ export function mountRoutes(router: Router, specs: RouteSpec[], deps: ApiDeps): 
       const query = spec.query ? parseOrProblem(spec.query, { ...ctx.query }, 'query') : {};
       let body: unknown;
       if (spec.method !== 'get') {
-        const raw = await readJsonBody(ctx, deps.config.bodyLimitBytes);
+        const raw = await readJsonBody(ctx, spec.bodyLimitBytes ?? deps.config.bodyLimitBytes);
         if (spec.body) body = parseOrProblem(spec.body, raw ?? {}, 'body');
       }
       ctx.state.actor = actor.username;
@@ -108,4 +111,27 @@ export function openApiDocument(specs: RouteSpec[]): Record<string, unknown> {
     components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'labflow API key' } } },
     paths,
   };
+}
+
+/**
+ * One human action on a process's run: an Update whose validator judges who may do what when. The route parses,
+ * turns the request into the Update's argument and answers with the state the run returns once it accepted it.
+ */
+export function updateRoute<P, B, A, R>(
+  spec: Omit<RouteSpec<P, Record<string, never>, B>, 'handler'> & {
+    /** The run to update, found from the path (404 when there is none). */
+    run: (params: P, actor: Actor) => Promise<WorkflowHandle> | WorkflowHandle;
+    update: UpdateDefinition<R, [A]>;
+    toArgs: (input: RouteInput<P, Record<string, never>, B>) => Promise<A> | A;
+  },
+): RouteSpec {
+  const { run, update, toArgs, ...rest } = spec;
+  return route<P, Record<string, never>, B>({
+    ...rest,
+    handler: async (input) => {
+      const handle = await run(input.params, input.actor);
+      const args = await toArgs(input);
+      input.ctx.body = await handle.executeUpdate(update, { args: [args] });
+    },
+  });
 }

@@ -47,6 +47,16 @@ export interface UserRow {
   active: boolean;
 }
 
+/** An active user by username (deactivated users cannot be assigned, notified or act), or undefined. */
+export async function findActiveUser(db: Db, username: string): Promise<{ id: string; username: string } | undefined> {
+  return db('users').where({ username, active: true }).first('id', 'username');
+}
+
+/** The active users among these usernames. */
+export async function findActiveUsers(db: Db, usernames: readonly string[]): Promise<{ id: string; username: string }[]> {
+  return usernames.length ? db('users').whereIn('username', usernames).where({ active: true }).select('id', 'username') : [];
+}
+
 export function toActor(user: UserRow): Actor {
   return { userId: user.id, username: user.username, printedName: user.printed_name, roles: user.roles };
 }

@@ -11,7 +11,10 @@ export async function startOrJoinChild<W extends Workflow>(
   options: WithWorkflowArgs<W, ChildWorkflowOptions & { workflowId: string }>,
 ): Promise<boolean> {
   try {
-    await startChild<W>(workflowType, { parentClosePolicy: ParentClosePolicy.ABANDON, ...options } as WithWorkflowArgs<W, ChildWorkflowOptions>);
+    await startChild<W>(workflowType, { parentClosePolicy: ParentClosePolicy.ABANDON, ...options } as WithWorkflowArgs<
+      W,
+      ChildWorkflowOptions
+    >);
     return true;
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) return false;
