@@ -11,6 +11,7 @@ import {
   type IntakeTimers,
   type RejectionCode,
   type SampleIntakeInput,
+  type SampleRecordFacts,
   type SampleState,
   type TimerKind,
 } from '../common/sample-intake';
@@ -19,7 +20,7 @@ import { appendAudit } from '../db/audit';
 import { allocateCapaNumber, openCapasNaming } from '../db/capa';
 import { queueNotifications, type NotificationMessage } from '../db/notifications';
 import { resolveRecipients } from '../db/recipients';
-import { criteriaOf, appendCustody, sampleTypes } from '../db/sample-intake';
+import { appendCustody, criteriaOf, sampleRecordColumns, sampleTypes } from '../db/sample-intake';
 import { recordSignature } from '../db/signatures';
 import { closeTasksByPrefix, openTask } from '../db/tasks';
 import type { ActivityDeps } from './deps';
@@ -37,12 +38,22 @@ const SYSTEM_ACTOR = 'system:sample-intake';
 const LAB: AssigneeRef = { kind: 'role', role: 'lab_technician' };
 const DIRECTOR: AssigneeRef = { kind: 'role', role: 'lab_director' };
 
+/** What the person a sample waits on must do next; the activity words the task. */
+export type SampleNextAction = 'inspect' | 'accept' | 'decide' | 'attach_order' | 'bench_work';
+const NEXT_ACTION_WORDING: Record<SampleNextAction, string> = {
+  inspect: 'Inspect',
+  accept: 'Accept',
+  decide: 'Decide on (deviation or rejection)',
+  attach_order: 'Attach an order to',
+  bench_work: 'Aliquot, store and route',
+};
+
+/** The one open task of a sample: one per stage, for whoever must act next. */
 export interface StepTask {
-  key: string;
-  kind: string;
-  title: string;
+  stage: string;
+  next: SampleNextAction;
   assignee: AssigneeRef;
-  dueAt?: string | null;
+  dueAt: string | null;
 }
 export interface StepCustody {
   event: string;
@@ -50,6 +61,25 @@ export interface StepCustody {
   to?: string | null;
   condition?: string | null;
   details?: Record<string, unknown>;
+}
+
+/**
+ * One step of a sample's life as the run states it: the new state, the facts of the record it changed, the custody
+ * handoff, the next task, and the audit details.
+ */
+export interface SampleStep extends SampleRecordFacts {
+  ref: SampleRef;
+  action: string;
+  state: SampleState;
+  stage: string;
+  dueAt: string | null;
+  custody?: StepCustody;
+  /** The task that replaces the open one; null closes it, absent leaves it. */
+  task?: StepTask | null;
+  actor?: Actor | null;
+  by?: string;
+  details?: Record<string, unknown>;
+  signature?: SignatureInput;
 }
 
 /**
@@ -120,14 +150,14 @@ export function sampleIntakeActivities({ db, publicUrl, mailDomain }: ActivityDe
     await closeTasksByPrefix(trx, `${ref.workflowId}:`, 'done');
     if (task) {
       await openTask(trx, {
-        taskKey: `${ref.workflowId}:${task.key}`,
+        taskKey: `${ref.workflowId}:${task.stage}`,
         workflowId: ref.workflowId,
         entityType: 'sample',
         entityId: ref.accession,
-        kind: task.kind,
-        title: task.title,
+        kind: `sample.${task.stage}`,
+        title: `${NEXT_ACTION_WORDING[task.next]} specimen ${ref.accession}`,
         assignee: task.assignee,
-        dueAt: task.dueAt ?? null,
+        dueAt: task.dueAt,
       });
     }
   }
@@ -150,22 +180,9 @@ export function sampleIntakeActivities({ db, publicUrl, mailDomain }: ActivityDe
      * One step of a sample's life: the projection, a custody event, the inbox and the audit trail, in one
      * transaction. A deviation's signature is recorded here too, with its audit event.
      */
-    async recordSampleStep(p: {
-      ref: SampleRef;
-      action: string;
-      state: SampleState;
-      stage: string;
-      dueAt: string | null;
-      set?: Record<string, unknown>;
-      custody?: StepCustody;
-      task?: StepTask | null;
-      actor?: Actor | null;
-      by?: string;
-      details?: Record<string, unknown>;
-      signature?: SignatureInput;
-    }): Promise<{ signatureId: string | null }> {
+    async recordSampleStep(p: SampleStep): Promise<{ signatureId: string | null }> {
       return db.transaction(async (trx) => {
-        await setSample(trx, p.ref, { state: p.state, stage: p.stage, due_at: p.dueAt, ...(p.set ?? {}) });
+        await setSample(trx, p.ref, { state: p.state, stage: p.stage, due_at: p.dueAt, ...sampleRecordColumns(p) });
         if (p.custody) await custody(trx, p.ref, p.custody, who(p.actor, p.by));
         await replaceTask(trx, p.ref, p.task);
         let signatureId: string | null = null;
@@ -444,7 +461,7 @@ export function sampleIntakeActivities({ db, publicUrl, mailDomain }: ActivityDe
       children: { accession: string; volumeMl: number }[];
       stage: string;
       dueAt: string | null;
-      task: StepTask;
+      task: StepTask | null;
     }) {
       await db.transaction(async (trx) => {
         const parent = await trx('samples').where({ id: p.ref.sampleId }).first();

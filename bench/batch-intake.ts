@@ -9,7 +9,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
-import { intakeInput, startIntakeRun, compareIdentifiers } from '../api/sample-intake-runs';
+import { intakeInput, startIntakeRun, compareIdentifiers } from '../api/temporal/sample-intake';
 import { workflowIds } from '../common/ids';
 import { createUser, toActor } from '../db/identity';
 import { registerSamples, sampleTypes } from '../db/sample-intake';

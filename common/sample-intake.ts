@@ -1,7 +1,11 @@
+import type { SearchAttributePair } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { AssigneeRef } from './assignees';
+import { sha256HexOf } from './capa-hash';
 import { durationMs } from './durations';
+import { workflowIds } from './ids';
 import type { Actor } from './roles';
+import { EntityId, EntityType, Stage } from './search-attributes';
 import type { SignatureInput } from './signatures';
 
 /** Sample intake: accessioning, inspection, acceptance, aliquots, storage, routing and chain of custody. */
@@ -238,6 +242,31 @@ export interface SampleDecision {
 }
 export type TimerKind = 'in_transit_overdue' | 'specimen_hold' | 'order_hold' | 'stability_expired' | 'stat_overdue';
 
+/** What the inspection found, as the run keeps it and the record shows it. */
+export interface InspectionRecord {
+  by: string;
+  at: string;
+  /** SHA-256 of the inspection record as shown to people; a deviation signature is over this. */
+  contentHash: string;
+  checks: CriterionCheck[];
+  passed: boolean;
+}
+
+/**
+ * The facts of one step that change the sample's own record (each optional: a step states only what it changed).
+ * The run states them; db/sample-intake.ts decides the columns.
+ */
+export interface SampleRecordFacts {
+  receipt?: { receivedAt: string; by: string; location: string; collectedAt: string | null };
+  /** The collection time as the run knows it now (a courier's shipment may carry it). */
+  collectedAt?: string | null;
+  inspection?: { record: InspectionRecord; volumeMl: number };
+  order?: { tests: string[] };
+  deviation?: { comment: string };
+  /** A reason when cancelled, null when reinstated. */
+  cancelReason?: string | null;
+}
+
 export interface SampleIntakeState {
   workflowId: string;
   accession: string;
@@ -257,7 +286,7 @@ export interface SampleIntakeState {
   receivedBy: string | null;
   receivedLocation: string | null;
   temperatureClass: TemperatureClass | null;
-  inspection: { by: string; at: string; contentHash: string; checks: CriterionCheck[]; passed: boolean } | null;
+  inspection: InspectionRecord | null;
   decision: SampleDecision | null;
   partialRejections: SampleDecision[];
   pieces: Piece[];
@@ -283,8 +312,6 @@ export interface ReceiptArgs {
 export interface InspectArgs {
   actor: Actor | null;
   findings: InspectionFindings;
-  /** SHA-256 of the inspection record as shown to people; a deviation signature is over this. */
-  contentHash: string;
 }
 export interface AcceptArgs {
   actor: Actor;
@@ -369,6 +396,39 @@ export interface SampleBatchProgress {
   done: boolean;
 }
 export const batchProgressQuery = defineQuery<SampleBatchProgress>('batchProgress');
+
+/**
+ * How every sample-intake run is started, whoever starts it (the API, a batch run, an ERP sync): one run per
+ * accession, never a second one under the same ID, findable in the Web UI from its first moment.
+ */
+export function sampleIntakeStartOptions(accession: string): {
+  workflowId: string;
+  workflowIdReusePolicy: 'REJECT_DUPLICATE';
+  typedSearchAttributes: SearchAttributePair[];
+} {
+  return {
+    workflowId: workflowIds.sampleIntake(accession),
+    workflowIdReusePolicy: 'REJECT_DUPLICATE',
+    typedSearchAttributes: [
+      { key: EntityType, value: 'sample' },
+      { key: EntityId, value: accession },
+      { key: Stage, value: 'expected' },
+    ],
+  };
+}
+
+/**
+ * The hash a lab director signs when accepting with a deviation: SHA-256 of the inspection record as the API shows
+ * it. Plain TypeScript, so the run computes it from what it holds and the API can show the same value.
+ */
+export function inspectionHash(accession: string, findings: InspectionFindings, receivedAt: string | null): string {
+  const canonical = JSON.stringify({
+    accession,
+    receivedAt,
+    findings: Object.fromEntries(Object.entries(findings).sort(([a], [b]) => a.localeCompare(b))),
+  });
+  return sha256HexOf(canonical);
+}
 
 export const sampleBatchWorkflowId = (batchId: string) => `sample-batch:${batchId}`;
 export const aliquotAccession = (accession: string, n: number) => `${accession}-A${n}`;

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
-import type { AcceptanceCriteria, Priority, SampleState, TemperatureClass } from '../common/sample-intake';
+import type { AcceptanceCriteria, Priority, SampleRecordFacts, SampleState, TemperatureClass } from '../common/sample-intake';
+import { workflowIds } from '../common/ids';
 import { appendAudit } from './audit';
 import type { Db } from './knex';
 
@@ -144,6 +145,24 @@ export async function registerSamples(
     });
   }
   return inserted;
+}
+
+/** The columns of a sample's row that a step's facts set; facts a step does not state leave their columns be. */
+export function sampleRecordColumns(facts: SampleRecordFacts): Record<string, unknown> {
+  const { receipt, collectedAt, inspection, order, deviation, cancelReason } = facts;
+  return {
+    ...(receipt && {
+      received_at: receipt.receivedAt,
+      received_by: receipt.by,
+      received_location: receipt.location,
+      collected_at: receipt.collectedAt,
+    }),
+    ...(collectedAt !== undefined && { collected_at: collectedAt }),
+    ...(inspection && { inspection: JSON.stringify(inspection.record), volume_ml: inspection.volumeMl }),
+    ...(order && { has_order: true, requested_tests: order.tests }),
+    ...(deviation && { deviation_comment: deviation.comment }),
+    ...(cancelReason !== undefined && { cancel_reason: cancelReason }),
+  };
 }
 
 export interface SampleRow {
@@ -312,4 +331,107 @@ export async function sourceOf(
   name: string,
 ): Promise<{ name: string; secret: string; contact_user_id: string | null } | undefined> {
   return db('sample_sources').where({ name }).first();
+}
+
+/** A registered user as a run's submitter, or null when the user is gone. */
+export async function submitterOf(db: Conn, userId: string): Promise<{ kind: 'user'; userId: string; username: string } | null> {
+  const user = await db('users').where({ id: userId }).first('id', 'username');
+  return user ? { kind: 'user', userId: user.id, username: user.username } : null;
+}
+
+/** The sample a duplicate barcode or external ID from the API already registered. */
+export async function apiDuplicateOf(db: Db, ids: { barcode?: string | null; externalId?: string | null }): Promise<string | undefined> {
+  const row = await db('samples')
+    .where({ source: 'api' })
+    .andWhere((q) => {
+      if (ids.barcode) q.orWhere('barcode', ids.barcode);
+      if (ids.externalId) q.orWhere('external_id', ids.externalId);
+    })
+    .first('accession');
+  return row?.accession;
+}
+
+/** A piece of a sample (the sample itself or one of its aliquots), by accession. */
+export async function pieceOf(db: Conn, sampleId: string, accession: string): Promise<{ id: string; accession: string } | undefined> {
+  return db('samples')
+    .where({ accession })
+    .andWhere((q) => q.where('id', sampleId).orWhere('parent_id', sampleId))
+    .first('id', 'accession');
+}
+
+/** The accession stored at a freezer position, if any. */
+export async function storageHolder(
+  db: Conn,
+  place: { freezer: string; rack: string; box: string; position: string },
+): Promise<string | undefined> {
+  const row = await db('sample_storage as st')
+    .join('samples as s', 's.id', 'st.sample_id')
+    .where({ freezer: place.freezer, rack: place.rack, box: place.box, position: place.position })
+    .first('s.accession');
+  return row?.accession;
+}
+
+/** A handoff a person records by hand: appended to the custody trail and audited, in one transaction. */
+export async function recordHandoff(
+  db: Db,
+  sample: { accession: string },
+  piece: { id: string; accession: string },
+  handoff: { event: string; from?: string | null; to?: string | null; condition?: string | null },
+  actor: { userId: string; username: string },
+): Promise<void> {
+  await db.transaction(async (trx) => {
+    await appendCustody(trx, { sampleId: piece.id, accession: piece.accession, actor: actor.username, ...handoff });
+    await appendAudit(trx, {
+      actorId: actor.userId,
+      actor: actor.username,
+      action: 'sample.custody',
+      entityType: 'sample',
+      entityId: sample.accession,
+      details: { ...handoff, piece: piece.accession },
+    });
+  });
+}
+
+/** A webhook source with its HMAC secret, audited; a name taken raises the unique violation (23505). */
+export async function registerSource(
+  db: Db,
+  source: { name: string; secret: string; contactUserId: string | null; contact: string | null },
+  actor: { userId: string; username: string },
+): Promise<void> {
+  await db.transaction(async (trx) => {
+    await trx('sample_sources').insert({ name: source.name, secret: source.secret, contact_user_id: source.contactUserId });
+    await appendAudit(trx, {
+      actorId: actor.userId,
+      actor: actor.username,
+      action: 'sample.source_registered',
+      entityType: 'sample_source',
+      entityId: source.name,
+      details: { contact: source.contact },
+    });
+  });
+}
+
+/** A batch and its samples in one transaction; a duplicate barcode or external ID raises the unique violation. */
+export async function registerBatch(
+  db: Db,
+  batch: { id: string; workflowId: string; items: NewSample[] },
+  actor: { userId: string; username: string },
+): Promise<void> {
+  await db.transaction(async (trx) => {
+    await trx('sample_batches').insert({
+      id: batch.id,
+      created_by: actor.userId,
+      source: 'api',
+      size: batch.items.length,
+      workflow_id: batch.workflowId,
+    });
+    await registerSamples(trx, batch.items, {
+      source: 'api',
+      submitterId: actor.userId,
+      actor: actor.username,
+      actorId: actor.userId,
+      batchId: batch.id,
+      workflowIdOf: workflowIds.sampleIntake,
+    });
+  });
 }

@@ -1,21 +1,20 @@
 import {
   ApplicationFailure,
   ActivityFailure,
-  ParentClosePolicy,
   continueAsNew,
   log,
   patched,
   proxyActivities,
-  startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { WorkflowExecutionAlreadyStartedError, type Duration } from '@temporalio/common';
+import type { Duration } from '@temporalio/common';
 import type { Activities } from '../activities';
 import type { InspectionSample } from '../activities/incoming-inspection';
 import { entitiesOf, ErpFailure, type ErpSyncInput, type ErpSyncResult } from '../common/erp-sync';
-import { workflowIds } from '../common/ids';
+import { sampleIntakeStartOptions } from '../common/sample-intake';
 import { EntityId, EntityType, Stage } from '../common/search-attributes';
+import { startOrJoinChild } from './lib';
 import type { sampleIntakeWorkflow } from './sample-intake';
 
 const failureOf = (err: unknown) => (err instanceof ActivityFailure ? err.cause : err);
@@ -34,21 +33,10 @@ const INSPECTION_BATCH = 50;
 
 /** Starts the sample-intake run of an incoming-inspection sample; one that has started already counts as started. */
 async function startInspectionRun({ input }: InspectionSample): Promise<void> {
-  try {
-    await startChild<typeof sampleIntakeWorkflow>('sampleIntakeWorkflow', {
-      workflowId: workflowIds.sampleIntake(input.accession),
-      args: [input],
-      parentClosePolicy: ParentClosePolicy.ABANDON,
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      typedSearchAttributes: [
-        { key: EntityType, value: 'sample' },
-        { key: EntityId, value: input.accession },
-        { key: Stage, value: 'expected' },
-      ],
-    });
-  } catch (err) {
-    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-  }
+  await startOrJoinChild<typeof sampleIntakeWorkflow>('sampleIntakeWorkflow', {
+    ...sampleIntakeStartOptions(input.accession),
+    args: [input],
+  });
 }
 
 /**

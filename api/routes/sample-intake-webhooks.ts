@@ -1,15 +1,13 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import { workflowIds } from '../../common/ids';
-import { appendAudit } from '../../db/audit';
-import { findSampleByExternal, registerSamples, sampleTypes, sourceOf, testCodes, type SampleRow } from '../../db/sample-intake';
-import { openTask } from '../../db/tasks';
+import { sourceOf } from '../../db/sample-intake';
+import { recordWebhookEvent, webhookEventOf } from '../../db/sample-webhooks';
 import type { ApiDeps } from '../deps';
 import { Problem, problems } from '../problem';
 import { parseOrProblem } from '../route';
-import { deliverSampleEvent, webhookEvent } from '../sample-intake-runs';
-import { webhookBody, type WebhookBody } from '../schemas/sample-intake';
+import { applyWebhookEvent } from '../services/sample-intake';
+import { webhookBody } from '../schemas/sample-intake';
 
 /** A signed request may be this far from the server's clock, either way. */
 export const WEBHOOK_TOLERANCE_MS = 5 * 60_000;
@@ -39,88 +37,7 @@ async function readRaw(ctx: Context, limit: number): Promise<Buffer> {
  * the idempotency key; the event is recorded, answered 202, and then signalled to the sample's run.
  */
 export function mountSampleWebhooks(router: Router, deps: ApiDeps): void {
-  const { db, temporal, config, log } = deps;
-
-  async function hold(source: string, body: WebhookBody, reason: string) {
-    await db.transaction(async (trx) => {
-      const [row] = await trx('sample_held_orders')
-        .insert({ source, event_id: body.eventId, reason, payload: JSON.stringify(body) })
-        .onConflict(['source', 'event_id'])
-        .ignore()
-        .returning('id');
-      if (!row) return;
-      await openTask(trx, {
-        taskKey: `sample-held-order:${row.id}`,
-        workflowId: `sample-held-order:${row.id}`,
-        entityType: 'sample_order',
-        entityId: `${source}:${body.sample.externalId}`,
-        kind: 'sample.held_order',
-        title: `Order ${body.sample.externalId} from ${source} is held: ${reason}`,
-        assignee: { kind: 'role', role: 'lab_technician' },
-      });
-      await appendAudit(trx, {
-        actor: `system:${source}`,
-        action: 'sample.order_held',
-        entityType: 'sample_order',
-        entityId: `${source}:${body.sample.externalId}`,
-        details: { eventId: body.eventId, reason },
-      });
-    });
-  }
-
-  /** Finds or registers the sample an event is about; null when it must be held for a person. */
-  async function sampleFor(source: string, contactId: string | null, body: WebhookBody): Promise<SampleRow | null> {
-    const known = await findSampleByExternal(db, source, body.sample.externalId);
-    if (known) return known;
-    const s = body.sample;
-    if (!s.sampleType) {
-      await hold(source, body, `no sample with external ID ${s.externalId} and no sample type to register one`);
-      return null;
-    }
-    const [types, tests] = await Promise.all([sampleTypes(db), testCodes(db)]);
-    const unknown = [
-      ...(types.has(s.sampleType) ? [] : [`sample type ${s.sampleType}`]),
-      ...(s.tests ?? []).filter((t) => tests.get(t)?.sample_type !== s.sampleType).map((t) => `test ${t}`),
-    ];
-    if (unknown.length) {
-      await hold(source, body, `unknown ${unknown.join(', ')}`);
-      return null;
-    }
-    try {
-      await db.transaction((trx) =>
-        registerSamples(
-          trx,
-          [
-            {
-              sampleType: s.sampleType!,
-              priority: s.priority ?? 'routine',
-              requestedTests: s.tests ?? [],
-              externalId: s.externalId,
-              barcode: s.barcode,
-              patient: s.patient,
-              collectedAt: s.collectedAt,
-            },
-          ],
-          { source, submitterId: contactId, actor: `system:${source}`, actorId: null, workflowIdOf: workflowIds.sampleIntake },
-        ),
-      );
-    } catch (err) {
-      // The same sample registered by a concurrent delivery: use that one.
-      if ((err as { code?: string }).code !== '23505') throw err;
-    }
-    return (await findSampleByExternal(db, source, s.externalId))!;
-  }
-
-  async function dispatch(source: string, contactId: string | null, body: WebhookBody): Promise<void> {
-    const row = await sampleFor(source, contactId, body);
-    if (row) {
-      const type = (await sampleTypes(db)).get(row.sample_type)!;
-      await deliverSampleEvent(db, temporal, config.taskQueue, row, type, webhookEvent(source, body));
-    }
-    await db('sample_webhook_events')
-      .where({ source, event_id: body.eventId })
-      .update({ applied_at: db.fn.now(), accession: row?.accession ?? null });
-  }
+  const { db, config, log } = deps;
 
   router.post('/api/v1/webhooks/:source', async (ctx) => {
     const raw = await readRaw(ctx, config.bodyLimitBytes);
@@ -151,16 +68,10 @@ export function mountSampleWebhooks(router: Router, deps: ApiDeps): void {
     }
     ctx.state.actor = `source:${source.name}`;
 
-    const [fresh] = await db('sample_webhook_events')
-      .insert({ source: source.name, event_id: body.eventId, type: body.type, payload: JSON.stringify(body) })
-      .onConflict(['source', 'event_id'])
-      .ignore()
-      .returning('applied_at');
+    const fresh = await recordWebhookEvent(db, source.name, { eventId: body.eventId, type: body.type, payload: body });
     let replay = false;
     if (!fresh) {
-      const seen = await db('sample_webhook_events')
-        .where({ source: source.name, event_id: body.eventId })
-        .first('applied_at', 'accession');
+      const seen = await webhookEventOf(db, source.name, body.eventId);
       ctx.status = 200;
       ctx.body = { eventId: body.eventId, status: 'duplicate', applied: seen?.applied_at !== null, accession: seen?.accession ?? null };
       // Recorded earlier but not yet applied (the signal failed): this delivery applies it; the run de-duplicates.
@@ -171,7 +82,7 @@ export function mountSampleWebhooks(router: Router, deps: ApiDeps): void {
       ctx.body = { eventId: body.eventId, status: 'accepted' };
     }
     // Answered first; the run is told right after. A failure leaves applied_at empty, and the sender's retry applies it.
-    dispatch(source.name, source.contact_user_id, body).catch((err) =>
+    applyWebhookEvent(deps, source.name, source.contact_user_id, body).catch((err) =>
       log.error({ err, source: source.name, eventId: body.eventId }, 'webhook event not applied'),
     );
   });

@@ -51,6 +51,14 @@ const sampleItem = z.strictObject({
 
 export const registerBody = sampleItem.extend({ submitter: username.optional(), timers: timersBody.optional() });
 
+/** The most samples one batch registers. */
+export const MAX_BATCH_SAMPLES = 5000;
+/**
+ * The batch route's body limit: a realistic sample with its arrival is about 400 bytes of JSON, so a full batch is
+ * about 2 MB; twice that leaves room for long labels while a body over it is refused before it is parsed.
+ */
+export const BATCH_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
+
 export const batchBody = z.strictObject({
   samples: z
     .array(
@@ -60,7 +68,7 @@ export const batchBody = z.strictObject({
       }),
     )
     .min(1)
-    .max(5000),
+    .max(MAX_BATCH_SAMPLES),
   /** Accept without a person the specimens in hand that pass every criterion. */
   autoAccept: z.boolean().default(false),
   timers: timersBody.optional(),
@@ -142,3 +150,6 @@ export const resolveHeldOrderBody = z.discriminatedUnion('action', [
   z.object({ action: z.literal('dismiss'), reason: z.string().trim().min(3).max(2000) }),
 ]);
 export type ResolveHeldOrderBody = z.infer<typeof resolveHeldOrderBody>;
+export type RegisterBody = z.infer<typeof registerBody>;
+export type BatchBody = z.infer<typeof batchBody>;
+export type InspectBody = z.infer<typeof inspectBody>;

@@ -1,21 +1,18 @@
-import { createHash } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { AssigneeRef } from '../common/assignees';
-import { workflowIds } from '../common/ids';
+import type { AssigneeRef } from '../../common/assignees';
 import {
   DEFAULT_INTAKE_TIMERS,
   sampleEventSignal,
-  type InspectionFindings,
+  sampleIntakeStartOptions,
   type IntakeTimers,
   type SampleEvent,
   type SampleIntakeInput,
-} from '../common/sample-intake';
-import { EntityId, EntityType, Stage } from '../common/search-attributes';
-import type { Db } from '../db/knex';
-import { criteriaOf, type RegisteredSample, type SampleRow, type SampleTypeRow } from '../db/sample-intake';
-import type { WebhookBody } from './schemas/sample-intake';
-import type { sampleIntakeWorkflow } from '../workflows';
+} from '../../common/sample-intake';
+import type { Db } from '../../db/knex';
+import { criteriaOf, submitterOf, type RegisteredSample, type SampleRow, type SampleTypeRow } from '../../db/sample-intake';
+import type { WebhookBody } from '../schemas/sample-intake';
+import type { sampleIntakeWorkflow } from '../../workflows';
 
 /** A run's input from its registered row: IDs, the type's written criteria and the timers; no patient data. */
 export function intakeInput(
@@ -43,16 +40,10 @@ export function intakeInput(
 }
 
 const startOptions = (input: SampleIntakeInput, taskQueue: string) => ({
-  workflowId: workflowIds.sampleIntake(input.accession),
+  ...sampleIntakeStartOptions(input.accession),
   taskQueue,
   args: [input] as [SampleIntakeInput],
   workflowIdConflictPolicy: 'FAIL' as const,
-  workflowIdReusePolicy: 'REJECT_DUPLICATE' as const,
-  typedSearchAttributes: [
-    { key: EntityType, value: 'sample' },
-    { key: EntityId, value: input.accession },
-    { key: Stage, value: 'expected' },
-  ],
 });
 
 export function startIntakeRun(client: Client, taskQueue: string, input: SampleIntakeInput) {
@@ -99,8 +90,8 @@ export async function deliverSampleEvent(
   type: SampleTypeRow,
   event: SampleEvent,
 ) {
-  const submitter = row.submitter_id ? await db('users').where({ id: row.submitter_id }).first('id', 'username') : null;
-  const input = intakeInput(row, type, submitter ? { kind: 'user', userId: submitter.id, username: submitter.username } : null);
+  const submitter = row.submitter_id ? await submitterOf(db, row.submitter_id) : null;
+  const input = intakeInput(row, type, submitter);
   try {
     await signalIntakeRun(client, taskQueue, input, event);
   } catch (err) {
@@ -139,14 +130,4 @@ export function compareIdentifiers(
   const present = new Map(label.filter((i) => i.value.trim()).map((i) => [i.type, i.value]));
   const matchRequisition = [...present].every(([type, value]) => requisition[type] !== null && norm(requisition[type]!) === norm(value));
   return { count: present.size, matchRequisition };
-}
-
-/** The hash a lab director signs when accepting with a deviation: the inspection record as the API shows it. */
-export function inspectionHash(accession: string, findings: InspectionFindings, receivedAt: string | null): string {
-  const canonical = JSON.stringify({
-    accession,
-    receivedAt,
-    findings: Object.fromEntries(Object.entries(findings).sort(([a], [b]) => a.localeCompare(b))),
-  });
-  return createHash('sha256').update(canonical, 'utf8').digest('hex');
 }

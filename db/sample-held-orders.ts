@@ -1,0 +1,168 @@
+import type { Knex } from 'knex';
+import { workflowIds } from '../common/ids';
+import { appendAudit } from './audit';
+import type { Db } from './knex';
+import { findSampleByExternal, registerSamples, type NewSample, type SampleRow } from './sample-intake';
+import { closeTask, openTask } from './tasks';
+
+/** External orders the webhook could not register (unknown sample type or test codes), held for a person. */
+
+export interface HeldOrderRow {
+  id: string;
+  source: string;
+  event_id: string;
+  reason: string;
+  payload: unknown;
+  state: 'held' | 'resolved' | 'discarded';
+  created_at: Date;
+}
+
+/** The order as the webhook delivered it: what a release needs of it. */
+export interface HeldOrderPayload {
+  eventId: string;
+  sample: { externalId: string; sampleType?: string; tests?: string[] };
+}
+
+const taskKeyOf = (heldOrderId: string) => `sample-held-order:${heldOrderId}`;
+const entityIdOf = (source: string, externalId: string) => `${source}:${externalId}`;
+
+/** Holds an order for a person, with a task for the lab and an audit event; a redelivered order is held once. */
+export async function holdOrder(db: Db, source: string, payload: HeldOrderPayload, reason: string): Promise<void> {
+  await db.transaction(async (trx) => {
+    const [row] = await trx('sample_held_orders')
+      .insert({ source, event_id: payload.eventId, reason, payload: JSON.stringify(payload) })
+      .onConflict(['source', 'event_id'])
+      .ignore()
+      .returning('id');
+    if (!row) return;
+    await openTask(trx, {
+      taskKey: taskKeyOf(row.id),
+      workflowId: taskKeyOf(row.id),
+      entityType: 'sample_order',
+      entityId: entityIdOf(source, payload.sample.externalId),
+      kind: 'sample.held_order',
+      title: `Order ${payload.sample.externalId} from ${source} is held: ${reason}`,
+      assignee: { kind: 'role', role: 'lab_technician' },
+    });
+    await appendAudit(trx, {
+      actor: `system:${source}`,
+      action: 'sample.order_held',
+      entityType: 'sample_order',
+      entityId: entityIdOf(source, payload.sample.externalId),
+      details: { eventId: payload.eventId, reason },
+    });
+  });
+}
+
+export async function findHeldOrder(db: Db, id: string): Promise<HeldOrderRow | undefined> {
+  return db('sample_held_orders').where({ id }).first();
+}
+
+export async function listHeldOrders(db: Db, state: HeldOrderRow['state']) {
+  return db('sample_held_orders')
+    .where({ state })
+    .orderBy('created_at')
+    .select('id', 'source', 'event_id', 'reason', 'payload', 'state', 'created_at');
+}
+
+/** Claims a held order; false when a concurrent resolution claimed it first. */
+async function claim(trx: Knex.Transaction, id: string, fields: Record<string, unknown>): Promise<boolean> {
+  const n = await trx('sample_held_orders')
+    .where({ id, state: 'held' })
+    .update({ ...fields, resolved_at: trx.fn.now() });
+  return n > 0;
+}
+
+type Person = { userId: string; username: string };
+
+/** Dismisses a held order with a reason; false when it was resolved meanwhile (nothing written). */
+export async function dismissHeldOrder(db: Db, held: HeldOrderRow, reason: string, actor: Person): Promise<boolean> {
+  const payload = held.payload as HeldOrderPayload;
+  return db.transaction(async (trx) => {
+    if (!(await claim(trx, held.id, { state: 'discarded' }))) return false;
+    await closeTask(trx, taskKeyOf(held.id), 'cancelled', actor.userId);
+    await appendAudit(trx, {
+      actor: actor.username,
+      actorId: actor.userId,
+      action: 'sample.order_dismissed',
+      entityType: 'sample_order',
+      entityId: entityIdOf(held.source, payload.sample.externalId),
+      details: { heldOrderId: held.id, eventId: payload.eventId, reason },
+    });
+    return true;
+  });
+}
+
+/**
+ * Releases a held order under the codes a person mapped it to: registers its sample (unless a later delivery
+ * already did), marks the order and its webhook event applied, closes the task and audits the mapping, in one
+ * transaction. Returns the sample, or null when the order was resolved meanwhile (nothing written).
+ */
+export async function releaseHeldOrder(
+  db: Db,
+  held: HeldOrderRow,
+  release: {
+    /** The order as mapped to known codes; it replaces the held payload. */
+    mapped: HeldOrderPayload;
+    sample: NewSample;
+    submitterId: string | null;
+    mapping: { tests: Record<string, string>; comment: string | null };
+  },
+  actor: Person,
+): Promise<SampleRow | null> {
+  const payload = held.payload as HeldOrderPayload;
+  const externalId = release.mapped.sample.externalId;
+  return db
+    .transaction(async (trx) => {
+      await trx('sample_held_orders').where({ id: held.id }).forUpdate();
+      let sample = await findSampleByExternal(trx, held.source, externalId);
+      if (!sample) {
+        await registerSamples(trx, [release.sample], {
+          source: held.source,
+          submitterId: release.submitterId,
+          actor: actor.username,
+          actorId: actor.userId,
+          workflowIdOf: workflowIds.sampleIntake,
+        });
+        sample = await findSampleByExternal(trx, held.source, externalId);
+      }
+      if (!sample) throw new Error(`the sample of held order ${held.id} was not registered`);
+      const released = await claim(trx, held.id, {
+        state: 'resolved',
+        accession: sample.accession,
+        payload: JSON.stringify(release.mapped),
+      });
+      // Rolls the registration back with the transaction: the other resolution registered what it needed.
+      if (!released) throw new HeldOrderResolvedMeanwhile(held.id);
+      await closeTask(trx, taskKeyOf(held.id), 'done', actor.userId);
+      await trx('sample_webhook_events')
+        .where({ source: held.source, event_id: payload.eventId })
+        .update({ applied_at: trx.fn.now(), accession: sample.accession });
+      await appendAudit(trx, {
+        actor: actor.username,
+        actorId: actor.userId,
+        action: 'sample.order_released',
+        entityType: 'sample_order',
+        entityId: entityIdOf(held.source, payload.sample.externalId),
+        details: {
+          heldOrderId: held.id,
+          eventId: payload.eventId,
+          accession: sample.accession,
+          sampleType: { from: payload.sample.sampleType ?? null, to: release.sample.sampleType },
+          tests: release.mapping.tests,
+          comment: release.mapping.comment,
+        },
+      });
+      return sample;
+    })
+    .catch((err: unknown) => {
+      if (err instanceof HeldOrderResolvedMeanwhile) return null;
+      throw err;
+    });
+}
+
+class HeldOrderResolvedMeanwhile extends Error {
+  constructor(id: string) {
+    super(`held order ${id} was resolved meanwhile`);
+  }
+}

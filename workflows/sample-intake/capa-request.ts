@@ -1,0 +1,39 @@
+import { getExternalWorkflowHandle, log } from '@temporalio/workflow';
+import type { SampleRef } from '../../activities/sample-intake';
+import { linkSourcesSignal } from '../../common/capa';
+import type { Actor } from '../../common/roles';
+import { EntityId, EntityType, Stage } from '../../common/search-attributes';
+import { db, startOrJoinChild } from '../lib';
+import type { capaWorkflow } from '../capa';
+
+/**
+ * A rejection met the CAPA rule: link this sample to the open CAPA that already covers it, or start a new CAPA run
+ * that outlives this one, then mark the request started. The CAPA number is kept on the request, so a retried plan
+ * names the same run. A failure leaves the request pending for a person; it never fails the sample's run.
+ */
+export async function takeUpCapaRequest(ref: SampleRef, requestId: string, actor: Actor): Promise<void> {
+  try {
+    const plan = await db.planCapaForRejection({ ref, requestId, actor });
+    if (plan.kind === 'done') return;
+    if (plan.kind === 'link') {
+      await getExternalWorkflowHandle(plan.workflowId).signal(linkSourcesSignal, {
+        sources: [{ type: 'sample', id: ref.accession }],
+        by: 'process:sample-intake',
+      });
+    } else {
+      await startOrJoinChild<typeof capaWorkflow>('capaWorkflow', {
+        workflowId: plan.workflowId,
+        args: [plan.input],
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        typedSearchAttributes: [
+          { key: EntityType, value: 'capa' },
+          { key: EntityId, value: plan.input.number },
+          { key: Stage, value: 'initiated' },
+        ],
+      });
+    }
+    await db.markCapaRequestStarted({ ref, requestId, workflowId: plan.workflowId, linked: plan.kind === 'link' });
+  } catch (err) {
+    log.warn('CAPA request left pending', { requestId, error: String(err) });
+  }
+}

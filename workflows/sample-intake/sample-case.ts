@@ -1,0 +1,382 @@
+import { ActivityFailure, ApplicationFailure, allHandlersFinished, condition, patched, upsertSearchAttributes } from '@temporalio/workflow';
+import type { SampleRef, SampleStep } from '../../activities/sample-intake';
+import { refuse, type FailureType } from '../../common/failures';
+import type { Actor } from '../../common/roles';
+import {
+  aliquotAccession,
+  evaluateInspection,
+  inspectionHash,
+  temperatureClass,
+  type AliquotArgs,
+  type AttachOrderArgs,
+  type CancelArgs,
+  type DeviationArgs,
+  type InspectArgs,
+  type ReceiptArgs,
+  type RejectArgs,
+  type RouteArgs,
+  type SampleDecision,
+  type SampleEvent,
+  type SampleIntakeInput,
+  type SampleIntakeState,
+  type StoreArgs,
+} from '../../common/sample-intake';
+import { Assignees, DueAt, EntityId, EntityType, Stage } from '../../common/search-attributes';
+import { OutboxDeliveries, db, iso } from '../lib';
+import { takeUpCapaRequest } from './capa-request';
+import { cancelRetentionEnds, dueTimers } from './deadlines';
+import { MAX_EVENT_IDS, acceptedTests, allResulted, failedCriteria, initialState, isAccepted, isFinal, unroutedTests } from './state';
+import { nextTask, waitingOn } from './tasks';
+
+const BATCH_INTAKE = 'system:batch-intake';
+
+/** What a step states besides the new state, stage, due date and next task, which the case adds itself. */
+type StepFacts = Omit<SampleStep, 'ref' | 'action' | 'state' | 'stage' | 'dueAt'>;
+
+/**
+ * One specimen from registration to its end: receipt, inspection against its type's written criteria, acceptance
+ * (or acceptance with a signed deviation, or rejection), aliquots, storage and routing, with a custody event for
+ * every handoff and timers for transit, stability, holds and STAT turnaround. Owns the run's state; every
+ * transition states its facts to one activity, and the steps are written in the order they were accepted, so the
+ * projection ends where the run is.
+ */
+export class SampleCase {
+  readonly state: SampleIntakeState;
+  private readonly ref: SampleRef;
+  /** Bumped on every change a waiting run must look at again. */
+  private changes = 0;
+  private writes: Promise<unknown> = Promise.resolve();
+  private readonly background: Promise<unknown>[] = [];
+  private readonly outbox = new OutboxDeliveries();
+
+  constructor(
+    private readonly input: SampleIntakeInput,
+    workflowId: string,
+  ) {
+    this.state = input.resume ?? initialState(input, workflowId);
+    this.ref = { workflowId, sampleId: input.sampleId, accession: input.accession, submitter: input.submitter };
+  }
+
+  get isFinal(): boolean {
+    return isFinal(this.state);
+  }
+
+  // ----- arrival: shipment, receipt, inspection -----
+
+  /** A batch's specimen in hand: received and inspected at once, accepted when every criterion passes. */
+  async begin(): Promise<void> {
+    this.publish();
+    const { arrival } = this.input;
+    if (!arrival) return;
+    await this.receive(arrival.receipt);
+    await this.inspect(arrival.inspection);
+    if (arrival.autoAccept && this.state.inspection?.passed && this.state.hasOrder) await this.accept(null, BATCH_INTAKE);
+  }
+
+  async receive({ actor, by, receivedAt, location, temperatureC, collectedAt, condition: handedOver }: ReceiptArgs): Promise<void> {
+    const s = this.state;
+    s.state = 'received';
+    s.receivedAt = receivedAt;
+    s.receivedBy = actor?.username ?? by;
+    s.receivedLocation = location;
+    if (collectedAt) s.collectedAt = collectedAt;
+    if (temperatureC !== undefined) s.temperatureClass = temperatureClass(temperatureC);
+    await this.step('sample.received', {
+      actor,
+      by,
+      receipt: { receivedAt, by: s.receivedBy, location, collectedAt: s.collectedAt },
+      custody: {
+        event: 'received',
+        from: s.shippedAt ? 'courier' : 'submitter',
+        to: location,
+        condition: handedOver ?? null,
+        details: { temperatureC: temperatureC ?? null },
+      },
+      details: { location, receivedAt, temperatureC: temperatureC ?? null },
+    });
+  }
+
+  async inspect({ actor, findings }: InspectArgs): Promise<void> {
+    const s = this.state;
+    const receivedAt = s.receivedAt ?? '';
+    const { checks, passed } = evaluateInspection(this.input.criteria, findings, s.collectedAt, receivedAt);
+    s.state = 'inspected';
+    s.temperatureClass = temperatureClass(findings.temperatureC) ?? s.temperatureClass;
+    const contentHash = inspectionHash(s.accession, findings, s.receivedAt);
+    s.inspection = { by: actor?.username ?? BATCH_INTAKE, at: iso(Date.now()), contentHash, checks, passed };
+    await this.step('sample.inspected', {
+      actor,
+      by: BATCH_INTAKE,
+      inspection: { record: s.inspection, volumeMl: findings.volumeMl },
+      details: { passed, failed: checks.filter((c) => !c.ok).map(({ criterion, code, detail }) => ({ criterion, code, detail })) },
+    });
+  }
+
+  // ----- decision: accept, accept with a deviation, reject -----
+
+  async accept(actor: Actor | null, by: string): Promise<void> {
+    const s = this.state;
+    s.state = 'accepted';
+    s.decision = { kind: 'accepted', by: actor?.username ?? by, at: iso(Date.now()) };
+    await this.step('sample.accepted', {
+      actor,
+      by,
+      custody: { event: 'accessioned', from: s.receivedLocation, to: 'accessioning bench' },
+    });
+  }
+
+  async acceptWithDeviation({ actor, comment, signature }: DeviationArgs): Promise<void> {
+    const s = this.state;
+    s.state = 'accepted_with_deviation';
+    s.decision = { kind: 'accepted_with_deviation', by: actor.username, at: signature.signedAt, comment, signedBy: actor.printedName };
+    await this.step('sample.accepted_with_deviation', {
+      actor,
+      deviation: { comment },
+      custody: { event: 'accessioned', from: s.receivedLocation, to: 'accessioning bench', condition: 'deviation' },
+      details: { comment, failed: failedCriteria(s) },
+      signature,
+    });
+  }
+
+  /** Rejects the whole specimen, or only some of its tests; a rejection that meets a CAPA rule takes up a CAPA. */
+  async reject({ actor, code, condition: specimenCondition, disposition, comment, tests }: RejectArgs): Promise<void> {
+    const s = this.state;
+    const open = acceptedTests(s);
+    const rejecting = tests?.length ? tests : open;
+    const full = rejecting.length >= open.length;
+    const decision: SampleDecision = {
+      kind: 'rejected',
+      by: actor.username,
+      at: iso(Date.now()),
+      code,
+      condition: specimenCondition,
+      disposition,
+      comment,
+      tests: rejecting,
+    };
+    s.rejectedTests = [...s.rejectedTests, ...rejecting];
+    if (full) {
+      s.state = 'rejected';
+      s.decision = decision;
+      s.pieces.forEach((piece) => (piece.state = 'rejected'));
+      s.storage = [];
+      s.routes = [];
+    } else {
+      s.partialRejections.push(decision);
+      s.routes = s.routes.filter((r) => !rejecting.includes(r.test));
+    }
+    this.publish();
+    const { outboxIds, capaRequestId } = await this.persist(() =>
+      db.rejectSample({
+        ref: this.ref,
+        actor,
+        code,
+        condition: specimenCondition,
+        disposition,
+        comment,
+        tests: rejecting,
+        full,
+        stage: s.stage,
+      }),
+    );
+    this.outbox.deliver(outboxIds);
+    if (capaRequestId && patched('open-capa-from-rejection')) this.background.push(takeUpCapaRequest(this.ref, capaRequestId, actor));
+  }
+
+  // ----- bench work: aliquots, storage, routing -----
+
+  async aliquot({ actor, volumesMl }: AliquotArgs): Promise<void> {
+    const s = this.state;
+    const first = s.pieces.filter((p) => p.parent !== null).length + 1;
+    const children = volumesMl.map((volumeMl, i) => ({ accession: aliquotAccession(s.accession, first + i), volumeMl }));
+    s.pieces.push(...children.map(({ accession, volumeMl }) => ({ accession, parent: s.accession, volumeMl, state: 'active' as const })));
+    s.state = 'aliquoted';
+    this.publish();
+    await this.persist(() => db.createAliquots({ ref: this.ref, actor, children, ...this.snapshot() }));
+  }
+
+  /** Stores a piece; a position taken meanwhile by another sample refuses the Update and leaves the state as it was. */
+  async store({ actor, piece, freezer, rack, box, position }: StoreArgs): Promise<void> {
+    const s = this.state;
+    const before = { state: s.state, storage: [...s.storage] };
+    s.storage = [...s.storage.filter((p) => p.piece !== piece), { piece, freezer, rack, box, position }];
+    s.state = 'stored';
+    this.publish();
+    try {
+      await this.persist(() => db.storeSample({ ref: this.ref, actor, piece, freezer, rack, box, position, ...this.snapshot() }));
+    } catch (err) {
+      s.state = before.state;
+      s.storage = before.storage;
+      this.publish();
+      if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure)
+        refuse(err.cause.type as FailureType, err.cause.message);
+      throw err;
+    }
+  }
+
+  async route({ actor, tests }: RouteArgs): Promise<void> {
+    const s = this.state;
+    const wanted = tests?.length ? tests : unroutedTests(s).map((test) => ({ test, piece: s.accession }));
+    const at = iso(Date.now());
+    s.routes.push(...wanted.map((w) => ({ ...w, workQueue: '', at })));
+    s.state = 'routed';
+    this.publish();
+    const routed = await this.persist(() => db.routeTests({ ref: this.ref, actor, tests: wanted, ...this.snapshot() }));
+    for (const { test, workQueue } of routed) {
+      const entry = s.routes.find((r) => r.test === test);
+      if (entry) entry.workQueue = workQueue;
+    }
+  }
+
+  // ----- order and cancellation -----
+
+  async attachOrder({ actor, tests }: AttachOrderArgs): Promise<void> {
+    this.state.hasOrder = true;
+    this.state.requestedTests = tests;
+    await this.step('sample.order_attached', { actor, order: { tests }, details: { tests } });
+  }
+
+  async cancel({ actor, reason }: CancelArgs): Promise<void> {
+    const s = this.state;
+    s.cancelledFrom = s.state;
+    s.cancelReason = reason;
+    s.cancelledAt = iso(Date.now());
+    s.state = 'cancelled';
+    await this.step('sample.cancelled', { actor, cancelReason: reason, details: { reason, from: s.cancelledFrom } });
+  }
+
+  async reinstate({ actor, reason }: CancelArgs): Promise<void> {
+    const s = this.state;
+    s.state = s.cancelledFrom ?? s.state;
+    s.cancelledFrom = null;
+    s.cancelReason = null;
+    s.cancelledAt = null;
+    await this.step('sample.reinstated', { actor, cancelReason: null, details: { reason, to: s.state } });
+  }
+
+  /** Waits for a reinstatement until the retention period ends; false when nobody reinstated the sample. */
+  async reinstatedInTime(): Promise<boolean> {
+    const until = cancelRetentionEnds(this.state.cancelledAt ?? iso(Date.now()), this.input);
+    return condition(() => this.state.state !== 'cancelled', Math.max(until - Date.now(), 1));
+  }
+
+  // ----- machine events: couriers, instruments, external systems -----
+
+  /** Applies a machine event once (by its event ID), in the background of the signal that brought it. */
+  onEvent(event: SampleEvent): void {
+    const applied = this.state.appliedEvents;
+    if (applied.includes(event.eventId)) return;
+    applied.push(event.eventId);
+    if (applied.length > MAX_EVENT_IDS) applied.shift();
+    this.background.push(this.applyEvent(event));
+  }
+
+  private async applyEvent(event: SampleEvent): Promise<void> {
+    const s = this.state;
+    const by = `system:${event.source}`;
+    if (event.type === 'shipped' && s.state === 'expected') {
+      s.state = 'in_transit';
+      s.shippedAt = event.at;
+      if (event.collectedAt) s.collectedAt = event.collectedAt;
+      await this.step('sample.shipped', {
+        by,
+        collectedAt: s.collectedAt,
+        custody: { event: 'shipped', from: event.location ?? 'submitter', to: 'courier', details: { eventId: event.eventId } },
+        details: { eventId: event.eventId },
+      });
+    } else if (event.type === 'received' && (s.state === 'expected' || s.state === 'in_transit')) {
+      const collected = event.collectedAt ?? s.collectedAt;
+      // A receipt before collection is an instrument's error: it is not applied.
+      if (collected && Date.parse(collected) > Date.parse(event.at)) return;
+      await this.receive({
+        actor: null,
+        by,
+        receivedAt: event.at,
+        location: event.location ?? event.source,
+        temperatureC: event.temperatureC,
+        collectedAt: event.collectedAt,
+      });
+    } else if (event.type === 'order' && event.tests?.length && !s.hasOrder) {
+      s.hasOrder = true;
+      s.requestedTests = event.tests;
+      await this.step('sample.order_attached', {
+        by,
+        order: { tests: event.tests },
+        details: { tests: event.tests, eventId: event.eventId },
+      });
+    } else if (event.type === 'result_ready' && event.tests?.length) {
+      const tests = event.tests;
+      s.results.push(...tests.filter((test) => !s.results.includes(test)));
+      this.changes += 1;
+      await this.persist(() => db.recordResults({ ref: this.ref, tests, by, eventId: event.eventId }));
+    }
+  }
+
+  // ----- completion and timers -----
+
+  /** Every accepted test has its result: the sample is completed. */
+  async completeWhenResulted(): Promise<void> {
+    const s = this.state;
+    if (!(isAccepted(s) && acceptedTests(s).length > 0 && allResulted(s))) return;
+    s.state = 'completed';
+    await this.step('sample.completed', { by: 'system:sample-intake', task: null, details: { results: s.results } });
+  }
+
+  /** Waits for the next change, or for the soonest timer, which fires once: recorded, and people told. */
+  async waitForChangeOrTimer(): Promise<void> {
+    const [next] = dueTimers(this.state, this.input);
+    const seen = this.changes;
+    const changed = () => this.changes !== seen;
+    const woke = next ? await condition(changed, Math.max(next.at - Date.now(), 1)) : (await condition(changed), true);
+    if (woke || !next || this.state.timersFired.includes(next.kind)) return;
+    this.state.timersFired.push(next.kind);
+    this.publish();
+    const outboxIds = await this.persist(() => db.sampleTimerFired({ ref: this.ref, kind: next.kind, dueAt: iso(next.at) }));
+    this.outbox.deliver(outboxIds);
+  }
+
+  /** Resolves once every handler, machine event, write and email of the run has finished. */
+  async settle(): Promise<SampleIntakeState> {
+    await condition(allHandlersFinished);
+    await Promise.all(this.background);
+    await this.writes;
+    await this.outbox.drained();
+    return this.state;
+  }
+
+  // ----- recording -----
+
+  /** Stage, due date and search attributes follow the state; a waiting run looks again. */
+  private publish(): void {
+    const s = this.state;
+    s.stage = s.state === 'inspected' && !s.hasOrder ? 'held_without_order' : s.state;
+    const [next] = dueTimers(s, this.input);
+    s.dueAt = next ? iso(next.at) : null;
+    this.changes += 1;
+    const assignees = waitingOn(s);
+    upsertSearchAttributes([
+      { key: EntityType, value: 'sample' },
+      { key: EntityId, value: this.input.accession },
+      { key: Stage, value: s.stage },
+      { key: Assignees, value: assignees.length ? assignees : null },
+      { key: DueAt, value: s.dueAt ? new Date(s.dueAt) : null },
+    ]);
+  }
+
+  private snapshot() {
+    return { stage: this.state.stage, dueAt: this.state.dueAt, task: nextTask(this.state) };
+  }
+
+  /** Publishes the current state and records it as one step: projection, custody, inbox and audit in one activity. */
+  private step(action: string, facts: StepFacts) {
+    this.publish();
+    const step: SampleStep = { ref: this.ref, action, state: this.state.state, ...this.snapshot(), ...facts };
+    return this.persist(() => db.recordSampleStep(step));
+  }
+
+  private persist<T>(write: () => Promise<T>): Promise<T> {
+    const next = this.writes.then(write, write);
+    this.writes = next.catch(() => undefined);
+    return next;
+  }
+}

@@ -1,0 +1,129 @@
+import { FailureType, refuse } from '../../common/failures';
+import type { Actor, Role } from '../../common/roles';
+import {
+  ACCEPTED_STATES,
+  FINAL_SAMPLE_STATES,
+  type AliquotArgs,
+  type AttachOrderArgs,
+  type CancelArgs,
+  type DeviationArgs,
+  type InspectArgs,
+  type ReceiptArgs,
+  type RejectArgs,
+  type RouteArgs,
+  type SampleIntakeState,
+  type SampleState,
+  type StoreArgs,
+} from '../../common/sample-intake';
+import { requireRole, requireState, requireText } from '../lib';
+import { acceptedTests, failedCriteria, unroutedTests } from './state';
+
+/** What an Update may not do to a sample, refused before it enters history. */
+
+const LAB_ROLES: Role[] = ['lab_technician', 'lab_director'];
+const ORDERING_ROLES: Role[] = [...LAB_ROLES, 'clinician'];
+
+function requireSampleIn(sample: SampleIntakeState, ...allowed: SampleState[]): void {
+  requireState(sample.accession, sample.state, allowed, FINAL_SAMPLE_STATES);
+}
+/** An admin may act for any role here. */
+function requireSampleRole(actor: Actor | null, roles: Role[]): void {
+  requireRole(actor, roles, { adminPasses: true });
+}
+function requireOrder(sample: SampleIntakeState): void {
+  if (!sample.hasOrder) refuse(FailureType.WrongStage, `${sample.accession} has no order yet; attach one first`);
+}
+
+export function validateReceipt(sample: SampleIntakeState, { actor, collectedAt, receivedAt }: ReceiptArgs): void {
+  requireSampleIn(sample, 'expected', 'in_transit');
+  requireSampleRole(actor, LAB_ROLES);
+  const collected = collectedAt ?? sample.collectedAt;
+  if (collected && Date.parse(collected) > Date.parse(receivedAt)) {
+    refuse(FailureType.InvalidInput, `the collection time ${collected} is after the receipt time ${receivedAt}`);
+  }
+}
+
+export function validateInspection(sample: SampleIntakeState, { actor }: InspectArgs): void {
+  requireSampleIn(sample, 'received', 'inspected');
+  requireSampleRole(actor, LAB_ROLES);
+}
+
+export function validateAcceptance(sample: SampleIntakeState, actor: Actor): void {
+  requireSampleIn(sample, 'inspected');
+  requireSampleRole(actor, LAB_ROLES);
+  requireOrder(sample);
+  if (!sample.inspection?.passed) {
+    refuse(
+      FailureType.InvalidInput,
+      `the specimen fails ${failedCriteria(sample).join(', ')}: reject it, or the lab director accepts it with a deviation`,
+    );
+  }
+}
+
+export function validateDeviation(sample: SampleIntakeState, { actor, comment, signature }: DeviationArgs): void {
+  requireSampleIn(sample, 'inspected');
+  requireSampleRole(actor, ['lab_director']);
+  requireOrder(sample);
+  requireText(comment, 'a comment for the report');
+  const current = sample.inspection?.contentHash;
+  if (signature.contentHash !== current) {
+    refuse(FailureType.StaleContentHash, `the inspection record changed since it was read: current hash is ${current}`);
+  }
+}
+
+export function validateRejection(sample: SampleIntakeState, { actor, tests, condition }: RejectArgs): void {
+  requireSampleIn(sample, 'received', 'inspected', ...ACCEPTED_STATES);
+  requireSampleRole(actor, LAB_ROLES);
+  requireText(condition, 'the specimen condition');
+  const open = acceptedTests(sample);
+  const unknown = (tests ?? []).filter((test) => !open.includes(test));
+  if (unknown.length) refuse(FailureType.InvalidInput, `not an open requested test of ${sample.accession}: ${unknown.join(', ')}`);
+}
+
+export function validateAliquots(sample: SampleIntakeState, { actor, volumesMl }: AliquotArgs): void {
+  requireSampleIn(sample, ...ACCEPTED_STATES);
+  requireSampleRole(actor, LAB_ROLES);
+  if (!volumesMl.length || volumesMl.some((volume) => !(volume > 0)))
+    refuse(FailureType.InvalidInput, 'each aliquot needs a volume above 0 mL');
+}
+
+export function validateStorage(sample: SampleIntakeState, { actor, piece, freezer, rack, box, position }: StoreArgs): void {
+  requireSampleIn(sample, ...ACCEPTED_STATES);
+  requireSampleRole(actor, LAB_ROLES);
+  const stored = sample.pieces.find((p) => p.accession === piece);
+  if (!stored || stored.state !== 'active') refuse(FailureType.InvalidInput, `${piece} is not an active piece of ${sample.accession}`);
+  const holder = sample.storage.find((p) => p.freezer === freezer && p.rack === rack && p.box === box && p.position === position);
+  if (holder) refuse(FailureType.PositionTaken, `position ${freezer}/${rack}/${box}/${position} already holds ${holder.piece}`);
+}
+
+export function validateRouting(sample: SampleIntakeState, { actor, tests }: RouteArgs): void {
+  requireSampleIn(sample, ...ACCEPTED_STATES);
+  requireSampleRole(actor, LAB_ROLES);
+  const open = unroutedTests(sample);
+  if (!open.length) refuse(FailureType.WrongStage, `every accepted test of ${sample.accession} is already routed`);
+  for (const { test, piece } of tests ?? []) {
+    if (!open.includes(test)) refuse(FailureType.InvalidInput, `${test} is not an accepted, unrouted test of ${sample.accession}`);
+    if (!sample.pieces.some((p) => p.accession === piece && p.state === 'active')) {
+      refuse(FailureType.InvalidInput, `${piece} is not an active piece`);
+    }
+  }
+}
+
+export function validateOrder(sample: SampleIntakeState, { actor, tests }: AttachOrderArgs): void {
+  requireSampleIn(sample, 'expected', 'in_transit', 'received', 'inspected');
+  requireSampleRole(actor, ORDERING_ROLES);
+  if (sample.hasOrder) refuse(FailureType.WrongStage, `${sample.accession} already has an order`);
+  if (!tests.length) refuse(FailureType.InvalidInput, 'an order names at least one test');
+}
+
+export function validateCancellation(sample: SampleIntakeState, { actor, reason }: CancelArgs): void {
+  requireSampleIn(sample, 'expected', 'in_transit', 'received', 'inspected', ...ACCEPTED_STATES);
+  requireSampleRole(actor, ORDERING_ROLES);
+  requireText(reason, 'a reason');
+}
+
+export function validateReinstatement(sample: SampleIntakeState, { actor, reason }: CancelArgs): void {
+  requireSampleIn(sample, 'cancelled');
+  requireSampleRole(actor, LAB_ROLES);
+  requireText(reason, 'a reason');
+}
