@@ -78,7 +78,19 @@ describe('sample intake webhooks from instruments and external LIMS', () => {
     assert.equal(second.status, 200);
     assert.equal(second.body.status, 'duplicate');
     await waitFor(async () => (await auditActions(row.accession)).includes('sample.received'), 'received');
-    await new Promise((r) => setTimeout(r, 500));
+    // The redelivery came before the first was applied: it signals the run again (after the order's and the first
+    // receipt's signals). Wait until the run has taken that third signal in and has no work left, so that anything
+    // it would have done is done.
+    if (!second.body.applied) {
+      const handle = testEnv().client.workflow.getHandle(row.workflow_id);
+      await waitFor(async () => {
+        const { events: history = [] } = await handle.fetchHistory();
+        const signals = history.filter((e) => e.workflowExecutionSignaledEventAttributes).length;
+        if (signals !== 3) return false;
+        const { raw } = await handle.describe();
+        return !raw.pendingWorkflowTask && !raw.pendingActivities?.length;
+      }, 'the redelivered receipt handled by the run');
+    }
     assert.equal((await auditActions(row.accession)).filter((a) => a === 'sample.received').length, 1);
     const trail = (await p.api('GET', `/api/v1/samples/${row.accession}/custody`, { key: u.tech.apiKey })).body.items;
     assert.equal(trail.length, 1);
