@@ -1,9 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Knex } from 'knex';
 import type { AssigneeRef } from '../common/assignees';
-import { OPEN_CAPA_STAGES, type CapaInput, type CapaSource } from '../common/capa';
 import { FailureType } from '../common/failures';
-import { workflowIds } from '../common/ids';
 import type { Actor } from '../common/roles';
 import {
   REJECTION_CODES,
@@ -17,7 +15,7 @@ import {
 } from '../common/sample-intake';
 import type { SignatureInput } from '../common/signatures';
 import { appendAudit } from '../db/audit';
-import { allocateCapaNumber, openCapasNaming } from '../db/capa';
+import { requestCapaIfRuleMet } from '../db/sample-capa-requests';
 import { queueNotifications, type NotificationMessage } from '../db/notifications';
 import { resolveRecipients } from '../db/recipients';
 import { appendCustody, criteriaOf, sampleRecordColumns, sampleTypes } from '../db/sample-intake';
@@ -25,6 +23,7 @@ import { recordSignature } from '../db/signatures';
 import { closeTasksByPrefix, openTask } from '../db/tasks';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
+import { sampleCapaActivities } from './sample-capa';
 
 /** Identifies the sample a run is about; IDs only, never the requisition's patient identifiers. */
 export interface SampleRef {
@@ -82,19 +81,11 @@ export interface SampleStep extends SampleRecordFacts {
   signature?: SignatureInput;
 }
 
-/**
- * What a rejection's CAPA request needs from the run: link the sample to an open CAPA (signal it), start a new CAPA
- * under this input, or nothing (the request was already taken up).
- */
-export type CapaPlan =
-  | { kind: 'link'; workflowId: string }
-  | { kind: 'start'; workflowId: string; input: CapaInput }
-  | { kind: 'done'; workflowId: string | null };
-
 /** A unique-violation from Postgres, e.g. a storage position already taken. */
 const isUniqueViolation = (err: unknown) => (err as { code?: string }).code === '23505';
 
-export function sampleIntakeActivities({ db, publicUrl, mailDomain }: ActivityDeps) {
+export function sampleIntakeActivities(deps: ActivityDeps) {
+  const { db, publicUrl, mailDomain } = deps;
   const link = (ref: SampleRef) => `${publicUrl}/api/v1/samples/${ref.accession}`;
   const who = (actor: Actor | null | undefined, by?: string) => actor?.username ?? by ?? SYSTEM_ACTOR;
 
@@ -176,6 +167,8 @@ export function sampleIntakeActivities({ db, publicUrl, mailDomain }: ActivityDe
   }
 
   return {
+    ...sampleCapaActivities(deps),
+
     /**
      * One step of a sample's life: the projection, a custody event, the inbox and the audit trail, in one
      * transaction. A deviation's signature is recorded here too, with its audit event.
@@ -307,45 +300,15 @@ export function sampleIntakeActivities({ db, publicUrl, mailDomain }: ActivityDe
         });
 
         // The CAPA hook: the first active rule this rejection satisfies writes one pending request.
-        let capaRequestId: string | null = null;
-        const rules = await trx('sample_capa_rules')
-          .where({ active: true })
-          .andWhere((q) => q.whereNull('rejection_code').orWhere('rejection_code', p.code))
-          .andWhere((q) => q.whereNull('source').orWhere('source', sample.source))
-          .orderBy('threshold')
-          .orderBy('created_at');
-        for (const rule of rules) {
-          const { n } = await trx('audit_events as a')
-            .join('samples as s', 's.accession', 'a.entity_id')
-            .where('a.entity_type', 'sample')
-            .whereIn('a.action', ['sample.rejected', 'sample.tests_rejected'])
-            .whereRaw(`a.details->>'code' = ?`, [p.code])
-            .where('s.source', sample.source)
-            .whereRaw(`a.occurred_at > now() - make_interval(days => ?)`, [rule.window_days])
-            .first(trx.raw('count(*)::int as n'));
-          // This rejection's own audit event is written below, in this transaction: count it too.
-          if (n + 1 < rule.threshold) continue;
-          const [row] = await trx('sample_capa_requests')
-            .insert({
-              source_type: 'sample',
-              source_id: p.ref.accession,
-              rule_id: rule.id,
-              reason: `${n + 1} rejection(s) for ${p.code} (${REJECTION_CODES[p.code]}) from ${sample.source} within ${rule.window_days} days`,
-              details: JSON.stringify({
-                code: p.code,
-                condition: p.condition,
-                source: sample.source,
-                tests: p.tests,
-                workflowId: p.ref.workflowId,
-              }),
-              idempotency_key: activityKey('capa'),
-            })
-            .onConflict('idempotency_key')
-            .merge(['idempotency_key'])
-            .returning('id');
-          capaRequestId = row.id;
-          break;
-        }
+        const capaRequestId = await requestCapaIfRuleMet(trx, {
+          accession: p.ref.accession,
+          workflowId: p.ref.workflowId,
+          source: sample.source,
+          code: p.code,
+          condition: p.condition,
+          tests: p.tests,
+          idempotencyKey: activityKey('capa'),
+        });
 
         await audit(
           trx,
@@ -370,87 +333,6 @@ export function sampleIntakeActivities({ db, publicUrl, mailDomain }: ActivityDe
           link: link(p.ref),
         });
         return { outboxIds, capaRequestId };
-      });
-    },
-
-    /**
-     * Takes up a rejection's pending CAPA request (DB only; the run starts or signals the CAPA): the open CAPA that
-     * already names this sample, else the open CAPA opened for an earlier request about the same submitting source
-     * and rejection code, else a newly numbered CAPA. The decision is kept on the request (under a row lock, and
-     * under an advisory lock per source and code so racing rejections agree), so a retry returns the same answer
-     * and never allocates a second number.
-     */
-    async planCapaForRejection(p: { ref: SampleRef; requestId: string; actor: Actor }): Promise<CapaPlan> {
-      return db.transaction(async (trx) => {
-        const request = await trx('sample_capa_requests').where({ id: p.requestId }).forUpdate().first();
-        if (!request)
-          throw ApplicationFailure.create({ type: FailureType.NotFound, message: `no CAPA request ${p.requestId}`, nonRetryable: true });
-        if (request.state !== 'pending') return { kind: 'done', workflowId: request.capa_workflow_id ?? null };
-        const details = request.details as {
-          code: string;
-          source: string;
-          capa?: { kind: 'link' | 'start'; workflowId: string; input?: CapaInput };
-        };
-        if (details.capa?.kind === 'link') return { kind: 'link', workflowId: details.capa.workflowId };
-        if (details.capa?.kind === 'start') return { kind: 'start', workflowId: details.capa.workflowId, input: details.capa.input! };
-        await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [`sample-capa:${details.source}:${details.code}`]);
-        const source: CapaSource = { type: 'sample', id: p.ref.accession };
-        const [naming] = await openCapasNaming(trx, [source]);
-        let decision: NonNullable<typeof details.capa>;
-        if (naming) {
-          decision = { kind: 'link', workflowId: workflowIds.capa(naming.number) };
-        } else {
-          // An earlier request about the same source and code whose CAPA is still open (or not yet written).
-          const earlier = await trx('sample_capa_requests as r')
-            .leftJoin('capas as c', 'c.workflow_id', trx.raw(`coalesce(r.capa_workflow_id, r.details->'capa'->>'workflowId')`))
-            .whereNot('r.id', p.requestId)
-            .whereNot('r.state', 'dismissed')
-            .whereRaw(`r.details->>'source' = ? and r.details->>'code' = ?`, [details.source, details.code])
-            .whereRaw(`coalesce(r.capa_workflow_id, r.details->'capa'->>'workflowId') is not null`)
-            .andWhere((q) => q.whereNull('c.stage').orWhereIn('c.stage', OPEN_CAPA_STAGES))
-            .orderBy('r.created_at', 'desc')
-            .first(trx.raw(`coalesce(r.capa_workflow_id, r.details->'capa'->>'workflowId') as workflow_id`));
-          if (earlier) {
-            decision = { kind: 'link', workflowId: earlier.workflow_id };
-          } else {
-            const number = await allocateCapaNumber(trx);
-            decision = {
-              kind: 'start',
-              workflowId: workflowIds.capa(number),
-              input: {
-                number,
-                title: `Repeated specimen rejections: ${details.code} from ${details.source}`,
-                description: `${request.reason}. Raised by the sample-intake CAPA rule on the rejection of ${p.ref.accession}.`,
-                sources: [source],
-                initiatedBy: { userId: p.actor.userId, username: p.actor.username },
-              },
-            };
-          }
-        }
-        await trx('sample_capa_requests')
-          .where({ id: p.requestId })
-          .update({ details: JSON.stringify({ ...details, capa: decision }) });
-        return decision.kind === 'link'
-          ? { kind: 'link', workflowId: decision.workflowId }
-          : { kind: 'start', workflowId: decision.workflowId, input: decision.input! };
-      });
-    },
-
-    /** The CAPA request is taken up: `started`, with the CAPA run it opened or was linked to, and audited. */
-    async markCapaRequestStarted(p: { ref: SampleRef; requestId: string; workflowId: string; linked: boolean }): Promise<void> {
-      await db.transaction(async (trx) => {
-        const updated = await trx('sample_capa_requests')
-          .where({ id: p.requestId, state: 'pending' })
-          .update({ state: 'started', capa_workflow_id: p.workflowId });
-        if (!updated) return;
-        await audit(
-          trx,
-          p.ref,
-          p.linked ? 'sample.capa_linked' : 'sample.capa_opened',
-          { capaRequestId: p.requestId, capaWorkflowId: p.workflowId },
-          null,
-          SYSTEM_ACTOR,
-        );
       });
     },
 

@@ -84,8 +84,8 @@ describe('sample intake webhooks from instruments and external LIMS', () => {
     if (!second.body.applied) {
       const handle = testEnv().client.workflow.getHandle(row.workflow_id);
       await waitFor(async () => {
-        const { events: history = [] } = await handle.fetchHistory();
-        const signals = history.filter((e) => e.workflowExecutionSignaledEventAttributes).length;
+        const { events } = await handle.fetchHistory();
+        const signals = (events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes).length;
         if (signals !== 3) return false;
         const { raw } = await handle.describe();
         return !raw.pendingWorkflowTask && !raw.pendingActivities?.length;
