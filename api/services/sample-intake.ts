@@ -112,15 +112,11 @@ export async function sampleView(deps: Deps, row: SampleRow, answered?: SampleIn
     live: live !== null,
     process: live,
   });
-  const running = row.workflow_id && !FINAL_SAMPLE_STATES.includes(row.state);
+  const run = row.workflow_id && !FINAL_SAMPLE_STATES.includes(row.state) ? deps.temporal.workflow.getHandle(row.workflow_id) : null;
+  const recorded = shown(null);
   const view = answered
     ? shown(answered)
-    : (await liveOrRecorded({
-        run: running ? deps.temporal.workflow.getHandle(row.workflow_id!) : null,
-        query: sampleStateQuery,
-        fromLive: shown,
-        recorded: shown(null),
-      }))!.view;
+    : ((await liveOrRecorded({ run, query: sampleStateQuery, fromLive: shown, recorded }))?.view ?? recorded);
   const [details, signatures] = await Promise.all([sampleDetails(deps.db, row.id), listSignaturesFor(deps.db, 'sample', row.accession)]);
   return { ...view, ...details, signatures };
 }

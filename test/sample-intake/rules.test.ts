@@ -265,7 +265,7 @@ describe('sample intake rules', () => {
         passed: false,
       };
       const inspected = sampleIn({ state: 'inspected', inspection });
-      assert.match(refusal(() => validators.validateAcceptance(inspected, actor('lab_technician'))).message, /fails volume/);
+      assert.match(refusal(() => validators.validateAcceptance(inspected, { actor: actor('lab_technician') })).message, /fails volume/);
       const signature = { meaning: 'approval', contentHash: 'abc', signedAt: at(T0) };
       const director = actor('lab_director');
       assert.doesNotThrow(() => validators.validateDeviation(inspected, { actor: director, comment: 'ok', signature }));

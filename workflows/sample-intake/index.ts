@@ -1,3 +1,4 @@
+import type { UpdateDefinition } from '@temporalio/common';
 import { continueAsNew, setHandler, workflowInfo } from '@temporalio/workflow';
 import {
   acceptUpdate,
@@ -27,95 +28,36 @@ export { sampleBatchWorkflow } from './batch';
  */
 export async function sampleIntakeWorkflow(input: SampleIntakeInput): Promise<SampleIntakeState> {
   const sample = new SampleCase(input, workflowInfo().workflowId);
-  const current = () => sample.state;
-  /** A transition run by an Update, which answers the sample's new state. */
-  const answering =
-    <A>(transition: (args: A) => Promise<void>) =>
-    async (args: A) => {
-      await transition(args);
-      return current();
-    };
 
-  setHandler(sampleStateQuery, current);
+  /** A person's action: refused by its validator before it enters history, else run, answering the new state. */
+  function onUpdate<A>(
+    update: UpdateDefinition<SampleIntakeState, [A]>,
+    transition: (args: A) => Promise<void>,
+    validate: (state: SampleIntakeState, args: A) => void,
+  ): void {
+    setHandler(
+      update,
+      async (args: A) => {
+        await transition(args);
+        return sample.state;
+      },
+      { validator: (args: A) => validate(sample.state, args) },
+    );
+  }
+
+  setHandler(sampleStateQuery, () => sample.state);
   setHandler(sampleEventSignal, (event) => sample.onEvent(event));
-
-  setHandler(
-    receiveUpdate,
-    answering((receipt) => sample.receive(receipt)),
-    {
-      validator: (receipt) => validators.validateReceipt(current(), receipt),
-    },
-  );
-  setHandler(
-    inspectUpdate,
-    answering((inspection) => sample.inspect(inspection)),
-    {
-      validator: (inspection) => validators.validateInspection(current(), inspection),
-    },
-  );
-  setHandler(
-    acceptUpdate,
-    answering(({ actor }) => sample.accept(actor, actor.username)),
-    {
-      validator: ({ actor }) => validators.validateAcceptance(current(), actor),
-    },
-  );
-  setHandler(
-    acceptWithDeviationUpdate,
-    answering((deviation) => sample.acceptWithDeviation(deviation)),
-    {
-      validator: (deviation) => validators.validateDeviation(current(), deviation),
-    },
-  );
-  setHandler(
-    rejectUpdate,
-    answering((rejection) => sample.reject(rejection)),
-    {
-      validator: (rejection) => validators.validateRejection(current(), rejection),
-    },
-  );
-  setHandler(
-    aliquotUpdate,
-    answering((aliquots) => sample.aliquot(aliquots)),
-    {
-      validator: (aliquots) => validators.validateAliquots(current(), aliquots),
-    },
-  );
-  setHandler(
-    storeUpdate,
-    answering((storage) => sample.store(storage)),
-    {
-      validator: (storage) => validators.validateStorage(current(), storage),
-    },
-  );
-  setHandler(
-    routeUpdate,
-    answering((routing) => sample.route(routing)),
-    {
-      validator: (routing) => validators.validateRouting(current(), routing),
-    },
-  );
-  setHandler(
-    attachOrderUpdate,
-    answering((order) => sample.attachOrder(order)),
-    {
-      validator: (order) => validators.validateOrder(current(), order),
-    },
-  );
-  setHandler(
-    cancelUpdate,
-    answering((cancellation) => sample.cancel(cancellation)),
-    {
-      validator: (cancellation) => validators.validateCancellation(current(), cancellation),
-    },
-  );
-  setHandler(
-    reinstateUpdate,
-    answering((reinstatement) => sample.reinstate(reinstatement)),
-    {
-      validator: (reinstatement) => validators.validateReinstatement(current(), reinstatement),
-    },
-  );
+  onUpdate(receiveUpdate, (receipt) => sample.receive(receipt), validators.validateReceipt);
+  onUpdate(inspectUpdate, (inspection) => sample.inspect(inspection), validators.validateInspection);
+  onUpdate(acceptUpdate, ({ actor }) => sample.accept(actor, actor.username), validators.validateAcceptance);
+  onUpdate(acceptWithDeviationUpdate, (deviation) => sample.acceptWithDeviation(deviation), validators.validateDeviation);
+  onUpdate(rejectUpdate, (rejection) => sample.reject(rejection), validators.validateRejection);
+  onUpdate(aliquotUpdate, (aliquots) => sample.aliquot(aliquots), validators.validateAliquots);
+  onUpdate(storeUpdate, (storage) => sample.store(storage), validators.validateStorage);
+  onUpdate(routeUpdate, (routing) => sample.route(routing), validators.validateRouting);
+  onUpdate(attachOrderUpdate, (order) => sample.attachOrder(order), validators.validateOrder);
+  onUpdate(cancelUpdate, (cancellation) => sample.cancel(cancellation), validators.validateCancellation);
+  onUpdate(reinstateUpdate, (reinstatement) => sample.reinstate(reinstatement), validators.validateReinstatement);
 
   if (!input.resume) await sample.begin();
 

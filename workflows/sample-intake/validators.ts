@@ -3,6 +3,7 @@ import type { Actor, Role } from '../../common/roles';
 import {
   ACCEPTED_STATES,
   FINAL_SAMPLE_STATES,
+  type AcceptArgs,
   type AliquotArgs,
   type AttachOrderArgs,
   type CancelArgs,
@@ -48,7 +49,7 @@ export function validateInspection(sample: SampleIntakeState, { actor }: Inspect
   requireSampleRole(actor, LAB_ROLES);
 }
 
-export function validateAcceptance(sample: SampleIntakeState, actor: Actor): void {
+export function validateAcceptance(sample: SampleIntakeState, { actor }: AcceptArgs): void {
   requireSampleIn(sample, 'inspected');
   requireSampleRole(actor, LAB_ROLES);
   requireOrder(sample);
