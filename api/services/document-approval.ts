@@ -22,18 +22,28 @@ export async function loadVersion(db: Db, number: string, version: number): Prom
   return row;
 }
 
-/** The part of a version's answer that the run knows better while it runs, from the run or from the record. */
-const fromRun = (process: DocumentApprovalState) => ({
+/** The part of a version's answer that the run knows better while it runs: from the run, or from the record. */
+interface VersionProgress {
+  state: DocumentApprovalState['state'];
+  contentHash: string;
+  round: number;
+  workflowId: string | null;
+  stage: string | null;
+  assignees: string[];
+  dueAt: string | Date | null;
+  nextReviewAt: string | Date | null;
+}
+const fromRun = (process: DocumentApprovalState): VersionProgress => ({
   state: process.state,
   contentHash: process.contentHash,
   round: process.round,
-  workflowId: process.workflowId as string | null,
+  workflowId: process.workflowId,
   stage: process.currentStage === null ? null : process.stages[process.currentStage].name,
   assignees: process.pendingAssignees,
-  dueAt: process.dueAt as string | Date | null,
-  nextReviewAt: process.nextPeriodicReviewAt as string | Date | null,
+  dueAt: process.dueAt,
+  nextReviewAt: process.nextPeriodicReviewAt,
 });
-const fromRecord = (row: VersionRow): ReturnType<typeof fromRun> => ({
+const fromRecord = (row: VersionRow): VersionProgress => ({
   state: row.state,
   contentHash: row.content_hash,
   round: row.round,
@@ -55,8 +65,7 @@ export async function versionView(deps: ApiDeps, row: VersionRow) {
     fromLive: fromRun,
     recorded: fromRecord(row),
   });
-  const view = read?.view ?? fromRecord(row);
-  const process = read?.live ?? null;
+  const { view, live: process } = read ?? { view: fromRecord(row), live: null };
   return {
     number: row.number,
     title: row.title,

@@ -100,6 +100,7 @@ describe('document approval: deadlines, reminders and effective dates', () => {
     const effective = await waitForState(p, u.author.apiKey, number, 1, 'effective', 15_000);
     assert.ok(Date.parse(effective.process.effectiveAt) >= Date.parse(effectiveDate));
 
+    // The run shows the review as open only once document control's task for it is written: no wait for the list.
     await waitFor(async () => (await getVersion(p, u.author.apiKey, number, 1)).process?.periodicReviewOpen, 'periodic review due', 15_000);
     const tasks = await p.api('GET', '/api/v1/tasks?mine=1&state=open', { key: u.control.apiKey });
     assert.ok(
