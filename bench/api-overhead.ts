@@ -8,7 +8,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { WorkflowHandle } from '@temporalio/client';
-import { approvalInput, startApprovalRun } from '../api/document-approval-runs';
+import { approvalInput, startApprovalRun } from '../api/temporal/document-approval';
 import { documentStateQuery, extendDueUpdate, type RoutingStage } from '../common/document-approval';
 import type { Actor, Role } from '../common/roles';
 import { addVersion, createDocument, findVersion } from '../db/documents';

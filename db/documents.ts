@@ -157,3 +157,8 @@ export async function listSignatures(db: Db, versionId: string) {
     .orderBy([{ column: 'round' }, { column: 'stage_index' }, { column: 'signed_at' }])
     .select('round', 'stage_name', 'username', 'printed_name', 'meaning', 'signed_at', 'content_hash', 'void', 'voided_at', 'void_reason');
 }
+
+/** A version's text by its content hash. */
+export async function findContent(db: Db, hash: string): Promise<string | undefined> {
+  return (await db('document_contents').where({ hash }).first('content'))?.content;
+}

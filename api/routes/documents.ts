@@ -3,6 +3,7 @@ import {
   addVersion,
   createDocument,
   DocumentConflict,
+  findContent,
   findDocument,
   listDocuments,
   listSignatures,
@@ -12,7 +13,7 @@ import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
 import { contentBody, createDocumentBody, documentParams, listDocumentsQuery, versionParams } from '../schemas/documents';
-import { loadVersion, versionView } from './document-versions';
+import { loadVersion, versionView } from '../services/document-approval';
 
 const WRITERS = ['author', 'document_control'] as const;
 
@@ -101,7 +102,7 @@ export function documentRoutes(deps: ApiDeps): RouteSpec[] {
       params: versionParams,
       handler: async ({ params, ctx }) => {
         const version = await loadVersion(db, params.number, params.version);
-        const { content } = await db('document_contents').where({ hash: version.content_hash }).first('content');
+        const content = await findContent(db, version.content_hash);
         ctx.set('ETag', `"${version.content_hash}"`);
         ctx.type = 'text/plain; charset=utf-8';
         ctx.body = content;

@@ -33,12 +33,38 @@ describe('document approval survives a worker killed with SIGKILL mid-review', (
     await waitFor(async () => (await getVersion(p, u.author.apiKey, number, 1)).process?.stages[0].status === 'active', 'stage 1 active');
     assert.equal((await approve(p, u.rita, number, 1, contentHash)).status, 200);
 
-    // Rick signs while the worker dies: the decision is durable in the run and picked up by the next worker.
-    const rickSigns = approve(p, u.rick, number, 1, contentHash);
-    await new Promise((r) => setTimeout(r, 50));
-    await killHard(worker);
-    worker = await spawnWorker(p.taskQueue);
-    assert.equal((await rickSigns).status, 200);
+    // Rick signs while the worker dies. His open task row is held locked, so the activity recording his decision
+    // blocks inside its transaction: the run has accepted the decision and its record is in flight, not written.
+    const { db } = testEnv();
+    const rickTask = `${workflowId}:r1:s0:user:${u.rick.username}`;
+    const lock = await db.transaction();
+    try {
+      await lock('tasks').where({ task_key: rickTask }).forUpdate().first('task_key');
+      const rickSigns = approve(p, u.rick, number, 1, contentHash);
+      await waitFor(
+        async () =>
+          (
+            await db.raw(
+              `select 1 from pg_stat_activity
+                where datname = current_database() and wait_event_type = 'Lock' and query ilike 'update "tasks"%'`,
+            )
+          ).rows.length > 0,
+        "the worker's write of Rick's decision waiting on the lock",
+      );
+      const pending = (await testEnv().client.workflow.getHandle(workflowId).describe()).raw.pendingActivities ?? [];
+      assert.ok(
+        pending.some((a) => a.activityType?.name === 'recordDecision'),
+        'the decision is being recorded when the worker dies',
+      );
+      await killHard(worker);
+      // The dead worker's transaction never commits: releasing the lock lets it fail, and the next worker retries.
+      await lock.rollback();
+      worker = await spawnWorker(p.taskQueue);
+      assert.equal((await rickSigns).status, 200);
+    } finally {
+      if (!lock.isCompleted()) await lock.rollback();
+    }
+    assert.equal((await db('tasks').where({ task_key: rickTask }).first('state')).state, 'done');
 
     await waitFor(async () => (await getVersion(p, u.author.apiKey, number, 1)).process?.stages[1].status === 'active', 'stage 2 active');
     await killHard(worker);
@@ -46,7 +72,7 @@ describe('document approval survives a worker killed with SIGKILL mid-review', (
     assert.equal((await approve(p, u.april, number, 1, contentHash)).status, 200);
     await waitForState(p, u.author.apiKey, number, 1, 'effective');
 
-    const { db, mails } = testEnv();
+    const { mails } = testEnv();
     const signatures = await db('signatures').where({ workflow_id: workflowId }).select('username', 'void');
     assert.equal(signatures.length, 3);
     assert.ok(signatures.every((s) => !s.void));
@@ -80,9 +106,7 @@ describe('document approval survives a worker killed with SIGKILL mid-review', (
     // and before the outbox row says so, the retry sends it again with the same recorded Message-ID, which
     // receivers collapse. So no email may arrive under a Message-ID the outbox did not record, and none may go
     // missing; a repeat is allowed only as the same message.
-    const delivered = mails.filter(
-      (m) => (m.subject ?? '').includes(`${number} v1`) || outbox.some((o) => o.message_id === m.messageId),
-    );
+    const delivered = mails.filter((m) => (m.subject ?? '').includes(`${number} v1`) || outbox.some((o) => o.message_id === m.messageId));
     const ids = new Set(delivered.map((m) => m.messageId));
     assert.deepEqual([...ids].sort(), outbox.map((o) => o.message_id).sort(), 'each queued email arrived, under its recorded Message-ID');
     assert.ok(

@@ -3,7 +3,7 @@ import { getVersion, waitForRecord } from '../helpers/documents';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { testEnv } from '../setup/env';
-import { assertProblem, oneStage, refused, underReview } from './support';
+import { assertProblem, oneStage, refused, underReview } from '../api/support';
 
 const hours = (n: number) => n * 3_600_000;
 

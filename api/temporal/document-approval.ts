@@ -1,9 +1,9 @@
-import type { Client } from '@temporalio/client';
-import type { DocumentApprovalInput, RoutingStage } from '../common/document-approval';
-import { workflowIds } from '../common/ids';
-import { Assignees, EntityId, EntityType, Stage } from '../common/search-attributes';
-import type { VersionRow } from '../db/documents';
-import type { documentApprovalWorkflow } from '../workflows';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { FINAL_VERSION_STATES, type DocumentApprovalInput, type RoutingStage } from '../../common/document-approval';
+import { workflowIds } from '../../common/ids';
+import { Assignees, EntityId, EntityType, Stage } from '../../common/search-attributes';
+import type { VersionRow } from '../../db/documents';
+import type { documentApprovalWorkflow } from '../../workflows';
 
 export interface SubmitOptions {
   reminderBefore: string;
@@ -45,4 +45,18 @@ export function startApprovalRun(client: Client, taskQueue: string, input: Docum
       { key: Assignees, value: [] },
     ],
   });
+}
+
+/** A version's run, to query or update. */
+export function approvalRun(client: Client, workflowId: string): WorkflowHandle<typeof documentApprovalWorkflow> {
+  return client.workflow.getHandle(workflowId);
+}
+
+/**
+ * The run to ask for live state, if any. A draft whose submission was just accepted has a run before its record
+ * names it (the run's first activity writes the link), so a draft is looked up by its deterministic workflow ID.
+ */
+export function liveApprovalRun(client: Client, row: VersionRow): WorkflowHandle<typeof documentApprovalWorkflow> | null {
+  if (FINAL_VERSION_STATES.includes(row.state)) return null;
+  return approvalRun(client, row.workflow_id ?? workflowIds.documentApproval(row.number, row.version));
 }

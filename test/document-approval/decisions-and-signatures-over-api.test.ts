@@ -3,7 +3,7 @@ import { approve, createDraft, sha256, versionPath, waitForRecord } from '../hel
 import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { testEnv } from '../setup/env';
-import { assertProblem, latestAudit, oneStage, refused, underReview } from './support';
+import { assertProblem, latestAudit, oneStage, refused, underReview } from '../api/support';
 
 describe('decisions and electronic signatures refused over the API', () => {
   let p: Platform;

@@ -1,0 +1,187 @@
+import { WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
+import type { AssigneeRef } from '../../common/assignees';
+import { documentStateQuery, FINAL_VERSION_STATES, type DocumentApprovalState, type StageRule } from '../../common/document-approval';
+import { workflowIds } from '../../common/ids';
+import type { Actor, Role } from '../../common/roles';
+import { routingProblems } from '../../common/routing-rules';
+import { findVersion, listSignatures, type VersionRow } from '../../db/documents';
+import { findActiveUser, findActiveUsers } from '../../db/identity';
+import type { Db } from '../../db/knex';
+import type { documentApprovalWorkflow } from '../../workflows';
+import type { ApiDeps } from '../deps';
+import { liveOrRecorded } from '../live-or-recorded';
+import { problems } from '../problem';
+import { approvalInput, approvalRun, liveApprovalRun, startApprovalRun } from '../temporal/document-approval';
+
+type ApprovalRun = WorkflowHandle<typeof documentApprovalWorkflow>;
+type AssigneeInput = { user: string } | { role: Role };
+
+export async function loadVersion(db: Db, number: string, version: number): Promise<VersionRow> {
+  const row = await findVersion(db, number, version);
+  if (!row) throw problems.notFound(`version ${version} of document ${number}`);
+  return row;
+}
+
+/** The part of a version's answer that the run knows better while it runs: from the run, or from the record. */
+interface VersionProgress {
+  state: DocumentApprovalState['state'];
+  contentHash: string;
+  round: number;
+  workflowId: string | null;
+  stage: string | null;
+  assignees: string[];
+  dueAt: string | Date | null;
+  nextReviewAt: string | Date | null;
+}
+const fromRun = (process: DocumentApprovalState): VersionProgress => ({
+  state: process.state,
+  contentHash: process.contentHash,
+  round: process.round,
+  workflowId: process.workflowId,
+  stage: process.currentStage === null ? null : process.stages[process.currentStage].name,
+  assignees: process.pendingAssignees,
+  dueAt: process.dueAt,
+  nextReviewAt: process.nextPeriodicReviewAt,
+});
+const fromRecord = (row: VersionRow): VersionProgress => ({
+  state: row.state,
+  contentHash: row.content_hash,
+  round: row.round,
+  workflowId: row.workflow_id,
+  stage: row.stage_name,
+  assignees: row.assignees,
+  dueAt: row.due_at,
+  nextReviewAt: row.next_review_at,
+});
+
+/** The record, with the run's live state while it runs (stage, slots, decisions, due dates). */
+export async function versionView(deps: ApiDeps, row: VersionRow) {
+  // The signatures are read while the run is queried: two independent round trips at once.
+  const signatures = listSignatures(deps.db, row.id);
+  signatures.catch(() => undefined); // awaited below; this only keeps a query failure from going unhandled meanwhile
+  const read = await liveOrRecorded({
+    run: liveApprovalRun(deps.temporal, row),
+    query: documentStateQuery,
+    fromLive: fromRun,
+    recorded: fromRecord(row),
+  });
+  const { view, live: process } = read ?? { view: fromRecord(row), live: null };
+  return {
+    number: row.number,
+    title: row.title,
+    version: row.version,
+    author: row.author,
+    state: view.state,
+    contentHash: view.contentHash,
+    round: view.round,
+    workflowId: view.workflowId,
+    stage: view.stage,
+    assignees: view.assignees,
+    dueAt: view.dueAt,
+    submittedAt: row.submitted_at,
+    approvedAt: row.approved_at,
+    effectiveAt: row.effective_at,
+    closedAt: row.closed_at,
+    nextReviewAt: view.nextReviewAt,
+    live: process !== null,
+    process,
+    signatures: await signatures,
+  };
+}
+
+/** The run of a submitted version that has not ended; 409 for a draft or a finished version. */
+export async function runningVersion(db: Db, deps: Pick<ApiDeps, 'temporal'>, number: string, version: number) {
+  const row = await loadVersion(db, number, version);
+  if (!row.workflow_id || row.state === 'draft')
+    throw problems.conflict('not-submitted', `${number} v${version} has not been submitted for review`);
+  if (FINAL_VERSION_STATES.includes(row.state))
+    throw problems.conflict('run-finished', `${number} v${version} is ${row.state}; nothing more can be done`);
+  return { row, run: approvalRun(deps.temporal, row.workflow_id) };
+}
+
+/** The run waiting for the author's revision; only the author may revise, and only after changes were requested. */
+export async function runAwaitingRevision(deps: ApiDeps, number: string, version: number, actor: Actor): Promise<ApprovalRun> {
+  const { row, run } = await runningVersion(deps.db, deps, number, version);
+  if (row.state !== 'changes_requested')
+    throw problems.conflict('wrong-stage', `${row.number} v${row.version} is ${row.state}, not changes_requested`);
+  if (row.author_id !== actor.userId) throw problems.forbidden('only the author may upload a revision');
+  return run;
+}
+
+const unknownUser = (username: string, field: string) =>
+  problems.unprocessable('unknown-user', `no active user "${username}"`, { errors: [{ field, detail: 'unknown user' }] });
+
+/** Every stage's assignees, the named users looked up in one query; unknown or inactive users are a 422. */
+async function resolveRouting(db: Db, routing: { assignees: AssigneeInput[] }[]): Promise<AssigneeRef[][]> {
+  const usernames = [...new Set(routing.flatMap((stage) => stage.assignees.flatMap((a) => ('user' in a ? [a.user] : []))))];
+  const byName = new Map((await findActiveUsers(db, usernames)).map((user) => [user.username, user]));
+  return routing.map((stage, i) =>
+    stage.assignees.map((a, j): AssigneeRef => {
+      if ('role' in a) return { kind: 'role', role: a.role };
+      const user = byName.get(a.user);
+      if (!user) throw unknownUser(a.user, `body.routing.${i}.assignees.${j}`);
+      return { kind: 'user', userId: user.id, username: user.username };
+    }),
+  );
+}
+
+/** A named user (active) or a role, as a review slot's assignee; an unknown user is a 422 on `field`. */
+export async function resolveAssignee(db: Db, input: AssigneeInput, field: string): Promise<AssigneeRef> {
+  if ('role' in input) return { kind: 'role', role: input.role };
+  const user = await findActiveUser(db, input.user);
+  if (!user) throw unknownUser(input.user, field);
+  return { kind: 'user', userId: user.id, username: user.username };
+}
+
+export interface SubmitRequest {
+  routing: { name: string; rule: StageRule; assignees: AssigneeInput[]; due?: string }[];
+  reminderBefore?: string;
+  effectiveDate?: string;
+  periodicReview?: string;
+}
+
+/** Submits a draft for review: checks the version, the submitter and the routing, then starts its run. */
+export async function submitVersion(deps: ApiDeps, number: string, version: number, request: SubmitRequest, actor: Actor) {
+  const { db, temporal, config } = deps;
+  // The routing's users are looked up while the version is read (one round trip fewer on the way to the start);
+  // the version's own problems (404, 409, 403) still answer before an unknown user's 422.
+  const resolving = resolveRouting(db, request.routing);
+  resolving.catch(() => undefined); // awaited below, unless the version's problem answers first
+  const row = await loadVersion(db, number, version);
+  const workflowId = workflowIds.documentApproval(row.number, row.version);
+  const alreadySubmitted = () =>
+    problems.conflict(
+      'already-submitted',
+      `${row.number} v${row.version} has already been submitted (run ${row.workflow_id ?? workflowId})`,
+      {
+        workflowId: row.workflow_id ?? workflowId,
+      },
+    );
+  if (row.state !== 'draft' || row.workflow_id) throw alreadySubmitted();
+  if (row.author_id !== actor.userId && !actor.roles.includes('document_control')) {
+    throw problems.forbidden('only the author or document control may submit this version');
+  }
+  const assignees = await resolving;
+  const routing = request.routing.map((stage, i) => ({
+    name: stage.name,
+    rule: stage.rule,
+    due: stage.due ?? config.documentDefaults.stageDue,
+    assignees: assignees[i],
+  }));
+  const errors = routingProblems(routing, row.author_id);
+  if (errors.length) {
+    const named = errors.map((e) => ({ ...e, field: `body.${e.field.replace(/\[(\d+)\]/g, '.$1')}` }));
+    throw problems.unprocessable('invalid-routing', errors.map((e) => e.detail).join('; '), { errors: named });
+  }
+  const input = approvalInput(row, routing, {
+    reminderBefore: request.reminderBefore ?? config.documentDefaults.reminderBefore,
+    effectiveDate: request.effectiveDate,
+    periodicReview: request.periodicReview ?? config.documentDefaults.periodicReview,
+    submittedBy: actor.userId,
+  });
+  // A concurrent submission of the same version may win the race past the check above: same answer.
+  const run = await startApprovalRun(temporal, config.taskQueue, input).catch((err) => {
+    throw err instanceof WorkflowExecutionAlreadyStartedError ? alreadySubmitted() : err;
+  });
+  return { row, run };
+}

@@ -1,0 +1,71 @@
+import { condition } from '@temporalio/workflow';
+import type { DocRef } from '../../activities';
+import type { DocumentApprovalState, StageStatus } from '../../common/document-approval';
+import { resolveStage } from '../../common/routing-rules';
+import { db } from '../lib/proxies';
+import { nextStageAlarm, openedStageClock } from './deadlines';
+import { stageDueAt } from './stages';
+
+/** What a review stage needs of the run it belongs to. */
+export interface StageHost {
+  readonly state: DocumentApprovalState;
+  readonly doc: DocRef;
+  readonly reminderBefore: string;
+  readonly withdrawing: boolean;
+  /** Counts due-date extensions, so a waiting stage re-reads its clock when one arrives. */
+  readonly extensions: number;
+  /** Decisions accepted for the stage whose records are still being written. */
+  decisionsInFlight(stageIndex: number): number;
+  deliver(outboxIds: string[]): void;
+  publish(): void;
+}
+
+/**
+ * Opens one review stage, waits for its decisions while reminding before the due date and escalating after it,
+ * and closes it once every accepted decision is recorded. An overdue stage waits for people: the clock never
+ * decides it.
+ */
+export async function runReviewStage(run: StageHost, stageIndex: number): Promise<StageStatus> {
+  const { state, doc, reminderBefore } = run;
+  const stage = state.stages[stageIndex];
+  Object.assign(stage, openedStageClock(Date.now(), stage.due, reminderBefore));
+  state.currentStage = stageIndex;
+  run.publish();
+  const outboxIds = await db.openReviewStage({
+    doc,
+    round: state.round,
+    stageIndex,
+    stageName: stage.name,
+    assignees: stage.slots.map((slot) => slot.assignee),
+    dueAt: stageDueAt(stage),
+  });
+  run.deliver(outboxIds);
+  // Decisions are accepted once the stage's tasks exist, so nobody acts on a stage their inbox does not show.
+  stage.status = 'active';
+  run.publish();
+
+  while (resolveStage(stage) === 'active' && !run.withdrawing) {
+    const alarm = nextStageAlarm(
+      { dueAt: stageDueAt(stage), reminded: stage.reminded, escalated: stage.escalated },
+      reminderBefore,
+      Date.now(),
+    );
+    if (alarm.kind === 'wait') {
+      const seen = run.extensions;
+      const wake = () => resolveStage(stage) !== 'active' || run.withdrawing || run.extensions !== seen;
+      if (alarm.wakeInMs === null) await condition(wake);
+      else await condition(wake, alarm.wakeInMs);
+      continue;
+    }
+    stage.reminded = true;
+    if (alarm.kind === 'escalation') stage.escalated = true;
+    const pending = stage.slots.filter((slot) => !slot.decision).map((slot) => slot.assignee);
+    run.deliver(
+      await db.remindStage({ doc, round: state.round, stageName: stage.name, pending, dueAt: stageDueAt(stage), kind: alarm.kind }),
+    );
+  }
+  await condition(() => run.decisionsInFlight(stageIndex) === 0);
+  stage.status = run.withdrawing ? 'cancelled' : resolveStage(stage);
+  await db.closeReviewStage({ doc, round: state.round, stageIndex, stageName: stage.name, outcome: stage.status });
+  return stage.status;
+}
