@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { OPEN_CAPA_STAGES, type CapaSource, type CapaStage, type RiskLevel } from '../common/capa';
 import { assigneeKey, type AssigneeRef } from '../common/assignees';
+import type { SupplierQualificationStatus } from '../common/supplier-qualification';
 import type { Db } from './knex';
 import type { TaskEnd } from './tasks';
 
@@ -247,7 +248,7 @@ export async function findUser(db: Db, username: string): Promise<{ id: string; 
 }
 
 /** Whether the ERP sync knows a supplier (not deleted), and the supplier's qualification status ('pending' if none). */
-export async function supplierStanding(db: Db, supplier: string): Promise<{ known: boolean; status: string }> {
+export async function supplierStanding(db: Db, supplier: string): Promise<{ known: boolean; status: SupplierQualificationStatus }> {
   const known = await db('erp_suppliers').where({ name: supplier }).whereNull('deleted_at').first('name');
   const status = (await db('supplier_qualifications').where({ supplier }).first('status'))?.status ?? 'pending';
   return { known: !!known, status };
