@@ -7,12 +7,12 @@ import type {
   CapaStage,
   EffectivenessCriterion,
   EffectivenessRecord,
-  RiskLevel,
   RootCauseMethod,
   TriageArgs,
 } from '../common/capa';
 import type { Actor } from '../common/roles';
 import type { SignatureInput } from '../common/signatures';
+import type { CapaActionRow, CapaProjection } from '../db/capa';
 import type { TaskEnd } from '../db/tasks';
 
 export interface CapaRef {
@@ -21,33 +21,7 @@ export interface CapaRef {
   title: string;
 }
 
-/** The capas row as of one revision of the run's state. */
-export interface CapaProjection {
-  stage: CapaStage;
-  outcome: string | null;
-  round: number;
-  risk: { severity: number; occurrence: number; score: number; level: RiskLevel } | null;
-  owner: AssigneeRef | null;
-  assignees: string[];
-  dueAt: string | null;
-  mergedInto: string | null;
-  initiatedBy: string;
-  closedAt: string | null;
-}
-
-export interface CapaActionRow {
-  round: number;
-  id: string;
-  type: string;
-  description: string;
-  owner: AssigneeRef;
-  dueAt: string;
-  state: 'open' | 'done' | 'superseded';
-  extensions: number;
-  completedBy: string | null;
-  completedAt: string | null;
-  evidence: { text: string; attachments: string[] } | null;
-}
+export type { CapaActionRow, CapaProjection } from '../db/capa';
 
 /** What an inbox task asks for; the activity words its title. */
 export type CapaTaskSubject =

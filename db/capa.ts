@@ -71,12 +71,10 @@ export async function listCapas(db: Db, f: CapaFilter) {
     const overdue = `c.due_at < now() and c.stage not in ('closed', 'cancelled')`;
     q.whereRaw(f.overdue ? overdue : `not coalesce(${overdue}, false)`);
   }
-  if (f.source) {
+  const source = f.source;
+  if (source) {
     q.whereExists((s) =>
-      s
-        .from('capa_sources as s')
-        .whereRaw('s.capa_number = c.number')
-        .where({ 's.source_type': f.source!.type, 's.source_id': f.source!.id }),
+      s.from('capa_sources as s').whereRaw('s.capa_number = c.number').where({ 's.source_type': source.type, 's.source_id': source.id }),
     );
   }
   return q;
@@ -108,23 +106,26 @@ export async function openCapasHeldBy(db: Db, userId: string, username: string):
   return rows;
 }
 
+/** The capas row as of one revision of the run's state. */
+export interface CapaProjection {
+  stage: CapaStage;
+  outcome: string | null;
+  round: number;
+  risk: { severity: number; occurrence: number; score: number; level: RiskLevel } | null;
+  owner: AssigneeRef | null;
+  assignees: string[];
+  dueAt: string | null;
+  mergedInto: string | null;
+  initiatedBy: string;
+  closedAt: string | null;
+}
+
 /** The capas row as the run's state stands at one revision; a write of an older revision changes nothing. */
 export async function writeCapaProjection(
   trx: Knex.Transaction,
   capa: { workflowId: string; number: string; title: string },
   rev: number,
-  p: {
-    stage: CapaStage;
-    outcome: string | null;
-    round: number;
-    risk: { severity: number; occurrence: number; score: number; level: RiskLevel } | null;
-    owner: AssigneeRef | null;
-    assignees: string[];
-    dueAt: string | null;
-    mergedInto: string | null;
-    initiatedBy: string;
-    closedAt: string | null;
-  },
+  p: CapaProjection,
 ): Promise<void> {
   const row = {
     number: capa.number,
@@ -159,7 +160,8 @@ export async function linkCapaSources(trx: Knex.Transaction, number: string, sou
     .ignore();
 }
 
-export interface CapaActionWrite {
+/** An action of one round as the run holds it. */
+export interface CapaActionRow {
   round: number;
   id: string;
   type: string;
@@ -174,7 +176,7 @@ export interface CapaActionWrite {
 }
 
 /** Each action as the run holds it now, keyed by CAPA, round and action ID. */
-export async function writeCapaActions(trx: Knex.Transaction, number: string, actions: CapaActionWrite[]): Promise<void> {
+export async function writeCapaActions(trx: Knex.Transaction, number: string, actions: CapaActionRow[]): Promise<void> {
   for (const a of actions) {
     const row = {
       capa_number: number,
