@@ -7,10 +7,12 @@ import type {
   CapaStage,
   EffectivenessCriterion,
   EffectivenessRecord,
+  Risk,
   RootCauseMethod,
   TriageArgs,
 } from '../common/capa';
 import type { Actor } from '../common/roles';
+import type { SupplierDecision } from '../common/supplier-qualification';
 import type { SignatureInput } from '../common/signatures';
 import type { CapaActionRow, CapaProjection } from '../db/capa';
 import type { TaskEnd } from '../db/tasks';
@@ -63,30 +65,37 @@ export type CapaRecordEntry = { round: number; by: string } & (
 /** An action as the plan fixed it, without the run's reminder bookkeeping. */
 export type PlannedAction = Omit<CapaAction, 'reminded' | 'escalated'>;
 
-export type CapaAuditAction =
-  | 'capa.initiated'
-  | 'capa.triaged'
-  | 'capa.merged'
-  | 'capa.unfounded'
-  | 'capa.contained'
-  | 'capa.root_cause_recorded'
-  | 'capa.plan_submitted'
-  | 'capa.plan_rejected'
-  | 'capa.plan_approved'
-  | 'capa.action_completed'
-  | 'capa.extension_requested'
-  | 'capa.extension_granted'
-  | 'capa.extension_refused'
-  | 'capa.effectiveness_due'
-  | 'capa.effectiveness_passed'
-  | 'capa.effectiveness_failed'
-  | 'capa.closed'
-  | 'capa.cancelled'
-  | 'capa.reopened'
-  | 'capa.sources_linked'
-  | 'capa.reassigned'
-  | 'capa.reminder'
-  | 'capa.overdue';
+/** The audit event of a step: what happened and the facts that event keeps, by a person or by the run itself. */
+export type CapaAudit = { actor?: Actor; by?: string } & (
+  | { action: 'capa.initiated'; details: { title: string; sources: string[] } }
+  | { action: 'capa.triaged'; details: { decision: 'accept'; risk: Risk | null; owner: string; dueAt: string } }
+  | { action: 'capa.merged' | 'capa.unfounded'; details: { reason?: string; mergedInto: string | null } }
+  | { action: 'capa.contained'; details: { containmentActions: number; investigationDueAt: string } }
+  | { action: 'capa.root_cause_recorded'; details: { method: RootCauseMethod } }
+  | { action: 'capa.plan_submitted'; details: { actions: number; criteria: number; contentHash: string } }
+  | { action: 'capa.plan_rejected'; details: { comment?: string; rejectedRound: number } }
+  | { action: 'capa.plan_approved'; details: { contentHash: string } }
+  | { action: 'capa.action_completed'; details: { actionId: string; attachments: string[]; effectivenessDueAt?: string | null } }
+  | { action: 'capa.extension_requested'; details: { actionId: string; dueAt: string; reason: string } }
+  | {
+      action: 'capa.extension_granted' | 'capa.extension_refused';
+      details: { actionId: string; dueAt: string; extensions: number; reason: string };
+    }
+  | { action: 'capa.effectiveness_due'; details: { criteria: string[] } }
+  | {
+      action: 'capa.effectiveness_passed' | 'capa.effectiveness_failed';
+      details: { verifiedRound: number; results: { criterionId: string; met: boolean }[] };
+    }
+  | {
+      action: 'capa.closed';
+      details: { outcome: 'effective'; comment: string | null; supplierAction?: SupplierDecision; suppliers?: string[] };
+    }
+  | { action: 'capa.cancelled'; details: { reason: string } }
+  | { action: 'capa.reopened'; details: { reason: string; previousClosedAt: string | null } }
+  | { action: 'capa.sources_linked'; details: { sources: string[] } }
+  | { action: 'capa.reassigned'; details: { from: string; to: string; what: string[]; reason: 'user deactivated' } }
+  | { action: 'capa.reminder' | 'capa.overdue'; details: { what: string; holder: string; dueAt: string } }
+);
 
 /**
  * One step of a CAPA as the run decided it, written in one transaction: the projection row, sources, actions, what
@@ -97,7 +106,7 @@ export interface CapaStep {
   capa: CapaRef;
   rev: number;
   projection: CapaProjection;
-  audit: { action: CapaAuditAction; actor?: Actor; by?: string; details: Record<string, unknown> };
+  audit: CapaAudit;
   sources?: { sources: CapaSource[]; by: string };
   actions?: CapaActionRow[];
   record?: CapaRecordEntry;
