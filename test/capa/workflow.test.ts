@@ -371,4 +371,28 @@ describe('the CAPA workflow on the dev server with stub activities', () => {
       await duplicate.handle.terminate('test over');
     });
   });
+
+  it('continues as new once its history passes the limit, after its deliveries, and carries its state into the new run', async () => {
+    const stubs = stubActivities();
+    await withWorker(stubs.activities, async (taskQueue) => {
+      const { handle, workflowId } = await startCapa(taskQueue, stubs, { continueAsNewAfter: 30 });
+      const first = (await handle.describe()).runId;
+      await toImplementation(handle, [{ owner, dueInSeconds: 3600 }]);
+      const next = testEnv().client.workflow.getHandle(workflowId);
+      await waitFor(async () => (await next.describe()).runId !== first, 'a continued run');
+      const queued = stubs.steps.flatMap((s) => (s.notify ?? []).map((_, i) => `outbox-${s.rev}-${i}`));
+      assert.deepEqual(stubs.delivered.flat().sort(), queued.sort(), 'the old run handed every email to delivery before it continued');
+      const state = await next.query(capaStateQuery);
+      assert.equal(state.stage, 'implementation');
+      assert.equal(state.plan?.actions[0].owner.kind, 'user');
+      const done = await next.executeUpdate(completeActionUpdate, {
+        args: [{ actor: owner, actionId: 'A1', evidence: { text: 'x', attachments: [] } }],
+      });
+      assert.equal(done.stage, 'effectiveness_wait', 'the continued run takes Updates where the old one stopped');
+      const previous = await testEnv().client.workflow.getHandle(workflowId, first).describe();
+      assert.equal(previous.status.name, 'CONTINUED_AS_NEW');
+      assert.equal(stubs.steps.filter((s) => s.audit.action === 'capa.initiated').length, 1, 'the continued run does not initiate again');
+      await next.terminate('test over');
+    });
+  });
 });
