@@ -55,30 +55,38 @@ export async function capaWorkflow(input: CapaInput): Promise<CapaState> {
   const s = capa.state;
 
   setHandler(capaStateQuery, () => s);
-  setHandler(triageUpdate, (args) => triage(capa, args), { validator: (args) => validate.validateTriage(s, args) });
-  setHandler(containmentUpdate, (args) => contain(capa, args), { validator: (args) => validate.validateContainment(s, args) });
-  setHandler(investigationUpdate, (args) => recordInvestigation(capa, args), {
-    validator: (args) => validate.validateInvestigation(s, args),
+  setHandler(triageUpdate, (decision) => triage(capa, decision), { validator: (decision) => validate.validateTriage(s, decision) });
+  setHandler(containmentUpdate, (containment) => contain(capa, containment), {
+    validator: (containment) => validate.validateContainment(s, containment),
   });
-  setHandler(submitPlanUpdate, (args) => submitPlan(capa, args), { validator: (args) => validate.validatePlan(s, args, Date.now()) });
-  setHandler(decidePlanUpdate, (args) => decidePlan(capa, args), { validator: (args) => validate.validatePlanDecision(s, args) });
-  setHandler(completeActionUpdate, (args) => completeAction(capa, args), {
-    validator: (args) => validate.validateCompleteAction(s, args),
+  setHandler(investigationUpdate, (rootCause) => recordInvestigation(capa, rootCause), {
+    validator: (rootCause) => validate.validateInvestigation(s, rootCause),
   });
-  setHandler(requestExtensionUpdate, (args) => requestExtension(capa, args), {
-    validator: (args) => validate.validateExtensionRequest(s, args),
+  setHandler(submitPlanUpdate, (plan) => submitPlan(capa, plan), { validator: (plan) => validate.validatePlan(s, plan, Date.now()) });
+  setHandler(decidePlanUpdate, (decision) => decidePlan(capa, decision), {
+    validator: (decision) => validate.validatePlanDecision(s, decision),
   });
-  setHandler(decideExtensionUpdate, (args) => decideExtension(capa, args), {
-    validator: (args) => validate.validateExtensionDecision(s, args),
+  setHandler(completeActionUpdate, (completion) => completeAction(capa, completion), {
+    validator: (completion) => validate.validateCompleteAction(s, completion),
   });
-  setHandler(effectivenessUpdate, (args) => recordEffectiveness(capa, args), {
-    validator: (args) => validate.validateEffectiveness(s, args),
+  setHandler(requestExtensionUpdate, (request) => requestExtension(capa, request), {
+    validator: (request) => validate.validateExtensionRequest(s, request),
   });
-  setHandler(closeCapaUpdate, (args) => close(capa, args), { validator: (args) => validate.validateClose(s, args) });
-  setHandler(cancelCapaUpdate, (args) => cancel(capa, args), { validator: (args) => validate.validateCancel(s, args) });
-  setHandler(reopenCapaUpdate, (args) => reopen(capa, args), { validator: (args) => validate.validateReopen(s, args) });
-  setHandler(linkSourcesUpdate, (args) => linkSources(capa, args), { validator: (args) => validate.validateLinkSources(s, args) });
-  setHandler(linkSourcesSignal, async (args) => void (await linkSources(capa, args)));
+  setHandler(decideExtensionUpdate, (decision) => decideExtension(capa, decision), {
+    validator: (decision) => validate.validateExtensionDecision(s, decision),
+  });
+  setHandler(effectivenessUpdate, (check) => recordEffectiveness(capa, check), {
+    validator: (check) => validate.validateEffectiveness(s, check),
+  });
+  setHandler(closeCapaUpdate, (closure) => close(capa, closure), { validator: (closure) => validate.validateClose(s, closure) });
+  setHandler(cancelCapaUpdate, (cancellation) => cancel(capa, cancellation), {
+    validator: (cancellation) => validate.validateCancel(s, cancellation),
+  });
+  setHandler(reopenCapaUpdate, (reopening) => reopen(capa, reopening), {
+    validator: (reopening) => validate.validateReopen(s, reopening),
+  });
+  setHandler(linkSourcesUpdate, (link) => linkSources(capa, link), { validator: (link) => validate.validateLinkSources(s, link) });
+  setHandler(linkSourcesSignal, async (link) => void (await linkSources(capa, link)));
   setHandler(userDeactivatedSignal, async ({ userId, username }) => {
     if (holdsSomething(s, userId)) await reassignFrom(capa, userId, username);
   });

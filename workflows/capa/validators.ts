@@ -21,13 +21,14 @@ import type { Actor } from '../../common/roles';
 import { requireRole, requireState, requireText } from '../lib/guards';
 import { latestPassed, openActions } from './tasks';
 
-/** A CAPA that ended: nothing but reopening (when closed) can be done with it. */
-export const FINISHED: readonly CapaStage[] = ['closed', 'cancelled'];
-
-/**
+/*
  * What each Update may not do, judged against the state before it enters history. Pure functions of the state and
  * the arguments (and the time, where a due date must lie ahead), so they are tested without a run.
  */
+
+/** A CAPA that ended: nothing but reopening (when closed) can be done with it. */
+export const FINISHED: readonly CapaStage[] = ['closed', 'cancelled'];
+
 const requireStage = (s: CapaState, ...allowed: CapaStage[]) => requireState(s.number, s.stage, allowed);
 const requireQa = (actor: Actor, what: string) => requireRole(actor, ['qa_manager'], { what: `a QA manager may ${what}` });
 
