@@ -1,159 +1,41 @@
-import type { Knex } from 'knex';
-import type { CapaSource, CapaStage, RiskLevel } from '../common/capa';
-import type { AssigneeRef } from '../common/assignees';
-import type { Actor } from '../common/roles';
-import { assigneeKey } from '../common/assignees';
-import type { SignatureInput } from '../common/signatures';
 import { appendAudit } from '../db/audit';
+import {
+  closeCapaTasks,
+  inactiveUserIds,
+  linkCapaSources,
+  retimeCapaTasks,
+  writeCapaActions,
+  writeCapaProjection,
+  writeCapaRecord,
+} from '../db/capa';
 import { queueNotifications } from '../db/notifications';
 import { resolveRecipients } from '../db/recipients';
 import { recordSignature } from '../db/signatures';
-import { openTask, type TaskEnd } from '../db/tasks';
+import { openTask } from '../db/tasks';
+import type { CapaRef, CapaStep } from './capa-step';
+import { noticeText, taskTitle } from './capa-wording';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
 
-export interface CapaRef {
-  workflowId: string;
-  number: string;
-  title: string;
-}
-
-/** The capas row as of one revision of the run's state. */
-export interface CapaProjection {
-  stage: CapaStage;
-  outcome: string | null;
-  round: number;
-  risk: { severity: number; occurrence: number; score: number; level: RiskLevel } | null;
-  owner: AssigneeRef | null;
-  assignees: string[];
-  dueAt: string | null;
-  mergedInto: string | null;
-  initiatedBy: string;
-  closedAt: string | null;
-}
-
-export interface CapaActionRow {
-  round: number;
-  id: string;
-  type: string;
-  description: string;
-  owner: AssigneeRef;
-  dueAt: string;
-  state: 'open' | 'done' | 'superseded';
-  extensions: number;
-  completedBy: string | null;
-  completedAt: string | null;
-  evidence: unknown;
-}
-
-/**
- * One step of a CAPA as the run decided it, written in one transaction: the projection row, sources, actions, what
- * a person recorded, a signature, inbox tasks, the audit event and the notifications it causes. The idempotency
- * keys come from the activity, so a retried step writes nothing twice.
- */
-export interface CapaStep {
-  capa: CapaRef;
-  rev: number;
-  projection: CapaProjection;
-  audit: { action: string; actor?: Actor; by?: string; details: Record<string, unknown> };
-  sources?: { sources: CapaSource[]; by: string };
-  actions?: CapaActionRow[];
-  record?: { kind: string; round: number; body: unknown; by: string };
-  signature?: { round: number; stage: CapaStage; stageIndex: number; actor: Actor; signature: SignatureInput };
-  closeTasks?: { prefix: string; state: TaskEnd; by?: string }[];
-  /** Open tasks whose due date moved (an extension was granted). */
-  retimeTasks?: { prefix: string; dueAt: string }[];
-  openTasks?: { key: string; kind: string; title: string; assignee: AssigneeRef; dueAt?: string | null }[];
-  notify?: { to: AssigneeRef[]; kind: string; title: string; body: string }[];
-  /** Users to check: those no longer active are returned, so the run can hand their work to the QA manager. */
-  checkActive?: string[];
-}
+export type * from './capa-step';
 
 const SYSTEM = 'system:capa';
-const escapeLike = (prefix: string) => prefix.replace(/[\\%_]/g, '\\$&');
 
 export function capaActivities({ db, publicUrl, mailDomain }: ActivityDeps) {
   const link = (capa: CapaRef) => `${publicUrl}/api/v1/capas/${capa.number}`;
 
-  async function project(trx: Knex.Transaction, step: CapaStep) {
-    const p = step.projection;
-    const row = {
-      number: step.capa.number,
-      workflow_id: step.capa.workflowId,
-      title: step.capa.title,
-      stage: p.stage,
-      outcome: p.outcome,
-      round: p.round,
-      risk_severity: p.risk?.severity ?? null,
-      risk_occurrence: p.risk?.occurrence ?? null,
-      risk_score: p.risk?.score ?? null,
-      risk_level: p.risk?.level ?? null,
-      owner: p.owner ? assigneeKey(p.owner) : null,
-      owner_user_id: p.owner?.kind === 'user' ? p.owner.userId : null,
-      assignees: p.assignees,
-      due_at: p.dueAt,
-      merged_into: p.mergedInto,
-      initiated_by: p.initiatedBy,
-      closed_at: p.closedAt,
-      updated_at: trx.fn.now(),
-      rev: step.rev,
-    };
-    const { number: _n, workflow_id: _w, initiated_by: _i, ...changes } = row;
-    await trx('capas').insert(row).onConflict('number').merge(changes).where('capas.rev', '<', step.rev);
-  }
-
   return {
+    /** Writes one step of a CAPA run in one transaction; answers the emails to deliver and the holders found inactive. */
     async recordCapaStep(step: CapaStep): Promise<{ outboxIds: string[]; inactive: string[] }> {
       return db.transaction(async (trx) => {
-        await project(trx, step);
         const { capa } = step;
-        if (step.sources?.sources.length) {
-          await trx('capa_sources')
-            .insert(
-              step.sources.sources.map((s) => ({
-                capa_number: capa.number,
-                source_type: s.type,
-                source_id: s.id,
-                linked_by: step.sources!.by,
-              })),
-            )
-            .onConflict(['capa_number', 'source_type', 'source_id'])
-            .ignore();
-        }
-        for (const a of step.actions ?? []) {
-          const row = {
-            capa_number: capa.number,
-            round: a.round,
-            action_id: a.id,
-            type: a.type,
-            description: a.description,
-            owner: assigneeKey(a.owner),
-            owner_user_id: a.owner.kind === 'user' ? a.owner.userId : null,
-            due_at: a.dueAt,
-            state: a.state,
-            extensions: a.extensions,
-            completed_by: a.completedBy,
-            completed_at: a.completedAt,
-            evidence: a.evidence === null ? null : JSON.stringify(a.evidence),
-          };
-          await trx('capa_actions').insert(row).onConflict(['capa_number', 'round', 'action_id']).merge();
-        }
-        if (step.record) {
-          await trx('capa_records')
-            .insert({
-              idempotency_key: activityKey('record'),
-              capa_number: capa.number,
-              round: step.record.round,
-              kind: step.record.kind,
-              body: JSON.stringify(step.record.body),
-              recorded_by: step.record.by,
-            })
-            .onConflict('idempotency_key')
-            .ignore();
-        }
+        await writeCapaProjection(trx, capa, step.rev, step.projection);
+        if (step.sources) await linkCapaSources(trx, capa.number, step.sources.sources, step.sources.by);
+        await writeCapaActions(trx, capa.number, step.actions ?? []);
+        if (step.record) await writeCapaRecord(trx, activityKey('record'), capa.number, step.record);
         let signatureId: string | null = null;
-        if (step.signature) {
-          const sig = step.signature;
+        const sig = step.signature;
+        if (sig) {
           signatureId = await recordSignature(trx, {
             idempotencyKey: `${capa.workflowId}:r${sig.round}:${sig.stage}:${sig.actor.userId}:${sig.signature.contentHash}`,
             entityType: 'capa',
@@ -167,32 +49,20 @@ export function capaActivities({ db, publicUrl, mailDomain }: ActivityDeps) {
           });
         }
         let closedTasks = 0;
-        for (const c of step.closeTasks ?? []) {
-          // closeTasksByPrefix with the closer recorded: a task done by a person names them.
-          closedTasks += await trx('tasks')
-            .where('state', 'open')
-            .andWhere('task_key', 'like', `${escapeLike(c.prefix)}%`)
-            .update({ state: c.state, closed_at: trx.fn.now(), closed_by: c.by ?? null });
-        }
-        for (const r of step.retimeTasks ?? []) {
-          await trx('tasks')
-            .where('state', 'open')
-            .andWhere('task_key', 'like', `${escapeLike(r.prefix)}%`)
-            .update({ due_at: r.dueAt });
-        }
+        for (const c of step.closeTasks ?? []) closedTasks += await closeCapaTasks(trx, c.prefix, c.state, c.by ?? null);
+        for (const r of step.retimeTasks ?? []) await retimeCapaTasks(trx, r.prefix, r.dueAt);
         for (const t of step.openTasks ?? []) {
           await openTask(trx, {
             taskKey: t.key,
             workflowId: capa.workflowId,
             entityType: 'capa',
             entityId: capa.number,
-            kind: t.kind,
-            title: t.title,
+            kind: `capa.${t.subject.what}`,
+            title: taskTitle(capa, t.subject),
             assignee: t.assignee,
-            dueAt: t.dueAt ?? null,
+            dueAt: t.dueAt,
           });
         }
-        const sig = step.signature;
         await appendAudit(trx, {
           actorId: step.audit.actor?.userId ?? null,
           actor: step.audit.actor?.username ?? step.audit.by ?? SYSTEM,
@@ -220,21 +90,12 @@ export function capaActivities({ db, publicUrl, mailDomain }: ActivityDeps) {
           idempotencyKey: activityKey(),
         });
         const outboxIds: string[] = [];
-        for (const [i, n] of (step.notify ?? []).entries()) {
-          const recipients = await resolveRecipients(trx, n.to);
-          outboxIds.push(
-            ...(await queueNotifications(
-              trx,
-              recipients,
-              { idempotencyKey: activityKey(`n${i}`), kind: n.kind, title: n.title, body: n.body, link: link(capa) },
-              mailDomain,
-            )),
-          );
+        for (const [i, notice] of (step.notify ?? []).entries()) {
+          const recipients = await resolveRecipients(trx, notice.to);
+          const message = { idempotencyKey: activityKey(`n${i}`), kind: notice.kind, ...noticeText(capa, notice), link: link(capa) };
+          outboxIds.push(...(await queueNotifications(trx, recipients, message, mailDomain)));
         }
-        const inactive: string[] = step.checkActive?.length
-          ? await trx('users').whereIn('id', step.checkActive).where('active', false).pluck('id')
-          : [];
-        return { outboxIds, inactive };
+        return { outboxIds, inactive: await inactiveUserIds(trx, step.checkActive ?? []) };
       });
     },
   };

@@ -7,7 +7,7 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { startCapaRun } from '../api/capa-runs';
+import { startCapaRun } from '../api/temporal/capa';
 import { capaStateQuery, triageUpdate } from '../common/capa';
 import type { Actor, Role } from '../common/roles';
 import { createUser, toActor } from '../db/identity';

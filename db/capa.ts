@@ -1,6 +1,9 @@
 import type { Knex } from 'knex';
 import { OPEN_CAPA_STAGES, type CapaSource, type CapaStage, type RiskLevel } from '../common/capa';
+import { assigneeKey, type AssigneeRef } from '../common/assignees';
+import type { SupplierQualificationStatus } from '../common/supplier-qualification';
 import type { Db } from './knex';
+import type { TaskEnd } from './tasks';
 
 /** The next number of the year from that year's Postgres sequence: CAPA-2026-0007. */
 export async function allocateCapaNumber(db: Db | Knex.Transaction, year = new Date().getUTCFullYear()): Promise<string> {
@@ -68,12 +71,10 @@ export async function listCapas(db: Db, f: CapaFilter) {
     const overdue = `c.due_at < now() and c.stage not in ('closed', 'cancelled')`;
     q.whereRaw(f.overdue ? overdue : `not coalesce(${overdue}, false)`);
   }
-  if (f.source) {
+  const source = f.source;
+  if (source) {
     q.whereExists((s) =>
-      s
-        .from('capa_sources as s')
-        .whereRaw('s.capa_number = c.number')
-        .where({ 's.source_type': f.source!.type, 's.source_id': f.source!.id }),
+      s.from('capa_sources as s').whereRaw('s.capa_number = c.number').where({ 's.source_type': source.type, 's.source_id': source.id }),
     );
   }
   return q;
@@ -103,4 +104,154 @@ export async function openCapasHeldBy(db: Db, userId: string, username: string):
     })
     .pluck('c.workflow_id');
   return rows;
+}
+
+/** The capas row as of one revision of the run's state. */
+export interface CapaProjection {
+  stage: CapaStage;
+  outcome: string | null;
+  round: number;
+  risk: { severity: number; occurrence: number; score: number; level: RiskLevel } | null;
+  owner: AssigneeRef | null;
+  assignees: string[];
+  dueAt: string | null;
+  mergedInto: string | null;
+  initiatedBy: string;
+  closedAt: string | null;
+}
+
+/** The capas row as the run's state stands at one revision; a write of an older revision changes nothing. */
+export async function writeCapaProjection(
+  trx: Knex.Transaction,
+  capa: { workflowId: string; number: string; title: string },
+  rev: number,
+  p: CapaProjection,
+): Promise<void> {
+  const row = {
+    number: capa.number,
+    workflow_id: capa.workflowId,
+    title: capa.title,
+    stage: p.stage,
+    outcome: p.outcome,
+    round: p.round,
+    risk_severity: p.risk?.severity ?? null,
+    risk_occurrence: p.risk?.occurrence ?? null,
+    risk_score: p.risk?.score ?? null,
+    risk_level: p.risk?.level ?? null,
+    owner: p.owner ? assigneeKey(p.owner) : null,
+    owner_user_id: p.owner?.kind === 'user' ? p.owner.userId : null,
+    assignees: p.assignees,
+    due_at: p.dueAt,
+    merged_into: p.mergedInto,
+    initiated_by: p.initiatedBy,
+    closed_at: p.closedAt,
+    updated_at: trx.fn.now(),
+    rev,
+  };
+  const { number: _n, workflow_id: _w, initiated_by: _i, ...changes } = row;
+  await trx('capas').insert(row).onConflict('number').merge(changes).where('capas.rev', '<', rev);
+}
+
+export async function linkCapaSources(trx: Knex.Transaction, number: string, sources: CapaSource[], by: string): Promise<void> {
+  if (!sources.length) return;
+  await trx('capa_sources')
+    .insert(sources.map((s) => ({ capa_number: number, source_type: s.type, source_id: s.id, linked_by: by })))
+    .onConflict(['capa_number', 'source_type', 'source_id'])
+    .ignore();
+}
+
+/** An action of one round as the run holds it. */
+export interface CapaActionRow {
+  round: number;
+  id: string;
+  type: string;
+  description: string;
+  owner: AssigneeRef;
+  dueAt: string;
+  state: 'open' | 'done' | 'superseded';
+  extensions: number;
+  completedBy: string | null;
+  completedAt: string | null;
+  evidence: { text: string; attachments: string[] } | null;
+}
+
+/** Each action as the run holds it now, keyed by CAPA, round and action ID. */
+export async function writeCapaActions(trx: Knex.Transaction, number: string, actions: CapaActionRow[]): Promise<void> {
+  for (const a of actions) {
+    const row = {
+      capa_number: number,
+      round: a.round,
+      action_id: a.id,
+      type: a.type,
+      description: a.description,
+      owner: assigneeKey(a.owner),
+      owner_user_id: a.owner.kind === 'user' ? a.owner.userId : null,
+      due_at: a.dueAt,
+      state: a.state,
+      extensions: a.extensions,
+      completed_by: a.completedBy,
+      completed_at: a.completedAt,
+      evidence: a.evidence === null ? null : JSON.stringify(a.evidence),
+    };
+    await trx('capa_actions').insert(row).onConflict(['capa_number', 'round', 'action_id']).merge();
+  }
+}
+
+/** What a person recorded at a stage; the idempotency key makes a retried write a no-op. */
+export async function writeCapaRecord(
+  trx: Knex.Transaction,
+  idempotencyKey: string,
+  number: string,
+  record: { kind: string; round: number; body: unknown; by: string },
+): Promise<void> {
+  await trx('capa_records')
+    .insert({
+      idempotency_key: idempotencyKey,
+      capa_number: number,
+      round: record.round,
+      kind: record.kind,
+      body: JSON.stringify(record.body),
+      recorded_by: record.by,
+    })
+    .onConflict('idempotency_key')
+    .ignore();
+}
+
+const escapeLike = (prefix: string) => prefix.replace(/[\\%_]/g, '\\$&');
+
+/** Closes the open tasks under a key prefix, naming who closed them (a task done by a person names them). */
+export async function closeCapaTasks(trx: Knex.Transaction, prefix: string, state: TaskEnd, by: string | null): Promise<number> {
+  return trx('tasks')
+    .where('state', 'open')
+    .andWhere('task_key', 'like', `${escapeLike(prefix)}%`)
+    .update({ state, closed_at: trx.fn.now(), closed_by: by });
+}
+
+export async function retimeCapaTasks(trx: Knex.Transaction, prefix: string, dueAt: string): Promise<void> {
+  await trx('tasks')
+    .where('state', 'open')
+    .andWhere('task_key', 'like', `${escapeLike(prefix)}%`)
+    .update({ due_at: dueAt });
+}
+
+/** Those of these users who are no longer active. */
+export async function inactiveUserIds(trx: Knex.Transaction, userIds: string[]): Promise<string[]> {
+  return userIds.length ? trx('users').whereIn('id', userIds).where('active', false).pluck('id') : [];
+}
+
+/** A user's ID by username, active or not (a list filtered by owner finds past owners too). */
+export async function userIdOf(db: Db, username: string): Promise<string | undefined> {
+  return (await db('users').where({ username }).first('id'))?.id;
+}
+
+/** A user whatever their state, for hand-over after deactivation. */
+export async function findUser(db: Db, username: string): Promise<{ id: string; username: string; active: boolean } | undefined> {
+  return db('users').where({ username }).first('id', 'username', 'active');
+}
+
+/** Whether the ERP sync knows a supplier (not deleted), and the supplier's qualification status ('pending' if none). */
+export async function supplierStanding(db: Db, supplier: string): Promise<{ known: boolean; status: SupplierQualificationStatus }> {
+  const known = await db('erp_suppliers').where({ name: supplier }).whereNull('deleted_at').first('name');
+  const status = (await db('supplier_qualifications').where({ supplier }).first('status'))?.status ?? 'pending';
+  return { known: !!known, status };
 }

@@ -1,9 +1,5 @@
-import type { UpdateDefinition } from '@temporalio/client';
-import { WorkflowNotFoundError } from '@temporalio/common';
-import type { ZodType } from 'zod';
 import {
   cancelCapaUpdate,
-  capaStateQuery,
   closeCapaUpdate,
   completeActionUpdate,
   containmentUpdate,
@@ -12,25 +8,15 @@ import {
   effectivenessUpdate,
   investigationUpdate,
   linkSourcesUpdate,
-  OPEN_CAPA_STAGES,
   reopenCapaUpdate,
   requestExtensionUpdate,
   submitPlanUpdate,
   triageUpdate,
-  type CapaState,
 } from '../../common/capa';
-import { type AssigneeRef } from '../../common/assignees';
-import { workflowIds } from '../../common/ids';
-import { DECISION_FROM, DECISION_STATUS, type SupplierDecision } from '../../common/supplier-qualification';
-import type { Actor, Role } from '../../common/roles';
 import { auditTrail } from '../../db/audit';
-import { capaActions, capaSources, findCapa, listCapas, openCapasNaming } from '../../db/capa';
-import { listSignaturesFor } from '../../db/signatures';
-import { notifyCapasOfDeactivation, startCapaRun } from '../capa-runs';
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
-import { route, type RouteSpec } from '../route';
-import { verifySigner } from '../signing';
+import { route, updateRoute, type RouteSpec } from '../route';
 import {
   actionParams,
   capaParams,
@@ -50,165 +36,70 @@ import {
   reasonBody,
   triageBody,
 } from '../schemas/capa';
+import {
+  capaLocation,
+  capaView,
+  closeArgs,
+  findCapas,
+  handOverFromDeactivated,
+  initiateCapa,
+  planArgs,
+  planDecisionArgs,
+  triageArgs,
+} from '../services/capa';
+import { capaRun } from '../temporal/capa';
 
-const TAG = 'capa';
-const located = (number: string) => `/api/v1/capas/${number}`;
+const tag = 'capa';
 
 export function capaRoutes(deps: ApiDeps): RouteSpec[] {
-  const { db, temporal, config } = deps;
-  const handleFor = (number: string) => temporal.workflow.getHandle(workflowIds.capa(number));
-
-  async function activeUser(name: string, field: string): Promise<AssigneeRef & { kind: 'user' }> {
-    const user = await db('users').where({ username: name, active: true }).first('id', 'username');
-    if (!user) throw problems.unprocessable('unknown-user', `no active user "${name}"`, { errors: [{ field, detail: 'unknown user' }] });
-    return { kind: 'user', userId: user.id, username: user.username };
-  }
-
-  /**
-   * A closure's verdict on the CAPA's suppliers must be one each supplier's qualification can take (or already
-   * has); otherwise the CAPA would close on a verdict that is never applied.
-   */
-  async function checkSupplierVerdict(number: string, decision: SupplierDecision): Promise<void> {
-    const suppliers = (await capaSources(db, number)).filter((src) => src.source_type === 'supplier').map((src) => src.source_id);
-    for (const supplier of suppliers) {
-      const known = await db('erp_suppliers').where({ name: supplier }).whereNull('deleted_at').first('name');
-      if (!known)
-        throw problems.unprocessable('unknown-supplier', `the ERP sync has no supplier "${supplier}"`, {
-          errors: [{ field: 'supplierAction', detail: `unknown supplier ${supplier}` }],
-        });
-      const status = (await db('supplier_qualifications').where({ supplier }).first('status'))?.status ?? 'pending';
-      if (status === DECISION_STATUS[decision]) continue;
-      if (status === 'disqualified') throw problems.conflict('run-finished', `${supplier} is disqualified; nothing more can be done`);
-      if (!DECISION_FROM[decision].includes(status)) throw problems.conflict('wrong-stage', `${supplier} is ${status}; cannot ${decision}`);
-    }
-  }
-
-  /** The CAPA as recorded, with the run's live state while it runs. */
-  async function view(number: string) {
-    const [row, sources, actions, signatures] = await Promise.all([
-      findCapa(db, number),
-      capaSources(db, number),
-      capaActions(db, number),
-      listSignaturesFor(db, 'capa', number),
-    ]);
-    let process: CapaState | null = null;
-    if (!row || row.stage !== 'cancelled') {
-      try {
-        process = await handleFor(number).query(capaStateQuery);
-      } catch (err) {
-        if (!(err instanceof WorkflowNotFoundError)) throw err;
-      }
-    }
-    if (!row && !process) throw problems.notFound(`CAPA ${number}`);
-    return {
-      number,
-      workflowId: workflowIds.capa(number),
-      title: process?.title ?? row!.title,
-      stage: process?.stage ?? row!.stage,
-      outcome: process?.outcome ?? row?.outcome ?? null,
-      risk: process?.risk ?? (row?.risk_score ? { score: row.risk_score, level: row.risk_level } : null),
-      dueAt: process?.dueAt ?? row?.due_at ?? null,
-      assignees: process?.pendingAssignees ?? row?.assignees ?? [],
-      live: process !== null,
-      process,
-      sources,
-      actions,
-      signatures,
-    };
-  }
-
-  /** An Update on the CAPA's run; the run's validator is the judge of who may do what when. */
-  function action<B, A>(
-    path: string,
-    summary: string,
-    roles: readonly Role[] | 'any',
-    body: ZodType<B>,
-    toArgs: (actor: Actor, body: B, params: { number: string; actionId?: string }) => Promise<A> | A,
-    update: UpdateDefinition<CapaState, [A]>,
-    params: ZodType<{ number: string; actionId?: string }> = capaParams,
-  ): RouteSpec {
-    return route({
-      method: 'post',
-      path: `/capas/:number${path}`,
-      summary,
-      tag: TAG,
-      roles,
-      params,
-      body,
-      handler: async ({ params: p, body: b, actor, ctx }) => {
-        const args = await toArgs(actor, b as B, p);
-        ctx.body = await handleFor(p.number).executeUpdate(update, { args: [args] });
-      },
-    });
-  }
+  const { db, temporal } = deps;
+  // Every human action is an Update on the CAPA's run; the run's validator judges who may do what when.
+  const run = (params: { number: string }) => capaRun(temporal, params.number);
+  const onCapa = { tag, params: capaParams, run } as const;
+  const onAction = { tag, params: actionParams, run } as const;
 
   return [
     route({
       method: 'post',
       path: '/capas',
       summary: 'Initiate a CAPA with its source records; 409 offers "link to existing" when an open CAPA names a source',
-      tag: TAG,
+      tag,
       roles: 'any',
       body: createCapaBody,
       handler: async ({ body, actor, ctx }) => {
-        if (!body.allowDuplicate) {
-          const existing = await openCapasNaming(db, body.sources);
-          if (existing.length) {
-            throw problems.conflict(
-              'source-already-linked',
-              `an open CAPA already names ${existing.map((e) => `${e.source} (${e.number})`).join(', ')}: link to it, or send allowDuplicate`,
-              { existing: existing.map((e) => ({ ...e, link: `${located(e.number)}/sources` })) },
-            );
-          }
-        }
-        const started = await startCapaRun(temporal, db, config.taskQueue, {
-          title: body.title,
-          description: body.description,
-          sources: body.sources,
-          initiatedBy: { userId: actor.userId, username: actor.username },
-          durations: body.durations,
-          maxExtensions: body.maxExtensions,
-          reopenWindow: body.reopenWindow,
-        });
+        const started = await initiateCapa(deps, actor, body);
         ctx.status = 202;
-        ctx.set('Location', located(started.number));
-        ctx.body = { ...started, stage: 'initiated', location: located(started.number) };
+        ctx.set('Location', capaLocation(started.number));
+        ctx.body = { ...started, stage: 'initiated', location: capaLocation(started.number) };
       },
     }),
     route({
       method: 'get',
       path: '/capas',
       summary: 'List CAPAs (filters: stage, owner, overdue, risk, source) from the Postgres projection',
-      tag: TAG,
+      tag,
       roles: 'any',
       query: listCapasQuery,
       handler: async ({ query, ctx }) => {
-        const owner = query.owner ? await db('users').where({ username: query.owner }).first('id') : undefined;
-        if (query.owner && !owner) {
-          ctx.body = { items: [], limit: query.limit, offset: query.offset };
-          return;
-        }
-        const source = query.sourceType && query.sourceId ? { type: query.sourceType, id: query.sourceId } : undefined;
-        const items = await listCapas(db, { ...query, ownerUserId: owner?.id, source });
-        ctx.body = { items, limit: query.limit, offset: query.offset };
+        ctx.body = { items: await findCapas(db, query), limit: query.limit, offset: query.offset };
       },
     }),
     route({
       method: 'get',
       path: '/capas/:number',
       summary: 'A CAPA: live state from its run while it runs, sources, actions and signatures',
-      tag: TAG,
+      tag,
       roles: 'any',
       params: capaParams,
       handler: async ({ params, ctx }) => {
-        ctx.body = await view(params.number);
+        ctx.body = await capaView(deps, params.number);
       },
     }),
     route({
       method: 'get',
       path: '/capas/:number/audit',
       summary: "The CAPA's audit trail",
-      tag: TAG,
+      tag,
       roles: ['qa_manager'],
       params: capaParams,
       handler: async ({ params, ctx }) => {
@@ -217,177 +108,152 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
         ctx.body = { number: params.number, events };
       },
     }),
-    action(
-      '/sources',
-      'Link more source records to this CAPA ("link to existing")',
-      'any',
-      linkSourcesBody,
-      (actor, b) => ({ sources: b.sources, by: actor.username }),
-      linkSourcesUpdate,
-    ),
-    action(
-      '/triage',
-      'Triage (QA manager): accept with risk and owner, mark unfounded, or merge into another CAPA',
-      ['qa_manager'],
-      triageBody,
-      async (actor, b, p) => {
-        if (b.decision === 'accept') {
-          const owner = await activeUser(b.owner, 'body.owner');
-          return {
-            actor,
-            decision: b.decision,
-            severity: b.severity,
-            occurrence: b.occurrence,
-            owner,
-            reason: b.reason,
-            durations: b.durations,
-          };
-        }
-        if (b.decision === 'merge') {
-          const target = await findCapa(db, b.mergeInto);
-          if (!target || target.number === p.number || !OPEN_CAPA_STAGES.includes(target.stage)) {
-            throw problems.unprocessable('invalid-merge', `${b.mergeInto} is not another open CAPA`, {
-              errors: [{ field: 'body.mergeInto', detail: 'not an open CAPA' }],
-            });
-          }
-          return { actor, decision: b.decision, mergeInto: b.mergeInto, reason: b.reason };
-        }
-        return { actor, decision: b.decision, reason: b.reason };
-      },
-      triageUpdate,
-    ),
-    action(
-      '/containment',
-      'Record containment (owner); moves to investigation',
-      'any',
-      containmentBody,
-      (actor, b) => ({ actor, ...b }),
-      containmentUpdate,
-    ),
-    action(
-      '/investigation',
-      'Record the root cause, its method and findings (owner)',
-      'any',
-      investigationBody,
-      (actor, b) => ({ actor, ...b }),
-      investigationUpdate,
-    ),
-    action(
-      '/plan',
-      'Submit the action plan with effectiveness criteria (owner); moves to plan approval',
-      'any',
-      planBody,
-      async (actor, b) => ({
+    updateRoute({
+      ...onCapa,
+      method: 'post',
+      path: '/capas/:number/sources',
+      summary: 'Link more source records to this CAPA ("link to existing")',
+      roles: 'any',
+      body: linkSourcesBody,
+      update: linkSourcesUpdate,
+      toArgs: ({ actor, body }) => ({ sources: body.sources, by: actor.username }),
+    }),
+    updateRoute({
+      ...onCapa,
+      method: 'post',
+      path: '/capas/:number/triage',
+      summary: 'Triage (QA manager): accept with risk and owner, mark unfounded, or merge into another CAPA',
+      roles: ['qa_manager'],
+      body: triageBody,
+      update: triageUpdate,
+      toArgs: ({ actor, body, params }) => triageArgs(db, actor, params.number, body),
+    }),
+    updateRoute({
+      ...onCapa,
+      method: 'post',
+      path: '/capas/:number/containment',
+      summary: 'Record containment (owner); moves to investigation',
+      roles: 'any',
+      body: containmentBody,
+      update: containmentUpdate,
+      toArgs: ({ actor, body }) => ({ actor, ...body }),
+    }),
+    updateRoute({
+      ...onCapa,
+      method: 'post',
+      path: '/capas/:number/investigation',
+      summary: 'Record the root cause, its method and findings (owner)',
+      roles: 'any',
+      body: investigationBody,
+      update: investigationUpdate,
+      toArgs: ({ actor, body }) => ({ actor, ...body }),
+    }),
+    updateRoute({
+      ...onCapa,
+      method: 'post',
+      path: '/capas/:number/plan',
+      summary: 'Submit the action plan with effectiveness criteria (owner); moves to plan approval',
+      roles: 'any',
+      body: planBody,
+      update: submitPlanUpdate,
+      toArgs: ({ actor, body }) => planArgs(db, actor, body),
+    }),
+    updateRoute({
+      ...onCapa,
+      method: 'post',
+      path: '/capas/:number/plan/decision',
+      summary: 'Approve the plan (QA, electronic signature over the plan hash) or reject it with a comment',
+      roles: ['qa_manager'],
+      body: planDecisionBody,
+      update: decidePlanUpdate,
+      toArgs: ({ actor, body, params }) => planDecisionArgs(deps, actor, params.number, body),
+    }),
+    updateRoute({
+      ...onAction,
+      method: 'post',
+      path: '/capas/:number/actions/:actionId/complete',
+      summary: 'Complete an action with evidence (its owner)',
+      roles: 'any',
+      body: completeActionBody,
+      update: completeActionUpdate,
+      toArgs: ({ actor, body, params }) => ({
         actor,
-        criteria: b.criteria,
-        actions: await Promise.all(
-          b.actions.map(async (a, i) => ({
-            type: a.type,
-            description: a.description,
-            dueAt: a.dueAt,
-            owner:
-              'user' in a.owner
-                ? await activeUser(a.owner.user, `body.actions.${i}.owner`)
-                : ({ kind: 'role', role: 'qa_manager' } as const),
-          })),
-        ),
+        actionId: params.actionId,
+        evidence: { text: body.evidence, attachments: body.attachments },
       }),
-      submitPlanUpdate,
-    ),
-    action(
-      '/plan/decision',
-      'Approve the plan (QA, electronic signature over the plan hash) or reject it with a comment',
-      ['qa_manager'],
-      planDecisionBody,
-      async (actor, b, p) => ({
-        actor,
-        decision: b.decision,
-        comment: b.comment || undefined,
-        signature: b.signature ? await verifySigner(deps, actor, b.signature, { entityType: 'capa', entityId: p.number }) : undefined,
-      }),
-      decidePlanUpdate,
-    ),
-    action(
-      '/actions/:actionId/complete',
-      'Complete an action with evidence (its owner)',
-      'any',
-      completeActionBody,
-      (actor, b, p) => ({ actor, actionId: p.actionId!, evidence: { text: b.evidence, attachments: b.attachments } }),
-      completeActionUpdate,
-      actionParams,
-    ),
-    action(
-      '/actions/:actionId/extension',
-      "Ask for a later due date (the action's owner)",
-      'any',
-      extensionBody,
-      (actor, b, p) => ({ actor, actionId: p.actionId!, dueAt: b.dueAt, reason: b.reason }),
-      requestExtensionUpdate,
-      actionParams,
-    ),
-    action(
-      '/actions/:actionId/extension/decision',
-      'Grant or refuse a requested extension (QA, reason required, limited in number)',
-      ['qa_manager'],
-      extensionDecisionBody,
-      (actor, b, p) => ({ actor, actionId: p.actionId!, approve: b.approve, reason: b.reason }),
-      decideExtensionUpdate,
-      actionParams,
-    ),
-    action(
-      '/effectiveness',
-      'Record effectiveness results against the criteria (a verifier who implemented no action); a failure returns to investigation',
-      ['qa_manager', 'lab_director'],
-      effectivenessBody,
-      (actor, b) => ({ actor, ...b }),
-      effectivenessUpdate,
-    ),
-    action(
-      '/close',
-      'Close (QA, electronic signature over the closure hash); refused while actions are open or effectiveness is missing',
-      ['qa_manager'],
-      closeBody,
-      async (actor, b, p) => {
-        if (b.supplierAction) await checkSupplierVerdict(p.number, b.supplierAction);
-        return {
-          actor,
-          comment: b.comment,
-          supplierAction: b.supplierAction,
-          signature: await verifySigner(deps, actor, b.signature, { entityType: 'capa', entityId: p.number }),
-        };
-      },
-      closeCapaUpdate,
-    ),
-    action(
-      '/cancel',
-      'Cancel an open CAPA (QA, reason required)',
-      ['qa_manager'],
-      reasonBody,
-      (actor, b) => ({ actor, reason: b.reason }),
-      cancelCapaUpdate,
-    ),
-    action(
-      '/reopen',
-      'Reopen a closed CAPA (QA, reason required); the closure date is cleared',
-      ['qa_manager'],
-      reasonBody,
-      (actor, b) => ({ actor, reason: b.reason }),
-      reopenCapaUpdate,
-    ),
+    }),
+    updateRoute({
+      ...onAction,
+      method: 'post',
+      path: '/capas/:number/actions/:actionId/extension',
+      summary: "Ask for a later due date (the action's owner)",
+      roles: 'any',
+      body: extensionBody,
+      update: requestExtensionUpdate,
+      toArgs: ({ actor, body, params }) => ({ actor, actionId: params.actionId, dueAt: body.dueAt, reason: body.reason }),
+    }),
+    updateRoute({
+      ...onAction,
+      method: 'post',
+      path: '/capas/:number/actions/:actionId/extension/decision',
+      summary: 'Grant or refuse a requested extension (QA, reason required, limited in number)',
+      roles: ['qa_manager'],
+      body: extensionDecisionBody,
+      update: decideExtensionUpdate,
+      toArgs: ({ actor, body, params }) => ({ actor, actionId: params.actionId, approve: body.approve, reason: body.reason }),
+    }),
+    updateRoute({
+      ...onCapa,
+      method: 'post',
+      path: '/capas/:number/effectiveness',
+      summary:
+        'Record effectiveness results against the criteria (a verifier who implemented no action); a failure returns to investigation',
+      roles: ['qa_manager', 'lab_director'],
+      body: effectivenessBody,
+      update: effectivenessUpdate,
+      toArgs: ({ actor, body }) => ({ actor, ...body }),
+    }),
+    updateRoute({
+      ...onCapa,
+      method: 'post',
+      path: '/capas/:number/close',
+      summary: 'Close (QA, electronic signature over the closure hash); refused while actions are open or effectiveness is missing',
+      roles: ['qa_manager'],
+      body: closeBody,
+      update: closeCapaUpdate,
+      toArgs: ({ actor, body, params }) => closeArgs(deps, actor, params.number, body),
+    }),
+    updateRoute({
+      ...onCapa,
+      method: 'post',
+      path: '/capas/:number/cancel',
+      summary: 'Cancel an open CAPA (QA, reason required)',
+      roles: ['qa_manager'],
+      body: reasonBody,
+      update: cancelCapaUpdate,
+      toArgs: ({ actor, body }) => ({ actor, reason: body.reason }),
+    }),
+    updateRoute({
+      ...onCapa,
+      method: 'post',
+      path: '/capas/:number/reopen',
+      summary: 'Reopen a closed CAPA (QA, reason required); the closure date is cleared',
+      roles: ['qa_manager'],
+      body: reasonBody,
+      update: reopenCapaUpdate,
+      toArgs: ({ actor, body }) => ({ actor, reason: body.reason }),
+    }),
     route({
       method: 'post',
       path: '/capas/deactivated-users',
       summary: "After deactivating a user: hand what they hold in open CAPAs to each CAPA's QA manager",
-      tag: TAG,
+      tag,
       roles: ['admin'],
       body: deactivatedBody,
       handler: async ({ body, ctx }) => {
-        const user = await db('users').where({ username: body.username }).first('id', 'username', 'active');
-        if (!user) throw problems.notFound(`user ${body.username}`);
-        if (user.active) throw problems.conflict('user-active', `${body.username} is still active; deactivate the user first`);
-        const notified = await notifyCapasOfDeactivation(temporal, db, { userId: user.id, username: user.username });
+        const handedOver = await handOverFromDeactivated(deps, body.username);
         ctx.status = 202;
-        ctx.body = { username: user.username, notified };
+        ctx.body = handedOver;
       },
     }),
   ];

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { openCapaForSource, startCapaRun } from '../../api/capa-runs';
+import { openCapaForSource, startCapaRun } from '../../api/temporal/capa';
 import { capaStateQuery, cancelCapaUpdate } from '../../common/capa';
 import { testEnv } from '../setup/env';
 import { startPlatform, type Platform } from '../helpers/platform';

@@ -1,0 +1,92 @@
+import type { Client } from '@temporalio/client';
+import { linkSourcesSignal, userDeactivatedSignal, type CapaInput, type CapaSource, type UserRef } from '../../common/capa';
+import { workflowIds } from '../../common/ids';
+import { EntityId, EntityType, Stage } from '../../common/search-attributes';
+import { allocateCapaNumber, openCapasHeldBy, openCapasNaming } from '../../db/capa';
+import type { Db } from '../../db/knex';
+import type { capaWorkflow } from '../../workflows';
+
+export type NewCapa = Omit<CapaInput, 'number' | 'resume'>;
+
+/**
+ * Numbers a new CAPA from this year's sequence and starts its run under `capa:<number>`. The number is fresh, so
+ * the start cannot collide; the run's first activity writes the capas row and links the sources.
+ */
+export async function startCapaRun(client: Client, db: Db, taskQueue: string, capa: NewCapa) {
+  const number = await allocateCapaNumber(db);
+  const handle = await client.workflow.start<typeof capaWorkflow>('capaWorkflow', {
+    workflowId: workflowIds.capa(number),
+    taskQueue,
+    args: [{ ...capa, number }],
+    workflowIdConflictPolicy: 'FAIL',
+    workflowIdReusePolicy: 'REJECT_DUPLICATE',
+    typedSearchAttributes: [
+      { key: EntityType, value: 'capa' },
+      { key: EntityId, value: number },
+      { key: Stage, value: 'initiated' },
+    ],
+  });
+  return { number, workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
+}
+
+/**
+ * For other processes (sample intake's rejected sample, a nonconformance, a complaint, an audit finding): opens a
+ * CAPA for a source record, or links the record to the open CAPA that already names it instead of a duplicate.
+ * Safe to call again with the same source: the second call finds the first CAPA and links nothing new.
+ *
+ *   const { number, linked } = await openCapaForSource(client, db, taskQueue, {
+ *     source: { type: 'sample', id: 'ACC-260001' }, title: 'Haemolysed samples from ward 3', description: '…',
+ *     initiatedBy: { userId, username }, linkedBy: 'process:sample-intake',
+ *   });
+ */
+export async function openCapaForSource(
+  client: Client,
+  db: Db,
+  taskQueue: string,
+  request: {
+    source: CapaSource;
+    title: string;
+    description: string;
+    initiatedBy: UserRef;
+    /** Who links the source to an existing CAPA, e.g. 'process:sample-intake'. */
+    linkedBy?: string;
+    durations?: CapaInput['durations'];
+  },
+): Promise<{ number: string; workflowId: string; linked: boolean }> {
+  const [existing] = await openCapasNaming(db, [request.source]);
+  if (existing) {
+    const workflowId = workflowIds.capa(existing.number);
+    await client.workflow
+      .getHandle(workflowId)
+      .signal(linkSourcesSignal, { sources: [request.source], by: request.linkedBy ?? request.initiatedBy.username });
+    return { number: existing.number, workflowId, linked: true };
+  }
+  const started = await startCapaRun(client, db, taskQueue, {
+    title: request.title,
+    description: request.description,
+    sources: [request.source],
+    initiatedBy: request.initiatedBy,
+    durations: request.durations,
+  });
+  return { number: started.number, workflowId: started.workflowId, linked: false };
+}
+
+/**
+ * Tells every open CAPA in which a user holds something that the user was deactivated; each run hands the work to
+ * its QA manager and records it. Call it after deactivating a user (runs also notice at their next reminder).
+ */
+export async function notifyCapasOfDeactivation(client: Client, db: Db, user: UserRef): Promise<string[]> {
+  const workflowIdsHeld = await openCapasHeldBy(db, user.userId, user.username);
+  await Promise.all(
+    workflowIdsHeld.map((id) =>
+      client.workflow
+        .getHandle(id)
+        .signal(userDeactivatedSignal, user)
+        .catch(() => undefined),
+    ),
+  );
+  return workflowIdsHeld;
+}
+
+/** The run of a CAPA, addressed by its number. */
+export const capaRun = (client: Client, number: string) => client.workflow.getHandle(workflowIds.capa(number));
