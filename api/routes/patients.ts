@@ -32,7 +32,7 @@ import {
   updatePatientBody,
   type ParsedNote,
 } from '../schemas/patients';
-import { stopSummariesOfDeletedPatient, supersedeRunningSummaries } from '../soap-summary-runs';
+import { stopSummariesOfDeletedPatient, supersedeRunningSummaries } from '../temporal/soap-summary';
 
 const TAG = 'patients';
 const CLINICIAN = ['clinician'] as const;
