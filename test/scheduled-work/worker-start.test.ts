@@ -15,12 +15,16 @@ const describeOrNull = (id: string) =>
 describe('the worker at start-up', () => {
   const ids = Object.values(SCHEDULE_IDS);
   after(async () => {
-    // The deployment's schedules would fire on a queue nobody polls once this test is over.
-    for (const id of ids)
-      await testEnv()
-        .client.schedule.getHandle(id)
-        .delete()
-        .catch((err) => (err instanceof ScheduleNotFoundError ? undefined : Promise.reject(err)));
+    // The deployment's schedules would fire on a queue nobody polls once this test is over: each goes, with any run
+    // it started meanwhile.
+    for (const id of ids) {
+      const schedule = await describeOrNull(id);
+      if (!schedule) continue;
+      for (const action of schedule.info.runningActions) {
+        await testEnv().client.workflow.getHandle(action.workflow.workflowId).terminate('test over');
+      }
+      await testEnv().client.schedule.getHandle(id).delete();
+    }
   });
 
   it('creates the deployment schedules on its task queue when SCHEDULES is on, before it polls', async () => {
