@@ -1,10 +1,9 @@
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { ApplicationFailure, Context, log } from '@temporalio/activity';
-import type { Knex } from 'knex';
-import type { BackupSettings, BackupTier, RestoreDrillResult } from '../common/scheduled-work';
-import { appendAudit, verifyAuditChain } from '../db/audit';
-import { createDb, dropDatabase, ensureDatabase, type Db } from '../db/knex';
+import { Context, log } from '@temporalio/activity';
+import type { BackupSettings, BackupTier } from '../common/scheduled-work';
+import { appendAudit } from '../db/audit';
+import type { Db } from '../db/knex';
 import { queueNotifications } from '../db/notifications';
 import { resolveRecipients } from '../db/recipients';
 import {
@@ -20,20 +19,14 @@ import {
   sha256File,
   ToolError,
   toolOutput,
-  withDatabase,
 } from './backup-tools';
 import { planRetention } from './backup-retention';
-import { restoreDump } from './backup-restore';
+import { restoreDrillActivities } from './backup-drill';
+import { BACKUP_ACTOR, backupFailure, databaseUrlOf, heartbeating } from './backup-support';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
 
-const ACTOR = 'system:backup';
-
-/** The connection string of the database the activities write to: the one that is backed up. */
-export function databaseUrlOf(db: Db): string {
-  const connection = (db.client as { config: Knex.Config }).config.connection as { connectionString: string };
-  return connection.connectionString;
-}
+export { databaseUrlOf } from './backup-support';
 
 const paths = (dir: string, id: string) => ({
   partial: join(dir, `${id}.dump.partial`),
@@ -50,24 +43,9 @@ const exists = (path: string) =>
     () => false,
   );
 
-/** Heartbeats every second with whatever progress() reports, until stopped. */
-function heartbeating(progress: () => Promise<unknown> | unknown): () => void {
-  const timer = setInterval(() => {
-    void Promise.resolve(progress()).then(
-      (details) => Context.current().heartbeat(details),
-      () => Context.current().heartbeat(),
-    );
-  }, 1000);
-  return () => clearInterval(timer);
-}
-
-function failure(type: string, message: string, retryable = false): ApplicationFailure {
-  return retryable ? ApplicationFailure.retryable(message, type) : ApplicationFailure.nonRetryable(message, type);
-}
-
 async function backupRow(db: Db, id: string) {
   const row = await db('backups').where({ id }).first();
-  if (!row) throw failure('BackupNotFound', `backup ${id} is not recorded`);
+  if (!row) throw backupFailure('BackupNotFound', `backup ${id} is not recorded`);
   return row;
 }
 
@@ -100,7 +78,7 @@ export function backupActivities({ db, mailDomain }: ActivityDeps) {
           .returning('id');
         if (inserted.length)
           await appendAudit(trx, {
-            actor: input.requestedBy ?? ACTOR,
+            actor: input.requestedBy ?? BACKUP_ACTOR,
             action: 'backup.started',
             entityType: 'backup',
             entityId: input.backupId,
@@ -123,7 +101,7 @@ export function backupActivities({ db, mailDomain }: ActivityDeps) {
       const serverMajor = Math.floor(num / 10000);
       await db('backups').where({ id: input.backupId }).update({ server_version: serverVersion, pg_dump_version: tool.version });
       if (tool.major < serverMajor)
-        throw failure(
+        throw backupFailure(
           'BackupPreflightFailed',
           `pg_dump ${tool.version} is older than the server (${serverVersion}); install pg_dump ${serverMajor} or newer`,
         );
@@ -134,7 +112,7 @@ export function backupActivities({ db, mailDomain }: ActivityDeps) {
       for (const dir of dirs) {
         free[dir] = await freeBytes(dir);
         if (free[dir] < needed)
-          throw failure('BackupPreflightFailed', `${dir} has ${free[dir]} bytes free, a backup needs about ${needed}`);
+          throw backupFailure('BackupPreflightFailed', `${dir} has ${free[dir]} bytes free, a backup needs about ${needed}`);
       }
       return { serverVersion, pgDumpVersion: tool.version, neededBytes: needed, free, database: target.database };
     },
@@ -166,13 +144,13 @@ export function backupActivities({ db, mailDomain }: ActivityDeps) {
         );
       } catch (err) {
         await Promise.all([rm(p.partial, { force: true }), rm(p.globalsPartial, { force: true })]);
-        if (err instanceof ToolError) throw failure('BackupDumpFailed', err.message, !isPermanentPgError(err.stderr));
+        if (err instanceof ToolError) throw backupFailure('BackupDumpFailed', err.message, !isPermanentPgError(err.stderr));
         throw err;
       } finally {
         stop();
       }
       const [dumpBytes, globalsBytes] = [await fileSize(p.partial), await fileSize(p.globalsPartial)];
-      if (!dumpBytes) throw failure('BackupDumpFailed', 'pg_dump exited cleanly but wrote nothing', true);
+      if (!dumpBytes) throw backupFailure('BackupDumpFailed', 'pg_dump exited cleanly but wrote nothing', true);
       log.info('dump written', { backupId, dumpBytes, globalsBytes });
       return { dumpBytes, globalsBytes: globalsBytes ?? 0 };
     },
@@ -193,11 +171,11 @@ export function backupActivities({ db, mailDomain }: ActivityDeps) {
         await runTool('pg_restore', ['--list', dumpFile], { onLine: (line) => (toc += line && !line.startsWith(';') ? 1 : 0) });
       } catch (err) {
         stop();
-        throw failure('BackupVerificationFailed', `pg_restore --list refused the dump: ${(err as Error).message}`);
+        throw backupFailure('BackupVerificationFailed', `pg_restore --list refused the dump: ${(err as Error).message}`);
       }
       if (toc === 0) {
         stop();
-        throw failure('BackupVerificationFailed', 'the dump lists no entries');
+        throw backupFailure('BackupVerificationFailed', 'the dump lists no entries');
       }
       const dumpBytes = (await fileSize(dumpFile))!;
       const last = await db('backups')
@@ -218,7 +196,7 @@ export function backupActivities({ db, mailDomain }: ActivityDeps) {
           size_ratio: ratio,
         });
       if (ratio !== null && Math.abs(ratio - 1) * 100 > settings.sizeBandPercent)
-        throw failure(
+        throw backupFailure(
           'BackupVerificationFailed',
           `the dump is ${dumpBytes} bytes, ${Math.round(ratio * 100)}% of the last good backup (${last!.id}); the band is ±${settings.sizeBandPercent}%`,
         );
@@ -270,7 +248,7 @@ export function backupActivities({ db, mailDomain }: ActivityDeps) {
         const offsite = stored.map((s) => join(settings.offsiteDir!, basename(s.path)));
         for (const [i, item] of stored.entries()) {
           await copyAndVerify(item.path, `${offsite[i]}.partial`, item.sha).catch((err: Error) => {
-            throw failure('BackupOffsiteFailed', err.message, true);
+            throw backupFailure('BackupOffsiteFailed', err.message, true);
           });
           await rename(`${offsite[i]}.partial`, offsite[i]);
         }
@@ -297,7 +275,7 @@ export function backupActivities({ db, mailDomain }: ActivityDeps) {
               duration_ms: trx.raw('(extract(epoch from (now() - started_at)) * 1000)::int'),
             });
           await appendAudit(trx, {
-            actor: ACTOR,
+            actor: BACKUP_ACTOR,
             action: 'backup.verified',
             entityType: 'backup',
             entityId: input.backupId,
@@ -313,7 +291,8 @@ export function backupActivities({ db, mailDomain }: ActivityDeps) {
     async backupApplyRetention(input: { settings: BackupSettings; newestBackupId: string }) {
       const { settings } = input;
       const newest = await backupRow(db, input.newestBackupId);
-      if (newest.state !== 'verified') throw failure('BackupRetentionRefused', 'retention runs only after the newest backup verified');
+      if (newest.state !== 'verified')
+        throw backupFailure('BackupRetentionRefused', 'retention runs only after the newest backup verified');
       const candidates = await db('backups')
         .where({ state: 'verified', legal_hold: false })
         .select('id', 'taken_at', 'dump_path', 'globals_path', 'offsite_path', 'offsite_globals_path');
@@ -336,7 +315,7 @@ export function backupActivities({ db, mailDomain }: ActivityDeps) {
             .where('state', 'verified')
             .update({ state: 'expired', tier: null, expired_at: trx.fn.now() });
         await appendAudit(trx, {
-          actor: ACTOR,
+          actor: BACKUP_ACTOR,
           action: 'backup.retention_applied',
           entityType: 'backup',
           entityId: input.newestBackupId,
@@ -367,7 +346,7 @@ export function backupActivities({ db, mailDomain }: ActivityDeps) {
         if (!updated) return { outboxIds: [] };
         const key = activityKey();
         await appendAudit(trx, {
-          actor: ACTOR,
+          actor: BACKUP_ACTOR,
           action: 'backup.failed',
           entityType: 'backup',
           entityId: input.backupId,
@@ -389,96 +368,6 @@ export function backupActivities({ db, mailDomain }: ActivityDeps) {
       });
     },
 
-    /**
-     * Restores a verified backup into a scratch database, runs smoke queries (row counts of key tables, the audit
-     * chain), records the restore time as RTO evidence, and drops the scratch database whatever happened.
-     */
-    async restoreDrill(input: {
-      drillId: string;
-      workflowId: string;
-      settings: BackupSettings;
-      backupId?: string;
-    }): Promise<RestoreDrillResult & { outboxIds: string[] }> {
-      const query = db('backups').where({ state: 'verified' });
-      const backup = input.backupId ? await query.where({ id: input.backupId }).first() : await query.orderBy('taken_at', 'desc').first();
-      if (!backup)
-        throw failure(
-          'RestoreDrillFailed',
-          input.backupId ? `backup ${input.backupId} is not a verified backup` : 'there is no verified backup to restore',
-        );
-      const scratch = `labflow_restore_drill_${input.drillId.replace(/-/g, '').slice(0, 12)}`;
-      const scratchUrl = withDatabase(source(), scratch);
-      const result: RestoreDrillResult = {
-        drillId: input.drillId,
-        backupId: backup.id,
-        ok: false,
-        restoreMs: 0,
-        rowCounts: {},
-        auditChainOk: false,
-        failure: null,
-      };
-      const stop = heartbeating(() => ({ phase: 'restore-drill' }));
-      try {
-        await dropDatabase(scratchUrl);
-        await ensureDatabase(scratchUrl);
-        const started = Date.now();
-        await restoreDump({ backup, targetUrl: scratchUrl, keyFile: input.settings.encryptionKeyFile, workDir: input.settings.dir });
-        result.restoreMs = Date.now() - started;
-        const scratchDb = createDb(scratchUrl, 1);
-        try {
-          for (const table of ['users', 'documents', 'document_versions', 'tasks', 'notifications', 'audit_events']) {
-            const counted = await scratchDb(table).count({ n: '*' }).first();
-            result.rowCounts[table] = Number(counted?.n ?? 0);
-          }
-          result.auditChainOk = (await verifyAuditChain(scratchDb)).ok;
-        } finally {
-          await scratchDb.destroy();
-        }
-        result.ok = result.auditChainOk && result.rowCounts.audit_events > 0;
-        if (!result.ok)
-          result.failure = result.auditChainOk ? 'the restored audit trail is empty' : 'the restored audit chain does not verify';
-      } catch (err) {
-        result.failure = (err as Error).message.slice(0, 4000);
-      } finally {
-        stop();
-        await dropDatabase(scratchUrl).catch((err: Error) => log.warn('scratch database not dropped', { scratch, error: err.message }));
-      }
-      const outboxIds = await db.transaction(async (trx) => {
-        await trx('restore_drills')
-          .insert({
-            id: input.drillId,
-            backup_id: backup.id,
-            workflow_id: input.workflowId,
-            restore_ms: result.restoreMs,
-            row_counts: JSON.stringify(result.rowCounts),
-            audit_chain_ok: result.auditChainOk,
-            ok: result.ok,
-            failure: result.failure,
-          })
-          .onConflict('id')
-          .merge();
-        await appendAudit(trx, {
-          actor: ACTOR,
-          action: result.ok ? 'backup.restore_drill_passed' : 'backup.restore_drill_failed',
-          entityType: 'backup',
-          entityId: backup.id,
-          details: { drillId: input.drillId, restoreMs: result.restoreMs, rowCounts: result.rowCounts, failure: result.failure },
-          idempotencyKey: activityKey(),
-        });
-        if (result.ok) return [];
-        return queueNotifications(
-          trx,
-          await resolveRecipients(trx, [{ kind: 'role', role: 'it_operator' }]),
-          {
-            idempotencyKey: `restore-drill-failed:${input.drillId}`,
-            kind: 'backup.restore_drill_failed',
-            title: 'Restore drill failed',
-            body: `Restoring backup ${backup.id} failed: ${result.failure}`,
-          },
-          mailDomain,
-        );
-      });
-      return { ...result, outboxIds };
-    },
+    ...restoreDrillActivities({ db, mailDomain }),
   };
 }

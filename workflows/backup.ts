@@ -1,13 +1,24 @@
-import { ApplicationFailure, CancellationScope, proxyActivities, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  CancellationScope,
+  proxyActivities,
+  upsertSearchAttributes,
+  uuid4,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { BackupInput, BackupResult, RestoreDrillInput, RestoreDrillResult } from '../common/scheduled-work';
 import { EntityId, EntityType, Stage } from '../common/search-attributes';
+import { longRunning, mail } from './lib';
 
-const mail = proxyActivities<Activities>({ startToCloseTimeout: '45s', retry: { initialInterval: '5s', maximumInterval: '15m' } });
-const steps = proxyActivities<Activities>({
-  startToCloseTimeout: '10m',
-  retry: { initialInterval: '5s', maximumAttempts: 5 },
-});
+/** A backup's bookkeeping and checks: minutes at most (retention walks the backup directory), a few tries. */
+const backupStep: ActivityOptions = { startToCloseTimeout: '10m', retry: { initialInterval: '5s', maximumAttempts: 5 } };
+const db = proxyActivities<Activities>(backupStep);
+
+/** Dump, verify and ship heartbeat, so a dead worker is noticed within the heartbeat timeout and the step runs again. */
+const fileWork = (heartbeatTimeout: ActivityOptions['heartbeatTimeout'], retry: ActivityOptions['retry']) =>
+  proxyActivities<Activities>(longRunning(heartbeatTimeout, { retry }));
 
 function stage(value: string, backupId: string) {
   upsertSearchAttributes([
@@ -25,15 +36,10 @@ export async function backupWorkflow(input: BackupInput): Promise<BackupResult> 
   const { settings } = input;
   const backupId = uuid4();
   const info = workflowInfo();
-  // Long steps heartbeat, so a dead worker is noticed within the heartbeat timeout and the step runs again.
-  const long = proxyActivities<Activities>({
-    startToCloseTimeout: '12h',
-    heartbeatTimeout: settings.heartbeatTimeout,
-    retry: { initialInterval: '10s', backoffCoefficient: 3, maximumAttempts: 3 },
-  });
+  const files = fileWork(settings.heartbeatTimeout, { initialInterval: '10s', backoffCoefficient: 3, maximumAttempts: 3 });
   stage('preflight', backupId);
   try {
-    await steps.backupBegin({
+    await db.backupBegin({
       backupId,
       workflowId: info.workflowId,
       trigger: input.trigger ?? 'scheduled',
@@ -41,22 +47,22 @@ export async function backupWorkflow(input: BackupInput): Promise<BackupResult> 
       takenAt: input.takenAt ?? new Date(info.startTime).toISOString(),
       settings,
     });
-    await steps.backupPreflight({ backupId, settings });
+    await db.backupPreflight({ backupId, settings });
     stage('dumping', backupId);
-    await long.backupDump({ backupId, settings });
+    await files.backupDump({ backupId, settings });
     stage('verifying', backupId);
-    await long.backupVerify({ backupId, settings });
+    await files.backupVerify({ backupId, settings });
     stage('shipping', backupId);
-    await long.backupShip({ backupId, settings });
-    const good = await steps.backupMarkVerified({ backupId });
+    await files.backupShip({ backupId, settings });
+    const good = await db.backupMarkVerified({ backupId });
     stage('retention', backupId);
-    const retention = await steps.backupApplyRetention({ settings, newestBackupId: backupId });
+    const retention = await db.backupApplyRetention({ settings, newestBackupId: backupId });
     stage('verified', backupId);
     return { backupId, state: 'verified', dumpBytes: good.dumpBytes, sha256: good.sha256, retention };
   } catch (err) {
     const reason = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
     await CancellationScope.nonCancellable(async () => {
-      const { outboxIds } = await steps.backupMarkFailed({ backupId, settings, reason });
+      const { outboxIds } = await db.backupMarkFailed({ backupId, settings, reason });
       if (outboxIds.length) await mail.deliverEmails(outboxIds);
     });
     stage('failed', backupId);
@@ -67,12 +73,8 @@ export async function backupWorkflow(input: BackupInput): Promise<BackupResult> 
 /** Weekly proof that backups restore: RTO evidence and smoke queries, recorded; IT operators told on failure. */
 export async function restoreDrillWorkflow(input: RestoreDrillInput): Promise<RestoreDrillResult> {
   const drillId = uuid4();
-  const long = proxyActivities<Activities>({
-    startToCloseTimeout: '12h',
-    heartbeatTimeout: input.settings.heartbeatTimeout,
-    retry: { initialInterval: '30s', maximumAttempts: 3 },
-  });
-  const { outboxIds, ...result } = await long.restoreDrill({
+  const files = fileWork(input.settings.heartbeatTimeout, { initialInterval: '30s', maximumAttempts: 3 });
+  const { outboxIds, ...result } = await files.restoreDrill({
     drillId,
     workflowId: workflowInfo().workflowId,
     settings: input.settings,

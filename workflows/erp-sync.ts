@@ -14,7 +14,7 @@ import type { InspectionSample } from '../activities/incoming-inspection';
 import { entitiesOf, ErpFailure, type ErpSyncInput, type ErpSyncResult } from '../common/erp-sync';
 import { sampleIntakeStartOptions } from '../common/sample-intake';
 import { EntityId, EntityType, Stage } from '../common/search-attributes';
-import { startOrJoinChild } from './lib';
+import { alerts, longRunning, startOrJoinChild } from './lib';
 import type { sampleIntakeWorkflow } from './sample-intake';
 
 const failureOf = (err: unknown) => (err instanceof ActivityFailure ? err.cause : err);
@@ -22,12 +22,6 @@ const failureMessage = (err: unknown) => {
   const cause = failureOf(err);
   return cause instanceof Error ? cause.message : String(cause);
 };
-
-// An alert waits a while for the mail relay, but a run does not stay open for it: the in-app notice is there.
-const mail = proxyActivities<Activities>({
-  startToCloseTimeout: '45s',
-  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 },
-});
 
 const INSPECTION_BATCH = 50;
 
@@ -49,16 +43,18 @@ export async function erpSyncWorkflow(input: ErpSyncInput): Promise<ErpSyncResul
   const mode = input.mode ?? 'incremental';
   const entities = entitiesOf(input.scope);
   const syncRunId = input.resume?.syncRunId ?? info.firstExecutionRunId;
-  const acts = proxyActivities<Activities>({
-    startToCloseTimeout: '30m',
-    heartbeatTimeout: (input.heartbeatTimeout ?? '2m') as Duration,
-    retry: {
-      initialInterval: '1s',
-      backoffCoefficient: 2,
-      maximumInterval: '1m',
-      nonRetryableErrorTypes: [ErpFailure.Auth, ErpFailure.NotConfigured],
-    },
-  });
+  // Every step pages the ERP or books what a page moved, heartbeating; a refused key or no ERP at all is final.
+  const erp = proxyActivities<Activities>(
+    longRunning((input.heartbeatTimeout ?? '2m') as Duration, {
+      startToCloseTimeout: '30m',
+      retry: {
+        initialInterval: '1s',
+        backoffCoefficient: 2,
+        maximumInterval: '1m',
+        nonRetryableErrorTypes: [ErpFailure.Auth, ErpFailure.NotConfigured],
+      },
+    }),
+  );
   const stage = (value: string) =>
     upsertSearchAttributes([
       { key: EntityType, value: 'erp_sync' },
@@ -67,7 +63,7 @@ export async function erpSyncWorkflow(input: ErpSyncInput): Promise<ErpSyncResul
     ]);
 
   if (!input.resume) {
-    const configured = await acts.beginErpSyncRun({
+    const configured = await erp.beginErpSyncRun({
       syncRunId,
       workflowId: info.workflowId,
       scope: input.scope,
@@ -86,13 +82,13 @@ export async function erpSyncWorkflow(input: ErpSyncInput): Promise<ErpSyncResul
       const entity = entities[entityIndex];
       stage(`${mode}:${entity}`);
       if (mode === 'reconcile') {
-        if (entity !== 'deletions') await acts.reconcileErpEntity({ syncRunId, entity, pageSize: input.pageSize });
+        if (entity !== 'deletions') await erp.reconcileErpEntity({ syncRunId, entity, pageSize: input.pageSize });
         continue;
       }
       const midEntity = input.resume?.midEntity && input.resume.entityIndex === entityIndex;
-      if (!midEntity) await acts.retryErpDeadLetters({ syncRunId, entity });
+      if (!midEntity) await erp.retryErpDeadLetters({ syncRunId, entity });
       for (;;) {
-        const result = await acts.syncErpEntity({ syncRunId, entity, pageSize: input.pageSize, maxPages: input.pagesPerActivity ?? 20 });
+        const result = await erp.syncErpEntity({ syncRunId, entity, pageSize: input.pageSize, maxPages: input.pagesPerActivity ?? 20 });
         activities += 1;
         if (result.done) break;
         if (activities >= (input.activitiesPerRun ?? 50) || workflowInfo().continueAsNewSuggested) {
@@ -103,10 +99,10 @@ export async function erpSyncWorkflow(input: ErpSyncInput): Promise<ErpSyncResul
       if (entity === 'purchase_receipts' && patched('erp-inspection-samples')) {
         // Received goods that need incoming inspection become samples, each with its own sample-intake run.
         for (;;) {
-          const samples = await acts.registerInspectionSamples({ syncRunId, limit: INSPECTION_BATCH });
+          const samples = await erp.registerInspectionSamples({ syncRunId, limit: INSPECTION_BATCH });
           if (!samples.length) break;
           await Promise.all(samples.map(startInspectionRun));
-          await acts.markInspectionSamplesStarted({
+          await erp.markInspectionSamplesStarted({
             syncRunId,
             samples: samples.map((x) => ({ purchaseReceipt: x.purchaseReceipt, idx: x.idx, accession: x.input.accession })),
           });
@@ -128,7 +124,7 @@ export async function erpSyncWorkflow(input: ErpSyncInput): Promise<ErpSyncResul
     const error = failureMessage(err);
     const cause = failureOf(err);
     stage('failed');
-    const finished = await acts.finishErpSyncRun({
+    const finished = await erp.finishErpSyncRun({
       syncRunId,
       scope: input.scope,
       state: 'failed',
@@ -137,14 +133,14 @@ export async function erpSyncWorkflow(input: ErpSyncInput): Promise<ErpSyncResul
     });
     // A revoked token alerts IT operators and admins; a run finished by older code got no outbox back (undefined).
     if (finished?.outboxIds?.length) {
-      await mail
+      await alerts
         .deliverEmails(finished.outboxIds)
         .catch((mailErr) => log.warn('ERP alert email not delivered', { error: String(mailErr) }));
     }
     throw ApplicationFailure.create({ type: 'ErpSyncFailed', message: error, nonRetryable: true });
   }
   if (next) return continueAsNew<typeof erpSyncWorkflow>({ ...input, resume: next });
-  await acts.finishErpSyncRun({ syncRunId, state: 'completed' });
+  await erp.finishErpSyncRun({ syncRunId, state: 'completed' });
   stage('completed');
   return { syncRunId, scope: input.scope, mode, state: 'completed' };
 }

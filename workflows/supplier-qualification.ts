@@ -1,14 +1,4 @@
-import {
-  allHandlersFinished,
-  condition,
-  continueAsNew,
-  log,
-  proxyActivities,
-  setHandler,
-  upsertSearchAttributes,
-  workflowInfo,
-} from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { allHandlersFinished, condition, continueAsNew, log, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { FailureType, refuse } from '../common/failures';
 import {
   DECISION_FROM,
@@ -25,22 +15,7 @@ import {
   type SupplierQualificationState,
 } from '../common/supplier-qualification';
 import { EntityId, EntityType, Stage } from '../common/search-attributes';
-
-const acts = proxyActivities<Activities>({
-  startToCloseTimeout: '15s',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', nonRetryableErrorTypes: [FailureType.NotFound] },
-});
-// The ERP may be down for a while: the write waits for it, without holding up QA's next decision.
-const erpWrite = proxyActivities<Activities>({
-  startToCloseTimeout: '2m',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '10m' },
-});
-
-// An alert waits a while for the mail relay, without holding up the next ERP write for long.
-const mail = proxyActivities<Activities>({
-  startToCloseTimeout: '45s',
-  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 },
-});
+import { alerts, db, erp } from './lib';
 
 /**
  * QA's qualification of one supplier: approve, suspend, disqualify (Updates, QA only), each recorded and written to
@@ -92,7 +67,7 @@ export async function supplierQualificationWorkflow(input: SupplierQualification
     s.status = status;
     publish();
     try {
-      await acts.recordSupplierDecision({
+      await db.recordSupplierDecision({
         workflowId,
         supplier: input.supplier,
         seq: record.seq,
@@ -163,9 +138,9 @@ export async function supplierQualificationWorkflow(input: SupplierQualification
     const next = s.decisions.find((d) => d.erp === 'pending' && d.recorded);
     if (next) {
       // Only the latest decision matters to the ERP; superseded ones are marked so rather than written.
-      const latest = s.decisions.filter((d) => d.recorded).at(-1)!;
+      const latest = s.decisions.filter((d) => d.recorded).at(-1) ?? next;
       for (const d of s.decisions) if (d.erp === 'pending' && d.seq < latest.seq) d.erp = 'skipped';
-      const result = await erpWrite.pushSupplierStatus({
+      const result = await erp.pushSupplierStatus({
         workflowId,
         supplier: input.supplier,
         seq: latest.seq,
@@ -178,7 +153,7 @@ export async function supplierQualificationWorkflow(input: SupplierQualification
       // Only a refused API key brings messages (an alert to IT); older activity results have none.
       const outboxIds = 'outboxIds' in result ? (result.outboxIds ?? []) : [];
       if (outboxIds.length) {
-        await mail.deliverEmails(outboxIds).catch((err) => log.warn('ERP alert email not delivered', { error: String(err) }));
+        await alerts.deliverEmails(outboxIds).catch((err) => log.warn('ERP alert email not delivered', { error: String(err) }));
       }
       continue;
     }

@@ -71,8 +71,11 @@ export class SharedRateBudget implements RequestBudget {
     return this.ready;
   }
 
-  /** Reserves the next slot; resolves once it has come, with the time it went (ms since the epoch, database clock). */
-  async take(): Promise<number> {
+  /**
+   * Reserves the next slot without waiting for it: the slot granted and the database's time of the reservation (ms
+   * since the epoch). A slot at or before `now` may go at once; a later one is the caller's to wait for.
+   */
+  async reserve(): Promise<{ slot: number; now: number }> {
     await this.ensureRow();
     for (;;) {
       const { rows } = await this.db.raw(
@@ -84,13 +87,16 @@ export class SharedRateBudget implements RequestBudget {
          returning extract(epoch from b.next_at) * 1000 - ? as slot, extract(epoch from clock.now) * 1000 as now`,
         [(this.burst - 1) * this.intervalMs, this.intervalMs, this.site, this.intervalMs],
       );
-      if (!rows.length) {
-        this.ready = null;
-        await this.ensureRow();
-        continue;
-      }
-      const slot = Number(rows[0].slot);
-      const now = Number(rows[0].now);
+      if (rows.length) return { slot: Number(rows[0].slot), now: Number(rows[0].now) };
+      this.ready = null;
+      await this.ensureRow();
+    }
+  }
+
+  /** Reserves the next slot; resolves once it has come, with the time it went (ms since the epoch, database clock). */
+  async take(): Promise<number> {
+    for (;;) {
+      const { slot, now } = await this.reserve();
       if (slot <= now) return now;
       await new Promise((resolve) => setTimeout(resolve, Math.ceil(slot - now)));
       // A 429 seen meanwhile (by any worker) may have paused the site past this slot: then queue behind the pause.

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { verifyAuditChain } from '../../db/audit';
 import { createUser } from '../../db/identity';
+import { usernameTaken } from '../../db/users';
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
@@ -34,7 +35,7 @@ export function adminRoutes({ db }: ApiDeps): RouteSpec[] {
       roles: ['admin'],
       body: newUserBody,
       handler: async ({ body, actor, ctx }) => {
-        if (await db('users').where({ username: body.username }).first('id')) {
+        if (await usernameTaken(db, body.username)) {
           throw problems.conflict('user-exists', `user ${body.username} already exists`);
         }
         const { user, apiKey } = await createUser(db, body, actor.username);

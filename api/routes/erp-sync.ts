@@ -1,15 +1,10 @@
-import { WithStartWorkflowOperation } from '@temporalio/client';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { ErpEntity } from '../../common/erp-sync';
-import { workflowIds } from '../../common/ids';
-import { DECISION_UPDATES, retryErpWriteSignal, supplierQualificationQuery } from '../../common/supplier-qualification';
-import { appendAudit } from '../../db/audit';
-import { getDeadLetter, getRun, listDeadLetters, listRuns } from '../../db/erp-sync';
-import type { erpSyncWorkflow } from '../../workflows/erp-sync';
-import type { supplierQualificationWorkflow } from '../../workflows/supplier-qualification';
+import { discardDeadLetter, listCursors, resetCursor } from '../../db/erp-operations';
+import { getRun, listDeadLetters, listRuns } from '../../db/erp-sync';
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
+import { retryDeadLetter, startSync } from '../services/erp-sync';
+import { decideOnSupplier, supplierQualificationView } from '../services/supplier-qualification';
 import {
   deadLetterParams,
   deadLettersQuery,
@@ -28,30 +23,8 @@ const OPERATORS = ['it_operator'] as const;
 const VIEWERS = ['it_operator', 'qa_manager'] as const;
 
 /** The ERP sync (runs, cursors, dead letters) and QA's supplier qualification, which writes back to the ERP. */
-export function erpSyncRoutes({ db, temporal, config }: ApiDeps): RouteSpec[] {
-  /** Starts erp-sync:<scope>, or answers with the run already going (a repeated trigger is satisfied by it). */
-  async function startSync(scope: 'all' | ErpEntity, mode: 'incremental' | 'reconcile', requestedBy: string) {
-    const workflowId = workflowIds.erpSync(scope);
-    try {
-      const handle = await temporal.workflow.start<typeof erpSyncWorkflow>('erpSyncWorkflow', {
-        workflowId,
-        taskQueue: config.taskQueue,
-        args: [{ scope, mode, requestedBy }],
-        workflowIdConflictPolicy: 'FAIL',
-      });
-      return { status: 202, body: { workflowId, syncRunId: handle.firstExecutionRunId, state: 'started' } };
-    } catch (err) {
-      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-      // The sync run's ID is the first run of the chain (it continues as new), whatever its record says: the record
-      // is written by the run's first activity and closed by its last, a moment before the run itself closes.
-      const description = await temporal.workflow.getHandle(workflowId).describe();
-      const syncRunId =
-        description.raw.workflowExecutionInfo?.firstRunId ||
-        ((await db('erp_sync_runs').where({ workflow_id: workflowId, state: 'running' }).first('id'))?.id ?? null);
-      return { status: 200, body: { workflowId, syncRunId, runId: description.runId, state: 'already_running' } };
-    }
-  }
-
+export function erpSyncRoutes(deps: ApiDeps): RouteSpec[] {
+  const { db } = deps;
   return [
     route({
       method: 'post',
@@ -61,7 +34,7 @@ export function erpSyncRoutes({ db, temporal, config }: ApiDeps): RouteSpec[] {
       roles: OPERATORS,
       body: triggerSyncBody,
       handler: async ({ body, actor, ctx }) => {
-        const answer = await startSync(body.entity ?? 'all', body.mode, actor.username);
+        const answer = await startSync(deps, body.entity ?? 'all', body.mode, actor.username);
         ctx.status = answer.status;
         if (answer.body.syncRunId) ctx.set('Location', `/api/v1/erp-sync/runs/${answer.body.syncRunId}`);
         ctx.body = answer.body;
@@ -98,9 +71,7 @@ export function erpSyncRoutes({ db, temporal, config }: ApiDeps): RouteSpec[] {
       tag: 'erp',
       roles: VIEWERS,
       handler: async ({ ctx }) => {
-        ctx.body = {
-          items: await db('erp_sync_cursors').select('entity', 'cursor_modified', 'cursor_name', 'updated_at').orderBy('entity'),
-        };
+        ctx.body = { items: await listCursors(db) };
       },
     }),
     route({
@@ -112,22 +83,7 @@ export function erpSyncRoutes({ db, temporal, config }: ApiDeps): RouteSpec[] {
       params: entityParams,
       body: resetCursorBody,
       handler: async ({ params, body, actor, ctx }) => {
-        ctx.body = await db.transaction(async (trx) => {
-          const before = await trx('erp_sync_cursors').where({ entity: params.entity }).first('cursor_modified', 'cursor_name');
-          await trx('erp_sync_cursors')
-            .insert({ entity: params.entity, cursor_modified: body.to?.modified ?? null, cursor_name: body.to?.name ?? null })
-            .onConflict('entity')
-            .merge({ cursor_modified: body.to?.modified ?? null, cursor_name: body.to?.name ?? null, updated_at: trx.fn.now() });
-          await appendAudit(trx, {
-            actorId: actor.userId,
-            actor: actor.username,
-            action: 'erp.cursor_reset',
-            entityType: 'erp_sync',
-            entityId: params.entity,
-            details: { reason: body.reason, before: before ?? null, to: body.to ?? null },
-          });
-          return { entity: params.entity, cursor_modified: body.to?.modified ?? null, cursor_name: body.to?.name ?? null };
-        });
+        ctx.body = await resetCursor(db, actor, params.entity, body.to, body.reason);
       },
     }),
     route({
@@ -149,30 +105,9 @@ export function erpSyncRoutes({ db, temporal, config }: ApiDeps): RouteSpec[] {
       roles: OPERATORS,
       params: deadLetterParams,
       handler: async ({ params, actor, ctx }) => {
-        const letter = await getDeadLetter(db, params.id);
-        if (!letter) throw problems.notFound(`dead letter ${params.id}`);
-        if (!['open', 'retry_requested'].includes(letter.state))
-          throw problems.conflict('dead-letter-closed', `the dead letter is ${letter.state}`);
-        await db.transaction(async (trx) => {
-          await trx('erp_dead_letters').where({ id: letter.id }).update({ state: 'retry_requested' });
-          await appendAudit(trx, {
-            actorId: actor.userId,
-            actor: actor.username,
-            action: 'erp.dead_letter_retry_requested',
-            entityType: 'erp_dead_letter',
-            entityId: letter.id,
-            details: { entity: letter.entity, erpName: letter.erp_name, direction: letter.direction },
-          });
-        });
-        if (letter.direction === 'outbound') {
-          await temporal.workflow.getHandle(workflowIds.supplierQualification(letter.erp_name)).signal(retryErpWriteSignal);
-          ctx.status = 202;
-          ctx.body = { id: letter.id, state: 'retry_requested', workflowId: workflowIds.supplierQualification(letter.erp_name) };
-          return;
-        }
-        const answer = await startSync(letter.entity, 'incremental', actor.username);
+        const retried = await retryDeadLetter(deps, actor, params.id);
         ctx.status = 202;
-        ctx.body = { id: letter.id, state: 'retry_requested', sync: answer.body };
+        ctx.body = retried;
       },
     }),
     route({
@@ -184,25 +119,10 @@ export function erpSyncRoutes({ db, temporal, config }: ApiDeps): RouteSpec[] {
       params: deadLetterParams,
       body: discardBody,
       handler: async ({ params, body, actor, ctx }) => {
-        ctx.body = await db.transaction(async (trx) => {
-          const letter = await trx('erp_dead_letters').where({ id: params.id }).forUpdate().first();
-          if (!letter) throw problems.notFound(`dead letter ${params.id}`);
-          if (!['open', 'retry_requested'].includes(letter.state))
-            throw problems.conflict('dead-letter-closed', `the dead letter is ${letter.state}`);
-          const [row] = await trx('erp_dead_letters')
-            .where({ id: letter.id })
-            .update({ state: 'discarded', closed_at: trx.fn.now(), closed_by: actor.username, close_reason: body.reason })
-            .returning('*');
-          await appendAudit(trx, {
-            actorId: actor.userId,
-            actor: actor.username,
-            action: 'erp.dead_letter_discarded',
-            entityType: 'erp_dead_letter',
-            entityId: letter.id,
-            details: { entity: letter.entity, erpName: letter.erp_name, reason: body.reason },
-          });
-          return row;
-        });
+        const outcome = await discardDeadLetter(db, actor, params.id, body.reason);
+        if ('notFound' in outcome) throw problems.notFound(`dead letter ${params.id}`);
+        if ('closed' in outcome) throw problems.conflict('dead-letter-closed', `the dead letter is ${outcome.closed}`);
+        ctx.body = outcome.discarded;
       },
     }),
     route({
@@ -213,19 +133,7 @@ export function erpSyncRoutes({ db, temporal, config }: ApiDeps): RouteSpec[] {
       roles: ['qa_manager', 'it_operator'],
       params: supplierParams,
       handler: async ({ params, ctx }) => {
-        const supplier = await db('erp_suppliers')
-          .where({ name: params.supplier })
-          .first('name', 'supplier_name', 'on_hold', 'hold_type', 'deleted_at');
-        if (!supplier) throw problems.notFound(`supplier ${params.supplier}`);
-        const projection = await db('supplier_qualifications').where({ supplier: params.supplier }).first();
-        let live = null;
-        if (projection && projection.status !== 'disqualified') {
-          live = await temporal.workflow
-            .getHandle(projection.workflow_id)
-            .query(supplierQualificationQuery)
-            .catch(() => null);
-        }
-        ctx.body = { supplier, qualification: projection ?? { status: 'pending' }, decisions: live?.decisions ?? null };
+        ctx.body = await supplierQualificationView(deps, params.supplier);
       },
     }),
     route({
@@ -237,24 +145,7 @@ export function erpSyncRoutes({ db, temporal, config }: ApiDeps): RouteSpec[] {
       params: decisionParams,
       body: decisionBody,
       handler: async ({ params, body, actor, ctx }) => {
-        const supplier = await db('erp_suppliers').where({ name: params.supplier }).whereNull('deleted_at').first('name');
-        if (!supplier) throw problems.notFound(`supplier ${params.supplier}`);
-        const current = await db('supplier_qualifications').where({ supplier: params.supplier }).first('status');
-        if (current?.status === 'disqualified')
-          throw problems.conflict('run-finished', `${params.supplier} is disqualified; nothing more can be done`);
-        const workflowId = workflowIds.supplierQualification(params.supplier);
-        const start = new WithStartWorkflowOperation<typeof supplierQualificationWorkflow>('supplierQualificationWorkflow', {
-          workflowId,
-          taskQueue: config.taskQueue,
-          // A run that ended otherwise than by disqualification (terminated by an operator) starts again from the projection.
-          args: [{ supplier: params.supplier, status: current?.status }],
-          workflowIdConflictPolicy: 'USE_EXISTING',
-          workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
-        });
-        ctx.body = await temporal.workflow.executeUpdateWithStart(DECISION_UPDATES[params.decision], {
-          args: [{ actor, reason: body.reason }],
-          startWorkflowOperation: start,
-        });
+        ctx.body = await decideOnSupplier(deps, actor, params.supplier, params.decision, body.reason);
       },
     }),
   ];

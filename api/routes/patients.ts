@@ -1,24 +1,22 @@
 import type { Context } from 'koa';
-import type { Knex } from 'knex';
 import { encodeCursor } from '../../db/keyset';
 import {
   addToCareTeam,
   careTeam,
   createPatient,
-  deletePatient,
   findPatient,
   isOnCareTeam,
   listPatients,
-  patientBirthDate,
   PatientConflict,
   removeFromCareTeam,
-  updatePatient,
 } from '../../db/patients';
-import { createNote, deleteNote, findNote, listNotes, noteExists, StaleNoteVersion, updateNote } from '../../db/soap-notes';
+import { findNote, listNotes, noteExists, StaleNoteVersion } from '../../db/soap-notes';
+import { findActiveClinician, findUserByUsername } from '../../db/users';
 import type { ApiDeps } from '../deps';
 import { requireCareTeamManager, requireClinician, requirePatientAccess, PHI_ACCESS } from '../patient-access';
 import { Problem, problems } from '../problem';
 import { route, type RouteSpec } from '../route';
+import { addNote, changePatient, deletePatientRecords, removeNote, replaceNote } from '../services/patients';
 import {
   addClinicianBody,
   careTeamMemberParams,
@@ -30,9 +28,7 @@ import {
   patientParams,
   updateNoteBody,
   updatePatientBody,
-  type ParsedNote,
 } from '../schemas/patients';
-import { stopSummariesOfDeletedPatient, supersedeRunningSummaries } from '../soap-summary-runs';
 
 const TAG = 'patients';
 const CLINICIAN = ['clinician'] as const;
@@ -96,35 +92,7 @@ function pageBody<T extends { id: string }>(
 }
 
 export function patientRoutes(deps: ApiDeps): RouteSpec[] {
-  const { db, log } = deps;
-
-  async function refuseNoteBeforeBirth(trx: Knex, patientId: string, note: ParsedNote) {
-    const dob = await patientBirthDate(trx, patientId);
-    // Time zones east of UTC start a birth day up to 14 hours earlier.
-    if (dob && note.noteTime.getTime() < Date.parse(`${dob}T00:00:00Z`) - 14 * 3600_000) {
-      throw problems.unprocessable('note-before-birth', "the note time is before the patient's date of birth", {
-        errors: [{ field: 'body.noteTime', detail: "before the patient's date of birth" }],
-      });
-    }
-  }
-
-  /**
-   * Open summaries of the old notes are superseded once a note change has committed. The change stands if
-   * Temporal cannot be told (answering an error would invite a retry that writes the note twice); it is logged
-   * with IDs only.
-   */
-  async function afterNotesChanged(patientId: string) {
-    try {
-      await supersedeRunningSummaries(deps, patientId);
-    } catch (err) {
-      log.error({ patientId, err: err instanceof Error ? err.name : String(err) }, 'could not supersede summaries after a note change');
-    }
-  }
-
-  const userNamed = async (username: string) =>
-    db('users')
-      .where({ username })
-      .first<{ id: string; username: string; active: boolean; roles: string[] } | undefined>('id', 'username', 'active', 'roles');
+  const { db } = deps;
 
   async function careTeamAnswer(patientId: string) {
     return { patientId, clinicians: await careTeam(db, patientId) };
@@ -198,12 +166,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
       params: patientParams,
       body: updatePatientBody,
       handler: async ({ params, body, actor, ctx }) => {
-        const result = await db
-          .transaction(async (trx) => {
-            await requirePatientAccess(trx, actor, params.id, 'update');
-            return updatePatient(trx, actor, params.id, body);
-          })
-          .catch(conflict);
+        const result = await changePatient(db, actor, params.id, body).catch(conflict);
         if (!result) throw problems.notFound(`patient ${params.id}`);
         ctx.body = result.patient;
       },
@@ -217,13 +180,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
       access: PHI_ACCESS,
       params: patientParams,
       handler: async ({ params, actor, ctx }) => {
-        await requirePatientAccess(db, actor, params.id);
-        // Stopped before the rows go, so that no run is left writing into a deleted record.
-        await stopSummariesOfDeletedPatient(deps, params.id);
-        const deleted = await db.transaction(async (trx) => {
-          await requirePatientAccess(trx, actor, params.id, 'update');
-          return deletePatient(trx, actor, params.id);
-        });
+        const deleted = await deletePatientRecords(deps, actor, params.id);
         if (!deleted) throw problems.notFound(`patient ${params.id}`);
         ctx.status = 204;
       },
@@ -256,8 +213,8 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
         if (as === 'admin' && body.username === actor.username) {
           throw problems.forbidden('an admin may not grant themselves access to a patient record; a clinician on the care team can');
         }
-        const user = await userNamed(body.username);
-        if (!user || !user.active || !user.roles.includes('clinician')) {
+        const user = await findActiveClinician(db, body.username);
+        if (!user) {
           throw problems.unprocessable('not-a-clinician', `${body.username} is not an active clinician`, {
             errors: [{ field: 'body.username', detail: 'not an active clinician' }],
           });
@@ -277,7 +234,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
       params: careTeamMemberParams,
       handler: async ({ params, actor, ctx }) => {
         await requireCareTeamManager(db, actor, params.id);
-        const user = await userNamed(params.username);
+        const user = await findUserByUsername(db, params.username);
         if (!user) throw problems.notFound(`${params.username} on this care team`);
         const outcome = await removeFromCareTeam(db, actor, params.id, user).catch(conflict);
         if (outcome === 'no-patient') throw problems.notFound(`patient ${params.id}`);
@@ -296,12 +253,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
       params: patientParams,
       body: createNoteBody,
       handler: async ({ params, body, actor, ctx }) => {
-        const note = await db.transaction(async (trx) => {
-          await requirePatientAccess(trx, actor, params.id, 'share');
-          await refuseNoteBeforeBirth(trx, params.id, body);
-          return createNote(trx, actor, params.id, body);
-        });
-        await afterNotesChanged(params.id);
+        const note = await addNote(deps, actor, params.id, body);
         ctx.status = 201;
         ctx.set('Location', notePath(params.id, note.id));
         ctx.set('ETag', etag(note.version));
@@ -353,15 +305,8 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
       body: updateNoteBody,
       handler: async ({ params, body, actor, ctx }) => {
         const version = expectedVersion(ctx, body.version, true)!;
-        const result = await db
-          .transaction(async (trx) => {
-            await requirePatientAccess(trx, actor, params.id, 'share');
-            await refuseNoteBeforeBirth(trx, params.id, body);
-            return updateNote(trx, actor, params.id, params.noteId, version, body);
-          })
-          .catch(conflict);
+        const result = await replaceNote(deps, actor, params.id, params.noteId, version, body).catch(conflict);
         if (!result) throw problems.notFound(`note ${params.noteId}`);
-        if (result.changed.length) await afterNotesChanged(params.id);
         ctx.set('ETag', etag(result.note.version));
         ctx.body = result.note;
       },
@@ -376,14 +321,8 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
       params: noteParams,
       handler: async ({ params, actor, ctx }) => {
         const version = expectedVersion(ctx, undefined, false);
-        const deleted = await db
-          .transaction(async (trx) => {
-            await requirePatientAccess(trx, actor, params.id, 'share');
-            return deleteNote(trx, actor, params.id, params.noteId, version);
-          })
-          .catch(conflict);
+        const deleted = await removeNote(deps, actor, params.id, params.noteId, version).catch(conflict);
         if (!deleted) throw problems.notFound(`note ${params.noteId}`);
-        await afterNotesChanged(params.id);
         ctx.status = 204;
       },
     }),

@@ -1,10 +1,9 @@
-import { ScheduleNotFoundError, ScheduleOverlapPolicy, type ScheduleDescription } from '@temporalio/client';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { SCHEDULE_IDS, type BackupInput } from '../../common/scheduled-work';
-import { appendAudit } from '../../db/audit';
+import type { ScheduleDescription } from '@temporalio/client';
+import { findBackup, listBackups, recentRestoreDrills, savePreferences, setLegalHold } from '../../db/scheduled-work';
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
+import { describeSchedule, listSchedules, operateSchedule, startAdhocBackup } from '../services/scheduled-work';
 import {
   backfillBody,
   backupListQuery,
@@ -18,15 +17,6 @@ import {
 
 const OPERATORS = ['it_operator'] as const;
 const READERS = ['it_operator', 'qa_manager'] as const;
-
-const OVERLAP: Record<string, ScheduleOverlapPolicy> = {
-  skip: ScheduleOverlapPolicy.SKIP,
-  buffer_one: ScheduleOverlapPolicy.BUFFER_ONE,
-  buffer_all: ScheduleOverlapPolicy.BUFFER_ALL,
-  cancel_other: ScheduleOverlapPolicy.CANCEL_OTHER,
-  terminate_other: ScheduleOverlapPolicy.TERMINATE_OTHER,
-  allow_all: ScheduleOverlapPolicy.ALLOW_ALL,
-};
 
 function scheduleView(d: ScheduleDescription) {
   const action = d.action as { workflowType?: string; workflowId?: string; taskQueue?: string };
@@ -88,16 +78,8 @@ function backupView(row: Record<string, unknown>) {
   };
 }
 
-export function scheduledWorkRoutes({ db, temporal }: ApiDeps): RouteSpec[] {
-  const describe = (scheduleId: string) =>
-    temporal.schedule
-      .getHandle(scheduleId)
-      .describe()
-      .catch((err) => {
-        throw err instanceof ScheduleNotFoundError ? problems.notFound(`schedule ${scheduleId}`) : err;
-      });
-  const audited = (actor: { userId: string; username: string }, action: string, scheduleId: string, details: Record<string, unknown>) =>
-    appendAudit(db, { actorId: actor.userId, actor: actor.username, action, entityType: 'schedule', entityId: scheduleId, details });
+export function scheduledWorkRoutes(deps: ApiDeps): RouteSpec[] {
+  const { db } = deps;
 
   /** Pausing and unpausing are the same operation but for the verb: audited, with the reason as the schedule's note. */
   const pauseRoute = (verb: 'pause' | 'unpause') =>
@@ -110,10 +92,8 @@ export function scheduledWorkRoutes({ db, temporal }: ApiDeps): RouteSpec[] {
       params: scheduleParams,
       body: reasonBody,
       handler: async ({ params, body, actor, ctx }) => {
-        await describe(params.scheduleId);
-        await audited(actor, `schedule.${verb}d`, params.scheduleId, { reason: body.reason });
-        await temporal.schedule.getHandle(params.scheduleId)[verb](`${verb}d by ${actor.username}: ${body.reason}`);
-        ctx.body = scheduleView(await describe(params.scheduleId));
+        await operateSchedule(deps, actor, params.scheduleId, { verb, reason: body.reason });
+        ctx.body = scheduleView(await describeSchedule(deps, params.scheduleId));
       },
     });
 
@@ -125,17 +105,7 @@ export function scheduledWorkRoutes({ db, temporal }: ApiDeps): RouteSpec[] {
       tag: 'operations',
       roles: READERS,
       handler: async ({ ctx }) => {
-        const ids: string[] = [];
-        for await (const summary of temporal.schedule.list()) ids.push(summary.scheduleId);
-        const described = await Promise.all(
-          ids.sort().map((id) =>
-            temporal.schedule
-              .getHandle(id)
-              .describe()
-              .catch(() => null),
-          ),
-        );
-        ctx.body = { schedules: described.filter((d): d is ScheduleDescription => d !== null).map(scheduleView) };
+        ctx.body = { schedules: (await listSchedules(deps)).map(scheduleView) };
       },
     }),
     route({
@@ -146,7 +116,7 @@ export function scheduledWorkRoutes({ db, temporal }: ApiDeps): RouteSpec[] {
       roles: READERS,
       params: scheduleParams,
       handler: async ({ params, ctx }) => {
-        ctx.body = scheduleView(await describe(params.scheduleId));
+        ctx.body = scheduleView(await describeSchedule(deps, params.scheduleId));
       },
     }),
     pauseRoute('pause'),
@@ -160,9 +130,7 @@ export function scheduledWorkRoutes({ db, temporal }: ApiDeps): RouteSpec[] {
       params: scheduleParams,
       body: triggerBody,
       handler: async ({ params, body, actor, ctx }) => {
-        await describe(params.scheduleId);
-        await audited(actor, 'schedule.triggered', params.scheduleId, { reason: body.reason, overlap: body.overlap ?? null });
-        await temporal.schedule.getHandle(params.scheduleId).trigger(body.overlap ? OVERLAP[body.overlap] : undefined);
+        await operateSchedule(deps, actor, params.scheduleId, { verb: 'trigger', reason: body.reason, overlap: body.overlap });
         ctx.status = 202;
         ctx.body = { scheduleId: params.scheduleId, status: 'triggered' };
       },
@@ -176,12 +144,12 @@ export function scheduledWorkRoutes({ db, temporal }: ApiDeps): RouteSpec[] {
       params: scheduleParams,
       body: backfillBody,
       handler: async ({ params, body, actor, ctx }) => {
-        await describe(params.scheduleId);
-        await audited(actor, 'schedule.backfilled', params.scheduleId, { reason: body.reason, start: body.start, end: body.end });
-        await temporal.schedule.getHandle(params.scheduleId).backfill({
-          start: new Date(body.start),
-          end: new Date(body.end),
-          overlap: body.overlap ? OVERLAP[body.overlap] : ScheduleOverlapPolicy.ALLOW_ALL,
+        await operateSchedule(deps, actor, params.scheduleId, {
+          verb: 'backfill',
+          reason: body.reason,
+          start: body.start,
+          end: body.end,
+          overlap: body.overlap,
         });
         ctx.status = 202;
         ctx.body = { scheduleId: params.scheduleId, status: 'backfill_requested', start: body.start, end: body.end };
@@ -194,36 +162,7 @@ export function scheduledWorkRoutes({ db, temporal }: ApiDeps): RouteSpec[] {
       tag: 'backups',
       roles: OPERATORS,
       handler: async ({ actor, ctx }) => {
-        if (await db('backups').where({ state: 'running' }).first('id'))
-          throw problems.conflict('backup-running', 'a backup is running; try again when it has finished');
-        const nightly = await temporal.schedule
-          .getHandle(SCHEDULE_IDS.backup)
-          .describe()
-          .catch((err) => {
-            throw err instanceof ScheduleNotFoundError
-              ? problems.unavailable(
-                  `the ${SCHEDULE_IDS.backup} schedule is not set up (start the worker with SCHEDULES=true or run npm run schedules)`,
-                )
-              : err;
-          });
-        const action = nightly.action as { workflowType: string; taskQueue: string; args?: unknown[] };
-        const [scheduled] = (action.args ?? []) as BackupInput[];
-        const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-        const workflowId = `backup:adhoc-${stamp}`;
-        const input: BackupInput = { settings: scheduled.settings, trigger: 'manual', requestedBy: actor.username };
-        await temporal.workflow.start('backupWorkflow', { workflowId, taskQueue: action.taskQueue, args: [input] }).catch((err) => {
-          throw err instanceof WorkflowExecutionAlreadyStartedError
-            ? problems.conflict('backup-running', `${workflowId} is already running`)
-            : err;
-        });
-        await appendAudit(db, {
-          actorId: actor.userId,
-          actor: actor.username,
-          action: 'backup.requested',
-          entityType: 'workflow',
-          entityId: workflowId,
-          details: {},
-        });
+        const workflowId = await startAdhocBackup(deps, actor);
         ctx.status = 202;
         ctx.set('Location', `/api/v1/workflows/${encodeURIComponent(workflowId)}`);
         ctx.body = { workflowId, status: 'started' };
@@ -237,11 +176,9 @@ export function scheduledWorkRoutes({ db, temporal }: ApiDeps): RouteSpec[] {
       roles: READERS,
       query: backupListQuery,
       handler: async ({ query, ctx }) => {
-        const q = db('backups').orderBy('taken_at', 'desc').limit(query.limit).offset(query.offset);
-        if (query.state) q.where('state', query.state);
-        const drills = await db('restore_drills').orderBy('started_at', 'desc').limit(5);
+        const [backups, drills] = await Promise.all([listBackups(db, query), recentRestoreDrills(db, 5)]);
         ctx.body = {
-          backups: (await q).map(backupView),
+          backups: backups.map(backupView),
           restoreDrills: drills.map((d) => ({
             id: d.id,
             backupId: d.backup_id,
@@ -263,7 +200,7 @@ export function scheduledWorkRoutes({ db, temporal }: ApiDeps): RouteSpec[] {
       roles: READERS,
       params: backupParams,
       handler: async ({ params, ctx }) => {
-        const row = await db('backups').where({ id: params.backupId }).first();
+        const row = await findBackup(db, params.backupId);
         if (!row) throw problems.notFound(`backup ${params.backupId}`);
         ctx.body = backupView(row);
       },
@@ -277,22 +214,10 @@ export function scheduledWorkRoutes({ db, temporal }: ApiDeps): RouteSpec[] {
       params: backupParams,
       body: legalHoldBody,
       handler: async ({ params, body, actor, ctx }) => {
-        const row = await db.transaction(async (trx) => {
-          const found = await trx('backups').where({ id: params.backupId }).forUpdate().first();
-          if (!found) throw problems.notFound(`backup ${params.backupId}`);
-          if (body.hold && found.state !== 'verified')
-            throw problems.conflict('backup-not-verified', `backup ${params.backupId} is ${found.state}`);
-          await trx('backups').where({ id: params.backupId }).update({ legal_hold: body.hold });
-          await appendAudit(trx, {
-            actorId: actor.userId,
-            actor: actor.username,
-            action: body.hold ? 'backup.legal_hold_set' : 'backup.legal_hold_released',
-            entityType: 'backup',
-            entityId: params.backupId,
-            details: { reason: body.reason },
-          });
-          return trx('backups').where({ id: params.backupId }).first();
-        });
+        const outcome = await setLegalHold(db, actor, params.backupId, body);
+        if ('notFound' in outcome) throw problems.notFound(`backup ${params.backupId}`);
+        if ('notVerified' in outcome) throw problems.conflict('backup-not-verified', `backup ${params.backupId} is ${outcome.notVerified}`);
+        const row = outcome.backup;
         ctx.body = backupView(row);
       },
     }),
@@ -308,12 +233,7 @@ export function scheduledWorkRoutes({ db, temporal }: ApiDeps): RouteSpec[] {
           ...(body.timeZone !== undefined ? { time_zone: body.timeZone } : {}),
           ...(body.digest !== undefined ? { digest: body.digest } : {}),
         };
-        await db('user_preferences')
-          .insert({ user_id: actor.userId, ...changes })
-          .onConflict('user_id')
-          .merge({ ...changes, updated_at: db.fn.now() });
-        const row = await db('user_preferences').where({ user_id: actor.userId }).first();
-        ctx.body = { timeZone: row.time_zone, digest: row.digest };
+        ctx.body = await savePreferences(db, actor.userId, changes);
       },
     }),
   ];

@@ -41,3 +41,4 @@ export const reviewBody = z.discriminatedUnion('decision', [
     regenerate: z.boolean().default(true),
   }),
 ]);
+export type ReviewBody = z.infer<typeof reviewBody>;

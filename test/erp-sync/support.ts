@@ -43,6 +43,8 @@ export interface ErpPlatform extends Platform {
   sync(input: Partial<ErpSyncInput>): Promise<ErpSyncResult>;
   startErpWorker(): Promise<void>;
   stopErpWorker(): Promise<void>;
+  /** The activities the worker runs, over the same database and the SMTP sink, to call one directly. */
+  activities: Activities;
 }
 
 /**
@@ -106,6 +108,7 @@ export async function startErpPlatform(
     erp,
     startErpWorker,
     stopErpWorker,
+    activities: createActivities(deps),
     sync: (input) =>
       env.client.workflow.execute('erpSyncWorkflow', {
         workflowId: `erp-sync:test-${randomBytes(4).toString('hex')}`,

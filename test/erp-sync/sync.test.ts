@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { WorkflowFailedError } from '@temporalio/client';
-import { createActivities } from '../../activities';
 import { sampleStateQuery } from '../../common/sample-intake';
 import { storePage } from '../../db/erp-sync';
 import { seedErp } from '../helpers/erpnext-stub';
@@ -312,13 +311,12 @@ describe('the ERP sync', () => {
     assert.equal(await count('audit_events', { action: 'erp.auth_refused', entity_id: key }), 1);
 
     // A retried finish of the same run alerts nobody again; the next run that fails is alerted on its own.
-    const acts = createActivities({
-      db: db(),
-      mailer: { send: async () => undefined, close: () => undefined },
-      publicUrl: 'x',
-      mailDomain: 'lab.test',
+    const retried = await p.activities.finishErpSyncRun({
+      syncRunId: failed.id,
+      state: 'failed',
+      error: failed.error,
+      errorType: 'ErpAuthFailed',
     });
-    const retried = await acts.finishErpSyncRun({ syncRunId: failed.id, state: 'failed', error: failed.error, errorType: 'ErpAuthFailed' });
     assert.deepEqual(retried.outboxIds, []);
     assert.equal((await alerted(key)).length, recipients.length);
     assert.equal(await count('notifications', { idempotency_key: key, user_id: u.ops.actor.userId }), 1);

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import AnthropicSdk from '@anthropic-ai/sdk';
+import OpenAISdk from 'openai';
 import {
   classifyLlmError,
   LLM_ERROR_KINDS,
@@ -105,5 +107,69 @@ describe('classifying what an SDK threw', () => {
   it('passes an LlmError through unchanged', () => {
     const err = new LlmError('anthropic', 'refusal');
     assert.equal(classifyLlmError('anthropic', err), err);
+  });
+});
+
+describe('classifying what the Anthropic and OpenAI SDKs threw', () => {
+  const anthropic = (status: number, type: string, message: string, extra: { errorCode?: string; headers?: Record<string, string> } = {}) =>
+    classifyLlmError(
+      'anthropic',
+      AnthropicSdk.APIError.generate(
+        status,
+        { type: 'error', error: { type, message, ...(extra.errorCode ? { details: { error_code: extra.errorCode } } : {}) } },
+        undefined,
+        new Headers({ 'request-id': 'req_1', ...extra.headers }),
+      ),
+    );
+  const openai = (status: number, error: { code?: string; type?: string; message: string }, headers: Record<string, string> = {}) =>
+    classifyLlmError('openai', OpenAISdk.APIError.generate(status, { error }, undefined, new Headers(headers)));
+
+  it('maps Anthropic error types before status codes: billing, spend limits, overload, timeouts', () => {
+    assert.equal(anthropic(400, 'billing_error', 'Your credit balance is too low').kind, 'quota_exhausted');
+    assert.equal(anthropic(400, 'invalid_request_error', 'limit', { errorCode: 'enforced_spend_limit_reached' }).kind, 'quota_exhausted');
+    assert.equal(anthropic(400, 'invalid_request_error', 'Your credit balance is too low to access the API').kind, 'quota_exhausted');
+    assert.equal(anthropic(529, 'overloaded_error', 'Overloaded').kind, 'overloaded');
+    assert.equal(anthropic(504, 'timeout_error', 'Request timed out').kind, 'timeout');
+    assert.equal(anthropic(400, 'invalid_request_error', 'prompt is too long: 210000 tokens > 200000 maximum').kind, 'prompt_truncated');
+  });
+
+  it('maps the remaining Anthropic statuses, and keeps the status, error type, request ID and Retry-After', () => {
+    assert.equal(anthropic(401, 'authentication_error', 'invalid x-api-key').kind, 'auth');
+    assert.equal(anthropic(404, 'not_found_error', 'model: claude-x').kind, 'not_configured');
+    assert.equal(anthropic(500, 'api_error', 'Internal server error').kind, 'server_error');
+    const limited = anthropic(429, 'rate_limit_error', 'Number of requests has exceeded your rate limit', {
+      headers: { 'retry-after': '7' },
+    });
+    assert.equal(limited.kind, 'rate_limited');
+    assert.equal(limited.httpStatus, 429);
+    assert.equal(limited.errorType, 'rate_limit_error');
+    assert.equal(limited.retryAfterMs, 7000);
+    assert.equal(limited.requestId, 'req_1');
+  });
+
+  it('maps OpenAI quota codes, context length and overload before status codes', () => {
+    assert.equal(
+      openai(429, { code: 'insufficient_quota', type: 'insufficient_quota', message: 'You exceeded your current quota' }).kind,
+      'quota_exhausted',
+    );
+    assert.equal(
+      openai(400, { code: 'context_length_exceeded', message: "This model's maximum context length is 128000 tokens" }).kind,
+      'prompt_truncated',
+    );
+    assert.equal(openai(503, { message: 'The engine is currently overloaded, please try again later' }).kind, 'overloaded');
+    assert.equal(openai(503, { message: 'Service unavailable' }).kind, 'server_error');
+    const limited = openai(429, { code: 'rate_limit_exceeded', message: 'Rate limit reached' }, { 'retry-after-ms': '1200' });
+    assert.equal(limited.kind, 'rate_limited');
+    assert.equal(limited.retryAfterMs, 1200);
+    assert.equal(openai(401, { code: 'invalid_api_key', message: 'Incorrect API key provided' }).kind, 'auth');
+    assert.equal(openai(408, { message: 'Request timeout' }).kind, 'timeout');
+  });
+
+  it('tells a cancelled call from a client timeout and a failed connection', () => {
+    assert.equal(classifyLlmError('anthropic', new AnthropicSdk.APIUserAbortError()).kind, 'cancelled');
+    assert.equal(classifyLlmError('openai', new OpenAISdk.APIConnectionTimeoutError()).kind, 'timeout');
+    assert.equal(classifyLlmError('openai', new OpenAISdk.APIConnectionError({ message: 'Connection error.' })).kind, 'server_error');
+    assert.equal(classifyLlmError('ollama', Object.assign(new Error('aborted'), { name: 'AbortError' })).kind, 'cancelled');
+    assert.equal(classifyLlmError('ollama', Object.assign(new Error('signal timed out'), { name: 'TimeoutError' })).kind, 'timeout');
   });
 });

@@ -6,6 +6,7 @@ import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { decryptFile, pgTarget, readKeyFile, runTool, sha256File, withDatabase } from '../../activities/backup-tools';
 import type { BackupInput, BackupResult, BackupSettings, RestoreDrillResult } from '../../common/scheduled-work';
 import { dropDatabase } from '../../db/knex';
@@ -211,8 +212,9 @@ describe('the nightly backup', () => {
     ]);
 
     // A failing backup prunes nothing.
-    await backup({ settings: { ...settings, pgUser: `labflow_no_such_role_${uniqueSuffix()}` }, takenAt: '2026-11-01T01:00:00Z' }).catch(
-      () => undefined,
+    await assert.rejects(
+      backup({ settings: { ...settings, pgUser: `labflow_no_such_role_${uniqueSuffix()}` }, takenAt: '2026-11-01T01:00:00Z' }),
+      (err: unknown) => err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure && err.cause.type === 'BackupFailed',
     );
     assert.equal((await db('backups').where({ state: 'expired' }).count({ n: '*' }).first())?.n, 0);
 

@@ -1,16 +1,16 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
-import { workflowIds } from '../common/ids';
-import type { Actor } from '../common/roles';
-import { EntityId, EntityType, Stage } from '../common/search-attributes';
-import { supersedeSummarySignal, type Summarizer, type SummaryInput } from '../common/soap-summary';
-import { notesFingerprint } from '../db/soap-notes';
-import type { ApiDeps } from './deps';
-import { problems } from './problem';
-import type { soapSummaryWorkflow } from '../workflows';
+import { workflowIds } from '../../common/ids';
+import type { Actor } from '../../common/roles';
+import { EntityId, EntityType, Stage } from '../../common/search-attributes';
+import { supersedeSummarySignal, type Summarizer, type SummaryInput } from '../../common/soap-summary';
+import { notesFingerprint } from '../../db/soap-notes';
+import { openSummaryJobsOf, summaryJobStage } from '../../db/summaries';
+import type { ApiDeps } from '../deps';
+import { problems } from '../problem';
+import type { soapSummaryWorkflow } from '../../workflows';
 
 type Deps = Pick<ApiDeps, 'db' | 'temporal'>;
 
-const OPEN_STAGES = ['requested', 'generating', 'validating', 'ready'];
 // A job that ended without a summary to keep: asking again for the same notes starts it afresh.
 const RESTARTABLE_STAGES = ['superseded', 'cancelled', 'rejected', 'failed_all_providers'];
 
@@ -30,7 +30,7 @@ export async function requestSummary(
     throw problems.unprocessable('no-notes', 'the patient has no SOAP notes to summarize');
   }
   const workflowId = workflowIds.soapSummary(patientId, fingerprint.notesHash);
-  const previous = await deps.db('summary_jobs').where({ workflow_id: workflowId }).first('stage');
+  const previousStage = await summaryJobStage(deps.db, workflowId);
   const input: SummaryInput = {
     patientId,
     notesHash: fingerprint.notesHash,
@@ -47,7 +47,8 @@ export async function requestSummary(
       taskQueue: deps.config.taskQueue,
       args: [input],
       workflowIdConflictPolicy: 'FAIL',
-      workflowIdReusePolicy: previous && RESTARTABLE_STAGES.includes(previous.stage) ? 'ALLOW_DUPLICATE' : 'ALLOW_DUPLICATE_FAILED_ONLY',
+      workflowIdReusePolicy:
+        previousStage && RESTARTABLE_STAGES.includes(previousStage) ? 'ALLOW_DUPLICATE' : 'ALLOW_DUPLICATE_FAILED_ONLY',
       typedSearchAttributes: [
         { key: EntityType, value: 'soap-summary' },
         { key: EntityId, value: patientId },
@@ -73,12 +74,7 @@ async function supersedeOpenJobs(
   patientId: string,
   options: { except?: string; reason: 'notes_changed' | 'new_request'; by?: string },
 ): Promise<void> {
-  const open: string[] = await deps
-    .db('summary_jobs')
-    .where({ patient_id: patientId })
-    .whereIn('stage', OPEN_STAGES)
-    .modify((q) => (options.except ? q.whereNot('workflow_id', options.except) : q))
-    .pluck('workflow_id');
+  const open = await openSummaryJobsOf(deps.db, patientId, options.except);
   await Promise.all(
     open.map((id) =>
       deps.temporal.workflow
@@ -102,7 +98,7 @@ export async function supersedeRunningSummaries(deps: Deps, patientId: string): 
  * there is nothing left for them to write). The reason names no patient data.
  */
 export async function stopSummariesOfDeletedPatient(deps: Deps, patientId: string): Promise<void> {
-  const open: string[] = await deps.db('summary_jobs').where({ patient_id: patientId }).whereIn('stage', OPEN_STAGES).pluck('workflow_id');
+  const open = await openSummaryJobsOf(deps.db, patientId);
   await Promise.all(
     open.map((id) =>
       deps.temporal.workflow

@@ -1,0 +1,96 @@
+import type { Knex } from 'knex';
+import type { Actor } from '../../common/roles';
+import type { Db } from '../../db/knex';
+import { deletePatient, patientBirthDate, updatePatient, type PatientInput } from '../../db/patients';
+import { createNote, deleteNote, updateNote } from '../../db/soap-notes';
+import type { ApiDeps } from '../deps';
+import { requirePatientAccess } from '../patient-access';
+import { problems } from '../problem';
+import type { ParsedNote } from '../schemas/patients';
+import { stopSummariesOfDeletedPatient, supersedeRunningSummaries } from '../temporal/soap-summary';
+
+// Access is checked in the transaction that writes, so a care team changed meanwhile cannot let a write through.
+
+async function refuseNoteBeforeBirth(trx: Knex, patientId: string, note: ParsedNote) {
+  const dob = await patientBirthDate(trx, patientId);
+  // Time zones east of UTC start a birth day up to 14 hours earlier.
+  if (dob && note.noteTime.getTime() < Date.parse(`${dob}T00:00:00Z`) - 14 * 3600_000) {
+    throw problems.unprocessable('note-before-birth', "the note time is before the patient's date of birth", {
+      errors: [{ field: 'body.noteTime', detail: "before the patient's date of birth" }],
+    });
+  }
+}
+
+/**
+ * Open summaries of the old notes are superseded once a note change has committed. The change stands if
+ * Temporal cannot be told (answering an error would invite a retry that writes the note twice); it is logged
+ * with IDs only.
+ */
+async function afterNotesChanged(deps: Pick<ApiDeps, 'db' | 'temporal' | 'log'>, patientId: string) {
+  try {
+    await supersedeRunningSummaries(deps, patientId);
+  } catch (err) {
+    deps.log.error({ patientId, err: err instanceof Error ? err.name : String(err) }, 'could not supersede summaries after a note change');
+  }
+}
+
+export function changePatient(db: Db, actor: Actor, patientId: string, change: Partial<PatientInput>) {
+  return db.transaction(async (trx) => {
+    await requirePatientAccess(trx, actor, patientId, 'update');
+    return updatePatient(trx, actor, patientId, change);
+  });
+}
+
+/** Deletes a patient's records; their open summary runs are stopped first, so none is left writing into them. */
+export async function deletePatientRecords(deps: Pick<ApiDeps, 'db' | 'temporal'>, actor: Actor, patientId: string): Promise<boolean> {
+  await requirePatientAccess(deps.db, actor, patientId);
+  await stopSummariesOfDeletedPatient(deps, patientId);
+  return deps.db.transaction(async (trx) => {
+    await requirePatientAccess(trx, actor, patientId, 'update');
+    return deletePatient(trx, actor, patientId);
+  });
+}
+
+export async function addNote(deps: Pick<ApiDeps, 'db' | 'temporal' | 'log'>, actor: Actor, patientId: string, note: ParsedNote) {
+  const created = await deps.db.transaction(async (trx) => {
+    await requirePatientAccess(trx, actor, patientId, 'share');
+    await refuseNoteBeforeBirth(trx, patientId, note);
+    return createNote(trx, actor, patientId, note);
+  });
+  await afterNotesChanged(deps, patientId);
+  return created;
+}
+
+/** Replaces a note at the version read; undefined when there is no such note. */
+export async function replaceNote(
+  deps: Pick<ApiDeps, 'db' | 'temporal' | 'log'>,
+  actor: Actor,
+  patientId: string,
+  noteId: string,
+  version: number,
+  note: ParsedNote,
+) {
+  const result = await deps.db.transaction(async (trx) => {
+    await requirePatientAccess(trx, actor, patientId, 'share');
+    await refuseNoteBeforeBirth(trx, patientId, note);
+    return updateNote(trx, actor, patientId, noteId, version, note);
+  });
+  if (result?.changed.length) await afterNotesChanged(deps, patientId);
+  return result;
+}
+
+/** Deletes a note (only at `version`, when given); false when there is no such note. */
+export async function removeNote(
+  deps: Pick<ApiDeps, 'db' | 'temporal' | 'log'>,
+  actor: Actor,
+  patientId: string,
+  noteId: string,
+  version: number | undefined,
+): Promise<boolean> {
+  const deleted = await deps.db.transaction(async (trx) => {
+    await requirePatientAccess(trx, actor, patientId, 'share');
+    return deleteNote(trx, actor, patientId, noteId, version);
+  });
+  if (deleted) await afterNotesChanged(deps, patientId);
+  return deleted;
+}
