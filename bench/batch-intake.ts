@@ -143,8 +143,8 @@ async function main(): Promise<void> {
       }
     }
 
-    const apiRate = median(api.map((r) => rate(r.ms)));
-    const rawRate = median(raw.map((r) => rate(r.ms)));
+    const apiRate = Math.round(median(api.map((r) => rate(r.ms))) * 10) / 10;
+    const rawRate = Math.round(median(raw.map((r) => rate(r.ms))) * 10) / 10;
     const answeredMs = median(api.map((r) => r.answeredMs));
     const ratio = Math.round((apiRate / rawRate) * 1000) / 1000;
     console.log(`\nbatch-intake: ${N} samples, call → all accepted, medians of ${ROUNDS} rounds (order alternating)`);
