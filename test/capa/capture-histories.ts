@@ -1,6 +1,7 @@
 /**
- * Drives real CAPA runs on the test server and saves their histories as replay fixtures in test/fixtures/histories/capa/.
- * Run with `npx mocha test/capa/capture-histories.ts` after a deliberate change to what a CAPA run records.
+ * Drives real CAPA runs on the test server and saves their histories as replay fixtures in
+ * test/fixtures/histories/capa/. Run with `npx mocha test/capa/capture-histories.ts` after a deliberate change to
+ * what a CAPA run records.
  */
 import { join } from 'node:path';
 import { startCapaRun } from '../../api/capa-runs';

@@ -1,7 +1,7 @@
 /**
  * Drives real document-approval runs on the test server and saves their histories as replay fixtures in
- * test/fixtures/histories/document-approval/.
- * Run with `npm run replay:capture` after a deliberate change to what a run records; commit the new files.
+ * test/fixtures/histories/document-approval/. Run with `npm run replay:capture` after a deliberate change to what a
+ * run records; commit the new files.
  */
 import { join } from 'node:path';
 import { testEnv } from '../setup/env';

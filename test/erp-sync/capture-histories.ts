@@ -1,7 +1,7 @@
 /**
  * Drives a real ERP sync against the ERPNext stub and a real supplier qualification on the test server, and saves
- * their histories as replay fixtures in test/fixtures/histories/erp-sync/. Run with `npx mocha test/erp-sync/capture-histories.ts` after a
- * deliberate change to what a run records; commit the new files.
+ * their histories as replay fixtures in test/fixtures/histories/erp-sync/. Run with `npx mocha
+ * test/erp-sync/capture-histories.ts` after a deliberate change to what a run records; commit the new files.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';

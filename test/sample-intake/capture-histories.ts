@@ -1,7 +1,7 @@
 /**
- * Drives real sample-intake runs (one by one and as a batch) on the test server and saves their histories as replay fixtures in
- * test/fixtures/histories/sample-intake/. Run with `npx mocha test/sample-intake/capture-histories.ts` after a deliberate change to what a
- * run records; commit the new files.
+ * Drives real sample-intake runs (one by one and as a batch) on the test server and saves their histories as replay
+ * fixtures in test/fixtures/histories/sample-intake/. Run with `npx mocha test/sample-intake/capture-histories.ts`
+ * after a deliberate change to what a run records; commit the new files.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';

@@ -1,8 +1,8 @@
 /**
- * Drives real runs of each scheduled-work workflow (backup, restore drill, reminders, digest, clean-up,
- * health canary, audit-trail check)
- * on the test server and saves their histories as replay fixtures in test/fixtures/histories/scheduled-work/. Run with
- * `npx mocha test/scheduled-work/capture-histories.ts` after a deliberate change to what a run records; commit the new files.
+ * Drives real runs of each scheduled-work workflow (backup, restore drill, reminders, digest, clean-up, health
+ * canary, audit-trail check) on the test server and saves their histories as replay fixtures in
+ * test/fixtures/histories/scheduled-work/. Run with `npx mocha test/scheduled-work/capture-histories.ts` after a
+ * deliberate change to what a run records; commit the new files.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';

@@ -1,8 +1,9 @@
 /**
  * Drives real SOAP-summary runs against the LLM provider stubs on the test server and saves their histories as
- * replay fixtures in test/fixtures/histories/soap-summary/. Run with `npx mocha test/soap-summary/capture-histories.ts` after a deliberate
- * change to what a run records; commit the new files. fetchFixture stores payloads decoded, so the fixtures replay
- * under any key set; each one is checked here to hold no encrypted payload and nothing of the patient's record.
+ * replay fixtures in test/fixtures/histories/soap-summary/. Run with `npx mocha
+ * test/soap-summary/capture-histories.ts` after a deliberate change to what a run records; commit the new files.
+ * fetchFixture stores payloads decoded, so the fixtures replay under any key set; each one is checked here to hold
+ * no encrypted payload and nothing of the patient's record.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
