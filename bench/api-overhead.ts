@@ -2,8 +2,8 @@
  * What the HTTP API costs on top of talking to Temporal directly, for the three things it does with a document
  * approval run: start it (POST .../submit vs client.workflow.start), update it (POST .../extend vs
  * handle.executeUpdate(extendDueUpdate)) and read it (GET .../versions/:v vs handle.query(documentStateQuery)).
- * Both paths hit the same dev server, the same worker and the same Client; samples alternate API, raw, API, raw
- * so machine noise lands on both alike. Prints a table, then one JSON line. BENCH_SAMPLES (default 200) and
+ * Both paths hit the same dev server, the same worker and the same Client; samples come in pairs, API then raw in
+ * even pairs and raw then API in odd ones, so machine noise and the order land on both alike. Prints a table, then one JSON line. BENCH_SAMPLES (default 200) and
  * BENCH_WARMUP (default 20) set the number of measured and discarded samples per op and path.
  */
 import { performance } from 'node:perf_hooks';
@@ -150,7 +150,7 @@ async function measure(p: BenchPlatform): Promise<Record<Op, Record<Path, number
     const samples: Record<Path, number[]> = { api: [], raw: [] };
     for (let i = 0; i < rounds; i++) {
       bench.checkInterrupted();
-      for (const path of ['api', 'raw'] as const) {
+      for (const path of i % 2 === 0 ? (['api', 'raw'] as const) : (['raw', 'api'] as const)) {
         const started = performance.now();
         await ops[op][path](i);
         const ms = performance.now() - started;
@@ -192,7 +192,7 @@ function report(results: Record<Op, Record<Path, number[]>>): void {
   const header = ['op', 'api p50 ms', 'raw p50 ms', 'p50 api/raw', 'api p99 ms', 'raw p99 ms'];
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
   const line = (cells: string[]) => cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ');
-  console.log(`\napi-overhead: ${SAMPLES} samples per op and path after ${WARMUP} warm-up, interleaved api/raw`);
+  console.log(`\napi-overhead: ${SAMPLES} samples per op and path after ${WARMUP} warm-up, interleaved, the order alternating`);
   console.log(line(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   rows.forEach((r) => console.log(line(r)));

@@ -18,7 +18,7 @@ const usage = `Replays a run's history against the current workflow code and say
   npm run replay -- --file <history.json> [--workflow-id <id>]
 
 The first form fetches the history from Temporal (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE); --save keeps a copy,
-e.g. as a fixture under test/replay/. The second replays a saved history (labflow's fixture format, or the JSON
+e.g. as a fixture under test/fixtures/histories/<process>/. The second replays a saved history (labflow's fixture format, or the JSON
 that the Web UI's "Download" and 'temporal workflow show --output json' produce).`;
 
 function option(args: string[], name: string): string | undefined {

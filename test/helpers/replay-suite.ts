@@ -1,39 +1,63 @@
-import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { DeterminismViolationError } from '@temporalio/workflow';
-import { loadFixture, replayFixtures, type ReplayFixture } from '../../workers/replay';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { FAILURE_CONVERTER_PATH } from '../../platform/data-converter';
+import { loadFixture, replayFixtures, type ReplayFixture, type ReplayVerdict } from '../../workers/replay';
 import { testEnv } from '../setup/env';
+
+/** Replay fixtures live in one folder per process, each history under the workflow ID it really ran with. */
+export const HISTORIES_ROOT = join(__dirname, '..', 'fixtures', 'histories');
+
+export const historiesDir = (process: string) => join(HISTORIES_ROOT, process);
 
 export type NamedFixture = ReplayFixture & { file: string };
 
-/** Every fixture in test/replay/<folder>, in file order, with its file name for messages. */
-export function loadFixtureFolder(folder: string): Promise<NamedFixture[]> {
-  const dir = join(__dirname, '..', 'replay', folder);
+/** The process folders under test/fixtures/histories/, found by listing rather than by name. */
+export function historyFolders(): string[] {
+  return readdirSync(HISTORIES_ROOT, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => entry.name)
+    .sort();
+}
+
+/** Every fixture in one process folder, in file order, with its file name for messages. */
+export function loadFixtureFolder(process: string): Promise<NamedFixture[]> {
+  const dir = historiesDir(process);
   return Promise.all(
     readdirSync(dir)
       .filter((f) => f.endsWith('.json'))
       .sort()
-      .map(async (f) => ({ ...(await loadFixture(join(dir, f))), file: f })),
+      .map(async (f) => ({ ...(await loadFixture(join(dir, f))), file: `${process}/${f}` })),
   );
 }
 
 export const workflowTypeOf = (f: ReplayFixture) => f.history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name;
 
-/** Replays each fixture on its own (the runs of one continued-as-new chain share a workflow ID) against the bundle. */
-export async function assertEveryFixtureReplays(fixtures: NamedFixture[]): Promise<void> {
-  assert.ok(fixtures.length > 0, 'there are fixtures to replay');
-  for (const f of fixtures) {
-    const [verdict] = await replayFixtures({ workflowBundle: testEnv().workflowBundle, dataConverter: testEnv().dataConverter }, [f]);
-    assert.equal(verdict.error, undefined, `${f.file}: ${verdict.error?.message}`);
-  }
+const ignore = () => undefined;
+const quiet = { log: ignore, trace: ignore, debug: ignore, info: ignore, warn: ignore, error: ignore };
+
+/** The current workflows (workflows/index.ts) bundled with extra workflow interceptor modules, e.g. a deliberate change. */
+export function bundleWithInterceptors(...interceptorModules: string[]): Promise<{ code: string }> {
+  return bundleWorkflowCode({
+    workflowsPath: require.resolve('../../workflows'),
+    workflowInterceptorModules: interceptorModules,
+    failureConverterPath: FAILURE_CONVERTER_PATH,
+    logger: quiet,
+  });
 }
 
-/** Replays a fixture against a deliberately changed workflow module and expects non-determinism to be caught. */
-export async function assertChangeIsCaught(workflowsPath: string, fixture: NamedFixture): Promise<void> {
-  const [verdict] = await replayFixtures({ workflowsPath, dataConverter: testEnv().dataConverter }, [fixture]);
-  assert.ok(
-    verdict.error instanceof DeterminismViolationError,
-    `expected a determinism violation for ${fixture.file}, got ${verdict.error}`,
-  );
+/**
+ * Replays each fixture against a bundle, one history at a time: the runs of one continued-as-new chain share a
+ * workflow ID, and one verdict must be told from the other.
+ */
+export async function replayEach(
+  workflowBundle: { code: string },
+  fixtures: NamedFixture[],
+): Promise<(ReplayVerdict & { file: string })[]> {
+  const verdicts = [];
+  for (const f of fixtures) {
+    const [verdict] = await replayFixtures({ workflowBundle, dataConverter: testEnv().dataConverter }, [f]);
+    verdicts.push({ ...verdict, file: f.file });
+  }
+  return verdicts;
 }

@@ -1,7 +1,7 @@
 /**
  * Drives a real ERP sync against the ERPNext stub and a real supplier qualification on the test server, and saves
- * their histories as replay fixtures in test/replay/erp-sync/. Run with `npx mocha test/erp-sync/capture.ts` after a
- * deliberate change to what a run records; commit the new files.
+ * their histories as replay fixtures in test/fixtures/histories/erp-sync/. Run with `npx mocha
+ * test/erp-sync/capture-histories.ts` after a deliberate change to what a run records; commit the new files.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -9,13 +9,14 @@ import { join } from 'node:path';
 import { workflowIds } from '../../common/ids';
 import type { ErpSyncInput, ErpSyncResult } from '../../common/erp-sync';
 import { fetchFixture, saveFixture } from '../../workers/replay';
+import { historiesDir } from '../helpers/replay-suite';
 import { seedErp } from '../helpers/erpnext-stub';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
 import { clearErpTables, count, startErpPlatform, type ErpPlatform } from './support';
 
-const dir = join(__dirname, '..', 'replay', 'erp-sync');
+const dir = historiesDir('erp-sync');
 
 describe('capturing ERP replay fixtures from real runs', () => {
   let p: ErpPlatform;

@@ -1,6 +1,7 @@
 /**
- * Drives real document-approval runs on the test server and saves their histories as replay fixtures.
- * Run with `npm run replay:capture` after a deliberate change to what a run records; commit the new files.
+ * Drives real document-approval runs on the test server and saves their histories as replay fixtures in
+ * test/fixtures/histories/document-approval/. Run with `npm run replay:capture` after a deliberate change to what a
+ * run records; commit the new files.
  */
 import { join } from 'node:path';
 import { testEnv } from '../setup/env';
@@ -9,8 +10,9 @@ import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { fetchFixture, saveFixture } from '../../workers/replay';
+import { historiesDir } from '../helpers/replay-suite';
 
-const dir = join(__dirname, 'document-approval');
+const dir = historiesDir('document-approval');
 
 describe('capturing replay fixtures from real runs', () => {
   let p: Platform;

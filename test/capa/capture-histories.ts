@@ -1,17 +1,19 @@
 /**
- * Drives real CAPA runs on the test server and saves their histories as replay fixtures in test/replay/capa/.
- * Run with `npx mocha test/capa/capture-fixtures.ts` after a deliberate change to what a CAPA run records.
+ * Drives real CAPA runs on the test server and saves their histories as replay fixtures in
+ * test/fixtures/histories/capa/. Run with `npx mocha test/capa/capture-histories.ts` after a deliberate change to
+ * what a CAPA run records.
  */
 import { join } from 'node:path';
 import { startCapaRun } from '../../api/capa-runs';
 import { fetchFixture, saveFixture } from '../../workers/replay';
+import { historiesDir } from '../helpers/replay-suite';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
 import { act, createCapa, fast, inHours, sign, toImplementation, waitForStage } from './support';
 
-const dir = join(__dirname, '..', 'replay', 'capa');
+const dir = historiesDir('capa');
 
 describe('capturing CAPA replay fixtures from real runs', () => {
   let p: Platform;

@@ -1,18 +1,20 @@
 /**
- * Drives real sample-intake runs on the test server and saves their histories as replay fixtures in
- * test/replay/sample-intake/. Run with `npx mocha test/sample-intake/capture.ts` after a deliberate change to what a
- * run records; commit the new files.
+ * Drives real sample-intake runs (one by one and as a batch) on the test server and saves their histories as replay
+ * fixtures in test/fixtures/histories/sample-intake/. Run with `npx mocha test/sample-intake/capture-histories.ts`
+ * after a deliberate change to what a run records; commit the new files.
  */
+import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { sampleEventSignal } from '../../common/sample-intake';
+import { sampleBatchWorkflowId, sampleEventSignal } from '../../common/sample-intake';
 import { fetchFixture, saveFixture } from '../../workers/replay';
+import { historiesDir } from '../helpers/replay-suite';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
-import { hoursAgo, inspected, mustAct, register, tag, waitForAudit } from './support';
+import { LABEL, PATIENT, hoursAgo, inspected, mustAct, register, tag, waitForAudit } from './support';
 
-const dir = join(__dirname, '..', 'replay', 'sample-intake');
+const dir = historiesDir('sample-intake');
 
 describe('capturing sample-intake replay fixtures from real runs', () => {
   let p: Platform;
@@ -110,5 +112,29 @@ describe('capturing sample-intake replay fixtures from real runs', () => {
     await waitForAudit(accession, 'sample.stat_overdue');
     await mustAct(p, u.tech, accession, 'cancel', { reason: 'Order withdrawn' });
     await save('stat-timers-cancelled', workflowId);
+  });
+
+  it('captures a batch of three samples, each started as its own intake run', async () => {
+    const findings = {
+      identifiers: LABEL,
+      container: 'SST',
+      preservative: 'clot_activator',
+      volumeMl: 3,
+      hemolyzed: false,
+      clotted: false,
+    };
+    const samples = Array.from({ length: 3 }, () => ({
+      sampleType: 'SERUM',
+      tests: ['CMP'],
+      barcode: `BC-${tag()}`,
+      patient: PATIENT,
+      collectedAt: hoursAgo(1),
+      arrival: { location: 'Courier box 7', temperatureC: 4, findings },
+    }));
+    const res = await p.api('POST', '/api/v1/sample-batches', { key: u.tech.apiKey, body: { samples, autoAccept: true } });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    const workflowId = sampleBatchWorkflowId(res.body.batchId);
+    await completed(workflowId);
+    await save('batch-three-samples', workflowId);
   });
 });

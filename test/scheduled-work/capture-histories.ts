@@ -1,7 +1,8 @@
 /**
- * Drives real runs of each scheduled-work workflow (backup, restore drill, reminders, digest, clean-up, health canary)
- * on the test server and saves their histories as replay fixtures in test/replay/scheduled-work/. Run with
- * `npx mocha test/scheduled-work/capture.ts` after a deliberate change to what a run records; commit the new files.
+ * Drives real runs of each scheduled-work workflow (backup, restore drill, reminders, digest, clean-up, health
+ * canary, audit-trail check) on the test server and saves their histories as replay fixtures in
+ * test/fixtures/histories/scheduled-work/. Run with `npx mocha test/scheduled-work/capture-histories.ts` after a
+ * deliberate change to what a run records; commit the new files.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -21,22 +22,23 @@ import type {
 } from '../../common/scheduled-work';
 import { openTask } from '../../db/tasks';
 import { fetchFixture, saveFixture } from '../../workers/replay';
+import { historiesDir } from '../helpers/replay-suite';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { testEnv } from '../setup/env';
 import { testBackupSettings, uniqueSuffix } from './support';
 
-const dir = join(__dirname, '..', 'replay', 'scheduled-work');
+const dir = historiesDir('scheduled-work');
 
 describe('capturing scheduled-work replay fixtures from real runs', () => {
   let p: Platform;
-  let users: Record<'ops' | 'alice' | 'dc', TestUser>;
+  let users: Record<'ops' | 'alice' | 'dc' | 'admin', TestUser>;
   let settings: BackupSettings;
 
   before(async () => {
     mkdirSync(dir, { recursive: true });
     p = await startPlatform();
-    users = await makeUsers({ ops: ['it_operator'], alice: ['reviewer'], dc: ['document_control'] });
+    users = await makeUsers({ ops: ['it_operator'], alice: ['reviewer'], dc: ['document_control'], admin: ['admin'] });
     settings = await testBackupSettings();
     const keyFile = join(settings.dir, '..', 'backup.key');
     await writeFile(keyFile, randomBytes(32).toString('hex'));
@@ -155,5 +157,34 @@ describe('capturing scheduled-work replay fixtures from real runs', () => {
     const { workflowId, result } = await exec<CleanupCounts>('cleanup', 'cleanupWorkflow', [input]);
     assert.ok(result.revokedKeys >= 1 && result.outboxFiles === 1, JSON.stringify(result));
     await save('cleanup', workflowId);
+  });
+
+  type AuditCheck = { ok: boolean; events: number; firstBrokenSeq: number | null };
+
+  it('captures an audit-trail check that finds the chain intact', async () => {
+    const { workflowId, result } = await exec<AuditCheck>('audit-verify', 'auditVerifyWorkflow', []);
+    assert.equal(result.ok, true, JSON.stringify(result));
+    await save('audit-verify-intact', workflowId);
+  });
+
+  it('captures an audit-trail check that finds a broken link and alerts the admins', async () => {
+    const db = testEnv().db;
+    // Only the database owner can get past the append-only trigger; the change is undone below.
+    const { seq, details } = await db('audit_events').orderBy('seq', 'desc').first('seq', 'details');
+    const setDetails = (value: unknown) =>
+      db.transaction(async (trx) => {
+        await trx.raw('set local session_replication_role = replica');
+        await trx('audit_events')
+          .where({ seq })
+          .update({ details: JSON.stringify(value) });
+      });
+    await setDetails({ ...details, tampered: true });
+    try {
+      const { workflowId, result } = await exec<AuditCheck>('audit-verify', 'auditVerifyWorkflow', []);
+      assert.equal(result.firstBrokenSeq, seq, JSON.stringify(result));
+      await save('audit-verify-broken', workflowId);
+    } finally {
+      await setDetails(details);
+    }
   });
 });

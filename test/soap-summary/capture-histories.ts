@@ -1,13 +1,15 @@
 /**
  * Drives real SOAP-summary runs against the LLM provider stubs on the test server and saves their histories as
- * replay fixtures in test/replay/soap-summary/. Run with `npx mocha test/soap-summary/capture.ts` after a deliberate
- * change to what a run records; commit the new files. fetchFixture stores payloads decoded, so the fixtures replay
- * under any key set; each one is checked here to hold no encrypted payload and nothing of the patient's record.
+ * replay fixtures in test/fixtures/histories/soap-summary/. Run with `npx mocha
+ * test/soap-summary/capture-histories.ts` after a deliberate change to what a run records; commit the new files.
+ * fetchFixture stores payloads decoded, so the fixtures replay under any key set; each one is checked here to hold
+ * no encrypted payload and nothing of the patient's record.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encryptionKeyIdsIn, fetchFixture, loadFixture, saveFixture } from '../../workers/replay';
+import { historiesDir } from '../helpers/replay-suite';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
 import {
@@ -24,7 +26,7 @@ import {
   type SummaryRig,
 } from './support';
 
-const dir = join(__dirname, '..', 'replay', 'soap-summary');
+const dir = historiesDir('soap-summary');
 
 /** Words of the notes patientWithNotes writes, and the identifiers it gives the patient. */
 const RECORD_TERMS = ['lisinopril', 'penicillin', 'aspirin', 'angina', 'tightness', 'Elm Street', '555 0142'];

@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import type { SummaryState } from '../../common/soap-summary';
+import { encryptionKeyIdsIn } from '../../workers/replay';
+import { workflowTypeOf, type NamedFixture } from '../helpers/replay-suite';
+
+/** What one process folder of test/fixtures/histories/ must hold, beyond "every history replays". */
+export interface FolderExpectation {
+  /** Completes "has fixtures ..." in the test's name. */
+  covers: string;
+  minFixtures: number;
+  workflowId: RegExp;
+  /** A real run records more than a start and an end. */
+  minEvents: number;
+  workflowTypes: string[];
+  more?: (fixtures: NamedFixture[]) => void;
+}
+
+const endsInContinueAsNew = (f: NamedFixture) => f.history.events?.some((e) => e.workflowExecutionContinuedAsNewEventAttributes) ?? false;
+const beganAsContinuation = (f: NamedFixture) =>
+  Boolean(f.history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId);
+
+/** Every payload's data in a history, as text. */
+export function payloadTexts(value: unknown, found: string[] = []): string[] {
+  if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value)) return found;
+  const v = value as { metadata?: unknown; data?: unknown };
+  if (typeof v.metadata === 'object' && ArrayBuffer.isView(v.data)) {
+    found.push(Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength).toString('utf8'));
+  }
+  for (const child of Object.values(value)) payloadTexts(child, found);
+  return found;
+}
+
+/** How a summary run ended: the stage it returned, or 'failed'. */
+function summaryEndingOf(f: NamedFixture): string {
+  const last = f.history.events?.at(-1);
+  if (last?.workflowExecutionFailedEventAttributes) return 'failed';
+  const result = last?.workflowExecutionCompletedEventAttributes?.result?.payloads?.[0];
+  assert.ok(result, `${f.file} ends with a result`);
+  return (JSON.parse(payloadTexts(result)[0]) as SummaryState).stage;
+}
+
+export const expectations: Record<string, FolderExpectation> = {
+  'document-approval': {
+    covers: 'for every ending a version can reach, one recorded before a patch',
+    minFixtures: 6,
+    workflowId: /^document-approval:[A-Z0-9-]+:v\d+$/,
+    minEvents: 21,
+    workflowTypes: ['documentApprovalWorkflow'],
+  },
+  capa: {
+    covers: 'for the CAPA lifecycle, one run that continued as new and its continuation',
+    minFixtures: 5,
+    workflowId: /^capa:CAPA-\d{4}-\d{4,}$/,
+    minEvents: 1,
+    workflowTypes: ['capaWorkflow'],
+    more(fixtures) {
+      assert.ok(fixtures.some(endsInContinueAsNew), 'a history that ends in continue-as-new');
+      assert.ok(fixtures.some(beganAsContinuation), 'a history that began as a continuation');
+    },
+  },
+  'erp-sync': {
+    covers: 'for the ERP sync (one run that continued as new) and a supplier qualification',
+    minFixtures: 3,
+    workflowId: /^(erp-sync:all|supplier-qualification:[\w ]+)$/,
+    minEvents: 11,
+    workflowTypes: ['erpSyncWorkflow', 'supplierQualificationWorkflow'],
+    more(fixtures) {
+      assert.ok(fixtures.some(endsInContinueAsNew), 'a history that ends in continue-as-new');
+    },
+  },
+  'sample-intake': {
+    covers: 'for acceptance, rejection, deviation, timers and a batch',
+    minFixtures: 5,
+    workflowId: /^(sample-intake:ACC-\d{8}|sample-batch:[0-9a-f-]{36})$/,
+    minEvents: 16,
+    workflowTypes: ['sampleBatchWorkflow', 'sampleIntakeWorkflow'],
+    more(fixtures) {
+      const batch = fixtures.find((f) => workflowTypeOf(f) === 'sampleBatchWorkflow');
+      assert.ok(
+        batch?.history.events?.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes),
+        'a batch that started intake runs as children',
+      );
+    },
+  },
+  'scheduled-work': {
+    covers: 'for every scheduled workflow, the audit check both intact and broken',
+    minFixtures: 8,
+    workflowId: /^(backup|restore-drill|overdue-reminders|daily-digest|cleanup|health-canary|audit-verify):capture-[0-9a-f]{6}$/,
+    minEvents: 11,
+    workflowTypes: [
+      'auditVerifyWorkflow',
+      'backupWorkflow',
+      'cleanupWorkflow',
+      'dailyDigestWorkflow',
+      'healthCanaryWorkflow',
+      'overdueRemindersWorkflow',
+      'restoreDrillWorkflow',
+    ],
+    more(fixtures) {
+      const audits = fixtures.filter((f) => workflowTypeOf(f) === 'auditVerifyWorkflow');
+      const activities = (f: NamedFixture) =>
+        f.history.events?.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []) ?? [];
+      assert.ok(
+        audits.some((f) => activities(f).join() === 'verifyAuditTrail'),
+        'an audit check that found the chain intact and told no one',
+      );
+      assert.ok(
+        audits.some((f) => activities(f).join() === 'verifyAuditTrail,deliverEmails'),
+        'an audit check that found a broken link and alerted the admins',
+      );
+    },
+  },
+  'soap-summary': {
+    covers: 'for each way a summary run ends, stored decoded and free of clinical text',
+    minFixtures: 6,
+    workflowId: /^soap-summary:[0-9a-f-]{36}:[0-9a-f]{32}$/,
+    minEvents: 16,
+    workflowTypes: ['soapSummaryWorkflow'],
+    more(fixtures) {
+      const endings = new Set(fixtures.map(summaryEndingOf));
+      for (const ending of ['approved', 'edited', 'superseded', 'failed']) assert.ok(endings.has(ending), `a run that ended ${ending}`);
+      assert.ok(
+        fixtures.some((f) => f.history.events?.some((e) => e.activityTaskCancelRequestedEventAttributes)),
+        'a run superseded while a provider call was in flight',
+      );
+      // Stored decoded, so they replay under any key set; readable, so a reviewer can see they hold no PHI.
+      for (const f of fixtures) {
+        assert.deepEqual(encryptionKeyIdsIn(f.history), [], `${f.file} holds encrypted payloads`);
+        const text = payloadTexts(f.history).join('\n').toLowerCase();
+        assert.ok(text.includes(f.workflowId.toLowerCase()), `${f.file}: its payloads are readable`);
+        for (const term of ['lisinopril', 'penicillin', 'aspirin', 'angina', 'hypertension', 'elm street']) {
+          assert.ok(!text.includes(term), `${f.file} carries "${term}"`);
+        }
+      }
+    },
+  },
+};
