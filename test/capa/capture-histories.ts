@@ -4,7 +4,7 @@
  * what a CAPA run records.
  */
 import { join } from 'node:path';
-import { startCapaRun } from '../../api/capa-runs';
+import { startCapaRun } from '../../api/temporal/capa';
 import { fetchFixture, saveFixture } from '../../workers/replay';
 import { historiesDir } from '../helpers/replay-suite';
 import { startPlatform, type Platform } from '../helpers/platform';
