@@ -32,7 +32,10 @@ async function main(): Promise<number> {
     console.log(usage);
     return args.length === 0 ? 2 : 0;
   }
-  Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' }, forward: {} } } });
+  Runtime.install({
+    logger: new DefaultLogger('ERROR'),
+    telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' }, forward: {} } },
+  });
   const config = loadConfig();
   // Histories with encrypted payloads (from Temporal, or a download without the codec) need the keys they name.
   const dataConverter = dataConverterFor(loadPayloadKeys(config));

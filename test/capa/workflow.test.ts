@@ -1,7 +1,7 @@
+import { stubActivityWorker } from '../helpers/stub-worker';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
-import { Worker } from '@temporalio/worker';
 import type { CapaStep } from '../../activities/capa';
 import type { AssigneeRef } from '../../common/assignees';
 import {
@@ -71,15 +71,8 @@ function stubActivities(opts: { inactiveOn?: (step: CapaStep) => string[] } = {}
 
 /** A worker on its own task queue, running the real capaWorkflow from the suite's bundle, while `body` runs. */
 async function withWorker<T>(activities: object, body: (taskQueue: string) => Promise<T>): Promise<T> {
-  const env = testEnv();
   const taskQueue = `test-capa-wf-${randomBytes(4).toString('hex')}`;
-  const worker = await Worker.create({
-    connection: env.nativeConnection,
-    taskQueue,
-    workflowBundle: env.workflowBundle,
-    activities,
-    dataConverter: env.dataConverter,
-  });
+  const worker = await stubActivityWorker(taskQueue, activities);
   return worker.runUntil(body(taskQueue));
 }
 

@@ -1,8 +1,9 @@
+import { stubActivityWorker } from '../helpers/stub-worker';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { Worker } from '@temporalio/worker';
+import { type Worker } from '@temporalio/worker';
 import type { AssigneeRef } from '../../common/assignees';
 import {
   completePeriodicReviewUpdate,
@@ -57,14 +58,7 @@ describe('document approval workflow with stub activities', () => {
   };
 
   before(async () => {
-    const env = testEnv();
-    worker = await Worker.create({
-      connection: env.nativeConnection,
-      taskQueue,
-      workflowBundle: env.workflowBundle,
-      dataConverter: env.dataConverter,
-      activities,
-    });
+    worker = await stubActivityWorker(taskQueue, activities);
     running = worker.run();
   });
   after(async () => {

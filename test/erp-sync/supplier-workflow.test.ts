@@ -1,8 +1,8 @@
+import { stubActivityWorker } from '../helpers/stub-worker';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
-import { Worker } from '@temporalio/worker';
 import type { Actor } from '../../common/roles';
 import {
   DECISION_UPDATES,
@@ -40,13 +40,7 @@ function stubs(erpAnswers: ('written' | 'refused')[]) {
 
 async function withRun(stub: ReturnType<typeof stubs>, drive: (run: SupplierRun) => Promise<void>) {
   const taskQueue = `supplier-wf-${randomBytes(4).toString('hex')}`;
-  const worker = await Worker.create({
-    connection: testEnv().nativeConnection,
-    taskQueue,
-    workflowBundle: testEnv().workflowBundle,
-    dataConverter: testEnv().dataConverter,
-    activities: stub.activities,
-  });
+  const worker = await stubActivityWorker(taskQueue, stub.activities);
   await worker.runUntil(async () => {
     const supplier = `SUP-${randomBytes(3).toString('hex')}`;
     const run = await testEnv().client.workflow.start<typeof supplierQualificationWorkflow>('supplierQualificationWorkflow', {

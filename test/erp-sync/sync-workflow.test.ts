@@ -1,8 +1,8 @@
+import { stubActivityWorker } from '../helpers/stub-worker';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { Worker } from '@temporalio/worker';
 import { ErpFailure, type ErpSyncInput, type ErpSyncResult } from '../../common/erp-sync';
 import type { erpSyncWorkflow } from '../../workflows';
 import { testEnv } from '../setup/env';
@@ -52,13 +52,7 @@ function stubs(opts: { configured?: boolean; pages?: number; failSync?: string }
 
 async function sync(stub: ReturnType<typeof stubs>, input: ErpSyncInput): Promise<{ result: ErpSyncResult; runs: number }> {
   const taskQueue = `erp-wf-${randomBytes(4).toString('hex')}`;
-  const worker = await Worker.create({
-    connection: testEnv().nativeConnection,
-    taskQueue,
-    workflowBundle: testEnv().workflowBundle,
-    dataConverter: testEnv().dataConverter,
-    activities: stub.activities,
-  });
+  const worker = await stubActivityWorker(taskQueue, stub.activities);
   const workflowId = `erp-sync:wf-test-${randomBytes(4).toString('hex')}`;
   return worker.runUntil(async () => {
     const handle = await testEnv().client.workflow.start<typeof erpSyncWorkflow>('erpSyncWorkflow', {

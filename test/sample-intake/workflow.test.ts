@@ -1,8 +1,9 @@
+import { stubActivityWorker } from '../helpers/stub-worker';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { Worker } from '@temporalio/worker';
+import { type Worker } from '@temporalio/worker';
 import type { Activities } from '../../activities';
 import type { Actor } from '../../common/roles';
 import {
@@ -93,14 +94,7 @@ describe('the sample-intake workflow with stub activities', () => {
   };
 
   before(async () => {
-    const env = testEnv();
-    worker = await Worker.create({
-      connection: env.nativeConnection,
-      taskQueue,
-      workflowBundle: env.workflowBundle,
-      activities: stubs,
-      dataConverter: env.dataConverter,
-    });
+    worker = await stubActivityWorker(taskQueue, stubs);
     running = worker.run();
   });
   after(async () => {

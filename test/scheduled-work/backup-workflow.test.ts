@@ -1,8 +1,8 @@
+import { stubActivityWorker } from '../helpers/stub-worker';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { Worker } from '@temporalio/worker';
 import type { BackupInput, BackupResult, BackupSettings } from '../../common/scheduled-work';
 import { Stage } from '../../common/search-attributes';
 import type { backupWorkflow } from '../../workflows';
@@ -51,13 +51,7 @@ function stubs(failAt?: string) {
 
 async function runBackup(stub: ReturnType<typeof stubs>): Promise<{ result: Promise<BackupResult>; stage: () => Promise<unknown> }> {
   const taskQueue = `backup-wf-${randomBytes(4).toString('hex')}`;
-  const worker = await Worker.create({
-    connection: testEnv().nativeConnection,
-    taskQueue,
-    workflowBundle: testEnv().workflowBundle,
-    dataConverter: testEnv().dataConverter,
-    activities: stub.activities,
-  });
+  const worker = await stubActivityWorker(taskQueue, stub.activities);
   const workflowId = `backup:wf-test-${randomBytes(4).toString('hex')}`;
   const outcome = worker.runUntil(
     testEnv().client.workflow.execute<typeof backupWorkflow>('backupWorkflow', {

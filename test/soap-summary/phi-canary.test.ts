@@ -65,7 +65,7 @@ function memoryStream(lines: string[]): Writable {
 }
 
 /**
- * Issue 5, "Keeping PHI out of Temporal": unique canaries in every identifier and every note section, summaries
+ * Keeping PHI out of Temporal: unique canaries in every identifier and every note section, summaries
  * through every path a run can take, and then none of them in the Temporal server's database files, in any history
  * (raw or decoded with the keys), in descriptions, search attributes or memos, nor in any log.
  */

@@ -1,8 +1,8 @@
+import { stubActivityWorker } from '../helpers/stub-worker';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { Worker } from '@temporalio/worker';
 import type { Actor } from '../../common/roles';
 import {
   reviewSummaryUpdate,
@@ -66,13 +66,7 @@ describe('the summary workflow on its own (stub activities)', () => {
   const run = async (script: Parameters<typeof stubs>[0], providers: Summarizer[], drive: (handle: SummaryRun) => Promise<void>) => {
     const taskQueue = `summary-wf-${randomBytes(4).toString('hex')}`;
     const stub = stubs(script);
-    const worker = await Worker.create({
-      connection: testEnv().nativeConnection,
-      taskQueue,
-      workflowBundle: testEnv().workflowBundle,
-      dataConverter: testEnv().dataConverter,
-      activities: stub.activities,
-    });
+    const worker = await stubActivityWorker(taskQueue, stub.activities);
     const input: SummaryInput = {
       patientId: 'P1',
       notesHash: 'n1',
