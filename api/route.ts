@@ -6,6 +6,7 @@ import type { Actor, Role } from '../common/roles';
 import { requireRole } from './auth';
 import { readJsonBody } from './body';
 import { problems } from './problem';
+import { OUT_OF_BOUNDS } from './schemas/common';
 import type { ApiDeps } from './deps';
 
 export interface RouteInput<P, Q, B> {
@@ -48,7 +49,13 @@ export function parseOrProblem<T>(schema: z.ZodType<T>, value: unknown, where: s
       ? issue.keys.map((key) => ({ field: field([...issue.path, key]), detail: 'not a field this operation takes' }))
       : [{ field: field(issue.path), detail: issue.message }],
   );
-  throw problems.validation(errors.map((e) => `${e.field}: ${e.detail}`).join('; '), errors);
+  const detail = errors.map((e) => `${e.field}: ${e.detail}`).join('; ');
+  // Well-formed but outside labflow's bounds (a ten-year-plus duration, a date before 1900): refused, not malformed.
+  const bounded = result.error.issues.every(
+    (i) => i.code === 'custom' && (i.params as { kind?: string } | undefined)?.kind === OUT_OF_BOUNDS,
+  );
+  if (bounded) throw problems.unprocessable(OUT_OF_BOUNDS, detail, { errors });
+  throw problems.validation(detail, errors);
 }
 
 export function mountRoutes(router: Router, specs: RouteSpec[], deps: ApiDeps): void {

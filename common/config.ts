@@ -1,8 +1,12 @@
 import { z } from 'zod';
-import { isDuration } from './durations';
+import { durationProblem } from './durations';
 import { DEFAULT_TASK_QUEUE } from './task-queues';
 
-const duration = z.string().refine(isDuration, 'expected a duration such as 30s, 15m, 72h or 365d');
+/** Zero is allowed (it turns a cache or a wait off); like every duration labflow takes, at most ten years. */
+const duration = z.string().superRefine((value, ctx) => {
+  const problem = durationProblem(value, { allowZero: true });
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 const flag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', 'auto', 'never'])
   .transform((v) => (v === 'auto' ? 'auto' : ['true', '1', 'yes'].includes(v)));

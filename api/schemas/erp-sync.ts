@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ERP_ENTITIES } from '../../common/erp-sync';
-import { pagination, text } from './common';
+import { OUT_OF_BOUNDS, pagination, text } from './common';
 
 export const erpEntity = z.enum(ERP_ENTITIES);
 export const triggerSyncBody = z.strictObject({
@@ -18,7 +18,13 @@ export const resetCursorBody = z.strictObject({
   /** Where the next sync starts; absent: from the beginning (a full re-sync). */
   to: z
     .strictObject({
-      modified: z.string().regex(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?$/, 'ERP time, YYYY-MM-DD HH:MM:SS.ffffff'),
+      modified: z
+        .string()
+        .regex(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?$/, 'ERP time, YYYY-MM-DD HH:MM:SS.ffffff')
+        .refine((t) => Number(t.slice(0, 4)) >= 1900 && Number(t.slice(0, 4)) <= new Date().getUTCFullYear() + 1, {
+          message: 'must lie between 1900 and next year',
+          params: { kind: OUT_OF_BOUNDS },
+        }),
       name: z.string().min(1).max(200),
     })
     .optional(),

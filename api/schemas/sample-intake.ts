@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DISPOSITIONS, PRIORITIES, REJECTION_CODES, SAMPLE_STATES } from '../../common/sample-intake';
-import { durationString, flagParam, isoDateTime, pagination, signatureBody, text, username } from './common';
+import { durationString, flagParam, isoDate, isoDateTime, pagination, signatureBody, text, username } from './common';
 
 export const accessionParams = z.object({ accession: z.string().regex(/^ACC-\d{8,}$/, 'an accession number such as ACC-26000001') });
 const code = z.string().regex(/^[A-Z0-9_-]{1,32}$/, 'an upper-case code');
@@ -9,7 +9,7 @@ const celsius = z.number().min(-200).max(100);
 
 export const patientBody = z.strictObject({
   name: z.string().trim().min(1).max(200).optional(),
-  dob: z.iso.date().optional(),
+  dob: isoDate.refine((d) => Date.parse(`${d}T00:00:00Z`) <= Date.now() + 14 * 3600_000, 'must not be in the future').optional(),
   mrn: z.string().trim().min(1).max(64).optional(),
 });
 

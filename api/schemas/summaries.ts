@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { durationString, signatureBody } from './common';
+import { boundedDuration, signatureBody } from './common';
 
 export const SUMMARIZERS = ['anthropic', 'openai', 'ollama', 'extractive'] as const;
 
@@ -18,7 +18,7 @@ export const requestSummaryBody = z.strictObject({
     .optional(),
 });
 /** `wait=10s`: answer with the summary if it is ready within that time (at most the configured bound), else 202. */
-export const requestSummaryQuery = z.strictObject({ wait: durationString.optional() });
+export const requestSummaryQuery = z.strictObject({ wait: boundedDuration({ allowZero: true }).optional() });
 
 export const listSummariesQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(20),

@@ -1,7 +1,12 @@
 import type { z } from 'zod';
 import type { AssigneeRef } from '../../common/assignees';
 import {
+  DEFAULT_MAX_EXTENSIONS,
+  DEFAULT_REOPEN_WINDOW,
   OPEN_CAPA_STAGES,
+  RISK_DURATIONS,
+  riskOf,
+  type CapaDurations,
   capaStateQuery,
   type CapaStage,
   type CapaState,
@@ -11,6 +16,7 @@ import {
   type PlanDecisionArgs,
   type TriageArgs,
 } from '../../common/capa';
+import { durationMs } from '../../common/durations';
 import { workflowIds } from '../../common/ids';
 import type { Actor } from '../../common/roles';
 import { DECISION_FROM, DECISION_STATUS, type SupplierDecision } from '../../common/supplier-qualification';
@@ -24,6 +30,7 @@ import { problems } from '../problem';
 import type { closeBody, createCapaBody, listCapasQuery, planBody, planDecisionBody, triageBody } from '../schemas/capa';
 import { verifySigner } from '../signing';
 import { capaRun, notifyCapasOfDeactivation, startCapaRun } from '../temporal/capa';
+import { checkCountCeiling, checkTimers, requireTimerRole } from './timer-bounds';
 
 export const capaLocation = (number: string) => `/api/v1/capas/${number}`;
 
@@ -32,6 +39,7 @@ export const capaLocation = (number: string) => `/api/v1/capas/${number}`;
  * asked for a duplicate.
  */
 export async function initiateCapa(deps: ApiDeps, actor: Actor, body: z.infer<typeof createCapaBody>) {
+  checkCapaTimersAtCreation(actor, body);
   if (!body.allowDuplicate) {
     const existing = await openCapasNaming(deps.db, body.sources);
     if (existing.length) {
@@ -51,6 +59,27 @@ export async function initiateCapa(deps: ApiDeps, actor: Actor, body: z.infer<ty
     maxExtensions: body.maxExtensions,
     reopenWindow: body.reopenWindow,
   });
+}
+
+/** QA owns a CAPA's clock: only a QA manager may shorten its deadlines, extensions or reopening window. */
+const CAPA_TIMER_ROLES = ['qa_manager'] as const;
+const DURATION_KEYS = ['containment', 'investigation', 'effectivenessWait', 'reminderBefore'] as const;
+
+/** Before triage the risk level is unknown, so a duration set at creation may not exceed any level's. */
+const STRICTEST_DURATIONS = Object.fromEntries(
+  DURATION_KEYS.map((key) => {
+    const values = Object.values(RISK_DURATIONS).map((d) => d[key]);
+    return [key, values.reduce((a, b) => (durationMs(a) <= durationMs(b) ? a : b))];
+  }),
+) as unknown as CapaDurations;
+
+function checkCapaTimersAtCreation(actor: Actor, body: z.infer<typeof createCapaBody>) {
+  const rule = { roles: CAPA_TIMER_ROLES, what: 'CAPA timers' };
+  checkTimers(actor, body.durations, { ...rule, ceilings: { ...STRICTEST_DURATIONS }, prefix: 'body.durations.' });
+  checkTimers(actor, { reopenWindow: body.reopenWindow }, { ...rule, ceilings: { reopenWindow: DEFAULT_REOPEN_WINDOW }, prefix: 'body.' });
+  const changesExtensions = body.maxExtensions !== undefined && body.maxExtensions !== DEFAULT_MAX_EXTENSIONS;
+  requireTimerRole(actor, changesExtensions ? ['body.maxExtensions'] : [], rule);
+  checkCountCeiling(body.maxExtensions, DEFAULT_MAX_EXTENSIONS, 'body.maxExtensions');
 }
 
 /** The projection's CAPAs by the query's filters; an owner who is no user owns none. */
@@ -127,6 +156,13 @@ export async function triageArgs(db: Db, actor: Actor, number: string, body: z.i
   if (body.decision === 'accept') {
     const owner = await activeUser(db, body.owner, 'body.owner');
     const { severity, occurrence, reason, durations } = body;
+    const level = riskOf(severity, occurrence).level;
+    checkTimers(actor, durations, {
+      roles: CAPA_TIMER_ROLES,
+      what: 'CAPA timers',
+      ceilings: { ...RISK_DURATIONS[level] },
+      prefix: 'body.durations.',
+    });
     return { actor, decision: 'accept', severity, occurrence, owner, reason, durations };
   }
   if (body.decision === 'merge') {

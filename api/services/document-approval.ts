@@ -12,6 +12,7 @@ import type { ApiDeps } from '../deps';
 import { liveOrRecorded } from '../live-or-recorded';
 import { problems } from '../problem';
 import { approvalInput, approvalRun, liveApprovalRun, startApprovalRun } from '../temporal/document-approval';
+import { checkTimers } from './timer-bounds';
 
 type ApprovalRun = WorkflowHandle<typeof documentApprovalWorkflow>;
 type AssigneeInput = { user: string } | { role: Role };
@@ -133,6 +134,19 @@ export async function resolveAssignee(db: Db, input: AssigneeInput, field: strin
   return { kind: 'user', userId: user.id, username: user.username };
 }
 
+/**
+ * Document control (or the lab director) may shorten a review's deadlines below the configured ones; an author
+ * submitting their own document takes the configured deadlines.
+ */
+function checkReviewTimers(actor: Actor, request: SubmitRequest, defaults: ApiDeps['config']['documentDefaults']) {
+  const rule = { roles: ['document_control', 'lab_director'] as const, what: 'review deadlines' };
+  request.routing.forEach((stage, i) =>
+    checkTimers(actor, { due: stage.due }, { ...rule, ceilings: { due: defaults.stageDue }, prefix: `body.routing.${i}.` }),
+  );
+  const { reminderBefore, periodicReview } = request;
+  checkTimers(actor, { reminderBefore, periodicReview }, { ...rule, ceilings: { ...defaults }, prefix: 'body.' });
+}
+
 export interface SubmitRequest {
   routing: { name: string; rule: StageRule; assignees: AssigneeInput[]; due?: string }[];
   reminderBefore?: string;
@@ -161,6 +175,7 @@ export async function submitVersion(deps: ApiDeps, number: string, version: numb
   if (row.author_id !== actor.userId && !actor.roles.includes('document_control')) {
     throw problems.forbidden('only the author or document control may submit this version');
   }
+  checkReviewTimers(actor, request, config.documentDefaults);
   const assignees = await resolving;
   const routing = request.routing.map((stage, i) => ({
     name: stage.name,

@@ -38,6 +38,7 @@ import { liveOrRecorded } from '../live-or-recorded';
 import { problems } from '../problem';
 import type { BatchBody, InspectBody, RegisterBody, ResolveHeldOrderBody, WebhookBody } from '../schemas/sample-intake';
 import { compareIdentifiers, deliverSampleEvent, intakeInput, startIntakeRun, webhookEvent } from '../temporal/sample-intake';
+import { checkTimers, type TimerRule } from './timer-bounds';
 
 type Deps = Pick<ApiDeps, 'db' | 'temporal' | 'config'>;
 
@@ -126,12 +127,21 @@ export async function viewAfterUpdate(deps: Deps, accession: string, answered: S
   return sampleView(deps, await loadSample(deps.db, accession), answered);
 }
 
+/** The lab sets a sample's waiting periods; a clinician's request takes the configured ones. */
+const INTAKE_TIMER_RULE: TimerRule = {
+  roles: ['lab_technician', 'lab_director'],
+  ceilings: { ...DEFAULT_INTAKE_TIMERS },
+  prefix: 'body.timers.',
+  what: 'sample intake timers',
+};
+
 /**
  * Registers one sample and starts its run in the same transaction (if Temporal refuses, no sample is left without
  * its run). A tube already registered is a 409 naming its accession.
  */
 export async function registerSample(deps: Deps, body: RegisterBody, actor: Actor): Promise<{ accession: string; workflowId: string }> {
   const { db, temporal, config } = deps;
+  checkTimers(actor, body.timers, INTAKE_TIMER_RULE);
   const types = await checkCodes(db, [body], () => 'body.');
   if (body.collectedAt && Date.parse(body.collectedAt) > Date.now()) {
     throw problems.unprocessable('collection-in-future', 'the collection time is in the future', {
@@ -181,6 +191,7 @@ export async function inspectionFindings(deps: Deps, row: SampleRow, body: Inspe
  */
 export async function registerSampleBatch(deps: Deps, body: BatchBody, actor: Actor) {
   const { db, temporal, config } = deps;
+  checkTimers(actor, body.timers, INTAKE_TIMER_RULE);
   await checkCodes(
     db,
     body.samples.map((s) => ({ sampleType: s.sampleType, tests: s.tests })),

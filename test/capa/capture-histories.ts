@@ -72,15 +72,21 @@ describe('capturing CAPA replay fixtures from real runs', () => {
 
   it('captures reminders, an escalation and a reassignment from a deactivated owner', async () => {
     const leaver = (await makeUsers({ leaver: ['lab_technician'] })).leaver;
-    const { number, workflowId } = await createCapa(p, u.initiator, { durations: { ...fast, reminderBefore: '1s' } });
-    await toImplementation(p, { qa: u.qa, owner: leaver }, number, [
-      {
-        type: 'corrective',
-        description: 'Recalibrate',
-        owner: { user: leaver.username },
-        dueAt: new Date(Date.now() + 3000).toISOString(),
-      },
-    ]);
+    const { number, workflowId } = await createCapa(p, u.initiator);
+    await toImplementation(
+      p,
+      { qa: u.qa, owner: leaver },
+      number,
+      [
+        {
+          type: 'corrective',
+          description: 'Recalibrate',
+          owner: { user: leaver.username },
+          dueAt: new Date(Date.now() + 3000).toISOString(),
+        },
+      ],
+      { ...fast, reminderBefore: '1s' },
+    );
     const handle = testEnv().client.workflow.getHandle(workflowId);
     await waitFor(
       async () => ((await handle.query('capaState')) as { plan: { actions: { escalated: boolean }[] } }).plan.actions[0].escalated,

@@ -134,15 +134,21 @@ describe('CAPA refusals, deadlines, reassignment and continue-as-new', () => {
   });
 
   it('reminds before an action is due, escalates to the triaging QA manager when overdue, and lists it as overdue', async () => {
-    const { number } = await createCapa(p, u.initiator, { durations: { ...fast, reminderBefore: '1s' } });
-    await toImplementation(p, u, number, [
-      {
-        type: 'corrective',
-        description: 'Replace tubes',
-        owner: { user: u.owner.username },
-        dueAt: new Date(Date.now() + 3000).toISOString(),
-      },
-    ]);
+    const { number } = await createCapa(p, u.initiator);
+    await toImplementation(
+      p,
+      u,
+      number,
+      [
+        {
+          type: 'corrective',
+          description: 'Replace tubes',
+          owner: { user: u.owner.username },
+          dueAt: new Date(Date.now() + 3000).toISOString(),
+        },
+      ],
+      { ...fast, reminderBefore: '1s' },
+    );
     // The run marks the escalation before its step commits; the audit event says the step is written.
     await waitFor(
       async () => (await testEnv().db('audit_events').where({ entity_id: number, action: 'capa.overdue' })).length,

@@ -6,13 +6,13 @@ import { testEnv } from '../setup/env';
 
 export const capaPath = (number: string) => `/api/v1/capas/${number}`;
 export const inHours = (h: number) => new Date(Date.now() + h * 3_600_000).toISOString();
-/** Short durations so a whole lifecycle runs in seconds. */
+/** Short durations so a whole lifecycle runs in seconds; a QA manager sets them at triage (only QA may shorten them). */
 export const fast = { containment: '1h', investigation: '1h', effectivenessWait: '1s', reminderBefore: '10m' };
 
 export async function createCapa(p: Platform, by: TestUser, body: Record<string, unknown> = {}) {
   const res = await p.api('POST', '/api/v1/capas', {
     key: by.apiKey,
-    body: { title: 'Haemolysed samples from ward 3', description: 'Repeated haemolysis on morning draws.', durations: fast, ...body },
+    body: { title: 'Haemolysed samples from ward 3', description: 'Repeated haemolysis on morning draws.', ...body },
   });
   assert.equal(res.status, 202, JSON.stringify(res.body));
   // The run's first step has written the record (row, sources, task) once the projection says triage.
@@ -55,8 +55,9 @@ export async function toImplementation(
   u: { qa: TestUser; owner: TestUser },
   number: string,
   actions: { type: string; description: string; owner: { user: string } | { role: 'qa_manager' }; dueAt: string }[],
+  durations: Record<string, string> = fast,
 ) {
-  await act(p, u.qa, number, '/triage', { decision: 'accept', severity: 4, occurrence: 3, owner: u.owner.username });
+  await act(p, u.qa, number, '/triage', { decision: 'accept', severity: 4, occurrence: 3, owner: u.owner.username, durations });
   await act(p, u.owner, number, '/containment', { summary: 'Quarantined affected tubes', actions: ['Hold ward 3 samples'] });
   await act(p, u.owner, number, '/investigation', {
     method: 'five_whys',

@@ -69,7 +69,7 @@ describe('capturing replay fixtures from real runs', () => {
 
   it('captures a reminder, an escalation, a reassignment, an extension and a rejection', async () => {
     const { number } = await createDraft(p, u.author);
-    const { workflowId } = await submit(p, u.author, number, 1, {
+    const { workflowId } = await submit(p, u.control, number, 1, {
       routing: [{ name: 'Review', assignees: [{ user: u.rita.username }], due: '3s' }],
       reminderBefore: '1s',
     });
@@ -92,7 +92,7 @@ describe('capturing replay fixtures from real runs', () => {
 
   it('captures an effective date, a periodic review and retirement', async () => {
     const { number, contentHash } = await createDraft(p, u.author);
-    const { workflowId } = await submit(p, u.author, number, 1, {
+    const { workflowId } = await submit(p, u.control, number, 1, {
       routing: [{ name: 'Review', assignees: [{ user: u.rita.username }] }],
       effectiveDate: new Date(Date.now() + 2000).toISOString(),
       periodicReview: '2s',

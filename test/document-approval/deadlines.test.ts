@@ -5,7 +5,7 @@ import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 
-/** Durations are inputs, so these tests pass seconds where a lab would pass days. */
+/** Durations are inputs, so these tests pass seconds where a lab would pass days (document control may shorten them). */
 describe('document approval: deadlines, reminders and effective dates', () => {
   let p: Platform;
   let u: Record<'author' | 'rita' | 'control', TestUser>;
@@ -21,7 +21,7 @@ describe('document approval: deadlines, reminders and effective dates', () => {
 
   it('reminds the assignee before the due date and escalates to document control when overdue, never approving', async () => {
     const { number } = await createDraft(p, u.author);
-    await submit(p, u.author, number, 1, {
+    await submit(p, u.control, number, 1, {
       routing: [{ name: 'Review', assignees: [{ user: u.rita.username }], due: '4s' }],
       reminderBefore: '2s',
     });
@@ -43,7 +43,7 @@ describe('document approval: deadlines, reminders and effective dates', () => {
 
   it('moves the deadline when document control extends it, with the reminder re-armed', async () => {
     const { number } = await createDraft(p, u.author);
-    await submit(p, u.author, number, 1, {
+    await submit(p, u.control, number, 1, {
       routing: [{ name: 'Review', assignees: [{ user: u.rita.username }], due: '3s' }],
       reminderBefore: '1s',
     });
@@ -88,7 +88,7 @@ describe('document approval: deadlines, reminders and effective dates', () => {
   it('waits durably for the effective date, then opens a periodic review that document control completes', async () => {
     const { number, contentHash } = await createDraft(p, u.author);
     const effectiveDate = new Date(Date.now() + 3000).toISOString();
-    await submit(p, u.author, number, 1, {
+    await submit(p, u.control, number, 1, {
       routing: [{ name: 'Review', assignees: [{ user: u.rita.username }] }],
       effectiveDate,
       periodicReview: '3s',

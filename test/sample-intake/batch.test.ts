@@ -72,7 +72,7 @@ describe('batch intake', () => {
         tests: ['CMP', 'TSH'],
         externalId: `LIMS-ORDER-${tag()}-${n(i)}`,
         barcode: `BC-${tag()}-${n(i)}`,
-        patient: { name: `Ada Augusta King, Countess of Lovelace ${n(i)}`, dob: '1815-12-10', mrn: `MRN-${n(i)}` },
+        patient: { name: `Ada Augusta King, Countess of Lovelace ${n(i)}`, dob: '1915-12-10', mrn: `MRN-${n(i)}` },
         collectedAt: hoursAgo(1),
         arrival: {
           location: 'Central receiving, courier box 7',

@@ -84,7 +84,8 @@ describe('capturing sample-intake replay fixtures from real runs', () => {
   });
 
   it('captures shipment, transit and STAT timers, a receipt signal delivered twice and a cancellation', async () => {
-    const { accession, workflowId } = await register(p, u.doc, {
+    const { accession, workflowId } = await register(p, u.tech, {
+      submitter: u.doc.username,
       priority: 'stat',
       tests: ['CMP'],
       collectedAt: hoursAgo(0.5),

@@ -4,7 +4,7 @@ import type { TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
 
-export const PATIENT = { name: 'Ada Lovelace', dob: '1815-12-10', mrn: 'MRN-0042' };
+export const PATIENT = { name: 'Ada Lovelace', dob: '1915-12-10', mrn: 'MRN-0042' };
 export const LABEL = [
   { type: 'name', value: 'ada  lovelace' },
   { type: 'mrn', value: 'MRN-0042' },

@@ -19,8 +19,9 @@ describe('sample intake timers', () => {
   const openTasks = async (accession: string) =>
     (await testEnv().db('tasks').where({ entity_type: 'sample', entity_id: accession, state: 'open' }).pluck('kind')) as string[];
 
+  // The lab shortens a sample's timers (a clinician may not): the technician registers for the clinician.
   it('escalates an order whose specimen never arrives (order without specimen)', async () => {
-    const { accession } = await register(p, u.doc, { timers: { specimenHold: '2s' } });
+    const { accession } = await register(p, u.tech, { submitter: u.doc.username, timers: { specimenHold: '2s' } });
     await waitForAudit(accession, 'sample.specimen_hold');
     assert.ok((await openTasks(accession)).includes('sample.specimen_hold'));
     const row = await getSample(p, u.doc, accession);
@@ -31,7 +32,7 @@ describe('sample intake timers', () => {
   });
 
   it('flags a shipped specimen that is overdue in transit, and closes the task once it arrives', async () => {
-    const { accession, workflowId } = await register(p, u.doc, { timers: { inTransitDue: '2s' } });
+    const { accession, workflowId } = await register(p, u.tech, { submitter: u.doc.username, timers: { inTransitDue: '2s' } });
     await testEnv()
       .client.workflow.getHandle(workflowId)
       .signal(sampleEventSignal, { eventId: 'courier-1', source: 'courier', type: 'shipped', at: new Date().toISOString() });
@@ -46,7 +47,7 @@ describe('sample intake timers', () => {
   });
 
   it('holds a specimen without an order and escalates when none is attached in time', async () => {
-    const { accession } = await register(p, u.doc, { tests: [], timers: { orderHold: '2s' } });
+    const { accession } = await register(p, u.tech, { submitter: u.doc.username, tests: [], timers: { orderHold: '2s' } });
     const received = await mustAct(p, u.tech, accession, 'receive', { location: 'Receiving', temperatureC: 4 });
     assert.equal(received.state, 'received');
     await waitForAudit(accession, 'sample.order_hold');
@@ -69,7 +70,8 @@ describe('sample intake timers', () => {
   });
 
   it('tells the lab director when a STAT sample misses its turnaround, and ends the run when its results are ready', async () => {
-    const { accession, workflowId } = await register(p, u.doc, {
+    const { accession, workflowId } = await register(p, u.tech, {
+      submitter: u.doc.username,
       priority: 'stat',
       tests: ['CMP'],
       timers: { statTurnaround: '2s' },
@@ -84,7 +86,7 @@ describe('sample intake timers', () => {
     await mustAct(p, u.tech, accession, 'inspect', {
       identifiers: [
         { type: 'name', value: 'Ada Lovelace' },
-        { type: 'dob', value: '1815-12-10' },
+        { type: 'dob', value: '1915-12-10' },
       ],
       container: 'SST',
       preservative: 'clot_activator',
@@ -113,7 +115,7 @@ describe('sample intake timers', () => {
   });
 
   it('ends the run of a cancelled sample nobody reinstates within the retention period', async () => {
-    const { accession, workflowId } = await register(p, u.doc, { timers: { cancelRetention: '2s' } });
+    const { accession, workflowId } = await register(p, u.tech, { submitter: u.doc.username, timers: { cancelRetention: '2s' } });
     await mustAct(p, u.doc, accession, 'cancel', { reason: 'Duplicate order' });
     await waitFor(
       async () => (await testEnv().client.workflow.getHandle(workflowId).describe()).status.name === 'COMPLETED',
