@@ -4,6 +4,7 @@ import type { Actor } from '../common/roles';
 import type { Db } from '../db/knex';
 import { isOnCareTeam } from '../db/patients';
 import { recordPhiAccess, type PhiAccessOutcome, type PhiRecordKind } from '../db/phi-access';
+import type { Logger } from '../platform/logger';
 import type { ApiDeps } from './deps';
 import { Problem, problems } from './problem';
 
@@ -110,10 +111,15 @@ function accessEvent(actor: Actor, via: PhiVia, outcome: PhiAccessOutcome, read:
  * Logs a disclosure of PHI (HIPAA 164.312(b)) before its answer leaves; a read that cannot be logged is not
  * answered (503). Inside a write's transaction, a failure also undoes the write, so the caller can simply retry.
  */
-export async function logPhiRead(db: Knex, actor: Actor, via: PhiVia, read: PhiRead): Promise<void> {
+export async function logPhiRead(db: Knex, actor: Actor, via: PhiVia, read: PhiRead, log?: Logger): Promise<void> {
   try {
     await recordPhiAccess(db, accessEvent(actor, via, 'read', read));
-  } catch {
+  } catch (err) {
+    // The name and SQLSTATE say what broke; the message could quote a value.
+    log?.error(
+      { err: err instanceof Error ? err.name : 'unknown', code: (err as { code?: string }).code, route: via.route },
+      'could not log a PHI read; the read is refused',
+    );
     throw new Problem(
       503,
       'access-log-unavailable',
@@ -129,7 +135,7 @@ export async function logPhiRead(db: Knex, actor: Actor, via: PhiVia, read: PhiR
 export function phiAccessLog({ db, log }: Pick<ApiDeps, 'db' | 'log'>) {
   return {
     /** Call before the answer is set. */
-    read: (ctx: Context, actor: Actor, read: PhiRead) => logPhiRead(db, actor, phiVia(ctx), read),
+    read: (ctx: Context, actor: Actor, read: PhiRead) => logPhiRead(db, actor, phiVia(ctx), read, log),
 
     /**
      * requirePatientAccess, with a refusal logged as denied when the patient exists (an unknown ID names no one).

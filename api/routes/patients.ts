@@ -114,7 +114,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
       body: createPatientBody,
       handler: async ({ body, actor, ctx }) => {
         requireClinician(actor);
-        const patient = await registerPatient(db, actor, body, phiVia(ctx)).catch(conflict);
+        const patient = await registerPatient(deps, actor, body, phiVia(ctx)).catch(conflict);
         ctx.status = 201;
         ctx.set('Location', patientPath(patient.id));
         ctx.body = patient;
@@ -173,7 +173,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
       params: patientParams,
       body: updatePatientBody,
       handler: async ({ params, body, actor, ctx }) => {
-        const result = await changePatient(db, actor, params.id, body, phiVia(ctx)).catch(conflict);
+        const result = await changePatient(deps, actor, params.id, body, phiVia(ctx)).catch(conflict);
         if (!result) throw problems.notFound(`patient ${params.id}`);
         ctx.body = result.patient;
       },

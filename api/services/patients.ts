@@ -1,6 +1,5 @@
 import type { Knex } from 'knex';
 import type { Actor } from '../../common/roles';
-import type { Db } from '../../db/knex';
 import { createPatient, deletePatient, patientBirthDate, updatePatient, type PatientInput } from '../../db/patients';
 import { createNote, deleteNote, updateNote } from '../../db/soap-notes';
 import type { ApiDeps } from '../deps';
@@ -37,19 +36,25 @@ async function afterNotesChanged(deps: Pick<ApiDeps, 'db' | 'temporal' | 'log'>,
 }
 
 /** Registers a patient; the answer shows the record, so it is logged as read by its creator. */
-export function registerPatient(db: Db, actor: Actor, input: PatientInput, via: PhiVia) {
+export function registerPatient({ db, log }: Pick<ApiDeps, 'db' | 'log'>, actor: Actor, input: PatientInput, via: PhiVia) {
   return db.transaction(async (trx) => {
     const patient = await createPatient(trx, actor, input);
-    await logPhiRead(trx, actor, via, { kind: 'patient', patientIds: [patient.id], recordIds: [patient.id] });
+    await logPhiRead(trx, actor, via, { kind: 'patient', patientIds: [patient.id], recordIds: [patient.id] }, log);
     return patient;
   });
 }
 
-export function changePatient(db: Db, actor: Actor, patientId: string, change: Partial<PatientInput>, via: PhiVia) {
+export function changePatient(
+  { db, log }: Pick<ApiDeps, 'db' | 'log'>,
+  actor: Actor,
+  patientId: string,
+  change: Partial<PatientInput>,
+  via: PhiVia,
+) {
   return db.transaction(async (trx) => {
     await requirePatientAccess(trx, actor, patientId, 'update');
     const result = await updatePatient(trx, actor, patientId, change);
-    if (result) await logPhiRead(trx, actor, via, { kind: 'patient', patientIds: [patientId], recordIds: [patientId] });
+    if (result) await logPhiRead(trx, actor, via, { kind: 'patient', patientIds: [patientId], recordIds: [patientId] }, log);
     return result;
   });
 }
@@ -75,7 +80,7 @@ export async function addNote(
     await requirePatientAccess(trx, actor, patientId, 'share');
     await refuseNoteBeforeBirth(trx, patientId, note);
     const row = await createNote(trx, actor, patientId, note);
-    await logPhiRead(trx, actor, via, { kind: 'note', patientIds: [patientId], recordIds: [row.id] });
+    await logPhiRead(trx, actor, via, { kind: 'note', patientIds: [patientId], recordIds: [row.id] }, deps.log);
     return row;
   });
   await afterNotesChanged(deps, patientId);
@@ -96,7 +101,7 @@ export async function replaceNote(
     await requirePatientAccess(trx, actor, patientId, 'share');
     await refuseNoteBeforeBirth(trx, patientId, note);
     const updated = await updateNote(trx, actor, patientId, noteId, version, note);
-    if (updated) await logPhiRead(trx, actor, via, { kind: 'note', patientIds: [patientId], recordIds: [noteId] });
+    if (updated) await logPhiRead(trx, actor, via, { kind: 'note', patientIds: [patientId], recordIds: [noteId] }, deps.log);
     return updated;
   });
   if (result?.changed.length) await afterNotesChanged(deps, patientId);
