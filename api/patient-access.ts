@@ -1,7 +1,12 @@
+import type { Knex } from 'knex';
+import type { Context } from 'koa';
 import type { Actor } from '../common/roles';
 import type { Db } from '../db/knex';
 import { isOnCareTeam } from '../db/patients';
-import { problems } from './problem';
+import { recordPhiAccess, type PhiAccessOutcome, type PhiRecordKind } from '../db/phi-access';
+import type { Logger } from '../platform/logger';
+import type { ApiDeps } from './deps';
+import { Problem, problems } from './problem';
 
 /*
  * Patient records are PHI: only a clinician on the patient's care team reads or writes them. Unlike every other
@@ -50,5 +55,107 @@ export async function requireCareTeamManager(db: Db, actor: Actor, patientId: st
   throw problems.forbidden("you are not on this patient's care team; a clinician on it can add you");
 }
 
+/**
+ * The access log names who read a patient's record: the privacy officer's to review, no one else's. Admin does
+ * not pass either; an admin who could read it could also learn whose records a colleague consults.
+ */
+export function requirePrivacyOfficer(actor: Actor): void {
+  if (!actor.roles.includes('privacy_officer')) {
+    throw problems.forbidden('the PHI access log is open only to the privacy_officer role');
+  }
+}
+
+export const PRIVACY_OFFICER_ACCESS = 'The privacy_officer role only. Admin does not pass. Every read of the log is audited.';
+
 /** How the OpenAPI document describes who may call a PHI route. */
 export const PHI_ACCESS = "Clinicians on the patient's care team only. Admin does not pass: the record is PHI.";
+
+/** What an answer disclosed: its kind, every patient it shows and the IDs of the records shown. */
+export interface PhiRead {
+  kind: PhiRecordKind;
+  patientIds: string[];
+  recordIds?: string[];
+}
+
+/**
+ * The request a disclosure went through: the route pattern the router matched, never the URL, whose query may
+ * hold a name being searched for.
+ */
+export interface PhiVia {
+  method: string;
+  route: string;
+  requestId?: string;
+}
+
+export function phiVia(ctx: Context): PhiVia {
+  return {
+    method: ctx.method,
+    route: typeof ctx._matchedRoute === 'string' ? ctx._matchedRoute : (ctx.routerPath ?? 'unmatched'),
+    requestId: typeof ctx.state.requestId === 'string' ? ctx.state.requestId : undefined,
+  };
+}
+
+function accessEvent(actor: Actor, via: PhiVia, outcome: PhiAccessOutcome, read: PhiRead) {
+  return {
+    userId: actor.userId,
+    username: actor.username,
+    kind: read.kind,
+    patientIds: read.patientIds,
+    recordIds: read.recordIds ?? [],
+    outcome,
+    ...via,
+  };
+}
+
+/**
+ * Logs a disclosure of PHI (HIPAA 164.312(b)) before its answer leaves; a read that cannot be logged is not
+ * answered (503). Inside a write's transaction, a failure also undoes the write, so the caller can simply retry.
+ */
+export async function logPhiRead(db: Knex, actor: Actor, via: PhiVia, read: PhiRead, log?: Logger): Promise<void> {
+  try {
+    await recordPhiAccess(db, accessEvent(actor, via, 'read', read));
+  } catch (err) {
+    // The name and SQLSTATE say what broke; the message could quote a value.
+    log?.error(
+      { err: err instanceof Error ? err.name : 'unknown', code: (err as { code?: string }).code, route: via.route },
+      'could not log a PHI read; the read is refused',
+    );
+    throw new Problem(
+      503,
+      'access-log-unavailable',
+      'The PHI access log is unavailable',
+      'patient records are answered only once the read is logged; try again shortly',
+      {},
+      { 'Retry-After': '5' },
+    );
+  }
+}
+
+/** The access log as a route writes it. */
+export function phiAccessLog({ db, log }: Pick<ApiDeps, 'db' | 'log'>) {
+  return {
+    /** Call before the answer is set. */
+    read: (ctx: Context, actor: Actor, read: PhiRead) => logPhiRead(db, actor, phiVia(ctx), read, log),
+
+    /**
+     * requirePatientAccess, with a refusal logged as denied when the patient exists (an unknown ID names no one).
+     * The refusal stands even when it cannot be logged: it disclosed nothing.
+     */
+    async guard(ctx: Context, actor: Actor, patientId: string, kind: PhiRecordKind, recordIds: string[] = []): Promise<void> {
+      try {
+        await requirePatientAccess(db, actor, patientId);
+      } catch (err) {
+        if (err instanceof Problem && err.status === 403 && (await db('patients').where({ id: patientId }).first('id'))) {
+          await recordPhiAccess(db, accessEvent(actor, phiVia(ctx), 'denied', { kind, patientIds: [patientId], recordIds })).catch(
+            (logErr: unknown) => {
+              log.error({ err: logErr instanceof Error ? logErr.name : String(logErr), kind }, 'could not log a refused PHI read');
+            },
+          );
+        }
+        throw err;
+      }
+    },
+  };
+}
+
+export type PhiAccessLog = ReturnType<typeof phiAccessLog>;

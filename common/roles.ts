@@ -9,6 +9,8 @@ export const ROLES = [
   'lab_director',
   'clinician',
   'it_operator',
+  // Reviews who read which patient's PHI (HIPAA 164.312(b)); reads no PHI itself.
+  'privacy_officer',
 ] as const;
 
 export type Role = (typeof ROLES)[number];

@@ -26,6 +26,7 @@ const DEV_USERS: { username: string; printedName: string; roles: Role[] }[] = [
   { username: 'dana.director', printedName: 'Dr. Dana Whitaker', roles: ['lab_director'] },
   { username: 'carl.clinician', printedName: 'Dr. Carl Jensen', roles: ['clinician'] },
   { username: 'ivan.it', printedName: 'Ivan Petrov', roles: ['it_operator'] },
+  { username: 'paula.privacy', printedName: 'Paula Nakamura', roles: ['privacy_officer'] },
 ];
 
 export interface SeedDevUsersOptions {

@@ -1,23 +1,26 @@
 import type { Context } from 'koa';
+import { appendAudit } from '../../db/audit';
 import { encodeCursor } from '../../db/keyset';
-import {
-  addToCareTeam,
-  careTeam,
-  createPatient,
-  findPatient,
-  isOnCareTeam,
-  listPatients,
-  PatientConflict,
-  removeFromCareTeam,
-} from '../../db/patients';
+import { addToCareTeam, careTeam, findPatient, isOnCareTeam, listPatients, PatientConflict, removeFromCareTeam } from '../../db/patients';
+import { hasAccessEvents, isAccessEventOf, listAccessEvents } from '../../db/phi-access';
 import { findNote, listNotes, noteExists, StaleNoteVersion } from '../../db/soap-notes';
 import { findActiveClinician, findUserByUsername } from '../../db/users';
 import type { ApiDeps } from '../deps';
-import { requireCareTeamManager, requireClinician, requirePatientAccess, PHI_ACCESS } from '../patient-access';
+import {
+  phiAccessLog,
+  phiVia,
+  requireCareTeamManager,
+  requireClinician,
+  requirePrivacyOfficer,
+  PHI_ACCESS,
+  PRIVACY_OFFICER_ACCESS,
+} from '../patient-access';
 import { Problem, problems } from '../problem';
 import { route, type RouteSpec } from '../route';
-import { addNote, changePatient, deletePatientRecords, removeNote, replaceNote } from '../services/patients';
+import { addNote, changePatient, deletePatientRecords, registerPatient, removeNote, replaceNote } from '../services/patients';
 import {
+  ACCESS_LOG_SORT,
+  accessLogQuery,
   addClinicianBody,
   careTeamMemberParams,
   createNoteBody,
@@ -32,6 +35,7 @@ import {
 
 const TAG = 'patients';
 const CLINICIAN = ['clinician'] as const;
+const PRIVACY_OFFICER = ['privacy_officer'] as const;
 const CARE_TEAM_ACCESS = "Clinicians on the patient's care team, or admin (usernames only, no PHI).";
 
 const patientPath = (id: string) => `/api/v1/patients/${id}`;
@@ -93,6 +97,7 @@ function pageBody<T extends { id: string }>(
 
 export function patientRoutes(deps: ApiDeps): RouteSpec[] {
   const { db } = deps;
+  const phi = phiAccessLog(deps);
 
   async function careTeamAnswer(patientId: string) {
     return { patientId, clinicians: await careTeam(db, patientId) };
@@ -109,7 +114,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
       body: createPatientBody,
       handler: async ({ body, actor, ctx }) => {
         requireClinician(actor);
-        const patient = await createPatient(db, actor, body).catch(conflict);
+        const patient = await registerPatient(deps, actor, body, phiVia(ctx)).catch(conflict);
         ctx.status = 201;
         ctx.set('Location', patientPath(patient.id));
         ctx.body = patient;
@@ -138,6 +143,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
           limit: query.limit,
           afterId: query.cursor?.id,
         });
+        await phi.read(ctx, actor, { kind: 'patient_list', patientIds: page.items.map((patient) => patient.id) });
         ctx.body = pageBody(page, query);
       },
     }),
@@ -150,9 +156,10 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
       access: PHI_ACCESS,
       params: patientParams,
       handler: async ({ params, actor, ctx }) => {
-        await requirePatientAccess(db, actor, params.id);
+        await phi.guard(ctx, actor, params.id, 'patient', [params.id]);
         const patient = await findPatient(db, params.id);
         if (!patient) throw problems.notFound(`patient ${params.id}`);
+        await phi.read(ctx, actor, { kind: 'patient', patientIds: [params.id], recordIds: [params.id] });
         ctx.body = patient;
       },
     }),
@@ -166,7 +173,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
       params: patientParams,
       body: updatePatientBody,
       handler: async ({ params, body, actor, ctx }) => {
-        const result = await changePatient(db, actor, params.id, body).catch(conflict);
+        const result = await changePatient(deps, actor, params.id, body, phiVia(ctx)).catch(conflict);
         if (!result) throw problems.notFound(`patient ${params.id}`);
         ctx.body = result.patient;
       },
@@ -183,6 +190,54 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
         const deleted = await deletePatientRecords(deps, actor, params.id);
         if (!deleted) throw problems.notFound(`patient ${params.id}`);
         ctx.status = 204;
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/patients/:id/access-log',
+      summary:
+        "Who read or was refused the patient's record, notes and summaries: newest first, filtered by user and time (from inclusive, to exclusive), paged (limit, cursor)",
+      tag: TAG,
+      roles: PRIVACY_OFFICER,
+      access: PRIVACY_OFFICER_ACCESS,
+      params: patientParams,
+      query: accessLogQuery,
+      handler: async ({ params, query, actor, ctx }) => {
+        requirePrivacyOfficer(actor);
+        // The log outlives a deleted patient; an ID that names no record and no event is unknown.
+        if (!(await db('patients').where({ id: params.id }).first('id')) && !(await hasAccessEvents(db, params.id))) {
+          throw problems.notFound(`patient ${params.id}`);
+        }
+        if (query.cursor && !(await isAccessEventOf(db, params.id, query.cursor.id))) {
+          throw problems.conflict('cursor-expired', "this cursor does not continue this patient's access log; start again without it");
+        }
+        const filter = { username: query.user, from: query.from, to: query.to };
+        const page = await db.transaction(async (trx) => {
+          const found = await listAccessEvents(trx, params.id, { ...filter, limit: query.limit, afterId: query.cursor?.id });
+          await appendAudit(trx, {
+            actorId: actor.userId,
+            actor: actor.username,
+            action: 'phi_access_log.read',
+            entityType: 'patient',
+            entityId: params.id,
+            details: {
+              user: query.user ?? null,
+              from: query.from?.toISOString() ?? null,
+              to: query.to?.toISOString() ?? null,
+              after: query.cursor?.id ?? null,
+              events: found.items.map((e) => e.id),
+            },
+          });
+          return found;
+        });
+        const last = page.items[page.items.length - 1];
+        ctx.body = {
+          patientId: params.id,
+          items: page.items,
+          total: page.total,
+          limit: query.limit,
+          nextCursor: page.more && last ? encodeCursor({ sort: ACCESS_LOG_SORT, id: last.id }) : null,
+        };
       },
     }),
 
@@ -253,7 +308,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
       params: patientParams,
       body: createNoteBody,
       handler: async ({ params, body, actor, ctx }) => {
-        const note = await addNote(deps, actor, params.id, body);
+        const note = await addNote(deps, actor, params.id, body, phiVia(ctx));
         ctx.status = 201;
         ctx.set('Location', notePath(params.id, note.id));
         ctx.set('ETag', etag(note.version));
@@ -270,11 +325,12 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
       params: patientParams,
       query: listNotesQuery,
       handler: async ({ params, query, actor, ctx }) => {
-        await requirePatientAccess(db, actor, params.id);
+        await phi.guard(ctx, actor, params.id, 'note_list');
         if (query.cursor && !(await noteExists(db, params.id, query.cursor.id))) {
           throw problems.conflict('cursor-expired', 'the page this cursor continues has changed; start again without it');
         }
         const page = await listNotes(db, params.id, { desc: query.sort.desc, limit: query.limit, afterId: query.cursor?.id });
+        await phi.read(ctx, actor, { kind: 'note_list', patientIds: [params.id], recordIds: page.items.map((note) => note.id) });
         ctx.body = pageBody(page, query);
       },
     }),
@@ -287,9 +343,10 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
       access: PHI_ACCESS,
       params: noteParams,
       handler: async ({ params, actor, ctx }) => {
-        await requirePatientAccess(db, actor, params.id);
+        await phi.guard(ctx, actor, params.id, 'note', [params.noteId]);
         const note = await findNote(db, params.id, params.noteId);
         if (!note) throw problems.notFound(`note ${params.noteId}`);
+        await phi.read(ctx, actor, { kind: 'note', patientIds: [params.id], recordIds: [note.id] });
         ctx.set('ETag', etag(note.version));
         ctx.body = note;
       },
@@ -305,7 +362,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
       body: updateNoteBody,
       handler: async ({ params, body, actor, ctx }) => {
         const version = expectedVersion(ctx, body.version, true)!;
-        const result = await replaceNote(deps, actor, params.id, params.noteId, version, body).catch(conflict);
+        const result = await replaceNote(deps, actor, params.id, params.noteId, version, body, phiVia(ctx)).catch(conflict);
         if (!result) throw problems.notFound(`note ${params.noteId}`);
         ctx.set('ETag', etag(result.note.version));
         ctx.body = result.note;

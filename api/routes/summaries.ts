@@ -1,9 +1,8 @@
 import { durationMs } from '../../common/durations';
-import type { Actor } from '../../common/roles';
 import type { Summarizer } from '../../common/soap-summary';
 import { listSummaryJobs } from '../../db/summaries';
 import type { ApiDeps } from '../deps';
-import { PHI_ACCESS, requirePatientAccess } from '../patient-access';
+import { PHI_ACCESS, phiAccessLog } from '../patient-access';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
 import { listSummariesQuery, jobParams, patientParams, requestSummaryBody, requestSummaryQuery, reviewBody } from '../schemas/summaries';
@@ -17,7 +16,7 @@ const CLINICIAN = ['clinician'] as const;
 
 export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
   const { db, config } = deps;
-  const jobAccess = (jobId: string, actor: Actor) => requirePatientAccess(db, actor, patientOfJob(jobId));
+  const phi = phiAccessLog(deps);
 
   return [
     route({
@@ -32,7 +31,7 @@ export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
       query: requestSummaryQuery,
       body: requestSummaryBody,
       handler: async ({ params, query, body, actor, ctx }) => {
-        await requirePatientAccess(db, actor, params.id);
+        await phi.guard(ctx, actor, params.id, 'summary_job');
         const providers = body.providers as Summarizer[] | undefined;
         const unavailable = providers?.filter((p) => p !== 'extractive' && !config.summary.providers.includes(p)) ?? [];
         if (unavailable.length) {
@@ -51,14 +50,17 @@ export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
                 if ((err as { status?: number }).status === 404) return { jobId: workflowId, patientId: params.id, stage: 'requested' };
                 throw err;
               });
+        const summary = ready && view.stage === 'ready' ? await summaryView(deps, workflowId) : undefined;
+        await phi.read(
+          ctx,
+          actor,
+          summary
+            ? { kind: 'summary', patientIds: [params.id], recordIds: [summary.id] }
+            : { kind: 'summary_job', patientIds: [params.id], recordIds: [workflowId] },
+        );
         ctx.status = created && !ready ? 202 : 200;
         ctx.set('Location', jobLocation(workflowId));
-        ctx.body = {
-          ...view,
-          created,
-          location: jobLocation(workflowId),
-          ...(ready && view.stage === 'ready' ? { summary: await summaryView(deps, workflowId) } : {}),
-        };
+        ctx.body = { ...view, created, location: jobLocation(workflowId), ...(summary ? { summary } : {}) };
       },
     }),
     route({
@@ -71,8 +73,9 @@ export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
       params: patientParams,
       query: listSummariesQuery,
       handler: async ({ params, query, actor, ctx }) => {
-        await requirePatientAccess(db, actor, params.id);
+        await phi.guard(ctx, actor, params.id, 'summary_job_list');
         const rows = await listSummaryJobs(db, params.id, query);
+        await phi.read(ctx, actor, { kind: 'summary_job_list', patientIds: [params.id], recordIds: rows.map((r) => r.workflow_id) });
         ctx.body = {
           items: rows.map((r) => ({
             jobId: r.workflow_id,
@@ -98,8 +101,11 @@ export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
       access: PHI_ACCESS,
       params: jobParams,
       handler: async ({ params, actor, ctx }) => {
-        await jobAccess(params.jobId, actor);
-        ctx.body = await summaryJobView(deps, params.jobId);
+        const patientId = patientOfJob(params.jobId);
+        await phi.guard(ctx, actor, patientId, 'summary_job', [params.jobId]);
+        const view = await summaryJobView(deps, params.jobId);
+        await phi.read(ctx, actor, { kind: 'summary_job', patientIds: [patientId], recordIds: [params.jobId] });
+        ctx.body = view;
       },
     }),
     route({
@@ -111,8 +117,11 @@ export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
       access: PHI_ACCESS,
       params: jobParams,
       handler: async ({ params, actor, ctx }) => {
-        await jobAccess(params.jobId, actor);
-        ctx.body = await summaryView(deps, params.jobId);
+        const patientId = patientOfJob(params.jobId);
+        await phi.guard(ctx, actor, patientId, 'summary', [params.jobId]);
+        const summary = await summaryView(deps, params.jobId);
+        await phi.read(ctx, actor, { kind: 'summary', patientIds: [patientId], recordIds: [summary.id] });
+        ctx.body = summary;
       },
     }),
     route({
@@ -125,8 +134,12 @@ export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
       params: jobParams,
       body: reviewBody,
       handler: async ({ params, body, actor, ctx }) => {
-        await jobAccess(params.jobId, actor);
-        ctx.body = await reviewSummary(deps, actor, params.jobId, body);
+        const patientId = patientOfJob(params.jobId);
+        await phi.guard(ctx, actor, patientId, 'summary_job', [params.jobId]);
+        const answer = await reviewSummary(deps, actor, params.jobId, body);
+        // The decision itself is in the audit trail; the answer shows the job, which is a read like any other.
+        await phi.read(ctx, actor, { kind: 'summary_job', patientIds: [patientId], recordIds: [params.jobId] });
+        ctx.body = answer;
       },
     }),
   ];

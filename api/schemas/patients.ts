@@ -171,3 +171,22 @@ function toNote(
 
 export const createNoteBody = z.strictObject(noteFields).transform(toNote);
 export const updateNoteBody = z.strictObject({ ...noteFields, version: z.number().int().min(1).optional() }).transform(toNote);
+
+/** The access log has one order, newest first; its cursors say so, like every other list's. */
+export const ACCESS_LOG_SORT = '-occurred_at';
+const logInstant = isoDateTime
+  .refine((t) => Date.parse(t) >= Date.parse('1900-01-01T00:00:00Z'), 'must not be before 1900')
+  .refine((t) => Date.parse(t) <= Date.now() + 366 * 24 * 3600_000, 'must not be more than a year ahead')
+  .transform((t) => new Date(Date.parse(t)));
+
+/** Who read the patient's record (user), from (inclusive) and to (exclusive) instants, keyset-paged. */
+export const accessLogQuery = z
+  .strictObject({ user: username.optional(), from: logInstant.optional(), to: logInstant.optional(), limit, cursor: cursorParam })
+  .superRefine((query, ctx) => {
+    if (query.from && query.to && query.from >= query.to) {
+      ctx.addIssue({ code: 'custom', path: ['to'], message: 'must be after from' });
+    }
+    if (query.cursor && query.cursor.sort !== ACCESS_LOG_SORT) {
+      ctx.addIssue({ code: 'custom', path: ['cursor'], message: 'this cursor belongs to another listing; start again without it' });
+    }
+  });

@@ -1,15 +1,16 @@
 import type { Knex } from 'knex';
 import type { Actor } from '../../common/roles';
-import type { Db } from '../../db/knex';
-import { deletePatient, patientBirthDate, updatePatient, type PatientInput } from '../../db/patients';
+import { createPatient, deletePatient, patientBirthDate, updatePatient, type PatientInput } from '../../db/patients';
 import { createNote, deleteNote, updateNote } from '../../db/soap-notes';
 import type { ApiDeps } from '../deps';
-import { requirePatientAccess } from '../patient-access';
+import { logPhiRead, requirePatientAccess, type PhiVia } from '../patient-access';
 import { problems } from '../problem';
 import type { ParsedNote } from '../schemas/patients';
 import { stopSummariesOfDeletedPatient, supersedeRunningSummaries } from '../temporal/soap-summary';
 
 // Access is checked in the transaction that writes, so a care team changed meanwhile cannot let a write through.
+// A write that answers with the record is also a disclosure: its access event is written in the same transaction,
+// so a write whose answer cannot be logged is undone and can simply be retried.
 
 async function refuseNoteBeforeBirth(trx: Knex, patientId: string, note: ParsedNote) {
   const dob = await patientBirthDate(trx, patientId);
@@ -34,10 +35,27 @@ async function afterNotesChanged(deps: Pick<ApiDeps, 'db' | 'temporal' | 'log'>,
   }
 }
 
-export function changePatient(db: Db, actor: Actor, patientId: string, change: Partial<PatientInput>) {
+/** Registers a patient; the answer shows the record, so it is logged as read by its creator. */
+export function registerPatient({ db, log }: Pick<ApiDeps, 'db' | 'log'>, actor: Actor, input: PatientInput, via: PhiVia) {
+  return db.transaction(async (trx) => {
+    const patient = await createPatient(trx, actor, input);
+    await logPhiRead(trx, actor, via, { kind: 'patient', patientIds: [patient.id], recordIds: [patient.id] }, log);
+    return patient;
+  });
+}
+
+export function changePatient(
+  { db, log }: Pick<ApiDeps, 'db' | 'log'>,
+  actor: Actor,
+  patientId: string,
+  change: Partial<PatientInput>,
+  via: PhiVia,
+) {
   return db.transaction(async (trx) => {
     await requirePatientAccess(trx, actor, patientId, 'update');
-    return updatePatient(trx, actor, patientId, change);
+    const result = await updatePatient(trx, actor, patientId, change);
+    if (result) await logPhiRead(trx, actor, via, { kind: 'patient', patientIds: [patientId], recordIds: [patientId] }, log);
+    return result;
   });
 }
 
@@ -51,11 +69,19 @@ export async function deletePatientRecords(deps: Pick<ApiDeps, 'db' | 'temporal'
   });
 }
 
-export async function addNote(deps: Pick<ApiDeps, 'db' | 'temporal' | 'log'>, actor: Actor, patientId: string, note: ParsedNote) {
+export async function addNote(
+  deps: Pick<ApiDeps, 'db' | 'temporal' | 'log'>,
+  actor: Actor,
+  patientId: string,
+  note: ParsedNote,
+  via: PhiVia,
+) {
   const created = await deps.db.transaction(async (trx) => {
     await requirePatientAccess(trx, actor, patientId, 'share');
     await refuseNoteBeforeBirth(trx, patientId, note);
-    return createNote(trx, actor, patientId, note);
+    const row = await createNote(trx, actor, patientId, note);
+    await logPhiRead(trx, actor, via, { kind: 'note', patientIds: [patientId], recordIds: [row.id] }, deps.log);
+    return row;
   });
   await afterNotesChanged(deps, patientId);
   return created;
@@ -69,11 +95,14 @@ export async function replaceNote(
   noteId: string,
   version: number,
   note: ParsedNote,
+  via: PhiVia,
 ) {
   const result = await deps.db.transaction(async (trx) => {
     await requirePatientAccess(trx, actor, patientId, 'share');
     await refuseNoteBeforeBirth(trx, patientId, note);
-    return updateNote(trx, actor, patientId, noteId, version, note);
+    const updated = await updateNote(trx, actor, patientId, noteId, version, note);
+    if (updated) await logPhiRead(trx, actor, via, { kind: 'note', patientIds: [patientId], recordIds: [noteId] }, deps.log);
+    return updated;
   });
   if (result?.changed.length) await afterNotesChanged(deps, patientId);
   return result;
