@@ -1,7 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfig } from '../common/config';
-import { dataConverterFor, loadPayloadKeys } from '../platform/data-converter';
+import { dataConverterFor, loadPayloadKeys, WORKFLOW_INTERCEPTOR_MODULES } from '../platform/data-converter';
 import {
   decodePayloadsIn,
   encryptionKeyIdsIn,
@@ -37,8 +37,10 @@ async function main(): Promise<number> {
     telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' }, forward: {} } },
   });
   const config = loadConfig();
-  // Histories with encrypted payloads (from Temporal, or a download without the codec) need the keys they name.
-  const dataConverter = dataConverterFor(loadPayloadKeys(config));
+  // Histories with encrypted payloads (from Temporal, or a download without the codec) need the keys they name. They
+  // are decoded before the replay, so the replay accepts clear payloads: it takes no inbound action, it re-runs what
+  // the run once accepted.
+  const dataConverter = dataConverterFor(loadPayloadKeys(config), { allowClear: true });
   let fixture: ReplayFixture;
   const file = option(args, '--file');
   if (file) {
@@ -70,9 +72,15 @@ async function main(): Promise<number> {
     console.log('  Set PAYLOAD_KEYS or PAYLOAD_KEYS_FILE (after npm start: DATA_DIR/payload-keys is used by itself).');
     return 2;
   }
-  const [verdict] = await replayFixtures({ workflowsPath: require.resolve('../workflows'), replayName: 'labflow-replay', dataConverter }, [
-    fixture,
-  ]);
+  const [verdict] = await replayFixtures(
+    {
+      workflowsPath: require.resolve('../workflows'),
+      replayName: 'labflow-replay',
+      dataConverter,
+      interceptors: { workflowModules: WORKFLOW_INTERCEPTOR_MODULES },
+    },
+    [fixture],
+  );
   if (!verdict.error) {
     console.log(`✔ ${verdict.workflowId}: ${verdict.events} events replay deterministically against the current code`);
     return 0;
