@@ -25,33 +25,28 @@ const anyMarker = (args: readonly unknown[]) => args.some(isUnencryptedMarker);
  * refused again.
  */
 class InboundGuard implements WorkflowInboundCallsInterceptor {
-  execute: WorkflowInboundCallsInterceptor['execute'] = (input, next) => {
-    if (anyMarker(input.args)) throw refusal("the run's input");
-    return next(input);
-  };
+  // A rejected promise, not a throw: the SDK calls these synchronously, and a synchronous throw would fail the
+  // workflow task (and so retry forever) instead of failing the run, the Update or the query.
+  execute: WorkflowInboundCallsInterceptor['execute'] = (input, next) =>
+    anyMarker(input.args) ? Promise.reject(refusal("the run's input")) : next(input);
 
   handleSignal: WorkflowInboundCallsInterceptor['handleSignal'] = (input, next) => {
-    if (anyMarker(input.args)) {
-      log.warn('signal refused and not applied', { signalName: input.signalName, reason: unencryptedRefusal('its arguments') });
-      return Promise.resolve();
-    }
-    return next(input);
+    if (!anyMarker(input.args)) return next(input);
+    log.warn('signal refused and not applied', { signalName: input.signalName, reason: unencryptedRefusal('its arguments') });
+    return Promise.resolve();
   };
 
+  // Runs before the Update is accepted: a refusal here keeps it out of history.
   validateUpdate: WorkflowInboundCallsInterceptor['validateUpdate'] = (input, next) => {
     if (anyMarker(input.args)) throw refusal(`the arguments of update ${input.name}`);
     next(input);
   };
 
-  handleUpdate: WorkflowInboundCallsInterceptor['handleUpdate'] = (input, next) => {
-    if (anyMarker(input.args)) throw refusal(`the arguments of update ${input.name}`);
-    return next(input);
-  };
+  handleUpdate: WorkflowInboundCallsInterceptor['handleUpdate'] = (input, next) =>
+    anyMarker(input.args) ? Promise.reject(refusal(`the arguments of update ${input.name}`)) : next(input);
 
-  handleQuery: WorkflowInboundCallsInterceptor['handleQuery'] = (input, next) => {
-    if (anyMarker(input.args)) throw refusal(`the arguments of query ${input.queryName}`);
-    return next(input);
-  };
+  handleQuery: WorkflowInboundCallsInterceptor['handleQuery'] = (input, next) =>
+    anyMarker(input.args) ? Promise.reject(refusal(`the arguments of query ${input.queryName}`)) : next(input);
 }
 
 /** An activity's result completed by someone else through the frontend, in clear, counts as the activity failing. */
