@@ -231,5 +231,28 @@ describe('unencrypted payloads, with payload keys configured', () => {
       assert.deepEqual(await handle.result(), ['clear start', 'clear update', 'clear signal']);
       assert.deepEqual(await ledger(workflowId), ['clear start', 'clear update', 'clear signal']);
     });
+
+    it('leaves the API refusing what Temporal hands it in clear, unless the API too is told to allow it', async () => {
+      const workflowId = `codec-test:ledger-memo-${randomBytes(4).toString('hex')}`;
+      const handle = await clear.workflow.start('ledgerWorkflow', {
+        workflowId,
+        taskQueue,
+        args: [{ first: 'x' }],
+        memo: { note: 'clear memo' },
+      });
+      const api = new Client({ connection: testEnv().client.connection, dataConverter: dataConverterFor(keys()) });
+      await assert.rejects(api.workflow.getHandle(workflowId).describe(), (err: unknown) => {
+        assert.ok(err instanceof UnencryptedPayloadError);
+        assert.doesNotMatch(err.message, /clear memo/);
+        return true;
+      });
+      const migrating = new Client({
+        connection: testEnv().client.connection,
+        dataConverter: dataConverterFor(keys(), { allowClear: true }),
+      });
+      assert.deepEqual((await migrating.workflow.getHandle(workflowId).describe()).memo, { note: 'clear memo' });
+      await handle.signal('closeLedger');
+      await handle.result();
+    });
   });
 });
