@@ -6,7 +6,7 @@ import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { UNENCRYPTED_PAYLOAD_FAILURE } from '../../common/unencrypted-payload';
 import { dataConverterFor, FAILURE_CONVERTER_PATH, WORKFLOW_INTERCEPTOR_MODULES, workerInterceptors } from '../../platform/data-converter';
 import { AesGcmPayloadCodec, isEncrypted, parsePayloadKeys, UnencryptedPayloadError } from '../../platform/payload-codec';
-import type { History } from '../../workers/replay';
+import { replayFixtures, type History } from '../../workers/replay';
 import { testEnv } from '../setup/env';
 import type { LedgerActivities } from './codec-workflows';
 
@@ -201,6 +201,15 @@ describe('unencrypted payloads, with payload keys configured', () => {
       assert.ok(!events.some((e) => e.workflowTaskFailedEventAttributes), 'no workflow task failed');
       await handle.signal('closeLedger');
       assert.deepEqual(await handle.result(), ['opened', 'by labflow', 'after the signal']);
+
+      // Replayed as stored and decoded as the worker decodes (npm run replay <workflowId>), the refusal replays too.
+      const history = await handle.fetchHistory();
+      const asWorker = dataConverterFor(keys(), { side: 'worker' });
+      const [verdict] = await replayFixtures({ workflowBundle: bundle, dataConverter: asWorker }, [{ workflowId, history }]);
+      assert.equal(verdict.error, undefined, verdict.error?.message);
+      const allowing = dataConverterFor(keys(), { side: 'worker', allowClear: true });
+      const [diverged] = await replayFixtures({ workflowBundle: bundle, dataConverter: allowing }, [{ workflowId, history }]);
+      assert.ok(diverged.error, 'accepting the clear signal would contradict the recorded run');
     });
 
     it('fails a query whose arguments arrived in clear', async () => {
