@@ -3,6 +3,7 @@ import { isGrpcServiceError, ServiceError, WorkflowUpdateFailedError } from '@te
 import type { Context, Next } from 'koa';
 import { FAILURE_HTTP_STATUS, type FailureType } from '../common/failures';
 import type { Logger } from '../platform/logger';
+import { UnencryptedPayloadError } from '../platform/payload-codec';
 import { Problem, problems } from './problem';
 
 const kebab = (value: string) => value.replace(/([a-z])([A-Z])/g, '$1-$2').toLowerCase();
@@ -26,6 +27,8 @@ export function toProblem(err: unknown): Problem | null {
     const status = FAILURE_HTTP_STATUS[err.cause.type as FailureType];
     if (status) return new Problem(status, kebab(err.cause.type), 'The action was refused', err.cause.message);
   }
+  // Temporal handed back a payload labflow did not encrypt: the run's data cannot be trusted, and it is not the caller's fault.
+  if (err instanceof UnencryptedPayloadError) return new Problem(502, 'unencrypted-payload', 'Untrusted data from Temporal', err.message);
   if (err instanceof WorkflowExecutionAlreadyStartedError) {
     return problems.conflict('already-started', `a run with ID ${err.workflowId} already exists`, { workflowId: err.workflowId });
   }

@@ -15,7 +15,8 @@ async function main(): Promise<void> {
   const connection = Connection.lazy({ address: config.TEMPORAL_ADDRESS });
   const keys = loadPayloadKeys(config);
   if (!keys) log.warn('payload encryption is off: no PAYLOAD_KEYS or PAYLOAD_KEYS_FILE');
-  const dataConverter = dataConverterFor(keys);
+  if (keys && config.PAYLOAD_ALLOW_CLEAR) log.warn('PAYLOAD_ALLOW_CLEAR is on: unencrypted payloads are accepted');
+  const dataConverter = dataConverterFor(keys, { allowClear: config.PAYLOAD_ALLOW_CLEAR === true });
   const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
   const settings = apiConfig(config);
   const app = createApp({

@@ -35,6 +35,7 @@ export const configSchema = z.object({
   TEMPORAL_CLI: z.string().optional(),
   PAYLOAD_KEYS: z.string().optional(),
   PAYLOAD_KEYS_FILE: z.string().optional(),
+  PAYLOAD_ALLOW_CLEAR: flag.default(false),
   CODEC_CORS_ORIGINS: z
     .string()
     .refine(

@@ -1,23 +1,71 @@
 import { existsSync, linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DataConverter } from '@temporalio/common';
+import { ApplicationFailure, type DataConverter } from '@temporalio/common';
+import type { Context as ActivityContext } from '@temporalio/activity';
+import type { ActivityInboundCallsInterceptor, WorkerInterceptors } from '@temporalio/worker';
 import type { Config } from '../common/config';
-import { AesGcmPayloadCodec, generatePayloadKeys, parsePayloadKeys, PayloadKeyError, type PayloadKeySet } from './payload-codec';
+import { isUnencryptedMarker, UNENCRYPTED_PAYLOAD_FAILURE, unencryptedRefusal } from '../common/unencrypted-payload';
+import {
+  AesGcmPayloadCodec,
+  generatePayloadKeys,
+  parsePayloadKeys,
+  PayloadKeyError,
+  type PayloadKeySet,
+  type UnencryptedPayloads,
+} from './payload-codec';
 
 /** The module the worker, every client and the workflow bundle load the failure converter from. */
 export const FAILURE_CONVERTER_PATH = require.resolve('../common/failure-converter');
+
+/**
+ * The workflow interceptor modules every workflow bundle carries (bundleWorkflowCode's workflowInterceptorModules,
+ * or a worker's interceptors.workflowModules when it bundles itself), replay bundles included.
+ */
+export const WORKFLOW_INTERCEPTOR_MODULES = [require.resolve('../workflows/lib/unencrypted-payload-guard')];
+
+/**
+ * Refuses an activity whose input or heartbeat details arrived unencrypted (a worker's codec marks them): only
+ * labflow's runs schedule its activities, so such a task was made by something else polling or scheduling on the
+ * task queue. Non-retryable, since a retry would carry the same input.
+ */
+const refuseUnencryptedActivityInput = (ctx: ActivityContext): ActivityInboundCallsInterceptor => ({
+  async execute(input, next) {
+    if (input.args.some(isUnencryptedMarker) || isUnencryptedMarker(ctx.info.heartbeatDetails)) {
+      throw ApplicationFailure.nonRetryable(unencryptedRefusal("the activity's input"), UNENCRYPTED_PAYLOAD_FAILURE);
+    }
+    return next(input);
+  },
+});
+
+/** The worker interceptors that go with a worker's data converter: the workflow and activity guards above. */
+export const workerInterceptors = (): WorkerInterceptors => ({
+  workflowModules: WORKFLOW_INTERCEPTOR_MODULES,
+  activity: [(ctx) => ({ inbound: refuseUnencryptedActivityInput(ctx) })],
+});
+
+export interface DataConverterOptions {
+  /** PAYLOAD_ALLOW_CLEAR: accept payloads that are not encrypted, during a migration to encryption. */
+  allowClear?: boolean;
+  /**
+   * A worker marks what it refuses, so its runs stay healthy (see UnencryptedPayloads); a client (the API, scripts)
+   * refuses with an error.
+   */
+  side?: 'worker' | 'client';
+}
 
 /** The key file `npm start` creates when no key is configured, and which is used when present. */
 export const devPayloadKeysFile = (dataDir: string) => join(dataDir, 'payload-keys');
 
 /**
  * Every Temporal client and worker uses this, so what one encrypts the others can read. Without keys, payloads go
- * in clear, but failures are still encoded the same way (see common/failure-converter.ts).
+ * in clear, but failures are still encoded the same way (see common/failure-converter.ts). With keys, an inbound
+ * payload that is not encrypted did not come from labflow and is refused, unless `allowClear`.
  */
-export function dataConverterFor(keys: PayloadKeySet | null): DataConverter {
+export function dataConverterFor(keys: PayloadKeySet | null, options: DataConverterOptions = {}): DataConverter {
+  const unencrypted: UnencryptedPayloads = options.allowClear ? 'allow' : options.side === 'worker' ? 'mark' : 'refuse';
   return {
     failureConverterPath: FAILURE_CONVERTER_PATH,
-    ...(keys ? { payloadCodecs: [new AesGcmPayloadCodec(keys)] } : {}),
+    ...(keys ? { payloadCodecs: [new AesGcmPayloadCodec(keys, unencrypted)] } : {}),
   };
 }
 

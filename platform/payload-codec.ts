@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
+import { UNENCRYPTED_MARKER_KEY, UNENCRYPTED_MARKER_VALUE, unencryptedRefusal } from '../common/unencrypted-payload';
 
 export const ENCRYPTED_ENCODING = 'binary/encrypted';
 export const KEY_ID_METADATA = 'encryption-key-id';
@@ -30,6 +31,28 @@ export class PayloadKeyError extends Error {}
 
 /** Thrown for a payload that cannot be decrypted; says which key, never what the payload holds. */
 export class PayloadDecryptionError extends Error {}
+
+/** Thrown to a client (the API) that receives an unencrypted payload while clear payloads are refused. */
+export class UnencryptedPayloadError extends PayloadDecryptionError {
+  constructor() {
+    super(unencryptedRefusal('a payload'));
+  }
+}
+
+/**
+ * What decode does with a payload that is not encrypted:
+ * - `allow`: passes it through (PAYLOAD_ALLOW_CLEAR during a migration, the codec endpoint's viewer, replays of
+ *   decoded fixtures);
+ * - `refuse`: throws UnencryptedPayloadError (clients: the caller gets the error);
+ * - `mark`: replaces it by the marker of common/unencrypted-payload.ts (workers: the run's guards refuse what
+ *   carries it and the run stays healthy, where a decode error would fail its workflow task again and again).
+ */
+export type UnencryptedPayloads = 'allow' | 'refuse' | 'mark';
+
+const MARKER: Payload = {
+  metadata: { encoding: utf8.encode('json/plain') },
+  data: utf8.encode(JSON.stringify({ [UNENCRYPTED_MARKER_KEY]: UNENCRYPTED_MARKER_VALUE })),
+};
 
 /**
  * Parses `keyId:base64Key[,keyId:base64Key...]` (newlines separate entries too, for key files). Messages name the
@@ -85,15 +108,24 @@ export function keyIdOf(payload: Payload): string | undefined {
  * another key ID fails authentication. Data is IV || ciphertext || tag.
  */
 export class AesGcmPayloadCodec implements PayloadCodec {
-  constructor(readonly keys: PayloadKeySet) {}
+  constructor(
+    readonly keys: PayloadKeySet,
+    readonly unencrypted: UnencryptedPayloads = 'refuse',
+  ) {}
 
   async encode(payloads: Payload[]): Promise<Payload[]> {
     return payloads.map((payload) => this.encrypt(payload));
   }
 
-  /** Payloads that are not encrypted pass through: runs recorded before encryption was turned on stay readable. */
+  /** Encryption is what shows a payload came from labflow, so one that is not encrypted is taken as `unencrypted` says. */
   async decode(payloads: Payload[]): Promise<Payload[]> {
-    return payloads.map((payload) => (isEncrypted(payload) ? this.decrypt(payload) : payload));
+    return payloads.map((payload) => (isEncrypted(payload) ? this.decrypt(payload) : this.unencryptedPayload(payload)));
+  }
+
+  private unencryptedPayload(payload: Payload): Payload {
+    if (this.unencrypted === 'allow') return payload;
+    if (this.unencrypted === 'mark') return { metadata: { ...MARKER.metadata }, data: MARKER.data };
+    throw new UnencryptedPayloadError();
   }
 
   private encrypt(payload: Payload): Payload {

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { FAILURE_CONVERTER_PATH } from '../platform/data-converter';
+import { FAILURE_CONVERTER_PATH, WORKFLOW_INTERCEPTOR_MODULES } from '../platform/data-converter';
 
 /** Prebuilds the workflow bundle for production workers (WORKFLOW_BUNDLE_PATH), so they start without webpack. */
 async function main(): Promise<void> {
@@ -10,6 +10,7 @@ async function main(): Promise<void> {
   const { code } = await bundleWorkflowCode({
     workflowsPath: require.resolve('../workflows'),
     failureConverterPath: FAILURE_CONVERTER_PATH,
+    workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
   });
   await mkdir(dirname(out), { recursive: true });
   await writeFile(out, code);

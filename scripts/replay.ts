@@ -1,16 +1,8 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfig } from '../common/config';
-import { dataConverterFor, loadPayloadKeys } from '../platform/data-converter';
-import {
-  decodePayloadsIn,
-  encryptionKeyIdsIn,
-  fetchFixture,
-  loadFixture,
-  replayFixtures,
-  saveFixture,
-  type ReplayFixture,
-} from '../workers/replay';
+import { dataConverterFor, loadPayloadKeys, WORKFLOW_INTERCEPTOR_MODULES } from '../platform/data-converter';
+import { encryptionKeyIdsIn, fetchFixture, loadFixture, replayFixtures, saveFixture, type ReplayFixture } from '../workers/replay';
 
 const usage = `Replays a run's history against the current workflow code and says whether it is deterministic.
 
@@ -37,8 +29,10 @@ async function main(): Promise<number> {
     telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' }, forward: {} } },
   });
   const config = loadConfig();
-  // Histories with encrypted payloads (from Temporal, or a download without the codec) need the keys they name.
-  const dataConverter = dataConverterFor(loadPayloadKeys(config));
+  const keys = loadPayloadKeys(config);
+  // A saved history is stored decoded (or downloaded encrypted), and its replay accepts clear payloads: a replay
+  // takes no inbound action, it re-runs what the run once accepted.
+  let dataConverter = dataConverterFor(keys, { allowClear: true });
   let fixture: ReplayFixture;
   const file = option(args, '--file');
   if (file) {
@@ -46,33 +40,40 @@ async function main(): Promise<number> {
   } else {
     const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
     try {
-      fixture = await fetchFixture(
-        new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter }),
-        args[0],
-        option(args, '--run-id'),
-      );
+      const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
+      const handle = client.workflow.getHandle(args[0], option(args, '--run-id'));
+      const { runId } = await handle.describe();
+      fixture = { workflowId: args[0], runId, history: await handle.fetchHistory() };
+      const save = option(args, '--save');
+      if (save) {
+        await saveFixture(save, await fetchFixture(client, args[0], runId));
+        console.log(`saved the history to ${save}, payloads decrypted (readable only by you)`);
+      }
     } finally {
       await connection.close();
     }
-    const save = option(args, '--save');
-    if (save) {
-      await saveFixture(save, fixture);
-      console.log(`saved the history to ${save}, payloads decrypted (readable only by you)`);
-    }
+    // A history from Temporal replays as stored, decoded as the worker decodes it: a payload the worker refused for
+    // arriving in clear is refused again, as the run's history requires.
+    dataConverter = dataConverterFor(keys, { side: 'worker', allowClear: config.PAYLOAD_ALLOW_CLEAR === true });
   }
-  // Decrypted up front, so that a missing key is named here rather than surfacing as a replay failure.
-  await decodePayloadsIn(fixture.history, dataConverter.payloadCodecs ?? []);
-  const keyIds = encryptionKeyIdsIn(fixture.history);
-  if (keyIds.length > 0) {
+  // Named here rather than surfacing as a replay failure.
+  const missing = encryptionKeyIdsIn(fixture.history).filter((id) => !keys?.all.has(id));
+  if (missing.length > 0) {
     console.log(
-      `✘ ${fixture.workflowId}: the history's payloads are encrypted (key IDs: ${keyIds.join(', ')}) and no payload keys are configured`,
+      `✘ ${fixture.workflowId}: the history's payloads are encrypted with key IDs that are not configured: ${missing.join(', ')}`,
     );
     console.log('  Set PAYLOAD_KEYS or PAYLOAD_KEYS_FILE (after npm start: DATA_DIR/payload-keys is used by itself).');
     return 2;
   }
-  const [verdict] = await replayFixtures({ workflowsPath: require.resolve('../workflows'), replayName: 'labflow-replay', dataConverter }, [
-    fixture,
-  ]);
+  const [verdict] = await replayFixtures(
+    {
+      workflowsPath: require.resolve('../workflows'),
+      replayName: 'labflow-replay',
+      dataConverter,
+      interceptors: { workflowModules: WORKFLOW_INTERCEPTOR_MODULES },
+    },
+    [fixture],
+  );
   if (!verdict.error) {
     console.log(`✔ ${verdict.workflowId}: ${verdict.events} events replay deterministically against the current code`);
     return 0;

@@ -57,7 +57,7 @@ async function schedules(args: string[]): Promise<number> {
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   try {
     // Schedule actions carry workflow inputs, which the worker will decode.
-    const dataConverter = dataConverterFor(loadPayloadKeys(config));
+    const dataConverter = dataConverterFor(loadPayloadKeys(config), { allowClear: config.PAYLOAD_ALLOW_CLEAR === true });
     const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
     const report = await reconcileSchedules(client, scheduleDefinitions(scheduleSettingsFromConfig(config)), {
       taskQueue: config.TEMPORAL_TASK_QUEUE,

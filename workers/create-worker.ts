@@ -1,6 +1,7 @@
 import type { DataConverter } from '@temporalio/common';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import type { Activities } from '../activities';
+import { workerInterceptors } from '../platform/data-converter';
 
 export interface WorkerSetup {
   connection: NativeConnection;
@@ -9,7 +10,7 @@ export interface WorkerSetup {
   activities: Activities;
   /** A prebuilt workflow bundle (production, tests); the worker bundles workflows/ itself when absent. */
   workflowBundle?: WorkerOptions['workflowBundle'];
-  /** platform/data-converter.ts's dataConverterFor(keys): the same codec as every client's. */
+  /** platform/data-converter.ts's dataConverterFor(keys, { side: 'worker' }): the same keys as every client's. */
   dataConverter: DataConverter;
 }
 
@@ -20,6 +21,8 @@ export function createWorker(setup: WorkerSetup): Promise<Worker> {
     taskQueue: setup.taskQueue,
     activities: setup.activities,
     dataConverter: setup.dataConverter,
+    // A prebuilt bundle carries the workflow guard itself (scripts/build-workflow-bundle.ts).
+    interceptors: workerInterceptors(),
     ...(setup.workflowBundle ? { workflowBundle: setup.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
     // Human actions are answered while the run is otherwise idle; keep enough slots for bursts of updates.
     maxConcurrentWorkflowTaskExecutions: 100,

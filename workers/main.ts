@@ -25,7 +25,8 @@ async function main(): Promise<void> {
   const keys = loadPayloadKeys(config);
   if (keys) log.info({ encryptionKeyId: keys.current.id, decryptionKeyIds: [...keys.all.keys()] }, 'payload encryption on');
   else log.warn('payload encryption is off: no PAYLOAD_KEYS or PAYLOAD_KEYS_FILE');
-  const dataConverter = dataConverterFor(keys);
+  if (keys && config.PAYLOAD_ALLOW_CLEAR) log.warn('PAYLOAD_ALLOW_CLEAR is on: unencrypted payloads are accepted');
+  const dataConverter = dataConverterFor(keys, { allowClear: config.PAYLOAD_ALLOW_CLEAR === true, side: 'worker' });
   const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const added = await ensureSearchAttributes(clientConnection, config.TEMPORAL_NAMESPACE);
   if (added.length) log.info({ added }, 'search attributes registered');

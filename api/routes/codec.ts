@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { Actor, Role } from '../../common/roles';
 import { appendAudit } from '../../db/audit';
 import { closeCodecSession, codecSessionActor, openCodecSession } from '../../db/codec-sessions';
-import { keyIdOf, PayloadDecryptionError } from '../../platform/payload-codec';
+import { isEncrypted, keyIdOf, PayloadDecryptionError } from '../../platform/payload-codec';
 import { requireRole } from '../auth';
 import { readJsonBody } from '../body';
 import type { ApiDeps } from '../deps';
@@ -14,6 +14,12 @@ import { parseOrProblem } from '../route';
 
 /** Who may see decoded payloads (admin may call any route). */
 export const CODEC_ROLES: readonly Role[] = ['it_operator'];
+
+/**
+ * Who may encrypt payloads: with payload keys configured an encrypted payload is what the worker accepts as coming
+ * from labflow, so encoding one is minting it.
+ */
+export const ENCODE_ROLES: readonly Role[] = ['admin'];
 
 const PATHS = ['/codec/encode', '/codec/decode'];
 const SESSION_COOKIE = 'labflow_codec';
@@ -47,8 +53,10 @@ const toJson = (p: Payload) => ({
 /**
  * POST /codec/encode and /codec/decode, where the Temporal Web UI (`codec.endpoint`) and the CLI
  * (`--codec-endpoint <PUBLIC_URL>/codec --codec-auth "Bearer <API key>"`) send payloads to be read or written.
- * Browsers may call it only from the configured Web UI origins. Every decode is audited: who, which namespace, how
- * many payloads, which key IDs; never what they held.
+ * Browsers may call it only from the configured Web UI origins. Decoding is for IT operators and admins, encoding for
+ * admins only. Every call is audited: who, which namespace, how many payloads, which key IDs; never what they held.
+ * Decode passes payloads that are not encrypted through, whatever PAYLOAD_ALLOW_CLEAR says: it is a viewer, and what
+ * it answers goes to a person, not into a run.
  */
 export function mountCodec(router: Router, deps: ApiDeps): void {
   const origins = new Set(deps.config.codecCorsOrigins ?? []);
@@ -129,7 +137,7 @@ export function mountCodec(router: Router, deps: ApiDeps): void {
 
   const handle = (direction: 'encode' | 'decode') => async (ctx: Context) => {
     const actor = await codecActor(ctx);
-    requireRole(actor, CODEC_ROLES);
+    requireRole(actor, direction === 'encode' ? ENCODE_ROLES : CODEC_ROLES);
     ctx.state.actor = actor.username;
     const codec = deps.payloadCodec;
     if (!codec) {
@@ -147,26 +155,30 @@ export function mountCodec(router: Router, deps: ApiDeps): void {
     const body = parseOrProblem(codecBody, (await readJsonBody(ctx, deps.config.bodyLimitBytes)) ?? {}, 'body');
     const payloads = body.payloads.map(fromJson);
 
+    const audit = (keyIds: string[]) =>
+      appendAudit(deps.db, {
+        actorId: actor.userId,
+        actor: actor.username,
+        action: `codec.${direction}`,
+        entityType: 'temporal-namespace',
+        entityId: namespace,
+        details: { payloads: payloads.length, keyIds },
+      });
+
     if (direction === 'encode') {
-      ctx.body = { payloads: (await codec.encode(payloads)).map(toJson) };
+      const encoded = await codec.encode(payloads);
+      await audit([...new Set(encoded.map(keyIdOf).filter((id): id is string => id !== undefined))].sort());
+      ctx.body = { payloads: encoded.map(toJson) };
       return;
     }
     let decoded: Payload[];
     try {
-      decoded = await codec.decode(payloads);
+      decoded = await Promise.all(payloads.map(async (p) => (isEncrypted(p) ? (await codec.decode([p]))[0] : p)));
     } catch (err) {
       if (err instanceof PayloadDecryptionError) throw problems.unprocessable('undecodable-payload', err.message);
       throw err;
     }
-    const keyIds = [...new Set(payloads.map(keyIdOf).filter((id): id is string => id !== undefined))].sort();
-    await appendAudit(deps.db, {
-      actorId: actor.userId,
-      actor: actor.username,
-      action: 'codec.decode',
-      entityType: 'temporal-namespace',
-      entityId: namespace,
-      details: { payloads: payloads.length, keyIds },
-    });
+    await audit([...new Set(payloads.map(keyIdOf).filter((id): id is string => id !== undefined))].sort());
     ctx.body = { payloads: decoded.map(toJson) };
   };
   router.post('/codec/encode', cors, handle('encode'));

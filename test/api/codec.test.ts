@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { createApp } from '../../api/app';
 import { createAuthenticator } from '../../api/auth';
+import { toProblem } from '../../api/error-handler';
 import { createLogger } from '../../platform/logger';
 import {
   AesGcmPayloadCodec,
@@ -11,6 +12,7 @@ import {
   generatePayloadKeys,
   KEY_ID_METADATA,
   parsePayloadKeys,
+  UnencryptedPayloadError,
 } from '../../platform/payload-codec';
 import { startPlatform, TEST_UI_ORIGIN, testApiConfig, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
@@ -98,16 +100,53 @@ describe('the codec endpoint for the Temporal Web UI and CLI', () => {
     );
   });
 
-  it('encodes with the current key what the platform decodes, and is not audited for it', async () => {
-    const audited = (await decodeAudits(u.operator.username)).length;
+  const encodeAudits = (username: string) =>
+    testEnv()
+      .db('audit_events')
+      .where({ action: 'codec.encode', actor: username })
+      .orderBy('seq')
+      .select('entity_type', 'entity_id', 'details');
+
+  it('refuses to encode for an IT operator (403, audited nowhere): an encrypted payload is what the worker trusts', async () => {
     const res = await p.api('POST', '/codec/encode', { key: u.operator.apiKey, body: { payloads: [jsonPayload({ dose: '5 mg' })] } });
+    assertProblem(res, 403, 'forbidden');
+    assert.match(res.headers.get('content-type') ?? '', /^application\/problem\+json/);
+    assert.doesNotMatch(JSON.stringify(res.body), /5 mg/);
+    assert.deepEqual(await encodeAudits(u.operator.username), []);
+    const session = await p.api('POST', '/codec/session', { key: u.operator.apiKey });
+    const cookie = `labflow_codec=${/labflow_codec=([^;]+)/.exec(session.headers.get('set-cookie') ?? '')?.[1]}`;
+    assertProblem(await p.api('POST', '/codec/encode', { headers: { cookie }, body: { payloads: [] } }), 403, 'forbidden');
+  });
+
+  it('encodes for an admin with the current key what the platform decodes, and audits who, how many and which key, never the contents', async () => {
+    const res = await p.api('POST', '/codec/encode', {
+      key: u.admin.apiKey,
+      body: { payloads: [jsonPayload({ dose: '5 mg' }), jsonPayload(2)] },
+      headers: { 'x-namespace': 'lab-prod' },
+    });
     assert.equal(res.status, 200);
     const [encoded] = res.body.payloads as JsonPayload[];
     assert.equal(unb64(encoded.metadata.encoding), ENCRYPTED_ENCODING);
     assert.equal(unb64(encoded.metadata[KEY_ID_METADATA]), 'test-current');
     const [decoded] = await codec().decode([fromJson(encoded)]);
     assert.deepEqual(defaultPayloadConverter.fromPayload(decoded), { dose: '5 mg' });
-    assert.equal((await decodeAudits(u.operator.username)).length, audited);
+
+    const audits = await encodeAudits(u.admin.username);
+    assert.equal(audits.length, 1);
+    assert.equal(audits[0].entity_type, 'temporal-namespace');
+    assert.equal(audits[0].entity_id, 'lab-prod');
+    assert.deepEqual(audits[0].details, { payloads: 2, keyIds: ['test-current'] });
+    assert.doesNotMatch(JSON.stringify(audits[0]), /5 mg/);
+  });
+
+  it('decodes payloads that are not encrypted as they are, even though the API refuses them from Temporal (a 502)', async () => {
+    const plain = jsonPayload('sent in clear');
+    const res = await decodeAs(u.operator.apiKey, [plain]);
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body.payloads, [plain]);
+    const problem = toProblem(new UnencryptedPayloadError());
+    assert.equal(problem?.status, 502);
+    assert.match(String(problem?.body('/x').detail), /arrived unencrypted/);
   });
 
   it('decodes what an older configured key encrypted', async () => {

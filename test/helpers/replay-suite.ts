@@ -1,9 +1,8 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { FAILURE_CONVERTER_PATH } from '../../platform/data-converter';
+import { dataConverterFor, FAILURE_CONVERTER_PATH, WORKFLOW_INTERCEPTOR_MODULES } from '../../platform/data-converter';
 import { loadFixture, replayFixtures, type ReplayFixture, type ReplayVerdict } from '../../workers/replay';
-import { testEnv } from '../setup/env';
 
 /** Replay fixtures live in one folder per process, each history under the workflow ID it really ran with. */
 export const HISTORIES_ROOT = join(__dirname, '..', 'fixtures', 'histories');
@@ -40,11 +39,17 @@ const quiet = { log: ignore, trace: ignore, debug: ignore, info: ignore, warn: i
 export function bundleWithInterceptors(...interceptorModules: string[]): Promise<{ code: string }> {
   return bundleWorkflowCode({
     workflowsPath: require.resolve('../../workflows'),
-    workflowInterceptorModules: interceptorModules,
+    workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES, ...interceptorModules],
     failureConverterPath: FAILURE_CONVERTER_PATH,
     logger: quiet,
   });
 }
+
+/**
+ * Fixtures are stored decoded (clear), so they replay with a converter that accepts clear payloads: a replay takes
+ * no inbound action, it re-runs what the run once accepted.
+ */
+const fixtureConverter = dataConverterFor(null);
 
 /**
  * Replays each fixture against a bundle, one history at a time: the runs of one continued-as-new chain share a
@@ -56,7 +61,7 @@ export async function replayEach(
 ): Promise<(ReplayVerdict & { file: string })[]> {
   const verdicts = [];
   for (const f of fixtures) {
-    const [verdict] = await replayFixtures({ workflowBundle, dataConverter: testEnv().dataConverter }, [f]);
+    const [verdict] = await replayFixtures({ workflowBundle, dataConverter: fixtureConverter }, [f]);
     verdicts.push({ ...verdict, file: f.file });
   }
   return verdicts;

@@ -82,10 +82,11 @@ describe('the payload codec', () => {
     assert.notDeepEqual(Buffer.from(again.data!), Buffer.from(encoded[0].data!), 'the same value encrypts differently each time');
   });
 
-  it('passes payloads that are not encrypted through unchanged, so histories recorded before encryption stay readable', async () => {
+  it('passes payloads that are not encrypted through unchanged only when told to (PAYLOAD_ALLOW_CLEAR, the viewer)', async () => {
     const plain = json({ recorded: 'before encryption' });
-    const [decoded] = await codecA.decode([plain]);
+    const [decoded] = await new AesGcmPayloadCodec(keysA, 'allow').decode([plain]);
     assert.equal(decoded, plain);
+    await assert.rejects(codecA.decode([plain]), /arrived unencrypted/, 'refused by default');
   });
 
   it('keeps decrypting with an old key after a new one becomes current, and encrypts new payloads with the new key', async () => {

@@ -4,7 +4,7 @@ import { bundleWorkflowCode, NativeConnection } from '@temporalio/worker';
 import pino from 'pino';
 import { createDb, dropDatabase, ensureDatabase } from '../../db/knex';
 import { migrateLatest } from '../../db/migrate';
-import { dataConverterFor, FAILURE_CONVERTER_PATH } from '../../platform/data-converter';
+import { dataConverterFor, FAILURE_CONVERTER_PATH, WORKFLOW_INTERCEPTOR_MODULES } from '../../platform/data-converter';
 import { REDACTED_PATHS } from '../../platform/logger';
 import { generatePayloadKeys, parsePayloadKeys } from '../../platform/payload-codec';
 import { installRuntime } from '../../workers/runtime';
@@ -57,6 +57,7 @@ export const mochaHooks = {
       bundleWorkflowCode({
         workflowsPath: require.resolve('../../workflows'),
         failureConverterPath: FAILURE_CONVERTER_PATH,
+        workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
         logger: quietBundler,
       }),
       ensureDatabase(databaseUrl),
@@ -69,7 +70,7 @@ export const mochaHooks = {
     // A fresh key set per run, with an older key behind the current one: everything the tests run is encrypted,
     // as in production.
     const payloadKeys = `${generatePayloadKeys('test-current')},${generatePayloadKeys('test-previous')}`;
-    const dataConverter = dataConverterFor(parsePayloadKeys(payloadKeys));
+    const dataConverter = dataConverterFor(parsePayloadKeys(payloadKeys), { side: 'worker' });
     setTestEnv({
       temporalAddress: server.address,
       databaseUrl,
