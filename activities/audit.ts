@@ -26,7 +26,8 @@ export function auditActivities({ db, mailDomain, auditChain }: ActivityDeps) {
       if (auditChain) {
         const sealed = await sealAuditChain(db, auditChain, new Date());
         verdict = sealed.verdict;
-        if (sealed.checkpointFile) log.info('audit chain sealed and anchored', { newlySealed: sealed.newlySealed, checkpoint: sealed.checkpointFile });
+        if (sealed.checkpointFile)
+          log.info('audit chain sealed and anchored', { newlySealed: sealed.newlySealed, checkpoint: sealed.checkpointFile });
       } else {
         log.warn('audit chain key not configured (AUDIT_CHAIN_KEY_FILE): only the unkeyed hashes are checked');
         verdict = await verifyAuditChain(db);

@@ -32,7 +32,10 @@ export function auditChainFromConfig(
   const file = config.AUDIT_CHAIN_KEY_FILE ?? devAuditChainKeyFile(config.DATA_DIR);
   if (!config.AUDIT_CHAIN_KEY_FILE && !existsSync(file)) return null;
   const dirs = [config.BACKUP_DIR, config.BACKUP_OFFSITE_DIR].filter((d): d is string => Boolean(d));
-  return auditChainSettings(readAuditChainKey(file), dirs.map((d) => join(resolve(d), 'audit-checkpoints')));
+  return auditChainSettings(
+    readAuditChainKey(file),
+    dirs.map((d) => join(resolve(d), 'audit-checkpoints')),
+  );
 }
 
 export function auditChainSettings(key: Buffer, checkpointDirs: string[]): AuditChainSettings {
@@ -49,9 +52,12 @@ export function readAuditChainKey(file: string): Buffer {
     text = readFileSync(file, 'utf8').trim();
   } catch (err) {
     if (err instanceof AuditChainKeyError) throw err;
-    throw new AuditChainKeyError(`cannot read the audit chain key file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new AuditChainKeyError(
+      `cannot read the audit chain key file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
-  if (!/^[0-9a-f]{64}$/i.test(text)) throw new AuditChainKeyError(`the audit chain key file ${file} must hold 64 hex characters (256 bits)`);
+  if (!/^[0-9a-f]{64}$/i.test(text))
+    throw new AuditChainKeyError(`the audit chain key file ${file} must hold 64 hex characters (256 bits)`);
   return Buffer.from(text, 'hex');
 }
 
@@ -132,9 +138,7 @@ export function writeCheckpoint(
 }
 
 export type CheckpointRead =
-  | { kind: 'none' }
-  | { kind: 'ok'; file: string; checkpoint: SignedCheckpoint }
-  | { kind: 'refused'; file: string; reason: string };
+  { kind: 'none' } | { kind: 'ok'; file: string; checkpoint: SignedCheckpoint } | { kind: 'refused'; file: string; reason: string };
 
 /**
  * The newest checkpoint in any of the directories (newest by the time in its name), optionally the newest taken at
@@ -157,7 +161,8 @@ export function readNewestCheckpoint(chain: AuditChainSettings, notAfter?: Date)
       const m = CHECKPOINT_FILE.exec(name);
       if (!m || (limit && m[1] > limit)) continue;
       const seq = Number(m[2]);
-      if (!newest || m[1] > newest.stamp || (m[1] === newest.stamp && seq > newest.seq)) newest = { file: join(dir, name), stamp: m[1], seq };
+      if (!newest || m[1] > newest.stamp || (m[1] === newest.stamp && seq > newest.seq))
+        newest = { file: join(dir, name), stamp: m[1], seq };
     }
   }
   if (!newest) return { kind: 'none' };

@@ -28,10 +28,16 @@ async function main(args: string[]): Promise<number> {
       verdict = await verifyAuditChain(db, { chain });
     }
     const keyed = verdict.keyed;
-    if (!keyed) console.log('! no audit chain key (AUDIT_CHAIN_KEY_FILE): only the unkeyed hashes were checked, which a superuser can recompute');
-    else if (keyed.checkpoint) console.log(`  checked against the checkpoint of ${keyed.checkpoint.at} (event ${keyed.checkpoint.headSeq}): ${keyed.checkpoint.file}`);
-    else if (!keyed.checkpointRefused) console.log('! no checkpoint yet: deleting the newest events would go unnoticed until one is written');
-    if (keyed?.checkpointRefused) console.log(`✘ the newest checkpoint ${keyed.checkpointRefused.file} is refused: ${keyed.checkpointRefused.reason}`);
+    if (!keyed)
+      console.log('! no audit chain key (AUDIT_CHAIN_KEY_FILE): only the unkeyed hashes were checked, which a superuser can recompute');
+    else if (keyed.checkpoint)
+      console.log(
+        `  checked against the checkpoint of ${keyed.checkpoint.at} (event ${keyed.checkpoint.headSeq}): ${keyed.checkpoint.file}`,
+      );
+    else if (!keyed.checkpointRefused)
+      console.log('! no checkpoint yet: deleting the newest events would go unnoticed until one is written');
+    if (keyed?.checkpointRefused)
+      console.log(`✘ the newest checkpoint ${keyed.checkpointRefused.file} is refused: ${keyed.checkpointRefused.reason}`);
     if (verdict.firstBroken) {
       console.log(`✘ audit trail broken at event ${verdict.firstBroken.seq}: ${verdict.firstBroken.reason}`);
       console.log(`  ${verdict.events} events before it verified.`);

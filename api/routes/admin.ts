@@ -46,7 +46,8 @@ export function adminRoutes({ db, auditChain }: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/admin/audit/verify',
-      summary: "Recompute the audit trail's hash chain and keyed links, check it against the newest checkpoint, and name the first broken link",
+      summary:
+        "Recompute the audit trail's hash chain and keyed links, check it against the newest checkpoint, and name the first broken link",
       tag: 'operations',
       roles: ['admin', 'qa_manager'],
       handler: async ({ ctx }) => {
