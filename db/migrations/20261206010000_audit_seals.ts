@@ -5,8 +5,9 @@ import type { Knex } from 'knex';
  * labflow's worker with a key the database never holds, so a superuser who rewrites an event and re-hashes every
  * event after it cannot forge the links. Seals live apart from the events because the insert trigger cannot
  * compute them; like the events they are append-only. Events recorded before this migration are sealed by the
- * first seal run (the nightly audit check, or `npm run audit:verify -- --seal`). No foreign key to audit_events: it
- * would only change which error a refused TRUNCATE of the trail reports, and verification joins by seq anyway.
+ * first seal run (the nightly audit check, or `npm run audit:verify -- --seal`). No foreign key to audit_events:
+ * verification, not a constraint a superuser can drop, is what catches deleted events, and a reference would make a
+ * TRUNCATE of the trail fail on the constraint before the append-only trigger says why.
  */
 export async function up(knex: Knex): Promise<void> {
   await knex.raw(`
