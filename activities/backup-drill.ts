@@ -1,16 +1,18 @@
 import { log } from '@temporalio/activity';
 import type { BackupSettings, RestoreDrillResult } from '../common/scheduled-work';
 import { appendAudit, verifyAuditChain } from '../db/audit';
+import { readNewestCheckpoint } from '../db/audit-chain';
 import { createDb, dropDatabase, ensureDatabase } from '../db/knex';
 import { queueNotifications } from '../db/notifications';
 import { resolveRecipients } from '../db/recipients';
 import { restoreDump } from './backup-restore';
 import { BACKUP_ACTOR, backupFailure, databaseUrlOf, heartbeating } from './backup-support';
+import { auditVerdictProblem } from './audit';
 import { withDatabase } from './backup-tools';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
 
-export function restoreDrillActivities({ db, mailDomain }: Pick<ActivityDeps, 'db' | 'mailDomain'>) {
+export function restoreDrillActivities({ db, mailDomain, auditChain }: Pick<ActivityDeps, 'db' | 'mailDomain' | 'auditChain'>) {
   return {
     /**
      * Restores a verified backup into a scratch database, runs smoke queries (row counts of key tables, the audit
@@ -40,6 +42,7 @@ export function restoreDrillActivities({ db, mailDomain }: Pick<ActivityDeps, 'd
         auditChainOk: false,
         failure: null,
       };
+      let chainProblem = '';
       const stop = heartbeating(() => ({ phase: 'restore-drill' }));
       try {
         await dropDatabase(scratchUrl);
@@ -53,13 +56,19 @@ export function restoreDrillActivities({ db, mailDomain }: Pick<ActivityDeps, 'd
             const counted = await scratchDb(table).count({ n: '*' }).first();
             result.rowCounts[table] = Number(counted?.n ?? 0);
           }
-          result.auditChainOk = (await verifyAuditChain(scratchDb)).ok;
+          // Against the newest checkpoint taken before this backup: a later one anchors events the dump cannot hold.
+          const anchor = auditChain ? readNewestCheckpoint(auditChain, new Date(backup.taken_at)) : undefined;
+          const verdict = await verifyAuditChain(scratchDb, { chain: auditChain, anchor });
+          result.auditChainOk = verdict.ok;
+          if (!verdict.ok) chainProblem = auditVerdictProblem(verdict);
         } finally {
           await scratchDb.destroy();
         }
         result.ok = result.auditChainOk && result.rowCounts.audit_events > 0;
         if (!result.ok)
-          result.failure = result.auditChainOk ? 'the restored audit trail is empty' : 'the restored audit chain does not verify';
+          result.failure = result.auditChainOk
+            ? 'the restored audit trail is empty'
+            : `the restored audit chain does not verify: ${chainProblem}`;
       } catch (err) {
         result.failure = (err as Error).message.slice(0, 4000);
       } finally {

@@ -49,7 +49,7 @@ async function backupRow(db: Db, id: string) {
   return row;
 }
 
-export function backupActivities({ db, mailDomain }: ActivityDeps) {
+export function backupActivities({ db, mailDomain, auditChain }: ActivityDeps) {
   const source = () => databaseUrlOf(db);
 
   return {
@@ -368,6 +368,6 @@ export function backupActivities({ db, mailDomain }: ActivityDeps) {
       });
     },
 
-    ...restoreDrillActivities({ db, mailDomain }),
+    ...restoreDrillActivities({ db, mailDomain, auditChain }),
   };
 }

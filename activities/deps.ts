@@ -1,3 +1,4 @@
+import type { AuditChainSettings } from '../db/audit-chain';
 import type { Db } from '../db/knex';
 import type { ErpSetup } from './erp-sync';
 import type { LlmSetup } from './llm/setup';
@@ -14,4 +15,6 @@ export interface ActivityDeps {
   erp?: ErpSetup;
   /** The summarizers: configured LLM providers, their circuit policy and bounds. Absent: only the extractive one. */
   llm?: LlmSetup;
+  /** The audit chain key and checkpoint directories (AUDIT_CHAIN_KEY_FILE); absent: the chain is neither sealed nor anchored. */
+  auditChain?: AuditChainSettings | null;
 }

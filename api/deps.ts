@@ -3,6 +3,7 @@ import type { PayloadCodec } from '@temporalio/common';
 import type { Context } from 'koa';
 import type { Actor } from '../common/roles';
 import type { Summarizer, SummaryAttemptPolicy } from '../common/soap-summary';
+import type { AuditChainSettings } from '../db/audit-chain';
 import type { SigningPolicy } from '../db/identity';
 import type { Db } from '../db/knex';
 import type { Logger } from '../platform/logger';
@@ -39,4 +40,6 @@ export interface ApiDeps {
   authenticate: (ctx: Context) => Promise<Actor>;
   /** The payload codec of the Temporal clients, served at /codec/*; absent when payload encryption is off. */
   payloadCodec?: PayloadCodec;
+  /** The audit chain key and checkpoint directories; absent: audit verification checks the unkeyed hashes only. */
+  auditChain?: AuditChainSettings | null;
 }

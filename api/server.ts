@@ -1,5 +1,6 @@
 import { Client, Connection } from '@temporalio/client';
 import { loadConfig } from '../common/config';
+import { auditChainFromConfig } from '../db/audit-chain';
 import { createDb } from '../db/knex';
 import { dataConverterFor, loadPayloadKeys } from '../platform/data-converter';
 import { createLogger } from '../platform/logger';
@@ -26,6 +27,7 @@ async function main(): Promise<void> {
     log,
     authenticate: createAuthenticator(db, settings.apiKeyCacheTtlMs),
     payloadCodec: dataConverter.payloadCodecs?.[0],
+    auditChain: auditChainFromConfig(config),
   });
   const server = app.listen(config.API_PORT, config.API_HOST, () =>
     log.info({ host: config.API_HOST, port: config.API_PORT }, 'api listening'),

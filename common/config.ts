@@ -108,6 +108,7 @@ export const configSchema = z.object({
   BACKUP_KEEP_WEEKLY: z.coerce.number().int().min(0).default(4),
   BACKUP_KEEP_MONTHLY: z.coerce.number().int().min(0).default(12),
   BACKUP_PG_USER: z.string().optional(),
+  AUDIT_CHAIN_KEY_FILE: z.string().optional(),
 
   SUMMARY_EXTRACTIVE_FALLBACK: flag.default(true),
   SUMMARY_MAX_ROUNDS: z.coerce.number().int().min(1).max(10).default(3),

@@ -1,4 +1,12 @@
 import type { Knex } from 'knex';
+import {
+  chainLink,
+  GENESIS_LINK,
+  readNewestCheckpoint,
+  writeCheckpoint,
+  type AuditChainSettings,
+  type CheckpointRead,
+} from './audit-chain';
 import type { Db } from './knex';
 
 export interface AuditEvent {
@@ -34,34 +42,160 @@ export async function appendAudit(trx: Knex | Knex.Transaction, event: AuditEven
 
 export interface AuditVerdict {
   ok: boolean;
+  /** Events verified: all of them when ok, else those before the first broken link. */
   events: number;
   firstBroken?: { seq: number; reason: string };
+  /** Present when labflow holds the chain key: what the keyed links and the anchoring checkpoint say. */
+  keyed?: KeyedVerdict;
 }
 
-/** Walks the whole chain in order, recomputing every hash; names the first link that does not hold. */
-export async function verifyAuditChain(db: Db, batchSize = 5000): Promise<AuditVerdict> {
-  let expectedPrev = '0'.repeat(64);
+export interface KeyedVerdict {
+  /** Events whose keyed link verified. */
+  sealed: number;
+  /** The newest events, not sealed yet: until the next seal run only their unkeyed hashes vouch for them. */
+  unsealed: number;
+  /** The checkpoint the chain was checked against; null when there is none yet. */
+  checkpoint: { file: string; headSeq: number; at: string } | null;
+  /** The newest checkpoint could not be trusted, so the chain is not vouched for whatever its links say. */
+  checkpointRefused?: { file: string; reason: string };
+}
+
+export interface VerifyOptions {
+  /** The chain key and checkpoint directories; without them only the unkeyed hashes are checked. */
+  chain?: AuditChainSettings | null;
+  /** The anchor to check against; by default the newest checkpoint in the chain's directories. */
+  anchor?: CheckpointRead;
+  batchSize?: number;
+}
+
+interface Walked {
+  verdict: AuditVerdict;
+  head: { seq: number; hash: string; link: string } | null;
+  toSeal: { seq: number; link: string }[];
+}
+
+/**
+ * Walks the whole chain in order, recomputing every hash and, with the chain key, every keyed link, and checks it
+ * against the newest signed checkpoint; names the first link that does not hold.
+ */
+export async function verifyAuditChain(db: Db, options: VerifyOptions = {}): Promise<AuditVerdict> {
+  const chain = options.chain ?? null;
+  const anchor = chain ? (options.anchor ?? readNewestCheckpoint(chain)) : ({ kind: 'none' } as const);
+  return (await walkChain(db, chain, anchor, options.batchSize ?? 5000, false)).verdict;
+}
+
+/**
+ * The nightly seal: verifies the chain against the newest checkpoint, seals the events recorded since the last
+ * seal, and anchors the new head in a signed checkpoint file outside the database. Seals and anchors nothing when
+ * the chain does not verify, so a rewritten trail is never blessed.
+ */
+export async function sealAuditChain(
+  db: Db,
+  chain: AuditChainSettings,
+  now: Date,
+  batchSize = 5000,
+): Promise<{ verdict: AuditVerdict; newlySealed: number; checkpointFile: string | null }> {
+  const anchor = readNewestCheckpoint(chain);
+  const { verdict, head, toSeal } = await walkChain(db, chain, anchor, batchSize, true);
+  if (!verdict.ok || !head) return { verdict, newlySealed: 0, checkpointFile: null };
+  await db.transaction(async (trx) => {
+    // One sealer at a time; a second one finds the rows sealed and inserts nothing.
+    await trx.raw(`select pg_advisory_xact_lock(hashtext('labflow.audit_seals'))`);
+    for (let i = 0; i < toSeal.length; i += 1000) {
+      await trx('audit_seals')
+        .insert(toSeal.slice(i, i + 1000))
+        .onConflict('seq')
+        .ignore();
+    }
+  });
+  const { file, checkpoint } = writeCheckpoint(chain, head, now);
+  verdict.keyed = {
+    sealed: verdict.events,
+    unsealed: 0,
+    checkpoint: { file, headSeq: checkpoint.headSeq, at: checkpoint.at },
+  };
+  return { verdict, newlySealed: toSeal.length, checkpointFile: file };
+}
+
+async function walkChain(
+  db: Db,
+  chain: AuditChainSettings | null,
+  anchor: CheckpointRead,
+  batchSize: number,
+  collect: boolean,
+): Promise<Walked> {
+  const cp = anchor.kind === 'ok' ? anchor.checkpoint : null;
+  // A database restored from a dump taken before seals existed has no seals table: all its events are unsealed.
+  const hasSeals = chain !== null && (await db.raw(`select to_regclass('audit_seals') as t`)).rows[0].t !== null;
+  const keyed: KeyedVerdict | undefined = chain
+    ? {
+        sealed: 0,
+        unsealed: 0,
+        checkpoint: anchor.kind === 'ok' ? { file: anchor.file, headSeq: cp!.headSeq, at: cp!.at } : null,
+        ...(anchor.kind === 'refused' ? { checkpointRefused: { file: anchor.file, reason: anchor.reason } } : {}),
+      }
+    : undefined;
+  const toSeal: Walked['toSeal'] = [];
+  let head: Walked['head'] = null;
+  let expectedPrev = GENESIS_LINK;
+  let prevLink = GENESIS_LINK;
   let expectedSeq = 1;
   let events = 0;
+  let unsealedFrom: number | null = null;
+  const result = (firstBroken?: { seq: number; reason: string }): Walked => {
+    if (keyed && !firstBroken) keyed.unsealed = events - keyed.sealed;
+    const ok = !firstBroken && !keyed?.checkpointRefused;
+    return {
+      verdict: { ok, events, ...(firstBroken ? { firstBroken } : {}), ...(keyed ? { keyed } : {}) },
+      head,
+      toSeal,
+    };
+  };
+  const anchoredBy = cp ? `the checkpoint of ${cp.at} anchors the chain at event ${cp.headSeq}` : '';
   for (;;) {
-    const rows: { seq: number; prev_hash: string; hash: string; recomputed: string }[] = (
+    const rows: { seq: number; prev_hash: string; hash: string; recomputed: string; link: string | null }[] = (
       await db.raw(
-        `select e.seq, e.prev_hash, e.hash, audit_event_digest(e.prev_hash, e) as recomputed
-           from audit_events e where e.seq >= ? order by e.seq limit ?`,
+        `select e.seq, e.prev_hash, e.hash, audit_event_digest(e.prev_hash, e) as recomputed,
+                ${hasSeals ? 's.link' : 'null::text as link'}
+           from audit_events e ${hasSeals ? 'left join audit_seals s on s.seq = e.seq' : ''}
+          where e.seq >= ? order by e.seq limit ?`,
         [expectedSeq, batchSize],
       )
     ).rows;
     for (const row of rows) {
-      const broken = (reason: string): AuditVerdict => ({ ok: false, events, firstBroken: { seq: row.seq, reason } });
+      const broken = (reason: string, seq = row.seq) => result({ seq, reason });
       if (row.seq !== expectedSeq) return broken(`event ${expectedSeq} is missing`);
       if (row.prev_hash !== expectedPrev) return broken('does not link to the event before it');
       if (row.recomputed !== row.hash) return broken('its content does not match its hash');
+      let link = '';
+      if (chain && keyed) {
+        link = chainLink(chain.key, row.seq, row.hash, prevLink);
+        if (row.link !== null) {
+          if (unsealedFrom !== null) {
+            events = unsealedFrom - 1;
+            return broken('its keyed seal is missing, yet later events are sealed', unsealedFrom);
+          }
+          if (row.link !== link) return broken('its keyed link does not verify: it, or an event before it, was rewritten and re-hashed');
+          keyed.sealed += 1;
+        } else {
+          if (cp && row.seq <= cp.headSeq) return broken(`its keyed seal is missing, yet ${anchoredBy}`);
+          unsealedFrom ??= row.seq;
+          if (collect) toSeal.push({ seq: row.seq, link });
+        }
+        if (cp && row.seq === cp.headSeq && (row.hash !== cp.headHash || link !== cp.headLink)) {
+          return broken(`it is not the event the checkpoint of ${cp.at} anchored`);
+        }
+        prevLink = link;
+      }
+      head = { seq: row.seq, hash: row.hash, link };
       expectedPrev = row.hash;
       expectedSeq += 1;
       events += 1;
     }
-    if (rows.length < batchSize) return { ok: true, events };
+    if (rows.length < batchSize) break;
   }
+  if (cp && events < cp.headSeq) return result({ seq: events + 1, reason: `event ${events + 1} is missing: ${anchoredBy}` });
+  return result();
 }
 
 export async function auditTrail(db: Db, entityType: string, entityIds: string[], limit = 1000) {

@@ -16,6 +16,7 @@ import type { DevTemporal } from './lib/dev-temporal';
 import { devUsersTable, writeDevUsersFile } from './lib/dev-users-file';
 import { canBind, httpUrl } from './lib/ports';
 import { databaseName } from './lib/database-url';
+import { provideAuditChainKey } from './lib/audit-chain-key';
 import { providePayloadKeys } from './lib/payload-keys';
 import { providePostgres } from './lib/postgres-endpoint';
 import type { PrivatePostgres } from './lib/private-postgres';
@@ -66,6 +67,7 @@ async function orchestrate(): Promise<number> {
 async function bringUp(config: Config, running: Running, stop: StopRequest): Promise<void> {
   await checkPortsFree(config);
   const payloadKeys = providePayloadKeys(config);
+  const auditChainKey = provideAuditChainKey(config);
 
   const temporal = await provideTemporal(config);
   if (temporal.devServer) {
@@ -83,7 +85,7 @@ async function bringUp(config: Config, running: Running, stop: StopRequest): Pro
   await prepareDatabase(config, postgres.databaseUrl);
   stop.throwIfRequested();
 
-  const env = childEnvironment(temporal, postgres.databaseUrl, payloadKeys);
+  const env = childEnvironment(temporal, postgres.databaseUrl, { ...payloadKeys, ...auditChainKey });
   say('starting the worker and the API');
   running.worker = startService('worker', 'workers/main.ts', env);
   void running.worker.exit.then((exit) => stopBecauseItDied('worker', exit, stop));
@@ -142,10 +144,10 @@ async function seedUsers(db: Db, config: Config): Promise<void> {
  * The children get this environment (PATH, HOME, TEMPORAL_CLI and every setting the user gave) with the addresses
  * as they turned out, and with the start-up duties switched off, since they are done.
  */
-function childEnvironment(temporal: TemporalEndpoint, databaseUrl: string, payloadKeys: Record<string, string>): NodeJS.ProcessEnv {
+function childEnvironment(temporal: TemporalEndpoint, databaseUrl: string, keyFiles: Record<string, string>): NodeJS.ProcessEnv {
   return {
     ...process.env,
-    ...payloadKeys,
+    ...keyFiles,
     TEMPORAL_ADDRESS: temporal.address,
     TEMPORAL_UI_URL: temporal.uiUrl,
     DATABASE_URL: databaseUrl,

@@ -5,6 +5,7 @@ import { erpSetupFromConfig } from '../activities/erp-sync';
 import { llmSetupFromConfig } from '../activities/llm/setup';
 import { createMailer } from '../activities/mailer';
 import { loadConfig } from '../common/config';
+import { auditChainFromConfig } from '../db/audit-chain';
 import { createDb } from '../db/knex';
 import { dataConverterFor, loadPayloadKeys } from '../platform/data-converter';
 import { createLogger } from '../platform/logger';
@@ -26,6 +27,8 @@ async function main(): Promise<void> {
   if (keys) log.info({ encryptionKeyId: keys.current.id, decryptionKeyIds: [...keys.all.keys()] }, 'payload encryption on');
   else log.warn('payload encryption is off: no PAYLOAD_KEYS or PAYLOAD_KEYS_FILE');
   if (keys && config.PAYLOAD_ALLOW_CLEAR) log.warn('PAYLOAD_ALLOW_CLEAR is on: unencrypted payloads are accepted');
+  const auditChain = auditChainFromConfig(config);
+  if (!auditChain) log.warn('audit chain key not configured (AUDIT_CHAIN_KEY_FILE): the audit trail is neither sealed nor anchored');
   const dataConverter = dataConverterFor(keys, { allowClear: config.PAYLOAD_ALLOW_CLEAR === true, side: 'worker' });
   const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const added = await ensureSearchAttributes(clientConnection, config.TEMPORAL_NAMESPACE);
@@ -51,6 +54,7 @@ async function main(): Promise<void> {
       mailDomain: mailDomainOf(config.MAIL_FROM),
       erp: erpSetupFromConfig(config, db),
       llm: llmSetupFromConfig(config),
+      auditChain,
     }),
     workflowBundle: config.WORKFLOW_BUNDLE_PATH ? { codePath: config.WORKFLOW_BUNDLE_PATH } : undefined,
     dataConverter,

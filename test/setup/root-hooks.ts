@@ -1,7 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection } from '@temporalio/worker';
 import pino from 'pino';
+import { createAuditChainKeyFile } from '../../db/audit-chain';
 import { createDb, dropDatabase, ensureDatabase } from '../../db/knex';
 import { migrateLatest } from '../../db/migrate';
 import { dataConverterFor, FAILURE_CONVERTER_PATH, WORKFLOW_INTERCEPTOR_MODULES } from '../../platform/data-converter';
@@ -17,6 +21,8 @@ const ignore = () => undefined;
 const quietBundler = { log: ignore, trace: ignore, debug: ignore, info: ignore, warn: ignore, error: ignore };
 let stopSmtp: (() => Promise<void>) | undefined;
 let clientConnection: Connection | undefined;
+// The audit chain key of the run, outside the database as in production; processes a test starts inherit it.
+let auditKeyDir: string | undefined;
 
 const baseDatabaseUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -46,6 +52,9 @@ export const mochaHooks = {
   async beforeAll(this: Mocha.Context) {
     this.timeout(300_000);
     installRuntime(runtimeLog, 0);
+    auditKeyDir = mkdtempSync(join(tmpdir(), 'labflow-audit-key-'));
+    createAuditChainKeyFile(join(auditKeyDir, 'audit-chain-key'));
+    process.env.AUDIT_CHAIN_KEY_FILE = join(auditKeyDir, 'audit-chain-key');
     runtimeLog.level = runtimeLevel;
     const url = new URL(baseDatabaseUrl);
     url.pathname = `/labflow_test_${process.pid}_${randomBytes(3).toString('hex')}`;
@@ -102,5 +111,6 @@ export const mochaHooks = {
     await stopSmtp?.();
     await temporal?.stop();
     setTestEnv(undefined);
+    if (auditKeyDir) rmSync(auditKeyDir, { recursive: true, force: true });
   },
 };
