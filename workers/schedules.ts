@@ -252,7 +252,15 @@ export async function reconcileSchedules(
   const listed = new Set(definitions.map((d) => d.scheduleId));
   for await (const summary of client.schedule.list()) {
     if (listed.has(summary.scheduleId) || summary.memo?.[SCHEDULE_OWNER_MEMO] !== owner) continue;
-    if (!options.dryRun) await client.schedule.getHandle(summary.scheduleId).delete();
+    if (!options.dryRun) {
+      try {
+        await client.schedule.getHandle(summary.scheduleId).delete();
+      } catch (err) {
+        // The list is eventually consistent: a schedule deleted meanwhile (by another reconcile) is already gone.
+        if (err instanceof ScheduleNotFoundError) continue;
+        throw err;
+      }
+    }
     report.deleted.push(summary.scheduleId);
   }
   options.log?.info(

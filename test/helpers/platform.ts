@@ -1,3 +1,4 @@
+import type { Db } from '../../db/knex';
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { Client } from '@temporalio/client';
@@ -56,6 +57,8 @@ export const testApiConfig = (taskQueue: string, overrides: Partial<ApiConfig> =
  */
 export interface PlatformOptions {
   withWorker?: boolean;
+  /** A database of the test's own (test/helpers/scratch-database.ts) instead of the run's shared one. */
+  db?: Db;
   apiConfig?: Partial<ApiConfig>;
   /** Dependencies the worker's activities get beyond the database and mailer (an LLM setup, an ERP). */
   activityDeps?: Partial<ActivityDeps>;
@@ -68,6 +71,7 @@ export interface PlatformOptions {
 export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
   const env = testEnv();
   const temporal = options.temporal ?? { client: env.client, nativeConnection: env.nativeConnection };
+  const db = options.db ?? env.db;
   const taskQueue = `test-${randomBytes(4).toString('hex')}`;
   const log = options.log ?? createLogger({ LOG_LEVEL: 'silent', LOG_PRETTY: false }, 'test');
   const mailer = createMailer({
@@ -84,7 +88,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       namespace: 'default',
       taskQueue,
       activities: createActivities({
-        db: env.db,
+        db,
         mailer,
         publicUrl: 'http://labflow.test',
         mailDomain: 'lab.test',
@@ -104,11 +108,11 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
 
   const config = testApiConfig(taskQueue, options.apiConfig);
   const app = createApp({
-    db: env.db,
+    db,
     temporal: temporal.client,
     config,
     log,
-    authenticate: createAuthenticator(env.db, config.apiKeyCacheTtlMs),
+    authenticate: createAuthenticator(db, config.apiKeyCacheTtlMs),
     payloadCodec: env.dataConverter.payloadCodecs?.[0],
   });
   const server: Server = await new Promise((resolve) => {

@@ -5,15 +5,18 @@ import { join } from 'node:path';
 import type { CleanupCounts, CleanupInput, DigestInput, OverdueRemindersInput } from '../../common/scheduled-work';
 import { openTask } from '../../db/tasks';
 import { startPlatform, type Platform } from '../helpers/platform';
+import { createScratchDatabase, type ScratchDatabase } from '../helpers/scratch-database';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
 import { uniqueSuffix } from './support';
 
+// On a database of its own: the reminder and digest jobs work through every open task and every user they find.
 describe('reminders, digest, clean-up and the health canary', () => {
+  let scratch: ScratchDatabase;
   let p: Platform;
   let users: Record<'alice' | 'bob' | 'dc' | 'tokyo', TestUser>;
-  const ids = (u: TestUser) => testEnv().db('users').where({ username: u.username }).first('id');
+  const ids = (u: TestUser) => scratch.db('users').where({ username: u.username }).first('id');
   const exec = <T>(workflowType: string, args: unknown[]) =>
     testEnv().client.workflow.execute(workflowType, {
       workflowId: `${workflowType}:test-${uniqueSuffix()}`,
@@ -22,13 +25,17 @@ describe('reminders, digest, clean-up and the health canary', () => {
     }) as Promise<T>;
 
   before(async () => {
-    p = await startPlatform();
-    users = await makeUsers({ alice: ['reviewer'], bob: ['approver'], dc: ['document_control'], tokyo: ['author'] });
+    scratch = await createScratchDatabase('periodic');
+    p = await startPlatform({ db: scratch.db });
+    users = await makeUsers({ alice: ['reviewer'], bob: ['approver'], dc: ['document_control'], tokyo: ['author'] }, scratch.db);
   });
-  after(() => p.stop());
+  after(async () => {
+    await p?.stop();
+    await scratch?.drop();
+  });
 
   it('reminds each overdue task once per period, escalates once per task, and leaves tasks not yet due alone', async () => {
-    const db = testEnv().db;
+    const db = scratch.db;
     const alice = (await ids(users.alice)).id;
     const tag = uniqueSuffix();
     const base = { workflowId: `wf-${tag}`, entityType: 'document', entityId: `DOC-${tag}` };
@@ -102,7 +109,7 @@ describe('reminders, digest, clean-up and the health canary', () => {
   });
 
   it("sends each user's digest once a day at 09:00 in their own zone, else the lab's", async () => {
-    const db = testEnv().db;
+    const db = scratch.db;
     const tag = uniqueSuffix();
     const [bob, tokyo] = [(await ids(users.bob)).id, (await ids(users.tokyo)).id];
     const pref = await p.api('PUT', '/api/v1/me/preferences', { key: users.tokyo.apiKey, body: { timeZone: 'Asia/Tokyo' } });
@@ -151,7 +158,7 @@ describe('reminders, digest, clean-up and the health canary', () => {
   });
 
   it('cleans up revoked keys, old read notifications, sent outbox rows and .eml files, recording the counts', async () => {
-    const db = testEnv().db;
+    const db = scratch.db;
     const alice = (await ids(users.alice)).id;
     const asOf = '2031-06-01T00:00:00Z';
     await db('api_keys').insert({ user_id: alice, prefix: `old-${uniqueSuffix()}`, key_hash: 'x', revoked_at: '2031-01-01T00:00:00Z' });
@@ -210,9 +217,7 @@ describe('reminders, digest, clean-up and the health canary', () => {
     assert.equal(ready.body.canary.workflowId, workflowId);
     assert.ok(ready.body.canary.ageSeconds < 60);
     // A canary that stopped arriving shows as stale (readiness itself still answers: the API can serve without a worker).
-    await testEnv()
-      .db('health_canary')
-      .update({ completed_at: testEnv().db.raw("now() - interval '1 hour'") });
+    await scratch.db('health_canary').update({ completed_at: scratch.db.raw("now() - interval '1 hour'") });
     const stale = await p.api('GET', '/readyz');
     assert.equal(stale.status, 200);
     assert.equal(stale.body.canary.status, 'stale');
