@@ -10,6 +10,8 @@ import { performance } from 'node:perf_hooks';
 import type { WorkflowHandle } from '@temporalio/client';
 import { approvalInput, startApprovalRun } from '../api/temporal/document-approval';
 import { documentStateQuery, extendDueUpdate, type RoutingStage } from '../common/document-approval';
+import { grantedArgs } from '../common/grants';
+import { issueGrant } from '../db/grants';
 import type { Actor, Role } from '../common/roles';
 import { addVersion, createDocument, findVersion } from '../db/documents';
 import { createUser, toActor } from '../db/identity';
@@ -136,7 +138,17 @@ async function measure(p: BenchPlatform): Promise<Record<Op, Record<Path, number
     },
     update: {
       api: (i) => api('POST', `${versionPath(apiExtended.draft)}/extend`, control.apiKey, 200, extension(i)),
-      raw: (i) => rawExtended.handle.executeUpdate(extendDueUpdate, { args: [{ actor: control.actor, ...extension(i) }] }),
+      // A direct caller writes the action's grant as the API does: without one the run refuses the extension.
+      raw: async (i) => {
+        const grant = await issueGrant(db, {
+          userId: control.actor.userId,
+          workflowId: rawExtended.handle.workflowId,
+          action: 'document.extend_due',
+          args: grantedArgs.extendDue(extension(i)),
+          ttlMs: 300_000,
+        });
+        return rawExtended.handle.executeUpdate(extendDueUpdate, { args: [{ actor: control.actor, grant, ...extension(i) }] });
+      },
     },
     query: {
       api: () => api('GET', versionPath(queried.draft), author.apiKey, 200),

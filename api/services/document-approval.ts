@@ -11,6 +11,9 @@ import type { documentApprovalWorkflow } from '../../workflows';
 import type { ApiDeps } from '../deps';
 import { liveOrRecorded } from '../live-or-recorded';
 import { problems } from '../problem';
+import type { GrantAction } from '../../common/grants';
+import type { SignatureInput } from '../../common/signatures';
+import { grantAction } from '../signing';
 import { approvalInput, approvalRun, liveApprovalRun, startApprovalRun } from '../temporal/document-approval';
 
 type ApprovalRun = WorkflowHandle<typeof documentApprovalWorkflow>;
@@ -106,6 +109,21 @@ export async function runAwaitingRevision(deps: ApiDeps, number: string, version
     throw problems.conflict('wrong-stage', `${row.number} v${row.version} is ${row.state}, not changes_requested`);
   if (row.author_id !== actor.userId) throw problems.forbidden('only the author may upload a revision');
   return run;
+}
+
+/**
+ * Writes the grant for one action a caller may take on a version's run; the run's ID is the version's business
+ * key. `args` are the arguments the run will record, built with common/grants' grantedArgs.
+ */
+export function versionGrant(
+  deps: ApiDeps,
+  at: { number: string; version: number },
+  actor: Actor,
+  action: GrantAction,
+  args: unknown,
+  signature?: SignatureInput,
+): Promise<string> {
+  return grantAction(deps, actor, { workflowId: workflowIds.documentApproval(at.number, at.version), action, args, signature });
 }
 
 const unknownUser = (username: string, field: string) =>

@@ -44,6 +44,28 @@ export async function runReviewStage(run: StageHost, stageIndex: number): Promis
   stage.status = 'active';
   run.publish();
 
+  await waitForDecisions(run, stageIndex);
+  stage.status = run.withdrawing ? 'cancelled' : resolveStage(stage);
+  await db.closeReviewStage({ doc, round: state.round, stageIndex, stageName: stage.name, outcome: stage.status });
+  return stage.status;
+}
+
+/**
+ * Waits until the stage is decided and every accepted decision is recorded. A decision whose grant the recording
+ * step refused frees its slot again, so the stage goes back to waiting rather than closing on it.
+ */
+async function waitForDecisions(run: StageHost, stageIndex: number): Promise<void> {
+  const stage = run.state.stages[stageIndex];
+  do {
+    await remindUntilDecided(run, stageIndex);
+    await condition(() => run.decisionsInFlight(stageIndex) === 0);
+  } while (resolveStage(stage) === 'active' && !run.withdrawing);
+}
+
+/** Reminds before the due date and escalates after it until the stage's slots decide it (or it is withdrawn). */
+async function remindUntilDecided(run: StageHost, stageIndex: number): Promise<void> {
+  const { state, doc, reminderBefore } = run;
+  const stage = state.stages[stageIndex];
   while (resolveStage(stage) === 'active' && !run.withdrawing) {
     const alarm = nextStageAlarm(
       { dueAt: stageDueAt(stage), reminded: stage.reminded, escalated: stage.escalated },
@@ -64,8 +86,4 @@ export async function runReviewStage(run: StageHost, stageIndex: number): Promis
       await db.remindStage({ doc, round: state.round, stageName: stage.name, pending, dueAt: stageDueAt(stage), kind: alarm.kind }),
     );
   }
-  await condition(() => run.decisionsInFlight(stageIndex) === 0);
-  stage.status = run.withdrawing ? 'cancelled' : resolveStage(stage);
-  await db.closeReviewStage({ doc, round: state.round, stageIndex, stageName: stage.name, outcome: stage.status });
-  return stage.status;
 }
