@@ -206,6 +206,7 @@ describe('document approval workflow with stub activities', () => {
       'makeEffective',
       'openPeriodicReview',
       'completePeriodicReview',
+      'acceptRequest',
       'closeVersion',
     ]);
     assert.deepEqual(
@@ -246,6 +247,7 @@ describe('document approval workflow with stub activities', () => {
       'recordDecision',
       'closeReviewStage',
       'requestRevision',
+      'acceptRequest',
       'applyRevision',
       'openReviewStage',
       'recordDecision',
@@ -278,7 +280,7 @@ describe('document approval workflow with stub activities', () => {
     assert.equal(withdrawn.state, 'withdrawn');
     assert.deepEqual(withdrawn.outcome, { by: 'alice', comment: 'Wrong template' });
     assert.equal((await handle.result()).stages[0].status, 'cancelled');
-    assert.deepEqual(names(), ['openReviewStage', 'closeReviewStage', 'closeVersion']);
+    assert.deepEqual(names(), ['openReviewStage', 'acceptRequest', 'closeReviewStage', 'closeVersion']);
   });
 
   it('refuses the author, a non-assignee, a duplicate decision and actions of another stage, leaving no trace in history', async () => {
