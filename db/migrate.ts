@@ -10,6 +10,7 @@ import * as patientsSummaries from './migrations/20261201010000_patients_summari
 import * as erpIntegration from './migrations/20261201020000_erp_integration';
 import * as summaryReviewComments from './migrations/20261201030000_summary_review_comments';
 import * as codecSessions from './migrations/20261201040000_codec_sessions';
+import * as actionGrants from './migrations/20261206030000_action_grants';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -23,6 +24,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261201020000_erp_integration': erpIntegration,
   '20261201030000_summary_review_comments': summaryReviewComments,
   '20261201040000_codec_sessions': codecSessions,
+  '20261206030000_action_grants': actionGrants,
 };
 
 const source: Knex.MigrationSource<string> = {
