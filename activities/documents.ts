@@ -279,6 +279,8 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
             round: p.round,
             stage: p.stageName,
             comment: p.comment ?? null,
+            // Links the record to the grant it consumed, which holds when the password was checked.
+            grant: p.grant,
             signature: p.signature
               ? {
                   id: signatureId,
