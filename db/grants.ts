@@ -85,30 +85,46 @@ export type GrantVerdict = { ok: true; user: GrantedUser } | { ok: false; reason
 
 /**
  * Checks and consumes a grant inside the caller's transaction, so the grant is spent exactly when the action is
- * written (a rollback of the write gives the grant back; a refusal consumes nothing). Re-reads the user, so a
- * person deactivated since the API checked them cannot act. The row lock makes two concurrent claims serialise:
- * the second finds the grant consumed.
+ * written (a refusal rolls the consumption back with everything else). Re-reads the user, so a person
+ * deactivated since the API checked them cannot act. The usual case is one statement: the conditional UPDATE
+ * consumes an unused, unexpired grant and answers it with its user; only a miss reads the grant to say why (or
+ * finds the caller's own earlier consumption, on a retry of the same activity). Concurrent claims serialise on the
+ * row: the second finds the grant consumed.
  */
 export async function consumeGrant(trx: Knex.Transaction, claim: GrantClaim): Promise<GrantVerdict> {
   if (!isGrantId(claim.grantId)) return { ok: false, reason: 'missing' };
-  const grant = await trx('action_grants')
-    .where({ id: claim.grantId })
-    .forUpdate()
-    .first(
-      'user_id',
-      'workflow_id',
-      'action',
-      'args_hash',
-      'signature_meaning',
-      'signature_content_hash',
-      'password_verified_at',
-      'consumed_by',
-      trx.raw('expires_at <= now() as expired'),
-    );
-  if (!grant) return { ok: false, reason: 'unknown' };
-  const retry = grant.consumed_by === claim.consumedBy;
-  if (grant.consumed_by && !retry) return { ok: false, reason: 'consumed' };
-  if (grant.expired && !retry) return { ok: false, reason: 'expired' };
+  const { rows } = await trx.raw(
+    `update action_grants g set consumed_at = now(), consumed_by = ?
+       from users u
+      where g.id = ? and u.id = g.user_id and g.consumed_at is null and g.expires_at > now()
+     returning g.user_id, g.workflow_id, g.action, g.args_hash, g.signature_meaning, g.signature_content_hash,
+               g.password_verified_at, u.id, u.username, u.printed_name, u.roles, u.active`,
+    [claim.consumedBy, claim.grantId],
+  );
+  let grant = rows[0];
+  if (!grant) {
+    const earlier = await trx('action_grants as g')
+      .join('users as u', 'u.id', 'g.user_id')
+      .where('g.id', claim.grantId)
+      .first(
+        'g.user_id',
+        'g.workflow_id',
+        'g.action',
+        'g.args_hash',
+        'g.signature_meaning',
+        'g.signature_content_hash',
+        'g.password_verified_at',
+        'g.consumed_by',
+        'u.id',
+        'u.username',
+        'u.printed_name',
+        'u.roles',
+        'u.active',
+      );
+    if (!earlier) return { ok: false, reason: 'unknown' };
+    if (earlier.consumed_by !== claim.consumedBy) return { ok: false, reason: earlier.consumed_by ? 'consumed' : 'expired' };
+    grant = earlier;
+  }
   if (grant.workflow_id !== claim.workflowId) return { ok: false, reason: 'other_run' };
   if (grant.action !== claim.action) return { ok: false, reason: 'other_action' };
   if (grant.user_id !== claim.userId) return { ok: false, reason: 'other_user' };
@@ -120,11 +136,7 @@ export async function consumeGrant(trx: Knex.Transaction, claim: GrantClaim): Pr
       grant.signature_content_hash === claim.signature.contentHash;
     if (!bound) return { ok: false, reason: 'signature_unverified' };
   }
-  const user: GrantedUser | undefined = await trx('users')
-    .where({ id: grant.user_id })
-    .forShare()
-    .first('id', 'username', 'printed_name', 'roles', 'active');
-  if (!user?.active) return { ok: false, reason: 'user_inactive' };
-  if (!retry) await trx('action_grants').where({ id: claim.grantId }).update({ consumed_at: trx.fn.now(), consumed_by: claim.consumedBy });
-  return { ok: true, user };
+  if (!grant.active) return { ok: false, reason: 'user_inactive' };
+  const { id, username, printed_name, roles, active } = grant as GrantedUser;
+  return { ok: true, user: { id, username, printed_name, roles, active } };
 }
