@@ -102,6 +102,7 @@ export async function consumeGrant(trx: Knex.Transaction, claim: GrantClaim): Pr
     [claim.consumedBy, claim.grantId],
   );
   let grant = rows[0];
+  const consumedNow = grant !== undefined;
   if (!grant) {
     const earlier = await trx('action_grants as g')
       .join('users as u', 'u.id', 'g.user_id')
@@ -125,18 +126,28 @@ export async function consumeGrant(trx: Knex.Transaction, claim: GrantClaim): Pr
     if (earlier.consumed_by !== claim.consumedBy) return { ok: false, reason: earlier.consumed_by ? 'consumed' : 'expired' };
     grant = earlier;
   }
-  if (grant.workflow_id !== claim.workflowId) return { ok: false, reason: 'other_run' };
-  if (grant.action !== claim.action) return { ok: false, reason: 'other_action' };
-  if (grant.user_id !== claim.userId) return { ok: false, reason: 'other_user' };
-  if (grant.args_hash !== grantArgsHash(claim.action, claim.args)) return { ok: false, reason: 'other_arguments' };
+  const refusal = mismatch(grant, claim);
+  if (refusal) {
+    // The grant stays for the request it was written for, whatever the caller does with its transaction.
+    if (consumedNow) await trx('action_grants').where({ id: claim.grantId }).update({ consumed_at: null, consumed_by: null });
+    return { ok: false, reason: refusal };
+  }
+  const { id, username, printed_name, roles, active } = grant as GrantedUser;
+  return { ok: true, user: { id, username, printed_name, roles, active } };
+}
+
+function mismatch(grant: Record<string, unknown>, claim: GrantClaim): GrantRefusal | null {
+  if (grant.workflow_id !== claim.workflowId) return 'other_run';
+  if (grant.action !== claim.action) return 'other_action';
+  if (grant.user_id !== claim.userId) return 'other_user';
+  if (grant.args_hash !== grantArgsHash(claim.action, claim.args)) return 'other_arguments';
   if (claim.signature) {
     const bound =
       grant.password_verified_at !== null &&
       grant.signature_meaning === claim.signature.meaning &&
       grant.signature_content_hash === claim.signature.contentHash;
-    if (!bound) return { ok: false, reason: 'signature_unverified' };
+    if (!bound) return 'signature_unverified';
   }
-  if (!grant.active) return { ok: false, reason: 'user_inactive' };
-  const { id, username, printed_name, roles, active } = grant as GrantedUser;
-  return { ok: true, user: { id, username, printed_name, roles, active } };
+  if (!grant.active) return 'user_inactive';
+  return null;
 }

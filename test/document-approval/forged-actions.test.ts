@@ -19,7 +19,7 @@ import {
 import { FailureType } from '../../common/failures';
 import { grantedArgs, type GrantAction } from '../../common/grants';
 import { storeContent } from '../../db/documents';
-import { issueGrant } from '../../db/grants';
+import { consumeGrant, issueGrant } from '../../db/grants';
 import type { documentApprovalWorkflow } from '../../workflows';
 import { oneStage, underReview } from '../api/support';
 import { getVersion } from '../helpers/documents';
@@ -371,5 +371,33 @@ describe('forged document-approval actions sent straight to Temporal', () => {
     const retired = await api(u.control, `${v.path}/obsolete`, { reason: 'method retired' });
     assert.equal(retired.status, 200, JSON.stringify(retired.body));
     assert.equal(retired.body.state, 'obsolete');
+  });
+
+  it('consumes a grant once: a retry of the same activity finds its own consumption, any other claim is refused', async () => {
+    const workflowId = `document-approval:GRANTS-${randomBytes(3).toString('hex')}:v1`;
+    const bound = grantedArgs.withdraw({ reason: 'wrong template' });
+    const claim = { workflowId, action: 'document.withdraw' as GrantAction, userId: u.author.actor.userId, args: bound };
+    const consume = (grantId: string, consumedBy: string, extra: Partial<typeof claim> = {}) =>
+      db().transaction((trx) => consumeGrant(trx, { ...claim, ...extra, grantId, consumedBy }));
+
+    const grant = await issue(u.author, workflowId, 'document.withdraw', bound);
+    assert.equal((await consume(grant, 'run:activity-1')).ok, true);
+    assert.equal((await consume(grant, 'run:activity-1')).ok, true, 'the same activity execution, retried after a crash');
+    assert.deepEqual(await consume(grant, 'run:activity-2'), { ok: false, reason: 'consumed' });
+
+    // A refused claim consumes nothing: the grant stays for the request it was written for.
+    const mine = await issue(u.author, workflowId, 'document.withdraw', bound);
+    assert.deepEqual(await consume(mine, 'run:activity-3', { userId: u.rick.actor.userId }), { ok: false, reason: 'other_user' });
+    assert.deepEqual(await consume(mine, 'run:activity-3', { action: 'document.obsolete' }), { ok: false, reason: 'other_action' });
+    assert.equal((await db()('action_grants').where({ id: mine }).first('consumed_at')).consumed_at, null);
+
+    // A user deactivated after the API wrote the grant can no longer act with it.
+    const late = await issue(u.ruth, workflowId, 'document.withdraw', bound);
+    await db()('users').where({ id: u.ruth.actor.userId }).update({ active: false });
+    try {
+      assert.deepEqual(await consume(late, 'run:activity-4', { userId: u.ruth.actor.userId }), { ok: false, reason: 'user_inactive' });
+    } finally {
+      await db()('users').where({ id: u.ruth.actor.userId }).update({ active: true });
+    }
   });
 });
