@@ -50,6 +50,7 @@ const isDocumentControl = (user: GrantedUser) => user.roles.includes('document_c
 
 /** Who may do each action, judged on the user as Postgres knows them now (the grant was written a moment ago). */
 const MAY: Record<Exclude<GrantAction, 'document.decide'>, (user: GrantedUser, doc: DocRef) => boolean> = {
+  'document.submit': (user, doc) => user.id === doc.authorId || isDocumentControl(user),
   'document.withdraw': (user, doc) => user.id === doc.authorId || isDocumentControl(user),
   'document.reassign': isDocumentControl,
   'document.extend_due': isDocumentControl,
@@ -194,8 +195,21 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
       stageName: string;
       assignees: AssigneeRef[];
       dueAt: string;
+      /** With the first stage of a run: the submission's grant and what it binds. */
+      submission?: { grant?: string; submittedBy: string; args: Parameters<typeof grantedArgs.submit>[0] };
     }) {
-      return db.transaction(async (trx) => {
+      return recording(p.doc, 'document.submit', async (trx) => {
+        const { submission } = p;
+        if (submission) {
+          const submitter = { userId: submission.submittedBy } as Actor;
+          const claim = {
+            grantId: submission.grant,
+            action: 'document.submit' as const,
+            actor: submitter,
+            args: grantedArgs.submit(submission.args),
+          };
+          await granted(trx, p.doc, claim, (user) => MAY['document.submit'](user, p.doc));
+        }
         await setVersion(trx, p.doc, {
           state: 'in_review',
           workflow_id: p.doc.workflowId,

@@ -31,6 +31,8 @@ export interface DocumentApprovalInput {
   /** Interval between periodic reviews of the effective version. */
   periodicReview: string;
   submittedBy: string;
+  /** The grant the API wrote for the submission; the run's first recording step consumes it. */
+  submissionGrant?: string;
   /** Set when the run continues as new while the version is effective. */
   resume?: { snapshot: DocumentApprovalState; reviewCycle: number };
 }

@@ -13,6 +13,7 @@ export function isGrantId(value: unknown): value is string {
 
 /** The actions of document approval that record a person's doing; a grant is for exactly one of them. */
 export const DOCUMENT_ACTIONS = [
+  'document.submit',
   'document.decide',
   'document.withdraw',
   'document.reassign',
@@ -29,6 +30,21 @@ export type GrantAction = (typeof DOCUMENT_ACTIONS)[number];
  * caller sends is display only.
  */
 export const grantedArgs = {
+  submit: (a: {
+    versionId: string;
+    contentHash: string;
+    routing: unknown;
+    reminderBefore: string;
+    periodicReview: string;
+    effectiveDate?: string;
+  }) => ({
+    versionId: a.versionId,
+    contentHash: a.contentHash,
+    routing: a.routing,
+    reminderBefore: a.reminderBefore,
+    periodicReview: a.periodicReview,
+    effectiveDate: a.effectiveDate ?? null,
+  }),
   decide: (a: { decision: string; comment?: string; signature?: { meaning: string; contentHash: string; signedAt: string } }) => ({
     decision: a.decision,
     comment: a.comment ?? null,

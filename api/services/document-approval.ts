@@ -11,7 +11,7 @@ import type { documentApprovalWorkflow } from '../../workflows';
 import type { ApiDeps } from '../deps';
 import { liveOrRecorded } from '../live-or-recorded';
 import { problems } from '../problem';
-import type { GrantAction } from '../../common/grants';
+import { grantedArgs, type GrantAction } from '../../common/grants';
 import type { SignatureInput } from '../../common/signatures';
 import { grantAction } from '../signing';
 import { approvalInput, approvalRun, liveApprovalRun, startApprovalRun } from '../temporal/document-approval';
@@ -197,8 +197,9 @@ export async function submitVersion(deps: ApiDeps, number: string, version: numb
     periodicReview: request.periodicReview ?? config.documentDefaults.periodicReview,
     submittedBy: actor.userId,
   });
+  const submissionGrant = await versionGrant(deps, row, actor, 'document.submit', grantedArgs.submit(input));
   // A concurrent submission of the same version may win the race past the check above: same answer.
-  const run = await startApprovalRun(temporal, config.taskQueue, input).catch((err) => {
+  const run = await startApprovalRun(temporal, config.taskQueue, { ...input, submissionGrant }).catch((err) => {
     throw err instanceof WorkflowExecutionAlreadyStartedError ? alreadySubmitted() : err;
   });
   return { row, run };

@@ -18,11 +18,14 @@ import {
 } from '../../common/document-approval';
 import { FailureType } from '../../common/failures';
 import { grantedArgs, type GrantAction } from '../../common/grants';
-import { storeContent } from '../../db/documents';
+import { findVersion, storeContent } from '../../db/documents';
+import { approvalInput, startApprovalRun } from '../../api/temporal/document-approval';
+import { workflowIds } from '../../common/ids';
+import type { RoutingStage } from '../../common/document-approval';
 import { consumeGrant, issueGrant } from '../../db/grants';
 import type { documentApprovalWorkflow } from '../../workflows';
 import { oneStage, underReview } from '../api/support';
-import { getVersion } from '../helpers/documents';
+import { createDraft, getVersion, submit } from '../helpers/documents';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
@@ -399,5 +402,39 @@ describe('forged document-approval actions sent straight to Temporal', () => {
     } finally {
       await db()('users').where({ id: u.ruth.actor.userId }).update({ active: true });
     }
+  });
+
+  it('fails a run started straight through Temporal without a valid submission grant, before it touches the record', async () => {
+    const forgedStart = async (grantFor: (input: ReturnType<typeof approvalInput>) => Promise<string | undefined>) => {
+      const draft = await createDraft(p, u.author);
+      const row = (await findVersion(db(), draft.number, draft.version))!;
+      const rita = { kind: 'user' as const, userId: u.rita.actor.userId, username: u.rita.username };
+      const routing: RoutingStage[] = [{ name: 'Review', rule: { type: 'all' }, due: '72h', assignees: [rita] }];
+      const input = approvalInput(row, routing, { reminderBefore: '24h', periodicReview: '365d', submittedBy: u.author.actor.userId });
+      const handle = await startApprovalRun(testEnv().client, p.taskQueue, { ...input, submissionGrant: await grantFor(input) });
+      await assert.rejects(handle.result(), 'the forged run fails');
+      const version = await db()('document_versions').where({ id: row.id }).first('state', 'workflow_id');
+      assert.deepEqual(version, { state: 'draft', workflow_id: null }, 'nothing of the forged submission is recorded');
+      assert.equal((await db()('tasks').where({ workflow_id: handle.workflowId })).length, 0);
+      const events = await securityEvents(handle.workflowId);
+      assert.deepEqual(
+        events.map((e) => e.details.attempted),
+        ['document.submit'],
+      );
+      return { draft, events };
+    };
+
+    await forgedStart(async () => randomBytes(32).toString('base64url'));
+    const { draft, events } = await forgedStart(async (input) =>
+      issue(u.author, workflowIds.documentApproval(input.documentNumber, input.version), 'document.submit', {
+        ...grantedArgs.submit(input),
+        routing: [],
+      }),
+    );
+    assert.equal(events[0].details.reason, 'other_arguments');
+
+    // The real submission through the API is not kept out by the failed forgery under the same business key.
+    await submit(p, u.author, draft.number, draft.version, oneStage([u.rita]));
+    await waitFor(async () => (await getVersion(p, u.author.apiKey, draft.number, draft.version)).state === 'in_review', 'in review');
   });
 });

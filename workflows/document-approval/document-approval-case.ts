@@ -33,7 +33,7 @@ import { db } from '../lib/proxies';
 import { iso } from '../lib/time';
 import { nextPeriodicReviewAt, stageClock, untilEffectiveMs, untilPeriodicReviewMs } from './deadlines';
 import { awaited, decisionStageIndex, decisiveDecision, initialState, resetForNewRound, stageDueAt } from './stages';
-import { runReviewStage, type StageHost } from './review-stage';
+import { runReviewStage, type StageHost, type SubmissionProof } from './review-stage';
 import { grantRefusal, undoneIfRefused } from './refusals';
 import type { ApprovalFacts } from './validators';
 
@@ -53,6 +53,7 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
   private supersession: SupersededArgs | null = null;
   private revision: RevisionArgs | null = null;
   private dueDateExtensions = 0;
+  private submissionChecked = false;
   private reviewChanges = 0;
   /** Decisions accepted but not yet recorded, per stage: a stage closes only once its own are written. */
   private readonly recording: number[];
@@ -93,6 +94,22 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
   }
   decisionsInFlight(stageIndex: number): number {
     return this.recording[stageIndex];
+  }
+  /**
+   * A run proves its submission where it first records anything: the first stage of its first round consumes the
+   * grant the API wrote, so a run started straight through Temporal fails before it touches the record. Runs
+   * started before grants existed opened their first stage without one.
+   */
+  submissionProof(stageIndex: number): SubmissionProof | undefined {
+    if (stageIndex !== 0 || this.state.round !== 1 || this.submissionChecked) return undefined;
+    this.submissionChecked = true;
+    if (!patched('action-grants')) return undefined;
+    const { versionId, contentHash, routing, reminderBefore, periodicReview, effectiveDate, submittedBy, submissionGrant } = this.input;
+    return {
+      grant: submissionGrant,
+      submittedBy,
+      args: { versionId, contentHash, routing, reminderBefore, periodicReview, effectiveDate },
+    };
   }
   deliver(outboxIds: string[]): void {
     this.deliveries.deliver(outboxIds);

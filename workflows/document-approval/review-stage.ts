@@ -18,6 +18,21 @@ export interface StageHost {
   decisionsInFlight(stageIndex: number): number;
   deliver(outboxIds: string[]): void;
   publish(): void;
+  /** The submission's proof, for the run's first stage only (and only in runs that check it). */
+  submissionProof(stageIndex: number): SubmissionProof | undefined;
+}
+
+export interface SubmissionProof {
+  grant?: string;
+  submittedBy: string;
+  args: {
+    versionId: string;
+    contentHash: string;
+    routing: unknown;
+    reminderBefore: string;
+    periodicReview: string;
+    effectiveDate?: string;
+  };
 }
 
 /**
@@ -38,6 +53,7 @@ export async function runReviewStage(run: StageHost, stageIndex: number): Promis
     stageName: stage.name,
     assignees: stage.slots.map((slot) => slot.assignee),
     dueAt: stageDueAt(stage),
+    submission: run.submissionProof(stageIndex),
   });
   run.deliver(outboxIds);
   // Decisions are accepted once the stage's tasks exist, so nobody acts on a stage their inbox does not show.
