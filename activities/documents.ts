@@ -307,7 +307,7 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
           },
           actor,
         );
-        return { signatureId };
+        return { signatureId, signer: { username: actor.username, printedName: actor.printedName } };
       });
     },
 

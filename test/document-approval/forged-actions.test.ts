@@ -437,4 +437,23 @@ describe('forged document-approval actions sent straight to Temporal', () => {
     await submit(p, u.author, draft.number, draft.version, oneStage([u.rita]));
     await waitFor(async () => (await getVersion(p, u.author.apiKey, draft.number, draft.version)).state === 'in_review', 'in review');
   });
+
+  it('records the signer Postgres knows, whatever name the request carries for display', async () => {
+    const v = await underReview(p, u.author, oneStage([u.rita]));
+    const signature = { meaning: 'approval', contentHash: v.contentHash, signedAt: new Date().toISOString() };
+    const args = { decision: 'approve' as const, signature };
+    const grant = await issue(u.rita, v.workflowId, 'document.decide', grantedArgs.decide(args), signature);
+    const dressedUp = { ...u.rita.actor, username: 'chief.physician', printedName: 'Dr. Forged Name' };
+    const state = await handleOf(v.workflowId).executeUpdate(decideUpdate, { args: [{ ...args, actor: dressedUp, grant }] });
+    assert.equal(state.stages[0].slots[0].decision?.printedName, u.rita.actor.printedName);
+    const [row] = await db()('signatures').where({ workflow_id: v.workflowId });
+    assert.equal(row.printed_name, u.rita.actor.printedName);
+    assert.equal(row.username, u.rita.username);
+    const event = await db()('audit_events')
+      .where({ action: 'document.decision.approve' })
+      .whereRaw(`details->>'workflowId' = ?`, [v.workflowId])
+      .first();
+    assert.equal(event.actor, u.rita.username);
+    assert.equal(event.details.grant, grant);
+  });
 });

@@ -172,7 +172,10 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
           signature,
         });
       // A refused decision frees its slot: the stage waits for a decision that labflow authenticated.
-      await undoneIfRefused(record, () => delete slot.decision);
+      const recorded = await undoneIfRefused(record, () => delete slot.decision);
+      // The run shows the signer as Postgres knows them, not as the request named them (runs recorded before
+      // grants have no signer in the result).
+      if (recorded.signer && slot.decision) Object.assign(slot.decision, recorded.signer);
     } finally {
       this.recording[stageIndex] -= 1;
     }
