@@ -1,17 +1,20 @@
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, log } from '@temporalio/activity';
 import type { Knex } from 'knex';
 import type { DecisionKind, SignatureInput, VersionState } from '../common/document-approval';
 import type { AssigneeRef } from '../common/assignees';
 import { FailureType } from '../common/failures';
 import type { Actor } from '../common/roles';
 import { assigneeKey } from '../common/assignees';
+import { grantedArgs, type GrantAction } from '../common/grants';
 import { appendAudit } from '../db/audit';
+import { consumeGrant, type GrantClaim, type GrantedUser, type GrantRefusal } from '../db/grants';
 import { queueNotifications, type NotificationMessage } from '../db/notifications';
 import { resolveRecipients } from '../db/recipients';
 import { recordSignature, voidSignatures } from '../db/signatures';
 import { closeTask, closeTasksByPrefix, openTask } from '../db/tasks';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
+import { deliverOutbox } from './notifications';
 
 /** Identifies the version a run is about; passed to every activity so each can write its own trail. */
 export interface DocRef {
@@ -25,12 +28,42 @@ export interface DocRef {
 }
 
 const SYSTEM_ACTOR = 'system:document-approval';
+const GRANT_CHECK = 'system:action-grants';
+
+/** Thrown inside a recording transaction so it rolls back; turned into a GrantRefused failure outside it. */
+class Refusal extends Error {
+  constructor(
+    readonly reason: GrantRefusal | 'not_superseded',
+    readonly claimedUserId: string | null,
+  ) {
+    super(reason);
+  }
+}
+
+const asActor = (user: GrantedUser): Actor => ({
+  userId: user.id,
+  username: user.username,
+  printedName: user.printed_name,
+  roles: user.roles,
+});
+const isDocumentControl = (user: GrantedUser) => user.roles.includes('document_control');
+
+/** Who may do each action, judged on the user as Postgres knows them now (the grant was written a moment ago). */
+const MAY: Record<Exclude<GrantAction, 'document.decide'>, (user: GrantedUser, doc: DocRef) => boolean> = {
+  'document.submit': (user, doc) => user.id === doc.authorId || isDocumentControl(user),
+  'document.withdraw': (user, doc) => user.id === doc.authorId || isDocumentControl(user),
+  'document.reassign': isDocumentControl,
+  'document.extend_due': isDocumentControl,
+  'document.upload_revision': (user, doc) => user.id === doc.authorId,
+  'document.obsolete': isDocumentControl,
+  'document.complete_periodic_review': isDocumentControl,
+};
 const DOCUMENT_CONTROL: AssigneeRef = { kind: 'role', role: 'document_control' };
 
 export const stageTaskPrefix = (doc: DocRef, round: number, stageIndex: number) => `${doc.workflowId}:r${round}:s${stageIndex}:`;
 const label = (doc: DocRef) => `${doc.documentNumber} v${doc.version}`;
 
-export function documentActivities({ db, publicUrl, mailDomain }: ActivityDeps) {
+export function documentActivities({ db, mailer, publicUrl, mailDomain }: ActivityDeps) {
   const link = (doc: DocRef) => `${publicUrl}/api/v1/documents/${doc.documentNumber}/versions/${doc.version}`;
 
   async function notify(trx: Knex.Transaction, to: AssigneeRef[], message: Omit<NotificationMessage, 'idempotencyKey'>, keySuffix = '') {
@@ -50,6 +83,104 @@ export function documentActivities({ db, publicUrl, mailDomain }: ActivityDeps) 
     });
   }
 
+  /**
+   * Checks and consumes the action's grant inside the recording transaction and answers the actor as Postgres
+   * knows them; the caller records that actor, never the one the run was sent.
+   */
+  async function granted(
+    trx: Knex.Transaction,
+    doc: DocRef,
+    claim: Omit<GrantClaim, 'workflowId' | 'consumedBy' | 'userId'> & { actor: Actor },
+    may: (user: GrantedUser) => boolean,
+  ): Promise<Actor> {
+    const claimedUserId = typeof claim.actor?.userId === 'string' ? claim.actor.userId.slice(0, 64) : null;
+    const verdict = await consumeGrant(trx, {
+      ...claim,
+      userId: claimedUserId ?? '',
+      workflowId: doc.workflowId,
+      consumedBy: activityKey(),
+    });
+    if (!verdict.ok) throw new Refusal(verdict.reason, claimedUserId);
+    if (!may(verdict.user)) throw new Refusal('role_missing', claimedUserId);
+    return asActor(verdict.user);
+  }
+
+  /**
+   * Runs a recording transaction; when its proof is refused nothing of it is written. The attempt is then an
+   * audited security event and an alert to IT operators (once per run), and the run hears a non-retryable
+   * GrantRefused failure so it can give the action back.
+   */
+  async function recording<T>(
+    doc: DocRef,
+    action: GrantAction | 'document.superseded',
+    work: (trx: Knex.Transaction) => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await db.transaction(work);
+    } catch (err) {
+      if (!(err instanceof Refusal)) throw err;
+      await securityEvent(doc, action, err);
+      throw ApplicationFailure.create({
+        type: FailureType.GrantRefused,
+        message: `${action} on ${label(doc)} was refused: it carries no valid proof that labflow authenticated it (${err.reason})`,
+        nonRetryable: true,
+      });
+    }
+  }
+
+  async function securityEvent(doc: DocRef, action: string, refusal: Refusal): Promise<void> {
+    const alertKey = `grant-refused:${doc.workflowId}`;
+    const outboxIds = await db.transaction(async (trx) => {
+      await appendAudit(trx, {
+        actor: GRANT_CHECK,
+        action: 'security.grant_refused',
+        entityType: 'document',
+        entityId: doc.documentNumber,
+        details: {
+          version: doc.version,
+          workflowId: doc.workflowId,
+          attempted: action,
+          reason: refusal.reason,
+          claimedUserId: refusal.claimedUserId,
+        },
+        idempotencyKey: activityKey('grant-refused'),
+      });
+      return queueNotifications(
+        trx,
+        await resolveRecipients(trx, [{ kind: 'role', role: 'it_operator' }]),
+        {
+          idempotencyKey: alertKey,
+          kind: 'security.grant_refused',
+          title: `Refused an unproven action on ${label(doc)}`,
+          body:
+            `The run ${doc.workflowId} was sent "${action}" without valid proof that labflow's API authenticated it ` +
+            `(${refusal.reason}). Nothing was recorded. Someone with access to Temporal may be sending forged requests: ` +
+            'check the audit trail for security.grant_refused events and who can reach the Temporal frontend. ' +
+            'This alert is sent once per run.',
+          link: link(doc),
+        },
+        mailDomain,
+      );
+    });
+    // The refusal stands whether or not the relay answers; the email stays in the outbox otherwise.
+    await deliverOutbox({ db, mailer }, outboxIds).catch((err: unknown) =>
+      log.warn('grant refusal alert not delivered', { error: err instanceof Error ? err.message : String(err) }),
+    );
+  }
+
+  /**
+   * The proof a `superseded` signal carries is the record itself: the superseding run marks this version superseded
+   * in the transaction that makes its own version effective, so a signal Postgres does not bear out is forged.
+   */
+  async function requireSupersession(trx: Knex.Transaction, doc: DocRef, by: { byWorkflowId: string; byVersion: number }) {
+    const self = await trx('document_versions').where({ id: doc.versionId }).first('state');
+    const successor = await trx('document_versions')
+      .where({ document_id: doc.documentId, version: by.byVersion, workflow_id: by.byWorkflowId })
+      .whereIn('state', ['effective', 'superseded', 'obsolete'])
+      .first('id');
+    if (self?.state !== 'superseded' || !successor) throw new Refusal('not_superseded', null);
+  }
+
   async function setVersion(trx: Knex.Transaction, doc: DocRef, fields: Record<string, unknown>) {
     await trx('document_versions')
       .where({ id: doc.versionId })
@@ -64,8 +195,21 @@ export function documentActivities({ db, publicUrl, mailDomain }: ActivityDeps) 
       stageName: string;
       assignees: AssigneeRef[];
       dueAt: string;
+      /** With the first stage of a run: the submission's grant and what it binds. */
+      submission?: { grant?: string; submittedBy: string; args: Parameters<typeof grantedArgs.submit>[0] };
     }) {
-      return db.transaction(async (trx) => {
+      return recording(p.doc, 'document.submit', async (trx) => {
+        const { submission } = p;
+        if (submission) {
+          const submitter = { userId: submission.submittedBy } as Actor;
+          const claim = {
+            grantId: submission.grant,
+            action: 'document.submit' as const,
+            actor: submitter,
+            args: grantedArgs.submit(submission.args),
+          };
+          await granted(trx, p.doc, claim, (user) => MAY['document.submit'](user, p.doc));
+        }
         await setVersion(trx, p.doc, {
           state: 'in_review',
           workflow_id: p.doc.workflowId,
@@ -109,15 +253,26 @@ export function documentActivities({ db, publicUrl, mailDomain }: ActivityDeps) 
       stageName: string;
       slotKey: string;
       actor: Actor;
+      grant: string;
       decision: DecisionKind;
       comment?: string;
       signature?: SignatureInput;
     }) {
-      return db.transaction(async (trx) => {
+      return recording(p.doc, 'document.decide', async (trx) => {
+        const holdsSlot = (user: GrantedUser) =>
+          p.slotKey.startsWith('role:')
+            ? user.roles.includes(p.slotKey.slice('role:'.length) as Actor['roles'][number])
+            : p.slotKey === `user:${user.username}`;
+        const actor = await granted(
+          trx,
+          p.doc,
+          { grantId: p.grant, action: 'document.decide', actor: p.actor, args: grantedArgs.decide(p), signature: p.signature },
+          (user) => user.id !== p.doc.authorId && holdsSlot(user),
+        );
         let signatureId: string | null = null;
         if (p.signature) {
           signatureId = await recordSignature(trx, {
-            idempotencyKey: `${p.doc.workflowId}:r${p.round}:s${p.stageIndex}:${p.actor.userId}`,
+            idempotencyKey: `${p.doc.workflowId}:r${p.round}:s${p.stageIndex}:${actor.userId}`,
             entityType: 'document',
             entityId: p.doc.documentNumber,
             documentVersionId: p.doc.versionId,
@@ -125,11 +280,11 @@ export function documentActivities({ db, publicUrl, mailDomain }: ActivityDeps) 
             round: p.round,
             stageIndex: p.stageIndex,
             stageName: p.stageName,
-            actor: p.actor,
+            actor,
             signature: p.signature,
           });
         }
-        await closeTask(trx, stageTaskPrefix(p.doc, p.round, p.stageIndex) + p.slotKey, 'done', p.actor.userId);
+        await closeTask(trx, stageTaskPrefix(p.doc, p.round, p.stageIndex) + p.slotKey, 'done', actor.userId);
         await audit(
           trx,
           p.doc,
@@ -138,19 +293,45 @@ export function documentActivities({ db, publicUrl, mailDomain }: ActivityDeps) 
             round: p.round,
             stage: p.stageName,
             comment: p.comment ?? null,
+            // Links the record to the grant it consumed, which holds when the password was checked.
+            grant: p.grant,
             signature: p.signature
               ? {
                   id: signatureId,
-                  printedName: p.actor.printedName,
+                  printedName: actor.printedName,
                   meaning: p.signature.meaning,
                   signedAt: p.signature.signedAt,
                   contentHash: p.signature.contentHash,
                 }
               : null,
           },
-          p.actor,
+          actor,
         );
-        return { signatureId };
+        return { signatureId, signer: { username: actor.username, printedName: actor.printedName } };
+      });
+    },
+
+    /**
+     * Consumes the grant of a request the run carries out later in its own order (withdraw, obsolete, a revision)
+     * and records that it was accepted; answers the actor as Postgres knows them, whom the later record names.
+     */
+    async acceptRequest(p: {
+      doc: DocRef;
+      action: 'document.withdraw' | 'document.obsolete' | 'document.upload_revision';
+      actor: Actor;
+      grant: string;
+      args: { reason: string } | { contentHash: string };
+    }): Promise<Actor> {
+      return recording(p.doc, p.action, async (trx) => {
+        const args =
+          p.action === 'document.upload_revision'
+            ? grantedArgs.uploadRevision(p.args as { contentHash: string })
+            : grantedArgs.withdraw(p.args as { reason: string });
+        const actor = await granted(trx, p.doc, { grantId: p.grant, action: p.action, actor: p.actor, args }, (user) =>
+          MAY[p.action](user, p.doc),
+        );
+        await audit(trx, p.doc, 'document.request_accepted', { request: p.action, ...args }, actor);
+        return actor;
       });
     },
 
@@ -316,8 +497,9 @@ export function documentActivities({ db, publicUrl, mailDomain }: ActivityDeps) 
     },
 
     /** Cancels whatever the run still has open in the inbox (it was superseded, or an operator cancelled it). */
-    async closeOpenTasks(p: { doc: DocRef; reason: string }) {
-      await db.transaction(async (trx) => {
+    async closeOpenTasks(p: { doc: DocRef; reason: string; supersededBy?: { byWorkflowId: string; byVersion: number } }) {
+      await recording(p.doc, 'document.superseded', async (trx) => {
+        if (p.supersededBy) await requireSupersession(trx, p.doc, p.supersededBy);
         const cancelled = await closeTasksByPrefix(trx, `${p.doc.workflowId}:`, 'cancelled');
         if (cancelled) await audit(trx, p.doc, 'document.tasks_cancelled', { reason: p.reason, cancelledTasks: cancelled });
       });
@@ -345,16 +527,22 @@ export function documentActivities({ db, publicUrl, mailDomain }: ActivityDeps) 
       });
     },
 
-    async completePeriodicReview(p: { doc: DocRef; cycle: number; actor: Actor; comment: string; nextReviewAt: string }) {
-      await db.transaction(async (trx) => {
-        await closeTask(trx, `${p.doc.workflowId}:review${p.cycle}`, 'done', p.actor.userId);
+    async completePeriodicReview(p: { doc: DocRef; cycle: number; actor: Actor; grant: string; comment: string; nextReviewAt: string }) {
+      await recording(p.doc, 'document.complete_periodic_review', async (trx) => {
+        const actor = await granted(
+          trx,
+          p.doc,
+          { grantId: p.grant, action: 'document.complete_periodic_review', actor: p.actor, args: grantedArgs.completePeriodicReview(p) },
+          (user) => MAY['document.complete_periodic_review'](user, p.doc),
+        );
+        await closeTask(trx, `${p.doc.workflowId}:review${p.cycle}`, 'done', actor.userId);
         await setVersion(trx, p.doc, { next_review_at: p.nextReviewAt });
         await audit(
           trx,
           p.doc,
           'document.periodic_review_completed',
           { cycle: p.cycle, comment: p.comment, nextReviewAt: p.nextReviewAt },
-          p.actor,
+          actor,
         );
       });
     },
@@ -368,11 +556,16 @@ export function documentActivities({ db, publicUrl, mailDomain }: ActivityDeps) 
       to: AssigneeRef;
       dueAt: string;
       actor: Actor;
+      grant: string;
       reason: string;
     }) {
-      return db.transaction(async (trx) => {
+      return recording(p.doc, 'document.reassign', async (trx) => {
+        const args = grantedArgs.reassign({ from: assigneeKey(p.from), to: assigneeKey(p.to), reason: p.reason });
+        const actor = await granted(trx, p.doc, { grantId: p.grant, action: 'document.reassign', actor: p.actor, args }, (user) =>
+          MAY['document.reassign'](user, p.doc),
+        );
         const prefix = stageTaskPrefix(p.doc, p.round, p.stageIndex);
-        await closeTask(trx, prefix + assigneeKey(p.from), 'reassigned', p.actor.userId);
+        await closeTask(trx, prefix + assigneeKey(p.from), 'reassigned', actor.userId);
         await openTask(trx, {
           taskKey: prefix + assigneeKey(p.to),
           workflowId: p.doc.workflowId,
@@ -390,7 +583,7 @@ export function documentActivities({ db, publicUrl, mailDomain }: ActivityDeps) 
           p.doc,
           'document.stage_reassigned',
           { stage: p.stageName, from: assigneeKey(p.from), to: assigneeKey(p.to), reason: p.reason },
-          p.actor,
+          actor,
         );
         return notify(trx, [p.to], {
           kind: 'document.review_requested',
@@ -409,21 +602,20 @@ export function documentActivities({ db, publicUrl, mailDomain }: ActivityDeps) 
       fromDueAt: string;
       dueAt: string;
       actor: Actor;
+      grant: string;
       reason: string;
     }) {
-      await db.transaction(async (trx) => {
+      await recording(p.doc, 'document.extend_due', async (trx) => {
+        const args = grantedArgs.extendDue({ dueAt: p.dueAt, reason: p.reason });
+        const actor = await granted(trx, p.doc, { grantId: p.grant, action: 'document.extend_due', actor: p.actor, args }, (user) =>
+          MAY['document.extend_due'](user, p.doc),
+        );
         await trx('tasks')
           .where('state', 'open')
           .andWhere('task_key', 'like', `${stageTaskPrefix(p.doc, p.round, p.stageIndex)}%`)
           .update({ due_at: p.dueAt });
         await setVersion(trx, p.doc, { due_at: p.dueAt });
-        await audit(
-          trx,
-          p.doc,
-          'document.stage_extended',
-          { stage: p.stageName, from: p.fromDueAt, to: p.dueAt, reason: p.reason },
-          p.actor,
-        );
+        await audit(trx, p.doc, 'document.stage_extended', { stage: p.stageName, from: p.fromDueAt, to: p.dueAt, reason: p.reason }, actor);
       });
     },
   };

@@ -13,6 +13,7 @@ export function apiConfig(config: Config): ApiConfig {
       failureWindowMs: durationMs(config.SIGNING_FAILURE_WINDOW),
       lockMs: durationMs(config.SIGNING_LOCK),
     },
+    actionGrantTtlMs: durationMs(config.ACTION_GRANT_TTL),
     documentDefaults: {
       stageDue: config.DOC_STAGE_DUE,
       reminderBefore: config.DOC_REMINDER_BEFORE,

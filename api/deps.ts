@@ -13,6 +13,8 @@ export interface ApiConfig {
   bodyLimitBytes: number;
   apiKeyCacheTtlMs: number;
   signing: SigningPolicy;
+  /** How long a written action grant may wait to be consumed by the run (ACTION_GRANT_TTL); 5 minutes when unset. */
+  actionGrantTtlMs?: number;
   documentDefaults: { stageDue: string; reminderBefore: string; periodicReview: string };
   /** Browser origins (the Temporal Web UI) allowed to call /codec/*. */
   codecCorsOrigins?: string[];

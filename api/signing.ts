@@ -1,8 +1,12 @@
 import type { Actor } from '../common/roles';
 import type { SignatureInput } from '../common/signatures';
+import type { GrantAction } from '../common/grants';
+import { issueGrant } from '../db/grants';
 import { checkSigningPassword } from '../db/identity';
 import type { ApiDeps } from './deps';
 import { Problem } from './problem';
+
+const DEFAULT_GRANT_TTL_MS = 5 * 60_000;
 
 export interface SigningRequest {
   password: string;
@@ -40,4 +44,24 @@ export async function verifySigner(
     throw new Problem(403, 'signature-password-invalid', 'Signature not accepted', detail);
   }
   return { meaning: request.meaning, contentHash: request.contentHash, signedAt: new Date().toISOString() };
+}
+
+/**
+ * Writes the single-use grant for an action the API has just authenticated (and, with a signature, re-verified
+ * the password for): the run receives only its ID, and the activity that records the action consumes it.
+ */
+export async function grantAction(
+  deps: Pick<ApiDeps, 'db' | 'config'>,
+  actor: Actor,
+  grant: { workflowId: string; action: GrantAction; args: unknown; signature?: SignatureInput },
+): Promise<string> {
+  const { signature } = grant;
+  return issueGrant(deps.db, {
+    userId: actor.userId,
+    workflowId: grant.workflowId,
+    action: grant.action,
+    args: grant.args,
+    signature: signature && { meaning: signature.meaning, contentHash: signature.contentHash, passwordVerifiedAt: signature.signedAt },
+    ttlMs: deps.config.actionGrantTtlMs ?? DEFAULT_GRANT_TTL_MS,
+  });
 }

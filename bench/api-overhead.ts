@@ -10,6 +10,9 @@ import { performance } from 'node:perf_hooks';
 import type { WorkflowHandle } from '@temporalio/client';
 import { approvalInput, startApprovalRun } from '../api/temporal/document-approval';
 import { documentStateQuery, extendDueUpdate, type RoutingStage } from '../common/document-approval';
+import { grantedArgs } from '../common/grants';
+import { workflowIds } from '../common/ids';
+import { issueGrant } from '../db/grants';
 import type { Actor, Role } from '../common/roles';
 import { addVersion, createDocument, findVersion } from '../db/documents';
 import { createUser, toActor } from '../db/identity';
@@ -99,7 +102,15 @@ async function measure(p: BenchPlatform): Promise<Record<Op, Record<Path, number
       periodicReview: config.documentDefaults.periodicReview,
       submittedBy: author.actor.userId,
     });
-    return () => startApprovalRun(client, config.taskQueue, input);
+    // Without the grant the API writes for a submission, the run would refuse to open its first stage.
+    const submissionGrant = await issueGrant(db, {
+      userId: author.actor.userId,
+      workflowId: workflowIds.documentApproval(d.number, d.version),
+      action: 'document.submit',
+      args: grantedArgs.submit(input),
+      ttlMs: 3_600_000,
+    });
+    return () => startApprovalRun(client, config.taskQueue, { ...input, submissionGrant });
   };
   /** A run submitted through the API whose review stage has opened (decisions and extensions are accepted). */
   const reviewRun = async (i: number): Promise<{ draft: Draft; handle: Handle }> => {
@@ -136,7 +147,17 @@ async function measure(p: BenchPlatform): Promise<Record<Op, Record<Path, number
     },
     update: {
       api: (i) => api('POST', `${versionPath(apiExtended.draft)}/extend`, control.apiKey, 200, extension(i)),
-      raw: (i) => rawExtended.handle.executeUpdate(extendDueUpdate, { args: [{ actor: control.actor, ...extension(i) }] }),
+      // A direct caller writes the action's grant as the API does: without one the run refuses the extension.
+      raw: async (i) => {
+        const grant = await issueGrant(db, {
+          userId: control.actor.userId,
+          workflowId: rawExtended.handle.workflowId,
+          action: 'document.extend_due',
+          args: grantedArgs.extendDue(extension(i)),
+          ttlMs: 300_000,
+        });
+        return rawExtended.handle.executeUpdate(extendDueUpdate, { args: [{ actor: control.actor, grant, ...extension(i) }] });
+      },
     },
     query: {
       api: () => api('GET', versionPath(queried.draft), author.apiKey, 200),

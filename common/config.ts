@@ -61,6 +61,7 @@ export const configSchema = z.object({
   SIGNING_MAX_FAILURES: z.coerce.number().int().min(1).default(5),
   SIGNING_FAILURE_WINDOW: duration.default('15m'),
   SIGNING_LOCK: duration.default('30m'),
+  ACTION_GRANT_TTL: duration.default('5m'),
 
   DOC_STAGE_DUE: duration.default('72h'),
   DOC_REMINDER_BEFORE: duration.default('24h'),

@@ -31,6 +31,8 @@ export interface DocumentApprovalInput {
   /** Interval between periodic reviews of the effective version. */
   periodicReview: string;
   submittedBy: string;
+  /** The grant the API wrote for the submission; the run's first recording step consumes it. */
+  submissionGrant?: string;
   /** Set when the run continues as new while the version is effective. */
   resume?: { snapshot: DocumentApprovalState; reviewCycle: number };
 }
@@ -99,38 +101,51 @@ export interface DocumentApprovalState {
 }
 
 export interface DecideArgs {
+  /** Shown while the action is in flight; the grant, not this, says who acts. */
   actor: Actor;
+  /** The single-use grant the API wrote for this action (common/grants); the recording activity consumes it. */
+  grant: string;
   decision: DecisionKind;
   comment?: string;
   signature?: SignatureInput;
 }
 export interface WithdrawArgs {
   actor: Actor;
+  grant: string;
   reason: string;
 }
 export interface ReassignArgs {
   actor: Actor;
+  grant: string;
   from: string;
   to: AssigneeRef;
   reason: string;
 }
 export interface ExtendArgs {
   actor: Actor;
+  grant: string;
   dueAt: string;
   reason: string;
 }
 export interface RevisionArgs {
   actor: Actor;
+  grant: string;
   contentHash: string;
 }
 export interface ObsoleteArgs {
   actor: Actor;
+  grant: string;
   reason: string;
 }
 export interface PeriodicReviewArgs {
   actor: Actor;
+  grant: string;
   comment: string;
 }
+/**
+ * Sent only by the run of the version that became effective; the superseded run acts on it only when Postgres
+ * already records the supersession (written with the new version's effective state), so a forged signal is ignored.
+ */
 export interface SupersededArgs {
   byWorkflowId: string;
   byVersion: number;

@@ -17,6 +17,8 @@ export const FailureType = {
   ActionsOpen: 'ActionsOpen',
   EffectivenessMissing: 'EffectivenessMissing',
   ExtensionLimit: 'ExtensionLimit',
+  /** The action's grant was missing, used, expired or for something else: it did not come from labflow's API. */
+  GrantRefused: 'GrantRefused',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
@@ -33,6 +35,7 @@ export const FAILURE_HTTP_STATUS: Record<FailureType, number> = {
   ActionsOpen: 409,
   EffectivenessMissing: 409,
   ExtensionLimit: 409,
+  GrantRefused: 403,
 };
 
 /** Refuses an action from a workflow validator or handler: a non-retryable failure whose type the API maps. */

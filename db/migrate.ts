@@ -12,6 +12,7 @@ import * as summaryReviewComments from './migrations/20261201030000_summary_revi
 import * as codecSessions from './migrations/20261201040000_codec_sessions';
 import * as auditSeals from './migrations/20261206010000_audit_seals';
 import * as phiAccessEvents from './migrations/20261206020000_phi_access_events';
+import * as actionGrants from './migrations/20261206030000_action_grants';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -27,6 +28,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261201040000_codec_sessions': codecSessions,
   '20261206010000_audit_seals': auditSeals,
   '20261206020000_phi_access_events': phiAccessEvents,
+  '20261206030000_action_grants': actionGrants,
 };
 
 const source: Knex.MigrationSource<string> = {

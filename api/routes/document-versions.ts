@@ -7,10 +7,12 @@ import {
   uploadRevisionUpdate,
   withdrawUpdate,
 } from '../../common/document-approval';
+import { assigneeKey } from '../../common/assignees';
+import { grantedArgs } from '../../common/grants';
 import { storeContent } from '../../db/documents';
 import type { ApiDeps } from '../deps';
 import { route, updateRoute, type RouteSpec } from '../route';
-import { resolveAssignee, runAwaitingRevision, runningVersion, submitVersion } from '../services/document-approval';
+import { resolveAssignee, runAwaitingRevision, runningVersion, submitVersion, versionGrant } from '../services/document-approval';
 import { verifySigner } from '../signing';
 import {
   commentBody,
@@ -58,14 +60,13 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
       body: decisionBody,
       run: running,
       update: decideUpdate,
-      toArgs: async ({ params, body, actor }) => ({
-        actor,
-        decision: body.decision,
-        comment: body.comment || undefined,
-        signature: body.signature
+      toArgs: async ({ params, body, actor }) => {
+        const signature = body.signature
           ? await verifySigner(deps, actor, body.signature, { entityType: 'document', entityId: params.number })
-          : undefined,
-      }),
+          : undefined;
+        const args = { decision: body.decision, comment: body.comment || undefined, signature };
+        return { actor, ...args, grant: await versionGrant(deps, params, actor, 'document.decide', grantedArgs.decide(args), signature) };
+      },
     }),
     updateRoute({
       method: 'post',
@@ -77,7 +78,11 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
       body: reasonBody,
       run: running,
       update: withdrawUpdate,
-      toArgs: ({ body, actor }) => ({ actor, reason: body.reason }),
+      toArgs: async ({ params, body, actor }) => ({
+        actor,
+        reason: body.reason,
+        grant: await versionGrant(deps, params, actor, 'document.withdraw', grantedArgs.withdraw(body)),
+      }),
     }),
     updateRoute({
       method: 'post',
@@ -89,7 +94,11 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
       body: reasonBody,
       run: running,
       update: obsoleteUpdate,
-      toArgs: ({ body, actor }) => ({ actor, reason: body.reason }),
+      toArgs: async ({ params, body, actor }) => ({
+        actor,
+        reason: body.reason,
+        grant: await versionGrant(deps, params, actor, 'document.obsolete', grantedArgs.obsolete(body)),
+      }),
     }),
     updateRoute({
       method: 'post',
@@ -101,7 +110,11 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
       body: commentBody,
       run: running,
       update: completePeriodicReviewUpdate,
-      toArgs: ({ body, actor }) => ({ actor, comment: body.comment }),
+      toArgs: async ({ params, body, actor }) => ({
+        actor,
+        comment: body.comment,
+        grant: await versionGrant(deps, params, actor, 'document.complete_periodic_review', grantedArgs.completePeriodicReview(body)),
+      }),
     }),
     updateRoute({
       method: 'post',
@@ -113,7 +126,12 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
       body: extendBody,
       run: running,
       update: extendDueUpdate,
-      toArgs: ({ body, actor }) => ({ actor, dueAt: body.dueAt, reason: body.reason }),
+      toArgs: async ({ params, body, actor }) => ({
+        actor,
+        dueAt: body.dueAt,
+        reason: body.reason,
+        grant: await versionGrant(deps, params, actor, 'document.extend_due', grantedArgs.extendDue(body)),
+      }),
     }),
     updateRoute({
       method: 'post',
@@ -125,12 +143,17 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
       body: reassignBody,
       run: running,
       update: reassignUpdate,
-      toArgs: async ({ body, actor }) => ({
-        actor,
-        from: body.from,
-        to: await resolveAssignee(db, body.to, 'body.to'),
-        reason: body.reason,
-      }),
+      toArgs: async ({ params, body, actor }) => {
+        const to = await resolveAssignee(db, body.to, 'body.to');
+        const args = { from: body.from, to: assigneeKey(to), reason: body.reason };
+        return {
+          actor,
+          from: body.from,
+          to,
+          reason: body.reason,
+          grant: await versionGrant(deps, params, actor, 'document.reassign', grantedArgs.reassign(args)),
+        };
+      },
     }),
     updateRoute({
       method: 'post',
@@ -142,7 +165,11 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
       body: contentBody,
       run: (params, actor) => runAwaitingRevision(deps, params.number, params.version, actor),
       update: uploadRevisionUpdate,
-      toArgs: async ({ body, actor }) => ({ actor, contentHash: await storeContent(db, body.content) }),
+      toArgs: async ({ params, body, actor }) => {
+        const contentHash = await storeContent(db, body.content);
+        const grant = await versionGrant(deps, params, actor, 'document.upload_revision', grantedArgs.uploadRevision({ contentHash }));
+        return { actor, contentHash, grant };
+      },
     }),
   ];
 }

@@ -11,6 +11,9 @@ import type { documentApprovalWorkflow } from '../../workflows';
 import type { ApiDeps } from '../deps';
 import { liveOrRecorded } from '../live-or-recorded';
 import { problems } from '../problem';
+import { grantedArgs, type GrantAction } from '../../common/grants';
+import type { SignatureInput } from '../../common/signatures';
+import { grantAction } from '../signing';
 import { approvalInput, approvalRun, liveApprovalRun, startApprovalRun } from '../temporal/document-approval';
 import { checkTimers } from './timer-bounds';
 
@@ -109,6 +112,21 @@ export async function runAwaitingRevision(deps: ApiDeps, number: string, version
   return run;
 }
 
+/**
+ * Writes the grant for one action a caller may take on a version's run; the run's ID is the version's business
+ * key. `args` are the arguments the run will record, built with common/grants' grantedArgs.
+ */
+export function versionGrant(
+  deps: ApiDeps,
+  at: { number: string; version: number },
+  actor: Actor,
+  action: GrantAction,
+  args: unknown,
+  signature?: SignatureInput,
+): Promise<string> {
+  return grantAction(deps, actor, { workflowId: workflowIds.documentApproval(at.number, at.version), action, args, signature });
+}
+
 const unknownUser = (username: string, field: string) =>
   problems.unprocessable('unknown-user', `no active user "${username}"`, { errors: [{ field, detail: 'unknown user' }] });
 
@@ -194,8 +212,9 @@ export async function submitVersion(deps: ApiDeps, number: string, version: numb
     periodicReview: request.periodicReview ?? config.documentDefaults.periodicReview,
     submittedBy: actor.userId,
   });
+  const submissionGrant = await versionGrant(deps, row, actor, 'document.submit', grantedArgs.submit(input));
   // A concurrent submission of the same version may win the race past the check above: same answer.
-  const run = await startApprovalRun(temporal, config.taskQueue, input).catch((err) => {
+  const run = await startApprovalRun(temporal, config.taskQueue, { ...input, submissionGrant }).catch((err) => {
     throw err instanceof WorkflowExecutionAlreadyStartedError ? alreadySubmitted() : err;
   });
   return { row, run };

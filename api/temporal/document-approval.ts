@@ -37,7 +37,9 @@ export function startApprovalRun(client: Client, taskQueue: string, input: Docum
     taskQueue,
     args: [input],
     workflowIdConflictPolicy: 'FAIL',
-    workflowIdReusePolicy: 'REJECT_DUPLICATE',
+    // A run that failed (one started without a valid submission grant fails at once) must not keep the key from
+    // the real submission; the API still refuses a version that is no longer a draft.
+    workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
     typedSearchAttributes: [
       { key: EntityType, value: 'document' },
       { key: EntityId, value: input.documentNumber },

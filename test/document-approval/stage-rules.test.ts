@@ -14,6 +14,8 @@ import {
   type ApprovalFacts,
 } from '../../workflows/document-approval/validators';
 
+/** A well-formed grant ID; whether the grant exists is the recording activity's to check, not a validator's. */
+const GRANT = 'g'.repeat(43);
 const actor = (userId: string, roles: Role[] = ['reviewer']): Actor => ({ userId, username: userId, printedName: userId, roles });
 const user = (id: string) => ({ kind: 'user' as const, userId: id, username: id });
 const input: DocumentApprovalInput = {
@@ -118,7 +120,7 @@ describe('document approval stage rules and refusals', () => {
     const decide =
       (who: Actor, extra: Record<string, unknown> = {}) =>
       () =>
-        validateDecision(facts(state), { actor: who, decision: 'approve', signature: signed, ...extra });
+        validateDecision(facts(state), { grant: GRANT, actor: who, decision: 'approve', signature: signed, ...extra });
     decide(actor('rita'))();
     refusedAs(FailureType.Forbidden, decide(actor('alice')));
     refusedAs(FailureType.NotAssignee, decide(actor('tom')));
@@ -128,7 +130,7 @@ describe('document approval stage rules and refusals', () => {
     state.stages[0].slots[0].decision = decided('rita', 'approve');
     refusedAs(FailureType.DuplicateDecision, decide(actor('rita')));
     refusedAs(FailureType.WrongStage, () =>
-      validateDecision(facts(state, { withdrawing: true }), { actor: actor('rick'), decision: 'approve', signature: signed }),
+      validateDecision(facts(state, { withdrawing: true }), { grant: GRANT, actor: actor('rick'), decision: 'approve', signature: signed }),
     );
     state.state = 'rejected';
     refusedAs(FailureType.RunFinished, decide(actor('rick')));
@@ -136,37 +138,61 @@ describe('document approval stage rules and refusals', () => {
 
   it('lets only the author or document control withdraw, only the author revise, only document control extend or reassign', () => {
     const state = inReview();
-    validateWithdrawal(facts(state), { actor: actor('alice', ['author']), reason: 'wrong template' });
-    validateWithdrawal(facts(state), { actor: actor('dora', ['document_control']), reason: 'duplicate' });
-    refusedAs(FailureType.Forbidden, () => validateWithdrawal(facts(state), { actor: actor('rita'), reason: 'no' }));
-    refusedAs(FailureType.InvalidInput, () => validateWithdrawal(facts(state), { actor: actor('alice'), reason: '' }));
+    validateWithdrawal(facts(state), { grant: GRANT, actor: actor('alice', ['author']), reason: 'wrong template' });
+    validateWithdrawal(facts(state), { grant: GRANT, actor: actor('dora', ['document_control']), reason: 'duplicate' });
+    refusedAs(FailureType.Forbidden, () => validateWithdrawal(facts(state), { grant: GRANT, actor: actor('rita'), reason: 'no' }));
+    refusedAs(FailureType.InvalidInput, () => validateWithdrawal(facts(state), { grant: GRANT, actor: actor('alice'), reason: '' }));
     const control = actor('dora', ['document_control']);
     const now = Date.parse('2026-03-03T09:00:00.000Z');
-    validateExtension(facts(state), { actor: control, dueAt: '2026-03-06T09:00:00.000Z', reason: 'audit week' }, now);
+    validateExtension(facts(state), { grant: GRANT, actor: control, dueAt: '2026-03-06T09:00:00.000Z', reason: 'audit week' }, now);
     refusedAs(FailureType.Forbidden, () =>
-      validateExtension(facts(state), { actor: actor('rita'), dueAt: '2026-03-06T09:00:00.000Z', reason: 'x' }, now),
+      validateExtension(facts(state), { grant: GRANT, actor: actor('rita'), dueAt: '2026-03-06T09:00:00.000Z', reason: 'x' }, now),
     );
     refusedAs(FailureType.InvalidInput, () =>
-      validateExtension(facts(state), { actor: control, dueAt: '2026-03-04T09:00:00.000Z', reason: 'earlier' }, now),
-    );
-    refusedAs(FailureType.InvalidInput, () => validateExtension(facts(state), { actor: control, dueAt: 'soon', reason: 'x' }, now));
-    validateReassignment(facts(state), { actor: control, from: 'user:rob', to: user('ruth'), reason: 'on leave' });
-    refusedAs(FailureType.InvalidInput, () =>
-      validateReassignment(facts(state), { actor: control, from: 'user:rob', to: user('alice'), reason: 'x' }),
+      validateExtension(facts(state), { grant: GRANT, actor: control, dueAt: '2026-03-04T09:00:00.000Z', reason: 'earlier' }, now),
     );
     refusedAs(FailureType.InvalidInput, () =>
-      validateReassignment(facts(state), { actor: control, from: 'user:rob', to: user('rick'), reason: 'x' }),
+      validateExtension(facts(state), { grant: GRANT, actor: control, dueAt: 'soon', reason: 'x' }, now),
+    );
+    validateReassignment(facts(state), { grant: GRANT, actor: control, from: 'user:rob', to: user('ruth'), reason: 'on leave' });
+    refusedAs(FailureType.InvalidInput, () =>
+      validateReassignment(facts(state), { grant: GRANT, actor: control, from: 'user:rob', to: user('alice'), reason: 'x' }),
     );
     refusedAs(FailureType.InvalidInput, () =>
-      validateReassignment(facts(state), { actor: control, from: 'user:nobody', to: user('ruth'), reason: 'x' }),
+      validateReassignment(facts(state), { grant: GRANT, actor: control, from: 'user:rob', to: user('rick'), reason: 'x' }),
     );
-    refusedAs(FailureType.WrongStage, () => validateRevision(facts(state), { actor: actor('alice'), contentHash: 'h2' }));
+    refusedAs(FailureType.InvalidInput, () =>
+      validateReassignment(facts(state), { grant: GRANT, actor: control, from: 'user:nobody', to: user('ruth'), reason: 'x' }),
+    );
+    refusedAs(FailureType.WrongStage, () => validateRevision(facts(state), { grant: GRANT, actor: actor('alice'), contentHash: 'h2' }));
     state.state = 'changes_requested';
-    validateRevision(facts(state), { actor: actor('alice'), contentHash: 'h2' });
-    refusedAs(FailureType.Forbidden, () => validateRevision(facts(state), { actor: actor('rita'), contentHash: 'h2' }));
-    refusedAs(FailureType.InvalidInput, () => validateRevision(facts(state), { actor: actor('alice'), contentHash: 'h1' }));
+    validateRevision(facts(state), { grant: GRANT, actor: actor('alice'), contentHash: 'h2' });
+    refusedAs(FailureType.Forbidden, () => validateRevision(facts(state), { grant: GRANT, actor: actor('rita'), contentHash: 'h2' }));
+    refusedAs(FailureType.InvalidInput, () => validateRevision(facts(state), { grant: GRANT, actor: actor('alice'), contentHash: 'h1' }));
     refusedAs(FailureType.DuplicateDecision, () =>
-      validateRevision(facts(state, { revising: true }), { actor: actor('alice'), contentHash: 'h2' }),
+      validateRevision(facts(state, { revising: true }), { grant: GRANT, actor: actor('alice'), contentHash: 'h2' }),
+    );
+  });
+
+  it('refuses a request with no actor, a malformed actor, or no well-formed grant ID, before any other rule', () => {
+    const state = inReview();
+    const decide = (args: unknown) => () => validateDecision(facts(state), args as Parameters<typeof validateDecision>[1]);
+    const good = { grant: GRANT, actor: actor('rita'), decision: 'approve', signature: signed };
+    decide(good)();
+    for (const forged of [
+      null,
+      { ...good, actor: null },
+      { ...good, actor: { userId: 'rita', username: 'rita', roles: ['reviewer'] } },
+      { ...good, actor: { ...actor('rita'), roles: ['superuser'] } },
+      { ...good, actor: { ...actor('rita'), userId: 42 } },
+      { ...good, grant: undefined },
+      { ...good, grant: 'short' },
+      { ...good, grant: `${GRANT.slice(1)}!` },
+    ]) {
+      refusedAs(FailureType.GrantRefused, decide(forged));
+    }
+    refusedAs(FailureType.GrantRefused, () =>
+      validateWithdrawal(facts(state), { actor: null, reason: 'x' } as unknown as Parameters<typeof validateWithdrawal>[1]),
     );
   });
 
@@ -174,10 +200,10 @@ describe('document approval stage rules and refusals', () => {
     const state = inReview();
     Object.assign(state, { state: 'effective', currentStage: null, periodicReviewOpen: false });
     const control = actor('dora', ['document_control']);
-    refusedAs(FailureType.WrongStage, () => validatePeriodicReview(facts(state), { actor: control, comment: 'fine' }));
+    refusedAs(FailureType.WrongStage, () => validatePeriodicReview(facts(state), { grant: GRANT, actor: control, comment: 'fine' }));
     state.periodicReviewOpen = true;
-    validatePeriodicReview(facts(state), { actor: control, comment: 'fine' });
-    refusedAs(FailureType.Forbidden, () => validatePeriodicReview(facts(state), { actor: actor('rita'), comment: 'fine' }));
-    refusedAs(FailureType.InvalidInput, () => validatePeriodicReview(facts(state), { actor: control, comment: '' }));
+    validatePeriodicReview(facts(state), { grant: GRANT, actor: control, comment: 'fine' });
+    refusedAs(FailureType.Forbidden, () => validatePeriodicReview(facts(state), { grant: GRANT, actor: actor('rita'), comment: 'fine' }));
+    refusedAs(FailureType.InvalidInput, () => validatePeriodicReview(facts(state), { grant: GRANT, actor: control, comment: '' }));
   });
 });

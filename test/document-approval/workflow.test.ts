@@ -24,6 +24,9 @@ import type { documentApprovalWorkflow } from '../../workflows';
 import { testEnv } from '../setup/env';
 import { waitFor } from '../helpers/wait';
 
+/** A well-formed grant ID: the stub activities accept any, as Postgres is not here to check it. */
+const GRANT = 'g'.repeat(43);
+
 /**
  * The real documentApprovalWorkflow on the dev server with stub activities that record what they were asked:
  * no Postgres, no API. Durations are seconds.
@@ -42,6 +45,7 @@ describe('document approval workflow with stub activities', () => {
     };
   const activities = {
     openReviewStage: record('openReviewStage', ['outbox-stage']),
+    acceptRequest: async (args: Record<string, unknown>) => (calls.push({ name: 'acceptRequest', args }), args.actor),
     recordDecision: record('recordDecision', { signatureId: null }),
     closeReviewStage: record('closeReviewStage', undefined),
     remindStage: record('remindStage', ['outbox-reminder']),
@@ -125,7 +129,7 @@ describe('document approval workflow with stub activities', () => {
 
   const signature = (contentHash = 'hash-1') => ({ meaning: 'approval', contentHash, signedAt: new Date().toISOString() });
   const approve = (handle: Handle, who: Actor, contentHash = 'hash-1') =>
-    handle.executeUpdate(decideUpdate, { args: [{ actor: who, decision: 'approve', signature: signature(contentHash) }] });
+    handle.executeUpdate(decideUpdate, { args: [{ grant: GRANT, actor: who, decision: 'approve', signature: signature(contentHash) }] });
   const decide = (handle: Handle, args: DecideArgs) => handle.executeUpdate(decideUpdate, { args: [args] });
   const names = () => calls.map((c) => c.name).filter((n) => n !== 'deliverEmails');
 
@@ -177,11 +181,13 @@ describe('document approval workflow with stub activities', () => {
     const open = await until(handle, 'periodic review open', (s) => s.periodicReviewOpen);
     assert.ok(names().includes('openPeriodicReview'), 'the run says the review is open only once its task was written');
     assert.deepEqual(open.pendingAssignees, ['role:document_control']);
-    const reviewed = await handle.executeUpdate(completePeriodicReviewUpdate, { args: [{ actor: control, comment: 'Still accurate' }] });
+    const reviewed = await handle.executeUpdate(completePeriodicReviewUpdate, {
+      args: [{ grant: GRANT, actor: control, comment: 'Still accurate' }],
+    });
     assert.equal(reviewed.periodicReviewOpen, false);
     assert.ok(Date.parse(reviewed.nextPeriodicReviewAt ?? '') > Date.parse(open.nextPeriodicReviewAt ?? ''));
 
-    const obsolete = await handle.executeUpdate(obsoleteUpdate, { args: [{ actor: control, reason: 'Method retired' }] });
+    const obsolete = await handle.executeUpdate(obsoleteUpdate, { args: [{ grant: GRANT, actor: control, reason: 'Method retired' }] });
     assert.equal(obsolete.state, 'obsolete');
     assert.equal((await handle.result()).state, 'obsolete');
     assert.deepEqual(names(), [
@@ -200,6 +206,7 @@ describe('document approval workflow with stub activities', () => {
       'makeEffective',
       'openPeriodicReview',
       'completePeriodicReview',
+      'acceptRequest',
       'closeVersion',
     ]);
     assert.deepEqual(
@@ -217,12 +224,12 @@ describe('document approval workflow with stub activities', () => {
     await stageActive(handle, 0);
     await approve(handle, person('rita'));
     await stageActive(handle, 1);
-    await decide(handle, { actor: person('quinn'), decision: 'request_changes', comment: 'Section 4 is unclear' });
+    await decide(handle, { grant: GRANT, actor: person('quinn'), decision: 'request_changes', comment: 'Section 4 is unclear' });
     const waiting = await until(handle, 'changes requested', (s) => s.state === 'changes_requested');
     assert.deepEqual(waiting.outcome, { by: 'quinn', comment: 'Section 4 is unclear' });
     assert.deepEqual(waiting.pendingAssignees, ['user:alice']);
 
-    const revised = await handle.executeUpdate(uploadRevisionUpdate, { args: [{ actor: author, contentHash: 'hash-2' }] });
+    const revised = await handle.executeUpdate(uploadRevisionUpdate, { args: [{ grant: GRANT, actor: author, contentHash: 'hash-2' }] });
     assert.equal(revised.round, 2);
     assert.equal(revised.contentHash, 'hash-2');
     await stageActive(handle, 0, 2);
@@ -240,6 +247,7 @@ describe('document approval workflow with stub activities', () => {
       'recordDecision',
       'closeReviewStage',
       'requestRevision',
+      'acceptRequest',
       'applyRevision',
       'openReviewStage',
       'recordDecision',
@@ -251,13 +259,13 @@ describe('document approval workflow with stub activities', () => {
       'makeEffective',
     ]);
     assert.equal(calls.find((c) => c.name === 'applyRevision')?.args.round, 2);
-    await handle.executeUpdate(obsoleteUpdate, { args: [{ actor: control, reason: 'end of test' }] });
+    await handle.executeUpdate(obsoleteUpdate, { args: [{ grant: GRANT, actor: control, reason: 'end of test' }] });
   });
 
   it('ends rejected on one rejection, closing the stage without waiting for the others', async () => {
     const handle = await start([stage('Technical', { type: 'all' }, ['rita', 'rick']), stage('QA', { type: 'any' }, ['quinn'])]);
     await stageActive(handle, 0);
-    await decide(handle, { actor: person('rick'), decision: 'reject', comment: 'Wrong method' });
+    await decide(handle, { grant: GRANT, actor: person('rick'), decision: 'reject', comment: 'Wrong method' });
     const result = await handle.result();
     assert.equal(result.state, 'rejected');
     assert.deepEqual(result.outcome, { by: 'rick', comment: 'Wrong method' });
@@ -268,11 +276,11 @@ describe('document approval workflow with stub activities', () => {
   it('ends withdrawn when the author withdraws mid-review, cancelling the open stage', async () => {
     const handle = await start([stage('Technical', { type: 'any' }, ['rita'])]);
     await stageActive(handle, 0);
-    const withdrawn = await handle.executeUpdate(withdrawUpdate, { args: [{ actor: author, reason: 'Wrong template' }] });
+    const withdrawn = await handle.executeUpdate(withdrawUpdate, { args: [{ grant: GRANT, actor: author, reason: 'Wrong template' }] });
     assert.equal(withdrawn.state, 'withdrawn');
     assert.deepEqual(withdrawn.outcome, { by: 'alice', comment: 'Wrong template' });
     assert.equal((await handle.result()).stages[0].status, 'cancelled');
-    assert.deepEqual(names(), ['openReviewStage', 'closeReviewStage', 'closeVersion']);
+    assert.deepEqual(names(), ['openReviewStage', 'acceptRequest', 'closeReviewStage', 'closeVersion']);
   });
 
   it('refuses the author, a non-assignee, a duplicate decision and actions of another stage, leaving no trace in history', async () => {
@@ -284,15 +292,17 @@ describe('document approval workflow with stub activities', () => {
     assert.equal(await refusal(approve(handle, person('tom'))), FailureType.NotAssignee);
     assert.equal(await refusal(approve(handle, person('rita'))), FailureType.DuplicateDecision);
     assert.equal(
-      await refusal(handle.executeUpdate(uploadRevisionUpdate, { args: [{ actor: author, contentHash: 'hash-2' }] })),
+      await refusal(handle.executeUpdate(uploadRevisionUpdate, { args: [{ grant: GRANT, actor: author, contentHash: 'hash-2' }] })),
       FailureType.WrongStage,
     );
     assert.equal(
-      await refusal(handle.executeUpdate(completePeriodicReviewUpdate, { args: [{ actor: control, comment: 'too early' }] })),
+      await refusal(handle.executeUpdate(completePeriodicReviewUpdate, { args: [{ grant: GRANT, actor: control, comment: 'too early' }] })),
       FailureType.WrongStage,
     );
     assert.equal(
-      await refusal(handle.executeUpdate(withdrawUpdate, { args: [{ actor: person('rick'), reason: 'not mine to withdraw' }] })),
+      await refusal(
+        handle.executeUpdate(withdrawUpdate, { args: [{ grant: GRANT, actor: person('rick'), reason: 'not mine to withdraw' }] }),
+      ),
       FailureType.Forbidden,
     );
     assert.equal(await acceptedUpdates(handle), acceptedBefore, 'refused actions never entered the history');
@@ -300,10 +310,10 @@ describe('document approval workflow with stub activities', () => {
     await approve(handle, person('rick'));
     await until(handle, 'effective', (s) => s.state === 'effective');
     assert.equal(
-      await refusal(handle.executeUpdate(withdrawUpdate, { args: [{ actor: author, reason: 'too late' }] })),
+      await refusal(handle.executeUpdate(withdrawUpdate, { args: [{ grant: GRANT, actor: author, reason: 'too late' }] })),
       FailureType.WrongStage,
     );
-    await handle.executeUpdate(obsoleteUpdate, { args: [{ actor: control, reason: 'end of test' }] });
+    await handle.executeUpdate(obsoleteUpdate, { args: [{ grant: GRANT, actor: control, reason: 'end of test' }] });
   });
 
   it('reminds before the due date, escalates when overdue and keeps waiting; an extension re-arms both', async () => {
@@ -324,7 +334,9 @@ describe('document approval workflow with stub activities', () => {
     );
 
     const dueAt = new Date(Date.now() + 4000).toISOString();
-    const extended = await handle.executeUpdate(extendDueUpdate, { args: [{ actor: control, dueAt, reason: 'Reviewer at an audit' }] });
+    const extended = await handle.executeUpdate(extendDueUpdate, {
+      args: [{ grant: GRANT, actor: control, dueAt, reason: 'Reviewer at an audit' }],
+    });
     assert.equal(extended.stages[0].dueAt, dueAt);
     assert.equal(extended.stages[0].escalated, false);
     assert.equal(extended.stages[0].reminded, false, 'the reminder is re-armed: it falls after the extension');
@@ -340,6 +352,6 @@ describe('document approval workflow with stub activities', () => {
     );
     await approve(handle, person('rick'));
     await until(handle, 'effective', (s) => s.state === 'effective');
-    await handle.executeUpdate(obsoleteUpdate, { args: [{ actor: control, reason: 'end of test' }] });
+    await handle.executeUpdate(obsoleteUpdate, { args: [{ grant: GRANT, actor: control, reason: 'end of test' }] });
   });
 });

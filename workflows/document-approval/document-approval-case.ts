@@ -33,7 +33,8 @@ import { db } from '../lib/proxies';
 import { iso } from '../lib/time';
 import { nextPeriodicReviewAt, stageClock, untilEffectiveMs, untilPeriodicReviewMs } from './deadlines';
 import { awaited, decisionStageIndex, decisiveDecision, initialState, resetForNewRound, stageDueAt } from './stages';
-import { runReviewStage, type StageHost } from './review-stage';
+import { runReviewStage, type StageHost, type SubmissionProof } from './review-stage';
+import { grantRefusal, undoneIfRefused } from './refusals';
 import type { ApprovalFacts } from './validators';
 
 type ReviewOutcome = 'approved' | 'rejected' | 'withdrawn';
@@ -52,6 +53,7 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
   private supersession: SupersededArgs | null = null;
   private revision: RevisionArgs | null = null;
   private dueDateExtensions = 0;
+  private submissionChecked = false;
   private reviewChanges = 0;
   /** Decisions accepted but not yet recorded, per stage: a stage closes only once its own are written. */
   private readonly recording: number[];
@@ -93,6 +95,22 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
   decisionsInFlight(stageIndex: number): number {
     return this.recording[stageIndex];
   }
+  /**
+   * A run proves its submission where it first records anything: the first stage of its first round consumes the
+   * grant the API wrote, so a run started straight through Temporal fails before it touches the record. Runs
+   * started before grants existed opened their first stage without one.
+   */
+  submissionProof(stageIndex: number): SubmissionProof | undefined {
+    if (stageIndex !== 0 || this.state.round !== 1 || this.submissionChecked) return undefined;
+    this.submissionChecked = true;
+    if (!patched('action-grants')) return undefined;
+    const { versionId, contentHash, routing, reminderBefore, periodicReview, effectiveDate, submittedBy, submissionGrant } = this.input;
+    return {
+      grant: submissionGrant,
+      submittedBy,
+      args: { versionId, contentHash, routing, reminderBefore, periodicReview, effectiveDate },
+    };
+  }
   deliver(outboxIds: string[]): void {
     this.deliveries.deliver(outboxIds);
   }
@@ -121,7 +139,7 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
 
   // Review rounds: stages open in order; each waits for its decisions, reminding and escalating on its clock.
 
-  async decide({ actor, decision, comment, signature }: DecideArgs): Promise<DocumentApprovalState> {
+  async decide({ actor, grant, decision, comment, signature }: DecideArgs): Promise<DocumentApprovalState> {
     const stageIndex = decisionStageIndex(this.state);
     const stage = this.state.stages[stageIndex];
     const slot = openSlotFor(stage, actor);
@@ -140,17 +158,24 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
     try {
       await condition(() => (this.state.currentStage === stageIndex && stage.status === 'active') || this.withdrawing);
       if (this.withdrawing) return this.state;
-      await db.recordDecision({
-        doc: this.doc,
-        round: this.state.round,
-        stageIndex,
-        stageName: stage.name,
-        slotKey: assigneeKey(slot.assignee),
-        actor,
-        decision,
-        comment,
-        signature,
-      });
+      const record = () =>
+        db.recordDecision({
+          doc: this.doc,
+          round: this.state.round,
+          stageIndex,
+          stageName: stage.name,
+          slotKey: assigneeKey(slot.assignee),
+          actor,
+          grant,
+          decision,
+          comment,
+          signature,
+        });
+      // A refused decision frees its slot: the stage waits for a decision that labflow authenticated.
+      const recorded = await undoneIfRefused(record, () => delete slot.decision);
+      // The run shows the signer as Postgres knows them, not as the request named them (runs recorded before
+      // grants have no signer in the result).
+      if (recorded.signer && slot.decision) Object.assign(slot.decision, recorded.signer);
     } finally {
       this.recording[stageIndex] -= 1;
     }
@@ -158,7 +183,7 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
     return this.state;
   }
 
-  async reassign({ actor, from, to, reason }: ReassignArgs): Promise<DocumentApprovalState> {
+  async reassign({ actor, grant, from, to, reason }: ReassignArgs): Promise<DocumentApprovalState> {
     const stageIndex = this.currentStageIndex();
     const stage = this.state.stages[stageIndex];
     const slot = stage.slots.find((candidate) => !candidate.decision && assigneeKey(candidate.assignee) === from);
@@ -166,37 +191,52 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
     const previous = slot.assignee;
     slot.assignee = to;
     this.publish();
-    const outboxIds = await db.reassignStage({
-      doc: this.doc,
-      round: this.state.round,
-      stageIndex,
-      stageName: stage.name,
-      from: previous,
-      to,
-      dueAt: stageDueAt(stage),
-      actor,
-      reason,
+    const record = () =>
+      db.reassignStage({
+        doc: this.doc,
+        round: this.state.round,
+        stageIndex,
+        stageName: stage.name,
+        from: previous,
+        to,
+        dueAt: stageDueAt(stage),
+        actor,
+        grant,
+        reason,
+      });
+    const outboxIds = await undoneIfRefused(record, () => {
+      slot.assignee = previous;
+      this.publish();
     });
     this.deliver(outboxIds);
     return this.state;
   }
 
-  async extendDue({ actor, dueAt, reason }: ExtendArgs): Promise<DocumentApprovalState> {
+  async extendDue({ actor, grant, dueAt, reason }: ExtendArgs): Promise<DocumentApprovalState> {
     const stageIndex = this.currentStageIndex();
     const stage = this.state.stages[stageIndex];
     const fromDueAt = stageDueAt(stage);
+    const before = { dueAt: stage.dueAt, reminded: stage.reminded, escalated: stage.escalated };
     Object.assign(stage, stageClock(Date.now(), Date.parse(dueAt), this.input.reminderBefore));
     this.dueDateExtensions += 1;
     this.publish();
-    await db.extendStageDue({
-      doc: this.doc,
-      round: this.state.round,
-      stageIndex,
-      stageName: stage.name,
-      fromDueAt,
-      dueAt: stageDueAt(stage),
-      actor,
-      reason,
+    const record = () =>
+      db.extendStageDue({
+        doc: this.doc,
+        round: this.state.round,
+        stageIndex,
+        stageName: stage.name,
+        fromDueAt,
+        dueAt: stageDueAt(stage),
+        actor,
+        grant,
+        reason,
+      });
+    await undoneIfRefused(record, () => {
+      Object.assign(stage, before);
+      // The stage's clock is read again, now back at the date it had.
+      this.dueDateExtensions += 1;
+      this.publish();
     });
     return this.state;
   }
@@ -226,7 +266,8 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
 
   async uploadRevision(revision: RevisionArgs): Promise<DocumentApprovalState> {
     const round = this.state.round;
-    this.revision = revision;
+    const actor = await this.accepted('document.upload_revision', revision, { contentHash: revision.contentHash });
+    this.revision = { ...revision, actor };
     await condition(() => this.state.round > round || this.finished);
     return this.state;
   }
@@ -301,9 +342,10 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
 
   // Effective: periodic reviews until a newer version supersedes this one or document control retires it.
 
-  async completePeriodicReview({ actor, comment }: PeriodicReviewArgs): Promise<DocumentApprovalState> {
+  async completePeriodicReview({ actor, grant, comment }: PeriodicReviewArgs): Promise<DocumentApprovalState> {
     const nextReviewAt = nextPeriodicReviewAt(Date.now(), this.input.periodicReview);
-    await db.completePeriodicReview({ doc: this.doc, cycle: this.reviewCycle, actor, comment, nextReviewAt });
+    const record = () => db.completePeriodicReview({ doc: this.doc, cycle: this.reviewCycle, actor, grant, comment, nextReviewAt });
+    await undoneIfRefused(record, () => undefined);
     this.state.periodicReviewOpen = false;
     this.state.nextPeriodicReviewAt = nextReviewAt;
     this.reviewChanges += 1;
@@ -319,7 +361,11 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
       const woke = this.state.periodicReviewOpen
         ? (await condition(wake), true)
         : await condition(wake, untilPeriodicReviewMs(this.nextReviewAt(), Date.now()));
-      if (this.supersession) return this.closeSuperseded(this.supersession);
+      if (this.supersession) {
+        const closed = await this.closeSuperseded(this.supersession);
+        if (closed) return closed;
+        continue;
+      }
       if (this.obsoletion) return this.close('obsolete', this.obsoletion.actor, this.obsoletion.reason);
       if (!woke) await this.openPeriodicReview();
       if (workflowInfo().continueAsNewSuggested) {
@@ -354,19 +400,38 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
   // Endings: withdrawn, rejected, obsolete or superseded; and the record left consistent when an operator cancels.
 
   async withdraw(withdrawal: WithdrawArgs): Promise<DocumentApprovalState> {
-    this.withdrawal = withdrawal;
+    const actor = await this.accepted('document.withdraw', withdrawal, { reason: withdrawal.reason });
+    this.withdrawal = { ...withdrawal, actor };
     await condition(() => this.state.state === 'withdrawn');
     return this.state;
   }
 
   async obsolete(obsoletion: ObsoleteArgs): Promise<DocumentApprovalState> {
-    this.obsoletion = obsoletion;
+    const actor = await this.accepted('document.obsolete', obsoletion, { reason: obsoletion.reason });
+    this.obsoletion = { ...obsoletion, actor };
     await condition(() => this.state.state === 'obsolete');
     return this.state;
   }
 
   supersede(by: SupersededArgs): void {
     this.supersession = by;
+  }
+
+  /**
+   * A request the run carries out later, in its own order (a withdrawal, a retirement, a revision), has its grant
+   * consumed as it is accepted, before anything acts on it; the later record names the actor this answers. Runs
+   * that accepted such requests before grants existed took them as they came.
+   */
+  private async accepted(
+    action: 'document.withdraw' | 'document.obsolete' | 'document.upload_revision',
+    { actor, grant }: { actor: Actor; grant: string },
+    args: { reason: string } | { contentHash: string },
+  ): Promise<Actor> {
+    if (!patched('action-grants')) return actor;
+    return undoneIfRefused(
+      () => db.acceptRequest({ doc: this.doc, action, actor, grant, args }),
+      () => undefined,
+    );
   }
 
   async closeWithdrawn(): Promise<DocumentApprovalState> {
@@ -389,8 +454,15 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
     return this.settled();
   }
 
-  private async closeSuperseded(by: SupersededArgs): Promise<DocumentApprovalState> {
-    await db.closeOpenTasks({ doc: this.doc, reason: `superseded by v${by.byVersion}` });
+  /** Null when Postgres does not record the supersession: the signal was not labflow's, and the run goes on. */
+  private async closeSuperseded(by: SupersededArgs): Promise<DocumentApprovalState | null> {
+    try {
+      await db.closeOpenTasks({ doc: this.doc, reason: `superseded by v${by.byVersion}`, supersededBy: by });
+    } catch (err) {
+      if (!grantRefusal(err)) throw err;
+      this.supersession = null;
+      return null;
+    }
     this.state.state = 'superseded';
     this.publish();
     return this.settled();

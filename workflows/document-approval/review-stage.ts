@@ -18,6 +18,21 @@ export interface StageHost {
   decisionsInFlight(stageIndex: number): number;
   deliver(outboxIds: string[]): void;
   publish(): void;
+  /** The submission's proof, for the run's first stage only (and only in runs that check it). */
+  submissionProof(stageIndex: number): SubmissionProof | undefined;
+}
+
+export interface SubmissionProof {
+  grant?: string;
+  submittedBy: string;
+  args: {
+    versionId: string;
+    contentHash: string;
+    routing: unknown;
+    reminderBefore: string;
+    periodicReview: string;
+    effectiveDate?: string;
+  };
 }
 
 /**
@@ -38,12 +53,35 @@ export async function runReviewStage(run: StageHost, stageIndex: number): Promis
     stageName: stage.name,
     assignees: stage.slots.map((slot) => slot.assignee),
     dueAt: stageDueAt(stage),
+    submission: run.submissionProof(stageIndex),
   });
   run.deliver(outboxIds);
   // Decisions are accepted once the stage's tasks exist, so nobody acts on a stage their inbox does not show.
   stage.status = 'active';
   run.publish();
 
+  await waitForDecisions(run, stageIndex);
+  stage.status = run.withdrawing ? 'cancelled' : resolveStage(stage);
+  await db.closeReviewStage({ doc, round: state.round, stageIndex, stageName: stage.name, outcome: stage.status });
+  return stage.status;
+}
+
+/**
+ * Waits until the stage is decided and every accepted decision is recorded. A decision whose grant the recording
+ * step refused frees its slot again, so the stage goes back to waiting rather than closing on it.
+ */
+async function waitForDecisions(run: StageHost, stageIndex: number): Promise<void> {
+  const stage = run.state.stages[stageIndex];
+  do {
+    await remindUntilDecided(run, stageIndex);
+    await condition(() => run.decisionsInFlight(stageIndex) === 0);
+  } while (resolveStage(stage) === 'active' && !run.withdrawing);
+}
+
+/** Reminds before the due date and escalates after it until the stage's slots decide it (or it is withdrawn). */
+async function remindUntilDecided(run: StageHost, stageIndex: number): Promise<void> {
+  const { state, doc, reminderBefore } = run;
+  const stage = state.stages[stageIndex];
   while (resolveStage(stage) === 'active' && !run.withdrawing) {
     const alarm = nextStageAlarm(
       { dueAt: stageDueAt(stage), reminded: stage.reminded, escalated: stage.escalated },
@@ -64,8 +102,4 @@ export async function runReviewStage(run: StageHost, stageIndex: number): Promis
       await db.remindStage({ doc, round: state.round, stageName: stage.name, pending, dueAt: stageDueAt(stage), kind: alarm.kind }),
     );
   }
-  await condition(() => run.decisionsInFlight(stageIndex) === 0);
-  stage.status = run.withdrawing ? 'cancelled' : resolveStage(stage);
-  await db.closeReviewStage({ doc, round: state.round, stageIndex, stageName: stage.name, outcome: stage.status });
-  return stage.status;
 }

@@ -12,7 +12,8 @@ import {
   type WithdrawArgs,
 } from '../../common/document-approval';
 import { FailureType, refuse } from '../../common/failures';
-import type { Actor } from '../../common/roles';
+import { isGrantId } from '../../common/grants';
+import { ROLES, type Actor } from '../../common/roles';
 import { hasDecided, openSlotFor } from '../../common/routing-rules';
 import { requireRole, requireState, requireText } from '../lib/guards';
 import { activeStage, decisionStageIndex, stageDueAt } from './stages';
@@ -25,6 +26,33 @@ export interface ApprovalFacts {
   readonly revising: boolean;
 }
 
+const isText = (value: unknown, max = 200): value is string => typeof value === 'string' && value.length > 0 && value.length <= max;
+
+/** Whether this is an actor as the API builds one; anything else did not come from labflow's API. */
+function isActor(actor: unknown): actor is Actor {
+  if (typeof actor !== 'object' || actor === null) return false;
+  const { userId, username, printedName, roles } = actor as Record<string, unknown>;
+  return (
+    isText(userId) &&
+    isText(username) &&
+    isText(printedName) &&
+    Array.isArray(roles) &&
+    roles.every((role) => (ROLES as readonly unknown[]).includes(role))
+  );
+}
+
+/**
+ * Every request that records a person's action names who acts and carries the ID of the grant the API wrote for
+ * it. The validator cannot read Postgres, so it checks only the shape; the recording activity checks the grant
+ * itself, and until it has, the actor is only what the run shows while the action is in flight.
+ */
+export function requireProof(args: unknown): asserts args is { actor: Actor; grant: string } {
+  if (typeof args !== 'object' || args === null) refuse(FailureType.GrantRefused, 'the request is empty');
+  const { actor, grant } = args as Record<string, unknown>;
+  if (!isActor(actor)) refuse(FailureType.GrantRefused, 'the request names no valid actor');
+  if (!isGrantId(grant)) refuse(FailureType.GrantRefused, 'the request carries no grant from labflow');
+}
+
 function requireVersionState(facts: ApprovalFacts, ...allowed: VersionState[]): void {
   const { documentNumber, version, state } = facts.state;
   requireState(`${documentNumber} v${version}`, state, allowed, FINAL_VERSION_STATES);
@@ -32,7 +60,9 @@ function requireVersionState(facts: ApprovalFacts, ...allowed: VersionState[]): 
 
 const requireDocumentControl = (actor: Actor) => requireRole(actor, ['document_control'], { what: 'document control may do this' });
 
-export function validateDecision(facts: ApprovalFacts, { actor, decision, comment, signature }: DecideArgs): void {
+export function validateDecision(facts: ApprovalFacts, args: DecideArgs): void {
+  requireProof(args);
+  const { actor, decision, comment, signature } = args;
   requireVersionState(facts, 'in_review');
   if (facts.withdrawing) refuse(FailureType.WrongStage, 'the version is being withdrawn');
   const stage = facts.state.stages[decisionStageIndex(facts.state)];
@@ -50,7 +80,9 @@ export function validateDecision(facts: ApprovalFacts, { actor, decision, commen
   }
 }
 
-export function validateWithdrawal(facts: ApprovalFacts, { actor, reason }: WithdrawArgs): void {
+export function validateWithdrawal(facts: ApprovalFacts, args: WithdrawArgs): void {
+  requireProof(args);
+  const { actor, reason } = args;
   requireVersionState(facts, 'in_review', 'changes_requested', 'approved');
   if (actor.userId !== facts.authorId && !actor.roles.includes('document_control')) {
     refuse(FailureType.Forbidden, 'only the author or document control may withdraw a version');
@@ -58,7 +90,9 @@ export function validateWithdrawal(facts: ApprovalFacts, { actor, reason }: With
   requireText(reason, 'a reason');
 }
 
-export function validateReassignment(facts: ApprovalFacts, { actor, from, to, reason }: ReassignArgs): void {
+export function validateReassignment(facts: ApprovalFacts, args: ReassignArgs): void {
+  requireProof(args);
+  const { actor, from, to, reason } = args;
   requireVersionState(facts, 'in_review');
   requireDocumentControl(actor);
   requireText(reason, 'a reason');
@@ -73,7 +107,9 @@ export function validateReassignment(facts: ApprovalFacts, { actor, from, to, re
 }
 
 /** `nowMs` is the workflow's clock: the new date must lie ahead of the current one and of now. */
-export function validateExtension(facts: ApprovalFacts, { actor, dueAt, reason }: ExtendArgs, nowMs: number): void {
+export function validateExtension(facts: ApprovalFacts, args: ExtendArgs, nowMs: number): void {
+  requireProof(args);
+  const { actor, dueAt, reason } = args;
   requireVersionState(facts, 'in_review');
   requireDocumentControl(actor);
   requireText(reason, 'a reason');
@@ -85,7 +121,9 @@ export function validateExtension(facts: ApprovalFacts, { actor, dueAt, reason }
   }
 }
 
-export function validateRevision(facts: ApprovalFacts, { actor, contentHash }: RevisionArgs): void {
+export function validateRevision(facts: ApprovalFacts, args: RevisionArgs): void {
+  requireProof(args);
+  const { actor, contentHash } = args;
   requireVersionState(facts, 'changes_requested');
   if (facts.revising) refuse(FailureType.DuplicateDecision, 'a revision is already being applied');
   if (actor.userId !== facts.authorId) refuse(FailureType.Forbidden, 'only the author may upload a revision');
@@ -93,13 +131,17 @@ export function validateRevision(facts: ApprovalFacts, { actor, contentHash }: R
     refuse(FailureType.InvalidInput, 'the revision has the same content as the version under review');
 }
 
-export function validateObsoletion(facts: ApprovalFacts, { actor, reason }: ObsoleteArgs): void {
+export function validateObsoletion(facts: ApprovalFacts, args: ObsoleteArgs): void {
+  requireProof(args);
+  const { actor, reason } = args;
   requireVersionState(facts, 'effective');
   requireDocumentControl(actor);
   requireText(reason, 'a reason');
 }
 
-export function validatePeriodicReview(facts: ApprovalFacts, { actor, comment }: PeriodicReviewArgs): void {
+export function validatePeriodicReview(facts: ApprovalFacts, args: PeriodicReviewArgs): void {
+  requireProof(args);
+  const { actor, comment } = args;
   requireVersionState(facts, 'effective');
   if (!facts.state.periodicReviewOpen) refuse(FailureType.WrongStage, 'no periodic review is open');
   requireDocumentControl(actor);
