@@ -9,7 +9,7 @@ const db = proxyActivities<Activities>(scheduledJob);
 
 /** The canary's touch is one tiny write: a slow or failing one is what it exists to show, so it gives up soon. */
 const canaryTouch: ActivityOptions = { startToCloseTimeout: '30s', retry: { initialInterval: '2s', maximumAttempts: 3 } };
-const canary = proxyActivities<Activities>(canaryTouch);
+const probeDb = proxyActivities<Activities>(canaryTouch);
 
 /** Every few hours: one reminder per overdue task and period, escalation once per task. */
 export async function overdueRemindersWorkflow(input: OverdueRemindersInput): Promise<{ reminded: number; escalated: number }> {
@@ -33,5 +33,5 @@ export async function cleanupWorkflow(input: CleanupInput): Promise<CleanupCount
 /** A tiny run through the whole path (Temporal → worker → Postgres); /readyz reports the last one. */
 export async function healthCanaryWorkflow(): Promise<{ completedAt: string }> {
   const info = workflowInfo();
-  return canary.canaryTouch({ workflowId: info.workflowId, startedAt: new Date(info.startTime).toISOString() });
+  return probeDb.canaryTouch({ workflowId: info.workflowId, startedAt: new Date(info.startTime).toISOString() });
 }
