@@ -67,13 +67,15 @@ class OutboundGuard implements WorkflowOutboundCallsInterceptor {
     next: Next<WorkflowOutboundCallsInterceptor, 'startChildWorkflowExecution'>,
   ): Promise<[Promise<string>, Promise<unknown>]> {
     const [started, completed] = await next(input);
-    return [
-      started,
-      completed.then((result) => {
-        if (isUnencryptedMarker(result)) throw refusal(`the result of child run ${input.options.workflowId ?? ''}`);
-        return result;
-      }),
-    ];
+    const checkedResult = completed.then((result) => {
+      if (isUnencryptedMarker(result)) throw refusal(`the result of child run ${input.options.workflowId ?? ''}`);
+      return result;
+    });
+    // When the child does not start (already started, for one), its result rejects too and nobody awaits it (an
+    // abandoned child's result is never asked for): left unhandled, that rejection would fail the workflow task.
+    // Whoever awaits the result still sees the rejection.
+    checkedResult.catch(() => undefined);
+    return [started, checkedResult];
   }
 }
 
