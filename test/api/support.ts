@@ -153,10 +153,13 @@ export const oneStage = (users: TestUser[], rule: Record<string, unknown> = { ty
   routing: [{ name: 'Review', rule, assignees: users.map(userSlot) }],
 });
 
-/** A fresh draft submitted with the routing, once its first stage accepts decisions. */
-export async function underReview(p: Platform, author: TestUser, routing: Record<string, unknown>, content?: string) {
+/**
+ * A fresh draft submitted with the routing, once its first stage accepts decisions. Shortened review deadlines need
+ * a submitter with document control (or the lab director); the author submits otherwise.
+ */
+export async function underReview(p: Platform, author: TestUser, routing: Record<string, unknown>, content?: string, submitter = author) {
   const draft = await createDraft(p, author, content);
-  const { workflowId } = await submit(p, author, draft.number, draft.version, routing);
+  const { workflowId } = await submit(p, submitter, draft.number, draft.version, routing);
   await waitFor(async () => {
     const v = await getVersion(p, author.apiKey, draft.number, draft.version);
     return v.process?.stages[0]?.status === 'active';

@@ -322,7 +322,7 @@ describe('forged document-approval actions sent straight to Temporal', () => {
   });
 
   it('refuses forged periodic reviews, retirements and a forged superseded signal of an effective version', async () => {
-    const v = await underReview(p, u.author, { ...oneStage([u.rita]), periodicReview: '2s' });
+    const v = await underReview(p, u.author, { ...oneStage([u.rita]), periodicReview: '2s' }, undefined, u.control);
     const approved = await api(u.rita, `${v.path}/decisions`, {
       decision: 'approve',
       signature: { password: u.rita.password, meaning: 'approval', contentHash: v.contentHash },
