@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import type { Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
 import { createMailer } from '../../activities/mailer';
 import { createUser } from '../../db/identity';
-import { createDb, dropDatabase, ensureDatabase, type Db } from '../../db/knex';
-import { migrateLatest } from '../../db/migrate';
+import type { Db } from '../../db/knex';
 import { createWorker } from '../../workers/create-worker';
+import { createScratchDatabase, type ScratchDatabase } from '../helpers/scratch-database';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
 import { uniqueSuffix } from './support';
@@ -16,7 +15,7 @@ type Verdict = { ok: boolean; events: number; firstBrokenSeq: number | null };
 // On a throwaway database of its own, with a worker of its own: the run's shared trail is never tampered with.
 describe('the nightly audit trail verification', () => {
   let db: Db;
-  let databaseUrl: string;
+  let scratch: ScratchDatabase;
   let worker: Worker;
   let running: Promise<void>;
   let mailer: ReturnType<typeof createMailer>;
@@ -25,12 +24,8 @@ describe('the nightly audit trail verification', () => {
   const writer = `writer-${uniqueSuffix()}`;
 
   before(async () => {
-    const url = new URL(testEnv().databaseUrl);
-    url.pathname = `/labflow_audit_${process.pid}_${randomBytes(3).toString('hex')}`;
-    databaseUrl = url.toString();
-    await ensureDatabase(databaseUrl);
-    db = createDb(databaseUrl, 4);
-    await migrateLatest(db);
+    scratch = await createScratchDatabase('audit');
+    db = scratch.db;
     await createUser(db, { username: admin, printedName: 'Audrey Auditor', email: `${admin}@lab.test`, roles: ['admin'] });
     await createUser(db, { username: writer, printedName: 'Will Writer', email: `${writer}@lab.test`, roles: ['author'] });
     mailer = createMailer({
@@ -52,8 +47,7 @@ describe('the nightly audit trail verification', () => {
     if (worker?.getState() === 'RUNNING') worker.shutdown();
     await running;
     mailer?.close();
-    await db?.destroy();
-    if (databaseUrl) await dropDatabase(databaseUrl);
+    await scratch?.drop();
   });
 
   const verify = () =>
