@@ -1,19 +1,20 @@
-import { ApplicationFailure, log } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/activity';
 import type { Knex } from 'knex';
 import type { DecisionKind, SignatureInput, VersionState } from '../common/document-approval';
 import type { AssigneeRef } from '../common/assignees';
 import { FailureType } from '../common/failures';
 import type { Actor } from '../common/roles';
 import { assigneeKey } from '../common/assignees';
-import { grantedArgs, type GrantAction } from '../common/grants';
+import { grantedArgs, type DocumentAction } from '../common/grants';
 import { appendAudit } from '../db/audit';
-import { consumeGrant, type GrantClaim, type GrantedUser, type GrantRefusal } from '../db/grants';
+import type { GrantedUser } from '../db/grants';
 import { queueNotifications, type NotificationMessage } from '../db/notifications';
 import { resolveRecipients } from '../db/recipients';
 import { recordSignature, voidSignatures } from '../db/signatures';
 import { closeTask, closeTasksByPrefix, openTask } from '../db/tasks';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
+import { grantChecks, Refusal, type RecordRef } from './lib/grant-checks';
 import { deliverOutbox } from './notifications';
 
 /** Identifies the version a run is about; passed to every activity so each can write its own trail. */
@@ -28,28 +29,11 @@ export interface DocRef {
 }
 
 const SYSTEM_ACTOR = 'system:document-approval';
-const GRANT_CHECK = 'system:action-grants';
 
-/** Thrown inside a recording transaction so it rolls back; turned into a GrantRefused failure outside it. */
-class Refusal extends Error {
-  constructor(
-    readonly reason: GrantRefusal | 'not_superseded',
-    readonly claimedUserId: string | null,
-  ) {
-    super(reason);
-  }
-}
-
-const asActor = (user: GrantedUser): Actor => ({
-  userId: user.id,
-  username: user.username,
-  printedName: user.printed_name,
-  roles: user.roles,
-});
 const isDocumentControl = (user: GrantedUser) => user.roles.includes('document_control');
 
 /** Who may do each action, judged on the user as Postgres knows them now (the grant was written a moment ago). */
-const MAY: Record<Exclude<GrantAction, 'document.decide'>, (user: GrantedUser, doc: DocRef) => boolean> = {
+const MAY: Record<Exclude<DocumentAction, 'document.decide'>, (user: GrantedUser, doc: DocRef) => boolean> = {
   'document.submit': (user, doc) => user.id === doc.authorId || isDocumentControl(user),
   'document.withdraw': (user, doc) => user.id === doc.authorId || isDocumentControl(user),
   'document.reassign': isDocumentControl,
@@ -83,90 +67,19 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
     });
   }
 
-  /**
-   * Checks and consumes the action's grant inside the recording transaction and answers the actor as Postgres
-   * knows them; the caller records that actor, never the one the run was sent.
-   */
-  async function granted(
-    trx: Knex.Transaction,
-    doc: DocRef,
-    claim: Omit<GrantClaim, 'workflowId' | 'consumedBy' | 'userId'> & { actor: Actor },
-    may: (user: GrantedUser) => boolean,
-  ): Promise<Actor> {
-    const claimedUserId = typeof claim.actor?.userId === 'string' ? claim.actor.userId.slice(0, 64) : null;
-    const verdict = await consumeGrant(trx, {
-      ...claim,
-      userId: claimedUserId ?? '',
-      workflowId: doc.workflowId,
-      consumedBy: activityKey(),
-    });
-    if (!verdict.ok) throw new Refusal(verdict.reason, claimedUserId);
-    if (!may(verdict.user)) throw new Refusal('role_missing', claimedUserId);
-    return asActor(verdict.user);
-  }
-
-  /**
-   * Runs a recording transaction; when its proof is refused nothing of it is written. The attempt is then an
-   * audited security event and an alert to IT operators (once per run), and the run hears a non-retryable
-   * GrantRefused failure so it can give the action back.
-   */
-  async function recording<T>(
-    doc: DocRef,
-    action: GrantAction | 'document.superseded',
-    work: (trx: Knex.Transaction) => Promise<T>,
-  ): Promise<T> {
-    try {
-      return await db.transaction(work);
-    } catch (err) {
-      if (!(err instanceof Refusal)) throw err;
-      await securityEvent(doc, action, err);
-      throw ApplicationFailure.create({
-        type: FailureType.GrantRefused,
-        message: `${action} on ${label(doc)} was refused: it carries no valid proof that labflow authenticated it (${err.reason})`,
-        nonRetryable: true,
-      });
-    }
-  }
-
-  async function securityEvent(doc: DocRef, action: string, refusal: Refusal): Promise<void> {
-    const alertKey = `grant-refused:${doc.workflowId}`;
-    const outboxIds = await db.transaction(async (trx) => {
-      await appendAudit(trx, {
-        actor: GRANT_CHECK,
-        action: 'security.grant_refused',
-        entityType: 'document',
-        entityId: doc.documentNumber,
-        details: {
-          version: doc.version,
-          workflowId: doc.workflowId,
-          attempted: action,
-          reason: refusal.reason,
-          claimedUserId: refusal.claimedUserId,
-        },
-        idempotencyKey: activityKey('grant-refused'),
-      });
-      return queueNotifications(
-        trx,
-        await resolveRecipients(trx, [{ kind: 'role', role: 'it_operator' }]),
-        {
-          idempotencyKey: alertKey,
-          kind: 'security.grant_refused',
-          title: `Refused an unproven action on ${label(doc)}`,
-          body:
-            `The run ${doc.workflowId} was sent "${action}" without valid proof that labflow's API authenticated it ` +
-            `(${refusal.reason}). Nothing was recorded. Someone with access to Temporal may be sending forged requests: ` +
-            'check the audit trail for security.grant_refused events and who can reach the Temporal frontend. ' +
-            'This alert is sent once per run.',
-          link: link(doc),
-        },
-        mailDomain,
-      );
-    });
-    // The refusal stands whether or not the relay answers; the email stays in the outbox otherwise.
-    await deliverOutbox({ db, mailer }, outboxIds).catch((err: unknown) =>
-      log.warn('grant refusal alert not delivered', { error: err instanceof Error ? err.message : String(err) }),
-    );
-  }
+  const refs = (doc: DocRef): RecordRef => ({
+    workflowId: doc.workflowId,
+    entityType: 'document',
+    entityId: doc.documentNumber,
+    label: label(doc),
+    link: link(doc),
+    details: { version: doc.version },
+  });
+  const checks = grantChecks({ db, mailer, mailDomain });
+  const granted = (trx: Knex.Transaction, doc: DocRef, claim: Parameters<typeof checks.granted>[2], may: (user: GrantedUser) => boolean) =>
+    checks.granted(trx, doc, claim, may);
+  const recording = <T>(doc: DocRef, action: DocumentAction | 'document.superseded', work: (trx: Knex.Transaction) => Promise<T>) =>
+    checks.recording(refs(doc), action, work);
 
   /**
    * The proof a `superseded` signal carries is the record itself: the superseding run marks this version superseded

@@ -22,7 +22,13 @@ export const DOCUMENT_ACTIONS = [
   'document.obsolete',
   'document.complete_periodic_review',
 ] as const;
-export type GrantAction = (typeof DOCUMENT_ACTIONS)[number];
+export type DocumentAction = (typeof DOCUMENT_ACTIONS)[number];
+
+/**
+ * An action a grant is for: "<process>.<action>". Each process lists its own actions next to its arguments
+ * (document approval's are here; the others' in common/<process>.ts).
+ */
+export type GrantAction = `${string}.${string}`;
 
 /**
  * What a grant binds, per action: the arguments the run will record, in the form both the API (when it writes the

@@ -11,7 +11,7 @@ import type { documentApprovalWorkflow } from '../../workflows';
 import type { ApiDeps } from '../deps';
 import { liveOrRecorded } from '../live-or-recorded';
 import { problems } from '../problem';
-import { grantedArgs, type GrantAction } from '../../common/grants';
+import { grantedArgs, type DocumentAction } from '../../common/grants';
 import type { SignatureInput } from '../../common/signatures';
 import { grantAction } from '../signing';
 import { approvalInput, approvalRun, liveApprovalRun, startApprovalRun } from '../temporal/document-approval';
@@ -120,7 +120,7 @@ export function versionGrant(
   deps: ApiDeps,
   at: { number: string; version: number },
   actor: Actor,
-  action: GrantAction,
+  action: DocumentAction,
   args: unknown,
   signature?: SignatureInput,
 ): Promise<string> {

@@ -34,7 +34,7 @@ import { iso } from '../lib/time';
 import { nextPeriodicReviewAt, stageClock, untilEffectiveMs, untilPeriodicReviewMs } from './deadlines';
 import { awaited, decisionStageIndex, decisiveDecision, initialState, resetForNewRound, stageDueAt } from './stages';
 import { runReviewStage, type StageHost, type SubmissionProof } from './review-stage';
-import { grantRefusal, undoneIfRefused } from './refusals';
+import { grantRefusal, undoneIfRefused } from '../lib/proof';
 import type { ApprovalFacts } from './validators';
 
 type ReviewOutcome = 'approved' | 'rejected' | 'withdrawn';

@@ -12,10 +12,10 @@ import {
   type WithdrawArgs,
 } from '../../common/document-approval';
 import { FailureType, refuse } from '../../common/failures';
-import { isGrantId } from '../../common/grants';
-import { ROLES, type Actor } from '../../common/roles';
+import type { Actor } from '../../common/roles';
 import { hasDecided, openSlotFor } from '../../common/routing-rules';
 import { requireRole, requireState, requireText } from '../lib/guards';
+import { requireProof } from '../lib/proof';
 import { activeStage, decisionStageIndex, stageDueAt } from './stages';
 
 /** What the validators read of a run: its state and the requests it has accepted but not yet carried out. */
@@ -24,33 +24,6 @@ export interface ApprovalFacts {
   readonly authorId: string;
   readonly withdrawing: boolean;
   readonly revising: boolean;
-}
-
-const isText = (value: unknown, max = 200): value is string => typeof value === 'string' && value.length > 0 && value.length <= max;
-
-/** Whether this is an actor as the API builds one; anything else did not come from labflow's API. */
-function isActor(actor: unknown): actor is Actor {
-  if (typeof actor !== 'object' || actor === null) return false;
-  const { userId, username, printedName, roles } = actor as Record<string, unknown>;
-  return (
-    isText(userId) &&
-    isText(username) &&
-    isText(printedName) &&
-    Array.isArray(roles) &&
-    roles.every((role) => (ROLES as readonly unknown[]).includes(role))
-  );
-}
-
-/**
- * Every request that records a person's action names who acts and carries the ID of the grant the API wrote for
- * it. The validator cannot read Postgres, so it checks only the shape; the recording activity checks the grant
- * itself, and until it has, the actor is only what the run shows while the action is in flight.
- */
-export function requireProof(args: unknown): asserts args is { actor: Actor; grant: string } {
-  if (typeof args !== 'object' || args === null) refuse(FailureType.GrantRefused, 'the request is empty');
-  const { actor, grant } = args as Record<string, unknown>;
-  if (!isActor(actor)) refuse(FailureType.GrantRefused, 'the request names no valid actor');
-  if (!isGrantId(grant)) refuse(FailureType.GrantRefused, 'the request carries no grant from labflow');
 }
 
 function requireVersionState(facts: ApprovalFacts, ...allowed: VersionState[]): void {

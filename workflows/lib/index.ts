@@ -4,3 +4,4 @@ export * from './guards';
 export * from './outbox';
 export * from './proxies';
 export * from './time';
+export * from './proof';
