@@ -15,7 +15,6 @@ import { closeTask, closeTasksByPrefix, openTask } from '../db/tasks';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
 import { grantChecks, Refusal, type RecordRef } from './lib/grant-checks';
-import { deliverOutbox } from './notifications';
 
 /** Identifies the version a run is about; passed to every activity so each can write its own trail. */
 export interface DocRef {
