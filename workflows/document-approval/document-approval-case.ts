@@ -1,5 +1,4 @@
 import {
-  allHandlersFinished,
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
@@ -483,8 +482,7 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
 
   /** The run ends (or continues as new) only after its handlers have answered and its emails are delivered. */
   private async settled(): Promise<DocumentApprovalState> {
-    await condition(allHandlersFinished);
-    await this.deliveries.drained();
+    await this.deliveries.quiet();
     return this.state;
   }
 }
