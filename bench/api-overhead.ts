@@ -2,7 +2,7 @@
  * What the HTTP API costs on top of talking to Temporal directly, for the things it does with a document
  * approval run: start it (POST .../submit vs client.workflow.start), update it (POST .../extend vs
  * handle.executeUpdate(extendDueUpdate)), read it (GET .../versions/:v vs handle.query(documentStateQuery)) and
- * sign it (POST .../decide with the password vs handle.executeUpdate(decideUpdate) with a grant written directly).
+ * sign it (POST .../decisions with the password vs handle.executeUpdate(decideUpdate) with a grant written directly).
  * The signed decision is also weighed against itself without its action grant: the grant's own work (write it,
  * then check and consume it in a transaction, as the recording step does) is measured in the same run and the
  * ratio decision ÷ (decision − grant work) printed, the cost the grant adds to a signature.
@@ -191,7 +191,7 @@ async function measure(p: BenchPlatform): Promise<Measured> {
     sign: {
       api: (i) => {
         const { draft: d, contentHash } = toSign[2 * i];
-        return api('POST', `${versionPath(d)}/decide`, reviewer.apiKey, 200, signBody(contentHash));
+        return api('POST', `${versionPath(d)}/decisions`, reviewer.apiKey, 200, signBody(contentHash));
       },
       // Directly, the caller skips the password check and writes the signing grant itself.
       raw: async (i) => {
