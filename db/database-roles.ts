@@ -37,10 +37,11 @@ async function withAdmin<T>(adminUrl: string, work: (client: pg.Client) => Promi
  */
 export async function ensureRoles(adminUrl: string, urls: Pick<DatabaseUrls, 'owner' | 'app' | 'backup'>): Promise<void> {
   const roles: [Login, string][] = [
-    [loginOf(urls.owner), 'login nosuperuser nocreatedb nocreaterole noinherit'],
-    [loginOf(urls.app), 'login nosuperuser nocreatedb nocreaterole noinherit'],
-    // The restore drill restores into a scratch database of its own: the one thing the backup role may create.
-    [loginOf(urls.backup), 'login nosuperuser createdb nocreaterole noinherit'],
+    [loginOf(urls.owner), 'login nosuperuser nocreatedb nocreaterole inherit'],
+    [loginOf(urls.app), 'login nosuperuser nocreatedb nocreaterole inherit'],
+    // The restore drill restores into a scratch database of its own: the one thing the backup role may create. It
+    // inherits (as every role here does) the rights of pg_database_owner there, which owns the public schema.
+    [loginOf(urls.backup), 'login nosuperuser createdb nocreaterole inherit'],
   ];
   await withAdmin(adminUrl, async (client) => {
     await client.query('begin');

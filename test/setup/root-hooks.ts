@@ -121,7 +121,7 @@ export const mochaHooks = {
       await dropDatabase(env.databaseUrl);
       // Roles are the server's, not the database's: they go too, unless a database a test left behind still uses them.
       const left = await dropRoles(env.databaseUrl, Object.values(env.roles));
-      if (left.length) console.warn(`roles left on the server (still in use): ${left.join(', ')}`);
+      if (left.length) process.stderr.write(`roles left on the server (still in use): ${left.join(', ')}\n`);
     }
     await clientConnection?.close();
     await stopSmtp?.();
