@@ -339,6 +339,8 @@ describe('forged CAPA actions sent straight to Temporal', () => {
       count,
     );
     await waitForStage(p, u.qa, number, 'effectiveness_review');
+    // The run's own step (the effectiveness wait is over) is written before the forgeries are judged against it.
+    await waitFor(async () => (await db()('capas').where({ number, stage: 'effectiveness_review' }).first()) ?? null, 'the projection');
     const check = { results: [{ criterionId: 'C1', met: true, evidence: 'rate 1.1%' }], comment: '' };
     const passed = await forgedThenApi(
       number,

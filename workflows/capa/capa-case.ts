@@ -110,6 +110,11 @@ export class CapaCase {
     this.grants = patched('capa-action-grants');
   }
 
+  /** No transition is in flight: what the state says is written (or was never taken). */
+  get idle(): boolean {
+    return !this.busy;
+  }
+
   /**
    * Runs one transition after the one in progress has been written (or refused); `recheck` judges the request again
    * against the state as it then stands, since the state the validator saw may have been given back meanwhile.

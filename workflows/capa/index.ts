@@ -107,6 +107,8 @@ export async function capaWorkflow(input: CapaInput): Promise<CapaState> {
     capa.publish();
     if (!input.resume) await capa.serially(() => initiate(capa));
     for (;;) {
+      // A transition in flight may yet be refused and given back: the run acts only on state that is written.
+      if (capa.grants) await condition(() => capa.idle);
       if (s.stage === 'cancelled') break;
       const now = Date.now();
       const owed = owedNow(s, now);
