@@ -3,7 +3,7 @@ import { appendAudit } from '../../db/audit';
 import { encodeCursor } from '../../db/keyset';
 import { addToCareTeam, careTeam, findPatient, isOnCareTeam, listPatients, PatientConflict, removeFromCareTeam } from '../../db/patients';
 import { hasAccessEvents, isAccessEventOf, listAccessEvents } from '../../db/phi-access';
-import { findNote, listNotes, noteExists, StaleNoteVersion } from '../../db/soap-notes';
+import { findNote, listNotes, listNoteVersions, noteExists, StaleNoteVersion } from '../../db/soap-notes';
 import { findActiveClinician, findUserByUsername } from '../../db/users';
 import type { ApiDeps } from '../deps';
 import {
@@ -349,6 +349,23 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
         await phi.read(ctx, actor, { kind: 'note', patientIds: [params.id], recordIds: [note.id] });
         ctx.set('ETag', etag(note.version));
         ctx.body = note;
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/patients/:id/notes/:noteId/versions',
+      summary:
+        'Every version of a note, oldest first: its text and time, who made it and when (an edit appends a version; a deletion is the last one)',
+      tag: TAG,
+      roles: CLINICIAN,
+      access: PHI_ACCESS,
+      params: noteParams,
+      handler: async ({ params, actor, ctx }) => {
+        await phi.guard(ctx, actor, params.id, 'note_versions', [params.noteId]);
+        const versions = await listNoteVersions(db, params.id, params.noteId);
+        if (!versions.length) throw problems.notFound(`note ${params.noteId}`);
+        await phi.read(ctx, actor, { kind: 'note_versions', patientIds: [params.id], recordIds: [params.noteId] });
+        ctx.body = { patientId: params.id, noteId: params.noteId, versions };
       },
     }),
     route({
