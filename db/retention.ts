@@ -22,9 +22,13 @@ export async function retentionRules(db: Knex): Promise<RetentionRule[]> {
   return rows.map((r) => ({ recordType: r.record_type, keepYears: r.keep_years, basis: r.basis }));
 }
 
-/** The summaries of a patient that carry a signature: approved or edited (both signed by their reviewer). */
+/** The summaries of a patient that carry an electronic signature (an approval or an edit, signed by its reviewer). */
 const signedSummaries = (db: Knex, patientId: string) =>
-  db('summaries').where({ patient_id: patientId }).whereIn('review_decision', ['approve', 'edit']);
+  db('summaries as s')
+    .where('s.patient_id', patientId)
+    .whereExists(
+      db('signatures as g').where('g.entity_type', 'soap-summary').whereRaw('g.entity_id = s.id::text').select(db.raw('1')),
+    );
 
 export interface PatientRetention {
   retiredAt: string | null;
@@ -85,7 +89,10 @@ export async function disposePatient(db: Db, actor: Actor, patientId: string): P
       await deletePatient(trx, actor, patientId);
       return { outcome: 'deleted' };
     }
-    const signed = await signedSummaries(trx, patientId).count('* as n').max('reviewed_at as newest').first();
+    const signed = await signedSummaries(trx, patientId)
+      .count('* as n')
+      .max({ newest: trx('signatures as g').where('g.entity_type', 'soap-summary').whereRaw('g.entity_id = s.id::text').max('g.signed_at') })
+      .first();
     const count = Number(signed?.n ?? 0);
     if (count === 0) {
       await deletePatient(trx, actor, patientId);

@@ -145,8 +145,10 @@ describe('forged SOAP-summary actions sent straight to Temporal', () => {
     return byActivity;
   }
 
+  /** The subject as written, unfolded: a job's ID makes it longer than one header line. */
+  const subjectOf = (raw: string) => /^Subject:\s*(.+)$/im.exec(raw.replace(/\r?\n[ \t]+/g, ' '))?.[1] ?? '';
   const alertsFor = (workflowId: string) =>
-    testEnv().mails.filter((m) => m.to.some((to) => to.includes(u.ivan.username)) && (m.subject ?? '').includes(`summary job ${workflowId}`));
+    testEnv().mails.filter((m) => m.to.some((to) => to.includes(u.ivan.username)) && subjectOf(m.raw).includes(`summary job ${workflowId}`));
 
   it('refuses forged approvals, edits, rejections and a forged supersession; the API then records the approval', async () => {
     const patient = await patientWithNotes(rig);
