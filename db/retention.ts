@@ -89,15 +89,18 @@ export async function disposePatient(db: Db, actor: Actor, patientId: string): P
       await deletePatient(trx, actor, patientId);
       return { outcome: 'deleted' };
     }
-    const signed = await signedSummaries(trx, patientId)
-      .count('* as n')
-      .max({ newest: trx('signatures as g').where('g.entity_type', 'soap-summary').whereRaw('g.entity_id = s.id::text').max('g.signed_at') })
-      .first();
-    const count = Number(signed?.n ?? 0);
+    const count = Number((await signedSummaries(trx, patientId).count('* as n').first())?.n ?? 0);
     if (count === 0) {
       await deletePatient(trx, actor, patientId);
       return { outcome: 'deleted' };
     }
+    // Counted from the newest signature on any of the patient's summaries.
+    const signed = await trx('signatures as g')
+      .join('summaries as s', (on) => on.on(trx.raw('g.entity_id = s.id::text')))
+      .where('g.entity_type', 'soap-summary')
+      .where('s.patient_id', patientId)
+      .max('g.signed_at as newest')
+      .first();
     const rule = await trx('retention_rules').where({ record_type: 'signed_summary' }).first('record_type', 'keep_years', 'basis');
     const [retired] = await trx('patients')
       .where({ id: patientId })
