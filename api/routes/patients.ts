@@ -243,7 +243,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
       path: '/patients/:id/retention',
       summary: 'Whether the patient is retired, until when the record is kept, whether a legal hold is on it, and the rules applied',
       tag: TAG,
-      roles: CLINICIAN,
+      roles: ['clinician', 'privacy_officer'],
       access: `${PHI_ACCESS} The privacy_officer role may read it too (no PHI in the answer).`,
       params: patientParams,
       handler: async ({ params, actor, ctx }) => {
