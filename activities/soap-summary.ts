@@ -498,8 +498,8 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
     async confirmSummarySupersession(args: { workflowId: string; reason: SupersedeArgs['reason']; by: string | null }): Promise<void> {
       const job = await db('summary_jobs').where({ workflow_id: args.workflowId }).first('patient_id', 'notes_hash');
       await recording(args.workflowId, job?.patient_id ?? null, 'soap.supersede', async (trx) => {
-        // A job not yet recorded has read no notes; open() compares them itself.
-        if (!job) return;
+        // labflow sends notices only to jobs it has recorded (openSummaryJobsOf): one for a job not yet recorded is not its.
+        if (!job) throw new Refusal('not_superseded', null);
         const samePatient = args.by === null || args.by.split(':')[1] === job.patient_id;
         if (!samePatient || (await jobNotesCurrent(trx, job))) throw new Refusal('not_superseded', null);
       });
