@@ -29,6 +29,19 @@ export async function up(knex: Knex): Promise<void> {
       primary key (note_id, version)
     );
     create index soap_note_versions_patient on soap_note_versions (patient_id);
+    -- A version is never changed, and goes only with its patient (the purge after retention, by cascade: the
+    -- patient row is already gone when the cascade deletes its versions). The owner too must disable this first.
+    create function soap_note_versions_guard() returns trigger language plpgsql as $$
+    begin
+      if tg_op = 'DELETE' and not exists (select 1 from patients where id = old.patient_id) then
+        return old;
+      end if;
+      raise exception 'note versions are kept: % refused', tg_op using errcode = 'insufficient_privilege';
+    end $$;
+    create trigger soap_note_versions_kept before update or delete on soap_note_versions
+      for each row execute function soap_note_versions_guard();
+    create trigger soap_note_versions_no_truncate before truncate on soap_note_versions
+      for each statement execute function soap_note_versions_guard();
     -- Reading a note's versions is a disclosure of its own kind in the PHI access log.
     alter table phi_access_events drop constraint phi_access_events_record_kind_check;
     alter table phi_access_events add constraint phi_access_events_record_kind_check check (record_kind in
@@ -98,6 +111,7 @@ export async function down(knex: Knex): Promise<void> {
     alter table phi_access_events add constraint phi_access_events_record_kind_check check (record_kind in
       ('patient', 'patient_list', 'note', 'note_list', 'summary', 'summary_job', 'summary_job_list'));
     drop table if exists retention_rules, care_team_break_glass, care_team_requests, soap_note_versions;
+    drop function if exists soap_note_versions_guard();
     alter table patient_clinicians drop column access, drop column confirmed_by;
   `);
 }

@@ -77,6 +77,16 @@ describe('a SOAP note keeps every version', () => {
     );
   });
 
+  it('refuses to change or delete a version in the database, while the patient is kept', async () => {
+    const patient = await createPatient(p, u.carla);
+    const note = await addNote(p, u.carla, patient.id);
+    const versions = () => testEnv().db('soap_note_versions').where({ note_id: note.id });
+    await assert.rejects(versions().update({ subjective: 'rewritten' }), /note versions are kept/);
+    await assert.rejects(versions().delete(), /note versions are kept/);
+    assert.equal((await versions()).length, 1);
+    assert.equal((await versions().first('subjective')).subjective, 'Headache for two days');
+  });
+
   it('logs every read of the versions as a PHI access, and refuses (logged as denied) anyone off the care team', async () => {
     const patient = await createPatient(p, u.carla);
     const note = await addNote(p, u.carla, patient.id);
