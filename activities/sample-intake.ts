@@ -255,7 +255,7 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
       const step = p.full ? 'sample.rejected' : 'sample.tests_rejected';
       return recording(p.ref, step, async (trx) => {
         const { actor } = await proven(trx, p.ref, p.proof, step);
-        if (!actor) throw new Error('a rejection is a person\'s action');
+        if (!actor) throw new Error("a rejection is a person's action");
         const sample = await trx('samples').where({ id: p.ref.sampleId }).first('source', 'rejected_tests');
         const rejectedTests = [...new Set([...(sample.rejected_tests as string[]), ...p.tests])];
         let cascaded: string[] = [];
@@ -370,7 +370,7 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
     }) {
       await recording(p.ref, 'sample.aliquoted', async (trx) => {
         const { actor } = await proven(trx, p.ref, p.proof, 'sample.aliquoted');
-        if (!actor) throw new Error('aliquoting is a person\'s action');
+        if (!actor) throw new Error("aliquoting is a person's action");
         const parent = await trx('samples').where({ id: p.ref.sampleId }).first();
         for (const [i, child] of p.children.entries()) {
           const [row] = await trx('samples')
@@ -425,7 +425,7 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
       try {
         await recording(p.ref, 'sample.stored', async (trx) => {
           const { actor } = await proven(trx, p.ref, p.proof, 'sample.stored');
-          if (!actor) throw new Error('storing is a person\'s action');
+          if (!actor) throw new Error("storing is a person's action");
           const piece = await pieceRow(trx, p.ref, p.piece);
           const [previous] = await trx('sample_storage')
             .where({ sample_id: piece.id })
@@ -464,7 +464,7 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
     }) {
       return recording(p.ref, 'sample.routed', async (trx) => {
         const { actor } = await proven(trx, p.ref, p.proof, 'sample.routed');
-        if (!actor) throw new Error('routing is a person\'s action');
+        if (!actor) throw new Error("routing is a person's action");
         const queues = new Map<string, string>(
           (
             await trx('test_codes')

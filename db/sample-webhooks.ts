@@ -63,7 +63,11 @@ export async function registerExternalSample(
  * sender's retry of a delivery not yet applied, a held order released) signals the event written first, so the run
  * hears one event per delivery and the row keeps bearing it out. Answers the event to signal.
  */
-export async function signalledEventOf(db: Db, workflowId: string, event: SampleEvent & { delivery: { source: string; eventId: string } }): Promise<SampleEvent> {
+export async function signalledEventOf(
+  db: Db,
+  workflowId: string,
+  event: SampleEvent & { delivery: { source: string; eventId: string } },
+): Promise<SampleEvent> {
   const { source, eventId } = event.delivery;
   const [written] = await db('sample_webhook_events')
     .where({ source, event_id: eventId })

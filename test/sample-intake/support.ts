@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { AcceptanceCriteria, InspectionFindings, IntakeTimers, SampleIntakeInput } from '../../common/sample-intake';
 import type { Platform } from '../helpers/platform';
 import type { TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
@@ -18,6 +19,48 @@ export const GOOD_SERUM = {
   hemolyzed: false,
   clotted: false,
 };
+
+/** Serum's written acceptance criteria, as a run receives them. */
+export const SERUM: AcceptanceCriteria = {
+  containers: ['SST'],
+  preservatives: ['clot_activator'],
+  minVolumeMl: 1,
+  temperatureClasses: ['room', 'refrigerated'],
+  rejectHemolyzed: true,
+  rejectClotted: true,
+  stability: { room: '8h', refrigerated: '7d' },
+};
+/** What a run is told of a specimen that passes every criterion (identifiers already compared by the API). */
+export const GOOD: InspectionFindings = {
+  identifiers: { count: 2, matchRequisition: true },
+  container: 'SST',
+  preservative: 'clot_activator',
+  volumeMl: 3,
+  temperatureC: 4,
+  hemolyzed: false,
+  clotted: false,
+};
+/** Shaped like a grant ID; only the recording activity (stubbed in workflow tests) can tell it is not one. */
+export const WELL_FORMED_GRANT = 'g'.repeat(43);
+
+/** A serum sample's run input with an order for CMP and TSH, collected an hour before `registeredAt`. */
+export function sampleInput(accession: string, timers: IntakeTimers, over: Partial<SampleIntakeInput> = {}): SampleIntakeInput {
+  const registeredAt = over.registeredAt ?? new Date().toISOString();
+  return {
+    sampleId: `id-${accession}`,
+    accession,
+    sampleType: 'SERUM',
+    priority: 'routine',
+    requestedTests: ['CMP', 'TSH'],
+    hasOrder: true,
+    collectedAt: new Date(Date.parse(registeredAt) - 3_600_000).toISOString(),
+    registeredAt,
+    criteria: SERUM,
+    timers,
+    submitter: null,
+    ...over,
+  };
+}
 
 export const hoursAgo = (h: number) => new Date(Date.now() - h * 3_600_000).toISOString();
 export const tag = () => randomBytes(4).toString('hex');

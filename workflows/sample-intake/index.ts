@@ -55,13 +55,21 @@ export async function sampleIntakeWorkflow(input: SampleIntakeInput): Promise<Sa
   setHandler(sampleEventSignal, (event) => sample.onEvent(event));
   onUpdate(receiveUpdate, (receipt) => sample.receive(receipt), validators.validateReceipt);
   onUpdate(inspectUpdate, (inspection) => sample.inspect(inspection), validators.validateInspection);
-  onUpdate(acceptUpdate, (acceptance) => sample.accept(acceptance.actor, acceptance.actor.username, proofOf(acceptance)), validators.validateAcceptance);
+  onUpdate(
+    acceptUpdate,
+    (acceptance) => sample.accept(acceptance.actor, acceptance.actor.username, proofOf(acceptance)),
+    validators.validateAcceptance,
+  );
   onUpdate(acceptWithDeviationUpdate, (deviation) => sample.acceptWithDeviation(deviation), validators.validateDeviation);
   onUpdate(rejectUpdate, (rejection) => sample.reject(rejection), validators.validateRejection);
   onUpdate(aliquotUpdate, (aliquots) => sample.aliquot(aliquots), validators.validateAliquots);
   onUpdate(storeUpdate, (storage) => sample.store(storage), validators.validateStorage);
   onUpdate(routeUpdate, (routing) => sample.route(routing), validators.validateRouting);
-  onUpdate(attachOrderUpdate, (order) => sample.attachOrder(order), (state, order) => validators.validateOrder(state, order, input.submitter));
+  onUpdate(
+    attachOrderUpdate,
+    (order) => sample.attachOrder(order),
+    (state, order) => validators.validateOrder(state, order, input.submitter),
+  );
   onUpdate(
     cancelUpdate,
     (cancellation) => sample.cancel(cancellation),

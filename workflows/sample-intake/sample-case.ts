@@ -1,4 +1,12 @@
-import { ActivityFailure, ApplicationFailure, allHandlersFinished, condition, log, patched, upsertSearchAttributes } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  log,
+  patched,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
 import type { SampleRef, SampleStep } from '../../activities/sample-intake';
 import type { SampleProof } from '../../activities/sample-proof';
 import { refuse, type FailureType } from '../../common/failures';
@@ -421,7 +429,12 @@ export class SampleCase {
       const s = this.state;
       if (!(isAccepted(s) && acceptedTests(s).length > 0 && allResulted(s))) return;
       s.state = 'completed';
-      await this.step('sample.completed', { by: 'system:sample-intake', proof: { kind: 'run' }, task: null, details: { results: s.results } });
+      await this.step('sample.completed', {
+        by: 'system:sample-intake',
+        proof: { kind: 'run' },
+        task: null,
+        details: { results: s.results },
+      });
     });
   }
 
