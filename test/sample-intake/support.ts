@@ -1,5 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import type { AcceptanceCriteria, InspectionFindings, IntakeTimers, SampleIntakeInput } from '../../common/sample-intake';
+import {
+  sampleEventSignal,
+  type AcceptanceCriteria,
+  type InspectionFindings,
+  type IntakeTimers,
+  type SampleEvent,
+  type SampleIntakeInput,
+} from '../../common/sample-intake';
+import { signalledEventOf } from '../../db/sample-webhooks';
 import type { Platform } from '../helpers/platform';
 import type { TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
@@ -111,4 +119,24 @@ export async function inspected(
   await mustAct(p, tech, accession, 'receive', { location: 'Central receiving', temperatureC: 4 });
   const state = await mustAct(p, tech, accession, 'inspect', { ...GOOD_SERUM, ...findings });
   return { accession, workflowId, state };
+}
+
+/**
+ * A machine event delivered as the webhook route delivers one: recorded as a delivery of its source, written on
+ * the delivery's row with the run it goes to, then signalled (the row is the proof the run's recording step
+ * checks). The same event ID to the same run is the same delivery, signalled again.
+ */
+export async function deliverEvent(workflowId: string, event: Omit<SampleEvent, 'delivery'>): Promise<void> {
+  const { db, client } = testEnv();
+  await db('sample_sources')
+    .insert({ name: event.source, secret: `whsec_${tag()}` })
+    .onConflict('name')
+    .ignore();
+  const delivery = { source: event.source, eventId: `${event.eventId}@${workflowId}` };
+  await db('sample_webhook_events')
+    .insert({ source: delivery.source, event_id: delivery.eventId, type: event.type, payload: JSON.stringify(event) })
+    .onConflict(['source', 'event_id'])
+    .ignore();
+  const signalled = await signalledEventOf(db, workflowId, { ...event, delivery });
+  await client.workflow.getHandle(workflowId).signal(sampleEventSignal, signalled);
 }

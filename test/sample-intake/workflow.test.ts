@@ -141,7 +141,7 @@ describe('the sample-intake workflow with stub activities', () => {
     assert.equal(inspected.inspection?.passed, true);
     assert.match(inspected.inspection?.contentHash ?? '', /^[0-9a-f]{64}$/, 'the run computes the hash a signer signs');
     const accepted = await handle.executeUpdate(acceptUpdate, { args: [{ actor: tech, grant: WELL_FORMED_GRANT }] });
-    assert.deepEqual([accepted.state, accepted.decision?.kind, accepted.decision?.by], ['accepted', 'accepted', tech.username]);
+    assert.deepEqual([accepted.state, accepted.decision?.kind, accepted.decision?.by], ['accepted', 'accepted', 'tina.from.postgres']);
     const routed = await handle.executeUpdate(routeUpdate, { args: [{ actor: tech, grant: WELL_FORMED_GRANT }] });
     assert.deepEqual(
       routed.routes.map((r) => [r.test, r.workQueue]),
