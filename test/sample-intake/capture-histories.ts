@@ -5,14 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { sampleBatchWorkflowId } from '../../common/sample-intake';
+import { randomBytes } from 'node:crypto';
+import { inspectUpdate, sampleBatchWorkflowId, sampleStateQuery } from '../../common/sample-intake';
 import { fetchFixture, saveFixture } from '../../workers/replay';
 import { historiesDir } from '../helpers/replay-suite';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
-import { LABEL, PATIENT, deliverEvent, hoursAgo, inspected, mustAct, register, tag, waitForAudit } from './support';
+import { GOOD, LABEL, PATIENT, deliverEvent, hoursAgo, inspected, mustAct, register, tag, waitForAudit } from './support';
 
 const dir = historiesDir('sample-intake');
 
@@ -110,6 +111,28 @@ describe('capturing sample-intake replay fixtures from real runs', () => {
     await waitForAudit(accession, 'sample.stat_overdue');
     await mustAct(p, u.tech, accession, 'cancel', { reason: 'Order withdrawn' });
     await save('stat-timers-cancelled', workflowId);
+  });
+
+  it('captures granted actions, delivered events and a forged action given back (taken in turn, behind sample-action-grants)', async () => {
+    const { accession, workflowId } = await register(p, u.doc, { tests: ['CMP'] });
+    await deliverEvent(workflowId, { eventId: 'ship-1', source: 'courier', type: 'shipped', at: new Date().toISOString() });
+    await deliverEvent(workflowId, {
+      eventId: 'recv-1',
+      source: 'courier',
+      type: 'received',
+      at: new Date().toISOString(),
+      location: 'Dock',
+    });
+    const handle = testEnv().client.workflow.getHandle(workflowId);
+    await waitFor(async () => (await handle.query(sampleStateQuery)).state === 'received' || null, 'received');
+    const forged = { actor: u.tech.actor, grant: randomBytes(32).toString('base64url'), findings: GOOD };
+    await assert.rejects(handle.executeUpdate(inspectUpdate, { args: [forged] }), 'the forged inspection is refused');
+    await mustAct(p, u.tech, accession, 'inspect', { ...GOOD, identifiers: LABEL });
+    await mustAct(p, u.tech, accession, 'accept');
+    await mustAct(p, u.tech, accession, 'route');
+    await result(workflowId, ['CMP']);
+    await completed(workflowId);
+    await save('granted-delivered-forgery-refused', workflowId);
   });
 
   it('captures a batch of three samples, each started as its own intake run', async () => {
