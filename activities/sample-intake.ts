@@ -24,6 +24,7 @@ import { closeTasksByPrefix, openTask } from '../db/tasks';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
 import { sampleCapaActivities } from './sample-capa';
+import { Refusal } from './lib/grant-checks';
 import { sampleProofChecks, type SampleProof } from './sample-proof';
 
 /** Identifies the sample a run is about; IDs only, never the requisition's patient identifiers. */
@@ -255,7 +256,7 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
       const step = p.full ? 'sample.rejected' : 'sample.tests_rejected';
       return recording(p.ref, step, async (trx) => {
         const { actor } = await proven(trx, p.ref, p.proof, step);
-        if (!actor) throw new Error("a rejection is a person's action");
+        if (!actor) throw new Refusal('not_from_labflow', null);
         const sample = await trx('samples').where({ id: p.ref.sampleId }).first('source', 'rejected_tests');
         const rejectedTests = [...new Set([...(sample.rejected_tests as string[]), ...p.tests])];
         let cascaded: string[] = [];
@@ -370,7 +371,7 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
     }) {
       await recording(p.ref, 'sample.aliquoted', async (trx) => {
         const { actor } = await proven(trx, p.ref, p.proof, 'sample.aliquoted');
-        if (!actor) throw new Error("aliquoting is a person's action");
+        if (!actor) throw new Refusal('not_from_labflow', null);
         const parent = await trx('samples').where({ id: p.ref.sampleId }).first();
         for (const [i, child] of p.children.entries()) {
           const [row] = await trx('samples')
@@ -425,7 +426,7 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
       try {
         await recording(p.ref, 'sample.stored', async (trx) => {
           const { actor } = await proven(trx, p.ref, p.proof, 'sample.stored');
-          if (!actor) throw new Error("storing is a person's action");
+          if (!actor) throw new Refusal('not_from_labflow', null);
           const piece = await pieceRow(trx, p.ref, p.piece);
           const [previous] = await trx('sample_storage')
             .where({ sample_id: piece.id })
@@ -464,7 +465,7 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
     }) {
       return recording(p.ref, 'sample.routed', async (trx) => {
         const { actor } = await proven(trx, p.ref, p.proof, 'sample.routed');
-        if (!actor) throw new Error("routing is a person's action");
+        if (!actor) throw new Refusal('not_from_labflow', null);
         const queues = new Map<string, string>(
           (
             await trx('test_codes')
