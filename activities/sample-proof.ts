@@ -1,3 +1,4 @@
+import { Context } from '@temporalio/activity';
 import type { Knex } from 'knex';
 import { canonicalJson } from '../common/capa-hash';
 import type { Actor } from '../common/roles';
@@ -51,9 +52,13 @@ export function sampleProofChecks(deps: Pick<ActivityDeps, 'db' | 'mailer' | 'ma
   async function proven(trx: Knex.Transaction, ref: SampleRef, proof: SampleProof | undefined, step: string): Promise<ProvenBy> {
     const claimed = (proof as { actor?: { userId?: unknown } } | undefined)?.actor?.userId;
     const claimedUserId = typeof claimed === 'string' ? claimed.slice(0, 64) : null;
+    // The step is about the sample whose run this is: a run started straight through Temporal under another ID,
+    // naming a registered sample, records nothing on it.
+    const sample = await trx('samples').where({ id: ref.sampleId, accession: ref.accession }).first('submitter_id', 'workflow_id');
+    const running = Context.current().info.workflowExecution?.workflowId;
+    if (!sample || sample.workflow_id !== ref.workflowId || running !== ref.workflowId) throw new Refusal('other_run', claimedUserId);
     switch (proof?.kind) {
       case 'person': {
-        const sample = await trx('samples').where({ id: ref.sampleId }).first('submitter_id');
         const actor = await checks.granted(
           trx,
           ref,
@@ -64,7 +69,7 @@ export function sampleProofChecks(deps: Pick<ActivityDeps, 'db' | 'mailer' | 'ma
             args: boundSampleArgs(proof.action, proof.request),
             signature: proof.signature && { meaning: proof.signature.meaning, contentHash: proof.signature.contentHash },
           },
-          (user) => maySampleAction(proof.action, user, sample?.submitter_id ?? null),
+          (user) => maySampleAction(proof.action, user, sample.submitter_id ?? null),
         );
         return { actor, by: actor.username };
       }
