@@ -24,6 +24,8 @@ import { closeTasksByPrefix, openTask } from '../db/tasks';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
 import { sampleCapaActivities } from './sample-capa';
+import { Refusal } from './lib/grant-checks';
+import { sampleProofChecks, type SampleProof } from './sample-proof';
 
 /** Identifies the sample a run is about; IDs only, never the requisition's patient identifiers. */
 export interface SampleRef {
@@ -75,10 +77,12 @@ export interface SampleStep extends SampleRecordFacts {
   custody?: StepCustody;
   /** The task that replaces the open one; null closes it, absent leaves it. */
   task?: StepTask | null;
+  /** The actor the request named: shown by the run, never recorded; the proof says whom to record. */
   actor?: Actor | null;
   by?: string;
   details?: Record<string, unknown>;
   signature?: SignatureInput;
+  proof?: SampleProof;
 }
 
 /** A unique-violation from Postgres, e.g. a storage position already taken. */
@@ -86,6 +90,7 @@ const isUniqueViolation = (err: unknown) => (err as { code?: string }).code === 
 
 export function sampleIntakeActivities(deps: ActivityDeps) {
   const { db, publicUrl, mailDomain } = deps;
+  const { proven, recording } = sampleProofChecks(deps);
   const link = (ref: SampleRef) => `${publicUrl}/api/v1/samples/${ref.accession}`;
   const who = (actor: Actor | null | undefined, by?: string) => actor?.username ?? by ?? SYSTEM_ACTOR;
 
@@ -173,22 +178,33 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
      * One step of a sample's life: the projection, a custody event, the inbox and the audit trail, in one
      * transaction. A deviation's signature is recorded here too, with its audit event.
      */
-    async recordSampleStep(p: SampleStep): Promise<{ signatureId: string | null }> {
-      return db.transaction(async (trx) => {
-        await setSample(trx, p.ref, { state: p.state, stage: p.stage, due_at: p.dueAt, ...sampleRecordColumns(p) });
-        if (p.custody) await custody(trx, p.ref, p.custody, who(p.actor, p.by));
+    async recordSampleStep(p: SampleStep): Promise<{ signatureId: string | null; actor: Actor | null }> {
+      return recording(p.ref, p.action, async (trx) => {
+        const shown = await proven(trx, p.ref, p.proof, p.action);
+        const actor = shown.actor;
+        const by = shown.by ?? p.by;
+        // Who received and who inspected are the people Postgres knows, whatever the run was told.
+        const facts: SampleRecordFacts = {
+          ...p,
+          ...(p.receipt && { receipt: { ...p.receipt, by: who(actor, by) } }),
+          ...(p.inspection && {
+            inspection: { ...p.inspection, record: { ...p.inspection.record, by: actor?.username ?? p.inspection.record.by } },
+          }),
+        };
+        await setSample(trx, p.ref, { state: p.state, stage: p.stage, due_at: p.dueAt, ...sampleRecordColumns(facts) });
+        if (p.custody) await custody(trx, p.ref, p.custody, who(actor, by));
         await replaceTask(trx, p.ref, p.task);
         let signatureId: string | null = null;
-        if (p.signature && p.actor) {
+        if (p.signature && actor) {
           signatureId = await recordSignature(trx, {
-            idempotencyKey: `${p.ref.workflowId}:${p.action}:${p.actor.userId}`,
+            idempotencyKey: `${p.ref.workflowId}:${p.action}:${actor.userId}`,
             entityType: 'sample',
             entityId: p.ref.accession,
             workflowId: p.ref.workflowId,
             round: 1,
             stageIndex: 0,
             stageName: 'acceptance with deviation',
-            actor: p.actor,
+            actor,
             signature: p.signature,
           });
         }
@@ -199,22 +215,24 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
           {
             state: p.state,
             ...(p.details ?? {}),
-            ...(p.signature && p.actor
+            ...(p.signature && actor
               ? {
                   signature: {
                     id: signatureId,
-                    printedName: p.actor.printedName,
+                    printedName: actor.printedName,
                     meaning: p.signature.meaning,
                     signedAt: p.signature.signedAt,
                     contentHash: p.signature.contentHash,
                   },
                 }
               : {}),
+            ...(p.proof?.kind === 'person' ? { grant: p.proof.grant } : {}),
+            ...(p.proof?.kind === 'delivery' ? { delivery: p.proof.event.delivery } : {}),
           },
-          p.actor,
-          p.by,
+          actor,
+          by,
         );
-        return { signatureId };
+        return { signatureId, actor };
       });
     },
 
@@ -233,8 +251,12 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
       tests: string[];
       full: boolean;
       stage: string;
-    }): Promise<{ outboxIds: string[]; capaRequestId: string | null }> {
-      return db.transaction(async (trx) => {
+      proof?: SampleProof;
+    }): Promise<{ outboxIds: string[]; capaRequestId: string | null; actor: Actor }> {
+      const step = p.full ? 'sample.rejected' : 'sample.tests_rejected';
+      return recording(p.ref, step, async (trx) => {
+        const { actor } = await proven(trx, p.ref, p.proof, step);
+        if (!actor) throw new Refusal('not_from_labflow', null);
         const sample = await trx('samples').where({ id: p.ref.sampleId }).first('source', 'rejected_tests');
         const rejectedTests = [...new Set([...(sample.rejected_tests as string[]), ...p.tests])];
         let cascaded: string[] = [];
@@ -264,7 +286,7 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
                 condition: p.condition,
                 details: { code: p.code },
               },
-              p.actor.username,
+              actor.username,
               `:${i}`,
               piece,
             );
@@ -313,7 +335,7 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
         await audit(
           trx,
           p.ref,
-          p.full ? 'sample.rejected' : 'sample.tests_rejected',
+          step,
           {
             code: p.code,
             reason: REJECTION_CODES[p.code],
@@ -323,8 +345,9 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
             tests: p.tests,
             cascadedTo: cascaded,
             capaRequestId,
+            grant: p.proof?.kind === 'person' ? p.proof.grant : undefined,
           },
-          p.actor,
+          actor,
         );
         const outboxIds = await notify(trx, [submitter], {
           kind: 'sample.rejected',
@@ -332,7 +355,7 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
           body: `Specimen ${p.ref.accession} was rejected (${p.code} ${REJECTION_CODES[p.code]}: ${p.condition}); disposition: ${p.disposition}. Please recollect for ${p.tests.join(', ')}.`,
           link: link(p.ref),
         });
-        return { outboxIds, capaRequestId };
+        return { outboxIds, capaRequestId, actor };
       });
     },
 
@@ -344,8 +367,11 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
       stage: string;
       dueAt: string | null;
       task: StepTask | null;
+      proof?: SampleProof;
     }) {
-      await db.transaction(async (trx) => {
+      await recording(p.ref, 'sample.aliquoted', async (trx) => {
+        const { actor } = await proven(trx, p.ref, p.proof, 'sample.aliquoted');
+        if (!actor) throw new Refusal('not_from_labflow', null);
         const parent = await trx('samples').where({ id: p.ref.sampleId }).first();
         for (const [i, child] of p.children.entries()) {
           const [row] = await trx('samples')
@@ -371,14 +397,14 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
             trx,
             p.ref,
             { event: 'aliquoted', from: p.ref.accession, to: child.accession, details: { volumeMl: child.volumeMl } },
-            p.actor.username,
+            actor.username,
             `:${i}`,
             row,
           );
         }
         await setSample(trx, p.ref, { state: 'aliquoted', stage: p.stage, due_at: p.dueAt });
         await replaceTask(trx, p.ref, p.task);
-        await audit(trx, p.ref, 'sample.aliquoted', { children: p.children }, p.actor);
+        await audit(trx, p.ref, 'sample.aliquoted', { children: p.children }, actor);
       });
     },
 
@@ -394,10 +420,13 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
       stage: string;
       dueAt: string | null;
       task: StepTask | null;
+      proof?: SampleProof;
     }) {
       const to = `${p.freezer}/${p.rack}/${p.box}/${p.position}`;
       try {
-        await db.transaction(async (trx) => {
+        await recording(p.ref, 'sample.stored', async (trx) => {
+          const { actor } = await proven(trx, p.ref, p.proof, 'sample.stored');
+          if (!actor) throw new Refusal('not_from_labflow', null);
           const piece = await pieceRow(trx, p.ref, p.piece);
           const [previous] = await trx('sample_storage')
             .where({ sample_id: piece.id })
@@ -405,10 +434,10 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
             .returning(['freezer', 'rack', 'box', 'position']);
           await trx('sample_storage').insert({ freezer: p.freezer, rack: p.rack, box: p.box, position: p.position, sample_id: piece.id });
           const from = previous ? `${previous.freezer}/${previous.rack}/${previous.box}/${previous.position}` : 'accessioning bench';
-          await custody(trx, p.ref, { event: 'stored', from, to }, p.actor.username, '', piece);
+          await custody(trx, p.ref, { event: 'stored', from, to }, actor.username, '', piece);
           await setSample(trx, p.ref, { state: 'stored', stage: p.stage, due_at: p.dueAt });
           await replaceTask(trx, p.ref, p.task);
-          await audit(trx, p.ref, 'sample.stored', { piece: p.piece, position: to, from }, p.actor);
+          await audit(trx, p.ref, 'sample.stored', { piece: p.piece, position: to, from }, actor);
         });
       } catch (err) {
         if (!isUniqueViolation(err)) throw err;
@@ -432,8 +461,11 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
       stage: string;
       dueAt: string | null;
       task: StepTask | null;
+      proof?: SampleProof;
     }) {
-      return db.transaction(async (trx) => {
+      return recording(p.ref, 'sample.routed', async (trx) => {
+        const { actor } = await proven(trx, p.ref, p.proof, 'sample.routed');
+        if (!actor) throw new Refusal('not_from_labflow', null);
         const queues = new Map<string, string>(
           (
             await trx('test_codes')
@@ -458,7 +490,7 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
             trx,
             p.ref,
             { event: 'routed', from: 'accessioning bench', to: `work queue ${workQueue}`, details: { test: t.test } },
-            p.actor.username,
+            actor.username,
             `:${i}`,
             piece,
           );
@@ -466,19 +498,20 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
         }
         await setSample(trx, p.ref, { state: 'routed', stage: p.stage, due_at: p.dueAt });
         await replaceTask(trx, p.ref, p.task);
-        await audit(trx, p.ref, 'sample.routed', { routes: routed }, p.actor);
+        await audit(trx, p.ref, 'sample.routed', { routes: routed }, actor);
         return routed;
       });
     },
 
     /** A result is ready for some tests (instrument or external LIMS). */
-    async recordResults(p: { ref: SampleRef; tests: string[]; by: string; eventId: string }) {
-      await db.transaction(async (trx) => {
+    async recordResults(p: { ref: SampleRef; tests: string[]; by: string; eventId: string; proof?: SampleProof }) {
+      await recording(p.ref, 'sample.result_ready', async (trx) => {
+        const { by } = await proven(trx, p.ref, p.proof, 'sample.result_ready');
         await trx('sample_routes')
           .where({ sample_id: p.ref.sampleId })
           .whereIn('test_code', p.tests)
           .update({ state: 'resulted', resulted_at: trx.fn.now() });
-        await audit(trx, p.ref, 'sample.result_ready', { tests: p.tests, eventId: p.eventId }, null, p.by);
+        await audit(trx, p.ref, 'sample.result_ready', { tests: p.tests, eventId: p.eventId }, null, by ?? p.by);
       });
     },
 

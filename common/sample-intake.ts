@@ -299,8 +299,14 @@ export interface SampleIntakeState {
   appliedEvents: string[];
 }
 
+/**
+ * A person's action carries the actor the API authenticated and the ID of the grant it wrote for the action
+ * (common/sample-intake-grants.ts); the recording activity consumes the grant. A receipt or inspection without a
+ * grant comes only from the run itself (a machine event or a batch's arrival), with proof of its own.
+ */
 export interface ReceiptArgs {
   actor: Actor | null;
+  grant?: string;
   /** 'system:<source>' for an instrument or external LIMS. */
   by: string;
   receivedAt: string;
@@ -311,18 +317,22 @@ export interface ReceiptArgs {
 }
 export interface InspectArgs {
   actor: Actor | null;
+  grant?: string;
   findings: InspectionFindings;
 }
 export interface AcceptArgs {
   actor: Actor;
+  grant: string;
 }
 export interface DeviationArgs {
   actor: Actor;
+  grant: string;
   comment: string;
   signature: SignatureInput;
 }
 export interface RejectArgs {
   actor: Actor;
+  grant: string;
   code: RejectionCode;
   condition: string;
   disposition: Disposition;
@@ -332,10 +342,12 @@ export interface RejectArgs {
 }
 export interface AliquotArgs {
   actor: Actor;
+  grant: string;
   volumesMl: number[];
 }
 export interface StoreArgs {
   actor: Actor;
+  grant: string;
   piece: string;
   freezer: string;
   rack: string;
@@ -344,15 +356,18 @@ export interface StoreArgs {
 }
 export interface RouteArgs {
   actor: Actor;
+  grant: string;
   /** Test code → piece it runs on; every accepted test not yet routed when absent (on the primary sample). */
   tests?: { test: string; piece: string }[];
 }
 export interface CancelArgs {
   actor: Actor;
+  grant: string;
   reason: string;
 }
 export interface AttachOrderArgs {
   actor: Actor;
+  grant: string;
   tests: string[];
 }
 /** Machine events from couriers, instruments and external systems; eventId makes a replayed event apply once. */
@@ -365,6 +380,11 @@ export interface SampleEvent {
   temperatureC?: number;
   collectedAt?: string;
   tests?: string[];
+  /**
+   * The webhook delivery the API recorded and signalled this event for (sample_webhook_events): the recording
+   * activity believes the event only when that row names this event and this run.
+   */
+  delivery?: { source: string; eventId: string };
 }
 
 export const sampleStateQuery = defineQuery<SampleIntakeState>('sampleState');

@@ -16,6 +16,7 @@ import * as actionGrants from './migrations/20261206030000_action_grants';
 import * as signatureVoids from './migrations/20261206040000_signature_voids_and_record_protection';
 import * as patientRecords from './migrations/20261206041000_patient_records';
 import * as capaNumbersAsOwner from './migrations/20261206045000_capa_numbers_as_owner';
+import * as sampleEventProof from './migrations/20261206050000_sample_event_proof';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -35,6 +36,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261206040000_signature_voids_and_record_protection': signatureVoids,
   '20261206041000_patient_records': patientRecords,
   '20261206045000_capa_numbers_as_owner': capaNumbersAsOwner,
+  '20261206050000_sample_event_proof': sampleEventProof,
 };
 
 const source: Knex.MigrationSource<string> = {

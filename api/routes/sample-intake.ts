@@ -1,7 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { UpdateDefinition } from '@temporalio/client';
 import { z } from 'zod';
+import { workflowIds } from '../../common/ids';
 import type { Role } from '../../common/roles';
+import { sampleGrantedArgs, type SampleAction } from '../../common/sample-intake-grants';
+import type { SignatureInput } from '../../common/signatures';
 import {
   acceptUpdate,
   acceptWithDeviationUpdate,
@@ -56,6 +59,7 @@ import {
   inspectionFindings,
   loadSample,
   registerSample,
+  requireSampleAccess,
   registerSampleBatch,
   resolveHeldOrder,
   runOf,
@@ -63,7 +67,7 @@ import {
   sampleView,
   viewAfterUpdate,
 } from '../services/sample-intake';
-import { verifySigner } from '../signing';
+import { grantAction, verifySigner } from '../signing';
 
 const LAB = ['lab_technician', 'lab_director'] as const;
 const SUBMITTERS = ['lab_technician', 'lab_director', 'clinician'] as const;
@@ -78,25 +82,45 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
   const { db } = deps;
 
   /**
-   * One person's action on a sample's run: the Update's validator judges it; the answer is the sample as the API
-   * shows it, with the state the run answered.
+   * One person's action on a sample's run: a clinician may act only on a sample they submitted (403); the API writes
+   * the single-use grant the recording step consumes (bound to the arguments the run records) and sends the run the
+   * request with the grant's ID; the Update's validator judges it; the answer is the sample as the API shows it,
+   * with the state the run answered.
    */
-  function sampleAction<B, A>(spec: {
+  function sampleAction<B, A extends { grant?: string }>(spec: {
     name: string;
     summary: string;
     roles: readonly Role[];
     body?: z.ZodType<B>;
     update: UpdateDefinition<SampleIntakeState, [A]>;
-    toArgs: (input: RouteInput<Params, Record<string, never>, B>) => Promise<A> | A;
+    action: SampleAction;
+    /** What the grant binds (common/sample-intake-grants.ts), and the signature it was re-authenticated for. */
+    bound: (args: Omit<A, 'grant'>) => unknown;
+    signature?: (args: Omit<A, 'grant'>) => SignatureInput;
+    toArgs: (input: RouteInput<Params, Record<string, never>, B>) => Promise<Omit<A, 'grant'>> | Omit<A, 'grant'>;
   }): RouteSpec {
-    const { name, ...rest } = spec;
+    const { name, action: granted, bound, signature, toArgs, ...rest } = spec;
     const action = updateRoute<Params, B, A, SampleIntakeState>({
       ...rest,
       method: 'post',
       path: `/samples/:accession/${name}`,
       tag: TAG,
       params: accessionParams,
-      run: async ({ accession }) => runOf(deps, await loadSample(db, accession)),
+      run: async ({ accession }, actor) => {
+        const row = await loadSample(db, accession);
+        requireSampleAccess(row, actor);
+        return runOf(deps, row);
+      },
+      toArgs: async (input) => {
+        const args = await toArgs(input);
+        const grant = await grantAction(deps, input.actor, {
+          workflowId: workflowIds.sampleIntake(input.params.accession),
+          action: granted,
+          args: bound(args),
+          signature: signature?.(args),
+        });
+        return { ...args, grant } as A;
+      },
     });
     return {
       ...action,
@@ -181,6 +205,8 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
       roles: LAB,
       body: receiveBody,
       update: receiveUpdate,
+      action: 'sample.receive',
+      bound: sampleGrantedArgs.receive,
       toArgs: async ({ params, body, actor }) => {
         const row = await loadSample(db, params.accession);
         const receivedAt = new Date().toISOString();
@@ -204,6 +230,8 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
       roles: LAB,
       body: inspectBody,
       update: inspectUpdate,
+      action: 'sample.inspect',
+      bound: sampleGrantedArgs.inspect,
       toArgs: async ({ params, body, actor }) => ({
         actor,
         findings: await inspectionFindings(deps, await loadSample(db, params.accession), body),
@@ -214,6 +242,8 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
       summary: 'Accept a specimen that meets every criterion',
       roles: LAB,
       update: acceptUpdate,
+      action: 'sample.accept',
+      bound: sampleGrantedArgs.accept,
       toArgs: ({ actor }) => ({ actor }),
     }),
     sampleAction({
@@ -222,6 +252,9 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
       roles: ['lab_director'],
       body: deviationBody,
       update: acceptWithDeviationUpdate,
+      action: 'sample.accept_with_deviation',
+      bound: sampleGrantedArgs.acceptWithDeviation,
+      signature: (args) => args.signature,
       toArgs: async ({ params, body, actor }) => {
         const signature = await verifySigner(deps, actor, body.signature, { entityType: 'sample', entityId: params.accession });
         return { actor, comment: body.comment, signature };
@@ -233,6 +266,8 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
       roles: LAB,
       body: rejectBody,
       update: rejectUpdate,
+      action: 'sample.reject',
+      bound: sampleGrantedArgs.reject,
       toArgs: ({ body, actor }) => ({ actor, ...body }),
     }),
     sampleAction({
@@ -241,6 +276,8 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
       roles: LAB,
       body: aliquotBody,
       update: aliquotUpdate,
+      action: 'sample.aliquot',
+      bound: sampleGrantedArgs.aliquot,
       toArgs: ({ body, actor }) => ({ actor, ...body }),
     }),
     sampleAction({
@@ -249,6 +286,8 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
       roles: LAB,
       body: storeBody,
       update: storeUpdate,
+      action: 'sample.store',
+      bound: sampleGrantedArgs.store,
       toArgs: async ({ params, body, actor }) => {
         const piece = body.piece ?? params.accession;
         const holder = await storageHolder(db, body);
@@ -267,6 +306,8 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
       roles: LAB,
       body: routeBody,
       update: routeUpdate,
+      action: 'sample.route',
+      bound: sampleGrantedArgs.route,
       toArgs: ({ params, body, actor }) => ({
         actor,
         tests: body.tests?.map(({ test, piece }) => ({ test, piece: piece ?? params.accession })),
@@ -278,6 +319,8 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
       roles: SUBMITTERS,
       body: orderBody,
       update: attachOrderUpdate,
+      action: 'sample.attach_order',
+      bound: sampleGrantedArgs.attachOrder,
       toArgs: async ({ params, body, actor }) => {
         const row = await loadSample(db, params.accession);
         await checkCodes(db, [{ sampleType: row.sample_type, tests: body.tests }], () => 'body.');
@@ -290,6 +333,8 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
       roles: SUBMITTERS,
       body: reasonBody,
       update: cancelUpdate,
+      action: 'sample.cancel',
+      bound: sampleGrantedArgs.cancel,
       toArgs: ({ body, actor }) => ({ actor, reason: body.reason }),
     }),
     sampleAction({
@@ -298,6 +343,8 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
       roles: LAB,
       body: reasonBody,
       update: reinstateUpdate,
+      action: 'sample.reinstate',
+      bound: sampleGrantedArgs.reinstate,
       toArgs: ({ body, actor }) => ({ actor, reason: body.reason }),
     }),
 

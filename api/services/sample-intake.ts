@@ -74,6 +74,13 @@ export async function loadSample(db: ApiDeps['db'], accession: string): Promise<
   return row;
 }
 
+/** A clinician acts only on samples they submitted (403); lab roles and admins act on any sample. */
+export function requireSampleAccess(row: SampleRow, actor: Actor): void {
+  if (actor.roles.some((role) => role === 'admin' || role === 'lab_technician' || role === 'lab_director')) return;
+  if (row.submitter_id !== null && row.submitter_id === actor.userId) return;
+  throw problems.forbidden(`${row.accession} was submitted by someone else; a clinician acts only on samples they submitted`);
+}
+
 /** The run a person's action goes to; a sample whose run has ended is refused (409). */
 export function runOf(deps: Deps, row: SampleRow): WorkflowHandle {
   if (FINAL_SAMPLE_STATES.includes(row.state) || !row.workflow_id) {

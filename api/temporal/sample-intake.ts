@@ -11,6 +11,7 @@ import {
 } from '../../common/sample-intake';
 import type { Db } from '../../db/knex';
 import { criteriaOf, submitterOf, type RegisteredSample, type SampleRow, type SampleTypeRow } from '../../db/sample-intake';
+import { signalledEventOf } from '../../db/sample-webhooks';
 import type { WebhookBody } from '../schemas/sample-intake';
 import type { sampleIntakeWorkflow } from '../../workflows';
 
@@ -67,8 +68,11 @@ const WEBHOOK_EVENT_TYPES: Record<WebhookBody['type'], SampleEvent['type']> = {
   'result.ready': 'result_ready',
 };
 
-/** The sample event a webhook delivery stands for; a held order released later becomes the same event. */
-export function webhookEvent(source: string, body: WebhookBody): SampleEvent {
+/**
+ * The sample event a webhook delivery stands for; a held order released later becomes the same event. It names
+ * the delivery, whose row is the event's proof.
+ */
+export function webhookEvent(source: string, body: WebhookBody): SampleEvent & { delivery: { source: string; eventId: string } } {
   return {
     eventId: `${source}:${body.eventId}`,
     source,
@@ -78,22 +82,28 @@ export function webhookEvent(source: string, body: WebhookBody): SampleEvent {
     temperatureC: body.temperatureC,
     collectedAt: body.sample.collectedAt,
     tests: body.type === 'result.ready' ? body.tests : body.sample.tests,
+    delivery: { source, eventId: body.eventId },
   };
 }
 
-/** Tells the sample's run about an event, starting the run when it does not exist; a run that has ended is left be. */
+/**
+ * Tells the sample's run about an event, starting the run when it does not exist; a run that has ended is left be.
+ * The event is first written on its delivery's row with the run it goes to (once: a repeated attempt signals the
+ * event written first), which is what the run's recording step checks.
+ */
 export async function deliverSampleEvent(
   db: Db,
   client: Client,
   taskQueue: string,
   row: SampleRow,
   type: SampleTypeRow,
-  event: SampleEvent,
+  event: SampleEvent & { delivery: { source: string; eventId: string } },
 ) {
   const submitter = row.submitter_id ? await submitterOf(db, row.submitter_id) : null;
   const input = intakeInput(row, type, submitter);
+  const signalled = await signalledEventOf(db, sampleIntakeStartOptions(row.accession).workflowId, event);
   try {
-    await signalIntakeRun(client, taskQueue, input, event);
+    await signalIntakeRun(client, taskQueue, input, signalled);
   } catch (err) {
     // A late event for a run that has finished: it is recorded by the caller; there is no run left to tell.
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;

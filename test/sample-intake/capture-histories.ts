@@ -5,14 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { sampleBatchWorkflowId, sampleEventSignal } from '../../common/sample-intake';
+import { randomBytes } from 'node:crypto';
+import { inspectUpdate, sampleBatchWorkflowId, sampleStateQuery } from '../../common/sample-intake';
 import { fetchFixture, saveFixture } from '../../workers/replay';
 import { historiesDir } from '../helpers/replay-suite';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
-import { LABEL, PATIENT, hoursAgo, inspected, mustAct, register, tag, waitForAudit } from './support';
+import { GOOD, LABEL, PATIENT, deliverEvent, hoursAgo, inspected, mustAct, register, tag, waitForAudit } from './support';
 
 const dir = historiesDir('sample-intake');
 
@@ -33,9 +34,7 @@ describe('capturing sample-intake replay fixtures from real runs', () => {
   const save = async (name: string, workflowId: string) =>
     saveFixture(join(dir, `${name}.json`), await fetchFixture(testEnv().client, workflowId));
   const result = (workflowId: string, tests: string[]) =>
-    testEnv()
-      .client.workflow.getHandle(workflowId)
-      .signal(sampleEventSignal, { eventId: `r-${tag()}`, source: 'analyser', type: 'result_ready', at: new Date().toISOString(), tests });
+    deliverEvent(workflowId, { eventId: `r-${tag()}`, source: 'analyser', type: 'result_ready', at: new Date().toISOString(), tests });
 
   it('captures acceptance, aliquots, storage, routing and results', async () => {
     const { accession, workflowId } = await inspected(p, u.doc, u.tech);
@@ -91,10 +90,9 @@ describe('capturing sample-intake replay fixtures from real runs', () => {
       collectedAt: hoursAgo(0.5),
       timers: { inTransitDue: '1s', statTurnaround: '2s' },
     });
-    const handle = testEnv().client.workflow.getHandle(workflowId);
-    await handle.signal(sampleEventSignal, { eventId: 'ship-1', source: 'courier', type: 'shipped', at: new Date().toISOString() });
+    await deliverEvent(workflowId, { eventId: 'ship-1', source: 'courier', type: 'shipped', at: new Date().toISOString() });
     await waitForAudit(accession, 'sample.in_transit_overdue');
-    await handle.signal(sampleEventSignal, {
+    await deliverEvent(workflowId, {
       eventId: 'recv-1',
       source: 'courier',
       type: 'received',
@@ -102,7 +100,7 @@ describe('capturing sample-intake replay fixtures from real runs', () => {
       location: 'Dock',
       temperatureC: 20,
     });
-    await handle.signal(sampleEventSignal, {
+    await deliverEvent(workflowId, {
       eventId: 'recv-1',
       source: 'courier',
       type: 'received',
@@ -113,6 +111,28 @@ describe('capturing sample-intake replay fixtures from real runs', () => {
     await waitForAudit(accession, 'sample.stat_overdue');
     await mustAct(p, u.tech, accession, 'cancel', { reason: 'Order withdrawn' });
     await save('stat-timers-cancelled', workflowId);
+  });
+
+  it('captures granted actions, delivered events and a forged action given back (taken in turn, behind sample-action-grants)', async () => {
+    const { accession, workflowId } = await register(p, u.doc, { tests: ['CMP'] });
+    await deliverEvent(workflowId, { eventId: 'ship-1', source: 'courier', type: 'shipped', at: new Date().toISOString() });
+    await deliverEvent(workflowId, {
+      eventId: 'recv-1',
+      source: 'courier',
+      type: 'received',
+      at: new Date().toISOString(),
+      location: 'Dock',
+    });
+    const handle = testEnv().client.workflow.getHandle(workflowId);
+    await waitFor(async () => (await handle.query(sampleStateQuery)).state === 'received' || null, 'received');
+    const forged = { actor: u.tech.actor, grant: randomBytes(32).toString('base64url'), findings: GOOD };
+    await assert.rejects(handle.executeUpdate(inspectUpdate, { args: [forged] }), 'the forged inspection is refused');
+    await mustAct(p, u.tech, accession, 'inspect', { ...GOOD, identifiers: LABEL });
+    await mustAct(p, u.tech, accession, 'accept');
+    await mustAct(p, u.tech, accession, 'route');
+    await result(workflowId, ['CMP']);
+    await completed(workflowId);
+    await save('granted-delivered-forgery-refused', workflowId);
   });
 
   it('captures a batch of three samples, each started as its own intake run', async () => {

@@ -9,7 +9,6 @@ import {
   sampleIntakeStartOptions,
   stabilityDeadline,
   temperatureClass,
-  type AcceptanceCriteria,
   type InspectionFindings,
   type SampleIntakeInput,
   type SampleIntakeState,
@@ -19,48 +18,21 @@ import { cancelRetentionEnds, dueTimers } from '../../workflows/sample-intake/de
 import { initialState } from '../../workflows/sample-intake/state';
 import { nextTask, waitingOn } from '../../workflows/sample-intake/tasks';
 import * as validators from '../../workflows/sample-intake/validators';
+import { GOOD, SERUM, WELL_FORMED_GRANT, sampleInput } from './support';
 
 const HOUR = 3_600_000;
 const T0 = Date.parse('2026-03-02T08:00:00.000Z');
 const at = (ms: number) => new Date(ms).toISOString();
 
-const SERUM: AcceptanceCriteria = {
-  containers: ['SST'],
-  preservatives: ['clot_activator'],
-  minVolumeMl: 1,
-  temperatureClasses: ['room', 'refrigerated'],
-  rejectHemolyzed: true,
-  rejectClotted: true,
-  stability: { room: '8h', refrigerated: '7d' },
-};
-const GOOD: InspectionFindings = {
-  identifiers: { count: 2, matchRequisition: true },
-  container: 'SST',
-  preservative: 'clot_activator',
-  volumeMl: 3,
-  temperatureC: 4,
-  hemolyzed: false,
-  clotted: false,
-};
-const input = (over: Partial<SampleIntakeInput> = {}): SampleIntakeInput => ({
-  sampleId: 'id-1',
-  accession: 'ACC-26000001',
-  sampleType: 'SERUM',
-  priority: 'routine',
-  requestedTests: ['CMP', 'TSH'],
-  hasOrder: true,
-  collectedAt: at(T0),
-  registeredAt: at(T0),
-  criteria: SERUM,
-  timers: DEFAULT_INTAKE_TIMERS,
-  submitter: null,
-  ...over,
-});
+const input = (over: Partial<SampleIntakeInput> = {}): SampleIntakeInput =>
+  sampleInput('ACC-26000001', DEFAULT_INTAKE_TIMERS, { sampleId: 'id-1', collectedAt: at(T0), registeredAt: at(T0), ...over });
 const sampleIn = (over: Partial<SampleIntakeState> = {}, inputOver: Partial<SampleIntakeInput> = {}) => ({
   ...initialState(input(inputOver), 'sample-intake:ACC-26000001'),
   ...over,
 });
 const actor = (...roles: Actor['roles']): Actor => ({ userId: 'u1', username: 'tina', printedName: 'Tina Tech', roles });
+/** A request as the API sends it: the actor and a grant ID (checked by the recording activity, not here). */
+const by = (...roles: Actor['roles']) => ({ actor: actor(...roles), grant: WELL_FORMED_GRANT });
 const refusal = (fn: () => void) => {
   try {
     fn();
@@ -238,20 +210,65 @@ describe('sample intake rules', () => {
   describe('validators', () => {
     it('refuses a receipt before collection, a receipt of a received sample and one by a clinician', () => {
       const expected = sampleIn();
-      const receipt = { actor: actor('lab_technician'), by: 'tina', receivedAt: at(T0 + HOUR), location: 'Bench' };
+      const receipt = { ...by('lab_technician'), by: 'tina', receivedAt: at(T0 + HOUR), location: 'Bench' };
       assert.doesNotThrow(() => validators.validateReceipt(expected, receipt));
       assert.equal(refusal(() => validators.validateReceipt(expected, { ...receipt, receivedAt: at(T0 - HOUR) })).type, 'InvalidInput');
       assert.deepEqual(
         refusal(() => validators.validateReceipt(sampleIn({ state: 'received' }), receipt)),
         { type: 'WrongStage', message: 'ACC-26000001 is received, not expected or in_transit' },
       );
-      assert.equal(refusal(() => validators.validateReceipt(expected, { ...receipt, actor: actor('clinician') })).type, 'Forbidden');
-      assert.doesNotThrow(() => validators.validateReceipt(expected, { ...receipt, actor: actor('admin') }));
+      assert.equal(refusal(() => validators.validateReceipt(expected, { ...receipt, ...by('clinician') })).type, 'Forbidden');
+      assert.doesNotThrow(() => validators.validateReceipt(expected, { ...receipt, ...by('admin') }));
+    });
+
+    it('refuses every Update without proof: a null or malformed actor, no grant or a malformed grant ID', () => {
+      const received = sampleIn({ state: 'received' });
+      const reason = 'duplicate draw';
+      const forged: [string, unknown][] = [
+        ['a null actor', { actor: null, grant: WELL_FORMED_GRANT, reason }],
+        ['no actor', { grant: WELL_FORMED_GRANT, reason }],
+        ['an actor without roles', { actor: { userId: 'u1', username: 'tina', printedName: 'Tina' }, grant: WELL_FORMED_GRANT, reason }],
+        ['an actor with a made-up role', { actor: { ...actor('lab_technician'), roles: ['superuser'] }, grant: WELL_FORMED_GRANT, reason }],
+        ['no grant', { actor: actor('lab_technician'), reason }],
+        ['a malformed grant', { actor: actor('lab_technician'), grant: 'trust-me', reason }],
+      ];
+      for (const [what, args] of forged) {
+        assert.equal(refusal(() => validators.validateCancellation(received, args as never)).type, 'GrantRefused', what);
+      }
+      const inspected = sampleIn({ state: 'inspected', inspection: { by: 't', at: at(T0), contentHash: 'h', checks: [], passed: true } });
+      const checks: [string, () => void][] = [
+        ['receive', () => validators.validateReceipt(sampleIn(), { actor: null, by: 'x', receivedAt: at(T0 + HOUR), location: 'B' })],
+        ['inspect', () => validators.validateInspection(received, { actor: null, findings: GOOD })],
+        ['accept', () => validators.validateAcceptance(inspected, { actor: null } as never)],
+        ['reinstate', () => validators.validateReinstatement(sampleIn({ state: 'cancelled' }), { actor: null, reason } as never)],
+        ['order', () => validators.validateOrder(sampleIn({ hasOrder: false }), { actor: null, tests: ['CMP'] } as never)],
+      ];
+      for (const [what, check] of checks) assert.equal(refusal(check).type, 'GrantRefused', what);
+    });
+
+    it('lets a clinician cancel or order only a sample they submitted; lab roles act on any', () => {
+      const received = sampleIn({ state: 'received' });
+      const clinician = by('clinician');
+      const mine = { kind: 'user' as const, userId: clinician.actor.userId, username: 'tina' };
+      const theirs = { kind: 'user' as const, userId: 'someone-else', username: 'other' };
+      assert.doesNotThrow(() => validators.validateCancellation(received, { ...clinician, reason: 'x' }, mine));
+      assert.deepEqual(
+        refusal(() => validators.validateCancellation(received, { ...clinician, reason: 'x' }, theirs)),
+        {
+          type: 'Forbidden',
+          message: 'a clinician acts only on samples they submitted',
+        },
+      );
+      assert.equal(refusal(() => validators.validateCancellation(received, { ...clinician, reason: 'x' }, null)).type, 'Forbidden');
+      const unordered = sampleIn({ state: 'received', hasOrder: false });
+      assert.equal(refusal(() => validators.validateOrder(unordered, { ...clinician, tests: ['CMP'] }, theirs)).type, 'Forbidden');
+      assert.doesNotThrow(() => validators.validateOrder(unordered, { ...clinician, tests: ['CMP'] }, mine));
+      assert.doesNotThrow(() => validators.validateCancellation(received, { ...by('lab_technician'), reason: 'x' }, theirs));
     });
 
     it('refuses anything on a finished sample as finished', () => {
       assert.deepEqual(
-        refusal(() => validators.validateCancellation(sampleIn({ state: 'rejected' }), { actor: actor('lab_technician'), reason: 'x' })),
+        refusal(() => validators.validateCancellation(sampleIn({ state: 'rejected' }), { ...by('lab_technician'), reason: 'x' })),
         { type: 'RunFinished', message: 'ACC-26000001 is rejected; nothing more can be done' },
       );
     });
@@ -265,22 +282,19 @@ describe('sample intake rules', () => {
         passed: false,
       };
       const inspected = sampleIn({ state: 'inspected', inspection });
-      assert.match(refusal(() => validators.validateAcceptance(inspected, { actor: actor('lab_technician') })).message, /fails volume/);
+      assert.match(refusal(() => validators.validateAcceptance(inspected, { ...by('lab_technician') })).message, /fails volume/);
       const signature = { meaning: 'approval', contentHash: 'abc', signedAt: at(T0) };
-      const director = actor('lab_director');
-      assert.doesNotThrow(() => validators.validateDeviation(inspected, { actor: director, comment: 'ok', signature }));
+      const director = by('lab_director');
+      assert.doesNotThrow(() => validators.validateDeviation(inspected, { ...director, comment: 'ok', signature }));
       assert.equal(
         refusal(() =>
-          validators.validateDeviation(inspected, { actor: director, comment: 'ok', signature: { ...signature, contentHash: 'old' } }),
+          validators.validateDeviation(inspected, { ...director, comment: 'ok', signature: { ...signature, contentHash: 'old' } }),
         ).type,
         'StaleContentHash',
       );
+      assert.equal(refusal(() => validators.validateDeviation(inspected, { ...director, comment: ' ', signature })).type, 'InvalidInput');
       assert.equal(
-        refusal(() => validators.validateDeviation(inspected, { actor: director, comment: ' ', signature })).type,
-        'InvalidInput',
-      );
-      assert.equal(
-        refusal(() => validators.validateDeviation(inspected, { actor: actor('lab_technician'), comment: 'ok', signature })).type,
+        refusal(() => validators.validateDeviation(inspected, { ...by('lab_technician'), comment: 'ok', signature })).type,
         'Forbidden',
       );
     });
@@ -292,14 +306,14 @@ describe('sample intake rules', () => {
       });
       const place = { freezer: 'F1', rack: 'R1', box: 'B1', position: 'A1' };
       assert.equal(
-        refusal(() => validators.validateStorage(stored, { actor: actor('lab_technician'), piece: 'ACC-26000001', ...place })).type,
+        refusal(() => validators.validateStorage(stored, { ...by('lab_technician'), piece: 'ACC-26000001', ...place })).type,
         'PositionTaken',
       );
       const routed = sampleIn({
         state: 'routed',
         routes: ['CMP', 'TSH'].map((test) => ({ test, workQueue: 'chem', piece: 'ACC-26000001', at: at(T0) })),
       });
-      assert.equal(refusal(() => validators.validateRouting(routed, { actor: actor('lab_technician') })).type, 'WrongStage');
+      assert.equal(refusal(() => validators.validateRouting(routed, { ...by('lab_technician') })).type, 'WrongStage');
     });
   });
 

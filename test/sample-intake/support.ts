@@ -1,4 +1,13 @@
 import { randomBytes } from 'node:crypto';
+import {
+  sampleEventSignal,
+  type AcceptanceCriteria,
+  type InspectionFindings,
+  type IntakeTimers,
+  type SampleEvent,
+  type SampleIntakeInput,
+} from '../../common/sample-intake';
+import { signalledEventOf } from '../../db/sample-webhooks';
 import type { Platform } from '../helpers/platform';
 import type { TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
@@ -18,6 +27,48 @@ export const GOOD_SERUM = {
   hemolyzed: false,
   clotted: false,
 };
+
+/** Serum's written acceptance criteria, as a run receives them. */
+export const SERUM: AcceptanceCriteria = {
+  containers: ['SST'],
+  preservatives: ['clot_activator'],
+  minVolumeMl: 1,
+  temperatureClasses: ['room', 'refrigerated'],
+  rejectHemolyzed: true,
+  rejectClotted: true,
+  stability: { room: '8h', refrigerated: '7d' },
+};
+/** What a run is told of a specimen that passes every criterion (identifiers already compared by the API). */
+export const GOOD: InspectionFindings = {
+  identifiers: { count: 2, matchRequisition: true },
+  container: 'SST',
+  preservative: 'clot_activator',
+  volumeMl: 3,
+  temperatureC: 4,
+  hemolyzed: false,
+  clotted: false,
+};
+/** Shaped like a grant ID; only the recording activity (stubbed in workflow tests) can tell it is not one. */
+export const WELL_FORMED_GRANT = 'g'.repeat(43);
+
+/** A serum sample's run input with an order for CMP and TSH, collected an hour before `registeredAt`. */
+export function sampleInput(accession: string, timers: IntakeTimers, over: Partial<SampleIntakeInput> = {}): SampleIntakeInput {
+  const registeredAt = over.registeredAt ?? new Date().toISOString();
+  return {
+    sampleId: `id-${accession}`,
+    accession,
+    sampleType: 'SERUM',
+    priority: 'routine',
+    requestedTests: ['CMP', 'TSH'],
+    hasOrder: true,
+    collectedAt: new Date(Date.parse(registeredAt) - 3_600_000).toISOString(),
+    registeredAt,
+    criteria: SERUM,
+    timers,
+    submitter: null,
+    ...over,
+  };
+}
 
 export const hoursAgo = (h: number) => new Date(Date.now() - h * 3_600_000).toISOString();
 export const tag = () => randomBytes(4).toString('hex');
@@ -68,4 +119,24 @@ export async function inspected(
   await mustAct(p, tech, accession, 'receive', { location: 'Central receiving', temperatureC: 4 });
   const state = await mustAct(p, tech, accession, 'inspect', { ...GOOD_SERUM, ...findings });
   return { accession, workflowId, state };
+}
+
+/**
+ * A machine event delivered as the webhook route delivers one: recorded as a delivery of its source, written on
+ * the delivery's row with the run it goes to, then signalled (the row is the proof the run's recording step
+ * checks). The same event ID to the same run is the same delivery, signalled again.
+ */
+export async function deliverEvent(workflowId: string, event: Omit<SampleEvent, 'delivery'>): Promise<void> {
+  const { db, client } = testEnv();
+  await db('sample_sources')
+    .insert({ name: event.source, secret: `whsec_${tag()}` })
+    .onConflict('name')
+    .ignore();
+  const delivery = { source: event.source, eventId: `${event.eventId}@${workflowId}` };
+  await db('sample_webhook_events')
+    .insert({ source: delivery.source, event_id: delivery.eventId, type: event.type, payload: JSON.stringify(event) })
+    .onConflict(['source', 'event_id'])
+    .ignore();
+  const signalled = await signalledEventOf(db, workflowId, { ...event, delivery });
+  await client.workflow.getHandle(workflowId).signal(sampleEventSignal, signalled);
 }

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { sampleEventSignal } from '../../common/sample-intake';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
-import { auditActions, getSample, hoursAgo, mustAct, register, waitForAudit } from './support';
+import { auditActions, deliverEvent, getSample, hoursAgo, mustAct, register, waitForAudit } from './support';
 
 /** Durations are inputs, so these tests pass seconds where a lab would pass hours and days. */
 describe('sample intake timers', () => {
@@ -33,9 +32,7 @@ describe('sample intake timers', () => {
 
   it('flags a shipped specimen that is overdue in transit, and closes the task once it arrives', async () => {
     const { accession, workflowId } = await register(p, u.tech, { submitter: u.doc.username, timers: { inTransitDue: '2s' } });
-    await testEnv()
-      .client.workflow.getHandle(workflowId)
-      .signal(sampleEventSignal, { eventId: 'courier-1', source: 'courier', type: 'shipped', at: new Date().toISOString() });
+    await deliverEvent(workflowId, { eventId: 'courier-1', source: 'courier', type: 'shipped', at: new Date().toISOString() });
     await waitForAudit(accession, 'sample.in_transit_overdue');
     assert.ok((await openTasks(accession)).includes('sample.in_transit_overdue'));
     const notes = await p.api('GET', '/api/v1/notifications', { key: u.doc.apiKey });
@@ -97,15 +94,13 @@ describe('sample intake timers', () => {
     });
     await mustAct(p, u.tech, accession, 'accept');
     await mustAct(p, u.tech, accession, 'route');
-    await testEnv()
-      .client.workflow.getHandle(workflowId)
-      .signal(sampleEventSignal, {
-        eventId: 'r-1',
-        source: 'analyser',
-        type: 'result_ready',
-        at: new Date().toISOString(),
-        tests: ['CMP'],
-      });
+    await deliverEvent(workflowId, {
+      eventId: 'r-1',
+      source: 'analyser',
+      type: 'result_ready',
+      at: new Date().toISOString(),
+      tests: ['CMP'],
+    });
     await waitFor(
       async () => (await testEnv().client.workflow.getHandle(workflowId).describe()).status.name === 'COMPLETED',
       'run completed',

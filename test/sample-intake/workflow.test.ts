@@ -19,35 +19,16 @@ import {
   sampleIntakeStartOptions,
   sampleStateQuery,
   storeUpdate,
-  type AcceptanceCriteria,
-  type InspectionFindings,
   type IntakeTimers,
   type SampleIntakeInput,
 } from '../../common/sample-intake';
 import type { sampleBatchWorkflow, sampleIntakeWorkflow } from '../../workflows';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
+import { GOOD, SERUM, WELL_FORMED_GRANT, sampleInput } from './support';
 
 /** The real sample-intake workflow on the dev server, with activities that only record what they were asked. */
 
-const SERUM: AcceptanceCriteria = {
-  containers: ['SST'],
-  preservatives: ['clot_activator'],
-  minVolumeMl: 1,
-  temperatureClasses: ['room', 'refrigerated'],
-  rejectHemolyzed: true,
-  rejectClotted: true,
-  stability: { room: '8h', refrigerated: '7d' },
-};
-const GOOD: InspectionFindings = {
-  identifiers: { count: 2, matchRequisition: true },
-  container: 'SST',
-  preservative: 'clot_activator',
-  volumeMl: 3,
-  temperatureC: 4,
-  hemolyzed: false,
-  clotted: false,
-};
 const LONG: IntakeTimers = { inTransitDue: '1h', specimenHold: '1h', orderHold: '1h', statTurnaround: '1h', cancelRetention: '1h' };
 const tech: Actor = { userId: 'u-tech', username: 'tina.tech', printedName: 'Tina Tech', roles: ['lab_technician'] };
 const director: Actor = { userId: 'u-dir', username: 'dan.director', printedName: 'Dan Director', roles: ['lab_director'] };
@@ -71,8 +52,22 @@ describe('the sample-intake workflow with stub activities', () => {
       calls.push({ name, args });
       return answer(args);
     };
+  /** Stands for a grant or a delivery the recording step finds invalid. */
+  const REFUSED = 'r'.repeat(43);
+  const refusedProof = (args: Call['args']) => {
+    const proof = args.proof as { grant?: string; event?: { delivery?: { eventId?: string } } } | undefined;
+    if (proof?.grant === REFUSED || proof?.event?.delivery?.eventId === REFUSED) {
+      throw ApplicationFailure.create({ type: 'GrantRefused', message: 'refused by the stub', nonRetryable: true });
+    }
+  };
   const stubs: Partial<Record<keyof Activities, unknown>> = {
-    recordSampleStep: record('recordSampleStep', () => ({ signatureId: null })),
+    recordSampleStep: record('recordSampleStep', (args) => {
+      refusedProof(args);
+      return {
+        signatureId: null,
+        actor: (args.proof as { kind: string }).kind === 'person' ? { ...tech, username: 'tina.from.postgres' } : null,
+      };
+    }),
     rejectSample: record('rejectSample', () => ({ outboxIds: ['outbox-1'], capaRequestId: null })),
     createAliquots: record('createAliquots', () => undefined),
     storeSample: record('storeSample', (args) => {
@@ -83,7 +78,7 @@ describe('the sample-intake workflow with stub activities', () => {
     routeTests: record('routeTests', (args) =>
       (args.tests as { test: string; piece: string }[]).map((t) => ({ ...t, workQueue: 'chemistry' })),
     ),
-    recordResults: record('recordResults', () => undefined),
+    recordResults: record('recordResults', refusedProof),
     sampleTimerFired: record('sampleTimerFired', () => ['outbox-timer']),
     deliverEmails: record('deliverEmails', () => undefined),
     batchSamplePage: record('batchSamplePage', (args) => {
@@ -104,20 +99,7 @@ describe('the sample-intake workflow with stub activities', () => {
 
   let seq = 0;
   const accession = () => `ACC-${String(Date.now() % 1e8).padStart(8, '0')}${String(seq++).padStart(2, '0')}`;
-  const inputOf = (acc: string, over: Partial<SampleIntakeInput> = {}): SampleIntakeInput => ({
-    sampleId: `id-${acc}`,
-    accession: acc,
-    sampleType: 'SERUM',
-    priority: 'routine',
-    requestedTests: ['CMP', 'TSH'],
-    hasOrder: true,
-    collectedAt: new Date(Date.now() - 3_600_000).toISOString(),
-    registeredAt: new Date().toISOString(),
-    criteria: SERUM,
-    timers: LONG,
-    submitter: null,
-    ...over,
-  });
+  const inputOf = (acc: string, over: Partial<SampleIntakeInput> = {}): SampleIntakeInput => sampleInput(acc, LONG, over);
   const start = (over: Partial<SampleIntakeInput> = {}) => {
     const input = inputOf(accession(), over);
     return testEnv().client.workflow.start<typeof sampleIntakeWorkflow>('sampleIntakeWorkflow', {
@@ -130,7 +112,17 @@ describe('the sample-intake workflow with stub activities', () => {
   const stepsOf = (handle: WorkflowHandle) => callsOf(handle).map((c) => (c.name === 'recordSampleStep' ? c.args.action : c.name));
   const receive = (handle: WorkflowHandle, over: Record<string, unknown> = {}) =>
     handle.executeUpdate(receiveUpdate, {
-      args: [{ actor: tech, by: tech.username, receivedAt: new Date().toISOString(), location: 'Bench 1', temperatureC: 4, ...over }],
+      args: [
+        {
+          actor: tech,
+          grant: WELL_FORMED_GRANT,
+          by: tech.username,
+          receivedAt: new Date().toISOString(),
+          location: 'Bench 1',
+          temperatureC: 4,
+          ...over,
+        },
+      ],
     });
   const refusedWith = async (action: Promise<unknown>, type: string) => {
     await assert.rejects(action, (err: unknown) => {
@@ -144,13 +136,13 @@ describe('the sample-intake workflow with stub activities', () => {
   it('receives, inspects, accepts, routes and completes once every result is in, recording each step in order', async () => {
     const handle = await start();
     await receive(handle);
-    const inspected = await handle.executeUpdate(inspectUpdate, { args: [{ actor: tech, findings: GOOD }] });
+    const inspected = await handle.executeUpdate(inspectUpdate, { args: [{ actor: tech, grant: WELL_FORMED_GRANT, findings: GOOD }] });
     assert.equal(inspected.state, 'inspected');
     assert.equal(inspected.inspection?.passed, true);
     assert.match(inspected.inspection?.contentHash ?? '', /^[0-9a-f]{64}$/, 'the run computes the hash a signer signs');
-    const accepted = await handle.executeUpdate(acceptUpdate, { args: [{ actor: tech }] });
-    assert.deepEqual([accepted.state, accepted.decision?.kind, accepted.decision?.by], ['accepted', 'accepted', tech.username]);
-    const routed = await handle.executeUpdate(routeUpdate, { args: [{ actor: tech }] });
+    const accepted = await handle.executeUpdate(acceptUpdate, { args: [{ actor: tech, grant: WELL_FORMED_GRANT }] });
+    assert.deepEqual([accepted.state, accepted.decision?.kind, accepted.decision?.by], ['accepted', 'accepted', 'tina.from.postgres']);
+    const routed = await handle.executeUpdate(routeUpdate, { args: [{ actor: tech, grant: WELL_FORMED_GRANT }] });
     assert.deepEqual(
       routed.routes.map((r) => [r.test, r.workQueue]),
       [
@@ -188,10 +180,13 @@ describe('the sample-intake workflow with stub activities', () => {
 
   it('refuses what the stage or the role does not allow, without recording anything', async () => {
     const handle = await start();
-    await refusedWith(handle.executeUpdate(acceptUpdate, { args: [{ actor: tech }] }), 'WrongStage');
-    await refusedWith(receive(handle, { actor: clinician }), 'Forbidden');
+    await refusedWith(handle.executeUpdate(acceptUpdate, { args: [{ actor: tech, grant: WELL_FORMED_GRANT }] }), 'WrongStage');
+    await refusedWith(receive(handle, { actor: clinician, grant: WELL_FORMED_GRANT }), 'Forbidden');
     await refusedWith(receive(handle, { collectedAt: new Date(Date.now() + 60_000).toISOString() }), 'InvalidInput');
-    await refusedWith(handle.executeUpdate(cancelUpdate, { args: [{ actor: tech, reason: '  ' }] }), 'InvalidInput');
+    await refusedWith(
+      handle.executeUpdate(cancelUpdate, { args: [{ actor: tech, grant: WELL_FORMED_GRANT, reason: '  ' }] }),
+      'InvalidInput',
+    );
     assert.deepEqual(stepsOf(handle), []);
     await handle.terminate('test done');
   });
@@ -199,18 +194,22 @@ describe('the sample-intake workflow with stub activities', () => {
   it('sends a failed inspection to the director, who accepts it with a deviation signed over the current hash', async () => {
     const handle = await start();
     await receive(handle);
-    const inspected = await handle.executeUpdate(inspectUpdate, { args: [{ actor: tech, findings: { ...GOOD, hemolyzed: true } }] });
+    const inspected = await handle.executeUpdate(inspectUpdate, {
+      args: [{ actor: tech, grant: WELL_FORMED_GRANT, findings: { ...GOOD, hemolyzed: true } }],
+    });
     assert.equal(inspected.inspection?.passed, false);
     assert.deepEqual((await handle.describe()).searchAttributes.Assignees, ['role:lab_director']);
-    await refusedWith(handle.executeUpdate(acceptUpdate, { args: [{ actor: tech }] }), 'InvalidInput');
+    await refusedWith(handle.executeUpdate(acceptUpdate, { args: [{ actor: tech, grant: WELL_FORMED_GRANT }] }), 'InvalidInput');
     const signature = { meaning: 'approval', contentHash: inspected.inspection?.contentHash ?? '', signedAt: new Date().toISOString() };
     const stale = { ...signature, contentHash: 'f'.repeat(64) };
     await refusedWith(
-      handle.executeUpdate(acceptWithDeviationUpdate, { args: [{ actor: director, comment: 'ok', signature: stale }] }),
+      handle.executeUpdate(acceptWithDeviationUpdate, {
+        args: [{ actor: director, grant: WELL_FORMED_GRANT, comment: 'ok', signature: stale }],
+      }),
       'StaleContentHash',
     );
     const accepted = await handle.executeUpdate(acceptWithDeviationUpdate, {
-      args: [{ actor: director, comment: 'run with disclaimer', signature }],
+      args: [{ actor: director, grant: WELL_FORMED_GRANT, comment: 'run with disclaimer', signature }],
     });
     assert.equal(accepted.state, 'accepted_with_deviation');
     const step = callsOf(handle).at(-1)?.args;
@@ -224,9 +223,15 @@ describe('the sample-intake workflow with stub activities', () => {
   it('rejects some tests, then the rest, ending the run with the rejection and its emails delivered', async () => {
     const handle = await start();
     await receive(handle);
-    await handle.executeUpdate(inspectUpdate, { args: [{ actor: tech, findings: GOOD }] });
-    await handle.executeUpdate(acceptUpdate, { args: [{ actor: tech }] });
-    const rejection = { actor: tech, code: 'RH' as const, condition: 'hemolyzed on spin', disposition: 'discarded' as const };
+    await handle.executeUpdate(inspectUpdate, { args: [{ actor: tech, grant: WELL_FORMED_GRANT, findings: GOOD }] });
+    await handle.executeUpdate(acceptUpdate, { args: [{ actor: tech, grant: WELL_FORMED_GRANT }] });
+    const rejection = {
+      actor: tech,
+      grant: WELL_FORMED_GRANT,
+      code: 'RH' as const,
+      condition: 'hemolyzed on spin',
+      disposition: 'discarded' as const,
+    };
     await refusedWith(handle.executeUpdate(rejectUpdate, { args: [{ ...rejection, tests: ['NOPE'] }] }), 'InvalidInput');
     const partly = await handle.executeUpdate(rejectUpdate, { args: [{ ...rejection, tests: ['TSH'] }] });
     assert.deepEqual([partly.state, partly.rejectedTests], ['accepted', ['TSH']]);
@@ -247,9 +252,9 @@ describe('the sample-intake workflow with stub activities', () => {
   it('refuses a store on a position taken meanwhile and leaves the sample where it was', async () => {
     const handle = await start();
     await receive(handle);
-    await handle.executeUpdate(inspectUpdate, { args: [{ actor: tech, findings: GOOD }] });
-    await handle.executeUpdate(acceptUpdate, { args: [{ actor: tech }] });
-    const place = { actor: tech, freezer: 'F1', rack: 'R1', box: 'B1' };
+    await handle.executeUpdate(inspectUpdate, { args: [{ actor: tech, grant: WELL_FORMED_GRANT, findings: GOOD }] });
+    await handle.executeUpdate(acceptUpdate, { args: [{ actor: tech, grant: WELL_FORMED_GRANT }] });
+    const place = { actor: tech, grant: WELL_FORMED_GRANT, freezer: 'F1', rack: 'R1', box: 'B1' };
     const piece = (await handle.query(sampleStateQuery)).accession;
     await refusedWith(handle.executeUpdate(storeUpdate, { args: [{ ...place, piece, position: 'TAKEN' }] }), 'PositionTaken');
     const after = await handle.query(sampleStateQuery);
@@ -290,13 +295,18 @@ describe('the sample-intake workflow with stub activities', () => {
   it('ends a cancelled sample nobody reinstates after the retention period, and keeps one reinstated in time', async () => {
     const kept = await start({ timers: { ...LONG, cancelRetention: '30s' } });
     await receive(kept);
-    await kept.executeUpdate(cancelUpdate, { args: [{ actor: tech, reason: 'duplicate draw' }] });
-    await refusedWith(kept.executeUpdate(reinstateUpdate, { args: [{ actor: clinician, reason: 'not a duplicate' }] }), 'Forbidden');
-    const reinstated = await kept.executeUpdate(reinstateUpdate, { args: [{ actor: tech, reason: 'not a duplicate' }] });
+    await kept.executeUpdate(cancelUpdate, { args: [{ actor: tech, grant: WELL_FORMED_GRANT, reason: 'duplicate draw' }] });
+    await refusedWith(
+      kept.executeUpdate(reinstateUpdate, { args: [{ actor: clinician, grant: WELL_FORMED_GRANT, reason: 'not a duplicate' }] }),
+      'Forbidden',
+    );
+    const reinstated = await kept.executeUpdate(reinstateUpdate, {
+      args: [{ actor: tech, grant: WELL_FORMED_GRANT, reason: 'not a duplicate' }],
+    });
     assert.deepEqual([reinstated.state, reinstated.cancelledFrom, reinstated.cancelReason], ['received', null, null]);
 
     const dropped = await start({ timers: { ...LONG, cancelRetention: '1s' } });
-    await dropped.executeUpdate(cancelUpdate, { args: [{ actor: tech, reason: 'order withdrawn' }] });
+    await dropped.executeUpdate(cancelUpdate, { args: [{ actor: tech, grant: WELL_FORMED_GRANT, reason: 'order withdrawn' }] });
     const final = await dropped.result();
     assert.deepEqual([final.state, final.cancelledFrom, final.cancelReason], ['cancelled', 'expected', 'order withdrawn']);
     assert.deepEqual(stepsOf(dropped), ['sample.cancelled']);
@@ -314,6 +324,34 @@ describe('the sample-intake workflow with stub activities', () => {
     await waitFor(async () => (await handle.query(sampleStateQuery)).state === 'received', 'received');
     await waitFor(() => stepsOf(handle).length === 2, 'two steps recorded');
     assert.deepEqual(stepsOf(handle), ['sample.shipped', 'sample.received']);
+    await handle.terminate('test done');
+  });
+
+  it('gives back an action whose proof the recording step refuses, and takes the next one as if it never came', async () => {
+    const handle = await start();
+    const received = await receive(handle);
+    assert.equal(received.receivedBy, 'tina.from.postgres', 'the run shows whom Postgres recorded, not whom it was told');
+    await refusedWith(handle.executeUpdate(inspectUpdate, { args: [{ actor: tech, grant: REFUSED, findings: GOOD }] }), 'GrantRefused');
+    const after = await handle.query(sampleStateQuery);
+    assert.deepEqual([after.state, after.inspection, after.stage], ['received', null, 'received']);
+    await refusedWith(handle.executeUpdate(acceptUpdate, { args: [{ actor: tech, grant: WELL_FORMED_GRANT }] }), 'WrongStage');
+    const inspected = await handle.executeUpdate(inspectUpdate, { args: [{ actor: tech, grant: WELL_FORMED_GRANT, findings: GOOD }] });
+    assert.equal(inspected.state, 'inspected');
+    assert.equal((await handle.describe()).status.name, 'RUNNING');
+    await handle.terminate('test done');
+  });
+
+  it('gives back a machine event its delivery does not bear out, and still applies the real delivery of that event ID', async () => {
+    const handle = await start();
+    const shipped = { eventId: 'courier:9', source: 'courier', type: 'shipped' as const, at: new Date().toISOString() };
+    await handle.signal(sampleEventSignal, { ...shipped, delivery: { source: 'courier', eventId: REFUSED } });
+    await waitFor(() => callsOf(handle).some((c) => c.name === 'recordSampleStep'), 'the forged event reached the recording step');
+    await waitFor(async () => (await handle.query(sampleStateQuery)).appliedEvents.length === 0 || null, 'the forged event forgotten');
+    const state = await handle.query(sampleStateQuery);
+    assert.deepEqual([state.state, state.shippedAt], ['expected', null]);
+    await handle.signal(sampleEventSignal, { ...shipped, delivery: { source: 'courier', eventId: '9' } });
+    await waitFor(async () => (await handle.query(sampleStateQuery)).state === 'in_transit' || null, 'the real event applied');
+    assert.equal((await handle.describe()).status.name, 'RUNNING');
     await handle.terminate('test done');
   });
 

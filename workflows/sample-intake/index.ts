@@ -17,7 +17,7 @@ import {
   type SampleIntakeInput,
   type SampleIntakeState,
 } from '../../common/sample-intake';
-import { SampleCase } from './sample-case';
+import { proofOf, SampleCase } from './sample-case';
 import * as validators from './validators';
 
 export { sampleBatchWorkflow } from './batch';
@@ -29,7 +29,10 @@ export { sampleBatchWorkflow } from './batch';
 export async function sampleIntakeWorkflow(input: SampleIntakeInput): Promise<SampleIntakeState> {
   const sample = new SampleCase(input, workflowInfo().workflowId);
 
-  /** A person's action: refused by its validator before it enters history, else run, answering the new state. */
+  /**
+   * A person's action: refused by its validator before it enters history, else taken in its turn (judged again
+   * against the state it then meets, and given back if its proof is refused), answering the new state.
+   */
   function onUpdate<A>(
     update: UpdateDefinition<SampleIntakeState, [A]>,
     transition: (args: A) => Promise<void>,
@@ -38,7 +41,10 @@ export async function sampleIntakeWorkflow(input: SampleIntakeInput): Promise<Sa
     setHandler(
       update,
       async (args: A) => {
-        await transition(args);
+        await sample.turns.take(
+          () => transition(args),
+          () => validate(sample.state, args),
+        );
         return sample.state;
       },
       { validator: (args: A) => validate(sample.state, args) },
@@ -49,14 +55,26 @@ export async function sampleIntakeWorkflow(input: SampleIntakeInput): Promise<Sa
   setHandler(sampleEventSignal, (event) => sample.onEvent(event));
   onUpdate(receiveUpdate, (receipt) => sample.receive(receipt), validators.validateReceipt);
   onUpdate(inspectUpdate, (inspection) => sample.inspect(inspection), validators.validateInspection);
-  onUpdate(acceptUpdate, ({ actor }) => sample.accept(actor, actor.username), validators.validateAcceptance);
+  onUpdate(
+    acceptUpdate,
+    (acceptance) => sample.accept(acceptance.actor, acceptance.actor.username, proofOf(acceptance)),
+    validators.validateAcceptance,
+  );
   onUpdate(acceptWithDeviationUpdate, (deviation) => sample.acceptWithDeviation(deviation), validators.validateDeviation);
   onUpdate(rejectUpdate, (rejection) => sample.reject(rejection), validators.validateRejection);
   onUpdate(aliquotUpdate, (aliquots) => sample.aliquot(aliquots), validators.validateAliquots);
   onUpdate(storeUpdate, (storage) => sample.store(storage), validators.validateStorage);
   onUpdate(routeUpdate, (routing) => sample.route(routing), validators.validateRouting);
-  onUpdate(attachOrderUpdate, (order) => sample.attachOrder(order), validators.validateOrder);
-  onUpdate(cancelUpdate, (cancellation) => sample.cancel(cancellation), validators.validateCancellation);
+  onUpdate(
+    attachOrderUpdate,
+    (order) => sample.attachOrder(order),
+    (state, order) => validators.validateOrder(state, order, input.submitter),
+  );
+  onUpdate(
+    cancelUpdate,
+    (cancellation) => sample.cancel(cancellation),
+    (state, cancellation) => validators.validateCancellation(state, cancellation, input.submitter),
+  );
   onUpdate(reinstateUpdate, (reinstatement) => sample.reinstate(reinstatement), validators.validateReinstatement);
 
   if (!input.resume) await sample.begin();

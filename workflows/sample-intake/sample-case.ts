@@ -1,7 +1,18 @@
-import { ActivityFailure, ApplicationFailure, allHandlersFinished, condition, patched, upsertSearchAttributes } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  log,
+  patched,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
 import type { SampleRef, SampleStep } from '../../activities/sample-intake';
+import type { SampleProof } from '../../activities/sample-proof';
 import { refuse, type FailureType } from '../../common/failures';
 import type { Actor } from '../../common/roles';
+import type { SampleAction } from '../../common/sample-intake-grants';
+import type { SignatureInput } from '../../common/signatures';
 import {
   aliquotAccession,
   evaluateInspection,
@@ -27,11 +38,23 @@ import { takeUpCapaRequest } from './capa-request';
 import { cancelRetentionEnds, dueTimers } from './deadlines';
 import { MAX_EVENT_IDS, acceptedTests, allResulted, failedCriteria, initialState, isAccepted, isFinal, unroutedTests } from './state';
 import { nextTask, waitingOn } from './tasks';
+import { proofRefusal, Turns } from './turns';
 
 const BATCH_INTAKE = 'system:batch-intake';
 
 /** What a step states besides the new state, stage, due date and next task, which the case adds itself. */
 type StepFacts = Omit<SampleStep, 'ref' | 'action' | 'state' | 'stage' | 'dueAt'>;
+
+/** The proof of a person's action: the request as the run received it, for the recording step to check. */
+export const proofOf = (acceptance: { actor: Actor; grant: string }): SampleProof => person('sample.accept', acceptance);
+const person = (action: SampleAction, request: { actor: Actor | null; grant?: string }, signature?: SignatureInput): SampleProof => ({
+  kind: 'person',
+  action,
+  grant: request.grant,
+  actor: request.actor,
+  request,
+  ...(signature && { signature }),
+});
 
 /**
  * One specimen from registration to its end: receipt, inspection against its type's written criteria, acceptance
@@ -48,6 +71,8 @@ export class SampleCase {
   private writes: Promise<unknown> = Promise.resolve();
   private readonly background: Promise<unknown>[] = [];
   private readonly outbox = new OutboxDeliveries();
+  /** Actions taken one at a time, each given back when its proof is refused (see Turns). */
+  readonly turns: Turns;
 
   constructor(
     private readonly input: SampleIntakeInput,
@@ -55,6 +80,7 @@ export class SampleCase {
   ) {
     this.state = input.resume ?? initialState(input, workflowId);
     this.ref = { workflowId, sampleId: input.sampleId, accession: input.accession, submitter: input.submitter };
+    this.turns = new Turns(this.state, () => this.publish());
   }
 
   get isFinal(): boolean {
@@ -68,12 +94,17 @@ export class SampleCase {
     this.publish();
     const { arrival } = this.input;
     if (!arrival) return;
-    await this.receive(arrival.receipt);
-    await this.inspect(arrival.inspection);
-    if (arrival.autoAccept && this.state.inspection?.passed && this.state.hasOrder) await this.accept(null, BATCH_INTAKE);
+    // The arrival the API wrote on the sample's row at registration is the proof of these steps.
+    const proof: SampleProof = { kind: 'batch', arrival };
+    await this.turns.take(async () => {
+      await this.receive(arrival.receipt, proof);
+      await this.inspect(arrival.inspection, proof);
+      if (arrival.autoAccept && this.state.inspection?.passed && this.state.hasOrder) await this.accept(null, BATCH_INTAKE, proof);
+    });
   }
 
-  async receive({ actor, by, receivedAt, location, temperatureC, collectedAt, condition: handedOver }: ReceiptArgs): Promise<void> {
+  async receive(receipt: ReceiptArgs, proof: SampleProof = person('sample.receive', receipt)): Promise<void> {
+    const { actor, by, receivedAt, location, temperatureC, collectedAt, condition: handedOver } = receipt;
     const s = this.state;
     s.state = 'received';
     s.receivedAt = receivedAt;
@@ -81,9 +112,10 @@ export class SampleCase {
     s.receivedLocation = location;
     if (collectedAt) s.collectedAt = collectedAt;
     if (temperatureC !== undefined) s.temperatureClass = temperatureClass(temperatureC);
-    await this.step('sample.received', {
+    const recorded = await this.step('sample.received', {
       actor,
       by,
+      proof,
       receipt: { receivedAt, by: s.receivedBy, location, collectedAt: s.collectedAt },
       custody: {
         event: 'received',
@@ -94,9 +126,11 @@ export class SampleCase {
       },
       details: { location, receivedAt, temperatureC: temperatureC ?? null },
     });
+    if (recorded.actor) s.receivedBy = recorded.actor.username;
   }
 
-  async inspect({ actor, findings }: InspectArgs): Promise<void> {
+  async inspect(inspection: InspectArgs, proof: SampleProof = person('sample.inspect', inspection)): Promise<void> {
+    const { actor, findings } = inspection;
     const s = this.state;
     const receivedAt = s.receivedAt ?? '';
     const { checks, passed } = evaluateInspection(this.input.criteria, findings, s.collectedAt, receivedAt);
@@ -104,42 +138,53 @@ export class SampleCase {
     s.temperatureClass = temperatureClass(findings.temperatureC) ?? s.temperatureClass;
     const contentHash = inspectionHash(s.accession, findings, s.receivedAt);
     s.inspection = { by: actor?.username ?? BATCH_INTAKE, at: iso(Date.now()), contentHash, checks, passed };
-    await this.step('sample.inspected', {
+    const recorded = await this.step('sample.inspected', {
       actor,
       by: BATCH_INTAKE,
+      proof,
       inspection: { record: s.inspection, volumeMl: findings.volumeMl },
       details: { passed, failed: checks.filter((c) => !c.ok).map(({ criterion, code, detail }) => ({ criterion, code, detail })) },
     });
+    if (recorded.actor && s.inspection) s.inspection.by = recorded.actor.username;
   }
 
   // ----- decision: accept, accept with a deviation, reject -----
 
-  async accept(actor: Actor | null, by: string): Promise<void> {
+  async accept(actor: Actor | null, by: string, proof: SampleProof): Promise<void> {
     const s = this.state;
     s.state = 'accepted';
     s.decision = { kind: 'accepted', by: actor?.username ?? by, at: iso(Date.now()) };
-    await this.step('sample.accepted', {
+    const recorded = await this.step('sample.accepted', {
       actor,
       by,
+      proof,
       custody: { event: 'accessioned', from: s.receivedLocation, to: 'accessioning bench' },
     });
+    if (recorded.actor && s.decision) s.decision.by = recorded.actor.username;
   }
 
-  async acceptWithDeviation({ actor, comment, signature }: DeviationArgs): Promise<void> {
+  async acceptWithDeviation(deviation: DeviationArgs): Promise<void> {
+    const { actor, comment, signature } = deviation;
     const s = this.state;
     s.state = 'accepted_with_deviation';
     s.decision = { kind: 'accepted_with_deviation', by: actor.username, at: signature.signedAt, comment, signedBy: actor.printedName };
-    await this.step('sample.accepted_with_deviation', {
+    const recorded = await this.step('sample.accepted_with_deviation', {
       actor,
+      proof: person('sample.accept_with_deviation', deviation, signature),
       deviation: { comment },
       custody: { event: 'accessioned', from: s.receivedLocation, to: 'accessioning bench', condition: 'deviation' },
       details: { comment, failed: failedCriteria(s) },
       signature,
     });
+    if (recorded.actor && s.decision) {
+      s.decision.by = recorded.actor.username;
+      s.decision.signedBy = recorded.actor.printedName;
+    }
   }
 
   /** Rejects the whole specimen, or only some of its tests; a rejection that meets a CAPA rule takes up a CAPA. */
-  async reject({ actor, code, condition: specimenCondition, disposition, comment, tests }: RejectArgs): Promise<void> {
+  async reject(rejection: RejectArgs): Promise<void> {
+    const { actor, code, condition: specimenCondition, disposition, comment, tests } = rejection;
     const s = this.state;
     const open = acceptedTests(s);
     const rejecting = tests?.length ? tests : open;
@@ -166,7 +211,7 @@ export class SampleCase {
       s.routes = s.routes.filter((r) => !rejecting.includes(r.test));
     }
     this.publish();
-    const { outboxIds, capaRequestId } = await this.persist(() =>
+    const recorded = await this.persist(() =>
       db.rejectSample({
         ref: this.ref,
         actor,
@@ -177,33 +222,42 @@ export class SampleCase {
         tests: rejecting,
         full,
         stage: s.stage,
+        proof: person('sample.reject', rejection),
       }),
     );
+    const { outboxIds, capaRequestId } = recorded;
+    // The person Postgres knows initiates any CAPA (runs recorded before grants had no one else to name).
+    const by = recorded.actor ?? actor;
+    decision.by = by.username;
     this.outbox.deliver(outboxIds);
-    if (capaRequestId && patched('open-capa-from-rejection')) this.background.push(takeUpCapaRequest(this.ref, capaRequestId, actor));
+    if (capaRequestId && patched('open-capa-from-rejection')) this.background.push(takeUpCapaRequest(this.ref, capaRequestId, by));
   }
 
   // ----- bench work: aliquots, storage, routing -----
 
-  async aliquot({ actor, volumesMl }: AliquotArgs): Promise<void> {
+  async aliquot(aliquots: AliquotArgs): Promise<void> {
+    const { actor, volumesMl } = aliquots;
     const s = this.state;
     const first = s.pieces.filter((p) => p.parent !== null).length + 1;
     const children = volumesMl.map((volumeMl, i) => ({ accession: aliquotAccession(s.accession, first + i), volumeMl }));
     s.pieces.push(...children.map(({ accession, volumeMl }) => ({ accession, parent: s.accession, volumeMl, state: 'active' as const })));
     s.state = 'aliquoted';
     this.publish();
-    await this.persist(() => db.createAliquots({ ref: this.ref, actor, children, ...this.snapshot() }));
+    const proof = person('sample.aliquot', aliquots);
+    await this.persist(() => db.createAliquots({ ref: this.ref, actor, children, ...this.snapshot(), proof }));
   }
 
   /** Stores a piece; a position taken meanwhile by another sample refuses the Update and leaves the state as it was. */
-  async store({ actor, piece, freezer, rack, box, position }: StoreArgs): Promise<void> {
+  async store(storage: StoreArgs): Promise<void> {
+    const { actor, piece, freezer, rack, box, position } = storage;
     const s = this.state;
     const before = { state: s.state, storage: [...s.storage] };
     s.storage = [...s.storage.filter((p) => p.piece !== piece), { piece, freezer, rack, box, position }];
     s.state = 'stored';
     this.publish();
     try {
-      await this.persist(() => db.storeSample({ ref: this.ref, actor, piece, freezer, rack, box, position, ...this.snapshot() }));
+      const proof = person('sample.store', storage);
+      await this.persist(() => db.storeSample({ ref: this.ref, actor, piece, freezer, rack, box, position, ...this.snapshot(), proof }));
     } catch (err) {
       s.state = before.state;
       s.storage = before.storage;
@@ -214,14 +268,16 @@ export class SampleCase {
     }
   }
 
-  async route({ actor, tests }: RouteArgs): Promise<void> {
+  async route(routing: RouteArgs): Promise<void> {
+    const { actor, tests } = routing;
     const s = this.state;
     const wanted = tests?.length ? tests : unroutedTests(s).map((test) => ({ test, piece: s.accession }));
     const at = iso(Date.now());
     s.routes.push(...wanted.map((w) => ({ ...w, workQueue: '', at })));
     s.state = 'routed';
     this.publish();
-    const routed = await this.persist(() => db.routeTests({ ref: this.ref, actor, tests: wanted, ...this.snapshot() }));
+    const proof = person('sample.route', routing);
+    const routed = await this.persist(() => db.routeTests({ ref: this.ref, actor, tests: wanted, ...this.snapshot(), proof }));
     for (const { test, workQueue } of routed) {
       const entry = s.routes.find((r) => r.test === test);
       if (entry) entry.workQueue = workQueue;
@@ -230,28 +286,41 @@ export class SampleCase {
 
   // ----- order and cancellation -----
 
-  async attachOrder({ actor, tests }: AttachOrderArgs): Promise<void> {
+  async attachOrder(order: AttachOrderArgs): Promise<void> {
+    const { actor, tests } = order;
     this.state.hasOrder = true;
     this.state.requestedTests = tests;
-    await this.step('sample.order_attached', { actor, order: { tests }, details: { tests } });
+    await this.step('sample.order_attached', { actor, proof: person('sample.attach_order', order), order: { tests }, details: { tests } });
   }
 
-  async cancel({ actor, reason }: CancelArgs): Promise<void> {
+  async cancel(cancellation: CancelArgs): Promise<void> {
+    const { actor, reason } = cancellation;
     const s = this.state;
     s.cancelledFrom = s.state;
     s.cancelReason = reason;
     s.cancelledAt = iso(Date.now());
     s.state = 'cancelled';
-    await this.step('sample.cancelled', { actor, cancelReason: reason, details: { reason, from: s.cancelledFrom } });
+    await this.step('sample.cancelled', {
+      actor,
+      proof: person('sample.cancel', cancellation),
+      cancelReason: reason,
+      details: { reason, from: s.cancelledFrom },
+    });
   }
 
-  async reinstate({ actor, reason }: CancelArgs): Promise<void> {
+  async reinstate(reinstatement: CancelArgs): Promise<void> {
+    const { actor, reason } = reinstatement;
     const s = this.state;
     s.state = s.cancelledFrom ?? s.state;
     s.cancelledFrom = null;
     s.cancelReason = null;
     s.cancelledAt = null;
-    await this.step('sample.reinstated', { actor, cancelReason: null, details: { reason, to: s.state } });
+    await this.step('sample.reinstated', {
+      actor,
+      proof: person('sample.reinstate', reinstatement),
+      cancelReason: null,
+      details: { reason, to: s.state },
+    });
   }
 
   /** Waits for a reinstatement until the retention period ends; false when nobody reinstated the sample. */
@@ -262,17 +331,51 @@ export class SampleCase {
 
   // ----- machine events: couriers, instruments, external systems -----
 
-  /** Applies a machine event once (by its event ID), in the background of the signal that brought it. */
+  /**
+   * Applies a machine event once (by its event ID), in the background of the signal that brought it. The event's
+   * webhook delivery is its proof: an event the recording step cannot bear out is given back (and its event ID
+   * forgotten, so the real delivery of that ID still applies); the run carries on.
+   */
   onEvent(event: SampleEvent): void {
+    if (!this.turns.inTurn) {
+      if (this.remember(event)) this.background.push(this.applyEvent(event));
+      return;
+    }
+    const proven = this.turns.take(async () => {
+      if (!this.remember(event)) return;
+      try {
+        await this.applyEvent(event);
+      } catch (err) {
+        if (proofRefusal(err)) this.forget(event);
+        throw err;
+      }
+    });
+    this.background.push(
+      proven.catch((err: unknown) => {
+        if (!proofRefusal(err)) throw err;
+        log.warn('machine event refused: its delivery does not bear it out', { eventId: String(event.eventId).slice(0, 100) });
+      }),
+    );
+  }
+
+  /** Notes an event as applied; false when it already was. */
+  private remember(event: SampleEvent): boolean {
     const applied = this.state.appliedEvents;
-    if (applied.includes(event.eventId)) return;
+    if (applied.includes(event.eventId)) return false;
     applied.push(event.eventId);
     if (applied.length > MAX_EVENT_IDS) applied.shift();
-    this.background.push(this.applyEvent(event));
+    return true;
+  }
+
+  private forget(event: SampleEvent): void {
+    const applied = this.state.appliedEvents;
+    const at = applied.lastIndexOf(event.eventId);
+    if (at >= 0) applied.splice(at, 1);
   }
 
   private async applyEvent(event: SampleEvent): Promise<void> {
     const s = this.state;
+    const proof: SampleProof = { kind: 'delivery', event };
     const by = `system:${event.source}`;
     if (event.type === 'shipped' && s.state === 'expected') {
       s.state = 'in_transit';
@@ -280,6 +383,7 @@ export class SampleCase {
       if (event.collectedAt) s.collectedAt = event.collectedAt;
       await this.step('sample.shipped', {
         by,
+        proof,
         collectedAt: s.collectedAt,
         custody: { event: 'shipped', from: event.location ?? 'submitter', to: 'courier', details: { eventId: event.eventId } },
         details: { eventId: event.eventId },
@@ -288,19 +392,23 @@ export class SampleCase {
       const collected = event.collectedAt ?? s.collectedAt;
       // A receipt before collection is an instrument's error: it is not applied.
       if (collected && Date.parse(collected) > Date.parse(event.at)) return;
-      await this.receive({
-        actor: null,
-        by,
-        receivedAt: event.at,
-        location: event.location ?? event.source,
-        temperatureC: event.temperatureC,
-        collectedAt: event.collectedAt,
-      });
+      await this.receive(
+        {
+          actor: null,
+          by,
+          receivedAt: event.at,
+          location: event.location ?? event.source,
+          temperatureC: event.temperatureC,
+          collectedAt: event.collectedAt,
+        },
+        proof,
+      );
     } else if (event.type === 'order' && event.tests?.length && !s.hasOrder) {
       s.hasOrder = true;
       s.requestedTests = event.tests;
       await this.step('sample.order_attached', {
         by,
+        proof,
         order: { tests: event.tests },
         details: { tests: event.tests, eventId: event.eventId },
       });
@@ -308,7 +416,7 @@ export class SampleCase {
       const tests = event.tests;
       s.results.push(...tests.filter((test) => !s.results.includes(test)));
       this.changes += 1;
-      await this.persist(() => db.recordResults({ ref: this.ref, tests, by, eventId: event.eventId }));
+      await this.persist(() => db.recordResults({ ref: this.ref, tests, by, eventId: event.eventId, proof }));
     }
   }
 
@@ -316,10 +424,18 @@ export class SampleCase {
 
   /** Every accepted test has its result: the sample is completed. */
   async completeWhenResulted(): Promise<void> {
-    const s = this.state;
-    if (!(isAccepted(s) && acceptedTests(s).length > 0 && allResulted(s))) return;
-    s.state = 'completed';
-    await this.step('sample.completed', { by: 'system:sample-intake', task: null, details: { results: s.results } });
+    // In turn: results still being proven (or given back) are not yet the sample's.
+    await this.turns.take(async () => {
+      const s = this.state;
+      if (!(isAccepted(s) && acceptedTests(s).length > 0 && allResulted(s))) return;
+      s.state = 'completed';
+      await this.step('sample.completed', {
+        by: 'system:sample-intake',
+        proof: { kind: 'run' },
+        task: null,
+        details: { results: s.results },
+      });
+    });
   }
 
   /** Waits for the next change, or for the soonest timer, which fires once: recorded, and people told. */
@@ -329,6 +445,16 @@ export class SampleCase {
     const changed = () => this.changes !== seen;
     const woke = next ? await condition(changed, Math.max(next.at - Date.now(), 1)) : (await condition(changed), true);
     if (woke || !next || this.state.timersFired.includes(next.kind)) return;
+    if (this.turns.inTurn) {
+      // In turn, so an action whose proof is refused cannot have set a timer off; a timer no longer due waits.
+      await this.turns.take(() => this.fire(next));
+    } else {
+      await this.fire(next);
+    }
+  }
+
+  private async fire(next: { kind: SampleIntakeState['timersFired'][number]; at: number }): Promise<void> {
+    if (this.turns.inTurn && !dueTimers(this.state, this.input).some((t) => t.kind === next.kind && t.at <= Date.now())) return;
     this.state.timersFired.push(next.kind);
     this.publish();
     const outboxIds = await this.persist(() => db.sampleTimerFired({ ref: this.ref, kind: next.kind, dueAt: iso(next.at) }));

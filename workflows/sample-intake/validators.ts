@@ -1,3 +1,4 @@
+import type { AssigneeRef } from '../../common/assignees';
 import { FailureType, refuse } from '../../common/failures';
 import type { Actor, Role } from '../../common/roles';
 import {
@@ -16,10 +17,14 @@ import {
   type SampleState,
   type StoreArgs,
 } from '../../common/sample-intake';
-import { requireRole, requireState, requireText } from '../lib';
+import { requireProof, requireRole, requireState, requireText } from '../lib';
 import { acceptedTests, failedCriteria, unroutedTests } from './state';
 
-/** What an Update may not do to a sample, refused before it enters history. */
+/**
+ * What an Update may not do to a sample, refused before it enters history. Every Update records a person's action,
+ * so each first requires its proof (an actor as the API builds one and a grant ID; a null or malformed actor is
+ * refused): the recording activity checks the grant itself.
+ */
 
 const LAB_ROLES: Role[] = ['lab_technician', 'lab_director'];
 const ORDERING_ROLES: Role[] = [...LAB_ROLES, 'clinician'];
@@ -28,14 +33,22 @@ function requireSampleIn(sample: SampleIntakeState, ...allowed: SampleState[]): 
   requireState(sample.accession, sample.state, allowed, FINAL_SAMPLE_STATES);
 }
 /** An admin may act for any role here. */
-function requireSampleRole(actor: Actor | null, roles: Role[]): void {
+function requireSampleRole(actor: Actor, roles: Role[]): void {
   requireRole(actor, roles, { adminPasses: true });
+}
+/** A clinician acts only on a sample they submitted; lab roles (and admins) on any. */
+function requireOwnSample(actor: Actor, submitter: AssigneeRef | null | undefined): void {
+  if (actor.roles.some((role) => role === 'admin' || LAB_ROLES.includes(role))) return;
+  if (submitter?.kind === 'user' && submitter.userId === actor.userId) return;
+  refuse(FailureType.Forbidden, 'a clinician acts only on samples they submitted');
 }
 function requireOrder(sample: SampleIntakeState): void {
   if (!sample.hasOrder) refuse(FailureType.WrongStage, `${sample.accession} has no order yet; attach one first`);
 }
 
-export function validateReceipt(sample: SampleIntakeState, { actor, collectedAt, receivedAt }: ReceiptArgs): void {
+export function validateReceipt(sample: SampleIntakeState, args: ReceiptArgs): void {
+  requireProof(args);
+  const { actor, collectedAt, receivedAt } = args;
   requireSampleIn(sample, 'expected', 'in_transit');
   requireSampleRole(actor, LAB_ROLES);
   const collected = collectedAt ?? sample.collectedAt;
@@ -44,12 +57,16 @@ export function validateReceipt(sample: SampleIntakeState, { actor, collectedAt,
   }
 }
 
-export function validateInspection(sample: SampleIntakeState, { actor }: InspectArgs): void {
+export function validateInspection(sample: SampleIntakeState, args: InspectArgs): void {
+  requireProof(args);
+  const { actor } = args;
   requireSampleIn(sample, 'received', 'inspected');
   requireSampleRole(actor, LAB_ROLES);
 }
 
-export function validateAcceptance(sample: SampleIntakeState, { actor }: AcceptArgs): void {
+export function validateAcceptance(sample: SampleIntakeState, args: AcceptArgs): void {
+  requireProof(args);
+  const { actor } = args;
   requireSampleIn(sample, 'inspected');
   requireSampleRole(actor, LAB_ROLES);
   requireOrder(sample);
@@ -61,7 +78,9 @@ export function validateAcceptance(sample: SampleIntakeState, { actor }: AcceptA
   }
 }
 
-export function validateDeviation(sample: SampleIntakeState, { actor, comment, signature }: DeviationArgs): void {
+export function validateDeviation(sample: SampleIntakeState, args: DeviationArgs): void {
+  requireProof(args);
+  const { actor, comment, signature } = args;
   requireSampleIn(sample, 'inspected');
   requireSampleRole(actor, ['lab_director']);
   requireOrder(sample);
@@ -72,7 +91,9 @@ export function validateDeviation(sample: SampleIntakeState, { actor, comment, s
   }
 }
 
-export function validateRejection(sample: SampleIntakeState, { actor, tests, condition }: RejectArgs): void {
+export function validateRejection(sample: SampleIntakeState, args: RejectArgs): void {
+  requireProof(args);
+  const { actor, tests, condition } = args;
   requireSampleIn(sample, 'received', 'inspected', ...ACCEPTED_STATES);
   requireSampleRole(actor, LAB_ROLES);
   requireText(condition, 'the specimen condition');
@@ -81,14 +102,18 @@ export function validateRejection(sample: SampleIntakeState, { actor, tests, con
   if (unknown.length) refuse(FailureType.InvalidInput, `not an open requested test of ${sample.accession}: ${unknown.join(', ')}`);
 }
 
-export function validateAliquots(sample: SampleIntakeState, { actor, volumesMl }: AliquotArgs): void {
+export function validateAliquots(sample: SampleIntakeState, args: AliquotArgs): void {
+  requireProof(args);
+  const { actor, volumesMl } = args;
   requireSampleIn(sample, ...ACCEPTED_STATES);
   requireSampleRole(actor, LAB_ROLES);
   if (!volumesMl.length || volumesMl.some((volume) => !(volume > 0)))
     refuse(FailureType.InvalidInput, 'each aliquot needs a volume above 0 mL');
 }
 
-export function validateStorage(sample: SampleIntakeState, { actor, piece, freezer, rack, box, position }: StoreArgs): void {
+export function validateStorage(sample: SampleIntakeState, args: StoreArgs): void {
+  requireProof(args);
+  const { actor, piece, freezer, rack, box, position } = args;
   requireSampleIn(sample, ...ACCEPTED_STATES);
   requireSampleRole(actor, LAB_ROLES);
   const stored = sample.pieces.find((p) => p.accession === piece);
@@ -97,7 +122,9 @@ export function validateStorage(sample: SampleIntakeState, { actor, piece, freez
   if (holder) refuse(FailureType.PositionTaken, `position ${freezer}/${rack}/${box}/${position} already holds ${holder.piece}`);
 }
 
-export function validateRouting(sample: SampleIntakeState, { actor, tests }: RouteArgs): void {
+export function validateRouting(sample: SampleIntakeState, args: RouteArgs): void {
+  requireProof(args);
+  const { actor, tests } = args;
   requireSampleIn(sample, ...ACCEPTED_STATES);
   requireSampleRole(actor, LAB_ROLES);
   const open = unroutedTests(sample);
@@ -110,20 +137,28 @@ export function validateRouting(sample: SampleIntakeState, { actor, tests }: Rou
   }
 }
 
-export function validateOrder(sample: SampleIntakeState, { actor, tests }: AttachOrderArgs): void {
+export function validateOrder(sample: SampleIntakeState, args: AttachOrderArgs, submitter?: AssigneeRef | null): void {
+  requireProof(args);
+  const { actor, tests } = args;
   requireSampleIn(sample, 'expected', 'in_transit', 'received', 'inspected');
   requireSampleRole(actor, ORDERING_ROLES);
+  requireOwnSample(actor, submitter);
   if (sample.hasOrder) refuse(FailureType.WrongStage, `${sample.accession} already has an order`);
   if (!tests.length) refuse(FailureType.InvalidInput, 'an order names at least one test');
 }
 
-export function validateCancellation(sample: SampleIntakeState, { actor, reason }: CancelArgs): void {
+export function validateCancellation(sample: SampleIntakeState, args: CancelArgs, submitter?: AssigneeRef | null): void {
+  requireProof(args);
+  const { actor, reason } = args;
   requireSampleIn(sample, 'expected', 'in_transit', 'received', 'inspected', ...ACCEPTED_STATES);
   requireSampleRole(actor, ORDERING_ROLES);
+  requireOwnSample(actor, submitter);
   requireText(reason, 'a reason');
 }
 
-export function validateReinstatement(sample: SampleIntakeState, { actor, reason }: CancelArgs): void {
+export function validateReinstatement(sample: SampleIntakeState, args: CancelArgs): void {
+  requireProof(args);
+  const { actor, reason } = args;
   requireSampleIn(sample, 'cancelled');
   requireSampleRole(actor, LAB_ROLES);
   requireText(reason, 'a reason');
