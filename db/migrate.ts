@@ -13,6 +13,7 @@ import * as codecSessions from './migrations/20261201040000_codec_sessions';
 import * as auditSeals from './migrations/20261206010000_audit_seals';
 import * as phiAccessEvents from './migrations/20261206020000_phi_access_events';
 import * as actionGrants from './migrations/20261206030000_action_grants';
+import * as routingTemplates from './migrations/20261206040000_routing_templates';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -29,6 +30,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261206010000_audit_seals': auditSeals,
   '20261206020000_phi_access_events': phiAccessEvents,
   '20261206030000_action_grants': actionGrants,
+  '20261206040000_routing_templates': routingTemplates,
 };
 
 const source: Knex.MigrationSource<string> = {
