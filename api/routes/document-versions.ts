@@ -12,7 +12,14 @@ import { grantedArgs } from '../../common/grants';
 import { storeContent } from '../../db/documents';
 import type { ApiDeps } from '../deps';
 import { route, updateRoute, type RouteSpec } from '../route';
-import { resolveAssignee, runAwaitingRevision, runningVersion, submitVersion, versionGrant } from '../services/document-approval';
+import {
+  requireNoDecisionThisRound,
+  resolveAssignee,
+  runAwaitingRevision,
+  runningVersion,
+  submitVersion,
+  versionGrant,
+} from '../services/document-approval';
 import { verifySigner } from '../signing';
 import {
   commentBody,
@@ -53,7 +60,8 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
     updateRoute({
       method: 'post',
       path: `${versionPath}/decisions`,
-      summary: 'Approve (an electronic signature: password, meaning, content hash), reject or request changes',
+      summary:
+        'Approve (an electronic signature: password, meaning, content hash), reject or request changes; one stage per person per round',
       tag,
       roles: 'any',
       params: versionParams,
@@ -61,6 +69,7 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
       run: running,
       update: decideUpdate,
       toArgs: async ({ params, body, actor }) => {
+        await requireNoDecisionThisRound(db, params, actor);
         const signature = body.signature
           ? await verifySigner(deps, actor, body.signature, { entityType: 'document', entityId: params.number })
           : undefined;

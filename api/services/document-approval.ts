@@ -252,3 +252,25 @@ export async function submitVersion(deps: ApiDeps, number: string, version: numb
   });
   return { row, run };
 }
+
+/**
+ * One person signs at most one stage per round, and each stage once: a caller who already decided a stage of the
+ * version's current round is refused before a grant is written (the run's validator and recording step refuse
+ * it too). The round and the decisions are read from the record the run keeps (the review tasks each decision closes).
+ */
+export async function requireNoDecisionThisRound(db: Db, at: { number: string; version: number }, actor: Actor): Promise<void> {
+  const row = await loadVersion(db, at.number, at.version);
+  if (!row.workflow_id) return;
+  const prefix = `${row.workflow_id}:r${row.round}:s`;
+  const decided = await db('tasks')
+    .where({ workflow_id: row.workflow_id, state: 'done', closed_by: actor.userId })
+    .andWhere('task_key', 'like', `${prefix.replace(/[\\%_]/g, '\\$&')}%`)
+    .first('task_key', 'title');
+  if (!decided) return;
+  const stage = /\(([^()]*)\)$/.exec(decided.title as string)?.[1];
+  throw problems.conflict(
+    'duplicate-decision',
+    `${actor.username} already decided ${stage ? `stage "${stage}"` : 'a stage'} in round ${row.round} of ${row.number} v${row.version}; ` +
+      'one person signs at most one stage per round',
+  );
+}
