@@ -259,18 +259,19 @@ export async function submitVersion(deps: ApiDeps, number: string, version: numb
  * it too). The round and the decisions are read from the record the run keeps (the review tasks each decision closes).
  */
 export async function requireNoDecisionThisRound(db: Db, at: { number: string; version: number }, actor: Actor): Promise<void> {
-  const row = await loadVersion(db, at.number, at.version);
-  if (!row.workflow_id) return;
-  const prefix = `${row.workflow_id}:r${row.round}:s`;
-  const decided = await db('tasks')
-    .where({ workflow_id: row.workflow_id, state: 'done', closed_by: actor.userId })
-    .andWhere('task_key', 'like', `${prefix.replace(/[\\%_]/g, '\\$&')}%`)
-    .first('task_key', 'title');
+  // One round trip: the version's run and round, and a review task of that round the caller closed.
+  const decided = await db('tasks as t')
+    .join('document_versions as v', 'v.workflow_id', 't.workflow_id')
+    .join('documents as d', 'd.id', 'v.document_id')
+    .where({ 'd.number': at.number, 'v.version': at.version, 't.state': 'done', 't.closed_by': actor.userId })
+    // Workflow IDs are business keys without LIKE wildcards (document numbers are [A-Z0-9-]).
+    .whereRaw(`t.task_key like v.workflow_id || ':r' || v.round || ':s%'`)
+    .first('t.title', 'v.round');
   if (!decided) return;
   const stage = /\(([^()]*)\)$/.exec(decided.title as string)?.[1];
   throw problems.conflict(
     'duplicate-decision',
-    `${actor.username} already decided ${stage ? `stage "${stage}"` : 'a stage'} in round ${row.round} of ${row.number} v${row.version}; ` +
+    `${actor.username} already decided ${stage ? `stage "${stage}"` : 'a stage'} in round ${decided.round} of ${at.number} v${at.version}; ` +
       'one person signs at most one stage per round',
   );
 }
