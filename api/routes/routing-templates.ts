@@ -28,7 +28,9 @@ export function routingTemplateRoutes({ db }: ApiDeps): RouteSpec[] {
       roles: 'any',
       params: docTypeParams,
       handler: async ({ params, ctx }) => {
-        ctx.body = (await findRoutingTemplate(db, params.docType)) ?? Promise.reject(problems.notFound(`a template for ${params.docType}`));
+        const template = await findRoutingTemplate(db, params.docType);
+        if (!template) throw problems.notFound(`a routing template for ${params.docType}`);
+        ctx.body = template;
       },
     }),
     route({
