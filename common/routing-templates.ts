@@ -33,6 +33,11 @@ export interface RoutingProblem {
 const sameName = (a: string, b: string) => a.trim().toLowerCase() === b.trim().toLowerCase();
 const list = (items: readonly string[]) => items.join(', ');
 
+/** The template's stage of this name (names compare without case or surrounding spaces). */
+export function templateStage(template: RoutingTemplate, name: string): TemplateStage | undefined {
+  return template.stages.find((stage) => sameName(stage.name, name));
+}
+
 /** What is wrong with a template as an editor sent it; empty when it can be stored. */
 export function templateProblems(template: Omit<RoutingTemplate, 'docType'>): RoutingProblem[] {
   const problems: RoutingProblem[] = [];

@@ -13,6 +13,7 @@ import { storeContent } from '../../db/documents';
 import type { ApiDeps } from '../deps';
 import { route, updateRoute, type RouteSpec } from '../route';
 import {
+  requireAssigneeFitsStage,
   requireNoDecisionThisRound,
   resolveAssignee,
   runAwaitingRevision,
@@ -154,6 +155,7 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
       update: reassignUpdate,
       toArgs: async ({ params, body, actor }) => {
         const to = await resolveAssignee(db, body.to, 'body.to');
+        await requireAssigneeFitsStage(db, params, to);
         const args = { from: body.from, to: assigneeKey(to), reason: body.reason };
         return {
           actor,

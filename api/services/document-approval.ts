@@ -1,10 +1,10 @@
 import { WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
-import type { AssigneeRef } from '../../common/assignees';
+import { assigneeKey, type AssigneeRef } from '../../common/assignees';
 import { documentStateQuery, FINAL_VERSION_STATES, type DocumentApprovalState, type StageRule } from '../../common/document-approval';
 import { workflowIds } from '../../common/ids';
 import type { Actor, Role } from '../../common/roles';
 import { routingProblems } from '../../common/routing-rules';
-import { templateRoutingProblems, type RoutingProblem } from '../../common/routing-templates';
+import { templateRoutingProblems, templateStage, type RoutingProblem } from '../../common/routing-templates';
 import { findVersion, listSignatures, type VersionRow } from '../../db/documents';
 import { findActiveUser, findActiveUsers } from '../../db/identity';
 import type { Db } from '../../db/knex';
@@ -274,4 +274,22 @@ export async function requireNoDecisionThisRound(db: Db, at: { number: string; v
     `${actor.username} already decided ${stage ? `stage "${stage}"` : 'a stage'} in round ${decided.round} of ${at.number} v${at.version}; ` +
       'one person signs at most one stage per round',
   );
+}
+
+/**
+ * A review slot handed to someone else stays within the template: the new assignee must hold one of the roles of
+ * the stage being reassigned (a 422 on body.to otherwise). Stages of runs submitted before templates existed, or
+ * of a template since edited to drop them, keep the routing they were started with.
+ */
+export async function requireAssigneeFitsStage(db: Db, at: { number: string; version: number }, to: AssigneeRef): Promise<void> {
+  const row = await loadVersion(db, at.number, at.version);
+  // The author is refused by the run with its own reason (nobody reviews their own version).
+  if (to.kind === 'user' && to.userId === row.author_id) return;
+  const template = row.stage_name ? await findRoutingTemplate(db, row.doc_type) : undefined;
+  const stage = template && row.stage_name ? templateStage(template, row.stage_name) : undefined;
+  if (!stage) return;
+  const roles = to.kind === 'role' ? [to.role] : ((await rolesOfUsers(db, [to.userId])).get(to.userId) ?? []);
+  if (roles.some((role) => stage.roles.includes(role))) return;
+  const detail = `${assigneeKey(to)} may not sign stage "${stage.name}" of a ${row.doc_type} (roles allowed: ${stage.roles.join(', ')})`;
+  throw problems.unprocessable('routing-template', detail, { errors: [{ field: 'body.to', detail }] });
 }

@@ -134,7 +134,7 @@ describe('document control: object-level rules', () => {
       assert.match(res.body.detail, /one person signs at most one stage per round/);
     });
 
-    it('accepts a routing that fits the template', async () => {
+    it('accepts a routing that fits the template, and keeps a reassigned slot within the stage role', async () => {
       const draft = await sop();
       const started = await submit(p, u.author, draft.number, draft.version, {
         routing: [
@@ -143,7 +143,21 @@ describe('document control: object-level rules', () => {
           { name: 'Document control', assignees: [{ role: 'document_control' }] },
         ],
       });
-      assert.equal(started.workflowId, workflowIds.documentApproval(draft.number, draft.version));
+      const { workflowId } = started;
+      assert.equal(workflowId, workflowIds.documentApproval(draft.number, draft.version));
+      await waitFor(
+        async () => (await getVersion(p, u.author.apiKey, draft.number, draft.version)).process?.stages[0].status === 'active',
+        'open',
+      );
+
+      const path = `${versionPath(draft.number, draft.version)}/reassign`;
+      const toTech = { from: `user:${u.rita.username}`, to: { user: u.tech.username }, reason: 'Rita is away' };
+      const refusedTech = await refused(() => post(u.control, path, toTech), { runs: [workflowId] });
+      assertProblem(refusedTech, 422, 'routing-template', 'body.to');
+      const toRole = { from: `user:${u.rita.username}`, to: { role: 'lab_technician' }, reason: 'Rita is away' };
+      assertProblem(await refused(() => post(u.control, path, toRole), { runs: [workflowId] }), 422, 'routing-template', 'body.to');
+      const toQuinn = { from: `user:${u.rita.username}`, to: { user: u.quinn.username }, reason: 'Rita is away' };
+      assert.equal((await post(u.control, path, toQuinn)).status, 200);
     });
 
     it('lets document control or an admin edit a template (audited with old and new values), and enforces the edit', async () => {
