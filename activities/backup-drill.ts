@@ -12,7 +12,12 @@ import { withDatabase } from './backup-tools';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
 
-export function restoreDrillActivities({ db, mailDomain, auditChain }: Pick<ActivityDeps, 'db' | 'mailDomain' | 'auditChain'>) {
+export function restoreDrillActivities({
+  db,
+  mailDomain,
+  auditChain,
+  backupDatabaseUrl,
+}: Pick<ActivityDeps, 'db' | 'mailDomain' | 'auditChain' | 'backupDatabaseUrl'>) {
   return {
     /**
      * Restores a verified backup into a scratch database, runs smoke queries (row counts of key tables, the audit
@@ -32,7 +37,7 @@ export function restoreDrillActivities({ db, mailDomain, auditChain }: Pick<Acti
           input.backupId ? `backup ${input.backupId} is not a verified backup` : 'there is no verified backup to restore',
         );
       const scratch = `labflow_restore_drill_${input.drillId.replace(/-/g, '').slice(0, 12)}`;
-      const scratchUrl = withDatabase(databaseUrlOf(db), scratch);
+      const scratchUrl = withDatabase(backupDatabaseUrl ?? databaseUrlOf(db), scratch);
       const result: RestoreDrillResult = {
         drillId: input.drillId,
         backupId: backup.id,

@@ -49,8 +49,8 @@ async function backupRow(db: Db, id: string) {
   return row;
 }
 
-export function backupActivities({ db, mailDomain, auditChain }: ActivityDeps) {
-  const source = () => databaseUrlOf(db);
+export function backupActivities({ db, mailDomain, auditChain, backupDatabaseUrl }: ActivityDeps) {
+  const source = () => backupDatabaseUrl ?? databaseUrlOf(db);
 
   return {
     /** Records the attempt (once, however often it is retried). */
@@ -368,6 +368,6 @@ export function backupActivities({ db, mailDomain, auditChain }: ActivityDeps) {
       });
     },
 
-    ...restoreDrillActivities({ db, mailDomain, auditChain }),
+    ...restoreDrillActivities({ db, mailDomain, auditChain, backupDatabaseUrl }),
   };
 }

@@ -17,4 +17,9 @@ export interface ActivityDeps {
   llm?: LlmSetup;
   /** The audit chain key and checkpoint directories (AUDIT_CHAIN_KEY_FILE); absent: the chain is neither sealed nor anchored. */
   auditChain?: AuditChainSettings | null;
+  /**
+   * The read-only role's connection (BACKUP_DATABASE_URL): pg_dump runs as it, and the restore drill creates, fills
+   * and drops its scratch database as it. Absent: the connection of db.
+   */
+  backupDatabaseUrl?: string;
 }

@@ -1,5 +1,5 @@
 import { Client, Connection } from '@temporalio/client';
-import { loadConfig } from '../common/config';
+import { databaseUrls, loadConfig } from '../common/config';
 import { auditChainFromConfig } from '../db/audit-chain';
 import { createDb } from '../db/knex';
 import { dataConverterFor, loadPayloadKeys } from '../platform/data-converter';
@@ -11,7 +11,7 @@ import { apiConfig } from './config';
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config, 'api');
-  const db = createDb(config.DATABASE_URL, config.DATABASE_POOL_MAX);
+  const db = createDb(databaseUrls(config).app, config.DATABASE_POOL_MAX);
   // A lazy connection lets the API start (and answer /readyz with 503) while Temporal is still coming up.
   const connection = Connection.lazy({ address: config.TEMPORAL_ADDRESS });
   const keys = loadPayloadKeys(config);

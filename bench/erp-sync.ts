@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import type { ErpSyncResult } from '../common/erp-sync';
-import { createDb, dropDatabase, ensureDatabase } from '../db/knex';
-import { migrateLatest } from '../db/migrate';
+import { createDb } from '../db/knex';
+import { createBenchDatabase } from './lib/bench-database';
 import { dataConverterFor } from '../platform/data-converter';
 import { generatePayloadKeys, parsePayloadKeys } from '../platform/payload-codec';
 import { startDevTemporal } from '../scripts/lib/dev-temporal';
@@ -37,11 +37,10 @@ async function main(): Promise<void> {
     say('starting a Temporal dev server, a database and the ERP stub');
     const temporal = await startDevTemporal({ logLevel: 'error' });
     cleanups.push(() => temporal.stop());
-    await ensureDatabase(databaseUrl);
-    cleanups.push(() => dropDatabase(databaseUrl));
+    const database = await createBenchDatabase(databaseUrl);
+    cleanups.push(() => database.drop());
     const db = createDb(databaseUrl, 4);
     cleanups.push(() => db.destroy());
-    await migrateLatest(db);
 
     const stub = new ErpNextStub();
     await stub.start();
@@ -75,7 +74,7 @@ async function main(): Promise<void> {
       PAYLOAD_KEYS: payloadKeys,
       TEMPORAL_ADDRESS: temporal.address,
       TEMPORAL_TASK_QUEUE: taskQueue,
-      DATABASE_URL: databaseUrl,
+      DATABASE_URL: database.urls.app,
       LOG_LEVEL: 'info',
       ERP_URL: stub.url,
       ERP_API_KEY: stub.apiKey,

@@ -22,6 +22,9 @@ export const configSchema = z.object({
   DATA_DIR: z.string().default('.data'),
 
   DATABASE_URL: z.string().default('postgres://postgres@127.0.0.1:5432/labflow'),
+  MIGRATION_DATABASE_URL: z.string().optional(),
+  BACKUP_DATABASE_URL: z.string().optional(),
+  DATABASE_ADMIN_URL: z.string().optional(),
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).default(10),
   PRIVATE_PG: flag.default('auto'),
   PRIVATE_PG_PORT: port.default(5433),
@@ -117,6 +120,70 @@ export const configSchema = z.object({
 });
 
 export type Config = z.infer<typeof configSchema>;
+
+/**
+ * The PostgreSQL roles labflow connects as, one per duty (least privilege), and how configuration names them:
+ *
+ * - `DATABASE_URL`: the application role the API and the worker connect as. It reads and writes business rows but
+ *   cannot alter tables, disable triggers, or update or delete append-only records (audit events, custody events,
+ *   signatures and their voids, ...: db/privileges.ts). When its user is `postgres` (the local default,
+ *   `postgres://postgres@127.0.0.1:5432/labflow`), the URL names only the server and the database: it serves as
+ *   the admin connection below, and the application connects as `<database>_app` with the same password.
+ * - `MIGRATION_DATABASE_URL`: the owner role that runs migrations and owns every table. Default: DATABASE_URL with
+ *   the user `<database>_owner` (same password).
+ * - `BACKUP_DATABASE_URL`: the read-only role pg_dump runs as; it may also create (and so own and drop) the scratch
+ *   databases of the restore drill, never write labflow's own. Default: DATABASE_URL with the user
+ *   `<database>_backup` (same password). BACKUP_PG_USER, when set, still overrides its user for pg_dump.
+ * - `DATABASE_ADMIN_URL`: a superuser that `npm start`, `npm run migrate` and the test harness use to create the
+ *   database and the three roles (each with the password of its URL), hand every labflow object to the owner role,
+ *   and make the owner the database's owner. Default: DATABASE_URL when its user is `postgres`, else DATABASE_URL
+ *   with the user `postgres` and no password. Setting it up is idempotent, so an existing database made by an earlier
+ *   version is moved onto the roles at the next start. Where it cannot connect (roles made by a DBA), setup is
+ *   skipped and migrations run as the owner. The API and the worker never use it.
+ *
+ * On a private cluster (PRIVATE_PG) every URL is derived from DATABASE_URL rewritten to the cluster.
+ */
+export interface DatabaseUrls {
+  app: string;
+  owner: string;
+  backup: string;
+  admin: string;
+}
+
+const BOOTSTRAP_SUPERUSER = 'postgres';
+
+/** The URL with another user (and, when given, another password). */
+export function databaseUrlAs(databaseUrl: string, user: string, password?: string): string {
+  const url = new URL(databaseUrl);
+  url.username = encodeURIComponent(user);
+  if (password !== undefined) url.password = password === '' ? '' : encodeURIComponent(password);
+  return url.toString();
+}
+
+/** The role names of a database by convention: `<database>_owner`, `<database>_app`, `<database>_backup`. */
+export function conventionalRoleNames(databaseUrl: string): { owner: string; app: string; backup: string } {
+  const database = decodeURIComponent(new URL(databaseUrl).pathname.replace(/^\//, '')) || 'labflow';
+  return { owner: `${database}_owner`, app: `${database}_app`, backup: `${database}_backup` };
+}
+
+export function userOf(databaseUrl: string): string {
+  return decodeURIComponent(new URL(databaseUrl).username);
+}
+
+export function databaseUrls(
+  config: Pick<Config, 'DATABASE_URL' | 'MIGRATION_DATABASE_URL' | 'BACKUP_DATABASE_URL' | 'DATABASE_ADMIN_URL'>,
+): DatabaseUrls {
+  const given = config.DATABASE_URL;
+  const names = conventionalRoleNames(given);
+  const givenIsSuperuser = userOf(given) === BOOTSTRAP_SUPERUSER;
+  const app = givenIsSuperuser ? databaseUrlAs(given, names.app) : given;
+  return {
+    app,
+    owner: config.MIGRATION_DATABASE_URL ?? databaseUrlAs(app, names.owner),
+    backup: config.BACKUP_DATABASE_URL ?? databaseUrlAs(app, names.backup),
+    admin: config.DATABASE_ADMIN_URL ?? (givenIsSuperuser ? given : databaseUrlAs(given, BOOTSTRAP_SUPERUSER, '')),
+  };
+}
 export const CONFIG_KEYS = Object.keys(configSchema.shape) as (keyof Config)[];
 
 export class ConfigError extends Error {}

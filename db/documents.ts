@@ -6,6 +6,7 @@ import { appendAudit } from './audit';
 import { diff } from './field-changes';
 import { sha256Hex } from './identity';
 import type { Db } from './knex';
+import { signaturesWithVoids, VOID_COLUMNS } from './signatures';
 
 export class DocumentConflict extends Error {
   constructor(
@@ -239,10 +240,10 @@ export async function listDocuments(db: Db, filter: { state?: string; docType?: 
 }
 
 export async function listSignatures(db: Db, versionId: string) {
-  return db('signatures')
-    .where({ document_version_id: versionId })
-    .orderBy([{ column: 'round' }, { column: 'stage_index' }, { column: 'signed_at' }])
-    .select('round', 'stage_name', 'username', 'printed_name', 'meaning', 'signed_at', 'content_hash', 'void', 'voided_at', 'void_reason');
+  return signaturesWithVoids(db)
+    .where({ 's.document_version_id': versionId })
+    .orderBy([{ column: 's.round' }, { column: 's.stage_index' }, { column: 's.signed_at' }])
+    .select('s.round', 's.stage_name', 's.username', 's.printed_name', 's.meaning', 's.signed_at', 's.content_hash', db.raw(VOID_COLUMNS.join(', ')));
 }
 
 /** A version's text by its content hash. */

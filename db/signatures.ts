@@ -42,33 +42,48 @@ export async function recordSignature(trx: Knex | Knex.Transaction, record: Sign
   return (await trx('signatures').where({ idempotency_key: record.idempotencyKey }).first('id')).id;
 }
 
-/** Marks a record's signatures void (they stay in the trail), e.g. when the signed content changes. */
+/**
+ * Voids a record's signatures of earlier rounds, e.g. when the signed content changes: each gets a row in
+ * signature_voids that references it, and the signature itself stays as it was signed. Returns how many were
+ * voided now; signatures voided before are left alone, so a retried call voids nothing twice.
+ */
 export async function voidSignatures(
   trx: Knex | Knex.Transaction,
   where: { entityType: string; entityId: string; workflowId: string; beforeRound: number },
   reason: string,
-) {
-  return trx('signatures')
-    .where({ entity_type: where.entityType, entity_id: where.entityId, workflow_id: where.workflowId, void: false })
-    .where('round', '<', where.beforeRound)
-    .update({ void: true, voided_at: trx.fn.now(), void_reason: reason });
+): Promise<number> {
+  const result = await trx.raw(
+    `insert into signature_voids (signature_id, reason)
+       select s.id, ? from signatures s
+        where s.entity_type = ? and s.entity_id = ? and s.workflow_id = ? and s.round < ?
+          and not exists (select 1 from signature_voids v where v.signature_id = s.id)
+     on conflict (signature_id) do nothing`,
+    [reason, where.entityType, where.entityId, where.workflowId, where.beforeRound],
+  );
+  return result.rowCount ?? 0;
 }
 
+/** Signatures with whether, when and why each was voided (from signature_voids), for the given rows. */
+export function signaturesWithVoids(db: Knex | Knex.Transaction) {
+  return db('signatures as s').leftJoin('signature_voids as sv', 'sv.signature_id', 's.id');
+}
+
+/** The void columns readers show, named as the signature row had them before voids got their own table. */
+export const VOID_COLUMNS = ['sv.signature_id is not null as void', 'sv.voided_at', 'sv.reason as void_reason'] as const;
+
 export async function listSignaturesFor(db: Db, entityType: string, entityId: string) {
-  return db('signatures')
-    .where({ entity_type: entityType, entity_id: entityId })
-    .orderBy('signed_at')
+  return signaturesWithVoids(db)
+    .where({ 's.entity_type': entityType, 's.entity_id': entityId })
+    .orderBy('s.signed_at')
     .select(
-      'workflow_id',
-      'round',
-      'stage_name',
-      'username',
-      'printed_name',
-      'meaning',
-      'signed_at',
-      'content_hash',
-      'void',
-      'voided_at',
-      'void_reason',
+      's.workflow_id',
+      's.round',
+      's.stage_name',
+      's.username',
+      's.printed_name',
+      's.meaning',
+      's.signed_at',
+      's.content_hash',
+      db.raw(VOID_COLUMNS.join(', ')),
     );
 }

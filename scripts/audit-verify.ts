@@ -1,4 +1,4 @@
-import { loadConfig } from '../common/config';
+import { databaseUrls, loadConfig } from '../common/config';
 import { sealAuditChain, verifyAuditChain, type AuditVerdict } from '../db/audit';
 import { auditChainFromConfig } from '../db/audit-chain';
 import { createDb } from '../db/knex';
@@ -17,7 +17,7 @@ async function main(args: string[]): Promise<number> {
     console.log('✘ --seal needs the audit chain key: set AUDIT_CHAIN_KEY_FILE');
     return 2;
   }
-  const db = createDb(config.DATABASE_URL, 2);
+  const db = createDb(databaseUrls(config).app, 2);
   try {
     let verdict: AuditVerdict;
     if (seal) {

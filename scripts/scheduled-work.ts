@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { restoreDump } from '../activities/backup-restore';
 import { withDatabase } from '../activities/backup-tools';
-import { loadConfig } from '../common/config';
+import { databaseUrls, loadConfig } from '../common/config';
 import { verifyAuditChain } from '../db/audit';
 import { createDb, ensureDatabase } from '../db/knex';
 import { dataConverterFor, loadPayloadKeys } from '../platform/data-converter';
@@ -16,12 +16,14 @@ async function restore(args: string[]): Promise<number> {
   const into = args[args.indexOf('--into') + 1];
   if (!backupId || args.indexOf('--into') < 0 || !into) throw new Error(USAGE);
   const config = loadConfig();
-  const db = createDb(config.DATABASE_URL, 2);
+  const urls = databaseUrls(config);
+  const db = createDb(urls.app, 2);
   try {
     const backup = await db('backups').where({ id: backupId }).first();
     if (!backup) throw new Error(`no backup ${backupId} is recorded`);
     if (backup.state !== 'verified') throw new Error(`backup ${backupId} is ${backup.state}; only verified backups are restored`);
-    const targetUrl = withDatabase(config.DATABASE_URL, into);
+    // A new database is the server admin's to create; `npm run migrate` against it hands it to the owner role.
+    const targetUrl = withDatabase(urls.admin, into);
     if (!(await ensureDatabase(targetUrl))) throw new Error(`database ${into} already exists; restore into a new database`);
     console.log(`restoring backup ${backupId} (taken ${new Date(backup.taken_at).toISOString()}) into ${into} …`);
     const started = Date.now();

@@ -7,9 +7,9 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, type Config } from '../common/config';
-import { createDb, ensureDatabase, type Db } from '../db/knex';
-import { migrateLatest } from '../db/migrate';
+import { ConfigError, loadConfig, userOf, type Config, type DatabaseUrls } from '../common/config';
+import { setUpDatabase } from '../db/database-roles';
+import { createDb, type Db } from '../db/knex';
 import { seedDevUsers } from '../db/seed-dev-users';
 import { describeExit, startService, type Service, type ServiceExit } from './lib/child-service';
 import type { DevTemporal } from './lib/dev-temporal';
@@ -82,10 +82,10 @@ async function bringUp(config: Config, running: Running, stop: StopRequest): Pro
   stop.throwIfRequested();
 
   const apiUrl = httpUrl(config.API_HOST, config.API_PORT);
-  await prepareDatabase(config, postgres.databaseUrl);
+  await prepareDatabase(config, postgres.urls);
   stop.throwIfRequested();
 
-  const env = childEnvironment(temporal, postgres.databaseUrl, { ...payloadKeys, ...auditChainKey });
+  const env = childEnvironment(temporal, postgres.urls, { ...payloadKeys, ...auditChainKey });
   say('starting the worker and the API');
   running.worker = startService('worker', 'workers/main.ts', env);
   void running.worker.exit.then((exit) => stopBecauseItDied('worker', exit, stop));
@@ -110,14 +110,18 @@ async function checkPortsFree(config: Config): Promise<void> {
   }
 }
 
-async function prepareDatabase(config: Config, databaseUrl: string): Promise<void> {
-  const name = databaseName(databaseUrl);
-  const created = await ensureDatabase(databaseUrl);
+/**
+ * Creates the database and its roles, hands an existing database (made by an earlier start, as the superuser) to
+ * the owner role, migrates as the owner, and seeds the dev users as the application role, as the API would.
+ */
+async function prepareDatabase(config: Config, urls: DatabaseUrls): Promise<void> {
+  const name = databaseName(urls.app);
+  const { created, applied } = await setUpDatabase(urls);
   say(`PostgreSQL: database "${name}" ${created ? 'created' : 'exists'}`);
-  const db = createDb(databaseUrl, 2);
+  say(`PostgreSQL: roles ${userOf(urls.owner)} (migrations), ${userOf(urls.app)} (API and worker), ${userOf(urls.backup)} (backups)`);
+  say(applied.length > 0 ? `PostgreSQL: applied ${applied.join(', ')}` : 'PostgreSQL: schema is up to date');
+  const db = createDb(urls.app, 2);
   try {
-    const applied = await migrateLatest(db);
-    say(applied.length > 0 ? `PostgreSQL: applied ${applied.join(', ')}` : 'PostgreSQL: schema is up to date');
     if (config.SEED_DEV_USERS !== false) await seedUsers(db, config);
   } finally {
     await db.destroy();
@@ -142,15 +146,20 @@ async function seedUsers(db: Db, config: Config): Promise<void> {
 
 /**
  * The children get this environment (PATH, HOME, TEMPORAL_CLI and every setting the user gave) with the addresses
- * as they turned out, and with the start-up duties switched off, since they are done.
+ * as they turned out, and with the start-up duties switched off, since they are done. They connect as the
+ * application role (and the worker's backups as the read-only one); the owner's and the admin's connections stay here.
  */
-function childEnvironment(temporal: TemporalEndpoint, databaseUrl: string, keyFiles: Record<string, string>): NodeJS.ProcessEnv {
+function childEnvironment(temporal: TemporalEndpoint, urls: DatabaseUrls, keyFiles: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.MIGRATION_DATABASE_URL;
+  delete env.DATABASE_ADMIN_URL;
   return {
-    ...process.env,
+    ...env,
     ...keyFiles,
     TEMPORAL_ADDRESS: temporal.address,
     TEMPORAL_UI_URL: temporal.uiUrl,
-    DATABASE_URL: databaseUrl,
+    DATABASE_URL: urls.app,
+    BACKUP_DATABASE_URL: urls.backup,
     TEMPORAL_DEV_SERVER: 'false',
     PRIVATE_PG: 'false',
     SEED_DEV_USERS: 'false',

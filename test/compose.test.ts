@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { parse } from 'yaml';
-import { CONFIG_KEYS, loadConfig } from '../common/config';
+import { CONFIG_KEYS, databaseUrls, loadConfig, userOf } from '../common/config';
 
 // docker-compose.yml cannot be run on the development machines (no Docker engine), so this keeps it honest: it
 // must agree with common/config.ts and with the files of the repository.
@@ -154,6 +154,25 @@ describe('docker-compose.yml', () => {
       assert.match(config.DATABASE_URL, /@postgres:5432\//, `${name} does not use the postgres service`);
       assert.equal(config.TEMPORAL_ADDRESS, 'temporal:7233', `${name} does not use the temporal service`);
     }
+  });
+
+  it('runs the worker and the API as the application role, and gives the owner and superuser connections to the setup only', () => {
+    const roleOf = (name: string) => {
+      const env = interpolated(environmentOf(services[name]));
+      const urls = databaseUrls(loadConfig(env));
+      return { env, app: userOf(urls.app), owner: userOf(urls.owner), backup: userOf(urls.backup), admin: userOf(urls.admin) };
+    };
+    for (const name of ['labflow-worker', 'labflow-api']) {
+      const { env, app } = roleOf(name);
+      assert.equal(app, 'labflow_app', name);
+      assert.equal(env.DATABASE_ADMIN_URL, undefined, `${name} holds the superuser's connection`);
+      assert.equal(env.MIGRATION_DATABASE_URL, undefined, `${name} holds the owner's connection`);
+    }
+    assert.equal(roleOf('labflow-worker').backup, 'labflow_backup');
+    assert.deepEqual(
+      (({ app, owner, backup, admin }) => ({ app, owner, backup, admin }))(roleOf('labflow-setup')),
+      { app: 'labflow_app', owner: 'labflow_owner', backup: 'labflow_backup', admin: 'postgres' },
+    );
   });
 
   it('runs the API on all interfaces of its container, where the published port can reach it', () => {

@@ -4,7 +4,7 @@ import { createActivities } from '../activities';
 import { erpSetupFromConfig } from '../activities/erp-sync';
 import { llmSetupFromConfig } from '../activities/llm/setup';
 import { createMailer } from '../activities/mailer';
-import { loadConfig } from '../common/config';
+import { databaseUrls, loadConfig } from '../common/config';
 import { auditChainFromConfig } from '../db/audit-chain';
 import { createDb } from '../db/knex';
 import { dataConverterFor, loadPayloadKeys } from '../platform/data-converter';
@@ -21,7 +21,8 @@ async function main(): Promise<void> {
   const log = createLogger(config, 'worker');
   installRuntime(log, config.WORKER_METRICS_PORT);
 
-  const db = createDb(config.DATABASE_URL, config.DATABASE_POOL_MAX);
+  const urls = databaseUrls(config);
+  const db = createDb(urls.app, config.DATABASE_POOL_MAX);
   const mailer = createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM, outboxDir: join(config.DATA_DIR, 'outbox') });
   const keys = loadPayloadKeys(config);
   if (keys) log.info({ encryptionKeyId: keys.current.id, decryptionKeyIds: [...keys.all.keys()] }, 'payload encryption on');
@@ -55,6 +56,7 @@ async function main(): Promise<void> {
       erp: erpSetupFromConfig(config, db),
       llm: llmSetupFromConfig(config),
       auditChain,
+      backupDatabaseUrl: urls.backup,
     }),
     workflowBundle: config.WORKFLOW_BUNDLE_PATH ? { codePath: config.WORKFLOW_BUNDLE_PATH } : undefined,
     dataConverter,

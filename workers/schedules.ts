@@ -82,7 +82,7 @@ export function scheduleDefinitions(s: ScheduleSettings): ScheduleDefinition[] {
   return [
     {
       scheduleId: SCHEDULE_IDS.auditVerify,
-      description: 'Recomputes the audit trail hash chain and alerts admins when a link is broken',
+      description: 'Verifies the keyed audit chain up to the last signed checkpoint, seals and anchors the new head, and alerts admins and QA at the first broken link',
       spec: { calendars: [{ hour: 3, minute: 15 }], timezone: 'UTC' },
       workflowType: 'auditVerifyWorkflow',
       workflowId: workflowIds.auditVerify(),

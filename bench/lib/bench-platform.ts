@@ -10,8 +10,8 @@ import { createAuthenticator } from '../../api/auth';
 import { apiConfig } from '../../api/config';
 import type { ApiConfig } from '../../api/deps';
 import { loadConfig } from '../../common/config';
-import { createDb, dropDatabase, ensureDatabase, type Db } from '../../db/knex';
-import { migrateLatest } from '../../db/migrate';
+import { createDb, type Db } from '../../db/knex';
+import { createBenchDatabase } from './bench-database';
 import { dataConverterFor } from '../../platform/data-converter';
 import { REDACTED_PATHS } from '../../platform/logger';
 import { generatePayloadKeys, parsePayloadKeys } from '../../platform/payload-codec';
@@ -56,10 +56,10 @@ export async function startBenchPlatform(say: (line: string) => void, options: B
 
     say('starting a Temporal dev server and creating a database');
     // allSettled, so that whatever did come up is registered for cleanup before a failure is thrown.
-    const [temporal] = settled(
+    const [temporal, database] = settled(
       await Promise.allSettled([
         startDevTemporal({ logLevel: 'error' }).then((server) => (cleanups.push(() => server.stop()), server)),
-        ensureDatabase(databaseUrl).then(() => cleanups.push(() => dropDatabase(databaseUrl))),
+        createBenchDatabase(databaseUrl).then((created) => (cleanups.push(() => created.drop()), created)),
       ]),
     );
 
@@ -67,9 +67,9 @@ export async function startBenchPlatform(say: (line: string) => void, options: B
     const defaults = loadConfig(options.settings ?? {});
     const config: ApiConfig = { ...apiConfig(defaults), taskQueue: `bench-${randomBytes(4).toString('hex')}` };
     const db = createDb(databaseUrl, defaults.DATABASE_POOL_MAX);
-    const apiDb = createDb(databaseUrl, defaults.DATABASE_POOL_MAX);
+    // The API runs as the application role, as in production; db is the bench's own hand for fixtures.
+    const apiDb = createDb(database.urls.app, defaults.DATABASE_POOL_MAX);
     cleanups.push(() => Promise.all([db.destroy(), apiDb.destroy()]));
-    await migrateLatest(db);
 
     // Payloads encrypted, as in production, by the API's client and the worker alike.
     const payloadKeys = generatePayloadKeys('bench');
@@ -85,7 +85,8 @@ export async function startBenchPlatform(say: (line: string) => void, options: B
       ...options.settings,
       TEMPORAL_ADDRESS: temporal.address,
       TEMPORAL_TASK_QUEUE: config.taskQueue,
-      DATABASE_URL: databaseUrl,
+      DATABASE_URL: database.urls.app,
+      BACKUP_DATABASE_URL: database.urls.backup,
       DATA_DIR: dataDir,
       LOG_LEVEL: 'info',
       PAYLOAD_KEYS: payloadKeys,

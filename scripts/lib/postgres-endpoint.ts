@@ -1,13 +1,14 @@
 import { join } from 'node:path';
 import pg from 'pg';
-import type { Config } from '../../common/config';
+import { databaseUrls, type Config, type DatabaseUrls } from '../../common/config';
 import { maintenanceUrl } from '../../db/knex';
 import { databaseName, describeUrl } from './database-url';
 import { findPostgresTools, startPrivatePostgres, type PrivatePostgres } from './private-postgres';
 import { say, StartError } from './say';
 
 export interface PostgresEndpoint {
-  databaseUrl: string;
+  /** The connections of each role (common/config.ts), pointing at the server that answered. */
+  urls: DatabaseUrls;
   /** Set when this start runs the private cluster and so must stop it. */
   privateCluster: PrivatePostgres | null;
 }
@@ -16,17 +17,18 @@ export interface PostgresEndpoint {
 const NOT_ANSWERING = new Set(['ECONNREFUSED', 'ENOENT', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ECONNRESET']);
 
 /**
- * DATABASE_URL's server when it answers; otherwise (PRIVATE_PG=auto) a private cluster under DATA_DIR, and
- * DATABASE_URL rewritten to point at it. PRIVATE_PG=true always uses the private cluster, as
- * TEMPORAL_DEV_SERVER=true always starts the dev server.
+ * DATABASE_URL's server when it answers (asked as the admin that sets the database up); otherwise (PRIVATE_PG=auto)
+ * a private cluster under DATA_DIR, and every role's URL derived from DATABASE_URL rewritten to point at it.
+ * PRIVATE_PG=true always uses the private cluster, as TEMPORAL_DEV_SERVER=true always starts the dev server.
  */
 export async function providePostgres(config: Config): Promise<PostgresEndpoint> {
-  const target = describeUrl(config.DATABASE_URL);
+  const configured = databaseUrls(config);
+  const target = describeUrl(configured.admin);
   if (config.PRIVATE_PG !== true) {
-    const probe = await probePostgres(config.DATABASE_URL);
+    const probe = await probePostgres(configured.admin);
     if (probe.answers) {
       say(`PostgreSQL: using ${target}`);
-      return { databaseUrl: config.DATABASE_URL, privateCluster: null };
+      return { urls: configured, privateCluster: null };
     }
     if (config.PRIVATE_PG === false) {
       throw new StartError(`PostgreSQL does not answer at ${target} (${probe.why}); start it, fix DATABASE_URL, or set PRIVATE_PG=auto`);
@@ -41,7 +43,7 @@ export async function providePostgres(config: Config): Promise<PostgresEndpoint>
     logFile: join(config.DATA_DIR, 'pg.log'),
     port: config.PRIVATE_PG_PORT,
   });
-  return { databaseUrl: cluster.url(databaseName(config.DATABASE_URL)), privateCluster: cluster };
+  return { urls: databaseUrls({ DATABASE_URL: cluster.url(databaseName(config.DATABASE_URL)) }), privateCluster: cluster };
 }
 
 /** Connects to the server's maintenance database: labflow's own may not exist yet. */

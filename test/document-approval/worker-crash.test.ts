@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import { signaturesWithVoids, VOID_COLUMNS } from '../../db/signatures';
 import { testEnv } from '../setup/env';
 import { approve, createDraft, getVersion, submit, waitForState } from '../helpers/documents';
 import { startPlatform, type Platform } from '../helpers/platform';
@@ -74,7 +75,7 @@ describe('document approval survives a worker killed with SIGKILL mid-review', (
     await waitForState(p, u.author.apiKey, number, 1, 'effective');
 
     const { mails } = testEnv();
-    const signatures = await db('signatures').where({ workflow_id: workflowId }).select('username', 'void');
+    const signatures = await signaturesWithVoids(db).where({ 's.workflow_id': workflowId }).select('s.username', db.raw(VOID_COLUMNS[0]));
     assert.equal(signatures.length, 3);
     assert.ok(signatures.every((s) => !s.void));
 

@@ -4,10 +4,13 @@ import type { Server } from 'node:http';
 import type { Client } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../../activities';
+import { databaseUrlOf } from '../../activities/backups';
 import { createMailer } from '../../activities/mailer';
 import { createApp } from '../../api/app';
 import { createAuthenticator } from '../../api/auth';
 import type { ApiConfig } from '../../api/deps';
+import { databaseUrlAs } from '../../common/config';
+import { createDb } from '../../db/knex';
 import { createLogger, type Logger } from '../../platform/logger';
 import { createWorker } from '../../workers/create-worker';
 import { testEnv } from '../setup/env';
@@ -57,7 +60,10 @@ export const testApiConfig = (taskQueue: string, overrides: Partial<ApiConfig> =
  */
 export interface PlatformOptions {
   withWorker?: boolean;
-  /** A database of the test's own (test/helpers/scratch-database.ts) instead of the run's shared one. */
+  /**
+   * A database of the test's own (test/helpers/scratch-database.ts) instead of the run's shared one, as the
+   * superuser; the API and the worker connect to it as the run's application role, as they do to the shared one.
+   */
   db?: Db;
   apiConfig?: Partial<ApiConfig>;
   /** Dependencies the worker's activities get beyond the database and mailer (an LLM setup, an ERP). */
@@ -71,7 +77,9 @@ export interface PlatformOptions {
 export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
   const env = testEnv();
   const temporal = options.temporal ?? { client: env.client, nativeConnection: env.nativeConnection };
-  const db = options.db ?? env.db;
+  // The API and the worker run as the application role, backups as the read-only one (db/database-roles.ts).
+  const db = options.db ? createDb(databaseUrlAs(databaseUrlOf(options.db), env.roles.app), 10) : env.appDb;
+  const backupDatabaseUrl = databaseUrlAs(databaseUrlOf(db), env.roles.backup);
   const taskQueue = `test-${randomBytes(4).toString('hex')}`;
   const log = options.log ?? createLogger({ LOG_LEVEL: 'silent', LOG_PRETTY: false }, 'test');
   const mailer = createMailer({
@@ -92,6 +100,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
         mailer,
         publicUrl: 'http://labflow.test',
         mailDomain: 'lab.test',
+        backupDatabaseUrl,
         ...options.activityDeps,
       }),
       workflowBundle: env.workflowBundle,
@@ -142,6 +151,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await stopWorker();
       mailer.close();
+      if (options.db) await db.destroy();
     },
   };
 }

@@ -8,7 +8,8 @@ export function spawnWorker(taskQueue: string, extraEnv: Record<string, string> 
   return spawnWorkerProcess({
     TEMPORAL_ADDRESS: env.temporalAddress,
     TEMPORAL_TASK_QUEUE: taskQueue,
-    DATABASE_URL: env.databaseUrl,
+    DATABASE_URL: env.appDatabaseUrl,
+    BACKUP_DATABASE_URL: env.backupDatabaseUrl,
     SMTP_URL: `smtp://127.0.0.1:${env.smtpPort}`,
     MAIL_FROM: 'labflow <labflow@lab.test>',
     PAYLOAD_KEYS: env.payloadKeys,

@@ -7,8 +7,16 @@ import type { ReceivedMail } from '../helpers/smtp-sink';
 /** What the root hook brought up for the whole run: one Temporal dev server, one database, one SMTP sink. */
 export interface TestEnv {
   temporalAddress: string;
+  /** The run's database as the superuser: the test's own hand, which may do what the application role may not. */
   databaseUrl: string;
   db: Db;
+  /** The run's roles (per database name, so parallel runs on one server never share them): db/database-roles.ts. */
+  roles: { owner: string; app: string; backup: string };
+  /** The run's database as the application role: what the API and the worker of a test connect as. */
+  appDatabaseUrl: string;
+  appDb: Db;
+  /** The run's database as the read-only role backups run as. */
+  backupDatabaseUrl: string;
   /** Uses dataConverter, as every client and worker of a test must. */
   client: Client;
   /** The run's payload keys in PAYLOAD_KEYS form, for workers started as processes. */

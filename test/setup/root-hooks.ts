@@ -6,8 +6,9 @@ import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection } from '@temporalio/worker';
 import pino from 'pino';
 import { createAuditChainKeyFile } from '../../db/audit-chain';
-import { createDb, dropDatabase, ensureDatabase } from '../../db/knex';
-import { migrateLatest } from '../../db/migrate';
+import { conventionalRoleNames, databaseUrlAs, type DatabaseUrls } from '../../common/config';
+import { dropRoles, setUpDatabase } from '../../db/database-roles';
+import { createDb, dropDatabase } from '../../db/knex';
 import { dataConverterFor, FAILURE_CONVERTER_PATH, WORKFLOW_INTERCEPTOR_MODULES } from '../../platform/data-converter';
 import { REDACTED_PATHS } from '../../platform/logger';
 import { generatePayloadKeys, parsePayloadKeys } from '../../platform/payload-codec';
@@ -59,6 +60,13 @@ export const mochaHooks = {
     const url = new URL(baseDatabaseUrl);
     url.pathname = `/labflow_test_${process.pid}_${randomBytes(3).toString('hex')}`;
     const databaseUrl = url.toString();
+    const roles = conventionalRoleNames(databaseUrl);
+    const urls: DatabaseUrls = {
+      admin: databaseUrl,
+      owner: databaseUrlAs(databaseUrl, roles.owner),
+      app: databaseUrlAs(databaseUrl, roles.app),
+      backup: databaseUrlAs(databaseUrl, roles.backup),
+    };
 
     const [server, smtp, bundle] = await Promise.all([
       startDevTemporal({ logLevel: 'error' }),
@@ -69,12 +77,12 @@ export const mochaHooks = {
         workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
         logger: quietBundler,
       }),
-      ensureDatabase(databaseUrl),
+      // Created and migrated as npm start does it: roles, the owner's migrations, the application role's grants.
+      setUpDatabase(urls),
     ]);
     temporal = server;
     stopSmtp = smtp.stop;
     const db = createDb(databaseUrl, 20);
-    await migrateLatest(db);
     clientConnection = await Connection.connect({ address: server.address });
     // A fresh key set per run, with an older key behind the current one: everything the tests run is encrypted,
     // as in production.
@@ -84,6 +92,10 @@ export const mochaHooks = {
       temporalAddress: server.address,
       databaseUrl,
       db,
+      roles,
+      appDatabaseUrl: urls.app,
+      appDb: createDb(urls.app, 20),
+      backupDatabaseUrl: urls.backup,
       client: new Client({ connection: clientConnection, dataConverter }),
       payloadKeys,
       dataConverter,
@@ -105,7 +117,11 @@ export const mochaHooks = {
     if (env) {
       await env.nativeConnection.close();
       await env.db.destroy();
+      await env.appDb.destroy();
       await dropDatabase(env.databaseUrl);
+      // Roles are the server's, not the database's: they go too, unless a database a test left behind still uses them.
+      const left = await dropRoles(env.databaseUrl, Object.values(env.roles));
+      if (left.length) process.stderr.write(`roles left on the server (still in use): ${left.join(', ')}\n`);
     }
     await clientConnection?.close();
     await stopSmtp?.();

@@ -1,6 +1,5 @@
 import {
   CancellationScope,
-  allHandlersFinished,
   condition,
   continueAsNew,
   isCancellation,
@@ -111,8 +110,7 @@ export async function capaWorkflow(input: CapaInput): Promise<CapaState> {
 
       const info = workflowInfo();
       if (info.continueAsNewSuggested || (input.continueAsNewAfter && info.historyLength >= input.continueAsNewAfter)) {
-        await condition(allHandlersFinished);
-        await capa.outbox.drained();
+        await capa.outbox.quiet();
         await continueAsNew<typeof capaWorkflow>({
           ...input,
           resume: { snapshot: s, continuedRuns: (input.resume?.continuedRuns ?? 0) + 1 },
@@ -125,8 +123,7 @@ export async function capaWorkflow(input: CapaInput): Promise<CapaState> {
       if (sleep !== null) await condition(woken, sleep);
       else await condition(woken);
     }
-    await condition(allHandlersFinished);
-    await capa.outbox.drained();
+    await capa.outbox.quiet();
     return s;
   }
 

@@ -1,7 +1,6 @@
 import {
   ActivityFailure,
   ApplicationFailure,
-  allHandlersFinished,
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
@@ -488,8 +487,7 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
 
   /** The run ends (or continues as new) only after its handlers have answered and its emails are delivered. */
   private async settled(): Promise<DocumentApprovalState> {
-    await condition(allHandlersFinished);
-    await this.deliveries.drained();
+    await this.deliveries.quiet();
     return this.state;
   }
 }

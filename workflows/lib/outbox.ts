@@ -1,4 +1,4 @@
-import { condition } from '@temporalio/workflow';
+import { allHandlersFinished, condition } from '@temporalio/workflow';
 import { mail } from './proxies';
 
 /**
@@ -23,5 +23,14 @@ export class OutboxDeliveries {
   /** Resolves once every delivery started so far has finished (delivered, or failed for good). */
   async drained(): Promise<void> {
     await condition(() => this.pending === 0);
+  }
+
+  /**
+   * Resolves at a moment when no handler is running and no delivery is under way, both judged together: an Update
+   * accepted while the last email was out is answered (and its own emails sent) before the run ends or continues
+   * as new, rather than left behind by a run that had looked only before it came.
+   */
+  async quiet(): Promise<void> {
+    await condition(() => allHandlersFinished() && this.pending === 0);
   }
 }

@@ -340,7 +340,7 @@ export class SampleCase {
     await condition(allHandlersFinished);
     await Promise.all(this.background);
     await this.writes;
-    await this.outbox.drained();
+    await this.outbox.quiet();
     return this.state;
   }
 
