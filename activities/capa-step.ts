@@ -11,6 +11,7 @@ import type {
   RootCauseMethod,
   TriageArgs,
 } from '../common/capa';
+import type { CapaGrantAction, CapaMay } from '../common/capa-grants';
 import type { Actor } from '../common/roles';
 import type { SupplierDecision } from '../common/supplier-qualification';
 import type { SignatureInput } from '../common/signatures';
@@ -54,7 +55,7 @@ export type CapaNotice = { to: AssigneeRef[] } & (
 /** What a person recorded at a stage, kept in capa_records as the round's evidence. */
 export type CapaRecordEntry = { round: number; by: string } & (
   | { kind: 'initiation'; body: { title: string; description: string; sources: CapaSource[] } }
-  | { kind: 'triage'; body: Omit<TriageArgs, 'actor'> }
+  | { kind: 'triage'; body: Omit<TriageArgs, 'actor' | 'grant'> }
   | { kind: 'containment'; body: { summary: string; actions: string[] } }
   | { kind: 'investigation'; body: { method: RootCauseMethod; rootCause: string; findings: string } }
   | { kind: 'plan'; body: { actions: PlannedAction[]; criteria: EffectivenessCriterion[]; contentHash: string } }
@@ -88,7 +89,7 @@ export type CapaAudit = { actor?: Actor; by?: string } & (
     }
   | {
       action: 'capa.closed';
-      details: { outcome: 'effective'; comment: string | null; supplierAction?: SupplierDecision; suppliers?: string[] };
+      details: { outcome: 'effective'; comment: string | null; supplierAction?: SupplierDecision; suppliers?: string[]; via?: string };
     }
   | { action: 'capa.cancelled'; details: { reason: string } }
   | { action: 'capa.reopened'; details: { reason: string; previousClosedAt: string | null } }
@@ -96,6 +97,27 @@ export type CapaAudit = { actor?: Actor; by?: string } & (
   | { action: 'capa.reassigned'; details: { from: string; to: string; what: string[]; reason: 'user deactivated' } }
   | { action: 'capa.reminder' | 'capa.overdue'; details: { what: string; holder: string; dueAt: string } }
 );
+
+/**
+ * What a step that records a request proves it with; the activity checks it in the step's transaction and writes
+ * nothing when it does not hold.
+ * - `grant`: a person's Update; the grant the API wrote binds the arguments (and a signature's meaning and hash to a
+ *   password check); `may` is who may act as the run's state says, judged on the user as Postgres knows them.
+ * - `process_link`: another labflow process links its records (sample intake's CAPA request, a merged CAPA).
+ * - `user_deactivated`: the run was told a user was deactivated; believed when Postgres shows them inactive.
+ */
+export type CapaProof =
+  | {
+      kind: 'grant';
+      action: CapaGrantAction;
+      grant: string;
+      actor: Actor;
+      args: unknown;
+      may: CapaMay;
+      signature?: { meaning: string; contentHash: string };
+    }
+  | { kind: 'process_link'; by: string; sources: CapaSource[] }
+  | { kind: 'user_deactivated'; userId: string };
 
 /**
  * One step of a CAPA as the run decided it, written in one transaction: the projection row, sources, actions, what
@@ -118,4 +140,6 @@ export interface CapaStep {
   notify?: CapaNotice[];
   /** Users to check: those no longer active are returned, so the run can hand their work to the QA manager. */
   checkActive?: string[];
+  /** The proof of the request this step records; absent for the run's own steps (initiation, reminders). */
+  proof?: CapaProof;
 }

@@ -1,3 +1,6 @@
+import type { Knex } from 'knex';
+import { capaGrantedArgs, mayAct } from '../common/capa-grants';
+import type { Actor } from '../common/roles';
 import { appendAudit } from '../db/audit';
 import {
   closeCapaTasks,
@@ -12,23 +15,102 @@ import { queueNotifications } from '../db/notifications';
 import { resolveRecipients } from '../db/recipients';
 import { recordSignature } from '../db/signatures';
 import { openTask } from '../db/tasks';
-import type { CapaRef, CapaStep } from './capa-step';
+import type { CapaProof, CapaRef, CapaStep } from './capa-step';
 import { noticeText, taskTitle } from './capa-wording';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
+import { grantChecks, Refusal, type RecordRef } from './lib/grant-checks';
 
 export type * from './capa-step';
 
 const SYSTEM = 'system:capa';
 
-export function capaActivities({ db, publicUrl, mailDomain }: ActivityDeps) {
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** What the security trail names a refused step after. */
+const attempted = (proof: CapaProof) =>
+  proof.kind === 'grant' ? proof.action : proof.kind === 'process_link' ? 'capa.link_sources_signal' : 'capa.user_deactivated_signal';
+
+/**
+ * Whether Postgres bears out a process's link: sample intake's CAPA request for that sample names this run, or the
+ * CAPA that sends the sources was merged into this one and names them itself.
+ */
+async function linkBorneOut(trx: Knex.Transaction, capa: CapaRef, proof: Extract<CapaProof, { kind: 'process_link' }>): Promise<boolean> {
+  const sources = Array.isArray(proof.sources) ? proof.sources : [];
+  if (!sources.length) return false;
+  if (proof.by === 'process:sample-intake') {
+    for (const src of sources) {
+      if (src?.type !== 'sample') return false;
+      const request = await trx('sample_capa_requests')
+        .where({ source_type: 'sample', source_id: String(src.id) })
+        .whereRaw(`coalesce(capa_workflow_id, details->'capa'->>'workflowId') = ?`, [capa.workflowId])
+        .first('id');
+      if (!request) return false;
+    }
+    return true;
+  }
+  const merged = /^capa:(CAPA-\d{4}-\d+)$/.exec(String(proof.by));
+  if (!merged) return false;
+  const from = await trx('capas').where({ number: merged[1], merged_into: capa.number, outcome: 'merged' }).first('number');
+  if (!from) return false;
+  for (const src of sources) {
+    const named = await trx('capa_sources')
+      .where({ capa_number: merged[1], source_type: String(src?.type), source_id: String(src?.id) })
+      .first('capa_number');
+    if (!named) return false;
+  }
+  return true;
+}
+
+export function capaActivities({ db, mailer, publicUrl, mailDomain }: ActivityDeps) {
   const link = (capa: CapaRef) => `${publicUrl}/api/v1/capas/${capa.number}`;
+  const checks = grantChecks({ db, mailer, mailDomain });
+  const refOf = (capa: CapaRef): RecordRef => ({
+    workflowId: capa.workflowId,
+    entityType: 'capa',
+    entityId: capa.number,
+    label: capa.number,
+    link: link(capa),
+  });
+
+  /**
+   * Checks the step's proof inside its transaction: a grant is consumed (and the user re-read) here, so it is spent
+   * exactly when the step is written. Answers the person as Postgres knows them, whom the step records.
+   */
+  async function prove(trx: Knex.Transaction, capa: CapaRef, proof: CapaProof): Promise<Actor | undefined> {
+    if (proof.kind === 'grant') {
+      let args: unknown;
+      try {
+        args = (capaGrantedArgs[proof.action] as (a: unknown) => unknown)(proof.args);
+      } catch {
+        throw new Refusal('other_arguments', typeof proof.actor?.userId === 'string' ? proof.actor.userId : null);
+      }
+      return checks.granted(
+        trx,
+        capa,
+        { grantId: proof.grant, action: proof.action, actor: proof.actor, args, signature: proof.signature },
+        (user) => mayAct(proof.may ?? {}, user),
+      );
+    }
+    if (proof.kind === 'process_link') {
+      if (!(await linkBorneOut(trx, capa, proof))) throw new Refusal('not_from_labflow', null);
+      return undefined;
+    }
+    const userId = String(proof.userId);
+    const inactive = UUID.test(userId) && (await trx('users').where({ id: userId, active: false }).first('id'));
+    if (!inactive) throw new Refusal('not_from_labflow', userId.slice(0, 64));
+    return undefined;
+  }
 
   return {
     /** Writes one step of a CAPA run in one transaction; answers the emails to deliver and the holders found inactive. */
     async recordCapaStep(step: CapaStep): Promise<{ outboxIds: string[]; inactive: string[] }> {
-      return db.transaction(async (trx) => {
+      const { proof } = step;
+      const write = async (trx: Knex.Transaction) => {
         const { capa } = step;
+        // A person's step records them as Postgres knows them, not as the request named them.
+        const granted = proof ? await prove(trx, capa, proof) : undefined;
+        const actor = granted ?? step.audit.actor;
         await writeCapaProjection(trx, capa, step.rev, step.projection);
         if (step.sources) await linkCapaSources(trx, capa.number, step.sources.sources, step.sources.by);
         await writeCapaActions(trx, capa.number, step.actions ?? []);
@@ -44,7 +126,7 @@ export function capaActivities({ db, publicUrl, mailDomain }: ActivityDeps) {
             round: sig.round,
             stageIndex: sig.stageIndex,
             stageName: sig.stage,
-            actor: sig.actor,
+            actor: granted ?? sig.actor,
             signature: sig.signature,
           });
         }
@@ -64,8 +146,8 @@ export function capaActivities({ db, publicUrl, mailDomain }: ActivityDeps) {
           });
         }
         await appendAudit(trx, {
-          actorId: step.audit.actor?.userId ?? null,
-          actor: step.audit.actor?.username ?? step.audit.by ?? SYSTEM,
+          actorId: actor?.userId ?? null,
+          actor: actor?.username ?? step.audit.by ?? SYSTEM,
           action: step.audit.action,
           entityType: 'capa',
           entityId: capa.number,
@@ -75,11 +157,13 @@ export function capaActivities({ db, publicUrl, mailDomain }: ActivityDeps) {
             round: step.projection.round,
             ...step.audit.details,
             ...(closedTasks ? { closedTasks } : {}),
+            // Links the record to the grant it consumed, which holds when the password was checked.
+            ...(proof?.kind === 'grant' ? { grant: proof.grant } : {}),
             ...(sig
               ? {
                   signature: {
                     id: signatureId,
-                    printedName: sig.actor.printedName,
+                    printedName: (granted ?? sig.actor).printedName,
                     meaning: sig.signature.meaning,
                     signedAt: sig.signature.signedAt,
                     contentHash: sig.signature.contentHash,
@@ -96,7 +180,8 @@ export function capaActivities({ db, publicUrl, mailDomain }: ActivityDeps) {
           outboxIds.push(...(await queueNotifications(trx, recipients, message, mailDomain)));
         }
         return { outboxIds, inactive: await inactiveUserIds(trx, step.checkActive ?? []) };
-      });
+      };
+      return proof ? checks.recording(refOf(step.capa), attempted(proof), write) : db.transaction(write);
     },
   };
 }

@@ -3,11 +3,20 @@ import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import type { Knex } from 'knex';
 import type { Actor } from '../common/roles';
 import type { SignatureInput } from '../common/signatures';
-import { FINAL_SUMMARY_STAGES, type Summarizer, type SummaryStage } from '../common/soap-summary';
+import {
+  FINAL_SUMMARY_STAGES,
+  soapGrantedArgs,
+  type SoapAction,
+  type Summarizer,
+  type SummaryStage,
+  type SupersedeArgs,
+} from '../common/soap-summary';
 import { appendAudit } from '../db/audit';
 import { circuitGate, recordCircuitOutcome } from '../db/llm-circuits';
 import { recordSignature } from '../db/signatures';
+import type { GrantedUser } from '../db/grants';
 import { notesFingerprint, notesForSummary, patientIdentifiers } from '../db/soap-notes';
+import { grantChecks, Refusal, type RecordRef } from './lib/grant-checks';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
 import { deliverOutbox } from './notifications';
@@ -52,7 +61,36 @@ const FAILURE_TYPES: Record<LlmErrorKind | 'circuit_open' | 'not_configured' | '
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 const SYSTEM = 'system:soap-summary';
 
+/** The record a summary run acts on, as the security trail and the operators' alert name it: IDs only, no PHI. */
+const jobRef = (workflowId: string, patientId: string | null): RecordRef => ({
+  workflowId,
+  entityType: 'patient',
+  entityId: patientId ?? workflowId.split(':')[1] ?? 'unknown',
+  label: `summary job ${workflowId}`,
+  link: `/api/v1/summary-jobs/${encodeURIComponent(workflowId)}`,
+});
+
+/** The job's notes are still the patient's notes exactly when their fingerprint is unchanged. */
+async function jobNotesCurrent(trx: Knex.Transaction, job: { patient_id: string; notes_hash: string }): Promise<boolean> {
+  const fingerprint = await notesFingerprint(trx, job.patient_id);
+  return fingerprint.noteIds.length > 0 && fingerprint.notesHash === job.notes_hash;
+}
+
 export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityDeps) {
+  const checks = grantChecks({ db, mailer, mailDomain });
+  const recording = <T>(workflowId: string, patientId: string | null, action: SoapAction, work: (trx: Knex.Transaction) => Promise<T>) =>
+    checks.recording(jobRef(workflowId, patientId), action, work);
+
+  /**
+   * Who may review a patient's summary, as Postgres knows them now: an active clinician on the patient's care
+   * team. The care team is read (and held) in the recording transaction, so a removal cannot slip in between.
+   */
+  async function careTeamReviewer(trx: Knex.Transaction, patientId: string): Promise<(user: GrantedUser) => boolean> {
+    await trx('patients').where({ id: patientId }).forShare().first('id');
+    const team = new Set<string>(await trx('patient_clinicians').where({ patient_id: patientId }).pluck('user_id'));
+    return (user) => user.active && user.roles.includes('clinician') && team.has(user.id);
+  }
+
   /** The job's notes, with the patient's identifiers stripped: the minimum a summary needs. */
   async function notesOf(workflowId: string): Promise<{ notes: NoteForSummary[]; patient: { dateOfBirth: string; sex: string | null } }> {
     const job = await db('summary_jobs').where({ workflow_id: workflowId }).first('patient_id', 'note_ids');
@@ -345,25 +383,48 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
       });
     },
 
-    /** Approve, edit (both signed) or reject, in one transaction with the signature and the audit event. */
+    /**
+     * Approve, edit (both signed) or reject, in one transaction with the grant it consumes, the signature and the
+     * audit event. The reviewer recorded is the grant's user as Postgres knows them, re-checked as an active
+     * clinician on the patient's care team; a grant missing, used, expired, for another user, run or arguments,
+     * or a signature whose password check it does not bind, is refused and nothing is written.
+     */
     async recordSummaryReview(args: {
       workflowId: string;
       patientId: string;
       round: number;
       summaryId: string;
       actor: Actor;
+      grant?: string;
       decision: 'approve' | 'edit' | 'reject';
       signature?: SignatureInput;
       editId?: string;
       commentId?: string;
-    }): Promise<{ reviewedAt: string; contentHash: string }> {
-      return db.transaction(async (trx) => {
-        const summary = await trx('summaries').where({ id: args.summaryId }).forUpdate().first();
+      regenerate?: boolean;
+    }): Promise<{ reviewedAt: string; contentHash: string; reviewer: string }> {
+      const job = await db('summary_jobs').where({ workflow_id: args.workflowId }).first('patient_id');
+      const patientId: string = job?.patient_id ?? args.patientId;
+      return recording(args.workflowId, patientId, 'soap.review', async (trx) => {
+        const summary = await trx('summaries').where({ id: args.summaryId, workflow_id: args.workflowId }).forUpdate().first();
         if (!summary) throw ApplicationFailure.nonRetryable('the summary is gone', 'NotFound');
+        const actor = await checks.granted(
+          trx,
+          { workflowId: args.workflowId },
+          {
+            grantId: args.grant,
+            action: 'soap.review',
+            actor: args.actor,
+            args: soapGrantedArgs.review(args),
+            signature: args.signature,
+          },
+          await careTeamReviewer(trx, summary.patient_id),
+        );
         if (summary.review_decision) {
+          // This activity's own retry after its commit: the grant it consumed then is found consumed by itself.
           return {
             reviewedAt: new Date(summary.reviewed_at).toISOString(),
             contentHash: summary.edited_content_hash ?? summary.content_hash,
+            reviewer: actor.username,
           };
         }
         let contentHash = summary.content_hash as string;
@@ -373,6 +434,9 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
           if (!edited) throw ApplicationFailure.nonRetryable('the edited text is not recorded', 'NotFound');
           contentHash = edited.content_hash;
         }
+        // The password check bound a content hash; it must be the hash of what is being signed.
+        if (args.signature && args.signature.contentHash !== contentHash) throw new Refusal('signature_unverified', actor.userId);
+        if (args.decision !== 'reject' && !args.signature) throw new Refusal('signature_unverified', actor.userId);
         let comment: { text: string } | undefined;
         if (args.commentId) {
           comment = await trx('summary_review_comments').where({ id: args.commentId, summary_id: args.summaryId }).first('text');
@@ -385,13 +449,14 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
             status: args.decision === 'approve' ? 'approved' : args.decision === 'edit' ? 'edited' : 'rejected',
             edited_text: edited?.text ?? null,
             edited_content_hash: edited?.content_hash ?? null,
-            reviewed_by: args.actor.userId,
+            reviewed_by: actor.userId,
             review_decision: args.decision,
             review_comment: comment?.text ?? null,
             reviewed_at: reviewedAt,
           });
+        let signatureId: string | null = null;
         if (args.signature) {
-          await recordSignature(trx, {
+          signatureId = await recordSignature(trx, {
             idempotencyKey: activityKey('signature'),
             entityType: 'soap-summary',
             entityId: args.summaryId,
@@ -399,20 +464,44 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
             round: args.round,
             stageIndex: 0,
             stageName: 'review',
-            actor: args.actor,
+            actor,
             signature: { ...args.signature, contentHash },
           });
         }
         await appendAudit(trx, {
-          actorId: args.actor.userId,
-          actor: args.actor.username,
+          actorId: actor.userId,
+          actor: actor.username,
           action: `summary.${args.decision === 'edit' ? 'edited' : args.decision === 'approve' ? 'approved' : 'rejected'}`,
           entityType: 'patient',
-          entityId: args.patientId,
-          details: { workflowId: args.workflowId, summaryId: args.summaryId, round: args.round, signed: Boolean(args.signature) },
+          entityId: summary.patient_id,
+          details: {
+            workflowId: args.workflowId,
+            summaryId: args.summaryId,
+            round: args.round,
+            signed: Boolean(args.signature),
+            signatureId,
+            // Links the record to the grant it consumed, which holds when the password was checked.
+            grant: args.grant ?? null,
+          },
           idempotencyKey: activityKey(),
         });
-        return { reviewedAt, contentHash };
+        return { reviewedAt, contentHash, reviewer: actor.username };
+      });
+    },
+
+    /**
+     * The proof a supersedeSummary signal carries is the record itself: the notes the job summarizes are no longer
+     * the patient's notes (a note was added, changed or deleted, which is also what a new request for the same
+     * patient means). A notice Postgres does not bear out did not come from labflow: it is refused as a security
+     * event and the run goes on. A replacing job, when named, must be a job of the same patient.
+     */
+    async confirmSummarySupersession(args: { workflowId: string; reason: SupersedeArgs['reason']; by: string | null }): Promise<void> {
+      const job = await db('summary_jobs').where({ workflow_id: args.workflowId }).first('patient_id', 'notes_hash');
+      await recording(args.workflowId, job?.patient_id ?? null, 'soap.supersede', async (trx) => {
+        // labflow sends notices only to jobs it has recorded (openSummaryJobsOf): one for a job not yet recorded is not its.
+        if (!job) throw new Refusal('not_superseded', null);
+        const samePatient = args.by === null || args.by.split(':')[1] === job.patient_id;
+        if (!samePatient || (await jobNotesCurrent(trx, job))) throw new Refusal('not_superseded', null);
       });
     },
 

@@ -1,18 +1,60 @@
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
+import type { Knex } from 'knex';
 import { ErpFailure } from '../common/erp-sync';
 import { FailureType } from '../common/failures';
 import type { Actor } from '../common/roles';
-import type { ErpWriteState, SupplierDecision, SupplierQualificationStatus } from '../common/supplier-qualification';
+import {
+  SUPPLIER_ACTIONS,
+  supplierGrantedArgs,
+  type ErpWriteState,
+  type SupplierDecision,
+  type SupplierQualificationStatus,
+} from '../common/supplier-qualification';
 import { appendAudit } from '../db/audit';
 import { deadLetter } from '../db/erp-sync';
 import type { ActivityDeps } from './deps';
 import { alertErpAuthRefused, resolveErp } from './erp-sync';
 import { activityKey } from './keys';
+import { asActor, grantChecks, Refusal, type RecordRef } from './lib/grant-checks';
 
 type Verdict = Exclude<SupplierQualificationStatus, 'pending'>;
 
+const VIA = /^capa:(CAPA-\d{4}-\d+):closure:\d+$/;
+
+/**
+ * The signer of the CAPA closure a decision signal names, if Postgres holds that closure: its audit event carries
+ * this verdict on this supplier under this `via`, with a signature row of the closing QA manager. Else null.
+ */
+async function closureSigner(trx: Knex.Transaction, p: { supplier: string; decision: SupplierDecision; via: string }) {
+  const match = VIA.exec(p.via);
+  if (!match) return null;
+  const number = match[1];
+  const closed = await trx('audit_events')
+    .where({ entity_type: 'capa', entity_id: number, action: 'capa.closed' })
+    .whereRaw(`details->>'via' = ?`, [p.via])
+    .whereRaw(`details->>'supplierAction' = ?`, [p.decision])
+    .whereRaw(`jsonb_exists(details->'suppliers', ?)`, [p.supplier])
+    .first('actor_id', trx.raw(`details->'signature'->>'id' as signature_id`));
+  if (!closed?.actor_id || !closed.signature_id) return null;
+  const signature = await trx('signatures')
+    .where({ id: closed.signature_id, workflow_id: `capa:${number}`, user_id: closed.actor_id, stage_name: 'closed' })
+    .first('id');
+  if (!signature) return null;
+  const user = await trx('users').where({ id: closed.actor_id }).first('id', 'username', 'printed_name', 'roles', 'active');
+  return user ?? null;
+}
+
 export function supplierQualificationActivities(deps: ActivityDeps) {
   const { db } = deps;
+  const checks = grantChecks(deps);
+  const refOf = (p: { workflowId: string; supplier: string }): RecordRef => ({
+    workflowId: p.workflowId,
+    entityType: 'supplier',
+    entityId: p.supplier,
+    label: `supplier ${p.supplier}`,
+    link: `${deps.publicUrl}/api/v1/suppliers/${encodeURIComponent(p.supplier)}/qualification`,
+  });
+  const mayDecide = (user: { roles: readonly string[] }) => user.roles.includes('qa_manager') || user.roles.includes('admin');
 
   async function setErpState(
     p: { supplier: string; seq: number; status: Verdict; workflowId: string },
@@ -55,9 +97,22 @@ export function supplierQualificationActivities(deps: ActivityDeps) {
       actor: Actor;
       reason: string;
       at: string;
+      /** A decision of QA's sent through the API: its grant. */
+      grant?: string;
+      /** A decision taken in another process (a CAPA closure): believed only if Postgres holds it. */
       via?: string;
     }) {
-      await db.transaction(async (trx) => {
+      const action = p.grant || !p.via ? SUPPLIER_ACTIONS[p.decision] : 'supplier.process_decision';
+      await checks.recording(refOf(p), action, async (trx) => {
+        let actor;
+        if (p.grant || !p.via) {
+          const claim = { grantId: p.grant, action: SUPPLIER_ACTIONS[p.decision], actor: p.actor, args: supplierGrantedArgs(p) };
+          actor = await checks.granted(trx, p, claim, mayDecide);
+        } else {
+          const signer = await closureSigner(trx, { supplier: p.supplier, decision: p.decision, via: p.via });
+          if (!signer || !signer.active || !mayDecide(signer)) throw new Refusal('not_from_labflow', p.actor?.userId ?? null);
+          actor = asActor(signer);
+        }
         const known = await trx('erp_suppliers').where({ name: p.supplier }).first('name');
         if (!known)
           throw ApplicationFailure.create({
@@ -70,7 +125,7 @@ export function supplierQualificationActivities(deps: ActivityDeps) {
             supplier: p.supplier,
             status: p.status,
             workflow_id: p.workflowId,
-            decided_by: p.actor.username,
+            decided_by: actor.username,
             decided_at: p.at,
             reason: p.reason,
             erp_state: 'pending',
@@ -79,8 +134,8 @@ export function supplierQualificationActivities(deps: ActivityDeps) {
           .onConflict('supplier')
           .merge();
         await appendAudit(trx, {
-          actorId: p.actor.userId,
-          actor: p.actor.username,
+          actorId: actor.userId,
+          actor: actor.username,
           action: `supplier.${p.status}`,
           entityType: 'supplier',
           entityId: p.supplier,
@@ -89,11 +144,25 @@ export function supplierQualificationActivities(deps: ActivityDeps) {
             decision: p.decision,
             reason: p.reason,
             workflowId: p.workflowId,
-            printedName: p.actor.printedName,
+            printedName: actor.printedName,
             ...(p.via ? { via: p.via } : {}),
+            ...(p.grant ? { grant: p.grant } : {}),
           },
           idempotencyKey: activityKey(),
         });
+      });
+    },
+
+    /**
+     * Believes an operator's retry signal only if Postgres shows a retry was asked for: the supplier's outbound dead
+     * letter is marked retry_requested (the API marks it before it signals). Refused otherwise, like a forged action.
+     */
+    async confirmErpRetry(p: { workflowId: string; supplier: string; seq: number }): Promise<void> {
+      await checks.recording(refOf(p), 'supplier.retry_erp_write', async (trx) => {
+        const asked = await trx('erp_dead_letters')
+          .where({ direction: 'outbound', entity: 'supplier_status', erp_name: p.supplier, state: 'retry_requested' })
+          .first('id');
+        if (!asked) throw new Refusal('not_from_labflow', null);
       });
     },
 

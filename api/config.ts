@@ -1,6 +1,7 @@
 import type { Config } from '../common/config';
 import { durationMs } from '../common/durations';
 import { configuredLlmProviders } from '../common/llm-providers';
+import { mailDomainOf } from '../platform/mail-domain';
 import type { ApiConfig, SummarySettings } from './deps';
 
 export function apiConfig(config: Config): ApiConfig {
@@ -21,6 +22,7 @@ export function apiConfig(config: Config): ApiConfig {
     },
     codecCorsOrigins: codecCorsOrigins(config),
     summary: summarySettings(config),
+    mailDomain: mailDomainOf(config.MAIL_FROM),
   };
 }
 

@@ -19,6 +19,8 @@ export interface ApiConfig {
   /** Browser origins (the Temporal Web UI) allowed to call /codec/*. */
   codecCorsOrigins?: string[];
   summary: SummarySettings;
+  /** The domain of MAIL_FROM, for the Message-IDs of emails the API queues in the outbox; 'localhost' when unset. */
+  mailDomain?: string;
 }
 
 export interface SummarySettings {

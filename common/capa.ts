@@ -174,7 +174,7 @@ export interface CapaState {
   effectiveness: EffectivenessRecord[];
   /** What QA signs at closure: the plan's hash, each action's evidence and the passing effectiveness results. */
   closureContentHash: string | null;
-  closure: (SignatureManifest & { comment: string; supplierAction?: SupplierDecision }) | null;
+  closure: (SignatureManifest & { comment: string; supplierAction?: SupplierDecision; suppliers?: string[] }) | null;
   closedAt: string | null;
   reopenUntil: string | null;
   cancellation: { by: string; reason: string; at: string } | null;
@@ -203,8 +203,15 @@ export interface CapaInput {
 }
 
 // ----- update arguments -----
-export interface TriageArgs {
+/**
+ * Every Update that records a person's action names who acts and carries the ID of the single-use grant the API
+ * wrote for it (common/capa-grants.ts says what each grant binds); the recording step consumes the grant.
+ */
+export interface Proven {
   actor: Actor;
+  grant: string;
+}
+export interface TriageArgs extends Proven {
   decision: 'accept' | 'unfounded' | 'merge';
   severity?: number;
   occurrence?: number;
@@ -213,65 +220,63 @@ export interface TriageArgs {
   mergeInto?: string;
   durations?: Partial<CapaDurations>;
 }
-export interface ContainmentArgs {
-  actor: Actor;
+export interface ContainmentArgs extends Proven {
   summary: string;
   actions: string[];
 }
-export interface InvestigationArgs {
-  actor: Actor;
+export interface InvestigationArgs extends Proven {
   method: RootCauseMethod;
   rootCause: string;
   findings: string;
 }
-export interface PlanArgs {
-  actor: Actor;
+export interface PlanArgs extends Proven {
   actions: { type: ActionType; description: string; owner: AssigneeRef; dueAt: string }[];
   criteria: { description: string; measure: string }[];
 }
-export interface PlanDecisionArgs {
-  actor: Actor;
+export interface PlanDecisionArgs extends Proven {
   decision: 'approve' | 'reject';
   signature?: SignatureInput;
   comment?: string;
 }
-export interface CompleteActionArgs {
-  actor: Actor;
+export interface CompleteActionArgs extends Proven {
   actionId: string;
   evidence: { text: string; attachments: string[] };
 }
-export interface ExtensionRequestArgs {
-  actor: Actor;
+export interface ExtensionRequestArgs extends Proven {
   actionId: string;
   dueAt: string;
   reason: string;
 }
-export interface ExtensionDecisionArgs {
-  actor: Actor;
+export interface ExtensionDecisionArgs extends Proven {
   actionId: string;
   approve: boolean;
   reason: string;
 }
-export interface EffectivenessArgs {
-  actor: Actor;
+export interface EffectivenessArgs extends Proven {
   results: { criterionId: string; met: boolean; evidence: string }[];
   comment: string;
 }
-export interface CloseArgs {
-  actor: Actor;
+export interface CloseArgs extends Proven {
   signature?: SignatureInput;
   comment?: string;
-  /** QA's verdict on the supplier(s) the CAPA names, taken with the closure and applied by their qualification runs. */
+  /** QA's verdict on suppliers the CAPA names, taken with the closure and applied by their qualification runs. */
   supplierAction?: SupplierDecision;
+  /**
+   * The suppliers the verdict is for, named explicitly (each a supplier source of the CAPA): only these hear of it.
+   * Closures accepted before verdicts named their suppliers applied it to every supplier source.
+   */
+  suppliers?: string[];
 }
-export interface ReasonArgs {
-  actor: Actor;
+export interface ReasonArgs extends Proven {
   reason: string;
 }
 export interface LinkSourcesArgs {
   sources: CapaSource[];
-  /** Who linked them: a user's name, or the process that did (e.g. 'process:sample-intake'). */
+  /** Who linked them: a user's name, or the process that did (e.g. 'process:sample-intake', 'capa:CAPA-2026-0003'). */
   by: string;
+  /** A person linking through the API (the Update): who, and the grant the API wrote. */
+  actor?: Actor;
+  grant?: string;
 }
 
 export const capaStateQuery = defineQuery<CapaState>('capaState');
@@ -288,9 +293,13 @@ export const closeCapaUpdate = defineUpdate<CapaState, [CloseArgs]>('close');
 export const cancelCapaUpdate = defineUpdate<CapaState, [ReasonArgs]>('cancel');
 export const reopenCapaUpdate = defineUpdate<CapaState, [ReasonArgs]>('reopen');
 export const linkSourcesUpdate = defineUpdate<CapaState, [LinkSourcesArgs]>('linkSources');
-/** Machine events: another process links its record (signalWithStart-free: the CAPA exists or is created first). */
+/**
+ * Machine events: another process links its record (signalWithStart-free: the CAPA exists or is created first).
+ * Believed only as far as Postgres bears it out: sample intake's CAPA request naming this run, or a CAPA merged
+ * into this one naming those sources.
+ */
 export const linkSourcesSignal = defineSignal<[LinkSourcesArgs]>('linkSources');
-/** A user was deactivated: whatever they hold in this CAPA goes to the QA manager. */
+/** A user was deactivated: whatever they hold in this CAPA goes to the QA manager (only if Postgres shows them inactive). */
 export const userDeactivatedSignal = defineSignal<[{ userId: string; username: string }]>('userDeactivated');
 
 export const sourceKey = (s: CapaSource) => `${s.type}:${s.id}`;

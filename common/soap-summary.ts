@@ -90,6 +90,8 @@ export interface SummaryState {
 
 export interface ReviewSummaryArgs {
   actor: Actor;
+  /** The ID of the grant the API wrote for this review (action 'soap.review'); the recording step consumes it. */
+  grant: string;
   decision: 'approve' | 'edit' | 'reject';
   summaryId: string;
   /** Approve and edit are signed; the API has re-authenticated the signer. */
@@ -107,6 +109,37 @@ export interface SupersedeArgs {
   /** The job that replaces this one, when there is one. */
   by?: string;
 }
+
+/**
+ * The actions of a summary job that a grant or Postgres must prove. A review is a person's action and carries a
+ * grant the API wrote; a supersession is labflow's own notice, believed only when Postgres records that the job's
+ * notes are no longer the patient's notes (the name stands in the security trail when it is not).
+ */
+export const SOAP_ACTIONS = ['soap.review', 'soap.supersede'] as const;
+export type SoapAction = (typeof SOAP_ACTIONS)[number];
+
+/**
+ * What a review grant binds: the decision on one summary, the stored edit and comment it names, whether a
+ * rejection asks for another round, and the signature's meaning, content hash and time. Both the API (writing the
+ * grant) and the recording activity (consuming it) build it from what each holds.
+ */
+export const soapGrantedArgs = {
+  review: (a: {
+    summaryId: string;
+    decision: string;
+    editId?: string | null;
+    commentId?: string | null;
+    regenerate?: boolean | null;
+    signature?: { meaning: string; contentHash: string; signedAt: string } | null;
+  }) => ({
+    summaryId: a.summaryId,
+    decision: a.decision,
+    editId: a.editId ?? null,
+    commentId: a.commentId ?? null,
+    regenerate: a.decision === 'reject' ? (a.regenerate ?? true) : null,
+    signature: a.signature ? { meaning: a.signature.meaning, contentHash: a.signature.contentHash, signedAt: a.signature.signedAt } : null,
+  }),
+};
 
 export const summaryStateQuery = defineQuery<SummaryState>('summaryState');
 export const reviewSummaryUpdate = defineUpdate<SummaryState, [ReviewSummaryArgs]>('reviewSummary');

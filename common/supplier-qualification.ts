@@ -25,10 +25,23 @@ export interface SupplierQualificationInput {
   resume?: SupplierQualificationState;
 }
 
+/** QA's decision sent to the run by the API: who, why, and the single-use grant the API wrote for it. */
 export interface SupplierDecisionArgs {
   actor: Actor;
+  grant: string;
   reason: string;
 }
+
+/** The grant actions of supplier qualification, one per decision. */
+export const SUPPLIER_ACTIONS = {
+  approve: 'supplier.approve',
+  suspend: 'supplier.suspend',
+  disqualify: 'supplier.disqualify',
+} as const;
+export type SupplierGrantAction = (typeof SUPPLIER_ACTIONS)[SupplierDecision];
+
+/** What a supplier decision's grant binds (built alike by the API and the recording activity). */
+export const supplierGrantedArgs = (a: { reason: string }) => ({ reason: a.reason });
 
 export type ErpWriteState = 'pending' | 'written' | 'skipped' | 'refused';
 
@@ -58,14 +71,23 @@ export const supplierQualificationQuery = defineQuery<SupplierQualificationState
 export const approveSupplierUpdate = defineUpdate<SupplierQualificationState, [SupplierDecisionArgs]>('approve');
 export const suspendSupplierUpdate = defineUpdate<SupplierQualificationState, [SupplierDecisionArgs]>('suspend');
 export const disqualifySupplierUpdate = defineUpdate<SupplierQualificationState, [SupplierDecisionArgs]>('disqualify');
-/** QA's decision taken in another process (a CAPA's closure), judged by this run like the Updates. */
-export interface ProcessDecisionArgs extends SupplierDecisionArgs {
+/**
+ * QA's decision taken in another process (a CAPA's closure), judged by this run like the Updates. It carries no
+ * grant: the recording step believes it only if Postgres holds that closure, signed, with this verdict on this
+ * supplier, and records the signer as Postgres knows them.
+ */
+export interface ProcessDecisionArgs {
+  actor: Actor;
+  reason: string;
   decision: SupplierDecision;
   /** The deciding process and step; a decision that arrives twice is applied once. */
   via: string;
 }
 export const processDecisionSignal = defineSignal<[ProcessDecisionArgs]>('processDecision');
-/** Operators retry a refused ERP write (from the dead letters) once the ERP side is fixed. */
+/**
+ * Operators retry a refused ERP write (from the dead letters) once the ERP side is fixed; the run writes again only
+ * if Postgres shows an operator asked for it (the supplier's dead letter is marked retry_requested).
+ */
 export const retryErpWriteSignal = defineSignal('retryErpWrite');
 
 export const DECISION_UPDATES = {

@@ -21,6 +21,7 @@ export interface CapaRow {
   risk_score: number | null;
   risk_level: RiskLevel | null;
   owner: string | null;
+  owner_user_id: string | null;
   assignees: string[];
   due_at: Date | null;
   merged_into: string | null;

@@ -14,7 +14,9 @@ import * as auditSeals from './migrations/20261206010000_audit_seals';
 import * as phiAccessEvents from './migrations/20261206020000_phi_access_events';
 import * as actionGrants from './migrations/20261206030000_action_grants';
 import * as signatureVoids from './migrations/20261206040000_signature_voids_and_record_protection';
-import * as routingTemplates from './migrations/20261206042000_routing_templates';
+import * as capaNumbersAsOwner from './migrations/20261206045000_capa_numbers_as_owner';
+import * as patientRecords from './migrations/20261206041000_patient_records';
+import * as routingTemplates from './migrations/20261206046000_routing_templates';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -32,7 +34,9 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261206020000_phi_access_events': phiAccessEvents,
   '20261206030000_action_grants': actionGrants,
   '20261206040000_signature_voids_and_record_protection': signatureVoids,
-  '20261206042000_routing_templates': routingTemplates,
+  '20261206045000_capa_numbers_as_owner': capaNumbersAsOwner,
+  '20261206041000_patient_records': patientRecords,
+  '20261206046000_routing_templates': routingTemplates,
 };
 
 const source: Knex.MigrationSource<string> = {

@@ -41,6 +41,9 @@ export interface Patient {
   createdBy: string;
   createdAt: string;
   updatedAt: string;
+  /** Set when the record was retired instead of deleted: kept, read-only, until retainUntil. */
+  retired: { at: string; retainUntil: string } | null;
+  legalHold: boolean;
 }
 
 const COLUMNS: Record<keyof PatientInput, string> = {
@@ -70,6 +73,7 @@ const selectPatient = (db: Knex) =>
   db('patients as p')
     .join('users as u', 'u.id', 'p.created_by')
     .select('p.id', 'p.given_name', 'p.family_name', 'p.mrn', 'p.sex', 'p.address', 'p.phone', 'p.created_at', 'p.updated_at')
+    .select('p.retired_at', 'p.retain_until', 'p.legal_hold')
     .select(db.raw(`to_char(p.date_of_birth, 'YYYY-MM-DD') as date_of_birth`), 'u.username as created_by');
 
 function toPatient(row: Record<string, unknown>): Patient {
@@ -85,6 +89,8 @@ function toPatient(row: Record<string, unknown>): Patient {
     createdBy: row.created_by as string,
     createdAt: iso(row.created_at as Date),
     updatedAt: iso(row.updated_at as Date),
+    retired: row.retired_at ? { at: iso(row.retired_at as Date), retainUntil: iso(row.retain_until as Date) } : null,
+    legalHold: Boolean(row.legal_hold),
   };
 }
 
@@ -281,21 +287,27 @@ export interface CareTeamMember {
   active: boolean;
   addedBy: string;
   addedAt: string;
+  /** How they joined: added by a clinician of the team, an admin's request a clinician confirmed, or break-glass. */
+  access: 'clinician' | 'confirmed' | 'break_glass';
+  confirmedBy: string | null;
 }
 
 export async function careTeam(db: Knex, patientId: string): Promise<CareTeamMember[]> {
   const rows = await db('patient_clinicians as pc')
     .join('users as u', 'u.id', 'pc.user_id')
     .join('users as a', 'a.id', 'pc.added_by')
+    .leftJoin('users as c', 'c.id', 'pc.confirmed_by')
     .where('pc.patient_id', patientId)
     .orderBy([{ column: 'pc.added_at' }, { column: 'u.username' }])
-    .select('u.username', 'u.printed_name', 'u.active', 'a.username as added_by', 'pc.added_at');
+    .select('u.username', 'u.printed_name', 'u.active', 'a.username as added_by', 'pc.added_at', 'pc.access', 'c.username as confirmed_by');
   return rows.map((r) => ({
     username: r.username,
     printedName: r.printed_name,
     active: r.active,
     addedBy: r.added_by,
     addedAt: iso(r.added_at),
+    access: r.access,
+    confirmedBy: r.confirmed_by ?? null,
   }));
 }
 

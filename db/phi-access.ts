@@ -1,6 +1,15 @@
 import type { Knex } from 'knex';
 
-export const PHI_RECORD_KINDS = ['patient', 'patient_list', 'note', 'note_list', 'summary', 'summary_job', 'summary_job_list'] as const;
+export const PHI_RECORD_KINDS = [
+  'patient',
+  'patient_list',
+  'note',
+  'note_list',
+  'note_versions',
+  'summary',
+  'summary_job',
+  'summary_job_list',
+] as const;
 export type PhiRecordKind = (typeof PHI_RECORD_KINDS)[number];
 export type PhiAccessOutcome = 'read' | 'denied';
 

@@ -97,13 +97,37 @@ export interface NoteWrite {
   noteTime: Date;
 }
 
-/** Inserts a note with its content hash and records it in the audit trail (IDs and hash only). */
+/**
+ * Appends one version of a note: its text and time as they stand from now on (or, for `deleted`, as they stood
+ * when it was deleted), who made it and when. Versions are never changed; the primary key refuses a second write
+ * of the same version.
+ */
+async function appendNoteVersion(
+  trx: Knex,
+  actor: Actor,
+  row: { noteId: string; patientId: string; version: number; sections: SoapSections; noteTime: Date | string; contentHash: string },
+  deleted = false,
+): Promise<void> {
+  await trx('soap_note_versions').insert({
+    note_id: row.noteId,
+    version: row.version,
+    patient_id: row.patientId,
+    ...Object.fromEntries(SOAP_SECTIONS.map((s) => [s, row.sections[s]])),
+    note_time: row.noteTime,
+    content_hash: row.contentHash,
+    recorded_by: actor.userId,
+    deleted,
+  });
+}
+
+/** Inserts a note with its content hash and first version, and records it in the audit trail (IDs and hash only). */
 export async function createNote(db: Knex, actor: Actor, patientId: string, note: NoteWrite): Promise<SoapNote> {
   return db.transaction(async (trx) => {
     const contentHash = noteContentHash({ ...note.sections, noteTime: note.noteTime });
     const [{ id }] = await trx('soap_notes')
       .insert({ patient_id: patientId, ...note.sections, note_time: note.noteTime, author_id: actor.userId, content_hash: contentHash })
       .returning('id');
+    await appendNoteVersion(trx, actor, { noteId: id, patientId, version: 1, sections: note.sections, noteTime: note.noteTime, contentHash });
     await appendAudit(trx, {
       actorId: actor.userId,
       actor: actor.username,
@@ -124,8 +148,9 @@ export class StaleNoteVersion extends Error {
 }
 
 /**
- * Replaces the note's sections and time when the caller's version is current. A request that changes nothing
- * keeps the version and writes nothing, so a retried PUT is harmless. Undefined when there is no such note.
+ * Makes the caller's text the note's next version when the caller's version is current: the note shows it, and
+ * soap_note_versions keeps it beside every earlier one (nothing is overwritten for good). A request that changes
+ * nothing keeps the version and writes nothing, so a retried PUT is harmless. Undefined when there is no such note.
  */
 export async function updateNote(
   db: Knex,
@@ -152,6 +177,14 @@ export async function updateNote(
           version: current.version + 1,
           updated_at: trx.fn.now(),
         });
+      await appendNoteVersion(trx, actor, {
+        noteId,
+        patientId,
+        version: current.version + 1,
+        sections: note.sections,
+        noteTime: note.noteTime,
+        contentHash,
+      });
       await appendAudit(trx, {
         actorId: actor.userId,
         actor: actor.username,
@@ -165,12 +198,28 @@ export async function updateNote(
   });
 }
 
-/** Deletes a note, checking the caller's version when one is given. False when there is no such note. */
+/**
+ * Deletes a note, checking the caller's version when one is given; its versions stay, with one more that records
+ * who deleted it and when. False when there is no such note.
+ */
 export async function deleteNote(db: Knex, actor: Actor, patientId: string, noteId: string, expectedVersion?: number): Promise<boolean> {
   return db.transaction(async (trx) => {
-    const current = await trx('soap_notes').where({ id: noteId, patient_id: patientId }).forUpdate().first('version', 'content_hash');
+    const current = await trx('soap_notes').where({ id: noteId, patient_id: patientId }).forUpdate().first();
     if (!current) return false;
     if (expectedVersion !== undefined && current.version !== expectedVersion) throw new StaleNoteVersion(current.version);
+    await appendNoteVersion(
+      trx,
+      actor,
+      {
+        noteId,
+        patientId,
+        version: current.version + 1,
+        sections: Object.fromEntries(SOAP_SECTIONS.map((s) => [s, current[s]])) as SoapSections,
+        noteTime: current.note_time,
+        contentHash: current.content_hash,
+      },
+      true,
+    );
     await trx('soap_notes').where({ id: noteId }).delete();
     await appendAudit(trx, {
       actorId: actor.userId,
@@ -234,5 +283,40 @@ export async function notesForSummary(db: Knex, noteIds: string[]): Promise<Note
     plan: r.plan,
     noteTime: iso(r.note_time),
     contentHash: r.content_hash,
+  }));
+}
+
+export interface SoapNoteVersion extends SoapSections {
+  noteId: string;
+  version: number;
+  noteTime: string;
+  contentHash: string;
+  /** Who made this version (wrote, edited or deleted the note). */
+  recordedBy: string;
+  recordedAt: string;
+  /** This version records the note's deletion; its text is the text the note had then. */
+  deleted: boolean;
+}
+
+/** Every version of one of the patient's notes, oldest first; empty when the patient never had that note. */
+export async function listNoteVersions(db: Knex, patientId: string, noteId: string): Promise<SoapNoteVersion[]> {
+  const rows = await db('soap_note_versions as v')
+    .join('users as u', 'u.id', 'v.recorded_by')
+    .where({ 'v.patient_id': patientId, 'v.note_id': noteId })
+    .orderBy('v.version')
+    .select('v.note_id', 'v.version', ...SOAP_SECTIONS.map((s) => `v.${s}`), 'v.note_time', 'v.content_hash')
+    .select('v.recorded_at', 'v.deleted', 'u.username as recorded_by');
+  return rows.map((r) => ({
+    noteId: r.note_id,
+    version: r.version,
+    subjective: r.subjective,
+    objective: r.objective,
+    assessment: r.assessment,
+    plan: r.plan,
+    noteTime: iso(r.note_time),
+    contentHash: r.content_hash,
+    recordedBy: r.recorded_by,
+    recordedAt: iso(r.recorded_at),
+    deleted: r.deleted,
   }));
 }

@@ -6,3 +6,4 @@ export { supplierQualificationWorkflow } from './supplier-qualification';
 export * from './scheduled-work';
 export { capaWorkflow } from './capa';
 export { soapSummaryWorkflow } from './soap-summary';
+export { deliverEmailsWorkflow } from './deliver-emails';

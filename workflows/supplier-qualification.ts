@@ -1,4 +1,13 @@
-import { allHandlersFinished, condition, continueAsNew, log, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import {
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  log,
+  patched,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
 import { FailureType, refuse } from '../common/failures';
 import {
   DECISION_FROM,
@@ -16,6 +25,7 @@ import {
 } from '../common/supplier-qualification';
 import { EntityId, EntityType, Stage } from '../common/search-attributes';
 import { alerts, db, erp } from './lib';
+import { grantRefusal, isActor, requireProof } from './lib/proof';
 
 /**
  * QA's qualification of one supplier: approve, suspend, disqualify (Updates, QA only), each recorded and written to
@@ -46,7 +56,7 @@ export async function supplierQualificationWorkflow(input: SupplierQualification
   /** Records a decision (state first, so a concurrent one is judged against it), undone if recording fails. */
   async function decide(
     decision: SupplierDecision,
-    { actor, reason }: SupplierDecisionArgs,
+    { actor, reason, grant }: { actor: SupplierDecisionArgs['actor']; reason: string; grant?: string },
     via?: string,
   ): Promise<SupplierQualificationState> {
     const status = DECISION_STATUS[decision];
@@ -76,12 +86,16 @@ export async function supplierQualificationWorkflow(input: SupplierQualification
         actor,
         reason,
         at: record.at,
+        ...(grant ? { grant } : {}),
         ...(via ? { via } : {}),
       });
     } catch (err) {
       s.decisions.splice(s.decisions.indexOf(record), 1);
       s.status = previous;
       publish();
+      // Its proof refused, nothing was recorded: the request is refused and the run goes on as it was.
+      const refused = grantRefusal(err);
+      if (refused) refuse(FailureType.GrantRefused, refused.message);
       throw err;
     }
     record.recorded = true;
@@ -89,7 +103,7 @@ export async function supplierQualificationWorkflow(input: SupplierQualification
   }
 
   /** Why this decision cannot be taken now, if it cannot. */
-  function refusal(decision: SupplierDecision, { actor, reason }: SupplierDecisionArgs): [FailureType, string] | null {
+  function refusal(decision: SupplierDecision, { actor, reason }: Pick<SupplierDecisionArgs, 'actor' | 'reason'>): [FailureType, string] | null {
     if (!actor.roles.includes('qa_manager') && !actor.roles.includes('admin'))
       return [FailureType.Forbidden, 'only QA may qualify suppliers'];
     if (!reason?.trim()) return [FailureType.InvalidInput, 'a reason is required'];
@@ -102,6 +116,7 @@ export async function supplierQualificationWorkflow(input: SupplierQualification
   for (const decision of Object.keys(DECISION_UPDATES) as SupplierDecision[]) {
     setHandler(DECISION_UPDATES[decision], (args: SupplierDecisionArgs) => decide(decision, args), {
       validator: (args: SupplierDecisionArgs) => {
+        requireProof(args);
         const refused = refusal(decision, args);
         if (refused) refuse(...refused);
       },
@@ -110,7 +125,14 @@ export async function supplierQualificationWorkflow(input: SupplierQualification
 
   // Another process's decision (a CAPA closed with a verdict on this supplier): judged as an Update would be; one
   // that is already in force, repeated, or not allowed is logged and changes nothing.
-  setHandler(processDecisionSignal, async ({ decision, via, ...args }: ProcessDecisionArgs) => {
+  setHandler(processDecisionSignal, async (signal: ProcessDecisionArgs) => {
+    // A malformed signal (no actor as labflow builds one) is not labflow's; it must not break the run.
+    if (!isActor(signal?.actor) || typeof signal.via !== 'string' || !(signal.decision in DECISION_STATUS)) {
+      log.warn('decision signal ignored: malformed', { via: String(signal?.via) });
+      return;
+    }
+    const { decision, via, actor, reason } = signal;
+    const args = { actor, reason: String(reason ?? '') };
     if (s.decisions.some((d) => d.via === via)) return;
     const refused = refusal(decision, args);
     if (refused) {
@@ -133,7 +155,18 @@ export async function supplierQualificationWorkflow(input: SupplierQualification
     if (retryRequested) {
       retryRequested = false;
       const last = s.decisions.at(-1);
-      if (last?.erp === 'refused') last.erp = 'pending';
+      // An operator's retry is believed only if Postgres shows they asked for it (runs from before replay as they did).
+      if (last?.erp === 'refused' && patched('supplier-retry-proof')) {
+        const asked = await db
+          .confirmErpRetry({ workflowId, supplier: input.supplier, seq: last.seq })
+          .then(() => true)
+          .catch((err: unknown) => {
+            if (!grantRefusal(err)) throw err;
+            log.warn('ERP retry signal refused: no retry was requested', { supplier: input.supplier });
+            return false;
+          });
+        if (asked) last.erp = 'pending';
+      } else if (last?.erp === 'refused') last.erp = 'pending';
     }
     const next = s.decisions.find((d) => d.erp === 'pending' && d.recorded);
     if (next) {

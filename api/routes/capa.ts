@@ -12,6 +12,17 @@ import {
   requestExtensionUpdate,
   submitPlanUpdate,
   triageUpdate,
+  type CompleteActionArgs,
+  type ContainmentArgs,
+  type EffectivenessArgs,
+  type ExtensionDecisionArgs,
+  type ExtensionRequestArgs,
+  type InvestigationArgs,
+  type LinkSourcesArgs,
+  type PlanArgs,
+  type Proven,
+  type ReasonArgs,
+  type TriageArgs,
 } from '../../common/capa';
 import { auditTrail } from '../../db/audit';
 import type { ApiDeps } from '../deps';
@@ -45,7 +56,9 @@ import {
   initiateCapa,
   planArgs,
   planDecisionArgs,
+  requireSourceLinker,
   triageArgs,
+  withCapaGrant,
 } from '../services/capa';
 import { capaRun } from '../temporal/capa';
 
@@ -112,11 +125,18 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       ...onCapa,
       method: 'post',
       path: '/capas/:number/sources',
-      summary: 'Link more source records to this CAPA ("link to existing")',
+      summary: 'Link more source records to this CAPA ("link to existing"; its owner or QA)',
       roles: 'any',
       body: linkSourcesBody,
       update: linkSourcesUpdate,
-      toArgs: ({ actor, body }) => ({ sources: body.sources, by: actor.username }),
+      toArgs: async ({ actor, body, params }) => {
+        await requireSourceLinker(db, actor, params.number);
+        return withCapaGrant<LinkSourcesArgs & Proven>(deps, params.number, 'capa.link_sources', {
+          actor,
+          sources: body.sources,
+          by: actor.username,
+        });
+      },
     }),
     updateRoute({
       ...onCapa,
@@ -126,7 +146,8 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       roles: ['qa_manager'],
       body: triageBody,
       update: triageUpdate,
-      toArgs: ({ actor, body, params }) => triageArgs(db, actor, params.number, body),
+      toArgs: async ({ actor, body, params }) =>
+        withCapaGrant<TriageArgs>(deps, params.number, 'capa.triage', await triageArgs(db, actor, params.number, body)),
     }),
     updateRoute({
       ...onCapa,
@@ -136,7 +157,8 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       roles: 'any',
       body: containmentBody,
       update: containmentUpdate,
-      toArgs: ({ actor, body }) => ({ actor, ...body }),
+      toArgs: ({ actor, body, params }) =>
+        withCapaGrant<ContainmentArgs>(deps, params.number, 'capa.record_containment', { actor, ...body }),
     }),
     updateRoute({
       ...onCapa,
@@ -146,7 +168,8 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       roles: 'any',
       body: investigationBody,
       update: investigationUpdate,
-      toArgs: ({ actor, body }) => ({ actor, ...body }),
+      toArgs: ({ actor, body, params }) =>
+        withCapaGrant<InvestigationArgs>(deps, params.number, 'capa.record_investigation', { actor, ...body }),
     }),
     updateRoute({
       ...onCapa,
@@ -156,7 +179,8 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       roles: 'any',
       body: planBody,
       update: submitPlanUpdate,
-      toArgs: ({ actor, body }) => planArgs(db, actor, body),
+      toArgs: async ({ actor, body, params }) =>
+        withCapaGrant<PlanArgs>(deps, params.number, 'capa.submit_plan', await planArgs(db, actor, body)),
     }),
     updateRoute({
       ...onCapa,
@@ -176,11 +200,12 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       roles: 'any',
       body: completeActionBody,
       update: completeActionUpdate,
-      toArgs: ({ actor, body, params }) => ({
-        actor,
-        actionId: params.actionId,
-        evidence: { text: body.evidence, attachments: body.attachments },
-      }),
+      toArgs: ({ actor, body, params }) =>
+        withCapaGrant<CompleteActionArgs>(deps, params.number, 'capa.complete_action', {
+          actor,
+          actionId: params.actionId,
+          evidence: { text: body.evidence, attachments: body.attachments },
+        }),
     }),
     updateRoute({
       ...onAction,
@@ -190,7 +215,13 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       roles: 'any',
       body: extensionBody,
       update: requestExtensionUpdate,
-      toArgs: ({ actor, body, params }) => ({ actor, actionId: params.actionId, dueAt: body.dueAt, reason: body.reason }),
+      toArgs: ({ actor, body, params }) =>
+        withCapaGrant<ExtensionRequestArgs>(deps, params.number, 'capa.request_extension', {
+          actor,
+          actionId: params.actionId,
+          dueAt: body.dueAt,
+          reason: body.reason,
+        }),
     }),
     updateRoute({
       ...onAction,
@@ -200,7 +231,13 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       roles: ['qa_manager'],
       body: extensionDecisionBody,
       update: decideExtensionUpdate,
-      toArgs: ({ actor, body, params }) => ({ actor, actionId: params.actionId, approve: body.approve, reason: body.reason }),
+      toArgs: ({ actor, body, params }) =>
+        withCapaGrant<ExtensionDecisionArgs>(deps, params.number, 'capa.decide_extension', {
+          actor,
+          actionId: params.actionId,
+          approve: body.approve,
+          reason: body.reason,
+        }),
     }),
     updateRoute({
       ...onCapa,
@@ -211,7 +248,8 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       roles: ['qa_manager', 'lab_director'],
       body: effectivenessBody,
       update: effectivenessUpdate,
-      toArgs: ({ actor, body }) => ({ actor, ...body }),
+      toArgs: ({ actor, body, params }) =>
+        withCapaGrant<EffectivenessArgs>(deps, params.number, 'capa.record_effectiveness', { actor, ...body }),
     }),
     updateRoute({
       ...onCapa,
@@ -231,7 +269,7 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       roles: ['qa_manager'],
       body: reasonBody,
       update: cancelCapaUpdate,
-      toArgs: ({ actor, body }) => ({ actor, reason: body.reason }),
+      toArgs: ({ actor, body, params }) => withCapaGrant<ReasonArgs>(deps, params.number, 'capa.cancel', { actor, reason: body.reason }),
     }),
     updateRoute({
       ...onCapa,
@@ -241,7 +279,7 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       roles: ['qa_manager'],
       body: reasonBody,
       update: reopenCapaUpdate,
-      toArgs: ({ actor, body }) => ({ actor, reason: body.reason }),
+      toArgs: ({ actor, body, params }) => withCapaGrant<ReasonArgs>(deps, params.number, 'capa.reopen', { actor, reason: body.reason }),
     }),
     route({
       method: 'post',

@@ -1,9 +1,17 @@
 import type { Context } from 'koa';
 import { appendAudit } from '../../db/audit';
 import { encodeCursor } from '../../db/keyset';
+import {
+  breakGlassAddition,
+  confirmCareTeamRequest,
+  listBreakGlass,
+  pendingCareTeamRequests,
+  requestCareTeamAddition,
+} from '../../db/care-team';
+import { patientRetention, retentionRules, setLegalHold } from '../../db/retention';
 import { addToCareTeam, careTeam, findPatient, isOnCareTeam, listPatients, PatientConflict, removeFromCareTeam } from '../../db/patients';
 import { hasAccessEvents, isAccessEventOf, listAccessEvents } from '../../db/phi-access';
-import { findNote, listNotes, noteExists, StaleNoteVersion } from '../../db/soap-notes';
+import { findNote, listNotes, listNoteVersions, noteExists, StaleNoteVersion } from '../../db/soap-notes';
 import { findActiveClinician, findUserByUsername } from '../../db/users';
 import type { ApiDeps } from '../deps';
 import {
@@ -18,11 +26,14 @@ import {
 import { Problem, problems } from '../problem';
 import { route, type RouteSpec } from '../route';
 import { addNote, changePatient, deletePatientRecords, registerPatient, removeNote, replaceNote } from '../services/patients';
+import { deliverQueuedEmails } from '../temporal/notifications';
 import {
   ACCESS_LOG_SORT,
   accessLogQuery,
   addClinicianBody,
   careTeamMemberParams,
+  careTeamRequestParams,
+  legalHoldBody,
   createNoteBody,
   createPatientBody,
   listNotesQuery,
@@ -41,6 +52,7 @@ const CARE_TEAM_ACCESS = "Clinicians on the patient's care team, or admin (usern
 const patientPath = (id: string) => `/api/v1/patients/${id}`;
 const notePath = (patientId: string, noteId: string) => `${patientPath(patientId)}/notes/${noteId}`;
 const etag = (version: number) => `"v${version}"`;
+const requestPath = (patientId: string, requestId: string) => `${patientPath(patientId)}/clinicians/requests/${requestId}`;
 
 function conflict(err: unknown): never {
   if (err instanceof PatientConflict) throw problems.conflict(err.type, err.message);
@@ -100,7 +112,8 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
   const phi = phiAccessLog(deps);
 
   async function careTeamAnswer(patientId: string) {
-    return { patientId, clinicians: await careTeam(db, patientId) };
+    const [clinicians, pending] = await Promise.all([careTeam(db, patientId), pendingCareTeamRequests(db, patientId)]);
+    return { patientId, clinicians, pending: pending.map((r) => ({ ...r, location: requestPath(patientId, r.id) })) };
   }
 
   return [
@@ -178,18 +191,82 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
         ctx.body = result.patient;
       },
     }),
+    /**
+     * DELETE retires instead of deleting when the record holds signed summaries: signed records are kept for their
+     * retention period (retention_rules, 'signed_summary': years after the newest signature), read-only, with
+     * everything they rest on (notes and their versions, jobs, summaries, signatures). The answer is 200 with the
+     * retirement, not 204, so the caller sees the record was kept. DELETE on a retired patient purges it once the
+     * retention date has passed and answers 409 retention-period before. A legal hold refuses both (409 legal-hold)
+     * and changes nothing. A patient without signed summaries is deleted as before (204).
+     */
     route({
       method: 'delete',
       path: '/patients/:id',
-      summary: 'Delete a patient with their care team, notes and summaries; their open summary runs are stopped first',
+      summary:
+        'Delete a patient with their care team, notes and summaries (204); one with signed summaries is retired and kept for its retention period instead (200); 409 under a legal hold or within the retention period',
       tag: TAG,
       roles: CLINICIAN,
       access: PHI_ACCESS,
       params: patientParams,
       handler: async ({ params, actor, ctx }) => {
-        const deleted = await deletePatientRecords(deps, actor, params.id);
-        if (!deleted) throw problems.notFound(`patient ${params.id}`);
-        ctx.status = 204;
+        const disposal = await deletePatientRecords(deps, actor, params.id);
+        switch (disposal.outcome) {
+          case 'not_found':
+            throw problems.notFound(`patient ${params.id}`);
+          case 'legal_hold':
+            throw problems.conflict('legal-hold', 'the patient’s records are under a legal hold: they may be neither retired nor deleted until it is lifted');
+          case 'retained':
+            throw problems.conflict(
+              'retention-period',
+              `the patient was retired and holds signed records that must be kept until ${disposal.retainUntil}; they cannot be deleted before`,
+              { retiredAt: disposal.retiredAt, retainUntil: disposal.retainUntil },
+            );
+          case 'retired':
+            ctx.status = 200;
+            ctx.body = {
+              patientId: params.id,
+              status: 'retired',
+              retiredAt: disposal.retiredAt,
+              retainUntil: disposal.retainUntil,
+              signedSummaries: disposal.signedSummaries,
+              rule: disposal.rule,
+              detail: 'the patient holds signed summaries: the record is retired and kept, read-only, until its retention period ends',
+            };
+            return;
+          case 'deleted':
+            ctx.status = 204;
+        }
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/patients/:id/retention',
+      summary: 'Whether the patient is retired, until when the record is kept, whether a legal hold is on it, and the rules applied',
+      tag: TAG,
+      roles: ['clinician', 'privacy_officer'],
+      access: `${PHI_ACCESS} The privacy_officer role may read it too (no PHI in the answer).`,
+      params: patientParams,
+      handler: async ({ params, actor, ctx }) => {
+        if (!actor.roles.includes('privacy_officer')) await phi.guard(ctx, actor, params.id, 'patient', [params.id]);
+        const retention = await patientRetention(db, params.id);
+        if (!retention) throw problems.notFound(`patient ${params.id}`);
+        ctx.body = { patientId: params.id, ...retention, rules: await retentionRules(db) };
+      },
+    }),
+    route({
+      method: 'put',
+      path: '/patients/:id/legal-hold',
+      summary: 'Put the patient’s records under a legal hold (hold=true, naming the matter) or lift it (hold=false); a hold blocks retirement and deletion',
+      tag: TAG,
+      roles: PRIVACY_OFFICER,
+      access: 'The privacy_officer role only. Admin does not pass. Every change is audited.',
+      params: patientParams,
+      body: legalHoldBody,
+      handler: async ({ params, body, actor, ctx }) => {
+        if (!actor.roles.includes('privacy_officer')) throw problems.forbidden('a legal hold is set or lifted by the privacy_officer role only');
+        const retention = await setLegalHold(db, actor, params.id, body);
+        if (!retention) throw problems.notFound(`patient ${params.id}`);
+        ctx.body = { patientId: params.id, ...retention };
       },
     }),
     route({
@@ -257,7 +334,8 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/patients/:id/clinicians',
-      summary: 'Add an active clinician to the care team (201, or 200 when already on it)',
+      summary:
+        'Add an active clinician to the care team. A clinician on the team adds at once (201, or 200 when already on it); an admin’s addition waits for a clinician of the team to confirm it (202 with the request), unless the admin uses breakGlass with a reason (201; audited, the privacy officers are alerted)',
       tag: TAG,
       roles: CLINICIAN,
       access: `${CARE_TEAM_ACCESS} An admin may not add themselves.`,
@@ -268,15 +346,81 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
         if (as === 'admin' && body.username === actor.username) {
           throw problems.forbidden('an admin may not grant themselves access to a patient record; a clinician on the care team can');
         }
+        if (as === 'clinician' && body.breakGlass) {
+          throw problems.unprocessable('break-glass-not-needed', 'a clinician on the care team adds colleagues directly; break-glass is for admins', {
+            errors: [{ field: 'body.breakGlass', detail: 'not needed by a clinician on the care team' }],
+          });
+        }
         const user = await findActiveClinician(db, body.username);
         if (!user) {
           throw problems.unprocessable('not-a-clinician', `${body.username} is not an active clinician`, {
             errors: [{ field: 'body.username', detail: 'not an active clinician' }],
           });
         }
-        const added = await addToCareTeam(db, actor, params.id, user);
-        ctx.status = added ? 201 : 200;
-        ctx.body = await careTeamAnswer(params.id);
+        if (as === 'clinician') {
+          const added = await addToCareTeam(db, actor, params.id, user);
+          ctx.status = added ? 201 : 200;
+          ctx.body = await careTeamAnswer(params.id);
+          return;
+        }
+        if (body.breakGlass) {
+          const glass = await breakGlassAddition(db, actor, params.id, user, body.breakGlass.reason, deps.config.mailDomain ?? 'localhost');
+          if (glass.eventId) await deliverQueuedEmails(deps, `break-glass:${glass.eventId}`, glass.outboxIds);
+          ctx.status = glass.added ? 201 : 200;
+          ctx.body = { ...(await careTeamAnswer(params.id)), breakGlass: glass.eventId ? { id: glass.eventId } : null };
+          return;
+        }
+        const asked = await requestCareTeamAddition(db, actor, params.id, user);
+        if (asked === 'member') {
+          ctx.status = 200;
+          ctx.body = await careTeamAnswer(params.id);
+          return;
+        }
+        ctx.status = asked.created ? 202 : 200;
+        ctx.set('Location', requestPath(params.id, asked.request.id));
+        ctx.body = {
+          ...(await careTeamAnswer(params.id)),
+          request: { ...asked.request, location: requestPath(params.id, asked.request.id) },
+          detail: 'the addition waits for a clinician of the care team to confirm it',
+        };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/patients/:id/clinicians/requests/:requestId/confirm',
+      summary: 'Confirm an admin’s request to add a clinician to the care team: the clinician joins it',
+      tag: TAG,
+      roles: CLINICIAN,
+      access: "Clinicians on the patient's care team only. Admin does not pass: the confirmation is the team's.",
+      params: careTeamRequestParams,
+      handler: async ({ params, actor, ctx }) => {
+        await phi.guard(ctx, actor, params.id, 'patient', []);
+        const confirmed = await confirmCareTeamRequest(db, actor, params.id, params.requestId).catch(conflict);
+        if (confirmed === 'no-request') throw problems.notFound(`care-team request ${params.requestId}`);
+        ctx.body = { ...(await careTeamAnswer(params.id)), request: confirmed };
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/patients/:id/break-glass',
+      summary: 'Break-glass additions to the patient’s care team, newest first: who added whom, when and why',
+      tag: TAG,
+      roles: PRIVACY_OFFICER,
+      access: PRIVACY_OFFICER_ACCESS,
+      params: patientParams,
+      handler: async ({ params, actor, ctx }) => {
+        requirePrivacyOfficer(actor);
+        if (!(await db('patients').where({ id: params.id }).first('id'))) throw problems.notFound(`patient ${params.id}`);
+        const events = await listBreakGlass(db, params.id);
+        await appendAudit(db, {
+          actorId: actor.userId,
+          actor: actor.username,
+          action: 'patient.break_glass_log_read',
+          entityType: 'patient',
+          entityId: params.id,
+          details: { events: events.map((e) => e.id) },
+        });
+        ctx.body = { patientId: params.id, items: events };
       },
     }),
     route({
@@ -349,6 +493,23 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
         await phi.read(ctx, actor, { kind: 'note', patientIds: [params.id], recordIds: [note.id] });
         ctx.set('ETag', etag(note.version));
         ctx.body = note;
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/patients/:id/notes/:noteId/versions',
+      summary:
+        'Every version of a note, oldest first: its text and time, who made it and when (an edit appends a version; a deletion is the last one)',
+      tag: TAG,
+      roles: CLINICIAN,
+      access: PHI_ACCESS,
+      params: noteParams,
+      handler: async ({ params, actor, ctx }) => {
+        await phi.guard(ctx, actor, params.id, 'note_versions', [params.noteId]);
+        const versions = await listNoteVersions(db, params.id, params.noteId);
+        if (!versions.length) throw problems.notFound(`note ${params.noteId}`);
+        await phi.read(ctx, actor, { kind: 'note_versions', patientIds: [params.id], recordIds: [params.noteId] });
+        ctx.body = { patientId: params.id, noteId: params.noteId, versions };
       },
     }),
     route({

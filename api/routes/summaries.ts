@@ -6,6 +6,7 @@ import { PHI_ACCESS, phiAccessLog } from '../patient-access';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
 import { listSummariesQuery, jobParams, patientParams, requestSummaryBody, requestSummaryQuery, reviewBody } from '../schemas/summaries';
+import { refuseRetired } from '../services/patients';
 import { jobLocation, patientOfJob, reviewSummary, summaryJobView, summaryView, waitForReady } from '../services/soap-summary';
 import { requestSummary } from '../temporal/soap-summary';
 
@@ -32,6 +33,7 @@ export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
       body: requestSummaryBody,
       handler: async ({ params, query, body, actor, ctx }) => {
         await phi.guard(ctx, actor, params.id, 'summary_job');
+        await refuseRetired(db, params.id);
         const providers = body.providers as Summarizer[] | undefined;
         const unavailable = providers?.filter((p) => p !== 'extractive' && !config.summary.providers.includes(p)) ?? [];
         if (unavailable.length) {

@@ -76,12 +76,17 @@ export const effectivenessBody = z.strictObject({
     .max(20),
   comment: z.string().trim().max(4000).default(''),
 });
-export const closeBody = z.strictObject({
-  signature: signatureBody,
-  comment: z.string().trim().max(4000).optional(),
-  /** QA's verdict on the supplier(s) the CAPA names (sources of type supplier), written to the ERP as their hold. */
-  supplierAction: z.enum(['approve', 'suspend', 'disqualify']).optional(),
-});
+export const closeBody = z
+  .strictObject({
+    signature: signatureBody,
+    comment: z.string().trim().max(4000).optional(),
+    /** QA's verdict on supplier(s) the CAPA names (sources of type supplier), written to the ERP as their hold. */
+    supplierAction: z.enum(['approve', 'suspend', 'disqualify']).optional(),
+    /** The suppliers the verdict is for, named explicitly: each a supplier source of the CAPA; no other is touched. */
+    suppliers: z.array(text(120)).min(1).max(50).optional(),
+  })
+  .refine((b) => !b.supplierAction || b.suppliers, { message: 'a supplier verdict names its suppliers', path: ['suppliers'] })
+  .refine((b) => !b.suppliers || b.supplierAction, { message: 'suppliers are named only with a supplier verdict', path: ['supplierAction'] });
 export const reasonBody = z.strictObject({ reason: text(2000) });
 export const deactivatedBody = z.strictObject({ username });
 

@@ -108,7 +108,25 @@ export const listNotesQuery = z
   .strictObject({ limit, cursor: cursorParam, sort: sortParam(['note_time'] as const, '-note_time') })
   .superRefine(cursorMatchesSort);
 
-export const addClinicianBody = z.strictObject({ username });
+/**
+ * Who joins the care team. An admin's addition waits for a clinician of the team to confirm it, unless the admin
+ * uses break-glass access, which needs a reason (audited; the privacy officers are alerted).
+ */
+export const addClinicianBody = z.strictObject({
+  username,
+  breakGlass: z
+    .strictObject({
+      reason: z.string().trim().min(10, 'say why the care team could not confirm in time (at least 10 characters)').max(2000),
+    })
+    .optional(),
+});
+export const careTeamRequestParams = z.object({ id: patientId, requestId: z.uuid('not a care-team request ID (a UUID)') });
+
+/** A legal hold on the patient's records: it blocks retirement and purge until it is lifted. */
+export const legalHoldBody = z.discriminatedUnion('hold', [
+  z.strictObject({ hold: z.literal(true), reason: z.string().trim().min(3, 'name the matter the hold is for').max(500) }),
+  z.strictObject({ hold: z.literal(false) }),
+]);
 
 /** How far ahead of the server's clock a note time may be, for devices whose clocks run a little fast. */
 export const NOTE_CLOCK_SKEW_MS = 5 * 60_000;

@@ -14,8 +14,10 @@ import {
   type CloseArgs,
   type PlanArgs,
   type PlanDecisionArgs,
+  type Proven,
   type TriageArgs,
 } from '../../common/capa';
+import { capaGrantedArgs, type CapaGrantAction } from '../../common/capa-grants';
 import { durationMs } from '../../common/durations';
 import { workflowIds } from '../../common/ids';
 import type { Actor } from '../../common/roles';
@@ -28,11 +30,47 @@ import type { ApiDeps } from '../deps';
 import { liveOrRecorded } from '../live-or-recorded';
 import { problems } from '../problem';
 import type { closeBody, createCapaBody, listCapasQuery, planBody, planDecisionBody, triageBody } from '../schemas/capa';
-import { verifySigner } from '../signing';
+import type { SignatureInput } from '../../common/signatures';
+import { grantAction, verifySigner } from '../signing';
 import { capaRun, notifyCapasOfDeactivation, startCapaRun } from '../temporal/capa';
 import { checkCountCeiling, checkTimers, requireTimerRole } from './timer-bounds';
 
 export const capaLocation = (number: string) => `/api/v1/capas/${number}`;
+
+/** A request as the API builds it, before the grant that proves it is written. */
+export type Unproven<A extends Proven> = Omit<A, 'grant'>;
+
+/**
+ * Writes the single-use grant for one action the caller may take on a CAPA's run (after re-verifying the password
+ * where it is signed) and answers the Update's argument carrying its ID. The grant binds what common/capa-grants
+ * says the action binds, built from the very arguments the run is sent.
+ */
+export async function withCapaGrant<A extends Proven>(
+  deps: ApiDeps,
+  number: string,
+  action: CapaGrantAction,
+  request: Unproven<A>,
+  signature?: SignatureInput,
+): Promise<A> {
+  const { actor, ...rest } = request;
+  const grant = await grantAction(deps, actor, {
+    workflowId: workflowIds.capa(number),
+    action,
+    args: (capaGrantedArgs[action] as (a: unknown) => unknown)(rest),
+    signature,
+  });
+  return { ...request, grant } as A;
+}
+
+/** Sources are linked to a CAPA by its owner or a QA manager only (403 before any grant is written). */
+export async function requireSourceLinker(db: Db, actor: Actor, number: string): Promise<void> {
+  const row = await findCapa(db, number);
+  if (!row) throw problems.notFound(`CAPA ${number}`);
+  if (actor.roles.includes('qa_manager')) return;
+  const owner = row.owner ?? '';
+  const owns = row.owner_user_id === actor.userId || (owner.startsWith('role:') && (actor.roles as string[]).includes(owner.slice(5)));
+  if (!owns) throw problems.forbidden(`only the owner of ${number} or a QA manager may link sources to it`);
+}
 
 /**
  * Starts a CAPA unless an open one already names one of its sources (409 with "link to existing"), or the caller
@@ -152,7 +190,7 @@ async function activeUser(db: Db, username: string, field: string): Promise<Assi
 }
 
 /** Triage's arguments: the owner must be an active user, a merge target another open CAPA. */
-export async function triageArgs(db: Db, actor: Actor, number: string, body: z.infer<typeof triageBody>): Promise<TriageArgs> {
+export async function triageArgs(db: Db, actor: Actor, number: string, body: z.infer<typeof triageBody>): Promise<Unproven<TriageArgs>> {
   if (body.decision === 'accept') {
     const owner = await activeUser(db, body.owner, 'body.owner');
     const { severity, occurrence, reason, durations } = body;
@@ -178,7 +216,7 @@ export async function triageArgs(db: Db, actor: Actor, number: string, body: z.i
 }
 
 /** A plan's arguments: each action's owner is an active user, or QA managers as a role. */
-export async function planArgs(db: Db, actor: Actor, body: z.infer<typeof planBody>): Promise<PlanArgs> {
+export async function planArgs(db: Db, actor: Actor, body: z.infer<typeof planBody>): Promise<Unproven<PlanArgs>> {
   return {
     actor,
     criteria: body.criteria,
@@ -203,20 +241,22 @@ export async function planDecisionArgs(
   number: string,
   body: z.infer<typeof planDecisionBody>,
 ): Promise<PlanDecisionArgs> {
-  return {
-    actor,
-    decision: body.decision,
-    comment: body.comment || undefined,
-    signature: body.signature ? await verifySigner(deps, actor, body.signature, { entityType: 'capa', entityId: number }) : undefined,
-  };
+  const signature = body.signature ? await verifySigner(deps, actor, body.signature, { entityType: 'capa', entityId: number }) : undefined;
+  const request = { actor, decision: body.decision, comment: body.comment || undefined, signature };
+  return withCapaGrant<PlanDecisionArgs>(deps, number, 'capa.decide_plan', request, signature);
 }
 
 /**
  * A closure's verdict on the CAPA's suppliers must be one each supplier's qualification can take (or already
  * has); otherwise the CAPA would close on a verdict that is never applied.
  */
-async function checkSupplierVerdict(db: Db, number: string, decision: SupplierDecision): Promise<void> {
-  const suppliers = (await capaSources(db, number)).filter((src) => src.source_type === 'supplier').map((src) => src.source_id);
+async function checkSupplierVerdict(db: Db, number: string, decision: SupplierDecision, suppliers: string[]): Promise<void> {
+  const named = (await capaSources(db, number)).filter((src) => src.source_type === 'supplier').map((src) => src.source_id);
+  const foreign = suppliers.filter((supplier) => !named.includes(supplier));
+  if (foreign.length)
+    throw problems.unprocessable('not-a-capa-supplier', `${number} does not name ${foreign.join(', ')} as a supplier source`, {
+      errors: [{ field: 'body.suppliers', detail: `not a supplier source of ${number}` }],
+    });
   for (const supplier of suppliers) {
     const { known, status } = await supplierStanding(db, supplier);
     if (!known)
@@ -229,15 +269,16 @@ async function checkSupplierVerdict(db: Db, number: string, decision: SupplierDe
   }
 }
 
-/** A closure's arguments: the supplier verdict checked, the signer re-authenticated. */
+/**
+ * A closure's arguments: the supplier verdict checked for exactly the suppliers it names, the signer
+ * re-authenticated, and the grant binding the signature, the verdict and its suppliers.
+ */
 export async function closeArgs(deps: ApiDeps, actor: Actor, number: string, body: z.infer<typeof closeBody>): Promise<CloseArgs> {
-  if (body.supplierAction) await checkSupplierVerdict(deps.db, number, body.supplierAction);
-  return {
-    actor,
-    comment: body.comment,
-    supplierAction: body.supplierAction,
-    signature: await verifySigner(deps, actor, body.signature, { entityType: 'capa', entityId: number }),
-  };
+  const suppliers = body.supplierAction ? [...new Set(body.suppliers ?? [])] : undefined;
+  if (body.supplierAction) await checkSupplierVerdict(deps.db, number, body.supplierAction, suppliers ?? []);
+  const signature = await verifySigner(deps, actor, body.signature, { entityType: 'capa', entityId: number });
+  const request = { actor, comment: body.comment, supplierAction: body.supplierAction, suppliers, signature };
+  return withCapaGrant<CloseArgs>(deps, number, 'capa.close', request, signature);
 }
 
 /** Hands what a deactivated user holds in open CAPAs to each CAPA's QA manager; refused while the user is active. */

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { Actor } from '../../common/roles';
-import { createPatient, deletePatient, patientBirthDate, updatePatient, type PatientInput } from '../../db/patients';
+import { createPatient, patientBirthDate, updatePatient, type PatientInput } from '../../db/patients';
+import { disposePatient, isRetired, patientRetention, type Disposal } from '../../db/retention';
 import { createNote, deleteNote, updateNote } from '../../db/soap-notes';
 import type { ApiDeps } from '../deps';
 import { logPhiRead, requirePatientAccess, type PhiVia } from '../patient-access';
@@ -11,6 +12,13 @@ import { stopSummariesOfDeletedPatient, supersedeRunningSummaries } from '../tem
 // Access is checked in the transaction that writes, so a care team changed meanwhile cannot let a write through.
 // A write that answers with the record is also a disclosure: its access event is written in the same transaction,
 // so a write whose answer cannot be logged is undone and can simply be retried.
+
+/** A retired record is kept as it was when retired: 409 for any write to it. */
+export async function refuseRetired(db: Knex, patientId: string): Promise<void> {
+  if (await isRetired(db, patientId)) {
+    throw problems.conflict('patient-retired', 'the patient is retired: their record is kept as it was and takes no more changes');
+  }
+}
 
 async function refuseNoteBeforeBirth(trx: Knex, patientId: string, note: ParsedNote) {
   const dob = await patientBirthDate(trx, patientId);
@@ -53,20 +61,24 @@ export function changePatient(
 ) {
   return db.transaction(async (trx) => {
     await requirePatientAccess(trx, actor, patientId, 'update');
+    await refuseRetired(trx, patientId);
     const result = await updatePatient(trx, actor, patientId, change);
     if (result) await logPhiRead(trx, actor, via, { kind: 'patient', patientIds: [patientId], recordIds: [patientId] }, log);
     return result;
   });
 }
 
-/** Deletes a patient's records; their open summary runs are stopped first, so none is left writing into them. */
-export async function deletePatientRecords(deps: Pick<ApiDeps, 'db' | 'temporal'>, actor: Actor, patientId: string): Promise<boolean> {
+/**
+ * Deletes a patient's records, or retires them when they hold signed summaries (db/retention.ts). A legal hold
+ * refuses either before anything is stopped; otherwise the open summary runs are stopped first, so none is left
+ * writing into a record that is going or that takes no more changes.
+ */
+export async function deletePatientRecords(deps: Pick<ApiDeps, 'db' | 'temporal'>, actor: Actor, patientId: string): Promise<Disposal> {
   await requirePatientAccess(deps.db, actor, patientId);
+  if ((await patientRetention(deps.db, patientId))?.legalHold) return disposePatient(deps.db, actor, patientId);
   await stopSummariesOfDeletedPatient(deps, patientId);
-  return deps.db.transaction(async (trx) => {
-    await requirePatientAccess(trx, actor, patientId, 'update');
-    return deletePatient(trx, actor, patientId);
-  });
+  await requirePatientAccess(deps.db, actor, patientId);
+  return disposePatient(deps.db, actor, patientId);
 }
 
 export async function addNote(
@@ -78,6 +90,7 @@ export async function addNote(
 ) {
   const created = await deps.db.transaction(async (trx) => {
     await requirePatientAccess(trx, actor, patientId, 'share');
+    await refuseRetired(trx, patientId);
     await refuseNoteBeforeBirth(trx, patientId, note);
     const row = await createNote(trx, actor, patientId, note);
     await logPhiRead(trx, actor, via, { kind: 'note', patientIds: [patientId], recordIds: [row.id] }, deps.log);
@@ -99,6 +112,7 @@ export async function replaceNote(
 ) {
   const result = await deps.db.transaction(async (trx) => {
     await requirePatientAccess(trx, actor, patientId, 'share');
+    await refuseRetired(trx, patientId);
     await refuseNoteBeforeBirth(trx, patientId, note);
     const updated = await updateNote(trx, actor, patientId, noteId, version, note);
     if (updated) await logPhiRead(trx, actor, via, { kind: 'note', patientIds: [patientId], recordIds: [noteId] }, deps.log);
@@ -118,6 +132,7 @@ export async function removeNote(
 ): Promise<boolean> {
   const deleted = await deps.db.transaction(async (trx) => {
     await requirePatientAccess(trx, actor, patientId, 'share');
+    await refuseRetired(trx, patientId);
     return deleteNote(trx, actor, patientId, noteId, version);
   });
   if (deleted) await afterNotesChanged(deps, patientId);

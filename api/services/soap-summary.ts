@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import type { Actor } from '../../common/roles';
-import { FINAL_SUMMARY_STAGES, reviewSummaryUpdate, summaryStateQuery, type SummaryState } from '../../common/soap-summary';
+import { FINAL_SUMMARY_STAGES, reviewSummaryUpdate, soapGrantedArgs, summaryStateQuery, type SummaryState } from '../../common/soap-summary';
 import type { SignatureInput } from '../../common/signatures';
 import { listSignaturesFor } from '../../db/signatures';
 import {
@@ -18,7 +18,7 @@ import type { ApiDeps } from '../deps';
 import { liveOrRecorded } from '../live-or-recorded';
 import { problems } from '../problem';
 import type { ReviewBody } from '../schemas/summaries';
-import { verifySigner } from '../signing';
+import { grantAction, verifySigner } from '../signing';
 
 type Deps = Pick<ApiDeps, 'db' | 'temporal'>;
 
@@ -137,8 +137,10 @@ export async function waitForReady(deps: Deps, jobId: string, waitMs: number): P
 }
 
 /**
- * A clinician's review: the signature verified (approve, edit), the edited text and comment stored, then the run
- * asked to record the decision. A refused review leaves no text behind.
+ * A clinician's review: the signature verified (approve, edit), the edited text and comment stored, a single-use
+ * grant written for exactly this decision (bound to the password check when signed), then the run asked to record
+ * it. The run's recording step consumes the grant and re-checks the reviewer's role and care team. A refused
+ * review leaves no text behind.
  */
 export async function reviewSummary(deps: Pick<ApiDeps, 'db' | 'temporal' | 'config'>, actor: Actor, jobId: string, body: ReviewBody) {
   const { db, temporal } = deps;
@@ -156,19 +158,16 @@ export async function reviewSummary(deps: Pick<ApiDeps, 'db' | 'temporal' | 'con
     ...(body.comment ? { comment: body.comment } : {}),
   });
   try {
-    const state = await temporal.workflow.getHandle(jobId).executeUpdate(reviewSummaryUpdate, {
-      args: [
-        {
-          actor,
-          decision: body.decision,
-          summaryId: current.id,
-          signature,
-          editId: stored.editId,
-          commentId: stored.commentId,
-          regenerate: body.decision === 'reject' ? body.regenerate : undefined,
-        },
-      ],
-    });
+    const review = {
+      decision: body.decision,
+      summaryId: current.id,
+      signature,
+      editId: stored.editId,
+      commentId: stored.commentId,
+      regenerate: body.decision === 'reject' ? body.regenerate : undefined,
+    };
+    const grant = await grantAction(deps, actor, { workflowId: jobId, action: 'soap.review', args: soapGrantedArgs.review(review), signature });
+    const state = await temporal.workflow.getHandle(jobId).executeUpdate(reviewSummaryUpdate, { args: [{ actor, grant, ...review }] });
     return { job: await summaryJobView(deps, jobId), stage: state.stage, round: state.round };
   } catch (err) {
     await discardReviewTexts(db, stored);

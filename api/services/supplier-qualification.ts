@@ -1,11 +1,18 @@
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import { workflowIds } from '../../common/ids';
 import type { Actor } from '../../common/roles';
-import { DECISION_UPDATES, supplierQualificationQuery, type SupplierDecision } from '../../common/supplier-qualification';
+import {
+  DECISION_UPDATES,
+  SUPPLIER_ACTIONS,
+  supplierGrantedArgs,
+  supplierQualificationQuery,
+  type SupplierDecision,
+} from '../../common/supplier-qualification';
 import { erpSupplierExists, findErpSupplier, findSupplierQualification } from '../../db/erp-operations';
 import type { supplierQualificationWorkflow } from '../../workflows/supplier-qualification';
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
+import { grantAction } from '../signing';
 
 type Deps = Pick<ApiDeps, 'db' | 'temporal' | 'config'>;
 
@@ -38,8 +45,11 @@ export async function decideOnSupplier(
   if (!(await erpSupplierExists(db, name))) throw problems.notFound(`supplier ${name}`);
   const current = await findSupplierQualification(db, name);
   if (current?.status === 'disqualified') throw problems.conflict('run-finished', `${name} is disqualified; nothing more can be done`);
+  const workflowId = workflowIds.supplierQualification(name);
+  // The run records the decision only with the grant written here for this caller, this decision and this reason.
+  const grant = await grantAction({ db, config }, actor, { workflowId, action: SUPPLIER_ACTIONS[decision], args: supplierGrantedArgs({ reason }) });
   const start = new WithStartWorkflowOperation<typeof supplierQualificationWorkflow>('supplierQualificationWorkflow', {
-    workflowId: workflowIds.supplierQualification(name),
+    workflowId,
     taskQueue: config.taskQueue,
     // A run that ended otherwise than by disqualification (terminated by an operator) starts again from the projection.
     args: [{ supplier: name, status: current?.status }],
@@ -47,7 +57,7 @@ export async function decideOnSupplier(
     workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
   });
   return temporal.workflow.executeUpdateWithStart(DECISION_UPDATES[decision], {
-    args: [{ actor, reason }],
+    args: [{ actor, grant, reason }],
     startWorkflowOperation: start,
   });
 }

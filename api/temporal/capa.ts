@@ -1,5 +1,8 @@
 import type { Client } from '@temporalio/client';
-import { linkSourcesSignal, userDeactivatedSignal, type CapaInput, type CapaSource, type UserRef } from '../../common/capa';
+import { linkSourcesUpdate, userDeactivatedSignal, type CapaInput, type CapaSource, type UserRef } from '../../common/capa';
+import { capaGrantedArgs } from '../../common/capa-grants';
+import { issueGrant } from '../../db/grants';
+import { toActor } from '../../db/identity';
 import { workflowIds } from '../../common/ids';
 import { EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { allocateCapaNumber, openCapasHeldBy, openCapasNaming } from '../../db/capa';
@@ -7,6 +10,8 @@ import type { Db } from '../../db/knex';
 import type { capaWorkflow } from '../../workflows';
 
 export type NewCapa = Omit<CapaInput, 'number' | 'resume'>;
+
+const LINK_GRANT_TTL_MS = 5 * 60_000;
 
 /**
  * Numbers a new CAPA from this year's sequence and starts its run under `capa:<number>`. The number is fresh, so
@@ -36,7 +41,7 @@ export async function startCapaRun(client: Client, db: Db, taskQueue: string, ca
  *
  *   const { number, linked } = await openCapaForSource(client, db, taskQueue, {
  *     source: { type: 'sample', id: 'ACC-260001' }, title: 'Haemolysed samples from ward 3', description: '…',
- *     initiatedBy: { userId, username }, linkedBy: 'process:sample-intake',
+ *     initiatedBy: { userId, username },   // links to an open CAPA as this person: its owner or a QA manager
  *   });
  */
 export async function openCapaForSource(
@@ -48,17 +53,26 @@ export async function openCapaForSource(
     title: string;
     description: string;
     initiatedBy: UserRef;
-    /** Who links the source to an existing CAPA, e.g. 'process:sample-intake'. */
-    linkedBy?: string;
     durations?: CapaInput['durations'];
   },
 ): Promise<{ number: string; workflowId: string; linked: boolean }> {
   const [existing] = await openCapasNaming(db, [request.source]);
   if (existing) {
     const workflowId = workflowIds.capa(existing.number);
-    await client.workflow
-      .getHandle(workflowId)
-      .signal(linkSourcesSignal, { sources: [request.source], by: request.linkedBy ?? request.initiatedBy.username });
+    // Linking is a person's action like any other (the CAPA's owner or QA): the run records it with the grant
+    // written here for the person named, and refuses it (Forbidden) for anyone else.
+    const user = await db('users').where({ id: request.initiatedBy.userId, active: true }).first();
+    if (!user) throw new Error(`no active user ${request.initiatedBy.username} to link ${request.source.type}:${request.source.id}`);
+    const actor = toActor(user);
+    const sources = [request.source];
+    const grant = await issueGrant(db, {
+      userId: actor.userId,
+      workflowId,
+      action: 'capa.link_sources',
+      args: capaGrantedArgs['capa.link_sources']({ sources }),
+      ttlMs: LINK_GRANT_TTL_MS,
+    });
+    await client.workflow.getHandle(workflowId).executeUpdate(linkSourcesUpdate, { args: [{ actor, grant, sources, by: actor.username }] });
     return { number: existing.number, workflowId, linked: true };
   }
   const started = await startCapaRun(client, db, taskQueue, {

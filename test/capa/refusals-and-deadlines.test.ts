@@ -41,7 +41,7 @@ describe('CAPA refusals, deadlines, reassignment and continue-as-new', () => {
     await assert.rejects(
       testEnv()
         .client.workflow.getHandle(`capa:${number}`)
-        .executeUpdate(cancelCapaUpdate, { args: [{ actor: u.qa.actor, reason: '  ' }] }),
+        .executeUpdate(cancelCapaUpdate, { args: [{ actor: u.qa.actor, grant: 'g'.repeat(43), reason: '  ' }] }),
       (err: Error & { cause?: { type?: string } }) => err.cause?.type === 'InvalidInput',
     );
 
@@ -106,17 +106,19 @@ describe('CAPA refusals, deadlines, reassignment and continue-as-new', () => {
     assert.equal(res.body.existing[0].number, first.number);
     assert.equal(res.body.existing[0].link, `/api/v1/capas/${first.number}/sources`);
     const other = { type: 'nonconformance', id: `NC-${Date.now()}` };
-    const linked = await act(p, u.tech, first.number, '/sources', { sources: [other] });
+    // Only the CAPA's owner or QA may link (this one has no owner yet): anyone else is refused before anything is written.
+    const refused = await act(p, u.tech, first.number, '/sources', { sources: [other] }, 403);
+    assert.equal(refused.type, 'urn:labflow:problem:forbidden');
+    const linked = await act(p, u.qa, first.number, '/sources', { sources: [other] });
     assert.equal(linked.sources.length, 2);
 
-    // Another process (sample intake) uses the helper: the same source links, a new one opens a CAPA.
+    // The helper for other processes: the same source links (as QA, who may), a new one opens a CAPA.
     const env = testEnv();
     const again = await openCapaForSource(env.client, env.db, p.taskQueue, {
       source,
       title: 'Rejected sample',
       description: 'Rejected at intake',
-      initiatedBy: { userId: u.tech.actor.userId, username: u.tech.username },
-      linkedBy: 'process:sample-intake',
+      initiatedBy: { userId: u.qa.actor.userId, username: u.qa.username },
     });
     assert.deepEqual([again.number, again.linked], [first.number, true]);
     const fresh = await openCapaForSource(env.client, env.db, p.taskQueue, {

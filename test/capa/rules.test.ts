@@ -22,6 +22,8 @@ const HOUR = 3_600_000;
 const at = (ms: number) => new Date(ms).toISOString();
 
 const actor = (username: string, roles: Actor['roles']): Actor => ({ userId: `id-${username}`, username, printedName: username, roles });
+/** A well-formed grant ID: validators check its shape; the recording step checks the grant itself. */
+const GRANT = 'g'.repeat(43);
 const qa = actor('quinn', ['qa_manager']);
 const owner = actor('olga', ['lab_technician']);
 const ownerRef: AssigneeRef = { kind: 'user', userId: owner.userId, username: owner.username };
@@ -215,7 +217,7 @@ describe('CAPA rules (pure, no server)', () => {
 
   describe('validators', () => {
     it('lets only a QA manager triage, only at triage, with scores from 1 to 5 and an owner', () => {
-      const accept = { actor: qa, decision: 'accept' as const, severity: 3, occurrence: 3, owner: ownerRef };
+      const accept = { grant: GRANT, actor: qa, decision: 'accept' as const, severity: 3, occurrence: 3, owner: ownerRef };
       assert.equal(
         refusal(() => validateTriage(stateIn('triage'), accept)),
         null,
@@ -240,7 +242,7 @@ describe('CAPA rules (pure, no server)', () => {
         refusal(() => validateTriage(stateIn('triage'), { ...accept, owner: undefined })),
         'InvalidInput',
       );
-      const merge = { actor: qa, decision: 'merge' as const, reason: 'same', mergeInto: input.number };
+      const merge = { grant: GRANT, actor: qa, decision: 'merge' as const, reason: 'same', mergeInto: input.number };
       assert.equal(
         refusal(() => validateTriage(stateIn('triage'), merge)),
         'InvalidInput',
@@ -251,7 +253,7 @@ describe('CAPA rules (pure, no server)', () => {
         null,
       );
       assert.equal(
-        refusal(() => validateTriage(stateIn('triage'), { actor: qa, decision: 'unfounded', reason: ' ' })),
+        refusal(() => validateTriage(stateIn('triage'), { grant: GRANT, actor: qa, decision: 'unfounded', reason: ' ' })),
         'InvalidInput',
       );
     });
@@ -260,6 +262,7 @@ describe('CAPA rules (pure, no server)', () => {
       const investigation = { method: 'five_whys' as const, rootCause: 'x', findings: 'y', by: owner.username, at: at(T0) };
       const s = stateIn('investigation', { owner: ownerRef, investigation });
       const plan = {
+        grant: GRANT,
         actor: owner,
         actions: [{ type: 'corrective' as const, description: 'fix', owner: ownerRef, dueAt: at(T0 + HOUR) }],
         criteria: [{ description: 'rate', measure: '< 2%' }],
@@ -287,7 +290,7 @@ describe('CAPA rules (pure, no server)', () => {
     });
 
     it('limits extensions and refuses a second request while one waits', () => {
-      const request = { actor: owner, actionId: 'A1', dueAt: at(T0 + 96 * HOUR), reason: 'parts' };
+      const request = { grant: GRANT, actor: owner, actionId: 'A1', dueAt: at(T0 + 96 * HOUR), reason: 'parts' };
       const s = withPlan('implementation', [action('A1')]);
       assert.equal(
         refusal(() => validateExtensionRequest(s, request)),
@@ -319,29 +322,29 @@ describe('CAPA rules (pure, no server)', () => {
       const results = [{ criterionId: 'C1', met: true, evidence: 'rate 1%' }];
       const s = withPlan('effectiveness_review', [action('A1', { state: 'done', completedBy: { userId: 'id-tom', username: 'tom' } })]);
       assert.equal(
-        refusal(() => validateEffectiveness(s, { actor: verifier, results, comment: '' })),
+        refusal(() => validateEffectiveness(s, { grant: GRANT, actor: verifier, results, comment: '' })),
         null,
       );
       assert.equal(
-        refusal(() => validateEffectiveness(s, { actor: owner, results, comment: '' })),
+        refusal(() => validateEffectiveness(s, { grant: GRANT, actor: owner, results, comment: '' })),
         'Forbidden',
         'wrong role',
       );
       const tom = actor('tom', ['qa_manager']);
       assert.equal(
-        refusal(() => validateEffectiveness(s, { actor: tom, results, comment: '' })),
+        refusal(() => validateEffectiveness(s, { grant: GRANT, actor: tom, results, comment: '' })),
         'Forbidden',
         'completed A1',
       );
       assert.equal(
-        refusal(() => validateEffectiveness(s, { actor: verifier, results: [], comment: '' })),
+        refusal(() => validateEffectiveness(s, { grant: GRANT, actor: verifier, results: [], comment: '' })),
         'InvalidInput',
       );
     });
 
     it('refuses closure while actions are open, then without a passing check, then on a stale hash', () => {
       const sign = (contentHash: string) => ({ meaning: 'responsibility', contentHash, signedAt: at(T0) });
-      const close = { actor: qa, signature: sign('closure-hash') };
+      const close = { grant: GRANT, actor: qa, signature: sign('closure-hash') };
       assert.equal(
         refusal(() => validateClose(withPlan('implementation', [action('A1')]), close)),
         'ActionsOpen',
@@ -357,7 +360,7 @@ describe('CAPA rules (pure, no server)', () => {
         null,
       );
       assert.equal(
-        refusal(() => validateClose(passed, { actor: qa, signature: sign('other') })),
+        refusal(() => validateClose(passed, { grant: GRANT, actor: qa, signature: sign('other') })),
         'StaleContentHash',
       );
       assert.equal(
@@ -375,6 +378,7 @@ describe('CAPA rules (pure, no server)', () => {
   describe('the plan’s signed content', () => {
     it('numbers actions and criteria and hashes what the approver signs, the same whatever the key order', () => {
       const args = {
+        grant: GRANT,
         actor: owner,
         actions: [{ type: 'corrective' as const, description: 'fix', owner: ownerRef, dueAt: '2026-03-02T08:00:00Z' }],
         criteria: [{ description: 'rate', measure: '< 2%' }],

@@ -34,6 +34,8 @@ const actor = (username: string, roles: Actor['roles']): Actor => ({
   roles,
 });
 const ref = (a: Actor): AssigneeRef => ({ kind: 'user', userId: a.userId, username: a.username });
+/** A well-formed grant ID: the stub activities accept any, as Postgres is not here to check it. */
+const GRANT = 'g'.repeat(43);
 const qa = actor('quinn', ['qa_manager']);
 const owner = actor('olga', ['lab_technician']);
 const tech = actor('theo', ['lab_technician']);
@@ -132,14 +134,19 @@ async function refused(promise: Promise<unknown>, type: string): Promise<void> {
 
 /** Triage → containment → investigation → a plan of these actions, approved: the CAPA ends in implementation. */
 async function toImplementation(handle: WorkflowHandle, actions: { owner: Actor; dueInSeconds: number }[]) {
-  await handle.executeUpdate(triageUpdate, { args: [{ actor: qa, decision: 'accept', severity: 4, occurrence: 3, owner: ref(owner) }] });
-  await handle.executeUpdate(containmentUpdate, { args: [{ actor: owner, summary: 'Quarantined tubes', actions: ['Hold ward 3'] }] });
+  await handle.executeUpdate(triageUpdate, {
+    args: [{ grant: GRANT, actor: qa, decision: 'accept', severity: 4, occurrence: 3, owner: ref(owner) }],
+  });
+  await handle.executeUpdate(containmentUpdate, {
+    args: [{ grant: GRANT, actor: owner, summary: 'Quarantined tubes', actions: ['Hold ward 3'] }],
+  });
   await handle.executeUpdate(investigationUpdate, {
-    args: [{ actor: owner, method: 'five_whys', rootCause: 'Tourniquet too long', findings: '12 draws' }],
+    args: [{ grant: GRANT, actor: owner, method: 'five_whys', rootCause: 'Tourniquet too long', findings: '12 draws' }],
   });
   const planned = await handle.executeUpdate(submitPlanUpdate, {
     args: [
       {
+        grant: GRANT,
         actor: owner,
         actions: actions.map((a, i) => ({
           type: 'corrective' as const,
@@ -153,7 +160,7 @@ async function toImplementation(handle: WorkflowHandle, actions: { owner: Actor;
   });
   assert.equal(planned.stage, 'plan_approval');
   const approved = await handle.executeUpdate(decidePlanUpdate, {
-    args: [{ actor: qa, decision: 'approve', signature: sign(planned.plan?.contentHash) }],
+    args: [{ grant: GRANT, actor: qa, decision: 'approve', signature: sign(planned.plan?.contentHash) }],
   });
   assert.equal(approved.stage, 'implementation');
   return approved;
@@ -193,20 +200,22 @@ describe('the CAPA workflow on the dev server with stub activities', () => {
       );
 
       await handle.executeUpdate(completeActionUpdate, {
-        args: [{ actor: owner, actionId: 'A1', evidence: { text: 'done', attachments: [] } }],
+        args: [{ grant: GRANT, actor: owner, actionId: 'A1', evidence: { text: 'done', attachments: [] } }],
       });
       const last = await handle.executeUpdate(completeActionUpdate, {
-        args: [{ actor: tech, actionId: 'A2', evidence: { text: 'trained', attachments: ['doc:TR-9'] } }],
+        args: [{ grant: GRANT, actor: tech, actionId: 'A2', evidence: { text: 'trained', attachments: ['doc:TR-9'] } }],
       });
       assert.equal(last.stage, 'effectiveness_wait');
       // The one-second effectiveness wait is a timer of the run.
       await stageIs(handle, 'effectiveness_review');
       const passed = await handle.executeUpdate(effectivenessUpdate, {
-        args: [{ actor: director, results: [{ criterionId: 'C1', met: true, evidence: 'rate 1.1%' }], comment: '' }],
+        args: [{ grant: GRANT, actor: director, results: [{ criterionId: 'C1', met: true, evidence: 'rate 1.1%' }], comment: '' }],
       });
       assert.ok(passed.closureContentHash);
       assert.deepEqual(passed.pendingAssignees, ['role:qa_manager']);
-      const closed = await handle.executeUpdate(closeCapaUpdate, { args: [{ actor: qa, signature: sign(passed.closureContentHash) }] });
+      const closed = await handle.executeUpdate(closeCapaUpdate, {
+        args: [{ grant: GRANT, actor: qa, signature: sign(passed.closureContentHash) }],
+      });
       assert.equal(closed.stage, 'closed');
       assert.equal(closed.outcome, 'effective');
 
@@ -243,24 +252,33 @@ describe('the CAPA workflow on the dev server with stub activities', () => {
     await withWorker(stubs.activities, async (taskQueue) => {
       const { handle, workflowId } = await startCapa(taskQueue, stubs);
       const written = stubs.steps.length;
-      await refused(handle.executeUpdate(containmentUpdate, { args: [{ actor: owner, summary: 'early', actions: [] }] }), 'WrongStage');
       await refused(
-        handle.executeUpdate(triageUpdate, { args: [{ actor: owner, decision: 'accept', severity: 3, occurrence: 3, owner: ref(owner) }] }),
+        handle.executeUpdate(containmentUpdate, { args: [{ grant: GRANT, actor: owner, summary: 'early', actions: [] }] }),
+        'WrongStage',
+      );
+      await refused(
+        handle.executeUpdate(triageUpdate, {
+          args: [{ grant: GRANT, actor: owner, decision: 'accept', severity: 3, occurrence: 3, owner: ref(owner) }],
+        }),
         'Forbidden',
       );
       assert.equal(stubs.steps.length, written, 'a refused Update writes nothing');
 
       await handle.executeUpdate(triageUpdate, {
-        args: [{ actor: qa, decision: 'accept', severity: 2, occurrence: 2, owner: ref(owner) }],
+        args: [{ grant: GRANT, actor: qa, decision: 'accept', severity: 2, occurrence: 2, owner: ref(owner) }],
       });
-      await refused(handle.executeUpdate(containmentUpdate, { args: [{ actor: tech, summary: 'not mine', actions: [] }] }), 'NotAssignee');
-      await handle.executeUpdate(containmentUpdate, { args: [{ actor: owner, summary: 'contained', actions: [] }] });
+      await refused(
+        handle.executeUpdate(containmentUpdate, { args: [{ grant: GRANT, actor: tech, summary: 'not mine', actions: [] }] }),
+        'NotAssignee',
+      );
+      await handle.executeUpdate(containmentUpdate, { args: [{ grant: GRANT, actor: owner, summary: 'contained', actions: [] }] });
       await handle.executeUpdate(investigationUpdate, {
-        args: [{ actor: owner, method: 'ishikawa', rootCause: 'needle gauge', findings: 'gauge 25' }],
+        args: [{ grant: GRANT, actor: owner, method: 'ishikawa', rootCause: 'needle gauge', findings: 'gauge 25' }],
       });
       const planned = await handle.executeUpdate(submitPlanUpdate, {
         args: [
           {
+            grant: GRANT,
             actor: owner,
             actions: [
               { type: 'correction', description: 'one', owner: ref(owner), dueAt: inSeconds(3600) },
@@ -271,31 +289,35 @@ describe('the CAPA workflow on the dev server with stub activities', () => {
         ],
       });
       await refused(
-        handle.executeUpdate(decidePlanUpdate, { args: [{ actor: qa, decision: 'approve', signature: sign('stale') }] }),
+        handle.executeUpdate(decidePlanUpdate, { args: [{ grant: GRANT, actor: qa, decision: 'approve', signature: sign('stale') }] }),
         'StaleContentHash',
       );
       await handle.executeUpdate(decidePlanUpdate, {
-        args: [{ actor: qa, decision: 'approve', signature: sign(planned.plan?.contentHash) }],
+        args: [{ grant: GRANT, actor: qa, decision: 'approve', signature: sign(planned.plan?.contentHash) }],
       });
       await refused(
-        handle.executeUpdate(completeActionUpdate, { args: [{ actor: tech, actionId: 'A1', evidence: { text: 'x', attachments: [] } }] }),
+        handle.executeUpdate(completeActionUpdate, {
+          args: [{ grant: GRANT, actor: tech, actionId: 'A1', evidence: { text: 'x', attachments: [] } }],
+        }),
         'NotAssignee',
       );
-      const extension = { actor: owner, actionId: 'A1', dueAt: inSeconds(7200), reason: 'parts late' };
+      const extension = { grant: GRANT, actor: owner, actionId: 'A1', dueAt: inSeconds(7200), reason: 'parts late' };
       await handle.executeUpdate(requestExtensionUpdate, { args: [extension] });
       await refused(handle.executeUpdate(requestExtensionUpdate, { args: [extension] }), 'DuplicateDecision');
       await handle.executeUpdate(completeActionUpdate, {
-        args: [{ actor: owner, actionId: 'A1', evidence: { text: 'x', attachments: [] } }],
+        args: [{ grant: GRANT, actor: owner, actionId: 'A1', evidence: { text: 'x', attachments: [] } }],
       });
       await refused(
-        handle.executeUpdate(completeActionUpdate, { args: [{ actor: owner, actionId: 'A1', evidence: { text: 'x', attachments: [] } }] }),
+        handle.executeUpdate(completeActionUpdate, {
+          args: [{ grant: GRANT, actor: owner, actionId: 'A1', evidence: { text: 'x', attachments: [] } }],
+        }),
         'DuplicateDecision',
       );
       const beforeCancel = stubs.steps.length;
-      await refused(handle.executeUpdate(cancelCapaUpdate, { args: [{ actor: qa, reason: ' ' }] }), 'InvalidInput');
+      await refused(handle.executeUpdate(cancelCapaUpdate, { args: [{ grant: GRANT, actor: qa, reason: ' ' }] }), 'InvalidInput');
       assert.equal(stubs.steps.length, beforeCancel);
 
-      const cancelled = await handle.executeUpdate(cancelCapaUpdate, { args: [{ actor: qa, reason: 'raised in error' }] });
+      const cancelled = await handle.executeUpdate(cancelCapaUpdate, { args: [{ grant: GRANT, actor: qa, reason: 'raised in error' }] });
       assert.equal(cancelled.stage, 'cancelled');
       assert.equal((await handle.result()).stage, 'cancelled', 'a cancelled CAPA’s run ends');
       const cancel = stubs.steps.at(-1);
@@ -315,7 +337,7 @@ describe('the CAPA workflow on the dev server with stub activities', () => {
         durations: durations({ containment: '3s', reminderBefore: '2s' }),
       });
       await handle.executeUpdate(triageUpdate, {
-        args: [{ actor: qa, decision: 'accept', severity: 2, occurrence: 2, owner: ref(owner) }],
+        args: [{ grant: GRANT, actor: qa, decision: 'accept', severity: 2, occurrence: 2, owner: ref(owner) }],
       });
       await waitFor(() => stubs.steps.find((s) => s.audit.action === 'capa.reassigned'), 'the hand-over', 20_000);
       assert.deepEqual(stubs.actions(), ['capa.initiated', 'capa.triaged', 'capa.reminder', 'capa.overdue', 'capa.reassigned']);
@@ -335,7 +357,7 @@ describe('the CAPA workflow on the dev server with stub activities', () => {
       const state = await handle.query(capaStateQuery);
       assert.deepEqual(state.owner, ref(qa));
       assert.equal(state.deadline?.escalated, true, 'an escalated deadline is not escalated again');
-      await handle.executeUpdate(cancelCapaUpdate, { args: [{ actor: qa, reason: 'done testing' }] });
+      await handle.executeUpdate(cancelCapaUpdate, { args: [{ grant: GRANT, actor: qa, reason: 'done testing' }] });
       await handle.result();
     });
   });
@@ -345,22 +367,22 @@ describe('the CAPA workflow on the dev server with stub activities', () => {
     await withWorker(stubs.activities, async (taskQueue) => {
       const target = await startCapa(taskQueue, stubs);
       const unfounded = await target.handle.executeUpdate(triageUpdate, {
-        args: [{ actor: qa, decision: 'unfounded', reason: 'within specification' }],
+        args: [{ grant: GRANT, actor: qa, decision: 'unfounded', reason: 'within specification' }],
       });
       assert.equal(unfounded.outcome, 'unfounded');
-      const reopened = await target.handle.executeUpdate(reopenCapaUpdate, { args: [{ actor: qa, reason: 'new data' }] });
+      const reopened = await target.handle.executeUpdate(reopenCapaUpdate, { args: [{ grant: GRANT, actor: qa, reason: 'new data' }] });
       assert.equal(reopened.stage, 'triage');
       assert.equal(reopened.round, 2);
 
       const duplicate = await startCapa(taskQueue, stubs);
       await refused(
         duplicate.handle.executeUpdate(triageUpdate, {
-          args: [{ actor: qa, decision: 'merge', mergeInto: duplicate.number, reason: 'self' }],
+          args: [{ grant: GRANT, actor: qa, decision: 'merge', mergeInto: duplicate.number, reason: 'self' }],
         }),
         'InvalidInput',
       );
       const merged = await duplicate.handle.executeUpdate(triageUpdate, {
-        args: [{ actor: qa, decision: 'merge', mergeInto: target.number, reason: 'same problem' }],
+        args: [{ grant: GRANT, actor: qa, decision: 'merge', mergeInto: target.number, reason: 'same problem' }],
       });
       assert.equal(merged.outcome, 'merged');
       const linked = await waitFor(async () => {
@@ -396,7 +418,7 @@ describe('the CAPA workflow on the dev server with stub activities', () => {
       assert.equal(state.stage, 'implementation');
       assert.equal(state.plan?.actions[0].owner.kind, 'user');
       const done = await next.executeUpdate(completeActionUpdate, {
-        args: [{ actor: owner, actionId: 'A1', evidence: { text: 'x', attachments: [] } }],
+        args: [{ grant: GRANT, actor: owner, actionId: 'A1', evidence: { text: 'x', attachments: [] } }],
       });
       assert.equal(done.stage, 'effectiveness_wait', 'the continued run takes Updates where the old one stopped');
       const previous = await testEnv().client.workflow.getHandle(workflowId, first).describe();

@@ -59,6 +59,7 @@ describe("a supplier CAPA's closure decides on the supplier, and the ERP gets it
       signature: sign(u.qa, hash, 'responsibility'),
       comment: 'Supplier caused the contamination',
       supplierAction: 'suspend',
+      suppliers: [SUSPENDED],
     });
     assert.deepEqual([closed.stage, closed.closure.supplierAction], ['closed', 'suspend']);
 
@@ -106,7 +107,7 @@ describe("a supplier CAPA's closure decides on the supplier, and the ERP gets it
       { type: 'audit_finding', id: 'AF-2026-14' },
     ]);
     const close = (supplierAction: string, status: number) =>
-      act(p, u.qa, number, '/close', { signature: sign(u.qa, hash, 'responsibility'), supplierAction }, status);
+      act(p, u.qa, number, '/close', { signature: sign(u.qa, hash, 'responsibility'), supplierAction, suppliers: [DISQUALIFIED] }, status);
     const refused = await close('approve', 409);
     assert.equal(refused.type, 'urn:labflow:problem:run-finished');
     await close('banish', 400);
@@ -116,7 +117,14 @@ describe("a supplier CAPA's closure decides on the supplier, and the ERP gets it
 
     const unknown = await createCapa(p, u.qa, { title: 'Unknown supplier', sources: [{ type: 'supplier', id: 'Nobody GmbH' }] });
     started.push(unknown.workflowId);
-    const nobody = await act(p, u.qa, unknown.number, '/close', { signature: sign(u.qa, '0'.repeat(64)), supplierAction: 'suspend' }, 422);
+    const nobody = await act(
+      p,
+      u.qa,
+      unknown.number,
+      '/close',
+      { signature: sign(u.qa, '0'.repeat(64)), supplierAction: 'suspend', suppliers: ['Nobody GmbH'] },
+      422,
+    );
     assert.equal(nobody.type, 'urn:labflow:problem:unknown-supplier');
 
     const plain = await readyToClose([{ type: 'complaint', id: 'CMP-77' }]);
@@ -125,9 +133,9 @@ describe("a supplier CAPA's closure decides on the supplier, and the ERP gets it
       u.qa,
       plain.number,
       '/close',
-      { signature: sign(u.qa, plain.hash, 'responsibility'), supplierAction: 'suspend' },
+      { signature: sign(u.qa, plain.hash, 'responsibility'), supplierAction: 'suspend', suppliers: [SUSPENDED] },
       422,
     );
-    assert.match(noSupplier.detail, /names no supplier/);
+    assert.match(noSupplier.detail, /does not name Merck Millipore as a supplier source/);
   });
 });

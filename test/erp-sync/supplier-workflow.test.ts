@@ -15,6 +15,8 @@ import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
 
 const qa: Actor = { userId: 'u-qa', username: 'quinn', printedName: 'Quinn QA', roles: ['qa_manager'] };
+/** A well-formed grant ID: the stub activities accept any, as Postgres is not here to check it. */
+const GRANT = 'g'.repeat(43);
 type SupplierRun = WorkflowHandle<typeof supplierQualificationWorkflow>;
 
 /** Stub activities: decisions are recorded, ERP writes answer as scripted in turn (then 'written'), emails counted. */
@@ -34,6 +36,8 @@ function stubs(erpAnswers: ('written' | 'refused')[]) {
     async deliverEmails(ids: string[]) {
       mailed.push(ids);
     },
+    /** The operator asked for the retry (Postgres is not here to say so). */
+    async confirmErpRetry() {},
   };
   return { activities, recorded, pushed, mailed };
 }
@@ -66,10 +70,10 @@ describe('the supplier qualification workflow on its own (stub activities)', () 
   it('records each decision and writes its status to the ERP; disqualification ends the run', async () => {
     const stub = stubs([]);
     await withRun(stub, async (run) => {
-      const approved = await run.executeUpdate(DECISION_UPDATES.approve, { args: [{ actor: qa, reason: 'audit passed' }] });
+      const approved = await run.executeUpdate(DECISION_UPDATES.approve, { args: [{ actor: qa, grant: GRANT, reason: 'audit passed' }] });
       assert.equal(approved.status, 'approved');
       await stateWhen(run, 'the approval written', (s) => s.decisions[0]?.erp === 'written');
-      await run.executeUpdate(DECISION_UPDATES.disqualify, { args: [{ actor: qa, reason: 'fraud' }] });
+      await run.executeUpdate(DECISION_UPDATES.disqualify, { args: [{ actor: qa, grant: GRANT, reason: 'fraud' }] });
       const final = await run.result();
       assert.equal(final.status, 'disqualified');
       assert.deepEqual(
@@ -87,14 +91,18 @@ describe('the supplier qualification workflow on its own (stub activities)', () 
   it('refuses a decision the status does not allow, and one by someone without the QA role, before it is recorded', async () => {
     const stub = stubs([]);
     await withRun(stub, async (run) => {
-      await run.executeUpdate(DECISION_UPDATES.approve, { args: [{ actor: qa, reason: 'audit passed' }] });
+      await run.executeUpdate(DECISION_UPDATES.approve, { args: [{ actor: qa, grant: GRANT, reason: 'audit passed' }] });
       const refusal = (err: unknown) => (err instanceof WorkflowUpdateFailedError ? (err.cause as ApplicationFailure).type : String(err));
-      const again = await run.executeUpdate(DECISION_UPDATES.approve, { args: [{ actor: qa, reason: 'twice' }] }).catch(refusal);
+      const again = await run
+        .executeUpdate(DECISION_UPDATES.approve, { args: [{ actor: qa, grant: GRANT, reason: 'twice' }] })
+        .catch(refusal);
       assert.equal(again, 'WrongStage');
       const tech = { ...qa, username: 'tess', roles: ['lab_technician' as const] };
-      const forbidden = await run.executeUpdate(DECISION_UPDATES.suspend, { args: [{ actor: tech, reason: 'late' }] }).catch(refusal);
+      const forbidden = await run
+        .executeUpdate(DECISION_UPDATES.suspend, { args: [{ actor: tech, grant: GRANT, reason: 'late' }] })
+        .catch(refusal);
       assert.equal(forbidden, 'Forbidden');
-      const blank = await run.executeUpdate(DECISION_UPDATES.suspend, { args: [{ actor: qa, reason: '  ' }] }).catch(refusal);
+      const blank = await run.executeUpdate(DECISION_UPDATES.suspend, { args: [{ actor: qa, grant: GRANT, reason: '  ' }] }).catch(refusal);
       assert.equal(blank, 'InvalidInput');
     });
     assert.deepEqual(stub.recorded, ['1:approve']);
@@ -103,7 +111,7 @@ describe('the supplier qualification workflow on its own (stub activities)', () 
   it('alerts on a refused ERP write and writes again only when an operator asks', async () => {
     const stub = stubs(['refused']);
     await withRun(stub, async (run) => {
-      await run.executeUpdate(DECISION_UPDATES.suspend, { args: [{ actor: qa, reason: 'late deliveries' }] });
+      await run.executeUpdate(DECISION_UPDATES.suspend, { args: [{ actor: qa, grant: GRANT, reason: 'late deliveries' }] });
       await stateWhen(run, 'the refused write', (s) => s.decisions[0]?.erp === 'refused');
       await waitFor(() => stub.mailed.length === 1, 'the alert to be delivered');
       assert.equal(stub.pushed.length, 1, 'a refused write waits for the operator');

@@ -175,7 +175,11 @@ describe('patient records are PHI: only clinicians on the care team read or writ
       const team = await p.api('GET', `${patientUrl(patient.id)}/clinicians`, { key: u.admin.apiKey });
       assert.equal(team.status, 200);
       assert.ok(!JSON.stringify(team.body).includes(family), 'no PHI in the care team answer');
-      assert.equal((await addToCareTeam(p, u.admin, patient.id, u.colin)).status, 201);
+      // An admin's addition waits for a clinician of the team to confirm it (test/patients/care-team.test.ts).
+      const asked = await p.api('POST', `${patientUrl(patient.id)}/clinicians`, { key: u.admin.apiKey, body: { username: u.colin.username } });
+      assert.equal(asked.status, 202, JSON.stringify(asked.body));
+      const confirmed = await p.api('POST', `${asked.body.request.location}/confirm`, { key: u.carla.apiKey });
+      assert.equal(confirmed.status, 200, JSON.stringify(confirmed.body));
       assert.equal(
         (await p.api('DELETE', `${patientUrl(patient.id)}/clinicians/${u.carla.username}`, { key: u.admin.apiKey })).status,
         204,

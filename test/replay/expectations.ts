@@ -110,6 +110,13 @@ export const expectations: Record<string, FolderExpectation> = {
       );
     },
   },
+  notifications: {
+    covers: 'for the delivery of emails the API queued (a break-glass alert)',
+    minFixtures: 1,
+    workflowId: /^deliver-emails:break-glass:[0-9a-f-]{36}$/,
+    minEvents: 11,
+    workflowTypes: ['deliverEmailsWorkflow'],
+  },
   'soap-summary': {
     covers: 'for each way a summary run ends, stored decoded and free of clinical text',
     minFixtures: 6,

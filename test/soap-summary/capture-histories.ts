@@ -6,8 +6,10 @@
  * no encrypted payload and nothing of the patient's record.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { reviewSummaryUpdate, supersedeSummarySignal } from '../../common/soap-summary';
 import { encryptionKeyIdsIn, fetchFixture, loadFixture, saveFixture } from '../../workers/replay';
 import { historiesDir } from '../helpers/replay-suite';
 import { waitFor } from '../helpers/wait';
@@ -144,6 +146,46 @@ describe('capturing SOAP-summary replay fixtures from real runs', () => {
       await waitForStage(rig, jobId, ['superseded']);
       await closed(jobId, 'COMPLETED');
       await save('superseded-while-ready', jobId, patient);
+    });
+  });
+
+  // Runs with proof: a review's grant consumed by the recording step, a forged review refused on the way, and a
+  // supersession notice checked against Postgres (the soap-supersession-proof patch marker).
+  describe('with proof of every action', () => {
+    let rig: SummaryRig;
+    before(async () => {
+      rig = await startSummaryRig();
+    });
+    after(() => rig.stop());
+
+    it('captures with proof: a forged review refused, a forged notice ignored, then a signed approval', async () => {
+      const patient = await patientWithNotes(rig);
+      const { jobId, summary } = await readySummary(rig, patient.id);
+      const handle = testEnv().client.workflow.getHandle(jobId);
+      const forged = { actor: rig.doc.actor, grant: randomBytes(32).toString('base64url'), decision: 'approve', summaryId: summary.id };
+      const signature = { meaning: 'approval', contentHash: summary.contentHash, signedAt: new Date().toISOString() };
+      await assert.rejects(handle.executeUpdate(reviewSummaryUpdate, { args: [{ ...forged, signature } as never] }));
+      await handle.signal(supersedeSummarySignal, { reason: 'notes_changed' });
+      await waitFor(
+        async () => (await testEnv().db('audit_events').where({ action: 'security.grant_refused' }).whereRaw(`details->>'workflowId' = ?`, [jobId])).length === 2 || null,
+        'both forgeries refused',
+      );
+      const res = await rig.p.api('POST', `${jobUrl(jobId)}/review`, {
+        key: rig.doc.apiKey,
+        body: { decision: 'approve', signature: { password: rig.doc.password, meaning: 'approval', contentHash: summary.contentHash } },
+      });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      await closed(jobId, 'COMPLETED');
+      await save('proof-forgeries-refused-approved', jobId, patient);
+    });
+
+    it('captures with proof: a summary awaiting review superseded by a note change Postgres bears out', async () => {
+      const patient = await patientWithNotes(rig);
+      const { jobId } = await readySummary(rig, patient.id);
+      await addNote(rig.p, rig.doc, patient.id, { subjective: 'New complaint: cough.', noteTime: minutesAgo(5) });
+      await waitForStage(rig, jobId, ['superseded']);
+      await closed(jobId, 'COMPLETED');
+      await save('proof-superseded-while-ready', jobId, patient);
     });
   });
 

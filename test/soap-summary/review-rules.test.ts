@@ -7,6 +7,7 @@ import { validateReview, type ReviewContext } from '../../workflows/soap-summary
 
 const clinician: Actor = { userId: 'u1', username: 'doc', printedName: 'Dr Doc', roles: ['clinician'] };
 const signature = (contentHash: string) => ({ meaning: 'approval', contentHash, signedAt: '2026-12-01T10:00:00Z' });
+const grant = 'g'.repeat(43);
 
 function awaitingReview(overrides: Partial<ReviewContext> = {}): ReviewContext {
   const state = { stage: 'ready', summaryId: 'S1', contentHash: 'h1' } as SummaryState;
@@ -16,7 +17,7 @@ function awaitingReview(overrides: Partial<ReviewContext> = {}): ReviewContext {
 /** The failure type a refusal carries, or 'accepted'. */
 function verdict(ctx: ReviewContext, review: Partial<ReviewSummaryArgs>): string {
   try {
-    validateReview(ctx, { actor: clinician, decision: 'approve', summaryId: 'S1', signature: signature('h1'), ...review });
+    validateReview(ctx, { actor: clinician, grant, decision: 'approve', summaryId: 'S1', signature: signature('h1'), ...review });
     return 'accepted';
   } catch (err) {
     assert.ok(err instanceof ApplicationFailure && err.nonRetryable, String(err));
@@ -29,6 +30,13 @@ describe('what a summary review may not do', () => {
     assert.equal(verdict(awaitingReview(), {}), 'accepted');
     assert.equal(verdict(awaitingReview(), { decision: 'edit', signature: signature('h2'), editId: 'E1' }), 'accepted');
     assert.equal(verdict(awaitingReview(), { decision: 'reject', signature: undefined, commentId: 'C1' }), 'accepted');
+  });
+
+  it('refuses a review without proof from the API: a null or malformed actor, no grant or a malformed one', () => {
+    assert.equal(verdict(awaitingReview(), { actor: null as never }), 'GrantRefused');
+    assert.equal(verdict(awaitingReview(), { actor: { userId: 'u1' } as never }), 'GrantRefused');
+    assert.equal(verdict(awaitingReview(), { grant: undefined as never }), 'GrantRefused');
+    assert.equal(verdict(awaitingReview(), { grant: 'trust-me' }), 'GrantRefused');
   });
 
   it('refuses anyone but a clinician', () => {

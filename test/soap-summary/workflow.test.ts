@@ -18,6 +18,8 @@ import { testEnv } from '../setup/env';
 
 const clinician: Actor = { userId: 'u1', username: 'doc', printedName: 'Dr Doc', roles: ['clinician'] };
 const signature = (contentHash: string) => ({ meaning: 'approval', contentHash, signedAt: '2026-12-01T10:00:00Z' });
+/** A grant ID's shape; the stub activities stand for the recording step that would consume it. */
+const grant = randomBytes(32).toString('base64url');
 
 /** Stub activities that record each call; each summarizer answers as scripted (a failure type, or a summary). */
 function stubs(script: Partial<Record<Summarizer, string | 'answers'>>) {
@@ -55,6 +57,9 @@ function stubs(script: Partial<Record<Summarizer, string | 'answers'>>) {
     },
     async endSummaryJob({ stage, reason }: { stage: string; reason: string }) {
       ends.push({ stage, reason });
+    },
+    async confirmSummarySupersession({ reason }: { reason: string }) {
+      calls.push(`confirm-supersession:${reason}`);
     },
   };
   return { activities, calls, ends };
@@ -101,7 +106,7 @@ describe('the summary workflow on its own (stub activities)', () => {
         ['anthropic:LlmRateLimited', 'openai:succeeded'],
       );
       const approved = await handle.executeUpdate(reviewSummaryUpdate, {
-        args: [{ actor: clinician, decision: 'approve', summaryId: 'S1', signature: signature('h1') }],
+        args: [{ actor: clinician, grant, decision: 'approve', summaryId: 'S1', signature: signature('h1') }],
       });
       assert.equal(approved.stage, 'approved');
       const result: SummaryState = await handle.result();
@@ -115,18 +120,18 @@ describe('the summary workflow on its own (stub activities)', () => {
       await ready(handle);
       await assert.rejects(
         handle.executeUpdate(reviewSummaryUpdate, {
-          args: [{ actor: clinician, decision: 'approve', summaryId: 'S1', signature: signature('stale') }],
+          args: [{ actor: clinician, grant, decision: 'approve', summaryId: 'S1', signature: signature('stale') }],
         }),
         (err: unknown) => err instanceof WorkflowUpdateFailedError && (err.cause as ApplicationFailure).type === 'StaleContentHash',
       );
       await handle.executeUpdate(reviewSummaryUpdate, {
-        args: [{ actor: clinician, decision: 'reject', summaryId: 'S1', commentId: 'C1' }],
+        args: [{ actor: clinician, grant, decision: 'reject', summaryId: 'S1', commentId: 'C1' }],
       });
       const second = await ready(handle);
       assert.equal(second.round, 2);
       assert.equal(second.summaryId, 'S2');
       await handle.executeUpdate(reviewSummaryUpdate, {
-        args: [{ actor: clinician, decision: 'approve', summaryId: 'S2', signature: signature('h2') }],
+        args: [{ actor: clinician, grant, decision: 'approve', summaryId: 'S2', signature: signature('h2') }],
       });
       assert.equal((await handle.result()).stage, 'approved');
     });
@@ -146,6 +151,47 @@ describe('the summary workflow on its own (stub activities)', () => {
       assert.equal(result.endedBecause, 'notes_changed');
     });
     assert.deepEqual(stub.ends, [{ stage: 'superseded', reason: 'notes_changed' }]);
+    assert.ok(stub.calls.includes('confirm-supersession:notes_changed'), 'the notice was checked against Postgres before it was believed');
+  });
+
+  it('goes on when Postgres does not bear out a supersession notice, and refuses a review without proof', async () => {
+    const stub = stubs({});
+    stub.activities.confirmSummarySupersession = async () => {
+      stub.calls.push('confirm-supersession:refused');
+      throw ApplicationFailure.create({ type: 'GrantRefused', message: 'not superseded', nonRetryable: true });
+    };
+    const taskQueue = `summary-wf-${randomBytes(4).toString('hex')}`;
+    const worker = await stubActivityWorker(taskQueue, stub.activities);
+    await worker.runUntil(async () => {
+      const handle = await testEnv().client.workflow.start<typeof soapSummaryWorkflow>('soapSummaryWorkflow', {
+        workflowId: `soap-summary:P1:${randomBytes(4).toString('hex')}`,
+        taskQueue,
+        args: [
+          {
+            patientId: 'P1',
+            notesHash: 'n1',
+            requestedBy: { userId: 'u1', username: 'doc' },
+            providers: ['openai'],
+            attempt: { timeout: '5s', maxAttempts: 1, maxTokens: 100, maxRetryAfter: '1s' },
+            maxRounds: 1,
+          },
+        ],
+      });
+      await ready(handle);
+      await handle.signal(supersedeSummarySignal, { reason: 'notes_changed' });
+      await waitFor(async () => stub.calls.includes('confirm-supersession:refused') || null, 'the notice to be checked');
+      for (const forged of [{ actor: null, grant }, { actor: clinician }, { actor: clinician, grant: 'trust-me' }]) {
+        await assert.rejects(
+          handle.executeUpdate(reviewSummaryUpdate, { args: [{ decision: 'approve', summaryId: 'S1', signature: signature('h1'), ...forged } as never] }),
+          (err: unknown) => err instanceof WorkflowUpdateFailedError && (err.cause as ApplicationFailure).type === 'GrantRefused',
+        );
+      }
+      assert.equal((await handle.query(summaryStateQuery)).stage, 'ready', 'the forged notice superseded nothing');
+      await handle.executeUpdate(reviewSummaryUpdate, { args: [{ actor: clinician, grant, decision: 'approve', summaryId: 'S1', signature: signature('h1') }] });
+      assert.equal((await handle.result()).stage, 'approved');
+    });
+    assert.deepEqual(stub.ends, []);
+    assert.deepEqual(stub.calls.filter((c) => c.startsWith('review:')), ['review:approve']);
   });
 
   it('fails as AllProvidersFailed when every summarizer fails, after recording the ending', async () => {

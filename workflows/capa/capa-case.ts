@@ -1,5 +1,5 @@
-import { upsertSearchAttributes } from '@temporalio/workflow';
-import type { CapaActionRow, CapaProjection, CapaStep } from '../../activities/capa';
+import { condition, patched, upsertSearchAttributes } from '@temporalio/workflow';
+import type { CapaActionRow, CapaProjection, CapaProof, CapaStep } from '../../activities/capa';
 import type { AssigneeRef } from '../../common/assignees';
 import {
   DEFAULT_MAX_EXTENSIONS,
@@ -12,15 +12,17 @@ import {
   type CapaSource,
   type CapaState,
 } from '../../common/capa';
+import { FailureType, refuse } from '../../common/failures';
 import { Assignees, DueAt, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { OutboxDeliveries } from '../lib/outbox';
+import { grantRefusal } from '../lib/proof';
 import { db } from '../lib/proxies';
 import { iso } from '../lib/time';
 import { earliestDue, reopenUntil, stageDeadline } from './deadlines';
 import { assigneesOf, taskKey, wantedTasks, type WantedTask } from './tasks';
 
 /** What a transition writes besides the projection, the tasks and the revision, which every step carries. */
-export type StepFacts = Omit<CapaStep, 'capa' | 'rev' | 'projection'>;
+export type StepFacts = Omit<CapaStep, 'capa' | 'rev' | 'projection' | 'proof'>;
 
 /** Sources without repeats (the same type and ID named twice counts once). */
 export function dedupeSources(sources: CapaSource[]): CapaSource[] {
@@ -92,12 +94,41 @@ export class CapaCase {
   readonly outbox = new OutboxDeliveries();
   /** Counts published changes: the run's wait ends when it moves. */
   changes = 0;
+  /**
+   * Runs started with action grants take one transition at a time, so a transition whose proof is refused can give
+   * back exactly what it took; the closure hash also covers the sources and a verdict names its suppliers. Runs
+   * started before keep their old ways (and replay as recorded).
+   */
+  readonly grants: boolean;
+  private busy = false;
 
   constructor(
     readonly input: CapaInput,
     readonly workflowId: string,
   ) {
     this.state = input.resume?.snapshot ?? initialState(input, workflowId);
+    this.grants = patched('capa-action-grants');
+  }
+
+  /** No transition is in flight: what the state says is written (or was never taken). */
+  get idle(): boolean {
+    return !this.busy;
+  }
+
+  /**
+   * Runs one transition after the one in progress has been written (or refused); `recheck` judges the request again
+   * against the state as it then stands, since the state the validator saw may have been given back meanwhile.
+   */
+  async serially<T>(work: () => Promise<T>, recheck?: () => void): Promise<T> {
+    if (!this.grants) return work();
+    while (this.busy) await condition(() => !this.busy);
+    this.busy = true;
+    try {
+      recheck?.();
+      return await work();
+    } finally {
+      this.busy = false;
+    }
   }
 
   publish(): void {
@@ -132,7 +163,7 @@ export class CapaCase {
   }
 
   /** Writes a step; `before` are the tasks the state called for before the change, in the round it was then. */
-  async record(before: WantedTask[], round: number, facts: StepFacts, by?: string) {
+  async record(before: WantedTask[], round: number, facts: StepFacts, by?: string, proof?: CapaProof) {
     const s = this.state;
     const now = wantedTasks(s);
     const nowKeys = new Set(now.map((task) => taskKey(this.workflowId, s.round, task)));
@@ -148,19 +179,45 @@ export class CapaCase {
       // The step's own closings (cancelled, reassigned) come first; what is left of the old tasks is done.
       closeTasks: [...(facts.closeTasks ?? []), ...closing],
       openTasks: [...now.map((task) => ({ key: taskKey(this.workflowId, s.round, task), ...task })), ...(facts.openTasks ?? [])],
+      ...(proof ? { proof } : {}),
     });
     this.outbox.deliver(result.outboxIds);
     return result;
   }
 
-  /** Changes the state, publishes it and writes the step that `describe` states (from the round before the change). */
-  async change(mutate: () => void, describe: (round: number, before: WantedTask[]) => StepFacts, by?: string): Promise<CapaState> {
+  /**
+   * Changes the state, publishes it and writes the step that `describe` states (from the round before the change).
+   * With `proof` (a person's grant, or what a signal claims), the step is written only if the proof holds; when it
+   * is refused nothing was written, the state is given back as it was, and the request is refused.
+   */
+  async change(
+    mutate: () => void,
+    describe: (round: number, before: WantedTask[]) => StepFacts,
+    by?: string,
+    proof?: CapaProof,
+  ): Promise<CapaState> {
     const before = wantedTasks(this.state);
     const round = this.state.round;
+    const kept = proof ? (JSON.parse(JSON.stringify(this.state)) as CapaState) : null;
     mutate();
     this.publish();
-    await this.record(before, round, describe(round, before), by);
+    try {
+      await this.record(before, round, describe(round, before), by, proof);
+    } catch (err) {
+      const refusal = grantRefusal(err);
+      if (!refusal || !kept) throw err;
+      this.restore(kept);
+      refuse(FailureType.GrantRefused, refusal.message);
+    }
     return this.state;
+  }
+
+  /** Puts the state back as it was kept (the same object: handlers and the query hold it). */
+  private restore(kept: CapaState): void {
+    const s = this.state as unknown as Record<string, unknown>;
+    for (const key of Object.keys(s)) if (!(key in kept)) delete s[key];
+    Object.assign(s, kept);
+    this.publish();
   }
 
   /** Sets the stage's deadline from now and answers its due date. */

@@ -1,11 +1,14 @@
 import {
+  ApplicationFailure,
   CancellationScope,
   condition,
   continueAsNew,
   isCancellation,
+  log,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { UpdateDefinition } from '@temporalio/common';
 import {
   cancelCapaUpdate,
   capaStateQuery,
@@ -26,6 +29,7 @@ import {
   type CapaInput,
   type CapaState,
 } from '../../common/capa';
+import { FailureType } from '../../common/failures';
 import { CapaCase } from './capa-case';
 import { owedNow, sleepFor } from './deadlines';
 import { completeAction, decideExtension, requestExtension } from './stages/actions';
@@ -54,56 +58,71 @@ export async function capaWorkflow(input: CapaInput): Promise<CapaState> {
   const s = capa.state;
 
   setHandler(capaStateQuery, () => s);
-  setHandler(triageUpdate, (decision) => triage(capa, decision), { validator: (decision) => validate.validateTriage(s, decision) });
-  setHandler(containmentUpdate, (containment) => contain(capa, containment), {
-    validator: (containment) => validate.validateContainment(s, containment),
-  });
-  setHandler(investigationUpdate, (rootCause) => recordInvestigation(capa, rootCause), {
-    validator: (rootCause) => validate.validateInvestigation(s, rootCause),
-  });
-  setHandler(submitPlanUpdate, (plan) => submitPlan(capa, plan), { validator: (plan) => validate.validatePlan(s, plan, Date.now()) });
-  setHandler(decidePlanUpdate, (decision) => decidePlan(capa, decision), {
-    validator: (decision) => validate.validatePlanDecision(s, decision),
-  });
-  setHandler(completeActionUpdate, (completion) => completeAction(capa, completion), {
-    validator: (completion) => validate.validateCompleteAction(s, completion),
-  });
-  setHandler(requestExtensionUpdate, (request) => requestExtension(capa, request), {
-    validator: (request) => validate.validateExtensionRequest(s, request),
-  });
-  setHandler(decideExtensionUpdate, (decision) => decideExtension(capa, decision), {
-    validator: (decision) => validate.validateExtensionDecision(s, decision),
-  });
-  setHandler(effectivenessUpdate, (check) => recordEffectiveness(capa, check), {
-    validator: (check) => validate.validateEffectiveness(s, check),
-  });
-  setHandler(closeCapaUpdate, (closure) => close(capa, closure), { validator: (closure) => validate.validateClose(s, closure) });
-  setHandler(cancelCapaUpdate, (cancellation) => cancel(capa, cancellation), {
-    validator: (cancellation) => validate.validateCancel(s, cancellation),
-  });
-  setHandler(reopenCapaUpdate, (reopening) => reopen(capa, reopening), {
-    validator: (reopening) => validate.validateReopen(s, reopening),
-  });
-  setHandler(linkSourcesUpdate, (link) => linkSources(capa, link), { validator: (link) => validate.validateLinkSources(s, link) });
-  setHandler(linkSourcesSignal, async (link) => void (await linkSources(capa, link)));
-  setHandler(userDeactivatedSignal, async ({ userId, username }) => {
-    if (holdsSomething(s, userId)) await reassignFrom(capa, userId, username);
-  });
+  /**
+   * Each Update is judged by its validator as it arrives, then again when its turn to be written comes (runs with
+   * grants write one transition at a time, and one refused meanwhile gives back the state it was judged against).
+   */
+  const human = <A>(
+    update: UpdateDefinition<CapaState, [A]>,
+    handle: (args: A) => Promise<CapaState>,
+    validator: (args: A) => void,
+  ): void =>
+    setHandler(update, (args: A) => capa.serially(() => handle(args), () => validator(args)), { validator });
+  human(triageUpdate, (decision) => triage(capa, decision), (decision) => validate.validateTriage(s, decision));
+  human(containmentUpdate, (containment) => contain(capa, containment), (containment) => validate.validateContainment(s, containment));
+  human(investigationUpdate, (rootCause) => recordInvestigation(capa, rootCause), (rootCause) => validate.validateInvestigation(s, rootCause));
+  human(submitPlanUpdate, (plan) => submitPlan(capa, plan), (plan) => validate.validatePlan(s, plan, Date.now()));
+  human(decidePlanUpdate, (decision) => decidePlan(capa, decision), (decision) => validate.validatePlanDecision(s, decision));
+  human(completeActionUpdate, (completion) => completeAction(capa, completion), (completion) => validate.validateCompleteAction(s, completion));
+  human(requestExtensionUpdate, (request) => requestExtension(capa, request), (request) => validate.validateExtensionRequest(s, request));
+  human(decideExtensionUpdate, (decision) => decideExtension(capa, decision), (decision) => validate.validateExtensionDecision(s, decision));
+  human(effectivenessUpdate, (check) => recordEffectiveness(capa, check), (check) => validate.validateEffectiveness(s, check));
+  human(closeCapaUpdate, (closure) => close(capa, closure), (closure) => validate.validateClose(s, closure));
+  human(cancelCapaUpdate, (cancellation) => cancel(capa, cancellation), (cancellation) => validate.validateCancel(s, cancellation));
+  human(reopenCapaUpdate, (reopening) => reopen(capa, reopening), (reopening) => validate.validateReopen(s, reopening));
+  human(linkSourcesUpdate, (link) => linkSources(capa, link), (link) => validate.validateLinkSources(s, link));
+  // Signals from labflow's own processes carry no grant: the step believes them only as far as Postgres bears them
+  // out, and one it refuses leaves the run as it was (the refusal is audited and IT operators alerted).
+  const machine = async (what: string, work: () => Promise<unknown>): Promise<void> => {
+    try {
+      await capa.serially(work);
+    } catch (err) {
+      if (!(err instanceof ApplicationFailure && err.type === FailureType.GrantRefused)) throw err;
+      log.warn('signal refused', { signal: what, reason: err.message });
+    }
+  };
+  setHandler(linkSourcesSignal, (link) =>
+    machine('linkSources', () => linkSources(capa, { sources: Array.isArray(link?.sources) ? link.sources : [], by: String(link?.by) })),
+  );
+  setHandler(userDeactivatedSignal, (user) =>
+    machine('userDeactivated', async () => {
+      const userId = String(user?.userId ?? '');
+      if (holdsSomething(s, userId)) await reassignFrom(capa, userId, String(user?.username ?? ''), true);
+    }),
+  );
 
   /** Until the CAPA ends: reminders and escalations as they fall due, the effectiveness wait, the reopen window. */
   async function run(): Promise<CapaState> {
     capa.publish();
-    if (!input.resume) await initiate(capa);
+    if (!input.resume) await capa.serially(() => initiate(capa));
     for (;;) {
+      // A transition in flight may yet be refused and given back: the run acts only on state that is written.
+      if (capa.grants) await condition(() => capa.idle);
       if (s.stage === 'cancelled') break;
       const now = Date.now();
       const owed = owedNow(s, now);
+      // Judged again in its turn: a transition refused meanwhile may have given back the state judged here.
       if (owed) {
-        await remind(capa, owed.due, owed.kind);
+        await capa.serially(async () => {
+          const still = owedNow(s, Date.now());
+          if (still) await remind(capa, still.due, still.kind);
+        });
         continue;
       }
       if (s.stage === 'effectiveness_wait' && s.effectivenessDueAt && now >= Date.parse(s.effectivenessDueAt)) {
-        await effectivenessDue(capa);
+        await capa.serially(async () => {
+          if (s.stage === 'effectiveness_wait') await effectivenessDue(capa);
+        });
         continue;
       }
       if (s.stage === 'closed' && s.reopenUntil && now >= Date.parse(s.reopenUntil)) break;

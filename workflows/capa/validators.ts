@@ -19,6 +19,7 @@ import type {
 import { FailureType, refuse } from '../../common/failures';
 import type { Actor } from '../../common/roles';
 import { requireRole, requireState, requireText } from '../lib/guards';
+import { requireProof } from '../lib/proof';
 import { latestPassed, openActions } from './tasks';
 
 /*
@@ -46,6 +47,7 @@ export function openAction(s: CapaState, id: string): CapaAction {
 }
 
 export function validateTriage(s: CapaState, args: TriageArgs): void {
+  requireProof(args);
   requireStage(s, 'triage');
   requireQa(args.actor, 'triage a CAPA');
   if (args.decision === 'accept') {
@@ -65,12 +67,14 @@ export function validateTriage(s: CapaState, args: TriageArgs): void {
 }
 
 export function validateContainment(s: CapaState, args: ContainmentArgs): void {
+  requireProof(args);
   requireStage(s, 'containment');
   requireOwner(s, args.actor);
   requireText(args.summary, 'a containment summary');
 }
 
 export function validateInvestigation(s: CapaState, args: InvestigationArgs): void {
+  requireProof(args);
   requireStage(s, 'investigation');
   requireOwner(s, args.actor);
   requireText(args.rootCause, 'a root cause');
@@ -78,6 +82,7 @@ export function validateInvestigation(s: CapaState, args: InvestigationArgs): vo
 }
 
 export function validatePlan(s: CapaState, args: PlanArgs, now: number): void {
+  requireProof(args);
   requireStage(s, 'investigation');
   requireOwner(s, args.actor);
   if (!s.investigation) refuse(FailureType.WrongStage, 'record the root cause before submitting a plan');
@@ -92,6 +97,7 @@ export function validatePlan(s: CapaState, args: PlanArgs, now: number): void {
 }
 
 export function validatePlanDecision(s: CapaState, args: PlanDecisionArgs): void {
+  requireProof(args);
   requireStage(s, 'plan_approval');
   requireQa(args.actor, 'approve a CAPA plan');
   if (holds(s.owner, args.actor) && s.owner?.kind === 'user') refuse(FailureType.Forbidden, 'the CAPA owner cannot approve their own plan');
@@ -104,6 +110,7 @@ export function validatePlanDecision(s: CapaState, args: PlanDecisionArgs): void
 }
 
 export function validateCompleteAction(s: CapaState, args: CompleteActionArgs): void {
+  requireProof(args);
   requireStage(s, 'implementation');
   const action = openAction(s, args.actionId);
   if (!holds(action.owner, args.actor)) refuse(FailureType.NotAssignee, `action ${action.id} is held by ${assigneeKey(action.owner)}`);
@@ -111,6 +118,7 @@ export function validateCompleteAction(s: CapaState, args: CompleteActionArgs): 
 }
 
 export function validateExtensionRequest(s: CapaState, args: ExtensionRequestArgs): void {
+  requireProof(args);
   requireStage(s, 'implementation');
   const action = openAction(s, args.actionId);
   if (!holds(action.owner, args.actor)) refuse(FailureType.NotAssignee, `only the owner of ${action.id} may ask for more time`);
@@ -124,6 +132,7 @@ export function validateExtensionRequest(s: CapaState, args: ExtensionRequestArg
 }
 
 export function validateExtensionDecision(s: CapaState, args: ExtensionDecisionArgs): void {
+  requireProof(args);
   requireStage(s, 'implementation');
   requireQa(args.actor, 'decide an extension');
   const action = openAction(s, args.actionId);
@@ -136,6 +145,7 @@ export function validateExtensionDecision(s: CapaState, args: ExtensionDecisionA
 }
 
 export function validateEffectiveness(s: CapaState, args: EffectivenessArgs): void {
+  requireProof(args);
   requireStage(s, 'effectiveness_review');
   if (latestPassed(s)) refuse(FailureType.DuplicateDecision, 'effectiveness has already been verified; the CAPA waits for closure');
   const { actor } = args;
@@ -161,6 +171,7 @@ export function validateEffectiveness(s: CapaState, args: EffectivenessArgs): vo
 export const supplierSources = (s: CapaState): string[] => s.sources.filter((src) => src.type === 'supplier').map((src) => src.id);
 
 export function validateClose(s: CapaState, args: CloseArgs): void {
+  requireProof(args);
   requireQa(args.actor, 'close a CAPA');
   if (s.stage === 'closed') refuse(FailureType.WrongStage, `${s.number} is already closed`);
   const open = openActions(s);
@@ -172,21 +183,34 @@ export function validateClose(s: CapaState, args: CloseArgs): void {
     refuse(FailureType.StaleContentHash, `the closure record changed since it was read: its hash is ${s.closureContentHash}`);
   if (args.supplierAction && !supplierSources(s).length)
     refuse(FailureType.InvalidInput, `${s.number} names no supplier to ${args.supplierAction}`);
+  if (args.suppliers && !args.supplierAction) refuse(FailureType.InvalidInput, 'suppliers are named only with a supplier verdict');
+  if (args.supplierAction) {
+    // A verdict names the suppliers it is for, each one a supplier this CAPA names; no other is touched.
+    if (!args.suppliers?.length) refuse(FailureType.InvalidInput, `name the supplier(s) to ${args.supplierAction}`);
+    const foreign = args.suppliers.filter((name) => !supplierSources(s).includes(name));
+    if (foreign.length) refuse(FailureType.InvalidInput, `${s.number} does not name ${foreign.join(', ')} as a supplier source`);
+  }
 }
 
 export function validateCancel(s: CapaState, args: ReasonArgs): void {
+  requireProof(args);
   if (FINISHED.includes(s.stage)) refuse(FailureType.WrongStage, `${s.number} is ${s.stage}; only an open CAPA can be cancelled`);
   requireQa(args.actor, 'cancel a CAPA');
   requireText(args.reason, 'a reason');
 }
 
 export function validateReopen(s: CapaState, args: ReasonArgs): void {
+  requireProof(args);
   requireStage(s, 'closed');
   requireQa(args.actor, 'reopen a CAPA');
   requireText(args.reason, 'a reason');
 }
 
+/** A person links sources through the API: the CAPA's owner or a QA manager, with a grant. */
 export function validateLinkSources(s: CapaState, args: LinkSourcesArgs): void {
+  requireProof(args);
   if (FINISHED.includes(s.stage)) refuse(FailureType.WrongStage, `${s.number} is ${s.stage}; link the source to an open CAPA`);
-  if (!args.sources.length) refuse(FailureType.InvalidInput, 'name at least one source');
+  if (!holds(s.owner, args.actor) && !args.actor.roles.includes('qa_manager'))
+    refuse(FailureType.Forbidden, `only the owner of ${s.number} or a QA manager may link sources to it`);
+  if (!Array.isArray(args.sources) || !args.sources.length) refuse(FailureType.InvalidInput, 'name at least one source');
 }

@@ -1,8 +1,9 @@
-import { CancellationScope, isCancellation, upsertSearchAttributes } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, patched, upsertSearchAttributes } from '@temporalio/workflow';
 import type { SummaryAttemptResult } from '../../activities/soap-summary';
 import type { ReviewSummaryArgs, Summarizer, SummaryInput, SummaryStage, SummaryState, SupersedeArgs } from '../../common/soap-summary';
 import { Assignees, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { db } from '../lib';
+import { grantRefusal, undoneIfRefused } from '../lib/proof';
 import { failureOutcome, type SummarizerCall } from './summarizers';
 
 /**
@@ -67,9 +68,23 @@ export class SummaryCase {
     else this.supersededBy = { reason: 'notes_changed' };
   }
 
-  /** The notes changed: the first notice counts, and a generation under way stops. */
-  supersede(args: SupersedeArgs): void {
+  /**
+   * The notes changed: the first notice counts, and a generation under way stops. A notice is believed only once
+   * Postgres bears it out (the job's notes are no longer the patient's notes): one it does not is refused by the
+   * activity as a security event, and the run goes on. Runs that heard notices before this check took them as
+   * they came.
+   */
+  async supersede(args: SupersedeArgs): Promise<void> {
     if (this.supersededBy) return;
+    if (patched('soap-supersession-proof')) {
+      try {
+        await db.confirmSummarySupersession({ workflowId: this.workflowId, reason: args.reason, by: args.by ?? null });
+      } catch (err) {
+        if (!grantRefusal(err)) throw err;
+        return;
+      }
+      if (this.supersededBy) return;
+    }
     this.supersededBy = args;
     this.generation?.cancel();
   }
@@ -147,18 +162,24 @@ export class SummaryCase {
     const s = this.state;
     this.reviewing = true;
     try {
-      const result = await db.recordSummaryReview({
-        workflowId: this.workflowId,
-        patientId: s.patientId,
-        round: s.round,
-        summaryId: review.summaryId,
-        actor: review.actor,
-        decision: review.decision,
-        signature: review.signature,
-        editId: review.editId,
-        commentId: review.commentId,
-      });
-      s.reviews.push({ decision: review.decision, by: review.actor.username, at: result.reviewedAt });
+      const record = () =>
+        db.recordSummaryReview({
+          workflowId: this.workflowId,
+          patientId: s.patientId,
+          round: s.round,
+          summaryId: review.summaryId,
+          actor: review.actor,
+          grant: review.grant,
+          decision: review.decision,
+          signature: review.signature,
+          editId: review.editId,
+          commentId: review.commentId,
+          regenerate: review.regenerate,
+        });
+      // A refused review took nothing but the in-flight flag, which `finally` gives back: the summary awaits review.
+      const result = await undoneIfRefused(record, () => undefined);
+      // The reviewer as Postgres knows them (reviews recorded before grants answered no reviewer).
+      s.reviews.push({ decision: review.decision, by: result.reviewer ?? review.actor.username, at: result.reviewedAt });
       if (review.decision === 'edit') s.contentHash = result.contentHash;
       this.regenerate = review.decision === 'reject' && review.regenerate !== false && this.roundsUsed < this.input.maxRounds;
       await this.moveTo(review.decision === 'approve' ? 'approved' : review.decision === 'edit' ? 'edited' : 'rejected');

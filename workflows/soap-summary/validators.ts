@@ -1,5 +1,6 @@
 import { FailureType, refuse } from '../../common/failures';
 import type { ReviewSummaryArgs, SummaryState, SupersedeArgs } from '../../common/soap-summary';
+import { requireProof } from '../lib/proof';
 
 /** What the review Update is judged against: the run's state and whether anything else is under way. */
 export interface ReviewContext {
@@ -8,8 +9,13 @@ export interface ReviewContext {
   supersededBy: SupersedeArgs | null;
 }
 
-/** Refuses a review that may not be recorded now: wrong role, wrong stage, stale summary, or a missing signature. */
+/**
+ * Refuses a review that may not be recorded now: no proof from labflow's API (a null or malformed actor, no grant),
+ * wrong role, wrong stage, stale summary, or a missing signature. Care-team membership needs Postgres: the
+ * recording activity checks it, with the grant, on the user as Postgres knows them.
+ */
 export function validateReview({ state, reviewing, supersededBy }: ReviewContext, review: ReviewSummaryArgs): void {
+  requireProof(review);
   if (!review.actor.roles.includes('clinician')) refuse(FailureType.Forbidden, 'only a clinician reviews a summary');
   if (reviewing) refuse(FailureType.DuplicateDecision, 'another review of this summary is being recorded');
   if (state.stage !== 'ready') refuse(FailureType.WrongStage, `the summary is ${state.stage.replace(/_/g, ' ')}, not awaiting review`);

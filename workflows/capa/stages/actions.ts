@@ -3,6 +3,7 @@ import { iso } from '../../lib/time';
 import { actionRow, type CapaCase } from '../capa-case';
 import { afterDuration, reminderPast } from '../deadlines';
 import { escalateTo, openActions } from '../tasks';
+import { grantProof } from '../proof';
 import { openAction } from '../validators';
 
 /** An action's owner completes it with evidence; the last one done starts the effectiveness wait. */
@@ -36,6 +37,7 @@ export function completeAction(c: CapaCase, args: CompleteActionArgs): Promise<C
       record: { kind: 'action_evidence', round, body: { actionId, ...evidence }, by: actor.username },
     }),
     actor.userId,
+    grantProof('capa.complete_action', args, { holds: [action.owner] }),
   );
 }
 
@@ -53,6 +55,8 @@ export function requestExtension(c: CapaCase, args: ExtensionRequestArgs): Promi
       audit: { action: 'capa.extension_requested', actor, details: { actionId, dueAt, reason } },
       notify: [{ to: [escalateTo(s)], kind: 'capa.extension_requested', actionId, dueAt, reason, requestedBy: actor.printedName }],
     }),
+    undefined,
+    grantProof('capa.request_extension', args, { holds: [action.owner] }),
   );
 }
 
@@ -82,5 +86,9 @@ export function decideExtension(c: CapaCase, args: ExtensionDecisionArgs): Promi
       notify: [{ to: [action.owner], kind: 'capa.extension_decided', actionId, granted: approve, dueAt: action.dueAt, reason }],
     }),
     actor.userId,
+    grantProof('capa.decide_extension', args, {
+      roles: ['qa_manager'],
+      never: action.owner.kind === 'user' ? [action.owner.userId] : [],
+    }),
   );
 }

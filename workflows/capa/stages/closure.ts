@@ -7,6 +7,7 @@ import { db } from '../../lib/proxies';
 import { iso } from '../../lib/time';
 import type { supplierQualificationWorkflow } from '../../supplier-qualification';
 import { actionRow, type CapaCase } from '../capa-case';
+import { grantProof } from '../proof';
 import { QA, openActions } from '../tasks';
 import { supplierSources } from '../validators';
 
@@ -16,6 +17,9 @@ export async function close(c: CapaCase, args: CloseArgs): Promise<CapaState> {
   const { actor, signature, comment, supplierAction } = args;
   // The validator refused a closure without a signature.
   if (!signature) return s;
+  // The verdict goes to the suppliers QA signed it for; closures from before verdicts named them meant every one.
+  const suppliers = supplierAction ? (args.suppliers ?? supplierSources(s)) : [];
+  const via = verdictVia(c);
   await c.change(
     () => {
       s.closure = {
@@ -26,6 +30,7 @@ export async function close(c: CapaCase, args: CloseArgs): Promise<CapaState> {
         contentHash: signature.contentHash,
         comment: comment ?? '',
         ...(supplierAction ? { supplierAction } : {}),
+        ...(supplierAction && args.suppliers ? { suppliers } : {}),
       };
       c.closeNow('effective');
     },
@@ -36,28 +41,38 @@ export async function close(c: CapaCase, args: CloseArgs): Promise<CapaState> {
         details: {
           outcome: 'effective',
           comment: comment ?? null,
-          ...(supplierAction ? { supplierAction, suppliers: supplierSources(s) } : {}),
+          // `via` names the closure to the suppliers' runs, which believe a verdict only if this event bears it out.
+          ...(supplierAction ? { supplierAction, suppliers, ...(c.grants ? { via } : {}) } : {}),
         },
       },
       signature: { round, stage: 'closed', stageIndex: CAPA_STAGES.indexOf('closed'), actor, signature },
       notify: [{ to: [...(s.owner ? [s.owner] : []), c.initiator], kind: 'capa.closed', outcome: 'effective', atTriage: false }],
     }),
     actor.userId,
+    grantProof('capa.close', args, { roles: ['qa_manager'] }, signature),
   );
   // Runs closed before verdicts were delivered from here replay without the delivery.
-  if (supplierAction && patched('capa-supplier-action')) await decideOnSuppliers(c, supplierAction, args);
+  if (supplierAction && patched('capa-supplier-action')) await decideOnSuppliers(c, supplierAction, suppliers, via, args);
   return s;
 }
+
+/** The closure a verdict comes from, as the suppliers' runs and the audit event name it. */
+const verdictVia = (c: CapaCase) => `capa:${c.state.number}:closure:${c.state.reopenings.length + 1}`;
 
 /**
  * QA's verdict on the suppliers this CAPA names goes to each one's qualification run (started if it has none),
  * which records it and writes the supplier's hold status to the ERP, as when QA decides there directly.
  */
-async function decideOnSuppliers(c: CapaCase, decision: SupplierDecision, args: CloseArgs): Promise<void> {
+async function decideOnSuppliers(
+  c: CapaCase,
+  decision: SupplierDecision,
+  suppliers: string[],
+  via: string,
+  args: CloseArgs,
+): Promise<void> {
   const s = c.state;
-  const via = `capa:${s.number}:closure:${s.reopenings.length + 1}`;
   const reason = `CAPA ${s.number} "${s.title}" closed${args.comment ? `: ${args.comment}` : ''}`;
-  for (const { supplier, status } of await db.supplierQualificationStatuses({ suppliers: supplierSources(s) })) {
+  for (const { supplier, status } of await db.supplierQualificationStatuses({ suppliers })) {
     if (status === 'disqualified') continue;
     const qualification = workflowIds.supplierQualification(supplier);
     try {
@@ -91,6 +106,8 @@ export function cancel(c: CapaCase, args: ReasonArgs): Promise<CapaState> {
       actions: openActions(s).map((x) => ({ ...actionRow(x, s.round), state: 'superseded' as const })),
       notify: s.owner ? [{ to: [s.owner], kind: 'capa.cancelled', reason }] : [],
     }),
+    undefined,
+    grantProof('capa.cancel', args, { roles: ['qa_manager'] }),
   );
 }
 
@@ -142,5 +159,6 @@ export function reopen(c: CapaCase, args: ReasonArgs): Promise<CapaState> {
       notify: [{ to: [s.owner ?? QA], kind: 'capa.reopened', reason }],
     }),
     actor.userId,
+    grantProof('capa.reopen', args, { roles: ['qa_manager'] }),
   );
 }

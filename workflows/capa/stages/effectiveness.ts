@@ -1,8 +1,25 @@
 import { contentHashOf } from '../../../common/capa-hash';
-import type { CapaState, EffectivenessArgs, EffectivenessRecord } from '../../../common/capa';
+import { sourceKey, type CapaState, type EffectivenessArgs, type EffectivenessRecord } from '../../../common/capa';
 import { iso } from '../../lib/time';
 import type { CapaCase } from '../capa-case';
+import { grantProof } from '../proof';
 import { QA } from '../tasks';
+
+/**
+ * What QA signs at closure: the plan's hash, each action's evidence, the passing effectiveness results and (in runs
+ * with action grants) the sources the CAPA names, so a source linked after the hash was shown voids the signature.
+ */
+export function closureHashOf(c: CapaCase, passed: EffectivenessRecord): string {
+  const s = c.state;
+  return contentHashOf({
+    number: s.number,
+    round: s.round,
+    plan: s.plan?.contentHash,
+    actions: (s.plan?.actions ?? []).map((x) => ({ id: x.id, completedBy: x.completedBy?.username, evidence: x.evidence })),
+    effectiveness: passed,
+    ...(c.grants ? { sources: s.sources.map(sourceKey).sort() } : {}),
+  });
+}
 
 /** The effectiveness wait is over: QA is asked to verify against the criteria. */
 export async function effectivenessDue(c: CapaCase): Promise<void> {
@@ -31,13 +48,7 @@ export function recordEffectiveness(c: CapaCase, args: EffectivenessArgs): Promi
     () => {
       s.effectiveness.push(record);
       if (passed) {
-        s.closureContentHash = contentHashOf({
-          number: s.number,
-          round: s.round,
-          plan: s.plan?.contentHash,
-          actions: (s.plan?.actions ?? []).map((x) => ({ id: x.id, completedBy: x.completedBy?.username, evidence: x.evidence })),
-          effectiveness: record,
-        });
+        s.closureContentHash = closureHashOf(c, record);
       } else {
         c.startNewRound('effectiveness_failed');
         s.stage = 'investigation';
@@ -59,5 +70,13 @@ export function recordEffectiveness(c: CapaCase, args: EffectivenessArgs): Promi
           : [],
     }),
     actor.userId,
+    grantProof('capa.record_effectiveness', args, {
+      roles: ['qa_manager', 'lab_director'],
+      // Whoever implemented an action of this plan does not verify it.
+      never: (s.plan?.actions ?? []).flatMap((x) => [
+        ...(x.completedBy ? [x.completedBy.userId] : []),
+        ...(x.owner.kind === 'user' ? [x.owner.userId] : []),
+      ]),
+    }),
   );
 }

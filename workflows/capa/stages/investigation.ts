@@ -1,6 +1,7 @@
 import { type CapaState, type ContainmentArgs, type InvestigationArgs } from '../../../common/capa';
 import { iso } from '../../lib/time';
 import type { CapaCase } from '../capa-case';
+import { grantProof } from '../proof';
 
 /** The owner records how the problem is contained; the investigation's deadline starts. */
 export function contain(c: CapaCase, args: ContainmentArgs): Promise<CapaState> {
@@ -18,6 +19,7 @@ export function contain(c: CapaCase, args: ContainmentArgs): Promise<CapaState> 
       record: { kind: 'containment', round, body: { summary, actions }, by: actor.username },
     }),
     actor.userId,
+    grantProof('capa.record_containment', args, { holds: c.state.owner ? [c.state.owner] : [] }),
   );
 }
 
@@ -32,5 +34,7 @@ export function recordInvestigation(c: CapaCase, args: InvestigationArgs): Promi
       audit: { action: 'capa.root_cause_recorded', actor, details: { method } },
       record: { kind: 'investigation', round, body: { method, rootCause, findings }, by: actor.username },
     }),
+    undefined,
+    grantProof('capa.record_investigation', args, { holds: c.state.owner ? [c.state.owner] : [] }),
   );
 }

@@ -4,6 +4,7 @@ import { CAPA_STAGES, type CapaAction, type CapaPlan, type CapaState, type PlanA
 import { iso } from '../../lib/time';
 import { actionRow, type CapaCase } from '../capa-case';
 import { reminderPast } from '../deadlines';
+import { grantProof } from '../proof';
 import { QA } from '../tasks';
 
 /** The plan as the approver will sign it: numbered actions and criteria, and the hash of both. */
@@ -56,6 +57,7 @@ export function submitPlan(c: CapaCase, args: PlanArgs): Promise<CapaState> {
       notify: [{ to: [QA], kind: 'capa.plan_submitted' }],
     }),
     actor.userId,
+    grantProof('capa.submit_plan', args, { holds: s.owner ? [s.owner] : [] }),
   );
 }
 
@@ -64,6 +66,8 @@ export function decidePlan(c: CapaCase, args: PlanDecisionArgs): Promise<CapaSta
   const s = c.state;
   const { actor, signature } = args;
   const plan = s.plan;
+  // QA decides, but never on a plan they own themselves.
+  const may = { roles: ['qa_manager' as const], never: s.owner?.kind === 'user' ? [s.owner.userId] : [] };
   if (args.decision === 'reject') {
     return c.change(
       () => {
@@ -76,6 +80,7 @@ export function decidePlan(c: CapaCase, args: PlanDecisionArgs): Promise<CapaSta
         notify: s.owner ? [{ to: [s.owner], kind: 'capa.plan_rejected', comment: args.comment ?? '' }] : [],
       }),
       actor.userId,
+      grantProof('capa.decide_plan', args, may),
     );
   }
   // The validator refused an approval without a signature or a plan to sign.
@@ -107,5 +112,6 @@ export function decidePlan(c: CapaCase, args: PlanDecisionArgs): Promise<CapaSta
       })),
     }),
     actor.userId,
+    grantProof('capa.decide_plan', args, may, signature),
   );
 }

@@ -12,8 +12,11 @@ export function holdsSomething(s: CapaState, userId: string): boolean {
   return !FINISHED.includes(s.stage) && (heldBy(s.owner, userId) || openActions(s).some((x) => heldBy(x.owner, userId)));
 }
 
-/** Whatever a deactivated user holds in this CAPA goes to the triaging QA manager (or QA managers as a role). */
-export async function reassignFrom(c: CapaCase, userId: string, username: string): Promise<void> {
+/**
+ * Whatever a deactivated user holds in this CAPA goes to the triaging QA manager (or QA managers as a role). Told by
+ * a signal (`told`), the step is written only if Postgres shows the user inactive; the run's own check needs no more.
+ */
+export async function reassignFrom(c: CapaCase, userId: string, username: string, told = false): Promise<void> {
   const s = c.state;
   const from = `user:${username}`;
   const moved: string[] = [];
@@ -45,5 +48,7 @@ export async function reassignFrom(c: CapaCase, userId: string, username: string
       actions: openActions(s).map((x) => actionRow(x, round)),
       notify: moved.length ? [{ to: [escalateTo(s)], kind: 'capa.reassigned', from: username, moved }] : [],
     }),
+    undefined,
+    told ? { kind: 'user_deactivated', userId } : undefined,
   );
 }

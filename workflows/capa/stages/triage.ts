@@ -4,6 +4,7 @@ import { linkSourcesSignal, riskOf, sourceKey, type CapaState, type TriageArgs }
 import { workflowIds } from '../../../common/ids';
 import type { CapaCase } from '../capa-case';
 import { durationsFor } from '../deadlines';
+import { grantProof } from '../proof';
 import { QA } from '../tasks';
 
 /** A new CAPA: recorded with its sources, and put before QA for triage. */
@@ -26,8 +27,9 @@ export async function initiate(c: CapaCase): Promise<void> {
 /** QA accepts (risk, owner, deadlines by risk), marks the CAPA unfounded, or merges it into another. */
 export async function triage(c: CapaCase, args: TriageArgs): Promise<CapaState> {
   const s = c.state;
-  const { actor, ...body } = args;
+  const { actor, grant: _grant, ...body } = args;
   const by = actor.username;
+  const proof = grantProof('capa.triage', args, { roles: ['qa_manager'] });
   if (args.decision === 'accept') {
     const { severity = 0, occurrence = 0, owner } = args;
     // The validator refused an acceptance without an owner.
@@ -53,6 +55,7 @@ export async function triage(c: CapaCase, args: TriageArgs): Promise<CapaState> 
         notify: [{ to: [owner], kind: 'capa.assigned', containBy }],
       }),
       actor.userId,
+      proof,
     );
   }
   const mergedInto = args.decision === 'merge' ? (args.mergeInto ?? null) : null;
@@ -68,6 +71,7 @@ export async function triage(c: CapaCase, args: TriageArgs): Promise<CapaState> 
       notify: [{ to: [c.initiator], kind: 'capa.closed', outcome, atTriage: true }],
     }),
     actor.userId,
+    proof,
   );
   if (mergedInto) {
     try {
