@@ -7,6 +7,7 @@ import type { Actor } from '../common/roles';
 import { assigneeKey } from '../common/assignees';
 import { grantedArgs, type DocumentAction } from '../common/grants';
 import { appendAudit } from '../db/audit';
+import { diff, type FieldChange } from '../db/field-changes';
 import type { GrantedUser } from '../db/grants';
 import { queueNotifications, type NotificationMessage } from '../db/notifications';
 import { resolveRecipients } from '../db/recipients';
@@ -93,10 +94,35 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
     if (self?.state !== 'superseded' || !successor) throw new Refusal('not_superseded', null);
   }
 
-  async function setVersion(trx: Knex.Transaction, doc: DocRef, fields: Record<string, unknown>) {
-    await trx('document_versions')
+  /** Updates the version's record and answers each field it changed with its old and new value, for the trail. */
+  async function setVersion(trx: Knex.Transaction, doc: DocRef, fields: Record<string, unknown>): Promise<FieldChange[]> {
+    const columns = Object.keys(fields);
+    const before = await trx('document_versions').where({ id: doc.versionId }).forUpdate().first(columns);
+    const [after] = await trx('document_versions')
       .where({ id: doc.versionId })
-      .update({ ...fields, updated_at: trx.fn.now() });
+      .update({ ...fields, updated_at: trx.fn.now() })
+      .returning(columns);
+    return diff(before, after, { fields: columns });
+  }
+
+  /**
+   * One person signs at most one stage per round: refused, with nothing written, when the signer closed a review
+   * task of another stage of this round (the run's validator refuses it first; this holds whatever the run was sent).
+   */
+  async function requireOneStagePerRound(trx: Knex.Transaction, doc: DocRef, round: number, stageIndex: number, signer: Actor) {
+    const startsWith = (prefix: string) => `${prefix.replace(/[\\%_]/g, '\\$&')}%`;
+    const elsewhere = await trx('tasks')
+      .where({ workflow_id: doc.workflowId, state: 'done', closed_by: signer.userId })
+      .andWhere('task_key', 'like', startsWith(`${doc.workflowId}:r${round}:s`))
+      .andWhereNot('task_key', 'like', startsWith(stageTaskPrefix(doc, round, stageIndex)))
+      .first('task_key');
+    if (elsewhere) {
+      throw ApplicationFailure.create({
+        type: FailureType.DuplicateDecision,
+        message: `${signer.username} already decided another stage of round ${round} of ${label(doc)}; one person signs at most one stage per round`,
+        nonRetryable: true,
+      });
+    }
   }
 
   return {
@@ -122,7 +148,7 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
           };
           await granted(trx, p.doc, claim, (user) => MAY['document.submit'](user, p.doc));
         }
-        await setVersion(trx, p.doc, {
+        const changes = await setVersion(trx, p.doc, {
           state: 'in_review',
           workflow_id: p.doc.workflowId,
           round: p.round,
@@ -148,6 +174,7 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
           stage: p.stageName,
           assignees: p.assignees.map(assigneeKey),
           dueAt: p.dueAt,
+          changes,
         });
         return notify(trx, p.assignees, {
           kind: 'document.review_requested',
@@ -181,6 +208,7 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
           { grantId: p.grant, action: 'document.decide', actor: p.actor, args: grantedArgs.decide(p), signature: p.signature },
           (user) => user.id !== p.doc.authorId && holdsSlot(user),
         );
+        await requireOneStagePerRound(trx, p.doc, p.round, p.stageIndex, actor);
         let signatureId: string | null = null;
         if (p.signature) {
           signatureId = await recordSignature(trx, {
@@ -293,7 +321,7 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
 
     async requestRevision(p: { doc: DocRef; round: number; by: { username: string; printedName: string }; comment: string }) {
       return db.transaction(async (trx) => {
-        await setVersion(trx, p.doc, { state: 'changes_requested', stage_name: null, assignees: [], due_at: null });
+        const changes = await setVersion(trx, p.doc, { state: 'changes_requested', stage_name: null, assignees: [], due_at: null });
         const author: AssigneeRef = { kind: 'user', userId: p.doc.authorId, username: '' };
         await openTask(trx, {
           taskKey: `${p.doc.workflowId}:r${p.round}:revise`,
@@ -304,7 +332,7 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
           title: `Revise ${label(p.doc)} "${p.doc.title}"`,
           assignee: author,
         });
-        await audit(trx, p.doc, 'document.changes_requested', { round: p.round, by: p.by.username, comment: p.comment });
+        await audit(trx, p.doc, 'document.changes_requested', { round: p.round, by: p.by.username, comment: p.comment, changes });
         return notify(trx, [author], {
           kind: 'document.changes_requested',
           title: `Changes requested: ${label(p.doc)}`,
@@ -325,7 +353,7 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
           });
         }
         const before = await trx('document_versions').where({ id: p.doc.versionId }).first('content_hash');
-        await setVersion(trx, p.doc, { content_hash: p.contentHash, round: p.round });
+        const changes = await setVersion(trx, p.doc, { content_hash: p.contentHash, round: p.round });
         const voided = await voidSignatures(
           trx,
           { entityType: 'document', entityId: p.doc.documentNumber, workflowId: p.doc.workflowId, beforeRound: p.round },
@@ -336,7 +364,7 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
           trx,
           p.doc,
           'document.revised',
-          { round: p.round, fromHash: before.content_hash, toHash: p.contentHash, voidedSignatures: voided },
+          { round: p.round, fromHash: before.content_hash, toHash: p.contentHash, voidedSignatures: voided, changes },
           p.actor,
         );
       });
@@ -350,13 +378,13 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
     }) {
       return db.transaction(async (trx) => {
         const stamp = p.state === 'approved' ? { approved_at: trx.fn.now() } : { closed_at: trx.fn.now() };
-        await setVersion(trx, p.doc, { state: p.state, stage_name: null, assignees: [], due_at: null, ...stamp });
+        const changes = await setVersion(trx, p.doc, { state: p.state, stage_name: null, assignees: [], due_at: null, ...stamp });
         const cancelled = await closeTasksByPrefix(trx, `${p.doc.workflowId}:`, 'cancelled');
         await audit(
           trx,
           p.doc,
           `document.${p.state}`,
-          { by: p.by?.username ?? null, comment: p.comment ?? null, cancelledTasks: cancelled },
+          { by: p.by?.username ?? null, comment: p.comment ?? null, cancelledTasks: cancelled, changes },
           p.by,
         );
         return notify(trx, [{ kind: 'user', userId: p.doc.authorId, username: '' }], {
@@ -377,19 +405,22 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
           .whereNot({ id: p.doc.versionId })
           .first('id', 'version', 'workflow_id');
         if (previous) {
-          await trx('document_versions')
+          const fields = ['state', 'closed_at', 'next_review_at'];
+          const before = await trx('document_versions').where({ id: previous.id }).first(fields);
+          const [after] = await trx('document_versions')
             .where({ id: previous.id })
-            .update({ state: 'superseded', closed_at: trx.fn.now(), next_review_at: null, updated_at: trx.fn.now() });
+            .update({ state: 'superseded', closed_at: trx.fn.now(), next_review_at: null, updated_at: trx.fn.now() })
+            .returning(fields);
           await appendAudit(trx, {
             actor: SYSTEM_ACTOR,
             action: 'document.superseded',
             entityType: 'document',
             entityId: p.doc.documentNumber,
-            details: { version: previous.version, supersededBy: p.doc.version },
+            details: { version: previous.version, supersededBy: p.doc.version, changes: diff(before, after, { fields }) },
             idempotencyKey: activityKey('superseded'),
           });
         }
-        await setVersion(trx, p.doc, {
+        const changes = await setVersion(trx, p.doc, {
           state: 'effective',
           effective_at: trx.fn.now(),
           next_review_at: p.nextReviewAt,
@@ -397,7 +428,7 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
           assignees: [],
           due_at: null,
         });
-        await audit(trx, p.doc, 'document.effective', { supersedes: previous?.version ?? null, nextReviewAt: p.nextReviewAt });
+        await audit(trx, p.doc, 'document.effective', { supersedes: previous?.version ?? null, nextReviewAt: p.nextReviewAt, changes });
         const outboxIds = await notify(trx, [{ kind: 'user', userId: p.doc.authorId, username: '' }, DOCUMENT_CONTROL], {
           kind: 'document.effective',
           title: `${label(p.doc)} is effective`,
@@ -448,12 +479,12 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
           (user) => MAY['document.complete_periodic_review'](user, p.doc),
         );
         await closeTask(trx, `${p.doc.workflowId}:review${p.cycle}`, 'done', actor.userId);
-        await setVersion(trx, p.doc, { next_review_at: p.nextReviewAt });
+        const changes = await setVersion(trx, p.doc, { next_review_at: p.nextReviewAt });
         await audit(
           trx,
           p.doc,
           'document.periodic_review_completed',
-          { cycle: p.cycle, comment: p.comment, nextReviewAt: p.nextReviewAt },
+          { cycle: p.cycle, comment: p.comment, nextReviewAt: p.nextReviewAt, changes },
           actor,
         );
       });
@@ -489,12 +520,14 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
           dueAt: p.dueAt,
         });
         const assignees: string[] = (await trx('document_versions').where({ id: p.doc.versionId }).first('assignees')).assignees;
-        await setVersion(trx, p.doc, { assignees: assignees.map((a) => (a === assigneeKey(p.from) ? assigneeKey(p.to) : a)) });
+        const changes = await setVersion(trx, p.doc, {
+          assignees: assignees.map((a) => (a === assigneeKey(p.from) ? assigneeKey(p.to) : a)),
+        });
         await audit(
           trx,
           p.doc,
           'document.stage_reassigned',
-          { stage: p.stageName, from: assigneeKey(p.from), to: assigneeKey(p.to), reason: p.reason },
+          { stage: p.stageName, from: assigneeKey(p.from), to: assigneeKey(p.to), reason: p.reason, changes },
           actor,
         );
         return notify(trx, [p.to], {
@@ -526,8 +559,14 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
           .where('state', 'open')
           .andWhere('task_key', 'like', `${stageTaskPrefix(p.doc, p.round, p.stageIndex)}%`)
           .update({ due_at: p.dueAt });
-        await setVersion(trx, p.doc, { due_at: p.dueAt });
-        await audit(trx, p.doc, 'document.stage_extended', { stage: p.stageName, from: p.fromDueAt, to: p.dueAt, reason: p.reason }, actor);
+        const changes = await setVersion(trx, p.doc, { due_at: p.dueAt });
+        await audit(
+          trx,
+          p.doc,
+          'document.stage_extended',
+          { stage: p.stageName, from: p.fromDueAt, to: p.dueAt, reason: p.reason, changes },
+          actor,
+        );
       });
     },
   };

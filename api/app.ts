@@ -14,6 +14,7 @@ import { documentRoutes } from './routes/documents';
 import { erpSyncRoutes } from './routes/erp-sync';
 import { inboxRoutes } from './routes/inbox';
 import { patientRoutes } from './routes/patients';
+import { routingTemplateRoutes } from './routes/routing-templates';
 import { sampleIntakeRoutes } from './routes/sample-intake';
 import { mountSampleWebhooks } from './routes/sample-intake-webhooks';
 import { scheduledWorkRoutes } from './routes/scheduled-work';
@@ -28,6 +29,7 @@ export function createApp(deps: ApiDeps): Koa {
   const specs = [
     ...documentRoutes(deps),
     ...documentVersionRoutes(deps),
+    ...routingTemplateRoutes(deps),
     ...inboxRoutes(deps),
     ...workflowRoutes(deps),
     ...adminRoutes(deps),

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { OPEN_CAPA_STAGES, type CapaSource, type CapaStage, type RiskLevel } from '../common/capa';
 import { assigneeKey, type AssigneeRef } from '../common/assignees';
 import type { SupplierQualificationStatus } from '../common/supplier-qualification';
+import { diff, type FieldChange } from './field-changes';
 import type { Db } from './knex';
 import type { TaskEnd } from './tasks';
 
@@ -121,13 +122,17 @@ export interface CapaProjection {
   closedAt: string | null;
 }
 
-/** The capas row as the run's state stands at one revision; a write of an older revision changes nothing. */
+/**
+ * The capas row as the run's state stands at one revision; a write of an older revision changes nothing. Answers
+ * each field the write changed with its old and new value (every field set, for the CAPA's first write), for the
+ * audit event the caller writes in the same transaction.
+ */
 export async function writeCapaProjection(
   trx: Knex.Transaction,
   capa: { workflowId: string; number: string; title: string },
   rev: number,
   p: CapaProjection,
-): Promise<void> {
+): Promise<FieldChange[]> {
   const row = {
     number: capa.number,
     workflow_id: capa.workflowId,
@@ -150,7 +155,15 @@ export async function writeCapaProjection(
     rev,
   };
   const { number: _n, workflow_id: _w, initiated_by: _i, ...changes } = row;
-  await trx('capas').insert(row).onConflict('number').merge(changes).where('capas.rev', '<', rev);
+  const fields = Object.keys(row).filter((field) => field !== 'updated_at' && field !== 'rev');
+  const before = await trx('capas').where({ number: capa.number }).forUpdate().first(fields);
+  const [after] = await trx('capas')
+    .insert(row)
+    .onConflict('number')
+    .merge(changes)
+    .where('capas.rev', '<', rev)
+    .returning(fields);
+  return after ? diff(before ?? null, after, { fields }) : [];
 }
 
 export async function linkCapaSources(trx: Knex.Transaction, number: string, sources: CapaSource[], by: string): Promise<void> {

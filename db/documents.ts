@@ -1,20 +1,27 @@
 import type { Knex } from 'knex';
+import { workflowIds } from '../common/ids';
 import { OPEN_VERSION_STATES, type VersionState } from '../common/document-approval';
 import type { Actor } from '../common/roles';
 import { appendAudit } from './audit';
+import { diff } from './field-changes';
 import { sha256Hex } from './identity';
 import type { Db } from './knex';
 import { signaturesWithVoids, VOID_COLUMNS } from './signatures';
 
 export class DocumentConflict extends Error {
   constructor(
-    readonly kind: 'number-taken' | 'open-revision',
+    readonly kind: 'number-taken' | 'open-revision' | 'not-a-draft' | 'submission-in-progress',
     message: string,
     readonly extra: Record<string, unknown> = {},
   ) {
     super(message);
   }
 }
+
+/** The caller may not do this to this document (not its owner, not document control). */
+export class DocumentForbidden extends Error {}
+
+const isDocumentControl = (actor: Actor) => actor.roles.includes('document_control');
 
 export async function createDocument(db: Db, actor: Actor, input: { title: string; docType: string; number?: string }) {
   return db.transaction(async (trx) => {
@@ -46,7 +53,10 @@ export async function storeContent(trx: Knex | Knex.Transaction, content: string
 
 export async function addVersion(db: Db, actor: Actor, documentId: string, number: string, content: string, changeSummary = '') {
   return db.transaction(async (trx) => {
-    await trx('documents').where({ id: documentId }).forUpdate().first('id');
+    const document = await trx('documents').where({ id: documentId }).forUpdate().first('id', 'owner_id');
+    if (document?.owner_id !== actor.userId && !isDocumentControl(actor)) {
+      throw new DocumentForbidden(`only the owner of ${number} or document control may add a version`);
+    }
     const open = await trx('document_versions')
       .where({ document_id: documentId })
       .whereIn('state', OPEN_VERSION_STATES)
@@ -74,11 +84,86 @@ export async function addVersion(db: Db, actor: Actor, documentId: string, numbe
   });
 }
 
+/**
+ * Document control cancels a draft nobody submitted (withdrawn, with the reason); refused for a version that is
+ * not a draft, or whose submission is under way. The audit event records each field it changed.
+ */
+export async function cancelDraft(db: Db, actor: Actor, number: string, version: number, reason: string) {
+  return db.transaction(async (trx) => {
+    const row = await trx('document_versions as v')
+      .join('documents as d', 'd.id', 'v.document_id')
+      .where({ 'd.number': number, 'v.version': version })
+      .forUpdate('v')
+      .first('v.id', 'v.state', 'v.workflow_id', 'v.created_at', 'v.updated_at');
+    if (!row) return undefined;
+    if (row.state !== 'draft' || row.workflow_id) {
+      throw new DocumentConflict('not-a-draft', `${number} v${version} is ${row.state}; only an unsubmitted draft can be cancelled`);
+    }
+    // The API writes the submission's grant before it starts the run: a draft with one is being submitted.
+    const submitting = await trx('action_grants')
+      .where({ workflow_id: workflowIds.documentApproval(number, version), action: 'document.submit' })
+      .whereNull('consumed_at')
+      .where('expires_at', '>', trx.fn.now())
+      .first('id');
+    if (submitting) throw new DocumentConflict('submission-in-progress', `${number} v${version} is being submitted`);
+    const fields = ['state', 'closed_at'];
+    const before = await trx('document_versions').where({ id: row.id }).first(fields);
+    const [after] = await trx('document_versions')
+      .where({ id: row.id })
+      .update({ state: 'withdrawn', closed_at: trx.fn.now(), updated_at: trx.fn.now() })
+      .returning(fields);
+    const changes = diff(before, after, { fields });
+    await appendAudit(trx, {
+      actorId: actor.userId,
+      actor: actor.username,
+      action: 'document.draft_cancelled',
+      entityType: 'document',
+      entityId: number,
+      details: { version, reason, draftedAt: row.created_at, lastChangedAt: row.updated_at, changes },
+    });
+    return { number, version, state: after.state as VersionState, closedAt: after.closed_at as Date, changes };
+  });
+}
+
+/** The fields of a document (not of its versions) that document control may change. */
+export interface DocumentEdit {
+  title?: string;
+  docType?: string;
+  ownerId?: string;
+}
+
+/** Changes a document's title, type or owner; the audit event records each field's old and new value. */
+export async function updateDocument(db: Db, actor: Actor, number: string, edit: DocumentEdit) {
+  return db.transaction(async (trx) => {
+    const fields = ['title', 'doc_type', 'owner_id'];
+    const before = await trx('documents').where({ number }).forUpdate().first(['id', ...fields]);
+    if (!before) return undefined;
+    const values = Object.fromEntries(
+      Object.entries({ title: edit.title, doc_type: edit.docType, owner_id: edit.ownerId }).filter(([, v]) => v !== undefined),
+    );
+    const [after] = Object.keys(values).length
+      ? await trx('documents').where({ id: before.id }).update(values).returning(['id', ...fields])
+      : [before];
+    const changes = diff(before, after, { fields });
+    if (changes.length) {
+      await appendAudit(trx, {
+        actorId: actor.userId,
+        actor: actor.username,
+        action: 'document.updated',
+        entityType: 'document',
+        entityId: number,
+        details: { changes },
+      });
+    }
+    return { changes };
+  });
+}
+
 export async function findDocument(db: Db, number: string) {
   return db('documents as d')
     .join('users as u', 'u.id', 'd.owner_id')
     .where('d.number', number)
-    .first('d.id', 'd.number', 'd.title', 'd.doc_type', 'd.created_at', 'u.username as owner');
+    .first('d.id', 'd.number', 'd.title', 'd.doc_type', 'd.owner_id', 'd.created_at', 'u.username as owner');
 }
 
 export interface VersionRow {
@@ -86,6 +171,8 @@ export interface VersionRow {
   document_id: string;
   number: string;
   title: string;
+  doc_type: string;
+  owner_id: string;
   version: number;
   content_hash: string;
   change_summary: string;
@@ -112,7 +199,7 @@ export async function findVersion(db: Db, number: string, version: number): Prom
     .join('documents as d', 'd.id', 'v.document_id')
     .join('users as u', 'u.id', 'v.author_id')
     .where({ 'd.number': number, 'v.version': version })
-    .first('v.*', 'd.number', 'd.title', 'u.username as author');
+    .first('v.*', 'd.number', 'd.title', 'd.doc_type', 'd.owner_id', 'u.username as author');
 }
 
 export async function listVersions(db: Db, documentId: string) {

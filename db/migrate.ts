@@ -17,6 +17,7 @@ import * as signatureVoids from './migrations/20261206040000_signature_voids_and
 import * as patientRecords from './migrations/20261206041000_patient_records';
 import * as capaNumbersAsOwner from './migrations/20261206045000_capa_numbers_as_owner';
 import * as sampleEventProof from './migrations/20261206050000_sample_event_proof';
+import * as routingTemplates from './migrations/20261206060000_routing_templates';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -37,6 +38,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261206041000_patient_records': patientRecords,
   '20261206045000_capa_numbers_as_owner': capaNumbersAsOwner,
   '20261206050000_sample_event_proof': sampleEventProof,
+  '20261206060000_routing_templates': routingTemplates,
 };
 
 const source: Knex.MigrationSource<string> = {

@@ -12,7 +12,15 @@ import { grantedArgs } from '../../common/grants';
 import { storeContent } from '../../db/documents';
 import type { ApiDeps } from '../deps';
 import { route, updateRoute, type RouteSpec } from '../route';
-import { resolveAssignee, runAwaitingRevision, runningVersion, submitVersion, versionGrant } from '../services/document-approval';
+import {
+  requireAssigneeFitsStage,
+  requireNoDecisionThisRound,
+  resolveAssignee,
+  runAwaitingRevision,
+  runningVersion,
+  submitVersion,
+  versionGrant,
+} from '../services/document-approval';
 import { verifySigner } from '../signing';
 import {
   commentBody,
@@ -53,7 +61,8 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
     updateRoute({
       method: 'post',
       path: `${versionPath}/decisions`,
-      summary: 'Approve (an electronic signature: password, meaning, content hash), reject or request changes',
+      summary:
+        'Approve (an electronic signature: password, meaning, content hash), reject or request changes; one stage per person per round',
       tag,
       roles: 'any',
       params: versionParams,
@@ -61,6 +70,7 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
       run: running,
       update: decideUpdate,
       toArgs: async ({ params, body, actor }) => {
+        await requireNoDecisionThisRound(db, params, actor);
         const signature = body.signature
           ? await verifySigner(deps, actor, body.signature, { entityType: 'document', entityId: params.number })
           : undefined;
@@ -145,6 +155,7 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
       update: reassignUpdate,
       toArgs: async ({ params, body, actor }) => {
         const to = await resolveAssignee(db, body.to, 'body.to');
+        await requireAssigneeFitsStage(db, params, to);
         const args = { from: body.from, to: assigneeKey(to), reason: body.reason };
         return {
           actor,

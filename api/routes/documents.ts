@@ -1,24 +1,37 @@
 import { auditTrail } from '../../db/audit';
 import {
   addVersion,
+  cancelDraft,
   createDocument,
   DocumentConflict,
+  DocumentForbidden,
   findContent,
   findDocument,
   listDocuments,
   listSignatures,
   listVersions,
+  updateDocument,
 } from '../../db/documents';
+import { findUserByUsername } from '../../db/users';
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
-import { contentBody, createDocumentBody, documentParams, listDocumentsQuery, versionParams } from '../schemas/documents';
+import {
+  contentBody,
+  createDocumentBody,
+  documentParams,
+  listDocumentsQuery,
+  reasonBody,
+  updateDocumentBody,
+  versionParams,
+} from '../schemas/documents';
 import { loadVersion, versionView } from '../services/document-approval';
 
 const WRITERS = ['author', 'document_control'] as const;
 
 function conflictProblem(err: unknown): never {
   if (err instanceof DocumentConflict) throw problems.conflict(err.kind, err.message, err.extra);
+  if (err instanceof DocumentForbidden) throw problems.forbidden(err.message);
   throw err;
 }
 
@@ -67,9 +80,41 @@ export function documentRoutes(deps: ApiDeps): RouteSpec[] {
       },
     }),
     route({
+      method: 'patch',
+      path: '/documents/:number',
+      summary: "Change a document's title, type or owner (document control); the trail records each old and new value",
+      tag: 'documents',
+      roles: ['document_control'],
+      params: documentParams,
+      body: updateDocumentBody,
+      handler: async ({ params, body, actor, ctx }) => {
+        await requireDocument(params.number);
+        const owner = body.owner === undefined ? undefined : await findUserByUsername(db, body.owner);
+        if (body.owner !== undefined && !owner) {
+          throw problems.unprocessable('unknown-user', `no user "${body.owner}"`, { errors: [{ field: 'body.owner', detail: 'unknown user' }] });
+        }
+        const { changes } = (await updateDocument(db, actor, params.number, { title: body.title, docType: body.docType, ownerId: owner?.id }))!;
+        ctx.body = { ...(await requireDocument(params.number)), changes };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/documents/:number/versions/:version/cancel',
+      summary: 'Cancel a draft nobody submitted (document control, reason required); it is withdrawn and the trail says why',
+      tag: 'documents',
+      roles: ['document_control'],
+      params: versionParams,
+      body: reasonBody,
+      handler: async ({ params, body, actor, ctx }) => {
+        const cancelled = await cancelDraft(db, actor, params.number, params.version, body.reason).catch(conflictProblem);
+        if (!cancelled) throw problems.notFound(`version ${params.version} of document ${params.number}`);
+        ctx.body = cancelled;
+      },
+    }),
+    route({
       method: 'post',
       path: '/documents/:number/versions',
-      summary: 'Add a new version (draft) with its text; refused while another revision is open',
+      summary: "Add a new version (draft) with its text (the document's owner or document control); refused while another revision is open",
       tag: 'documents',
       roles: WRITERS,
       params: documentParams,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { VERSION_STATES } from '../../common/document-approval';
+import { DOC_TYPES } from '../../common/routing-templates';
 import { durationString, isoDateTime, pagination, role, signatureBody, text, username } from './common';
 
 export const documentNumber = z
@@ -11,8 +12,30 @@ export const versionParams = z.object({ number: documentNumber, version: z.coerc
 
 export const createDocumentBody = z.strictObject({
   title: text(200),
-  docType: z.enum(['sop', 'policy', 'work_instruction', 'form', 'specification', 'manual', 'other']),
+  docType: z.enum(DOC_TYPES),
   number: documentNumber.optional(),
+});
+
+/** Document control's edit of a document: at least one of title, type and owner. */
+export const updateDocumentBody = z
+  .strictObject({ title: text(200).optional(), docType: z.enum(DOC_TYPES).optional(), owner: username.optional() })
+  .refine((body) => Object.values(body).some((v) => v !== undefined), { message: 'send at least one of title, docType, owner' });
+
+export const docTypeParams = z.object({ docType: z.enum(DOC_TYPES) });
+
+export const routingTemplateBody = z.strictObject({
+  stages: z
+    .array(
+      z.strictObject({
+        name: text(80),
+        roles: z.array(role).min(1, 'a stage needs at least one role').max(11),
+        required: z.boolean().default(true),
+        minApprovals: z.number().int().min(1).max(50).default(1),
+      }),
+    )
+    .min(1, 'a template needs at least one stage')
+    .max(10),
+  documentControlFinal: z.boolean(),
 });
 
 export const listDocumentsQuery = pagination.extend({

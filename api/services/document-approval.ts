@@ -1,12 +1,14 @@
 import { WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
-import type { AssigneeRef } from '../../common/assignees';
+import { assigneeKey, type AssigneeRef } from '../../common/assignees';
 import { documentStateQuery, FINAL_VERSION_STATES, type DocumentApprovalState, type StageRule } from '../../common/document-approval';
 import { workflowIds } from '../../common/ids';
 import type { Actor, Role } from '../../common/roles';
 import { routingProblems } from '../../common/routing-rules';
+import { templateRoutingProblems, templateStage, type RoutingProblem } from '../../common/routing-templates';
 import { findVersion, listSignatures, type VersionRow } from '../../db/documents';
 import { findActiveUser, findActiveUsers } from '../../db/identity';
 import type { Db } from '../../db/knex';
+import { findRoutingTemplate, rolesOfUsers } from '../../db/routing-templates';
 import type { documentApprovalWorkflow } from '../../workflows';
 import type { ApiDeps } from '../deps';
 import { liveOrRecorded } from '../live-or-recorded';
@@ -127,6 +129,9 @@ export function versionGrant(
   return grantAction(deps, actor, { workflowId: workflowIds.documentApproval(at.number, at.version), action, args, signature });
 }
 
+const draftCancelled = (row: VersionRow) =>
+  problems.conflict('draft-cancelled', `${row.number} v${row.version} was cancelled by document control; add a new version`);
+
 const unknownUser = (username: string, field: string) =>
   problems.unprocessable('unknown-user', `no active user "${username}"`, { errors: [{ field, detail: 'unknown user' }] });
 
@@ -165,6 +170,28 @@ function checkReviewTimers(actor: Actor, request: SubmitRequest, defaults: ApiDe
   checkTimers(actor, { reminderBefore, periodicReview }, { ...rule, ceilings: { ...defaults }, prefix: 'body.' });
 }
 
+const bodyField = (field: string) => `body.${field.replace(/\[(\d+)\]/g, '.$1')}`;
+const routingProblem = (type: string, errors: RoutingProblem[]) =>
+  problems.unprocessable(type, errors.map((e) => e.detail).join('; '), {
+    errors: errors.map((e) => ({ ...e, field: bodyField(e.field) })),
+  });
+
+/**
+ * The routing must fit the template of the document's type: its stages, their order, who may sign each (named
+ * users by the roles Postgres gives them now), document control last where the template says so. A 422 naming
+ * each problem otherwise, before anything is written.
+ */
+async function checkTemplate(db: Db, row: VersionRow, routing: Parameters<typeof templateRoutingProblems>[0]) {
+  const template = await findRoutingTemplate(db, row.doc_type);
+  if (!template) {
+    throw problems.unprocessable('no-routing-template', `documents of type ${row.doc_type} have no routing template; ask document control`);
+  }
+  const userIds = routing.flatMap((stage) => stage.assignees.flatMap((a) => (a.kind === 'user' ? [a.userId] : [])));
+  const roles = await rolesOfUsers(db, [...new Set(userIds)]);
+  const errors = templateRoutingProblems(routing, template, (userId) => roles.get(userId) ?? []);
+  if (errors.length) throw routingProblem('routing-template', errors);
+}
+
 export interface SubmitRequest {
   routing: { name: string; rule: StageRule; assignees: AssigneeInput[]; due?: string }[];
   reminderBefore?: string;
@@ -189,6 +216,7 @@ export async function submitVersion(deps: ApiDeps, number: string, version: numb
         workflowId: row.workflow_id ?? workflowId,
       },
     );
+  if (row.state === 'withdrawn' && !row.workflow_id) throw draftCancelled(row);
   if (row.state !== 'draft' || row.workflow_id) throw alreadySubmitted();
   if (row.author_id !== actor.userId && !actor.roles.includes('document_control')) {
     throw problems.forbidden('only the author or document control may submit this version');
@@ -202,20 +230,66 @@ export async function submitVersion(deps: ApiDeps, number: string, version: numb
     assignees: assignees[i],
   }));
   const errors = routingProblems(routing, row.author_id);
-  if (errors.length) {
-    const named = errors.map((e) => ({ ...e, field: `body.${e.field.replace(/\[(\d+)\]/g, '.$1')}` }));
-    throw problems.unprocessable('invalid-routing', errors.map((e) => e.detail).join('; '), { errors: named });
-  }
+  if (errors.length) throw routingProblem('invalid-routing', errors);
+  await checkTemplate(db, row, routing);
   const input = approvalInput(row, routing, {
     reminderBefore: request.reminderBefore ?? config.documentDefaults.reminderBefore,
     effectiveDate: request.effectiveDate,
     periodicReview: request.periodicReview ?? config.documentDefaults.periodicReview,
     submittedBy: actor.userId,
   });
-  const submissionGrant = await versionGrant(deps, row, actor, 'document.submit', grantedArgs.submit(input));
+  // Written while the version is locked and still a draft, so document control cancelling it at the same moment
+  // either sees the submission under way or wins and the submission is refused.
+  const submissionGrant = await db.transaction(async (trx) => {
+    const now = await trx('document_versions').where({ id: row.id }).forUpdate().first('state', 'workflow_id');
+    if (now?.state === 'withdrawn' && !now.workflow_id) throw draftCancelled(row);
+    if (now?.state !== 'draft' || now.workflow_id) throw alreadySubmitted();
+    return versionGrant({ ...deps, db: trx as unknown as Db }, row, actor, 'document.submit', grantedArgs.submit(input));
+  });
   // A concurrent submission of the same version may win the race past the check above: same answer.
   const run = await startApprovalRun(temporal, config.taskQueue, { ...input, submissionGrant }).catch((err) => {
     throw err instanceof WorkflowExecutionAlreadyStartedError ? alreadySubmitted() : err;
   });
   return { row, run };
+}
+
+/**
+ * One person signs at most one stage per round, and each stage once: a caller who already decided a stage of the
+ * version's current round is refused before a grant is written (the run's validator and recording step refuse
+ * it too). The round and the decisions are read from the record the run keeps (the review tasks each decision closes).
+ */
+export async function requireNoDecisionThisRound(db: Db, at: { number: string; version: number }, actor: Actor): Promise<void> {
+  // One round trip: the version's run and round, and a review task of that round the caller closed.
+  const decided = await db('tasks as t')
+    .join('document_versions as v', 'v.workflow_id', 't.workflow_id')
+    .join('documents as d', 'd.id', 'v.document_id')
+    .where({ 'd.number': at.number, 'v.version': at.version, 't.state': 'done', 't.closed_by': actor.userId })
+    // Workflow IDs are business keys without LIKE wildcards (document numbers are [A-Z0-9-]).
+    .whereRaw(`t.task_key like v.workflow_id || ':r' || v.round || ':s%'`)
+    .first('t.title', 'v.round');
+  if (!decided) return;
+  const stage = /\(([^()]*)\)$/.exec(decided.title as string)?.[1];
+  throw problems.conflict(
+    'duplicate-decision',
+    `${actor.username} already decided ${stage ? `stage "${stage}"` : 'a stage'} in round ${decided.round} of ${at.number} v${at.version}; ` +
+      'one person signs at most one stage per round',
+  );
+}
+
+/**
+ * A review slot handed to someone else stays within the template: the new assignee must hold one of the roles of
+ * the stage being reassigned (a 422 on body.to otherwise). Stages of runs submitted before templates existed, or
+ * of a template since edited to drop them, keep the routing they were started with.
+ */
+export async function requireAssigneeFitsStage(db: Db, at: { number: string; version: number }, to: AssigneeRef): Promise<void> {
+  const row = await loadVersion(db, at.number, at.version);
+  // The author is refused by the run with its own reason (nobody reviews their own version).
+  if (to.kind === 'user' && to.userId === row.author_id) return;
+  const template = row.stage_name ? await findRoutingTemplate(db, row.doc_type) : undefined;
+  const stage = template && row.stage_name ? templateStage(template, row.stage_name) : undefined;
+  if (!stage) return;
+  const roles = to.kind === 'role' ? [to.role] : ((await rolesOfUsers(db, [to.userId])).get(to.userId) ?? []);
+  if (roles.some((role) => stage.roles.includes(role))) return;
+  const detail = `${assigneeKey(to)} may not sign stage "${stage.name}" of a ${row.doc_type} (roles allowed: ${stage.roles.join(', ')})`;
+  throw problems.unprocessable('routing-template', detail, { errors: [{ field: 'body.to', detail }] });
 }

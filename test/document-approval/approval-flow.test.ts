@@ -22,17 +22,24 @@ describe('document approval, end to end through the API', () => {
   });
   after(() => p.stop());
 
-  const twoStages = () => ({
+  // An SOP's routing template: technical review, QA approval, then document control last.
+  const sopRouting = () => ({
     routing: [
       { name: 'Technical review', rule: { type: 'all' }, assignees: [{ user: u.rita.username }, { user: u.rick.username }] },
       { name: 'QA approval', rule: { type: 'any' }, assignees: [{ user: u.april.username }] },
+      { name: 'Document control', assignees: [{ user: u.control.username }] },
     ],
   });
+  const stageOpen = (number: string, version: number, stage: number) =>
+    waitFor(
+      async () => (await getVersion(p, u.author.apiKey, number, version)).process?.stages[stage].status === 'active',
+      `v${version} stage ${stage + 1} open`,
+    );
 
-  it('takes a version through two signed stages to effective, and the next version supersedes it', async () => {
+  it('takes an SOP through its three signed stages to effective, and the next version supersedes it', async () => {
     const mailsBefore = testEnv().mails.length;
-    const { number, contentHash } = await createDraft(p, u.author, 'v1: calibrate monthly');
-    const started = await submit(p, u.author, number, 1, twoStages());
+    const { number, contentHash } = await createDraft(p, u.author, 'v1: calibrate monthly', 'Pipette calibration', 'sop');
+    const started = await submit(p, u.author, number, 1, sopRouting());
     assert.equal(started.workflowId, `document-approval:${number}:v1`);
 
     const inReview = await waitFor(async () => {
@@ -57,13 +64,15 @@ describe('document approval, end to end through the API', () => {
     );
     assert.equal((await approve(p, u.rick, number, 1, contentHash)).status, 200);
 
-    await waitFor(async () => (await getVersion(p, u.author.apiKey, number, 1)).process?.stages[1].status === 'active', 'stage 2 open');
+    await stageOpen(number, 1, 1);
     assert.equal((await approve(p, u.april, number, 1, contentHash)).status, 200);
+    await stageOpen(number, 1, 2);
+    assert.equal((await approve(p, u.control, number, 1, contentHash)).status, 200);
     const effective = await waitForState(p, u.author.apiKey, number, 1, 'effective');
     assert.ok(effective.nextReviewAt, 'a periodic review is scheduled');
 
     const signatures = effective.signatures;
-    assert.equal(signatures.length, 3);
+    assert.equal(signatures.length, 4);
     for (const s of signatures) {
       assert.equal(s.content_hash, contentHash);
       assert.equal(s.meaning, 'approval');
@@ -75,12 +84,14 @@ describe('document approval, end to end through the API', () => {
 
     // Version 2 goes through the same routing and supersedes version 1 in the same transaction.
     const v2 = await addVersion(p, u.author, number, 'v2: calibrate monthly and after repair');
-    await submit(p, u.author, number, 2, twoStages());
-    await waitFor(async () => (await getVersion(p, u.author.apiKey, number, 2)).process?.stages[0].status === 'active', 'v2 stage 1 open');
+    await submit(p, u.author, number, 2, sopRouting());
+    await stageOpen(number, 2, 0);
     assert.equal((await approve(p, u.rita, number, 2, v2.contentHash)).status, 200);
     assert.equal((await approve(p, u.rick, number, 2, v2.contentHash)).status, 200);
-    await waitFor(async () => (await getVersion(p, u.author.apiKey, number, 2)).process?.stages[1].status === 'active', 'v2 stage 2 open');
+    await stageOpen(number, 2, 1);
     assert.equal((await approve(p, u.april, number, 2, v2.contentHash)).status, 200);
+    await stageOpen(number, 2, 2);
+    assert.equal((await approve(p, u.control, number, 2, v2.contentHash)).status, 200);
     await waitForState(p, u.author.apiKey, number, 2, 'effective');
     await waitForRecord(p, u.author.apiKey, number, 1, 'superseded');
 
@@ -123,8 +134,8 @@ describe('document approval, end to end through the API', () => {
   });
 
   it('makes the run findable by document number through its search attributes', async () => {
-    const { number } = await createDraft(p, u.author);
-    const { workflowId } = await submit(p, u.author, number, 1, twoStages());
+    const { number } = await createDraft(p, u.author, undefined, 'Pipette calibration', 'sop');
+    const { workflowId } = await submit(p, u.author, number, 1, sopRouting());
     const described = await waitFor(async () => {
       const res = await p.api('GET', `/api/v1/workflows/${workflowId}`, { key: u.control.apiKey });
       return res.body.searchAttributes?.DueAt ? res.body : null;

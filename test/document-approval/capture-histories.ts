@@ -33,7 +33,8 @@ describe('capturing replay fixtures from real runs', () => {
   ];
 
   it('captures two signed stages, effective, then superseded by the next version', async () => {
-    const { number, contentHash } = await createDraft(p, u.author);
+    // A specification's routing template: technical review, then QA approval.
+    const { number, contentHash } = await createDraft(p, u.author, undefined, 'Pipette tip specification', 'specification');
     const { workflowId } = await submit(p, u.author, number, 1, { routing: routing() });
     await active(number, 1, 0);
     await approve(p, u.rita, number, 1, contentHash);
@@ -42,9 +43,12 @@ describe('capturing replay fixtures from real runs', () => {
     await approve(p, u.april, number, 1, contentHash);
     await waitForState(p, u.author.apiKey, number, 1, 'effective');
     const v2 = await addVersion(p, u.author, number, 'second edition');
-    const second = await submit(p, u.author, number, 2, { routing: [{ name: 'Review', assignees: [{ user: u.rita.username }] }] });
+    const second = await submit(p, u.author, number, 2, { routing: routing() });
     await active(number, 2, 0);
     await approve(p, u.rita, number, 2, v2.contentHash);
+    await approve(p, u.rick, number, 2, v2.contentHash);
+    await active(number, 2, 1);
+    await approve(p, u.april, number, 2, v2.contentHash);
     await waitForRecord(p, u.author.apiKey, number, 1, 'superseded');
     await waitFor(async () => (await testEnv().client.workflow.getHandle(workflowId).describe()).status.name === 'COMPLETED', 'v1 done');
     await save('superseded', workflowId);

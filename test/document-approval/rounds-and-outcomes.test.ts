@@ -110,11 +110,12 @@ describe('document approval: revision rounds and other outcomes', () => {
   });
 
   it('completes a k-of-n stage with k approvals and a role stage with any holder of the role', async () => {
-    const { number, contentHash } = await createDraft(p, u.author);
+    // A work instruction's routing template: review, then approval.
+    const { number, contentHash } = await createDraft(p, u.author, undefined, 'Pipette cleaning', 'work_instruction');
     await submit(p, u.author, number, 1, {
       routing: [
         {
-          name: 'Peer review',
+          name: 'Review',
           rule: { type: 'k_of_n', k: 2 },
           assignees: [{ user: u.rita.username }, { user: u.rick.username }, { user: u.rosa.username }],
         },
@@ -164,7 +165,7 @@ describe('document approval: revision rounds and other outcomes', () => {
     await waitForState(p, u.author.apiKey, number, 1, 'effective');
   });
   it('holds a decision made while the next stage is still opening, instead of refusing it', async () => {
-    const { number, contentHash } = await createDraft(p, u.author);
+    const { number, contentHash } = await createDraft(p, u.author, undefined, 'Pipette cleaning', 'work_instruction');
     await submit(p, u.author, number, 1, {
       routing: [
         { name: 'Review', assignees: [{ user: u.rita.username }] },

@@ -24,7 +24,8 @@ describe('document approval survives a worker killed with SIGKILL mid-review', (
 
   it('resumes on a new worker and reaches the same end with no duplicated email or audit record', async () => {
     worker = await spawnWorker(p.taskQueue);
-    const { number, contentHash } = await createDraft(p, u.author);
+    // A specification's routing template: technical review, then QA approval.
+    const { number, contentHash } = await createDraft(p, u.author, undefined, 'Pipette tip specification', 'specification');
     const { workflowId } = await submit(p, u.author, number, 1, {
       routing: [
         { name: 'Technical review', assignees: [{ user: u.rita.username }, { user: u.rick.username }] },

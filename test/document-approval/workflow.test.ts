@@ -46,7 +46,17 @@ describe('document approval workflow with stub activities', () => {
   const activities = {
     openReviewStage: record('openReviewStage', ['outbox-stage']),
     acceptRequest: async (args: Record<string, unknown>) => (calls.push({ name: 'acceptRequest', args }), args.actor),
-    recordDecision: record('recordDecision', { signatureId: null }),
+    // Mallory stands for a signer whose earlier stage the run does not show (the recording step knows better).
+    recordDecision: async (args: Record<string, unknown>) => {
+      if ((args.actor as Actor).username === 'mallory') {
+        throw ApplicationFailure.create({
+          type: FailureType.DuplicateDecision,
+          message: 'mallory already decided another stage of round 1; one person signs at most one stage per round',
+          nonRetryable: true,
+        });
+      }
+      return record('recordDecision', { signatureId: null })(args);
+    },
     closeReviewStage: record('closeReviewStage', undefined),
     remindStage: record('remindStage', ['outbox-reminder']),
     requestRevision: record('requestRevision', ['outbox-revise']),
@@ -313,6 +323,34 @@ describe('document approval workflow with stub activities', () => {
       await refusal(handle.executeUpdate(withdrawUpdate, { args: [{ grant: GRANT, actor: author, reason: 'too late' }] })),
       FailureType.WrongStage,
     );
+    await handle.executeUpdate(obsoleteUpdate, { args: [{ grant: GRANT, actor: control, reason: 'end of test' }] });
+  });
+
+  it('lets one person sign at most one stage per round: the validator refuses it, and a refusal by the recording step frees the slot', async () => {
+    const handle = await start([
+      stage('Technical', { type: 'any' }, ['quinn']),
+      stage('Approval', { type: 'any' }, ['quinn', 'mallory', 'april']),
+    ]);
+    await stageActive(handle, 0);
+    await approve(handle, person('quinn'));
+    await stageActive(handle, 1);
+    const acceptedBefore = await acceptedUpdates(handle);
+    assert.equal(await refusal(approve(handle, person('quinn'))), FailureType.DuplicateDecision);
+    assert.equal(
+      await refusal(decide(handle, { grant: GRANT, actor: person('quinn'), decision: 'reject', comment: 'no' })),
+      FailureType.DuplicateDecision,
+    );
+    assert.equal(await acceptedUpdates(handle), acceptedBefore, 'the refusals never entered the history');
+
+    assert.equal(await refusal(approve(handle, person('mallory'))), FailureType.DuplicateDecision);
+    const freed = await stateOf(handle);
+    assert.equal(freed.stages[1].status, 'active');
+    assert.ok(
+      freed.stages[1].slots.every((s) => !s.decision),
+      'the refused decision gave its slot back',
+    );
+    await approve(handle, person('april'));
+    await until(handle, 'effective', (s) => s.state === 'effective');
     await handle.executeUpdate(obsoleteUpdate, { args: [{ grant: GRANT, actor: control, reason: 'end of test' }] });
   });
 

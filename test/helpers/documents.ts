@@ -1,13 +1,24 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import type { DocType } from '../../common/routing-templates';
 import type { Platform } from './platform';
 import type { TestUser } from './users';
 import { waitFor } from './wait';
 
 export const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
 
-export async function createDraft(p: Platform, author: TestUser, content = `SOP text ${Math.random()}`, title = 'Pipette calibration') {
-  const doc = await p.api('POST', '/api/v1/documents', { key: author.apiKey, body: { title, docType: 'sop' } });
+/**
+ * A new document with its first version as a draft. A form's routing template asks for one review stage; the
+ * tests of an SOP's full routing (technical review, QA approval, document control last) pass docType 'sop'.
+ */
+export async function createDraft(
+  p: Platform,
+  author: TestUser,
+  content = `Form text ${Math.random()}`,
+  title = 'Pipette calibration record',
+  docType: DocType = 'form',
+) {
+  const doc = await p.api('POST', '/api/v1/documents', { key: author.apiKey, body: { title, docType } });
   assert.equal(doc.status, 201, JSON.stringify(doc.body));
   const version = await addVersion(p, author, doc.body.number, content);
   return { number: doc.body.number as string, version: version.version as number, contentHash: version.contentHash as string };

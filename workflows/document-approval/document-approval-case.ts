@@ -1,4 +1,6 @@
 import {
+  ActivityFailure,
+  ApplicationFailure,
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
@@ -158,18 +160,21 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
       await condition(() => (this.state.currentStage === stageIndex && stage.status === 'active') || this.withdrawing);
       if (this.withdrawing) return this.state;
       const record = () =>
-        db.recordDecision({
-          doc: this.doc,
-          round: this.state.round,
-          stageIndex,
-          stageName: stage.name,
-          slotKey: assigneeKey(slot.assignee),
-          actor,
-          grant,
-          decision,
-          comment,
-          signature,
-        });
+        recordedUnlessDuplicate(
+          db.recordDecision({
+            doc: this.doc,
+            round: this.state.round,
+            stageIndex,
+            stageName: stage.name,
+            slotKey: assigneeKey(slot.assignee),
+            actor,
+            grant,
+            decision,
+            comment,
+            signature,
+          }),
+          () => delete slot.decision,
+        );
       // A refused decision frees its slot: the stage waits for a decision that labflow authenticated.
       const recorded = await undoneIfRefused(record, () => delete slot.decision);
       // The run shows the signer as Postgres knows them, not as the request named them (runs recorded before
@@ -484,5 +489,21 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
   private async settled(): Promise<DocumentApprovalState> {
     await this.deliveries.quiet();
     return this.state;
+  }
+}
+
+/**
+ * The recording step refuses a decision by someone who already decided another stage of the round (one person
+ * signs at most one stage per round), having written nothing: the run frees the slot and the caller hears why.
+ */
+async function recordedUnlessDuplicate<T>(recording: Promise<T>, undo: () => void): Promise<T> {
+  try {
+    return await recording;
+  } catch (err) {
+    if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === FailureType.DuplicateDecision) {
+      undo();
+      refuse(FailureType.DuplicateDecision, err.cause.message);
+    }
+    throw err;
   }
 }

@@ -42,6 +42,14 @@ export function validateDecision(facts: ApprovalFacts, args: DecideArgs): void {
   if (actor.userId === facts.authorId) refuse(FailureType.Forbidden, 'the author cannot review or approve their own version');
   if (hasDecided(stage, actor.userId))
     refuse(FailureType.DuplicateDecision, `${actor.username} has already decided in stage "${stage.name}"`);
+  // Every stage of the run belongs to the current round (a new round clears the decisions).
+  const signedElsewhere = facts.state.stages.find((other) => other !== stage && hasDecided(other, actor.userId));
+  if (signedElsewhere) {
+    refuse(
+      FailureType.DuplicateDecision,
+      `${actor.username} already decided stage "${signedElsewhere.name}" in round ${facts.state.round}; one person signs at most one stage per round`,
+    );
+  }
   if (!openSlotFor(stage, actor)) refuse(FailureType.NotAssignee, `${actor.username} is not an assignee of stage "${stage.name}"`);
   if (decision === 'approve') {
     if (!signature) refuse(FailureType.InvalidInput, 'an approval must be signed');
