@@ -94,7 +94,7 @@ async function measure(p: BenchPlatform): Promise<Measured> {
   };
   const versionPath = (d: Draft) => `/documents/${d.number}/versions/${d.version}`;
   const draft = async (i: number): Promise<Draft> => {
-    const doc = await createDocument(db, author.actor, { title: `Bench SOP ${i}`, docType: 'sop' });
+    const doc = await createDocument(db, author.actor, { title: `Bench SOP ${i}`, docType: 'form' });
     const row = await addVersion(db, author.actor, doc.id, doc.number, `Bench SOP ${i}: calibrate the pipettes monthly.`);
     return { number: doc.number, version: row.version };
   };
