@@ -26,10 +26,13 @@ import { acquireStartLock } from './lib/start-lock';
 import { StopRequest, StopRequested } from './lib/stop-request';
 import { provideTemporal, type TemporalEndpoint } from './lib/temporal-endpoint';
 import { waitForHttpOk } from './lib/wait-http';
+import { waitForSearchAttributes } from './lib/search-attributes-ready';
+import { temporalConnectionOptions } from '../platform/temporal-connection';
 
 const ORCHESTRATE = '--orchestrate';
 const API_READY_TIMEOUT_MS = 60_000;
 const API_STOP_GRACE_MS = 10_000;
+const SEARCH_ATTRIBUTES_TIMEOUT_MS = 120_000;
 // Long enough for running activities to finish or heartbeat their cancellation.
 const WORKER_STOP_GRACE_MS = 30_000;
 
@@ -93,6 +96,11 @@ async function bringUp(config: Config, running: Running, stop: StopRequest): Pro
   void running.api.exit.then((exit) => stopBecauseItDied('API', exit, stop));
 
   await waitForHttpOk(`${apiUrl}/healthz`, { timeoutMs: API_READY_TIMEOUT_MS, giveUp: () => stop.requested });
+  stop.throwIfRequested();
+  await waitForSearchAttributes(temporalConnectionOptions({ ...config, TEMPORAL_ADDRESS: temporal.address }), config.TEMPORAL_NAMESPACE, {
+    timeoutMs: SEARCH_ATTRIBUTES_TIMEOUT_MS,
+    giveUp: () => stop.requested,
+  });
   stop.throwIfRequested();
   printReadyBanner(config, apiUrl, temporal.uiUrl);
 }
