@@ -13,6 +13,7 @@ import { mailDomainOf } from '../platform/mail-domain';
 import { temporalConnectionOptions } from '../platform/temporal-connection';
 import { createWorker } from './create-worker';
 import { installRuntime } from './runtime';
+import { alertUndecodableSchedules } from './schedule-alerts';
 import { ensureSchedules } from './schedules';
 import { ensureSearchAttributes, waitUntilSearchAttributesUsable } from './search-attributes';
 import { join } from 'node:path';
@@ -50,6 +51,11 @@ async function main(): Promise<void> {
       config.TEMPORAL_TASK_QUEUE,
       log,
       config,
+      // An alert that cannot be written is logged; it is no reason to stop either.
+      (undecodable) =>
+        alertUndecodableSchedules({ db, mailer, mailDomain: mailDomainOf(config.MAIL_FROM), log }, undecodable).catch((err: unknown) =>
+          log.error({ err }, 'could not alert operators about undecodable schedules'),
+        ),
     );
   }
 
