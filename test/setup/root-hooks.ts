@@ -12,11 +12,11 @@ import { dataConverterFor, FAILURE_CONVERTER_PATH, WORKFLOW_INTERCEPTOR_MODULES 
 import { REDACTED_PATHS } from '../../platform/logger';
 import { generatePayloadKeys, parsePayloadKeys } from '../../platform/payload-codec';
 import { installRuntime } from '../../workers/runtime';
-import { startDevTemporal, type DevTemporal } from '../../scripts/lib/dev-temporal';
+import { startTestTemporal, type TestTemporal } from './test-temporal';
 import { startSmtpSink } from '../helpers/smtp-sink';
 import { setTestEnv, testEnv } from './env';
 
-let temporal: DevTemporal | undefined;
+let temporal: TestTemporal | undefined;
 const ignore = () => undefined;
 const quietBundler = { log: ignore, trace: ignore, debug: ignore, info: ignore, warn: ignore, error: ignore };
 let stopSmtp: (() => Promise<void>) | undefined;
@@ -61,7 +61,7 @@ export const mochaHooks = {
     const databaseUrl = url.toString();
 
     const [server, smtp, bundle] = await Promise.all([
-      startDevTemporal({ logLevel: 'error' }),
+      startTestTemporal(baseDatabaseUrl),
       startSmtpSink(),
       bundleWorkflowCode({
         workflowsPath: require.resolve('../../workflows'),
@@ -75,7 +75,7 @@ export const mochaHooks = {
     stopSmtp = smtp.stop;
     const db = createDb(databaseUrl, 20);
     await migrateLatest(db);
-    clientConnection = await Connection.connect({ address: server.address });
+    clientConnection = await Connection.connect(server.connectionOptions);
     // A fresh key set per run, with an older key behind the current one: everything the tests run is encrypted,
     // as in production.
     const payloadKeys = `${generatePayloadKeys('test-current')},${generatePayloadKeys('test-previous')}`;
@@ -87,7 +87,8 @@ export const mochaHooks = {
       client: new Client({ connection: clientConnection, dataConverter }),
       payloadKeys,
       dataConverter,
-      nativeConnection: await NativeConnection.connect({ address: server.address }),
+      temporalEnv: server.processEnv,
+      nativeConnection: await NativeConnection.connect(server.connectionOptions),
       workflowBundle: bundle,
       smtpPort: smtp.port,
       mails: smtp.received,
