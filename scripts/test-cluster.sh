@@ -12,6 +12,7 @@ export TEST_TEMPORAL=cluster
 if [ $# -eq 0 ]; then
   set -- \
     test/cluster/search-attributes.test.ts \
+    test/cluster/mtls.test.ts \
     test/document-approval/decisions-and-signatures-over-api.test.ts \
     test/document-approval/review-actions-over-api.test.ts \
     test/capa/lifecycle.test.ts \

@@ -47,7 +47,7 @@ export async function startTestTemporal(adminUrl: string): Promise<TestTemporal>
     role: 'temporal_test',
     logLevel: 'error',
     onOutput: (line) => {
-      if (process.env.TEST_LOG_LEVEL && /"level":"(error|fatal|panic)"/.test(line)) console.log(`[temporal] ${line}`);
+      if (process.env.TEST_LOG_LEVEL && /"level":"(error|fatal|panic)"/.test(line)) process.stdout.write(`[temporal] ${line}\n`);
     },
   });
   const options = clusterConnectionOptions(cluster.clientSettings);
