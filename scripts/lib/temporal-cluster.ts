@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
-import Long from 'long';
+import { msToTs } from '@temporalio/common/lib/time';
 import pg from 'pg';
 import { freePort } from './free-port';
 import { canBind } from './ports';
@@ -305,7 +305,7 @@ export async function ensureNamespace(connection: Connection, namespace: string,
     try {
       await connection.workflowService.registerNamespace({
         namespace,
-        workflowExecutionRetentionPeriod: { seconds: Long.fromNumber(30 * 86_400) },
+        workflowExecutionRetentionPeriod: msToTs('30 days'),
       });
       say(`Temporal: namespace "${namespace}" created`);
     } catch (err) {

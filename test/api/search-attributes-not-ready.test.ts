@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
-import Long from 'long';
+import { msToTs } from '@temporalio/common/lib/time';
 import { workflowIds } from '../../common/ids';
 import { toProblem } from '../../api/error-handler';
 import {
@@ -32,7 +32,7 @@ describe('search attributes the server does not resolve yet', () => {
   before(async function () {
     this.timeout(120_000);
     connection = await Connection.connect({ address: testEnv().temporalAddress });
-    await connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: { seconds: Long.fromNumber(86_400) } });
+    await connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: msToTs('1 day') });
     // A new namespace reaches the frontend's namespace cache a few seconds after it is registered.
     await waitFor(
       () => connection.workflowService.describeNamespace({ namespace }).then(() => true, () => false),
