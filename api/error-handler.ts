@@ -20,6 +20,17 @@ function temporalUnreachable(err: unknown): boolean {
   return false;
 }
 
+/**
+ * The server does not (yet) resolve one of labflow's search attributes on the namespace: just after the worker
+ * registered them on a real server, or before any worker ran. Nothing was started; trying again later will work.
+ */
+function searchAttributesNotReady(err: unknown): boolean {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof Error && /no mapping defined for search attribute/i.test(e.message)) return true;
+  }
+  return false;
+}
+
 /** Turns anything thrown below into a problem+json answer; only a genuine bug becomes a 500. */
 export function toProblem(err: unknown): Problem | null {
   if (err instanceof Problem) return err;
@@ -40,6 +51,9 @@ export function toProblem(err: unknown): Problem | null {
   }
   const message = err instanceof Error ? err.message : '';
   if (temporalUnreachable(err)) return problems.unavailable('Temporal is not reachable');
+  if (searchAttributesNotReady(err)) {
+    return problems.unavailable("Temporal is not ready for labflow yet: its search attributes are not usable on the namespace; nothing was started");
+  }
   const code = (err as { code?: string }).code;
   if (code === 'ECONNREFUSED' || code === '57P01' || /Knex: Timeout acquiring a connection/.test(message)) {
     return problems.unavailable('PostgreSQL is not reachable');

@@ -36,6 +36,11 @@ export const configSchema = z.object({
   TEMPORAL_UI_PORT: port.default(8233),
   TEMPORAL_UI_URL: z.string().default('http://localhost:8233'),
   TEMPORAL_CLI: z.string().optional(),
+  // mTLS to the Temporal frontend (platform/temporal-connection.ts): on when a CA or a client certificate is given.
+  TEMPORAL_TLS_CA_FILE: z.string().optional(),
+  TEMPORAL_TLS_CERT_FILE: z.string().optional(),
+  TEMPORAL_TLS_KEY_FILE: z.string().optional(),
+  TEMPORAL_TLS_SERVER_NAME: z.string().optional(),
   PAYLOAD_KEYS: z.string().optional(),
   PAYLOAD_KEYS_FILE: z.string().optional(),
   PAYLOAD_ALLOW_CLEAR: flag.default(false),

@@ -85,8 +85,17 @@ export function parsePayloadKeys(text: string, source = 'PAYLOAD_KEYS'): Payload
   return { current: all.values().next().value as PayloadKey, all };
 }
 
+/**
+ * A key ID no other installation will choose: the date (so operators can tell keys apart by age) and 64 random
+ * bits. Two installations sharing a namespace (or restored into one) must never name different keys alike, or each
+ * would try its own key on the other's payloads and fail authentication.
+ */
+export function newPayloadKeyId(now = new Date()): string {
+  return `k${now.toISOString().slice(0, 10).replace(/-/g, '')}-${randomBytes(8).toString('hex')}`;
+}
+
 /** A fresh key set with one random key, in the PAYLOAD_KEYS format. */
-export function generatePayloadKeys(id = `k${new Date().toISOString().slice(0, 10).replace(/-/g, '')}`): string {
+export function generatePayloadKeys(id = newPayloadKeyId()): string {
   return `${id}:${randomBytes(KEY_BYTES).toString('base64')}`;
 }
 

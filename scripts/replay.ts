@@ -1,6 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfig } from '../common/config';
+import { temporalConnectionOptions } from '../platform/temporal-connection';
 import { dataConverterFor, loadPayloadKeys, WORKFLOW_INTERCEPTOR_MODULES } from '../platform/data-converter';
 import { encryptionKeyIdsIn, fetchFixture, loadFixture, replayFixtures, saveFixture, type ReplayFixture } from '../workers/replay';
 
@@ -38,7 +39,7 @@ async function main(): Promise<number> {
   if (file) {
     fixture = await loadFixture(file, option(args, '--workflow-id'));
   } else {
-    const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+    const connection = await Connection.connect(temporalConnectionOptions(config));
     try {
       const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
       const handle = client.workflow.getHandle(args[0], option(args, '--run-id'));

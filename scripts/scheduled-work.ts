@@ -3,6 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { restoreDump } from '../activities/backup-restore';
 import { withDatabase } from '../activities/backup-tools';
 import { databaseUrls, loadConfig } from '../common/config';
+import { temporalConnectionOptions } from '../platform/temporal-connection';
 import { verifyAuditChain } from '../db/audit';
 import { createDb, ensureDatabase } from '../db/knex';
 import { dataConverterFor, loadPayloadKeys } from '../platform/data-converter';
@@ -56,7 +57,7 @@ async function restore(args: string[]): Promise<number> {
 /** `schedules [--dry-run]`: reconciles the Temporal Schedules with the declarative list and prints the drift. */
 async function schedules(args: string[]): Promise<number> {
   const config = loadConfig();
-  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const connection = await Connection.connect(temporalConnectionOptions(config));
   try {
     // Schedule actions carry workflow inputs, which the worker will decode.
     const dataConverter = dataConverterFor(loadPayloadKeys(config), { allowClear: config.PAYLOAD_ALLOW_CLEAR === true });

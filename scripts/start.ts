@@ -5,31 +5,29 @@
  * This file runs twice: first as a thin front that stays in the terminal's process group, then with --orchestrate
  * in a process group of its own, where the work happens (why: scripts/lib/process-group.ts).
  */
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, userOf, type Config, type DatabaseUrls } from '../common/config';
-import { setUpDatabase } from '../db/database-roles';
-import { createDb, type Db } from '../db/knex';
-import { seedDevUsers } from '../db/seed-dev-users';
+import { ConfigError, loadConfig, type Config, type DatabaseUrls } from '../common/config';
 import { describeExit, startService, type Service, type ServiceExit } from './lib/child-service';
 import type { DevTemporal } from './lib/dev-temporal';
-import { devUsersTable, writeDevUsersFile } from './lib/dev-users-file';
 import { canBind, httpUrl } from './lib/ports';
-import { databaseName } from './lib/database-url';
 import { provideAuditChainKey } from './lib/audit-chain-key';
 import { providePayloadKeys } from './lib/payload-keys';
 import { providePostgres } from './lib/postgres-endpoint';
 import type { PrivatePostgres } from './lib/private-postgres';
 import { runInOwnProcessGroup } from './lib/process-group';
+import { prepareDatabase } from './lib/labflow-database';
 import { say, StartError } from './lib/say';
 import { acquireStartLock } from './lib/start-lock';
 import { StopRequest, StopRequested } from './lib/stop-request';
 import { provideTemporal, type TemporalEndpoint } from './lib/temporal-endpoint';
 import { waitForHttpOk } from './lib/wait-http';
+import { waitForSearchAttributes } from './lib/search-attributes-ready';
+import { temporalConnectionOptions } from '../platform/temporal-connection';
 
 const ORCHESTRATE = '--orchestrate';
 const API_READY_TIMEOUT_MS = 60_000;
 const API_STOP_GRACE_MS = 10_000;
+const SEARCH_ATTRIBUTES_TIMEOUT_MS = 120_000;
 // Long enough for running activities to finish or heartbeat their cancellation.
 const WORKER_STOP_GRACE_MS = 30_000;
 
@@ -94,6 +92,11 @@ async function bringUp(config: Config, running: Running, stop: StopRequest): Pro
 
   await waitForHttpOk(`${apiUrl}/healthz`, { timeoutMs: API_READY_TIMEOUT_MS, giveUp: () => stop.requested });
   stop.throwIfRequested();
+  await waitForSearchAttributes(temporalConnectionOptions({ ...config, TEMPORAL_ADDRESS: temporal.address }), config.TEMPORAL_NAMESPACE, {
+    timeoutMs: SEARCH_ATTRIBUTES_TIMEOUT_MS,
+    giveUp: () => stop.requested,
+  });
+  stop.throwIfRequested();
   printReadyBanner(config, apiUrl, temporal.uiUrl);
 }
 
@@ -108,40 +111,6 @@ async function checkPortsFree(config: Config): Promise<void> {
       throw new StartError(`port ${port} for ${what} is in use (is labflow already running?); stop that program or set ${setting}`);
     }
   }
-}
-
-/**
- * Creates the database and its roles, hands an existing database (made by an earlier start, as the superuser) to
- * the owner role, migrates as the owner, and seeds the dev users as the application role, as the API would.
- */
-async function prepareDatabase(config: Config, urls: DatabaseUrls): Promise<void> {
-  const name = databaseName(urls.app);
-  const { created, applied } = await setUpDatabase(urls);
-  say(`PostgreSQL: database "${name}" ${created ? 'created' : 'exists'}`);
-  say(`PostgreSQL: roles ${userOf(urls.owner)} (migrations), ${userOf(urls.app)} (API and worker), ${userOf(urls.backup)} (backups)`);
-  say(applied.length > 0 ? `PostgreSQL: applied ${applied.join(', ')}` : 'PostgreSQL: schema is up to date');
-  const db = createDb(urls.app, 2);
-  try {
-    if (config.SEED_DEV_USERS !== false) await seedUsers(db, config);
-  } finally {
-    await db.destroy();
-  }
-}
-
-async function seedUsers(db: Db, config: Config): Promise<void> {
-  const file = join(config.DATA_DIR, 'dev-users.json');
-  const seeded = await seedDevUsers(db, { beforeCommit: (users) => writeDevUsersFile(file, users) });
-  if (!seeded) {
-    say(
-      existsSync(file)
-        ? `dev users already present; their keys are in ${file}`
-        : `dev users already present (created elsewhere: there is no ${file} here)`,
-    );
-    return;
-  }
-  say(`created ${seeded.length} development users; their API keys and signing passwords are shown this once:`);
-  console.log(devUsersTable(seeded));
-  say(`the same users, keys and passwords are in ${file} (mode 0600: readable only by you)`);
 }
 
 /**

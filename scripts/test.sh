@@ -1,11 +1,27 @@
 #!/usr/bin/env bash
-# The whole suite: type-check, lint, then every mocha test on a real Temporal dev server and PostgreSQL.
+# The whole suite: type-check, lint, then every mocha test on a real Temporal dev server and PostgreSQL, then the
+# cluster profile (scripts/test-cluster.sh: the Go-built Temporal server on PostgreSQL with mTLS). With arguments,
+# only those mocha tests run, on the dev server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
 TEMPORAL_CLI="$(bash scripts/install-temporal.sh)"
 export TEMPORAL_CLI
+cluster=0
+if [ $# -eq 0 ] && [ "${TEST_CLUSTER:-true}" != false ]; then
+  cluster=1
+  # The server takes minutes to build the first time: it builds while the main suite runs.
+  build_log="$(mktemp)"
+  bash scripts/install-temporal-server.sh >/dev/null 2>"$build_log" &
+  build=$!
+fi
 echo "[test] type-check"; npx tsc --noEmit -p .
 echo "[test] lint"; npx eslint --max-warnings 0 .
 [ $# -gt 0 ] || set -- "test/**/*.test.ts"
 echo "[test] mocha"; npx mocha "$@"
+if [ "$cluster" = 1 ]; then
+  echo "[test] the Temporal server for the cluster profile"
+  if ! wait "$build"; then cat "$build_log" >&2; exit 1; fi
+  rm -f "$build_log"
+  bash scripts/test-cluster.sh
+fi

@@ -10,11 +10,16 @@ import { createDb } from '../db/knex';
 import { dataConverterFor, loadPayloadKeys } from '../platform/data-converter';
 import { createLogger } from '../platform/logger';
 import { mailDomainOf } from '../platform/mail-domain';
+import { temporalConnectionOptions } from '../platform/temporal-connection';
 import { createWorker } from './create-worker';
 import { installRuntime } from './runtime';
+import { alertUndecodableSchedules } from './schedule-alerts';
 import { ensureSchedules } from './schedules';
-import { ensureSearchAttributes } from './search-attributes';
+import { ensureSearchAttributes, waitUntilSearchAttributesUsable } from './search-attributes';
 import { join } from 'node:path';
+
+// A real server resolves new attributes after its namespace cache refreshes (seconds); this covers a busy machine.
+const SEARCH_ATTRIBUTES_TIMEOUT_MS = 120_000;
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -31,19 +36,31 @@ async function main(): Promise<void> {
   const auditChain = auditChainFromConfig(config);
   if (!auditChain) log.warn('audit chain key not configured (AUDIT_CHAIN_KEY_FILE): the audit trail is neither sealed nor anchored');
   const dataConverter = dataConverterFor(keys, { allowClear: config.PAYLOAD_ALLOW_CLEAR === true, side: 'worker' });
-  const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const temporalOptions = temporalConnectionOptions(config);
+  const clientConnection = await Connection.connect(temporalOptions);
   const added = await ensureSearchAttributes(clientConnection, config.TEMPORAL_NAMESPACE);
   if (added.length) log.info({ added }, 'search attributes registered');
+  // Runs upsert these attributes: until the server can resolve them, their workflow tasks would fail.
+  const waitedMs = await waitUntilSearchAttributesUsable(clientConnection, config.TEMPORAL_NAMESPACE, {
+    timeoutMs: SEARCH_ATTRIBUTES_TIMEOUT_MS,
+    onWait: (reason, waited) => log.info({ reason, waitedMs: waited }, 'waiting for the search attributes to become usable'),
+  });
+  log.info({ waitedMs }, 'search attributes usable');
   if (config.SCHEDULES) {
     await ensureSchedules(
       new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE, dataConverter }),
       config.TEMPORAL_TASK_QUEUE,
       log,
       config,
+      // An alert that cannot be written is logged; it is no reason to stop either.
+      (undecodable) =>
+        alertUndecodableSchedules({ db, mailer, mailDomain: mailDomainOf(config.MAIL_FROM), log }, undecodable).catch((err: unknown) =>
+          log.error({ err }, 'could not alert operators about undecodable schedules'),
+        ),
     );
   }
 
-  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const connection = await NativeConnection.connect(temporalOptions);
   const worker = await createWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,

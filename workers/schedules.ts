@@ -21,6 +21,8 @@ import {
   type OverdueRemindersInput,
 } from '../common/scheduled-work';
 import type { Logger } from '../platform/logger';
+import { PayloadDecryptionError } from '../platform/payload-codec';
+import { decodeMapFromPayloads } from '@temporalio/common/lib/internal-non-workflow';
 import type { Duration } from '@temporalio/common';
 
 /** One entry of the declarative list: what runs, when, and how overlaps and missed runs are handled. */
@@ -209,6 +211,59 @@ export interface ReconcileReport {
   updated: { scheduleId: string; drift: string[] }[];
   unchanged: string[];
   deleted: string[];
+  /** Schedules whose payloads these keys cannot decrypt: left exactly as they are, for an operator to decide. */
+  undecodable: UndecodableSchedule[];
+}
+
+export interface UndecodableSchedule {
+  scheduleId: string;
+  /** The codec's reason: which key ID, never what the payload holds. */
+  reason: string;
+}
+
+/**
+ * A schedule made with a payload key this deployment does not hold (another installation on the namespace, or a
+ * key removed too early) cannot be read, so it cannot be compared, updated or safely deleted. Neither is it a
+ * reason to stop: the worker's own runs do not depend on it.
+ */
+function undecodableReason(err: unknown): string | null {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof PayloadDecryptionError) return e.message;
+  }
+  return null;
+}
+
+interface ListedSchedule {
+  scheduleId: string;
+  owner: unknown;
+  undecodable: string | null;
+}
+
+/**
+ * The namespace's schedules with their owner memo, each decoded on its own: the SDK's list() stops at the first
+ * memo it cannot decode, and one foreign schedule must not hide the others.
+ */
+async function* listSchedules(client: Client): AsyncGenerator<ListedSchedule> {
+  let nextPageToken: Uint8Array | undefined;
+  do {
+    const page = await client.workflowService.listSchedules({
+      namespace: client.options.namespace,
+      maximumPageSize: 100,
+      nextPageToken,
+    });
+    for (const entry of page.schedules ?? []) {
+      const scheduleId = entry.scheduleId ?? '';
+      try {
+        const memo = await decodeMapFromPayloads(client.options.loadedDataConverter, entry.memo?.fields);
+        yield { scheduleId, owner: memo?.[SCHEDULE_OWNER_MEMO], undecodable: null };
+      } catch (err) {
+        const reason = undecodableReason(err);
+        if (reason === null) throw err;
+        yield { scheduleId, owner: undefined, undecodable: reason };
+      }
+    }
+    nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
+  } while (nextPageToken);
 }
 
 /**
@@ -222,13 +277,21 @@ export async function reconcileSchedules(
   options: { taskQueue: string; owner?: string; dryRun?: boolean; log?: Logger },
 ): Promise<ReconcileReport> {
   const owner = options.owner ?? DEFAULT_SCHEDULE_OWNER;
-  const report: ReconcileReport = { created: [], updated: [], unchanged: [], deleted: [] };
+  const report: ReconcileReport = { created: [], updated: [], unchanged: [], deleted: [], undecodable: [] };
   for (const d of definitions) {
     const handle = client.schedule.getHandle(d.scheduleId);
-    const current = await handle.describe().catch((err) => {
-      if (err instanceof ScheduleNotFoundError) return null;
-      throw err;
-    });
+    let current: ScheduleDescription | null;
+    try {
+      current = await handle.describe();
+    } catch (err) {
+      const reason = undecodableReason(err);
+      if (reason !== null) {
+        report.undecodable.push({ scheduleId: d.scheduleId, reason });
+        continue;
+      }
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+      current = null;
+    }
     if (!current) {
       if (!options.dryRun) await client.schedule.create(toOptions(d, options.taskQueue, owner));
       report.created.push(d.scheduleId);
@@ -250,8 +313,13 @@ export async function reconcileSchedules(
     }));
   }
   const listed = new Set(definitions.map((d) => d.scheduleId));
-  for await (const summary of client.schedule.list()) {
-    if (listed.has(summary.scheduleId) || summary.memo?.[SCHEDULE_OWNER_MEMO] !== owner) continue;
+  for await (const summary of listSchedules(client)) {
+    if (summary.undecodable !== null) {
+      // Whose it is cannot be told without its memo; a listed one was reported above already.
+      if (!listed.has(summary.scheduleId)) report.undecodable.push({ scheduleId: summary.scheduleId, reason: summary.undecodable });
+      continue;
+    }
+    if (listed.has(summary.scheduleId) || summary.owner !== owner) continue;
     if (!options.dryRun) {
       try {
         await client.schedule.getHandle(summary.scheduleId).delete();
@@ -264,13 +332,34 @@ export async function reconcileSchedules(
     report.deleted.push(summary.scheduleId);
   }
   options.log?.info(
-    { ...report, updated: report.updated.map((u) => `${u.scheduleId} (${u.drift.join(', ')})`) },
+    {
+      ...report,
+      updated: report.updated.map((u) => `${u.scheduleId} (${u.drift.join(', ')})`),
+      undecodable: report.undecodable.map((u) => u.scheduleId),
+    },
     options.dryRun ? 'schedule drift' : 'schedules reconciled',
   );
+  for (const u of report.undecodable) {
+    options.log?.error(
+      { scheduleId: u.scheduleId, reason: u.reason },
+      'schedule cannot be decoded with the configured payload keys; left as it is for an operator',
+    );
+  }
   return report;
 }
 
-/** At worker start-up: the schedules of this deployment, created or brought up to date. */
-export async function ensureSchedules(client: Client, taskQueue: string, log: Logger, config: Config): Promise<ReconcileReport> {
-  return reconcileSchedules(client, scheduleDefinitions(scheduleSettingsFromConfig(config, taskQueue)), { taskQueue, log });
+/**
+ * At worker start-up: the schedules of this deployment, created or brought up to date. Those it cannot decode are
+ * handed to `onUndecodable` (the worker alerts operators) and otherwise left alone.
+ */
+export async function ensureSchedules(
+  client: Client,
+  taskQueue: string,
+  log: Logger,
+  config: Config,
+  onUndecodable?: (schedules: UndecodableSchedule[]) => Promise<void>,
+): Promise<ReconcileReport> {
+  const report = await reconcileSchedules(client, scheduleDefinitions(scheduleSettingsFromConfig(config, taskQueue)), { taskQueue, log });
+  if (report.undecodable.length > 0 && onUndecodable) await onUndecodable(report.undecodable);
+  return report;
 }

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
-import { Connection } from '@temporalio/client';
+import { Connection, type ConnectionOptions } from '@temporalio/client';
 import { loadConfig, type Config } from '../../common/config';
+import { temporalTls } from '../../platform/temporal-connection';
 import { startDevTemporal, type DevTemporal } from './dev-temporal';
 import { canBind, isAccepting, parseHostPort } from './ports';
 import { say, StartError } from './say';
@@ -25,7 +26,7 @@ export async function provideTemporal(config: Config): Promise<TemporalEndpoint>
   const { host, port } = parseHostPort(address);
 
   if (mode === false) {
-    if (!(await temporalAnswers(address))) {
+    if (!(await temporalAnswers(address, temporalTls(config)))) {
       throw new StartError(`Temporal does not answer at ${address} (TEMPORAL_DEV_SERVER=false); start it, or set TEMPORAL_DEV_SERVER=auto`);
     }
     say(`Temporal: using the server at ${address}; Web UI: ${config.TEMPORAL_UI_URL}`);
@@ -92,10 +93,10 @@ function webUiUrl(config: Config, devServer: DevTemporal): string {
   return userSetIt || !devServer.uiUrl ? config.TEMPORAL_UI_URL : devServer.uiUrl;
 }
 
-async function temporalAnswers(address: string): Promise<boolean> {
+async function temporalAnswers(address: string, tls?: ConnectionOptions['tls']): Promise<boolean> {
   let connection: Connection | undefined;
   try {
-    connection = await Connection.connect({ address, connectTimeout: 2000 });
+    connection = await Connection.connect({ address, connectTimeout: 2000, ...(tls ? { tls } : {}) });
     const client = connection;
     await client.withDeadline(Date.now() + 3000, () => client.workflowService.getSystemInfo({}));
     return true;

@@ -16,7 +16,7 @@ describe('the ERP sync when its worker is killed', () => {
   const spawn = async () => {
     const env = testEnv();
     const child = await spawnWorkerProcess({
-      TEMPORAL_ADDRESS: env.temporalAddress,
+      ...env.temporalEnv,
       TEMPORAL_TASK_QUEUE: taskQueue,
       DATABASE_URL: env.databaseUrl,
       SMTP_URL: `smtp://127.0.0.1:${env.smtpPort}`,

@@ -6,7 +6,7 @@ import { testEnv } from '../setup/env';
 export function spawnWorker(taskQueue: string, extraEnv: Record<string, string> = {}): Promise<ChildProcess> {
   const env = testEnv();
   return spawnWorkerProcess({
-    TEMPORAL_ADDRESS: env.temporalAddress,
+    ...env.temporalEnv,
     TEMPORAL_TASK_QUEUE: taskQueue,
     DATABASE_URL: env.appDatabaseUrl,
     BACKUP_DATABASE_URL: env.backupDatabaseUrl,

@@ -7,6 +7,8 @@ import type { ReceivedMail } from '../helpers/smtp-sink';
 /** What the root hook brought up for the whole run: one Temporal dev server, one database, one SMTP sink. */
 export interface TestEnv {
   temporalAddress: string;
+  /** TEMPORAL_ADDRESS plus, on the cluster profile, the TEMPORAL_TLS_* settings: for worker and API processes. */
+  temporalEnv: Record<string, string>;
   /** The run's database as the superuser: the test's own hand, which may do what the application role may not. */
   databaseUrl: string;
   db: Db;

@@ -13,11 +13,11 @@ import { dataConverterFor, FAILURE_CONVERTER_PATH, WORKFLOW_INTERCEPTOR_MODULES 
 import { REDACTED_PATHS } from '../../platform/logger';
 import { generatePayloadKeys, parsePayloadKeys } from '../../platform/payload-codec';
 import { installRuntime } from '../../workers/runtime';
-import { startDevTemporal, type DevTemporal } from '../../scripts/lib/dev-temporal';
+import { startTestTemporal, type TestTemporal } from './test-temporal';
 import { startSmtpSink } from '../helpers/smtp-sink';
 import { setTestEnv, testEnv } from './env';
 
-let temporal: DevTemporal | undefined;
+let temporal: TestTemporal | undefined;
 const ignore = () => undefined;
 const quietBundler = { log: ignore, trace: ignore, debug: ignore, info: ignore, warn: ignore, error: ignore };
 let stopSmtp: (() => Promise<void>) | undefined;
@@ -69,7 +69,7 @@ export const mochaHooks = {
     };
 
     const [server, smtp, bundle] = await Promise.all([
-      startDevTemporal({ logLevel: 'error' }),
+      startTestTemporal(baseDatabaseUrl),
       startSmtpSink(),
       bundleWorkflowCode({
         workflowsPath: require.resolve('../../workflows'),
@@ -83,7 +83,7 @@ export const mochaHooks = {
     temporal = server;
     stopSmtp = smtp.stop;
     const db = createDb(databaseUrl, 20);
-    clientConnection = await Connection.connect({ address: server.address });
+    clientConnection = await Connection.connect(server.connectionOptions);
     // A fresh key set per run, with an older key behind the current one: everything the tests run is encrypted,
     // as in production.
     const payloadKeys = `${generatePayloadKeys('test-current')},${generatePayloadKeys('test-previous')}`;
@@ -99,7 +99,8 @@ export const mochaHooks = {
       client: new Client({ connection: clientConnection, dataConverter }),
       payloadKeys,
       dataConverter,
-      nativeConnection: await NativeConnection.connect({ address: server.address }),
+      temporalEnv: server.processEnv,
+      nativeConnection: await NativeConnection.connect(server.connectionOptions),
       workflowBundle: bundle,
       smtpPort: smtp.port,
       mails: smtp.received,
