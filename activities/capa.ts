@@ -111,7 +111,7 @@ export function capaActivities({ db, mailer, publicUrl, mailDomain }: ActivityDe
         // A person's step records them as Postgres knows them, not as the request named them.
         const granted = proof ? await prove(trx, capa, proof) : undefined;
         const actor = granted ?? step.audit.actor;
-        await writeCapaProjection(trx, capa, step.rev, step.projection);
+        const changes = await writeCapaProjection(trx, capa, step.rev, step.projection);
         if (step.sources) await linkCapaSources(trx, capa.number, step.sources.sources, step.sources.by);
         await writeCapaActions(trx, capa.number, step.actions ?? []);
         if (step.record) await writeCapaRecord(trx, activityKey('record'), capa.number, step.record);
@@ -157,6 +157,7 @@ export function capaActivities({ db, mailer, publicUrl, mailDomain }: ActivityDe
             round: step.projection.round,
             ...step.audit.details,
             ...(closedTasks ? { closedTasks } : {}),
+            ...(changes.length ? { changes } : {}),
             // Links the record to the grant it consumed, which holds when the password was checked.
             ...(proof?.kind === 'grant' ? { grant: proof.grant } : {}),
             ...(sig

@@ -1,3 +1,4 @@
+import { diff } from './field-changes';
 import type { Knex } from 'knex';
 import type { Actor } from '../common/roles';
 import { appendAudit } from './audit';
@@ -180,7 +181,15 @@ export async function updatePatient(
           action: 'patient.updated',
           entityType: 'patient',
           entityId: id,
-          details: { fields: changed },
+          // Every patient field is PHI: the trail keeps a hash of the old and the new value, never the value.
+          details: {
+            fields: changed,
+            changes: diff(
+              Object.fromEntries(changed.map((k) => [k, current[COLUMNS[k]] ?? null])),
+              Object.fromEntries(changed.map((k) => [k, change[k] ?? null])),
+              { phiFields: changed },
+            ),
+          },
         });
       }
       return { patient: (await findPatient(trx, id))!, changed };

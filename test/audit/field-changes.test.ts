@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { writeCapaProjection, type CapaProjection } from '../../db/capa';
 import { diff, phiDigest } from '../../db/field-changes';
 import { assertProblem, refused } from '../api/support';
+import { createPatient, marker, patientUrl } from '../patients/support';
 import { approve, createDraft, getVersion, submit, waitForState } from '../helpers/documents';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
@@ -48,7 +49,7 @@ describe('field changes in the audit trail', () => {
 
   describe('controlled records', () => {
     let p: Platform;
-    let u: Record<'author' | 'rita' | 'control' | 'admin' | 'olga' | 'target', TestUser>;
+    let u: Record<'author' | 'rita' | 'control' | 'admin' | 'olga' | 'target' | 'carla', TestUser>;
 
     before(async () => {
       p = await startPlatform();
@@ -59,6 +60,7 @@ describe('field changes in the audit trail', () => {
         admin: ['admin'],
         olga: ['author'],
         target: ['author'],
+        carla: ['clinician'],
       });
     });
     after(() => p.stop());
@@ -213,6 +215,20 @@ describe('field changes in the audit trail', () => {
       } finally {
         await trx.rollback();
       }
+    });
+
+    it("records which patient fields changed with hashes of their old and new values, never the values", async () => {
+      const patient = await createPatient(p, u.carla, { address: '1 Elm Street' });
+      const family = marker('Lq');
+      const res = await p.api('PATCH', patientUrl(patient.id), { key: u.carla.apiKey, body: { familyName: family, address: null } });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      const [event] = await eventsOf('patient', patient.id, 'patient.updated');
+      const changes = byField(event.details.changes as Change[]);
+      assert.deepEqual(Object.keys(changes).sort(), ['address', 'familyName']);
+      assert.deepEqual(changes.familyName, { field: 'familyName', old: phiDigest(patient.familyName), new: phiDigest(family) });
+      assert.deepEqual(changes.address, { field: 'address', old: phiDigest('1 Elm Street'), new: null });
+      const text = JSON.stringify(event.details);
+      assert.ok(!text.includes(family) && !text.includes(patient.familyName) && !text.includes('Elm'), 'no PHI value in the trail');
     });
   });
 });
