@@ -3,8 +3,10 @@
  * test/fixtures/histories/capa/. Run with `npx mocha test/capa/capture-histories.ts` after a deliberate change to
  * what a CAPA run records.
  */
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { startCapaRun } from '../../api/temporal/capa';
+import { triageUpdate } from '../../common/capa';
 import { fetchFixture, saveFixture } from '../../workers/replay';
 import { historiesDir } from '../helpers/replay-suite';
 import { startPlatform, type Platform } from '../helpers/platform';
@@ -122,5 +124,31 @@ describe('capturing CAPA replay fixtures from real runs', () => {
     await act(p, u.owner, started.number, '/actions/A1/complete', { evidence: 'one' });
     await save('continued-as-new-first-run', started.workflowId, started.runId);
     await save('continued-as-new-second-run', started.workflowId);
+  });
+
+  it('captures granted actions and a forged triage refused by its recording step and given back', async () => {
+    const { number, workflowId } = await createCapa(p, u.initiator, { sources: [{ type: 'sample', id: `ACC-${Date.now()}` }] });
+    await waitForStage(p, u.qa, number, 'triage');
+    const handle = testEnv().client.workflow.getHandle(workflowId);
+    const forged = handle.executeUpdate(triageUpdate, {
+      args: [
+        {
+          actor: u.qa.actor,
+          grant: randomBytes(32).toString('base64url'),
+          decision: 'accept',
+          severity: 2,
+          occurrence: 2,
+          owner: { kind: 'user', userId: u.owner.actor.userId, username: u.owner.username },
+        },
+      ],
+    });
+    await forged.then(
+      () => Promise.reject(new Error('a forged triage was accepted')),
+      () => undefined,
+    );
+    await act(p, u.qa, number, '/triage', { decision: 'accept', severity: 2, occurrence: 2, owner: u.owner.username });
+    await act(p, u.qa, number, '/cancel', { reason: 'Captured' });
+    await waitFor(async () => (await handle.describe()).status.name === 'COMPLETED', 'run done');
+    await save('granted-forgery-refused', workflowId);
   });
 });
