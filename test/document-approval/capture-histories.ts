@@ -3,7 +3,9 @@
  * test/fixtures/histories/document-approval/. Run with `npm run replay:capture` after a deliberate change to what a
  * run records; commit the new files.
  */
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { decideUpdate } from '../../common/document-approval';
 import { testEnv } from '../setup/env';
 import { approve, createDraft, addVersion, getVersion, submit, versionPath, waitForRecord, waitForState } from '../helpers/documents';
 import { startPlatform, type Platform } from '../helpers/platform';
@@ -122,5 +124,30 @@ describe('capturing replay fixtures from real runs', () => {
     await p.api('POST', `${versionPath(number, 1)}/withdraw`, { key: u.author.apiKey, body: { reason: 'Will be merged into SOP-9' } });
     await waitForRecord(p, u.author.apiKey, number, 1, 'withdrawn');
     await save('withdrawn', workflowId);
+  });
+
+  it('captures a forged signature refused by its recording step, its slot given back, then the real one', async () => {
+    const { number, contentHash } = await createDraft(p, u.author, 'forged then signed');
+    const { workflowId } = await submit(p, u.author, number, 1, { routing: [{ name: 'Review', assignees: [{ user: u.rick.username }] }] });
+    await active(number, 1, 0);
+    const forged = testEnv()
+      .client.workflow.getHandle(workflowId)
+      .executeUpdate(decideUpdate, {
+        args: [
+          {
+            actor: u.rick.actor,
+            grant: randomBytes(32).toString('base64url'),
+            decision: 'approve',
+            signature: { meaning: 'approval', contentHash, signedAt: new Date().toISOString() },
+          },
+        ],
+      });
+    await forged.then(
+      () => Promise.reject(new Error('a forged signature was accepted')),
+      () => undefined,
+    );
+    await approve(p, u.rick, number, 1, contentHash);
+    await waitForState(p, u.author.apiKey, number, 1, 'effective');
+    await save('granted-forgery-refused', workflowId);
   });
 });
