@@ -18,6 +18,7 @@ import * as patientRecords from './migrations/20261206041000_patient_records';
 import * as capaNumbersAsOwner from './migrations/20261206045000_capa_numbers_as_owner';
 import * as sampleEventProof from './migrations/20261206050000_sample_event_proof';
 import * as routingTemplates from './migrations/20261206060000_routing_templates';
+import * as patientVersions from './migrations/20261206070000_patient_versions';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -39,6 +40,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261206045000_capa_numbers_as_owner': capaNumbersAsOwner,
   '20261206050000_sample_event_proof': sampleEventProof,
   '20261206060000_routing_templates': routingTemplates,
+  '20261206070000_patient_versions': patientVersions,
 };
 
 const source: Knex.MigrationSource<string> = {

@@ -107,6 +107,17 @@ export async function findPatient(db: Knex, id: string): Promise<Patient | undef
   return row ? toPatient(row) : undefined;
 }
 
+/** Keeps the patient's record as it now stands as its next version, with who recorded it (db: patient_versions). */
+async function recordPatientVersion(trx: Knex.Transaction, patientId: string, recordedBy: string): Promise<void> {
+  await trx.raw(
+    `insert into patient_versions (patient_id, version, given_name, family_name, date_of_birth, mrn, sex, address, phone, recorded_by)
+     select p.id, coalesce((select max(version) from patient_versions where patient_id = p.id), 0) + 1,
+            p.given_name, p.family_name, p.date_of_birth, p.mrn, p.sex, p.address, p.phone, ?
+       from patients p where p.id = ?`,
+    [recordedBy, patientId],
+  );
+}
+
 /** Creates the patient with its creator as the first member of the care team. */
 export async function createPatient(db: Db, actor: Actor, input: PatientInput): Promise<Patient> {
   try {
@@ -124,6 +135,7 @@ export async function createPatient(db: Db, actor: Actor, input: PatientInput): 
         })
         .returning('id');
       await trx('patient_clinicians').insert({ patient_id: id, user_id: actor.userId, added_by: actor.userId });
+      await recordPatientVersion(trx, id, actor.userId);
       await appendAudit(trx, {
         actorId: actor.userId,
         actor: actor.username,
@@ -175,6 +187,7 @@ export async function updatePatient(
         const values: Record<string, unknown> = { updated_at: trx.fn.now() };
         for (const k of changed) values[COLUMNS[k]] = change[k] ?? null;
         await trx('patients').where({ id }).update(values);
+        await recordPatientVersion(trx, id, actor.userId);
         await appendAudit(trx, {
           actorId: actor.userId,
           actor: actor.username,

@@ -229,6 +229,16 @@ describe('field changes in the audit trail', () => {
       assert.deepEqual(changes.address, { field: 'address', old: phiDigest('1 Elm Street'), new: null });
       const text = JSON.stringify(event.details);
       assert.ok(!text.includes(family) && !text.includes(patient.familyName) && !text.includes('Elm'), 'no PHI value in the trail');
+      // The values themselves are in the patient's versions, each with who recorded it.
+      const versions = await db()('patient_versions').where({ patient_id: patient.id }).orderBy('version').select('version', 'family_name', 'address', 'recorded_by');
+      assert.deepEqual(versions, [
+        { version: 1, family_name: patient.familyName, address: '1 Elm Street', recorded_by: u.carla.actor.userId },
+        { version: 2, family_name: family, address: null, recorded_by: u.carla.actor.userId },
+      ]);
+      await assert.rejects(
+        testEnv().appDb('patient_versions').where({ patient_id: patient.id, version: 1 }).update({ family_name: 'Rewritten' }),
+        /patient versions are kept/,
+      );
     });
   });
 });

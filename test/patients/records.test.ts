@@ -87,7 +87,13 @@ describe('patients: create, read, change, delete, search, sort and page', () => 
       ['patient.created', 'patient.updated'],
       'an unchanged request writes no event',
     );
-    assert.deepEqual(events[1].details, { fields: ['familyName', 'address'] });
+    assert.deepEqual(events[1].details.fields, ['familyName', 'address']);
+    assert.deepEqual(
+      (events[1].details.changes as { field: string }[]).map((c) => c.field),
+      ['address', 'familyName'],
+      'each changed field with hashes of its old and new value',
+    );
+    assert.ok(!JSON.stringify(events[1].details).includes('Lovelace'), 'no PHI value in the trail');
   });
 
   it('answers 409 to a second patient with the same MRN, without echoing it', async () => {
