@@ -47,6 +47,11 @@ export async function grantPrivileges(owner: Knex, roles: GrantedRoles): Promise
     await trx.raw('grant select on all tables in schema public to ??', [roles.backup]);
     await trx.raw('grant select on all sequences in schema public to ??', [roles.backup]);
     await trx.raw('grant usage, select on all sequences in schema public to ??', [roles.app]);
+    // Objects the owner creates at run time (the year's CAPA number sequence, made by a SECURITY DEFINER function)
+    // are readable by the backup role too, so a dump never meets one it may not read.
+    await trx.raw('alter default privileges in schema public grant select on tables to ??', [roles.backup]);
+    await trx.raw('alter default privileges in schema public grant select on sequences to ??', [roles.backup]);
+    await trx.raw('alter default privileges in schema public grant usage, select on sequences to ??', [roles.app]);
     for (const table of tables) {
       if (OWNER_ONLY_TABLES.includes(table)) continue;
       const privileges = (APPEND_ONLY_TABLES as readonly string[]).includes(table)

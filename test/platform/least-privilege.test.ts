@@ -178,6 +178,14 @@ describe('least privilege in PostgreSQL', () => {
       const role = await testEnv().db('pg_roles').where({ rolname: testEnv().roles.backup }).first();
       assert.equal(role.rolsuper, false);
     });
+
+    it('reads what the owner creates at run time: the year sequence of CAPA numbers the application role asks for', async () => {
+      const year = 2100 + (randomBytes(1).readUInt8() % 90);
+      const { rows } = await app().raw('select next_capa_number(?) as number', [year]);
+      assert.match(rows[0].number, new RegExp(`^CAPA-${year}-\\d{4}$`));
+      const read = await backup.raw(`select last_value from ${'capa_number_seq_' + year}`);
+      assert.ok(Number(read.rows[0].last_value) >= 1, 'a dump can read the sequence');
+    });
   });
 
   describe('voiding a signature', () => {
