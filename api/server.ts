@@ -4,7 +4,7 @@ import { auditChainFromConfig } from '../db/audit-chain';
 import { createDb } from '../db/knex';
 import { dataConverterFor, loadPayloadKeys } from '../platform/data-converter';
 import { createLogger } from '../platform/logger';
-import { temporalConnectionOptions } from '../platform/temporal-connection';
+import { apiTemporalConnectionOptions } from '../platform/temporal-connection';
 import { createApp } from './app';
 import { createAuthenticator } from './auth';
 import { apiConfig } from './config';
@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   const log = createLogger(config, 'api');
   const db = createDb(databaseUrls(config).app, config.DATABASE_POOL_MAX);
   // A lazy connection lets the API start (and answer /readyz with 503) while Temporal is still coming up.
-  const connection = Connection.lazy(temporalConnectionOptions(config));
+  const connection = Connection.lazy(apiTemporalConnectionOptions(config));
   const keys = loadPayloadKeys(config);
   if (!keys) log.warn('payload encryption is off: no PAYLOAD_KEYS or PAYLOAD_KEYS_FILE');
   if (keys && config.PAYLOAD_ALLOW_CLEAR) log.warn('PAYLOAD_ALLOW_CLEAR is on: unencrypted payloads are accepted');
