@@ -12,6 +12,7 @@ import type { ApiConfig } from '../../api/deps';
 import { databaseUrlAs } from '../../common/config';
 import { createDb } from '../../db/knex';
 import { createLogger, type Logger } from '../../platform/logger';
+import type { WorkerDeployment } from '../../platform/worker-deployment';
 import { createWorker } from '../../workers/create-worker';
 import { testEnv } from '../setup/env';
 
@@ -72,6 +73,10 @@ export interface PlatformOptions {
   log?: Logger;
   /** Another Temporal server than the run's shared one, for a test that must inspect everything its server holds. */
   temporal?: { client: Client; nativeConnection: NativeConnection };
+  /** Another platform's task queue, so this one's worker polls beside that one's (a second build, a second worker). */
+  taskQueue?: string;
+  /** Worker versioning: the deployment and build this platform's worker runs. */
+  deployment?: WorkerDeployment;
 }
 
 export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
@@ -80,7 +85,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   // The API and the worker run as the application role, backups as the read-only one (db/database-roles.ts).
   const db = options.db ? createDb(databaseUrlAs(databaseUrlOf(options.db), env.roles.app), 10) : env.appDb;
   const backupDatabaseUrl = databaseUrlAs(databaseUrlOf(db), env.roles.backup);
-  const taskQueue = `test-${randomBytes(4).toString('hex')}`;
+  const taskQueue = options.taskQueue ?? `test-${randomBytes(4).toString('hex')}`;
   const log = options.log ?? createLogger({ LOG_LEVEL: 'silent', LOG_PRETTY: false }, 'test');
   const mailer = createMailer({
     smtpUrl: `smtp://127.0.0.1:${env.smtpPort}`,
@@ -105,6 +110,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       }),
       workflowBundle: env.workflowBundle,
       dataConverter: env.dataConverter,
+      deployment: options.deployment,
     });
     running = worker.run();
   }
