@@ -75,6 +75,8 @@ export interface PlatformOptions {
   temporal?: { client: Client; nativeConnection: NativeConnection };
   /** Another platform's task queue, so this one's worker polls beside that one's (a second build, a second worker). */
   taskQueue?: string;
+  /** Workflow code other than the current bundle (a deliberate change, test/replay/changes/). */
+  workflowBundle?: { code: string };
   /** Worker versioning: the deployment and build this platform's worker runs. */
   deployment?: WorkerDeployment;
 }
@@ -108,7 +110,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
         backupDatabaseUrl,
         ...options.activityDeps,
       }),
-      workflowBundle: env.workflowBundle,
+      workflowBundle: options.workflowBundle ?? env.workflowBundle,
       dataConverter: env.dataConverter,
       deployment: options.deployment,
     });
