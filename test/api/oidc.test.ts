@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { Writable } from 'node:stream';
+import { SignJWT } from 'jose';
 import pino from 'pino';
 import { createApp } from '../../api/app';
 import { createAuthenticator } from '../../api/auth';
@@ -140,6 +141,15 @@ describe('single sign-on: OpenID Connect access tokens from a real provider', ()
         const notBefore = Math.floor((Date.now() + HOUR_MS) / 1000);
         assertRefused(await api('GET', '/api/v1/me', { key: await token(idp, { claims: { ...claims, nbf: notBefore } }) }), 'not-yet-valid');
         assertRefused(await api('GET', '/api/v1/me', { key: 'eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln' }), 'malformed');
+        // A token signed with a shared secret (made here: no provider issues such a thing) is refused for its algorithm.
+        const symmetric = await new SignJWT({ preferred_username: person.username })
+          .setProtectedHeader({ alg: 'HS256' })
+          .setIssuer(idp.issuer)
+          .setAudience(LABFLOW_RESOURCE)
+          .setIssuedAt()
+          .setExpirationTime('5m')
+          .sign(new TextEncoder().encode('a shared secret anyone could hold'));
+        assertRefused(await api('GET', '/api/v1/me', { key: symmetric }), 'algorithm');
         const stranger = await token(idp, { claims: { preferred_username: 'nobody.here', groups: ['lab-qa'] } });
         assertRefused(await api('GET', '/api/v1/me', { key: stranger }), 'unknown-user');
         assert.equal(await testEnv().db('users').where({ username: 'nobody.here' }).first('id'), undefined, 'no user made without JIT');
