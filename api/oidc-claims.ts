@@ -21,12 +21,24 @@ export function claimAt(payload: JWTPayload, name: string): unknown {
  * the claim is absent or is not a labflow username (an address in another domain is not one).
  */
 export function usernameFrom(payload: JWTPayload, settings: Pick<OidcSettings, 'usernameClaims' | 'usernameDomains'>): string | undefined {
-  const value = settings.usernameClaims.map((claim) => claimAt(payload, claim)).find((v) => typeof v === 'string' && v !== '');
-  if (typeof value !== 'string') return undefined;
+  const value = usernameClaimValue(payload, settings);
+  if (value === undefined) return undefined;
   let name = value.toLowerCase();
   const at = name.lastIndexOf('@');
   if (at > 0 && settings.usernameDomains.includes(name.slice(at + 1))) name = name.slice(0, at);
   return USERNAME.test(name) ? name : undefined;
+}
+
+function usernameClaimValue(payload: JWTPayload, settings: Pick<OidcSettings, 'usernameClaims'>): string | undefined {
+  const value = settings.usernameClaims.map((claim) => claimAt(payload, claim)).find((v) => typeof v === 'string' && v !== '');
+  return typeof value === 'string' ? value : undefined;
+}
+
+const ADDRESS = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+
+/** The person's email address: the email claim, else an address-shaped username claim (Entra ID's UPN). */
+export function emailFrom(payload: JWTPayload, settings: Pick<OidcSettings, 'usernameClaims'>): string | undefined {
+  return [payload.email, usernameClaimValue(payload, settings)].find((v): v is string => typeof v === 'string' && ADDRESS.test(v) && v.length <= 254);
 }
 
 /**

@@ -4,7 +4,7 @@ import { toActor } from '../db/identity';
 import type { Db } from '../db/knex';
 import { userForToken } from '../db/oidc-users';
 import type { Logger } from '../platform/logger';
-import { rolesFrom, usernameFrom } from './oidc-claims';
+import { emailFrom, rolesFrom, usernameFrom } from './oidc-claims';
 import { IdentityProviderUnavailable, providerUnavailable, tokenRefused, type TokenCheck } from './oidc-errors';
 import { providerKeys } from './oidc-keys';
 import type { OidcSettings } from './oidc-settings';
@@ -16,6 +16,13 @@ const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256
 export function looksLikeJwt(bearer: string): boolean {
   return /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(bearer);
 }
+
+const REFUSALS = {
+  'unknown-user': (username: string) => `the token names ${username}, who is not a labflow user`,
+  'user-deactivated': (username: string) => `${username} is deactivated`,
+  // Notifications go by email: a user made without an address could never be told of their work.
+  claims: (username: string) => `${username} is not a labflow user yet, and the token carries no email address to create them with`,
+} as const;
 
 export interface OidcDeps {
   log: Logger;
@@ -108,15 +115,11 @@ export function createOidcAuthenticator(db: Db, settings: OidcSettings, deps: Oi
         username,
         roles,
         printedName: typeof payload.name === 'string' ? payload.name.slice(0, 120) : undefined,
-        email: typeof payload.email === 'string' ? payload.email : undefined,
+        email: emailFrom(payload, settings),
       },
       settings.jit,
     );
-    if ('refused' in found) {
-      throw found.refused === 'unknown-user'
-        ? refuse('unknown-user', `the token names ${username}, who is not a labflow user`)
-        : refuse('user-deactivated', `${username} is deactivated`);
-    }
+    if ('refused' in found) throw refuse(found.refused, REFUSALS[found.refused](username));
     return toActor(found.user);
   };
 }

@@ -16,7 +16,8 @@ export interface TokenIdentity {
   email?: string;
 }
 
-export type TokenUser = { user: UserRow } | { refused: 'unknown-user' | 'user-deactivated' };
+/** 'claims': the user would be created just in time, but the token gives no email address. */
+export type TokenUser = { user: UserRow } | { refused: 'unknown-user' | 'user-deactivated' | 'claims' };
 
 /** The system name the trail records for changes single sign-on makes. */
 const SSO_ACTOR = 'system:oidc';
@@ -30,7 +31,8 @@ const SSO_ACTOR = 'system:oidc';
 export async function userForToken(db: Db, identity: TokenIdentity, jit: boolean): Promise<TokenUser> {
   let user = (await db('users').where({ username: identity.username }).first(COLUMNS)) as UserRow | undefined;
   if (!user && !jit) return { refused: 'unknown-user' };
-  if (!user) user = await createFromToken(db, identity);
+  if (!user && !identity.email) return { refused: 'claims' };
+  if (!user) user = await createFromToken(db, { ...identity, email: identity.email as string });
   if (!user.active) return { refused: 'user-deactivated' };
   if (identity.roles && !sameRoles(user.roles, identity.roles)) {
     return { user: await syncRoles(db, user.username, identity.roles, identity.issuer) };
@@ -40,13 +42,13 @@ export async function userForToken(db: Db, identity: TokenIdentity, jit: boolean
 
 const sameRoles = (a: readonly Role[], b: readonly Role[]) => [...a].sort().join(',') === [...b].sort().join(',');
 
-async function createFromToken(db: Db, identity: TokenIdentity): Promise<UserRow> {
+async function createFromToken(db: Db, identity: TokenIdentity & { email: string }): Promise<UserRow> {
   return db.transaction(async (trx) => {
     const [created] = await trx('users')
       .insert({
         username: identity.username,
         printed_name: identity.printedName || identity.username,
-        email: identity.email ?? '',
+        email: identity.email,
         roles: identity.roles ?? [],
         password_hash: null,
       })

@@ -190,6 +190,10 @@ describe('single sign-on: OpenID Connect access tokens from a real provider', ()
     });
     assert.equal(await testEnv().db('users').where({ username }).first('id'), undefined);
     await withApi({ jit: true }, async (api) => {
+      // No address to reach them at: not created (notifications go by email).
+      const { email: _email, ...withoutEmail } = claims;
+      assertRefused(await api('GET', '/api/v1/me', { key: await idp.token({ claims: withoutEmail }) }), 'claims');
+      assert.equal(await testEnv().db('users').where({ username }).first('id'), undefined);
       const [first, second] = await Promise.all([
         api('GET', '/api/v1/me', { key: await idp.token({ claims }) }),
         api('GET', '/api/v1/me', { key: await idp.token({ claims }) }),
@@ -239,7 +243,7 @@ describe('single sign-on: OpenID Connect access tokens from a real provider', ()
 
     it('still needs the signer’s labflow signing password, whatever the sign-in; a JIT user has none until they enrol', async () => {
       const newcomer = `jit.signer.${Date.now().toString(36)}`;
-      const newcomerToken = await idp.token({ claims: { preferred_username: newcomer, groups: ['lab-review'] } });
+      const newcomerToken = await idp.token({ claims: { preferred_username: newcomer, email: `${newcomer}@lab.test`, groups: ['lab-review'] } });
       assert.equal((await p.api('GET', '/api/v1/me', { key: newcomerToken })).status, 200);
       const doc = await underReview(p, u.author, oneStage([u.signer, { username: newcomer } as TestUser]));
       const decide = (key: string, password: string) =>

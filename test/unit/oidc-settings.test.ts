@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { oidcSettings } from '../../api/config';
-import { claimAt, rolesFrom, usernameFrom } from '../../api/oidc-claims';
+import { claimAt, emailFrom, rolesFrom, usernameFrom } from '../../api/oidc-claims';
 import { looksLikeJwt } from '../../api/oidc';
 import { ConfigError, loadConfig } from '../../common/config';
 
@@ -55,6 +55,9 @@ describe('single sign-on settings and claims', () => {
     assert.equal(usernameFrom({ preferred_username: 'alice@gmail.com' }, settings), undefined);
     assert.equal(usernameFrom({ preferred_username: 'has space' }, settings), undefined);
     assert.equal(usernameFrom({}, settings), undefined);
+    assert.equal(emailFrom({ email: 'a.b@lab.example', preferred_username: 'x@lab.example' }, settings), 'a.b@lab.example');
+    assert.equal(emailFrom({ preferred_username: 'Alice@Lab.Example' }, settings), 'Alice@Lab.Example');
+    assert.equal(emailFrom({ email: 'not an address', preferred_username: 'alice' }, settings), undefined);
   });
 
   it('sends JWTs to single sign-on and leaves labflow API keys to the key check', () => {
