@@ -1,4 +1,4 @@
-import { decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { decodeJwt, errors, jwtVerify, type JWTPayload } from 'jose';
 import type { Actor } from '../common/roles';
 import { toActor } from '../db/identity';
 import type { Db } from '../db/knex';
@@ -28,8 +28,6 @@ export interface OidcDeps {
   log: Logger;
   /** The time tokens are judged at; the system clock when absent. */
   now?: () => Date;
-  /** The provider's keys; discovered from the issuer when absent. */
-  keys?: JWTVerifyGetKey;
 }
 
 /**
@@ -38,7 +36,7 @@ export interface OidcDeps {
  * check; an unreachable provider is 503. The token itself is never logged.
  */
 export function createOidcAuthenticator(db: Db, settings: OidcSettings, deps: OidcDeps): (token: string) => Promise<Actor> {
-  const keys = deps.keys ?? providerKeys(settings);
+  const keys = providerKeys(settings);
   const now = deps.now ?? (() => new Date());
 
   const refuse = (check: TokenCheck, detail: string) => {
