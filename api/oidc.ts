@@ -60,6 +60,8 @@ export function createOidcAuthenticator(db: Db, settings: OidcSettings, deps: Oi
         audience: settings.audiences,
         clockTolerance: settings.clockToleranceSeconds,
         algorithms: ALGORITHMS,
+        // A token without an expiry would be good for ever.
+        requiredClaims: ['exp'],
         currentDate,
       });
       if (typeof payload.iat === 'number' && payload.iat > currentDate.getTime() / 1000 + settings.clockToleranceSeconds) {
