@@ -7,7 +7,8 @@ import { createLogger } from '../platform/logger';
 import { apiTemporalConnectionOptions } from '../platform/temporal-connection';
 import { createApp } from './app';
 import { createAuthenticator } from './auth';
-import { apiConfig } from './config';
+import { apiConfig, oidcSettings } from './config';
+import { createOidcAuthenticator } from './oidc';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -21,12 +22,13 @@ async function main(): Promise<void> {
   const dataConverter = dataConverterFor(keys, { allowClear: config.PAYLOAD_ALLOW_CLEAR === true });
   const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
   const settings = apiConfig(config);
+  const oidc = oidcSettings(config);
   const app = createApp({
     db,
     temporal,
     config: settings,
     log,
-    authenticate: createAuthenticator(db, settings.apiKeyCacheTtlMs),
+    authenticate: createAuthenticator(db, settings.apiKeyCacheTtlMs, oidc && createOidcAuthenticator(db, oidc, { log })),
     payloadCodec: dataConverter.payloadCodecs?.[0],
     auditChain: auditChainFromConfig(config),
   });

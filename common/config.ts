@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { durationProblem } from './durations';
+import { parseRoleMap } from './oidc-role-map';
 import { DEFAULT_TASK_QUEUE } from './task-queues';
 
 /** Zero is allowed (it turns a cache or a wait off); like every duration labflow takes, at most ten years. */
@@ -57,6 +58,23 @@ export const configSchema = z.object({
   API_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
   PUBLIC_URL: z.string().default('http://localhost:3000'),
   API_KEY_CACHE_TTL: duration.default('30s'),
+
+  // Single sign-on (api/oidc.ts): off unless OIDC_ISSUER is set.
+  OIDC_ISSUER: z.url({ protocol: /^https?$/ }).optional(),
+  OIDC_AUDIENCE: z.string().optional(),
+  OIDC_CLOCK_TOLERANCE: duration.default('30s'),
+  OIDC_USERNAME_CLAIM: z.string().optional(),
+  OIDC_USERNAME_DOMAINS: z.string().optional(),
+  OIDC_ROLES_CLAIM: z.string().optional(),
+  OIDC_ROLE_MAP: z
+    .string()
+    .superRefine((value, ctx) => {
+      const parsed = parseRoleMap(value);
+      if ('problem' in parsed) ctx.addIssue({ code: 'custom', message: parsed.problem });
+    })
+    .default('{}'),
+  OIDC_JIT: flag.default(false),
+  OIDC_HTTP_TIMEOUT: duration.default('5s'),
 
   WORKER_METRICS_PORT: port.default(9464),
   WORKFLOW_BUNDLE_PATH: z.string().optional(),

@@ -9,6 +9,8 @@ import { createMailer } from '../../activities/mailer';
 import { createApp } from '../../api/app';
 import { createAuthenticator } from '../../api/auth';
 import type { ApiConfig } from '../../api/deps';
+import { createOidcAuthenticator } from '../../api/oidc';
+import type { OidcSettings } from '../../api/oidc-settings';
 import { databaseUrlAs } from '../../common/config';
 import { createDb } from '../../db/knex';
 import { createLogger, type Logger } from '../../platform/logger';
@@ -79,6 +81,8 @@ export interface PlatformOptions {
   workflowBundle?: { code: string };
   /** Worker versioning: the deployment and build this platform's worker runs. */
   deployment?: WorkerDeployment;
+  /** Single sign-on: OpenID Connect bearer tokens accepted beside API keys. */
+  oidc?: OidcSettings;
 }
 
 export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
@@ -129,7 +133,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     temporal: temporal.client,
     config,
     log,
-    authenticate: createAuthenticator(db, config.apiKeyCacheTtlMs),
+    authenticate: createAuthenticator(db, config.apiKeyCacheTtlMs, options.oidc && createOidcAuthenticator(db, options.oidc, { log })),
     payloadCodec: env.dataConverter.payloadCodecs?.[0],
   });
   const server: Server = await new Promise((resolve) => {
