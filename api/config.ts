@@ -2,6 +2,7 @@ import type { Config } from '../common/config';
 import { durationMs } from '../common/durations';
 import { configuredLlmProviders } from '../common/llm-providers';
 import { mailDomainOf } from '../platform/mail-domain';
+import { credentialSettings } from './credentials/settings';
 import type { ApiConfig, SummarySettings } from './deps';
 
 export function apiConfig(config: Config): ApiConfig {
@@ -13,6 +14,7 @@ export function apiConfig(config: Config): ApiConfig {
       maxFailures: config.SIGNING_MAX_FAILURES,
       failureWindowMs: durationMs(config.SIGNING_FAILURE_WINDOW),
       lockMs: durationMs(config.SIGNING_LOCK),
+      maxAgeMs: durationMs(config.SIGNING_PASSWORD_MAX_AGE),
     },
     actionGrantTtlMs: durationMs(config.ACTION_GRANT_TTL),
     documentDefaults: {
@@ -23,6 +25,7 @@ export function apiConfig(config: Config): ApiConfig {
     codecCorsOrigins: codecCorsOrigins(config),
     summary: summarySettings(config),
     mailDomain: mailDomainOf(config.MAIL_FROM),
+    credentials: credentialSettings(config),
   };
 }
 

@@ -6,8 +6,8 @@ import { dataConverterFor, loadPayloadKeys } from '../platform/data-converter';
 import { createLogger } from '../platform/logger';
 import { temporalConnectionOptions } from '../platform/temporal-connection';
 import { createApp } from './app';
-import { createAuthenticator } from './auth';
 import { apiConfig } from './config';
+import { startAuthentication } from './credentials/authentication';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -21,12 +21,14 @@ async function main(): Promise<void> {
   const dataConverter = dataConverterFor(keys, { allowClear: config.PAYLOAD_ALLOW_CLEAR === true });
   const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
   const settings = apiConfig(config);
+  const urls = databaseUrls(config);
+  const auth = startAuthentication({ db, temporal, config: settings, log }, urls.app);
   const app = createApp({
     db,
     temporal,
     config: settings,
     log,
-    authenticate: createAuthenticator(db, settings.apiKeyCacheTtlMs),
+    authenticate: auth.authenticate,
     payloadCodec: dataConverter.payloadCodecs?.[0],
     auditChain: auditChainFromConfig(config),
   });
@@ -44,7 +46,7 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, 'api stopping');
     server.close(() => {
-      void Promise.allSettled([connection.close(), db.destroy()]).then(() => process.exit(0));
+      void Promise.allSettled([connection.close(), auth.close(), db.destroy()]).then(() => process.exit(0));
     });
     server.closeIdleConnections();
     setTimeout(() => process.exit(0), 10_000).unref();

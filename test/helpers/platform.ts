@@ -7,7 +7,7 @@ import { createActivities, type ActivityDeps } from '../../activities';
 import { databaseUrlOf } from '../../activities/backups';
 import { createMailer } from '../../activities/mailer';
 import { createApp } from '../../api/app';
-import { createAuthenticator } from '../../api/auth';
+import { startAuthentication } from '../../api/credentials/authentication';
 import type { ApiConfig } from '../../api/deps';
 import { databaseUrlAs } from '../../common/config';
 import { createDb } from '../../db/knex';
@@ -116,12 +116,14 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   if (options.withWorker !== false) await startWorker();
 
   const config = testApiConfig(taskQueue, options.apiConfig);
+  const auth = startAuthentication({ db, temporal: temporal.client, config, log }, databaseUrlOf(db));
+  await auth.listener.ready;
   const app = createApp({
     db,
     temporal: temporal.client,
     config,
     log,
-    authenticate: createAuthenticator(db, config.apiKeyCacheTtlMs),
+    authenticate: auth.authenticate,
     payloadCodec: env.dataConverter.payloadCodecs?.[0],
   });
   const server: Server = await new Promise((resolve) => {
@@ -150,6 +152,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     async stop() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await stopWorker();
+      await auth.close();
       mailer.close();
       if (options.db) await db.destroy();
     },
