@@ -1,6 +1,9 @@
 import type { Knex } from 'knex';
 import { Client } from 'pg';
 
+/** How the listening connections show in pg_stat_activity. */
+export const LISTENER_APPLICATION_NAME = 'labflow-credential-listener';
+
 /** The PostgreSQL channel on which every API process hears that a user's or a key's credentials changed. */
 export const CREDENTIALS_CHANNEL = 'labflow_credentials';
 
@@ -65,7 +68,7 @@ export function listenForCredentialChanges(options: CredentialListenerOptions): 
   };
 
   async function connect(): Promise<void> {
-    const c = new Client({ connectionString: options.connectionString });
+    const c = new Client({ connectionString: options.connectionString, application_name: LISTENER_APPLICATION_NAME });
     client = c;
     let failed = false;
     const lost = (err?: Error) => {

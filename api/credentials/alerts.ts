@@ -59,7 +59,7 @@ export function failedKeyWatch(deps: AlertDeps): (failure: FailedCredential) => 
       }
       if (failure.prefix && counts.byPrefix >= settings.failedKeyAlertThreshold) {
         await alertOnce(deps, `failed-api-keys:prefix:${failure.prefix}:${window}`, {
-          title: `Repeated failed uses of API key lf_${failure.prefix}_…`,
+          title: `Repeated failed uses of API key lf_${failure.prefix}_...`,
           body: `${counts.byPrefix} requests sent a wrong, revoked or expired API key with the prefix ${failure.prefix} within ${windowText} (last from ${failure.clientIp}).`,
           details: { prefix: failure.prefix, failures: counts.byPrefix },
         });
