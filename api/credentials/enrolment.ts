@@ -59,9 +59,18 @@ async function queueEnrolmentEmail(trx: Knex.Transaction, deps: Deps, person: Pe
   return row.id as string;
 }
 
-async function startEnrolment(trx: Knex.Transaction, deps: Deps, person: Person, issuedBy: string) {
-  const enrolment = await issueEnrolmentToken(trx, person.id, issuedBy, settingsOf(deps).enrolmentTokenTtlMs);
+/** Issues the token, queues its email and audits why (a new user, or a reset), all in the caller's transaction. */
+async function startEnrolment(trx: Knex.Transaction, deps: Deps, actor: Actor, person: Person, reason: 'created' | 'reset') {
+  const enrolment = await issueEnrolmentToken(trx, person.id, actor.username, settingsOf(deps).enrolmentTokenTtlMs);
   const outboxId = await queueEnrolmentEmail(trx, deps, person, enrolment);
+  await appendAudit(trx, {
+    actorId: actor.userId,
+    actor: actor.username,
+    action: 'user.enrolment_started',
+    entityType: 'user',
+    entityId: person.username,
+    details: { expiresAt: enrolment.expiresAt.toISOString(), reason },
+  });
   return { id: enrolment.id, expiresAt: enrolment.expiresAt, outboxId };
 }
 
@@ -73,15 +82,7 @@ export async function createUserWithEnrolment(deps: Deps, actor: Actor, user: Om
   const settings = settingsOf(deps);
   const created = await deps.db.transaction(async (trx) => {
     const { user: row, apiKey } = await createUser(trx, user, actor.username, { keyLifetimeMs: settings.apiKeyDefaultLifetimeMs });
-    const enrolment = await startEnrolment(trx, deps, row, actor.username);
-    await appendAudit(trx, {
-      actorId: actor.userId,
-      actor: actor.username,
-      action: 'user.enrolment_started',
-      entityType: 'user',
-      entityId: row.username,
-      details: { expiresAt: enrolment.expiresAt.toISOString(), reason: 'created' },
-    });
+    const enrolment = await startEnrolment(trx, deps, actor, row, 'created');
     return { row, apiKey, enrolment };
   });
   await deliverQueuedEmails(deps, `enrolment:${created.enrolment.id}`, [created.enrolment.outboxId]);
@@ -101,15 +102,7 @@ export async function resetSigningPassword(deps: Deps, actor: Actor, username: s
     if (!person) throw problems.notFound(`user ${username}`);
     if (!person.active) throw problems.conflict('user-inactive', `user ${username} is deactivated; reactivate them first`);
     await retireSigningPassword(trx, person.id, settingsOf(deps).passwordHistory);
-    const enrolment = await startEnrolment(trx, deps, person, actor.username);
-    await appendAudit(trx, {
-      actorId: actor.userId,
-      actor: actor.username,
-      action: 'user.enrolment_started',
-      entityType: 'user',
-      entityId: person.username,
-      details: { expiresAt: enrolment.expiresAt.toISOString(), reason: 'reset' },
-    });
+    const enrolment = await startEnrolment(trx, deps, actor, person, 'reset');
     return { person, enrolment };
   });
   await deliverQueuedEmails(deps, `enrolment:${result.enrolment.id}`, [result.enrolment.outboxId]);
