@@ -50,7 +50,9 @@ export function apiKeyResolver(db: Db, options: ApiKeyResolverOptions): Credenti
     lastWritten.set(keyId, now);
     if (lastWritten.size > 10_000) lastWritten.clear();
     try {
-      await db('api_keys').where({ id: keyId }).update({ last_used_at: new Date(now) });
+      await db('api_keys')
+        .where({ id: keyId })
+        .update({ last_used_at: new Date(now) });
     } catch (err) {
       options.onError?.(err);
     }
@@ -74,7 +76,12 @@ export function apiKeyResolver(db: Db, options: ApiKeyResolverOptions): Credenti
       const actor = toActor(credential.user);
       if (cache.size > 10_000) cache.clear();
       const keyExpiry = credential.expiresAt ? credential.expiresAt.getTime() : Infinity;
-      cache.set(token, { actor, keyId: credential.keyId, prefix: credential.prefix, expires: Math.min(now + options.cacheTtlMs, keyExpiry) });
+      cache.set(token, {
+        actor,
+        keyId: credential.keyId,
+        prefix: credential.prefix,
+        expires: Math.min(now + options.cacheTtlMs, keyExpiry),
+      });
       ctx.state.apiKeyId = credential.keyId;
       await touch(credential.keyId, now);
       return actor;

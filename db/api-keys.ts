@@ -70,7 +70,12 @@ export async function liveKeys(trx: Knex.Transaction, userId: string): Promise<P
     .select('id', 'label');
 }
 
-export async function insertApiKey(trx: Knex.Transaction, userId: string, name: string, expiresAt: Date): Promise<{ view: ApiKeyView; key: string }> {
+export async function insertApiKey(
+  trx: Knex.Transaction,
+  userId: string,
+  name: string,
+  expiresAt: Date,
+): Promise<{ view: ApiKeyView; key: string }> {
   const created = newApiKey();
   const [row] = await trx('api_keys')
     .insert({ user_id: userId, prefix: created.prefix, key_hash: created.hash, label: name, expires_at: expiresAt })

@@ -15,7 +15,11 @@ export async function issueEnrolmentToken(
   issuedBy: string,
   ttlMs: number,
 ): Promise<{ id: string; token: string; expiresAt: Date }> {
-  await trx('enrolment_tokens').where({ user_id: userId }).whereNull('used_at').whereNull('superseded_at').update({ superseded_at: trx.fn.now() });
+  await trx('enrolment_tokens')
+    .where({ user_id: userId })
+    .whereNull('used_at')
+    .whereNull('superseded_at')
+    .update({ superseded_at: trx.fn.now() });
   const token = `lfe_${randomBytes(32).toString('base64url')}`;
   const expiresAt = new Date(Date.now() + ttlMs);
   const [row] = await trx('enrolment_tokens')

@@ -24,7 +24,8 @@ export async function passwordWasUsed(trx: Knex | Knex.Transaction, userId: stri
  */
 export async function retireSigningPassword(trx: Knex.Transaction, userId: string, keep: number): Promise<void> {
   const user = await trx('users').where({ id: userId }).first('password_hash');
-  if (user?.password_hash) await trx('signing_password_history').insert({
+  if (user?.password_hash)
+    await trx('signing_password_history').insert({
       user_id: userId,
       password_hash: user.password_hash,
       // Several changes in one transaction still keep their order.

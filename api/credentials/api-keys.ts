@@ -31,11 +31,16 @@ async function audit(trx: Knex.Transaction, actor: Actor, action: string, owner:
 /** The expiry a new key gets: the one asked for within API_KEY_MAX_LIFETIME, else API_KEY_DEFAULT_LIFETIME. */
 function expiryOf(settings: CredentialSettings, asked: Date | undefined, now: number): Date {
   if (!asked) return new Date(now + Math.min(settings.apiKeyDefaultLifetimeMs, settings.apiKeyMaxLifetimeMs));
-  if (asked.getTime() <= now) throw problems.unprocessable('api-key-expiry-past', 'expiresAt must lie in the future', { rule: 'api-key-expiry-past' });
+  if (asked.getTime() <= now)
+    throw problems.unprocessable('api-key-expiry-past', 'expiresAt must lie in the future', { rule: 'api-key-expiry-past' });
   if (asked.getTime() - now > settings.apiKeyMaxLifetimeMs) {
-    throw problems.unprocessable('api-key-lifetime-too-long', `an API key lives at most ${days(settings.apiKeyMaxLifetimeMs)} (API_KEY_MAX_LIFETIME)`, {
-      rule: 'api-key-lifetime-too-long',
-    });
+    throw problems.unprocessable(
+      'api-key-lifetime-too-long',
+      `an API key lives at most ${days(settings.apiKeyMaxLifetimeMs)} (API_KEY_MAX_LIFETIME)`,
+      {
+        rule: 'api-key-lifetime-too-long',
+      },
+    );
   }
   return asked;
 }
@@ -50,9 +55,13 @@ export async function createApiKey(deps: Deps, actor: Actor, owner: KeyOwner, re
       throw problems.conflict('api-key-name-taken', `you already have a live API key named "${request.name}"; rotate or revoke it`);
     }
     if (live.length >= settings.apiKeyMaxPerUser) {
-      throw problems.unprocessable('api-key-limit', `at most ${settings.apiKeyMaxPerUser} live API keys per person (API_KEY_MAX_PER_USER)`, {
-        rule: 'api-key-limit',
-      });
+      throw problems.unprocessable(
+        'api-key-limit',
+        `at most ${settings.apiKeyMaxPerUser} live API keys per person (API_KEY_MAX_PER_USER)`,
+        {
+          rule: 'api-key-limit',
+        },
+      );
     }
     const created = await insertApiKey(trx, owner.id, request.name, expiryOf(settings, request.expiresAt, Date.now()));
     await audit(trx, actor, 'api_key.created', owner, { keyId: created.view.id, name: request.name, expiresAt: created.view.expiresAt });
@@ -65,7 +74,8 @@ async function liveKeyOrProblem(trx: Knex.Transaction, owner: KeyOwner, keyId: s
   if (!row) throw problems.notFound(`API key ${keyId} of ${owner.username}`);
   const state = keyState(row);
   if (state !== 'active') throw problems.conflict(`api-key-${state}`, `API key ${keyId} is ${state}`);
-  if (row.replaced_by) throw problems.conflict('api-key-rotated', `API key ${keyId} was rotated already; its successor is ${row.replaced_by}`);
+  if (row.replaced_by)
+    throw problems.conflict('api-key-rotated', `API key ${keyId} was rotated already; its successor is ${row.replaced_by}`);
   return row;
 }
 
@@ -90,9 +100,13 @@ export async function revokeApiKey(deps: Deps, actor: Actor, owner: KeyOwner, ke
 export async function rotateApiKey(deps: Deps, actor: Actor, owner: KeyOwner, keyId: string, overlapMs: number) {
   const settings = settingsOf(deps);
   if (overlapMs > settings.apiKeyRotationMaxOverlapMs) {
-    throw problems.unprocessable('api-key-overlap-too-long', `the overlap may be at most ${settings.apiKeyRotationMaxOverlapMs / 60_000} min (API_KEY_ROTATION_MAX_OVERLAP)`, {
-      rule: 'api-key-overlap-too-long',
-    });
+    throw problems.unprocessable(
+      'api-key-overlap-too-long',
+      `the overlap may be at most ${settings.apiKeyRotationMaxOverlapMs / 60_000} min (API_KEY_ROTATION_MAX_OVERLAP)`,
+      {
+        rule: 'api-key-overlap-too-long',
+      },
+    );
   }
   return deps.db.transaction(async (trx) => {
     const old = await liveKeyOrProblem(trx, owner, keyId);

@@ -27,7 +27,12 @@ interface Person {
  * Queues the enrolment email in the outbox; the row is flagged so that the delivery blanks the body (the token)
  * once the relay has accepted it. No in-app notification: that would keep the token.
  */
-async function queueEnrolmentEmail(trx: Knex.Transaction, deps: Deps, person: Person, enrolment: { id: string; token: string; expiresAt: Date }) {
+async function queueEnrolmentEmail(
+  trx: Knex.Transaction,
+  deps: Deps,
+  person: Person,
+  enrolment: { id: string; token: string; expiresAt: Date },
+) {
   const url = settingsOf(deps).enrolmentUrl;
   const body = [
     `Hello ${person.printed_name},`,
@@ -126,10 +131,14 @@ export async function enrolWithToken(deps: Deps, token: string, password: string
   return deps.db.transaction(async (trx) => {
     const row = await lockEnrolmentToken(trx, token);
     if (!row) throw problems.notFound('this enrolment token');
-    if (row.used_at) throw problems.conflict('enrolment-token-used', 'this enrolment token has been used already; ask an admin for a new one');
+    if (row.used_at)
+      throw problems.conflict('enrolment-token-used', 'this enrolment token has been used already; ask an admin for a new one');
     if (row.superseded_at) throw problems.conflict('enrolment-token-superseded', 'a newer enrolment token replaced this one');
     if (row.expires_at.getTime() <= Date.now()) {
-      throw problems.conflict('enrolment-token-expired', `this enrolment token expired at ${row.expires_at.toISOString()}; ask an admin for a new one`);
+      throw problems.conflict(
+        'enrolment-token-expired',
+        `this enrolment token expired at ${row.expires_at.toISOString()}; ask an admin for a new one`,
+      );
     }
     if (!row.active) throw problems.conflict('user-inactive', 'the account this token belongs to is deactivated');
     await checkPolicy(trx, deps, { id: row.user_id, username: row.username }, password);
@@ -152,13 +161,25 @@ export async function enrolWithToken(deps: Deps, token: string, password: string
  * the signing lock), and an expired one may still be changed.
  */
 export async function changeSigningPassword(deps: Deps, actor: Actor, current: string, next: string): Promise<void> {
-  const check = await checkSigningPassword(deps.db, actor, current, deps.config.signing, { entityType: 'user', entityId: actor.username }, { ignoreAge: true });
+  const check = await checkSigningPassword(
+    deps.db,
+    actor,
+    current,
+    deps.config.signing,
+    { entityType: 'user', entityId: actor.username },
+    { ignoreAge: true },
+  );
   if (!check.ok) {
     if (check.reason === 'not_set') {
       throw problems.conflict('signing-password-not-set', 'you have no signing password yet: use the enrolment token emailed to you');
     }
     if (check.reason === 'locked') {
-      throw new Problem(423, 'signing-locked', 'Signing is locked', `too many wrong passwords; locked until ${check.lockedUntil.toISOString()}`);
+      throw new Problem(
+        423,
+        'signing-locked',
+        'Signing is locked',
+        `too many wrong passwords; locked until ${check.lockedUntil.toISOString()}`,
+      );
     }
     if (check.reason === 'wrong_password' && check.lockedUntil) {
       await alertSigningLocked(deps, actor, check.lockedUntil);

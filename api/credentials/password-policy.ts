@@ -8,7 +8,8 @@ const COMMON_PASSWORDS = new Set(dictionary['passwords-common'].map((p) => p.toL
 
 export const MAX_PASSWORD_LENGTH = 200;
 
-export type PasswordRule = 'password-too-short' | 'password-too-long' | 'password-common' | 'password-contains-username' | 'password-reused';
+export type PasswordRule =
+  'password-too-short' | 'password-too-long' | 'password-common' | 'password-contains-username' | 'password-reused';
 
 export interface PasswordRefusal {
   rule: PasswordRule;

@@ -69,7 +69,10 @@ export function credentialRoutes(deps: ApiDeps): RouteSpec[] {
       body: newKeyBody,
       handler: async ({ actor, body, ctx }) => {
         ctx.status = 201;
-        ctx.body = await createApiKey(deps, actor, me(actor), { name: body.name, expiresAt: body.expiresAt ? new Date(body.expiresAt) : undefined });
+        ctx.body = await createApiKey(deps, actor, me(actor), {
+          name: body.name,
+          expiresAt: body.expiresAt ? new Date(body.expiresAt) : undefined,
+        });
       },
     }),
     route({

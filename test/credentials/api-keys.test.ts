@@ -13,7 +13,9 @@ describe('API keys people own: named, expiring, rotated and revoked', function (
 
   before(async () => {
     // A long cache: every refusal below takes effect at once, not when the cache happens to expire.
-    p = await startPlatform({ apiConfig: { apiKeyCacheTtlMs: 3_600_000, credentials: { ...DEFAULT_CREDENTIAL_SETTINGS, apiKeyMaxPerUser: 4 } } });
+    p = await startPlatform({
+      apiConfig: { apiKeyCacheTtlMs: 3_600_000, credentials: { ...DEFAULT_CREDENTIAL_SETTINGS, apiKeyMaxPerUser: 4 } },
+    });
     u = await makeUsers({ admin: ['admin'], tech: ['lab_technician'], other: ['author'] });
   });
   after(async () => p?.stop());
@@ -43,7 +45,11 @@ describe('API keys people own: named, expiring, rotated and revoked', function (
     const { owner } = await makeUsers({ owner: ['author'] });
     assert.equal((await create(owner, { name: 'dup' })).status, 201);
     assertProblem(await create(owner, { name: 'dup' }), 409, 'api-key-name-taken');
-    assertProblem(await create(owner, { name: 'past', expiresAt: new Date(Date.now() - 60_000).toISOString() }), 422, 'api-key-expiry-past');
+    assertProblem(
+      await create(owner, { name: 'past', expiresAt: new Date(Date.now() - 60_000).toISOString() }),
+      422,
+      'api-key-expiry-past',
+    );
     const far = new Date(Date.now() + 2 * DEFAULT_CREDENTIAL_SETTINGS.apiKeyMaxLifetimeMs).toISOString();
     const tooLong = await create(owner, { name: 'far', expiresAt: far });
     assertProblem(tooLong, 422, 'api-key-lifetime-too-long');
@@ -59,11 +65,20 @@ describe('API keys people own: named, expiring, rotated and revoked', function (
 
   it('refuses a key past its expiry, lists it as expired and does not rotate it', async () => {
     const made = await create(u.tech, { name: 'short-lived' });
-    await testEnv().db('api_keys').where({ id: made.body.id }).update({ expires_at: new Date(Date.now() - 1000) });
+    await testEnv()
+      .db('api_keys')
+      .where({ id: made.body.id })
+      .update({ expires_at: new Date(Date.now() - 1000) });
     assertProblem(await me(made.body.key), 401, 'unauthenticated');
-    const listed = (await p.api('GET', '/api/v1/me/api-keys', { key: u.tech.apiKey })).body.items.find((k: { id: string }) => k.id === made.body.id);
+    const listed = (await p.api('GET', '/api/v1/me/api-keys', { key: u.tech.apiKey })).body.items.find(
+      (k: { id: string }) => k.id === made.body.id,
+    );
     assert.equal(listed.state, 'expired');
-    assertProblem(await p.api('POST', `/api/v1/me/api-keys/${made.body.id}/rotate`, { key: u.tech.apiKey, body: {} }), 409, 'api-key-expired');
+    assertProblem(
+      await p.api('POST', `/api/v1/me/api-keys/${made.body.id}/rotate`, { key: u.tech.apiKey, body: {} }),
+      409,
+      'api-key-expired',
+    );
   });
 
   it('revokes a key at once although it is cached, and refuses to revoke it twice', async () => {
@@ -82,7 +97,11 @@ describe('API keys people own: named, expiring, rotated and revoked', function (
     const theirs = await create(u.other, { name: 'mine' });
     assertProblem(await p.api('DELETE', `/api/v1/me/api-keys/${theirs.body.id}`, { key: u.tech.apiKey }), 404, 'not-found');
     assertProblem(await p.api('POST', `/api/v1/me/api-keys/${theirs.body.id}/rotate`, { key: u.tech.apiKey, body: {} }), 404, 'not-found');
-    assertProblem(await p.api('DELETE', '/api/v1/me/api-keys/00000000-0000-4000-8000-000000000000', { key: u.tech.apiKey }), 404, 'not-found');
+    assertProblem(
+      await p.api('DELETE', '/api/v1/me/api-keys/00000000-0000-4000-8000-000000000000', { key: u.tech.apiKey }),
+      404,
+      'not-found',
+    );
     assertProblem(await p.api('DELETE', '/api/v1/me/api-keys/not-a-uuid', { key: u.tech.apiKey }), 400, 'validation', 'params.keyId');
     assert.equal((await me(theirs.body.key)).status, 200);
   });
@@ -99,7 +118,11 @@ describe('API keys people own: named, expiring, rotated and revoked', function (
       assert.equal(rotated.body.previous.replacedBy, rotated.body.id);
       assert.equal((await me(rotated.body.key)).status, 200);
       await waitForStatus(() => me(made.body.key), 401);
-      assertProblem(await p.api('POST', `/api/v1/me/api-keys/${made.body.id}/rotate`, { key: u.tech.apiKey, body: {} }), 409, 'api-key-revoked');
+      assertProblem(
+        await p.api('POST', `/api/v1/me/api-keys/${made.body.id}/rotate`, { key: u.tech.apiKey, body: {} }),
+        409,
+        'api-key-revoked',
+      );
     });
 
     it('keeps the old key working for the overlap asked for, within the maximum', async () => {
@@ -117,8 +140,16 @@ describe('API keys people own: named, expiring, rotated and revoked', function (
       assert.equal((await me(made.body.key)).status, 200);
       assert.equal((await me(rotated.body.key)).status, 200);
       // A key on its way out is rotated once only.
-      assertProblem(await p.api('POST', `/api/v1/me/api-keys/${made.body.id}/rotate`, { key: owner.apiKey, body: {} }), 409, 'api-key-rotated');
-      assertProblem(await p.api('POST', `/api/v1/me/api-keys/${made.body.id}/rotate`, { key: owner.apiKey, body: { overlap: 'soon' } }), 400, 'validation');
+      assertProblem(
+        await p.api('POST', `/api/v1/me/api-keys/${made.body.id}/rotate`, { key: owner.apiKey, body: {} }),
+        409,
+        'api-key-rotated',
+      );
+      assertProblem(
+        await p.api('POST', `/api/v1/me/api-keys/${made.body.id}/rotate`, { key: owner.apiKey, body: { overlap: 'soon' } }),
+        400,
+        'validation',
+      );
     });
   });
 
@@ -129,9 +160,17 @@ describe('API keys people own: named, expiring, rotated and revoked', function (
       assert.equal(list.status, 200);
       assert.ok(list.body.items.some((k: { id: string }) => k.id === made.body.id));
       assertProblem(await p.api('GET', `/api/v1/users/${u.other.username}/api-keys`, { key: u.tech.apiKey }), 403, 'forbidden');
-      assertProblem(await p.api('DELETE', `/api/v1/users/${u.other.username}/api-keys/${made.body.id}`, { key: u.tech.apiKey }), 403, 'forbidden');
+      assertProblem(
+        await p.api('DELETE', `/api/v1/users/${u.other.username}/api-keys/${made.body.id}`, { key: u.tech.apiKey }),
+        403,
+        'forbidden',
+      );
       assertProblem(await p.api('GET', '/api/v1/users/nobody.here/api-keys', { key: u.admin.apiKey }), 404, 'not-found');
-      assertProblem(await p.api('DELETE', `/api/v1/users/${u.tech.username}/api-keys/${made.body.id}`, { key: u.admin.apiKey }), 404, 'not-found');
+      assertProblem(
+        await p.api('DELETE', `/api/v1/users/${u.tech.username}/api-keys/${made.body.id}`, { key: u.admin.apiKey }),
+        404,
+        'not-found',
+      );
       const revoked = await p.api('DELETE', `/api/v1/users/${u.other.username}/api-keys/${made.body.id}`, { key: u.admin.apiKey });
       assert.equal(revoked.status, 200);
       await waitForStatus(() => me(made.body.key), 401);

@@ -73,10 +73,19 @@ describe('enrolment: people set their own signing password with a one-time email
       .db('enrolment_tokens')
       .whereIn('user_id', testEnv().db('users').where({ username: person.username }).select('id'))
       .update({ created_at: testEnv().db.raw("now() - interval '2 hours'"), expires_at: testEnv().db.raw("now() - interval '1 hour'") });
-    assertProblem(await p.api('POST', '/api/v1/enrolment', { body: { token: person.token, password: freshPassword('late') } }), 409, 'enrolment-token-expired');
+    assertProblem(
+      await p.api('POST', '/api/v1/enrolment', { body: { token: person.token, password: freshPassword('late') } }),
+      409,
+      'enrolment-token-expired',
+    );
     const unknown = `lfe_${'A'.repeat(43)}`;
     assertProblem(await p.api('POST', '/api/v1/enrolment', { body: { token: unknown, password: freshPassword('x') } }), 404, 'not-found');
-    assertProblem(await p.api('POST', '/api/v1/enrolment', { body: { token: 'lfe_short', password: 'x' } }), 400, 'validation', 'body.token');
+    assertProblem(
+      await p.api('POST', '/api/v1/enrolment', { body: { token: 'lfe_short', password: 'x' } }),
+      400,
+      'validation',
+      'body.token',
+    );
     assertProblem(await p.api('POST', '/api/v1/enrolment', { body: { token: unknown } }), 400, 'validation', 'body.password');
     const { password_hash } = await testEnv().db('users').where({ username: person.username }).first('password_hash');
     assert.equal(password_hash, null);
@@ -113,7 +122,11 @@ describe('enrolment: people set their own signing password with a one-time email
       const token = await enrolmentTokenMailedTo(person.email, mailsBefore);
 
       assertProblem(await canChange(person.apiKey, old, freshPassword('n')), 409, 'signing-password-not-set');
-      assertProblem(await p.api('POST', '/api/v1/enrolment', { body: { token: staleToken, password: freshPassword('s') } }), 409, 'enrolment-token-used');
+      assertProblem(
+        await p.api('POST', '/api/v1/enrolment', { body: { token: staleToken, password: freshPassword('s') } }),
+        409,
+        'enrolment-token-used',
+      );
       // The reset password may not come back.
       assertProblem(await p.api('POST', '/api/v1/enrolment', { body: { token, password: old } }), 422, 'password-reused');
       assert.equal((await p.api('POST', '/api/v1/enrolment', { body: { token, password: freshPassword('new') } })).status, 200);
@@ -122,7 +135,11 @@ describe('enrolment: people set their own signing password with a one-time email
     it('supersedes an unused token when a new one is issued', async () => {
       const person = await newPerson();
       assert.equal((await p.api('POST', `/api/v1/users/${person.username}/enrolment`, { key: u.admin.apiKey })).status, 201);
-      assertProblem(await p.api('POST', '/api/v1/enrolment', { body: { token: person.token, password: freshPassword('x') } }), 409, 'enrolment-token-superseded');
+      assertProblem(
+        await p.api('POST', '/api/v1/enrolment', { body: { token: person.token, password: freshPassword('x') } }),
+        409,
+        'enrolment-token-superseded',
+      );
     });
 
     it('answers 403 to a non-admin, 404 for an unknown user and 409 for a deactivated one', async () => {

@@ -25,7 +25,11 @@ describe('repeated failed API keys alert IT and QA', function () {
     const mailsBefore = testEnv().mails.length;
     const key = `failed-api-keys:prefix:${prefix}`;
     for (let i = 0; i < THRESHOLD - 1; i++) assertProblem(await p.api('GET', '/api/v1/me', { key: guess() }), 401, 'unauthenticated');
-    assert.equal(await testEnv().db('audit_events').where('idempotency_key', 'like', `${key}:%`).first('seq'), undefined, 'no alert below the threshold');
+    assert.equal(
+      await testEnv().db('audit_events').where('idempotency_key', 'like', `${key}:%`).first('seq'),
+      undefined,
+      'no alert below the threshold',
+    );
 
     const last = guess();
     assertProblem(await p.api('GET', '/api/v1/me', { key: last }), 401, 'unauthenticated');

@@ -44,7 +44,7 @@ describe("the README's credentials walk-through", function () {
     });
     assert.match(stdout, /"signingPassword":"set"/);
     assert.match(stdout, /urn:labflow:problem:password-common/);
-    assert.match(stdout, /"rule":"password-common"\}204\n/, "the change after the refusal answers 204");
+    assert.match(stdout, /"rule":"password-common"\}204\n/, 'the change after the refusal answers 204');
     assert.match(stdout, /"name":"balance-03".*"previous":\{[^}]*"state":"active"/s);
     assert.match(stdout, /"state":"revoked"/);
     assert.match(stdout, /"emailedTo":"nina\.\d+@labflow\.local"/);

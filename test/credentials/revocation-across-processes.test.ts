@@ -83,9 +83,10 @@ describe('revocation reaches every API process at once', function () {
     );
     assert.ok(cut.rows.length >= 2, 'both listeners were connected');
     await waitFor(async () => {
-      const rows = await testEnv().db.raw('select count(*)::int as n from pg_stat_activity where application_name = ? and datname = current_database()', [
-        LISTENER_APPLICATION_NAME,
-      ]);
+      const rows = await testEnv().db.raw(
+        'select count(*)::int as n from pg_stat_activity where application_name = ? and datname = current_database()',
+        [LISTENER_APPLICATION_NAME],
+      );
       return rows.rows[0].n >= 2;
     }, 'the listeners reconnected');
     assert.equal((await a.api('DELETE', `/api/v1/me/api-keys/${made.body.id}`, { key: u.tech.apiKey })).status, 200);

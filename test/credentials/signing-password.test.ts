@@ -33,7 +33,12 @@ describe('signing passwords: change, policy, aging and lockout', function () {
     log: createLogger({ LOG_LEVEL: 'silent', LOG_PRETTY: false }, 'test'),
   });
   const sign = (user: TestUser, password: string) =>
-    verifySigner(signerDeps(), user.actor, { password, meaning: 'approval', contentHash: 'a'.repeat(64) }, { entityType: 'test', entityId: 'T-1' });
+    verifySigner(
+      signerDeps(),
+      user.actor,
+      { password, meaning: 'approval', contentHash: 'a'.repeat(64) },
+      { entityType: 'test', entityId: 'T-1' },
+    );
   const refusal = async (promise: Promise<unknown>): Promise<Problem> => {
     try {
       await promise;
@@ -59,7 +64,10 @@ describe('signing passwords: change, policy, aging and lockout', function () {
         const res = await change(u.other, u.other.password, password(u.other));
         assertProblem(res, 422, rule);
         assert.equal(res.body.rule, rule);
-        assert.deepEqual(await testEnv().db('users').where({ id: u.other.actor.userId }).first('password_hash', 'password_changed_at'), before);
+        assert.deepEqual(
+          await testEnv().db('users').where({ id: u.other.actor.userId }).first('password_hash', 'password_changed_at'),
+          before,
+        );
       });
     }
 
@@ -80,7 +88,10 @@ describe('signing passwords: change, policy, aging and lockout', function () {
     assert.equal(old.status, 403);
     assert.equal((await sign(u.tech, next)).meaning, 'approval');
     u.tech.password = next;
-    const audit = await testEnv().db('audit_events').where({ action: 'user.signing_password_set', entity_id: u.tech.username }).first('details');
+    const audit = await testEnv()
+      .db('audit_events')
+      .where({ action: 'user.signing_password_set', entity_id: u.tech.username })
+      .first('details');
     assert.deepEqual(audit.details, { how: 'change' });
   });
 
@@ -121,7 +132,10 @@ describe('signing passwords: change, policy, aging and lockout', function () {
     const locked = await refusal(sign(victim, victim.password));
     assert.equal(locked.status, 423);
     for (const user of [u.it, u.qa]) {
-      const note = await testEnv().db('notifications').where({ user_id: user.actor.userId, kind: 'credentials.signing_locked' }).first('title');
+      const note = await testEnv()
+        .db('notifications')
+        .where({ user_id: user.actor.userId, kind: 'credentials.signing_locked' })
+        .first('title');
       assert.match(note.title, new RegExp(victim.username.replace(/\./g, '\\.')));
     }
     const notified = await testEnv().db('notifications').where({ user_id: u.other.actor.userId, kind: 'credentials.signing_locked' });
