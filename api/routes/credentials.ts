@@ -6,6 +6,7 @@ import { changeSigningPassword, resetSigningPassword } from '../credentials/enro
 import { MAX_PASSWORD_LENGTH } from '../credentials/password-policy';
 import type { ApiDeps } from '../deps';
 import type { Actor } from '../../common/roles';
+import type { Authenticator } from '../auth';
 import { route, type RouteSpec } from '../route';
 import { durationString, isoDateTime, text, username } from '../schemas/common';
 
@@ -20,6 +21,14 @@ const passwordChangeBody = z.strictObject({
 });
 
 const me = (actor: Actor): KeyOwner => ({ id: actor.userId, username: actor.username });
+
+/**
+ * This process forgets the key as soon as the change commits; the others do when the notice on the credentials
+ * channel reaches them.
+ */
+function forgetHere(deps: ApiDeps, keyPrefix: string): void {
+  (deps.authenticate as Partial<Authenticator>).invalidate?.({ keyPrefix });
+}
 
 /** Signing password changes and resets, and API keys: the caller's own (/me) and, for admins, anyone's. */
 export function credentialRoutes(deps: ApiDeps): RouteSpec[] {
@@ -85,7 +94,9 @@ export function credentialRoutes(deps: ApiDeps): RouteSpec[] {
       body: rotateBody,
       handler: async ({ actor, params, body, ctx }) => {
         ctx.status = 201;
-        ctx.body = await rotateApiKey(deps, actor, me(actor), params.keyId, body.overlap ? durationMs(body.overlap) : 0);
+        const rotated = await rotateApiKey(deps, actor, me(actor), params.keyId, body.overlap ? durationMs(body.overlap) : 0);
+        forgetHere(deps, rotated.previous.prefix);
+        ctx.body = rotated;
       },
     }),
     route({
@@ -96,7 +107,9 @@ export function credentialRoutes(deps: ApiDeps): RouteSpec[] {
       roles: 'any',
       params: keyParams,
       handler: async ({ actor, params, ctx }) => {
-        ctx.body = await revokeApiKey(deps, actor, me(actor), params.keyId);
+        const revoked = await revokeApiKey(deps, actor, me(actor), params.keyId);
+        forgetHere(deps, revoked.prefix);
+        ctx.body = revoked;
       },
     }),
     route({
@@ -119,7 +132,9 @@ export function credentialRoutes(deps: ApiDeps): RouteSpec[] {
       roles: ['admin'],
       params: userKeyParams,
       handler: async ({ actor, params, ctx }) => {
-        ctx.body = await revokeApiKey(deps, actor, await findKeyOwner(db, params.username), params.keyId);
+        const revoked = await revokeApiKey(deps, actor, await findKeyOwner(db, params.username), params.keyId);
+        forgetHere(deps, revoked.prefix);
+        ctx.body = revoked;
       },
     }),
   ];

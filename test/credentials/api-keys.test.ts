@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { assertProblem } from '../api/support';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
-import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
 import { DEFAULT_CREDENTIAL_SETTINGS } from '../../api/credentials/settings';
 
@@ -87,7 +86,7 @@ describe('API keys people own: named, expiring, rotated and revoked', function (
     const revoked = await p.api('DELETE', `/api/v1/me/api-keys/${made.body.id}`, { key: u.tech.apiKey });
     assert.equal(revoked.status, 200);
     assert.equal(revoked.body.state, 'revoked');
-    await waitForStatus(() => me(made.body.key), 401);
+    assertProblem(await me(made.body.key), 401, 'unauthenticated');
     assertProblem(await p.api('DELETE', `/api/v1/me/api-keys/${made.body.id}`, { key: u.tech.apiKey }), 409, 'api-key-revoked');
     const audit = await testEnv().db('audit_events').where({ action: 'api_key.revoked', entity_id: u.tech.username }).first('details');
     assert.equal(audit.details.keyId, made.body.id);
@@ -117,7 +116,7 @@ describe('API keys people own: named, expiring, rotated and revoked', function (
       assert.equal(rotated.body.previous.state, 'revoked');
       assert.equal(rotated.body.previous.replacedBy, rotated.body.id);
       assert.equal((await me(rotated.body.key)).status, 200);
-      await waitForStatus(() => me(made.body.key), 401);
+      assertProblem(await me(made.body.key), 401, 'unauthenticated');
       assertProblem(
         await p.api('POST', `/api/v1/me/api-keys/${made.body.id}/rotate`, { key: u.tech.apiKey, body: {} }),
         409,
@@ -173,7 +172,7 @@ describe('API keys people own: named, expiring, rotated and revoked', function (
       );
       const revoked = await p.api('DELETE', `/api/v1/users/${u.other.username}/api-keys/${made.body.id}`, { key: u.admin.apiKey });
       assert.equal(revoked.status, 200);
-      await waitForStatus(() => me(made.body.key), 401);
+      assertProblem(await me(made.body.key), 401, 'unauthenticated');
     });
   });
 
@@ -199,7 +198,3 @@ describe('API keys people own: named, expiring, rotated and revoked', function (
     assertProblem(await decode(), 401, 'unauthenticated');
   });
 });
-
-async function waitForStatus(request: () => Promise<{ status: number }>, status: number): Promise<void> {
-  await waitFor(async () => (await request()).status === status, `status ${status}`);
-}
