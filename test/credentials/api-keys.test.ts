@@ -172,6 +172,11 @@ describe('API keys people own: named, expiring, rotated and revoked', function (
       );
       const revoked = await p.api('DELETE', `/api/v1/users/${u.other.username}/api-keys/${made.body.id}`, { key: u.admin.apiKey });
       assert.equal(revoked.status, 200);
+      assertProblem(
+        await p.api('DELETE', `/api/v1/users/${u.other.username}/api-keys/${made.body.id}`, { key: u.admin.apiKey }),
+        409,
+        'api-key-revoked',
+      );
       assertProblem(await me(made.body.key), 401, 'unauthenticated');
     });
   });
