@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { assertProblem } from '../api/support';
-import { startPlatform, type Platform } from '../helpers/platform';
+import { startPlatform, TEST_CREDENTIAL_SETTINGS, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { testEnv } from '../setup/env';
 import { DEFAULT_CREDENTIAL_SETTINGS } from '../../api/credentials/settings';
@@ -13,7 +13,7 @@ describe('API keys people own: named, expiring, rotated and revoked', function (
   before(async () => {
     // A long cache: every refusal below takes effect at once, not when the cache happens to expire.
     p = await startPlatform({
-      apiConfig: { apiKeyCacheTtlMs: 3_600_000, credentials: { ...DEFAULT_CREDENTIAL_SETTINGS, apiKeyMaxPerUser: 4 } },
+      apiConfig: { apiKeyCacheTtlMs: 3_600_000, credentials: { ...TEST_CREDENTIAL_SETTINGS, apiKeyMaxPerUser: 4 } },
     });
     u = await makeUsers({ admin: ['admin'], tech: ['lab_technician'], other: ['author'] });
   });

@@ -19,7 +19,7 @@ describe('signing passwords: change, policy, aging and lockout', function () {
   const signing = { maxFailures: 3, failureWindowMs: 60_000, lockMs: 60_000, maxAgeMs: MAX_AGE_MS };
 
   before(async () => {
-    p = await startPlatform({ apiConfig: { signing, credentials: undefined } });
+    p = await startPlatform({ apiConfig: { signing } });
     u = await makeUsers({ tech: ['lab_technician'], it: ['it_operator'], qa: ['qa_manager'], other: ['author'] });
   });
   after(async () => p?.stop());

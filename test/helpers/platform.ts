@@ -8,6 +8,7 @@ import { databaseUrlOf } from '../../activities/backups';
 import { createMailer } from '../../activities/mailer';
 import { createApp } from '../../api/app';
 import { startAuthentication } from '../../api/credentials/authentication';
+import { DEFAULT_CREDENTIAL_SETTINGS } from '../../api/credentials/settings';
 import type { ApiConfig } from '../../api/deps';
 import { databaseUrlAs } from '../../common/config';
 import { createDb } from '../../db/knex';
@@ -37,6 +38,9 @@ export interface ApiResponse {
 /** The Temporal Web UI's origin as the test API is configured: the one browser origin allowed to call /codec. */
 export const TEST_UI_ORIGIN = 'http://localhost:8233';
 
+/** Every test file sends wrong keys from 127.0.0.1: an alert (and its audit event) only where a test asks for one. */
+export const TEST_CREDENTIAL_SETTINGS = { ...DEFAULT_CREDENTIAL_SETTINGS, failedKeyAlertThreshold: Number.MAX_SAFE_INTEGER };
+
 export const testApiConfig = (taskQueue: string, overrides: Partial<ApiConfig> = {}): ApiConfig => ({
   taskQueue,
   bodyLimitBytes: 64 * 1024,
@@ -51,6 +55,7 @@ export const testApiConfig = (taskQueue: string, overrides: Partial<ApiConfig> =
     maxWaitMs: 15_000,
   },
   codecCorsOrigins: [TEST_UI_ORIGIN],
+  credentials: TEST_CREDENTIAL_SETTINGS,
   ...overrides,
 });
 
