@@ -6,7 +6,7 @@ import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
 import { parseOrProblem } from '../route';
 
-const enrolmentBody = z.strictObject({
+export const enrolmentBody = z.strictObject({
   token: z.string().regex(/^lfe_[A-Za-z0-9_-]{43}$/, 'not an enrolment token'),
   password: z.string().min(1).max(10_000),
 });
