@@ -9,8 +9,10 @@ import { mountRoutes, openApiDocument } from './route';
 import { adminRoutes } from './routes/admin';
 import { capaRoutes } from './routes/capa';
 import { mountCodec } from './routes/codec';
+import { credentialRoutes } from './routes/credentials';
 import { documentVersionRoutes } from './routes/document-versions';
 import { documentRoutes } from './routes/documents';
+import { mountEnrolment } from './routes/enrolment';
 import { erpSyncRoutes } from './routes/erp-sync';
 import { inboxRoutes } from './routes/inbox';
 import { patientRoutes } from './routes/patients';
@@ -33,6 +35,7 @@ export function createApp(deps: ApiDeps): Koa {
     ...inboxRoutes(deps),
     ...workflowRoutes(deps),
     ...adminRoutes(deps),
+    ...credentialRoutes(deps),
     ...capaRoutes(deps),
     ...sampleIntakeRoutes(deps),
     ...erpSyncRoutes(deps),
@@ -55,6 +58,7 @@ export function createApp(deps: ApiDeps): Koa {
   api.get('/openapi.json', (ctx) => {
     ctx.body = openapi;
   });
+  mountEnrolment(api, deps); // the emailed one-time token is the credential, not an API key
   mountRoutes(api, specs, deps);
 
   app.use(requestContext(deps.log));

@@ -5,7 +5,7 @@ import { SignJWT } from 'jose';
 import pino from 'pino';
 import { createApp } from '../../api/app';
 import { createAuthenticator } from '../../api/auth';
-import { createOidcAuthenticator } from '../../api/oidc';
+import { oidcResolver } from '../../api/oidc';
 import type { OidcSettings } from '../../api/oidc-settings';
 import { versionPath } from '../helpers/documents';
 import { LABFLOW_RESOURCE, OTHER_RESOURCE, startIdentityProvider, type IdentityProvider } from '../helpers/identity-provider';
@@ -58,8 +58,8 @@ describe('single sign-on: OpenID Connect access tokens from a real provider', ()
   async function withApi(overrides: Partial<OidcSettings>, run: (api: Platform['api']) => Promise<void>, now?: () => Date) {
     const db = testEnv().appDb;
     const config = testApiConfig('oidc-unused');
-    const oidc = createOidcAuthenticator(db, settingsFor(overrides), { log, now });
-    const app = createApp({ db, temporal: testEnv().client, config, log, authenticate: createAuthenticator(db, config.apiKeyCacheTtlMs, oidc) });
+    const oidc = oidcResolver(db, settingsFor(overrides), { log, now });
+    const app = createApp({ db, temporal: testEnv().client, config, log, authenticate: createAuthenticator(db, config.apiKeyCacheTtlMs, { resolvers: [oidc] }) });
     const served = await serve(app);
     try {
       await run(served.api);
