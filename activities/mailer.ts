@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
@@ -15,14 +16,34 @@ export interface Mailer {
 }
 
 /**
+ * How the relay is reached (SMTP_TLS): `auto` as the URL says (smtps:// is TLS from the start; smtp:// upgrades
+ * with STARTTLS when the relay offers it), `starttls` refuses to send unless the relay upgrades, `implicit` is TLS
+ * from the first byte. The relay's certificate is checked against `caFile` (SMTP_TLS_CA_FILE) when given.
+ */
+export interface SmtpTls {
+  mode: 'auto' | 'starttls' | 'implicit';
+  caFile?: string;
+}
+
+export function smtpTlsOptions(tls: SmtpTls | undefined): { secure?: boolean; requireTLS?: boolean; tls?: { ca: string } } {
+  if (!tls) return {};
+  return {
+    ...(tls.mode === 'implicit' ? { secure: true } : {}),
+    ...(tls.mode === 'starttls' ? { requireTLS: true } : {}),
+    ...(tls.caFile ? { tls: { ca: readFileSync(tls.caFile, 'utf8') } } : {}),
+  };
+}
+
+/**
  * SMTP when a URL is configured; otherwise each message is written as an .eml file under the outbox directory,
  * so a developer can open what would have been sent.
  */
-export function createMailer(options: { smtpUrl?: string; from: string; outboxDir: string }): Mailer {
+export function createMailer(options: { smtpUrl?: string; from: string; outboxDir: string; tls?: SmtpTls }): Mailer {
   if (options.smtpUrl) {
     // Bounded well inside the delivery activity's timeout, so a stuck relay fails the attempt instead of hanging it.
     const transport = nodemailer.createTransport({
       url: options.smtpUrl,
+      ...smtpTlsOptions(options.tls),
       connectionTimeout: 10_000,
       greetingTimeout: 10_000,
       socketTimeout: 20_000,

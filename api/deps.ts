@@ -7,6 +7,7 @@ import type { AuditChainSettings } from '../db/audit-chain';
 import type { SigningPolicy } from '../db/identity';
 import type { Db } from '../db/knex';
 import type { Logger } from '../platform/logger';
+import type { RateLimitSettings } from './hardening/rate-limits';
 
 export interface ApiConfig {
   taskQueue: string;
@@ -21,6 +22,14 @@ export interface ApiConfig {
   summary: SummarySettings;
   /** The domain of MAIL_FROM, for the Message-IDs of emails the API queues in the outbox; 'localhost' when unset. */
   mailDomain?: string;
+  /** RATE_LIMIT_*: shared through PostgreSQL by every API process. */
+  rateLimits: RateLimitSettings;
+  /** Browser origins allowed to call /api/v1 (CORS_ORIGINS); none when empty. */
+  corsOrigins: string[];
+  /** How many proxies in front of the API add X-Forwarded-For (TRUSTED_PROXIES); 0: the socket's address is the client. */
+  trustedProxies: number;
+  /** The longest window a schedule backfill may cover (SCHEDULE_BACKFILL_MAX_WINDOW). */
+  backfillMaxWindowMs: number;
 }
 
 export interface SummarySettings {
@@ -34,6 +43,8 @@ export interface SummarySettings {
   maxRounds: number;
   /** Bound on a request's `wait`. */
   maxWaitMs: number;
+  /** LLM tokens (input + output) one clinician's summary runs may use per UTC day (LLM_DAILY_TOKEN_BUDGET). */
+  dailyTokenBudget: number;
 }
 
 export interface ApiDeps {
