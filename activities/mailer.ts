@@ -25,12 +25,14 @@ export interface SmtpTls {
   caFile?: string;
 }
 
-export function smtpTlsOptions(tls: SmtpTls | undefined): { secure?: boolean; requireTLS?: boolean; tls?: { ca: string } } {
-  if (!tls) return {};
+/** The transport's URL and options for SMTP_TLS: nodemailer takes TLS from the URL's scheme over its options. */
+export function smtpTransportOptions(smtpUrl: string, tls: SmtpTls | undefined) {
+  const url = new URL(smtpUrl);
+  if (tls?.mode === 'implicit') url.protocol = 'smtps:';
   return {
-    ...(tls.mode === 'implicit' ? { secure: true } : {}),
-    ...(tls.mode === 'starttls' ? { requireTLS: true } : {}),
-    ...(tls.caFile ? { tls: { ca: readFileSync(tls.caFile, 'utf8') } } : {}),
+    url: url.toString(),
+    ...(tls?.mode === 'starttls' ? { requireTLS: true } : {}),
+    ...(tls?.caFile ? { tls: { ca: readFileSync(tls.caFile, 'utf8') } } : {}),
   };
 }
 
@@ -42,8 +44,7 @@ export function createMailer(options: { smtpUrl?: string; from: string; outboxDi
   if (options.smtpUrl) {
     // Bounded well inside the delivery activity's timeout, so a stuck relay fails the attempt instead of hanging it.
     const transport = nodemailer.createTransport({
-      url: options.smtpUrl,
-      ...smtpTlsOptions(options.tls),
+      ...smtpTransportOptions(options.smtpUrl, options.tls),
       connectionTimeout: 10_000,
       greetingTimeout: 10_000,
       socketTimeout: 20_000,
