@@ -69,9 +69,11 @@ export function createApp(deps: ApiDeps): Koa {
   app.use(requestContext(deps.log));
   app.use(metrics.middleware);
   app.use(errorHandler(deps.log));
-  app.use(securityHeaders());
-  app.use(apiCors(deps.config.corsOrigins));
-  app.use(limits.requests);
+  if (deps.hardening !== false) {
+    app.use(securityHeaders());
+    app.use(apiCors(deps.config.corsOrigins));
+    app.use(limits.requests);
+  }
   app.use(root.routes()).use(root.allowedMethods());
   app.use(api.routes()).use(api.allowedMethods());
   return app;

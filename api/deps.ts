@@ -57,4 +57,9 @@ export interface ApiDeps {
   payloadCodec?: PayloadCodec;
   /** The audit chain key and checkpoint directories; absent: audit verification checks the unkeyed hashes only. */
   auditChain?: AuditChainSettings | null;
+  /**
+   * false only in bench:api-overhead, to weigh the hardening (rate limits, security headers, CORS) against the same
+   * API without it; no setting turns it off.
+   */
+  hardening?: boolean;
 }
