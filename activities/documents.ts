@@ -12,7 +12,7 @@ import type { GrantedUser } from '../db/grants';
 import { queueNotifications, type NotificationMessage } from '../db/notifications';
 import { resolveRecipients } from '../db/recipients';
 import { recordSignature, voidSignatures } from '../db/signatures';
-import { closeTask, closeTasksByPrefix, openTask } from '../db/tasks';
+import { closeTask, closeTasksByPrefix, handOverTasks, openTask, userIsInactive } from '../db/tasks';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
 import { grantChecks, Refusal, type RecordRef } from './lib/grant-checks';
@@ -78,7 +78,7 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
   const checks = grantChecks({ db, mailer, mailDomain });
   const granted = (trx: Knex.Transaction, doc: DocRef, claim: Parameters<typeof checks.granted>[2], may: (user: GrantedUser) => boolean) =>
     checks.granted(trx, doc, claim, may);
-  const recording = <T>(doc: DocRef, action: DocumentAction | 'document.superseded', work: (trx: Knex.Transaction) => Promise<T>) =>
+  const recording = <T>(doc: DocRef, action: DocumentAction | 'document.superseded' | 'document.user_deactivated_signal', work: (trx: Knex.Transaction) => Promise<T>) =>
     checks.recording(refs(doc), action, work);
 
   /**
@@ -487,6 +487,54 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
           { cycle: p.cycle, comment: p.comment, nextReviewAt: p.nextReviewAt, changes },
           actor,
         );
+      });
+    },
+
+    /**
+     * A deactivated user's undecided review slots go to `to` (the run chose: document control, or QA where document
+     * control already holds a slot of that stage). Believed only when Postgres shows the user inactive; the open
+     * review task moves with the slot of the stage under way.
+     */
+    async handOverSlotsOfDeactivated(p: {
+      doc: DocRef;
+      round: number;
+      user: { userId: string; username: string };
+      moves: { stageIndex: number; stageName: string; to: AssigneeRef }[];
+      current: number | null;
+      dueAt: string | null;
+    }) {
+      return recording(p.doc, 'document.user_deactivated_signal', async (trx) => {
+        if (!(await userIsInactive(trx, p.user.userId))) throw new Refusal('not_from_labflow', p.user.userId.slice(0, 64));
+        const from = `user:${p.user.username}`;
+        const current = p.moves.find((m) => m.stageIndex === p.current);
+        if (current) {
+          const prefix = stageTaskPrefix(p.doc, p.round, current.stageIndex);
+          await handOverTasks(trx, {
+            workflowId: p.doc.workflowId,
+            userId: p.user.userId,
+            to: current.to,
+            keyOf: (key) => (key === prefix + from ? prefix + assigneeKey(current.to) : `${key}>${assigneeKey(current.to)}`),
+          });
+          const assignees: string[] = (await trx('document_versions').where({ id: p.doc.versionId }).first('assignees')).assignees;
+          await setVersion(trx, p.doc, { assignees: [...new Set(assignees.map((a) => (a === from ? assigneeKey(current.to) : a)))] });
+        }
+        for (const m of p.moves) {
+          await audit(
+            trx,
+            p.doc,
+            'document.stage_reassigned',
+            { stage: m.stageName, from, to: assigneeKey(m.to), reason: 'user deactivated' },
+            undefined,
+            `handover-${m.stageIndex}`,
+          );
+        }
+        if (!current) return [];
+        return notify(trx, [current.to], {
+          kind: 'document.review_requested',
+          title: `Review handed over: ${label(p.doc)} ${p.doc.title}`,
+          body: `${p.user.username} was deactivated; their review of ${label(p.doc)} "${p.doc.title}" (${current.stageName}) now rests with you${p.dueAt ? `, due ${p.dueAt}` : ''}.`,
+          link: link(p.doc),
+        });
       });
     },
 
