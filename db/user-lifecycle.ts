@@ -4,6 +4,7 @@ import type { Actor, Role } from '../common/roles';
 import type { SignatureInput } from '../common/signatures';
 import { appendAudit } from './audit';
 import { diff, type FieldChange } from './field-changes';
+import type { UserRow as IdentityRow } from './identity';
 import type { Db } from './knex';
 import { queueNotifications } from './notifications';
 import { resolveRecipients } from './recipients';
@@ -23,15 +24,7 @@ export interface UserView {
   version: string;
 }
 
-interface UserRow {
-  id: string;
-  username: string;
-  printed_name: string;
-  email: string;
-  roles: Role[];
-  active: boolean;
-  created_at: Date;
-}
+type UserRow = IdentityRow & { created_at: Date };
 
 const COLUMNS = ['id', 'username', 'printed_name', 'email', 'roles', 'active', 'created_at'] as const;
 
