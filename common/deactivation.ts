@@ -1,4 +1,5 @@
 import { defineSignal } from '@temporalio/workflow';
+import type { AssigneeRef } from './assignees';
 
 /** The user a deactivation notice names. */
 export interface DeactivatedUser {
@@ -12,3 +13,9 @@ export interface DeactivatedUser {
  * the one CAPA has always answered to.
  */
 export const userDeactivatedSignal = defineSignal<[DeactivatedUser]>('userDeactivated');
+
+/**
+ * Who receives what a deactivated submitter held in a sample (recollection requests): the lab director as a role,
+ * since another clinician cannot be guessed; they arrange the recollection with one.
+ */
+export const SAMPLE_WORK_RECEIVER: AssigneeRef = { kind: 'role', role: 'lab_director' };

@@ -48,7 +48,7 @@ export async function signedUserChange(
   if ('refused' in outcome) throw refusalProblem(outcome, username);
   await deliverQueuedEmails(deps, `user-${kind}:${outcome.user.id}:${signature.signedAt}`, outcome.outboxIds);
   if (kind !== 'deactivate') return outcome;
-  const handedOver = await handOverOpenWork(deps, { userId: outcome.user.id, username: outcome.user.username });
+  const handedOver = await handOverOpenWork(deps, { userId: outcome.user.id, username: outcome.user.username }, admin);
   return { ...outcome, handedOver };
 }
 

@@ -58,6 +58,8 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
   private obsoletion: ObsoleteArgs | null = null;
   private supersession: SupersededArgs | null = null;
   private revision: RevisionArgs | null = null;
+  /** The author was deactivated: their revisions rest with document control (see handOverFrom). */
+  private authorDeactivated = false;
   private dueDateExtensions = 0;
   private submissionChecked = false;
   private reviewChanges = 0;
@@ -91,6 +93,9 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
   }
   get revising(): boolean {
     return this.revision !== null;
+  }
+  get revisionsHandedOver(): boolean {
+    return this.authorDeactivated;
   }
   get reminderBefore(): string {
     return this.input.reminderBefore;
@@ -229,6 +234,7 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
    */
   async handOverFrom(user: DeactivatedUser): Promise<void> {
     if (this.finished) return;
+    if (user.userId === this.authorId) await this.handOverRevisionsFrom(user);
     const held = (slot: Slot) => !slot.decision && slot.assignee.kind === 'user' && slot.assignee.userId === user.userId;
     const moves = this.state.stages.flatMap((stage, stageIndex) => {
       if (!stage.slots.some(held) || (this.state.currentStage !== null && stageIndex < this.state.currentStage)) return [];
@@ -256,6 +262,21 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
       for (const slot of this.state.stages[move.stageIndex].slots.filter(held)) slot.assignee = move.to;
     }
     this.publish();
+  }
+
+  /**
+   * A deactivated author's revisions go to document control: the open revision task, and every revision the run
+   * may yet request, which document control may then upload. Believed only when Postgres shows the user inactive.
+   */
+  private async handOverRevisionsFrom(user: DeactivatedUser): Promise<void> {
+    if (this.authorDeactivated) return;
+    try {
+      this.deliver(await db.handOverRevisionsOfDeactivated({ doc: this.doc, round: this.state.round, user }));
+    } catch (err) {
+      if (!grantRefusal(err)) throw err;
+      return;
+    }
+    this.authorDeactivated = true;
   }
 
   async extendDue({ actor, grant, dueAt, reason }: ExtendArgs): Promise<DocumentApprovalState> {
