@@ -1,7 +1,15 @@
 import { CancellationScope, isCancellation, patched, upsertSearchAttributes } from '@temporalio/workflow';
 import type { SummaryAttemptResult } from '../../activities/soap-summary';
 import type { DeactivatedUser } from '../../common/deactivation';
-import type { ReviewSummaryArgs, Summarizer, SummaryInput, SummaryStage, SummaryState, SupersedeArgs } from '../../common/soap-summary';
+import {
+  FINAL_SUMMARY_STAGES,
+  type ReviewSummaryArgs,
+  type Summarizer,
+  type SummaryInput,
+  type SummaryStage,
+  type SummaryState,
+  type SupersedeArgs,
+} from '../../common/soap-summary';
 import { Assignees, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { db } from '../lib';
 import { grantRefusal, undoneIfRefused } from '../lib/proof';
@@ -154,6 +162,7 @@ export class SummaryCase {
   /** The summary awaits a clinician's review: the requester's, or the care team's once it was handed over. */
   async awaitReview(): Promise<void> {
     this.advance('ready');
+    // Only runs told of their requester's deactivation (a signal no earlier history holds) take this step: no patch.
     if (this.reviewers) await this.openReviewTasks();
   }
 
@@ -164,7 +173,9 @@ export class SummaryCase {
    * notice it refuses changes nothing.
    */
   async handOverFrom(user: DeactivatedUser): Promise<void> {
-    if (user.userId !== this.input.requestedBy.userId || this.reviewers || this.state.endedBecause !== null) return;
+    // A job that ended (or is ending: reviewed with no new round) holds nothing of the requester's.
+    const ended = this.state.endedBecause !== null || (FINAL_SUMMARY_STAGES.includes(this.state.stage) && !this.regenerate);
+    if (user.userId !== this.input.requestedBy.userId || this.reviewers || ended) return;
     const round = this.state.round;
     const awaitingReview = this.state.stage === 'ready';
     try {
