@@ -24,6 +24,7 @@ import { sampleIntakeRoutes } from './routes/sample-intake';
 import { mountSampleWebhooks } from './routes/sample-intake-webhooks';
 import { scheduledWorkRoutes } from './routes/scheduled-work';
 import { summaryRoutes } from './routes/summaries';
+import { userRoutes } from './routes/users';
 import { workflowRoutes } from './routes/workflows';
 
 /** The whole HTTP API as a Koa app, without listening: the server and the tests mount it alike. */
@@ -41,6 +42,7 @@ export function createApp(deps: ApiDeps): Koa {
     ...routingTemplateRoutes(deps),
     ...inboxRoutes(deps),
     ...workflowRoutes(deps),
+    ...userRoutes(deps),
     ...adminRoutes(deps),
     ...credentialRoutes(deps),
     ...capaRoutes(deps),

@@ -284,7 +284,7 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/capas/deactivated-users',
-      summary: "After deactivating a user: hand what they hold in open CAPAs to each CAPA's QA manager",
+      summary: "Compatibility alias: hand what a deactivated user holds in every process over again (POST /users/{username}/deactivate does it itself)",
       tag,
       roles: ['admin'],
       body: deactivatedBody,
