@@ -22,4 +22,6 @@ export interface ActivityDeps {
    * and drops its scratch database as it. Absent: the connection of db.
    */
   backupDatabaseUrl?: string;
+  /** Outbound webhooks: receivers allowed despite the SSRF rules, labflow's own origins, the failure period. */
+  webhooks?: { allowedHosts: string[]; ownOrigins?: string[]; disableAfter: string; requestTimeout?: string };
 }

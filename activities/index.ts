@@ -10,6 +10,7 @@ import { supplierQualificationActivities } from './supplier-qualification';
 import { scheduledWorkActivities } from './scheduled-work';
 import { soapSummaryActivities } from './soap-summary';
 import { summaryHandOverActivities } from './summary-hand-over';
+import { webhookDeliveryActivities } from './webhook-delivery';
 
 export type { ActivityDeps } from './deps';
 export type { DocRef } from './documents';
@@ -28,6 +29,7 @@ export function createActivities(deps: ActivityDeps) {
     ...scheduledWorkActivities(deps),
     ...soapSummaryActivities(deps),
     ...summaryHandOverActivities(deps),
+    ...webhookDeliveryActivities(deps),
   };
 }
 

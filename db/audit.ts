@@ -7,6 +7,8 @@ import {
   type AuditChainSettings,
   type CheckpointRead,
 } from './audit-chain';
+import { domainEventOfAudit } from '../common/domain-events';
+import { appendDomainEvent } from './domain-events';
 import type { Db } from './knex';
 
 export interface AuditEvent {
@@ -36,8 +38,12 @@ export async function appendAudit(trx: Knex | Knex.Transaction, event: AuditEven
     prev_hash: '',
     hash: '',
   };
-  const insert = trx('audit_events').insert(row);
-  await (event.idempotencyKey ? insert.onConflict('idempotency_key').ignore() : insert);
+  const insert = trx('audit_events').insert(row).returning('seq');
+  const written = await (event.idempotencyKey ? insert.onConflict('idempotency_key').ignore() : insert);
+  // A retried write recorded nothing new, so it announces nothing new either.
+  if (written.length === 0) return;
+  const domainEvent = domainEventOfAudit({ ...event, details: event.details ?? {} });
+  if (domainEvent) await appendDomainEvent(trx, domainEvent);
 }
 
 export interface AuditVerdict {

@@ -15,6 +15,7 @@ export const APPEND_ONLY_TABLES = [
   'signature_voids',
   'document_contents',
   'capa_records',
+  'domain_events',
 ] as const;
 
 /** Records that change but are never deleted (people keep their history; versions keep their signatures). */

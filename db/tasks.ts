@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { AssigneeRef } from '../common/assignees';
+import { appendDomainEvent } from './domain-events';
 import type { Db } from './knex';
 
 export interface NewTask {
@@ -13,9 +14,9 @@ export interface NewTask {
   dueAt?: string | null;
 }
 
-/** Opens a task in the inbox; opening the same task key again changes nothing. */
+/** Opens a task in the inbox; opening the same task key again changes nothing (and announces nothing). */
 export async function openTask(trx: Knex | Knex.Transaction, task: NewTask): Promise<void> {
-  await trx('tasks')
+  const opened = await trx('tasks')
     .insert({
       task_key: task.taskKey,
       workflow_id: task.workflowId,
@@ -28,7 +29,23 @@ export async function openTask(trx: Knex | Knex.Transaction, task: NewTask): Pro
       due_at: task.dueAt ?? null,
     })
     .onConflict('task_key')
-    .ignore();
+    .ignore()
+    .returning('task_key');
+  if (opened.length === 0) return;
+  await appendDomainEvent(trx, {
+    type: 'task.assigned',
+    entityType: task.entityType,
+    entityId: task.entityId,
+    data: {
+      taskKey: task.taskKey,
+      kind: task.kind,
+      entityType: task.entityType,
+      entityId: task.entityId,
+      assigneeUserId: task.assignee.kind === 'user' ? task.assignee.userId : null,
+      assigneeRole: task.assignee.kind === 'role' ? task.assignee.role : null,
+      dueAt: task.dueAt ?? null,
+    },
+  });
 }
 
 export type TaskEnd = 'done' | 'reassigned' | 'cancelled';
