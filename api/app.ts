@@ -17,6 +17,7 @@ import { documentVersionRoutes } from './routes/document-versions';
 import { documentRoutes } from './routes/documents';
 import { mountEnrolment } from './routes/enrolment';
 import { erpSyncRoutes } from './routes/erp-sync';
+import { eventRoutes } from './routes/events';
 import { inboxRoutes } from './routes/inbox';
 import { patientRoutes } from './routes/patients';
 import { routingTemplateRoutes } from './routes/routing-templates';
@@ -25,6 +26,7 @@ import { mountSampleWebhooks } from './routes/sample-intake-webhooks';
 import { scheduledWorkRoutes } from './routes/scheduled-work';
 import { summaryRoutes } from './routes/summaries';
 import { userRoutes } from './routes/users';
+import { webhookSubscriptionRoutes } from './routes/webhook-subscriptions';
 import { workflowRoutes } from './routes/workflows';
 
 /** The whole HTTP API as a Koa app, without listening: the server and the tests mount it alike. */
@@ -51,6 +53,8 @@ export function createApp(deps: ApiDeps): Koa {
     ...scheduledWorkRoutes(deps),
     ...patientRoutes(deps),
     ...summaryRoutes(deps),
+    ...eventRoutes(deps),
+    ...webhookSubscriptionRoutes(deps),
   ];
   const openapi = openApiDocument(specs);
 

@@ -2,6 +2,7 @@ import { ConfigError, type Config } from '../common/config';
 import { durationMs } from '../common/durations';
 import { configuredLlmProviders } from '../common/llm-providers';
 import { parseRoleMap } from '../common/oidc-role-map';
+import { webhookSettings } from '../common/webhook-delivery';
 import { mailDomainOf } from '../platform/mail-domain';
 import { credentialSettings } from './credentials/settings';
 import type { ApiConfig, SummarySettings } from './deps';
@@ -39,6 +40,8 @@ export function apiConfig(config: Config): ApiConfig {
     corsOrigins: config.CORS_ORIGINS ? config.CORS_ORIGINS.split(',').map((o) => new URL(o.trim()).origin) : [],
     trustedProxies: config.TRUSTED_PROXIES,
     backfillMaxWindowMs: durationMs(config.SCHEDULE_BACKFILL_MAX_WINDOW),
+    webhooks: webhookSettings(config),
+    publicUrl: config.PUBLIC_URL,
   };
 }
 

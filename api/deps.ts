@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { PayloadCodec } from '@temporalio/common';
 import type { Context } from 'koa';
 import type { Actor } from '../common/roles';
+import type { WebhookSettings } from '../common/webhook-delivery';
 import type { Summarizer, SummaryAttemptPolicy } from '../common/soap-summary';
 import type { AuditChainSettings } from '../db/audit-chain';
 import type { SigningPolicy } from '../db/identity';
@@ -33,6 +34,10 @@ export interface ApiConfig {
   trustedProxies: number;
   /** The longest window a schedule backfill may cover (SCHEDULE_BACKFILL_MAX_WINDOW). */
   backfillMaxWindowMs: number;
+  /** Outbound webhooks (WEBHOOK_*); DEFAULT_WEBHOOK_SETTINGS when absent. */
+  webhooks?: WebhookSettings;
+  /** labflow's own origin (PUBLIC_URL): never a webhook receiver. */
+  publicUrl?: string;
 }
 
 export interface SummarySettings {

@@ -173,6 +173,16 @@ export const configSchema = z.object({
   SUMMARY_MAX_WAIT: duration.default('30s'),
   LLM_DAILY_TOKEN_BUDGET: count(1).default(200_000),
   SCHEDULE_BACKFILL_MAX_WINDOW: positiveDuration.default('7d'),
+
+  // Outbound webhooks (docs/events.md): SSRF allowlist, retries, the failure period that disables a subscription.
+  WEBHOOK_ALLOWED_HOSTS: z.string().default(''),
+  WEBHOOK_RETRY_INITIAL: positiveDuration.default('30s'),
+  WEBHOOK_RETRY_MAX_INTERVAL: positiveDuration.default('2h'),
+  WEBHOOK_RETRY_FOR: positiveDuration.default('3d'),
+  WEBHOOK_REQUEST_TIMEOUT: positiveDuration.default('15s'),
+  WEBHOOK_POLL_INTERVAL: positiveDuration.default('5m'),
+  WEBHOOK_SECRET_OVERLAP: duration.default('24h'),
+  WEBHOOK_DISABLE_AFTER: positiveDuration.default('5d'),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -1,4 +1,5 @@
 import { defineSignal } from '@temporalio/workflow';
+import type { Config } from './config';
 
 /** How outbound webhooks are delivered; durations are inputs so tests can pass seconds. */
 export interface WebhookDeliverySettings {
@@ -33,6 +34,27 @@ export const DEFAULT_WEBHOOK_SETTINGS: WebhookSettings = {
   secretOverlap: '24h',
   disableAfter: '5d',
 };
+
+export function webhookSettings(config: Config): WebhookSettings {
+  return {
+    retryInitial: config.WEBHOOK_RETRY_INITIAL,
+    retryMaxInterval: config.WEBHOOK_RETRY_MAX_INTERVAL,
+    retryFor: config.WEBHOOK_RETRY_FOR,
+    requestTimeout: config.WEBHOOK_REQUEST_TIMEOUT,
+    pollInterval: config.WEBHOOK_POLL_INTERVAL,
+    allowedHosts: config.WEBHOOK_ALLOWED_HOSTS.split(',').map((h) => h.trim()).filter(Boolean),
+    secretOverlap: config.WEBHOOK_SECRET_OVERLAP,
+    disableAfter: config.WEBHOOK_DISABLE_AFTER,
+  };
+}
+
+export const deliverySettings = (s: WebhookSettings): WebhookDeliverySettings => ({
+  retryInitial: s.retryInitial,
+  retryMaxInterval: s.retryMaxInterval,
+  retryFor: s.retryFor,
+  requestTimeout: s.requestTimeout,
+  pollInterval: s.pollInterval,
+});
 
 export interface WebhookDeliveryInput {
   subscriptionId: string;

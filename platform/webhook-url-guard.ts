@@ -57,8 +57,6 @@ export async function refuseWebhookUrl(raw: string, settings: UrlGuardSettings):
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return { rule: 'scheme', detail: 'only http and https URLs are accepted' };
   if (url.username || url.password) return { rule: 'credentials', detail: 'the URL may not carry a user name or password' };
-  const allowed = settings.allowedHosts.map((h) => h.trim().toLowerCase()).filter(Boolean);
-  if (allowed.includes(hostKey(url)) || allowed.includes(url.hostname.toLowerCase())) return null;
   const host = url.hostname.replace(/^\[|\]$/g, '');
   for (const own of settings.ownOrigins) {
     const o = new URL(own);
@@ -66,6 +64,8 @@ export async function refuseWebhookUrl(raw: string, settings: UrlGuardSettings):
       return { rule: 'labflow-itself', detail: `${url.host} is labflow's own address` };
     }
   }
+  const allowed = settings.allowedHosts.map((h) => h.trim().toLowerCase()).filter(Boolean);
+  if (allowed.includes(hostKey(url)) || allowed.includes(url.hostname.toLowerCase())) return null;
   let addresses: string[];
   try {
     addresses = isIP(host) ? [host] : (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);

@@ -17,6 +17,8 @@ import { installRuntime } from './runtime';
 import { alertUndecodableSchedules } from './schedule-alerts';
 import { ensureSchedules } from './schedules';
 import { ensureSearchAttributes, waitUntilSearchAttributesUsable } from './search-attributes';
+import { startWebhookWakeups } from './webhook-wakeups';
+import { webhookSettings } from '../common/webhook-delivery';
 import { join } from 'node:path';
 
 // A real server resolves new attributes after its namespace cache refreshes (seconds); this covers a busy machine.
@@ -81,14 +83,24 @@ async function main(): Promise<void> {
       llm: llmSetupFromConfig(config),
       auditChain,
       backupDatabaseUrl: urls.backup,
+      webhooks: { ...webhookSettings(config), ownOrigins: [config.PUBLIC_URL] },
     }),
     workflowBundle: config.WORKFLOW_BUNDLE_PATH ? { codePath: config.WORKFLOW_BUNDLE_PATH } : undefined,
     dataConverter,
     deployment,
   });
   log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, deployment: deployment ?? null, metricsPort: config.WORKER_METRICS_PORT || null }, 'worker polling');
+  const wakeups = await startWebhookWakeups({
+    databaseUrl: urls.app,
+    db,
+    temporal: new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE, dataConverter }),
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    settings: webhookSettings(config),
+    log,
+  });
   // The runtime shuts the worker down on SIGINT/SIGTERM; run() resolves once in-flight tasks are done.
   await worker.run();
+  await wakeups.close();
   await connection.close();
   await clientConnection.close();
   mailer.close();
