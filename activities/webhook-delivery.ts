@@ -28,7 +28,14 @@ export function webhookDeliveryActivities({ db, publicUrl, mailDomain, webhooks 
 
   const notEnabled = (why: string) => ApplicationFailure.create({ type: WebhookFailure.NotEnabled, message: why, nonRetryable: true });
 
-  async function recordAttempt(trx: Knex.Transaction, subscriptionId: string, seq: number, state: string, status: number | null, error: string | null) {
+  async function recordAttempt(
+    trx: Knex.Transaction,
+    subscriptionId: string,
+    seq: number,
+    state: string,
+    status: number | null,
+    error: string | null,
+  ) {
     await trx('webhook_deliveries')
       .insert({ subscription_id: subscriptionId, event_seq: seq, state, attempts: 1, last_status: status, last_error: error })
       .onConflict(['subscription_id', 'event_seq'])
@@ -43,8 +50,16 @@ export function webhookDeliveryActivities({ db, publicUrl, mailDomain, webhooks 
 
   /** Turns a subscription off and tells the admins, in one transaction; the run then ends. */
   async function disable(trx: Knex.Transaction, sub: { id: string; url: string }, reason: string) {
-    await trx('webhook_subscriptions').where({ id: sub.id }).update({ state: 'disabled', disabled_reason: reason, updated_at: trx.fn.now() });
-    await appendAudit(trx, { actor: SYSTEM_ACTOR, action: 'webhook.subscription_disabled', entityType: 'webhook_subscription', entityId: sub.id, details: { reason } });
+    await trx('webhook_subscriptions')
+      .where({ id: sub.id })
+      .update({ state: 'disabled', disabled_reason: reason, updated_at: trx.fn.now() });
+    await appendAudit(trx, {
+      actor: SYSTEM_ACTOR,
+      action: 'webhook.subscription_disabled',
+      entityType: 'webhook_subscription',
+      entityId: sub.id,
+      details: { reason },
+    });
     const admins = await resolveRecipients(trx, [{ kind: 'role', role: 'admin' }]);
     await queueNotifications(
       trx,
@@ -91,7 +106,10 @@ export function webhookDeliveryActivities({ db, publicUrl, mailDomain, webhooks 
       const row = await db('domain_events').where({ seq: p.seq }).first();
       const event = toDomainEvent(row);
       const body = webhookBody(event);
-      const secrets = [sub.secret, ...(sub.previous_secret && new Date(sub.previous_secret_expires_at) > new Date() ? [sub.previous_secret] : [])];
+      const secrets = [
+        sub.secret,
+        ...(sub.previous_secret && new Date(sub.previous_secret_expires_at) > new Date() ? [sub.previous_secret] : []),
+      ];
       const at = new Date();
       let status: number | null = null;
       let error: string | null = null;
@@ -115,35 +133,42 @@ export function webhookDeliveryActivities({ db, publicUrl, mailDomain, webhooks 
           });
           status = res.status;
           await res.body?.cancel();
-          if (status >= 300) error = status >= 300 && status < 400 ? `redirected (${status}); redirects are not followed` : `answered ${status}`;
+          if (status >= 300)
+            error = status >= 300 && status < 400 ? `redirected (${status}); redirects are not followed` : `answered ${status}`;
         } catch (err) {
           error = err instanceof Error && err.name === 'TimeoutError' ? 'timed out' : 'could not connect';
         }
       }
-      return db.transaction(async (trx) => {
-        const current = await trx('webhook_subscriptions').where({ id: p.subscriptionId }).forUpdate().first();
-        if (current.state !== 'enabled') throw notEnabled(`subscription ${p.subscriptionId} is ${current.state}`);
-        if (!error) {
-          await recordAttempt(trx, p.subscriptionId, p.seq, 'delivered', status, null);
-          await trx('webhook_subscriptions')
-            .where({ id: p.subscriptionId })
-            .update({ failing_since: null, delivered_through: trx.raw('greatest(delivered_through, ?)', [p.seq]) });
-          return { status: status! };
-        }
-        await recordAttempt(trx, p.subscriptionId, p.seq, 'failing', status, error);
-        const failingSince = current.failing_since ? new Date(current.failing_since) : at;
-        if (!current.failing_since) await trx('webhook_subscriptions').where({ id: p.subscriptionId }).update({ failing_since: at });
-        const gone = status === 410;
-        if (gone || at.getTime() - failingSince.getTime() >= disableAfterMs) {
-          await disable(trx, current, gone ? 'the receiver answered 410 Gone' : `every delivery failed since ${failingSince.toISOString()}`);
-          return { status: -1 };
-        }
-        return { status: -2, error };
-      }).then((r) => {
-        if (r.status === -1) throw notEnabled(`subscription ${p.subscriptionId} was disabled`);
-        if (r.status === -2) throw ApplicationFailure.retryable(`delivery of event ${p.seq} failed: ${error}`, 'WebhookDeliveryFailed');
-        return { status: r.status };
-      });
+      return db
+        .transaction(async (trx) => {
+          const current = await trx('webhook_subscriptions').where({ id: p.subscriptionId }).forUpdate().first();
+          if (current.state !== 'enabled') throw notEnabled(`subscription ${p.subscriptionId} is ${current.state}`);
+          if (!error) {
+            await recordAttempt(trx, p.subscriptionId, p.seq, 'delivered', status, null);
+            await trx('webhook_subscriptions')
+              .where({ id: p.subscriptionId })
+              .update({ failing_since: null, delivered_through: trx.raw('greatest(delivered_through, ?)', [p.seq]) });
+            return { status: status! };
+          }
+          await recordAttempt(trx, p.subscriptionId, p.seq, 'failing', status, error);
+          const failingSince = current.failing_since ? new Date(current.failing_since) : at;
+          if (!current.failing_since) await trx('webhook_subscriptions').where({ id: p.subscriptionId }).update({ failing_since: at });
+          const gone = status === 410;
+          if (gone || at.getTime() - failingSince.getTime() >= disableAfterMs) {
+            await disable(
+              trx,
+              current,
+              gone ? 'the receiver answered 410 Gone' : `every delivery failed since ${failingSince.toISOString()}`,
+            );
+            return { status: -1 };
+          }
+          return { status: -2, error };
+        })
+        .then((r) => {
+          if (r.status === -1) throw notEnabled(`subscription ${p.subscriptionId} was disabled`);
+          if (r.status === -2) throw ApplicationFailure.retryable(`delivery of event ${p.seq} failed: ${error}`, 'WebhookDeliveryFailed');
+          return { status: r.status };
+        });
     },
 
     /** The event's retries are spent: it goes to the dead-letter list, and the cursor moves past it. */

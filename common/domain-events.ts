@@ -114,6 +114,9 @@ export function validDomainEvent(e: DomainEventInput): { version: number; data: 
 /** The JSON Schema of every event type, for GET /events/schemas and the docs. */
 export function domainEventJsonSchemas(): Record<string, { version: number; schema: unknown }> {
   return Object.fromEntries(
-    DOMAIN_EVENT_TYPES.map((t) => [t, { version: DOMAIN_EVENT_SCHEMAS[t].version, schema: z.toJSONSchema(DOMAIN_EVENT_SCHEMAS[t].schema) }]),
+    DOMAIN_EVENT_TYPES.map((t) => [
+      t,
+      { version: DOMAIN_EVENT_SCHEMAS[t].version, schema: z.toJSONSchema(DOMAIN_EVENT_SCHEMAS[t].schema) },
+    ]),
   );
 }

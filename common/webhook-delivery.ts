@@ -42,7 +42,9 @@ export function webhookSettings(config: Config): WebhookSettings {
     retryFor: config.WEBHOOK_RETRY_FOR,
     requestTimeout: config.WEBHOOK_REQUEST_TIMEOUT,
     pollInterval: config.WEBHOOK_POLL_INTERVAL,
-    allowedHosts: config.WEBHOOK_ALLOWED_HOSTS.split(',').map((h) => h.trim()).filter(Boolean),
+    allowedHosts: config.WEBHOOK_ALLOWED_HOSTS.split(',')
+      .map((h) => h.trim())
+      .filter(Boolean),
     secretOverlap: config.WEBHOOK_SECRET_OVERLAP,
     disableAfter: config.WEBHOOK_DISABLE_AFTER,
   };

@@ -115,7 +115,12 @@ export async function deleteWebhookSubscription(db: Db, actor: Actor, id: string
 }
 
 /** A new secret; the current one stays valid for the overlap, so receivers can switch without losing deliveries. */
-export async function rotateWebhookSecret(db: Db, actor: Actor, id: string, overlapMs: number): Promise<{ secret: string; previousSecretExpiresAt: string } | null> {
+export async function rotateWebhookSecret(
+  db: Db,
+  actor: Actor,
+  id: string,
+  overlapMs: number,
+): Promise<{ secret: string; previousSecretExpiresAt: string } | null> {
   return db.transaction(async (trx) => {
     const row = await trx('webhook_subscriptions').where({ id }).whereNot('state', 'deleted').forUpdate().first();
     if (!row) return null;
@@ -134,7 +139,15 @@ export async function listDeadLetters(db: Db, subscriptionId: string) {
     .join('domain_events as e', 'e.seq', 'd.event_seq')
     .where({ 'd.subscription_id': subscriptionId, 'd.state': 'dead' })
     .orderBy('d.event_seq')
-    .select('e.id as eventId', 'd.event_seq as seq', 'e.type', 'd.attempts', 'd.last_status as lastStatus', 'd.last_error as lastError', 'd.updated_at as deadSince');
+    .select(
+      'e.id as eventId',
+      'd.event_seq as seq',
+      'e.type',
+      'd.attempts',
+      'd.last_status as lastStatus',
+      'd.last_error as lastError',
+      'd.updated_at as deadSince',
+    );
   return rows.map((r) => ({ ...r, seq: Number(r.seq), deadSince: iso(r.deadSince) }));
 }
 

@@ -2,7 +2,10 @@ import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 
 /** Why a subscription URL is refused: each names the rule, so the admin knows what to allowlist or fix. */
-export type UrlRefusal = { rule: 'scheme' | 'credentials' | 'unresolvable' | 'loopback' | 'private-range' | 'link-local' | 'labflow-itself'; detail: string };
+export type UrlRefusal = {
+  rule: 'scheme' | 'credentials' | 'unresolvable' | 'loopback' | 'private-range' | 'link-local' | 'labflow-itself';
+  detail: string;
+};
 
 export interface UrlGuardSettings {
   /** WEBHOOK_ALLOWED_HOSTS: host or host:port entries an admin allows despite the rules (a receiver on the LAN). */
@@ -12,7 +15,15 @@ export interface UrlGuardSettings {
 }
 
 const RANGES: { rule: 'loopback' | 'private-range' | 'link-local'; ranges: [string, number, 'ipv4' | 'ipv6'][] }[] = [
-  { rule: 'loopback', ranges: [['127.0.0.0', 8, 'ipv4'], ['::1', 128, 'ipv6'], ['0.0.0.0', 8, 'ipv4'], ['::', 128, 'ipv6']] },
+  {
+    rule: 'loopback',
+    ranges: [
+      ['127.0.0.0', 8, 'ipv4'],
+      ['::1', 128, 'ipv6'],
+      ['0.0.0.0', 8, 'ipv4'],
+      ['::', 128, 'ipv6'],
+    ],
+  },
   {
     rule: 'private-range',
     ranges: [
@@ -23,7 +34,13 @@ const RANGES: { rule: 'loopback' | 'private-range' | 'link-local'; ranges: [stri
       ['fc00::', 7, 'ipv6'],
     ],
   },
-  { rule: 'link-local', ranges: [['169.254.0.0', 16, 'ipv4'], ['fe80::', 10, 'ipv6']] },
+  {
+    rule: 'link-local',
+    ranges: [
+      ['169.254.0.0', 16, 'ipv4'],
+      ['fe80::', 10, 'ipv6'],
+    ],
+  },
 ];
 
 const BLOCKS = RANGES.map(({ rule, ranges }) => {
@@ -59,8 +76,8 @@ export async function refuseWebhookUrl(raw: string, settings: UrlGuardSettings):
   if (url.username || url.password) return { rule: 'credentials', detail: 'the URL may not carry a user name or password' };
   const host = url.hostname.replace(/^\[|\]$/g, '');
   for (const own of settings.ownOrigins) {
-    const o = new URL(own);
-    if (o.hostname.replace(/^\[|\]$/g, '').toLowerCase() === host.toLowerCase() && portOf(o) === portOf(url)) {
+    const o = URL.parse(own);
+    if (o && o.hostname.replace(/^\[|\]$/g, '').toLowerCase() === host.toLowerCase() && portOf(o) === portOf(url)) {
       return { rule: 'labflow-itself', detail: `${url.host} is labflow's own address` };
     }
   }

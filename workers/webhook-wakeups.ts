@@ -46,7 +46,10 @@ export async function startWebhookWakeups(deps: {
       if (!everyOne) q.whereRaw('event_types && ?::text[]', [types]);
       for (const id of await q.pluck('id')) {
         await wake(id).catch((err: unknown) =>
-          deps.log.warn({ subscriptionId: id, err: err instanceof Error ? err.name : String(err) }, 'could not wake a webhook delivery run'),
+          deps.log.warn(
+            { subscriptionId: id, err: err instanceof Error ? err.name : String(err) },
+            'could not wake a webhook delivery run',
+          ),
         );
       }
     }

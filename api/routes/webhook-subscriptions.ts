@@ -1,3 +1,4 @@
+import type { Context } from 'koa';
 import { durationMs } from '../../common/durations';
 import { DEFAULT_WEBHOOK_SETTINGS } from '../../common/webhook-delivery';
 import {
@@ -26,8 +27,14 @@ export function webhookSubscriptionRoutes(deps: ApiDeps): RouteSpec[] {
   const settings = deps.config.webhooks ?? DEFAULT_WEBHOOK_SETTINGS;
   const guard = { allowedHosts: settings.allowedHosts, ownOrigins: deps.config.publicUrl ? [deps.config.publicUrl] : [] };
 
-  async function requireSafeUrl(url: string, ctxOrigin: string) {
-    const refused = await refuseWebhookUrl(url, { ...guard, ownOrigins: [...guard.ownOrigins, ctxOrigin] });
+  /** Beside PUBLIC_URL, the address this request reached labflow at: the API itself is no receiver either. */
+  const ownOrigins = (ctx: Context) => {
+    const { localAddress, localPort } = ctx.req.socket;
+    const local = localAddress ? [`http://${localAddress.includes(':') ? `[${localAddress}]` : localAddress}:${localPort}`] : [];
+    return [...guard.ownOrigins, ...local, `${ctx.protocol}://${ctx.host}`];
+  };
+  async function requireSafeUrl(url: string, ctx: Context) {
+    const refused = await refuseWebhookUrl(url, { ...guard, ownOrigins: ownOrigins(ctx) });
     if (refused) {
       throw problems.unprocessable(`webhook-url-${refused.rule}`, `the URL is refused by the ${refused.rule} rule: ${refused.detail}`, {
         rule: refused.rule,
@@ -50,7 +57,7 @@ export function webhookSubscriptionRoutes(deps: ApiDeps): RouteSpec[] {
       roles: ADMIN,
       body: createSubscriptionBody,
       handler: async ({ body, actor, ctx }) => {
-        await requireSafeUrl(body.url, ctx.origin);
+        await requireSafeUrl(body.url, ctx);
         const { subscription, secret } = await createWebhookSubscription(db, actor, body);
         await wakeWebhookDelivery(deps, subscription.id);
         ctx.status = 201;
@@ -88,7 +95,7 @@ export function webhookSubscriptionRoutes(deps: ApiDeps): RouteSpec[] {
       params: subscriptionIdParams,
       body: updateSubscriptionBody,
       handler: async ({ params, body, actor, ctx }) => {
-        if (body.url !== undefined) await requireSafeUrl(body.url, ctx.origin);
+        if (body.url !== undefined) await requireSafeUrl(body.url, ctx);
         const sub = await updateWebhookSubscription(db, actor, params.id, body);
         if (!sub) throw problems.notFound(`webhook subscription ${params.id}`);
         await wakeWebhookDelivery(deps, sub.id);

@@ -8,7 +8,9 @@ import { startPlatform, type Platform } from '../helpers/platform';
 import { testEnv } from '../setup/env';
 
 /** A platform whose delivery runs retry in fractions of a second, plus the worker's NOTIFY wake-ups. */
-export async function startWebhookPlatform(overrides: Partial<WebhookSettings>): Promise<{ p: Platform; wakeups: WebhookWakeups; stop(): Promise<void> }> {
+export async function startWebhookPlatform(
+  overrides: Partial<WebhookSettings>,
+): Promise<{ p: Platform; wakeups: WebhookWakeups; stop(): Promise<void> }> {
   const env = testEnv();
   const settings: WebhookSettings = {
     ...DEFAULT_WEBHOOK_SETTINGS,
@@ -25,7 +27,9 @@ export async function startWebhookPlatform(overrides: Partial<WebhookSettings>):
   };
   const p = await startPlatform({
     apiConfig: { webhooks: settings, publicUrl: 'http://labflow.test' },
-    activityDeps: { webhooks: { allowedHosts: settings.allowedHosts, disableAfter: settings.disableAfter, requestTimeout: settings.requestTimeout } },
+    activityDeps: {
+      webhooks: { allowedHosts: settings.allowedHosts, disableAfter: settings.disableAfter, requestTimeout: settings.requestTimeout },
+    },
   });
   const wakeups = await startWebhookWakeups({
     databaseUrl: env.appDatabaseUrl,

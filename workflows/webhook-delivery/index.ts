@@ -1,4 +1,12 @@
-import { ActivityFailure, ApplicationFailure, condition, continueAsNew, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  condition,
+  continueAsNew,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import { durationMs } from '../../common/durations';
 import { WebhookFailure, webhookWakeSignal, type WebhookDeliveryInput } from '../../common/webhook-delivery';
