@@ -68,7 +68,9 @@ export function createApp(deps: ApiDeps): Koa {
   api.get('/openapi.json', (ctx) => {
     ctx.body = openapi;
   });
-  mountEnrolment(api, deps); // the emailed one-time token is the credential, not an API key
+  // The emailed one-time token is the credential, not an API key; a password is chosen there, so the sign-in budget.
+  api.post('/enrolment', limits.signing);
+  mountEnrolment(api, deps);
   for (const spec of signingSpecs(specs)) api[spec.method](spec.path, limits.signing);
   mountRoutes(api, specs, deps);
 

@@ -11,6 +11,7 @@ import { startAuthentication } from '../../api/credentials/authentication';
 import { DEFAULT_CREDENTIAL_SETTINGS } from '../../api/credentials/settings';
 import type { ApiConfig } from '../../api/deps';
 import { oidcResolver } from '../../api/oidc';
+import { deliverQueuedEmails } from '../../api/temporal/notifications';
 import type { OidcSettings } from '../../api/oidc-settings';
 import { databaseUrlAs } from '../../common/config';
 import { createDb } from '../../db/knex';
@@ -150,7 +151,14 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   const auth = startAuthentication(
     { db, temporal: temporal.client, config, log },
     databaseUrlOf(db),
-    options.oidc ? [oidcResolver(db, options.oidc, { log })] : [],
+    options.oidc
+      ? [
+          oidcResolver(db, options.oidc, {
+            log,
+            deliverEmails: (key, ids) => deliverQueuedEmails({ temporal: temporal.client, config, log }, key, ids),
+          }),
+        ]
+      : [],
   );
   await auth.listener.ready;
   const app = createApp({
