@@ -1,14 +1,16 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import type { ApiDeps } from './deps';
+import { docsOperations, mountDocs } from './docs-page';
 import { errorHandler } from './error-handler';
-import { mountHealth } from './health';
-import { createApiMetrics } from './metrics';
+import { healthOperations, mountHealth } from './health';
+import { createApiMetrics, metricsOperation } from './metrics';
+import { openApiDocument } from './openapi';
 import { requestContext } from './request-context';
-import { mountRoutes, openApiDocument } from './route';
+import { mountRoutes } from './route';
 import { adminRoutes } from './routes/admin';
 import { capaRoutes } from './routes/capa';
-import { mountCodec } from './routes/codec';
+import { codecOperations, mountCodec } from './routes/codec';
 import { documentVersionRoutes } from './routes/document-versions';
 import { documentRoutes } from './routes/documents';
 import { erpSyncRoutes } from './routes/erp-sync';
@@ -16,7 +18,7 @@ import { inboxRoutes } from './routes/inbox';
 import { patientRoutes } from './routes/patients';
 import { routingTemplateRoutes } from './routes/routing-templates';
 import { sampleIntakeRoutes } from './routes/sample-intake';
-import { mountSampleWebhooks } from './routes/sample-intake-webhooks';
+import { mountSampleWebhooks, sampleWebhookOperations } from './routes/sample-intake-webhooks';
 import { scheduledWorkRoutes } from './routes/scheduled-work';
 import { summaryRoutes } from './routes/summaries';
 import { workflowRoutes } from './routes/workflows';
@@ -40,7 +42,14 @@ export function createApp(deps: ApiDeps): Koa {
     ...patientRoutes(deps),
     ...summaryRoutes(deps),
   ];
-  const openapi = openApiDocument(specs);
+  // Every operation: the route specs, and those mounted beside them below.
+  const openapi = openApiDocument(specs, [
+    ...healthOperations,
+    metricsOperation,
+    ...docsOperations,
+    ...sampleWebhookOperations,
+    ...codecOperations,
+  ]);
 
   const root = new Router();
   mountHealth(root, deps.db, deps.temporal);
@@ -51,10 +60,9 @@ export function createApp(deps: ApiDeps): Koa {
     ctx.body = await metrics.registry.metrics();
   });
 
+  mountDocs(root, openapi); // /api/v1/openapi.json and its reader at /api/docs
+
   const api = new Router({ prefix: '/api/v1' });
-  api.get('/openapi.json', (ctx) => {
-    ctx.body = openapi;
-  });
   mountRoutes(api, specs, deps);
 
   app.use(requestContext(deps.log));
