@@ -1,7 +1,7 @@
 import type Router from '@koa/router';
 import type { UpdateDefinition, WorkflowHandle } from '@temporalio/client';
 import type { Context } from 'koa';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { FAILURE_HTTP_STATUS } from '../common/failures';
 import type { Actor, Role } from '../common/roles';
 import { requireRole } from './auth';

@@ -5,6 +5,7 @@ import { updateUser, usernameTaken } from '../../db/users';
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
+import * as R from '../schemas/responses';
 import { role, text, username } from '../schemas/common';
 
 const newUserBody = z.strictObject({
@@ -30,6 +31,7 @@ export function adminRoutes({ db, auditChain }: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/me',
+      response: R.actorAnswer,
       summary: 'Who the API key belongs to, with roles',
       tag: 'identity',
       roles: 'any',
@@ -40,6 +42,7 @@ export function adminRoutes({ db, auditChain }: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/users',
+      response: { 201: R.createdUser },
       summary: 'Create a user; the answer carries their API key, shown this once',
       tag: 'identity',
       roles: ['admin'],
@@ -56,6 +59,7 @@ export function adminRoutes({ db, auditChain }: ApiDeps): RouteSpec[] {
     route({
       method: 'patch',
       path: '/users/:username',
+      response: R.editedUser, problems: [409],
       summary: "Change a user's printed name, email, roles or active flag (admin); the trail records each old and new value",
       tag: 'identity',
       roles: ['admin'],
@@ -74,6 +78,7 @@ export function adminRoutes({ db, auditChain }: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/admin/audit/verify',
+      response: R.auditVerdict,
       summary:
         "Recompute the audit trail's hash chain and keyed links, check it against the newest checkpoint, and name the first broken link",
       tag: 'operations',

@@ -1,0 +1,103 @@
+import { z } from 'zod';
+
+/**
+ * What the routes answer, for route specs' `response` and the OpenAPI document. Each names the fields clients rely
+ * on; records are open objects (`looseObject`): a field added later is not a break, a named field that changes type
+ * or disappears fails test/api/openapi-conformance.test.ts.
+ */
+const record = z.looseObject;
+const timestamp = z.union([z.string(), z.iso.datetime({ offset: true })]).describe('ISO 8601 instant');
+const nullableTime = timestamp.nullable();
+
+/** A page of a list with limit and offset. */
+export const page = <T extends z.ZodType>(item: T) => z.object({ limit: z.int(), offset: z.int(), items: z.array(item) });
+/** A whole list. */
+export const list = <T extends z.ZodType>(item: T) => record({ items: z.array(item) });
+
+export const auditEvent = record({ action: z.string(), actor: z.string().nullable() });
+export const changes = z.array(record({ field: z.string() })).describe('each changed field with its old and new value');
+
+// identity
+export const actorAnswer = record({ userId: z.string(), username: z.string(), roles: z.array(z.string()) });
+export const userAnswer = record({ id: z.string(), username: z.string(), roles: z.array(z.string()) });
+export const createdUser = userAnswer.extend({ apiKey: z.string().describe('shown this once') });
+export const editedUser = z.object({
+  id: z.string(),
+  username: z.string(),
+  printedName: z.string(),
+  email: z.string(),
+  roles: z.array(z.string()),
+  active: z.boolean(),
+  changes,
+});
+export const auditVerdict = record({ ok: z.boolean() });
+export const preferences = record({ timeZone: z.string().nullable(), digest: z.boolean() });
+
+// documents
+export const documentRow = record({ id: z.string(), number: z.string(), title: z.string(), doc_type: z.string() });
+export const documentList = z.object({ total: z.int(), limit: z.int(), offset: z.int(), items: z.array(documentRow) });
+export const documentWithVersions = documentRow.extend({ versions: z.array(record({ version: z.int(), state: z.string() })) });
+export const editedDocument = documentRow.extend({ changes });
+export const versionRow = record({ version: z.int(), state: z.string() });
+export const newVersion = z.object({ number: z.string(), version: z.int(), contentHash: z.string(), state: z.string() });
+export const versionState = record({ number: z.string(), version: z.int(), state: z.string() });
+export const documentRunState = record({ state: z.string() }).describe("the run's state once it accepted the action");
+export const submitted = z.object({ workflowId: z.string(), runId: z.string(), state: z.literal('in_review'), location: z.string() });
+export const signatureRow = record({ meaning: z.string(), signer: z.string() });
+export const routingTemplate = record({ docType: z.string(), stages: z.array(record({})) });
+
+// inbox and operations
+export const task = record({ id: z.string(), state: z.string() });
+export const notification = record({ id: z.string() });
+export const runOverview = record({ workflowId: z.string(), type: z.string(), status: z.string(), pendingActions: z.array(record({ action: z.string() })) });
+export const cancelRequested = z.object({ workflowId: z.string(), status: z.literal('cancel_requested') });
+
+// CAPA
+export const capaStarted = record({ number: z.string(), workflowId: z.string(), stage: z.literal('initiated'), location: z.string() });
+export const capaRow = record({ number: z.string(), stage: z.string() });
+export const capaView = record({ number: z.string(), stage: z.string() });
+export const capaState = record({ workflowId: z.string(), number: z.string(), stage: z.string(), rev: z.int() });
+export const capaAudit = z.object({ number: z.string(), events: z.array(auditEvent) });
+export const handedOver = record({});
+
+// sample intake
+export const sampleStarted = z.object({ accession: z.string(), workflowId: z.string(), state: z.literal('expected'), location: z.string() });
+export const sampleRow = record({ accession: z.string(), state: z.string() });
+export const sampleView = record({ accession: z.string(), workflowId: z.string(), state: z.string() });
+export const custody = z.object({ accession: z.string(), items: z.array(record({})) });
+export const batch = record({ batchId: z.string() });
+export const newSource = z.object({ name: z.string(), secret: z.string().describe('the HMAC secret, shown this once') });
+export const heldOrder = record({ id: z.string(), state: z.string() });
+export const sampleCatalogue = z.object({ sampleTypes: z.array(record({})), tests: z.array(record({})) });
+
+// ERP sync and suppliers
+export const erpRun = record({ id: z.string(), state: z.string() });
+export const erpCursor = record({ entity: z.string() });
+export const deadLetter = record({ id: z.string(), state: z.string() });
+export const supplierQualification = record({ supplier: z.string() });
+
+// scheduled work and backups
+export const schedule = record({ scheduleId: z.string() });
+export const scheduleList = z.object({ schedules: z.array(schedule) });
+export const triggered = z.object({ scheduleId: z.string(), status: z.literal('triggered') });
+export const backfillRequested = z.object({ scheduleId: z.string(), status: z.literal('backfill_requested'), start: z.string(), end: z.string() });
+export const backupStarted = z.object({ workflowId: z.string(), status: z.literal('started') });
+export const backup = record({ id: z.string(), state: z.string() });
+
+// patients and summaries (PHI)
+export const patient = record({ id: z.string(), version: z.int() });
+export const cursorPage = <T extends z.ZodType>(item: T) =>
+  record({ items: z.array(item), total: z.int(), limit: z.int(), next: z.string().nullable().optional() });
+export const retiredPatient = record({});
+export const retention = record({ patientId: z.string() });
+export const accessLog = record({ patientId: z.string(), items: z.array(record({})) });
+export const careTeam = record({ patientId: z.string(), clinicians: z.array(record({ username: z.string() })), pending: z.array(record({})) });
+export const breakGlassList = z.object({ patientId: z.string(), items: z.array(record({})) });
+export const note = record({ id: z.string(), version: z.int() });
+export const noteVersions = z.object({ patientId: z.string(), noteId: z.string(), versions: z.array(record({ version: z.int() })) });
+export const summaryJob = record({ jobId: z.string(), stage: z.string() });
+export const summaryJobs = record({ items: z.array(record({ jobId: z.string(), stage: z.string() })) });
+export const summary = record({});
+
+export { nullableTime, timestamp };
+export const plainText = z.string();
