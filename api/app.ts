@@ -23,12 +23,8 @@ import { scheduledWorkRoutes } from './routes/scheduled-work';
 import { summaryRoutes } from './routes/summaries';
 import { workflowRoutes } from './routes/workflows';
 
-/** The whole HTTP API as a Koa app, without listening: the server and the tests mount it alike. */
-export function createApp(deps: ApiDeps): Koa {
-  const app = new Koa();
-  app.proxy = true;
-  const metrics = createApiMetrics();
-  const specs = [
+function routeSpecs(deps: ApiDeps) {
+  return [
     ...documentRoutes(deps),
     ...documentVersionRoutes(deps),
     ...routingTemplateRoutes(deps),
@@ -42,14 +38,23 @@ export function createApp(deps: ApiDeps): Koa {
     ...patientRoutes(deps),
     ...summaryRoutes(deps),
   ];
-  // Every operation: the route specs, and those mounted beside them below.
-  const openapi = openApiDocument(specs, [
-    ...healthOperations,
-    metricsOperation,
-    ...docsOperations,
-    ...sampleWebhookOperations,
-    ...codecOperations,
-  ]);
+}
+
+/** The OpenAPI document of every operation: the route specs, and those createApp mounts beside them. */
+function documentOf(specs: ReturnType<typeof routeSpecs>) {
+  return openApiDocument(specs, [...healthOperations, metricsOperation, ...docsOperations, ...sampleWebhookOperations, ...codecOperations]);
+}
+
+/** The document alone, without a database or Temporal: building the route specs touches neither. */
+export const apiDocument = () => documentOf(routeSpecs({} as ApiDeps));
+
+/** The whole HTTP API as a Koa app, without listening: the server and the tests mount it alike. */
+export function createApp(deps: ApiDeps): Koa {
+  const app = new Koa();
+  app.proxy = true;
+  const metrics = createApiMetrics();
+  const specs = routeSpecs(deps);
+  const openapi = documentOf(specs);
 
   const root = new Router();
   mountHealth(root, deps.db, deps.temporal);
