@@ -6,6 +6,7 @@ import type { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../../activities';
 import { databaseUrlOf } from '../../activities/backups';
 import { createMailer } from '../../activities/mailer';
+import type Koa from 'koa';
 import { createApp } from '../../api/app';
 import { createAuthenticator } from '../../api/auth';
 import type { ApiConfig } from '../../api/deps';
@@ -72,6 +73,8 @@ export interface PlatformOptions {
   log?: Logger;
   /** Another Temporal server than the run's shared one, for a test that must inspect everything its server holds. */
   temporal?: { client: Client; nativeConnection: NativeConnection };
+  /** Sees every answer the app gives (test/helpers/openapi-conformance.ts records them to check them against the document). */
+  onResponse?: Koa.Middleware;
 }
 
 export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
@@ -124,6 +127,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     authenticate: createAuthenticator(db, config.apiKeyCacheTtlMs),
     payloadCodec: env.dataConverter.payloadCodecs?.[0],
   });
+  if (options.onResponse) app.middleware.unshift(options.onResponse);
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
