@@ -178,7 +178,7 @@ export function scheduledWorkRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/backups',
-      response: R.page(R.backup),
+      response: R.backupList,
       summary: 'Backups, newest first: sizes, hashes, versions, locations, tier, verification',
       tag: 'backups',
       roles: READERS,

@@ -35,7 +35,15 @@ export const preferences = record({ timeZone: z.string().nullable(), digest: z.b
 
 // documents
 export const documentRow = record({ id: z.string(), number: z.string(), title: z.string(), doc_type: z.string() });
-export const documentList = z.object({ total: z.int(), limit: z.int(), offset: z.int(), items: z.array(documentRow) });
+export const documentListItem = record({
+  number: z.string(),
+  title: z.string(),
+  doc_type: z.string(),
+  latest_version: z.int().nullable(),
+  latest_state: z.string().nullable(),
+  effective_version: z.int().nullable(),
+});
+export const documentList = z.object({ total: z.int(), limit: z.int(), offset: z.int(), items: z.array(documentListItem) });
 export const documentWithVersions = documentRow.extend({ versions: z.array(record({ version: z.int(), state: z.string() })) });
 export const editedDocument = documentRow.extend({ changes });
 export const versionRow = record({ version: z.int(), state: z.string() });
@@ -43,7 +51,15 @@ export const newVersion = z.object({ number: z.string(), version: z.int(), conte
 export const versionState = record({ number: z.string(), version: z.int(), state: z.string() });
 export const documentRunState = record({ state: z.string() }).describe("the run's state once it accepted the action");
 export const submitted = z.object({ workflowId: z.string(), runId: z.string(), state: z.literal('in_review'), location: z.string() });
-export const signatureRow = record({ meaning: z.string(), signer: z.string() });
+export const signatureRow = record({
+  round: z.int(),
+  username: z.string(),
+  printed_name: z.string(),
+  meaning: z.string(),
+  signed_at: z.string(),
+  content_hash: z.string(),
+  void: z.boolean(),
+});
 export const routingTemplate = record({ docType: z.string(), stages: z.array(record({})) });
 
 // inbox and operations
@@ -82,10 +98,33 @@ export const scheduleList = z.object({ schedules: z.array(schedule) });
 export const triggered = z.object({ scheduleId: z.string(), status: z.literal('triggered') });
 export const backfillRequested = z.object({ scheduleId: z.string(), status: z.literal('backfill_requested'), start: z.string(), end: z.string() });
 export const backupStarted = z.object({ workflowId: z.string(), status: z.literal('started') });
-export const backup = record({ id: z.string(), state: z.string() });
+export const backup = record({
+  id: z.string(),
+  state: z.string(),
+  trigger: z.string(),
+  workflowId: z.string().nullable(),
+  dump: record({ path: z.string().nullable(), bytes: z.number().nullable(), sha256: z.string().nullable() }),
+  encrypted: z.boolean().nullable(),
+  legalHold: z.boolean(),
+});
+export const backupList = z.object({
+  backups: z.array(backup),
+  restoreDrills: z.array(record({ id: z.string(), backupId: z.string().nullable(), ok: z.boolean().nullable() })),
+});
 
 // patients and summaries (PHI)
-export const patient = record({ id: z.string(), version: z.int() });
+export const patient = record({
+  id: z.string(),
+  givenName: z.string(),
+  familyName: z.string(),
+  dateOfBirth: z.string(),
+  mrn: z.string().nullable(),
+  sex: z.string().nullable(),
+  createdBy: z.string(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  legalHold: z.boolean(),
+});
 export const cursorPage = <T extends z.ZodType>(item: T) =>
   record({ items: z.array(item), total: z.int(), limit: z.int(), next: z.string().nullable().optional() });
 export const retiredPatient = record({});

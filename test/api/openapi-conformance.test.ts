@@ -6,6 +6,7 @@ import { driftsFrom, responseRecorder } from '../helpers/openapi-conformance';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
+import { oneStage } from './support';
 
 /**
  * What the API really answers, checked against what its OpenAPI document declares: a representative walk through
@@ -58,7 +59,7 @@ describe('the API answers what its OpenAPI document declares', function () {
     await ok('GET', '/api/v1/documents?limit=5', u.author.apiKey);
     await ok('GET', `/api/v1/documents/${draft.number}`, u.author.apiKey);
     await ok('PATCH', `/api/v1/documents/${draft.number}`, u.control.apiKey, { title: 'Pipette calibration (rev.)' });
-    const routing = { stages: [{ name: 'Review', assignees: [{ user: u.rita.username }], mode: 'all' }] };
+    const routing = oneStage([u.rita]);
     const { workflowId } = await submit(p, u.author, draft.number, draft.version, routing);
     await ok('POST', `${versionPath(draft.number, draft.version)}/submit`, u.author.apiKey, routing, 409);
     await waitForState(p, u.author.apiKey, draft.number, draft.version, 'in_review');
@@ -111,7 +112,7 @@ describe('the API answers what its OpenAPI document declares', function () {
     await ok('GET', '/api/v1/capas', u.qa.apiKey);
     await ok('GET', `/api/v1/capas/${capa.number}`, u.qa.apiKey);
     await ok('GET', `/api/v1/capas/${capa.number}/audit`, u.qa.apiKey);
-    await ok('POST', `/api/v1/capas/${capa.number}/triage`, u.qa.apiKey, { decision: 'reject', reason: 'not a systemic problem' });
+    await ok('POST', `/api/v1/capas/${capa.number}/triage`, u.qa.apiKey, { decision: 'unfounded', reason: 'not a systemic problem' });
 
     await ok('GET', '/api/v1/samples', u.tech.apiKey);
     await ok('GET', '/api/v1/sample-types', u.tech.apiKey);
@@ -121,7 +122,7 @@ describe('the API answers what its OpenAPI document declares', function () {
     const patient = await ok('POST', '/api/v1/patients', u.doc.apiKey, { givenName: 'Ada', familyName: 'Lovelace', dateOfBirth: '1990-01-01' }, 201);
     await ok('GET', '/api/v1/patients', u.doc.apiKey);
     await ok('GET', `/api/v1/patients/${patient.id}`, u.doc.apiKey);
-    const note = await ok('POST', `/api/v1/patients/${patient.id}/notes`, u.doc.apiKey, { subjective: 'Headache for two days.' }, 201);
+    const note = await ok('POST', `/api/v1/patients/${patient.id}/notes`, u.doc.apiKey, { noteTime: new Date().toISOString(), subjective: 'Headache for two days.' }, 201);
     await ok('GET', `/api/v1/patients/${patient.id}/notes`, u.doc.apiKey);
     await ok('GET', `/api/v1/patients/${patient.id}/notes/${note.id}`, u.doc.apiKey);
     await ok('GET', `/api/v1/patients/${patient.id}/notes/${note.id}/versions`, u.doc.apiKey);
