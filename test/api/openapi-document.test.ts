@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import type Router from '@koa/router';
 import { apiDocument, createApp } from '../../api/app';
 import type { ApiDeps } from '../../api/deps';
+import { DOCS_CONTENT_SECURITY_POLICY } from '../../api/docs-page';
 import { createLogger } from '../../platform/logger';
 import { testApiConfig } from '../helpers/platform';
+import { serve } from './support';
 
 type Operation = {
   operationId: string;
@@ -18,10 +20,13 @@ const operations = Object.entries(doc.paths).flatMap(([path, ops]) =>
   Object.entries(ops).map(([method, op]) => ({ method, path, op, name: `${method.toUpperCase()} ${path}` })),
 );
 
+/** The app over no database and no Temporal: enough for its routers and the routes that reach neither. */
+const bareApp = () =>
+  createApp({ config: testApiConfig('openapi-document'), log: createLogger({ LOG_LEVEL: 'silent', LOG_PRETTY: false }, 'test') } as unknown as ApiDeps);
+
 /** Every route the app's routers hold, as "METHOD /path/{param}". */
 function mountedRoutes(): string[] {
-  const deps = { config: testApiConfig('openapi-document'), log: createLogger({ LOG_LEVEL: 'silent', LOG_PRETTY: false }, 'test') };
-  const app = createApp(deps as unknown as ApiDeps);
+  const app = bareApp();
   const routers = app.middleware.map((m) => (m as { router?: Router }).router).filter((r): r is Router => r !== undefined);
   return routers.flatMap((router) =>
     router.stack.flatMap((layer) =>
@@ -91,6 +96,31 @@ describe('the OpenAPI document', () => {
     const backfill = doc.paths['/api/v1/schedules/{scheduleId}/backfill'].post;
     assert.ok(backfill.responses['422'], 'a backfill window is bounded');
     assert.ok(!doc.paths['/api/v1/me'].get.responses['422'], 'GET /me takes nothing bounded');
+  });
+
+  it('is served with its reference page, whose script comes from the API itself under its own content policy', async () => {
+    const server = await serve(bareApp());
+    try {
+      const served = await server.api('GET', '/api/v1/openapi.json');
+      assert.equal(served.status, 200);
+      assert.deepEqual(served.body, JSON.parse(JSON.stringify(doc)));
+      const page = await server.api('GET', '/api/docs');
+      assert.equal(page.status, 200);
+      assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+      assert.equal(page.headers.get('content-security-policy'), DOCS_CONTENT_SECURITY_POLICY);
+      assert.match(DOCS_CONTENT_SECURITY_POLICY, /script-src 'self';/);
+      const scripts = [...(page.body as string).matchAll(/<script src="([^"]+)"/g)].map((m) => m[1]);
+      assert.deepEqual(scripts, ['/api/docs/scalar.js', '/api/docs/start.js'], 'no script from elsewhere, none inline');
+      const bundle = await server.api('GET', '/api/docs/scalar.js');
+      assert.equal(bundle.status, 200);
+      assert.match(bundle.headers.get('content-type') ?? '', /javascript/);
+      assert.match(bundle.body as string, /createApiReference/);
+      const start = await server.api('GET', '/api/docs/start.js');
+      assert.match(start.body as string, /url: '\/api\/v1\/openapi.json'/);
+      assert.match(start.body as string, /telemetry: false/);
+    } finally {
+      await server.close();
+    }
   });
 
   it('gives every operation a unique operationId', () => {
