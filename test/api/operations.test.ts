@@ -191,7 +191,7 @@ describe('the API in operation', () => {
         const operation = doc.paths[path]?.[method];
         assert.ok(operation, `${method.toUpperCase()} ${path} is documented`);
         assert.ok(operation.summary && operation.responses, `${method} ${path} has a summary and responses`);
-        const declared = operation.parameters.filter((x: { in: string }) => x.in === 'path').map((x: { name: string }) => x.name);
+        const declared = (operation.parameters ?? []).filter((x: { in: string }) => x.in === 'path').map((x: { name: string }) => x.name);
         const inPath = [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
         assert.deepEqual(declared.sort(), inPath.sort(), `${method} ${path} declares its path parameters`);
       }
