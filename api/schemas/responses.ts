@@ -6,7 +6,7 @@ import { z } from 'zod';
  * or disappears fails test/api/openapi-conformance.test.ts.
  */
 const record = z.looseObject;
-const timestamp = z.union([z.string(), z.iso.datetime({ offset: true })]).describe('ISO 8601 instant');
+const timestamp = z.string().describe('ISO 8601 instant');
 const nullableTime = timestamp.nullable();
 
 /** A page of a list with limit and offset. */
@@ -18,7 +18,7 @@ export const auditEvent = record({ action: z.string(), actor: z.string().nullabl
 export const changes = z.array(record({ field: z.string() })).describe('each changed field with its old and new value');
 
 // identity
-export const actorAnswer = record({ userId: z.string(), username: z.string(), roles: z.array(z.string()) });
+export const actorAnswer = record({ userId: z.string(), username: z.string(), printedName: z.string(), roles: z.array(z.string()) });
 export const userAnswer = record({ id: z.string(), username: z.string(), roles: z.array(z.string()) });
 export const createdUser = userAnswer.extend({ apiKey: z.string().describe('shown this once') });
 export const editedUser = z.object({
@@ -30,7 +30,7 @@ export const editedUser = z.object({
   active: z.boolean(),
   changes,
 });
-export const auditVerdict = record({ ok: z.boolean() });
+export const auditVerdict = record({ ok: z.boolean(), events: z.int().optional() }).describe('a broken chain is a verdict too: ok false naming the first broken link');
 export const preferences = record({ timeZone: z.string().nullable(), digest: z.boolean() });
 
 // documents
@@ -49,7 +49,15 @@ export const editedDocument = documentRow.extend({ changes });
 export const versionRow = record({ version: z.int(), state: z.string() });
 export const newVersion = z.object({ number: z.string(), version: z.int(), contentHash: z.string(), state: z.string() });
 export const versionState = record({ number: z.string(), version: z.int(), state: z.string() });
-export const documentRunState = record({ state: z.string() }).describe("the run's state once it accepted the action");
+export const documentRunState = record({
+  workflowId: z.string(),
+  documentNumber: z.string(),
+  version: z.int(),
+  state: z.string(),
+  round: z.int(),
+  contentHash: z.string(),
+  stages: z.array(record({ name: z.string(), status: z.string(), slots: z.array(record({ assignee: record({ kind: z.string() }) })) })),
+}).describe("the run's state once it accepted the action");
 export const submitted = z.object({ workflowId: z.string(), runId: z.string(), state: z.literal('in_review'), location: z.string() });
 export const signatureRow = record({
   round: z.int(),
@@ -63,28 +71,104 @@ export const signatureRow = record({
 export const routingTemplate = record({ docType: z.string(), stages: z.array(record({})) });
 
 // inbox and operations
-export const task = record({ id: z.string(), state: z.string() });
-export const notification = record({ id: z.string() });
-export const runOverview = record({ workflowId: z.string(), type: z.string(), status: z.string(), pendingActions: z.array(record({ action: z.string() })) });
+export const task = record({
+  id: z.string(),
+  kind: z.string(),
+  title: z.string(),
+  state: z.string(),
+  entity_type: z.string(),
+  entity_id: z.string(),
+  workflow_id: z.string().nullable(),
+  due_at: nullableTime,
+  assignee_user: z.string().nullable(),
+  assignee_role: z.string().nullable(),
+});
+export const notification = record({ id: z.string(), kind: z.string(), title: z.string(), body: z.string(), link: z.string().nullable(), created_at: timestamp, read_at: nullableTime });
+export const runOverview = record({
+  workflowId: z.string(),
+  runId: z.string(),
+  type: z.string(),
+  status: z.string(),
+  taskQueue: z.string(),
+  startTime: nullableTime,
+  closeTime: nullableTime,
+  historyLength: z.int(),
+  stage: z.string().nullable(),
+  searchAttributes: z.record(z.string(), z.unknown()),
+  pendingActions: z.array(record({ action: z.string(), by: z.array(z.string()) })),
+});
 export const cancelRequested = z.object({ workflowId: z.string(), status: z.literal('cancel_requested') });
 
 // CAPA
 export const capaStarted = record({ number: z.string(), workflowId: z.string(), stage: z.literal('initiated'), location: z.string() });
-export const capaRow = record({ number: z.string(), stage: z.string() });
-export const capaView = record({ number: z.string(), stage: z.string() });
-export const capaState = record({ workflowId: z.string(), number: z.string(), stage: z.string(), rev: z.int() });
+export const capaRow = record({
+  number: z.string(),
+  title: z.string(),
+  stage: z.string(),
+  outcome: z.string().nullable(),
+  round: z.int(),
+  owner: z.string().nullable(),
+  assignees: z.array(z.string()),
+  workflow_id: z.string(),
+});
+export const capaView = record({
+  number: z.string(),
+  workflowId: z.string(),
+  title: z.string(),
+  stage: z.string(),
+  outcome: z.string().nullable(),
+  assignees: z.array(z.string()),
+  live: z.boolean(),
+});
+export const capaState = record({
+  workflowId: z.string(),
+  number: z.string(),
+  title: z.string(),
+  rev: z.int(),
+  stage: z.string(),
+  outcome: z.string().nullable(),
+  round: z.int(),
+  sources: z.array(record({ type: z.string(), id: z.string() })),
+  initiatedBy: z.string(),
+});
 export const capaAudit = z.object({ number: z.string(), events: z.array(auditEvent) });
 export const handedOver = record({});
 
 // sample intake
 export const sampleStarted = z.object({ accession: z.string(), workflowId: z.string(), state: z.literal('expected'), location: z.string() });
-export const sampleRow = record({ accession: z.string(), state: z.string() });
-export const sampleView = record({ accession: z.string(), workflowId: z.string(), state: z.string() });
-export const custody = z.object({ accession: z.string(), items: z.array(record({})) });
+export const sampleRow = record({
+  accession: z.string(),
+  source: z.string(),
+  sample_type: z.string(),
+  priority: z.string(),
+  state: z.string(),
+  requested_tests: z.array(z.string()),
+  workflow_id: z.string(),
+});
+export const sampleView = record({
+  accession: z.string(),
+  workflowId: z.string(),
+  source: z.string(),
+  sampleType: z.string(),
+  priority: z.string(),
+  state: z.string(),
+  requestedTests: z.array(z.string()),
+  rejectedTests: z.array(z.string()),
+  collectedAt: nullableTime,
+  receivedAt: nullableTime,
+  live: z.boolean(),
+});
+export const custody = z.object({
+  accession: z.string(),
+  items: z.array(record({ accession: z.string(), event: z.string(), actor: z.string(), occurred_at: timestamp })),
+});
 export const batch = record({ batchId: z.string() });
 export const newSource = z.object({ name: z.string(), secret: z.string().describe('the HMAC secret, shown this once') });
 export const heldOrder = record({ id: z.string(), state: z.string() });
-export const sampleCatalogue = z.object({ sampleTypes: z.array(record({})), tests: z.array(record({})) });
+export const sampleCatalogue = z.object({
+  sampleTypes: z.array(record({ code: z.string(), name: z.string(), active: z.boolean() })),
+  tests: z.array(record({ code: z.string() })),
+});
 
 // ERP sync and suppliers
 export const erpRun = record({ id: z.string(), state: z.string() });
@@ -128,15 +212,32 @@ export const patient = record({
 export const cursorPage = <T extends z.ZodType>(item: T) =>
   record({ items: z.array(item), total: z.int(), limit: z.int(), next: z.string().nullable().optional() });
 export const retiredPatient = record({});
-export const retention = record({ patientId: z.string() });
-export const accessLog = record({ patientId: z.string(), items: z.array(record({})) });
-export const careTeam = record({ patientId: z.string(), clinicians: z.array(record({ username: z.string() })), pending: z.array(record({})) });
+export const retention = record({ patientId: z.string(), retiredAt: nullableTime, retainUntil: nullableTime, legalHold: z.boolean() });
+export const accessLog = record({
+  patientId: z.string(),
+  items: z.array(record({ id: z.string(), at: timestamp, username: z.string().nullable(), outcome: z.string(), kind: z.string() })),
+});
+export const careTeam = record({
+  patientId: z.string(),
+  clinicians: z.array(record({ username: z.string(), printedName: z.string(), active: z.boolean(), access: z.string() })),
+  pending: z.array(record({ id: z.string(), location: z.string() })),
+});
 export const breakGlassList = z.object({ patientId: z.string(), items: z.array(record({})) });
-export const note = record({ id: z.string(), version: z.int() });
+export const note = record({
+  id: z.string(),
+  patientId: z.string(),
+  subjective: z.string(),
+  objective: z.string(),
+  assessment: z.string(),
+  plan: z.string(),
+  noteTime: timestamp,
+  author: z.string(),
+  contentHash: z.string(),
+  version: z.int(),
+});
 export const noteVersions = z.object({ patientId: z.string(), noteId: z.string(), versions: z.array(record({ version: z.int() })) });
 export const summaryJob = record({ jobId: z.string(), stage: z.string() });
-export const summaryJobs = record({ items: z.array(record({ jobId: z.string(), stage: z.string() })) });
+export const summaryJobs = record({ items: z.array(record({ jobId: z.string(), stage: z.string() })), limit: z.int(), offset: z.int() });
 export const summary = record({});
 
-export { nullableTime, timestamp };
 export const plainText = z.string();

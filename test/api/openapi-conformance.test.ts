@@ -6,6 +6,7 @@ import { driftsFrom, responseRecorder } from '../helpers/openapi-conformance';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
+import { register, waitForRow } from '../sample-intake/support';
 import { oneStage } from './support';
 
 /**
@@ -41,6 +42,7 @@ describe('the API answers what its OpenAPI document declares', function () {
     await walk();
     const { drifts, checked } = driftsFrom(doc, recorder.exchanges.slice(start));
     assert.deepEqual(drifts, [], 'answers that differ from the document');
+    if (process.env.SHOW_CHECKED) console.log([...checked].join("\n"));
     assert.ok(checked.size >= atLeast, `${checked.size} operation and status pairs checked: ${[...checked].join(', ')}`);
   };
 
@@ -114,6 +116,13 @@ describe('the API answers what its OpenAPI document declares', function () {
     await ok('GET', `/api/v1/capas/${capa.number}/audit`, u.qa.apiKey);
     await ok('POST', `/api/v1/capas/${capa.number}/triage`, u.qa.apiKey, { decision: 'unfounded', reason: 'not a systemic problem' });
 
+    const sample = await register(p, u.doc);
+    await waitForRow(sample.accession, 'expected');
+    await ok('GET', `/api/v1/samples/${sample.accession}`, u.tech.apiKey);
+    await ok('POST', `/api/v1/samples/${sample.accession}/receive`, u.tech.apiKey, { location: 'Bench' });
+    await ok('POST', `/api/v1/samples/${sample.accession}/accept`, u.tech.apiKey, undefined, 409);
+    await ok('POST', `/api/v1/samples/${sample.accession}/receive`, u.author.apiKey, { location: 'Bench' }, 403);
+    await ok('GET', `/api/v1/samples/${sample.accession}/custody`, u.tech.apiKey);
     await ok('GET', '/api/v1/samples', u.tech.apiKey);
     await ok('GET', '/api/v1/sample-types', u.tech.apiKey);
     await ok('GET', '/api/v1/sample-held-orders', u.tech.apiKey);
