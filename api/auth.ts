@@ -2,6 +2,7 @@ import type { Context } from 'koa';
 import type { Actor, Role } from '../common/roles';
 import { toActor, userForApiKey } from '../db/identity';
 import type { Db } from '../db/knex';
+import { looksLikeJwt } from './oidc';
 import { problems } from './problem';
 
 /**
@@ -9,13 +10,15 @@ import { problems } from './problem';
  * for a short time so that a burst of calls does not hit the database for every request. Revoking a key or
  * deactivating a user takes effect within that time.
  */
-export function createAuthenticator(db: Db, cacheTtlMs: number) {
+export function createAuthenticator(db: Db, cacheTtlMs: number, oidc?: (token: string) => Promise<Actor>) {
   const cache = new Map<string, { actor: Actor; expires: number }>();
   return async function authenticate(ctx: Context): Promise<Actor> {
     const header = ctx.get('authorization');
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match) throw problems.unauthenticated();
     const key = match[1];
+    // Not an lf_ key but a JWT: an OpenID Connect access token, checked by api/oidc.ts on every request.
+    if (oidc && looksLikeJwt(key)) return oidc(key);
     const now = Date.now();
     const hit = cache.get(key);
     if (hit && hit.expires > now) return hit.actor;

@@ -1,8 +1,10 @@
-import type { Config } from '../common/config';
+import { ConfigError, type Config } from '../common/config';
 import { durationMs } from '../common/durations';
 import { configuredLlmProviders } from '../common/llm-providers';
+import { parseRoleMap } from '../common/oidc-role-map';
 import { mailDomainOf } from '../platform/mail-domain';
 import type { ApiConfig, SummarySettings } from './deps';
+import type { OidcSettings } from './oidc-settings';
 
 export function apiConfig(config: Config): ApiConfig {
   return {
@@ -64,4 +66,30 @@ export function codecCorsOrigins(config: Pick<Config, 'CODEC_CORS_ORIGINS' | 'TE
     alias.hostname = host;
     return alias.origin;
   });
+}
+
+const list = (value: string | undefined) =>
+  (value ?? '')
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
+
+/** The OIDC settings, or undefined when OIDC_ISSUER is not set (single sign-on off). */
+export function oidcSettings(config: Config): OidcSettings | undefined {
+  if (!config.OIDC_ISSUER) return undefined;
+  const audiences = list(config.OIDC_AUDIENCE);
+  if (!audiences.length) throw new ConfigError('invalid configuration:\n  OIDC_AUDIENCE: required when OIDC_ISSUER is set');
+  const roleMap = parseRoleMap(config.OIDC_ROLE_MAP);
+  if ('problem' in roleMap) throw new ConfigError(`invalid configuration:\n  OIDC_ROLE_MAP: ${roleMap.problem}`);
+  return {
+    issuer: config.OIDC_ISSUER,
+    audiences,
+    clockToleranceSeconds: Math.round(durationMs(config.OIDC_CLOCK_TOLERANCE) / 1000),
+    usernameClaims: config.OIDC_USERNAME_CLAIM ? [config.OIDC_USERNAME_CLAIM] : ['preferred_username', 'sub'],
+    usernameDomains: list(config.OIDC_USERNAME_DOMAINS).map((d) => d.toLowerCase()),
+    rolesClaim: config.OIDC_ROLES_CLAIM || undefined,
+    roleMap: roleMap.map,
+    jit: config.OIDC_JIT === true,
+    httpTimeoutMs: durationMs(config.OIDC_HTTP_TIMEOUT),
+  };
 }

@@ -1,24 +1,13 @@
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
-import { isGrpcServiceError, ServiceError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Context, Next } from 'koa';
 import { FAILURE_HTTP_STATUS, type FailureType } from '../common/failures';
 import type { Logger } from '../platform/logger';
 import { UnencryptedPayloadError } from '../platform/payload-codec';
 import { Problem, problems } from './problem';
+import { temporalUnreachable } from './temporal-unreachable';
 
 const kebab = (value: string) => value.replace(/([a-z])([A-Z])/g, '$1-$2').toLowerCase();
-
-const GRPC_DEADLINE_EXCEEDED = 4;
-const GRPC_UNAVAILABLE = 14;
-
-/** The client wraps gRPC failures (describe() answers "Failed to describe workflow"); the status code is in a cause. */
-function temporalUnreachable(err: unknown): boolean {
-  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    if (isGrpcServiceError(e) && (e.code === GRPC_UNAVAILABLE || e.code === GRPC_DEADLINE_EXCEEDED)) return true;
-    if (e instanceof ServiceError && /UNAVAILABLE|DEADLINE_EXCEEDED|connect/i.test(e.message)) return true;
-  }
-  return false;
-}
 
 /**
  * The server does not (yet) resolve one of labflow's search attributes on the namespace: just after the worker

@@ -31,7 +31,12 @@ const STATUS_TEXT: Record<number, string> = {
 };
 
 export const SECURITY_SCHEMES = {
-  apiKey: { type: 'http', scheme: 'bearer', description: 'A labflow API key: "Authorization: Bearer <key>".' },
+  apiKey: {
+    type: 'http',
+    scheme: 'bearer',
+    description:
+      'A labflow API key ("Authorization: Bearer <key>"), or, with single sign-on configured, an OpenID Connect access token from the lab\'s identity provider.',
+  },
   codecSession: {
     type: 'apiKey',
     in: 'cookie',

@@ -4,29 +4,31 @@ import { auditChainFromConfig } from '../db/audit-chain';
 import { createDb } from '../db/knex';
 import { dataConverterFor, loadPayloadKeys } from '../platform/data-converter';
 import { createLogger } from '../platform/logger';
-import { temporalConnectionOptions } from '../platform/temporal-connection';
+import { apiTemporalConnectionOptions } from '../platform/temporal-connection';
 import { createApp } from './app';
 import { createAuthenticator } from './auth';
-import { apiConfig } from './config';
+import { apiConfig, oidcSettings } from './config';
+import { createOidcAuthenticator } from './oidc';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config, 'api');
   const db = createDb(databaseUrls(config).app, config.DATABASE_POOL_MAX);
   // A lazy connection lets the API start (and answer /readyz with 503) while Temporal is still coming up.
-  const connection = Connection.lazy(temporalConnectionOptions(config));
+  const connection = Connection.lazy(apiTemporalConnectionOptions(config));
   const keys = loadPayloadKeys(config);
   if (!keys) log.warn('payload encryption is off: no PAYLOAD_KEYS or PAYLOAD_KEYS_FILE');
   if (keys && config.PAYLOAD_ALLOW_CLEAR) log.warn('PAYLOAD_ALLOW_CLEAR is on: unencrypted payloads are accepted');
   const dataConverter = dataConverterFor(keys, { allowClear: config.PAYLOAD_ALLOW_CLEAR === true });
   const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
   const settings = apiConfig(config);
+  const oidc = oidcSettings(config);
   const app = createApp({
     db,
     temporal,
     config: settings,
     log,
-    authenticate: createAuthenticator(db, settings.apiKeyCacheTtlMs),
+    authenticate: createAuthenticator(db, settings.apiKeyCacheTtlMs, oidc && createOidcAuthenticator(db, oidc, { log })),
     payloadCodec: dataConverter.payloadCodecs?.[0],
     auditChain: auditChainFromConfig(config),
   });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { durationProblem } from './durations';
+import { parseRoleMap } from './oidc-role-map';
 import { DEFAULT_TASK_QUEUE } from './task-queues';
 
 /** Zero is allowed (it turns a cache or a wait off); like every duration labflow takes, at most ten years. */
@@ -58,8 +59,28 @@ export const configSchema = z.object({
   PUBLIC_URL: z.string().default('http://localhost:3000'),
   API_KEY_CACHE_TTL: duration.default('30s'),
 
+  // Single sign-on (api/oidc.ts): off unless OIDC_ISSUER is set.
+  OIDC_ISSUER: z.url({ protocol: /^https?$/ }).optional(),
+  OIDC_AUDIENCE: z.string().optional(),
+  OIDC_CLOCK_TOLERANCE: duration.default('30s'),
+  OIDC_USERNAME_CLAIM: z.string().optional(),
+  OIDC_USERNAME_DOMAINS: z.string().optional(),
+  OIDC_ROLES_CLAIM: z.string().optional(),
+  OIDC_ROLE_MAP: z
+    .string()
+    .superRefine((value, ctx) => {
+      const parsed = parseRoleMap(value);
+      if ('problem' in parsed) ctx.addIssue({ code: 'custom', message: parsed.problem });
+    })
+    .default('{}'),
+  OIDC_JIT: flag.default(false),
+  OIDC_HTTP_TIMEOUT: duration.default('5s'),
+
   WORKER_METRICS_PORT: port.default(9464),
   WORKFLOW_BUNDLE_PATH: z.string().optional(),
+  // Worker versioning (platform/worker-deployment.ts): both or neither.
+  WORKER_DEPLOYMENT_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, dot, dash, underscore').optional(),
+  WORKER_BUILD_ID: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, dot, dash, underscore').optional(),
   SCHEDULES: flag.default(true),
 
   SMTP_URL: z.string().optional(),

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { ConnectionOptions } from '@temporalio/client';
+import { defaultGrpcRetryOptions, makeGrpcRetryInterceptor, type ConnectionOptions } from '@temporalio/client';
 import type { Config } from '../common/config';
 
 export type TemporalTlsSettings = Pick<
@@ -47,4 +47,18 @@ export function temporalConnectionOptions(config: Pick<Config, 'TEMPORAL_ADDRESS
 } {
   const tls = temporalTls(config);
   return { address: config.TEMPORAL_ADDRESS, ...(tls ? { tls } : {}) };
+}
+
+/**
+ * How hard the API retries a Temporal call that found the frontend unavailable before it answers 503: four attempts,
+ * 100 ms doubling to at most 1 s apart (about 1.5 s in all), where the client's default keeps trying for about 20 s
+ * while the person waits. A worker keeps the default: it has no one waiting and should ride out a restart.
+ */
+export const API_TEMPORAL_RETRY = { maxAttempts: 4, factor: 2, maxJitter: 0.2, initialIntervalMs: () => 100, maxIntervalMs: () => 1000 };
+
+/** The API's connection options: the worker's, with retries short enough that a person gets a 503 in seconds. */
+export function apiTemporalConnectionOptions(
+  config: Pick<Config, 'TEMPORAL_ADDRESS'> & TemporalTlsSettings,
+): ReturnType<typeof temporalConnectionOptions> & { interceptors: NonNullable<ConnectionOptions['interceptors']> } {
+  return { ...temporalConnectionOptions(config), interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions(API_TEMPORAL_RETRY))] };
 }

@@ -2,6 +2,7 @@ import type { DataConverter } from '@temporalio/common';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import type { Activities } from '../activities';
 import { workerInterceptors } from '../platform/data-converter';
+import { workerDeploymentOptions, type WorkerDeployment } from '../platform/worker-deployment';
 
 export interface WorkerSetup {
   connection: NativeConnection;
@@ -12,6 +13,8 @@ export interface WorkerSetup {
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** platform/data-converter.ts's dataConverterFor(keys, { side: 'worker' }): the same keys as every client's. */
   dataConverter: DataConverter;
+  /** Worker versioning: the deployment and build this worker runs; unversioned when absent. */
+  deployment?: WorkerDeployment;
 }
 
 export function createWorker(setup: WorkerSetup): Promise<Worker> {
@@ -21,6 +24,7 @@ export function createWorker(setup: WorkerSetup): Promise<Worker> {
     taskQueue: setup.taskQueue,
     activities: setup.activities,
     dataConverter: setup.dataConverter,
+    ...(setup.deployment ? { workerDeploymentOptions: workerDeploymentOptions(setup.deployment) } : {}),
     // A prebuilt bundle carries the workflow guard itself (scripts/build-workflow-bundle.ts).
     interceptors: workerInterceptors(),
     ...(setup.workflowBundle ? { workflowBundle: setup.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),

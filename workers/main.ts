@@ -11,6 +11,7 @@ import { dataConverterFor, loadPayloadKeys } from '../platform/data-converter';
 import { createLogger } from '../platform/logger';
 import { mailDomainOf } from '../platform/mail-domain';
 import { temporalConnectionOptions } from '../platform/temporal-connection';
+import { workerDeploymentFromConfig } from '../platform/worker-deployment';
 import { createWorker } from './create-worker';
 import { installRuntime } from './runtime';
 import { alertUndecodableSchedules } from './schedule-alerts';
@@ -60,6 +61,7 @@ async function main(): Promise<void> {
     );
   }
 
+  const deployment = workerDeploymentFromConfig(config);
   const connection = await NativeConnection.connect(temporalOptions);
   const worker = await createWorker({
     connection,
@@ -77,8 +79,9 @@ async function main(): Promise<void> {
     }),
     workflowBundle: config.WORKFLOW_BUNDLE_PATH ? { codePath: config.WORKFLOW_BUNDLE_PATH } : undefined,
     dataConverter,
+    deployment,
   });
-  log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, metricsPort: config.WORKER_METRICS_PORT || null }, 'worker polling');
+  log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, deployment: deployment ?? null, metricsPort: config.WORKER_METRICS_PORT || null }, 'worker polling');
   // The runtime shuts the worker down on SIGINT/SIGTERM; run() resolves once in-flight tasks are done.
   await worker.run();
   await connection.close();

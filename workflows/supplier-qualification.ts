@@ -5,6 +5,7 @@ import {
   log,
   patched,
   setHandler,
+  setWorkflowOptions,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -26,6 +27,9 @@ import {
 import { EntityId, EntityType, Stage } from '../common/search-attributes';
 import { alerts, db, erp } from './lib';
 import { grantRefusal, isActor, requireProof } from './lib/proof';
+
+// Lives for months or years: moves to the current build at its next task (platform/worker-deployment.ts).
+setWorkflowOptions({ versioningBehavior: 'AUTO_UPGRADE' }, supplierQualificationWorkflow);
 
 /**
  * QA's qualification of one supplier: approve, suspend, disqualify (Updates, QA only), each recorded and written to

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure, type UpdateDefinition } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
+import type { UpdateDefinition } from '@temporalio/common';
 import {
   cancelCapaUpdate,
   capaStateQuery,
@@ -23,20 +23,16 @@ import {
 } from '../../common/capa';
 import { capaGrantedArgs, type CapaGrantAction } from '../../common/capa-grants';
 import { FailureType } from '../../common/failures';
-import { issueGrant } from '../../db/grants';
 import type { capaWorkflow } from '../../workflows';
+import { USED_ELSEWHERE, grantForgeries, issueTestGrant, refusalType, type Signature } from '../helpers/forgery';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
 import { act, createCapa, fast, inHours, sign, waitForStage } from './support';
 
-/** Marks a grant the test consumed itself, standing for one an earlier action used up. */
-const USED_ELSEWHERE = 'an-earlier-activity';
-
 type Handle = WorkflowHandle<typeof capaWorkflow>;
 type Args = Record<string, unknown>;
-type Signature = { meaning: string; contentHash: string; signedAt: string };
 
 /**
  * An attacker who can reach the Temporal frontend sends every recording Update and Signal of the CAPA process
@@ -69,14 +65,7 @@ describe('forged CAPA actions sent straight to Temporal', () => {
   const bind = (action: CapaGrantAction, args: Args) => (capaGrantedArgs[action] as (a: unknown) => unknown)(args);
 
   const issue = (who: TestUser, workflowId: string, action: CapaGrantAction, bound: unknown, signature?: Signature) =>
-    issueGrant(db(), {
-      userId: who.actor.userId,
-      workflowId,
-      action,
-      args: bound,
-      signature: signature && { meaning: signature.meaning, contentHash: signature.contentHash, passwordVerifiedAt: signature.signedAt },
-      ttlMs: 300_000,
-    });
+    issueTestGrant(who, workflowId, action, bound, signature);
 
   interface Legit {
     who: TestUser;
@@ -90,45 +79,21 @@ describe('forged CAPA actions sent straight to Temporal', () => {
   async function forgeries(workflowId: string, legit: Legit, other: TestUser) {
     const { who, action, args, otherArgs, signature } = legit;
     const bound = bind(action, args);
-    const used = await issue(who, workflowId, action, bound, signature);
-    await db()('action_grants').where({ id: used }).update({ consumed_at: db().fn.now(), consumed_by: USED_ELSEWHERE });
-    const expired = await issue(who, workflowId, action, bound, signature);
-    await db()('action_grants')
-      .where({ id: expired })
-      .update({ created_at: db().raw(`now() - interval '10 minutes'`), expires_at: db().raw(`now() - interval '1 second'`) });
-    const cases: { name: string; grant: unknown; byValidator?: boolean }[] = [
-      { name: 'no grant', grant: undefined, byValidator: true },
-      { name: 'a malformed grant ID', grant: 'trust-me', byValidator: true },
-      { name: 'a made-up grant ID', grant: randomBytes(32).toString('base64url') },
-      { name: "another user's grant", grant: await issue(other, workflowId, action, bound, signature) },
-      { name: 'a used grant', grant: used },
-      { name: 'an expired grant', grant: expired },
-      { name: 'a grant for other arguments', grant: await issue(who, workflowId, action, bind(action, otherArgs), signature) },
-      { name: 'a grant for another run', grant: await issue(who, `${workflowId}-other`, action, bound, signature) },
-      {
-        name: 'a grant for another action',
-        grant: await issue(who, workflowId, action === 'capa.cancel' ? 'capa.reopen' : 'capa.cancel', { reason: 'x' }, signature),
-      },
-    ];
+    const cases = await grantForgeries({
+      workflowId,
+      who,
+      other,
+      action,
+      bound,
+      otherBound: bind(action, otherArgs),
+      signature,
+      otherAction: { action: action === 'capa.cancel' ? 'capa.reopen' : 'capa.cancel', bound: { reason: 'x' } },
+    });
     if (signature) {
       const otherHash = { ...signature, contentHash: 'f'.repeat(64) };
-      cases.push(
-        { name: 'a grant whose password check bound another content hash', grant: await issue(who, workflowId, action, bound, otherHash) },
-        { name: 'a grant without a password check', grant: await issue(who, workflowId, action, bound) },
-      );
+      cases.push({ name: 'a grant whose password check bound another content hash', grant: await issue(who, workflowId, action, bound, otherHash) });
     }
     return cases;
-  }
-
-  async function refusalType(promise: Promise<unknown>): Promise<string | undefined> {
-    try {
-      await promise;
-      return undefined;
-    } catch (err) {
-      assert.ok(err instanceof WorkflowUpdateFailedError, String(err));
-      assert.ok(err.cause instanceof ApplicationFailure, String(err.cause));
-      return err.cause.type ?? undefined;
-    }
   }
 
   /** What a forged action could have written for this CAPA. */

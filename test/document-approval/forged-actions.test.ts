@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { assigneeKey, type AssigneeRef } from '../../common/assignees';
 import {
@@ -22,21 +21,18 @@ import { findVersion, storeContent } from '../../db/documents';
 import { approvalInput, startApprovalRun } from '../../api/temporal/document-approval';
 import { workflowIds } from '../../common/ids';
 import type { RoutingStage } from '../../common/document-approval';
-import { consumeGrant, issueGrant } from '../../db/grants';
+import { consumeGrant } from '../../db/grants';
 import type { documentApprovalWorkflow } from '../../workflows';
 import { oneStage, underReview } from '../api/support';
 import { createDraft, getVersion, submit } from '../helpers/documents';
+import { USED_ELSEWHERE, grantForgeries, issueTestGrant, refusalType, type Signature } from '../helpers/forgery';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
 
-/** Marks a grant the test consumed itself, standing for one an earlier action used up. */
-const USED_ELSEWHERE = 'an-earlier-activity';
-
 type Handle = WorkflowHandle<typeof documentApprovalWorkflow>;
 type Args = Record<string, unknown>;
-type Signature = { meaning: string; contentHash: string; signedAt: string };
 
 /**
  * An attacker who can reach the Temporal frontend (with labflow's data converter, so payloads are encrypted as
@@ -66,14 +62,7 @@ describe('forged document-approval actions sent straight to Temporal', () => {
   const handleOf = (workflowId: string): Handle => testEnv().client.workflow.getHandle(workflowId);
 
   const issue = (who: TestUser, workflowId: string, action: GrantAction, bound: unknown, signature?: Signature) =>
-    issueGrant(db(), {
-      userId: who.actor.userId,
-      workflowId,
-      action,
-      args: bound,
-      signature: signature && { meaning: signature.meaning, contentHash: signature.contentHash, passwordVerifiedAt: signature.signedAt },
-      ttlMs: 300_000,
-    });
+    issueTestGrant(who, workflowId, action, bound, signature);
 
   interface Legit {
     who: TestUser;
@@ -89,44 +78,15 @@ describe('forged document-approval actions sent straight to Temporal', () => {
   /** Every kind of bad proof for one action: the grant to send and whether the validator or the activity refuses. */
   async function forgeries(workflowId: string, legit: Legit, other: TestUser) {
     const { who, action, bound, otherBound, signature } = legit;
-    const used = await issue(who, workflowId, action, bound, signature);
-    await db()('action_grants').where({ id: used }).update({ consumed_at: db().fn.now(), consumed_by: USED_ELSEWHERE });
-    const expired = await issue(who, workflowId, action, bound, signature);
-    await db()('action_grants')
-      .where({ id: expired })
-      .update({ created_at: db().raw(`now() - interval '10 minutes'`), expires_at: db().raw(`now() - interval '1 second'`) });
-    const cases: { name: string; grant: unknown; byValidator?: boolean }[] = [
-      { name: 'no grant', grant: undefined, byValidator: true },
-      { name: 'a malformed grant ID', grant: 'trust-me', byValidator: true },
-      { name: 'a made-up grant ID', grant: randomBytes(32).toString('base64url') },
-      { name: "another user's grant", grant: await issue(other, workflowId, action, bound, signature) },
-      { name: 'a used grant', grant: used },
-      { name: 'an expired grant', grant: expired },
-      { name: 'a grant for other arguments', grant: await issue(who, workflowId, action, otherBound, signature) },
-      { name: 'a grant for another run', grant: await issue(who, `${workflowId}-other`, action, bound, signature) },
-    ];
+    const cases = await grantForgeries({ workflowId, who, other, action, bound, otherBound, signature });
     if (signature) {
       const otherHash = { ...signature, contentHash: 'f'.repeat(64) };
-      cases.push(
-        {
-          name: 'a grant for another content hash',
-          grant: await issue(who, workflowId, action, grantedArgs.decide({ ...legit.args, signature: otherHash } as never), otherHash),
-        },
-        { name: 'a grant without a password check', grant: await issue(who, workflowId, action, bound) },
-      );
+      cases.push({
+        name: 'a grant for another content hash',
+        grant: await issue(who, workflowId, action, grantedArgs.decide({ ...legit.args, signature: otherHash } as never), otherHash),
+      });
     }
     return cases;
-  }
-
-  async function refusalType(promise: Promise<unknown>): Promise<string | undefined> {
-    try {
-      await promise;
-      return undefined;
-    } catch (err) {
-      assert.ok(err instanceof WorkflowUpdateFailedError, String(err));
-      assert.ok(err.cause instanceof ApplicationFailure, String(err.cause));
-      return err.cause.type ?? undefined;
-    }
   }
 
   /** What a forged action could have written: the run's signatures, its audit trail other than security events, its tasks. */

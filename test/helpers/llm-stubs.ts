@@ -94,6 +94,7 @@ export class LlmStub {
   private server?: Server;
   private readonly timers = new Set<NodeJS.Timeout>();
   private defaultBehaviour: BehaviourSpec;
+  private focus?: string;
   latencyMs: number;
   port = 0;
 
@@ -118,6 +119,22 @@ export class LlmStub {
   script(...behaviours: Behaviour[]): this {
     this.queue.push(...behaviours.map(spec));
     return this;
+  }
+
+  /**
+   * From now on only requests whose prompt holds this text take scripted behaviours; any other request (a late one
+   * from an earlier job, e.g. an activity attempt Temporal already timed out) gets the default. Drops what is left of
+   * the script, so one test's leftovers never reach the next.
+   */
+  focusOn(text: string): this {
+    this.focus = text;
+    this.queue.length = 0;
+    return this;
+  }
+
+  /** The recorded requests whose prompt holds this text. */
+  requestsFor(text: string): RecordedRequest[] {
+    return this.requests.filter((r) => r.rawBody.includes(text));
   }
 
   setDefault(behaviour: Behaviour): this {
@@ -171,7 +188,8 @@ export class LlmStub {
     if (!body || typeof body !== 'object') return this.error(res, 400, 'invalid_request_error', 'the body is not JSON');
     if (this.opts.apiKey && !this.keyMatches(req.headers)) return this.unauthorized(res);
 
-    const b = this.queue.shift() ?? this.defaultBehaviour;
+    const scripted = this.focus === undefined || raw.includes(this.focus);
+    const b = (scripted ? this.queue.shift() : undefined) ?? this.defaultBehaviour;
     if (b.kind === 'hang') return; // The socket stays open until the client gives up or the stub stops.
     this.later(b.latencyMs ?? this.latencyMs, () => {
       if (res.destroyed || res.writableEnded) return;

@@ -10,9 +10,12 @@ import type Koa from 'koa';
 import { createApp } from '../../api/app';
 import { createAuthenticator } from '../../api/auth';
 import type { ApiConfig } from '../../api/deps';
+import { createOidcAuthenticator } from '../../api/oidc';
+import type { OidcSettings } from '../../api/oidc-settings';
 import { databaseUrlAs } from '../../common/config';
 import { createDb } from '../../db/knex';
 import { createLogger, type Logger } from '../../platform/logger';
+import type { WorkerDeployment } from '../../platform/worker-deployment';
 import { createWorker } from '../../workers/create-worker';
 import { testEnv } from '../setup/env';
 
@@ -73,6 +76,14 @@ export interface PlatformOptions {
   log?: Logger;
   /** Another Temporal server than the run's shared one, for a test that must inspect everything its server holds. */
   temporal?: { client: Client; nativeConnection: NativeConnection };
+  /** Another platform's task queue, so this one's worker polls beside that one's (a second build, a second worker). */
+  taskQueue?: string;
+  /** Workflow code other than the current bundle (a deliberate change, test/replay/changes/). */
+  workflowBundle?: { code: string };
+  /** Worker versioning: the deployment and build this platform's worker runs. */
+  deployment?: WorkerDeployment;
+  /** Single sign-on: OpenID Connect bearer tokens accepted beside API keys. */
+  oidc?: OidcSettings;
   /** Sees every answer the app gives (test/helpers/openapi-conformance.ts records them to check them against the document). */
   onResponse?: Koa.Middleware;
 }
@@ -83,7 +94,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   // The API and the worker run as the application role, backups as the read-only one (db/database-roles.ts).
   const db = options.db ? createDb(databaseUrlAs(databaseUrlOf(options.db), env.roles.app), 10) : env.appDb;
   const backupDatabaseUrl = databaseUrlAs(databaseUrlOf(db), env.roles.backup);
-  const taskQueue = `test-${randomBytes(4).toString('hex')}`;
+  const taskQueue = options.taskQueue ?? `test-${randomBytes(4).toString('hex')}`;
   const log = options.log ?? createLogger({ LOG_LEVEL: 'silent', LOG_PRETTY: false }, 'test');
   const mailer = createMailer({
     smtpUrl: `smtp://127.0.0.1:${env.smtpPort}`,
@@ -106,8 +117,9 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
         backupDatabaseUrl,
         ...options.activityDeps,
       }),
-      workflowBundle: env.workflowBundle,
+      workflowBundle: options.workflowBundle ?? env.workflowBundle,
       dataConverter: env.dataConverter,
+      deployment: options.deployment,
     });
     running = worker.run();
   }
@@ -124,7 +136,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     temporal: temporal.client,
     config,
     log,
-    authenticate: createAuthenticator(db, config.apiKeyCacheTtlMs),
+    authenticate: createAuthenticator(db, config.apiKeyCacheTtlMs, options.oidc && createOidcAuthenticator(db, options.oidc, { log })),
     payloadCodec: env.dataConverter.payloadCodecs?.[0],
   });
   if (options.onResponse) app.middleware.unshift(options.onResponse);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure, type UpdateDefinition } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
+import type { UpdateDefinition } from '@temporalio/common';
 import { webhookSignature } from '../../api/routes/sample-intake-webhooks';
 import { FailureType } from '../../common/failures';
 import type { GrantAction } from '../../common/grants';
@@ -23,18 +23,14 @@ import {
   type SampleIntakeState,
 } from '../../common/sample-intake';
 import { sampleGrantedArgs, type SampleAction } from '../../common/sample-intake-grants';
-import { issueGrant } from '../../db/grants';
+import { USED_ELSEWHERE, grantForgeries, issueTestGrant, refusalType, type Signature } from '../helpers/forgery';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
 import { GOOD, LABEL, PATIENT, act, deliverEvent, hoursAgo, inspected, mustAct, register, tag } from './support';
 
-/** Marks a grant or delivery the test used up itself, standing for one an earlier action used. */
-const USED_ELSEWHERE = 'an-earlier-activity';
-
 type Args = Record<string, unknown>;
-type Signature = { meaning: string; contentHash: string; signedAt: string };
 
 /**
  * An attacker who can reach the Temporal frontend sends every recording Update of sample intake, and its machine
@@ -66,14 +62,7 @@ describe('forged sample-intake actions sent straight to Temporal', () => {
   const handleOf = (workflowId: string): WorkflowHandle => testEnv().client.workflow.getHandle(workflowId);
 
   const issue = (who: TestUser, workflowId: string, action: GrantAction, bound: unknown, signature?: Signature) =>
-    issueGrant(db(), {
-      userId: who.actor.userId,
-      workflowId,
-      action,
-      args: bound,
-      signature: signature && { meaning: signature.meaning, contentHash: signature.contentHash, passwordVerifiedAt: signature.signedAt },
-      ttlMs: 300_000,
-    });
+    issueTestGrant(who, workflowId, action, bound, signature);
 
   interface Legit {
     who: TestUser;
@@ -89,51 +78,20 @@ describe('forged sample-intake actions sent straight to Temporal', () => {
   /** Every kind of bad proof for one action: what to send and whether the validator or the recording step refuses. */
   async function forgeries(workflowId: string, legit: Legit, other: TestUser) {
     const { who, action, bound, otherBound, signature } = legit;
-    const used = await issue(who, workflowId, action, bound, signature);
-    await db()('action_grants').where({ id: used }).update({ consumed_at: db().fn.now(), consumed_by: USED_ELSEWHERE });
-    const expired = await issue(who, workflowId, action, bound, signature);
-    await db()('action_grants')
-      .where({ id: expired })
-      .update({ created_at: db().raw(`now() - interval '10 minutes'`), expires_at: db().raw(`now() - interval '1 second'`) });
     const shaped = randomBytes(32).toString('base64url');
     const cases: { name: string; actor: unknown; grant: unknown; byValidator?: boolean }[] = [
       { name: 'a null actor', actor: null, grant: shaped, byValidator: true },
       { name: 'an actor with no roles', actor: { ...who.actor, roles: undefined }, grant: shaped, byValidator: true },
-      { name: 'no grant', actor: who.actor, grant: undefined, byValidator: true },
-      { name: 'a malformed grant ID', actor: who.actor, grant: 'trust-me', byValidator: true },
-      { name: 'a made-up grant ID', actor: who.actor, grant: randomBytes(32).toString('base64url') },
-      { name: "another user's grant", actor: who.actor, grant: await issue(other, workflowId, action, bound, signature) },
-      { name: 'a used grant', actor: who.actor, grant: used },
-      { name: 'an expired grant', actor: who.actor, grant: expired },
-      { name: 'a grant for other arguments', actor: who.actor, grant: await issue(who, workflowId, action, otherBound, signature) },
-      { name: 'a grant for another run', actor: who.actor, grant: await issue(who, `${workflowId}-other`, action, bound, signature) },
-      {
-        name: 'a grant for another action',
-        actor: who.actor,
-        grant: await issue(who, workflowId, action === 'sample.reinstate' ? 'sample.cancel' : 'sample.reinstate', bound, signature),
-      },
     ];
+    const otherAction = { action: action === 'sample.reinstate' ? 'sample.cancel' : 'sample.reinstate', bound } as const;
+    for (const c of await grantForgeries({ workflowId, who, other, action, bound, otherBound, signature, otherAction })) {
+      cases.push({ ...c, actor: who.actor });
+    }
     if (signature) {
       const otherHash = { ...signature, contentHash: 'f'.repeat(64) };
-      cases.push({ name: 'a grant without a password check', actor: who.actor, grant: await issue(who, workflowId, action, bound) });
-      cases.push({
-        name: 'a grant for another content hash',
-        actor: who.actor,
-        grant: await issue(who, workflowId, action, bound, otherHash),
-      });
+      cases.push({ name: 'a grant for another content hash', actor: who.actor, grant: await issue(who, workflowId, action, bound, otherHash) });
     }
     return cases;
-  }
-
-  async function refusalType(promise: Promise<unknown>): Promise<string | undefined> {
-    try {
-      await promise;
-      return undefined;
-    } catch (err) {
-      assert.ok(err instanceof WorkflowUpdateFailedError, String(err));
-      assert.ok(err.cause instanceof ApplicationFailure, String(err.cause));
-      return err.cause.type ?? undefined;
-    }
   }
 
   /** What a forged action could have written: custody, audit (but security events), the rows, grants consumed. */

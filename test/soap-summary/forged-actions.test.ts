@@ -1,24 +1,19 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
 import { FailureType } from '../../common/failures';
 import type { GrantAction } from '../../common/grants';
 import { reviewSummaryUpdate, soapGrantedArgs, summaryStateQuery, supersedeSummarySignal } from '../../common/soap-summary';
-import { issueGrant } from '../../db/grants';
 import { storeReviewTexts } from '../../db/summaries';
 import type { soapSummaryWorkflow } from '../../workflows';
+import { USED_ELSEWHERE, grantForgeries, issueTestGrant, refusalType, type Signature } from '../helpers/forgery';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
 import { addNote, jobUrl, minutesAgo, patientWithNotes, readySummary, startSummaryRig, waitForStage, type SummaryRig } from './support';
 
-/** Marks a grant the test consumed itself, standing for one an earlier action used up. */
-const USED_ELSEWHERE = 'an-earlier-activity';
-
 type Handle = WorkflowHandle<typeof soapSummaryWorkflow>;
 type Args = Record<string, unknown>;
-type Signature = { meaning: string; contentHash: string; signedAt: string };
 
 /**
  * An attacker who can reach the Temporal frontend (with labflow's data converter) sends the summary run's review
@@ -42,62 +37,37 @@ describe('forged SOAP-summary actions sent straight to Temporal', () => {
   const handleOf = (workflowId: string): Handle => testEnv().client.workflow.getHandle(workflowId);
 
   const issue = (who: TestUser, workflowId: string, bound: unknown, signature?: Signature, action: GrantAction = 'soap.review') =>
-    issueGrant(db(), {
-      userId: who.actor.userId,
-      workflowId,
-      action,
-      args: bound,
-      signature: signature && { meaning: signature.meaning, contentHash: signature.contentHash, passwordVerifiedAt: signature.signedAt },
-      ttlMs: 300_000,
-    });
+    issueTestGrant(who, workflowId, action, bound, signature);
 
   /** Every kind of bad proof for one review: the actor and grant to send, and whether the validator or the activity refuses. */
   async function forgeries(workflowId: string, who: TestUser, args: Args, otherArgs: Args, signature?: Signature) {
     const bound = soapGrantedArgs.review(args as never);
-    const used = await issue(who, workflowId, bound, signature);
-    await db()('action_grants').where({ id: used }).update({ consumed_at: db().fn.now(), consumed_by: USED_ELSEWHERE });
-    const expired = await issue(who, workflowId, bound, signature);
-    await db()('action_grants')
-      .where({ id: expired })
-      .update({ created_at: db().raw(`now() - interval '10 minutes'`), expires_at: db().raw(`now() - interval '1 second'`) });
     const cases: { name: string; actor: unknown; grant: unknown; byValidator?: boolean }[] = [
       { name: 'a null actor', actor: null, grant: await issue(who, workflowId, bound, signature), byValidator: true },
       { name: 'a malformed actor', actor: { userId: who.actor.userId }, grant: await issue(who, workflowId, bound, signature), byValidator: true },
-      { name: 'no grant', actor: who.actor, grant: undefined, byValidator: true },
-      { name: 'a malformed grant ID', actor: who.actor, grant: 'trust-me', byValidator: true },
-      { name: 'a made-up grant ID', actor: who.actor, grant: randomBytes(32).toString('base64url') },
-      { name: "another user's grant", actor: who.actor, grant: await issue(u.colleague, workflowId, bound, signature) },
-      { name: 'a used grant', actor: who.actor, grant: used },
-      { name: 'an expired grant', actor: who.actor, grant: expired },
-      { name: 'a grant for other arguments', actor: who.actor, grant: await issue(who, workflowId, soapGrantedArgs.review(otherArgs as never), signature) },
-      { name: 'a grant for another run', actor: who.actor, grant: await issue(who, `${workflowId}0`, bound, signature) },
-      { name: 'a grant for another action', actor: who.actor, grant: await issue(who, workflowId, bound, signature, 'document.decide') },
       // A real grant, rightly written, of a clinician who is not on the patient's care team.
       { name: 'a clinician off the care team', actor: u.outsider.actor, grant: await issue(u.outsider, workflowId, bound, signature) },
     ];
+    const common = await grantForgeries({
+      workflowId,
+      who,
+      other: u.colleague,
+      action: 'soap.review',
+      bound,
+      otherBound: soapGrantedArgs.review(otherArgs as never),
+      signature,
+      otherAction: { action: 'document.decide', bound },
+    });
+    for (const c of common) cases.push({ ...c, actor: who.actor });
     if (signature) {
       const otherHash = { ...signature, contentHash: 'f'.repeat(64) };
-      cases.push(
-        {
-          name: 'a grant for another content hash',
-          actor: who.actor,
-          grant: await issue(who, workflowId, soapGrantedArgs.review({ ...args, signature: otherHash } as never), otherHash),
-        },
-        { name: 'a grant without a password check', actor: who.actor, grant: await issue(who, workflowId, bound) },
-      );
+      cases.push({
+        name: 'a grant for another content hash',
+        actor: who.actor,
+        grant: await issue(who, workflowId, soapGrantedArgs.review({ ...args, signature: otherHash } as never), otherHash),
+      });
     }
     return cases;
-  }
-
-  async function refusalType(promise: Promise<unknown>): Promise<string | undefined> {
-    try {
-      await promise;
-      return undefined;
-    } catch (err) {
-      assert.ok(err instanceof WorkflowUpdateFailedError, String(err));
-      assert.ok(err.cause instanceof ApplicationFailure, String(err.cause));
-      return err.cause.type ?? undefined;
-    }
   }
 
   /** What a forged action could have written: signatures, the run's audit trail but security events, the summary, grants consumed. */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { llmSetupFromConfig } from '../../activities/llm/setup';
 import type { SummarySettings } from '../../api/deps';
 import { startLlmStub, type LlmStub, type StubProvider } from '../helpers/llm-stubs';
@@ -77,8 +77,14 @@ export async function startSummaryRig(
 export const jobUrl = (jobId: string) => `/api/v1/summary-jobs/${encodeURIComponent(jobId)}`;
 export const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
-/** A patient with two notes naming medications, an allergy and problems, and identifiers that must not be sent. */
+/**
+ * A patient with two notes naming medications, an allergy and problems, and identifiers that must not be sent. The
+ * first note names a visit code of its own, and the rig's provider stubs give their scripted answers only to prompts
+ * holding it (`visit`), so a late request from an earlier job cannot take an answer scripted for this one.
+ */
 export async function patientWithNotes(rig: SummaryRig, extra: { subjective?: string; plan?: string } = {}) {
+  const visit = `Visit code V${randomBytes(4).toString('hex').toUpperCase()}.`;
+  for (const stub of Object.values(rig.stubs)) stub.focusOn(visit);
   const patient = await createPatient(rig.p, rig.doc, {
     mrn: `MRN${Date.now()}`,
     phone: '+1 617 555 0142',
@@ -86,7 +92,7 @@ export async function patientWithNotes(rig: SummaryRig, extra: { subjective?: st
   });
   await addNote(rig.p, rig.doc, patient.id, {
     subjective: extra.subjective ?? 'Chest tightness on exertion for a week. Allergies: penicillin.',
-    objective: 'BP 148/92, HR 88. ECG sinus rhythm.',
+    objective: `BP 148/92, HR 88. ECG sinus rhythm. ${visit}`,
     assessment: 'Hypertension, poorly controlled. Stable angina.',
     plan: extra.plan ?? 'Start lisinopril 10 mg daily. Continue aspirin 81 mg. Stress test in 2 weeks.',
     noteTime: minutesAgo(120),
@@ -98,7 +104,7 @@ export async function patientWithNotes(rig: SummaryRig, extra: { subjective?: st
     plan: 'Continue lisinopril 10 mg. Recheck in 4 weeks.',
     noteTime: minutesAgo(30),
   });
-  return patient;
+  return Object.assign(patient, { visit });
 }
 
 export async function requestSummary(rig: SummaryRig, patientId: string, body: Record<string, unknown> = {}, query = '') {

@@ -6,6 +6,7 @@ import {
   isCancellation,
   log,
   setHandler,
+  setWorkflowOptions,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { UpdateDefinition } from '@temporalio/common';
@@ -42,6 +43,9 @@ import { linkSources } from './stages/sources';
 import { initiate, triage } from './stages/triage';
 import { remind } from './stages/wake-ups';
 import * as validate from './validators';
+
+// Lives for months or years: moves to the current build at its next task (platform/worker-deployment.ts).
+setWorkflowOptions({ versioningBehavior: 'AUTO_UPGRADE' }, capaWorkflow);
 
 /**
  * One corrective and preventive action, from initiation to closure (and reopening), in one durable run.

@@ -1,4 +1,4 @@
-import { CancellationScope, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, setHandler, setWorkflowOptions, workflowInfo } from '@temporalio/workflow';
 import {
   completePeriodicReviewUpdate,
   decideUpdate,
@@ -22,6 +22,9 @@ import {
   validateRevision,
   validateWithdrawal,
 } from './validators';
+
+// Lives for months or years: moves to the current build at its next task (platform/worker-deployment.ts).
+setWorkflowOptions({ versioningBehavior: 'AUTO_UPGRADE' }, documentApprovalWorkflow);
 
 /**
  * One version of a controlled document, from submission to its end: review stages with electronic signatures,

@@ -1,0 +1,85 @@
+import type { Role } from '../common/roles';
+import { appendAudit } from './audit';
+import { diff } from './field-changes';
+import type { UserRow } from './identity';
+import type { Db } from './knex';
+
+const COLUMNS = ['id', 'username', 'printed_name', 'email', 'roles', 'active'] as const;
+
+/** What a verified token says about its person. */
+export interface TokenIdentity {
+  issuer: string;
+  username: string;
+  /** The roles the token's groups map to; absent when roles are managed in labflow. */
+  roles?: Role[];
+  printedName?: string;
+  email?: string;
+}
+
+/** 'claims': the user would be created just in time, but the token gives no email address. */
+export type TokenUser = { user: UserRow } | { refused: 'unknown-user' | 'user-deactivated' | 'claims' };
+
+/** The system name the trail records for changes single sign-on makes. */
+const SSO_ACTOR = 'system:oidc';
+
+/**
+ * The labflow user a verified token names. An unknown username is created when just-in-time creation is on (with
+ * no signing password: they sign only after enrolling one). When the token carries roles, the row is brought to
+ * them, the trail recording old → new, so that assignment, notification and API-key sign-in see what the identity
+ * provider says.
+ */
+export async function userForToken(db: Db, identity: TokenIdentity, jit: boolean): Promise<TokenUser> {
+  let user = (await db('users').where({ username: identity.username }).first(COLUMNS)) as UserRow | undefined;
+  if (!user && !jit) return { refused: 'unknown-user' };
+  if (!user && !identity.email) return { refused: 'claims' };
+  if (!user) user = await createFromToken(db, { ...identity, email: identity.email as string });
+  if (!user.active) return { refused: 'user-deactivated' };
+  if (identity.roles && !sameRoles(user.roles, identity.roles)) {
+    return { user: await syncRoles(db, user.username, identity.roles, identity.issuer) };
+  }
+  return { user };
+}
+
+const sameRoles = (a: readonly Role[], b: readonly Role[]) => [...a].sort().join(',') === [...b].sort().join(',');
+
+async function createFromToken(db: Db, identity: TokenIdentity & { email: string }): Promise<UserRow> {
+  return db.transaction(async (trx) => {
+    const [created] = await trx('users')
+      .insert({
+        username: identity.username,
+        printed_name: identity.printedName || identity.username,
+        email: identity.email,
+        roles: identity.roles ?? [],
+        password_hash: null,
+      })
+      .onConflict('username')
+      .ignore()
+      .returning(COLUMNS);
+    // Another request of the same person's first sign-in created it a moment ago.
+    if (!created) return (await trx('users').where({ username: identity.username }).first(COLUMNS)) as UserRow;
+    await appendAudit(trx, {
+      actor: SSO_ACTOR,
+      action: 'user.created',
+      entityType: 'user',
+      entityId: identity.username,
+      details: { source: 'oidc', issuer: identity.issuer, roles: identity.roles ?? [], signingPassword: false },
+    });
+    return created as UserRow;
+  });
+}
+
+async function syncRoles(db: Db, username: string, roles: Role[], issuer: string): Promise<UserRow> {
+  return db.transaction(async (trx) => {
+    const before = (await trx('users').where({ username }).forUpdate().first(COLUMNS)) as UserRow;
+    if (sameRoles(before.roles, roles)) return before;
+    const [after] = await trx('users').where({ id: before.id }).update({ roles }).returning(COLUMNS);
+    await appendAudit(trx, {
+      actor: SSO_ACTOR,
+      action: 'user.roles_synced',
+      entityType: 'user',
+      entityId: username,
+      details: { source: 'oidc', issuer, changes: diff(before, after, { fields: ['roles'] }) },
+    });
+    return after as UserRow;
+  });
+}
