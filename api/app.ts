@@ -11,8 +11,10 @@ import { mountRoutes } from './route';
 import { adminRoutes } from './routes/admin';
 import { capaRoutes } from './routes/capa';
 import { codecOperations, mountCodec } from './routes/codec';
+import { credentialRoutes } from './routes/credentials';
 import { documentVersionRoutes } from './routes/document-versions';
 import { documentRoutes } from './routes/documents';
+import { enrolmentOperations, mountEnrolment } from './routes/enrolment';
 import { erpSyncRoutes } from './routes/erp-sync';
 import { inboxRoutes } from './routes/inbox';
 import { patientRoutes } from './routes/patients';
@@ -31,6 +33,7 @@ function routeSpecs(deps: ApiDeps) {
     ...inboxRoutes(deps),
     ...workflowRoutes(deps),
     ...adminRoutes(deps),
+    ...credentialRoutes(deps),
     ...capaRoutes(deps),
     ...sampleIntakeRoutes(deps),
     ...erpSyncRoutes(deps),
@@ -42,7 +45,7 @@ function routeSpecs(deps: ApiDeps) {
 
 /** The OpenAPI document of every operation: the route specs, and those createApp mounts beside them. */
 function documentOf(specs: ReturnType<typeof routeSpecs>) {
-  return openApiDocument(specs, [...healthOperations, metricsOperation, ...docsOperations, ...sampleWebhookOperations, ...codecOperations]);
+  return openApiDocument(specs, [...healthOperations, metricsOperation, ...docsOperations, ...sampleWebhookOperations, ...codecOperations, ...enrolmentOperations]);
 }
 
 /** The document alone, without a database or Temporal: building the route specs touches neither. */
@@ -68,6 +71,7 @@ export function createApp(deps: ApiDeps): Koa {
   mountDocs(root, openapi); // /api/v1/openapi.json and its reader at /api/docs
 
   const api = new Router({ prefix: '/api/v1' });
+  mountEnrolment(api, deps); // the emailed one-time token is the credential, not an API key
   mountRoutes(api, specs, deps);
 
   app.use(requestContext(deps.log));

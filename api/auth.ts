@@ -1,37 +1,132 @@
 import type { Context } from 'koa';
 import type { Actor, Role } from '../common/roles';
-import { toActor, userForApiKey } from '../db/identity';
+import type { CredentialChange } from '../db/credential-notices';
+import { API_KEY_PATTERN, credentialForApiKey, toActor } from '../db/identity';
 import type { Db } from '../db/knex';
-import { looksLikeJwt } from './oidc';
 import { problems } from './problem';
 
 /**
- * Resolves bearer API keys to actors. Keys are checked against their stored hash; a verified key is remembered
- * for a short time so that a burst of calls does not hit the database for every request. Revoking a key or
- * deactivating a user takes effect within that time.
+ * One kind of bearer credential (an API key, an identity provider's token). The authenticator asks each in turn
+ * whether the token is of its kind; the first that accepts it decides.
  */
-export function createAuthenticator(db: Db, cacheTtlMs: number, oidc?: (token: string) => Promise<Actor>) {
-  const cache = new Map<string, { actor: Actor; expires: number }>();
-  return async function authenticate(ctx: Context): Promise<Actor> {
-    const header = ctx.get('authorization');
-    const match = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!match) throw problems.unauthenticated();
-    const key = match[1];
-    // Not an lf_ key but a JWT: an OpenID Connect access token, checked by api/oidc.ts on every request.
-    if (oidc && looksLikeJwt(key)) return oidc(key);
-    const now = Date.now();
-    const hit = cache.get(key);
-    if (hit && hit.expires > now) return hit.actor;
-    const user = await userForApiKey(db, key);
-    if (!user) {
-      cache.delete(key);
-      throw problems.unauthenticated();
+export interface CredentialResolver {
+  accepts(token: string): boolean;
+  /** The actor, or undefined when the credential is refused. May set ctx.state (the API key's ID). */
+  resolve(token: string, ctx: Context): Promise<Actor | undefined>;
+  /** Forgets what it remembers of a user or key (or of everything, after missed notices). */
+  invalidate?(change: CredentialChange | 'all'): void;
+}
+
+/** A refused bearer token, for counting repeated failures: the client address and, for an API key, its prefix. */
+export interface FailedCredential {
+  clientIp: string;
+  prefix: string | null;
+}
+
+export interface Authenticator {
+  (ctx: Context): Promise<Actor>;
+  invalidate(change: CredentialChange | 'all'): void;
+}
+
+export interface ApiKeyResolverOptions {
+  cacheTtlMs: number;
+  /** How often a key's last_used_at is written at most by this process; once a minute when absent. */
+  lastUsedIntervalMs?: number;
+  onError?: (err: unknown) => void;
+}
+
+/**
+ * API keys (lf_<prefix>_<secret>), checked against their stored hash. A verified key is remembered for a short
+ * time (never past its expiry) so that a burst of calls does not hit the database for every request; a notice on
+ * the credentials channel makes every process forget a revoked key or a deactivated user's keys at once.
+ */
+export function apiKeyResolver(db: Db, options: ApiKeyResolverOptions): CredentialResolver {
+  const cache = new Map<string, { actor: Actor; keyId: string; prefix: string; expires: number }>();
+  const lastWritten = new Map<string, number>();
+  const interval = options.lastUsedIntervalMs ?? 60_000;
+
+  async function touch(keyId: string, now: number): Promise<void> {
+    if (now - (lastWritten.get(keyId) ?? 0) < interval) return;
+    lastWritten.set(keyId, now);
+    if (lastWritten.size > 10_000) lastWritten.clear();
+    try {
+      await db('api_keys')
+        .where({ id: keyId })
+        .update({ last_used_at: new Date(now) });
+    } catch (err) {
+      options.onError?.(err);
     }
-    const actor = toActor(user);
-    if (cache.size > 10_000) cache.clear();
-    cache.set(key, { actor, expires: now + cacheTtlMs });
-    return actor;
+  }
+
+  return {
+    accepts: (token) => token.startsWith('lf_'),
+    async resolve(token, ctx) {
+      const now = Date.now();
+      const hit = cache.get(token);
+      if (hit && hit.expires > now) {
+        ctx.state.apiKeyId = hit.keyId;
+        await touch(hit.keyId, now);
+        return hit.actor;
+      }
+      const credential = await credentialForApiKey(db, token);
+      if (!credential) {
+        cache.delete(token);
+        return undefined;
+      }
+      const actor = toActor(credential.user);
+      if (cache.size > 10_000) cache.clear();
+      const keyExpiry = credential.expiresAt ? credential.expiresAt.getTime() : Infinity;
+      cache.set(token, {
+        actor,
+        keyId: credential.keyId,
+        prefix: credential.prefix,
+        expires: Math.min(now + options.cacheTtlMs, keyExpiry),
+      });
+      ctx.state.apiKeyId = credential.keyId;
+      await touch(credential.keyId, now);
+      return actor;
+    },
+    invalidate(change) {
+      if (change === 'all') {
+        cache.clear();
+        return;
+      }
+      for (const [token, entry] of cache) {
+        if ('userId' in change ? entry.actor.userId === change.userId : entry.prefix === change.keyPrefix) cache.delete(token);
+      }
+    },
   };
+}
+
+export interface AuthenticatorOptions {
+  /** Resolvers tried after the API key resolver (an OpenID Connect one). */
+  resolvers?: CredentialResolver[];
+  /** Hears of every refused bearer token; must not throw. */
+  onFailure?: (failure: FailedCredential) => Promise<void>;
+  lastUsedIntervalMs?: number;
+  onError?: (err: unknown) => void;
+}
+
+/** Resolves bearer credentials to actors with the API key resolver first, then any others given. */
+export function createAuthenticator(db: Db, cacheTtlMs: number, options: AuthenticatorOptions = {}): Authenticator {
+  const resolvers = [
+    apiKeyResolver(db, { cacheTtlMs, lastUsedIntervalMs: options.lastUsedIntervalMs, onError: options.onError }),
+    ...(options.resolvers ?? []),
+  ];
+  const authenticate = async function authenticate(ctx: Context): Promise<Actor> {
+    const match = /^Bearer\s+(\S+)$/i.exec(ctx.get('authorization'));
+    if (!match) throw problems.unauthenticated();
+    const token = match[1];
+    const resolver = resolvers.find((r) => r.accepts(token));
+    const actor = resolver ? await resolver.resolve(token, ctx) : undefined;
+    if (actor) return actor;
+    await options.onFailure?.({ clientIp: ctx.ip, prefix: API_KEY_PATTERN.exec(token)?.[1] ?? null });
+    throw problems.unauthenticated();
+  } as Authenticator;
+  authenticate.invalidate = (change) => {
+    for (const r of resolvers) r.invalidate?.(change);
+  };
+  return authenticate;
 }
 
 export function requireRole(actor: Actor, roles: readonly Role[] | 'any'): void {

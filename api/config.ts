@@ -3,6 +3,7 @@ import { durationMs } from '../common/durations';
 import { configuredLlmProviders } from '../common/llm-providers';
 import { parseRoleMap } from '../common/oidc-role-map';
 import { mailDomainOf } from '../platform/mail-domain';
+import { credentialSettings } from './credentials/settings';
 import type { ApiConfig, SummarySettings } from './deps';
 import type { OidcSettings } from './oidc-settings';
 
@@ -15,6 +16,7 @@ export function apiConfig(config: Config): ApiConfig {
       maxFailures: config.SIGNING_MAX_FAILURES,
       failureWindowMs: durationMs(config.SIGNING_FAILURE_WINDOW),
       lockMs: durationMs(config.SIGNING_LOCK),
+      maxAgeMs: durationMs(config.SIGNING_PASSWORD_MAX_AGE),
     },
     actionGrantTtlMs: durationMs(config.ACTION_GRANT_TTL),
     documentDefaults: {
@@ -25,6 +27,7 @@ export function apiConfig(config: Config): ApiConfig {
     codecCorsOrigins: codecCorsOrigins(config),
     summary: summarySettings(config),
     mailDomain: mailDomainOf(config.MAIL_FROM),
+    credentials: credentialSettings(config),
   };
 }
 

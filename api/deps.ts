@@ -7,6 +7,7 @@ import type { AuditChainSettings } from '../db/audit-chain';
 import type { SigningPolicy } from '../db/identity';
 import type { Db } from '../db/knex';
 import type { Logger } from '../platform/logger';
+import type { CredentialSettings } from './credentials/settings';
 
 export interface ApiConfig {
   taskQueue: string;
@@ -21,6 +22,8 @@ export interface ApiConfig {
   summary: SummarySettings;
   /** The domain of MAIL_FROM, for the Message-IDs of emails the API queues in the outbox; 'localhost' when unset. */
   mailDomain?: string;
+  /** Enrolment, password policy and API keys; DEFAULT_CREDENTIAL_SETTINGS when absent. */
+  credentials?: CredentialSettings;
 }
 
 export interface SummarySettings {

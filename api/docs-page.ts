@@ -37,12 +37,13 @@ const PAGE = `<!doctype html>
 </body></html>
 `;
 
-// Telemetry and the default fonts would reach the internet; the client button would offer a hosted proxy.
+// Nothing that would reach the internet: no telemetry, no hosted fonts, no AI agent, no hosted developer tools.
 const START = `Scalar.createApiReference('#api-reference', {
   url: '/api/v1/openapi.json',
   telemetry: false,
   withDefaultFonts: false,
-  hideClientButton: true,
+  agent: { disabled: true },
+  showDeveloperTools: 'never',
 });
 `;
 

@@ -1,4 +1,5 @@
 import { decodeJwt, errors, jwtVerify, type JWTPayload } from 'jose';
+import type { CredentialResolver } from './auth';
 import type { Actor } from '../common/roles';
 import { toActor } from '../db/identity';
 import type { Db } from '../db/knex';
@@ -122,4 +123,10 @@ export function createOidcAuthenticator(db: Db, settings: OidcSettings, deps: Oi
     if ('refused' in found) throw refuse(found.refused, REFUSALS[found.refused](username));
     return toActor(found.user);
   };
+}
+
+/** Single sign-on as one of the authenticator's credential kinds (api/auth.ts): JWTs, checked on every request. */
+export function oidcResolver(db: Db, settings: OidcSettings, deps: OidcDeps): CredentialResolver {
+  const check = createOidcAuthenticator(db, settings, deps);
+  return { accepts: looksLikeJwt, resolve: (token) => check(token) };
 }

@@ -6,9 +6,9 @@ import { dataConverterFor, loadPayloadKeys } from '../platform/data-converter';
 import { createLogger } from '../platform/logger';
 import { apiTemporalConnectionOptions } from '../platform/temporal-connection';
 import { createApp } from './app';
-import { createAuthenticator } from './auth';
 import { apiConfig, oidcSettings } from './config';
-import { createOidcAuthenticator } from './oidc';
+import { startAuthentication } from './credentials/authentication';
+import { oidcResolver } from './oidc';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -23,12 +23,14 @@ async function main(): Promise<void> {
   const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
   const settings = apiConfig(config);
   const oidc = oidcSettings(config);
+  const urls = databaseUrls(config);
+  const auth = startAuthentication({ db, temporal, config: settings, log }, urls.app, oidc ? [oidcResolver(db, oidc, { log })] : []);
   const app = createApp({
     db,
     temporal,
     config: settings,
     log,
-    authenticate: createAuthenticator(db, settings.apiKeyCacheTtlMs, oidc && createOidcAuthenticator(db, oidc, { log })),
+    authenticate: auth.authenticate,
     payloadCodec: dataConverter.payloadCodecs?.[0],
     auditChain: auditChainFromConfig(config),
   });
@@ -46,7 +48,7 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, 'api stopping');
     server.close(() => {
-      void Promise.allSettled([connection.close(), db.destroy()]).then(() => process.exit(0));
+      void Promise.allSettled([connection.close(), auth.close(), db.destroy()]).then(() => process.exit(0));
     });
     server.closeIdleConnections();
     setTimeout(() => process.exit(0), 10_000).unref();

@@ -3,6 +3,7 @@ import type { SignatureInput } from '../common/signatures';
 import type { GrantAction } from '../common/grants';
 import { issueGrant } from '../db/grants';
 import { checkSigningPassword } from '../db/identity';
+import { alertSigningLocked } from './credentials/alerts';
 import type { ApiDeps } from './deps';
 import { Problem } from './problem';
 
@@ -16,11 +17,12 @@ export interface SigningRequest {
 
 /**
  * Re-authenticates a signer (21 CFR 11.200) before any run hears of the signature: a wrong password answers 403,
- * a locked signer 423 with Retry-After (both audited by checkSigningPassword). Returns what the run records; the
- * password goes no further.
+ * a locked signer 423 with Retry-After (both audited by checkSigningPassword, and the lock alerts IT and QA); a
+ * password older than SIGNING_PASSWORD_MAX_AGE, or none yet, answers 403 until the person sets a new one. Returns
+ * what the run records; the password goes no further.
  */
 export async function verifySigner(
-  deps: Pick<ApiDeps, 'db' | 'config'>,
+  deps: Pick<ApiDeps, 'db' | 'config' | 'temporal' | 'log'>,
   actor: Actor,
   request: SigningRequest,
   context: { entityType: string; entityId: string },
@@ -37,7 +39,26 @@ export async function verifySigner(
       { 'Retry-After': String(seconds) },
     );
   }
+  if (!check.ok && check.reason === 'not_set') {
+    throw new Problem(
+      403,
+      'signing-password-not-set',
+      'No signing password',
+      'you have no signing password yet: set one with the enrolment token emailed to you (POST /api/v1/enrolment)',
+    );
+  }
+  if (!check.ok && check.reason === 'expired') {
+    throw new Problem(
+      403,
+      'signing-password-expired',
+      'Signing password expired',
+      `your signing password was set on ${check.changedAt.toISOString()} and is older than the allowed ` +
+        `${Math.round(check.maxAgeMs / 86_400_000)} day(s) (SIGNING_PASSWORD_MAX_AGE): change it with ` +
+        'POST /api/v1/me/signing-password before signing',
+    );
+  }
   if (!check.ok) {
+    if (check.lockedUntil) await alertSigningLocked(deps, actor, check.lockedUntil);
     const detail = check.lockedUntil
       ? `the password is wrong; signing is now locked until ${check.lockedUntil.toISOString()}`
       : `the password is wrong; ${check.remaining} attempt(s) left before signing is locked`;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { durationProblem } from './durations';
+import { durationProblem, parseDuration } from './durations';
 import { parseRoleMap } from './oidc-role-map';
 import { DEFAULT_TASK_QUEUE } from './task-queues';
 
@@ -8,6 +8,8 @@ const duration = z.string().superRefine((value, ctx) => {
   const problem = durationProblem(value, { allowZero: true });
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
+/** A duration that cannot be turned off: a token, a key's life or a counting window of zero would be meaningless. */
+const positiveDuration = duration.refine((value) => parseDuration(value) !== 0, 'must be longer than zero');
 const flag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', 'auto', 'never'])
   .transform((v) => (v === 'auto' ? 'auto' : ['true', '1', 'yes'].includes(v)));
@@ -91,6 +93,16 @@ export const configSchema = z.object({
   SIGNING_FAILURE_WINDOW: duration.default('15m'),
   SIGNING_LOCK: duration.default('30m'),
   ACTION_GRANT_TTL: duration.default('5m'),
+  SIGNING_PASSWORD_MIN_LENGTH: z.coerce.number().int().min(8).max(128).default(12),
+  SIGNING_PASSWORD_HISTORY: z.coerce.number().int().min(0).max(24).default(5),
+  SIGNING_PASSWORD_MAX_AGE: duration.default('90d'),
+  ENROLMENT_TOKEN_TTL: positiveDuration.default('72h'),
+  API_KEY_DEFAULT_LIFETIME: positiveDuration.default('90d'),
+  API_KEY_MAX_LIFETIME: positiveDuration.default('365d'),
+  API_KEY_MAX_PER_USER: z.coerce.number().int().min(1).max(100).default(10),
+  API_KEY_ROTATION_MAX_OVERLAP: duration.default('24h'),
+  API_KEY_FAILURE_ALERT_THRESHOLD: z.coerce.number().int().min(1).default(20),
+  API_KEY_FAILURE_WINDOW: positiveDuration.default('10m'),
 
   DOC_STAGE_DUE: duration.default('72h'),
   DOC_REMINDER_BEFORE: duration.default('24h'),

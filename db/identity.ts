@@ -61,21 +61,37 @@ export function toActor(user: UserRow): Actor {
   return { userId: user.id, username: user.username, printedName: user.printed_name, roles: user.roles };
 }
 
-export async function userForApiKey(db: Db, key: string): Promise<UserRow | undefined> {
-  const match = /^lf_([0-9a-f]{12})_[A-Za-z0-9_-]{20,}$/.exec(key);
+/** What a verified API key stands for: its user, and the key itself (for last use, revocation and codec sessions). */
+export interface ApiKeyCredential {
+  user: UserRow;
+  keyId: string;
+  prefix: string;
+  expiresAt: Date | null;
+}
+
+export const API_KEY_PATTERN = /^lf_([0-9a-f]{12})_[A-Za-z0-9_-]{20,}$/;
+
+/** The live key (not revoked, not expired, its user active) whose hash matches, or undefined. */
+export async function credentialForApiKey(db: Db, key: string): Promise<ApiKeyCredential | undefined> {
+  const match = API_KEY_PATTERN.exec(key);
   if (!match) return undefined;
   const row = await db('api_keys as k')
     .join('users as u', 'u.id', 'k.user_id')
     .where('k.prefix', match[1])
     .whereNull('k.revoked_at')
+    .where((q) => q.whereNull('k.expires_at').orWhere('k.expires_at', '>', db.fn.now()))
     .where('u.active', true)
-    .first('u.id', 'u.username', 'u.printed_name', 'u.email', 'u.roles', 'u.active', 'k.key_hash');
+    .first('u.id', 'u.username', 'u.printed_name', 'u.email', 'u.roles', 'u.active', 'k.key_hash', 'k.id as key_id', 'k.expires_at');
   if (!row) return undefined;
   const expected = Buffer.from(row.key_hash, 'hex');
   const actual = Buffer.from(sha256Hex(key), 'hex');
   if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) return undefined;
-  delete row.key_hash;
-  return row as UserRow;
+  const { key_id: keyId, expires_at: expiresAt, key_hash: _hash, ...user } = row;
+  return { user: user as UserRow, keyId, prefix: match[1], expiresAt };
+}
+
+export async function userForApiKey(db: Db, key: string): Promise<UserRow | undefined> {
+  return (await credentialForApiKey(db, key))?.user;
 }
 
 export interface NewUser {
@@ -86,8 +102,18 @@ export interface NewUser {
   password?: string;
 }
 
-export async function createUser(db: Db, user: NewUser, createdBy = 'system'): Promise<{ user: UserRow; apiKey: string }> {
+/**
+ * Creates a user with a first API key named "initial". A signing password is set here only by the development seed
+ * and the tests; people set their own through enrolment. The key expires after keyLifetimeMs (never when absent).
+ */
+export async function createUser(
+  db: Db,
+  user: NewUser,
+  createdBy = 'system',
+  options: { keyLifetimeMs?: number } = {},
+): Promise<{ user: UserRow; apiKey: string }> {
   const passwordHash = user.password ? await hashPassword(user.password) : null;
+  const keyExpiresAt = options.keyLifetimeMs ? new Date(Date.now() + options.keyLifetimeMs) : null;
   const apiKey = newApiKey();
   return db.transaction(async (trx) => {
     const [row] = await trx('users')
@@ -97,9 +123,16 @@ export async function createUser(db: Db, user: NewUser, createdBy = 'system'): P
         email: user.email,
         roles: user.roles,
         password_hash: passwordHash,
+        password_changed_at: passwordHash ? trx.fn.now() : null,
       })
       .returning(['id', 'username', 'printed_name', 'email', 'roles', 'active']);
-    await trx('api_keys').insert({ user_id: row.id, prefix: apiKey.prefix, key_hash: apiKey.hash, label: 'initial' });
+    await trx('api_keys').insert({
+      user_id: row.id,
+      prefix: apiKey.prefix,
+      key_hash: apiKey.hash,
+      label: 'initial',
+      expires_at: keyExpiresAt,
+    });
     await appendAudit(trx, {
       actor: createdBy,
       action: 'user.created',
@@ -115,10 +148,14 @@ export interface SigningPolicy {
   maxFailures: number;
   failureWindowMs: number;
   lockMs: number;
+  /** SIGNING_PASSWORD_MAX_AGE: an older password signs nothing until it is changed; 0 or absent, passwords do not age. */
+  maxAgeMs?: number;
 }
 
 export type SigningCheck =
   | { ok: true }
+  | { ok: false; reason: 'not_set' }
+  | { ok: false; reason: 'expired'; changedAt: Date; maxAgeMs: number }
   | { ok: false; reason: 'locked'; lockedUntil: Date }
   | { ok: false; reason: 'wrong_password'; remaining: number; lockedUntil?: Date };
 
@@ -132,11 +169,19 @@ export async function checkSigningPassword(
   password: string,
   policy: SigningPolicy,
   context: { entityType: string; entityId: string },
+  options: { ignoreAge?: boolean } = {},
 ): Promise<SigningCheck> {
-  const user = await db('users').where({ id: actor.userId }).first('password_hash', 'signing_locked_until');
+  const user = await db('users').where({ id: actor.userId }).first('password_hash', 'signing_locked_until', 'password_changed_at');
   const now = new Date();
   if (user?.signing_locked_until && user.signing_locked_until > now) {
     return { ok: false, reason: 'locked', lockedUntil: user.signing_locked_until };
+  }
+  // Nothing to compare with: the person has not enrolled yet, or an admin reset the password.
+  if (!user?.password_hash) return { ok: false, reason: 'not_set' };
+  const maxAgeMs = policy.maxAgeMs ?? 0;
+  const changedAt: Date | null = user.password_changed_at;
+  if (!options.ignoreAge && maxAgeMs > 0 && changedAt && now.getTime() - changedAt.getTime() > maxAgeMs) {
+    return { ok: false, reason: 'expired', changedAt, maxAgeMs };
   }
   if (await verifyPassword(password, user?.password_hash ?? null)) {
     await db('users').where({ id: actor.userId }).update({ signing_failures: 0, signing_failure_window_start: null });

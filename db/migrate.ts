@@ -19,6 +19,7 @@ import * as capaNumbersAsOwner from './migrations/20261206045000_capa_numbers_as
 import * as sampleEventProof from './migrations/20261206050000_sample_event_proof';
 import * as routingTemplates from './migrations/20261206060000_routing_templates';
 import * as patientVersions from './migrations/20261206070000_patient_versions';
+import * as credentials from './migrations/20261206081000_credentials';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -41,6 +42,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261206050000_sample_event_proof': sampleEventProof,
   '20261206060000_routing_templates': routingTemplates,
   '20261206070000_patient_versions': patientVersions,
+  '20261206081000_credentials': credentials,
 };
 
 const source: Knex.MigrationSource<string> = {

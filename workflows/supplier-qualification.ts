@@ -5,7 +5,6 @@ import {
   log,
   patched,
   setHandler,
-  setWorkflowOptions,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -25,11 +24,10 @@ import {
   type SupplierQualificationState,
 } from '../common/supplier-qualification';
 import { EntityId, EntityType, Stage } from '../common/search-attributes';
-import { alerts, db, erp } from './lib';
+import { alerts, db, erp, upgradesWithEachBuild } from './lib';
 import { grantRefusal, isActor, requireProof } from './lib/proof';
 
-// Lives for months or years: moves to the current build at its next task (platform/worker-deployment.ts).
-setWorkflowOptions({ versioningBehavior: 'AUTO_UPGRADE' }, supplierQualificationWorkflow);
+upgradesWithEachBuild(supplierQualificationWorkflow);
 
 /**
  * QA's qualification of one supplier: approve, suspend, disqualify (Updates, QA only), each recorded and written to

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { verifyAuditChain } from '../../db/audit';
-import { createUser } from '../../db/identity';
 import { updateUser, usernameTaken } from '../../db/users';
+import { createUserWithEnrolment } from '../credentials/enrolment';
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
@@ -13,7 +13,6 @@ const newUserBody = z.strictObject({
   printedName: text(120),
   email: z.email(),
   roles: z.array(role).min(1).max(10),
-  password: z.string().min(12, 'at least 12 characters').max(200).optional(),
 });
 
 const userParams = z.object({ username });
@@ -26,7 +25,8 @@ const userEditBody = z
   })
   .refine((body) => Object.values(body).some((v) => v !== undefined), { message: 'send at least one of printedName, email, roles, active' });
 
-export function adminRoutes({ db, auditChain }: ApiDeps): RouteSpec[] {
+export function adminRoutes(deps: ApiDeps): RouteSpec[] {
+  const { db, auditChain } = deps;
   return [
     route({
       method: 'get',
@@ -43,7 +43,8 @@ export function adminRoutes({ db, auditChain }: ApiDeps): RouteSpec[] {
       method: 'post',
       path: '/users',
       response: { 201: R.createdUser },
-      summary: 'Create a user; the answer carries their API key, shown this once',
+      summary:
+        'Create a user; the answer carries their API key, shown this once. They set their own signing password with the enrolment token emailed to them',
       tag: 'identity',
       roles: ['admin'],
       body: newUserBody,
@@ -51,9 +52,9 @@ export function adminRoutes({ db, auditChain }: ApiDeps): RouteSpec[] {
         if (await usernameTaken(db, body.username)) {
           throw problems.conflict('user-exists', `user ${body.username} already exists`);
         }
-        const { user, apiKey } = await createUser(db, body, actor.username);
+        const { user, apiKey, enrolmentExpiresAt } = await createUserWithEnrolment(deps, actor, body);
         ctx.status = 201;
-        ctx.body = { ...user, apiKey };
+        ctx.body = { ...user, apiKey, enrolment: { emailedTo: user.email, expiresAt: enrolmentExpiresAt.toISOString() } };
       },
     }),
     route({

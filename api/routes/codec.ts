@@ -184,7 +184,7 @@ export function mountCodec(router: Router, deps: ApiDeps): void {
   router.post('/codec/session', async (ctx) => {
     const actor = await deps.authenticate(ctx);
     requireRole(actor, CODEC_ROLES);
-    const { token, expiresAt } = await openCodecSession(deps.db, actor.userId, SESSION_TTL_MS);
+    const { token, expiresAt } = await openCodecSession(deps.db, actor.userId, SESSION_TTL_MS, ctx.state.apiKeyId as string | undefined);
     ctx.cookies.set(SESSION_COOKIE, token, {
       httpOnly: true,
       sameSite: 'strict',

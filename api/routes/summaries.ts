@@ -134,7 +134,7 @@ export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/summary-jobs/:jobId/review',
-      response: R.summaryJob, problems: [409, 422, 423],
+      response: R.summaryReviewed, problems: [409, 422, 423],
       summary: 'Approve or edit the summary (electronic signature), or reject it (a new one is made unless regenerate is false)',
       tag: TAG,
       roles: CLINICIAN,

@@ -20,7 +20,10 @@ export const changes = z.array(record({ field: z.string() })).describe('each cha
 // identity
 export const actorAnswer = record({ userId: z.string(), username: z.string(), printedName: z.string(), roles: z.array(z.string()) });
 export const userAnswer = record({ id: z.string(), username: z.string(), roles: z.array(z.string()) });
-export const createdUser = userAnswer.extend({ apiKey: z.string().describe('shown this once') });
+export const createdUser = userAnswer.extend({
+  apiKey: z.string().describe('shown this once'),
+  enrolment: z.object({ emailedTo: z.string(), expiresAt: z.string() }),
+});
 export const editedUser = z.object({
   id: z.string(),
   username: z.string(),
@@ -30,6 +33,20 @@ export const editedUser = z.object({
   active: z.boolean(),
   changes,
 });
+export const apiKey = z.object({
+  id: z.string(),
+  name: z.string(),
+  prefix: z.string(),
+  createdAt: z.string(),
+  expiresAt: z.string().nullable(),
+  lastUsedAt: z.string().nullable(),
+  revokedAt: z.string().nullable(),
+  replacedBy: z.string().nullable(),
+  state: z.string(),
+});
+export const newApiKey = apiKey.extend({ key: z.string().describe('shown this once') });
+export const rotatedApiKey = newApiKey.extend({ previous: apiKey.describe('the old key, working until the overlap ends') });
+export const enrolmentIssued = z.object({ username: z.string(), emailedTo: z.string(), expiresAt: z.string() });
 export const auditVerdict = record({ ok: z.boolean(), events: z.int().optional() }).describe('a broken chain is a verdict too: ok false naming the first broken link');
 export const preferences = record({ timeZone: z.string().nullable(), digest: z.boolean() });
 
@@ -177,7 +194,16 @@ export const deadLetter = record({ id: z.string(), state: z.string() });
 export const supplierQualification = record({ supplier: z.string() });
 
 // scheduled work and backups
-export const schedule = record({ scheduleId: z.string() });
+export const schedule = record({
+  scheduleId: z.string(),
+  description: z.string().nullable(),
+  paused: z.boolean(),
+  spec: record({ timezone: z.string(), calendars: z.array(z.unknown()), intervals: z.array(z.unknown()) }),
+  workflowType: z.string().nullable(),
+  overlap: z.string(),
+  nextActionTimes: z.array(z.string()),
+  recentActions: z.array(record({ scheduledAt: z.string(), workflowId: z.string() })),
+});
 export const scheduleList = z.object({ schedules: z.array(schedule) });
 export const triggered = z.object({ scheduleId: z.string(), status: z.literal('triggered') });
 export const backfillRequested = z.object({ scheduleId: z.string(), status: z.literal('backfill_requested'), start: z.string(), end: z.string() });
@@ -211,7 +237,14 @@ export const patient = record({
 });
 export const cursorPage = <T extends z.ZodType>(item: T) =>
   record({ items: z.array(item), total: z.int(), limit: z.int(), next: z.string().nullable().optional() });
-export const retiredPatient = record({});
+export const retiredPatient = record({
+  patientId: z.string(),
+  status: z.literal('retired'),
+  retiredAt: z.string(),
+  retainUntil: z.string(),
+  signedSummaries: z.int(),
+  detail: z.string(),
+}).describe('a patient with signed summaries is retired and kept, not deleted');
 export const retention = record({ patientId: z.string(), retiredAt: nullableTime, retainUntil: nullableTime, legalHold: z.boolean() });
 export const accessLog = record({
   patientId: z.string(),
@@ -236,8 +269,29 @@ export const note = record({
   version: z.int(),
 });
 export const noteVersions = z.object({ patientId: z.string(), noteId: z.string(), versions: z.array(record({ version: z.int() })) });
-export const summaryJob = record({ jobId: z.string(), stage: z.string() });
+export const summaryJob = record({
+  jobId: z.string(),
+  patientId: z.string(),
+  stage: z.string(),
+  round: z.int(),
+  providers: z.array(z.string()),
+  provider: z.string().nullable(),
+  requestedAt: nullableTime,
+  finishedAt: nullableTime,
+  attempts: z.array(record({ round: z.int(), provider: z.string(), outcome: z.string() })),
+});
+export const summaryReviewed = z.object({ job: summaryJob, stage: z.string(), round: z.int() });
 export const summaryJobs = record({ items: z.array(record({ jobId: z.string(), stage: z.string() })), limit: z.int(), offset: z.int() });
-export const summary = record({});
+export const summary = record({
+  id: z.string(),
+  jobId: z.string(),
+  round: z.int(),
+  status: z.string(),
+  text: z.string(),
+  generatedText: z.string(),
+  aiGenerated: z.boolean(),
+  contentHash: z.string(),
+  provenance: record({}),
+});
 
 export const plainText = z.string();

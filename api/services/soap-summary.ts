@@ -142,7 +142,7 @@ export async function waitForReady(deps: Deps, jobId: string, waitMs: number): P
  * it. The run's recording step consumes the grant and re-checks the reviewer's role and care team. A refused
  * review leaves no text behind.
  */
-export async function reviewSummary(deps: Pick<ApiDeps, 'db' | 'temporal' | 'config'>, actor: Actor, jobId: string, body: ReviewBody) {
+export async function reviewSummary(deps: Pick<ApiDeps, 'db' | 'temporal' | 'config' | 'log'>, actor: Actor, jobId: string, body: ReviewBody) {
   const { db, temporal } = deps;
   const current = await latestSummaryStatus(db, jobId);
   if (!current) throw problems.conflict('wrong-stage', 'there is no summary awaiting review yet');

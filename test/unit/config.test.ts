@@ -36,4 +36,14 @@ describe('configuration and durations', () => {
       (err: Error) => err instanceof ConfigError && /API_PORT/.test(err.message) && /DOC_STAGE_DUE/.test(err.message),
     );
   });
+
+  it('refuses a zero enrolment token life, key lifetime or failure window, but lets signing passwords stop aging', () => {
+    assert.throws(
+      () => loadConfig({ ENROLMENT_TOKEN_TTL: '0s', API_KEY_DEFAULT_LIFETIME: '0d', API_KEY_FAILURE_WINDOW: '0m' }),
+      (err: Error) =>
+        err instanceof ConfigError &&
+        ['ENROLMENT_TOKEN_TTL', 'API_KEY_DEFAULT_LIFETIME', 'API_KEY_FAILURE_WINDOW'].every((k) => err.message.includes(k)),
+    );
+    assert.equal(loadConfig({ SIGNING_PASSWORD_MAX_AGE: '0s' }).SIGNING_PASSWORD_MAX_AGE, '0s');
+  });
 });

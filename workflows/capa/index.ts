@@ -6,7 +6,6 @@ import {
   isCancellation,
   log,
   setHandler,
-  setWorkflowOptions,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { UpdateDefinition } from '@temporalio/common';
@@ -31,6 +30,7 @@ import {
   type CapaState,
 } from '../../common/capa';
 import { FailureType } from '../../common/failures';
+import { upgradesWithEachBuild } from '../lib/versioning';
 import { CapaCase } from './capa-case';
 import { owedNow, sleepFor } from './deadlines';
 import { completeAction, decideExtension, requestExtension } from './stages/actions';
@@ -44,8 +44,7 @@ import { initiate, triage } from './stages/triage';
 import { remind } from './stages/wake-ups';
 import * as validate from './validators';
 
-// Lives for months or years: moves to the current build at its next task (platform/worker-deployment.ts).
-setWorkflowOptions({ versioningBehavior: 'AUTO_UPGRADE' }, capaWorkflow);
+upgradesWithEachBuild(capaWorkflow);
 
 /**
  * One corrective and preventive action, from initiation to closure (and reopening), in one durable run.

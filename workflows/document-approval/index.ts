@@ -1,4 +1,4 @@
-import { CancellationScope, isCancellation, setHandler, setWorkflowOptions, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
 import {
   completePeriodicReviewUpdate,
   decideUpdate,
@@ -12,6 +12,7 @@ import {
   type DocumentApprovalInput,
   type DocumentApprovalState,
 } from '../../common/document-approval';
+import { upgradesWithEachBuild } from '../lib/versioning';
 import { DocumentApprovalCase } from './document-approval-case';
 import {
   validateDecision,
@@ -23,8 +24,7 @@ import {
   validateWithdrawal,
 } from './validators';
 
-// Lives for months or years: moves to the current build at its next task (platform/worker-deployment.ts).
-setWorkflowOptions({ versioningBehavior: 'AUTO_UPGRADE' }, documentApprovalWorkflow);
+upgradesWithEachBuild(documentApprovalWorkflow);
 
 /**
  * One version of a controlled document, from submission to its end: review stages with electronic signatures,

@@ -5,3 +5,4 @@ export * from './outbox';
 export * from './proxies';
 export * from './time';
 export * from './proof';
+export * from './versioning';
