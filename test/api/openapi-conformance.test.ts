@@ -91,6 +91,14 @@ describe('the API answers what its OpenAPI document declares', function () {
     await ok('POST', '/api/v1/users', u.admin.apiKey, { username: name, printedName: 'Conformance', email: `${name}@lab.test`, roles: ['author'] }, 201);
     await ok('PATCH', `/api/v1/users/${name}`, u.admin.apiKey, { roles: ['author', 'reviewer'] });
     await ok('GET', '/api/v1/admin/audit/verify', u.qa.apiKey);
+    const key = await ok('POST', '/api/v1/me/api-keys', u.author.apiKey, { name: 'conformance' }, 201);
+    await ok('GET', '/api/v1/me/api-keys', u.author.apiKey);
+    await ok('POST', `/api/v1/me/api-keys/${key.id}/rotate`, u.author.apiKey, {}, 201);
+    const spare = await ok('POST', '/api/v1/me/api-keys', u.author.apiKey, { name: 'spare' }, 201);
+    await ok('DELETE', `/api/v1/me/api-keys/${spare.id}`, u.author.apiKey, undefined, 200);
+    await ok('DELETE', `/api/v1/me/api-keys/${key.id}`, u.author.apiKey, undefined, 409); // rotated: revoked already
+    await ok('GET', `/api/v1/users/${u.author.username}/api-keys`, u.admin.apiKey);
+    await ok('POST', '/api/v1/enrolment', undefined, { token: `lfe_${'a'.repeat(43)}`, password: 'x' }, 404);
     await ok('PUT', '/api/v1/me/preferences', u.author.apiKey, { digest: true });
     await ok('GET', '/api/v1/schedules', u.it.apiKey);
     await ok('GET', '/api/v1/backups', u.it.apiKey);
