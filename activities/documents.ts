@@ -12,7 +12,7 @@ import type { GrantedUser } from '../db/grants';
 import { queueNotifications, type NotificationMessage } from '../db/notifications';
 import { resolveRecipients } from '../db/recipients';
 import { recordSignature, voidSignatures } from '../db/signatures';
-import { closeTask, closeTasksByPrefix, openTask } from '../db/tasks';
+import { closeTask, closeTasksByPrefix, handOverTasks, openTask, userIsInactive } from '../db/tasks';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
 import { grantChecks, Refusal, type RecordRef } from './lib/grant-checks';
@@ -78,7 +78,7 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
   const checks = grantChecks({ db, mailer, mailDomain });
   const granted = (trx: Knex.Transaction, doc: DocRef, claim: Parameters<typeof checks.granted>[2], may: (user: GrantedUser) => boolean) =>
     checks.granted(trx, doc, claim, may);
-  const recording = <T>(doc: DocRef, action: DocumentAction | 'document.superseded', work: (trx: Knex.Transaction) => Promise<T>) =>
+  const recording = <T>(doc: DocRef, action: DocumentAction | 'document.superseded' | 'document.user_deactivated_signal', work: (trx: Knex.Transaction) => Promise<T>) =>
     checks.recording(refs(doc), action, work);
 
   /**
@@ -267,8 +267,13 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
           p.action === 'document.upload_revision'
             ? grantedArgs.uploadRevision(p.args as { contentHash: string })
             : grantedArgs.withdraw(p.args as { reason: string });
-        const actor = await granted(trx, p.doc, { grantId: p.grant, action: p.action, actor: p.actor, args }, (user) =>
-          MAY[p.action](user, p.doc),
+        // A deactivated author's revisions rest with document control (handOverRevisionsOfDeactivated).
+        const authorGone = p.action === 'document.upload_revision' && (await userIsInactive(trx, p.doc.authorId));
+        const actor = await granted(
+          trx,
+          p.doc,
+          { grantId: p.grant, action: p.action, actor: p.actor, args },
+          (user) => MAY[p.action](user, p.doc) || (authorGone && isDocumentControl(user)),
         );
         await audit(trx, p.doc, 'document.request_accepted', { request: p.action, ...args }, actor);
         return actor;
@@ -322,7 +327,10 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
     async requestRevision(p: { doc: DocRef; round: number; by: { username: string; printedName: string }; comment: string }) {
       return db.transaction(async (trx) => {
         const changes = await setVersion(trx, p.doc, { state: 'changes_requested', stage_name: null, assignees: [], due_at: null });
-        const author: AssigneeRef = { kind: 'user', userId: p.doc.authorId, username: '' };
+        // A deactivated author's revisions rest with document control.
+        const author: AssigneeRef = (await userIsInactive(trx, p.doc.authorId))
+          ? DOCUMENT_CONTROL
+          : { kind: 'user', userId: p.doc.authorId, username: '' };
         await openTask(trx, {
           taskKey: `${p.doc.workflowId}:r${p.round}:revise`,
           workflowId: p.doc.workflowId,
@@ -359,7 +367,9 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
           { entityType: 'document', entityId: p.doc.documentNumber, workflowId: p.doc.workflowId, beforeRound: p.round },
           `content revised for round ${p.round}`,
         );
-        await closeTask(trx, `${p.doc.workflowId}:r${p.round - 1}:revise`, 'done', p.actor.userId);
+        const reviseTask = `${p.doc.workflowId}:r${p.round - 1}:revise`;
+        await closeTask(trx, reviseTask, 'done', p.actor.userId);
+        await closeTasksByPrefix(trx, `${reviseTask}>`, 'done');
         await audit(
           trx,
           p.doc,
@@ -487,6 +497,87 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
           { cycle: p.cycle, comment: p.comment, nextReviewAt: p.nextReviewAt, changes },
           actor,
         );
+      });
+    },
+
+    /**
+     * A deactivated user's undecided review slots go to `to` (the run chose: document control, or QA where document
+     * control already holds a slot of that stage). Believed only when Postgres shows the user inactive; the open
+     * review task moves with the slot of the stage under way.
+     */
+    async handOverSlotsOfDeactivated(p: {
+      doc: DocRef;
+      round: number;
+      user: { userId: string; username: string };
+      moves: { stageIndex: number; stageName: string; to: AssigneeRef }[];
+      current: number | null;
+      dueAt: string | null;
+    }) {
+      return recording(p.doc, 'document.user_deactivated_signal', async (trx) => {
+        if (!(await userIsInactive(trx, p.user.userId))) throw new Refusal('not_from_labflow', p.user.userId.slice(0, 64));
+        const from = `user:${p.user.username}`;
+        const current = p.moves.find((m) => m.stageIndex === p.current);
+        if (current) {
+          const prefix = stageTaskPrefix(p.doc, p.round, current.stageIndex);
+          await handOverTasks(trx, {
+            workflowId: p.doc.workflowId,
+            userId: p.user.userId,
+            to: current.to,
+            keyOf: (key) => (key === prefix + from ? prefix + assigneeKey(current.to) : `${key}>${assigneeKey(current.to)}`),
+          });
+          const assignees: string[] = (await trx('document_versions').where({ id: p.doc.versionId }).first('assignees')).assignees;
+          await setVersion(trx, p.doc, { assignees: [...new Set(assignees.map((a) => (a === from ? assigneeKey(current.to) : a)))] });
+        }
+        for (const m of p.moves) {
+          await audit(
+            trx,
+            p.doc,
+            'document.stage_reassigned',
+            { stage: m.stageName, from, to: assigneeKey(m.to), reason: 'user deactivated' },
+            undefined,
+            `handover-${m.stageIndex}`,
+          );
+        }
+        if (!current) return [];
+        return notify(trx, [current.to], {
+          kind: 'document.review_requested',
+          title: `Review handed over: ${label(p.doc)} ${p.doc.title}`,
+          body: `${p.user.username} was deactivated; their review of ${label(p.doc)} "${p.doc.title}" (${current.stageName}) now rests with you${p.dueAt ? `, due ${p.dueAt}` : ''}.`,
+          link: link(p.doc),
+        });
+      });
+    },
+
+    /**
+     * A deactivated author's part in the run goes to document control: the open revision task (when the version
+     * was returned for revision), and every later revision, which document control may then upload. Believed
+     * only when Postgres shows the user inactive and as this version's author.
+     */
+    async handOverRevisionsOfDeactivated(p: { doc: DocRef; round: number; user: { userId: string; username: string } }) {
+      return recording(p.doc, 'document.user_deactivated_signal', async (trx) => {
+        const claimed = p.user.userId.slice(0, 64);
+        if (p.user.userId !== p.doc.authorId || !(await userIsInactive(trx, p.user.userId))) throw new Refusal('not_from_labflow', claimed);
+        const tasks = await handOverTasks(trx, {
+          workflowId: p.doc.workflowId,
+          userId: p.user.userId,
+          to: DOCUMENT_CONTROL,
+          keyOf: (key) => `${key}>${assigneeKey(DOCUMENT_CONTROL)}`,
+        });
+        const from = `user:${p.user.username}`;
+        await audit(trx, p.doc, 'document.revision_reassigned', {
+          round: p.round,
+          from,
+          to: assigneeKey(DOCUMENT_CONTROL),
+          tasks,
+          reason: 'user deactivated',
+        });
+        if (!tasks.length) return [];
+        return notify(trx, [DOCUMENT_CONTROL], {
+          kind: 'document.changes_requested',
+          title: `Revision handed over: ${label(p.doc)} ${p.doc.title}`,
+          body: `${p.user.username}, the author of ${label(p.doc)} "${p.doc.title}", was deactivated; the requested revision now rests with document control (upload it, or withdraw the version).`,
+          link: link(p.doc),
+        });
       });
     },
 

@@ -9,6 +9,7 @@ import { sampleIntakeActivities } from './sample-intake';
 import { supplierQualificationActivities } from './supplier-qualification';
 import { scheduledWorkActivities } from './scheduled-work';
 import { soapSummaryActivities } from './soap-summary';
+import { summaryHandOverActivities } from './summary-hand-over';
 
 export type { ActivityDeps } from './deps';
 export type { DocRef } from './documents';
@@ -26,6 +27,7 @@ export function createActivities(deps: ActivityDeps) {
     ...supplierQualificationActivities(deps),
     ...scheduledWorkActivities(deps),
     ...soapSummaryActivities(deps),
+    ...summaryHandOverActivities(deps),
   };
 }
 

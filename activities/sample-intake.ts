@@ -24,6 +24,7 @@ import { closeTasksByPrefix, openTask } from '../db/tasks';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
 import { sampleCapaActivities } from './sample-capa';
+import { activeSubmitter, sampleHandOverActivities } from './sample-hand-over';
 import { Refusal } from './lib/grant-checks';
 import { sampleProofChecks, type SampleProof } from './sample-proof';
 
@@ -173,6 +174,7 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
 
   return {
     ...sampleCapaActivities(deps),
+    ...sampleHandOverActivities(deps),
 
     /**
      * One step of a sample's life: the projection, a custody event, the inbox and the audit trail, in one
@@ -310,7 +312,8 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
           })
           .onConflict('idempotency_key')
           .ignore();
-        const submitter = p.ref.submitter ?? { kind: 'role', role: 'clinician' };
+        // A submitter deactivated meanwhile has handed their work to the lab director, whom the request goes to.
+        const submitter = await activeSubmitter(trx, p.ref.submitter);
         await openTask(trx, {
           taskKey: `${p.ref.workflowId}:recollect:${p.tests.join(',')}`,
           workflowId: p.ref.workflowId,

@@ -14,6 +14,7 @@ import {
 import { appendAudit } from '../db/audit';
 import { circuitGate, recordCircuitOutcome } from '../db/llm-circuits';
 import { recordSignature } from '../db/signatures';
+import { closeTasksByPrefix } from '../db/tasks';
 import type { GrantedUser } from '../db/grants';
 import { notesFingerprint, notesForSummary, patientIdentifiers } from '../db/soap-notes';
 import { grantChecks, Refusal, type RecordRef } from './lib/grant-checks';
@@ -62,7 +63,10 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 const SYSTEM = 'system:soap-summary';
 
 /** The record a summary run acts on, as the security trail and the operators' alert name it: IDs only, no PHI. */
-const jobRef = (workflowId: string, patientId: string | null): RecordRef => ({
+/** The key prefix of a summary round's review tasks (opened where the requester's review was handed over). */
+export const reviewTaskPrefix = (workflowId: string, round: number) => `${workflowId}:r${round}:review:`;
+
+export const jobRef = (workflowId: string, patientId: string | null): RecordRef => ({
   workflowId,
   entityType: 'patient',
   entityId: patientId ?? workflowId.split(':')[1] ?? 'unknown',
@@ -485,6 +489,7 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
           },
           idempotencyKey: activityKey(),
         });
+        await closeTasksByPrefix(trx, reviewTaskPrefix(args.workflowId, args.round), 'done');
         return { reviewedAt, contentHash, reviewer: actor.username };
       });
     },
@@ -521,6 +526,7 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
         if (args.stage === 'superseded') {
           await trx('summaries').where({ workflow_id: args.workflowId, status: 'ready' }).update({ status: 'superseded' });
         }
+        await closeTasksByPrefix(trx, `${args.workflowId}:`, 'cancelled');
         await appendAudit(trx, {
           actor: SYSTEM,
           action: `summary.${args.stage}`,

@@ -3,6 +3,9 @@ import Koa from 'koa';
 import type { ApiDeps } from './deps';
 import { docsOperations, mountDocs } from './docs-page';
 import { errorHandler } from './error-handler';
+import { createRateLimits } from './hardening/rate-limits';
+import { signingSpecs } from './hardening/signing-routes';
+import { apiCors, securityHeaders } from './hardening/security-headers';
 import { healthOperations, mountHealth } from './health';
 import { createApiMetrics, metricsOperation } from './metrics';
 import { openApiDocument } from './openapi';
@@ -23,6 +26,7 @@ import { sampleIntakeRoutes } from './routes/sample-intake';
 import { mountSampleWebhooks, sampleWebhookOperations } from './routes/sample-intake-webhooks';
 import { scheduledWorkRoutes } from './routes/scheduled-work';
 import { summaryRoutes } from './routes/summaries';
+import { userRoutes } from './routes/users';
 import { workflowRoutes } from './routes/workflows';
 
 function routeSpecs(deps: ApiDeps) {
@@ -32,6 +36,7 @@ function routeSpecs(deps: ApiDeps) {
     ...routingTemplateRoutes(deps),
     ...inboxRoutes(deps),
     ...workflowRoutes(deps),
+    ...userRoutes(deps),
     ...adminRoutes(deps),
     ...credentialRoutes(deps),
     ...capaRoutes(deps),
@@ -45,7 +50,14 @@ function routeSpecs(deps: ApiDeps) {
 
 /** The OpenAPI document of every operation: the route specs, and those createApp mounts beside them. */
 function documentOf(specs: ReturnType<typeof routeSpecs>) {
-  return openApiDocument(specs, [...healthOperations, metricsOperation, ...docsOperations, ...sampleWebhookOperations, ...codecOperations, ...enrolmentOperations]);
+  return openApiDocument(specs, [
+    ...healthOperations,
+    metricsOperation,
+    ...docsOperations,
+    ...sampleWebhookOperations,
+    ...codecOperations,
+    ...enrolmentOperations,
+  ]);
 }
 
 /** The document alone, without a database or Temporal: building the route specs touches neither. */
@@ -54,7 +66,11 @@ export const apiDocument = () => documentOf(routeSpecs({} as ApiDeps));
 /** The whole HTTP API as a Koa app, without listening: the server and the tests mount it alike. */
 export function createApp(deps: ApiDeps): Koa {
   const app = new Koa();
-  app.proxy = true;
+  // X-Forwarded-For is believed only from as many proxies as TRUSTED_PROXIES says; the client IP (rate limits,
+  // logs) is otherwise the socket's.
+  app.proxy = deps.config.trustedProxies > 0;
+  app.maxIpsCount = deps.config.trustedProxies;
+  const limits = createRateLimits(deps.db, deps.config.rateLimits);
   const metrics = createApiMetrics();
   const specs = routeSpecs(deps);
   const openapi = documentOf(specs);
@@ -62,21 +78,27 @@ export function createApp(deps: ApiDeps): Koa {
   const root = new Router();
   mountHealth(root, deps.db, deps.temporal);
   mountSampleWebhooks(root, deps); // signed by HMAC per source, not by API key
+  root.post('/codec/session', limits.signing);
   mountCodec(root, deps); // not under /api/v1: the Web UI and CLI append /encode and /decode to one base URL
   root.get('/metrics', async (ctx) => {
     ctx.type = metrics.registry.contentType;
     ctx.body = await metrics.registry.metrics();
   });
-
-  mountDocs(root, openapi); // /api/v1/openapi.json and its reader at /api/docs
+  mountDocs(root, openapi); // /api/v1/openapi.json and its reader at /api/docs (with its own content security policy)
 
   const api = new Router({ prefix: '/api/v1' });
   mountEnrolment(api, deps); // the emailed one-time token is the credential, not an API key
+  for (const spec of signingSpecs(specs)) api[spec.method](spec.path, limits.signing);
   mountRoutes(api, specs, deps);
 
   app.use(requestContext(deps.log));
   app.use(metrics.middleware);
   app.use(errorHandler(deps.log));
+  if (deps.hardening !== false) {
+    app.use(securityHeaders());
+    app.use(apiCors(deps.config.corsOrigins));
+    app.use(limits.requests);
+  }
   app.use(root.routes()).use(root.allowedMethods());
   app.use(api.routes()).use(api.allowedMethods());
   return app;

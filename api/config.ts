@@ -28,6 +28,17 @@ export function apiConfig(config: Config): ApiConfig {
     summary: summarySettings(config),
     mailDomain: mailDomainOf(config.MAIL_FROM),
     credentials: credentialSettings(config),
+    rateLimits: {
+      windowMs: durationMs(config.RATE_LIMIT_WINDOW),
+      points: config.RATE_LIMIT_POINTS,
+      ipPoints: config.RATE_LIMIT_IP_POINTS,
+      concurrent: config.RATE_LIMIT_CONCURRENT,
+      signingWindowMs: durationMs(config.RATE_LIMIT_SIGNING_WINDOW),
+      signingPoints: config.RATE_LIMIT_SIGNING_POINTS,
+    },
+    corsOrigins: config.CORS_ORIGINS ? config.CORS_ORIGINS.split(',').map((o) => new URL(o.trim()).origin) : [],
+    trustedProxies: config.TRUSTED_PROXIES,
+    backfillMaxWindowMs: durationMs(config.SCHEDULE_BACKFILL_MAX_WINDOW),
   };
 }
 
@@ -46,6 +57,7 @@ export function summarySettings(config: Config): SummarySettings {
     timeouts: { ollama: config.OLLAMA_TIMEOUT },
     maxRounds: config.SUMMARY_MAX_ROUNDS,
     maxWaitMs: durationMs(config.SUMMARY_MAX_WAIT),
+    dailyTokenBudget: config.LLM_DAILY_TOKEN_BUDGET,
   };
 }
 

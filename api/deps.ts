@@ -8,6 +8,7 @@ import type { SigningPolicy } from '../db/identity';
 import type { Db } from '../db/knex';
 import type { Logger } from '../platform/logger';
 import type { CredentialSettings } from './credentials/settings';
+import type { RateLimitSettings } from './hardening/rate-limits';
 
 export interface ApiConfig {
   taskQueue: string;
@@ -24,6 +25,14 @@ export interface ApiConfig {
   mailDomain?: string;
   /** Enrolment, password policy and API keys; DEFAULT_CREDENTIAL_SETTINGS when absent. */
   credentials?: CredentialSettings;
+  /** RATE_LIMIT_*: shared through PostgreSQL by every API process. */
+  rateLimits: RateLimitSettings;
+  /** Browser origins allowed to call /api/v1 (CORS_ORIGINS); none when empty. */
+  corsOrigins: string[];
+  /** How many proxies in front of the API add X-Forwarded-For (TRUSTED_PROXIES); 0: the socket's address is the client. */
+  trustedProxies: number;
+  /** The longest window a schedule backfill may cover (SCHEDULE_BACKFILL_MAX_WINDOW). */
+  backfillMaxWindowMs: number;
 }
 
 export interface SummarySettings {
@@ -37,6 +46,8 @@ export interface SummarySettings {
   maxRounds: number;
   /** Bound on a request's `wait`. */
   maxWaitMs: number;
+  /** LLM tokens (input + output) one clinician's summary runs may use per UTC day (LLM_DAILY_TOKEN_BUDGET). */
+  dailyTokenBudget: number;
 }
 
 export interface ApiDeps {
@@ -49,4 +60,9 @@ export interface ApiDeps {
   payloadCodec?: PayloadCodec;
   /** The audit chain key and checkpoint directories; absent: audit verification checks the unkeyed hashes only. */
   auditChain?: AuditChainSettings | null;
+  /**
+   * false only in bench:api-overhead, to weigh the hardening (rate limits, security headers, CORS) against the same
+   * API without it; no setting turns it off.
+   */
+  hardening?: boolean;
 }

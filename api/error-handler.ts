@@ -4,6 +4,7 @@ import type { Context, Next } from 'koa';
 import { FAILURE_HTTP_STATUS, type FailureType } from '../common/failures';
 import type { Logger } from '../platform/logger';
 import { UnencryptedPayloadError } from '../platform/payload-codec';
+import { isDataException, loggableError } from './hardening/safe-error';
 import { Problem, problems } from './problem';
 import { temporalUnreachable } from './temporal-unreachable';
 
@@ -47,6 +48,10 @@ export function toProblem(err: unknown): Problem | null {
   if (code === 'ECONNREFUSED' || code === '57P01' || /Knex: Timeout acquiring a connection/.test(message)) {
     return problems.unavailable('PostgreSQL is not reachable');
   }
+  // A value the schemas let through and the database refused: the client's to fix, and never quoted back.
+  if (isDataException(err)) {
+    return new Problem(400, 'invalid-value', 'A value is out of range', 'a date, number or text in the request is outside what labflow can store');
+  }
   const status = (err as { status?: number }).status;
   if (status === 405) return new Problem(405, 'method-not-allowed', 'Method not allowed', message);
   if (status === 501) return new Problem(501, 'not-implemented', 'Not implemented', message);
@@ -66,7 +71,7 @@ export function errorHandler(log: Logger) {
     } catch (err) {
       let problem = toProblem(err);
       if (!problem) {
-        log.error({ err, requestId: ctx.state.requestId }, 'unhandled error');
+        log.error({ err: loggableError(err), requestId: ctx.state.requestId }, 'unhandled error');
         problem = new Problem(500, 'internal', 'Internal error', `something went wrong; quote request ${ctx.state.requestId}`);
       }
       ctx.status = problem.status;

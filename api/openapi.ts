@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EXEMPT as RATE_LIMIT_EXEMPT } from './hardening/rate-limits';
 import type { ResponseSchemas, RouteSpec } from './route';
 import { boundedValues } from './schemas/common';
 
@@ -26,6 +27,7 @@ const STATUS_TEXT: Record<number, string> = {
   415: 'Unsupported media type: send application/json',
   422: 'Well-formed but refused (out of bounds, a rule named in the type)',
   423: 'Locked',
+  429: 'Too many requests (rate limit or concurrent requests); see Retry-After and RateLimit-*',
   502: 'An upstream answered with something that cannot be trusted',
   503: 'A dependency (PostgreSQL, Temporal) is unavailable; retry later',
 };
@@ -114,7 +116,7 @@ const successMap = (response: ResponseSchemas): Record<number, z.ZodType | null>
 
 /** The error statuses a route spec can answer: derived from what it declares, plus its own `problems`. */
 export function problemStatuses(spec: RouteSpec): number[] {
-  const statuses = new Set<number>([401, 503, ...(spec.problems ?? [])]);
+  const statuses = new Set<number>([401, 429, 503, ...(spec.problems ?? [])]);
   const inputs = [spec.params, spec.query, spec.body].filter((s): s is z.ZodType => s !== undefined);
   if (inputs.length) statuses.add(400);
   if (spec.method !== 'get') [400, 413, 415].forEach((s) => statuses.add(s)); // every non-GET reads a JSON body
@@ -185,7 +187,10 @@ function render(op: DocumentedOperation): Record<string, unknown> {
 
 /** The OpenAPI 3.1 document of every route: the route specs and the operations mounted beside them. */
 export function openApiDocument(specs: RouteSpec[], others: DocumentedOperation[]): Record<string, unknown> {
-  const operations = [...others, ...specs.map(fromRouteSpec)];
+  // Every request but the probes' counts against the rate limits (api/hardening/rate-limits.ts).
+  const limited = (op: DocumentedOperation): DocumentedOperation =>
+    RATE_LIMIT_EXEMPT.has(op.path) ? op : { ...op, responses: { ...op.responses, 429: 'problem' } };
+  const operations = [...others, ...specs.map(fromRouteSpec)].map(limited);
   const paths: Record<string, Record<string, unknown>> = {};
   for (const op of operations) {
     paths[op.path] ??= {};

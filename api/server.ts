@@ -8,6 +8,7 @@ import { apiTemporalConnectionOptions } from '../platform/temporal-connection';
 import { createApp } from './app';
 import { apiConfig, oidcSettings } from './config';
 import { startAuthentication } from './credentials/authentication';
+import { createApiServer } from './hardening/tls-server';
 import { oidcResolver } from './oidc';
 
 async function main(): Promise<void> {
@@ -34,9 +35,8 @@ async function main(): Promise<void> {
     payloadCodec: dataConverter.payloadCodecs?.[0],
     auditChain: auditChainFromConfig(config),
   });
-  const server = app.listen(config.API_PORT, config.API_HOST, () =>
-    log.info({ host: config.API_HOST, port: config.API_PORT }, 'api listening'),
-  );
+  const { server, scheme } = createApiServer(app, { certFile: config.TLS_CERT_FILE, keyFile: config.TLS_KEY_FILE });
+  server.listen(config.API_PORT, config.API_HOST, () => log.info({ host: config.API_HOST, port: config.API_PORT, scheme }, 'api listening'));
   server.on('error', (err) => {
     log.fatal({ err }, 'api could not listen');
     process.exit(1);

@@ -6,6 +6,10 @@
  * The signed decision is also weighed against itself without its action grant: the grant's own work (write it,
  * then check and consume it in a transaction, as the recording step does) is measured in the same run and the
  * ratio decision ÷ (decision − grant work) printed, the cost the grant adds to a signature.
+ * The hardening (rate limits shared through PostgreSQL, security headers, CORS) is weighed on an authenticated read:
+ * GET .../versions/:v through the API as configured against the same API without it, same run, same worker, the
+ * order alternating; its ratio (target ≤ 1.05) is printed beside the others. The limits are raised so that no
+ * request is refused: every request still pays for its counting.
  * Both paths hit the same dev server, the same worker and the same Client; samples come in pairs, API then raw in
  * even pairs and raw then API in odd ones, so machine noise and the order land on both alike. Prints a table, then one JSON line. BENCH_SAMPLES (default 200) and
  * BENCH_WARMUP (default 20) set the number of measured and discarded samples per op and path.
@@ -34,6 +38,14 @@ const WARMUP = positiveInt('BENCH_WARMUP', 20);
 const TARGET = 1.25;
 const SIGN_SAMPLES = positiveInt('BENCH_SIGN_SAMPLES', 60);
 const GRANT_TARGET = 1.15;
+const HARDENING_TARGET = 1.05;
+/** High enough that the bench is never refused; the counting work per request is the same at any limit. */
+const UNTRIPPED_LIMITS = {
+  RATE_LIMIT_POINTS: '1000000000',
+  RATE_LIMIT_IP_POINTS: '1000000000',
+  RATE_LIMIT_SIGNING_POINTS: '1000000000',
+  RATE_LIMIT_CONCURRENT: '1000',
+};
 const OPS = ['start', 'update', 'query', 'sign'] as const;
 type Op = (typeof OPS)[number];
 type Path = 'api' | 'raw';
@@ -49,7 +61,7 @@ interface Draft {
 type Handle = WorkflowHandle<typeof documentApprovalWorkflow>;
 
 async function main(): Promise<void> {
-  const p = await startBenchPlatform(say);
+  const p = await startBenchPlatform(say, { settings: UNTRIPPED_LIMITS });
   let results;
   try {
     results = await measure(p);
@@ -64,6 +76,8 @@ interface Measured {
   ops: Record<Op, Record<Path, number[]>>;
   /** Writing a signing grant, then checking and consuming it in a transaction: the grant's share of a decision. */
   grantWork: number[];
+  /** The authenticated read through the API with its hardening on and off. */
+  hardening: Record<'on' | 'off', number[]>;
 }
 
 async function measure(p: BenchPlatform): Promise<Measured> {
@@ -82,8 +96,8 @@ async function measure(p: BenchPlatform): Promise<Measured> {
   const reviewer = await user('reviewer', ['reviewer']);
   const control = await user('control', ['document_control']);
 
-  const api = async (method: 'GET' | 'POST', path: string, key: string, expect: number, body?: unknown) => {
-    const res = await fetch(`${baseUrl}/api/v1${path}`, {
+  const api = async (method: 'GET' | 'POST', path: string, key: string, expect: number, body?: unknown, base = baseUrl) => {
+    const res = await fetch(`${base}/api/v1${path}`, {
       method,
       headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -259,7 +273,18 @@ async function measure(p: BenchPlatform): Promise<Measured> {
     }
     results[op] = samples;
   }
-  return { ops: results, grantWork: grantSamples };
+  say('measuring the authenticated read with the hardening on and off');
+  const hardening: Record<'on' | 'off', number[]> = { on: [], off: [] };
+  const bases = { on: baseUrl, off: p.bareBaseUrl };
+  for (let i = 0; i < rounds; i++) {
+    bench.checkInterrupted();
+    for (const side of i % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
+      const started = performance.now();
+      await api('GET', versionPath(queried.draft), author.apiKey, 200, undefined, bases[side]);
+      if (i >= WARMUP) hardening[side].push(performance.now() - started);
+    }
+  }
+  return { ops: results, grantWork: grantSamples, hardening };
 }
 
 function percentile(samples: number[], p: number): number {
@@ -269,7 +294,7 @@ function percentile(samples: number[], p: number): number {
 
 const round3 = (n: number) => Math.round(n * 1000) / 1000;
 
-function report({ ops: results, grantWork }: Measured): void {
+function report({ ops: results, grantWork, hardening }: Measured): void {
   const figures: Record<string, number> = {};
   const ratios: Record<Op, number> = { start: 0, update: 0, query: 0, sign: 0 };
   const rows = OPS.map((op) => {
@@ -308,6 +333,13 @@ function report({ ops: results, grantWork }: Measured): void {
     `signed decision through the API ${signP50.toFixed(2)} ms p50, of which the action grant (write, check, consume) ` +
       `${grantP50.toFixed(2)} ms: with ÷ without the grant ${grantRatio.toFixed(3)} (target ≤ ${GRANT_TARGET})\n`,
   );
+  const [onP50, offP50] = [percentile(hardening.on, 0.5), percentile(hardening.off, 0.5)];
+  const hardeningRatio = round3(onP50 / offP50);
+  Object.assign(figures, { read_hardened_p50_ms: round3(onP50), read_bare_p50_ms: round3(offP50), hardening_p50_ratio: hardeningRatio });
+  console.log(
+    `authenticated read with rate limits and security headers ${onP50.toFixed(2)} ms p50, without ${offP50.toFixed(2)} ms: ` +
+      `${hardeningRatio.toFixed(3)} (target ≤ ${HARDENING_TARGET})\n`,
+  );
   console.log(
     JSON.stringify({
       bench: 'api-overhead',
@@ -316,6 +348,8 @@ function report({ ops: results, grantWork }: Measured): void {
       target: TARGET,
       grantRatio,
       grantTarget: GRANT_TARGET,
+      hardeningRatio,
+      hardeningTarget: HARDENING_TARGET,
       better: 'lower',
     }),
   );

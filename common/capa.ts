@@ -300,6 +300,6 @@ export const linkSourcesUpdate = defineUpdate<CapaState, [LinkSourcesArgs]>('lin
  */
 export const linkSourcesSignal = defineSignal<[LinkSourcesArgs]>('linkSources');
 /** A user was deactivated: whatever they hold in this CAPA goes to the QA manager (only if Postgres shows them inactive). */
-export const userDeactivatedSignal = defineSignal<[{ userId: string; username: string }]>('userDeactivated');
+export { userDeactivatedSignal } from './deactivation';
 
 export const sourceKey = (s: CapaSource) => `${s.type}:${s.id}`;

@@ -8,12 +8,19 @@ const duration = z.string().superRefine((value, ctx) => {
   const problem = durationProblem(value, { allowZero: true });
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
-/** A duration that cannot be turned off: a token, a key's life or a counting window of zero would be meaningless. */
+/** A duration that cannot be turned off: a token, a key's life, a counting window or a cap of zero would be meaningless. */
 const positiveDuration = duration.refine((value) => parseDuration(value) !== 0, 'must be longer than zero');
 const flag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', 'auto', 'never'])
   .transform((v) => (v === 'auto' ? 'auto' : ['true', '1', 'yes'].includes(v)));
 const port = z.coerce.number().int().min(0).max(65535);
+const origins = z
+  .string()
+  .refine(
+    (v) => v.split(',').every((o) => /^https?:\/\/[^/\s]+$/.test(o.trim())),
+    'expected a comma-separated list of origins such as https://lims.lab.example',
+  );
+const count = (min: number) => z.coerce.number().int().min(min).max(Number.MAX_SAFE_INTEGER);
 
 /**
  * Every environment variable labflow reads, with its default. The README's configuration table mirrors this
@@ -29,6 +36,8 @@ export const configSchema = z.object({
   BACKUP_DATABASE_URL: z.string().optional(),
   DATABASE_ADMIN_URL: z.string().optional(),
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).default(10),
+  DATABASE_SSLMODE: z.enum(['disable', 'prefer', 'require', 'verify-ca', 'verify-full']).optional(),
+  DATABASE_SSL_CA_FILE: z.string().optional(),
   PRIVATE_PG: flag.default('auto'),
   PRIVATE_PG_PORT: port.default(5433),
 
@@ -47,19 +56,24 @@ export const configSchema = z.object({
   PAYLOAD_KEYS: z.string().optional(),
   PAYLOAD_KEYS_FILE: z.string().optional(),
   PAYLOAD_ALLOW_CLEAR: flag.default(false),
-  CODEC_CORS_ORIGINS: z
-    .string()
-    .refine(
-      (v) => v.split(',').every((o) => /^https?:\/\/[^/\s]+$/.test(o.trim())),
-      'expected a comma-separated list of origins such as https://temporal-ui.lab.example',
-    )
-    .optional(),
+  CODEC_CORS_ORIGINS: origins.optional(),
 
   API_HOST: z.string().default('127.0.0.1'),
   API_PORT: port.default(3000),
   API_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
   PUBLIC_URL: z.string().default('http://localhost:3000'),
   API_KEY_CACHE_TTL: duration.default('30s'),
+  // Hardening of the HTTP API (api/hardening/): proxies, browsers, TLS, rate limits.
+  TRUSTED_PROXIES: z.coerce.number().int().min(0).max(10).default(0),
+  CORS_ORIGINS: origins.optional(),
+  TLS_CERT_FILE: z.string().optional(),
+  TLS_KEY_FILE: z.string().optional(),
+  RATE_LIMIT_WINDOW: positiveDuration.default('60s'),
+  RATE_LIMIT_POINTS: count(1).default(100),
+  RATE_LIMIT_IP_POINTS: count(1).default(300),
+  RATE_LIMIT_CONCURRENT: count(1).default(10),
+  RATE_LIMIT_SIGNING_WINDOW: positiveDuration.default('15m'),
+  RATE_LIMIT_SIGNING_POINTS: count(1).default(20),
 
   // Single sign-on (api/oidc.ts): off unless OIDC_ISSUER is set.
   OIDC_ISSUER: z.url({ protocol: /^https?$/ }).optional(),
@@ -86,6 +100,8 @@ export const configSchema = z.object({
   SCHEDULES: flag.default(true),
 
   SMTP_URL: z.string().optional(),
+  SMTP_TLS: z.enum(['auto', 'starttls', 'implicit']).default('auto'),
+  SMTP_TLS_CA_FILE: z.string().optional(),
   MAIL_FROM: z.string().default('labflow <labflow@localhost>'),
 
   SEED_DEV_USERS: flag.default('auto'),
@@ -155,6 +171,8 @@ export const configSchema = z.object({
   SUMMARY_EXTRACTIVE_FALLBACK: flag.default(true),
   SUMMARY_MAX_ROUNDS: z.coerce.number().int().min(1).max(10).default(3),
   SUMMARY_MAX_WAIT: duration.default('30s'),
+  LLM_DAILY_TOKEN_BUDGET: count(1).default(200_000),
+  SCHEDULE_BACKFILL_MAX_WINDOW: positiveDuration.default('7d'),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -208,18 +226,34 @@ export function userOf(databaseUrl: string): string {
   return decodeURIComponent(new URL(databaseUrl).username);
 }
 
+type DatabaseTls = Partial<Pick<Config, 'DATABASE_SSLMODE' | 'DATABASE_SSL_CA_FILE'>>;
+
+/**
+ * The URL with DATABASE_SSLMODE and DATABASE_SSL_CA_FILE as its `sslmode` and `sslrootcert` parameters, unless the
+ * URL names its own: what a URL says wins. The modes mean what they mean to libpq (db/postgres-tls.ts), so pg_dump
+ * and the API read the same URL alike.
+ */
+export function withDatabaseTls(databaseUrl: string, tls: DatabaseTls): string {
+  if (!tls.DATABASE_SSLMODE && !tls.DATABASE_SSL_CA_FILE) return databaseUrl;
+  const url = new URL(databaseUrl);
+  if (tls.DATABASE_SSLMODE && !url.searchParams.has('sslmode')) url.searchParams.set('sslmode', tls.DATABASE_SSLMODE);
+  if (tls.DATABASE_SSL_CA_FILE && !url.searchParams.has('sslrootcert')) url.searchParams.set('sslrootcert', tls.DATABASE_SSL_CA_FILE);
+  return url.toString();
+}
+
 export function databaseUrls(
-  config: Pick<Config, 'DATABASE_URL' | 'MIGRATION_DATABASE_URL' | 'BACKUP_DATABASE_URL' | 'DATABASE_ADMIN_URL'>,
+  config: Pick<Config, 'DATABASE_URL' | 'MIGRATION_DATABASE_URL' | 'BACKUP_DATABASE_URL' | 'DATABASE_ADMIN_URL'> & DatabaseTls,
 ): DatabaseUrls {
   const given = config.DATABASE_URL;
   const names = conventionalRoleNames(given);
   const givenIsSuperuser = userOf(given) === BOOTSTRAP_SUPERUSER;
   const app = givenIsSuperuser ? databaseUrlAs(given, names.app) : given;
+  const tls = (url: string) => withDatabaseTls(url, config);
   return {
-    app,
-    owner: config.MIGRATION_DATABASE_URL ?? databaseUrlAs(app, names.owner),
-    backup: config.BACKUP_DATABASE_URL ?? databaseUrlAs(app, names.backup),
-    admin: config.DATABASE_ADMIN_URL ?? (givenIsSuperuser ? given : databaseUrlAs(given, BOOTSTRAP_SUPERUSER, '')),
+    app: tls(app),
+    owner: tls(config.MIGRATION_DATABASE_URL ?? databaseUrlAs(app, names.owner)),
+    backup: tls(config.BACKUP_DATABASE_URL ?? databaseUrlAs(app, names.backup)),
+    admin: tls(config.DATABASE_ADMIN_URL ?? (givenIsSuperuser ? given : databaseUrlAs(given, BOOTSTRAP_SUPERUSER, ''))),
   };
 }
 export const CONFIG_KEYS = Object.keys(configSchema.shape) as (keyof Config)[];

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { userOf, type DatabaseUrls } from '../common/config';
 import { createDb, ensureDatabase, maintenanceUrl } from './knex';
 import { migrateLatest } from './migrate';
+import { postgresConnection } from './postgres-tls';
 import { grantPrivileges } from './privileges';
 
 /** One login role: its name and, when its URL carries one, its password. */
@@ -21,7 +22,7 @@ const ROLES_LOCK = "select pg_advisory_xact_lock(hashtext('labflow.database_role
 const quote = (client: pg.ClientBase, name: string) => client.escapeIdentifier(name);
 
 async function withAdmin<T>(adminUrl: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: maintenanceUrl(adminUrl).url, application_name: 'labflow-setup' });
+  const client = new pg.Client({ ...postgresConnection(maintenanceUrl(adminUrl).url), application_name: 'labflow-setup' });
   await client.connect();
   try {
     return await work(client);
@@ -82,7 +83,7 @@ export async function handOverDatabase(adminUrl: string, databaseUrl: string, ow
   await withAdmin(adminUrl, (client) => client.query(`alter database ${quote(client, database)} owner to ${quote(client, owner)}`));
   const url = new URL(adminUrl);
   url.pathname = `/${encodeURIComponent(database)}`;
-  const client = new pg.Client({ connectionString: url.toString(), application_name: 'labflow-setup' });
+  const client = new pg.Client({ ...postgresConnection(url.toString()), application_name: 'labflow-setup' });
   await client.connect();
   try {
     const role = quote(client, owner);

@@ -1,5 +1,6 @@
 import knex, { type Knex } from 'knex';
 import pg from 'pg';
+import { postgresConnection } from './postgres-tls';
 
 // Return bigint counts and sequence values as numbers; they stay far below 2^53 here.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
@@ -9,7 +10,7 @@ export type Db = Knex;
 export function createDb(databaseUrl: string, poolMax = 10): Db {
   return knex({
     client: 'pg',
-    connection: { connectionString: databaseUrl, application_name: 'labflow' },
+    connection: { ...postgresConnection(databaseUrl), application_name: 'labflow' },
     pool: { min: 0, max: poolMax },
   });
 }

@@ -20,6 +20,7 @@ import * as sampleEventProof from './migrations/20261206050000_sample_event_proo
 import * as routingTemplates from './migrations/20261206060000_routing_templates';
 import * as patientVersions from './migrations/20261206070000_patient_versions';
 import * as credentials from './migrations/20261206081000_credentials';
+import * as rateLimits from './migrations/20261206083000_rate_limits';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -43,6 +44,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261206060000_routing_templates': routingTemplates,
   '20261206070000_patient_versions': patientVersions,
   '20261206081000_credentials': credentials,
+  '20261206083000_rate_limits': rateLimits,
 };
 
 const source: Knex.MigrationSource<string> = {

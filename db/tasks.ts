@@ -89,3 +89,33 @@ export async function listTasks(db: Db, filter: TaskFilter) {
   }
   return query;
 }
+
+/**
+ * A deactivated user's open tasks in one run go to `to`: each is closed as reassigned and opened again for the new
+ * holder under `keyOf(old key)`. Answers the keys handed over.
+ */
+export async function handOverTasks(
+  trx: Knex.Transaction,
+  p: { workflowId: string; userId: string; to: AssigneeRef; keyOf: (taskKey: string) => string },
+): Promise<string[]> {
+  const held = await trx('tasks').where({ workflow_id: p.workflowId, assignee_user_id: p.userId, state: 'open' }).forUpdate();
+  for (const task of held) {
+    await closeTask(trx, task.task_key, 'reassigned');
+    await openTask(trx, {
+      taskKey: p.keyOf(task.task_key),
+      workflowId: task.workflow_id,
+      entityType: task.entity_type,
+      entityId: task.entity_id,
+      kind: task.kind,
+      title: task.title,
+      assignee: p.to,
+      dueAt: task.due_at ? new Date(task.due_at).toISOString() : null,
+    });
+  }
+  return held.map((t: { task_key: string }) => t.task_key);
+}
+
+/** Whether Postgres shows this user deactivated: the proof a userDeactivated signal carries. */
+export async function userIsInactive(trx: Knex.Transaction, userId: string): Promise<boolean> {
+  return Boolean(await trx('users').where({ id: userId, active: false }).first('id'));
+}

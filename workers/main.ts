@@ -29,7 +29,12 @@ async function main(): Promise<void> {
 
   const urls = databaseUrls(config);
   const db = createDb(urls.app, config.DATABASE_POOL_MAX);
-  const mailer = createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM, outboxDir: join(config.DATA_DIR, 'outbox') });
+  const mailer = createMailer({
+    smtpUrl: config.SMTP_URL,
+    from: config.MAIL_FROM,
+    outboxDir: join(config.DATA_DIR, 'outbox'),
+    tls: { mode: config.SMTP_TLS, caFile: config.SMTP_TLS_CA_FILE },
+  });
   const keys = loadPayloadKeys(config);
   if (keys) log.info({ encryptionKeyId: keys.current.id, decryptionKeyIds: [...keys.all.keys()] }, 'payload encryption on');
   else log.warn('payload encryption is off: no PAYLOAD_KEYS or PAYLOAD_KEYS_FILE');

@@ -305,7 +305,7 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       method: 'post',
       path: '/capas/deactivated-users',
       response: { 202: R.handedOver },
-      summary: "After deactivating a user: hand what they hold in open CAPAs to each CAPA's QA manager",
+      summary: "Compatibility alias: hand what a deactivated user holds in every process over again (POST /users/{username}/deactivate does it itself)",
       tag,
       roles: ['admin'],
       body: deactivatedBody,

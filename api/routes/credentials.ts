@@ -7,6 +7,7 @@ import { MAX_PASSWORD_LENGTH } from '../credentials/password-policy';
 import type { ApiDeps } from '../deps';
 import type { Actor } from '../../common/roles';
 import type { Authenticator } from '../auth';
+import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
 import * as R from '../schemas/responses';
 import { durationString, isoDateTime, text, username } from '../schemas/common';
@@ -130,6 +131,26 @@ export function credentialRoutes(deps: ApiDeps): RouteSpec[] {
       handler: async ({ params, ctx }) => {
         const owner = await findKeyOwner(db, params.username);
         ctx.body = { items: await listApiKeys(db, owner.id) };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/users/:username/api-keys',
+      response: { 201: R.newApiKey }, problems: [409, 422],
+      summary:
+        "Issue an API key to an active user (admin): after a reactivation (their old keys stay revoked) or for an instrument's service account; the key is in this answer only",
+      tag: 'identity',
+      roles: ['admin'],
+      params: userParams,
+      body: newKeyBody,
+      handler: async ({ actor, params, body, ctx }) => {
+        const owner = await findKeyOwner(db, params.username);
+        const user = await db('users').where({ id: owner.id }).first('active');
+        if (!user?.active) {
+          throw problems.unprocessable('user-inactive', `${params.username} is deactivated: reactivate them first`, { rule: 'user-inactive' });
+        }
+        ctx.status = 201;
+        ctx.body = await createApiKey(deps, actor, owner, { name: body.name, expiresAt: body.expiresAt ? new Date(body.expiresAt) : undefined });
       },
     }),
     route({

@@ -10,6 +10,7 @@ import { Problem, problems } from '../problem';
 import { parseOrProblem } from '../route';
 import { applyWebhookEvent } from '../services/sample-intake';
 import { webhookBody } from '../schemas/sample-intake';
+import { loggableError } from '../hardening/safe-error';
 
 /** A signed request may be this far from the server's clock, either way. */
 export const WEBHOOK_TOLERANCE_MS = 5 * 60_000;
@@ -119,7 +120,7 @@ export function mountSampleWebhooks(router: Router, deps: ApiDeps): void {
     }
     // Answered first; the run is told right after. A failure leaves applied_at empty, and the sender's retry applies it.
     applyWebhookEvent(deps, source.name, source.contact_user_id, body).catch((err) =>
-      log.error({ err, source: source.name, eventId: body.eventId }, 'webhook event not applied'),
+      log.error({ err: loggableError(err), source: source.name, eventId: body.eventId }, 'webhook event not applied'),
     );
   });
 }

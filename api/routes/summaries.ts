@@ -7,6 +7,7 @@ import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
 import * as R from '../schemas/responses';
 import { listSummariesQuery, jobParams, patientParams, requestSummaryBody, requestSummaryQuery, reviewBody } from '../schemas/summaries';
+import { requireLlmBudget } from '../services/llm-budget';
 import { refuseRetired } from '../services/patients';
 import { jobLocation, patientOfJob, reviewSummary, summaryJobView, summaryView, waitForReady } from '../services/soap-summary';
 import { requestSummary } from '../temporal/soap-summary';
@@ -43,6 +44,7 @@ export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
             configured: config.summary.providers,
           });
         }
+        await requireLlmBudget(deps, actor, providers ?? config.summary.providers);
         const { workflowId, created } = await requestSummary(deps, params.id, actor, providers);
         const ready = query.wait ? await waitForReady(deps, workflowId, Math.min(durationMs(query.wait), config.summary.maxWaitMs)) : false;
         // A run just started has nothing more to show; asking it would only cost the caller a round trip.

@@ -40,9 +40,18 @@ export const role = z.enum(ROLES);
 export const username = z.string().regex(/^[a-z0-9._-]{2,64}$/, 'not a username');
 export const text = (max: number) => z.string().trim().min(1, 'must not be empty').max(max);
 
+/** PostgreSQL's `integer`: a whole number beyond it would reach the database only to be refused there. */
+export const INT32_MAX = 2_147_483_647;
+/** A whole number in a JSON body, within [min, max] and never beyond an `integer` column. */
+export const boundedInt = (min: number, max = INT32_MAX) => z.number().int().min(min).max(Math.min(max, INT32_MAX));
+/** A whole number in a query string or path ("20"), within [min, max]; "NaN", "1e308" and "-1" are refused. */
+export const queryInt = (min: number, max = INT32_MAX) => z.coerce.number().int().min(min).max(Math.min(max, INT32_MAX));
+/** How many rows a list skips: no list is a million rows deep. */
+export const pageOffset = queryInt(0, 1_000_000).default(0);
+
 export const pagination = z.object({
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-  offset: z.coerce.number().int().min(0).default(0),
+  limit: queryInt(1, 200).default(50),
+  offset: pageOffset,
 });
 export const flagParam = z.enum(['1', '0', 'true', 'false']).transform((v) => v === '1' || v === 'true');
 

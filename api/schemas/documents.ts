@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { VERSION_STATES } from '../../common/document-approval';
 import { DOC_TYPES } from '../../common/routing-templates';
-import { durationString, isoDateTime, pagination, role, signatureBody, text, username } from './common';
+import { durationString, isoDateTime, pagination, role, signatureBody, text, username, boundedInt } from './common';
 
 export const documentNumber = z
   .string()
@@ -55,7 +55,7 @@ export const assigneeInput = z.union([z.strictObject({ user: username }), z.stri
 const stageRule = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('all') }),
   z.strictObject({ type: z.literal('any') }),
-  z.strictObject({ type: z.literal('k_of_n'), k: z.number().int().min(1) }),
+  z.strictObject({ type: z.literal('k_of_n'), k: boundedInt(1, 50) }),
 ]);
 
 export const submitBody = z.strictObject({

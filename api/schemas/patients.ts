@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { parseSoapText, SOAP_SECTIONS, type SoapSections } from '../../common/soap-sections';
 import { decodeCursor, type Cursor } from '../../db/keyset';
 import { PATIENT_SEXES, PATIENT_SORTS, type PatientSort } from '../../db/patients';
-import { isoDateTime, username } from './common';
+import { isoDateTime, username, boundedInt } from './common';
 
 /*
  * Messages name the rule broken, never the value sent: these fields are PHI and problem answers travel to places
@@ -188,7 +188,7 @@ function toNote(
 }
 
 export const createNoteBody = z.strictObject(noteFields).transform(toNote);
-export const updateNoteBody = z.strictObject({ ...noteFields, version: z.number().int().min(1).optional() }).transform(toNote);
+export const updateNoteBody = z.strictObject({ ...noteFields, version: boundedInt(1).optional() }).transform(toNote);
 
 /** The access log has one order, newest first; its cursors say so, like every other list's. */
 export const ACCESS_LOG_SORT = '-occurred_at';

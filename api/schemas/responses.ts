@@ -20,6 +20,23 @@ export const changes = z.array(record({ field: z.string() })).describe('each cha
 // identity
 export const actorAnswer = record({ userId: z.string(), username: z.string(), printedName: z.string(), roles: z.array(z.string()) });
 export const userAnswer = record({ id: z.string(), username: z.string(), roles: z.array(z.string()) });
+export const userView = z.object({
+  id: z.string(),
+  username: z.string(),
+  printedName: z.string(),
+  email: z.string(),
+  roles: z.array(z.string()),
+  active: z.boolean(),
+  createdAt: z.string(),
+  version: z.string().describe('send it back to refuse a stale change'),
+});
+export const userList = z.object({ items: z.array(userView), total: z.int(), limit: z.int(), offset: z.int() });
+export const signedUserChange = userView.loose().extend({
+  changes,
+  revokedKeys: z.int().optional(),
+  closedSessions: z.int().optional(),
+  handedOver: z.unknown().optional().describe('deactivation: the open work handed over in each process'),
+});
 export const createdUser = userAnswer.extend({
   apiKey: z.string().describe('shown this once'),
   enrolment: z.object({ emailedTo: z.string(), expiresAt: z.string() }),

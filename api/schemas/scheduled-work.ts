@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { MAX_DURATION, MAX_DURATION_MS } from '../../common/durations';
-import { OUT_OF_BOUNDS, isoDateTime, text } from './common';
+import { OUT_OF_BOUNDS, isoDateTime, text, pageOffset } from './common';
 
 export const scheduleParams = z.object({ scheduleId: z.string().min(1).max(200) });
 export const overlapPolicy = z.enum(['skip', 'buffer_one', 'buffer_all', 'cancel_other', 'terminate_other', 'allow_all']);
@@ -18,7 +18,7 @@ export const backupParams = z.object({ backupId: z.uuid() });
 export const backupListQuery = z.object({
   state: z.enum(['running', 'verified', 'failed', 'expired']).optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
-  offset: z.coerce.number().int().min(0).default(0),
+  offset: pageOffset,
 });
 export const legalHoldBody = z.strictObject({ hold: z.boolean(), reason: text(2000) });
 export const preferencesBody = z.strictObject({

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { boundedDuration, signatureBody } from './common';
+import { boundedDuration, signatureBody, pageOffset } from './common';
 
 export const SUMMARIZERS = ['anthropic', 'openai', 'ollama', 'extractive'] as const;
 
@@ -22,7 +22,7 @@ export const requestSummaryQuery = z.strictObject({ wait: boundedDuration({ allo
 
 export const listSummariesQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(20),
-  offset: z.coerce.number().int().min(0).default(0),
+  offset: pageOffset,
 });
 
 export const reviewBody = z.discriminatedUnion('decision', [

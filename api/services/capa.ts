@@ -32,7 +32,8 @@ import { problems } from '../problem';
 import type { closeBody, createCapaBody, listCapasQuery, planBody, planDecisionBody, triageBody } from '../schemas/capa';
 import type { SignatureInput } from '../../common/signatures';
 import { grantAction, verifySigner } from '../signing';
-import { capaRun, notifyCapasOfDeactivation, startCapaRun } from '../temporal/capa';
+import { capaRun, startCapaRun } from '../temporal/capa';
+import { handOverOpenWork } from './hand-over';
 import { checkCountCeiling, checkTimers, requireTimerRole } from './timer-bounds';
 
 export const capaLocation = (number: string) => `/api/v1/capas/${number}`;
@@ -281,11 +282,15 @@ export async function closeArgs(deps: ApiDeps, actor: Actor, number: string, bod
   return withCapaGrant<CloseArgs>(deps, number, 'capa.close', request, signature);
 }
 
-/** Hands what a deactivated user holds in open CAPAs to each CAPA's QA manager; refused while the user is active. */
+/**
+ * The compatibility alias of `POST /users/{username}/deactivate`'s hand-over, for a user deactivated before it
+ * existed: tells every process (not only CAPA) to hand over what the user holds; refused while the user is active.
+ */
 export async function handOverFromDeactivated(deps: ApiDeps, username: string) {
   const user = await findUser(deps.db, username);
   if (!user) throw problems.notFound(`user ${username}`);
   if (user.active) throw problems.conflict('user-active', `${username} is still active; deactivate the user first`);
-  const notified = await notifyCapasOfDeactivation(deps.temporal, deps.db, { userId: user.id, username: user.username });
-  return { username: user.username, notified };
+  const handedOver = await handOverOpenWork(deps, { userId: user.id, username: user.username });
+  const notified = [...handedOver.capa, ...handedOver.document, ...handedOver.sample, ...handedOver.summary];
+  return { username: user.username, notified, handedOver };
 }

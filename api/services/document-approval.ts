@@ -105,12 +105,17 @@ export async function runningVersion(db: Db, deps: Pick<ApiDeps, 'temporal'>, nu
   return { row, run: approvalRun(deps.temporal, row.workflow_id) };
 }
 
-/** The run waiting for the author's revision; only the author may revise, and only after changes were requested. */
+/**
+ * The run waiting for the author's revision; only the author may revise (document control, once the author was
+ * deactivated), and only after changes were requested.
+ */
 export async function runAwaitingRevision(deps: ApiDeps, number: string, version: number, actor: Actor): Promise<ApprovalRun> {
   const { row, run } = await runningVersion(deps.db, deps, number, version);
   if (row.state !== 'changes_requested')
     throw problems.conflict('wrong-stage', `${row.number} v${row.version} is ${row.state}, not changes_requested`);
-  if (row.author_id !== actor.userId) throw problems.forbidden('only the author may upload a revision');
+  if (row.author_id === actor.userId) return run;
+  const authorGone = actor.roles.includes('document_control') && (await deps.db('users').where({ id: row.author_id, active: false }).first('id'));
+  if (!authorGone) throw problems.forbidden('only the author may upload a revision (document control, once the author was deactivated)');
   return run;
 }
 

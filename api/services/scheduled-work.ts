@@ -7,7 +7,7 @@ import { backupRunning } from '../../db/scheduled-work';
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
 
-type Deps = Pick<ApiDeps, 'db' | 'temporal'>;
+type Deps = Pick<ApiDeps, 'db' | 'temporal'> & { config?: Pick<ApiDeps['config'], 'backfillMaxWindowMs'> };
 
 /** A schedule as Temporal describes it; 404 when there is none by that ID. */
 export function describeSchedule({ temporal }: Deps, scheduleId: string): Promise<ScheduleDescription> {
@@ -44,7 +44,10 @@ export const OVERLAP: Record<string, ScheduleOverlapPolicy> = {
 };
 type OverlapName = keyof typeof OVERLAP;
 
-/** Overlap policies by their API names; a trigger without one follows the schedule's, a backfill allows all. */
+/**
+ * Overlap policies by their API names; a trigger without one follows the schedule's, a backfill skips an action
+ * while the one before it still runs (a long window must not start its runs all at once).
+ */
 export type ScheduleOperation =
   | { verb: 'pause'; reason: string }
   | { verb: 'unpause'; reason: string }
@@ -60,12 +63,20 @@ const AUDIT_ACTION = {
 
 /** An operator's action on a schedule: the schedule must exist, the action is audited, then taken. */
 export async function operateSchedule(deps: Deps, actor: Actor, scheduleId: string, op: ScheduleOperation): Promise<void> {
+  const maxWindowMs = deps.config?.backfillMaxWindowMs;
+  if (op.verb === 'backfill' && maxWindowMs !== undefined && Date.parse(op.end) - Date.parse(op.start) > maxWindowMs) {
+    throw problems.unprocessable(
+      'backfill-window-too-long',
+      `a backfill covers at most ${maxWindowMs / 3_600_000} hours (SCHEDULE_BACKFILL_MAX_WINDOW); split the window`,
+      { maxWindowMs },
+    );
+  }
   await describeSchedule(deps, scheduleId);
   const details =
     op.verb === 'trigger'
       ? { reason: op.reason, overlap: op.overlap ?? null }
       : op.verb === 'backfill'
-        ? { reason: op.reason, start: op.start, end: op.end }
+        ? { reason: op.reason, start: op.start, end: op.end, overlap: op.overlap ?? 'skip' }
         : { reason: op.reason };
   await appendAudit(deps.db, {
     actorId: actor.userId,
@@ -87,7 +98,7 @@ export async function operateSchedule(deps: Deps, actor: Actor, scheduleId: stri
       return handle.backfill({
         start: new Date(op.start),
         end: new Date(op.end),
-        overlap: op.overlap ? OVERLAP[op.overlap] : ScheduleOverlapPolicy.ALLOW_ALL,
+        overlap: op.overlap ? OVERLAP[op.overlap] : ScheduleOverlapPolicy.SKIP,
       });
   }
 }

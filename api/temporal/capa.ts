@@ -1,11 +1,11 @@
 import type { Client } from '@temporalio/client';
-import { linkSourcesUpdate, userDeactivatedSignal, type CapaInput, type CapaSource, type UserRef } from '../../common/capa';
+import { linkSourcesUpdate, type CapaInput, type CapaSource, type UserRef } from '../../common/capa';
 import { capaGrantedArgs } from '../../common/capa-grants';
 import { issueGrant } from '../../db/grants';
 import { toActor } from '../../db/identity';
 import { workflowIds } from '../../common/ids';
 import { EntityId, EntityType, Stage } from '../../common/search-attributes';
-import { allocateCapaNumber, openCapasHeldBy, openCapasNaming } from '../../db/capa';
+import { allocateCapaNumber, openCapasNaming } from '../../db/capa';
 import type { Db } from '../../db/knex';
 import type { capaWorkflow } from '../../workflows';
 
@@ -83,23 +83,6 @@ export async function openCapaForSource(
     durations: request.durations,
   });
   return { number: started.number, workflowId: started.workflowId, linked: false };
-}
-
-/**
- * Tells every open CAPA in which a user holds something that the user was deactivated; each run hands the work to
- * its QA manager and records it. Call it after deactivating a user (runs also notice at their next reminder).
- */
-export async function notifyCapasOfDeactivation(client: Client, db: Db, user: UserRef): Promise<string[]> {
-  const workflowIdsHeld = await openCapasHeldBy(db, user.userId, user.username);
-  await Promise.all(
-    workflowIdsHeld.map((id) =>
-      client.workflow
-        .getHandle(id)
-        .signal(userDeactivatedSignal, user)
-        .catch(() => undefined),
-    ),
-  );
-  return workflowIdsHeld;
 }
 
 /** The run of a CAPA, addressed by its number. */

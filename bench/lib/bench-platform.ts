@@ -26,6 +26,8 @@ export interface BenchPlatform {
   db: Db;
   config: ApiConfig;
   baseUrl: string;
+  /** The same API without rate limits, security headers and CORS (the hardening), for weighing what they cost. */
+  bareBaseUrl: string;
   stop(): Promise<void>;
 }
 
@@ -96,26 +98,31 @@ export async function startBenchPlatform(say: (line: string) => void, options: B
     // The API logs one line per request at info, as in production; the lines go to /dev/null instead of stdout.
     const level = process.env.BENCH_LOG_LEVEL ?? 'info';
     const log = pino({ name: 'api', level, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }, pino.destination('/dev/null'));
-    const app = createApp({
-      db: apiDb,
-      temporal: client,
-      config,
-      log,
-      authenticate: createAuthenticator(apiDb, config.apiKeyCacheTtlMs),
-      payloadCodec: dataConverter.payloadCodecs?.[0],
-    });
-    const server: Server = await new Promise((resolve) => {
-      const s = app.listen(0, '127.0.0.1', () => resolve(s));
-    });
-    cleanups.push(
-      () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-        }),
-    );
-    const baseUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-    return { client, db, config, baseUrl, stop };
+    const listen = async (hardening: boolean) => {
+      const app = createApp({
+        db: apiDb,
+        temporal: client,
+        config,
+        log,
+        authenticate: createAuthenticator(apiDb, config.apiKeyCacheTtlMs),
+        payloadCodec: dataConverter.payloadCodecs?.[0],
+        hardening,
+      });
+      const server: Server = await new Promise((resolve) => {
+        const s = app.listen(0, '127.0.0.1', () => resolve(s));
+      });
+      cleanups.push(
+        () =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      );
+      return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    };
+    const baseUrl = await listen(true);
+    const bareBaseUrl = await listen(false);
+    return { client, db, config, baseUrl, bareBaseUrl, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -14,9 +14,10 @@ export function writeDevUsersFile(path: string, users: SeededUser[]): void {
   renameSync(scratch, path);
 }
 
+/** Who the seeded users are, without their API keys or signing passwords (those are in the file alone). */
 export function devUsersTable(users: SeededUser[]): string {
-  const header = ['username', 'roles', 'API key', 'signing password'];
-  const rows = users.map((u) => [u.username, u.roles.join(','), u.apiKey, u.password]);
+  const header = ['username', 'roles'];
+  const rows = users.map((u) => [u.username, u.roles.join(',')]);
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)));
   const line = (cells: string[]) => `  ${cells.map((cell, column) => cell.padEnd(widths[column])).join('  ')}`.trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');

@@ -37,8 +37,10 @@ async function seedUsers(db: Db, config: Config): Promise<void> {
     );
     return;
   }
-  say(`created ${seeded.length} development users; their API keys and signing passwords are shown this once:`);
+  // Terminal output ends up in scroll-back, CI logs and screen shares: it names the users and where their
+  // credentials are, never the credentials.
+  say(`created ${seeded.length} development users:`);
   console.log(devUsersTable(seeded));
-  say(`the same users, keys and passwords are in ${file} (mode 0600: readable only by you)`);
+  say(`their API keys and signing passwords are in ${file} (mode 0600: readable only by you)`);
 }
 

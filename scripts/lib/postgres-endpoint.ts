@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { databaseUrls, type Config, type DatabaseUrls } from '../../common/config';
 import { maintenanceUrl } from '../../db/knex';
+import { postgresConnection } from '../../db/postgres-tls';
 import { databaseName, describeUrl } from './database-url';
 import { findPostgresTools, startPrivatePostgres, type PrivatePostgres } from './private-postgres';
 import { say, StartError } from './say';
@@ -48,7 +49,7 @@ export async function providePostgres(config: Config): Promise<PostgresEndpoint>
 
 /** Connects to the server's maintenance database: labflow's own may not exist yet. */
 async function probePostgres(databaseUrl: string): Promise<{ answers: true } | { answers: false; why: string }> {
-  const client = new pg.Client({ connectionString: maintenanceUrl(databaseUrl).url, connectionTimeoutMillis: 3000 });
+  const client = new pg.Client({ ...postgresConnection(maintenanceUrl(databaseUrl).url), connectionTimeoutMillis: 3000 });
   try {
     await client.connect();
     await client.query('select 1');

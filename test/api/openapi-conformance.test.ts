@@ -89,7 +89,10 @@ describe('the API answers what its OpenAPI document declares', function () {
   it('identity, operations and the open routes', conforms(async () => {
     const name = `conf.${randomBytes(3).toString('hex')}`;
     await ok('POST', '/api/v1/users', u.admin.apiKey, { username: name, printedName: 'Conformance', email: `${name}@lab.test`, roles: ['author'] }, 201);
-    await ok('PATCH', `/api/v1/users/${name}`, u.admin.apiKey, { roles: ['author', 'reviewer'] });
+    await ok('PATCH', `/api/v1/users/${name}`, u.admin.apiKey, { printedName: 'Conformance Tester' });
+    await ok('PATCH', `/api/v1/users/${name}`, u.admin.apiKey, { roles: ['author', 'reviewer'] }, 422);
+    await ok('GET', `/api/v1/users/${name}`, u.admin.apiKey);
+    await ok('GET', '/api/v1/users', u.admin.apiKey);
     await ok('GET', '/api/v1/admin/audit/verify', u.qa.apiKey);
     const key = await ok('POST', '/api/v1/me/api-keys', u.author.apiKey, { name: 'conformance' }, 201);
     await ok('GET', '/api/v1/me/api-keys', u.author.apiKey);

@@ -5,6 +5,7 @@ import type { ApiDeps } from '../../api/deps';
 import { DOCS_CONTENT_SECURITY_POLICY } from '../../api/docs-page';
 import { createLogger } from '../../platform/logger';
 import { testApiConfig } from '../helpers/platform';
+import { testEnv } from '../setup/env';
 import { serve } from './support';
 
 type Operation = {
@@ -22,7 +23,12 @@ const operations = Object.entries(doc.paths).flatMap(([path, ops]) =>
 
 /** The app over no database and no Temporal: enough for its routers and the routes that reach neither. */
 const bareApp = () =>
-  createApp({ config: testApiConfig('openapi-document'), log: createLogger({ LOG_LEVEL: 'silent', LOG_PRETTY: false }, 'test') } as unknown as ApiDeps);
+  createApp({
+    db: testEnv().appDb,
+    config: testApiConfig('openapi-document'),
+    log: createLogger({ LOG_LEVEL: 'silent', LOG_PRETTY: false }, 'test'),
+    hardening: false,
+  } as unknown as ApiDeps);
 
 /** Every route the app's routers hold, as "METHOD /path/{param}". */
 function mountedRoutes(): string[] {
@@ -81,6 +87,7 @@ describe('the OpenAPI document', () => {
       const schemes = op.security.flatMap((s) => Object.keys(s));
       const has = (status: number, why: string) => assert.ok(statuses.includes(String(status)), `${name} can answer ${status} (${why})`);
       if (schemes.length) has(401, 'it needs credentials');
+      if (!['/healthz', '/readyz', '/metrics'].includes(path)) has(429, 'it counts against the rate limits');
       if (!schemes.includes('apiKey') || !path.startsWith('/api/v1/')) continue;
       // The route specs' operations: what route() derives from the spec.
       has(503, 'PostgreSQL or Temporal can be down');

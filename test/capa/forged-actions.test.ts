@@ -427,21 +427,21 @@ describe('forged CAPA actions sent straight to Temporal', () => {
     assert.equal(alertsFor(number).length, 1);
     assert.equal((await handle.describe()).status.name, 'RUNNING');
 
-    // Deactivated for real, the hand-over goes through (the API's signal, borne out by Postgres).
-    try {
-      const { number: other } = await createCapa(p, u.initiator);
-      await act(p, u.qa, other, '/triage', { decision: 'accept', severity: 2, occurrence: 2, owner: u.tech.username, durations: fast });
-      await db()('users').where({ id: u.tech.actor.userId }).update({ active: false });
-      const res = await p.api('POST', '/api/v1/capas/deactivated-users', { key: u.admin.apiKey, body: { username: u.tech.username } });
-      assert.equal(res.status, 202, JSON.stringify(res.body));
-      await waitFor(async () => {
-        const s = await handleOf(other).query(capaStateQuery);
-        return s.owner?.kind === 'user' && s.owner.userId === u.qa.actor.userId ? s : null;
-      }, 'the hand-over to the triaging QA manager');
-      assert.equal((await securityEvents(other)).length, 0);
-    } finally {
-      await db()('users').where({ id: u.tech.actor.userId }).update({ active: true });
-    }
+    // Deactivated for real (POST /users/:username/deactivate), the hand-over goes through: the API's signal, borne out by Postgres.
+    const { leaver } = await makeUsers({ leaver: ['lab_technician'] });
+    const { number: other } = await createCapa(p, u.initiator);
+    await act(p, u.qa, other, '/triage', { decision: 'accept', severity: 2, occurrence: 2, owner: leaver.username, durations: fast });
+    const res = await p.api('POST', `/api/v1/users/${leaver.username}/deactivate`, {
+      key: u.admin.apiKey,
+      body: { password: u.admin.password, reason: 'left the lab' },
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual(res.body.handedOver.capa, [`capa:${other}`]);
+    await waitFor(async () => {
+      const s = await handleOf(other).query(capaStateQuery);
+      return s.owner?.kind === 'user' && s.owner.userId === u.qa.actor.userId ? s : null;
+    }, 'the hand-over to the triaging QA manager');
+    assert.equal((await securityEvents(other)).length, 0);
   });
 
   it('lets only the owner or QA link sources (403, nothing written), and a source linked after the closure hash was shown voids the signature', async () => {

@@ -179,6 +179,25 @@ describe('API keys people own: named, expiring, rotated and revoked', function (
       );
       assertProblem(await me(made.body.key), 401, 'unauthenticated');
     });
+
+    it("issues a key to an active user (audited), never to a deactivated one; others get 403", async () => {
+      const issue = (username: string, key = u.admin.apiKey) =>
+        p.api('POST', `/api/v1/users/${username}/api-keys`, { key, body: { name: 'issued-by-admin' } });
+      assertProblem(await issue(u.other.username, u.tech.apiKey), 403, 'forbidden');
+      const issued = await issue(u.other.username);
+      assert.equal(issued.status, 201, JSON.stringify(issued.body));
+      const who = await me(issued.body.key);
+      assert.equal(who.status, 200);
+      assert.equal(who.body.username, u.other.username);
+      const audited = await testEnv().db('audit_events').where({ entity_type: 'user', entity_id: u.other.username, actor: u.admin.username });
+      assert.ok(audited.some((e) => /api_key/.test(e.action)), JSON.stringify(audited.map((e) => e.action)));
+
+      const [gone] = Object.values(await makeUsers({ gone: ['author'] }));
+      await testEnv().db('users').where({ id: gone.actor.userId }).update({ active: false });
+      assertProblem(await issue(gone.username), 422, 'user-inactive');
+      assert.equal((await testEnv().db('api_keys').where({ user_id: gone.actor.userId, label: 'issued-by-admin' })).length, 0);
+      assertProblem(await issue('nobody.here'), 404, 'not-found');
+    });
   });
 
   it('writes last_used_at on use, at most once a minute per key and process', async () => {

@@ -56,6 +56,7 @@ const facts = (state: DocumentApprovalState, extra: Partial<ApprovalFacts> = {})
   authorId: 'alice',
   withdrawing: false,
   revising: false,
+  revisionsHandedOver: false,
   ...extra,
 });
 function refusedAs(type: string, fn: () => void): void {
@@ -136,7 +137,7 @@ describe('document approval stage rules and refusals', () => {
     refusedAs(FailureType.RunFinished, decide(actor('rick')));
   });
 
-  it('lets only the author or document control withdraw, only the author revise, only document control extend or reassign', () => {
+  it('lets only the author or document control withdraw, only the author revise (document control once the author was deactivated), only document control extend or reassign', () => {
     const state = inReview();
     validateWithdrawal(facts(state), { grant: GRANT, actor: actor('alice', ['author']), reason: 'wrong template' });
     validateWithdrawal(facts(state), { grant: GRANT, actor: actor('dora', ['document_control']), reason: 'duplicate' });
@@ -168,6 +169,12 @@ describe('document approval stage rules and refusals', () => {
     state.state = 'changes_requested';
     validateRevision(facts(state), { grant: GRANT, actor: actor('alice'), contentHash: 'h2' });
     refusedAs(FailureType.Forbidden, () => validateRevision(facts(state), { grant: GRANT, actor: actor('rita'), contentHash: 'h2' }));
+    // Document control uploads the revision only once the author's revisions were handed over (author deactivated).
+    refusedAs(FailureType.Forbidden, () => validateRevision(facts(state), { grant: GRANT, actor: control, contentHash: 'h2' }));
+    validateRevision(facts(state, { revisionsHandedOver: true }), { grant: GRANT, actor: control, contentHash: 'h2' });
+    refusedAs(FailureType.Forbidden, () =>
+      validateRevision(facts(state, { revisionsHandedOver: true }), { grant: GRANT, actor: actor('rita'), contentHash: 'h2' }),
+    );
     refusedAs(FailureType.InvalidInput, () => validateRevision(facts(state), { grant: GRANT, actor: actor('alice'), contentHash: 'h1' }));
     refusedAs(FailureType.DuplicateDecision, () =>
       validateRevision(facts(state, { revising: true }), { grant: GRANT, actor: actor('alice'), contentHash: 'h2' }),

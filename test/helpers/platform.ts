@@ -57,9 +57,23 @@ export const testApiConfig = (taskQueue: string, overrides: Partial<ApiConfig> =
     attempt: { timeout: '10s', maxAttempts: 3, maxTokens: 1024, maxRetryAfter: '5s' },
     maxRounds: 3,
     maxWaitMs: 15_000,
+    dailyTokenBudget: 1_000_000_000,
   },
   codecCorsOrigins: [TEST_UI_ORIGIN],
   credentials: TEST_CREDENTIAL_SETTINGS,
+  // Raised so that no test trips them by accident; test/api/hardening tests them with their own, low ones.
+  rateLimits: {
+    windowMs: 60_000,
+    points: 1_000_000_000,
+    ipPoints: 1_000_000_000,
+    concurrent: 1000,
+    signingWindowMs: 60_000,
+    signingPoints: 1_000_000_000,
+    keyPrefix: taskQueue,
+  },
+  corsOrigins: [],
+  trustedProxies: 0,
+  backfillMaxWindowMs: 7 * 24 * 3600_000,
   ...overrides,
 });
 

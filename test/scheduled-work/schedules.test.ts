@@ -176,9 +176,16 @@ describe('schedules as configuration', () => {
       body: { start: '2026-11-02T00:00:00Z', end: '2026-11-01T00:00:00Z', reason: 'x' },
     });
     assert.equal(bad.status, 400);
+    const tooLong = await p.api('POST', `/api/v1/schedules/${canary.scheduleId}/backfill`, {
+      key,
+      body: { start: '2026-01-01T00:00:00Z', end: '2026-11-01T00:00:00Z', reason: 'everything since January' },
+    });
+    assert.equal(tooLong.status, 422);
+    assert.equal(tooLong.body.type, 'urn:labflow:problem:backfill-window-too-long');
+    // Backfills skip an action while the one before still runs unless told otherwise; these runs may overlap.
     const backfill = await p.api('POST', `/api/v1/schedules/${canary.scheduleId}/backfill`, {
       key,
-      body: { start: '2026-11-01T00:00:00Z', end: '2026-11-01T00:12:00Z', reason: 'missed during the outage' },
+      body: { start: '2026-11-01T00:00:00Z', end: '2026-11-01T00:12:00Z', reason: 'missed during the outage', overlap: 'allow_all' },
     });
     assert.equal(backfill.status, 202);
     // Every 5 minutes over 12 minutes: 00:00, 00:05, 00:10 → three more runs.

@@ -57,6 +57,7 @@ export async function startSummaryRig(
     attempt: { timeout: '4s', maxAttempts: 2, maxTokens: 1024, maxRetryAfter: '5s' },
     maxRounds: 3,
     maxWaitMs: 15_000,
+    dailyTokenBudget: 1_000_000_000,
     ...options.summary,
   };
   await testEnv().db('llm_provider_circuits').delete();

@@ -9,7 +9,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { DocRef } from '../../activities';
-import { assigneeKey } from '../../common/assignees';
+import { assigneeKey, type AssigneeRef } from '../../common/assignees';
+import type { DeactivatedUser } from '../../common/deactivation';
 import {
   FINAL_VERSION_STATES,
   supersededSignal,
@@ -21,6 +22,7 @@ import {
   type PeriodicReviewArgs,
   type ReassignArgs,
   type RevisionArgs,
+  type Slot,
   type StageStatus,
   type SupersededArgs,
   type WithdrawArgs,
@@ -40,6 +42,9 @@ import type { ApprovalFacts } from './validators';
 
 type ReviewOutcome = 'approved' | 'rejected' | 'withdrawn';
 
+const DOCUMENT_CONTROL: AssigneeRef = { kind: 'role', role: 'document_control' };
+const QA_MANAGERS: AssigneeRef = { kind: 'role', role: 'qa_manager' };
+
 /**
  * One version of a controlled document, from submission to its end: review stages with electronic signatures,
  * revision rounds, the wait for the effective date, periodic reviews while effective, and its retirement. The
@@ -53,6 +58,8 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
   private obsoletion: ObsoleteArgs | null = null;
   private supersession: SupersededArgs | null = null;
   private revision: RevisionArgs | null = null;
+  /** The author was deactivated: their revisions rest with document control (see handOverFrom). */
+  private authorDeactivated = false;
   private dueDateExtensions = 0;
   private submissionChecked = false;
   private reviewChanges = 0;
@@ -86,6 +93,9 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
   }
   get revising(): boolean {
     return this.revision !== null;
+  }
+  get revisionsHandedOver(): boolean {
+    return this.authorDeactivated;
   }
   get reminderBefore(): string {
     return this.input.reminderBefore;
@@ -214,6 +224,59 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
     });
     this.deliver(outboxIds);
     return this.state;
+  }
+
+  /**
+   * A deactivated user's undecided slots, in the stage under way and in the stages still to come, go to document
+   * control as a role (to QA managers where document control already holds a slot of that stage), who decide or
+   * reassign them by name. The recording step believes the notice only if Postgres shows the user inactive; a
+   * notice it refuses changes nothing.
+   */
+  async handOverFrom(user: DeactivatedUser): Promise<void> {
+    if (this.finished) return;
+    if (user.userId === this.authorId) await this.handOverRevisionsFrom(user);
+    const held = (slot: Slot) => !slot.decision && slot.assignee.kind === 'user' && slot.assignee.userId === user.userId;
+    const moves = this.state.stages.flatMap((stage, stageIndex) => {
+      if (!stage.slots.some(held) || (this.state.currentStage !== null && stageIndex < this.state.currentStage)) return [];
+      const taken = (ref: AssigneeRef) => stage.slots.some((slot) => assigneeKey(slot.assignee) === assigneeKey(ref));
+      const to: AssigneeRef = taken(DOCUMENT_CONTROL) ? QA_MANAGERS : DOCUMENT_CONTROL;
+      return [{ stageIndex, stageName: stage.name, to }];
+    });
+    if (!moves.length) return;
+    const current = this.state.currentStage;
+    try {
+      const outboxIds = await db.handOverSlotsOfDeactivated({
+        doc: this.doc,
+        round: this.state.round,
+        user,
+        moves,
+        current,
+        dueAt: current === null ? null : stageDueAt(this.state.stages[current]),
+      });
+      this.deliver(outboxIds);
+    } catch (err) {
+      if (!grantRefusal(err)) throw err;
+      return;
+    }
+    for (const move of moves) {
+      for (const slot of this.state.stages[move.stageIndex].slots.filter(held)) slot.assignee = move.to;
+    }
+    this.publish();
+  }
+
+  /**
+   * A deactivated author's revisions go to document control: the open revision task, and every revision the run
+   * may yet request, which document control may then upload. Believed only when Postgres shows the user inactive.
+   */
+  private async handOverRevisionsFrom(user: DeactivatedUser): Promise<void> {
+    if (this.authorDeactivated) return;
+    try {
+      this.deliver(await db.handOverRevisionsOfDeactivated({ doc: this.doc, round: this.state.round, user }));
+    } catch (err) {
+      if (!grantRefusal(err)) throw err;
+      return;
+    }
+    this.authorDeactivated = true;
   }
 
   async extendDue({ actor, grant, dueAt, reason }: ExtendArgs): Promise<DocumentApprovalState> {

@@ -12,6 +12,7 @@ import {
   type DocumentApprovalInput,
   type DocumentApprovalState,
 } from '../../common/document-approval';
+import { userDeactivatedSignal } from '../../common/deactivation';
 import { upgradesWithEachBuild } from '../lib/versioning';
 import { DocumentApprovalCase } from './document-approval-case';
 import {
@@ -56,6 +57,7 @@ export async function documentApprovalWorkflow(input: DocumentApprovalInput): Pr
     validator: (review) => validatePeriodicReview(approval, review),
   });
   setHandler(supersededSignal, (by) => approval.supersede(by));
+  setHandler(userDeactivatedSignal, (user) => approval.handOverFrom(user));
 
   try {
     return await lifecycle(approval);

@@ -24,6 +24,8 @@ export interface ApprovalFacts {
   readonly authorId: string;
   readonly withdrawing: boolean;
   readonly revising: boolean;
+  /** The author was deactivated: document control may upload the revisions. */
+  readonly revisionsHandedOver: boolean;
 }
 
 function requireVersionState(facts: ApprovalFacts, ...allowed: VersionState[]): void {
@@ -107,7 +109,9 @@ export function validateRevision(facts: ApprovalFacts, args: RevisionArgs): void
   const { actor, contentHash } = args;
   requireVersionState(facts, 'changes_requested');
   if (facts.revising) refuse(FailureType.DuplicateDecision, 'a revision is already being applied');
-  if (actor.userId !== facts.authorId) refuse(FailureType.Forbidden, 'only the author may upload a revision');
+  const handedOver = facts.revisionsHandedOver && actor.roles.includes('document_control');
+  if (actor.userId !== facts.authorId && !handedOver)
+    refuse(FailureType.Forbidden, 'only the author may upload a revision (document control, once the author was deactivated)');
   if (contentHash === facts.state.contentHash)
     refuse(FailureType.InvalidInput, 'the revision has the same content as the version under review');
 }

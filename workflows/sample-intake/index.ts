@@ -17,6 +17,7 @@ import {
   type SampleIntakeInput,
   type SampleIntakeState,
 } from '../../common/sample-intake';
+import { userDeactivatedSignal } from '../../common/deactivation';
 import { proofOf, SampleCase } from './sample-case';
 import * as validators from './validators';
 
@@ -53,6 +54,9 @@ export async function sampleIntakeWorkflow(input: SampleIntakeInput): Promise<Sa
 
   setHandler(sampleStateQuery, () => sample.state);
   setHandler(sampleEventSignal, (event) => sample.onEvent(event));
+  setHandler(userDeactivatedSignal, (user) =>
+    sample.handOverFrom({ userId: String(user?.userId ?? ''), username: String(user?.username ?? '') }),
+  );
   onUpdate(receiveUpdate, (receipt) => sample.receive(receipt), validators.validateReceipt);
   onUpdate(inspectUpdate, (inspection) => sample.inspect(inspection), validators.validateInspection);
   onUpdate(

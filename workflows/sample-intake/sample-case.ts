@@ -10,6 +10,7 @@ import {
 import type { SampleRef, SampleStep } from '../../activities/sample-intake';
 import type { SampleProof } from '../../activities/sample-proof';
 import { refuse, type FailureType } from '../../common/failures';
+import type { DeactivatedUser } from '../../common/deactivation';
 import type { Actor } from '../../common/roles';
 import type { SampleAction } from '../../common/sample-intake-grants';
 import type { SignatureInput } from '../../common/signatures';
@@ -417,6 +418,25 @@ export class SampleCase {
       s.results.push(...tests.filter((test) => !s.results.includes(test)));
       this.changes += 1;
       await this.persist(() => db.recordResults({ ref: this.ref, tests, by, eventId: event.eventId, proof }));
+    }
+  }
+
+  // ----- a deactivated submitter -----
+
+  /**
+   * The submitter was deactivated: the tasks they hold in this run (recollection requests) go to the lab director
+   * as a role, and so does every later one (the recording steps address a deactivated submitter's work to the lab
+   * director). Written in its turn after the writes before it, so a rejection under way is handed over too. The
+   * recording step believes the notice only when Postgres shows the user inactive; one it refuses changes nothing.
+   */
+  async handOverFrom(user: DeactivatedUser): Promise<void> {
+    const submitter = this.ref.submitter;
+    if (submitter?.kind !== 'user' || submitter.userId !== user.userId) return;
+    try {
+      const { outboxIds } = await this.persist(() => db.handOverSampleWorkOfDeactivated({ ref: this.ref, user }));
+      this.outbox.deliver(outboxIds);
+    } catch (err) {
+      if (!proofRefusal(err)) throw err;
     }
   }
 

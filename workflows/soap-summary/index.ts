@@ -6,6 +6,7 @@ import {
   type SummaryInput,
   type SummaryState,
 } from '../../common/soap-summary';
+import { userDeactivatedSignal } from '../../common/deactivation';
 import { SummaryCase } from './soap-summary-case';
 import { summarizers } from './summarizers';
 import { validateReview } from './validators';
@@ -21,6 +22,7 @@ export async function soapSummaryWorkflow(input: SummaryInput): Promise<SummaryS
 
   setHandler(summaryStateQuery, () => job.state);
   setHandler(supersedeSummarySignal, (notice) => job.supersede(notice));
+  setHandler(userDeactivatedSignal, (user) => job.handOverFrom({ userId: String(user?.userId ?? ''), username: String(user?.username ?? '') }));
   setHandler(reviewSummaryUpdate, (review) => job.review(review), { validator: (review) => validateReview(job, review) });
 
   await job.open();
@@ -32,7 +34,7 @@ export async function soapSummaryWorkflow(input: SummaryInput): Promise<SummaryS
       // A failed run lets the same request start again once a provider is back (ALLOW_DUPLICATE_FAILED_ONLY).
       throw ApplicationFailure.create({ type: 'AllProvidersFailed', message: 'every summarizer failed', nonRetryable: true });
     }
-    job.awaitReview();
+    await job.awaitReview();
     await condition(() => job.reviewed || job.supersededBy !== null);
     if (job.supersededBy && !job.reviewed) break;
     if (!job.regenerate) {

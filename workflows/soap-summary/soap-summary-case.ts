@@ -1,6 +1,15 @@
 import { CancellationScope, isCancellation, patched, upsertSearchAttributes } from '@temporalio/workflow';
 import type { SummaryAttemptResult } from '../../activities/soap-summary';
-import type { ReviewSummaryArgs, Summarizer, SummaryInput, SummaryStage, SummaryState, SupersedeArgs } from '../../common/soap-summary';
+import type { DeactivatedUser } from '../../common/deactivation';
+import {
+  FINAL_SUMMARY_STAGES,
+  type ReviewSummaryArgs,
+  type Summarizer,
+  type SummaryInput,
+  type SummaryStage,
+  type SummaryState,
+  type SupersedeArgs,
+} from '../../common/soap-summary';
 import { Assignees, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { db } from '../lib';
 import { grantRefusal, undoneIfRefused } from '../lib/proof';
@@ -19,6 +28,8 @@ export class SummaryCase {
   /** Decided by a rejection before the stage moves: the main loop wakes on the move and reads it. */
   regenerate = false;
   private roundsUsed = 1;
+  /** The care team (assignee keys) a deactivated requester's review was handed to; null while the requester holds it. */
+  private reviewers: string[] | null = null;
   private generation: CancellationScope | null = null;
 
   constructor(
@@ -148,9 +159,42 @@ export class SummaryCase {
     return false;
   }
 
-  /** The summary awaits a clinician's review. */
-  awaitReview(): void {
+  /** The summary awaits a clinician's review: the requester's, or the care team's once it was handed over. */
+  async awaitReview(): Promise<void> {
     this.advance('ready');
+    // Only runs told of their requester's deactivation (a signal no earlier history holds) take this step: no patch.
+    if (this.reviewers) await this.openReviewTasks();
+  }
+
+  /**
+   * The requester was deactivated: their review goes to the patient's care team (any active clinician of the team
+   * may review, as before), who get review tasks while a summary awaits review and are the run's Assignees. The
+   * recording step believes the notice only when Postgres shows the user inactive and as this job's requester; a
+   * notice it refuses changes nothing.
+   */
+  async handOverFrom(user: DeactivatedUser): Promise<void> {
+    // A job that ended (or is ending: reviewed with no new round) holds nothing of the requester's.
+    const ended = this.state.endedBecause !== null || (FINAL_SUMMARY_STAGES.includes(this.state.stage) && !this.regenerate);
+    if (user.userId !== this.input.requestedBy.userId || this.reviewers || ended) return;
+    const round = this.state.round;
+    const awaitingReview = this.state.stage === 'ready';
+    try {
+      const handed = await db.handOverSummaryReviewOfDeactivated({ workflowId: this.workflowId, round, user, awaitingReview });
+      this.reviewers = handed.reviewers;
+    } catch (err) {
+      if (!grantRefusal(err)) throw err;
+      return;
+    }
+    if (this.state.stage !== 'ready') return;
+    // A summary that came ready, or a round that began, while the hand-over was recorded gets its tasks now.
+    if (!awaitingReview || this.state.round !== round) await this.openReviewTasks();
+    else this.showAssignees();
+  }
+
+  private async openReviewTasks(): Promise<void> {
+    const opened = await db.openHandedOverReviewTasks({ workflowId: this.workflowId, round: this.state.round });
+    this.reviewers = opened.reviewers;
+    this.showAssignees();
   }
 
   get reviewed(): boolean {
@@ -216,11 +260,18 @@ export class SummaryCase {
   private advance(stage: SummaryStage): number {
     this.state.stage = stage;
     this.rev += 1;
-    upsertSearchAttributes([
-      { key: Stage, value: stage },
-      { key: Assignees, value: stage === 'ready' ? [`user:${this.input.requestedBy.username}`] : null },
-    ]);
+    upsertSearchAttributes([{ key: Stage, value: stage }, this.assignees()]);
     return this.rev;
+  }
+
+  /** Who the run waits on: the requester, or the care team their review was handed to, while a summary is ready. */
+  private assignees() {
+    const waitingOn = this.state.stage !== 'ready' ? [] : (this.reviewers ?? [`user:${this.input.requestedBy.username}`]);
+    return { key: Assignees, value: waitingOn.length ? waitingOn : null };
+  }
+
+  private showAssignees(): void {
+    if (this.state.stage === 'ready') upsertSearchAttributes([this.assignees()]);
   }
 
   /** A stage change with nothing else to write; the steps that write anyway project their stage themselves. */
