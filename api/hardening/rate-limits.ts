@@ -28,7 +28,8 @@ interface Policy {
 }
 
 const TABLE = 'rate_limits';
-const EXEMPT = new Set(['/healthz', '/readyz', '/metrics']);
+/** Paths no rate limit applies to (the probes and metrics); the OpenAPI document names 429 on every other. */
+export const EXEMPT = new Set(['/healthz', '/readyz', '/metrics']);
 
 /** What a request is counted as: a hash of its bearer credential (never the credential), and its IP. */
 export function subjectOf(ctx: Context): string | null {

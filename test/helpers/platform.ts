@@ -6,6 +6,7 @@ import type { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../../activities';
 import { databaseUrlOf } from '../../activities/backups';
 import { createMailer } from '../../activities/mailer';
+import type Koa from 'koa';
 import { createApp } from '../../api/app';
 import { startAuthentication } from '../../api/credentials/authentication';
 import { DEFAULT_CREDENTIAL_SETTINGS } from '../../api/credentials/settings';
@@ -103,6 +104,8 @@ export interface PlatformOptions {
   deployment?: WorkerDeployment;
   /** Single sign-on: OpenID Connect bearer tokens accepted beside API keys. */
   oidc?: OidcSettings;
+  /** Sees every answer the app gives (test/helpers/openapi-conformance.ts records them to check them against the document). */
+  onResponse?: Koa.Middleware;
 }
 
 export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
@@ -169,6 +172,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     authenticate: auth.authenticate,
     payloadCodec: env.dataConverter.payloadCodecs?.[0],
   });
+  if (options.onResponse) app.middleware.unshift(options.onResponse);
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
