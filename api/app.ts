@@ -23,6 +23,8 @@ import { routingTemplateRoutes } from './routes/routing-templates';
 import { sampleIntakeRoutes } from './routes/sample-intake';
 import { mountSampleWebhooks } from './routes/sample-intake-webhooks';
 import { scheduledWorkRoutes } from './routes/scheduled-work';
+import { auditTrailRoutes } from './routes/audit-trails';
+import { exportRoutes } from './routes/exports';
 import { summaryRoutes } from './routes/summaries';
 import { userRoutes } from './routes/users';
 import { workflowRoutes } from './routes/workflows';
@@ -51,6 +53,8 @@ export function createApp(deps: ApiDeps): Koa {
     ...scheduledWorkRoutes(deps),
     ...patientRoutes(deps),
     ...summaryRoutes(deps),
+    ...exportRoutes(deps),
+    ...auditTrailRoutes(deps),
   ];
   const openapi = openApiDocument(specs);
 

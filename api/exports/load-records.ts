@@ -112,7 +112,10 @@ export async function sampleRecord(deps: ApiDeps, actor: Actor, row: SampleRow):
       ['Received at location', row.received_location],
       ['Inspection', row.inspection],
       ['Deviation comment', row.deviation_comment],
-      ['Rejection', row.rejection_code ? { code: row.rejection_code, condition: row.rejection_condition, disposition: row.disposition } : null],
+      [
+        'Rejection',
+        row.rejection_code ? { code: row.rejection_code, condition: row.rejection_condition, disposition: row.disposition } : null,
+      ],
       ['Cancel reason', row.cancel_reason],
       ['Registered', isoUtc(row.registered_at)],
     ]),

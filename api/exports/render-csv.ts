@@ -15,13 +15,19 @@ export function renderCsv(record: ExportedRecord): string {
   ];
   if (record.content !== null) rows.push(['content', 'text', '', '', record.content, '']);
   for (const s of record.signatures) {
-    const detail = [s.stage ? `stage: ${s.stage}` : '', `content SHA-256: ${s.contentHash}`, s.void ? `void since ${s.voidedAt}: ${s.voidReason}` : '']
+    const detail = [
+      s.stage ? `stage: ${s.stage}` : '',
+      `content SHA-256: ${s.contentHash}`,
+      s.void ? `void since ${s.voidedAt}: ${s.voidReason}` : '',
+    ]
       .filter(Boolean)
       .join('; ');
     rows.push(['signature', `${s.printedName} (${s.username})`, printedUtc(s.signedAt), s.printedName, s.meaning, detail]);
   }
   for (const c of record.custody ?? []) {
-    const detail = [c.from ? `from ${c.from}` : '', c.to ? `to ${c.to}` : '', c.condition ? `condition: ${c.condition}` : ''].filter(Boolean).join('; ');
+    const detail = [c.from ? `from ${c.from}` : '', c.to ? `to ${c.to}` : '', c.condition ? `condition: ${c.condition}` : '']
+      .filter(Boolean)
+      .join('; ');
     rows.push(['custody', c.piece, c.at, c.actor, c.event, detail]);
   }
   for (const e of record.trail) rows.push(['audit', String(e.seq), e.at, e.actor, e.action, JSON.stringify(e.details)]);

@@ -28,7 +28,12 @@ export function renderPdf(record: ExportedRecord): Promise<Buffer> {
   doc.registerFont('bold', BOLD);
 
   const heading = (text: string) => doc.moveDown(0.8).font('bold').fontSize(13).text(text).moveDown(0.3).font('regular').fontSize(9);
-  const line = (label: string, value: string) => doc.font('bold').text(`${label}: `, { continued: true }).font('regular').text(value || '—');
+  const line = (label: string, value: string) =>
+    doc
+      .font('bold')
+      .text(`${label}: `, { continued: true })
+      .font('regular')
+      .text(value || '—');
 
   doc.font('bold').fontSize(16).text(record.title);
   doc.font('regular').fontSize(9).moveDown(0.3);
@@ -58,7 +63,9 @@ export function renderPdf(record: ExportedRecord): Promise<Buffer> {
   if (record.custody) {
     heading(`Chain of custody (${record.custody.length} events)`);
     for (const c of record.custody) {
-      const where = [c.from ? `from ${c.from}` : '', c.to ? `to ${c.to}` : '', c.condition ? `condition ${c.condition}` : ''].filter(Boolean).join(', ');
+      const where = [c.from ? `from ${c.from}` : '', c.to ? `to ${c.to}` : '', c.condition ? `condition ${c.condition}` : '']
+        .filter(Boolean)
+        .join(', ');
       doc.text(`${printedUtc(c.at)}  ${c.piece}  ${c.event} by ${c.actor}${where ? ` (${where})` : ''}`);
     }
   }
