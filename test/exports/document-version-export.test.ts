@@ -5,7 +5,7 @@ import { approve } from '../helpers/documents';
 import { waitFor } from '../helpers/wait';
 import { oneStage, underReview } from '../api/support';
 import { testEnv } from '../setup/env';
-import { appendManyEvents, csvRows, download, pdfText, printedUtc, trailLines, trailOf } from './support';
+import { appendManyEvents, assertCompleteTrail, csvRows, csvTrail, download, pdfText, pdfTrail, printedUtc, trailOf } from './support';
 
 describe('a document version exported as an accurate and complete copy', () => {
   let p: Platform;
@@ -41,12 +41,10 @@ describe('a document version exported as an accurate and complete copy', () => {
     assert.ok(text.includes(`Signed by ${signature.printed_name} (${signature.username})`));
     assert.ok(text.includes(`Date and time: ${printedUtc(signature.signed_at)}`));
     assert.ok(text.includes(`Meaning: ${signature.meaning}`));
-    const lines = trailLines(text);
-    assert.equal(lines.length, trail.length, 'every event of the trail, none cut');
-    const last = trail[trail.length - 1];
-    assert.ok(lines[lines.length - 1].startsWith(`#${last.seq} `));
-    assert.ok(lines[lines.length - 1].includes(last.action));
-    assert.ok(lines[0].startsWith(`#${trail[0].seq} `));
+    const printed = pdfTrail(text);
+    assert.ok(printed.length > 1_100, 'more than the 1,000 rows a read once stopped at');
+    assert.equal(printed[0].seq, Number(trail[0].seq));
+    await assertCompleteTrail(printed, 'document', v.number, trail);
   });
 
   it('writes a CSV that parses back into the same fields, signatures and trail', async () => {
@@ -61,18 +59,18 @@ describe('a document version exported as an accurate and complete copy', () => {
     assert.equal(signed[0].by, signature.printed_name);
     assert.equal(signed[0].at_utc, printedUtc(signature.signed_at));
     assert.equal(signed[0].what, signature.meaning);
-    const audit = rows.filter((r) => r.section === 'audit');
-    assert.deepEqual(
-      audit.map((r) => Number(r.item)),
-      trail.map((e) => Number(e.seq)),
-    );
+    await assertCompleteTrail(csvTrail(rows), 'document', v.number, trail);
   });
 
   it('answers JSON with the complete trail and audits each export with its format and exporter', async () => {
     const trail = await trailOf('document', v.number);
     const res = await p.api('GET', exportPath('json'), { key: u.control.apiKey });
     assert.equal(res.status, 200);
-    assert.equal(res.body.trail.length, trail.length);
+    assert.ok(res.body.trail.length >= trail.length);
+    assert.deepEqual(
+      res.body.trail.slice(0, trail.length).map((e: { seq: number }) => e.seq),
+      trail.map((e) => Number(e.seq)),
+    );
     assert.equal(res.body.signatures[0].printedName, signature.printed_name);
     const exported = await testEnv()
       .db('audit_events')

@@ -55,3 +55,31 @@ export const printedUtc = (at: Date | string) => {
 
 /** Lines of the printed audit trail ("#<seq>  <time>  <actor>  <action> ..."). */
 export const trailLines = (text: string) => text.split('\n').filter((l) => /^#\d+ /.test(l));
+
+/**
+ * The printed trail is the database's trail, in order and without a gap, up to the moment the copy was made (a
+ * run may still be recording a last step), and at least as long as the trail read before asking. Each printed
+ * event is its sequence number and the text it was printed with.
+ */
+export async function assertCompleteTrail(
+  printed: { seq: number; text: string }[],
+  entityType: string,
+  entityId: string,
+  before: { seq: number | string }[],
+) {
+  const last = printed[printed.length - 1];
+  assert.ok(last.seq >= Number(before[before.length - 1].seq));
+  const upToCopy = (await trailOf(entityType, entityId)).filter((e) => Number(e.seq) <= last.seq);
+  assert.deepEqual(
+    printed.map((e) => e.seq),
+    upToCopy.map((e) => Number(e.seq)),
+  );
+  assert.ok(last.text.includes(upToCopy[upToCopy.length - 1].action), 'the last event printed with its action');
+  return upToCopy;
+}
+
+/** The PDF's printed trail lines as events. */
+export const pdfTrail = (text: string) => trailLines(text).map((line) => ({ seq: Number(/^#(\d+) /.exec(line)![1]), text: line }));
+
+/** The CSV's audit rows as events. */
+export const csvTrail = (rows: CsvRow[]) => rows.filter((r) => r.section === 'audit').map((r) => ({ seq: Number(r.item), text: r.what }));
