@@ -80,7 +80,8 @@ export function userRoutes(deps: ApiDeps): RouteSpec[] {
         }
         const { user, apiKey, enrolmentExpiresAt } = await createUserWithEnrolment(deps, actor, body);
         ctx.status = 201;
-        ctx.body = { ...user, apiKey, enrolment: { emailedTo: user.email, expiresAt: enrolmentExpiresAt.toISOString() } };
+        const { id, username: name, printed_name: printedName, email, roles, active } = user;
+        ctx.body = { id, username: name, printedName, email, roles, active, apiKey, enrolment: { emailedTo: email, expiresAt: enrolmentExpiresAt.toISOString() } };
       },
     }),
     route({
