@@ -25,6 +25,8 @@ import { routingTemplateRoutes } from './routes/routing-templates';
 import { sampleIntakeRoutes } from './routes/sample-intake';
 import { mountSampleWebhooks, sampleWebhookOperations } from './routes/sample-intake-webhooks';
 import { scheduledWorkRoutes } from './routes/scheduled-work';
+import { auditTrailRoutes } from './routes/audit-trails';
+import { exportRoutes } from './routes/exports';
 import { summaryRoutes } from './routes/summaries';
 import { userRoutes } from './routes/users';
 import { workflowRoutes } from './routes/workflows';
@@ -45,6 +47,8 @@ function routeSpecs(deps: ApiDeps) {
     ...scheduledWorkRoutes(deps),
     ...patientRoutes(deps),
     ...summaryRoutes(deps),
+    ...exportRoutes(deps),
+    ...auditTrailRoutes(deps),
   ];
 }
 
