@@ -2,6 +2,7 @@ import { domainEventJsonSchemas } from '../../common/domain-events';
 import { listDomainEvents } from '../../db/domain-events';
 import type { ApiDeps } from '../deps';
 import { route, type RouteSpec } from '../route';
+import * as R from '../schemas/webhooks';
 import { eventsQuery } from '../schemas/webhooks';
 
 const tag = 'events';
@@ -13,6 +14,7 @@ export function eventRoutes({ db }: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/events',
+      response: R.eventPage,
       summary: 'Domain events after a sequence number (`after`), of some types (`type=a,b`); `next` is the `after` of the next page',
       tag,
       roles: READERS,
@@ -25,6 +27,7 @@ export function eventRoutes({ db }: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/events/schemas',
+      response: R.eventSchemas,
       summary: 'The JSON Schema and version of every domain event type',
       tag,
       roles: READERS,

@@ -15,6 +15,7 @@ import { refuseWebhookUrl } from '../../platform/webhook-url-guard';
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
+import * as R from '../schemas/webhooks';
 import { createSubscriptionBody, redeliverBody, subscriptionIdParams, updateSubscriptionBody } from '../schemas/webhooks';
 import { wakeWebhookDelivery } from '../temporal/webhook-delivery';
 
@@ -51,6 +52,8 @@ export function webhookSubscriptionRoutes(deps: ApiDeps): RouteSpec[] {
   return [
     route({
       method: 'post',
+      response: { 201: R.createdSubscription },
+      problems: [422],
       path: '/webhook-subscriptions',
       summary: 'Subscribe a URL to event types; the answer holds the signing secret, shown this once',
       tag,
@@ -67,6 +70,7 @@ export function webhookSubscriptionRoutes(deps: ApiDeps): RouteSpec[] {
     }),
     route({
       method: 'get',
+      response: R.subscriptionList,
       path: '/webhook-subscriptions',
       summary: 'Every webhook subscription (secrets are never shown again)',
       tag,
@@ -77,6 +81,7 @@ export function webhookSubscriptionRoutes(deps: ApiDeps): RouteSpec[] {
     }),
     route({
       method: 'get',
+      response: R.subscriptionAnswer,
       path: '/webhook-subscriptions/:id',
       summary: 'One webhook subscription: state, cursor, failure record',
       tag,
@@ -88,6 +93,8 @@ export function webhookSubscriptionRoutes(deps: ApiDeps): RouteSpec[] {
     }),
     route({
       method: 'patch',
+      response: R.subscriptionAnswer,
+      problems: [422],
       path: '/webhook-subscriptions/:id',
       summary: 'Change URL, event types or description, or enable/disable (enabling resumes from where delivery stopped)',
       tag,
@@ -104,6 +111,7 @@ export function webhookSubscriptionRoutes(deps: ApiDeps): RouteSpec[] {
     }),
     route({
       method: 'delete',
+      response: { 204: null },
       path: '/webhook-subscriptions/:id',
       summary: 'Delete a subscription: nothing more is sent, its secrets are forgotten, its delivery records stay',
       tag,
@@ -117,6 +125,7 @@ export function webhookSubscriptionRoutes(deps: ApiDeps): RouteSpec[] {
     }),
     route({
       method: 'post',
+      response: R.rotatedSecret,
       path: '/webhook-subscriptions/:id/rotate-secret',
       summary: 'A new signing secret (shown once); the previous one signs too until WEBHOOK_SECRET_OVERLAP has passed',
       tag,
@@ -130,6 +139,7 @@ export function webhookSubscriptionRoutes(deps: ApiDeps): RouteSpec[] {
     }),
     route({
       method: 'get',
+      response: R.deadLetterList,
       path: '/webhook-subscriptions/:id/dead-letters',
       summary: 'Events whose retries were spent without a 2xx from the receiver',
       tag,
@@ -142,6 +152,8 @@ export function webhookSubscriptionRoutes(deps: ApiDeps): RouteSpec[] {
     }),
     route({
       method: 'post',
+      response: { 202: R.redeliveryAnswer },
+      problems: [409],
       path: '/webhook-subscriptions/:id/redeliver',
       summary: 'Send dead letters again (all, or the named events), in event order, before anything newer',
       tag,

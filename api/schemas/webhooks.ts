@@ -36,3 +36,52 @@ export const eventsQuery = z.strictObject({
   after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
 });
+
+// What the routes answer (api/route.ts `response`).
+const record = z.looseObject;
+const timestamp = z.string().describe('ISO 8601 instant');
+
+export const domainEventAnswer = record({
+  seq: z.int().describe('commit order; the `after` of the next page'),
+  id: z.string().describe('the webhook-id of its deliveries'),
+  type: z.string(),
+  version: z.int(),
+  entityType: z.string(),
+  entityId: z.string(),
+  data: record({}).describe("the type's schema: identifiers and states only"),
+  occurredAt: timestamp,
+});
+export const eventPage = z.object({ items: z.array(domainEventAnswer), next: z.int().nullable() });
+export const eventSchemas = z.record(z.string(), record({ version: z.int(), schema: z.unknown() }));
+
+export const subscriptionAnswer = record({
+  id: z.string(),
+  url: z.string(),
+  eventTypes: z.array(z.string()),
+  description: z.string().nullable(),
+  state: z.enum(['enabled', 'disabled']),
+  disabledReason: z.string().nullable(),
+  failingSince: timestamp.nullable(),
+  deliveredThrough: z.int(),
+  previousSecretExpiresAt: timestamp.nullable(),
+  createdBy: z.string(),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+});
+export const createdSubscription = subscriptionAnswer.extend({ secret: z.string().describe('whsec_…: shown this once') });
+export const subscriptionList = z.object({ items: z.array(subscriptionAnswer) });
+export const rotatedSecret = z.object({ secret: z.string().describe('whsec_…: shown this once'), previousSecretExpiresAt: timestamp });
+export const deadLetterList = z.object({
+  items: z.array(
+    record({
+      eventId: z.string(),
+      seq: z.int(),
+      type: z.string(),
+      attempts: z.int(),
+      lastStatus: z.int().nullable(),
+      lastError: z.string().nullable(),
+      deadSince: timestamp,
+    }),
+  ),
+});
+export const redeliveryAnswer = z.object({ requested: z.int() });
