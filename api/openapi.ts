@@ -91,6 +91,8 @@ export interface DocumentedOperation {
   responses: Record<number, z.ZodType | null | 'problem'>;
   /** The media type of success bodies when not JSON. */
   responseType?: string;
+  /** Further media types the success body may take, with their schemas (an export's PDF and CSV beside its JSON). */
+  alternatives?: Record<string, z.ZodType>;
 }
 
 const jsonSchema = (schema: z.ZodType, io: 'input' | 'output') => {
@@ -154,6 +156,7 @@ function fromRouteSpec(spec: RouteSpec): DocumentedOperation {
     body: spec.body,
     responses,
     responseType: spec.responseType,
+    alternatives: spec.alternatives,
   };
 }
 
@@ -168,7 +171,11 @@ function render(op: DocumentedOperation): Record<string, unknown> {
       if (schema === 'problem') {
         return [status, { description, content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } }];
       }
-      return [status, { description, content: { [op.responseType ?? 'application/json']: { schema: jsonSchema(schema, 'output') } } }];
+      const others = Object.entries(op.alternatives ?? {}).map(([type, alt]) => [type, { schema: jsonSchema(alt, 'output') }]);
+      return [
+        status,
+        { description, content: { [op.responseType ?? 'application/json']: { schema: jsonSchema(schema, 'output') }, ...Object.fromEntries(others) } },
+      ];
     }),
   );
   return {

@@ -41,6 +41,8 @@ export interface RouteSpec<P = unknown, Q = unknown, B = unknown> {
   problems?: readonly number[];
   /** The success body's media type when it is not JSON (a version's text). */
   responseType?: string;
+  /** Further media types the success body may take, with their schemas (an export's PDF and CSV beside its JSON). */
+  alternatives?: Record<string, z.ZodType>;
   /** Sets ctx.status and ctx.body. */
   handler: (input: RouteInput<P, Q, B>) => Promise<void>;
 }

@@ -5,6 +5,7 @@ import { usernameTaken } from '../../db/users';
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
+import * as R from '../schemas/responses';
 import { capaParams } from '../schemas/capa';
 import { documentParams } from '../schemas/documents';
 import { auditTrailQuery } from '../schemas/exports';
@@ -25,6 +26,7 @@ export function auditTrailRoutes(deps: ApiDeps): RouteSpec[] {
   return [
     route({
       method: 'get',
+      response: R.auditTrailPage,
       path: '/documents/:number/audit-trail',
       summary: `A document's complete audit trail, ${paged}`,
       tag,
@@ -38,6 +40,7 @@ export function auditTrailRoutes(deps: ApiDeps): RouteSpec[] {
     }),
     route({
       method: 'get',
+      response: R.auditTrailPage,
       path: '/capas/:number/audit-trail',
       summary: `A CAPA's complete audit trail, ${paged}`,
       tag,
@@ -51,6 +54,7 @@ export function auditTrailRoutes(deps: ApiDeps): RouteSpec[] {
     }),
     route({
       method: 'get',
+      response: R.auditTrailPage,
       path: '/samples/:accession/audit-trail',
       summary: `A sample's complete audit trail, ${paged}`,
       tag,
@@ -66,6 +70,7 @@ export function auditTrailRoutes(deps: ApiDeps): RouteSpec[] {
     }),
     route({
       method: 'get',
+      response: R.auditTrailPage,
       path: '/users/:username/audit-trail',
       summary: `A user account's complete audit trail (enrolment, role changes, credentials, deactivation), ${paged}`,
       tag,

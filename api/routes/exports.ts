@@ -6,6 +6,7 @@ import { exportRecord, type ExportTarget } from '../exports/export-record';
 import { capaRecord, documentVersionRecord, sampleRecord } from '../exports/load-records';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
+import * as R from '../schemas/responses';
 import { capaParams } from '../schemas/capa';
 import { versionParams } from '../schemas/documents';
 import { exportQuery } from '../schemas/exports';
@@ -32,6 +33,8 @@ function exportRoute<P>(
   return route<P, ExportQuery>({
     ...spec,
     method: 'get',
+    response: R.exportedRecord,
+    alternatives: R.exportFiles,
     tag,
     // Who may read is judged per record inside, so that a refusal is audited before it is answered.
     roles: 'any',

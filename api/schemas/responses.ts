@@ -312,3 +312,15 @@ export const summary = record({
 });
 
 export const plainText = z.string();
+
+/** A complete copy of a record (api/exports/): content, state, signatures manifested, the whole trail. */
+export const exportedRecord = record({
+  kind: z.string(),
+  state: z.string().nullable(),
+  signatures: z.array(record({ printedName: z.string(), meaning: z.string() })),
+  trail: z.array(auditEvent),
+});
+/** The same copy as PDF/A-2b or CSV. */
+export const exportFiles = { 'application/pdf': z.string().describe('PDF/A-2b, binary'), 'text/csv': z.string() };
+/** One page of a record's audit trail, oldest first; `next` is the `after` of the next page, null at the end. */
+export const auditTrailPage = record({ items: z.array(auditEvent), next: z.int().nullable() });
