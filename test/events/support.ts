@@ -4,12 +4,13 @@ import { DEFAULT_WEBHOOK_SETTINGS, webhookDeliveryWorkflowId, type WebhookSettin
 import { appendAudit } from '../../db/audit';
 import { createLogger } from '../../platform/logger';
 import { startWebhookWakeups, type WebhookWakeups } from '../../workers/webhook-wakeups';
-import { startPlatform, type Platform } from '../helpers/platform';
+import { startPlatform, type Platform, type PlatformOptions } from '../helpers/platform';
 import { testEnv } from '../setup/env';
 
 /** A platform whose delivery runs retry in fractions of a second, plus the worker's NOTIFY wake-ups. */
 export async function startWebhookPlatform(
   overrides: Partial<WebhookSettings>,
+  onResponse?: PlatformOptions['onResponse'],
 ): Promise<{ p: Platform; wakeups: WebhookWakeups; stop(): Promise<void> }> {
   const env = testEnv();
   const settings: WebhookSettings = {
@@ -27,6 +28,7 @@ export async function startWebhookPlatform(
   };
   const p = await startPlatform({
     apiConfig: { webhooks: settings, publicUrl: 'http://labflow.test' },
+    onResponse,
     activityDeps: {
       webhooks: { allowedHosts: settings.allowedHosts, disableAfter: settings.disableAfter, requestTimeout: settings.requestTimeout },
     },

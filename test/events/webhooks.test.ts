@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { DOMAIN_EVENT_SCHEMAS } from '../../common/domain-events';
 import { appendAudit } from '../../db/audit';
+import { driftsFrom, responseRecorder } from '../helpers/openapi-conformance';
 import { openTask } from '../../db/tasks';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
@@ -31,14 +32,24 @@ describe('outbound webhooks: ordered, signed, retried, dead-lettered', () => {
   let rx: Receiver;
   let users: Record<'admin' | 'operator' | 'tech', TestUser>;
 
+  const recorder = responseRecorder();
+
   before(async () => {
-    s = await startWebhookPlatform({});
+    s = await startWebhookPlatform({}, recorder.middleware);
     rx = await startReceiver();
     users = await makeUsers({ admin: ['admin'], operator: ['it_operator'], tech: ['lab_technician'] });
   });
   after(async () => {
     await s?.stop();
     await rx?.close();
+  });
+
+  afterEach(async function () {
+    if (this.currentTest?.state !== 'passed') return;
+    // Every answer of the test, successes and refusals, is what the OpenAPI document declares for its status.
+    const doc = (await s.p.api('GET', '/api/v1/openapi.json')).body;
+    const { drifts } = driftsFrom(doc, recorder.exchanges.splice(0));
+    assert.deepEqual(drifts, [], 'answers that differ from the OpenAPI document');
   });
 
   it('delivers a subscription its events in commit order, each signed to Standard Webhooks with the webhook-* headers', async () => {
