@@ -25,17 +25,17 @@ const ADMIN = ['admin'] as const;
 /** Outbound webhook subscriptions (admin): Standard Webhooks, one ordered delivery run per subscription. */
 export function webhookSubscriptionRoutes(deps: ApiDeps): RouteSpec[] {
   const { db } = deps;
-  const settings = deps.config.webhooks ?? DEFAULT_WEBHOOK_SETTINGS;
-  const guard = { allowedHosts: settings.allowedHosts, ownOrigins: deps.config.publicUrl ? [deps.config.publicUrl] : [] };
+  // Read per request: the OpenAPI document is built from these specs without a configuration.
+  const settings = () => deps.config.webhooks ?? DEFAULT_WEBHOOK_SETTINGS;
 
   /** Beside PUBLIC_URL, the address this request reached labflow at: the API itself is no receiver either. */
   const ownOrigins = (ctx: Context) => {
     const { localAddress, localPort } = ctx.req.socket;
     const local = localAddress ? [`http://${localAddress.includes(':') ? `[${localAddress}]` : localAddress}:${localPort}`] : [];
-    return [...guard.ownOrigins, ...local, `${ctx.protocol}://${ctx.host}`];
+    return [...(deps.config.publicUrl ? [deps.config.publicUrl] : []), ...local, `${ctx.protocol}://${ctx.host}`];
   };
   async function requireSafeUrl(url: string, ctx: Context) {
-    const refused = await refuseWebhookUrl(url, { ...guard, ownOrigins: ownOrigins(ctx) });
+    const refused = await refuseWebhookUrl(url, { allowedHosts: settings().allowedHosts, ownOrigins: ownOrigins(ctx) });
     if (refused) {
       throw problems.unprocessable(`webhook-url-${refused.rule}`, `the URL is refused by the ${refused.rule} rule: ${refused.detail}`, {
         rule: refused.rule,
@@ -132,7 +132,7 @@ export function webhookSubscriptionRoutes(deps: ApiDeps): RouteSpec[] {
       roles: ADMIN,
       params: subscriptionIdParams,
       handler: async ({ params, actor, ctx }) => {
-        const rotated = await rotateWebhookSecret(db, actor, params.id, durationMs(settings.secretOverlap));
+        const rotated = await rotateWebhookSecret(db, actor, params.id, durationMs(settings().secretOverlap));
         if (!rotated) throw problems.notFound(`webhook subscription ${params.id}`);
         ctx.body = rotated;
       },

@@ -110,6 +110,13 @@ export const expectations: Record<string, FolderExpectation> = {
       );
     },
   },
+  webhooks: {
+    covers: 'for a webhook delivery run (a retry, a dead letter, disabled by an admin)',
+    minFixtures: 1,
+    workflowId: /^webhook-delivery:[0-9a-f-]{36}$/,
+    minEvents: 11,
+    workflowTypes: ['webhookDeliveryWorkflow'],
+  },
   notifications: {
     covers: 'for the delivery of emails the API queued (a break-glass alert)',
     minFixtures: 1,
