@@ -16,6 +16,8 @@ export interface NewTask {
 
 /** Opens a task in the inbox; opening the same task key again changes nothing (and announces nothing). */
 export async function openTask(trx: Knex | Knex.Transaction, task: NewTask): Promise<void> {
+  const assigneeUserId = task.assignee.kind === 'user' ? task.assignee.userId : null;
+  const assigneeRole = task.assignee.kind === 'role' ? task.assignee.role : null;
   const opened = await trx('tasks')
     .insert({
       task_key: task.taskKey,
@@ -24,8 +26,8 @@ export async function openTask(trx: Knex | Knex.Transaction, task: NewTask): Pro
       entity_id: task.entityId,
       kind: task.kind,
       title: task.title,
-      assignee_user_id: task.assignee.kind === 'user' ? task.assignee.userId : null,
-      assignee_role: task.assignee.kind === 'role' ? task.assignee.role : null,
+      assignee_user_id: assigneeUserId,
+      assignee_role: assigneeRole,
       due_at: task.dueAt ?? null,
     })
     .onConflict('task_key')
@@ -36,15 +38,7 @@ export async function openTask(trx: Knex | Knex.Transaction, task: NewTask): Pro
     type: 'task.assigned',
     entityType: task.entityType,
     entityId: task.entityId,
-    data: {
-      taskKey: task.taskKey,
-      kind: task.kind,
-      entityType: task.entityType,
-      entityId: task.entityId,
-      assigneeUserId: task.assignee.kind === 'user' ? task.assignee.userId : null,
-      assigneeRole: task.assignee.kind === 'role' ? task.assignee.role : null,
-      dueAt: task.dueAt ?? null,
-    },
+    data: { taskKey: task.taskKey, kind: task.kind, entityType: task.entityType, entityId: task.entityId, assigneeUserId, assigneeRole, dueAt: task.dueAt ?? null },
   });
 }
 
