@@ -20,6 +20,7 @@ import { erpSyncRoutes } from './routes/erp-sync';
 import { inboxRoutes } from './routes/inbox';
 import { patientRoutes } from './routes/patients';
 import { routingTemplateRoutes } from './routes/routing-templates';
+import { resultRoutes } from './routes/results';
 import { sampleIntakeRoutes } from './routes/sample-intake';
 import { mountSampleWebhooks } from './routes/sample-intake-webhooks';
 import { scheduledWorkRoutes } from './routes/scheduled-work';
@@ -47,6 +48,7 @@ export function createApp(deps: ApiDeps): Koa {
     ...credentialRoutes(deps),
     ...capaRoutes(deps),
     ...sampleIntakeRoutes(deps),
+    ...resultRoutes(deps),
     ...erpSyncRoutes(deps),
     ...scheduledWorkRoutes(deps),
     ...patientRoutes(deps),
