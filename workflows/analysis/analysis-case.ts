@@ -1,4 +1,5 @@
-import { upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, upsertSearchAttributes } from '@temporalio/workflow';
+import { refuse, type FailureType } from '../../common/failures';
 import type { AnalysisRef, AnalysisStep } from '../../activities/results';
 import { workflowIds } from '../../common/ids';
 import type {
@@ -73,13 +74,21 @@ export class AnalysisCase {
   private record(action: AnalysisAction, to: AnalysisStateName, request: Request, extra: Partial<AnalysisStep> & Record<string, unknown> = {}) {
     const ref = this.ref;
     if (!ref) throw new Error('the analysis is not open yet');
-    return db.recordAnalysisStep({
-      ref,
-      from: this.state.state,
-      to,
-      proof: { action, grant: request.grant, actor: request.actor, request, signature: request.signature },
-      ...extra,
-    });
+    return db
+      .recordAnalysisStep({
+        ref,
+        from: this.state.state,
+        to,
+        proof: { action, grant: request.grant, actor: request.actor, request, signature: request.signature },
+        ...extra,
+      })
+      .catch((err: unknown) => {
+        // A refusal by the recording step (an unproven action, a state Postgres no longer shows) refuses the Update.
+        if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type) {
+          refuse(err.cause.type as FailureType, err.cause.message);
+        }
+        throw err;
+      });
   }
 
   async enter(args: EnterResultArgs): Promise<void> {
