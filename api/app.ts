@@ -1,43 +1,39 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import type { ApiDeps } from './deps';
+import { docsOperations, mountDocs } from './docs-page';
 import { errorHandler } from './error-handler';
 import { createRateLimits } from './hardening/rate-limits';
 import { signingSpecs } from './hardening/signing-routes';
 import { apiCors, securityHeaders } from './hardening/security-headers';
-import { mountHealth } from './health';
-import { createApiMetrics } from './metrics';
+import { healthOperations, mountHealth } from './health';
+import { createApiMetrics, metricsOperation } from './metrics';
+import { openApiDocument } from './openapi';
 import { requestContext } from './request-context';
-import { mountRoutes, openApiDocument } from './route';
+import { mountRoutes } from './route';
 import { adminRoutes } from './routes/admin';
 import { capaRoutes } from './routes/capa';
-import { mountCodec } from './routes/codec';
+import { codecOperations, mountCodec } from './routes/codec';
 import { credentialRoutes } from './routes/credentials';
 import { documentVersionRoutes } from './routes/document-versions';
 import { documentRoutes } from './routes/documents';
-import { mountEnrolment } from './routes/enrolment';
+import { enrolmentOperations, mountEnrolment } from './routes/enrolment';
 import { erpSyncRoutes } from './routes/erp-sync';
 import { inboxRoutes } from './routes/inbox';
 import { patientRoutes } from './routes/patients';
 import { routingTemplateRoutes } from './routes/routing-templates';
 import { resultRoutes } from './routes/results';
 import { sampleIntakeRoutes } from './routes/sample-intake';
-import { mountSampleWebhooks } from './routes/sample-intake-webhooks';
+import { mountSampleWebhooks, sampleWebhookOperations } from './routes/sample-intake-webhooks';
 import { scheduledWorkRoutes } from './routes/scheduled-work';
+import { auditTrailRoutes } from './routes/audit-trails';
+import { exportRoutes } from './routes/exports';
 import { summaryRoutes } from './routes/summaries';
 import { userRoutes } from './routes/users';
 import { workflowRoutes } from './routes/workflows';
 
-/** The whole HTTP API as a Koa app, without listening: the server and the tests mount it alike. */
-export function createApp(deps: ApiDeps): Koa {
-  const app = new Koa();
-  // X-Forwarded-For is believed only from as many proxies as TRUSTED_PROXIES says; the client IP (rate limits,
-  // logs) is otherwise the socket's.
-  app.proxy = deps.config.trustedProxies > 0;
-  app.maxIpsCount = deps.config.trustedProxies;
-  const limits = createRateLimits(deps.db, deps.config.rateLimits);
-  const metrics = createApiMetrics();
-  const specs = [
+function routeSpecs(deps: ApiDeps) {
+  return [
     ...documentRoutes(deps),
     ...documentVersionRoutes(deps),
     ...routingTemplateRoutes(deps),
@@ -53,8 +49,37 @@ export function createApp(deps: ApiDeps): Koa {
     ...scheduledWorkRoutes(deps),
     ...patientRoutes(deps),
     ...summaryRoutes(deps),
+    ...exportRoutes(deps),
+    ...auditTrailRoutes(deps),
   ];
-  const openapi = openApiDocument(specs);
+}
+
+/** The OpenAPI document of every operation: the route specs, and those createApp mounts beside them. */
+function documentOf(specs: ReturnType<typeof routeSpecs>) {
+  return openApiDocument(specs, [
+    ...healthOperations,
+    metricsOperation,
+    ...docsOperations,
+    ...sampleWebhookOperations,
+    ...codecOperations,
+    ...enrolmentOperations,
+  ]);
+}
+
+/** The document alone, without a database or Temporal: building the route specs touches neither. */
+export const apiDocument = () => documentOf(routeSpecs({} as ApiDeps));
+
+/** The whole HTTP API as a Koa app, without listening: the server and the tests mount it alike. */
+export function createApp(deps: ApiDeps): Koa {
+  const app = new Koa();
+  // X-Forwarded-For is believed only from as many proxies as TRUSTED_PROXIES says; the client IP (rate limits,
+  // logs) is otherwise the socket's.
+  app.proxy = deps.config.trustedProxies > 0;
+  app.maxIpsCount = deps.config.trustedProxies;
+  const limits = createRateLimits(deps.db, deps.config.rateLimits);
+  const metrics = createApiMetrics();
+  const specs = routeSpecs(deps);
+  const openapi = documentOf(specs);
 
   const root = new Router();
   mountHealth(root, deps.db, deps.temporal);
@@ -65,12 +90,12 @@ export function createApp(deps: ApiDeps): Koa {
     ctx.type = metrics.registry.contentType;
     ctx.body = await metrics.registry.metrics();
   });
+  mountDocs(root, openapi); // /api/v1/openapi.json and its reader at /api/docs (with its own content security policy)
 
   const api = new Router({ prefix: '/api/v1' });
-  api.get('/openapi.json', (ctx) => {
-    ctx.body = openapi;
-  });
-  mountEnrolment(api, deps); // the emailed one-time token is the credential, not an API key
+  // The emailed one-time token is the credential, not an API key; a password is chosen there, so the sign-in budget.
+  api.post('/enrolment', limits.signing);
+  mountEnrolment(api, deps);
   for (const spec of signingSpecs(specs)) api[spec.method](spec.path, limits.signing);
   mountRoutes(api, specs, deps);
 

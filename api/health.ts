@@ -1,10 +1,40 @@
 import type Router from '@koa/router';
 import type { Client } from '@temporalio/client';
+import { z } from 'zod';
 import type { Db } from '../db/knex';
 import { lastCanary } from '../db/scheduled-work';
+import type { DocumentedOperation } from './openapi';
 
 const within = <T>(ms: number, work: Promise<T>) =>
   Promise.race([work, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())]);
+
+const checks = z.record(z.string(), z.string().describe('"ok", or "down: <why>"'));
+const canary = z.object({
+  status: z.enum(['ok', 'stale', 'never', 'unknown']),
+  workflowId: z.string().optional(),
+  completedAt: z.string().optional(),
+  ageSeconds: z.number().optional(),
+});
+
+export const healthOperations: DocumentedOperation[] = [
+  {
+    method: 'get',
+    path: '/healthz',
+    summary: 'Liveness: answers while the process runs',
+    tag: 'operations',
+    security: [],
+    responses: { 200: z.object({ status: z.literal('ok') }) },
+  },
+  {
+    method: 'get',
+    path: '/readyz',
+    summary: 'Readiness: PostgreSQL and Temporal answer; the last canary run',
+    tag: 'operations',
+    description: 'A 503 problem names each dependency that does not answer (`checks`) and carries `canary`, with Retry-After.',
+    security: [],
+    responses: { 200: z.object({ status: z.literal('ready'), checks, canary }), 503: 'problem' },
+  },
+];
 
 /** Liveness answers while the process runs; readiness names each dependency that does not answer. */
 export function mountHealth(router: Router, db: Db, temporal: Client): void {

@@ -1,5 +1,18 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Context, Next } from 'koa';
+import { z } from 'zod';
+import type { DocumentedOperation } from './openapi';
+
+export const metricsOperation: DocumentedOperation = {
+  method: 'get',
+  path: '/metrics',
+  summary: 'Prometheus metrics of this API process (text exposition format)',
+  tag: 'operations',
+  description: 'Open, like /healthz and /readyz: keep it on the internal network.',
+  security: [],
+  responses: { 200: z.string() },
+  responseType: 'text/plain',
+};
 
 export function createApiMetrics() {
   const registry = new Registry();

@@ -27,6 +27,10 @@ const REFUSALS = {
 
 export interface OidcDeps {
   log: Logger;
+  /** The domain of the Message-IDs of emails queued here (QA told of roles a token changed). */
+  mailDomain?: string;
+  /** Starts the delivery of emails queued in the outbox (api/temporal/notifications.ts); they wait for the next sweep when absent. */
+  deliverEmails?: (key: string, outboxIds: string[]) => Promise<void>;
   /** The time tokens are judged at; the system clock when absent. */
   now?: () => Date;
 }
@@ -119,8 +123,10 @@ export function createOidcAuthenticator(db: Db, settings: OidcSettings, deps: Oi
         email: emailFrom(payload, settings),
       },
       settings.jit,
+      deps.mailDomain,
     );
     if ('refused' in found) throw refuse(found.refused, REFUSALS[found.refused](username));
+    if (found.outboxIds?.length) await deps.deliverEmails?.(`user-roles-synced:${found.user.id}:${Date.now()}`, found.outboxIds);
     return toActor(found.user);
   };
 }

@@ -32,7 +32,7 @@ export const problems = {
       401,
       'unauthenticated',
       'Authentication required',
-      'Send an API key as "Authorization: Bearer <key>".',
+      'Send an API key (or, where single sign-on is set up, an access token from the identity provider) as "Authorization: Bearer <credential>".',
       {},
       {
         'WWW-Authenticate': 'Bearer realm="labflow"',

@@ -1,7 +1,8 @@
 import type Router from '@koa/router';
 import type { UpdateDefinition, WorkflowHandle } from '@temporalio/client';
 import type { Context } from 'koa';
-import { z } from 'zod';
+import type { z } from 'zod';
+import { FAILURE_HTTP_STATUS } from '../common/failures';
 import type { Actor, Role } from '../common/roles';
 import { requireRole } from './auth';
 import { readJsonBody } from './body';
@@ -31,9 +32,23 @@ export interface RouteSpec<P = unknown, Q = unknown, B = unknown> {
   body?: z.ZodType<B>;
   /** A larger body limit than the API's default, for the few routes whose documented payloads need it. */
   bodyLimitBytes?: number;
+  /**
+   * What a success answers: the body's schema (status 200), or each success status with its body's schema (`null`:
+   * no body, as 204). The error responses are derived (api/openapi.ts); `problems` adds those only the handler knows.
+   */
+  response: ResponseSchemas;
+  /** Error statuses the handler (or the run's update validators) can answer beyond the derived ones: 409, 422… */
+  problems?: readonly number[];
+  /** The success body's media type when it is not JSON (a version's text). */
+  responseType?: string;
+  /** Further media types the success body may take, with their schemas (an export's PDF and CSV beside its JSON). */
+  alternatives?: Record<string, z.ZodType>;
   /** Sets ctx.status and ctx.body. */
   handler: (input: RouteInput<P, Q, B>) => Promise<void>;
 }
+
+/** A success body's schema, or a schema (null: no body) per success status. */
+export type ResponseSchemas = z.ZodType | { [status: number]: z.ZodType | null };
 
 export function route<P = Record<string, never>, Q = Record<string, never>, B = undefined>(spec: RouteSpec<P, Q, B>): RouteSpec {
   return spec as unknown as RouteSpec;
@@ -76,50 +91,6 @@ export function mountRoutes(router: Router, specs: RouteSpec[], deps: ApiDeps): 
   }
 }
 
-export function openApiDocument(specs: RouteSpec[]): Record<string, unknown> {
-  const paths: Record<string, Record<string, unknown>> = {};
-  for (const spec of specs) {
-    const path = `/api/v1${spec.path}`.replace(/:(\w+)/g, '{$1}');
-    const parameters = [
-      ...Object.keys((spec.params as z.ZodObject | undefined)?.shape ?? {}).map((name) => ({
-        name,
-        in: 'path',
-        required: true,
-        schema: { type: 'string' },
-      })),
-      ...Object.entries((spec.query as z.ZodObject | undefined)?.shape ?? {}).map(([name, schema]) => ({
-        name,
-        in: 'query',
-        required: false,
-        schema: z.toJSONSchema(schema as z.ZodType, { io: 'input', unrepresentable: 'any' }),
-      })),
-    ];
-    paths[path] ??= {};
-    paths[path][spec.method] = {
-      summary: spec.summary,
-      tags: [spec.tag],
-      description: spec.access ?? (spec.roles === 'any' ? 'Any authenticated user.' : `Roles: ${spec.roles.join(', ')} (admin always).`),
-      parameters,
-      ...(spec.body
-        ? {
-            requestBody: {
-              required: true,
-              content: { 'application/json': { schema: z.toJSONSchema(spec.body, { io: 'input', unrepresentable: 'any' }) } },
-            },
-          }
-        : {}),
-      responses: { default: { description: 'Success, or an application/problem+json error' } },
-      security: [{ apiKey: [] }],
-    };
-  }
-  return {
-    openapi: '3.1.0',
-    info: { title: 'labflow API', version: '1' },
-    components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'labflow API key' } } },
-    paths,
-  };
-}
-
 /**
  * One human action on a process's run: an Update whose validator judges who may do what when. The route parses,
  * turns the request into the Update's argument and answers with the state the run returns once it accepted it.
@@ -135,6 +106,8 @@ export function updateRoute<P, B, A, R>(
   const { run, update, toArgs, ...rest } = spec;
   return route<P, Record<string, never>, B>({
     ...rest,
+    // The run's validators refuse with the statuses of FAILURE_HTTP_STATUS; a finished run is a 409.
+    problems: [...new Set([...(rest.problems ?? []), ...Object.values(FAILURE_HTTP_STATUS)])],
     handler: async (input) => {
       const handle = await run(input.params, input.actor);
       const args = await toArgs(input);

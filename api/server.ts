@@ -10,6 +10,7 @@ import { apiConfig, oidcSettings } from './config';
 import { startAuthentication } from './credentials/authentication';
 import { createApiServer } from './hardening/tls-server';
 import { oidcResolver } from './oidc';
+import { deliverQueuedEmails } from './temporal/notifications';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -25,7 +26,12 @@ async function main(): Promise<void> {
   const settings = apiConfig(config);
   const oidc = oidcSettings(config);
   const urls = databaseUrls(config);
-  const auth = startAuthentication({ db, temporal, config: settings, log }, urls.app, oidc ? [oidcResolver(db, oidc, { log })] : []);
+  const sso = oidc && {
+    log,
+    mailDomain: settings.mailDomain,
+    deliverEmails: (key: string, ids: string[]) => deliverQueuedEmails({ temporal, config: settings, log }, key, ids),
+  };
+  const auth = startAuthentication({ db, temporal, config: settings, log }, urls.app, oidc && sso ? [oidcResolver(db, oidc, sso)] : []);
   const app = createApp({
     db,
     temporal,

@@ -198,11 +198,50 @@ async function walkChain(
   return result();
 }
 
-export async function auditTrail(db: Db, entityType: string, entityIds: string[], limit = 1000) {
-  return db('audit_events')
-    .select('seq', 'occurred_at', 'actor', 'action', 'entity_type', 'entity_id', 'details', 'hash')
+const TRAIL_COLUMNS = ['seq', 'occurred_at', 'actor', 'action', 'entity_type', 'entity_id', 'details', 'hash'] as const;
+
+export interface AuditTrailRow {
+  seq: number;
+  occurred_at: Date;
+  actor: string;
+  action: string;
+  entity_type: string;
+  entity_id: string;
+  details: Record<string, unknown>;
+  hash: string;
+}
+
+/** One keyset page of a record's trail, oldest first: the events after sequence number `afterSeq`. */
+export async function auditTrailPage(
+  db: Db,
+  entityType: string,
+  entityIds: string[],
+  page: { afterSeq?: number; limit: number },
+): Promise<AuditTrailRow[]> {
+  const rows = await db('audit_events')
+    .select(...TRAIL_COLUMNS)
     .where('entity_type', entityType)
     .whereIn('entity_id', entityIds)
+    .andWhere('seq', '>', page.afterSeq ?? 0)
     .orderBy('seq')
-    .limit(limit);
+    .limit(page.limit);
+  return rows.map((r: AuditTrailRow) => ({ ...r, seq: Number(r.seq) }));
+}
+
+/** A record's whole trail, page by page; nothing is cut, however long it is. */
+export async function* eachAuditPage(db: Db, entityType: string, entityIds: string[], pageSize = 1000): AsyncGenerator<AuditTrailRow[]> {
+  let afterSeq = 0;
+  for (;;) {
+    const rows = await auditTrailPage(db, entityType, entityIds, { afterSeq, limit: pageSize });
+    if (rows.length) yield rows;
+    if (rows.length < pageSize) return;
+    afterSeq = rows[rows.length - 1].seq;
+  }
+}
+
+/** A record's complete trail, oldest first. */
+export async function auditTrail(db: Db, entityType: string, entityIds: string[]): Promise<AuditTrailRow[]> {
+  const all: AuditTrailRow[] = [];
+  for await (const rows of eachAuditPage(db, entityType, entityIds)) all.push(...rows);
+  return all;
 }

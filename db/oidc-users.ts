@@ -3,6 +3,8 @@ import { appendAudit } from './audit';
 import { diff } from './field-changes';
 import type { UserRow } from './identity';
 import type { Db } from './knex';
+import { queueNotifications } from './notifications';
+import { resolveRecipients } from './recipients';
 
 const COLUMNS = ['id', 'username', 'printed_name', 'email', 'roles', 'active'] as const;
 
@@ -16,8 +18,11 @@ export interface TokenIdentity {
   email?: string;
 }
 
-/** 'claims': the user would be created just in time, but the token gives no email address. */
-export type TokenUser = { user: UserRow } | { refused: 'unknown-user' | 'user-deactivated' | 'claims' };
+/**
+ * 'claims': the user would be created just in time, but the token gives no email address. `outboxIds`: the emails
+ * telling QA of roles the token changed, queued for delivery.
+ */
+export type TokenUser = { user: UserRow; outboxIds?: string[] } | { refused: 'unknown-user' | 'user-deactivated' | 'claims' };
 
 /** The system name the trail records for changes single sign-on makes. */
 const SSO_ACTOR = 'system:oidc';
@@ -28,14 +33,14 @@ const SSO_ACTOR = 'system:oidc';
  * them, the trail recording old → new, so that assignment, notification and API-key sign-in see what the identity
  * provider says.
  */
-export async function userForToken(db: Db, identity: TokenIdentity, jit: boolean): Promise<TokenUser> {
+export async function userForToken(db: Db, identity: TokenIdentity, jit: boolean, mailDomain = 'localhost'): Promise<TokenUser> {
   let user = (await db('users').where({ username: identity.username }).first(COLUMNS)) as UserRow | undefined;
   if (!user && !jit) return { refused: 'unknown-user' };
   if (!user && !identity.email) return { refused: 'claims' };
   if (!user) user = await createFromToken(db, { ...identity, email: identity.email as string });
   if (!user.active) return { refused: 'user-deactivated' };
   if (identity.roles && !sameRoles(user.roles, identity.roles)) {
-    return { user: await syncRoles(db, user.username, identity.roles, identity.issuer) };
+    return syncRoles(db, user.username, identity.roles, identity.issuer, mailDomain);
   }
   return { user };
 }
@@ -68,18 +73,32 @@ async function createFromToken(db: Db, identity: TokenIdentity & { email: string
   });
 }
 
-async function syncRoles(db: Db, username: string, roles: Role[], issuer: string): Promise<UserRow> {
+/** Brings the row to the token's roles, audited old → new; QA is told, as of any change of someone's roles. */
+async function syncRoles(db: Db, username: string, roles: Role[], issuer: string, mailDomain: string): Promise<TokenUser> {
   return db.transaction(async (trx) => {
     const before = (await trx('users').where({ username }).forUpdate().first(COLUMNS)) as UserRow;
-    if (sameRoles(before.roles, roles)) return before;
+    if (sameRoles(before.roles, roles)) return { user: before };
     const [after] = await trx('users').where({ id: before.id }).update({ roles }).returning(COLUMNS);
+    const changes = diff(before, after, { fields: ['roles'] });
     await appendAudit(trx, {
       actor: SSO_ACTOR,
       action: 'user.roles_synced',
       entityType: 'user',
       entityId: username,
-      details: { source: 'oidc', issuer, changes: diff(before, after, { fields: ['roles'] }) },
+      details: { source: 'oidc', issuer, changes },
     });
-    return after as UserRow;
+    const outboxIds = await queueNotifications(
+      trx,
+      await resolveRecipients(trx, [{ kind: 'role', role: 'qa_manager' }]),
+      {
+        idempotencyKey: `user.roles_synced:${before.id}:${[...after.roles].sort().join(',')}:${Date.now()}`,
+        kind: 'user.roles_synced',
+        title: `The identity provider changed ${username}'s roles`,
+        body: `${username}'s roles in labflow now follow the identity provider (${issuer}): ${JSON.stringify(before.roles)} → ${JSON.stringify(after.roles)}.`,
+        link: `/api/v1/users/${username}`,
+      },
+      mailDomain,
+    );
+    return { user: after as UserRow, outboxIds };
   });
 }

@@ -9,6 +9,7 @@ export const PHI_RECORD_KINDS = [
   'summary',
   'summary_job',
   'summary_job_list',
+  'sample_export',
 ] as const;
 export type PhiRecordKind = (typeof PHI_RECORD_KINDS)[number];
 export type PhiAccessOutcome = 'read' | 'denied';

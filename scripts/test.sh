@@ -17,6 +17,7 @@ if [ $# -eq 0 ] && [ "${TEST_CLUSTER:-true}" != false ]; then
 fi
 echo "[test] type-check"; npx tsc --noEmit -p .
 echo "[test] lint"; npx eslint --max-warnings 0 .
+echo "[test] openapi lint"; bash scripts/openapi-lint.sh
 [ $# -gt 0 ] || set -- "test/**/*.test.ts"
 echo "[test] mocha"; npx mocha "$@"
 if [ "$cluster" = 1 ]; then

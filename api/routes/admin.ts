@@ -1,6 +1,7 @@
 import { verifyAuditChain } from '../../db/audit';
 import type { ApiDeps } from '../deps';
 import { route, type RouteSpec } from '../route';
+import * as R from '../schemas/responses';
 
 /** Operations only admins and QA run: the audit trail's verification. The user routes live in users.ts. */
 export function adminRoutes({ db, auditChain }: ApiDeps): RouteSpec[] {
@@ -8,6 +9,7 @@ export function adminRoutes({ db, auditChain }: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/admin/audit/verify',
+      response: R.auditVerdict,
       summary:
         "Recompute the audit trail's hash chain and keyed links, check it against the newest checkpoint, and name the first broken link",
       tag: 'operations',

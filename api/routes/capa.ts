@@ -28,6 +28,7 @@ import { auditTrail } from '../../db/audit';
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
 import { route, updateRoute, type RouteSpec } from '../route';
+import * as R from '../schemas/responses';
 import {
   actionParams,
   capaParams,
@@ -75,6 +76,7 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/capas',
+      response: { 202: R.capaStarted }, problems: [409, 422],
       summary: 'Initiate a CAPA with its source records; 409 offers "link to existing" when an open CAPA names a source',
       tag,
       roles: 'any',
@@ -89,6 +91,7 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/capas',
+      response: R.page(R.capaRow),
       summary: 'List CAPAs (filters: stage, owner, overdue, risk, source) from the Postgres projection',
       tag,
       roles: 'any',
@@ -100,6 +103,7 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/capas/:number',
+      response: R.capaView,
       summary: 'A CAPA: live state from its run while it runs, sources, actions and signatures',
       tag,
       roles: 'any',
@@ -111,6 +115,7 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/capas/:number/audit',
+      response: R.capaAudit,
       summary: "The CAPA's audit trail",
       tag,
       roles: ['qa_manager'],
@@ -125,6 +130,7 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       ...onCapa,
       method: 'post',
       path: '/capas/:number/sources',
+      response: R.capaState,
       summary: 'Link more source records to this CAPA ("link to existing"; its owner or QA)',
       roles: 'any',
       body: linkSourcesBody,
@@ -142,6 +148,7 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       ...onCapa,
       method: 'post',
       path: '/capas/:number/triage',
+      response: R.capaState,
       summary: 'Triage (QA manager): accept with risk and owner, mark unfounded, or merge into another CAPA',
       roles: ['qa_manager'],
       body: triageBody,
@@ -153,6 +160,7 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       ...onCapa,
       method: 'post',
       path: '/capas/:number/containment',
+      response: R.capaState,
       summary: 'Record containment (owner); moves to investigation',
       roles: 'any',
       body: containmentBody,
@@ -164,6 +172,7 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       ...onCapa,
       method: 'post',
       path: '/capas/:number/investigation',
+      response: R.capaState,
       summary: 'Record the root cause, its method and findings (owner)',
       roles: 'any',
       body: investigationBody,
@@ -175,6 +184,7 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       ...onCapa,
       method: 'post',
       path: '/capas/:number/plan',
+      response: R.capaState,
       summary: 'Submit the action plan with effectiveness criteria (owner); moves to plan approval',
       roles: 'any',
       body: planBody,
@@ -186,6 +196,8 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       ...onCapa,
       method: 'post',
       path: '/capas/:number/plan/decision',
+      response: R.capaState,
+      problems: [423],
       summary: 'Approve the plan (QA, electronic signature over the plan hash) or reject it with a comment',
       roles: ['qa_manager'],
       body: planDecisionBody,
@@ -196,6 +208,7 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       ...onAction,
       method: 'post',
       path: '/capas/:number/actions/:actionId/complete',
+      response: R.capaState,
       summary: 'Complete an action with evidence (its owner)',
       roles: 'any',
       body: completeActionBody,
@@ -211,6 +224,7 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       ...onAction,
       method: 'post',
       path: '/capas/:number/actions/:actionId/extension',
+      response: R.capaState,
       summary: "Ask for a later due date (the action's owner)",
       roles: 'any',
       body: extensionBody,
@@ -227,6 +241,7 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       ...onAction,
       method: 'post',
       path: '/capas/:number/actions/:actionId/extension/decision',
+      response: R.capaState,
       summary: 'Grant or refuse a requested extension (QA, reason required, limited in number)',
       roles: ['qa_manager'],
       body: extensionDecisionBody,
@@ -243,6 +258,7 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       ...onCapa,
       method: 'post',
       path: '/capas/:number/effectiveness',
+      response: R.capaState,
       summary:
         'Record effectiveness results against the criteria (a verifier who implemented no action); a failure returns to investigation',
       roles: ['qa_manager', 'lab_director'],
@@ -255,6 +271,8 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       ...onCapa,
       method: 'post',
       path: '/capas/:number/close',
+      response: R.capaState,
+      problems: [423],
       summary: 'Close (QA, electronic signature over the closure hash); refused while actions are open or effectiveness is missing',
       roles: ['qa_manager'],
       body: closeBody,
@@ -265,6 +283,7 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       ...onCapa,
       method: 'post',
       path: '/capas/:number/cancel',
+      response: R.capaState,
       summary: 'Cancel an open CAPA (QA, reason required)',
       roles: ['qa_manager'],
       body: reasonBody,
@@ -275,6 +294,7 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       ...onCapa,
       method: 'post',
       path: '/capas/:number/reopen',
+      response: R.capaState,
       summary: 'Reopen a closed CAPA (QA, reason required); the closure date is cleared',
       roles: ['qa_manager'],
       body: reasonBody,
@@ -284,6 +304,7 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/capas/deactivated-users',
+      response: { 202: R.handedOver },
       summary: "Compatibility alias: hand what a deactivated user holds in every process over again (POST /users/{username}/deactivate does it itself)",
       tag,
       roles: ['admin'],

@@ -9,6 +9,7 @@ import { isEncrypted, keyIdOf, PayloadDecryptionError } from '../../platform/pay
 import { requireRole } from '../auth';
 import { readJsonBody } from '../body';
 import type { ApiDeps } from '../deps';
+import type { DocumentedOperation } from '../openapi';
 import { Problem, problems } from '../problem';
 import { parseOrProblem } from '../route';
 
@@ -36,6 +37,9 @@ const base64 = z
 const codecBody = z.object({
   payloads: z.array(z.object({ metadata: z.record(z.string(), base64).optional(), data: base64.optional() })),
 });
+const codecAnswer = z.object({
+  payloads: z.array(z.object({ metadata: z.record(z.string(), z.string().describe('base64')), data: z.string().describe('base64') })),
+});
 type JsonPayload = z.infer<typeof codecBody>['payloads'][number];
 
 const fromJson = (p: JsonPayload): Payload => ({
@@ -49,6 +53,78 @@ const toJson = (p: Payload) => ({
   ),
   data: Buffer.from(p.data ?? new Uint8Array()).toString('base64'),
 });
+
+const namespaceHeader = {
+  name: 'X-Namespace',
+  in: 'header',
+  required: false,
+  description: "The Temporal namespace (audited); the API's own namespace when absent.",
+  schema: { type: 'string', pattern: NAMESPACE.source },
+};
+const codecCall = (direction: 'encode' | 'decode'): DocumentedOperation => ({
+  method: 'post',
+  path: `/codec/${direction}`,
+  summary:
+    direction === 'encode'
+      ? 'Encrypt payloads with the current payload key (admin): the remote codec of the Temporal CLI'
+      : 'Decrypt payloads for the Temporal Web UI or CLI (IT operators, admin); every call audited',
+  tag: 'codec',
+  description: `Roles: ${(direction === 'encode' ? ENCODE_ROLES : CODEC_ROLES).join(', ')} (admin always). An API key, or the Web UI's codec session.`,
+  security: ['apiKey', 'codecSession'],
+  parameters: [namespaceHeader],
+  body: codecBody,
+  responses: {
+    200: codecAnswer,
+    ...Object.fromEntries([400, 401, 403, 413, 415, 503, ...(direction === 'decode' ? [422] : [])].map((s) => [s, 'problem' as const])),
+  },
+});
+
+/** The codec's routes, for the OpenAPI document. */
+export const codecOperations: DocumentedOperation[] = [
+  ...PATHS.map(
+    (path): DocumentedOperation => ({
+      method: 'options',
+      path,
+      summary: `CORS preflight of ${path} for the configured Web UI origins (CODEC_CORS_ORIGINS)`,
+      tag: 'codec',
+      security: [],
+      responses: { 204: null, 403: 'problem' },
+    }),
+  ),
+  {
+    method: 'get',
+    path: '/codec/login',
+    summary: 'The page where a browser signs in for the Web UI codec (HTML)',
+    tag: 'codec',
+    security: [],
+    responses: { 200: z.string() },
+    responseType: 'text/html',
+  },
+  {
+    method: 'post',
+    path: '/codec/session',
+    summary: "Open the browser's codec session (an 8-hour HttpOnly cookie) with an API key (IT operators, admin); audited",
+    tag: 'codec',
+    description: `Roles: ${CODEC_ROLES.join(', ')} (admin always). Same origin only (no CORS).`,
+    security: ['apiKey'],
+    responses: {
+      200: z.object({ username: z.string(), expiresAt: z.string() }),
+      401: 'problem',
+      403: 'problem',
+      503: 'problem',
+    },
+  },
+  {
+    method: 'post',
+    path: '/codec/logout',
+    summary: "Close the browser's codec session",
+    tag: 'codec',
+    security: [],
+    responses: { 204: null, 503: 'problem' },
+  },
+  codecCall('encode'),
+  codecCall('decode'),
+];
 
 /**
  * POST /codec/encode and /codec/decode, where the Temporal Web UI (`codec.endpoint`) and the CLI

@@ -9,6 +9,7 @@ import type { Actor } from '../../common/roles';
 import type { Authenticator } from '../auth';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
+import * as R from '../schemas/responses';
 import { durationString, isoDateTime, text, username } from '../schemas/common';
 
 const keyParams = z.object({ keyId: z.uuid('not an API key ID') });
@@ -38,6 +39,7 @@ export function credentialRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/me/signing-password',
+      response: { 204: null }, problems: [403, 409, 422, 423],
       summary: 'Change your signing password: the current one, then a new one that meets the password policy (422 names the rule broken)',
       tag: 'identity',
       roles: 'any',
@@ -50,6 +52,7 @@ export function credentialRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/users/:username/enrolment',
+      response: { 201: R.enrolmentIssued }, problems: [409],
       summary: "Reset a user's signing password (admin): the old one stops working and a new one-time enrolment token is emailed to them",
       tag: 'identity',
       roles: ['admin'],
@@ -63,6 +66,7 @@ export function credentialRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/me/api-keys',
+      response: R.list(R.apiKey),
       summary: 'Your API keys: name, prefix, expiry, last use, state (never the key)',
       tag: 'identity',
       roles: 'any',
@@ -73,6 +77,7 @@ export function credentialRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/me/api-keys',
+      response: { 201: R.newApiKey }, problems: [409, 422],
       summary: 'Create a named API key; the key is in this answer only. Expiry defaults to API_KEY_DEFAULT_LIFETIME',
       tag: 'identity',
       roles: 'any',
@@ -88,6 +93,7 @@ export function credentialRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/me/api-keys/:keyId/rotate',
+      response: { 201: R.rotatedApiKey }, problems: [409],
       summary: 'Replace one of your keys with a new one (shown once); the old one is revoked at once, or after the overlap asked for',
       tag: 'identity',
       roles: 'any',
@@ -103,6 +109,7 @@ export function credentialRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'delete',
       path: '/me/api-keys/:keyId',
+      response: R.apiKey, problems: [409],
       summary: 'Revoke one of your keys: every API process refuses it at once',
       tag: 'identity',
       roles: 'any',
@@ -116,6 +123,7 @@ export function credentialRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/users/:username/api-keys',
+      response: R.list(R.apiKey),
       summary: "A user's API keys (admin)",
       tag: 'identity',
       roles: ['admin'],
@@ -128,6 +136,7 @@ export function credentialRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/users/:username/api-keys',
+      response: { 201: R.newApiKey }, problems: [409, 422],
       summary:
         "Issue an API key to an active user (admin): after a reactivation (their old keys stay revoked) or for an instrument's service account; the key is in this answer only",
       tag: 'identity',
@@ -147,6 +156,7 @@ export function credentialRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'delete',
       path: '/users/:username/api-keys/:keyId',
+      response: R.apiKey, problems: [409],
       summary: "Revoke a user's API key (admin), e.g. one that leaked",
       tag: 'identity',
       roles: ['admin'],

@@ -12,6 +12,7 @@ import { grantedArgs } from '../../common/grants';
 import { storeContent } from '../../db/documents';
 import type { ApiDeps } from '../deps';
 import { route, updateRoute, type RouteSpec } from '../route';
+import * as R from '../schemas/responses';
 import {
   requireAssigneeFitsStage,
   requireNoDecisionThisRound,
@@ -45,6 +46,7 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: `${versionPath}/submit`,
+      response: { 202: R.submitted }, problems: [409, 422],
       summary: 'Submit a draft version for review with its routing; answers 202 with the run to poll',
       tag,
       roles: ['author', 'document_control'],
@@ -61,6 +63,7 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
     updateRoute({
       method: 'post',
       path: `${versionPath}/decisions`,
+      response: R.documentRunState, problems: [409, 422, 423],
       summary:
         'Approve (an electronic signature: password, meaning, content hash), reject or request changes; one stage per person per round',
       tag,
@@ -81,6 +84,7 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
     updateRoute({
       method: 'post',
       path: `${versionPath}/withdraw`,
+      response: R.documentRunState,
       summary: 'Withdraw a version from review (author or document control, reason required)',
       tag,
       roles: 'any',
@@ -97,6 +101,7 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
     updateRoute({
       method: 'post',
       path: `${versionPath}/obsolete`,
+      response: R.documentRunState,
       summary: 'Retire an effective version (document control, reason required)',
       tag,
       roles: 'any',
@@ -113,6 +118,7 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
     updateRoute({
       method: 'post',
       path: `${versionPath}/periodic-review`,
+      response: R.documentRunState,
       summary: 'Record the periodic review of an effective version (document control)',
       tag,
       roles: 'any',
@@ -129,6 +135,7 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
     updateRoute({
       method: 'post',
       path: `${versionPath}/extend`,
+      response: R.documentRunState,
       summary: "Move the current stage's due date later (document control, reason required)",
       tag,
       roles: 'any',
@@ -146,6 +153,7 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
     updateRoute({
       method: 'post',
       path: `${versionPath}/reassign`,
+      response: R.documentRunState, problems: [422],
       summary: 'Hand an undecided review slot of the current stage to someone else (document control, reason required)',
       tag,
       roles: ['document_control'],
@@ -169,6 +177,7 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
     updateRoute({
       method: 'post',
       path: `${versionPath}/revision`,
+      response: R.documentRunState,
       summary: 'Upload revised text after changes were requested; starts a new round and voids earlier signatures',
       tag,
       roles: ['author', 'document_control'],

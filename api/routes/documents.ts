@@ -16,6 +16,7 @@ import { findUserByUsername } from '../../db/users';
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
+import * as R from '../schemas/responses';
 import {
   contentBody,
   createDocumentBody,
@@ -44,6 +45,7 @@ export function documentRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/documents',
+      response: { 201: R.documentRow }, problems: [409],
       summary: 'Create a controlled document (its number is assigned when not given)',
       tag: 'documents',
       roles: WRITERS,
@@ -58,6 +60,7 @@ export function documentRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/documents',
+      response: R.documentList,
       summary: 'List documents with their latest and effective versions',
       tag: 'documents',
       roles: 'any',
@@ -70,6 +73,7 @@ export function documentRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/documents/:number',
+      response: R.documentWithVersions,
       summary: 'A document and all its versions',
       tag: 'documents',
       roles: 'any',
@@ -82,6 +86,7 @@ export function documentRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'patch',
       path: '/documents/:number',
+      response: R.editedDocument, problems: [422],
       summary: "Change a document's title, type or owner (document control); the trail records each old and new value",
       tag: 'documents',
       roles: ['document_control'],
@@ -100,6 +105,7 @@ export function documentRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/documents/:number/versions/:version/cancel',
+      response: R.versionRow, problems: [409],
       summary: 'Cancel a draft nobody submitted (document control, reason required); it is withdrawn and the trail says why',
       tag: 'documents',
       roles: ['document_control'],
@@ -114,6 +120,7 @@ export function documentRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/documents/:number/versions',
+      response: { 201: R.newVersion }, problems: [409],
       summary: "Add a new version (draft) with its text (the document's owner or document control); refused while another revision is open",
       tag: 'documents',
       roles: WRITERS,
@@ -130,6 +137,7 @@ export function documentRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/documents/:number/versions/:version',
+      response: R.versionState,
       summary: "A version's state: live from its run while running, from the record afterwards",
       tag: 'documents',
       roles: 'any',
@@ -141,6 +149,7 @@ export function documentRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/documents/:number/versions/:version/content',
+      response: R.plainText, responseType: 'text/plain',
       summary: "A version's text as it stands (text/plain); its ETag is the content hash",
       tag: 'documents',
       roles: 'any',
@@ -156,6 +165,7 @@ export function documentRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/documents/:number/versions/:version/signatures',
+      response: R.list(R.signatureRow),
       summary: 'Electronic signatures on a version, including those voided by a revision',
       tag: 'documents',
       roles: 'any',
@@ -168,6 +178,7 @@ export function documentRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/documents/:number/audit',
+      response: R.list(R.auditEvent),
       summary: "The document's audit trail, oldest first",
       tag: 'documents',
       roles: ['qa_manager', 'document_control'],

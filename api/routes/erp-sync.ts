@@ -3,6 +3,7 @@ import { getRun, listDeadLetters, listRuns } from '../../db/erp-sync';
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
+import * as R from '../schemas/responses';
 import { retryDeadLetter, startSync } from '../services/erp-sync';
 import { decideOnSupplier, supplierQualificationView } from '../services/supplier-qualification';
 import {
@@ -29,6 +30,7 @@ export function erpSyncRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/erp-sync/runs',
+      response: { 200: R.erpRun, 202: R.erpRun },
       summary: 'Start an ERP sync (all entities or one; incremental or reconcile); 200 with the running one if already going',
       tag: 'erp',
       roles: OPERATORS,
@@ -43,6 +45,7 @@ export function erpSyncRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/erp-sync/runs',
+      response: R.page(R.erpRun),
       summary: 'Sync runs, newest first, with counts per entity (and drift for reconciliations)',
       tag: 'erp',
       roles: VIEWERS,
@@ -54,6 +57,7 @@ export function erpSyncRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/erp-sync/runs/:id',
+      response: R.erpRun,
       summary: 'One sync run',
       tag: 'erp',
       roles: VIEWERS,
@@ -67,6 +71,7 @@ export function erpSyncRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/erp-sync/cursors',
+      response: R.list(R.erpCursor),
       summary: "Each entity's cursor: the last (modified, name) stored",
       tag: 'erp',
       roles: VIEWERS,
@@ -77,6 +82,7 @@ export function erpSyncRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/erp-sync/cursors/:entity/reset',
+      response: R.erpCursor, problems: [409],
       summary: "Move an entity's cursor back (to the start, or to a given position); admins, audited",
       tag: 'erp',
       roles: ['admin'],
@@ -89,6 +95,7 @@ export function erpSyncRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/erp-sync/dead-letters',
+      response: R.page(R.deadLetter),
       summary: 'Records the ERP or labflow refused, with the reason',
       tag: 'erp',
       roles: VIEWERS,
@@ -100,6 +107,7 @@ export function erpSyncRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/erp-sync/dead-letters/:id/retry',
+      response: { 202: R.deadLetter }, problems: [409],
       summary: 'Retry a dead letter: inbound ones are re-fetched by a sync of their entity; outbound ones re-written',
       tag: 'erp',
       roles: OPERATORS,
@@ -113,6 +121,7 @@ export function erpSyncRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/erp-sync/dead-letters/:id/discard',
+      response: R.deadLetter, problems: [409],
       summary: 'Discard a dead letter (reason required, audited)',
       tag: 'erp',
       roles: OPERATORS,
@@ -128,6 +137,7 @@ export function erpSyncRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/suppliers/:supplier/qualification',
+      response: R.supplierQualification,
       summary: "A supplier's qualification: status, decisions and whether the ERP has it",
       tag: 'erp',
       roles: ['qa_manager', 'it_operator'],
@@ -139,6 +149,7 @@ export function erpSyncRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/suppliers/:supplier/qualification/:decision',
+      response: R.supplierQualification, problems: [409, 422],
       summary: 'QA approves, suspends or disqualifies a supplier; the hold status is then written to the ERP',
       tag: 'erp',
       roles: ['qa_manager'],

@@ -4,6 +4,7 @@ import { listTasks } from '../../db/tasks';
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
+import * as R from '../schemas/responses';
 import { flagParam, pagination } from '../schemas/common';
 
 const tasksQuery = pagination.extend({
@@ -19,6 +20,7 @@ export function inboxRoutes({ db }: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/tasks',
+      response: R.page(R.task),
       summary: 'Tasks waiting on people; mine=1 keeps those assigned to me or to one of my roles',
       tag: 'inbox',
       roles: 'any',
@@ -35,6 +37,7 @@ export function inboxRoutes({ db }: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/notifications',
+      response: R.page(R.notification),
       summary: 'My notifications, newest first',
       tag: 'inbox',
       roles: 'any',
@@ -50,6 +53,7 @@ export function inboxRoutes({ db }: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/notifications/:id/read',
+      response: { 204: null },
       summary: 'Mark one of my notifications read',
       tag: 'inbox',
       roles: 'any',

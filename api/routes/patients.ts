@@ -25,6 +25,7 @@ import {
 } from '../patient-access';
 import { Problem, problems } from '../problem';
 import { route, type RouteSpec } from '../route';
+import * as R from '../schemas/responses';
 import { addNote, changePatient, deletePatientRecords, registerPatient, removeNote, replaceNote } from '../services/patients';
 import { deliverQueuedEmails } from '../temporal/notifications';
 import {
@@ -120,6 +121,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/patients',
+      response: { 201: R.patient }, problems: [409],
       summary: 'Register a patient; the caller joins its care team',
       tag: TAG,
       roles: CLINICIAN,
@@ -136,6 +138,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/patients',
+      response: R.cursorPage(R.patient), problems: [409],
       summary:
         "The caller's patients (their care teams), searched by name (q), sorted (sort, '-' for descending) and paged (limit, cursor)",
       tag: TAG,
@@ -163,6 +166,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/patients/:id',
+      response: R.patient,
       summary: 'A patient',
       tag: TAG,
       roles: CLINICIAN,
@@ -179,6 +183,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'patch',
       path: '/patients/:id',
+      response: R.patient, problems: [409, 412, 428],
       summary: "Change some of a patient's fields; null clears an optional one (mrn, sex, address, phone)",
       tag: TAG,
       roles: CLINICIAN,
@@ -202,6 +207,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'delete',
       path: '/patients/:id',
+      response: { 200: R.retiredPatient, 204: null }, problems: [409],
       summary:
         'Delete a patient with their care team, notes and summaries (204); one with signed summaries is retired and kept for its retention period instead (200); 409 under a legal hold or within the retention period',
       tag: TAG,
@@ -241,6 +247,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/patients/:id/retention',
+      response: R.retention,
       summary: 'Whether the patient is retired, until when the record is kept, whether a legal hold is on it, and the rules applied',
       tag: TAG,
       roles: ['clinician', 'privacy_officer'],
@@ -256,6 +263,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'put',
       path: '/patients/:id/legal-hold',
+      response: R.retention,
       summary: 'Put the patient’s records under a legal hold (hold=true, naming the matter) or lift it (hold=false); a hold blocks retirement and deletion',
       tag: TAG,
       roles: PRIVACY_OFFICER,
@@ -272,6 +280,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/patients/:id/access-log',
+      response: R.accessLog, problems: [409],
       summary:
         "Who read or was refused the patient's record, notes and summaries: newest first, filtered by user and time (from inclusive, to exclusive), paged (limit, cursor)",
       tag: TAG,
@@ -321,6 +330,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/patients/:id/clinicians',
+      response: R.careTeam,
       summary: "The patient's care team: the clinicians who may read and write the record",
       tag: TAG,
       roles: CLINICIAN,
@@ -334,6 +344,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/patients/:id/clinicians',
+      response: { 200: R.careTeam, 201: R.careTeam, 202: R.careTeam }, problems: [409, 422],
       summary:
         'Add an active clinician to the care team. A clinician on the team adds at once (201, or 200 when already on it); an admin’s addition waits for a clinician of the team to confirm it (202 with the request), unless the admin uses breakGlass with a reason (201; audited, the privacy officers are alerted)',
       tag: TAG,
@@ -388,6 +399,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/patients/:id/clinicians/requests/:requestId/confirm',
+      response: R.careTeam, problems: [409],
       summary: 'Confirm an admin’s request to add a clinician to the care team: the clinician joins it',
       tag: TAG,
       roles: CLINICIAN,
@@ -403,6 +415,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/patients/:id/break-glass',
+      response: R.breakGlassList,
       summary: 'Break-glass additions to the patient’s care team, newest first: who added whom, when and why',
       tag: TAG,
       roles: PRIVACY_OFFICER,
@@ -426,6 +439,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'delete',
       path: '/patients/:id/clinicians/:username',
+      response: { 204: null }, problems: [409],
       summary: 'Take a clinician off the care team; refused (409) when no other active clinician would remain',
       tag: TAG,
       roles: CLINICIAN,
@@ -445,6 +459,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/patients/:id/notes',
+      response: { 201: R.note },
       summary: 'Add a SOAP note: subjective/objective/assessment/plan, or text with S:/O:/A:/P: headings; and noteTime',
       tag: TAG,
       roles: CLINICIAN,
@@ -462,6 +477,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/patients/:id/notes',
+      response: R.cursorPage(R.note), problems: [409],
       summary: "The patient's notes by note time (sort=-note_time, newest first, by default), paged (limit, cursor)",
       tag: TAG,
       roles: CLINICIAN,
@@ -481,6 +497,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/patients/:id/notes/:noteId',
+      response: R.note,
       summary: 'A note, with its version as ETag',
       tag: TAG,
       roles: CLINICIAN,
@@ -498,6 +515,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/patients/:id/notes/:noteId/versions',
+      response: R.noteVersions,
       summary:
         'Every version of a note, oldest first: its text and time, who made it and when (an edit appends a version; a deletion is the last one)',
       tag: TAG,
@@ -515,6 +533,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'put',
       path: '/patients/:id/notes/:noteId',
+      response: R.note, problems: [409, 412, 428],
       summary: 'Replace a note, given the version read (body.version or If-Match); 409 when it has changed since, 428 without one',
       tag: TAG,
       roles: CLINICIAN,
@@ -532,6 +551,7 @@ export function patientRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'delete',
       path: '/patients/:id/notes/:noteId',
+      response: { 204: null }, problems: [409],
       summary: 'Delete a note; with If-Match, only if it is still that version',
       tag: TAG,
       roles: CLINICIAN,

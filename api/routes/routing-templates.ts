@@ -3,6 +3,7 @@ import { findRoutingTemplate, listRoutingTemplates, saveRoutingTemplate } from '
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
+import * as R from '../schemas/responses';
 import { docTypeParams, routingTemplateBody } from '../schemas/documents';
 
 const tag = 'documents';
@@ -13,6 +14,7 @@ export function routingTemplateRoutes({ db }: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/routing-templates',
+      response: R.list(R.routingTemplate),
       summary: 'The routing template of every document type',
       tag,
       roles: 'any',
@@ -23,6 +25,7 @@ export function routingTemplateRoutes({ db }: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/routing-templates/:docType',
+      response: R.routingTemplate,
       summary: "A document type's routing template: required stages, the roles that may sign each, document control last",
       tag,
       roles: 'any',
@@ -36,6 +39,7 @@ export function routingTemplateRoutes({ db }: ApiDeps): RouteSpec[] {
     route({
       method: 'put',
       path: '/routing-templates/:docType',
+      response: R.routingTemplate.extend({ changes: R.changes }), problems: [422],
       summary: "Replace a document type's routing template (document control or admin); audited with old and new values",
       tag,
       roles: ['document_control', 'admin'],

@@ -1,9 +1,11 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
+import { z } from 'zod';
 import { sourceOf } from '../../db/sample-intake';
 import { recordWebhookEvent, webhookEventOf } from '../../db/sample-webhooks';
 import type { ApiDeps } from '../deps';
+import type { DocumentedOperation } from '../openapi';
 import { Problem, problems } from '../problem';
 import { parseOrProblem } from '../route';
 import { applyWebhookEvent } from '../services/sample-intake';
@@ -31,6 +33,40 @@ async function readRaw(ctx: Context, limit: number): Promise<Buffer> {
   }
   return Buffer.concat(chunks);
 }
+
+/** The signed webhook, for the OpenAPI document. */
+export const sampleWebhookOperations: DocumentedOperation[] = [
+  {
+    method: 'post',
+    path: '/api/v1/webhooks/{source}',
+    summary: 'An event from an instrument, courier or external LIMS, signed with HMAC-SHA256 by its source',
+    tag: 'sample intake',
+    description:
+      "Not API-key authenticated: the source's HMAC signature (X-Labflow-Signature over X-Labflow-Timestamp and the raw body). " +
+      "The sender's eventId is the idempotency key: 202 when recorded, 200 `duplicate` when seen before.",
+    security: ['webhookSignature'],
+    parameters: [
+      { name: 'source', in: 'path', required: true, schema: { type: 'string' } },
+      {
+        name: 'X-Labflow-Timestamp',
+        in: 'header',
+        required: true,
+        description: 'Unix time in seconds, within 5 minutes of the server clock; signed with the body',
+        schema: { type: 'string', pattern: '^\\d{1,12}$' },
+      },
+    ],
+    body: webhookBody,
+    responses: {
+      200: z.object({ eventId: z.string(), status: z.literal('duplicate'), applied: z.boolean(), accession: z.string().nullable() }),
+      202: z.object({ eventId: z.string(), status: z.literal('accepted') }),
+      400: 'problem',
+      401: 'problem',
+      413: 'problem',
+      422: 'problem',
+      503: 'problem',
+    },
+  },
+];
 
 /**
  * POST /api/v1/webhooks/:source — instruments, couriers and external LIMS. Not API-key authenticated: each request

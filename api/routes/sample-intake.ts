@@ -34,6 +34,7 @@ import {
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
 import { route, updateRoute, type RouteInput, type RouteSpec } from '../route';
+import * as R from '../schemas/responses';
 import {
   BATCH_BODY_LIMIT_BYTES,
   accessionParams,
@@ -104,6 +105,8 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
       ...rest,
       method: 'post',
       path: `/samples/:accession/${name}`,
+      response: R.sampleView,
+      problems: signature ? [423] : [],
       tag: TAG,
       params: accessionParams,
       run: async ({ accession }, actor) => {
@@ -136,6 +139,7 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/samples',
+      response: { 202: R.sampleStarted }, problems: [409, 422],
       summary: 'Register a sample (accession number assigned) and start its intake run → 202 with the run',
       tag: TAG,
       roles: SUBMITTERS,
@@ -150,6 +154,7 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/samples',
+      response: R.page(R.sampleRow),
       summary: 'List samples (state, sampleType, overdue, submitter filters) from the projection',
       tag: TAG,
       roles: 'any',
@@ -161,6 +166,7 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/samples/:accession',
+      response: R.sampleView,
       summary: 'A sample: live state from its run while it runs, aliquots, storage, routes, signatures',
       tag: TAG,
       roles: 'any',
@@ -172,6 +178,7 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/samples/:accession/custody',
+      response: R.custody,
       summary: 'The chain of custody of a sample and its aliquots, oldest first',
       tag: TAG,
       roles: 'any',
@@ -184,6 +191,7 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/samples/:accession/custody',
+      response: { 201: R.custody }, problems: [409, 422],
       summary: 'Record a handoff (who, when, from where to where, condition); appended, never changed',
       tag: TAG,
       roles: LAB,
@@ -351,6 +359,7 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/sample-batches',
+      response: { 202: R.batch }, problems: [409, 422],
       summary: 'Register up to 5000 samples at once; one run per sample is started by a batch run → 202',
       tag: TAG,
       roles: LAB,
@@ -366,6 +375,7 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/sample-batches/:batchId',
+      response: R.batch,
       summary: 'Batch progress: runs started, samples by state',
       tag: TAG,
       roles: 'any',
@@ -377,6 +387,7 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/sample-sources',
+      response: { 201: R.newSource }, problems: [409, 422],
       summary: 'Register a webhook source; its HMAC secret is shown once',
       tag: TAG,
       roles: ['admin'],
@@ -398,6 +409,7 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/sample-held-orders',
+      response: R.list(R.heldOrder),
       summary: 'External orders held for a person (unknown sample type or test codes)',
       tag: TAG,
       roles: LAB,
@@ -409,6 +421,7 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/sample-held-orders/:id/resolve',
+      response: R.heldOrder, problems: [409, 422],
       summary:
         'Resolve a held order: map its unknown codes to known ones and release it (registered and applied as the webhook would have), or dismiss it with a reason',
       tag: TAG,
@@ -422,6 +435,7 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/sample-types',
+      response: R.sampleCatalogue,
       summary: 'Sample types with their written acceptance criteria, and test codes',
       tag: TAG,
       roles: 'any',

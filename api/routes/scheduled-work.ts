@@ -3,6 +3,7 @@ import { findBackup, listBackups, recentRestoreDrills, savePreferences, setLegal
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
+import * as R from '../schemas/responses';
 import { describeSchedule, listSchedules, operateSchedule, startAdhocBackup } from '../services/scheduled-work';
 import {
   backfillBody,
@@ -86,6 +87,7 @@ export function scheduledWorkRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: `/schedules/:scheduleId/${verb}`,
+      response: R.schedule,
       summary: `${verb[0].toUpperCase()}${verb.slice(1)} a schedule (reason recorded in the audit trail and as the schedule note)`,
       tag: 'operations',
       roles: OPERATORS,
@@ -101,6 +103,7 @@ export function scheduledWorkRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/schedules',
+      response: R.scheduleList,
       summary: 'Every schedule with its spec, next runs and recent runs',
       tag: 'operations',
       roles: READERS,
@@ -111,6 +114,7 @@ export function scheduledWorkRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/schedules/:scheduleId',
+      response: R.schedule,
       summary: 'One schedule with its spec, next runs and recent runs',
       tag: 'operations',
       roles: READERS,
@@ -124,6 +128,7 @@ export function scheduledWorkRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/schedules/:scheduleId/trigger',
+      response: { 202: R.triggered },
       summary: "Run a schedule's action now (overlap policy: the schedule's, unless given)",
       tag: 'operations',
       roles: OPERATORS,
@@ -138,6 +143,7 @@ export function scheduledWorkRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/schedules/:scheduleId/backfill',
+      response: { 202: R.backfillRequested },
       summary: 'Take the actions a schedule would have taken in a past window',
       tag: 'operations',
       roles: OPERATORS,
@@ -158,6 +164,7 @@ export function scheduledWorkRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/backups',
+      response: { 202: R.backupStarted }, problems: [409],
       summary: "An ad-hoc backup now, with the nightly schedule's settings → 202 + Location",
       tag: 'backups',
       roles: OPERATORS,
@@ -171,6 +178,7 @@ export function scheduledWorkRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/backups',
+      response: R.backupList,
       summary: 'Backups, newest first: sizes, hashes, versions, locations, tier, verification',
       tag: 'backups',
       roles: READERS,
@@ -195,6 +203,7 @@ export function scheduledWorkRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/backups/:backupId',
+      response: R.backup,
       summary: 'One backup',
       tag: 'backups',
       roles: READERS,
@@ -208,6 +217,7 @@ export function scheduledWorkRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/backups/:backupId/legal-hold',
+      response: R.backup, problems: [409],
       summary: 'Set or release a legal hold: a held backup is exempt from retention',
       tag: 'backups',
       roles: ['it_operator', 'qa_manager'],
@@ -224,6 +234,7 @@ export function scheduledWorkRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'put',
       path: '/me/preferences',
+      response: R.preferences,
       summary: "My time zone (for the daily digest; default the lab's) and whether I get the digest",
       tag: 'identity',
       roles: 'any',

@@ -5,6 +5,7 @@ import type { ApiDeps } from '../deps';
 import { PHI_ACCESS, phiAccessLog } from '../patient-access';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
+import * as R from '../schemas/responses';
 import { listSummariesQuery, jobParams, patientParams, requestSummaryBody, requestSummaryQuery, reviewBody } from '../schemas/summaries';
 import { requireLlmBudget } from '../services/llm-budget';
 import { refuseRetired } from '../services/patients';
@@ -24,6 +25,7 @@ export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/patients/:id/summaries',
+      response: { 200: R.summaryJob, 202: R.summaryJob }, problems: [409, 422],
       summary:
         'Summarize the patient’s SOAP notes as they are now: 202 with the job to poll (200 with the existing job for unchanged notes; with wait=10s, the summary when ready in time)',
       tag: TAG,
@@ -70,6 +72,7 @@ export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/patients/:id/summaries',
+      response: R.summaryJobs,
       summary: 'The patient’s summary jobs, newest first',
       tag: TAG,
       roles: CLINICIAN,
@@ -99,6 +102,7 @@ export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/summary-jobs/:jobId',
+      response: R.summaryJob,
       summary: 'A summary job: stage, the summarizer used and every attempt (provider, outcome, latency, tokens)',
       tag: TAG,
       roles: CLINICIAN,
@@ -115,6 +119,7 @@ export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/summary-jobs/:jobId/summary',
+      response: R.summary, problems: [409],
       summary: 'The summary with its provenance (provider, exact model, prompt version and hash, notes hashes, attempts, review)',
       tag: TAG,
       roles: CLINICIAN,
@@ -131,6 +136,7 @@ export function summaryRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/summary-jobs/:jobId/review',
+      response: R.summaryReviewed, problems: [409, 422, 423],
       summary: 'Approve or edit the summary (electronic signature), or reject it (a new one is made unless regenerate is false)',
       tag: TAG,
       roles: CLINICIAN,

@@ -4,6 +4,7 @@ import { createUserWithEnrolment } from '../credentials/enrolment';
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
+import * as R from '../schemas/responses';
 import { lifecycleBody, listUsersQuery, newUserBody, rolesBody, userEditBody, userParams } from '../schemas/users';
 import { signedUserChange } from '../services/user-lifecycle';
 
@@ -33,6 +34,7 @@ export function userRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/me',
+      response: R.actorAnswer,
       summary: 'Who the API key belongs to, with roles',
       tag,
       roles: 'any',
@@ -43,6 +45,7 @@ export function userRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/users',
+      response: R.userList,
       summary: 'Users by username, filtered by role and active flag, paged (admin)',
       tag,
       roles: ['admin'],
@@ -55,6 +58,7 @@ export function userRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/users/:username',
+      response: R.userView,
       summary: 'One user, with the version a signed change names to be refused when stale (admin)',
       tag,
       roles: ['admin'],
@@ -69,6 +73,7 @@ export function userRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/users',
+      response: { 201: R.createdUser }, problems: [409],
       summary:
         'Create a user; the answer carries their API key, shown this once. They set their own signing password with the enrolment token emailed to them',
       tag,
@@ -80,12 +85,14 @@ export function userRoutes(deps: ApiDeps): RouteSpec[] {
         }
         const { user, apiKey, enrolmentExpiresAt } = await createUserWithEnrolment(deps, actor, body);
         ctx.status = 201;
-        ctx.body = { ...user, apiKey, enrolment: { emailedTo: user.email, expiresAt: enrolmentExpiresAt.toISOString() } };
+        const { id, username: name, printed_name: printedName, email, roles, active } = user;
+        ctx.body = { id, username: name, printedName, email, roles, active, apiKey, enrolment: { emailedTo: email, expiresAt: enrolmentExpiresAt.toISOString() } };
       },
     }),
     route({
       method: 'patch',
       path: '/users/:username',
+      response: R.editedUser, problems: [409, 422],
       summary: "Change a user's printed name or email (admin); the trail records each old and new value",
       tag,
       roles: ['admin'],
@@ -105,6 +112,7 @@ export function userRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'put',
       path: '/users/:username/roles',
+      response: R.signedUserChange, problems: [409, 422, 423],
       summary: "Replace a user's roles, signed by the admin (password); audited old → new, QA alerted",
       tag,
       roles: ['admin'],
@@ -115,6 +123,7 @@ export function userRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/users/:username/deactivate',
+      response: R.signedUserChange, problems: [409, 422, 423],
       summary:
         "Deactivate a user, signed by the admin: keys revoked and codec sessions closed at once, open work handed over in every process, QA alerted",
       tag,
@@ -126,6 +135,7 @@ export function userRoutes(deps: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/users/:username/reactivate',
+      response: R.signedUserChange, problems: [409, 422, 423],
       summary: 'Reactivate a user, signed by the admin; their old keys stay revoked; QA alerted',
       tag,
       roles: ['admin'],

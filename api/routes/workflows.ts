@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { ApiDeps } from '../deps';
 import { route, type RouteSpec } from '../route';
+import * as R from '../schemas/responses';
 import { cancelRun, runOverview } from '../services/operations';
 import { text } from '../schemas/common';
 
@@ -12,6 +13,7 @@ export function workflowRoutes({ db, temporal }: ApiDeps): RouteSpec[] {
     route({
       method: 'get',
       path: '/workflows/:workflowId',
+      response: R.runOverview,
       summary: 'Any run by its workflow ID: type, status, stage, search attributes and pending actions',
       tag: 'operations',
       roles: OPERATORS,
@@ -23,6 +25,7 @@ export function workflowRoutes({ db, temporal }: ApiDeps): RouteSpec[] {
     route({
       method: 'post',
       path: '/workflows/:workflowId/cancel',
+      response: { 202: R.cancelRequested }, problems: [409],
       summary: 'Cancel a running run (admins; reason required, recorded in the audit trail)',
       tag: 'operations',
       roles: ['admin'],

@@ -9,27 +9,33 @@ import { SIGNATURE_MEANINGS } from '../../common/signatures';
  */
 export const OUT_OF_BOUNDS = 'out-of-bounds';
 const outOfBounds = (message: string) => ({ code: 'custom' as const, message, params: { kind: OUT_OF_BOUNDS } });
+/** The schemas of bounded values, so that the OpenAPI document can name 422 where a request holds one. */
+export const boundedValues = z.registry();
+
 const FORMAT = 'expected a duration such as 30s, 15m, 72h or 365d';
 
 /** A duration within `bounds` (by default longer than zero and at most ten years). */
 export const boundedDuration = (bounds: DurationBounds = {}) =>
-  z.string().superRefine((value, ctx) => {
-    const problem = durationProblem(value, bounds);
-    if (problem) ctx.addIssue(problem === FORMAT ? { code: 'custom', message: problem } : outOfBounds(problem));
-  });
+  z
+    .string()
+    .superRefine((value, ctx) => {
+      const problem = durationProblem(value, bounds);
+      if (problem) ctx.addIssue(problem === FORMAT ? { code: 'custom', message: problem } : outOfBounds(problem));
+    })
+    .register(boundedValues);
 export const durationString = boundedDuration();
 
 /** An ISO 8601 instant with its offset, from 1900 to a century from now. */
 export const isoDateTime = z.iso.datetime({ offset: true }).superRefine((value, ctx) => {
   const problem = dateProblem(value, Date.now());
   if (problem) ctx.addIssue(problem === 'not a date' ? { code: 'custom', message: problem } : outOfBounds(problem));
-});
+}).register(boundedValues);
 
 /** A calendar date (YYYY-MM-DD) from 1900 to a century from now. */
 export const isoDate = z.iso.date('a date as YYYY-MM-DD').superRefine((value, ctx) => {
   const problem = dateProblem(`${value}T00:00:00Z`, Date.now());
   if (problem) ctx.addIssue(problem === 'not a date' ? { code: 'custom', message: problem } : outOfBounds(problem));
-});
+}).register(boundedValues);
 export const role = z.enum(ROLES);
 export const username = z.string().regex(/^[a-z0-9._-]{2,64}$/, 'not a username');
 export const text = (max: number) => z.string().trim().min(1, 'must not be empty').max(max);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ERP_ENTITIES } from '../../common/erp-sync';
-import { OUT_OF_BOUNDS, pagination, text } from './common';
+import { OUT_OF_BOUNDS, boundedValues, pagination, text } from './common';
 
 export const erpEntity = z.enum(ERP_ENTITIES);
 export const triggerSyncBody = z.strictObject({
@@ -24,7 +24,8 @@ export const resetCursorBody = z.strictObject({
         .refine((t) => Number(t.slice(0, 4)) >= 1900 && Number(t.slice(0, 4)) <= new Date().getUTCFullYear() + 1, {
           message: 'must lie between 1900 and next year',
           params: { kind: OUT_OF_BOUNDS },
-        }),
+        })
+        .register(boundedValues),
       name: z.string().min(1).max(200),
     })
     .optional(),

@@ -73,6 +73,7 @@ describe('single sign-on: OpenID Connect access tokens from a real provider', ()
 
   it('takes a valid token as the user it names, with the roles its groups map to, synced into the user row (audited old → new)', async () => {
     const person = await makeUser('sso', ['author']);
+    const qa = await makeUser('qa', ['qa_manager']);
     await withApi({}, async (api) => {
       const token = await idp.token({ claims: { preferred_username: person.username, groups: ['lab-qa', 'lab-review', 'payroll'] } });
       const me = await api('GET', '/api/v1/me', { key: token });
@@ -88,6 +89,9 @@ describe('single sign-on: OpenID Connect access tokens from a real provider', ()
       assert.equal(synced[0].actor, 'system:oidc');
       assert.deepEqual(synced[0].details.changes, [{ field: 'roles', old: ['author'], new: ['qa_manager', 'reviewer'] }]);
       assert.equal(synced[0].details.issuer, idp.issuer);
+      // QA is told, as of any change of someone's roles.
+      const told = await testEnv().db('notifications').where({ user_id: qa.actor.userId, kind: 'user.roles_synced' }).pluck('body');
+      assert.equal(told.filter((b: string) => b.includes(person.username)).length, 1, JSON.stringify(told));
 
       // The same groups again: nothing to sync, nothing recorded.
       const again = await api('GET', '/api/v1/me', { key: await idp.token({ claims: { preferred_username: person.username, groups: ['lab-review', 'lab-qa'] } }) });

@@ -355,7 +355,8 @@ describe('document approval workflow with stub activities', () => {
   });
 
   it('reminds before the due date, escalates when overdue and keeps waiting; an extension re-arms both', async () => {
-    const handle = await start([stage('Technical', { type: 'all' }, ['rita', 'rick'], '5s')], { reminderBefore: '2s' });
+    // Margins of seconds on every clock: a loaded machine may take a second or two to carry an Update.
+    const handle = await start([stage('Technical', { type: 'all' }, ['rita', 'rick'], '8s')], { reminderBefore: '3s' });
     await stageActive(handle, 0);
     await approve(handle, person('rita'));
     const escalated = await until(handle, 'escalated', (s) => s.stages[0].escalated);
@@ -371,7 +372,7 @@ describe('document approval workflow with stub activities', () => {
       'only those who have not decided are chased',
     );
 
-    const dueAt = new Date(Date.now() + 4000).toISOString();
+    const dueAt = new Date(Date.now() + 9000).toISOString();
     const extended = await handle.executeUpdate(extendDueUpdate, {
       args: [{ grant: GRANT, actor: control, dueAt, reason: 'Reviewer at an audit' }],
     });

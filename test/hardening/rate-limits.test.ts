@@ -61,6 +61,19 @@ describe('rate limits', () => {
     assert.equal((await one.api('GET', '/healthz')).status, 200);
   });
 
+  it('goes on without waiting far from the limit, yet counts every request and refuses exactly at it', async () => {
+    const settings = limits({ points: 20 });
+    const [one, two] = [await start(settings), await start(settings)];
+    const { author } = await makeUsers({ author: ['author'] });
+    for (let i = 1; i <= 20; i++) {
+      const res = await one.api('GET', '/api/v1/documents', { key: author.apiKey });
+      assert.equal(res.status, 200, `request ${i}: ${JSON.stringify(res.body)}`);
+    }
+    // Near the limit each request waits for PostgreSQL's count: the 21st is refused here and on the other process.
+    assertRateLimited(await one.api('GET', '/api/v1/documents', { key: author.apiKey }), 'rate-limited');
+    assertRateLimited(await two.api('GET', '/api/v1/documents', { key: author.apiKey }), 'rate-limited');
+  });
+
   it('counts a client IP whatever key it sends, and believes X-Forwarded-For only behind TRUSTED_PROXIES', async () => {
     const direct = await start(limits({ ipPoints: 2 }));
     const spoofed = { 'x-forwarded-for': '203.0.113.9' };

@@ -6,11 +6,13 @@ import type { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../../activities';
 import { databaseUrlOf } from '../../activities/backups';
 import { createMailer } from '../../activities/mailer';
+import type Koa from 'koa';
 import { createApp } from '../../api/app';
 import { startAuthentication } from '../../api/credentials/authentication';
 import { DEFAULT_CREDENTIAL_SETTINGS } from '../../api/credentials/settings';
 import type { ApiConfig } from '../../api/deps';
 import { oidcResolver } from '../../api/oidc';
+import { deliverQueuedEmails } from '../../api/temporal/notifications';
 import type { OidcSettings } from '../../api/oidc-settings';
 import { databaseUrlAs } from '../../common/config';
 import { createDb } from '../../db/knex';
@@ -102,6 +104,8 @@ export interface PlatformOptions {
   deployment?: WorkerDeployment;
   /** Single sign-on: OpenID Connect bearer tokens accepted beside API keys. */
   oidc?: OidcSettings;
+  /** Sees every answer the app gives (test/helpers/openapi-conformance.ts records them to check them against the document). */
+  onResponse?: Koa.Middleware;
 }
 
 export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
@@ -150,7 +154,14 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   const auth = startAuthentication(
     { db, temporal: temporal.client, config, log },
     databaseUrlOf(db),
-    options.oidc ? [oidcResolver(db, options.oidc, { log })] : [],
+    options.oidc
+      ? [
+          oidcResolver(db, options.oidc, {
+            log,
+            deliverEmails: (key, ids) => deliverQueuedEmails({ temporal: temporal.client, config, log }, key, ids),
+          }),
+        ]
+      : [],
   );
   await auth.listener.ready;
   const app = createApp({
@@ -161,6 +172,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     authenticate: auth.authenticate,
     payloadCodec: env.dataConverter.payloadCodecs?.[0],
   });
+  if (options.onResponse) app.middleware.unshift(options.onResponse);
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });

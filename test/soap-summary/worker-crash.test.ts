@@ -28,6 +28,8 @@ function userTextOf(request: RecordedRequest): string {
 describe('a summary run whose worker is killed with SIGKILL during a provider call', () => {
   let rig: SummaryRig;
   let worker: ChildProcess | undefined;
+  /** A second worker on the same task queue, for the test that kills one of two. */
+  let second: ChildProcess | undefined;
 
   // The worker process reads its LLM setup from the environment, as in production, pointed at the rig's stubs.
   const llmEnv = () => ({
@@ -61,7 +63,9 @@ describe('a summary run whose worker is killed with SIGKILL during a provider ca
   });
   afterEach(async () => {
     if (worker) await killHard(worker);
+    if (second) await killHard(second);
     worker = undefined;
+    second = undefined;
   });
   after(() => rig.stop());
 
@@ -179,5 +183,41 @@ describe('a summary run whose worker is killed with SIGKILL during a provider ca
     assert.equal(rows[0].content_hash, sha256(rows[0].text));
 
     await approveAndFinish(jobId, rows[0].content_hash);
+  });
+
+  it('finishes on the other of two workers when the one holding the provider call is killed, with no restart', async function () {
+    this.timeout(180_000);
+    const { db } = testEnv();
+    const workers = [await spawnWorker(rig.p.taskQueue, llmEnv()), await spawnWorker(rig.p.taskQueue, llmEnv())];
+    [worker, second] = workers;
+    const patient = await patientWithNotes(rig);
+    const sent = rig.stubs.anthropic.requestsFor(patient.visit).length;
+    rig.stubs.anthropic.script({ kind: 'healthy', latencyMs: 3000 });
+    const res = await requestSummary(rig, patient.id);
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    const jobId: string = res.body.jobId;
+
+    await waitFor(() => rig.stubs.anthropic.requestsFor(patient.visit).length > sent, 'the provider to receive the call', 30_000, 10);
+    // The worker's identity is <pid>@<host>: the server names the one that holds the activity.
+    const holder = await waitFor(async () => {
+      const { raw } = await testEnv().client.workflow.getHandle(jobId).describe();
+      return raw.pendingActivities?.find((a) => a.activityType?.name === 'summarizeWithAnthropic')?.lastWorkerIdentity || null;
+    }, 'the pending provider call and its worker');
+    const victim = workers.find((w) => holder.startsWith(`${w.pid}@`));
+    assert.ok(victim, `the holder ${holder} is one of the two workers (${workers.map((w) => w.pid).join(', ')})`);
+    const survivor = workers.find((w) => w !== victim)!;
+    await killHard(victim);
+
+    const job = await waitForStage(rig, jobId, ['ready', 'failed_all_providers'], 90_000);
+    assert.equal(job.stage, 'ready', JSON.stringify(job));
+    assert.equal(survivor.exitCode, null, 'the other worker kept running and did the work');
+    assert.ok((await lastTryOf(jobId, 'summarizeWithAnthropic')) >= 2, 'the activity was retried after the kill');
+    assert.deepEqual(attemptTrail(job), ['anthropic:succeeded'], 'the killed call left no attempt behind');
+    assert.deepEqual(await successesByRound(jobId), ['1:1']);
+    const rows = await db('summaries').where({ workflow_id: jobId });
+    assert.equal(rows.length, 1, 'one summary');
+
+    await approveAndFinish(jobId, rows[0].content_hash);
+    assert.equal((await db('summaries').where({ workflow_id: jobId })).length, 1, 'approval stored no second summary');
   });
 });

@@ -1,0 +1,136 @@
+import { auditTrail } from '../../db/audit';
+import { findContent, listSignatures } from '../../db/documents';
+import { custodyTrail } from '../../db/sample-intake';
+import { listSignaturesFor } from '../../db/signatures';
+import type { Actor } from '../../common/roles';
+import type { SampleRow } from '../../db/sample-intake';
+import type { VersionRow } from '../../db/documents';
+import type { ApiDeps } from '../deps';
+import { capaView } from '../services/capa';
+import { fields, isoUtc, signaturesOf, trailEvents, type ExportedRecord } from './exported-record';
+
+const generated = (actor: Actor) => ({
+  generatedAt: new Date().toISOString(),
+  generatedBy: { username: actor.username, printedName: actor.printedName },
+});
+
+/** A document version: its text, its state, the signatures on it and the document's whole trail. */
+export async function documentVersionRecord(deps: ApiDeps, actor: Actor, row: VersionRow): Promise<ExportedRecord> {
+  const [content, signatures, trail] = await Promise.all([
+    findContent(deps.db, row.content_hash),
+    listSignatures(deps.db, row.id),
+    auditTrail(deps.db, 'document', [row.number]),
+  ]);
+  return {
+    kind: 'document_version',
+    title: `Document ${row.number} version ${row.version}: ${row.title}`,
+    entityType: 'document',
+    entityId: row.number,
+    state: row.state,
+    fields: fields([
+      ['Document', row.number],
+      ['Title', row.title],
+      ['Type', row.doc_type],
+      ['Version', row.version],
+      ['State', row.state],
+      ['Author', row.author],
+      ['Content SHA-256', row.content_hash],
+      ['Change summary', row.change_summary],
+      ['Review round', row.round],
+      ['Submitted', isoUtc(row.submitted_at)],
+      ['Approved', isoUtc(row.approved_at)],
+      ['Effective', isoUtc(row.effective_at)],
+      ['Closed', isoUtc(row.closed_at)],
+      ['Next periodic review', isoUtc(row.next_review_at)],
+    ]),
+    content: content ?? '',
+    signatures: signaturesOf(signatures),
+    custody: null,
+    trail: trailEvents(trail),
+    ...generated(actor),
+  };
+}
+
+/** A CAPA: its headline from the run or the projection, sources, actions, signatures and whole trail. */
+export async function capaRecord(deps: ApiDeps, actor: Actor, number: string): Promise<ExportedRecord> {
+  const [view, trail] = await Promise.all([capaView(deps, number), auditTrail(deps.db, 'capa', [number])]);
+  return {
+    kind: 'capa',
+    title: `CAPA ${number}: ${view.title}`,
+    entityType: 'capa',
+    entityId: number,
+    state: view.stage,
+    fields: fields([
+      ['CAPA', number],
+      ['Title', view.title],
+      ['Stage', view.stage],
+      ['Outcome', view.outcome],
+      ['Risk', view.risk],
+      ['Due', isoUtc(view.dueAt)],
+      ['Assignees', view.assignees],
+      ['Sources', view.sources],
+      ['Actions', view.actions],
+    ]),
+    content: null,
+    signatures: signaturesOf(view.signatures),
+    custody: null,
+    trail: trailEvents(trail),
+    ...generated(actor),
+  };
+}
+
+/** A sample with its patient identification, chain of custody, signatures and whole trail: PHI. */
+export async function sampleRecord(deps: ApiDeps, actor: Actor, row: SampleRow): Promise<ExportedRecord> {
+  const [custody, signatures, trail] = await Promise.all([
+    custodyTrail(deps.db, row.id),
+    listSignaturesFor(deps.db, 'sample', row.accession),
+    auditTrail(deps.db, 'sample', [row.accession]),
+  ]);
+  return {
+    kind: 'sample',
+    title: `Sample ${row.accession}`,
+    entityType: 'sample',
+    entityId: row.accession,
+    state: row.state,
+    fields: fields([
+      ['Accession', row.accession],
+      ['Source', row.source],
+      ['External ID', row.external_id],
+      ['Barcode', row.barcode],
+      ['Sample type', row.sample_type],
+      ['Priority', row.priority],
+      ['State', row.state],
+      ['Stage', row.stage],
+      ['Patient name', row.patient_name],
+      ['Patient date of birth', row.patient_dob ? isoUtc(row.patient_dob)!.slice(0, 10) : null],
+      ['Patient MRN', row.patient_mrn],
+      ['Requested tests', row.requested_tests],
+      ['Rejected tests', row.rejected_tests],
+      ['Collected', isoUtc(row.collected_at)],
+      ['Received', isoUtc(row.received_at)],
+      ['Received by', row.received_by],
+      ['Received at location', row.received_location],
+      ['Inspection', row.inspection],
+      ['Deviation comment', row.deviation_comment],
+      [
+        'Rejection',
+        row.rejection_code ? { code: row.rejection_code, condition: row.rejection_condition, disposition: row.disposition } : null,
+      ],
+      ['Cancel reason', row.cancel_reason],
+      ['Registered', isoUtc(row.registered_at)],
+    ]),
+    content: null,
+    signatures: signaturesOf(signatures),
+    custody: custody.map((c) => ({
+      at: isoUtc(c.occurred_at)!,
+      piece: c.accession,
+      event: c.event,
+      actor: c.actor,
+      from: c.from ?? null,
+      to: c.to ?? null,
+      condition: c.condition ?? null,
+    })),
+    trail: trailEvents(trail),
+    ...generated(actor),
+  };
+}

@@ -1,0 +1,86 @@
+import { auditTrailPage } from '../../db/audit';
+import { findCapa } from '../../db/capa';
+import { findDocument } from '../../db/documents';
+import { usernameTaken } from '../../db/users';
+import type { ApiDeps } from '../deps';
+import { problems } from '../problem';
+import { route, type RouteSpec } from '../route';
+import * as R from '../schemas/responses';
+import { capaParams } from '../schemas/capa';
+import { documentParams } from '../schemas/documents';
+import { auditTrailQuery } from '../schemas/exports';
+import { accessionParams } from '../schemas/sample-intake';
+import { userParams } from '../schemas/users';
+import { loadSample, requireSampleAccess } from '../services/sample-intake';
+import { CAPA_READERS, DOCUMENT_READERS } from './exports';
+
+const tag = 'records out';
+const paged = 'oldest first, a keyset page at a time: pass the answer\'s "next" as "after" until it is null';
+
+export function auditTrailRoutes(deps: ApiDeps): RouteSpec[] {
+  const { db } = deps;
+  const page = async (entityType: string, entityId: string, query: { after?: number; limit: number }) => {
+    const items = await auditTrailPage(db, entityType, [entityId], { afterSeq: query.after, limit: query.limit });
+    return { items, next: items.length === query.limit ? items[items.length - 1].seq : null };
+  };
+  return [
+    route({
+      method: 'get',
+      response: R.auditTrailPage,
+      path: '/documents/:number/audit-trail',
+      summary: `A document's complete audit trail, ${paged}`,
+      tag,
+      roles: DOCUMENT_READERS,
+      params: documentParams,
+      query: auditTrailQuery,
+      handler: async ({ params, query, ctx }) => {
+        if (!(await findDocument(db, params.number))) throw problems.notFound(`document ${params.number}`);
+        ctx.body = { number: params.number, ...(await page('document', params.number, query)) };
+      },
+    }),
+    route({
+      method: 'get',
+      response: R.auditTrailPage,
+      path: '/capas/:number/audit-trail',
+      summary: `A CAPA's complete audit trail, ${paged}`,
+      tag,
+      roles: CAPA_READERS,
+      params: capaParams,
+      query: auditTrailQuery,
+      handler: async ({ params, query, ctx }) => {
+        if (!(await findCapa(db, params.number))) throw problems.notFound(`CAPA ${params.number}`);
+        ctx.body = { number: params.number, ...(await page('capa', params.number, query)) };
+      },
+    }),
+    route({
+      method: 'get',
+      response: R.auditTrailPage,
+      path: '/samples/:accession/audit-trail',
+      summary: `A sample's complete audit trail, ${paged}`,
+      tag,
+      roles: 'any',
+      access: 'Lab technicians, lab directors, admins, and the clinician who submitted the sample.',
+      params: accessionParams,
+      query: auditTrailQuery,
+      handler: async ({ params, query, actor, ctx }) => {
+        const row = await loadSample(db, params.accession);
+        requireSampleAccess(row, actor);
+        ctx.body = { accession: row.accession, ...(await page('sample', row.accession, query)) };
+      },
+    }),
+    route({
+      method: 'get',
+      response: R.auditTrailPage,
+      path: '/users/:username/audit-trail',
+      summary: `A user account's complete audit trail (enrolment, role changes, credentials, deactivation), ${paged}`,
+      tag,
+      roles: ['admin'],
+      params: userParams,
+      query: auditTrailQuery,
+      handler: async ({ params, query, ctx }) => {
+        if (!(await usernameTaken(db, params.username))) throw problems.notFound(`user ${params.username}`);
+        ctx.body = { username: params.username, ...(await page('user', params.username, query)) };
+      },
+    }),
+  ];
+}
