@@ -20,7 +20,16 @@ import type { SignatureInput } from '../../common/signatures';
 import type { ApiDeps } from '../deps';
 import { Problem, problems } from '../problem';
 import { route, type RouteSpec } from '../route';
-import { analysisListParams, analysisParams, analysisReasonBody, emptyBody, resultBody, signedBody } from '../schemas/results';
+import {
+  analysisAnswer,
+  analysisListAnswer,
+  analysisListParams,
+  analysisParams,
+  analysisReasonBody,
+  emptyBody,
+  resultBody,
+  signedBody,
+} from '../schemas/results';
 import { loadSample, requireSampleAccess } from '../services/sample-intake';
 import {
   analysesOf,
@@ -69,6 +78,8 @@ export function resultRoutes(deps: ApiDeps): RouteSpec[] {
     body: z.ZodType<B>;
     update: UpdateDefinition<AnalysisState, [A & { actor: Actor; grant: string }]>;
     action: AnalysisAction;
+    /** Refusals beyond the derived ones: 409 (state), 422 (the value, the signature's meaning), 423 (signing locked). */
+    problems: readonly number[];
     toArgs: (row: AnalysisRow, body: B, actor: Actor) => Promise<A & { signature?: SignatureInput }>;
     /** Undoes what toArgs wrote when the run refuses the action. */
     undo?: (args: A) => Promise<void>;
@@ -81,6 +92,8 @@ export function resultRoutes(deps: ApiDeps): RouteSpec[] {
       roles: spec.roles,
       params: analysisParams,
       body: spec.body,
+      response: analysisAnswer,
+      problems: spec.problems,
       handler: async ({ params, body, actor, ctx }) => {
         const row = await loadAnalysis(db, params.accession, params.test);
         const run = analysisRun(deps, row);
@@ -116,6 +129,7 @@ export function resultRoutes(deps: ApiDeps): RouteSpec[] {
       body: analysisReasonBody,
       update,
       action,
+      problems: [409, 422],
       toArgs: async (_row, body) => ({ reason: body.reason }),
     });
 
@@ -127,6 +141,7 @@ export function resultRoutes(deps: ApiDeps): RouteSpec[] {
       tag: TAG,
       roles: [...LAB, 'clinician'],
       params: analysisListParams,
+      response: analysisListAnswer,
       handler: async ({ params, actor, ctx }) => {
         requireSampleAccess(await loadSample(db, params.accession), actor);
         ctx.body = { items: await analysesOf(db, params.accession) };
@@ -139,6 +154,7 @@ export function resultRoutes(deps: ApiDeps): RouteSpec[] {
       tag: TAG,
       roles: [...LAB, 'clinician'],
       params: analysisParams,
+      response: analysisAnswer,
       handler: async ({ params, actor, ctx }) => {
         requireSampleAccess(await loadSample(db, params.accession), actor);
         ctx.body = await analysisView(db, await loadAnalysis(db, params.accession, params.test));
@@ -151,6 +167,7 @@ export function resultRoutes(deps: ApiDeps): RouteSpec[] {
       body: resultBody,
       update: enterResultUpdate,
       action: 'analysis.enter',
+      problems: [409, 422],
       toArgs: async (row, body, actor) => {
         const columns = await entryColumns(db, row.test_code, body);
         return { entryId: await writeEntry(db, row.id, actor, columns) };
@@ -164,6 +181,7 @@ export function resultRoutes(deps: ApiDeps): RouteSpec[] {
       body: emptyBody,
       update: submitResultUpdate,
       action: 'analysis.submit',
+      problems: [409, 422],
       toArgs: async () => ({}),
     }),
     analysisAction({
@@ -173,6 +191,7 @@ export function resultRoutes(deps: ApiDeps): RouteSpec[] {
       body: signedBody,
       update: verifyResultUpdate,
       action: 'analysis.verify',
+      problems: [409, 422, 423],
       toArgs: async (row, body, actor) => ({ signature: await signed(actor, row, body, 'verification') }),
     }),
     analysisAction({
@@ -182,6 +201,7 @@ export function resultRoutes(deps: ApiDeps): RouteSpec[] {
       body: signedBody,
       update: releaseResultUpdate,
       action: 'analysis.release',
+      problems: [409, 422, 423],
       toArgs: async (row, body, actor) => ({ signature: await signed(actor, row, body, 'responsibility') }),
     }),
     reasonAction('retract', 'Retract a result with a reason (it stays on record, marked retracted)', retractResultUpdate, 'analysis.retract'),
@@ -194,6 +214,7 @@ export function resultRoutes(deps: ApiDeps): RouteSpec[] {
       body: emptyBody,
       update: retestAnalysisUpdate,
       action: 'analysis.retest',
+      problems: [409, 422],
       toArgs: async () => ({}),
     }),
   ];
