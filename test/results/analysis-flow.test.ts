@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { startPlatform, type Platform } from '../helpers/platform';
-import { makeUsers, type TestUser } from '../helpers/users';
+import type { TestUser } from '../helpers/users';
 import { testEnv } from '../setup/env';
 import {
   addRanges,
   analysisAct,
+  labUsers,
   mustAnalysisAct,
   readAnalysis,
   refusedVerifications,
@@ -22,13 +23,7 @@ describe('results: a routed test from entry through verification to release', fu
   let u: Record<'doc' | 'tech' | 'tech2' | 'tech3' | 'director', TestUser>;
   before(async () => {
     p = await startPlatform();
-    u = await makeUsers({
-      doc: ['clinician'],
-      tech: ['lab_technician'],
-      tech2: ['lab_technician'],
-      tech3: ['lab_technician'],
-      director: ['lab_director'],
-    });
+    u = await labUsers();
   });
   after(() => p.stop());
 

@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { fetchFixture, saveFixture } from '../../workers/replay';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { historiesDir } from '../helpers/replay-suite';
-import { makeUsers, type TestUser } from '../helpers/users';
+import type { TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
-import { mustAnalysisAct, routedSample, sign, testCode } from './support';
+import { labUsers, mustAnalysisAct, routedSample, sign, testCode } from './support';
 
 const SECRET = { value: 6.4321, performedBy: 'PerformerFixtureName', instrument: 'InstrumentFixtureId' };
 
@@ -35,13 +35,7 @@ describe('capturing analysis replay fixtures from real runs', function () {
   let u: Record<'doc' | 'tech' | 'tech2' | 'tech3' | 'director', TestUser>;
   before(async () => {
     p = await startPlatform();
-    u = await makeUsers({
-      doc: ['clinician'],
-      tech: ['lab_technician'],
-      tech2: ['lab_technician'],
-      tech3: ['lab_technician'],
-      director: ['lab_director'],
-    });
+    u = await labUsers();
   });
   after(() => p.stop());
 

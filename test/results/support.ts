@@ -1,6 +1,6 @@
 import { testEnv } from '../setup/env';
 import type { Platform } from '../helpers/platform';
-import type { TestUser } from '../helpers/users';
+import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { inspected, mustAct, tag } from '../sample-intake/support';
 
@@ -98,3 +98,13 @@ export const refusedVerifications = async (workflowId: string) =>
     .where({ entity_type: 'analysis', entity_id: workflowId, action: 'analysis.verification_refused' })
     .orderBy('seq')
     .select('actor', 'details')) as { actor: string; details: { rule: string } }[];
+
+/** The people the results tests need: a submitting clinician, three technicians and the lab director. */
+export const labUsers = () =>
+  makeUsers({
+    doc: ['clinician'],
+    tech: ['lab_technician'],
+    tech2: ['lab_technician'],
+    tech3: ['lab_technician'],
+    director: ['lab_director'],
+  });

@@ -53,26 +53,18 @@ export function validateRelease(a: AnalysisState, args: ReleaseArgs): void {
   if (!args.signature?.meaning || !args.signature.contentHash) refuse(FailureType.InvalidInput, 'a release is signed');
 }
 
-export function validateRetract(a: AnalysisState, args: ReasonArgs): void {
-  requireProof(args);
-  requireRole(args.actor, LAB);
-  requireIn(a, 'resulted', 'to_be_verified', 'verified');
-  requireText(args.reason, 'a reason');
-}
-
-export function validateReject(a: AnalysisState, args: ReasonArgs): void {
-  requireProof(args);
-  requireRole(args.actor, LAB);
-  requireIn(a, 'to_be_verified');
-  requireText(args.reason, 'a reason');
-}
-
-export function validateCancel(a: AnalysisState, args: ReasonArgs): void {
-  requireProof(args);
-  requireRole(args.actor, LAB);
-  requireIn(a, 'pending', 'resulted', 'to_be_verified');
-  requireText(args.reason, 'a reason');
-}
+/** An action that ends an analysis with a reason, from the states it may end in. */
+const withReason =
+  (...allowed: AnalysisStateName[]) =>
+  (a: AnalysisState, args: ReasonArgs): void => {
+    requireProof(args);
+    requireRole(args.actor, LAB);
+    requireIn(a, ...allowed);
+    requireText(args.reason, 'a reason');
+  };
+export const validateRetract = withReason('resulted', 'to_be_verified', 'verified');
+export const validateReject = withReason('to_be_verified');
+export const validateCancel = withReason('pending', 'resulted', 'to_be_verified');
 
 export function validateRetest(a: AnalysisState, args: unknown): void {
   requireProof(args);
