@@ -7,3 +7,4 @@ export * from './scheduled-work';
 export { capaWorkflow } from './capa';
 export { soapSummaryWorkflow } from './soap-summary';
 export { deliverEmailsWorkflow } from './deliver-emails';
+export { analysisWorkflow } from './analysis';
