@@ -5,6 +5,7 @@ import { documentActivities } from './documents';
 import { erpSyncActivities } from './erp-sync';
 import { incomingInspectionActivities } from './incoming-inspection';
 import { notificationActivities } from './notifications';
+import { resultActivities } from './results';
 import { sampleIntakeActivities } from './sample-intake';
 import { supplierQualificationActivities } from './supplier-qualification';
 import { scheduledWorkActivities } from './scheduled-work';
@@ -23,6 +24,7 @@ export function createActivities(deps: ActivityDeps) {
     ...auditActivities(deps),
     ...capaActivities(deps),
     ...sampleIntakeActivities(deps),
+    ...resultActivities(deps),
     ...erpSyncActivities(deps),
     ...incomingInspectionActivities(deps),
     ...supplierQualificationActivities(deps),

@@ -23,6 +23,7 @@ import { eventRoutes } from './routes/events';
 import { inboxRoutes } from './routes/inbox';
 import { patientRoutes } from './routes/patients';
 import { routingTemplateRoutes } from './routes/routing-templates';
+import { resultRoutes } from './routes/results';
 import { sampleIntakeRoutes } from './routes/sample-intake';
 import { mountSampleWebhooks, sampleWebhookOperations } from './routes/sample-intake-webhooks';
 import { scheduledWorkRoutes } from './routes/scheduled-work';
@@ -45,6 +46,7 @@ function routeSpecs(deps: ApiDeps) {
     ...credentialRoutes(deps),
     ...capaRoutes(deps),
     ...sampleIntakeRoutes(deps),
+    ...resultRoutes(deps),
     ...erpSyncRoutes(deps),
     ...scheduledWorkRoutes(deps),
     ...patientRoutes(deps),

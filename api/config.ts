@@ -45,6 +45,14 @@ export function apiConfig(config: Config): ApiConfig {
   };
 }
 
+/**
+ * The activity's own bound on one provider call: the client's timeout (LLM_TIMEOUT, OLLAMA_TIMEOUT), which is what
+ * gives up on a silent provider, plus time to record the outcome. Were the two equal, Temporal would time the
+ * attempt out first and try it again while the first was still recording its own timeout.
+ */
+const RECORDING_MARGIN_MS = 30_000;
+const withRecordingMargin = (clientTimeout: string) => `${Math.ceil((durationMs(clientTimeout) + RECORDING_MARGIN_MS) / 1000)}s`;
+
 /** Providers without credentials (or, for Ollama, a host) are left out: asking them could only fail. */
 export function summarySettings(config: Config): SummarySettings {
   const providers = configuredLlmProviders(config).order;
@@ -52,12 +60,12 @@ export function summarySettings(config: Config): SummarySettings {
     providers,
     extractiveFallback: config.SUMMARY_EXTRACTIVE_FALLBACK !== false,
     attempt: {
-      timeout: config.LLM_TIMEOUT,
+      timeout: withRecordingMargin(config.LLM_TIMEOUT),
       maxAttempts: config.LLM_MAX_ATTEMPTS,
       maxTokens: config.LLM_MAX_TOKENS,
       maxRetryAfter: config.LLM_MAX_RETRY_AFTER,
     },
-    timeouts: { ollama: config.OLLAMA_TIMEOUT },
+    timeouts: { ollama: withRecordingMargin(config.OLLAMA_TIMEOUT) },
     maxRounds: config.SUMMARY_MAX_ROUNDS,
     maxWaitMs: durationMs(config.SUMMARY_MAX_WAIT),
     dailyTokenBudget: config.LLM_DAILY_TOKEN_BUDGET,

@@ -45,7 +45,9 @@ export function toProblem(err: unknown): Problem | null {
     return problems.unavailable("Temporal is not ready for labflow yet: its search attributes are not usable on the namespace; nothing was started");
   }
   const code = (err as { code?: string }).code;
-  if (code === 'ECONNREFUSED' || code === '57P01' || /Knex: Timeout acquiring a connection/.test(message)) {
+  // Refused, reset or cut connections, the server shutting down or starting up (57P0x), connection exceptions (08xxx).
+  const unreachable = ['ECONNREFUSED', 'ECONNRESET', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006'];
+  if ((code && unreachable.includes(code)) || /Knex: Timeout acquiring a connection|Connection terminated|Connection ended unexpectedly/.test(message)) {
     return problems.unavailable('PostgreSQL is not reachable');
   }
   // A value the schemas let through and the database refused: the client's to fix, and never quoted back.

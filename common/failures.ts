@@ -19,6 +19,8 @@ export const FailureType = {
   ExtensionLimit: 'ExtensionLimit',
   /** The action's grant was missing, used, expired or for something else: it did not come from labflow's API. */
   GrantRefused: 'GrantRefused',
+  /** A verification a test's policy does not allow (self-verification, the same verifier again or twice in a row). */
+  VerificationRefused: 'VerificationRefused',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
@@ -36,6 +38,7 @@ export const FAILURE_HTTP_STATUS: Record<FailureType, number> = {
   EffectivenessMissing: 409,
   ExtensionLimit: 409,
   GrantRefused: 403,
+  VerificationRefused: 403,
 };
 
 /** Refuses an action from a workflow validator or handler: a non-retryable failure whose type the API maps. */

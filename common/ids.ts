@@ -6,6 +6,8 @@ export const workflowIds = {
   sampleIntake: (accession: string) => `sample-intake:${accession}`,
   erpSync: (scope: string) => `erp-sync:${scope}`,
   supplierQualification: (supplier: string) => `supplier-qualification:${supplier}`,
+  analysis: (accession: string, test: string, retestNumber = 1) =>
+    retestNumber > 1 ? `analysis:${accession}:${test}:${retestNumber}` : `analysis:${accession}:${test}`,
   soapSummary: (patientId: string, notesHash: string) => `soap-summary:${patientId}:${notesHash}`,
 };
 

@@ -46,7 +46,7 @@ export interface NewSample {
   requestedTests: string[];
   externalId?: string | null;
   barcode?: string | null;
-  patient?: { name?: string; dob?: string; mrn?: string } | null;
+  patient?: { name?: string; dob?: string; mrn?: string; sex?: 'female' | 'male' } | null;
   collectedAt?: string | null;
   arrival?: unknown;
 }
@@ -100,6 +100,7 @@ export async function registerSamples(
     has_order: item.requestedTests.length > 0,
     patient_name: item.patient?.name ?? null,
     patient_dob: item.patient?.dob ?? null,
+    patient_sex: item.patient?.sex ?? null,
     patient_mrn: item.patient?.mrn ?? null,
     submitter_id: meta.submitterId,
     collected_at: item.collectedAt ?? null,

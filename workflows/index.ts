@@ -8,3 +8,4 @@ export { capaWorkflow } from './capa';
 export { soapSummaryWorkflow } from './soap-summary';
 export { deliverEmailsWorkflow } from './deliver-emails';
 export { webhookDeliveryWorkflow } from './webhook-delivery';
+export { analysisWorkflow } from './analysis';

@@ -11,6 +11,8 @@ export const patientBody = z.strictObject({
   name: z.string().trim().min(1).max(200).optional(),
   dob: isoDate.refine((d) => Date.parse(`${d}T00:00:00Z`) <= Date.now() + 14 * 3600_000, 'must not be in the future').optional(),
   mrn: z.string().trim().min(1).max(64).optional(),
+  /** For reference ranges by sex; a range for either sex applies when it is not given. */
+  sex: z.enum(['female', 'male']).optional(),
 });
 
 export const timersBody = z

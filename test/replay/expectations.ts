@@ -82,6 +82,22 @@ export const expectations: Record<string, FolderExpectation> = {
       );
     },
   },
+  results: {
+    covers: 'for a released result with two verifications, a retest that froze its original, a retraction and a cancellation',
+    minFixtures: 4,
+    workflowId: /^analysis:ACC-\d{8}:[A-Z0-9_-]{1,32}(:\d+)?$/,
+    minEvents: 10,
+    workflowTypes: ['analysisWorkflow'],
+    more(fixtures) {
+      assert.ok(
+        fixtures.some((f) => f.history.events?.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)),
+        'an analysis that started its retest as a child',
+      );
+      assert.ok(fixtures.some((f) => /:\d+$/.test(f.workflowId)), 'a retest run');
+      // Stored decoded, so they replay under any key set; the runs carry entry IDs, never values.
+      for (const f of fixtures) assert.deepEqual(encryptionKeyIdsIn(f.history), [], `${f.file} holds encrypted payloads`);
+    },
+  },
   'scheduled-work': {
     covers: 'for every scheduled workflow, the audit check both intact and broken',
     minFixtures: 8,

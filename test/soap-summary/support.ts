@@ -21,8 +21,9 @@ export interface SummaryRig {
 }
 
 /**
- * The platform with the three LLM providers configured against local servers that speak their protocols. Attempts
- * time out after a few seconds so hangs are quick to test; the circuit breaker trips only when a test asks.
+ * The platform with the three LLM providers configured against local servers that speak their protocols. The client
+ * gives up on a silent provider after two seconds so hangs are quick to test; the circuit breaker trips only when a
+ * test asks.
  */
 export async function startSummaryRig(
   options: { summary?: Partial<SummarySettings>; circuitFailures?: number; order?: string; platform?: PlatformOptions } = {},
@@ -54,7 +55,10 @@ export async function startSummaryRig(
   const summary: SummarySettings = {
     providers: llm.order,
     extractiveFallback: true,
-    attempt: { timeout: '4s', maxAttempts: 2, maxTokens: 1024, maxRetryAfter: '5s' },
+    // The client gives up on a provider after LLM_TIMEOUT (2 s), which is what the hang tests see; the activity's own
+    // bound is far above it, so a loaded machine never times an attempt out in Temporal while it is still running
+    // (that attempt would then be tried again beside the one still recording its outcome).
+    attempt: { timeout: '30s', maxAttempts: 2, maxTokens: 1024, maxRetryAfter: '5s' },
     maxRounds: 3,
     maxWaitMs: 15_000,
     dailyTokenBudget: 1_000_000_000,

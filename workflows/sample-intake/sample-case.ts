@@ -35,6 +35,7 @@ import {
 } from '../../common/sample-intake';
 import { Assignees, DueAt, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { OutboxDeliveries, db, iso } from '../lib';
+import { ANALYSIS_RUNS_PATCH, startAnalyses } from './analyses';
 import { takeUpCapaRequest } from './capa-request';
 import { cancelRetentionEnds, dueTimers } from './deadlines';
 import { MAX_EVENT_IDS, acceptedTests, allResulted, failedCriteria, initialState, isAccepted, isFinal, unroutedTests } from './state';
@@ -283,6 +284,7 @@ export class SampleCase {
       const entry = s.routes.find((r) => r.test === test);
       if (entry) entry.workQueue = workQueue;
     }
+    if (patched(ANALYSIS_RUNS_PATCH)) await startAnalyses(this.ref.sampleId, s.accession, routed.map((r) => r.test));
   }
 
   // ----- order and cancellation -----

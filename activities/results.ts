@@ -1,0 +1,214 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Knex } from 'knex';
+import { FailureType } from '../common/failures';
+import { workflowIds } from '../common/ids';
+import {
+  boundAnalysisArgs,
+  flagFor,
+  mayAnalysisAction,
+  type AnalysisAction,
+  type AnalysisInput,
+  type AnalysisStateName,
+  type VerificationPolicy,
+} from '../common/results';
+import type { Actor } from '../common/roles';
+import type { SignatureInput } from '../common/signatures';
+import { appendAudit } from '../db/audit';
+import { matchingRange, policyOf } from '../db/results';
+import { recordSignature } from '../db/signatures';
+import type { ActivityDeps } from './deps';
+import { activityKey } from './keys';
+import { grantChecks, Refusal, type RecordRef } from './lib/grant-checks';
+
+/** An analysis as its run names it: IDs only. */
+export interface AnalysisRef {
+  workflowId: string;
+  analysisId: string;
+  accession: string;
+  test: string;
+  retestNumber: number;
+}
+
+/** A person's request as the run received it: the recording step checks and consumes its grant. */
+export interface AnalysisProof {
+  action: AnalysisAction;
+  grant: unknown;
+  actor: unknown;
+  request: unknown;
+  signature?: SignatureInput;
+}
+
+/** One step of an analysis: from the state the run is in to the state the action leads to. */
+export interface AnalysisStep {
+  ref: AnalysisRef;
+  from: AnalysisStateName;
+  to: AnalysisStateName;
+  proof: AnalysisProof;
+}
+
+const notFound = (message: string) => ApplicationFailure.create({ type: FailureType.NotFound, message, nonRetryable: true });
+const invalid = (message: string) => ApplicationFailure.create({ type: FailureType.InvalidInput, message, nonRetryable: true });
+
+export function resultActivities(deps: ActivityDeps) {
+  const { db, publicUrl } = deps;
+  const checks = grantChecks(deps);
+  const recordRef = (ref: AnalysisRef): RecordRef => ({
+    workflowId: ref.workflowId,
+    entityType: 'analysis',
+    entityId: ref.workflowId,
+    label: `${ref.test} of ${ref.accession}`,
+    link: `${publicUrl}/api/v1/samples/${ref.accession}/analyses/${ref.test}`,
+  });
+
+  /** Checks the proof inside the recording transaction: the run is this analysis's, the grant holds, the role fits. */
+  async function proven(trx: Knex.Transaction, ref: AnalysisRef, proof: AnalysisProof): Promise<Actor> {
+    const row = await trx('analyses').where({ id: ref.analysisId }).forUpdate().first('workflow_id');
+    const running = Context.current().info.workflowExecution?.workflowId;
+    if (!row || row.workflow_id !== ref.workflowId || running !== ref.workflowId) throw new Refusal('other_run', null);
+    return checks.granted(
+      trx,
+      ref,
+      {
+        grantId: proof.grant,
+        action: proof.action,
+        actor: proof.actor,
+        args: boundAnalysisArgs(proof.action, proof.request),
+        signature: proof.signature && { meaning: proof.signature.meaning, contentHash: proof.signature.contentHash },
+      },
+      (user) => mayAnalysisAction(proof.action, user.roles),
+    );
+  }
+
+  async function audit(trx: Knex.Transaction, ref: AnalysisRef, action: string, actor: Actor | null, details: Record<string, unknown>) {
+    await appendAudit(trx, {
+      actorId: actor?.userId ?? null,
+      actor: actor?.username ?? 'system:results',
+      action,
+      entityType: 'analysis',
+      entityId: ref.workflowId,
+      details: { accession: ref.accession, test: ref.test, retestNumber: ref.retestNumber, ...details },
+      idempotencyKey: activityKey(),
+    });
+  }
+
+  async function moveState(trx: Knex.Transaction, ref: AnalysisRef, from: AnalysisStateName, fields: Record<string, unknown>) {
+    const moved = await trx('analyses')
+      .where({ id: ref.analysisId, state: from, frozen: false })
+      .update({ ...fields, updated_at: trx.fn.now() });
+    if (moved !== 1) throw invalid(`${ref.test} of ${ref.accession} is no longer ${from}`);
+  }
+
+  return {
+    /**
+     * Opens the analysis a routed test's run is for (or finds the one a retest step opened): the sample's routing
+     * row is the proof that the test was routed. Answers its ID and the test's verification policy.
+     */
+    async openAnalysis(p: { workflowId: string; input: AnalysisInput }): Promise<{ analysisId: string; policy: VerificationPolicy }> {
+      const { input, workflowId } = p;
+      return db.transaction(async (trx) => {
+        const policy = await policyOf(trx, input.test);
+        if (!policy) throw notFound(`test ${input.test} has no result policy`);
+        const existing = await trx('analyses').where({ workflow_id: workflowId }).first('id');
+        if (existing) return { analysisId: existing.id, policy };
+        if (input.retestNumber !== 1) throw notFound(`retest ${workflowId} was not opened by its original`);
+        const routed = await trx('sample_routes').where({ sample_id: input.sampleId, test_code: input.test }).first('sample_id');
+        const sample = await trx('samples').where({ id: input.sampleId, accession: input.accession }).first('id');
+        if (!routed || !sample || workflowId !== workflowIds.analysis(input.accession, input.test)) {
+          throw notFound(`${input.test} of ${input.accession} was not routed`);
+        }
+        const [row] = await trx('analyses')
+          .insert({ workflow_id: workflowId, sample_id: input.sampleId, accession: input.accession, test_code: input.test })
+          .onConflict('workflow_id')
+          .merge(['updated_at'])
+          .returning('id');
+        await appendAudit(trx, {
+          actor: 'system:results',
+          action: 'analysis.opened',
+          entityType: 'analysis',
+          entityId: workflowId,
+          details: { accession: input.accession, test: input.test },
+          idempotencyKey: activityKey(),
+        });
+        return { analysisId: row.id, policy };
+      });
+    },
+
+    /**
+     * Records one person's step on an analysis, in one transaction with its proof: the value of an entry (flagged
+     * against the matching reference range, whose snapshot is kept with it), a signed verification or release, a
+     * reason, or a retest's new analysis. Answers the person as Postgres knows them and, for a verification, how
+     * many there now are.
+     */
+    async recordAnalysisStep(
+      step: AnalysisStep & { entryId?: string; reason?: string; verificationsRequired?: number },
+    ): Promise<{ actor: Actor; verifications?: number; retestWorkflowId?: string }> {
+      const { ref, from, to, proof } = step;
+      return checks.recording(recordRef(ref), proof.action, async (trx) => {
+        const actor = await proven(trx, ref, proof);
+        const signed = (meaning: string) =>
+          recordSignature(trx, {
+            idempotencyKey: activityKey('signature'),
+            entityType: 'analysis',
+            entityId: ref.workflowId,
+            workflowId: ref.workflowId,
+            round: ref.retestNumber,
+            stageIndex: 0,
+            stageName: meaning,
+            actor,
+            signature: proof.signature as SignatureInput,
+          });
+        switch (proof.action) {
+          case 'analysis.enter': {
+            const entry = await trx('analysis_entries').where({ id: step.entryId, analysis_id: ref.analysisId }).forUpdate().first();
+            if (!entry || entry.applied_at || entry.entered_by !== actor.userId) throw new Refusal('not_from_labflow', actor.userId);
+            const range = entry.kind === 'numeric' ? await matchingRange(trx, ref.analysisId, entry.unit) : null;
+            const flag = entry.kind === 'numeric' ? flagFor(Number(entry.numeric_value), range) : null;
+            await trx('analysis_entries')
+              .where({ id: entry.id })
+              .update({ applied_at: trx.fn.now(), flag, range_snapshot: range ? JSON.stringify(range) : null });
+            await moveState(trx, ref, from, { state: to, current_entry_id: entry.id });
+            await audit(trx, ref, from === 'pending' ? 'analysis.resulted' : 'analysis.edited', actor, { entryId: entry.id });
+            return { actor };
+          }
+          case 'analysis.verify': {
+            const seq = Number((await trx('analysis_verifications').where({ analysis_id: ref.analysisId }).count({ n: '*' }))[0].n) + 1;
+            const signatureId = await signed('verification');
+            await trx('analysis_verifications').insert({ analysis_id: ref.analysisId, seq, user_id: actor.userId, signature_id: signatureId });
+            const done = seq >= (step.verificationsRequired ?? 1);
+            await moveState(trx, ref, from, { state: done ? 'verified' : from });
+            await audit(trx, ref, 'analysis.verified', actor, { verification: seq, of: step.verificationsRequired, signatureId });
+            return { actor, verifications: seq };
+          }
+          case 'analysis.release': {
+            const signatureId = await signed('release');
+            await moveState(trx, ref, from, { state: to });
+            await audit(trx, ref, 'analysis.released', actor, { signatureId });
+            return { actor };
+          }
+          case 'analysis.retest': {
+            const retestWorkflowId = workflowIds.analysis(ref.accession, ref.test, ref.retestNumber + 1);
+            const original = await trx('analyses').where({ id: ref.analysisId }).first('sample_id');
+            const [retest] = await trx('analyses')
+              .insert({
+                workflow_id: retestWorkflowId,
+                sample_id: original.sample_id,
+                accession: ref.accession,
+                test_code: ref.test,
+                retest_number: ref.retestNumber + 1,
+                retest_of: ref.analysisId,
+              })
+              .returning('id');
+            await moveState(trx, ref, from, { frozen: true, retested_by: retest.id });
+            await audit(trx, ref, 'analysis.retest_requested', actor, { retest: retestWorkflowId });
+            return { actor, retestWorkflowId };
+          }
+          default: {
+            await moveState(trx, ref, from, { state: to, reason: step.reason ?? null });
+            await audit(trx, ref, `analysis.${to}`, actor, step.reason ? { reason: step.reason } : {});
+            return { actor };
+          }
+        }
+      });
+    },
+  };
+}

@@ -1,0 +1,69 @@
+import { z } from 'zod';
+import { ANALYSIS_STATES, FLAGS } from '../../common/results';
+import { accessionParams } from './sample-intake';
+import { signatureBody, text } from './common';
+
+export const analysisListParams = accessionParams;
+export const analysisParams = accessionParams.extend({
+  test: z.string().regex(/^[A-Z0-9_-]{1,32}$/, 'a test code such as TSH'),
+});
+
+const entered = {
+  /** Who performed the measurement (a person or an instrument operator ID); not necessarily who types it in. */
+  performedBy: text(100),
+  /** The instrument's identifier (recorded as given until instruments are managed). */
+  instrument: text(64).optional(),
+};
+export const resultBody = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('numeric'), value: z.number().finite().min(-1e12).max(1e12), unit: text(32), ...entered }),
+  z.strictObject({ kind: z.literal('coded'), code: text(64), ...entered }),
+  z.strictObject({ kind: z.literal('text'), text: text(4000), ...entered }),
+]);
+export type ResultBody = z.infer<typeof resultBody>;
+
+export const analysisReasonBody = z.strictObject({ reason: text(1000) });
+export const signedBody = z.strictObject({ signature: signatureBody });
+export const emptyBody = z.strictObject({});
+
+/** What the results routes answer (route specs' `response` and the OpenAPI document). */
+const referenceRange = z.looseObject({
+  version: z.int(),
+  sex: z.enum(['any', 'female', 'male']),
+  ageMinDays: z.int(),
+  ageMaxDays: z.int().nullable(),
+  unit: z.string(),
+  low: z.number().nullable(),
+  high: z.number().nullable(),
+  criticalLow: z.number().nullable(),
+  criticalHigh: z.number().nullable(),
+});
+export const analysisAnswer = z.looseObject({
+  accession: z.string(),
+  test: z.string(),
+  workflowId: z.string(),
+  retestNumber: z.int(),
+  state: z.enum(ANALYSIS_STATES),
+  frozen: z.boolean(),
+  reason: z.string().nullable(),
+  retestOf: z.string().nullable().describe('the run this one repeats'),
+  retestedBy: z.string().nullable().describe('the retest that froze this one'),
+  result: z
+    .looseObject({
+      kind: z.enum(['numeric', 'coded', 'text']),
+      value: z.number().nullable(),
+      unit: z.string().nullable(),
+      code: z.string().nullable(),
+      text: z.string().nullable(),
+      performedBy: z.string(),
+      instrument: z.string().nullable(),
+      enteredAt: z.string(),
+      flag: z.enum(FLAGS).nullable().describe('null when no reference range matched: never a false "normal"'),
+      referenceRange: referenceRange.nullable().describe('the range the result was judged against, as it was then'),
+    })
+    .nullable(),
+  contentHash: z.string().describe('what a verification or release signs'),
+  verifications: z.array(
+    z.looseObject({ seq: z.int(), username: z.string(), printedName: z.string().nullable(), meaning: z.string().nullable(), signedAt: z.string().nullable() }),
+  ),
+});
+export const analysisListAnswer = z.looseObject({ items: z.array(analysisAnswer) });

@@ -1,0 +1,142 @@
+import type { WorkflowHandle } from '@temporalio/client';
+import { contentHashOf } from '../../common/capa-hash';
+import { FINAL_ANALYSIS_STATES, type AnalysisStateName } from '../../common/results';
+import type { Actor } from '../../common/roles';
+import { appendAudit } from '../../db/audit';
+import { policyRow } from '../../db/results';
+import type { ApiDeps } from '../deps';
+import { problems } from '../problem';
+import type { ResultBody } from '../schemas/results';
+
+type Db = ApiDeps['db'];
+
+export interface AnalysisRow {
+  id: string;
+  workflow_id: string;
+  sample_id: string;
+  accession: string;
+  test_code: string;
+  retest_number: number;
+  retest_of: string | null;
+  retested_by: string | null;
+  state: AnalysisStateName;
+  frozen: boolean;
+  current_entry_id: string | null;
+  reason: string | null;
+}
+
+/** A test's current analysis on a sample: its newest retest (404 before the test is routed). */
+export async function loadAnalysis(db: Db, accession: string, test: string): Promise<AnalysisRow> {
+  const row = await db('analyses').where({ accession, test_code: test }).orderBy('retest_number', 'desc').first();
+  if (!row) throw problems.notFound(`an analysis of ${test} on ${accession}`);
+  return row;
+}
+
+/** The run a person's action goes to; an analysis that has ended or was retested is refused (409). */
+export function analysisRun(deps: Pick<ApiDeps, 'temporal'>, row: AnalysisRow): WorkflowHandle {
+  if (row.frozen) throw problems.conflict('analysis-frozen', `${row.test_code} of ${row.accession} was retested; act on the retest`);
+  if (FINAL_ANALYSIS_STATES.includes(row.state)) {
+    throw problems.conflict(`analysis-${row.state}`, `${row.test_code} of ${row.accession} is ${row.state}; nothing more can be done`);
+  }
+  return deps.temporal.workflow.getHandle(row.workflow_id);
+}
+
+/**
+ * Refuses a value that does not fit the test's policy (422): the wrong kind, another unit than the test's, a code
+ * the test does not know. Answers the entry's columns.
+ */
+export async function entryColumns(db: Db, test: string, body: ResultBody): Promise<Record<string, unknown>> {
+  const policy = await policyRow(db, test);
+  if (!policy) throw problems.unprocessable('no-result-policy', `test ${test} has no result policy`);
+  if (body.kind !== policy.result_kind) {
+    throw problems.unprocessable('wrong-result-kind', `${test} takes a ${policy.result_kind} result, not ${body.kind}`);
+  }
+  const common = { kind: body.kind, performed_by: body.performedBy, instrument: body.instrument ?? null };
+  if (body.kind === 'numeric') {
+    if (body.unit !== policy.unit) throw problems.unprocessable('wrong-unit', `${test} is reported in ${policy.unit}, not ${body.unit}`);
+    return { ...common, numeric_value: body.value, unit: body.unit };
+  }
+  if (body.kind === 'coded') {
+    if (!policy.codes?.includes(body.code)) {
+      throw problems.unprocessable('unknown-code', `${test} takes one of: ${(policy.codes ?? []).join(', ')}`);
+    }
+    return { ...common, coded_value: body.code };
+  }
+  return { ...common, text_value: body.text };
+}
+
+/** A pending entry: written before the run hears of it, removed again when the run refuses it. */
+export async function writeEntry(db: Db, analysisId: string, actor: Actor, columns: Record<string, unknown>): Promise<string> {
+  const [row] = await db('analysis_entries')
+    .insert({ ...columns, analysis_id: analysisId, entered_by: actor.userId })
+    .returning('id');
+  return row.id;
+}
+
+export async function dropUnappliedEntry(db: Db, entryId: string): Promise<void> {
+  await db('analysis_entries').where({ id: entryId }).whereNull('applied_at').delete();
+}
+
+/** A refused verification attempt, kept in the audit trail with the rule that refused it. */
+export async function recordRefusedVerification(db: Db, row: AnalysisRow, actor: Actor, rule: string): Promise<void> {
+  await appendAudit(db, {
+    actorId: actor.userId,
+    actor: actor.username,
+    action: 'analysis.verification_refused',
+    entityType: 'analysis',
+    entityId: row.workflow_id,
+    details: { accession: row.accession, test: row.test_code, retestNumber: row.retest_number, rule },
+  });
+}
+
+const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+
+/** An analysis as the API shows it: state, current value with its flag and range snapshot, verifications, links. */
+export async function analysisView(db: Db, row: AnalysisRow) {
+  const entry = row.current_entry_id ? await db('analysis_entries').where({ id: row.current_entry_id }).first() : null;
+  const link = async (id: string | null) => (id ? ((await db('analyses').where({ id }).first('workflow_id'))?.workflow_id ?? null) : null);
+  const verifications = await db('analysis_verifications as v')
+    .join('users as u', 'u.id', 'v.user_id')
+    .leftJoin('signatures as s', 's.id', 'v.signature_id')
+    .where('v.analysis_id', row.id)
+    .orderBy('v.seq')
+    .select('v.seq', 'u.username', 's.printed_name', 's.meaning', 's.signed_at');
+  const result = entry && {
+    kind: entry.kind,
+    value: num(entry.numeric_value),
+    unit: entry.unit,
+    code: entry.coded_value,
+    text: entry.text_value,
+    performedBy: entry.performed_by,
+    instrument: entry.instrument,
+    enteredAt: new Date(entry.entered_at).toISOString(),
+    flag: entry.flag,
+    referenceRange: entry.range_snapshot,
+  };
+  return {
+    accession: row.accession,
+    test: row.test_code,
+    workflowId: row.workflow_id,
+    retestNumber: row.retest_number,
+    state: row.state,
+    frozen: row.frozen,
+    reason: row.reason,
+    retestOf: await link(row.retest_of),
+    retestedBy: await link(row.retested_by),
+    result,
+    /** What a verifier or the releasing director signs: the analysis and the value they saw. */
+    contentHash: contentHashOf({ workflowId: row.workflow_id, entryId: entry?.id ?? null, result: result ?? null }),
+    verifications: verifications.map((v) => ({
+      seq: v.seq,
+      username: v.username,
+      printedName: v.printed_name,
+      meaning: v.meaning,
+      signedAt: v.signed_at ? new Date(v.signed_at).toISOString() : null,
+    })),
+  };
+}
+
+export async function analysesOf(db: Db, accession: string) {
+  const rows: AnalysisRow[] = await db('analyses').where({ accession }).orderBy(['test_code', 'retest_number']);
+  return Promise.all(rows.map((row) => analysisView(db, row)));
+}
