@@ -179,28 +179,33 @@ export function createRateLimits(db: Db, settings: RateLimitSettings): RateLimit
     async requests(ctx, next) {
       if (EXEMPT.has(ctx.path)) return next();
       const subject = subjectOf(ctx);
-      const outcomes = await Promise.all([count(perIp, ctx.ip), ...(subject ? [count(perKey, subject)] : [])]);
-      setHeaders(ctx, outcomes);
-      refuse(outcomes);
-      if (!subject) return next();
-      const running = inFlight.get(subject) ?? 0;
-      if (running >= settings.concurrent) {
-        throw new Problem(
-          429,
-          'too-many-concurrent-requests',
-          'Too many requests',
-          `an API key may have at most ${settings.concurrent} requests in progress at once; wait for one to finish`,
-          { limit: settings.concurrent, scope: 'concurrent' },
-          { 'Retry-After': '1' },
-        );
+      // The key's place among its requests in progress is taken first, in memory: a flood of parallel requests is
+      // cut off before any of them is counted in PostgreSQL.
+      if (subject) {
+        const running = inFlight.get(subject) ?? 0;
+        if (running >= settings.concurrent) {
+          throw new Problem(
+            429,
+            'too-many-concurrent-requests',
+            'Too many requests',
+            `an API key may have at most ${settings.concurrent} requests in progress at once; wait for one to finish`,
+            { limit: settings.concurrent, scope: 'concurrent' },
+            { 'Retry-After': '1' },
+          );
+        }
+        inFlight.set(subject, running + 1);
       }
-      inFlight.set(subject, running + 1);
       try {
+        const outcomes = await Promise.all([count(perIp, ctx.ip), ...(subject ? [count(perKey, subject)] : [])]);
+        setHeaders(ctx, outcomes);
+        refuse(outcomes);
         await next();
       } finally {
-        const left = (inFlight.get(subject) ?? 1) - 1;
-        if (left > 0) inFlight.set(subject, left);
-        else inFlight.delete(subject);
+        if (subject) {
+          const left = (inFlight.get(subject) ?? 1) - 1;
+          if (left > 0) inFlight.set(subject, left);
+          else inFlight.delete(subject);
+        }
       }
     },
     async signing(ctx, next) {
