@@ -132,6 +132,9 @@ function childEnvironment(temporal: TemporalEndpoint, urls: DatabaseUrls, keyFil
     TEMPORAL_DEV_SERVER: 'false',
     PRIVATE_PG: 'false',
     SEED_DEV_USERS: 'false',
+    // The local platform may deliver webhooks to a receiver on this machine (docs/events.md); a deployment names its
+    // own allowlist, and nothing allowlists labflow itself.
+    WEBHOOK_ALLOWED_HOSTS: env.WEBHOOK_ALLOWED_HOSTS ?? '127.0.0.1',
   };
 }
 

@@ -11,7 +11,7 @@ import { startWebhookPlatform } from './support';
 
 /**
  * docs/events.md's walk-through, run as written by bash and curl against the real API and worker (with the
- * allowlist the doc starts `npm start` with), from a folder laid out like a clone: .data/dev-users.json and
+ * allowlist `npm start` gives its worker and API), from a folder laid out like a clone: .data/dev-users.json and
  * node_modules.
  */
 describe("docs/events.md's walk-through", function () {
@@ -20,7 +20,7 @@ describe("docs/events.md's walk-through", function () {
   let dir: string;
 
   before(async () => {
-    s = await startWebhookPlatform({ allowedHosts: ['127.0.0.1:9911'] });
+    s = await startWebhookPlatform({ allowedHosts: ['127.0.0.1'] });
     dir = await mkdtemp(join(tmpdir(), 'labflow-events-doc-'));
     await mkdir(join(dir, '.data'));
     await symlink(join(__dirname, '..', '..', 'node_modules'), join(dir, 'node_modules'));
@@ -54,7 +54,7 @@ describe("docs/events.md's walk-through", function () {
 
   it('runs verbatim: a verifying receiver gets signed task.assigned events, the history pages, a private URL is refused', async () => {
     const doc = await readFile(join(__dirname, '..', '..', 'docs', 'events.md'), 'utf8');
-    const script = doc.split('## Walk-through with curl')[1].split('```sh\n')[2].split('```')[0];
+    const script = doc.split('## Walk-through with curl')[1].split('```sh\n')[1].split('```')[0];
     const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script], {
       cwd: dir,
       env: { ...process.env, LABFLOW_URL: s.p.baseUrl },
