@@ -26,12 +26,12 @@ async function main(): Promise<void> {
   const settings = apiConfig(config);
   const oidc = oidcSettings(config);
   const urls = databaseUrls(config);
-  const sso = oidc && {
+  const sso = {
     log,
     mailDomain: settings.mailDomain,
     deliverEmails: (key: string, ids: string[]) => deliverQueuedEmails({ temporal, config: settings, log }, key, ids),
   };
-  const auth = startAuthentication({ db, temporal, config: settings, log }, urls.app, oidc && sso ? [oidcResolver(db, oidc, sso)] : []);
+  const auth = startAuthentication({ db, temporal, config: settings, log }, urls.app, oidc ? [oidcResolver(db, oidc, sso)] : []);
   const app = createApp({
     db,
     temporal,

@@ -18,8 +18,8 @@ export interface KeyOwner {
   username: string;
 }
 
-export async function findKeyOwner(db: Knex, username: string): Promise<KeyOwner> {
-  const user = await db('users').where({ username }).first('id', 'username');
+export async function findKeyOwner(db: Knex, username: string): Promise<KeyOwner & { active: boolean }> {
+  const user = await db('users').where({ username }).first('id', 'username', 'active');
   if (!user) throw problems.notFound(`user ${username}`);
   return user;
 }

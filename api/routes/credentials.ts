@@ -145,8 +145,7 @@ export function credentialRoutes(deps: ApiDeps): RouteSpec[] {
       body: newKeyBody,
       handler: async ({ actor, params, body, ctx }) => {
         const owner = await findKeyOwner(db, params.username);
-        const user = await db('users').where({ id: owner.id }).first('active');
-        if (!user?.active) {
+        if (!owner.active) {
           throw problems.unprocessable('user-inactive', `${params.username} is deactivated: reactivate them first`, { rule: 'user-inactive' });
         }
         ctx.status = 201;
