@@ -74,6 +74,8 @@ export async function startIdentityProvider(options: { issuer?: string; webClien
     ],
     findAccount: (_ctx, sub) => ({ accountId: sub, claims: () => ({ sub, name: sub, email: `${sub}@lab.example` }) }),
     claims: { openid: ['sub'], profile: ['name'], email: ['email'] },
+    // The ID token carries the profile claims too, as most providers' do (the Web UI shows the name from it).
+    conformIdTokenClaims: false,
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
