@@ -130,7 +130,9 @@ describe('the Temporal Web UI server', function () {
       const user = JSON.parse(Buffer.from(userCookie, 'base64').toString('utf8')) as { AccessToken: string; IDToken: string; Name: string };
       assert.equal(user.Name, 'rita.reviewer');
 
-      const signedIn = { authorization: `Bearer ${user.AccessToken}`, 'authorization-extras': user.IDToken };
+      // As the browser sends them: the tokens the UI read from its cookie, and the cookies (the session's start).
+      const signedIn = { authorization: `Bearer ${user.AccessToken}`, 'authorization-extras': user.IDToken, cookie: cookies.header() };
+      assert.ok(cookies.get('session_start'), 'the sign-in started a session');
       const namespaces = await fetch(`${base}/api/v1/namespaces`, { headers: signedIn });
       assert.equal(namespaces.status, 200, await namespaces.clone().text());
       const listed = await fetch(`${base}/api/v1/namespaces/default/workflows?query=`, { headers: signedIn });
