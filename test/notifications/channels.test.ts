@@ -118,6 +118,42 @@ describe('notifications on Slack and SMS, at the wire', function () {
     assert.equal(slack.attempts(where.path), 1);
   });
 
+  it('lets a person set their own channels, an admin read them, and refuses what cannot reach anyone', async () => {
+    const [admin] = Object.values(await makeUsers({ admin: ['admin'] }));
+    const mine = await p.api('GET', '/api/v1/me/notification-preferences', { key: people.dan.apiKey });
+    assert.equal(mine.status, 200);
+    assert.equal(mine.body.slackWebhookSet, true);
+    assert.ok(!JSON.stringify(mine.body).includes(at.dan.url), 'the webhook URL is a credential: never shown again');
+    const byAdmin = await p.api('GET', `/api/v1/users/${people.dan.actor.userId}/notification-preferences`, { key: admin.apiKey });
+    assert.equal(byAdmin.status, 200);
+    assert.deepEqual(byAdmin.body.channels, ['slack', 'sms', 'in_app']);
+    const byPeer = await p.api('GET', `/api/v1/users/${people.dan.actor.userId}/notification-preferences`, { key: people.ann.apiKey });
+    assert.equal(byPeer.status, 403);
+    const unknown = await p.api('GET', '/api/v1/users/00000000-0000-4000-8000-000000000000/notification-preferences', { key: admin.apiKey });
+    assert.equal(unknown.status, 404);
+
+    const put = (body: unknown, raw?: string) =>
+      p.api('PUT', '/api/v1/me/notification-preferences', { key: admin.apiKey, ...(raw !== undefined ? { raw } : { body }) });
+    const cases: [unknown, number, string][] = [
+      [{ phoneNumber: '0791234567' }, 400, 'body.phoneNumber'],
+      [{ channels: ['fax'] }, 400, 'body.channels.0'],
+      [{ channels: ['sms', 'sms'] }, 400, 'body.channels'],
+      [{}, 400, 'body'],
+      [{ slackWebhookUrl: 'https://evil.example/services/T/B/x' }, 422, 'body.slackWebhookUrl'],
+      [{ channels: ['sms'] }, 422, 'body.channels'],
+      [{ channels: ['slack'] }, 422, 'body.channels'],
+    ];
+    for (const [body, status, field] of cases) {
+      const res = await put(body);
+      assert.equal(res.status, status, `${JSON.stringify(body)}: ${JSON.stringify(res.body)}`);
+      assert.match(res.headers.get('content-type') ?? '', /problem\+json/);
+      assert.ok(JSON.stringify(res.body.errors ?? []).includes(field), `${JSON.stringify(body)} names ${field}: ${JSON.stringify(res.body)}`);
+    }
+    assert.equal((await put(undefined, '{"channels":')).status, 400);
+    const still = await p.api('GET', '/api/v1/me/notification-preferences', { key: admin.apiKey });
+    assert.deepEqual(still.body.channels, ['email', 'in_app'], 'nothing refused was saved');
+  });
+
   it('keeps the notice’s words, phone numbers and webhook URLs out of every run’s history', async () => {
     assert.ok(workflowIds.length >= 3 && secrets.length >= 8);
     const codecs = testEnv().dataConverter.payloadCodecs ?? [];
