@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 
 /** A scripted answer of Twilio's Messages API. */
 export interface TwilioAnswer {
@@ -46,11 +46,11 @@ export async function startTwilioServer(): Promise<{
   const sent: Sms[] = [];
   const counts = new Map<string, number>();
   const scripts = new Map<string, TwilioAnswer[]>();
-  const json = (res: import('node:http').ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+  const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
     res.writeHead(status, { 'content-type': 'application/json', ...headers });
     res.end(JSON.stringify(body));
   };
-  const error = (res: import('node:http').ServerResponse, a: TwilioAnswer) =>
+  const error = (res: ServerResponse, a: TwilioAnswer) =>
     json(res, a.status, { code: a.code, message: a.message, more_info: `https://www.twilio.com/docs/errors/${a.code}`, status: a.status }, a.headers);
 
   const server: Server = createServer((req, res) => {

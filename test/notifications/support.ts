@@ -3,8 +3,8 @@ import { writeNotice } from '../../activities/notice-writer';
 import { DEFAULT_NOTICE_SETTINGS, noticeWorkflowId, type NoticeRunState, type NoticeSettings, type Priority } from '../../common/notifications';
 import type { Recipient } from '../../db/recipients';
 import { startPlatform, type Platform } from '../helpers/platform';
-import { startSlackWebhookServer } from '../helpers/slack-webhook-server';
-import { startTwilioServer } from '../helpers/twilio-server';
+import type { startSlackWebhookServer } from '../helpers/slack-webhook-server';
+import type { startTwilioServer } from '../helpers/twilio-server';
 import type { TestUser } from '../helpers/users';
 import { testEnv } from '../setup/env';
 
