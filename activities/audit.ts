@@ -1,8 +1,8 @@
 import { log } from '@temporalio/activity';
 import { sealAuditChain, verifyAuditChain, type AuditVerdict } from '../db/audit';
-import { queueNotifications } from '../db/notifications';
 import { resolveRecipients } from '../db/recipients';
 import type { ActivityDeps } from './deps';
+import { writeNotice } from './notice-writer';
 import { activityKey } from './keys';
 
 /** What an alert says about a verdict that is not ok: the first bad link, or why the anchor was refused. */
@@ -21,7 +21,7 @@ export function auditActivities({ db, mailDomain, auditChain }: ActivityDeps) {
      * anchors the head in a signed checkpoint next to the backups. When the chain does not hold, nothing is sealed
      * and every admin and QA manager is told; returns the outbox to deliver.
      */
-    async verifyAuditTrail(): Promise<AuditVerdict & { outboxIds: string[] }> {
+    async verifyAuditTrail(): Promise<AuditVerdict & { outboxIds: string[]; noticeIds: string[] }> {
       let verdict: AuditVerdict;
       if (auditChain) {
         const sealed = await sealAuditChain(db, auditChain, new Date());
@@ -32,26 +32,30 @@ export function auditActivities({ db, mailDomain, auditChain }: ActivityDeps) {
         log.warn('audit chain key not configured (AUDIT_CHAIN_KEY_FILE): only the unkeyed hashes are checked');
         verdict = await verifyAuditChain(db);
       }
-      if (verdict.ok) return { ...verdict, outboxIds: [] };
+      if (verdict.ok) return { ...verdict, outboxIds: [], noticeIds: [] };
       const problem = auditVerdictProblem(verdict);
       log.error('audit trail verification failed', { seq: verdict.firstBroken?.seq, problem });
-      const outboxIds = await db.transaction(async (trx) =>
-        queueNotifications(
+      // Urgent: SMS and Slack at once beside in-app and email, and up the escalation chain until acknowledged.
+      const notice = await db.transaction(async (trx) =>
+        writeNotice(
           trx,
-          await resolveRecipients(trx, [
-            { kind: 'role', role: 'admin' },
-            { kind: 'role', role: 'qa_manager' },
-          ]),
           {
             idempotencyKey: activityKey(),
             kind: 'audit.chain_broken',
-            title: 'Audit trail verification failed',
-            body: `The audit trail cannot be trusted: ${problem}. Nothing was sealed or anchored until this is investigated.`,
+            priority: 'urgent',
+            subjectType: 'audit_trail',
+            subjectId: 'audit_events',
+            facts: { problem, seq: verdict.firstBroken?.seq === undefined ? null : String(verdict.firstBroken.seq) },
+            recipients: await resolveRecipients(trx, [
+              { kind: 'role', role: 'admin' },
+              { kind: 'role', role: 'qa_manager' },
+            ]),
           },
           mailDomain,
         ),
       );
-      return { ...verdict, outboxIds };
+      const { outboxIds } = notice;
+      return { ...verdict, outboxIds, noticeIds: notice.needsRun ? [notice.noticeId] : [] };
     },
   };
 }

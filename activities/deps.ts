@@ -3,6 +3,8 @@ import type { Db } from '../db/knex';
 import type { ErpSetup } from './erp-sync';
 import type { LlmSetup } from './llm/setup';
 import type { Mailer } from './mailer';
+import type { NoticeSettings } from '../common/notifications';
+import type { TwilioSettings } from './channels/sms';
 
 export interface ActivityDeps {
   db: Db;
@@ -24,4 +26,6 @@ export interface ActivityDeps {
   backupDatabaseUrl?: string;
   /** Outbound webhooks: receivers allowed despite the SSRF rules, labflow's own origins, the failure period. */
   webhooks?: { allowedHosts: string[]; ownOrigins?: string[]; disableAfter: string; requestTimeout?: string };
+  /** Notices: escalation and retries (NOTIFY_*), and Twilio's account when SMS is configured (TWILIO_*). */
+  notices?: { settings: NoticeSettings; twilio?: Omit<TwilioSettings, 'timeoutMs'> };
 }

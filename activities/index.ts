@@ -4,6 +4,7 @@ import type { ActivityDeps } from './deps';
 import { documentActivities } from './documents';
 import { erpSyncActivities } from './erp-sync';
 import { incomingInspectionActivities } from './incoming-inspection';
+import { noticeActivities } from './notices';
 import { notificationActivities } from './notifications';
 import { resultActivities } from './results';
 import { sampleIntakeActivities } from './sample-intake';
@@ -20,6 +21,7 @@ export type { DocRef } from './documents';
 export function createActivities(deps: ActivityDeps) {
   return {
     ...notificationActivities(deps),
+    ...noticeActivities(deps),
     ...documentActivities(deps),
     ...auditActivities(deps),
     ...capaActivities(deps),

@@ -18,6 +18,8 @@ import { resolveRecipients } from '../db/recipients';
 import type { ActivityDeps } from './deps';
 import { backupActivities } from './backups';
 import { activityKey } from './keys';
+import { digestNotices, markDigested } from './notice-digest';
+import { writeNotice } from './notice-writer';
 
 const ACTOR = 'system:scheduler';
 
@@ -55,7 +57,9 @@ export function scheduledWorkActivities(deps: ActivityDeps) {
      * process's role once when it is overdue by the rule's duration. Recorded in task_reminders, so a repeated
      * run (a retry, a backfill, a manual trigger) in the same period sends nothing twice.
      */
-    async sendOverdueReminders(input: OverdueRemindersInput): Promise<{ reminded: number; escalated: number; outboxIds: string[] }> {
+    async sendOverdueReminders(
+      input: OverdueRemindersInput,
+    ): Promise<{ reminded: number; escalated: number; outboxIds: string[]; noticeIds: string[] }> {
       const asOf = input.asOf ? new Date(input.asOf) : new Date();
       const period = `p${Math.floor(asOf.getTime() / durationMs(input.every))}`;
       const rules = { ...DEFAULT_ESCALATION, ...input.escalation };
@@ -63,6 +67,7 @@ export function scheduledWorkActivities(deps: ActivityDeps) {
       let reminded = 0;
       let escalated = 0;
       const outboxIds: string[] = [];
+      const noticeIds: string[] = [];
       for (const task of overdue) {
         await db.transaction(async (trx) => {
           const assignee: AssigneeRef = task.assignee_user_id
@@ -102,20 +107,23 @@ export function scheduledWorkActivities(deps: ActivityDeps) {
               .returning('task_id');
             if (first.length) {
               escalated += 1;
-              outboxIds.push(
-                ...(await queueNotifications(
-                  trx,
-                  await resolveRecipients(trx, [{ kind: 'role', role: rule.to as never }]),
-                  {
-                    idempotencyKey: `task-escalation:${task.id}`,
-                    kind: 'task.escalated',
-                    title: `Escalated: ${task.title}`,
-                    body: `"${task.title}" (${task.entity_type} ${task.entity_id}) is overdue since ${new Date(task.due_at).toISOString()}.`,
-                    link,
-                  },
-                  mailDomain,
-                )),
+              // Urgent: SMS and Slack at once beside in-app and email, and up the escalation chain until acknowledged.
+              const notice = await writeNotice(
+                trx,
+                {
+                  idempotencyKey: `task-escalation:${task.id}`,
+                  kind: 'task.escalated',
+                  priority: 'urgent',
+                  subjectType: task.entity_type,
+                  subjectId: task.entity_id,
+                  facts: { taskId: task.id, title: task.title, entityType: task.entity_type, entityId: task.entity_id, dueAt: new Date(task.due_at).toISOString() },
+                  link,
+                  recipients: await resolveRecipients(trx, [{ kind: 'role', role: rule.to as never }]),
+                },
+                mailDomain,
               );
+              outboxIds.push(...notice.outboxIds);
+              if (notice.needsRun) noticeIds.push(notice.noticeId);
               await appendAudit(trx, {
                 actor: ACTOR,
                 action: 'task.escalated',
@@ -129,7 +137,7 @@ export function scheduledWorkActivities(deps: ActivityDeps) {
         });
       }
       if (reminded || escalated) log.info('overdue reminders', { reminded, escalated, period });
-      return { reminded, escalated, outboxIds };
+      return { reminded, escalated, outboxIds, noticeIds };
     },
 
     /**
@@ -160,7 +168,8 @@ export function scheduledWorkActivities(deps: ActivityDeps) {
           })
           .orderBy([{ column: 'due_at', order: 'asc', nulls: 'last' }])
           .select('id', 'title', 'due_at');
-        if (tasks.length === 0) continue;
+        const waiting = await digestNotices(db, user.id);
+        if (tasks.length === 0 && waiting.length === 0) continue;
         const overdue = tasks.filter((t) => t.due_at && new Date(t.due_at) < asOf);
         const dueSoon = tasks.filter((t) => t.due_at && new Date(t.due_at) >= asOf && new Date(t.due_at) <= soon);
         const line = (t: { title: string; due_at: Date | null }) =>
@@ -169,9 +178,11 @@ export function scheduledWorkActivities(deps: ActivityDeps) {
           `Open tasks: ${tasks.length}. Due soon: ${dueSoon.length}. Overdue: ${overdue.length}.`,
           ...(overdue.length ? ['', 'Overdue:', ...overdue.slice(0, 20).map(line)] : []),
           ...(dueSoon.length ? ['', 'Due soon:', ...dueSoon.slice(0, 20).map(line)] : []),
+          ...(waiting.length ? ['', 'Notices:', ...waiting.map((n) => `- ${n.title}${n.link ? ` ${n.link}` : ''}`)] : []),
         ].join('\n');
-        const ids = await db.transaction(async (trx) =>
-          queueNotifications(
+        const ids = await db.transaction(async (trx) => {
+          await markDigested(trx, user.id, waiting);
+          return queueNotifications(
             trx,
             await trx('users').where({ id: user.id }).select('id', 'username', 'email', 'printed_name'),
             {
@@ -182,8 +193,8 @@ export function scheduledWorkActivities(deps: ActivityDeps) {
               link: `${publicUrl}/tasks?mine=1`,
             },
             mailDomain,
-          ),
-        );
+          );
+        });
         outboxIds.push(...ids);
         sent += 1;
       }

@@ -25,6 +25,7 @@ import { patientRoutes } from './routes/patients';
 import { routingTemplateRoutes } from './routes/routing-templates';
 import { resultRoutes } from './routes/results';
 import { sampleIntakeRoutes } from './routes/sample-intake';
+import { notificationRoutes } from './routes/notifications';
 import { mountSampleWebhooks, sampleWebhookOperations } from './routes/sample-intake-webhooks';
 import { scheduledWorkRoutes } from './routes/scheduled-work';
 import { auditTrailRoutes } from './routes/audit-trails';
@@ -53,6 +54,7 @@ function routeSpecs(deps: ApiDeps) {
     ...summaryRoutes(deps),
     ...eventRoutes(deps),
     ...webhookSubscriptionRoutes(deps),
+    ...notificationRoutes(deps),
     ...exportRoutes(deps),
     ...auditTrailRoutes(deps),
   ];

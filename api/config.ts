@@ -42,6 +42,7 @@ export function apiConfig(config: Config): ApiConfig {
     backfillMaxWindowMs: durationMs(config.SCHEDULE_BACKFILL_MAX_WINDOW),
     webhooks: webhookSettings(config),
     publicUrl: config.PUBLIC_URL,
+    notifications: { slackUrlPrefixes: config.SLACK_WEBHOOK_URL_PREFIXES.split(',').map((p) => p.trim()).filter(Boolean) },
   };
 }
 

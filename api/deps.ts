@@ -38,6 +38,8 @@ export interface ApiConfig {
   webhooks?: WebhookSettings;
   /** labflow's own origin (PUBLIC_URL): never a webhook receiver. */
   publicUrl?: string;
+  /** Notifications: the URL prefixes a Slack incoming webhook may have (SLACK_WEBHOOK_URL_PREFIXES). */
+  notifications?: { slackUrlPrefixes: string[] };
 }
 
 export interface SummarySettings {

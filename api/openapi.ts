@@ -60,6 +60,7 @@ const TAGS: Record<string, string> = {
   documents: 'Controlled documents, their versions and routing templates',
   'document approval': 'Review, approval and retirement of a document version (a run per version)',
   inbox: 'Tasks and notifications',
+  notifications: 'Notification channels (email, in-app, Slack, SMS) and acknowledging urgent notices',
   operations: 'Runs, audit, health, readiness and metrics',
   identity: 'Users and who the caller is',
   capa: 'Corrective and preventive actions',

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { durationProblem, parseDuration } from './durations';
+import { parseChain } from './notification-chain';
 import { parseRoleMap } from './oidc-role-map';
 import { DEFAULT_TASK_QUEUE } from './task-queues';
 
@@ -190,6 +191,25 @@ export const configSchema = z.object({
   WEBHOOK_POLL_INTERVAL: positiveDuration.default('5m'),
   WEBHOOK_SECRET_OVERLAP: duration.default('24h'),
   WEBHOOK_DISABLE_AFTER: positiveDuration.default('5d'),
+
+  // Notifications (docs/notifications.md): Slack and SMS channels, urgent escalation, delivery retries.
+  SLACK_WEBHOOK_URL_PREFIXES: z
+    .string()
+    .refine((v) => v.split(',').every((p) => /^https?:\/\/[^/\s]+\/\S*$/.test(p.trim())), 'expected a comma-separated list of URL prefixes')
+    .default('https://hooks.slack.com/services/'),
+  TWILIO_ACCOUNT_SID: z.string().regex(/^AC[0-9a-fA-F]{32}$/, 'a Twilio account SID: AC and 32 hex digits').optional(),
+  TWILIO_AUTH_TOKEN: z.string().optional(),
+  TWILIO_FROM_NUMBER: z.string().regex(/^\+[1-9][0-9]{6,14}$/, 'an E.164 number such as +15005550006').optional(),
+  TWILIO_API_URL: z.url({ protocol: /^https?$/ }).default('https://api.twilio.com'),
+  NOTIFY_ACK_TIMEOUT: positiveDuration.default('15m'),
+  NOTIFY_ESCALATION_CHAIN: z
+    .string()
+    .refine((v) => parseChain(v) !== null, 'expected a comma-separated list of role:<role> and user:<username>')
+    .default('role:qa_manager,role:admin'),
+  NOTIFY_RETRY_INITIAL: positiveDuration.default('10s'),
+  NOTIFY_RETRY_MAX_INTERVAL: positiveDuration.default('10m'),
+  NOTIFY_RETRY_FOR: positiveDuration.default('24h'),
+  NOTIFY_REQUEST_TIMEOUT: positiveDuration.default('10s'),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -11,6 +11,8 @@ export interface NotificationMessage {
   body: string;
   link?: string;
   email?: boolean;
+  /** False: email only, no in-app row (a person who chose email but not in-app for their notices). */
+  inApp?: boolean;
 }
 
 /**
@@ -24,19 +26,20 @@ export async function queueNotifications(
   mailDomain: string,
 ): Promise<string[]> {
   if (recipients.length === 0) return [];
-  await trx('notifications')
-    .insert(
-      recipients.map((r) => ({
-        idempotency_key: message.idempotencyKey,
-        user_id: r.id,
-        kind: message.kind,
-        title: message.title,
-        body: message.body,
-        link: message.link ?? null,
-      })),
-    )
-    .onConflict(['idempotency_key', 'user_id'])
-    .ignore();
+  if (message.inApp !== false)
+    await trx('notifications')
+      .insert(
+        recipients.map((r) => ({
+          idempotency_key: message.idempotencyKey,
+          user_id: r.id,
+          kind: message.kind,
+          title: message.title,
+          body: message.body,
+          link: message.link ?? null,
+        })),
+      )
+      .onConflict(['idempotency_key', 'user_id'])
+      .ignore();
   if (message.email === false) return [];
   const rows = recipients.map((r) => ({
     idempotency_key: `${message.idempotencyKey}:${r.id}`,

@@ -19,6 +19,7 @@ import { ensureSchedules } from './schedules';
 import { ensureSearchAttributes, waitUntilSearchAttributesUsable } from './search-attributes';
 import { startWebhookWakeups } from './webhook-wakeups';
 import { webhookSettings } from '../common/webhook-delivery';
+import { noticeSettings, twilioSettings } from '../common/notifications';
 import { join } from 'node:path';
 
 // A real server resolves new attributes after its namespace cache refreshes (seconds); this covers a busy machine.
@@ -84,6 +85,7 @@ async function main(): Promise<void> {
       auditChain,
       backupDatabaseUrl: urls.backup,
       webhooks: { ...webhookSettings(config), ownOrigins: [config.PUBLIC_URL] },
+      notices: { settings: noticeSettings(config), twilio: twilioSettings(config) },
     }),
     workflowBundle: config.WORKFLOW_BUNDLE_PATH ? { codePath: config.WORKFLOW_BUNDLE_PATH } : undefined,
     dataConverter,

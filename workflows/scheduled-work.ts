@@ -1,7 +1,7 @@
 import { proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { CleanupCounts, CleanupInput, DigestInput, OverdueRemindersInput } from '../common/scheduled-work';
-import { mail, scheduledJob } from './lib';
+import { mail, scheduledJob, startNoticeRuns } from './lib';
 
 export { backupWorkflow, restoreDrillWorkflow } from './backup';
 
@@ -13,7 +13,9 @@ const probeDb = proxyActivities<Activities>(canaryTouch);
 
 /** Every few hours: one reminder per overdue task and period, escalation once per task. */
 export async function overdueRemindersWorkflow(input: OverdueRemindersInput): Promise<{ reminded: number; escalated: number }> {
-  const { outboxIds, ...counts } = await db.sendOverdueReminders(input);
+  const { outboxIds, noticeIds, ...counts } = await db.sendOverdueReminders(input);
+  // Histories recorded before notices have no noticeIds: nothing is started for them, so they replay as they ran.
+  await startNoticeRuns(noticeIds);
   if (outboxIds.length) await mail.deliverEmails(outboxIds);
   return counts;
 }

@@ -133,6 +133,13 @@ export const expectations: Record<string, FolderExpectation> = {
     minEvents: 11,
     workflowTypes: ['webhookDeliveryWorkflow'],
   },
+  notices: {
+    covers: 'for an urgent notice escalated and acknowledged, and a normal one with a refused SMS',
+    minFixtures: 2,
+    workflowId: /^notice:[0-9a-f-]{36}$/,
+    minEvents: 11,
+    workflowTypes: ['noticeWorkflow'],
+  },
   notifications: {
     covers: 'for the delivery of emails the API queued (a break-glass alert)',
     minFixtures: 1,

@@ -6,3 +6,4 @@ export * from './proxies';
 export * from './time';
 export * from './proof';
 export * from './versioning';
+export * from './notices';

@@ -1,0 +1,61 @@
+/**
+ * The words of notices, versioned: a notice records its kind and the version it was written with, so a notice
+ * written before a wording changed is still rendered (on a retry, on the next escalation step) as it began. A new
+ * wording is a new version beside the old; old versions stay while notices written with them may still be open.
+ * Rendering happens in the activity that sends: runs carry only the notice's ID.
+ */
+export interface NoticeFacts {
+  kind: string;
+  priority: string;
+  subjectType: string;
+  subjectId: string;
+  facts: Record<string, unknown>;
+  link: string | null;
+}
+
+export interface RenderedNotice {
+  title: string;
+  /** Email and in-app. */
+  body: string;
+  /** SMS and Slack: short, the record's reference and where to act, nothing more. */
+  short: string;
+}
+
+type Template = (n: NoticeFacts) => RenderedNotice;
+
+const str = (v: unknown, fallback = '') => (typeof v === 'string' ? v : fallback);
+const urgentPrefix = (n: NoticeFacts) => (n.priority === 'urgent' ? 'URGENT ' : '');
+const actOn = (n: NoticeFacts) => (n.link ? ` ${n.link}` : '');
+
+const TEMPLATES: Record<string, Record<number, Template>> = {
+  'task.escalated': {
+    1: (n) => {
+      const title = `Escalated: ${str(n.facts.title, `${n.subjectType} ${n.subjectId}`)}`;
+      return {
+        title,
+        body: `"${str(n.facts.title)}" (${str(n.facts.entityType)} ${str(n.facts.entityId)}) is overdue since ${str(n.facts.dueAt)}.`,
+        short: `labflow ${urgentPrefix(n)}${str(n.facts.entityType)} ${str(n.facts.entityId)} overdue task escalated. Acknowledge:${actOn(n)}`,
+      };
+    },
+  },
+  'audit.chain_broken': {
+    1: (n) => ({
+      title: 'Audit trail verification failed',
+      body: `The audit trail cannot be trusted: ${str(n.facts.problem)}. Nothing was sealed or anchored until this is investigated.`,
+      short: `labflow ${urgentPrefix(n)}audit trail verification failed at event ${str(n.facts.seq, '?')}. Acknowledge:${actOn(n)}`,
+    }),
+  },
+};
+
+/** The version a new notice of this kind is written with. */
+export function currentTemplateVersion(kind: string): number {
+  const versions = Object.keys(TEMPLATES[kind] ?? {}).map(Number);
+  if (!versions.length) throw new Error(`no notice template for ${kind}`);
+  return Math.max(...versions);
+}
+
+export function renderNotice(n: NoticeFacts, version: number): RenderedNotice {
+  const template = TEMPLATES[n.kind]?.[version];
+  if (!template) throw new Error(`no notice template ${n.kind} v${version}`);
+  return template(n);
+}
