@@ -30,6 +30,7 @@ import { scheduledWorkRoutes } from './routes/scheduled-work';
 import { auditTrailRoutes } from './routes/audit-trails';
 import { exportRoutes } from './routes/exports';
 import { summaryRoutes } from './routes/summaries';
+import { trainingRoutes } from './routes/training';
 import { userRoutes } from './routes/users';
 import { webhookSubscriptionRoutes } from './routes/webhook-subscriptions';
 import { workflowRoutes } from './routes/workflows';
@@ -54,6 +55,7 @@ function routeSpecs(deps: ApiDeps) {
     ...eventRoutes(deps),
     ...webhookSubscriptionRoutes(deps),
     ...exportRoutes(deps),
+    ...trainingRoutes(deps),
     ...auditTrailRoutes(deps),
   ];
 }

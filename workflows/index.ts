@@ -9,3 +9,5 @@ export { soapSummaryWorkflow } from './soap-summary';
 export { deliverEmailsWorkflow } from './deliver-emails';
 export { webhookDeliveryWorkflow } from './webhook-delivery';
 export { analysisWorkflow } from './analysis';
+export { trainingCampaignWorkflow } from './training-campaign';
+export { trainingAssignmentWorkflow } from './training-assignment';
