@@ -11,6 +11,7 @@ import {
   TRAINING_SIGN_OFF,
   trainingIds,
   type AssignmentEnding,
+  type TrainingAssignmentInput,
   type TrainingCampaignInput,
   type TrainingImpact,
   type TrainingRequirementInput,
@@ -27,16 +28,7 @@ import { activityKey } from './keys';
 import { grantChecks, Refusal, type RecordRef } from './lib/grant-checks';
 
 /** The assignment a run is about: IDs and the version's title, never anything about the person beyond their name. */
-export interface TrainingRef {
-  workflowId: string;
-  userId: string;
-  username: string;
-  documentId: string;
-  documentNumber: string;
-  versionId: string;
-  version: number;
-  title: string;
-}
+export type TrainingRef = Omit<TrainingAssignmentInput, 'requestedBy'> & { workflowId: string };
 
 const SYSTEM = 'system:training';
 /**

@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { decodeCursor } from '../../db/keyset';
 import { GATED_ACTIVITY_PATTERN } from '../../db/gate';
 import { READ_AND_UNDERSTOOD } from '../../common/training';
 import { documentNumber } from './documents';
 import { flagParam, queryInt, role, username } from './common';
+import { cursorParam } from './patients';
 
 export const assignmentParams = z.object({
   username,
@@ -19,19 +19,7 @@ export const signOffBody = z.strictObject({
   }),
 });
 
-const cursor = z
-  .string()
-  .transform((text, ctx) => {
-    const decoded = decodeCursor(text);
-    if (!decoded) {
-      ctx.addIssue({ code: 'custom', message: 'not a cursor this API handed out; use next from a previous page' });
-      return z.NEVER;
-    }
-    return decoded;
-  })
-  .optional();
-
-const keysetPage = z.strictObject({ limit: queryInt(1, 200).default(50), after: cursor });
+const keysetPage = z.strictObject({ limit: queryInt(1, 200).default(50), after: cursorParam });
 
 export const myTrainingQuery = keysetPage.extend({ all: flagParam.default(false) });
 export const matrixQuery = keysetPage;
