@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
-import { capaGrantedArgs, mayAct } from '../common/capa-grants';
+import { capaGrantedArgs, mayAct, type CapaGrantAction } from '../common/capa-grants';
+import { CAPA_VERIFICATION } from '../db/gate';
 import type { Actor } from '../common/roles';
 import { appendAudit } from '../db/audit';
 import {
@@ -20,6 +21,7 @@ import { noticeText, taskTitle } from './capa-wording';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
 import { grantChecks, Refusal, type RecordRef } from './lib/grant-checks';
+import { gateInTransaction } from './training';
 
 export type * from './capa-step';
 
@@ -62,9 +64,13 @@ async function linkBorneOut(trx: Knex.Transaction, capa: CapaRef, proof: Extract
   return true;
 }
 
+/** The CAPA actions behind the gate (db/gate.ts), and the activity each is. */
+const GATED: Partial<Record<CapaGrantAction, string>> = { 'capa.record_effectiveness': CAPA_VERIFICATION };
+
 export function capaActivities({ db, mailer, publicUrl, mailDomain }: ActivityDeps) {
   const link = (capa: CapaRef) => `${publicUrl}/api/v1/capas/${capa.number}`;
   const checks = grantChecks({ db, mailer, mailDomain });
+  const requireGate = gateInTransaction({ db });
   const refOf = (capa: CapaRef): RecordRef => ({
     workflowId: capa.workflowId,
     entityType: 'capa',
@@ -85,12 +91,15 @@ export function capaActivities({ db, mailer, publicUrl, mailDomain }: ActivityDe
       } catch {
         throw new Refusal('other_arguments', typeof proof.actor?.userId === 'string' ? proof.actor.userId : null);
       }
-      return checks.granted(
+      const actor = await checks.granted(
         trx,
         capa,
         { grantId: proof.grant, action: proof.action, actor: proof.actor, args, signature: proof.signature },
         (user) => mayAct(proof.may ?? {}, user),
       );
+      const gated = GATED[proof.action];
+      if (gated) await requireGate(trx, actor, { activity: gated, roles: proof.may?.roles }, { entityType: 'capa', entityId: capa.number });
+      return actor;
     }
     if (proof.kind === 'process_link') {
       if (!(await linkBorneOut(trx, capa, proof))) throw new Refusal('not_from_labflow', null);

@@ -15,7 +15,9 @@ import { recordSignature, voidSignatures } from '../db/signatures';
 import { closeTask, closeTasksByPrefix, handOverTasks, openTask, userIsInactive } from '../db/tasks';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
+import { documentReviewActivity } from '../db/gate';
 import { grantChecks, Refusal, type RecordRef } from './lib/grant-checks';
+import { gateInTransaction } from './training';
 
 /** Identifies the version a run is about; passed to every activity so each can write its own trail. */
 export interface DocRef {
@@ -76,6 +78,7 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
     details: { version: doc.version },
   });
   const checks = grantChecks({ db, mailer, mailDomain });
+  const requireGate = gateInTransaction({ db });
   const granted = (trx: Knex.Transaction, doc: DocRef, claim: Parameters<typeof checks.granted>[2], may: (user: GrantedUser) => boolean) =>
     checks.granted(trx, doc, claim, may);
   const recording = <T>(doc: DocRef, action: DocumentAction | 'document.superseded' | 'document.user_deactivated_signal', work: (trx: Knex.Transaction) => Promise<T>) =>
@@ -208,6 +211,9 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
           { grantId: p.grant, action: 'document.decide', actor: p.actor, args: grantedArgs.decide(p), signature: p.signature },
           (user) => user.id !== p.doc.authorId && holdsSlot(user),
         );
+        // A reviewer of a type whose review is governed by controlled documents must be trained on them.
+        const { doc_type: docType } = await trx('documents').where({ id: p.doc.documentId }).first('doc_type');
+        await requireGate(trx, actor, { activity: documentReviewActivity(docType) }, { entityType: 'document', entityId: p.doc.documentNumber });
         await requireOneStagePerRound(trx, p.doc, p.round, p.stageIndex, actor);
         let signatureId: string | null = null;
         if (p.signature) {

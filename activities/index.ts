@@ -12,10 +12,12 @@ import { supplierQualificationActivities } from './supplier-qualification';
 import { scheduledWorkActivities } from './scheduled-work';
 import { soapSummaryActivities } from './soap-summary';
 import { summaryHandOverActivities } from './summary-hand-over';
+import { trainingActivities } from './training';
 import { webhookDeliveryActivities } from './webhook-delivery';
 
 export type { ActivityDeps } from './deps';
 export type { DocRef } from './documents';
+export type { TrainingRef } from './training';
 
 /** Every activity labflow's workers run, with their dependencies injected. */
 export function createActivities(deps: ActivityDeps) {
@@ -34,6 +36,7 @@ export function createActivities(deps: ActivityDeps) {
     ...soapSummaryActivities(deps),
     ...summaryHandOverActivities(deps),
     ...webhookDeliveryActivities(deps),
+    ...trainingActivities(deps),
   };
 }
 

@@ -31,6 +31,7 @@ import { scheduledWorkRoutes } from './routes/scheduled-work';
 import { auditTrailRoutes } from './routes/audit-trails';
 import { exportRoutes } from './routes/exports';
 import { summaryRoutes } from './routes/summaries';
+import { trainingRoutes } from './routes/training';
 import { userRoutes } from './routes/users';
 import { webhookSubscriptionRoutes } from './routes/webhook-subscriptions';
 import { workflowRoutes } from './routes/workflows';
@@ -56,6 +57,7 @@ function routeSpecs(deps: ApiDeps) {
     ...webhookSubscriptionRoutes(deps),
     ...notificationRoutes(deps),
     ...exportRoutes(deps),
+    ...trainingRoutes(deps),
     ...auditTrailRoutes(deps),
   ];
 }

@@ -64,6 +64,7 @@ const TAGS: Record<string, string> = {
   operations: 'Runs, audit, health, readiness and metrics',
   identity: 'Users and who the caller is',
   capa: 'Corrective and preventive actions',
+  training: 'Training on every effective version, the training matrices, and the gate before governed work',
   'sample intake': 'Samples from accession to result, and the signed webhooks of instruments and couriers',
   erp: 'Supplier synchronisation with the ERP',
   backups: 'Backups and restores',

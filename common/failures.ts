@@ -21,6 +21,8 @@ export const FailureType = {
   GrantRefused: 'GrantRefused',
   /** A verification a test's policy does not allow (self-verification, the same verifier again or twice in a row). */
   VerificationRefused: 'VerificationRefused',
+  /** The gate (db/gate.ts) found the person not fit for the work: a role, training on an effective version... */
+  GateRefused: 'GateRefused',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
@@ -39,6 +41,7 @@ export const FAILURE_HTTP_STATUS: Record<FailureType, number> = {
   ExtensionLimit: 409,
   GrantRefused: 403,
   VerificationRefused: 403,
+  GateRefused: 403,
 };
 
 /** Refuses an action from a workflow validator or handler: a non-retryable failure whose type the API maps. */

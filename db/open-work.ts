@@ -14,6 +14,7 @@ export interface RunsToTell {
   document: string[];
   sample: string[];
   summary: string[];
+  training: string[];
 }
 
 const OPEN_SUMMARY_STAGES = ['requested', 'generating', 'validating', 'ready'];
@@ -23,7 +24,7 @@ const OPEN_SUMMARY_STAGES = ['requested', 'generating', 'validating', 'ready'];
  * version under review (or awaiting a revision) is told; each run hands over only what the user holds in it.
  */
 export async function runsToTell(db: Db, user: { userId: string; username: string }): Promise<RunsToTell> {
-  const [capa, document, sample, summary] = await Promise.all([
+  const [capa, document, sample, summary, training] = await Promise.all([
     openCapasHeldBy(db, user.userId, user.username),
     db('document_versions').whereIn('state', ['in_review', 'changes_requested']).whereNotNull('workflow_id').orderBy('workflow_id').pluck('workflow_id'),
     db('samples')
@@ -33,8 +34,9 @@ export async function runsToTell(db: Db, user: { userId: string; username: strin
       .orderBy('workflow_id')
       .pluck('workflow_id'),
     db('summary_jobs').where({ requested_by: user.userId }).whereIn('stage', OPEN_SUMMARY_STAGES).orderBy('workflow_id').pluck('workflow_id'),
+    db('training_assignments').where({ user_id: user.userId, state: 'assigned' }).orderBy('workflow_id').pluck('workflow_id'),
   ]);
-  return { capa, document, sample, summary };
+  return { capa, document, sample, summary, training };
 }
 
 /**

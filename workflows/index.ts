@@ -10,3 +10,5 @@ export { deliverEmailsWorkflow } from './deliver-emails';
 export { webhookDeliveryWorkflow } from './webhook-delivery';
 export { analysisWorkflow } from './analysis';
 export { noticeWorkflow } from './notice';
+export { trainingCampaignWorkflow } from './training-campaign';
+export { trainingAssignmentWorkflow } from './training-assignment';

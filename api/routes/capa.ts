@@ -1,3 +1,5 @@
+import { CAPA_VERIFICATION } from '../../db/gate';
+import { requireGate } from '../services/training';
 import {
   cancelCapaUpdate,
   closeCapaUpdate,
@@ -264,8 +266,10 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       roles: ['qa_manager', 'lab_director'],
       body: effectivenessBody,
       update: effectivenessUpdate,
-      toArgs: ({ actor, body, params }) =>
-        withCapaGrant<EffectivenessArgs>(deps, params.number, 'capa.record_effectiveness', { actor, ...body }),
+      toArgs: async ({ actor, body, params }) => {
+        await requireGate(deps, actor, { activity: CAPA_VERIFICATION, roles: ['qa_manager', 'lab_director'] }, { entityType: 'capa', entityId: params.number });
+        return withCapaGrant<EffectivenessArgs>(deps, params.number, 'capa.record_effectiveness', { actor, ...body });
+      },
     }),
     updateRoute({
       ...onCapa,

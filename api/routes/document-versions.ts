@@ -15,6 +15,7 @@ import { route, updateRoute, type RouteSpec } from '../route';
 import * as R from '../schemas/responses';
 import {
   requireAssigneeFitsStage,
+  loadVersion,
   requireNoDecisionThisRound,
   resolveAssignee,
   runAwaitingRevision,
@@ -23,6 +24,8 @@ import {
   versionGrant,
 } from '../services/document-approval';
 import { verifySigner } from '../signing';
+import { documentReviewActivity } from '../../db/gate';
+import { requireGate } from '../services/training';
 import {
   commentBody,
   contentBody,
@@ -74,6 +77,8 @@ export function documentVersionRoutes(deps: ApiDeps): RouteSpec[] {
       update: decideUpdate,
       toArgs: async ({ params, body, actor }) => {
         await requireNoDecisionThisRound(db, params, actor);
+        const { doc_type: docType } = await loadVersion(db, params.number, params.version);
+        await requireGate(deps, actor, { activity: documentReviewActivity(docType) }, { entityType: 'document', entityId: params.number });
         const signature = body.signature
           ? await verifySigner(deps, actor, body.signature, { entityType: 'document', entityId: params.number })
           : undefined;

@@ -19,7 +19,7 @@ export function userRoutes(deps: ApiDeps): RouteSpec[] {
   const signed = (kind: 'roles' | 'deactivate' | 'reactivate') => async ({ params, body, actor, ctx }: Parameters<RouteSpec['handler']>[0]) => {
     const { username } = params as { username: string };
     await known(username);
-    const { user, changes, revokedKeys, closedSessions, handedOver } = await signedUserChange(
+    const { user, changes, revokedKeys, closedSessions, handedOver, training } = await signedUserChange(
       deps,
       actor,
       username,
@@ -27,7 +27,7 @@ export function userRoutes(deps: ApiDeps): RouteSpec[] {
       body as Parameters<typeof signedUserChange>[4],
     );
     ctx.set('ETag', `"${user.version}"`);
-    ctx.body = { ...user, changes, ...(kind === 'deactivate' ? { revokedKeys, closedSessions, handedOver } : {}) };
+    ctx.body = { ...user, changes, ...(kind === 'deactivate' ? { revokedKeys, closedSessions, handedOver } : {}), ...(training ? { training } : {}) };
   };
 
   return [

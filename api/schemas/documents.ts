@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { VERSION_STATES } from '../../common/document-approval';
 import { DOC_TYPES } from '../../common/routing-templates';
+import { trainingSubmission } from './training-requirement';
 import { durationString, isoDateTime, pagination, role, signatureBody, text, username, boundedInt } from './common';
 
 export const documentNumber = z
@@ -73,6 +74,7 @@ export const submitBody = z.strictObject({
   reminderBefore: durationString.optional(),
   effectiveDate: isoDateTime.optional(),
   periodicReview: durationString.optional(),
+  ...trainingSubmission,
 });
 
 export const decisionBody = z

@@ -74,7 +74,8 @@ function sortParam<const S extends string>(fields: readonly S[], fallback: S | `
     .transform((v) => ({ name: v, field: v.replace(/^-/, '') as S, desc: v.startsWith('-') }));
 }
 
-const cursorParam = z
+/** A keyset cursor as a query parameter: only cursors this API handed out. */
+export const cursorParam = z
   .string()
   .transform((text, ctx) => {
     const cursor = decodeCursor(text);

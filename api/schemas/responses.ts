@@ -324,3 +324,47 @@ export const exportedRecord = record({
 export const exportFiles = { 'application/pdf': z.string().describe('PDF/A-2b, binary'), 'text/csv': z.string() };
 /** One page of a record's audit trail, oldest first; `next` is the `after` of the next page, null at the end. */
 export const auditTrailPage = record({ items: z.array(auditEvent), next: z.int().nullable() });
+
+// training
+export const keysetPage = <T extends z.ZodType>(item: T) =>
+  record({ items: z.array(item), limit: z.int(), next: z.string().nullable().describe('the cursor of the next page (after=…), null on the last') });
+export const trainingAssignment = record({
+  workflowId: z.string(),
+  username: z.string(),
+  document: z.string(),
+  version: z.int(),
+  state: z.string(),
+  dueAt: timestamp,
+  closedAt: nullableTime,
+  overdue: z.boolean(),
+});
+export const trainingRunState = record({
+  workflowId: z.string(),
+  username: z.string(),
+  documentNumber: z.string(),
+  version: z.int(),
+  state: z.string(),
+  dueAt: nullableTime,
+  completedAt: nullableTime,
+});
+export const documentMatrixRow = record({
+  username: z.string(),
+  roles: z.array(z.string()),
+  effectiveVersion: z.int().nullable(),
+  assignmentState: z.string().nullable(),
+  lastSigned: z.int().nullable(),
+});
+export const roleMatrixRow = record({
+  username: z.string(),
+  documents: z.array(record({ document: z.string(), effectiveVersion: z.int(), assignmentState: z.string().nullable(), lastSigned: z.int().nullable() })),
+});
+export const trainingRequirement = record({
+  document: z.string(),
+  roles: z.array(z.string()),
+  due: z.string(),
+  reminderBefore: z.string(),
+  retrainOnRevision: z.boolean(),
+  grace: z.string(),
+  active: z.boolean(),
+});
+export const governingDocuments = record({ activity: z.string(), documents: z.array(z.string()) });

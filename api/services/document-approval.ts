@@ -18,6 +18,9 @@ import type { SignatureInput } from '../../common/signatures';
 import { grantAction } from '../signing';
 import { approvalInput, approvalRun, liveApprovalRun, startApprovalRun } from '../temporal/document-approval';
 import { checkTimers } from './timer-bounds';
+import { trainingProposal } from './training';
+import { proposeTraining } from '../../db/training';
+import type { TrainingImpact, TrainingRequirementInput } from '../../common/training';
 
 type ApprovalRun = WorkflowHandle<typeof documentApprovalWorkflow>;
 type AssigneeInput = { user: string } | { role: Role };
@@ -202,6 +205,8 @@ export interface SubmitRequest {
   reminderBefore?: string;
   effectiveDate?: string;
   periodicReview?: string;
+  training?: TrainingRequirementInput;
+  trainingImpact?: TrainingImpact;
 }
 
 /** Submits a draft for review: checks the version, the submitter and the routing, then starts its run. */
@@ -237,6 +242,7 @@ export async function submitVersion(deps: ApiDeps, number: string, version: numb
   const errors = routingProblems(routing, row.author_id);
   if (errors.length) throw routingProblem('invalid-routing', errors);
   await checkTemplate(db, row, routing);
+  const training = await trainingProposal(db, actor, row, request);
   const input = approvalInput(row, routing, {
     reminderBefore: request.reminderBefore ?? config.documentDefaults.reminderBefore,
     effectiveDate: request.effectiveDate,
@@ -249,6 +255,7 @@ export async function submitVersion(deps: ApiDeps, number: string, version: numb
     const now = await trx('document_versions').where({ id: row.id }).forUpdate().first('state', 'workflow_id');
     if (now?.state === 'withdrawn' && !now.workflow_id) throw draftCancelled(row);
     if (now?.state !== 'draft' || now.workflow_id) throw alreadySubmitted();
+    await proposeTraining(trx, row.id, training);
     return versionGrant({ ...deps, db: trx as unknown as Db }, row, actor, 'document.submit', grantedArgs.submit(input));
   });
   // A concurrent submission of the same version may win the race past the check above: same answer.

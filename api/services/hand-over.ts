@@ -16,7 +16,7 @@ export async function handOverOpenWork(
   by?: Actor,
 ): Promise<RunsToTell> {
   const runs = await runsToTell(deps.db, user);
-  const ids = [...runs.capa, ...runs.document, ...runs.sample, ...runs.summary];
+  const ids = [...runs.capa, ...runs.document, ...runs.sample, ...runs.summary, ...runs.training];
   await Promise.all(
     ids.map((id) =>
       deps.temporal.workflow

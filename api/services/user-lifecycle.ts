@@ -15,6 +15,7 @@ import type { lifecycleBody } from '../schemas/users';
 import { verifySigner } from '../signing';
 import { deliverQueuedEmails } from '../temporal/notifications';
 import { handOverOpenWork } from './hand-over';
+import { trainingAfterRoleChange } from './training';
 
 type Body = z.infer<typeof lifecycleBody>;
 type Kind = 'roles' | 'deactivate' | 'reactivate';
@@ -30,7 +31,7 @@ export async function signedUserChange(
   username: string,
   kind: Kind,
   body: Body & { roles?: Role[] },
-): Promise<LifecycleResult & { handedOver?: RunsToTell }> {
+): Promise<LifecycleResult & { handedOver?: RunsToTell; training?: { cancelled: string[]; started: string[] } }> {
   const change = kind === 'roles' ? { roles: body.roles ?? [] } : { active: kind === 'reactivate' };
   const signature = await verifySigner(
     deps,
@@ -47,6 +48,7 @@ export async function signedUserChange(
         : await reactivateUser(deps.db, request);
   if ('refused' in outcome) throw refusalProblem(outcome, username);
   await deliverQueuedEmails(deps, `user-${kind}:${outcome.user.id}:${signature.signedAt}`, outcome.outboxIds);
+  if (kind === 'roles') return { ...outcome, training: await trainingAfterRoleChange(deps, outcome.user) };
   if (kind !== 'deactivate') return outcome;
   const handedOver = await handOverOpenWork(deps, { userId: outcome.user.id, username: outcome.user.username }, admin);
   return { ...outcome, handedOver };

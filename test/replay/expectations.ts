@@ -147,6 +147,13 @@ export const expectations: Record<string, FolderExpectation> = {
     minEvents: 11,
     workflowTypes: ['deliverEmailsWorkflow'],
   },
+  training: {
+    covers: 'for a campaign, its revision, and assignments signed (after a forged sign-off), cancelled, superseded and open',
+    minFixtures: 6,
+    workflowId: /^training(-campaign)?:([a-z0-9._-]+:)?[A-Z0-9-]+:v\d+$/,
+    minEvents: 5,
+    workflowTypes: ['trainingAssignmentWorkflow', 'trainingCampaignWorkflow'],
+  },
   'soap-summary': {
     covers: 'for each way a summary run ends, stored decoded and free of clinical text',
     minFixtures: 6,

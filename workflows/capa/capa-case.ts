@@ -15,7 +15,7 @@ import {
 import { FailureType, refuse } from '../../common/failures';
 import { Assignees, DueAt, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { OutboxDeliveries } from '../lib/outbox';
-import { grantRefusal } from '../lib/proof';
+import { grantRefusal, refusalType } from '../lib/proof';
 import { db } from '../lib/proxies';
 import { iso } from '../lib/time';
 import { earliestDue, reopenUntil, stageDeadline } from './deadlines';
@@ -207,7 +207,7 @@ export class CapaCase {
       const refusal = grantRefusal(err);
       if (!refusal || !kept) throw err;
       this.restore(kept);
-      refuse(FailureType.GrantRefused, refusal.message);
+      refuse(refusalType(refusal), refusal.message);
     }
     return this.state;
   }

@@ -31,7 +31,10 @@ import { FailureType, refuse } from '../../common/failures';
 import type { Actor } from '../../common/roles';
 import { openSlotFor } from '../../common/routing-rules';
 import { Assignees, DueAt, EntityId, EntityType, Stage } from '../../common/search-attributes';
+import { trainingIds } from '../../common/training';
+import { startOrJoinChild } from '../lib/children';
 import { OutboxDeliveries } from '../lib/outbox';
+import type { trainingCampaignWorkflow } from '../training-campaign';
 import { db } from '../lib/proxies';
 import { iso } from '../lib/time';
 import { nextPeriodicReviewAt, stageClock, untilEffectiveMs, untilPeriodicReviewMs } from './deadlines';
@@ -405,6 +408,17 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
         // The superseded version's run has already ended; Postgres already records the supersession.
       }
     }
+    // Runs that became effective before training existed asked nobody to read the version.
+    if (patched('training-campaign')) await this.startTrainingCampaign();
+  }
+
+  /** The campaign that asks everyone the document's training requirement names to read this version. */
+  private async startTrainingCampaign(): Promise<void> {
+    const { documentId, documentNumber, versionId, version, title } = this.input;
+    await startOrJoinChild<typeof trainingCampaignWorkflow>('trainingCampaignWorkflow', {
+      workflowId: trainingIds.campaign(documentNumber, version),
+      args: [{ documentId, documentNumber, versionId, version, title }],
+    });
   }
 
   // Effective: periodic reviews until a newer version supersedes this one or document control retires it.

@@ -30,13 +30,23 @@ export function requireProof(args: unknown): asserts args is { actor: Actor; gra
   if (!isGrantId(grant)) refuse(FailureType.GrantRefused, 'the request carries no grant from labflow');
 }
 
-/** The refusal inside an activity failure when the recording step found the action's proof invalid. */
+/** Refusals by which a recording step wrote nothing: the proof did not hold, or the gate found the person unfit. */
+const RECORDING_REFUSALS: readonly string[] = [FailureType.GrantRefused, FailureType.GateRefused];
+
+/**
+ * The refusal inside an activity failure when the recording step found the action's proof invalid (or, for an
+ * action behind the gate, the person not fit for it); its type says which.
+ */
 export function grantRefusal(err: unknown): ApplicationFailure | undefined {
-  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === FailureType.GrantRefused) {
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && RECORDING_REFUSALS.includes(err.cause.type ?? '')) {
     return err.cause;
   }
   return undefined;
 }
+
+/** The failure type a refusal is answered with: the recording step's own. */
+export const refusalType = (refusal: ApplicationFailure): FailureType =>
+  refusal.type === FailureType.GateRefused ? FailureType.GateRefused : FailureType.GrantRefused;
 
 /**
  * Runs the step that records an accepted action. When its proof is refused nothing was written, so the run gives
@@ -50,6 +60,6 @@ export async function undoneIfRefused<T>(record: () => Promise<T>, undo: () => v
     const refusal = grantRefusal(err);
     if (!refusal) throw err;
     undo();
-    refuse(FailureType.GrantRefused, refusal.message);
+    refuse(refusalType(refusal), refusal.message);
   }
 }

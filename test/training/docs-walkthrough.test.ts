@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Role } from '../../common/roles';
+import { createUser } from '../../db/identity';
+import { startPlatform, type Platform } from '../helpers/platform';
+import { testEnv } from '../setup/env';
+
+/**
+ * docs/training.md's walk-through, run as written by bash and curl against the real API and worker, from a folder
+ * laid out like a clone: .data/dev-users.json (the development users it names) and node_modules.
+ */
+describe("docs/training.md's walk-through", function () {
+  this.timeout(240_000);
+  let p: Platform;
+  let dir: string;
+
+  before(async () => {
+    p = await startPlatform();
+    dir = await mkdtemp(join(tmpdir(), 'labflow-training-doc-'));
+    await mkdir(join(dir, '.data'));
+    await symlink(join(__dirname, '..', '..', 'node_modules'), join(dir, 'node_modules'));
+    const people: [string, Role[]][] = [
+      ['doc.control', ['document_control']],
+      ['rita.reviewer', ['reviewer']],
+      ['alice.author', ['author']],
+      ['tom.tech', ['lab_technician']],
+      ['april.approver', ['approver']],
+    ];
+    const devUsers = [];
+    for (const [username, roles] of people) {
+      // The walk-through names its people by their development usernames; another test file may hold them already.
+      const existing = await testEnv().db('users').where({ username }).first();
+      if (existing) await testEnv().db('users').where({ username }).update({ username: `${username}.${Date.now()}` });
+      const password = `pw-${username}-long-enough`;
+      const { apiKey } = await createUser(testEnv().db, { username, printedName: username, email: `${username}.${Date.now()}@lab.test`, roles, password });
+      devUsers.push({ username, apiKey, password });
+    }
+    await writeFile(join(dir, '.data', 'dev-users.json'), JSON.stringify(devUsers));
+  });
+  after(async () => {
+    await p?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('runs verbatim: the gate refuses an untrained reviewer, nobody signs for her, she signs and reviews', async () => {
+    const doc = await readFile(join(__dirname, '..', '..', 'docs', 'training.md'), 'utf8');
+    const script = doc.split('## Walk-through with curl')[1].split('```sh\n')[1].split('```')[0];
+    const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script], {
+      cwd: dir,
+      env: { ...process.env, LABFLOW_URL: p.baseUrl },
+      timeout: 200_000,
+    });
+    assert.match(stdout, /"roles":\["reviewer","lab_technician"\],"due":"14d","grace":"until_due"/);
+    assert.match(stdout, /"state":"assigned"/);
+    assert.match(stdout, /"status":403,"type":"urn:labflow:problem:gate-refused","missing":\[\{"kind":"training"/);
+    assert.match(stdout, /"status":403,"type":"urn:labflow:problem:not-assignee"/);
+    assert.match(stdout, /"state":"completed"/);
+    assert.match(stdout, /"in_review"\n/);
+  });
+});
