@@ -6,7 +6,7 @@ const root = join(__dirname, '..', '..');
 /**
  * Starts the production worker entry point (workers/main.ts) as its own process with the given settings, and
  * resolves once it polls. Used where a separate worker matters: crash tests, benchmarks. `under` is a command the
- * worker runs under (`ip netns exec <namespace>`: a worker in a network namespace of its own); it must exec Node in
+ * worker runs under (`nsenter --net=<namespace>`: a worker in a network namespace of its own); it must exec Node in
  * place, so the child's pid is the worker's.
  */
 export async function spawnWorkerProcess(settings: Record<string, string>, under: string[] = []): Promise<ChildProcess> {

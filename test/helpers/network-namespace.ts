@@ -15,20 +15,28 @@ export interface NamespaceLink {
   /** The host's end of the link: what a process in the namespace connects to. */
   hostAddress: string;
   namespaceAddress: string;
-  /** Prefix of a command that runs in the namespace (`ip netns exec <namespace>`; it execs the command in place). */
+  /**
+   * Prefix of a command that runs in the namespace: nsenter (util-linux) execs the command in place, so a child's pid
+   * is the command's own (`ip netns exec` forks).
+   */
   under: string[];
   cut(): Promise<void>;
   heal(): Promise<void>;
   remove(): Promise<void>;
 }
 
-/** Why network namespaces cannot be used here, or null when they can (root, iproute2, a kernel that allows them). */
+/** Why network namespaces cannot be used here, or null when they can (root, iproute2, nsenter, a kernel that allows them). */
 export async function netnsUnavailable(): Promise<string | null> {
   if (process.getuid?.() !== 0) return 'network namespaces need root';
   try {
     await ip('-V');
   } catch {
     return 'iproute2 (`ip`) is not installed';
+  }
+  try {
+    await run('nsenter', ['--version']);
+  } catch {
+    return 'nsenter (util-linux) is not installed';
   }
   const probe = `lf-probe-${randomBytes(4).toString('hex')}`;
   try {
@@ -75,7 +83,7 @@ export async function createNamespaceLink(): Promise<NamespaceLink> {
     namespace,
     hostAddress,
     namespaceAddress,
-    under: ['ip', 'netns', 'exec', namespace],
+    under: ['nsenter', `--net=/run/netns/${namespace}`, '--'],
     cut: async () => void (await ip('link', 'set', hostEnd, 'down')),
     heal: async () => void (await ip('link', 'set', hostEnd, 'up')),
     remove,
