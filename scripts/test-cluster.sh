@@ -21,7 +21,9 @@ if [ $# -eq 0 ]; then
     test/erp-sync/api.test.ts \
     test/document-approval/worker-crash.test.ts \
     test/soap-summary/worker-crash.test.ts \
-    test/erp-sync/worker-crash.test.ts
+    test/erp-sync/worker-crash.test.ts \
+    test/cluster/network-cut.test.ts \
+    test/cluster/temporal-server-kill.test.ts
 fi
 echo "[test:cluster] mocha on the Temporal cluster (PostgreSQL, SQL visibility, mTLS)"
 npx mocha "$@"
