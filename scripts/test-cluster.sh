@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The cluster profile of the suite: each mocha run gets the Go-built Temporal server on PostgreSQL with SQL
 # visibility and mTLS (databases of its own, dropped afterwards) instead of the dev server, and runs the
-# end-to-end API tests of every process, the SIGKILL tests and the search-attribute queries against it.
+# end-to-end API tests of every process, the SIGKILL tests, the search-attribute queries and the fault tests (the
+# server killed and restarted, a worker cut off by a network cut) against it.
 # Arguments, when given, replace the list of test files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
