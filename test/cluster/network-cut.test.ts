@@ -8,6 +8,7 @@ import { startTcpForwarder, type TcpForwarder } from '../helpers/tcp-forwarder';
 import { waitFor } from '../helpers/wait';
 import { killHard, spawnWorker } from '../helpers/worker-process';
 import { testEnv } from '../setup/env';
+import { testTemporalKind } from '../setup/test-temporal';
 import { clearErpTables, count, startErpPlatform, type ErpPlatform } from '../erp-sync/support';
 
 const ITEMS = 400;
@@ -38,6 +39,8 @@ describe('a worker cut off from the Temporal server by a network cut, and the cu
   let releaseHeld: () => void = () => undefined;
 
   before(async function () {
+    // It runs once, in the cluster profile (scripts/test-cluster.sh), not again in the dev-server run of the suite.
+    if (testTemporalKind() !== 'cluster') this.skip();
     const unavailable = await netnsUnavailable();
     if (unavailable) {
       process.stderr.write(`      skipped: ${unavailable}\n`);
