@@ -3,7 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { Client, Connection } from '@temporalio/client';
 import { verifyAuditChain } from '../../db/audit';
 import { apiTemporalConnectionOptions } from '../../platform/temporal-connection';
-import { approve, createDraft, getVersion, submit, versionPath, waitForState } from '../helpers/documents';
+import { approve, createDraft, getVersion, holdTask, submit, versionPath, waitForHeldDecision, waitForState } from '../helpers/documents';
 import { startPlatform, type ApiResponse, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
@@ -67,25 +67,10 @@ describe('the Temporal server killed with SIGKILL mid-approval and started again
     // Rita signs while the server dies. Her open task row is held locked, so the activity recording the decision the
     // run accepted blocks inside its transaction: acknowledged by the run, not yet written.
     const ritaTask = `${workflowId}:r1:s0:user:${u.rita.username}`;
-    const lock = await db.transaction();
+    const lock = await holdTask(ritaTask);
     try {
-      await lock('tasks').where({ task_key: ritaTask }).forUpdate().first('task_key');
       const ritaSigns = approve(p, u.rita, number, 1, contentHash);
-      await waitFor(
-        async () =>
-          (
-            await db.raw(
-              `select 1 from pg_stat_activity
-                where datname = current_database() and wait_event_type = 'Lock' and query ilike 'update "tasks"%'`,
-            )
-          ).rows.length > 0,
-        "the worker's write of Rita's decision waiting on the lock",
-      );
-      const pending = (await env.client.workflow.getHandle(workflowId).describe()).raw.pendingActivities ?? [];
-      assert.ok(
-        pending.some((a) => a.activityType?.name === 'recordDecision'),
-        'the decision is being recorded when the server dies',
-      );
+      await waitForHeldDecision(workflowId, "Rita's decision");
 
       await server.kill();
       assertUnavailable(await ritaSigns, 'the approval in flight when the server died');
