@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The cluster profile of the suite: each mocha run gets the Go-built Temporal server on PostgreSQL with SQL
-# visibility, mTLS and roles by certificate (databases of its own, dropped afterwards) instead of the dev server, and runs the
-# end-to-end API tests of every process, the SIGKILL tests and the search-attribute queries against it.
+# visibility, mTLS and roles by certificate (databases of its own, dropped afterwards) instead of the dev server,
+# and runs the end-to-end API tests of every process, the SIGKILL tests, the search-attribute queries and the fault
+# tests (the server killed and restarted, a worker cut off by a network cut) against it.
 # Arguments, when given, replace the list of test files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,9 @@ if [ $# -eq 0 ]; then
     test/erp-sync/api.test.ts \
     test/document-approval/worker-crash.test.ts \
     test/soap-summary/worker-crash.test.ts \
-    test/erp-sync/worker-crash.test.ts
+    test/erp-sync/worker-crash.test.ts \
+    test/cluster/network-cut.test.ts \
+    test/cluster/temporal-server-kill.test.ts
 fi
 echo "[test:cluster] mocha on the Temporal cluster (PostgreSQL, SQL visibility, mTLS)"
 npx mocha "$@"

@@ -63,6 +63,10 @@ export interface TemporalCluster {
   process: ChildProcess;
   /** SIGTERM (then SIGKILL after 15 s); resolves once the server has exited. */
   stop(): Promise<void>;
+  /** SIGKILL, as a crash would; resolves once the server has exited. */
+  kill(): Promise<void>;
+  /** Starts the exited server again on the same databases, ports and certificates; resolves once it answers. */
+  restart(): Promise<void>;
 }
 
 export interface TemporalServerBinaries {
@@ -237,22 +241,28 @@ export async function startTemporalCluster(options: TemporalClusterOptions): Pro
 
   const address = `127.0.0.1:${ports.frontend}`;
   say(`Temporal: starting the server (PostgreSQL "${names[0]}", visibility "${names[1]}", mTLS, roles from ${rolesFile}) on ${address}`);
-  const child = spawn(binaries.server, ['--config-file', configFile, '--roles-file', rolesFile, 'start'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const forward = (chunk: Buffer) =>
-    chunk
-      .toString()
-      .split('\n')
-      .filter(Boolean)
-      .forEach((line) => options.onOutput?.(line));
-  child.stdout?.on('data', forward);
-  child.stderr?.on('data', forward);
+  let child!: ChildProcess;
   let exited: number | null = null;
-  const exitedPromise = new Promise<void>((resolveExit) =>
-    child.once('exit', (code, signal) => {
-      exited = code ?? (signal ? 128 : -1);
-      resolveExit();
-    }),
-  );
+  let exitedPromise!: Promise<void>;
+  const launch = () => {
+    exited = null;
+    child = spawn(binaries.server, ['--config-file', configFile, '--roles-file', rolesFile, 'start'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const forward = (chunk: Buffer) =>
+      chunk
+        .toString()
+        .split('\n')
+        .filter(Boolean)
+        .forEach((line) => options.onOutput?.(line));
+    child.stdout?.on('data', forward);
+    child.stderr?.on('data', forward);
+    exitedPromise = new Promise<void>((resolveExit) =>
+      child.once('exit', (code, signal) => {
+        exited = code ?? (signal ? 128 : -1);
+        resolveExit();
+      }),
+    );
+  };
+  launch();
   const settings = clientSettings(certDir, address);
   const stop = async () => {
     if (exited !== null) return;
@@ -260,6 +270,22 @@ export async function startTemporalCluster(options: TemporalClusterOptions): Pro
     const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
     await exitedPromise;
     clearTimeout(timer);
+  };
+  const kill = async () => {
+    if (exited !== null) return;
+    child.kill('SIGKILL');
+    await exitedPromise;
+  };
+  const restart = async () => {
+    if (exited === null) throw new Error('the Temporal server is still running');
+    say(`Temporal: starting the server again on ${address}`);
+    launch();
+    try {
+      await (await connectWhenUp(settings, () => exited, 180_000)).close();
+    } catch (err) {
+      await stop();
+      throw err;
+    }
   };
 
   try {
@@ -273,7 +299,17 @@ export async function startTemporalCluster(options: TemporalClusterOptions): Pro
     await stop();
     throw err;
   }
-  return { address, clientSettings: settings, certDir, process: child, stop };
+  return {
+    address,
+    clientSettings: settings,
+    certDir,
+    get process() {
+      return child;
+    },
+    stop,
+    kill,
+    restart,
+  };
 }
 
 export function clusterConnectionOptions(settings: ClusterClientSettings) {

@@ -5,10 +5,13 @@ const root = join(__dirname, '..', '..');
 
 /**
  * Starts the production worker entry point (workers/main.ts) as its own process with the given settings, and
- * resolves once it polls. Used where a separate worker matters: crash tests, benchmarks.
+ * resolves once it polls. Used where a separate worker matters: crash tests, benchmarks. `under` is a command the
+ * worker runs under (`nsenter --net=<namespace>`: a worker in a network namespace of its own); it must exec Node in
+ * place, so the child's pid is the worker's.
  */
-export async function spawnWorkerProcess(settings: Record<string, string>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'workers', 'main.ts')], {
+export async function spawnWorkerProcess(settings: Record<string, string>, under: string[] = []): Promise<ChildProcess> {
+  const [command, ...args] = [...under, process.execPath, '--import', 'tsx', join(root, 'workers', 'main.ts')];
+  const child = spawn(command, args, {
     cwd: root,
     env: {
       PATH: process.env.PATH,

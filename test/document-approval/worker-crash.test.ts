@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { signaturesWithVoids, VOID_COLUMNS } from '../../db/signatures';
 import { testEnv } from '../setup/env';
-import { approve, createDraft, getVersion, submit, waitForState } from '../helpers/documents';
+import { approve, createDraft, getVersion, holdTask, submit, waitForHeldDecision, waitForState } from '../helpers/documents';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
@@ -39,25 +39,10 @@ describe('document approval survives a worker killed with SIGKILL mid-review', (
     // blocks inside its transaction: the run has accepted the decision and its record is in flight, not written.
     const { db } = testEnv();
     const rickTask = `${workflowId}:r1:s0:user:${u.rick.username}`;
-    const lock = await db.transaction();
+    const lock = await holdTask(rickTask);
     try {
-      await lock('tasks').where({ task_key: rickTask }).forUpdate().first('task_key');
       const rickSigns = approve(p, u.rick, number, 1, contentHash);
-      await waitFor(
-        async () =>
-          (
-            await db.raw(
-              `select 1 from pg_stat_activity
-                where datname = current_database() and wait_event_type = 'Lock' and query ilike 'update "tasks"%'`,
-            )
-          ).rows.length > 0,
-        "the worker's write of Rick's decision waiting on the lock",
-      );
-      const pending = (await testEnv().client.workflow.getHandle(workflowId).describe()).raw.pendingActivities ?? [];
-      assert.ok(
-        pending.some((a) => a.activityType?.name === 'recordDecision'),
-        'the decision is being recorded when the worker dies',
-      );
+      await waitForHeldDecision(workflowId, "Rick's decision");
       await killHard(worker);
       // The dead worker's transaction never commits: releasing the lock lets it fail, and the next worker retries.
       await lock.rollback();

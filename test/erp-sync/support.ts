@@ -58,6 +58,8 @@ export async function startErpPlatform(
     pageSize?: number;
     /** Replaces some of the worker's activities (to hold one at a given moment). */
     wrapActivities?: (activities: Activities) => Partial<Activities>;
+    /** false: no worker until startErpWorker() (another worker polls the task queue first). */
+    withWorker?: boolean;
   } = {},
 ): Promise<ErpPlatform> {
   const env = testEnv();
@@ -101,7 +103,7 @@ export async function startErpPlatform(
     await running;
     worker = undefined;
   };
-  await startErpWorker();
+  if (options.withWorker !== false) await startErpWorker();
   return {
     ...p,
     stub,

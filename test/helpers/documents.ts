@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { DocType } from '../../common/routing-templates';
+import { testEnv } from '../setup/env';
 import type { Platform } from './platform';
 import type { TestUser } from './users';
 import { waitFor } from './wait';
@@ -72,5 +73,38 @@ export function waitForRecord(p: Platform, key: string, number: string, version:
     },
     `${number} v${version} recorded as ${state}`,
     timeoutMs,
+  );
+}
+
+/**
+ * Holds a review task's row locked, so the activity recording a decision on it blocks inside its transaction. Roll the
+ * returned transaction back to let the write go on.
+ */
+export async function holdTask(taskKey: string) {
+  const lock = await testEnv().db.transaction();
+  await lock('tasks').where({ task_key: taskKey }).forUpdate().first('task_key');
+  return lock;
+}
+
+/**
+ * Waits until the worker's write of a decision waits on a task row holdTask holds, and checks that the run's
+ * recording activity is pending: the run has accepted the decision and its record is in flight, not written.
+ */
+export async function waitForHeldDecision(workflowId: string, what: string) {
+  const { db, client } = testEnv();
+  await waitFor(
+    async () =>
+      (
+        await db.raw(
+          `select 1 from pg_stat_activity
+            where datname = current_database() and wait_event_type = 'Lock' and query ilike 'update "tasks"%'`,
+        )
+      ).rows.length > 0,
+    `the worker's write of ${what} waiting on the lock`,
+  );
+  const pending = (await client.workflow.getHandle(workflowId).describe()).raw.pendingActivities ?? [];
+  assert.ok(
+    pending.some((a) => a.activityType?.name === 'recordDecision'),
+    `${what} is being recorded`,
   );
 }

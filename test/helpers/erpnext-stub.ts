@@ -96,8 +96,8 @@ export class ErpNextStub {
   apiKey = 'labflow-key';
   apiSecret = 'labflow-secret';
   revoked = false;
-  /** Called before each list request is answered: tests write "concurrently" here. */
-  onList?: (doctype: string, query: Record<string, unknown>, listCount: number) => void;
+  /** Called before each list request is answered: tests write "concurrently" here, or hold the answer back. */
+  onList?: (doctype: string, query: Record<string, unknown>, listCount: number) => void | Promise<void>;
   /** Added to every list answer (a slow ERP, for crash tests). */
   listDelayMs = 0;
   private clock = BigInt(Date.UTC(2026, 10, 2, 8, 0, 0)) * 1000n;
@@ -269,7 +269,7 @@ export class ErpNextStub {
 
     if (method === 'GET' && name === undefined) {
       this.listCount += 1;
-      this.onList?.(doctype, query, this.listCount);
+      await this.onList?.(doctype, query, this.listCount);
       if (this.listDelayMs) await new Promise((r) => setTimeout(r, this.listDelayMs));
       const filters = normalizeFilters(query.filters);
       const fields = (query.fields as string[] | undefined) ?? ['name'];

@@ -3,12 +3,15 @@ import type { DataConverter } from '@temporalio/common';
 import type { NativeConnection } from '@temporalio/worker';
 import type { Db } from '../../db/knex';
 import type { ReceivedMail } from '../helpers/smtp-sink';
+import type { TestTemporalServer } from './test-temporal';
 
 /** What the root hook brought up for the whole run: one Temporal dev server, one database, one SMTP sink. */
 export interface TestEnv {
   temporalAddress: string;
   /** TEMPORAL_ADDRESS plus, on the cluster profile, the TEMPORAL_TLS_* settings: for worker and API processes. */
   temporalEnv: Record<string, string>;
+  /** The run's Temporal server process, on the cluster profile only: to kill and restart it (fault tests). */
+  temporalServer?: TestTemporalServer;
   /** The run's database as the superuser: the test's own hand, which may do what the application role may not. */
   databaseUrl: string;
   db: Db;

@@ -100,6 +100,7 @@ export const mochaHooks = {
       payloadKeys,
       dataConverter,
       temporalEnv: server.processEnv,
+      temporalServer: server.server,
       nativeConnection: await NativeConnection.connect(server.connectionOptions),
       workflowBundle: bundle,
       smtpPort: smtp.port,

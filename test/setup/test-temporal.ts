@@ -5,7 +5,12 @@ import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import pg from 'pg';
 import { startDevTemporal } from '../../scripts/lib/dev-temporal';
-import { clusterConnectionOptions, startTemporalCluster, type ClusterClientSettings } from '../../scripts/lib/temporal-cluster';
+import {
+  clusterConnectionOptions,
+  startTemporalCluster,
+  type ClusterClientSettings,
+  type TemporalCluster,
+} from '../../scripts/lib/temporal-cluster';
 import { ensureSearchAttributes, waitUntilSearchAttributesUsable } from '../../workers/search-attributes';
 
 /**
@@ -20,8 +25,12 @@ export interface TestTemporal {
   connectionOptions: { address: string; tls?: ReturnType<typeof clusterConnectionOptions>['tls'] };
   /** TEMPORAL_ADDRESS and, on the cluster, the TEMPORAL_TLS_* settings: what a worker or API process needs. */
   processEnv: Record<string, string>;
+  /** On the cluster: SIGKILL the server and start it again on the same databases and ports (fault tests). */
+  server?: TestTemporalServer;
   stop(): Promise<void>;
 }
+
+export type TestTemporalServer = Pick<TemporalCluster, 'kill' | 'restart'>;
 
 export const testTemporalKind = (): 'dev' | 'cluster' => (process.env.TEST_TEMPORAL === 'cluster' ? 'cluster' : 'dev');
 
@@ -68,6 +77,7 @@ export async function startTestTemporal(adminUrl: string): Promise<TestTemporal>
     address: cluster.address,
     connectionOptions: options,
     processEnv: { ...(cluster.clientSettings satisfies ClusterClientSettings) },
+    server: { kill: () => cluster.kill(), restart: () => cluster.restart() },
     stop: async () => {
       await cluster.stop();
       await dropDatabases(adminUrl, names);
