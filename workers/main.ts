@@ -18,6 +18,7 @@ import { alertUndecodableSchedules } from './schedule-alerts';
 import { ensureSchedules } from './schedules';
 import { ensureSearchAttributes, waitUntilSearchAttributesUsable } from './search-attributes';
 import { startWebhookWakeups } from './webhook-wakeups';
+import { prebuiltBundlePath } from './workflow-bundle';
 import { webhookSettings } from '../common/webhook-delivery';
 import { join } from 'node:path';
 
@@ -28,6 +29,8 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config, 'worker');
   installRuntime(log, config.WORKER_METRICS_PORT);
+  const bundlePath = prebuiltBundlePath(config.WORKFLOW_BUNDLE_PATH);
+  log.info({ workflowBundle: bundlePath ?? null }, bundlePath ? 'workflows from the prebuilt bundle' : 'bundling workflows at start-up');
 
   const urls = databaseUrls(config);
   const db = createDb(urls.app, config.DATABASE_POOL_MAX);
@@ -85,7 +88,7 @@ async function main(): Promise<void> {
       backupDatabaseUrl: urls.backup,
       webhooks: { ...webhookSettings(config), ownOrigins: [config.PUBLIC_URL] },
     }),
-    workflowBundle: config.WORKFLOW_BUNDLE_PATH ? { codePath: config.WORKFLOW_BUNDLE_PATH } : undefined,
+    workflowBundle: bundlePath ? { codePath: bundlePath } : undefined,
     dataConverter,
     deployment,
   });
