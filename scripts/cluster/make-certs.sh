@@ -5,6 +5,7 @@
 #   labflow.pem / labflow.key         labflow's client certificate (the worker, the API, the scripts)
 #   system-worker.pem / .key          the Temporal server's own system worker (schedules, batch operations)
 #   ui.pem / ui.key                   the Web UI server
+#   admin.pem / admin.key             operators' Temporal CLI (docker-compose.yml's temporal-admin-tools)
 # Usage: make-certs.sh DIR. Existing files are kept (delete DIR to make new ones; see docs/operations.md on rotation).
 # Private keys are mode 0600. Progress goes to stderr.
 set -euo pipefail
@@ -45,5 +46,6 @@ issue frontend "/O=labflow/CN=temporal-frontend" "serverAuth,clientAuth" "DNS:lo
 issue labflow "/O=labflow/CN=labflow" "clientAuth"
 issue system-worker "/O=labflow/CN=temporal-system-worker" "clientAuth"
 issue ui "/O=labflow/CN=temporal-ui" "clientAuth"
+issue admin "/O=labflow/CN=temporal-admin" "clientAuth"
 chmod 644 ./*.pem
 echo "$dir"

@@ -17,6 +17,10 @@ import { canBind } from './ports';
 const root = join(__dirname, '..', '..');
 const run = promisify(execFile);
 
+/** The server's configuration template and dynamic config; docker-compose.yml's temporal service mounts the same. */
+export const SERVER_CONFIG_TEMPLATE = join(root, 'temporal-config', 'server', 'config.yaml');
+export const DYNAMIC_CONFIG_FILE = join(root, 'temporal-config', 'dynamicconfig', 'production-sql.yaml');
+
 export interface ClusterPorts {
   frontend: number;
   frontendHttp: number;
@@ -179,7 +183,7 @@ async function membershipPort(): Promise<number> {
 
 /** temporal-config/server/config.yaml with this cluster's values. */
 export function renderServerConfig(values: Record<string, string>): string {
-  const template = readFileSync(join(root, 'temporal-config', 'server', 'config.yaml'), 'utf8');
+  const template = readFileSync(SERVER_CONFIG_TEMPLATE, 'utf8');
   return template.replace(/\$\{([A-Z_]+)\}/g, (_, name: string) => {
     if (!(name in values)) throw new Error(`temporal-config/server/config.yaml uses \${${name}}, which has no value`);
     return values[name];
@@ -209,6 +213,7 @@ export async function startTemporalCluster(options: TemporalClusterOptions): Pro
       CERT_DIR: certDir,
       METRICS_PORT: String(ports.metrics),
       FRONTEND_PORT: String(ports.frontend),
+      FRONTEND_BIND_IP: '127.0.0.1',
       FRONTEND_HTTP_PORT: String(ports.frontendHttp),
       FRONTEND_MEMBERSHIP_PORT: String(ports.frontendMembership),
       HISTORY_PORT: String(ports.history),
@@ -217,7 +222,7 @@ export async function startTemporalCluster(options: TemporalClusterOptions): Pro
       MATCHING_MEMBERSHIP_PORT: String(ports.matchingMembership),
       WORKER_PORT: String(ports.worker),
       WORKER_MEMBERSHIP_PORT: String(ports.workerMembership),
-      DYNAMIC_CONFIG_FILE: join(root, 'temporal-config', 'dynamicconfig', 'production-sql.yaml'),
+      DYNAMIC_CONFIG_FILE,
     }),
     { mode: 0o600 },
   );

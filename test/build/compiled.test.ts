@@ -113,16 +113,16 @@ describe('the compiled build (npm run build): node dist/... runs the worker, the
 
     const p = apiCaller(baseUrl);
     const db = createDb(databaseUrl, 2);
-    const u = await makeUsers({ author: ['author'], april: ['approver'] }, db).finally(() => db.destroy());
+    const u = await makeUsers({ author: ['author'], rita: ['reviewer'] }, db).finally(() => db.destroy());
     const { number, version, contentHash } = await createDraft(p, u.author);
-    await submit(p, u.author, number, version, { routing: [{ name: 'Approval', assignees: [{ user: u.april.username }] }] });
+    await submit(p, u.author, number, version, { routing: [{ name: 'Review', assignees: [{ user: u.rita.username }] }] });
     await waitFor(
       async () => (await getVersion(p, u.author.apiKey, number, version)).process?.stages[0].status === 'active',
-      'the approval stage to open',
+      'the review stage to open',
       120_000,
       250,
     );
-    const decision = await approve(p, u.april, number, version, contentHash);
+    const decision = await approve(p, u.rita, number, version, contentHash);
     assert.equal(decision.status, 200, JSON.stringify(decision.body));
     await waitForState(p, u.author.apiKey, number, version, 'effective', 120_000);
   });
