@@ -136,11 +136,13 @@ function composeProblems(compose: ComposeFile, repo: Repository): string[] {
     }
     const given = secretsOf(service);
     for (const secret of given) {
-      if (!(secret.source in (compose.secrets ?? {}))) problems.push(`${name}: uses secret ${secret.source}, which is not declared under secrets:`);
+      if (!(secret.source in (compose.secrets ?? {})))
+        problems.push(`${name}: uses secret ${secret.source}, which is not declared under secrets:`);
     }
     for (const [key, value] of Object.entries(env)) {
       const file = /^\/run\/secrets\/(.+)$/.exec(value)?.[1];
-      if (file && !given.some((secret) => secret.target === file)) problems.push(`${name}: ${key} names /run/secrets/${file}, a secret it is not given`);
+      if (file && !given.some((secret) => secret.target === file))
+        problems.push(`${name}: ${key} names /run/secrets/${file}, a secret it is not given`);
     }
   }
   return problems;
@@ -170,7 +172,8 @@ function hardeningProblems(compose: ComposeFile): string[] {
     }
     for (const key of Object.keys(environmentOf(service))) {
       const secret = SECRET_NAME.test(key) || (name.startsWith('labflow-') && (SECRET_SETTINGS as readonly string[]).includes(key));
-      if (secret && !key.endsWith('_FILE')) problems.push(`${name}: ${key} is a secret in the environment; give it as a file (${key}_FILE)`);
+      if (secret && !key.endsWith('_FILE'))
+        problems.push(`${name}: ${key} is a secret in the environment; give it as a file (${key}_FILE)`);
     }
     if (name === 'mailpit' && !devOnly(name)) problems.push('mailpit: runs outside the dev profile');
     if (!devOnly(name)) {
@@ -244,7 +247,10 @@ describe('docker-compose.yml', () => {
 
   it('publishes nothing beyond the host, keeps every secret in a file, and runs Mailpit only in the dev profile', () => {
     assert.deepEqual(hardeningProblems(compose), []);
-    assert.ok(Object.values(services).some((service) => service.ports?.length), 'the API and the Web UI are published, on loopback');
+    assert.ok(
+      Object.values(services).some((service) => service.ports?.length),
+      'the API and the Web UI are published, on loopback',
+    );
   });
 
   it('has every part of the production deployment', () => {
@@ -327,7 +333,8 @@ describe('docker-compose.yml', () => {
     }
     for (const name of ['temporal-ui', 'temporal-admin-tools']) {
       const env = environmentOf(services[name]);
-      for (const key of ['TEMPORAL_TLS_CA', 'TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_KEY']) assert.match(env[key] ?? '', /^\/run\/secrets\//, `${name}: ${key}`);
+      for (const key of ['TEMPORAL_TLS_CA', 'TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_KEY'])
+        assert.match(env[key] ?? '', /^\/run\/secrets\//, `${name}: ${key}`);
     }
     const template = readFileSync(SERVER_CONFIG_TEMPLATE, 'utf8');
     assert.match(template, /requireClientAuth: true/, 'the frontend asks every client for a certificate');
@@ -362,20 +369,27 @@ describe('docker-compose.yml', () => {
     assert.equal(posix.normalize((services.temporal.build as { context: string }).context), 'temporal-server');
   });
 
-  it("starts the server from temporal-config/ as the cluster script does: the same template, every placeholder given, the same dynamic config", () => {
+  it('starts the server from temporal-config/ as the cluster script does: the same template, every placeholder given, the same dynamic config', () => {
     const env = environmentOf(services.temporal);
     assert.equal(hostPathOf(services.temporal, env.TEMPORAL_CONFIG_TEMPLATE, repository), relative(root, SERVER_CONFIG_TEMPLATE));
     assert.equal(hostPathOf(services.temporal, env.DYNAMIC_CONFIG_FILE, repository), relative(root, DYNAMIC_CONFIG_FILE));
     const placeholders = new Set([...readFileSync(SERVER_CONFIG_TEMPLATE, 'utf8').matchAll(/\$\{([A-Z_]+)\}/g)].map((m) => m[1]));
     const given = new Set(Object.keys(env).map((key) => (key === 'DB_PASSWORD_FILE' ? 'DB_PASSWORD' : key)));
-    assert.deepEqual([...placeholders].filter((name) => !given.has(name)), []);
+    assert.deepEqual(
+      [...placeholders].filter((name) => !given.has(name)),
+      [],
+    );
     assert.equal(env.FRONTEND_PORT, '7233');
     assert.equal(env.FRONTEND_BIND_IP, '0.0.0.0', 'the frontend must answer the other containers');
   });
 
   it('registers the search attributes the dev server is started with', () => {
     const json = JSON.parse(readFileSync(join(root, 'temporal-config', 'search-attributes.json'), 'utf8')) as Record<string, string>;
-    const typeName = (type: string) => type.split('_').map((w) => w[0] + w.slice(1).toLowerCase()).join('');
+    const typeName = (type: string) =>
+      type
+        .split('_')
+        .map((w) => w[0] + w.slice(1).toLowerCase())
+        .join('');
     assert.deepEqual(json, Object.fromEntries(ALL_SEARCH_ATTRIBUTES.map((key) => [key.name, typeName(key.type)])));
   });
 
@@ -499,7 +513,10 @@ describe('the compose consistency check', () => {
     const bad = structuredClone(good);
     bad.secrets = { 'app-url': { file: './secrets/app-url' } };
     bad.services!['labflow-api'].secrets = ['app-url', { source: 'ca', target: 'ca.pem' }];
-    bad.services!['labflow-api'].environment = { DATABASE_URL_FILE: '/run/secrets/app-url', PAYLOAD_KEYS_FILE: '/run/secrets/payload-keys' };
+    bad.services!['labflow-api'].environment = {
+      DATABASE_URL_FILE: '/run/secrets/app-url',
+      PAYLOAD_KEYS_FILE: '/run/secrets/payload-keys',
+    };
     assert.deepEqual(composeProblems(bad, fullRepo), [
       'labflow-api: uses secret ca, which is not declared under secrets:',
       'labflow-api: PAYLOAD_KEYS_FILE names /run/secrets/payload-keys, a secret it is not given',
@@ -530,7 +547,10 @@ describe('the compose hardening check', () => {
   it('finds nothing wrong with loopback ports, secret files and a dev-only Mailpit', () => {
     const safe: ComposeFile = {
       services: {
-        api: { ports: ['127.0.0.1:3000:3000', { target: 8080, published: 8080, host_ip: '127.0.0.1' }], environment: { DATABASE_URL_FILE: '/run/secrets/x' } },
+        api: {
+          ports: ['127.0.0.1:3000:3000', { target: 8080, published: 8080, host_ip: '127.0.0.1' }],
+          environment: { DATABASE_URL_FILE: '/run/secrets/x' },
+        },
         mailpit: { profiles: ['dev'], ports: ['127.0.0.1:8025:8025'] },
       },
     };
@@ -550,7 +570,9 @@ describe('the compose hardening check', () => {
     const plain: ComposeFile = {
       services: {
         postgres: { environment: { POSTGRES_PASSWORD: 'x', POSTGRES_PASSWORD_FILE: '/run/secrets/p' } },
-        'labflow-worker': { environment: { DATABASE_URL: 'postgres://a:b@postgres/labflow', PAYLOAD_KEYS: 'k:x', SMTP_URL_FILE: '/run/secrets/s' } },
+        'labflow-worker': {
+          environment: { DATABASE_URL: 'postgres://a:b@postgres/labflow', PAYLOAD_KEYS: 'k:x', SMTP_URL_FILE: '/run/secrets/s' },
+        },
         ui: { environment: ['TEMPORAL_AUTH_CLIENT_SECRET=x'] },
       },
     };

@@ -92,7 +92,10 @@ async function main(): Promise<void> {
     dataConverter,
     deployment,
   });
-  log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, deployment: deployment ?? null, metricsPort: config.WORKER_METRICS_PORT || null }, 'worker polling');
+  log.info(
+    { taskQueue: config.TEMPORAL_TASK_QUEUE, deployment: deployment ?? null, metricsPort: config.WORKER_METRICS_PORT || null },
+    'worker polling',
+  );
   const wakeups = await startWebhookWakeups({
     databaseUrl: urls.app,
     db,

@@ -10,9 +10,13 @@ const RUNNING_COMPILED = __filename.endsWith('.js');
  * the worker runs compiled, the bundle the build wrote beside it. Without one (the TypeScript sources under tsx,
  * `npm start`) the worker bundles workflows/ at start-up.
  */
-export function prebuiltBundlePath(configured: string | undefined, built = RUNNING_COMPILED ? BUILT_BUNDLE : undefined): string | undefined {
+export function prebuiltBundlePath(
+  configured: string | undefined,
+  built = RUNNING_COMPILED ? BUILT_BUNDLE : undefined,
+): string | undefined {
   if (configured) {
-    if (!existsSync(configured)) throw new Error(`WORKFLOW_BUNDLE_PATH names ${configured}, which does not exist (npm run build writes dist/workflow-bundle.js)`);
+    if (!existsSync(configured))
+      throw new Error(`WORKFLOW_BUNDLE_PATH names ${configured}, which does not exist (npm run build writes dist/workflow-bundle.js)`);
     return configured;
   }
   return built && existsSync(built) ? built : undefined;

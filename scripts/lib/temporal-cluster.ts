@@ -106,7 +106,10 @@ function rolePassword(dir: string): string {
  * Temporal's role and its two databases, with the schemas the SQL tool embeds brought to the server's version.
  * Running it again changes nothing (and after a server upgrade, applies the new schema versions).
  */
-export async function prepareTemporalDatabases(options: TemporalClusterOptions, bin: string): Promise<{ role: string; password: string; names: string[] }> {
+export async function prepareTemporalDatabases(
+  options: TemporalClusterOptions,
+  bin: string,
+): Promise<{ role: string; password: string; names: string[] }> {
   const say = options.say ?? (() => undefined);
   const role = options.role ?? 'temporal';
   const password = rolePassword(options.dir);

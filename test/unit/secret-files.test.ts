@@ -40,15 +40,21 @@ describe('secrets given as files (<NAME>_FILE)', () => {
 
   it('names the variable and the file when the file cannot be read or is empty', () => {
     const missing = join(dir, 'nowhere');
-    assert.throws(() => loadConfig({ DATABASE_URL_FILE: missing }), (err: Error) => {
-      assert.match(err.message, /DATABASE_URL_FILE names .*nowhere, which cannot be read \(ENOENT\)/);
-      return true;
-    });
+    assert.throws(
+      () => loadConfig({ DATABASE_URL_FILE: missing }),
+      (err: Error) => {
+        assert.match(err.message, /DATABASE_URL_FILE names .*nowhere, which cannot be read \(ENOENT\)/);
+        return true;
+      },
+    );
     assert.throws(() => loadConfig({ ERP_API_SECRET_FILE: file('blank', '\n') }), /ERP_API_SECRET_FILE names .*blank, which is empty/);
     if (process.getuid?.() !== 0) {
       const locked = file('locked', 'x');
       chmodSync(locked, 0o000);
-      assert.throws(() => loadConfig({ OPENAI_API_KEY_FILE: locked }), /OPENAI_API_KEY_FILE names .*locked, which cannot be read \(EACCES\)/);
+      assert.throws(
+        () => loadConfig({ OPENAI_API_KEY_FILE: locked }),
+        /OPENAI_API_KEY_FILE names .*locked, which cannot be read \(EACCES\)/,
+      );
     }
   });
 
