@@ -10,18 +10,8 @@ TEMPORAL_CLI="$(bash scripts/install-temporal.sh)"
 export TEMPORAL_CLI
 export TEST_TEMPORAL=cluster
 if [ $# -eq 0 ]; then
-  set -- \
-    test/cluster/search-attributes.test.ts \
-    test/cluster/mtls.test.ts \
-    test/document-approval/decisions-and-signatures-over-api.test.ts \
-    test/document-approval/review-actions-over-api.test.ts \
-    test/capa/lifecycle.test.ts \
-    test/sample-intake/intake-flow.test.ts \
-    test/soap-summary/summary-flow.test.ts \
-    test/erp-sync/api.test.ts \
-    test/document-approval/worker-crash.test.ts \
-    test/soap-summary/worker-crash.test.ts \
-    test/erp-sync/worker-crash.test.ts
+  source scripts/lib/e2e-tests.sh
+  set -- test/cluster/search-attributes.test.ts test/cluster/mtls.test.ts "${E2E_TESTS[@]}"
 fi
 echo "[test:cluster] mocha on the Temporal cluster (PostgreSQL, SQL visibility, mTLS)"
 npx mocha "$@"

@@ -13,17 +13,8 @@ TEMPORAL_CLI="$(bash scripts/install-temporal.sh)"
 export TEMPORAL_CLI
 export PATH="$(dirname "$node24"):$PATH"
 if [ $# -eq 0 ]; then
-  set -- \
-    test/document-approval/decisions-and-signatures-over-api.test.ts \
-    test/document-approval/review-actions-over-api.test.ts \
-    test/capa/lifecycle.test.ts \
-    test/sample-intake/intake-flow.test.ts \
-    test/soap-summary/summary-flow.test.ts \
-    test/erp-sync/api.test.ts \
-    test/document-approval/worker-crash.test.ts \
-    test/soap-summary/worker-crash.test.ts \
-    test/erp-sync/worker-crash.test.ts \
-    test/build/compiled.test.ts
+  source scripts/lib/e2e-tests.sh
+  set -- "${E2E_TESTS[@]}" test/build/compiled.test.ts
 fi
 echo "[test:node24] mocha on Node $(node --version) ($node24)"
 node node_modules/mocha/bin/mocha.js "$@"
