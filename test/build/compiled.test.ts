@@ -59,22 +59,37 @@ describe('the compiled build (npm run build): node dist/... runs the worker, the
     }
   });
 
-  it('migrates a new database, then runs a document from submit to effective through the compiled API and worker', async () => {
+  it('migrates a new database with node dist/scripts/migrate.js, to the schema the suite runs on', async () => {
     const env = testEnv();
     const url = new URL(env.databaseUrl);
     url.pathname = `/labflow_build_${process.pid}_${randomBytes(3).toString('hex')}`;
     databaseUrl = url.toString();
-    const roleUrls = {
-      DATABASE_URL: databaseUrlAs(databaseUrl, env.roles.app),
-      MIGRATION_DATABASE_URL: databaseUrlAs(databaseUrl, env.roles.owner),
-      BACKUP_DATABASE_URL: databaseUrlAs(databaseUrl, env.roles.backup),
-    };
     const migrate = await run(process.execPath, [join(dist, 'scripts', 'migrate.js')], {
       cwd: tmpdir(),
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...roleUrls, DATABASE_ADMIN_URL: databaseUrl },
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        DATABASE_URL: databaseUrlAs(databaseUrl, env.roles.app),
+        MIGRATION_DATABASE_URL: databaseUrlAs(databaseUrl, env.roles.owner),
+        BACKUP_DATABASE_URL: databaseUrlAs(databaseUrl, env.roles.backup),
+        DATABASE_ADMIN_URL: databaseUrl,
+      },
     });
     assert.match(migrate.stdout, /\[migrate\] applied /);
+    const db = createDb(databaseUrl, 1);
+    try {
+      const names = async (d: typeof db) => (await d('knex_migrations').orderBy('name').pluck('name')) as string[];
+      assert.deepEqual(await names(db), await names(env.db));
+    } finally {
+      await db.destroy();
+    }
+  });
 
+  it('runs a document from submit to effective through the compiled API and worker', async () => {
+    const env = testEnv();
+    // The run's own database: workflow IDs are business keys, and a second database would number its documents
+    // from DOC-0001 again, IDs that other tests' runs on this Temporal namespace already hold.
+    const roleUrls = { DATABASE_URL: env.appDatabaseUrl, BACKUP_DATABASE_URL: env.backupDatabaseUrl };
     const taskQueue = `compiled-${randomBytes(4).toString('hex')}`;
     const common = {
       ...env.temporalEnv,
@@ -112,8 +127,7 @@ describe('the compiled build (npm run build): node dist/... runs the worker, the
     );
 
     const p = apiCaller(baseUrl);
-    const db = createDb(databaseUrl, 2);
-    const u = await makeUsers({ author: ['author'], rita: ['reviewer'] }, db).finally(() => db.destroy());
+    const u = await makeUsers({ author: ['author'], rita: ['reviewer'] });
     const { number, version, contentHash } = await createDraft(p, u.author);
     await submit(p, u.author, number, version, { routing: [{ name: 'Review', assignees: [{ user: u.rita.username }] }] });
     await waitFor(
