@@ -103,8 +103,14 @@ export const configSchema = z.object({
   WORKER_METRICS_PORT: port.default(9464),
   WORKFLOW_BUNDLE_PATH: z.string().optional(),
   // Worker versioning (platform/worker-deployment.ts): both or neither.
-  WORKER_DEPLOYMENT_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, dot, dash, underscore').optional(),
-  WORKER_BUILD_ID: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, dot, dash, underscore').optional(),
+  WORKER_DEPLOYMENT_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, dot, dash, underscore')
+    .optional(),
+  WORKER_BUILD_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, dot, dash, underscore')
+    .optional(),
   SCHEDULES: flag.default(true),
 
   SMTP_URL: z.string().optional(),
@@ -295,9 +301,59 @@ export function databaseUrls(
 }
 export const CONFIG_KEYS = Object.keys(configSchema.shape) as (keyof Config)[];
 
+/**
+ * Settings that are secrets (passwords inside URLs, API keys). Each may be given instead as `<NAME>_FILE`, the path
+ * of a file that holds the value (the Docker and Kubernetes secrets convention), so the secret is in no environment
+ * a process listing or an inspect shows. The file's surrounding whitespace (its final newline) is not part of the
+ * value. Payload keys, the audit chain key and the backup encryption key are read from files of their own already
+ * (PAYLOAD_KEYS_FILE, AUDIT_CHAIN_KEY_FILE, BACKUP_ENCRYPTION_KEY_FILE).
+ */
+export const SECRET_SETTINGS = [
+  'DATABASE_URL',
+  'MIGRATION_DATABASE_URL',
+  'BACKUP_DATABASE_URL',
+  'DATABASE_ADMIN_URL',
+  'SMTP_URL',
+  'ERP_API_KEY',
+  'ERP_API_SECRET',
+  'ANTHROPIC_API_KEY',
+  'OPENAI_API_KEY',
+] as const satisfies readonly (keyof Config)[];
+
+export const secretFileKey = (key: (typeof SECRET_SETTINGS)[number]) => `${key}_FILE`;
+
+/** Every environment variable labflow reads: the schema's keys and the `_FILE` form of each secret. */
+export const ENVIRONMENT_KEYS: readonly string[] = [...CONFIG_KEYS, ...SECRET_SETTINGS.map(secretFileKey)];
+
 export class ConfigError extends Error {}
 
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+// Resolved when a secret file is named, not imported: common/ stays free of Node imports.
+const readSecretFile = (path: string) => process.getBuiltinModule('node:fs').readFileSync(path, 'utf8');
+
+/** The environment with each `<NAME>_FILE` of a secret replaced by `<NAME>` and the file's content. */
+function withSecretFiles(env: Record<string, string | undefined>): Record<string, string | undefined> {
+  const resolved = { ...env };
+  for (const key of SECRET_SETTINGS) {
+    const fileKey = secretFileKey(key);
+    const file = env[fileKey];
+    if (!file) continue;
+    if (env[key]) throw new ConfigError(`invalid configuration: set ${key} or ${fileKey}, not both`);
+    let content: string;
+    try {
+      content = readSecretFile(file);
+    } catch (err) {
+      const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      throw new ConfigError(`invalid configuration: ${fileKey} names ${file}, which cannot be read (${why})`);
+    }
+    const value = content.trim();
+    if (!value) throw new ConfigError(`invalid configuration: ${fileKey} names ${file}, which is empty`);
+    resolved[key] = value;
+  }
+  return resolved;
+}
+
+export function loadConfig(environment: Record<string, string | undefined> = process.env): Config {
+  const env = withSecretFiles(environment);
   const known = Object.fromEntries(CONFIG_KEYS.map((key) => [key, env[key] === '' ? undefined : env[key]]));
   const parsed = configSchema.safeParse(known);
   if (!parsed.success) {

@@ -6,7 +6,7 @@
  * in a process group of its own, where the work happens (why: scripts/lib/process-group.ts).
  */
 import { join } from 'node:path';
-import { ConfigError, loadConfig, type Config, type DatabaseUrls } from '../common/config';
+import { ConfigError, loadConfig, secretFileKey, type Config, type DatabaseUrls } from '../common/config';
 import { describeExit, startService, type Service, type ServiceExit } from './lib/child-service';
 import type { DevTemporal } from './lib/dev-temporal';
 import { canBind, httpUrl } from './lib/ports';
@@ -120,8 +120,11 @@ async function checkPortsFree(config: Config): Promise<void> {
  */
 function childEnvironment(temporal: TemporalEndpoint, urls: DatabaseUrls, keyFiles: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  delete env.MIGRATION_DATABASE_URL;
-  delete env.DATABASE_ADMIN_URL;
+  // The URLs below replace the database settings, whichever form (value or _FILE) the user gave them in.
+  for (const key of ['DATABASE_URL', 'BACKUP_DATABASE_URL', 'MIGRATION_DATABASE_URL', 'DATABASE_ADMIN_URL'] as const) {
+    delete env[key];
+    delete env[secretFileKey(key)];
+  }
   return {
     ...env,
     ...keyFiles,

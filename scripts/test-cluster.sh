@@ -11,20 +11,13 @@ TEMPORAL_CLI="$(bash scripts/install-temporal.sh)"
 export TEMPORAL_CLI
 export TEST_TEMPORAL=cluster
 if [ $# -eq 0 ]; then
+  source scripts/lib/e2e-tests.sh
   set -- \
     test/cluster/search-attributes.test.ts \
     test/cluster/mtls.test.ts \
     test/cluster/authorization.test.ts \
     test/cluster/temporal-ui.test.ts \
-    test/document-approval/decisions-and-signatures-over-api.test.ts \
-    test/document-approval/review-actions-over-api.test.ts \
-    test/capa/lifecycle.test.ts \
-    test/sample-intake/intake-flow.test.ts \
-    test/soap-summary/summary-flow.test.ts \
-    test/erp-sync/api.test.ts \
-    test/document-approval/worker-crash.test.ts \
-    test/soap-summary/worker-crash.test.ts \
-    test/erp-sync/worker-crash.test.ts \
+    "${E2E_TESTS[@]}" \
     test/cluster/network-cut.test.ts \
     test/cluster/temporal-server-kill.test.ts
 fi

@@ -18,6 +18,7 @@ import { alertUndecodableSchedules } from './schedule-alerts';
 import { ensureSchedules } from './schedules';
 import { ensureSearchAttributes, waitUntilSearchAttributesUsable } from './search-attributes';
 import { startWebhookWakeups } from './webhook-wakeups';
+import { prebuiltBundlePath } from './workflow-bundle';
 import { webhookSettings } from '../common/webhook-delivery';
 import { noticeSettings, twilioSettings } from '../common/notifications';
 import { join } from 'node:path';
@@ -29,6 +30,8 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config, 'worker');
   installRuntime(log, config.WORKER_METRICS_PORT);
+  const bundlePath = prebuiltBundlePath(config.WORKFLOW_BUNDLE_PATH);
+  log.info({ workflowBundle: bundlePath ?? null }, bundlePath ? 'workflows from the prebuilt bundle' : 'bundling workflows at start-up');
 
   const urls = databaseUrls(config);
   const db = createDb(urls.app, config.DATABASE_POOL_MAX);
@@ -87,11 +90,14 @@ async function main(): Promise<void> {
       webhooks: { ...webhookSettings(config), ownOrigins: [config.PUBLIC_URL] },
       notices: { settings: noticeSettings(config), twilio: twilioSettings(config) },
     }),
-    workflowBundle: config.WORKFLOW_BUNDLE_PATH ? { codePath: config.WORKFLOW_BUNDLE_PATH } : undefined,
+    workflowBundle: bundlePath ? { codePath: bundlePath } : undefined,
     dataConverter,
     deployment,
   });
-  log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, deployment: deployment ?? null, metricsPort: config.WORKER_METRICS_PORT || null }, 'worker polling');
+  log.info(
+    { taskQueue: config.TEMPORAL_TASK_QUEUE, deployment: deployment ?? null, metricsPort: config.WORKER_METRICS_PORT || null },
+    'worker polling',
+  );
   const wakeups = await startWebhookWakeups({
     databaseUrl: urls.app,
     db,

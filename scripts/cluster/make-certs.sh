@@ -5,6 +5,7 @@
 #   labflow.pem / labflow.key         labflow's client certificate (the worker, the API, the scripts)
 #   system-worker.pem / .key          the Temporal server's own system worker (schedules, batch operations)
 #   ui.pem / ui.key                   the Web UI server
+#   admin.pem / admin.key             operators' Temporal CLI (docker-compose.yml's temporal-admin-tools)
 #   NAME.pem / NAME.key               with more arguments: a client certificate for each NAME (CN=NAME, O=labflow),
 #                                     e.g. an operator's; it has no role until temporal-config/server/roles.yaml
 #                                     names it (docs/operations.md)
@@ -50,10 +51,11 @@ issue frontend "/O=labflow/CN=temporal-frontend" "serverAuth,clientAuth" "DNS:lo
 issue labflow "/O=labflow/CN=labflow" "clientAuth"
 issue system-worker "/O=labflow/CN=temporal-system-worker" "clientAuth"
 issue ui "/O=labflow/CN=temporal-ui" "clientAuth"
+issue admin "/O=labflow/CN=temporal-admin" "clientAuth"
 shift
 for name in "$@"; do
   [[ "$name" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || { say "not a certificate name: $name (letters, digits, dot, dash, underscore)"; exit 2; }
-  case "$name" in ca | frontend | labflow | system-worker | ui) say "$name is one of the cluster's own certificates"; exit 2 ;; esac
+  case "$name" in ca | frontend | labflow | system-worker | ui | admin) say "$name is one of the cluster's own certificates"; exit 2 ;; esac
   issue "$name" "/O=labflow/CN=$name" "clientAuth"
 done
 chmod 644 ./*.pem

@@ -18,6 +18,10 @@ import { canBind } from './ports';
 const root = join(__dirname, '..', '..');
 const run = promisify(execFile);
 
+/** The server's configuration template and dynamic config; docker-compose.yml's temporal service mounts the same. */
+export const SERVER_CONFIG_TEMPLATE = join(root, 'temporal-config', 'server', 'config.yaml');
+export const DYNAMIC_CONFIG_FILE = join(root, 'temporal-config', 'dynamicconfig', 'production-sql.yaml');
+
 export interface ClusterPorts {
   frontend: number;
   frontendHttp: number;
@@ -119,7 +123,10 @@ function rolePassword(dir: string): string {
  * Temporal's role and its two databases, with the schemas the SQL tool embeds brought to the server's version.
  * Running it again changes nothing (and after a server upgrade, applies the new schema versions).
  */
-export async function prepareTemporalDatabases(options: TemporalClusterOptions, bin: string): Promise<{ role: string; password: string; names: string[] }> {
+export async function prepareTemporalDatabases(
+  options: TemporalClusterOptions,
+  bin: string,
+): Promise<{ role: string; password: string; names: string[] }> {
   const say = options.say ?? (() => undefined);
   const role = options.role ?? 'temporal';
   const password = rolePassword(options.dir);
@@ -196,7 +203,7 @@ async function membershipPort(): Promise<number> {
 
 /** temporal-config/server/config.yaml with this cluster's values. */
 export function renderServerConfig(values: Record<string, string>): string {
-  const template = readFileSync(join(root, 'temporal-config', 'server', 'config.yaml'), 'utf8');
+  const template = readFileSync(SERVER_CONFIG_TEMPLATE, 'utf8');
   return template.replace(/\$\{([A-Z_]+)\}/g, (_, name: string) => {
     if (!(name in values)) throw new Error(`temporal-config/server/config.yaml uses \${${name}}, which has no value`);
     return values[name];
@@ -226,6 +233,7 @@ export async function startTemporalCluster(options: TemporalClusterOptions): Pro
       CERT_DIR: certDir,
       METRICS_PORT: String(ports.metrics),
       FRONTEND_PORT: String(ports.frontend),
+      FRONTEND_BIND_IP: '127.0.0.1',
       FRONTEND_HTTP_PORT: String(ports.frontendHttp),
       FRONTEND_MEMBERSHIP_PORT: String(ports.frontendMembership),
       HISTORY_PORT: String(ports.history),
@@ -234,7 +242,7 @@ export async function startTemporalCluster(options: TemporalClusterOptions): Pro
       MATCHING_MEMBERSHIP_PORT: String(ports.matchingMembership),
       WORKER_PORT: String(ports.worker),
       WORKER_MEMBERSHIP_PORT: String(ports.workerMembership),
-      DYNAMIC_CONFIG_FILE: join(root, 'temporal-config', 'dynamicconfig', 'production-sql.yaml'),
+      DYNAMIC_CONFIG_FILE,
     }),
     { mode: 0o600 },
   );

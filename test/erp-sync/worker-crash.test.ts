@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { spawnWorkerProcess, stopProcess } from '../../scripts/lib/worker-process';
 import { ErpNextStub } from '../helpers/erpnext-stub';
+import { testBundleFile } from '../helpers/worker-process';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
 import { clearErpTables, count } from './support';
@@ -26,6 +27,7 @@ describe('the ERP sync when its worker is killed', () => {
       ERP_TIME_ZONE: 'Europe/Berlin',
       ERP_RATE_LIMIT: '1000',
       PAYLOAD_KEYS: env.payloadKeys,
+      WORKFLOW_BUNDLE_PATH: testBundleFile(),
     });
     workers.push(child);
     return child;

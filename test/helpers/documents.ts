@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { DocType } from '../../common/routing-templates';
 import { testEnv } from '../setup/env';
-import type { Platform } from './platform';
+import type { ApiCaller } from './platform';
 import type { TestUser } from './users';
 import { waitFor } from './wait';
 
@@ -13,7 +13,7 @@ export const sha256 = (text: string) => createHash('sha256').update(text, 'utf8'
  * tests of an SOP's full routing (technical review, QA approval, document control last) pass docType 'sop'.
  */
 export async function createDraft(
-  p: Platform,
+  p: ApiCaller,
   author: TestUser,
   content = `Form text ${Math.random()}`,
   title = 'Pipette calibration record',
@@ -25,7 +25,7 @@ export async function createDraft(
   return { number: doc.body.number as string, version: version.version as number, contentHash: version.contentHash as string };
 }
 
-export async function addVersion(p: Platform, author: TestUser, number: string, content: string) {
+export async function addVersion(p: ApiCaller, author: TestUser, number: string, content: string) {
   const res = await p.api('POST', `/api/v1/documents/${number}/versions`, { key: author.apiKey, body: { content } });
   assert.equal(res.status, 201, JSON.stringify(res.body));
   return res.body;
@@ -33,27 +33,27 @@ export async function addVersion(p: Platform, author: TestUser, number: string, 
 
 export const versionPath = (number: string, version: number) => `/api/v1/documents/${number}/versions/${version}`;
 
-export async function submit(p: Platform, author: TestUser, number: string, version: number, body: Record<string, unknown>) {
+export async function submit(p: ApiCaller, author: TestUser, number: string, version: number, body: Record<string, unknown>) {
   const res = await p.api('POST', `${versionPath(number, version)}/submit`, { key: author.apiKey, body });
   assert.equal(res.status, 202, JSON.stringify(res.body));
   return res.body;
 }
 
-export function approve(p: Platform, signer: TestUser, number: string, version: number, contentHash: string, password = signer.password) {
+export function approve(p: ApiCaller, signer: TestUser, number: string, version: number, contentHash: string, password = signer.password) {
   return p.api('POST', `${versionPath(number, version)}/decisions`, {
     key: signer.apiKey,
     body: { decision: 'approve', signature: { password, meaning: 'approval', contentHash } },
   });
 }
 
-export async function getVersion(p: Platform, key: string, number: string, version: number) {
+export async function getVersion(p: ApiCaller, key: string, number: string, version: number) {
   const res = await p.api('GET', versionPath(number, version), { key });
   assert.equal(res.status, 200, JSON.stringify(res.body));
   return res.body;
 }
 
 /** Waits until the version's state (live or recorded) is the one expected. */
-export function waitForState(p: Platform, key: string, number: string, version: number, state: string, timeoutMs = 30_000) {
+export function waitForState(p: ApiCaller, key: string, number: string, version: number, state: string, timeoutMs = 30_000) {
   return waitFor(
     async () => {
       const v = await getVersion(p, key, number, version);
@@ -65,7 +65,7 @@ export function waitForState(p: Platform, key: string, number: string, version: 
 }
 
 /** Waits until the recorded projection (not the live run) says so: what lists and reports read. */
-export function waitForRecord(p: Platform, key: string, number: string, version: number, state: string, timeoutMs = 30_000) {
+export function waitForRecord(p: ApiCaller, key: string, number: string, version: number, state: string, timeoutMs = 30_000) {
   return waitFor(
     async () => {
       const res = await p.api('GET', `/api/v1/documents/${number}`, { key });

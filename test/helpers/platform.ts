@@ -34,6 +34,28 @@ export interface Platform {
   stop(): Promise<void>;
 }
 
+/** What the API helpers need of a platform: a way to call its API. */
+export type ApiCaller = Pick<Platform, 'api'>;
+
+/** Calls the API at baseUrl (an API key as bearer token, a JSON body), JSON answers parsed. */
+export function apiCaller(baseUrl: string): ApiCaller {
+  return {
+    async api(method, path, { key, body, raw, headers = {} } = {}) {
+      const init: RequestInit = { method, headers: { ...headers } };
+      if (key) (init.headers as Record<string, string>).authorization = `Bearer ${key}`;
+      if (raw !== undefined || body !== undefined) {
+        (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
+        init.body = raw ?? JSON.stringify(body);
+      }
+      const res = await fetch(baseUrl + path, init);
+      const text = await res.text();
+      let parsed: unknown = text;
+      if (/json/.test(res.headers.get('content-type') ?? '')) parsed = JSON.parse(text);
+      return { status: res.status, headers: res.headers, body: parsed };
+    },
+  };
+}
+
 export interface ApiResponse {
   status: number;
   headers: Headers;
@@ -181,19 +203,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   return {
     taskQueue,
     baseUrl,
-    async api(method, path, { key, body, raw, headers = {} } = {}) {
-      const init: RequestInit = { method, headers: { ...headers } };
-      if (key) (init.headers as Record<string, string>).authorization = `Bearer ${key}`;
-      if (raw !== undefined || body !== undefined) {
-        (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
-        init.body = raw ?? JSON.stringify(body);
-      }
-      const res = await fetch(baseUrl + path, init);
-      const text = await res.text();
-      let parsed: unknown = text;
-      if (/json/.test(res.headers.get('content-type') ?? '')) parsed = JSON.parse(text);
-      return { status: res.status, headers: res.headers, body: parsed };
-    },
+    api: apiCaller(baseUrl).api,
     startWorker,
     stopWorker,
     async stop() {

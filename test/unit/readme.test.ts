@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CONFIG_KEYS, loadConfig } from '../../common/config';
+import { CONFIG_KEYS, loadConfig, SECRET_SETTINGS } from '../../common/config';
 
 describe('the README', () => {
   const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8');
@@ -11,6 +11,14 @@ describe('the README', () => {
 
   it('documents every environment variable the config module reads, and no other', () => {
     assert.deepEqual([...rows.keys()].sort(), [...CONFIG_KEYS].sort());
+  });
+
+  it('marks exactly the secrets that may be given as files', () => {
+    const marked = [...readme.matchAll(/^\| `([A-Z_]+)` \|.*secret, also as `([A-Z_]+)` \|$/gm)].map(([, key, fileKey]) => {
+      assert.equal(fileKey, `${key}_FILE`, key);
+      return key;
+    });
+    assert.deepEqual(marked.sort(), [...SECRET_SETTINGS].sort());
   });
 
   it('states the defaults the config module really uses', () => {
