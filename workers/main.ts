@@ -88,6 +88,7 @@ async function main(): Promise<void> {
     workflowBundle: config.WORKFLOW_BUNDLE_PATH ? { codePath: config.WORKFLOW_BUNDLE_PATH } : undefined,
     dataConverter,
     deployment,
+    maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
   });
   log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, deployment: deployment ?? null, metricsPort: config.WORKER_METRICS_PORT || null }, 'worker polling');
   const wakeups = await startWebhookWakeups({
