@@ -81,7 +81,7 @@ export class LabClient {
     });
     const version = v.version as number;
     const submitted = await this.call('POST …/submit', 'POST', `/documents/${number}/versions/${version}/submit`, people.author, 202, {
-      routing: [{ name: 'Approval', rule: { type: 'any' }, assignees: [{ user: people.reviewer.username }] }],
+      routing: [{ name: 'Review', rule: { type: 'any' }, assignees: [{ user: people.reviewer.username }] }],
     });
     const workflowId = submitted.workflowId as string;
     await this.waitState('document_versions', { workflow_id: workflowId }, ['in_review']);
