@@ -15,8 +15,8 @@
  *    concurrency: the p50/p99 of a person's action with that many runs open, against cluster-2's figures from
  *    part 1, and each worker's resident memory (its sticky cache bounded by WORKER_MAX_CACHED_WORKFLOWS when set).
  *
- * Everything runs on scratch databases (labflow's and Temporal's, with their roles) and temporary directories,
- * removed at the end. Ctrl-C stops at the next step and cleans up (the bench runs in a process group of its own,
+ * Everything runs on a PostgreSQL of the bench's own (BENCH_DATABASE_URL: scratch databases on an existing server
+ * instead) and temporary directories, removed at the end. Ctrl-C stops at the next step and cleans up (the bench runs in a process group of its own,
  * so the terminal's Ctrl-C reaches only this front process, which stops the parts in order; a second Ctrl-C quits
  * at once and the processes left in the group are ended). Prints tables, then one JSON line.
  */
@@ -31,6 +31,7 @@ import { createUser } from '../db/identity';
 import { generatePayloadKeys } from '../platform/payload-codec';
 import { runInOwnProcessGroup } from '../scripts/lib/process-group';
 import { createBenchDatabase } from './lib/bench-database';
+import { startBenchPostgres } from './lib/bench-postgres';
 import { residentMemory, startBenchProcesses } from './lib/bench-processes';
 import { benchRun } from './lib/bench-run';
 import { startBenchCluster, startBenchDevServer, type BenchTemporal } from './lib/bench-servers';
@@ -127,7 +128,14 @@ async function main(): Promise<void> {
 }
 
 async function bringUp(cleanups: (() => Promise<unknown>)[]): Promise<Stack> {
-  const base = new URL(process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+  let server = process.env.BENCH_DATABASE_URL;
+  if (!server) {
+    say('starting a PostgreSQL of the bench\'s own (BENCH_DATABASE_URL uses an existing server instead)');
+    const own = await startBenchPostgres(400);
+    cleanups.push(() => own.stop());
+    server = own.adminUrl;
+  }
+  const base = new URL(server);
   const adminUrl = new URL(base);
   adminUrl.pathname = '/postgres';
   base.pathname = `/labflow_bench_${process.pid}_${randomBytes(3).toString('hex')}`;
