@@ -27,6 +27,7 @@ import { createUser, toActor } from '../db/identity';
 import type { documentApprovalWorkflow } from '../workflows';
 import { benchRun } from './lib/bench-run';
 import { startBenchPlatform, type BenchPlatform } from './lib/bench-platform';
+import { percentile } from './lib/stats';
 
 const bench = benchRun('api-overhead');
 const SIGNING_PASSWORD = 'bench-signing-password';
@@ -285,11 +286,6 @@ async function measure(p: BenchPlatform): Promise<Measured> {
     }
   }
   return { ops: results, grantWork: grantSamples, hardening };
-}
-
-function percentile(samples: number[], p: number): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
 }
 
 const round3 = (n: number) => Math.round(n * 1000) / 1000;

@@ -16,6 +16,7 @@ import { workflowIds } from '../common/ids';
 import { createUser, toActor } from '../db/identity';
 import { registerSamples, sampleTypes } from '../db/sample-intake';
 import { startBenchPlatform, type BenchPlatform } from './lib/bench-platform';
+import { median } from './lib/stats';
 
 const N = Number(process.env.BENCH_SAMPLES ?? 1000);
 const TARGET = 0.5;
@@ -48,11 +49,6 @@ async function waitAccepted(p: BenchPlatform, where: Record<string, string>, acc
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
 
-const median = (xs: number[]) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 const rate = (ms: number) => Math.round((N / (ms / 1000)) * 10) / 10;
 
 /** One API round: the call, then every sample accepted. */

@@ -102,6 +102,8 @@ export const configSchema = z.object({
 
   WORKER_METRICS_PORT: port.default(9464),
   WORKFLOW_BUNDLE_PATH: z.string().optional(),
+  // The worker's sticky cache: runs kept in memory between their tasks; absent, the SDK sizes it from the heap limit.
+  WORKER_MAX_CACHED_WORKFLOWS: count(2).optional(),
   // Worker versioning (platform/worker-deployment.ts): both or neither.
   WORKER_DEPLOYMENT_NAME: z
     .string()

@@ -15,6 +15,8 @@ export interface WorkerSetup {
   dataConverter: DataConverter;
   /** Worker versioning: the deployment and build this worker runs; unversioned when absent. */
   deployment?: WorkerDeployment;
+  /** The sticky cache's size (WORKER_MAX_CACHED_WORKFLOWS); the SDK's default, sized from the heap, when absent. */
+  maxCachedWorkflows?: number;
 }
 
 export function createWorker(setup: WorkerSetup): Promise<Worker> {
@@ -31,5 +33,12 @@ export function createWorker(setup: WorkerSetup): Promise<Worker> {
     // Human actions are answered while the run is otherwise idle; keep enough slots for bursts of updates.
     maxConcurrentWorkflowTaskExecutions: 100,
     maxConcurrentActivityTaskExecutions: 100,
+    ...(setup.maxCachedWorkflows === undefined
+      ? {}
+      : {
+          maxCachedWorkflows: setup.maxCachedWorkflows,
+          // The SDK lowers the slots to the cache's size anyway (with a warning) when the cache is smaller.
+          maxConcurrentWorkflowTaskExecutions: Math.min(100, setup.maxCachedWorkflows),
+        }),
   });
 }

@@ -93,6 +93,7 @@ async function main(): Promise<void> {
     workflowBundle: bundlePath ? { codePath: bundlePath } : undefined,
     dataConverter,
     deployment,
+    maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
   });
   log.info(
     { taskQueue: config.TEMPORAL_TASK_QUEUE, deployment: deployment ?? null, metricsPort: config.WORKER_METRICS_PORT || null },
