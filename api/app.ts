@@ -24,6 +24,7 @@ import { inboxRoutes } from './routes/inbox';
 import { patientRoutes } from './routes/patients';
 import { routingTemplateRoutes } from './routes/routing-templates';
 import { resultRoutes } from './routes/results';
+import { equipmentRoutes } from './routes/equipment';
 import { sampleIntakeRoutes } from './routes/sample-intake';
 import { mountSampleWebhooks, sampleWebhookOperations } from './routes/sample-intake-webhooks';
 import { scheduledWorkRoutes } from './routes/scheduled-work';
@@ -47,6 +48,7 @@ function routeSpecs(deps: ApiDeps) {
     ...capaRoutes(deps),
     ...sampleIntakeRoutes(deps),
     ...resultRoutes(deps),
+    ...equipmentRoutes(deps),
     ...erpSyncRoutes(deps),
     ...scheduledWorkRoutes(deps),
     ...patientRoutes(deps),

@@ -64,6 +64,7 @@ const TAGS: Record<string, string> = {
   identity: 'Users and who the caller is',
   capa: 'Corrective and preventive actions',
   'sample intake': 'Samples from accession to result, and the signed webhooks of instruments and couriers',
+  equipment: 'Instruments: register, calibration, QC, defects, maintenance, service and retirement (a run per instrument)',
   erp: 'Supplier synchronisation with the ERP',
   backups: 'Backups and restores',
   patients: 'Patients, SOAP notes, care teams, retention and access log (PHI)',

@@ -21,6 +21,8 @@ export const FailureType = {
   GrantRefused: 'GrantRefused',
   /** A verification a test's policy does not allow (self-verification, the same verifier again or twice in a row). */
   VerificationRefused: 'VerificationRefused',
+  /** A result entered on an instrument that is not usable (out of service, retired, its calibration expired). */
+  InstrumentNotUsable: 'InstrumentNotUsable',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
@@ -39,6 +41,7 @@ export const FAILURE_HTTP_STATUS: Record<FailureType, number> = {
   ExtensionLimit: 409,
   GrantRefused: 403,
   VerificationRefused: 403,
+  InstrumentNotUsable: 409,
 };
 
 /** Refuses an action from a workflow validator or handler: a non-retryable failure whose type the API maps. */

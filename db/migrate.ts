@@ -24,6 +24,7 @@ import * as rateLimits from './migrations/20261206083000_rate_limits';
 import * as domainEvents from './migrations/20261206090000_domain_events';
 import * as phiAccessSampleExports from './migrations/20261206091000_phi_access_sample_exports';
 import * as results from './migrations/20261206092000_results';
+import * as instruments from './migrations/20261206150000_instruments';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -51,6 +52,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261206090000_domain_events': domainEvents,
   '20261206091000_phi_access_sample_exports': phiAccessSampleExports,
   '20261206092000_results': results,
+  '20261206150000_instruments': instruments,
 };
 
 const source: Knex.MigrationSource<string> = {

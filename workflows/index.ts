@@ -9,3 +9,4 @@ export { soapSummaryWorkflow } from './soap-summary';
 export { deliverEmailsWorkflow } from './deliver-emails';
 export { webhookDeliveryWorkflow } from './webhook-delivery';
 export { analysisWorkflow } from './analysis';
+export { instrumentWorkflow } from './instrument';
