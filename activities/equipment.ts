@@ -62,7 +62,7 @@ export const invalidInstrumentStep = (message: string) => ApplicationFailure.cre
 const wrongStage = (message: string) => ApplicationFailure.create({ type: FailureType.WrongStage, message, nonRetryable: true });
 
 export function equipmentActivities(deps: ActivityDeps) {
-  const { db, publicUrl } = deps;
+  const { publicUrl } = deps;
   const checks = grantChecks(deps);
   const recordRef = (ref: InstrumentRef): RecordRef => ({
     workflowId: ref.workflowId,

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { driftsFrom, responseRecorder } from '../helpers/openapi-conformance';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { waitFor } from '../helpers/wait';
 import { analysisAct, mustAnalysisAct, routedSample, testCode } from '../results/support';
@@ -9,10 +10,11 @@ const result = (instrument: string, extra: Record<string, unknown> = {}) => ({ k
 
 describe('equipment: an instrument from commissioning to retirement', function () {
   this.timeout(180_000);
+  const recorder = responseRecorder();
   let p: Platform;
   let u: EquipmentUsers;
   before(async () => {
-    p = await startPlatform();
+    p = await startPlatform({ onResponse: recorder.middleware });
     u = await equipmentUsers();
   });
   after(() => p.stop());
@@ -148,5 +150,12 @@ describe('equipment: an instrument from commissioning to retirement', function (
     assert.equal(new Set(seen).size, seen.length);
     assert.ok(seen.includes(soon) && seen.includes(later));
     assert.equal((await p.api('GET', '/api/v1/instruments?cursor=bogus', { key: u.tech.apiKey })).status, 400);
+  });
+
+  it('answered each request above as the OpenAPI document declares, successes and refusals alike', async () => {
+    const doc = (await p.api('GET', '/api/v1/openapi.json')).body;
+    const { drifts, checked } = driftsFrom(doc, recorder.exchanges);
+    assert.deepEqual(drifts, [], 'answers that differ from the document');
+    assert.ok(checked.size >= 15, `${checked.size} operation and status pairs checked: ${[...checked].join(', ')}`);
   });
 });
