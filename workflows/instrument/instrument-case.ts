@@ -1,6 +1,5 @@
-import { ActivityFailure, ApplicationFailure, getExternalWorkflowHandle, log, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, log, upsertSearchAttributes } from '@temporalio/workflow';
 import type { InstrumentCapaPlan, InstrumentRef, InstrumentStepResult } from '../../activities/equipment';
-import { linkSourcesSignal } from '../../common/capa';
 import {
   CLEARED_BY_VERIFICATION,
   type FinishMaintenanceArgs,
@@ -19,8 +18,8 @@ import {
 } from '../../common/equipment';
 import { refuse, type FailureType } from '../../common/failures';
 import { DueAt, EntityId, EntityType, Stage } from '../../common/search-attributes';
-import { db, OutboxDeliveries, startOrJoinChild } from '../lib';
-import type { capaWorkflow } from '../capa';
+import { openOrLinkCapa } from '../capa/open-or-link';
+import { db, OutboxDeliveries } from '../lib';
 import { reminderKey } from './deadlines';
 
 type Request = { actor: unknown; grant: string; signature?: RecordCalibrationArgs['signature'] };
@@ -225,23 +224,7 @@ export class InstrumentCase {
 
   private async takeUpCapa(plan: InstrumentCapaPlan): Promise<void> {
     try {
-      if (plan.kind === 'link') {
-        await getExternalWorkflowHandle(plan.workflowId).signal(linkSourcesSignal, {
-          sources: [{ type: 'instrument', id: this.ref.code }],
-          by: 'process:equipment',
-        });
-      } else {
-        await startOrJoinChild<typeof capaWorkflow>('capaWorkflow', {
-          workflowId: plan.workflowId,
-          args: [plan.input],
-          workflowIdReusePolicy: 'REJECT_DUPLICATE',
-          typedSearchAttributes: [
-            { key: EntityType, value: 'capa' },
-            { key: EntityId, value: plan.input.number },
-            { key: Stage, value: 'initiated' },
-          ],
-        });
-      }
+      await openOrLinkCapa(plan, [{ type: 'instrument', id: this.ref.code }], 'process:equipment');
       await db.noteInstrumentCapa({ ref: this.ref, capaWorkflowId: plan.workflowId, linked: plan.kind === 'link' });
     } catch (err) {
       log.warn('instrument CAPA not taken up', { capa: plan.workflowId, error: String(err) });
