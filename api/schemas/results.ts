@@ -61,7 +61,7 @@ export const analysisAnswer = z.looseObject({
       text: z.string().nullable(),
       performedBy: z.string(),
       instrument: z.string().nullable(),
-      qcRun: z.boolean(),
+      qcRun: z.literal(true).optional().describe('present on a QC run only'),
       enteredAt: z.string(),
       flag: z.enum(FLAGS).nullable().describe('null when no reference range matched: never a false "normal"'),
       referenceRange: referenceRange.nullable().describe('the range the result was judged against, as it was then'),

@@ -123,7 +123,10 @@ export async function analysisView(db: Db, row: AnalysisRow) {
     text: entry.text_value,
     performedBy: entry.performed_by,
     instrument: entry.instrument,
-    qcRun: entry.qc_run,
+    // Only an instrument's report has one; a manual entry's shape (and so its content hash) is as it always was.
+    ...(entry.message_id ? { messageId: entry.message_id as string } : {}),
+    // Likewise only a QC run says so.
+    ...(entry.qc_run ? { qcRun: true } : {}),
     enteredAt: new Date(entry.entered_at).toISOString(),
     flag: entry.flag,
     referenceRange: entry.range_snapshot,
