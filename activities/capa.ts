@@ -34,8 +34,9 @@ const attempted = (proof: CapaProof) =>
   proof.kind === 'grant' ? proof.action : proof.kind === 'process_link' ? 'capa.link_sources_signal' : 'capa.user_deactivated_signal';
 
 /**
- * Whether Postgres bears out a process's link: sample intake's CAPA request for that sample names this run, or the
- * CAPA that sends the sources was merged into this one and names them itself.
+ * Whether Postgres bears out a process's link: sample intake's CAPA request for that sample names this run, an
+ * instrument's failed QC or defect chose this CAPA, or the CAPA that sends the sources was merged into this one and
+ * names them itself.
  */
 async function linkBorneOut(trx: Knex.Transaction, capa: CapaRef, proof: Extract<CapaProof, { kind: 'process_link' }>): Promise<boolean> {
   const sources = Array.isArray(proof.sources) ? proof.sources : [];
@@ -48,6 +49,18 @@ async function linkBorneOut(trx: Knex.Transaction, capa: CapaRef, proof: Extract
         .whereRaw(`coalesce(capa_workflow_id, details->'capa'->>'workflowId') = ?`, [capa.workflowId])
         .first('id');
       if (!request) return false;
+    }
+    return true;
+  }
+  if (proof.by === 'process:equipment') {
+    for (const src of sources) {
+      if (src?.type !== 'instrument') return false;
+      const failure = await trx('instrument_events as e')
+        .join('instruments as i', 'i.id', 'e.instrument_id')
+        .where('i.code', String(src.id))
+        .whereRaw(`e.details->'capa'->>'workflowId' = ?`, [capa.workflowId])
+        .first('e.id');
+      if (!failure) return false;
     }
     return true;
   }

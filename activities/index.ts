@@ -2,6 +2,8 @@ import { auditActivities } from './audit';
 import { capaActivities } from './capa';
 import type { ActivityDeps } from './deps';
 import { documentActivities } from './documents';
+import { equipmentActivities } from './equipment';
+import { equipmentTimerActivities } from './equipment-timers';
 import { erpSyncActivities } from './erp-sync';
 import { incomingInspectionActivities } from './incoming-inspection';
 import { noticeActivities } from './notices';
@@ -29,6 +31,8 @@ export function createActivities(deps: ActivityDeps) {
     ...capaActivities(deps),
     ...sampleIntakeActivities(deps),
     ...resultActivities(deps),
+    ...equipmentActivities(deps),
+    ...equipmentTimerActivities(deps),
     ...erpSyncActivities(deps),
     ...incomingInspectionActivities(deps),
     ...supplierQualificationActivities(deps),

@@ -14,6 +14,7 @@ import {
 import type { Actor } from '../common/roles';
 import type { SignatureInput } from '../common/signatures';
 import { appendAudit } from '../db/audit';
+import { instrumentUsability, unusableWhy } from '../db/equipment';
 import { matchingRange, policyOf } from '../db/results';
 import { recordSignature } from '../db/signatures';
 import type { ActivityDeps } from './deps';
@@ -44,6 +45,23 @@ export interface AnalysisStep {
   from: AnalysisStateName;
   to: AnalysisStateName;
   proof: AnalysisProof;
+}
+
+/**
+ * A result on a registered instrument needs it usable at the moment it is recorded (PostgreSQL's clock), unless it
+ * is a QC run: the instrument's row is read under a share lock, so a step taking it out of service waits or is seen.
+ */
+async function requireUsableInstrument(trx: Knex.Transaction, entry: { instrument: string | null; qc_run: boolean }): Promise<void> {
+  if (!entry.instrument || entry.qc_run) return;
+  await trx('instruments').where({ code: entry.instrument }).forShare().first('id');
+  const usability = await instrumentUsability(trx, entry.instrument);
+  if (usability && !usability.usable) {
+    throw ApplicationFailure.create({
+      type: FailureType.InstrumentNotUsable,
+      message: `instrument ${entry.instrument} is not usable: ${unusableWhy(usability)}`,
+      nonRetryable: true,
+    });
+  }
 }
 
 const notFound = (message: string) => ApplicationFailure.create({ type: FailureType.NotFound, message, nonRetryable: true });
@@ -161,6 +179,7 @@ export function resultActivities(deps: ActivityDeps) {
           case 'analysis.enter': {
             const entry = await trx('analysis_entries').where({ id: step.entryId, analysis_id: ref.analysisId }).forUpdate().first();
             if (!entry || entry.applied_at || entry.entered_by !== actor.userId) throw new Refusal('not_from_labflow', actor.userId);
+            await requireUsableInstrument(trx, entry);
             const range = entry.kind === 'numeric' ? await matchingRange(trx, ref.analysisId, entry.unit) : null;
             const flag = entry.kind === 'numeric' ? flagFor(Number(entry.numeric_value), range) : null;
             await trx('analysis_entries')

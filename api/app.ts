@@ -24,6 +24,7 @@ import { inboxRoutes } from './routes/inbox';
 import { patientRoutes } from './routes/patients';
 import { routingTemplateRoutes } from './routes/routing-templates';
 import { resultRoutes } from './routes/results';
+import { equipmentRoutes } from './routes/equipment';
 import { sampleIntakeRoutes } from './routes/sample-intake';
 import { notificationRoutes } from './routes/notifications';
 import { mountSampleWebhooks, sampleWebhookOperations } from './routes/sample-intake-webhooks';
@@ -49,6 +50,7 @@ function routeSpecs(deps: ApiDeps) {
     ...capaRoutes(deps),
     ...sampleIntakeRoutes(deps),
     ...resultRoutes(deps),
+    ...equipmentRoutes(deps),
     ...erpSyncRoutes(deps),
     ...scheduledWorkRoutes(deps),
     ...patientRoutes(deps),

@@ -66,6 +66,7 @@ const TAGS: Record<string, string> = {
   capa: 'Corrective and preventive actions',
   training: 'Training on every effective version, the training matrices, and the gate before governed work',
   'sample intake': 'Samples from accession to result, and the signed webhooks of instruments and couriers',
+  equipment: 'Instruments: register, calibration, QC, defects, maintenance, service and retirement (a run per instrument)',
   erp: 'Supplier synchronisation with the ERP',
   backups: 'Backups and restores',
   patients: 'Patients, SOAP notes, care teams, retention and access log (PHI)',

@@ -25,7 +25,7 @@ export const OPEN_CAPA_STAGES: CapaStage[] = CAPA_STAGES.filter((s) => s !== 'cl
 /** How a closed CAPA ended: its actions proved effective, triage found it unfounded, or it was merged into another. */
 export type CapaOutcome = 'effective' | 'unfounded' | 'merged';
 
-export const SOURCE_TYPES = ['sample', 'nonconformance', 'complaint', 'audit_finding', 'deviation', 'supplier', 'other'] as const;
+export const SOURCE_TYPES = ['sample', 'nonconformance', 'complaint', 'audit_finding', 'deviation', 'supplier', 'instrument', 'other'] as const;
 export type SourceType = (typeof SOURCE_TYPES)[number];
 /**
  * A record that gave rise to the CAPA; the record itself stays where it lives, the CAPA keeps its key. A `supplier`

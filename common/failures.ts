@@ -23,6 +23,8 @@ export const FailureType = {
   VerificationRefused: 'VerificationRefused',
   /** The gate (db/gate.ts) found the person not fit for the work: a role, training on an effective version... */
   GateRefused: 'GateRefused',
+  /** A result entered on an instrument that is not usable (out of service, retired, its calibration expired). */
+  InstrumentNotUsable: 'InstrumentNotUsable',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
@@ -42,6 +44,7 @@ export const FAILURE_HTTP_STATUS: Record<FailureType, number> = {
   GrantRefused: 403,
   VerificationRefused: 403,
   GateRefused: 403,
+  InstrumentNotUsable: 409,
 };
 
 /** Refuses an action from a workflow validator or handler: a non-retryable failure whose type the API maps. */

@@ -28,6 +28,7 @@ import * as phiAccessExportsAndTrails from './migrations/20261206100000_phi_acce
 import * as resultReports from './migrations/20261206101000_result_reports';
 import * as taskOverdueEvents from './migrations/20261206102000_task_overdue_events';
 import * as notificationChannels from './migrations/20261206140000_notification_channels';
+import * as instruments from './migrations/20261206150000_instruments';
 import * as training from './migrations/20261206155000_training';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
@@ -60,6 +61,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261206101000_result_reports': resultReports,
   '20261206102000_task_overdue_events': taskOverdueEvents,
   '20261206140000_notification_channels': notificationChannels,
+  '20261206150000_instruments': instruments,
   '20261206155000_training': training,
 };
 

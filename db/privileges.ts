@@ -16,6 +16,7 @@ export const APPEND_ONLY_TABLES = [
   'document_contents',
   'capa_records',
   'domain_events',
+  'instrument_events',
 ] as const;
 
 /** Records that change but are never deleted (people keep their history; versions keep their signatures). */

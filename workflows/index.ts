@@ -12,3 +12,4 @@ export { analysisWorkflow } from './analysis';
 export { noticeWorkflow } from './notice';
 export { trainingCampaignWorkflow } from './training-campaign';
 export { trainingAssignmentWorkflow } from './training-assignment';
+export { instrumentWorkflow } from './instrument';

@@ -11,8 +11,13 @@ export const analysisParams = accessionParams.extend({
 const entered = {
   /** Who performed the measurement (a person or an instrument operator ID); not necessarily who types it in. */
   performedBy: text(100),
-  /** The instrument's identifier (recorded as given until instruments are managed). */
+  /**
+   * The instrument's identifier. One in the equipment register must be usable now (in service, no reason to be out
+   * of it, a calibration valid at this instant), unless this is a QC run; one not in the register is recorded as given.
+   */
   instrument: text(64).optional(),
+  /** A QC run: may be performed on an instrument that is not usable (to bring it back), and never counts as a result put in doubt. */
+  qcRun: z.boolean().optional(),
 };
 export const resultBody = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('numeric'), value: z.number().finite().min(-1e12).max(1e12), unit: text(32), ...entered }),
@@ -56,6 +61,7 @@ export const analysisAnswer = z.looseObject({
       text: z.string().nullable(),
       performedBy: z.string(),
       instrument: z.string().nullable(),
+      qcRun: z.literal(true).optional().describe('present on a QC run only'),
       enteredAt: z.string(),
       flag: z.enum(FLAGS).nullable().describe('null when no reference range matched: never a false "normal"'),
       referenceRange: referenceRange.nullable().describe('the range the result was judged against, as it was then'),

@@ -3,6 +3,7 @@ import { contentHashOf } from '../../common/capa-hash';
 import { FINAL_ANALYSIS_STATES, type AnalysisStateName } from '../../common/results';
 import type { Actor } from '../../common/roles';
 import { appendAudit } from '../../db/audit';
+import { instrumentUsability, unusableWhy } from '../../db/equipment';
 import { policyRow } from '../../db/results';
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
@@ -51,7 +52,8 @@ export async function entryColumns(db: Db, test: string, body: ResultBody): Prom
   if (body.kind !== policy.result_kind) {
     throw problems.unprocessable('wrong-result-kind', `${test} takes a ${policy.result_kind} result, not ${body.kind}`);
   }
-  const common = { kind: body.kind, performed_by: body.performedBy, instrument: body.instrument ?? null };
+  if (body.instrument && !body.qcRun) await requireUsableInstrument(db, body.instrument);
+  const common = { kind: body.kind, performed_by: body.performedBy, instrument: body.instrument ?? null, qc_run: body.qcRun ?? false };
   if (body.kind === 'numeric') {
     if (body.unit !== policy.unit) throw problems.unprocessable('wrong-unit', `${test} is reported in ${policy.unit}, not ${body.unit}`);
     return { ...common, numeric_value: body.value, unit: body.unit };
@@ -63,6 +65,18 @@ export async function entryColumns(db: Db, test: string, body: ResultBody): Prom
     return { ...common, coded_value: body.code };
   }
   return { ...common, text_value: body.text };
+}
+
+/** A registered instrument that is not usable takes no result but a QC run (409 naming why); the recording step checks again. */
+async function requireUsableInstrument(db: Db, code: string): Promise<void> {
+  const usability = await instrumentUsability(db, code);
+  if (usability && !usability.usable) {
+    throw problems.conflict('instrument-not-usable', `instrument ${code} is not usable: ${unusableWhy(usability)}`, {
+      state: usability.state,
+      reasons: usability.reasons,
+      calibrationValid: usability.calibrationValid,
+    });
+  }
 }
 
 /** A pending entry: written before the run hears of it, removed again when the run refuses it. */
@@ -111,6 +125,8 @@ export async function analysisView(db: Db, row: AnalysisRow) {
     instrument: entry.instrument,
     // Only an instrument's report has one; a manual entry's shape (and so its content hash) is as it always was.
     ...(entry.message_id ? { messageId: entry.message_id as string } : {}),
+    // Likewise only a QC run says so.
+    ...(entry.qc_run ? { qcRun: true } : {}),
     enteredAt: new Date(entry.entered_at).toISOString(),
     flag: entry.flag,
     referenceRange: entry.range_snapshot,

@@ -58,6 +58,22 @@ export const expectations: Record<string, FolderExpectation> = {
       assert.ok(fixtures.some(beganAsContinuation), 'a history that began as a continuation');
     },
   },
+  equipment: {
+    covers: "for an instrument's life, every run of a chain of continue-as-new: a lapse, a renewal, a failed QC's CAPA, a defect, maintenance and retirement",
+    minFixtures: 2,
+    workflowId: /^instrument:[A-Z0-9][A-Z0-9_-]{1,63}$/,
+    minEvents: 20,
+    workflowTypes: ['instrumentWorkflow'],
+    more(fixtures) {
+      assert.ok(fixtures.some(endsInContinueAsNew), 'a history that ends in continue-as-new');
+      assert.ok(fixtures.some(beganAsContinuation), 'a history that began as a continuation');
+      const events = fixtures.flatMap((f) => f.history.events ?? []);
+      assert.ok(events.some((e) => e.timerFiredEventAttributes), 'a timer that fired (an expiry or a reminder)');
+      assert.ok(events.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes), 'a CAPA started by a failed QC');
+      assert.ok(events.some((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes), 'a defect linked to the open CAPA');
+      for (const f of fixtures) assert.deepEqual(encryptionKeyIdsIn(f.history), [], `${f.file} holds encrypted payloads`);
+    },
+  },
   'erp-sync': {
     covers: 'for the ERP sync (one run that continued as new) and a supplier qualification',
     minFixtures: 3,

@@ -1,10 +1,8 @@
-import { getExternalWorkflowHandle, log } from '@temporalio/workflow';
+import { log } from '@temporalio/workflow';
 import type { SampleRef } from '../../activities/sample-intake';
-import { linkSourcesSignal } from '../../common/capa';
 import type { Actor } from '../../common/roles';
-import { EntityId, EntityType, Stage } from '../../common/search-attributes';
-import { db, startOrJoinChild } from '../lib';
-import type { capaWorkflow } from '../capa';
+import { db } from '../lib';
+import { openOrLinkCapa } from '../capa/open-or-link';
 
 /**
  * A rejection met the CAPA rule: link this sample to the open CAPA that already covers it, or start a new CAPA run
@@ -15,23 +13,7 @@ export async function takeUpCapaRequest(ref: SampleRef, requestId: string, actor
   try {
     const plan = await db.planCapaForRejection({ ref, requestId, actor });
     if (plan.kind === 'done') return;
-    if (plan.kind === 'link') {
-      await getExternalWorkflowHandle(plan.workflowId).signal(linkSourcesSignal, {
-        sources: [{ type: 'sample', id: ref.accession }],
-        by: 'process:sample-intake',
-      });
-    } else {
-      await startOrJoinChild<typeof capaWorkflow>('capaWorkflow', {
-        workflowId: plan.workflowId,
-        args: [plan.input],
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        typedSearchAttributes: [
-          { key: EntityType, value: 'capa' },
-          { key: EntityId, value: plan.input.number },
-          { key: Stage, value: 'initiated' },
-        ],
-      });
-    }
+    await openOrLinkCapa(plan, [{ type: 'sample', id: ref.accession }], 'process:sample-intake');
     await db.markCapaRequestStarted({ ref, requestId, workflowId: plan.workflowId, linked: plan.kind === 'link' });
   } catch (err) {
     log.warn('CAPA request left pending', { requestId, error: String(err) });
