@@ -42,6 +42,12 @@ export function apiConfig(config: Config): ApiConfig {
     backfillMaxWindowMs: durationMs(config.SCHEDULE_BACKFILL_MAX_WINDOW),
     webhooks: webhookSettings(config),
     publicUrl: config.PUBLIC_URL,
+    streams: {
+      heartbeatMs: durationMs(config.STREAM_HEARTBEAT_INTERVAL),
+      maxPerUser: config.STREAM_MAX_PER_USER,
+      maxPerProcess: config.STREAM_MAX_PER_PROCESS,
+      maxBufferedBytes: config.STREAM_MAX_BUFFERED_BYTES,
+    },
   };
 }
 

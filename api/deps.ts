@@ -10,6 +10,7 @@ import type { Db } from '../db/knex';
 import type { Logger } from '../platform/logger';
 import type { CredentialSettings } from './credentials/settings';
 import type { RateLimitSettings } from './hardening/rate-limits';
+import type { EventStreams, StreamSettings } from './live/event-streams';
 
 export interface ApiConfig {
   taskQueue: string;
@@ -38,6 +39,8 @@ export interface ApiConfig {
   webhooks?: WebhookSettings;
   /** labflow's own origin (PUBLIC_URL): never a webhook receiver. */
   publicUrl?: string;
+  /** Live event streams (STREAM_*); DEFAULT_STREAM_SETTINGS when absent. */
+  streams?: StreamSettings;
 }
 
 export interface SummarySettings {
@@ -70,4 +73,6 @@ export interface ApiDeps {
    * API without it; no setting turns it off.
    */
   hardening?: boolean;
+  /** The process's live event streams (GET /stream); absent, the route answers 503. */
+  streams?: EventStreams;
 }

@@ -183,6 +183,12 @@ export const configSchema = z.object({
   WEBHOOK_POLL_INTERVAL: positiveDuration.default('5m'),
   WEBHOOK_SECRET_OVERLAP: duration.default('24h'),
   WEBHOOK_DISABLE_AFTER: positiveDuration.default('5d'),
+
+  // Live updates over Server-Sent Events (GET /api/v1/stream, docs/events.md).
+  STREAM_HEARTBEAT_INTERVAL: positiveDuration.default('15s'),
+  STREAM_MAX_PER_USER: count(1).default(5),
+  STREAM_MAX_PER_PROCESS: count(1).default(1000),
+  STREAM_MAX_BUFFERED_BYTES: count(4096).default(1_048_576),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -1,6 +1,7 @@
 import type { Client as TemporalClient } from '@temporalio/client';
 import pg from 'pg';
 import { deliverySettings, webhookDeliveryWorkflowId, webhookWakeSignal, type WebhookSettings } from '../common/webhook-delivery';
+import { DOMAIN_EVENTS_CHANNEL } from '../db/domain-events';
 import type { Db } from '../db/knex';
 import type { Logger } from '../platform/logger';
 import type { webhookDeliveryWorkflow } from '../workflows';
@@ -89,7 +90,7 @@ export async function startWebhookWakeups(deps: {
     });
     try {
       await c.connect();
-      await c.query('listen labflow_domain_events');
+      await c.query(`listen ${DOMAIN_EVENTS_CHANNEL}`);
     } catch (err) {
       onLost(err as Error);
       return;
