@@ -38,10 +38,12 @@ export async function startApiProcess(taskQueue: string, streams: Partial<Stream
     port: bound,
     streams: hub,
     async stop() {
+      // As api/server.ts stops: each stream ends with its reason, its connection is then idle and closed.
       hub.close();
       await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
+        const sweep = setInterval(() => server.closeIdleConnections(), 50);
+        const cut = setTimeout(() => server.closeAllConnections(), 10_000);
+        server.close(() => (clearInterval(sweep), clearTimeout(cut), resolve()));
       });
       await auth.close();
     },
