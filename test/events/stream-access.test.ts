@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { appendAudit } from '../../db/audit';
+import { LISTENER_APPLICATION_NAME } from '../../db/credential-notices';
 import { createPatient } from '../../db/patients';
 import { openTask } from '../../db/tasks';
 import { assertProblem } from '../api/support';
@@ -176,6 +177,25 @@ describe('live event stream: who receives what, heartbeats, limits, revocation',
     assertProblem(await get('/api/v1/stream', { ...auth, 'last-event-id': 'abc' }), 400, 'validation', 'header.last-event-id');
     assertProblem(await get('/api/v1/stream?after=-1', auth), 400, 'validation', 'query.after');
     assertProblem(await get('/api/v1/stream'), 401, 'unauthenticated');
+  });
+
+  it('delivers an event committed while its listening connection was cut, once it listens again', async () => {
+    const stream = subscribe(p.baseUrl, u.tech.apiKey);
+    try {
+      await waitFor(() => stream.opens() >= 1, 'the stream open');
+      const cut = await testEnv().db.raw(
+        'select pg_terminate_backend(pid) from pg_stat_activity where application_name = ? and datname = current_database()',
+        [LISTENER_APPLICATION_NAME],
+      );
+      assert.ok(cut.rows.length >= 1, 'the listener was connected');
+      // Most likely committed before the process listens again, so its notice reaches no one.
+      const missed = `DOC-CUT-${randomUUID().slice(0, 6)}`;
+      await documentEffective(missed);
+      await waitFor(() => stream.events.some((e) => e.data.entityId === missed), 'the event after the reconnection', 60_000);
+      assert.equal(stream.opens(), 1, 'the client stayed connected');
+    } finally {
+      stream.close();
+    }
   });
 
   it('replays from Last-Event-ID, of the given types only, then goes on live', async () => {
