@@ -198,7 +198,7 @@ describe('live event stream: who receives what, heartbeats, limits, revocation',
     }
   });
 
-  it('replays from Last-Event-ID, of the given types only, then goes on live', async () => {
+  it('replays what came after Last-Event-ID, then goes on live, each event once', async () => {
     const before = `DOC-R1-${randomUUID().slice(0, 6)}`;
     await documentEffective(before);
     const seqOf = async (number: string) =>
