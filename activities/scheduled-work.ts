@@ -10,7 +10,9 @@ import {
   type DigestInput,
   type OverdueRemindersInput,
 } from '../common/scheduled-work';
+import type { Knex } from 'knex';
 import { appendAudit } from '../db/audit';
+import { appendDomainEvent } from '../db/domain-events';
 import { queueNotifications } from '../db/notifications';
 import { resolveRecipients } from '../db/recipients';
 import type { ActivityDeps } from './deps';
@@ -68,6 +70,7 @@ export function scheduledWorkActivities(deps: ActivityDeps) {
             : { kind: 'role', role: task.assignee_role };
           const overdueMs = asOf.getTime() - new Date(task.due_at).getTime();
           const link = `${publicUrl}/tasks/${task.id}`;
+          await publishOverdueOnce(trx, task);
           const fresh = await trx('task_reminders')
             .insert({ task_id: task.id, period, kind: 'reminder' })
             .onConflict(['task_id', 'kind', 'period'])
@@ -235,4 +238,39 @@ export function scheduledWorkActivities(deps: ActivityDeps) {
       return { completedAt: new Date(row.rows[0].completed_at).toISOString() };
     },
   };
+}
+
+/** The first time a task is found overdue, other systems hear of it (`task.overdue`), once however often it is found. */
+interface TaskRow {
+  id: string;
+  task_key: string;
+  kind: string;
+  entity_type: string;
+  entity_id: string;
+  assignee_user_id: string | null;
+  assignee_role: string | null;
+  due_at: Date | string;
+}
+
+async function publishOverdueOnce(trx: Knex.Transaction, task: TaskRow): Promise<void> {
+  const first = await trx('task_reminders')
+    .insert({ task_id: task.id, period: 'once', kind: 'overdue' })
+    .onConflict(['task_id', 'kind', 'period'])
+    .ignore()
+    .returning('task_id');
+  if (!first.length) return;
+  await appendDomainEvent(trx, {
+    type: 'task.overdue',
+    entityType: task.entity_type,
+    entityId: task.entity_id,
+    data: {
+      taskKey: task.task_key,
+      kind: task.kind,
+      entityType: task.entity_type,
+      entityId: task.entity_id,
+      assigneeUserId: task.assignee_user_id,
+      assigneeRole: task.assignee_role,
+      dueAt: new Date(task.due_at).toISOString(),
+    },
+  });
 }

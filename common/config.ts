@@ -47,6 +47,13 @@ export const configSchema = z.object({
   TEMPORAL_DEV_SERVER: flag.default('auto'),
   TEMPORAL_UI_PORT: port.default(8233),
   TEMPORAL_UI_URL: z.string().default('http://localhost:8233'),
+  // The Web UI server of `npm run start:cluster` (scripts/lib/temporal-ui.ts): sign-in with the lab's identity
+  // provider (OIDC_ISSUER) when a client is given; without one it listens on loopback only.
+  TEMPORAL_UI_HOST: z.string().default('127.0.0.1'),
+  TEMPORAL_UI_OIDC_CLIENT_ID: z.string().min(1).optional(),
+  TEMPORAL_UI_OIDC_CLIENT_SECRET: z.string().min(1).optional(),
+  TEMPORAL_UI_OIDC_SCOPES: z.string().default('openid profile email'),
+  TEMPORAL_UI_MAX_SESSION: positiveDuration.default('8h'),
   TEMPORAL_CLI: z.string().optional(),
   // mTLS to the Temporal frontend (platform/temporal-connection.ts): on when a CA or a client certificate is given.
   TEMPORAL_TLS_CA_FILE: z.string().optional(),

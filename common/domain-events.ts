@@ -35,6 +35,18 @@ export const DOMAIN_EVENT_SCHEMAS = {
       dueAt: z.string().nullable(),
     }),
   },
+  'task.overdue': {
+    version: 1,
+    schema: z.strictObject({
+      taskKey: id,
+      kind: z.string().max(80),
+      entityType: z.string().max(40),
+      entityId: id,
+      assigneeUserId: z.string().nullable(),
+      assigneeRole: z.string().nullable(),
+      dueAt: z.string(),
+    }),
+  },
   'backup.verified': {
     version: 1,
     schema: z.strictObject({ backupId: id, encrypted: z.boolean() }),

@@ -217,28 +217,44 @@ export interface AuditTrailRow {
   hash: string;
 }
 
+/**
+ * Narrows a trail to the events of one record kept on another's trail: a summary job's events are on its patient's
+ * trail, each naming the job in `details.workflowId`.
+ */
+export interface TrailFilter {
+  detail: string;
+  equals: string;
+}
+
 /** One keyset page of a record's trail, oldest first: the events after sequence number `afterSeq`. */
 export async function auditTrailPage(
   db: Db,
   entityType: string,
   entityIds: string[],
   page: { afterSeq?: number; limit: number },
+  filter?: TrailFilter,
 ): Promise<AuditTrailRow[]> {
-  const rows = await db('audit_events')
+  const query = db('audit_events')
     .select(...TRAIL_COLUMNS)
     .where('entity_type', entityType)
     .whereIn('entity_id', entityIds)
-    .andWhere('seq', '>', page.afterSeq ?? 0)
-    .orderBy('seq')
-    .limit(page.limit);
+    .andWhere('seq', '>', page.afterSeq ?? 0);
+  if (filter) query.andWhereRaw('details ->> ? = ?', [filter.detail, filter.equals]);
+  const rows = await query.orderBy('seq').limit(page.limit);
   return rows.map((r: AuditTrailRow) => ({ ...r, seq: Number(r.seq) }));
 }
 
 /** A record's whole trail, page by page; nothing is cut, however long it is. */
-export async function* eachAuditPage(db: Db, entityType: string, entityIds: string[], pageSize = 1000): AsyncGenerator<AuditTrailRow[]> {
+export async function* eachAuditPage(
+  db: Db,
+  entityType: string,
+  entityIds: string[],
+  pageSize = 1000,
+  filter?: TrailFilter,
+): AsyncGenerator<AuditTrailRow[]> {
   let afterSeq = 0;
   for (;;) {
-    const rows = await auditTrailPage(db, entityType, entityIds, { afterSeq, limit: pageSize });
+    const rows = await auditTrailPage(db, entityType, entityIds, { afterSeq, limit: pageSize }, filter);
     if (rows.length) yield rows;
     if (rows.length < pageSize) return;
     afterSeq = rows[rows.length - 1].seq;
@@ -246,8 +262,8 @@ export async function* eachAuditPage(db: Db, entityType: string, entityIds: stri
 }
 
 /** A record's complete trail, oldest first. */
-export async function auditTrail(db: Db, entityType: string, entityIds: string[]): Promise<AuditTrailRow[]> {
+export async function auditTrail(db: Db, entityType: string, entityIds: string[], filter?: TrailFilter): Promise<AuditTrailRow[]> {
   const all: AuditTrailRow[] = [];
-  for await (const rows of eachAuditPage(db, entityType, entityIds)) all.push(...rows);
+  for await (const rows of eachAuditPage(db, entityType, entityIds, 1000, filter)) all.push(...rows);
   return all;
 }

@@ -24,6 +24,9 @@ import * as rateLimits from './migrations/20261206083000_rate_limits';
 import * as domainEvents from './migrations/20261206090000_domain_events';
 import * as phiAccessSampleExports from './migrations/20261206091000_phi_access_sample_exports';
 import * as results from './migrations/20261206092000_results';
+import * as phiAccessExportsAndTrails from './migrations/20261206100000_phi_access_exports_and_trails';
+import * as resultReports from './migrations/20261206101000_result_reports';
+import * as taskOverdueEvents from './migrations/20261206102000_task_overdue_events';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -51,6 +54,9 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261206090000_domain_events': domainEvents,
   '20261206091000_phi_access_sample_exports': phiAccessSampleExports,
   '20261206092000_results': results,
+  '20261206100000_phi_access_exports_and_trails': phiAccessExportsAndTrails,
+  '20261206101000_result_reports': resultReports,
+  '20261206102000_task_overdue_events': taskOverdueEvents,
 };
 
 const source: Knex.MigrationSource<string> = {

@@ -10,6 +10,8 @@ export const PHI_RECORD_KINDS = [
   'summary_job',
   'summary_job_list',
   'sample_export',
+  'summary_export',
+  'audit_trail',
 ] as const;
 export type PhiRecordKind = (typeof PHI_RECORD_KINDS)[number];
 export type PhiAccessOutcome = 'read' | 'denied';

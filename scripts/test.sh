@@ -12,7 +12,7 @@ if [ $# -eq 0 ] && [ "${TEST_CLUSTER:-true}" != false ]; then
   cluster=1
   # The server takes minutes to build the first time: it builds while the main suite runs.
   build_log="$(mktemp)"
-  bash scripts/install-temporal-server.sh >/dev/null 2>"$build_log" &
+  bash scripts/install-temporal-server.sh --ui >/dev/null 2>"$build_log" &
   build=$!
 fi
 echo "[test] type-check"; npx tsc --noEmit -p .

@@ -1,7 +1,7 @@
 import type { Context } from 'koa';
 import type { Actor } from '../../common/roles';
 import { appendAudit } from '../../db/audit';
-import { recordPhiAccess } from '../../db/phi-access';
+import { recordPhiAccess, type PhiRecordKind } from '../../db/phi-access';
 import type { ApiDeps } from '../deps';
 import { logPhiRead, phiVia } from '../patient-access';
 import { Problem } from '../problem';
@@ -12,10 +12,16 @@ import { renderPdf } from './render-pdf';
 /** What is asked for and how to judge and read it; the export itself is the same for every kind. */
 export interface ExportTarget {
   kind: ExportKind;
+  /** Where the record's trail is kept, and so where its export is audited. */
   entityType: string;
   entityId: string;
-  /** Its copy shows a patient's identification: every export and refusal is a PHI access event too. */
-  phi: boolean;
+  /** The record itself when it is kept on another's trail (a summary job on its patient's); else the entity. */
+  recordId?: string;
+  /**
+   * Its copy shows PHI (a patient's identification, a summary of their notes): every export and refusal is a PHI
+   * access event too, of this kind, naming these patients (a sample names none: its patient is only its label).
+   */
+  phi: { kind: PhiRecordKind; patientIds: string[] } | null;
   /** Throws a 403 problem when the actor may not read the record. */
   authorize: (actor: Actor) => void | Promise<void>;
   load: (actor: Actor) => Promise<ExportedRecord>;
@@ -34,25 +40,26 @@ const MEDIA: Record<ExportFormat, string> = {
 export async function exportRecord(deps: ApiDeps, actor: Actor, ctx: Context, target: ExportTarget, format: ExportFormat) {
   const { db } = deps;
   const audited = { actorId: actor.userId, actor: actor.username, entityType: target.entityType, entityId: target.entityId };
+  const recordId = target.recordId ? { recordId: target.recordId } : {};
   try {
     await target.authorize(actor);
   } catch (err) {
     if (err instanceof Problem && err.status === 403) {
-      await appendAudit(db, { ...audited, action: 'record.export_refused', details: { kind: target.kind, format } });
-      if (target.phi) await recordPhiAccess(db, refusedPhiEvent(actor, ctx, target));
+      await appendAudit(db, { ...audited, action: 'record.export_refused', details: { kind: target.kind, format, ...recordId } });
+      if (target.phi) await recordPhiAccess(db, refusedPhiEvent(actor, ctx, { ...target, phi: target.phi }));
     }
     throw err;
   }
   const record = await target.load(actor);
   if (target.phi)
-    await logPhiRead(db, actor, phiVia(ctx), { kind: 'sample_export', patientIds: [], recordIds: [target.entityId] }, deps.log);
+    await logPhiRead(db, actor, phiVia(ctx), { kind: target.phi.kind, patientIds: target.phi.patientIds, recordIds: [target.recordId ?? target.entityId] }, deps.log);
   const body = format === 'pdf' ? await renderPdf(record) : format === 'csv' ? renderCsv(record) : JSON.stringify(record);
   await appendAudit(db, {
     ...audited,
     action: 'record.exported',
-    details: { kind: target.kind, format, signatures: record.signatures.length, trailEvents: record.trail.length },
+    details: { kind: target.kind, format, ...recordId, signatures: record.signatures.length, trailEvents: record.trail.length },
   });
-  const name = `${target.kind}-${target.entityId}${record.kind === 'document_version' ? `-v${versionOf(record)}` : ''}.${format}`;
+  const name = `${target.kind}-${target.recordId ?? target.entityId}${record.kind === 'document_version' ? `-v${versionOf(record)}` : ''}.${format}`;
   ctx.set('Content-Disposition', `attachment; filename="${name.replace(/[^A-Za-z0-9._-]/g, '_')}"`);
   ctx.set('Cache-Control', 'no-store');
   ctx.type = MEDIA[format];
@@ -61,13 +68,13 @@ export async function exportRecord(deps: ApiDeps, actor: Actor, ctx: Context, ta
 
 const versionOf = (record: ExportedRecord) => record.fields.find((f) => f.label === 'Version')?.value ?? '';
 
-function refusedPhiEvent(actor: Actor, ctx: Context, target: ExportTarget) {
+function refusedPhiEvent(actor: Actor, ctx: Context, target: ExportTarget & { phi: NonNullable<ExportTarget['phi']> }) {
   return {
     userId: actor.userId,
     username: actor.username,
-    kind: 'sample_export' as const,
-    patientIds: [],
-    recordIds: [target.entityId],
+    kind: target.phi.kind,
+    patientIds: target.phi.patientIds,
+    recordIds: [target.recordId ?? target.entityId],
     outcome: 'denied' as const,
     ...phiVia(ctx),
   };

@@ -4,7 +4,7 @@ export const EXPORT_FORMATS = ['pdf', 'csv', 'json'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 /** The record kinds an inspector may ask a copy of, and the audit trail each one's copy carries. */
-export type ExportKind = 'document_version' | 'capa' | 'sample';
+export type ExportKind = 'document_version' | 'capa' | 'sample' | 'summary';
 
 /** A signature as 21 CFR 11.50 asks it shown: the signer's printed name, the UTC date and time, the meaning. */
 export interface ExportedSignature {

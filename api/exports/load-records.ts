@@ -6,7 +6,9 @@ import type { Actor } from '../../common/roles';
 import type { SampleRow } from '../../db/sample-intake';
 import type { VersionRow } from '../../db/documents';
 import type { ApiDeps } from '../deps';
+import type { SummaryJobRow } from '../../db/summaries';
 import { capaView } from '../services/capa';
+import { summaryView } from '../services/soap-summary';
 import { fields, isoUtc, signaturesOf, trailEvents, type ExportedRecord } from './exported-record';
 
 const generated = (actor: Actor) => ({
@@ -130,6 +132,47 @@ export async function sampleRecord(deps: ApiDeps, actor: Actor, row: SampleRow):
       to: c.to ?? null,
       condition: c.condition ?? null,
     })),
+    trail: trailEvents(trail),
+    ...generated(actor),
+  };
+}
+
+/**
+ * A SOAP-note summary job: its latest summary as a clinician reviews it (the text, whether a model wrote it, its
+ * provenance), its review signatures and the job's whole trail, kept on its patient's trail. PHI.
+ */
+export async function summaryRecord(deps: ApiDeps, actor: Actor, job: SummaryJobRow): Promise<ExportedRecord> {
+  const [summary, trail] = await Promise.all([
+    summaryView(deps, job.workflow_id),
+    auditTrail(deps.db, 'patient', [job.patient_id], { detail: 'workflowId', equals: job.workflow_id }),
+  ]);
+  return {
+    kind: 'summary',
+    title: `Summary job ${job.workflow_id}`,
+    entityType: 'patient',
+    entityId: job.patient_id,
+    state: job.stage,
+    fields: fields([
+      ['Summary job', job.workflow_id],
+      ['Patient', job.patient_id],
+      ['Stage', job.stage],
+      ['Round', summary.round],
+      ['Summary status', summary.status],
+      ['AI-generated', summary.aiGenerated ? 'yes' : 'no (extractive, not written by a model)'],
+      ['Provider', summary.provenance.provider],
+      ['Model', summary.provenance.model],
+      ['Prompt version', summary.provenance.promptVersion],
+      ['Prompt SHA-256', summary.provenance.promptHash],
+      ['Notes SHA-256', summary.provenance.notesHash],
+      ['Content SHA-256', summary.contentHash],
+      ['Edited by the reviewer', summary.text !== summary.generatedText ? 'yes' : 'no'],
+      ['Review', summary.review],
+      ['Requested', isoUtc(job.requested_at)],
+      ['Finished', isoUtc(job.finished_at)],
+    ]),
+    content: summary.text,
+    signatures: signaturesOf(summary.signatures),
+    custody: null,
     trail: trailEvents(trail),
     ...generated(actor),
   };

@@ -11,6 +11,8 @@ import { documentParams } from '../schemas/documents';
 import { auditTrailQuery } from '../schemas/exports';
 import { accessionParams } from '../schemas/sample-intake';
 import { userParams } from '../schemas/users';
+import { patientParams } from '../schemas/patients';
+import { PHI_ACCESS, phiAccessLog } from '../patient-access';
 import { loadSample, requireSampleAccess } from '../services/sample-intake';
 import { CAPA_READERS, DOCUMENT_READERS } from './exports';
 
@@ -19,6 +21,7 @@ const paged = 'oldest first, a keyset page at a time: pass the answer\'s "next" 
 
 export function auditTrailRoutes(deps: ApiDeps): RouteSpec[] {
   const { db } = deps;
+  const phi = phiAccessLog(deps);
   const page = async (entityType: string, entityId: string, query: { after?: number; limit: number }) => {
     const items = await auditTrailPage(db, entityType, [entityId], { afterSeq: query.after, limit: query.limit });
     return { items, next: items.length === query.limit ? items[items.length - 1].seq : null };
@@ -80,6 +83,23 @@ export function auditTrailRoutes(deps: ApiDeps): RouteSpec[] {
       handler: async ({ params, query, ctx }) => {
         if (!(await usernameTaken(db, params.username))) throw problems.notFound(`user ${params.username}`);
         ctx.body = { username: params.username, ...(await page('user', params.username, query)) };
+      },
+    }),
+    route({
+      method: 'get',
+      response: R.auditTrailPage,
+      path: '/patients/:id/audit-trail',
+      summary: `A patient's complete audit trail (the record, its care team, retention, summaries), ${paged}`,
+      tag,
+      roles: ['clinician'],
+      access: `${PHI_ACCESS} Each page read is a PHI access event.`,
+      params: patientParams,
+      query: auditTrailQuery,
+      handler: async ({ params, query, actor, ctx }) => {
+        await phi.guard(ctx, actor, params.id, 'audit_trail');
+        const body = { patientId: params.id, ...(await page('patient', params.id, query)) };
+        await phi.read(ctx, actor, { kind: 'audit_trail', patientIds: [params.id], recordIds: [] });
+        ctx.body = body;
       },
     }),
   ];

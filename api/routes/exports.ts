@@ -3,7 +3,9 @@ import { requireRole } from '../auth';
 import { findCapa } from '../../db/capa';
 import type { ApiDeps } from '../deps';
 import { exportRecord, type ExportTarget } from '../exports/export-record';
-import { capaRecord, documentVersionRecord, sampleRecord } from '../exports/load-records';
+import { capaRecord, documentVersionRecord, sampleRecord, summaryRecord } from '../exports/load-records';
+import { requirePatientAccess } from '../patient-access';
+import { findSummaryJob } from '../../db/summaries';
 import { problems } from '../problem';
 import { route, type RouteSpec } from '../route';
 import * as R from '../schemas/responses';
@@ -11,10 +13,12 @@ import { capaParams } from '../schemas/capa';
 import { versionParams } from '../schemas/documents';
 import { exportQuery } from '../schemas/exports';
 
-type ExportQuery = z.infer<typeof exportQuery>;
 import { accessionParams } from '../schemas/sample-intake';
+import { jobParams } from '../schemas/summaries';
 import { loadVersion } from '../services/document-approval';
 import { loadSample, requireSampleAccess } from '../services/sample-intake';
+
+type ExportQuery = z.infer<typeof exportQuery>;
 
 const tag = 'records out';
 const formats = 'format=pdf (PDF/A-2b), csv or json (the default)';
@@ -58,7 +62,7 @@ export function exportRoutes(deps: ApiDeps): RouteSpec[] {
         kind: 'document_version',
         entityType: 'document',
         entityId: params.number,
-        phi: false,
+        phi: null,
         authorize: (who) => requireRole(who, DOCUMENT_READERS),
         load: async (who) => documentVersionRecord(deps, who, await loadVersion(db, params.number, params.version)),
       }),
@@ -75,7 +79,7 @@ export function exportRoutes(deps: ApiDeps): RouteSpec[] {
         kind: 'capa',
         entityType: 'capa',
         entityId: params.number,
-        phi: false,
+        phi: null,
         authorize: (who) => requireRole(who, CAPA_READERS),
         load: async (who) => {
           if (!(await findCapa(db, params.number))) throw problems.notFound(`CAPA ${params.number}`);
@@ -98,9 +102,32 @@ export function exportRoutes(deps: ApiDeps): RouteSpec[] {
           kind: 'sample',
           entityType: 'sample',
           entityId: row.accession,
-          phi: true,
+          phi: { kind: 'sample_export', patientIds: [] },
           authorize: (who) => requireSampleAccess(row, who),
           load: (who) => sampleRecord(deps, who, row),
+        };
+      },
+    ),
+    exportRoute(
+      deps,
+      {
+        path: '/summary-jobs/:jobId/export',
+        summary: `A complete copy of a SOAP-note summary: its text, provenance, review signatures and the job's whole trail (${formats})`,
+        access:
+          "Clinicians on the patient's care team only; admin does not pass. PHI: every export and every refusal is a PHI access event; a refusal is audited.",
+        params: jobParams,
+      },
+      async (params) => {
+        const job = await findSummaryJob(db, params.jobId);
+        if (!job) throw problems.notFound(`summary job ${params.jobId}`);
+        return {
+          kind: 'summary',
+          entityType: 'patient',
+          entityId: job.patient_id,
+          recordId: job.workflow_id,
+          phi: { kind: 'summary_export', patientIds: [job.patient_id] },
+          authorize: (who) => requirePatientAccess(db, who, job.patient_id),
+          load: (who) => summaryRecord(deps, who, job),
         };
       },
     ),

@@ -11,6 +11,7 @@ import { parseOrProblem } from '../route';
 import { applyWebhookEvent } from '../services/sample-intake';
 import { webhookBody } from '../schemas/sample-intake';
 import { loggableError } from '../hardening/safe-error';
+import { applyResultReport, prepareResultReport, resultReportBody, type ResultReport } from '../inbound/result-reports';
 
 /** A signed request may be this far from the server's clock, either way. */
 export const WEBHOOK_TOLERANCE_MS = 5 * 60_000;
@@ -39,11 +40,13 @@ export const sampleWebhookOperations: DocumentedOperation[] = [
   {
     method: 'post',
     path: '/api/v1/webhooks/{source}',
-    summary: 'An event from an instrument, courier or external LIMS, signed with HMAC-SHA256 by its source',
+    summary: 'An event from an instrument, courier or external LIMS (a sample event or a reported result), signed with HMAC-SHA256 by its source',
     tag: 'sample intake',
     description:
       "Not API-key authenticated: the source's HMAC signature (X-Labflow-Signature over X-Labflow-Timestamp and the raw body). " +
-      "The sender's eventId is the idempotency key: 202 when recorded, 200 `duplicate` when seen before.",
+      "The sender's eventId is the idempotency key: 202 when recorded, 200 `duplicate` when seen before. " +
+      'Each event type goes to its process: sample events (`order`, `sample.shipped`, `sample.received`, `result.ready`) to the sample\'s run, ' +
+      "`result.reported` (an instrument's result for a routed test) to the test's analysis run, entered while the sender waits (409 when the analysis refuses it, 422 when the value does not fit the test).",
     security: ['webhookSignature'],
     parameters: [
       { name: 'source', in: 'path', required: true, schema: { type: 'string' } },
@@ -55,13 +58,15 @@ export const sampleWebhookOperations: DocumentedOperation[] = [
         schema: { type: 'string', pattern: '^\\d{1,12}$' },
       },
     ],
-    body: webhookBody,
+    body: z.union([webhookBody, resultReportBody]),
     responses: {
       200: z.object({ eventId: z.string(), status: z.literal('duplicate'), applied: z.boolean(), accession: z.string().nullable() }),
       202: z.object({ eventId: z.string(), status: z.literal('accepted') }),
       400: 'problem',
       401: 'problem',
       413: 'problem',
+      404: 'problem',
+      409: 'problem',
       422: 'problem',
       503: 'problem',
     },
@@ -97,14 +102,17 @@ export function mountSampleWebhooks(router: Router, deps: ApiDeps): void {
     } catch (err) {
       throw problems.malformedJson((err as Error).message);
     }
+    ctx.state.actor = `source:${source.name}`;
+    if ((parsed as { type?: unknown } | null)?.type === 'result.reported') {
+      await receiveResultReport(ctx, deps, source, parseOrProblem(resultReportBody, parsed, 'body'));
+      return;
+    }
     const body = parseOrProblem(webhookBody, parsed, 'body');
     if (body.sample.collectedAt && Date.parse(body.sample.collectedAt) > Date.now()) {
       throw problems.unprocessable('collection-in-future', 'the collection time is in the future', {
         errors: [{ field: 'body.sample.collectedAt', detail: 'in the future' }],
       });
     }
-    ctx.state.actor = `source:${source.name}`;
-
     const fresh = await recordWebhookEvent(db, source.name, { eventId: body.eventId, type: body.type, payload: body });
     let replay = false;
     if (!fresh) {
@@ -123,4 +131,29 @@ export function mountSampleWebhooks(router: Router, deps: ApiDeps): void {
       log.error({ err: loggableError(err), source: source.name, eventId: body.eventId }, 'webhook event not applied'),
     );
   });
+}
+
+/**
+ * A result an instrument reports is entered while the sender waits: it learns at once whether the analysis took it
+ * (202 with the analysis's state), and a refusal (a closed analysis, a unit the test does not use) is its to fix. A
+ * report recorded earlier but not entered (Temporal was unreachable) is entered by the sender's retry.
+ */
+async function receiveResultReport(
+  ctx: Context,
+  deps: ApiDeps,
+  source: { name: string; contact_user_id: string | null },
+  body: ResultReport,
+): Promise<void> {
+  const { db } = deps;
+  const seen = await webhookEventOf(db, source.name, body.eventId);
+  if (seen?.applied_at) {
+    ctx.status = 200;
+    ctx.body = { eventId: body.eventId, status: 'duplicate', applied: true, accession: seen.accession };
+    return;
+  }
+  const prepared = await prepareResultReport(deps, source, body);
+  if (!seen) await recordWebhookEvent(db, source.name, { eventId: body.eventId, type: body.type, payload: body });
+  await applyResultReport(deps, source.name, body, prepared);
+  ctx.status = 202;
+  ctx.body = { eventId: body.eventId, status: 'accepted' };
 }

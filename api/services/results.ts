@@ -109,6 +109,8 @@ export async function analysisView(db: Db, row: AnalysisRow) {
     text: entry.text_value,
     performedBy: entry.performed_by,
     instrument: entry.instrument,
+    // Only an instrument's report has one; a manual entry's shape (and so its content hash) is as it always was.
+    ...(entry.message_id ? { messageId: entry.message_id as string } : {}),
     enteredAt: new Date(entry.entered_at).toISOString(),
     flag: entry.flag,
     referenceRange: entry.range_snapshot,

@@ -5,7 +5,12 @@
 #   labflow.pem / labflow.key         labflow's client certificate (the worker, the API, the scripts)
 #   system-worker.pem / .key          the Temporal server's own system worker (schedules, batch operations)
 #   ui.pem / ui.key                   the Web UI server
-# Usage: make-certs.sh DIR. Existing files are kept (delete DIR to make new ones; see docs/operations.md on rotation).
+#   NAME.pem / NAME.key               with more arguments: a client certificate for each NAME (CN=NAME, O=labflow),
+#                                     e.g. an operator's; it has no role until temporal-config/server/roles.yaml
+#                                     names it (docs/operations.md)
+# What each certificate may do on the frontend is temporal-config/server/roles.yaml's to say, by subject.
+# Usage: make-certs.sh DIR [NAME...]. Existing files are kept (delete DIR to make new ones; see docs/operations.md
+# on rotation).
 # Private keys are mode 0600. Progress goes to stderr.
 set -euo pipefail
 dir="${1:?usage: make-certs.sh DIR}"
@@ -45,5 +50,11 @@ issue frontend "/O=labflow/CN=temporal-frontend" "serverAuth,clientAuth" "DNS:lo
 issue labflow "/O=labflow/CN=labflow" "clientAuth"
 issue system-worker "/O=labflow/CN=temporal-system-worker" "clientAuth"
 issue ui "/O=labflow/CN=temporal-ui" "clientAuth"
+shift
+for name in "$@"; do
+  [[ "$name" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || { say "not a certificate name: $name (letters, digits, dot, dash, underscore)"; exit 2; }
+  case "$name" in ca | frontend | labflow | system-worker | ui) say "$name is one of the cluster's own certificates"; exit 2 ;; esac
+  issue "$name" "/O=labflow/CN=$name" "clientAuth"
+done
 chmod 644 ./*.pem
 echo "$dir"

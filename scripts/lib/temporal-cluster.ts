@@ -1,12 +1,13 @@
 /**
- * The production-shaped Temporal server on this machine: the Go-built server (scripts/install-temporal-server.sh)
- * on PostgreSQL with SQL advanced visibility, mTLS on the frontend (scripts/cluster/make-certs.sh), configured from
- * temporal-config/. Used by `npm run start:cluster` and by the cluster profile of the tests.
+ * The production-shaped Temporal server on this machine: labflow's Go-built server (temporal-server/, built by
+ * scripts/install-temporal-server.sh) on PostgreSQL with SQL advanced visibility, mTLS on the frontend
+ * (scripts/cluster/make-certs.sh) and roles by certificate subject (temporal-config/server/roles.yaml), configured
+ * from temporal-config/. Used by `npm run start:cluster` and by the cluster profile of the tests.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time';
@@ -64,24 +65,36 @@ export interface TemporalCluster {
   stop(): Promise<void>;
 }
 
-/** The directory of the Go-built server and SQL tool, building them first if needed (progress on stderr). */
-export function temporalServerBin(): string {
-  return execFileSync('bash', [join(root, 'scripts', 'install-temporal-server.sh')], {
+export interface TemporalServerBinaries {
+  /** labflow's server (temporal-server/), the build of this checkout's source. */
+  server: string;
+  /** The directory that also holds the SQL schema tool. */
+  dir: string;
+}
+
+/** labflow's Go-built server and the SQL tool, building them first if needed (progress on stderr). */
+export function temporalServerBinaries(): TemporalServerBinaries {
+  const server = execFileSync('bash', [join(root, 'scripts', 'install-temporal-server.sh'), '--print-server'], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
   }).trim();
+  return { server, dir: dirname(server) };
 }
+
+/** Who may do what on the frontend, by certificate subject (read by the server at start). */
+export const rolesFile = join(root, 'temporal-config', 'server', 'roles.yaml');
 
 export function makeCertificates(certDir: string): void {
   execFileSync('bash', [join(root, 'scripts', 'cluster', 'make-certs.sh'), certDir], { stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
-export function clientSettings(certDir: string, address: string): ClusterClientSettings {
+/** The settings of a client holding one of make-certs.sh's certificates (labflow's unless another is named). */
+export function clientSettings(certDir: string, address: string, certificate = 'labflow'): ClusterClientSettings {
   return {
     TEMPORAL_ADDRESS: address,
     TEMPORAL_TLS_CA_FILE: join(certDir, 'ca.pem'),
-    TEMPORAL_TLS_CERT_FILE: join(certDir, 'labflow.pem'),
-    TEMPORAL_TLS_KEY_FILE: join(certDir, 'labflow.key'),
+    TEMPORAL_TLS_CERT_FILE: join(certDir, `${certificate}.pem`),
+    TEMPORAL_TLS_KEY_FILE: join(certDir, `${certificate}.key`),
     TEMPORAL_TLS_SERVER_NAME: 'localhost',
   };
 }
@@ -191,9 +204,9 @@ export async function startTemporalCluster(options: TemporalClusterOptions): Pro
   const dir = resolve(options.dir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const certDir = join(dir, 'certs');
-  const bin = temporalServerBin();
+  const binaries = temporalServerBinaries();
   makeCertificates(certDir);
-  const { role, password, names } = await prepareTemporalDatabases({ ...options, dir }, bin);
+  const { role, password, names } = await prepareTemporalDatabases({ ...options, dir }, binaries.dir);
   const ports = await choosePorts(options.ports ?? {});
   const admin = new URL(options.adminUrl);
   const configFile = join(dir, 'temporal-server.yaml');
@@ -223,8 +236,8 @@ export async function startTemporalCluster(options: TemporalClusterOptions): Pro
   );
 
   const address = `127.0.0.1:${ports.frontend}`;
-  say(`Temporal: starting the server (PostgreSQL "${names[0]}", visibility "${names[1]}", mTLS) on ${address}`);
-  const child = spawn(join(bin, 'temporal-server'), ['--config-file', configFile, 'start'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  say(`Temporal: starting the server (PostgreSQL "${names[0]}", visibility "${names[1]}", mTLS, roles from ${rolesFile}) on ${address}`);
+  const child = spawn(binaries.server, ['--config-file', configFile, '--roles-file', rolesFile, 'start'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const forward = (chunk: Buffer) =>
     chunk
       .toString()

@@ -19,7 +19,9 @@ export interface Received {
 export async function startReceiver() {
   const received: Received[] = [];
   const secrets = new Map<string, string[]>();
-  let answer: (r: { path: string; json: Received['json']; attempt: number }) => number = () => 200;
+  /** A status, or a status after a delay (a slow or hanging receiver), or a redirect elsewhere. */
+  type Answer = number | { status: number; delayMs?: number; location?: string };
+  let answer: (r: { path: string; json: Received['json']; attempt: number }) => Answer = () => 200;
   const attempts = new Map<string, number>();
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -40,9 +42,14 @@ export async function startReceiver() {
       const key = `${path} ${json.id}`;
       const attempt = (attempts.get(key) ?? 0) + 1;
       attempts.set(key, attempt);
-      const status = answer({ path, json, attempt });
+      const given = answer({ path, json, attempt });
+      const { status, delayMs = 0, location } = typeof given === 'number' ? { status: given } : given;
       received.push({ path, headers, body, json, status, verifiedWith });
-      res.writeHead(status).end();
+      const reply = () => {
+        if (!res.destroyed) res.writeHead(status, location ? { location } : {}).end();
+      };
+      if (delayMs > 0) setTimeout(reply, delayMs).unref();
+      else reply();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -59,6 +66,10 @@ export async function startReceiver() {
       answer = fn;
     },
     at: (path: string) => received.filter((r) => r.path === path),
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

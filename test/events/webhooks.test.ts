@@ -66,9 +66,12 @@ describe('outbound webhooks: ordered, signed, retried, dead-lettered', () => {
       assert.equal(r.json.type, 'backup.verified');
       assert.equal(r.json.version, 1);
     }
-    const row = await testEnv().db('webhook_subscriptions').where({ id: sub.id }).first();
+    // The receiver has the last request before the activity records its answer: wait for the cursor itself.
     const newest = await testEnv().db('domain_events').where({ entity_id: ids[5] }).first();
-    assert.equal(Number(row.delivered_through), Number(newest.seq));
+    await waitFor(async () => {
+      const row = await testEnv().db('webhook_subscriptions').where({ id: sub.id }).first();
+      return Number(row.delivered_through) === Number(newest.seq);
+    }, 'the cursor past the newest event');
   });
 
   it('retries an event the receiver answered 5xx, and sends the next one only after it', async () => {
@@ -88,13 +91,17 @@ describe('outbound webhooks: ordered, signed, retried, dead-lettered', () => {
         [b, 200],
       ],
     );
-    const attempts = await testEnv()
-      .db('webhook_deliveries as d')
-      .join('domain_events as e', 'e.seq', 'd.event_seq')
-      .whereIn('e.entity_id', [a, b])
-      .where('d.subscription_id', flaky.id)
-      .orderBy('d.event_seq')
-      .select('d.state', 'd.attempts', 'd.last_status');
+    // The receiver answers before the activity records the answer: wait until the last delivery is recorded.
+    const attempts = await waitFor(async () => {
+      const rows = await testEnv()
+        .db('webhook_deliveries as d')
+        .join('domain_events as e', 'e.seq', 'd.event_seq')
+        .whereIn('e.entity_id', [a, b])
+        .where('d.subscription_id', flaky.id)
+        .orderBy('d.event_seq')
+        .select('d.state', 'd.attempts', 'd.last_status');
+      return rows.length === 2 && rows.every((r) => r.state === 'delivered') ? rows : null;
+    }, 'both deliveries recorded');
     assert.deepEqual(
       attempts.map((x) => [x.state, x.attempts, x.last_status]),
       [
@@ -371,5 +378,63 @@ describe('outbound webhooks: a subscription failing for the whole failure period
     assert.equal(enabled.body.state, 'enabled');
     assert.equal(enabled.body.failingSince, null);
     await waitFor(() => rx.at('/failing').some((r) => r.status === 200 && r.json.data.backupId === a), 'the held event delivered');
+  });
+});
+
+describe('outbound webhooks: receivers that hang, redirect or are gone', () => {
+  let s: Setup;
+  let rx: Receiver;
+  let admin: TestUser;
+
+  before(async () => {
+    // Retries for an hour: the slow and the redirected receiver are delivered by a retry, however loaded the machine.
+    s = await startWebhookPlatform({ retryFor: '1h' });
+    rx = await startReceiver();
+    ({ admin } = await makeUsers({ admin: ['admin'] }));
+  });
+  after(async () => {
+    await s?.stop();
+    await rx?.close();
+  });
+
+  it('retries a receiver that hangs past the timeout or redirects (never following it), and disables one that answers 410 Gone at once', async () => {
+    const slow = await subscribe(s, admin, rx, '/slow');
+    const moved = await subscribe(s, admin, rx, '/moved');
+    const gone = await subscribe(s, admin, rx, '/gone');
+    // The request timeout here is 2 s: the first attempt hangs for 10 s, the next is answered at once.
+    rx.script(({ path, attempt }) => {
+      if (path === '/slow') return attempt === 1 ? { status: 200, delayMs: 10_000 } : 200;
+      if (path === '/moved') return attempt === 1 ? { status: 307, location: rx.url('/elsewhere') } : 200;
+      if (path === '/gone') return 410;
+      return 200;
+    });
+    const a = await verifyBackup();
+    await waitFor(() => deliveredIds(rx, '/moved').includes(a), 'delivered after the redirect');
+    await waitFor(() => rx.at('/slow').length >= 2 && rx.at('/slow')[1].status === 200, 'delivered after the timeout', 60_000);
+    const states = async (id: string) =>
+      testEnv()
+        .db('webhook_deliveries as d')
+        .join('domain_events as e', 'e.seq', 'd.event_seq')
+        .where({ 'd.subscription_id': id, 'e.entity_id': a })
+        .first('d.state', 'd.attempts', 'd.last_status', 'd.last_error');
+    const slowRow = await waitFor(async () => {
+      const row = await states(slow.id);
+      return row?.state === 'delivered' ? row : null;
+    }, 'the slow delivery recorded');
+    assert.equal(slowRow.attempts, 2);
+    const movedRow = await waitFor(async () => {
+      const row = await states(moved.id);
+      return row?.state === 'delivered' ? row : null;
+    }, 'the redirected delivery recorded');
+    assert.equal(movedRow.attempts, 2);
+    assert.deepEqual(rx.at('/elsewhere'), [], 'the redirect was not followed');
+
+    const goneSub = await waitFor(async () => {
+      const res = await s.p.api('GET', `/api/v1/webhook-subscriptions/${gone.id}`, { key: admin.apiKey });
+      return res.body.state === 'disabled' ? res.body : null;
+    }, 'the gone subscription disabled');
+    assert.match(goneSub.disabledReason, /410 Gone/);
+    assert.equal(rx.at('/gone').length, 1, 'one 410 is enough: no retry');
+    rx.script(() => 200);
   });
 });

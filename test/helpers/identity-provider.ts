@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { exportJWK, generateKeyPair } from 'jose';
 import Provider from 'oidc-provider';
 
@@ -11,6 +11,18 @@ export interface TokenRequest {
   /** Claims the token carries beside the provider's own (preferred_username, groups, nbf…). */
   claims?: Record<string, unknown>;
   resource?: string;
+}
+
+/**
+ * A web application that signs people in with the authorization code flow (the Temporal Web UI server). Whoever
+ * the provider asks to sign in is signed in at once as `signInAs`, and consents to what was asked: the browser
+ * part of a sign-in, done by the provider itself.
+ */
+export interface WebClient {
+  clientId: string;
+  clientSecret: string;
+  redirectUri: string;
+  signInAs: string;
 }
 
 export interface IdentityProvider {
@@ -27,7 +39,7 @@ export interface IdentityProvider {
  * A real OpenID provider (oidc-provider) on a free port, with its own freshly generated signing key. Given an
  * issuer other than its URL, it stands in for that issuer with a key nobody published.
  */
-export async function startIdentityProvider(options: { issuer?: string } = {}): Promise<IdentityProvider> {
+export async function startIdentityProvider(options: { issuer?: string; webClient?: WebClient } = {}): Promise<IdentityProvider> {
   const server: Server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
@@ -37,6 +49,7 @@ export async function startIdentityProvider(options: { issuer?: string } = {}): 
   const clientSecret = randomUUID();
   let pendingClaims: Record<string, unknown> = {};
 
+  const { webClient } = options;
   const provider = new Provider(issuer, {
     jwks: { keys: [signingKey] },
     clients: [
@@ -47,13 +60,29 @@ export async function startIdentityProvider(options: { issuer?: string } = {}): 
         redirect_uris: [],
         response_types: [],
       },
+      ...(webClient
+        ? [
+            {
+              client_id: webClient.clientId,
+              client_secret: webClient.clientSecret,
+              grant_types: ['authorization_code'],
+              redirect_uris: [webClient.redirectUri],
+              response_types: ['code' as const],
+            },
+          ]
+        : []),
     ],
+    findAccount: (_ctx, sub) => ({ accountId: sub, claims: () => ({ sub, name: sub, email: `${sub}@lab.example` }) }),
+    claims: { openid: ['sub'], profile: ['name'], email: ['email'] },
+    // The ID token carries the profile claims too, as most providers' do (the Web UI shows the name from it).
+    conformIdTokenClaims: false,
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
-        defaultResource: () => LABFLOW_RESOURCE,
+        // The API's tokens are for labflow's resource; a web client's sign-in asks for no resource.
+        defaultResource: (_ctx, client) => (client?.clientId === 'labflow-tests' ? LABFLOW_RESOURCE : undefined),
         useGrantedResource: () => true,
         getResourceServerInfo: (_ctx, resource) => ({
           scope: 'api',
@@ -67,7 +96,17 @@ export async function startIdentityProvider(options: { issuer?: string } = {}): 
     extraTokenClaims: () => pendingClaims,
     ttl: { ClientCredentials: 300 },
   });
-  server.on('request', provider.callback());
+  const callback = provider.callback();
+  server.on('request', (req, res) => {
+    if (webClient && req.url?.startsWith('/interaction/')) {
+      void signIn(provider, webClient.signInAs, req, res).catch((err: Error) => {
+        res.statusCode = 500;
+        res.end(err.message);
+      });
+      return;
+    }
+    void callback(req, res);
+  });
 
   return {
     url,
@@ -92,4 +131,16 @@ export async function startIdentityProvider(options: { issuer?: string } = {}): 
         server.closeAllConnections();
       }),
   };
+}
+
+/** The provider's sign-in and consent prompts, answered for `accountId` with everything the client asked for. */
+async function signIn(provider: Provider, accountId: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { prompt, params } = await provider.interactionDetails(req, res);
+  if (prompt.name === 'login') {
+    await provider.interactionFinished(req, res, { login: { accountId } }, { mergeWithLastSubmission: false });
+    return;
+  }
+  const grant = new provider.Grant({ accountId, clientId: String(params.client_id) });
+  grant.addOIDCScope(String(params.scope));
+  await provider.interactionFinished(req, res, { consent: { grantId: await grant.save() } }, { mergeWithLastSubmission: true });
 }

@@ -90,6 +90,12 @@ describe('reminders, digest, clean-up and the health canary', () => {
     assert.equal(escalations.filter((n) => n.user_id === dc).length, 1);
     assert.equal((await remindersOf(t1.id)).length, 4);
     assert.equal((await remindersOf(t2.id)).length, 0, 'a task not yet due gets no reminder');
+    // Other systems hear once that the task is overdue (task.overdue), however many reminders follow; IDs only.
+    const overdueEvents = await db('domain_events').where({ type: 'task.overdue' }).whereRaw("data ->> 'taskKey' in (?, ?)", [`t1-${tag}`, `t2-${tag}`]);
+    assert.deepEqual(
+      overdueEvents.map((e) => [e.data.taskKey, e.data.assigneeUserId, e.data.dueAt, e.entity_id]),
+      [[`t1-${tag}`, alice, '2030-01-01T08:00:00.000Z', `DOC-${tag}`]],
+    );
     assert.equal(
       await db('task_reminders')
         .where({ task_id: t1.id, kind: 'escalation' })

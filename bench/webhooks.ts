@@ -1,0 +1,172 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import { signWebhook, webhookBody } from '../activities/webhook-delivery';
+import { appendAudit } from '../db/audit';
+import { toDomainEvent } from '../db/domain-events';
+import { createUser } from '../db/identity';
+import { benchRun } from './lib/bench-run';
+import { startBenchPlatform } from './lib/bench-platform';
+
+/**
+ * bench:webhooks — domain events delivered to a local receiver through the delivery workflow (a subscription, its
+ * run in the worker process, woken by the worker's NOTIFY listener), against the same number of events POSTed
+ * directly by a loop to the same receiver, signed the same way, in the same run. Each event is its own business
+ * transaction (a verified backup, as the backup job writes it); the latency of a delivery is from that
+ * transaction's commit to the receiver's 2xx. BENCH_EVENTS events per round, BENCH_ROUNDS rounds, medians reported.
+ */
+const { say, intSetting, checkInterrupted, run } = benchRun('webhooks');
+const EVENTS = intSetting('BENCH_EVENTS', 300);
+const ROUNDS = intSetting('BENCH_ROUNDS', 3);
+const TARGET = 0.5;
+
+const median = (xs: number[]) => percentile(xs, 0.5);
+function percentile(xs: number[], q: number): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+const r1 = (x: number) => Math.round(x * 10) / 10;
+
+interface Receiver {
+  url: string;
+  /** performance.now() of each 2xx answer, by webhook-id. */
+  answeredAt: Map<string, number>;
+  waitFor(count: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function startReceiver(): Promise<Receiver> {
+  const answeredAt = new Map<string, number>();
+  let waiting: { count: number; resolve: () => void } | null = null;
+  const server: Server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(204).end();
+      answeredAt.set(String(req.headers['webhook-id']), performance.now());
+      if (waiting && answeredAt.size >= waiting.count) waiting.resolve();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}/hook`,
+    answeredAt,
+    waitFor: (count) =>
+      answeredAt.size >= count
+        ? Promise.resolve()
+        : new Promise<void>((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error(`only ${answeredAt.size} of ${count} deliveries in 10 minutes`)), 600_000);
+            waiting = {
+              count,
+              resolve: () => {
+                clearTimeout(timer);
+                resolve();
+              },
+            };
+          }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+run(async () => {
+  const p = await startBenchPlatform(say, { settings: { WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' } });
+  try {
+    const { apiKey } = await createUser(p.db, {
+      username: 'bench.admin',
+      printedName: 'Bench Admin',
+      email: 'bench.admin@lab.test',
+      roles: ['admin'],
+      password: `pw-${randomUUID()}`,
+    });
+    const rounds: { workflow: { perSecond: number; p50: number; p99: number }; direct: { perSecond: number } }[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      checkInterrupted();
+      // Through labflow: a fresh subscription per round, so each round starts with an idle delivery run.
+      const rx = await startReceiver();
+      const created = await fetch(`${p.baseUrl}/api/v1/webhook-subscriptions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ url: rx.url, eventTypes: ['backup.verified'] }),
+      });
+      if (created.status !== 201) throw new Error(`subscribing answered ${created.status}: ${await created.text()}`);
+      const { id: subscriptionId, secret } = (await created.json()) as { id: string; secret: string };
+      const committedAt = new Map<string, number>();
+      const started = performance.now();
+      for (let i = 0; i < EVENTS; i++) {
+        const backupId = `bench-${round}-${i}-${randomUUID().slice(0, 8)}`;
+        await p.db.transaction((trx) =>
+          appendAudit(trx, { actor: 'system:bench', action: 'backup.verified', entityType: 'backup', entityId: backupId, details: { encrypted: true } }),
+        );
+        committedAt.set(backupId, performance.now());
+      }
+      await rx.waitFor(EVENTS);
+      const elapsed = (Math.max(...rx.answeredAt.values()) - started) / 1000;
+      const ids = await p.db('domain_events').whereIn('entity_id', [...committedAt.keys()]).select('id', 'entity_id');
+      const latencies = ids.map((e: { id: string; entity_id: string }) => rx.answeredAt.get(e.id)! - committedAt.get(e.entity_id)!);
+      await rx.close();
+      await fetch(`${p.baseUrl}/api/v1/webhook-subscriptions/${subscriptionId}`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${apiKey}` },
+      });
+
+      // The direct loop: the same kind of bodies, signed the same way, POSTed one after the other.
+      const direct = await startReceiver();
+      const rows = await p.db('domain_events').whereIn('entity_id', [...committedAt.keys()]).orderBy('seq').select('*');
+      const directStart = performance.now();
+      for (const row of rows) {
+        const body = webhookBody(toDomainEvent(row));
+        const at = new Date();
+        const res = await fetch(direct.url, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'webhook-id': row.id,
+            'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+            'webhook-signature': signWebhook([secret], row.id, at, body),
+          },
+          body,
+        });
+        await res.body?.cancel();
+      }
+      const directElapsed = (performance.now() - directStart) / 1000;
+      await direct.close();
+
+      const result = {
+        workflow: { perSecond: EVENTS / elapsed, p50: median(latencies), p99: percentile(latencies, 0.99) },
+        direct: { perSecond: EVENTS / directElapsed },
+      };
+      rounds.push(result);
+      say(
+        `round ${round}: through the delivery run ${r1(result.workflow.perSecond)}/s (commit → 2xx p50 ${r1(result.workflow.p50)} ms, ` +
+          `p99 ${r1(result.workflow.p99)} ms); direct loop ${r1(result.direct.perSecond)}/s`,
+      );
+    }
+    const perSecond = median(rounds.map((r) => r.workflow.perSecond));
+    const direct = median(rounds.map((r) => r.direct.perSecond));
+    const ratio = Math.round((perSecond / direct) * 1000) / 1000;
+    console.log(`\n    delivered through the delivery run   ${r1(perSecond)}/s (median of ${ROUNDS} rounds of ${EVENTS})`);
+    console.log(`    POSTed directly by a loop            ${r1(direct)}/s`);
+    console.log(`    ratio                                ${ratio} (target ≥ ${TARGET})`);
+    console.log(`    commit → 2xx p50 / p99               ${r1(median(rounds.map((r) => r.workflow.p50)))} / ${r1(median(rounds.map((r) => r.workflow.p99)))} ms\n`);
+    console.log(
+      JSON.stringify({
+        bench: 'webhooks',
+        figures: {
+          events_per_round: EVENTS,
+          rounds: ROUNDS,
+          delivered_per_second_median: r1(perSecond),
+          direct_loop_per_second_median: r1(direct),
+          commit_to_2xx_p50_ms_median: r1(median(rounds.map((r) => r.workflow.p50))),
+          commit_to_2xx_p99_ms_median: r1(median(rounds.map((r) => r.workflow.p99))),
+        },
+        ratio,
+        target: TARGET,
+        better: 'higher',
+      }),
+    );
+  } finally {
+    await p.stop();
+  }
+});
