@@ -25,6 +25,10 @@ export async function judgeable(db: Db, events: DomainEvent[]): Promise<JudgedEv
 
 const holds = (actor: Actor, roles: readonly Role[]) => actor.roles.includes('admin') || roles.some((r) => actor.roles.includes(r));
 
+const isMyTask = (actor: Actor, { event }: JudgedEvent) =>
+  (typeof event.data.assigneeUserId === 'string' && event.data.assigneeUserId === actor.userId) ||
+  (typeof event.data.assigneeRole === 'string' && actor.roles.includes(event.data.assigneeRole as Role));
+
 /**
  * Who may receive each event type: the reader of the record it names, by the same rules as the routes that read
  * that record. A type without a rule here reaches no one, so a new event type is private until someone decides.
@@ -37,9 +41,8 @@ const AUDIENCE: Record<DomainEventType, (actor: Actor, e: JudgedEvent) => boolea
   // A patient's record is its care team's clinicians' alone; admin does not pass (api/patient-access.ts).
   'summary.approved': (actor, e) => actor.roles.includes('clinician') && (e.careTeam?.has(actor.userId) ?? false),
   // The user's own tasks: assigned to them, or to a role they hold.
-  'task.assigned': (actor, { event }) =>
-    (typeof event.data.assigneeUserId === 'string' && event.data.assigneeUserId === actor.userId) ||
-    (typeof event.data.assigneeRole === 'string' && actor.roles.includes(event.data.assigneeRole as Role)),
+  'task.assigned': (actor, e) => isMyTask(actor, e),
+  'task.overdue': (actor, e) => isMyTask(actor, e),
   // GET /backups/:backupId: IT operators and QA managers.
   'backup.verified': (actor) => holds(actor, ['it_operator', 'qa_manager']),
 };

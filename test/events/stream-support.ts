@@ -1,6 +1,7 @@
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { EventSource } from 'eventsource';
 import { databaseUrlOf } from '../../activities/backups';
+import { DOMAIN_EVENT_TYPES } from '../../common/domain-events';
 import { createApp } from '../../api/app';
 import { startAuthentication } from '../../api/credentials/authentication';
 import type { ApiConfig } from '../../api/deps';
@@ -83,7 +84,7 @@ export function subscribe(baseUrl: string, key: string, query = '') {
   const source = new EventSource(`${baseUrl}/api/v1/stream${query}`, {
     fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, authorization: `Bearer ${key}` } }),
   });
-  const types = ['document.effective', 'capa.closed', 'sample.rejected', 'summary.approved', 'task.assigned', 'backup.verified'];
+  const types = DOMAIN_EVENT_TYPES;
   for (const type of types) {
     source.addEventListener(type, (e) => events.push({ id: e.lastEventId, type, data: JSON.parse(e.data) }));
   }
