@@ -29,6 +29,7 @@ import { sampleIntakeRoutes } from './routes/sample-intake';
 import { notificationRoutes } from './routes/notifications';
 import { mountSampleWebhooks, sampleWebhookOperations } from './routes/sample-intake-webhooks';
 import { scheduledWorkRoutes } from './routes/scheduled-work';
+import { streamRoutes } from './routes/stream';
 import { auditTrailRoutes } from './routes/audit-trails';
 import { exportRoutes } from './routes/exports';
 import { summaryRoutes } from './routes/summaries';
@@ -56,6 +57,7 @@ function routeSpecs(deps: ApiDeps) {
     ...patientRoutes(deps),
     ...summaryRoutes(deps),
     ...eventRoutes(deps),
+    ...streamRoutes(deps),
     ...webhookSubscriptionRoutes(deps),
     ...notificationRoutes(deps),
     ...exportRoutes(deps),
@@ -109,6 +111,12 @@ export function createApp(deps: ApiDeps): Koa {
   for (const spec of signingSpecs(specs)) api[spec.method](spec.path, limits.signing);
   mountRoutes(api, specs, deps);
 
+  // What fails once an answer has begun (a streamed body) reaches Koa, not the error handler: logged, never printed.
+  app.on('error', (err: NodeJS.ErrnoException) => {
+    // A client that goes away in the middle of a stream (an event stream's usual end) is nothing to report.
+    if (err.code === 'ERR_STREAM_PREMATURE_CLOSE') return;
+    deps.log.warn({ err: err.name, code: err.code }, 'an answer failed after it had begun');
+  });
   app.use(requestContext(deps.log));
   app.use(metrics.middleware);
   app.use(errorHandler(deps.log));

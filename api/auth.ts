@@ -26,6 +26,11 @@ export interface FailedCredential {
 export interface Authenticator {
   (ctx: Context): Promise<Actor>;
   invalidate(change: CredentialChange | 'all'): void;
+  /**
+   * The request's credential resolved again (a long-lived request, as an event stream, asks while it lasts): its
+   * actor now, or undefined when it is refused now. A refusal here is not counted as a failed attempt.
+   */
+  recheck(ctx: Context): Promise<Actor | undefined>;
 }
 
 export interface ApiKeyResolverOptions {
@@ -113,16 +118,23 @@ export function createAuthenticator(db: Db, cacheTtlMs: number, options: Authent
     apiKeyResolver(db, { cacheTtlMs, lastUsedIntervalMs: options.lastUsedIntervalMs, onError: options.onError }),
     ...(options.resolvers ?? []),
   ];
-  const authenticate = async function authenticate(ctx: Context): Promise<Actor> {
-    const match = /^Bearer\s+(\S+)$/i.exec(ctx.get('authorization'));
-    if (!match) throw problems.unauthenticated();
-    const token = match[1];
+  const bearer = (ctx: Context) => /^Bearer\s+(\S+)$/i.exec(ctx.get('authorization'))?.[1];
+  const resolve = async (token: string, ctx: Context) => {
     const resolver = resolvers.find((r) => r.accepts(token));
-    const actor = resolver ? await resolver.resolve(token, ctx) : undefined;
+    return resolver ? resolver.resolve(token, ctx) : undefined;
+  };
+  const authenticate = async function authenticate(ctx: Context): Promise<Actor> {
+    const token = bearer(ctx);
+    if (!token) throw problems.unauthenticated();
+    const actor = await resolve(token, ctx);
     if (actor) return actor;
     await options.onFailure?.({ clientIp: ctx.ip, prefix: API_KEY_PATTERN.exec(token)?.[1] ?? null });
     throw problems.unauthenticated();
   } as Authenticator;
+  authenticate.recheck = async (ctx) => {
+    const token = bearer(ctx);
+    return token ? resolve(token, ctx) : undefined;
+  };
   authenticate.invalidate = (change) => {
     for (const r of resolvers) r.invalidate?.(change);
   };

@@ -43,6 +43,12 @@ export function apiConfig(config: Config): ApiConfig {
     webhooks: webhookSettings(config),
     publicUrl: config.PUBLIC_URL,
     notifications: { slackUrlPrefixes: config.SLACK_WEBHOOK_URL_PREFIXES.split(',').map((p) => p.trim()).filter(Boolean) },
+    streams: {
+      heartbeatMs: durationMs(config.STREAM_HEARTBEAT_INTERVAL),
+      maxPerUser: config.STREAM_MAX_PER_USER,
+      maxPerProcess: config.STREAM_MAX_PER_PROCESS,
+      maxBufferedBytes: config.STREAM_MAX_BUFFERED_BYTES,
+    },
   };
 }
 

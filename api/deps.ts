@@ -10,6 +10,7 @@ import type { Db } from '../db/knex';
 import type { Logger } from '../platform/logger';
 import type { CredentialSettings } from './credentials/settings';
 import type { RateLimitSettings } from './hardening/rate-limits';
+import type { EventStreams, StreamSettings } from './live/event-streams';
 
 export interface ApiConfig {
   taskQueue: string;
@@ -40,6 +41,8 @@ export interface ApiConfig {
   publicUrl?: string;
   /** Notifications: the URL prefixes a Slack incoming webhook may have (SLACK_WEBHOOK_URL_PREFIXES). */
   notifications?: { slackUrlPrefixes: string[] };
+  /** Live event streams (STREAM_*); DEFAULT_STREAM_SETTINGS when absent. */
+  streams?: StreamSettings;
 }
 
 export interface SummarySettings {
@@ -72,4 +75,6 @@ export interface ApiDeps {
    * API without it; no setting turns it off.
    */
   hardening?: boolean;
+  /** The process's live event streams (GET /stream); absent, the route answers 503. */
+  streams?: EventStreams;
 }

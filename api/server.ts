@@ -9,6 +9,7 @@ import { createApp } from './app';
 import { apiConfig, oidcSettings } from './config';
 import { startAuthentication } from './credentials/authentication';
 import { createApiServer } from './hardening/tls-server';
+import { createEventStreams } from './live/event-streams';
 import { oidcResolver } from './oidc';
 import { deliverQueuedEmails } from './temporal/notifications';
 
@@ -32,12 +33,15 @@ async function main(): Promise<void> {
     deliverEmails: (key: string, ids: string[]) => deliverQueuedEmails({ temporal, config: settings, log }, key, ids),
   };
   const auth = startAuthentication({ db, temporal, config: settings, log }, urls.app, oidc ? [oidcResolver(db, oidc, sso)] : []);
+  // Live updates share the process's one LISTEN connection with the credential notices.
+  const streams = createEventStreams({ db, listener: auth.listener, settings: settings.streams, log, recheck: auth.authenticate.recheck });
   const app = createApp({
     db,
     temporal,
     config: settings,
     log,
     authenticate: auth.authenticate,
+    streams,
     payloadCodec: dataConverter.payloadCodecs?.[0],
     auditChain: auditChainFromConfig(config),
   });
@@ -53,6 +57,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'api stopping');
+    // Open event streams would hold the server open: each ends with 'shutting-down', and its client reconnects.
+    streams.close();
     server.close(() => {
       void Promise.allSettled([connection.close(), auth.close(), db.destroy()]).then(() => process.exit(0));
     });

@@ -218,6 +218,11 @@ export const configSchema = z.object({
   NOTIFY_RETRY_MAX_INTERVAL: positiveDuration.default('10m'),
   NOTIFY_RETRY_FOR: positiveDuration.default('24h'),
   NOTIFY_REQUEST_TIMEOUT: positiveDuration.default('10s'),
+  // Live updates over Server-Sent Events (GET /api/v1/stream, docs/events.md).
+  STREAM_HEARTBEAT_INTERVAL: positiveDuration.default('15s'),
+  STREAM_MAX_PER_USER: count(1).default(5),
+  STREAM_MAX_PER_PROCESS: count(1).default(1000),
+  STREAM_MAX_BUFFERED_BYTES: count(4096).default(1_048_576),
 });
 
 export type Config = z.infer<typeof configSchema>;

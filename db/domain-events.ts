@@ -2,6 +2,9 @@ import type { Knex } from 'knex';
 import { validDomainEvent, type DomainEventInput, type DomainEventType } from '../common/domain-events';
 import type { Db } from './knex';
 
+/** The channel a trigger NOTIFYs at each event's commit, with the event's type as payload (the migration's). */
+export const DOMAIN_EVENTS_CHANNEL = 'labflow_domain_events';
+
 /** Writes a domain event; call it inside the transaction of the change it announces. */
 export async function appendDomainEvent(trx: Knex | Knex.Transaction, event: DomainEventInput): Promise<void> {
   const { version, data } = validDomainEvent(event);

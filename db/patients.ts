@@ -303,6 +303,21 @@ export async function isOnCareTeam(db: Knex, patientId: string, userId: string):
   return Boolean(await db('patient_clinicians').where({ patient_id: patientId, user_id: userId }).first('user_id'));
 }
 
+/** The user IDs on each of the patients' care teams (IDs only; a patient without a team is absent). */
+export async function careTeamUserIds(db: Knex, patientIds: string[]): Promise<Map<string, Set<string>>> {
+  const teams = new Map<string, Set<string>>();
+  if (!patientIds.length) return teams;
+  const rows: { patient_id: string; user_id: string }[] = await db('patient_clinicians')
+    .whereIn('patient_id', patientIds)
+    .select('patient_id', 'user_id');
+  for (const r of rows) {
+    let team = teams.get(r.patient_id);
+    if (!team) teams.set(r.patient_id, (team = new Set()));
+    team.add(r.user_id);
+  }
+  return teams;
+}
+
 export interface CareTeamMember {
   username: string;
   printedName: string;

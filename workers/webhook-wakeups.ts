@@ -1,7 +1,8 @@
 import type { Client as TemporalClient } from '@temporalio/client';
-import pg from 'pg';
 import { deliverySettings, webhookDeliveryWorkflowId, webhookWakeSignal, type WebhookSettings } from '../common/webhook-delivery';
+import { DOMAIN_EVENTS_CHANNEL } from '../db/domain-events';
 import type { Db } from '../db/knex';
+import { createPgListener } from '../db/pg-listener';
 import type { Logger } from '../platform/logger';
 import type { webhookDeliveryWorkflow } from '../workflows';
 
@@ -63,48 +64,33 @@ export async function startWebhookWakeups(deps: {
       });
   };
 
-  let listener: pg.Client | undefined;
-  let retryMs = 500;
-  let timer: NodeJS.Timeout | undefined;
-  // A dedicated connection: a pooled one would lose its LISTEN when handed back. After a reconnect every run is
-  // woken, since notifications sent meanwhile are lost.
-  async function listen(): Promise<void> {
-    const c = new pg.Client({ connectionString: deps.databaseUrl, application_name: 'labflow-webhook-wakeups' });
-    listener = c;
-    let lost = false;
-    const onLost = (err?: Error) => {
-      if (lost) return;
-      lost = true;
-      void c.end().catch(() => {});
-      if (closed) return;
-      deps.log.warn({ err: err?.message }, 'webhook wake-ups: connection lost, reconnecting');
-      timer = setTimeout(() => void listen(), retryMs);
-      retryMs = Math.min(retryMs * 2, 30_000);
-    };
-    c.on('error', onLost);
-    c.on('end', () => onLost());
-    c.on('notification', (msg) => {
-      if (msg.payload) pendingTypes.add(msg.payload);
-      kick();
-    });
-    try {
-      await c.connect();
-      await c.query('listen labflow_domain_events');
-    } catch (err) {
-      onLost(err as Error);
-      return;
-    }
-    retryMs = 500;
+  // The pattern the API processes use (db/pg-listener.ts). After a reconnection every run is woken, since
+  // notifications sent meanwhile are lost.
+  const listener = createPgListener({
+    connectionString: deps.databaseUrl,
+    applicationName: 'labflow-webhook-wakeups',
+    channels: [DOMAIN_EVENTS_CHANNEL],
+    log: { warn: (obj, msg) => deps.log.warn(obj, `webhook wake-ups: ${msg}`), info: (obj, msg) => deps.log.info(obj, `webhook wake-ups: ${msg}`) },
+  });
+  listener.on(DOMAIN_EVENTS_CHANNEL, (payload) => {
+    if (payload) pendingTypes.add(payload);
+    kick();
+  });
+  listener.onReset(() => {
     all = true;
     kick();
-  }
-  await listen();
+  });
+  void listener.ready.then(() => {
+    all = true;
+    kick();
+  });
+  // Start-up waits for the LISTEN while PostgreSQL answers; without it the worker goes on and the listener retries.
+  await Promise.race([listener.ready, new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
   return {
     async close() {
       closed = true;
-      if (timer) clearTimeout(timer);
       await running;
-      await listener?.end().catch(() => {});
+      await listener.close();
     },
   };
 }

@@ -1,4 +1,5 @@
-import { listenForCredentialChanges, type CredentialListener } from '../../db/credential-notices';
+import { CREDENTIALS_CHANNEL, LISTENER_APPLICATION_NAME, onCredentialChanges } from '../../db/credential-notices';
+import { createPgListener, type PgListener } from '../../db/pg-listener';
 import { createAuthenticator, type Authenticator, type CredentialResolver } from '../auth';
 import type { ApiDeps } from '../deps';
 import { failedKeyWatch } from './alerts';
@@ -6,8 +7,11 @@ import { DEFAULT_CREDENTIAL_SETTINGS } from './settings';
 
 export interface ApiAuthentication {
   authenticate: Authenticator;
-  /** The LISTEN on the credentials channel; `ready` once it is in place. */
-  listener: CredentialListener;
+  /**
+   * The process's one LISTEN connection, on the credentials channel from the start; `ready` once it is in place.
+   * The live event streams listen on it too.
+   */
+  listener: PgListener;
   close(): Promise<void>;
 }
 
@@ -27,11 +31,16 @@ export function startAuthentication(
     lastUsedIntervalMs: settings.lastUsedIntervalMs,
     onError: (err) => deps.log.error({ err: err instanceof Error ? err.name : String(err) }, 'could not record the last use of an API key'),
   });
-  const listener = listenForCredentialChanges({
+  const listener = createPgListener({
     connectionString: databaseUrl,
-    onChange: (change) => authenticate.invalidate(change),
-    onReset: () => authenticate.invalidate('all'),
+    applicationName: LISTENER_APPLICATION_NAME,
+    channels: [CREDENTIALS_CHANNEL],
     log: { warn: (obj, msg) => deps.log.warn(obj, msg), info: (obj, msg) => deps.log.info(obj, msg) },
   });
+  onCredentialChanges(
+    listener,
+    (change) => authenticate.invalidate(change),
+    () => authenticate.invalidate('all'),
+  );
   return { authenticate, listener, close: () => listener.close() };
 }

@@ -26,16 +26,28 @@ export const redeliverBody = z.strictObject({
   eventIds: z.array(z.uuid()).min(1).max(1000).optional(),
 });
 
+const typeList = z
+  .string()
+  .max(1000)
+  .transform((v) => v.split(',').map((t) => t.trim()))
+  .pipe(z.array(domainEventType));
+/** An event's `seq`, as `after` and as the Last-Event-ID an event stream sends back. */
+export const eventSeq = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
 export const eventsQuery = z.strictObject({
-  type: z
-    .string()
-    .max(1000)
-    .transform((v) => v.split(',').map((t) => t.trim()))
-    .pipe(z.array(domainEventType))
-    .optional(),
-  after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  type: typeList.optional(),
+  after: eventSeq.optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
 });
+
+export const streamQuery = z.strictObject({
+  type: typeList.optional(),
+  /** For a first connection (a browser's EventSource cannot send Last-Event-ID then); Last-Event-ID wins. */
+  after: eventSeq.optional(),
+});
+
+/** The Last-Event-ID request header: digits only (labflow's event IDs are seqs). */
+export const lastEventId = z.string().regex(/^\d{1,15}$/, 'expected the id of an event this stream sent (digits)').transform(Number);
 
 // What the routes answer (api/route.ts `response`).
 const record = z.looseObject;

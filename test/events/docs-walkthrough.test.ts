@@ -72,4 +72,22 @@ describe("docs/events.md's walk-through", function () {
     assert.match(stdout, /"type":"urn:labflow:problem:webhook-url-private-range"/);
     assert.match(stdout, /"previousSecretExpiresAt":"/);
   });
+
+  it('runs the live-updates walk-through verbatim: the event arrives, a reconnection replays the one missed', async () => {
+    const doc = await readFile(join(__dirname, '..', '..', 'docs', 'events.md'), 'utf8');
+    const script = doc.split('### Watch it live with curl')[1].split('```sh\n')[1].split('```')[0];
+    const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script], {
+      cwd: dir,
+      env: { ...process.env, LABFLOW_URL: s.p.baseUrl },
+      timeout: 90_000,
+    });
+    const live = /^id: (\d+)\nevent: task.assigned\ndata: (.*)$/m.exec(stdout);
+    assert.ok(live, stdout);
+    const replayed = stdout.slice(live.index + live[0].length);
+    const again = /^id: (\d+)\nevent: task.assigned\ndata: (.*)$/m.exec(replayed);
+    assert.ok(again, stdout);
+    assert.ok(Number(again[1]) > Number(live[1]), 'the replay starts after the last event received');
+    assert.notEqual(JSON.parse(again[2]).entityId, JSON.parse(live[2]).entityId);
+    assert.match(stdout, /"field":"header.last-event-id"/);
+  });
 });

@@ -10,6 +10,7 @@ import type Koa from 'koa';
 import { createApp } from '../../api/app';
 import { startAuthentication } from '../../api/credentials/authentication';
 import { DEFAULT_CREDENTIAL_SETTINGS } from '../../api/credentials/settings';
+import { createEventStreams } from '../../api/live/event-streams';
 import type { ApiConfig } from '../../api/deps';
 import { oidcResolver } from '../../api/oidc';
 import { deliverQueuedEmails } from '../../api/temporal/notifications';
@@ -186,12 +187,15 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       : [],
   );
   await auth.listener.ready;
+  const streams = createEventStreams({ db, listener: auth.listener, settings: config.streams, log, recheck: auth.authenticate.recheck });
+  await streams.ready;
   const app = createApp({
     db,
     temporal: temporal.client,
     config,
     log,
     authenticate: auth.authenticate,
+    streams,
     payloadCodec: env.dataConverter.payloadCodecs?.[0],
   });
   if (options.onResponse) app.middleware.unshift(options.onResponse);
@@ -207,6 +211,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     startWorker,
     stopWorker,
     async stop() {
+      streams.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await stopWorker();
       await auth.close();
