@@ -50,6 +50,8 @@ export function toProblem(err: unknown): Problem | null {
   if ((code && unreachable.includes(code)) || /Knex: Timeout acquiring a connection|Connection terminated|Connection ended unexpectedly/.test(message)) {
     return problems.unavailable('PostgreSQL is not reachable');
   }
+  // The server's connection slots are all taken (53300) or a resource ran out (53xxx): a moment later may work.
+  if (code && /^53\d{3}$/.test(code)) return problems.unavailable('PostgreSQL is out of connections or resources; try again shortly');
   // A value the schemas let through and the database refused: the client's to fix, and never quoted back.
   if (isDataException(err)) {
     return new Problem(400, 'invalid-value', 'A value is out of range', 'a date, number or text in the request is outside what labflow can store');
