@@ -12,7 +12,7 @@ import {
   type CapaSource,
   type CapaState,
 } from '../../common/capa';
-import { FailureType, refuse } from '../../common/failures';
+import { refuse } from '../../common/failures';
 import { Assignees, DueAt, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { OutboxDeliveries } from '../lib/outbox';
 import { grantRefusal, refusalType } from '../lib/proof';
