@@ -13,7 +13,7 @@ import type { Knex } from 'knex';
  */
 export async function up(knex: Knex): Promise<void> {
   await knex.raw(`
-    create function append_only_refuse_change() returns trigger language plpgsql as $$
+    create or replace function append_only_refuse_change() returns trigger language plpgsql as $$
     begin
       raise exception '% is append-only: % refused', tg_table_name, tg_op using errcode = 'insufficient_privilege';
     end $$;
@@ -98,6 +98,11 @@ export async function down(knex: Knex): Promise<void> {
     update signatures s set void = true, voided_at = v.voided_at, void_reason = v.reason
       from signature_voids v where v.signature_id = s.id;
     drop table signature_voids;
-    drop function append_only_refuse_change();
+    -- Later migrations protect their own tables with the same function: it stays while any trigger still uses it.
+    do $$ begin
+      if not exists (select 1 from pg_trigger t join pg_proc p on p.oid = t.tgfoid where p.proname = 'append_only_refuse_change') then
+        drop function append_only_refuse_change();
+      end if;
+    end $$;
   `);
 }
