@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import type { Role } from '../../common/roles';
 import { createUser } from '../../db/identity';
 import { startPlatform, type Platform } from '../helpers/platform';
-import { testEnv } from '../setup/env';
+import { createScratchDatabase, type ScratchDatabase } from '../helpers/scratch-database';
 
 /**
  * docs/training.md's walk-through, run as written by bash and curl against the real API and worker, from a folder
@@ -17,9 +17,13 @@ describe("docs/training.md's walk-through", function () {
   this.timeout(240_000);
   let p: Platform;
   let dir: string;
+  // A database of its own: the walk-through names its people by their development usernames, and the gate and the
+  // training matrix judge every user of a role, so no other test file's users may be in it.
+  let scratch: ScratchDatabase;
 
   before(async () => {
-    p = await startPlatform();
+    scratch = await createScratchDatabase('training_doc');
+    p = await startPlatform({ db: scratch.db });
     dir = await mkdtemp(join(tmpdir(), 'labflow-training-doc-'));
     await mkdir(join(dir, '.data'));
     await symlink(join(__dirname, '..', '..', 'node_modules'), join(dir, 'node_modules'));
@@ -32,17 +36,15 @@ describe("docs/training.md's walk-through", function () {
     ];
     const devUsers = [];
     for (const [username, roles] of people) {
-      // The walk-through names its people by their development usernames; another test file may hold them already.
-      const existing = await testEnv().db('users').where({ username }).first();
-      if (existing) await testEnv().db('users').where({ username }).update({ username: `${username}.${Date.now()}` });
       const password = `pw-${username}-long-enough`;
-      const { apiKey } = await createUser(testEnv().db, { username, printedName: username, email: `${username}.${Date.now()}@lab.test`, roles, password });
+      const { apiKey } = await createUser(scratch.db, { username, printedName: username, email: `${username}.${Date.now()}@lab.test`, roles, password });
       devUsers.push({ username, apiKey, password });
     }
     await writeFile(join(dir, '.data', 'dev-users.json'), JSON.stringify(devUsers));
   });
   after(async () => {
     await p?.stop();
+    await scratch?.drop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 

@@ -108,7 +108,7 @@ describe('user lifecycle: list, read, signed role changes, deactivation and reac
     assert.equal(res.body.active, false);
     assert.equal(res.body.revokedKeys, 1);
     assert.equal(res.body.closedSessions, 1);
-    assert.deepEqual(res.body.handedOver, { capa: [], document: [], sample: [], summary: [] });
+    assert.deepEqual(res.body.handedOver, { capa: [], document: [], sample: [], summary: [], training: [] });
     const keys = await scratch.db('api_keys').where({ user_id: u.leaver.actor.userId });
     assert.ok(keys.every((k) => k.revoked_at !== null));
     assert.equal((await scratch.db('codec_sessions').where({ user_id: u.leaver.actor.userId })).length, 0);
