@@ -6,6 +6,7 @@ import { toDomainEvent } from '../db/domain-events';
 import { createUser } from '../db/identity';
 import { benchRun } from './lib/bench-run';
 import { startBenchPlatform } from './lib/bench-platform';
+import { median, percentile } from './lib/stats';
 
 /**
  * bench:webhooks — domain events delivered to a local receiver through the delivery workflow (a subscription, its
@@ -19,11 +20,6 @@ const EVENTS = intSetting('BENCH_EVENTS', 300);
 const ROUNDS = intSetting('BENCH_ROUNDS', 3);
 const TARGET = 0.5;
 
-const median = (xs: number[]) => percentile(xs, 0.5);
-function percentile(xs: number[], q: number): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
-}
 const r1 = (x: number) => Math.round(x * 10) / 10;
 
 interface Receiver {

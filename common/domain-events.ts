@@ -6,6 +6,16 @@ import { z } from 'zod';
  */
 const id = z.string().min(1).max(200);
 
+/** A task event: which task, of what, and whose; `task.overdue` always has a due date. */
+const taskEvent = z.strictObject({
+  taskKey: id,
+  kind: z.string().max(80),
+  entityType: z.string().max(40),
+  entityId: id,
+  assigneeUserId: z.string().nullable(),
+  assigneeRole: z.string().nullable(),
+});
+
 export const DOMAIN_EVENT_SCHEMAS = {
   'document.effective': {
     version: 1,
@@ -23,30 +33,8 @@ export const DOMAIN_EVENT_SCHEMAS = {
     version: 1,
     schema: z.strictObject({ patientId: id, summaryId: id, round: z.number().int().nullable() }),
   },
-  'task.assigned': {
-    version: 1,
-    schema: z.strictObject({
-      taskKey: id,
-      kind: z.string().max(80),
-      entityType: z.string().max(40),
-      entityId: id,
-      assigneeUserId: z.string().nullable(),
-      assigneeRole: z.string().nullable(),
-      dueAt: z.string().nullable(),
-    }),
-  },
-  'task.overdue': {
-    version: 1,
-    schema: z.strictObject({
-      taskKey: id,
-      kind: z.string().max(80),
-      entityType: z.string().max(40),
-      entityId: id,
-      assigneeUserId: z.string().nullable(),
-      assigneeRole: z.string().nullable(),
-      dueAt: z.string(),
-    }),
-  },
+  'task.assigned': { version: 1, schema: taskEvent.extend({ dueAt: z.string().nullable() }) },
+  'task.overdue': { version: 1, schema: taskEvent.extend({ dueAt: z.string() }) },
   'backup.verified': {
     version: 1,
     schema: z.strictObject({ backupId: id, encrypted: z.boolean() }),
