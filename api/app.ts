@@ -34,6 +34,7 @@ import { auditTrailRoutes } from './routes/audit-trails';
 import { exportRoutes } from './routes/exports';
 import { summaryRoutes } from './routes/summaries';
 import { trainingRoutes } from './routes/training';
+import { competenceRoutes } from './routes/competence';
 import { userRoutes } from './routes/users';
 import { webhookSubscriptionRoutes } from './routes/webhook-subscriptions';
 import { workflowRoutes } from './routes/workflows';
@@ -62,6 +63,7 @@ function routeSpecs(deps: ApiDeps) {
     ...notificationRoutes(deps),
     ...exportRoutes(deps),
     ...trainingRoutes(deps),
+    ...competenceRoutes(deps),
     ...auditTrailRoutes(deps),
   ];
 }

@@ -139,6 +139,9 @@ export const configSchema = z.object({
   DOC_STAGE_DUE: duration.default('72h'),
   DOC_REMINDER_BEFORE: duration.default('24h'),
   DOC_PERIODIC_REVIEW: duration.default('365d'),
+  COMPETENCY_FIRST_YEAR_INTERVAL: positiveDuration.default('182d'),
+  COMPETENCY_FIRST_YEAR_ASSESSMENTS: z.coerce.number().int().min(0).max(12).default(2),
+  COMPETENCY_INTERVAL: positiveDuration.default('365d'),
 
   ERP_URL: z.string().optional(),
   ERP_API_KEY: z.string().optional(),

@@ -368,3 +368,29 @@ export const trainingRequirement = record({
   active: z.boolean(),
 });
 export const governingDocuments = record({ activity: z.string(), documents: z.array(z.string()) });
+
+// competence and authorisation
+export const activityRequirements = record({ activity: z.string(), competency: z.boolean(), authorisation: z.boolean() });
+export const competencyAssessment = record({
+  id: z.string(),
+  username: z.string(),
+  activity: z.string(),
+  scope: z.string(),
+  method: z.string(),
+  outcome: z.string(),
+  assessedAt: timestamp,
+  nextDueAt: nullableTime,
+  assessor: z.string(),
+});
+export const authorisation = record({
+  id: z.string(),
+  username: z.string(),
+  activity: z.string(),
+  scope: z.string(),
+  validFrom: timestamp,
+  validUntil: nullableTime,
+  grantedBy: z.string(),
+  state: z.string().describe('active, pending (starts later), expired, revoked or renewed'),
+  signature: record({ printedName: z.string(), meaning: z.string(), signedAt: timestamp, contentHash: z.string() }).nullable(),
+});
+export const competenceRecord = record({ username: z.string(), assessments: z.array(competencyAssessment), authorisations: z.array(authorisation) });
