@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { capaGrantedArgs, mayAct, type CapaGrantAction } from '../common/capa-grants';
-import { CAPA_VERIFICATION } from '../db/gate';
+import { CAPA_CLOSURE, CAPA_VERIFICATION } from '../db/gate';
 import type { Actor } from '../common/roles';
 import { appendAudit } from '../db/audit';
 import {
@@ -78,7 +78,7 @@ async function linkBorneOut(trx: Knex.Transaction, capa: CapaRef, proof: Extract
 }
 
 /** The CAPA actions behind the gate (db/gate.ts), and the activity each is. */
-const GATED: Partial<Record<CapaGrantAction, string>> = { 'capa.record_effectiveness': CAPA_VERIFICATION };
+const GATED: Partial<Record<CapaGrantAction, string>> = { 'capa.record_effectiveness': CAPA_VERIFICATION, 'capa.close': CAPA_CLOSURE };
 
 export function capaActivities({ db, mailer, publicUrl, mailDomain }: ActivityDeps) {
   const link = (capa: CapaRef) => `${publicUrl}/api/v1/capas/${capa.number}`;

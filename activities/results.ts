@@ -15,11 +15,13 @@ import type { Actor } from '../common/roles';
 import type { SignatureInput } from '../common/signatures';
 import { appendAudit } from '../db/audit';
 import { instrumentUsability, unusableWhy } from '../db/equipment';
+import { RESULT_VERIFICATION } from '../db/gate';
 import { matchingRange, policyOf } from '../db/results';
 import { recordSignature } from '../db/signatures';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
 import { grantChecks, Refusal, type RecordRef } from './lib/grant-checks';
+import { gateInTransaction } from './training';
 
 /** An analysis as its run names it: IDs only. */
 export interface AnalysisRef {
@@ -70,6 +72,7 @@ const invalid = (message: string) => ApplicationFailure.create({ type: FailureTy
 export function resultActivities(deps: ActivityDeps) {
   const { db, publicUrl } = deps;
   const checks = grantChecks(deps);
+  const requireGate = gateInTransaction(deps);
   const recordRef = (ref: AnalysisRef): RecordRef => ({
     workflowId: ref.workflowId,
     entityType: 'analysis',
@@ -190,6 +193,10 @@ export function resultActivities(deps: ActivityDeps) {
             return { actor };
           }
           case 'analysis.verify': {
+            // The verifier must be fit for this test's verification, and the value must come from a usable instrument.
+            await requireGate(trx, actor, { activity: RESULT_VERIFICATION, scope: ref.test }, { entityType: 'analysis', entityId: ref.workflowId });
+            const current = await trx('analysis_entries as e').join('analyses as a', 'a.current_entry_id', 'e.id').where('a.id', ref.analysisId).first('e.instrument', 'e.qc_run');
+            if (current) await requireUsableInstrument(trx, current);
             const seq = Number((await trx('analysis_verifications').where({ analysis_id: ref.analysisId }).count({ n: '*' }))[0].n) + 1;
             const signatureId = await signed('verification');
             await trx('analysis_verifications').insert({ analysis_id: ref.analysisId, seq, user_id: actor.userId, signature_id: signatureId });

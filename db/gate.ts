@@ -20,6 +20,10 @@ export const GATED_ACTIVITY_PATTERN = /^[a-z_]+(\.[a-z_]+){1,3}$/;
 /** The activity a reviewer of a document of this type performs; its governing documents say what they must know. */
 export const documentReviewActivity = (docType: string): GateActivity => `document.review.${docType}`;
 export const CAPA_VERIFICATION: GateActivity = 'capa.verify_effectiveness';
+export const CAPA_CLOSURE: GateActivity = 'capa.close';
+export const SAMPLE_ACCEPTANCE_WITH_DEVIATION: GateActivity = 'sample.accept_with_deviation';
+export const RESULT_VERIFICATION: GateActivity = 'result.verify';
+export const INSTRUMENT_BOOKING: GateActivity = 'instrument.book';
 
 /** What an authorisation or competency covers within an activity: every scope ('*') or one (a test code, an instrument). */
 export const ANY_SCOPE = '*';

@@ -43,6 +43,8 @@ import {
   type AnalysisRow,
 } from '../services/results';
 import { grantAction, verifySigner } from '../signing';
+import { RESULT_VERIFICATION } from '../../db/gate';
+import { requireGate } from '../services/training';
 
 const LAB = ['lab_technician', 'lab_director'] as const;
 const TAG = 'results';
@@ -192,7 +194,10 @@ export function resultRoutes(deps: ApiDeps): RouteSpec[] {
       update: verifyResultUpdate,
       action: 'analysis.verify',
       problems: [409, 422, 423],
-      toArgs: async (row, body, actor) => ({ signature: await signed(actor, row, body, 'verification') }),
+      toArgs: async (row, body, actor) => {
+        await requireGate(deps, actor, { activity: RESULT_VERIFICATION, scope: row.test_code }, { entityType: 'analysis', entityId: row.workflow_id });
+        return { signature: await signed(actor, row, body, 'verification') };
+      },
     }),
     analysisAction({
       name: 'release',
