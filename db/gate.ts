@@ -204,7 +204,9 @@ export const GATE_CHECKS: GateCheck[] = [roleCheck, trainingCheck, competencyChe
 export type GateVerdict = { ok: true } | { ok: false; missing: Missing[] };
 
 export async function checkGate(db: Knex | Knex.Transaction, person: GatePerson, request: GateRequest, now = new Date()): Promise<GateVerdict> {
-  const missing = (await Promise.all(GATE_CHECKS.map((check) => check.missing(db, person, request, now)))).flat();
+  // One after another: inside a transaction the checks share one connection.
+  const missing: Missing[] = [];
+  for (const check of GATE_CHECKS) missing.push(...(await check.missing(db, person, request, now)));
   return missing.length ? { ok: false, missing } : { ok: true };
 }
 
