@@ -11,7 +11,7 @@ export async function up(knex: Knex): Promise<void> {
       id uuid primary key,
       workflow_id text not null unique,
       kind text not null check (kind in ('capas', 'samples')),
-      period text not null check (period ~ '^[0-9]{4}(-[0-9]{2})?$'),
+      period text not null check (period ~ '^[0-9]{4}$' or period ~ '^[0-9]{4}-[0-9]{2}$'),
       format text not null check (format in ('pdf', 'csv', 'json')),
       state text not null default 'running' check (state in ('running', 'completed', 'failed')),
       requested_by_id uuid not null references users(id),
