@@ -1,6 +1,5 @@
 import { auditTrail } from '../../db/audit';
 import { findContent, listSignatures } from '../../db/documents';
-import { listSignaturesFor } from '../../db/signatures';
 import type { Actor } from '../../common/roles';
 import type { VersionRow } from '../../db/documents';
 import type { ApiDeps } from '../deps';
