@@ -27,10 +27,14 @@ export async function verifiedResult(p: Platform, u: Record<'tech' | 'tech2', Te
 
 /** The report version once its run has assembled it (awaiting release), as the lab director reads it. */
 export async function assembled(p: Platform, director: TestUser, accession: string, version = 1) {
-  return waitFor(async () => {
-    const res = await p.api('GET', reportUrl(accession, version), { key: director.apiKey });
-    return res.status === 200 ? res.body : null;
-  }, `report v${version} of ${accession}`);
+  // The run's assembly writes the content (a correction's row is written first by the API, without it).
+  await waitFor(
+    async () => (await testEnv().db('reports').where({ accession, version }).whereNotNull('content').first('id')) ?? null,
+    `report v${version} of ${accession} assembled`,
+  );
+  const res = await p.api('GET', reportUrl(accession, version), { key: director.apiKey });
+  if (res.status !== 200) throw new Error(`report read answered ${res.status}: ${JSON.stringify(res.body)}`);
+  return res.body;
 }
 
 export async function release(p: Platform, director: TestUser, accession: string, version: number, extra: Record<string, unknown> = {}) {
