@@ -27,8 +27,13 @@ describe('a report run whose worker is killed with SIGKILL during report generat
   const startedActivity = (workflowId: string, activityType: string) =>
     waitFor(
       async () => {
-        const { raw } = await testEnv().client.workflow.getHandle(workflowId).describe();
-        const pending = raw.pendingActivities?.find((a) => a.activityType?.name === activityType);
+        // The run may not have been started yet.
+        const raw = await testEnv()
+          .client.workflow.getHandle(workflowId)
+          .describe()
+          .then((d) => d.raw)
+          .catch(() => null);
+        const pending = raw?.pendingActivities?.find((a) => a.activityType?.name === activityType);
         return pending?.lastStartedTime ? pending : null;
       },
       `${activityType} started on ${workflowId}`,
