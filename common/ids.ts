@@ -11,6 +11,7 @@ export const workflowIds = {
   report: (accession: string, version: number) => `report:${accession}:v${version}`,
   instrument: (code: string) => `instrument:${code}`,
   soapSummary: (patientId: string, notesHash: string) => `soap-summary:${patientId}:${notesHash}`,
+  bulkExport: (exportId: string) => `bulk-export:${exportId}`,
 };
 
 export function parseWorkflowType(workflowId: string): string {

@@ -14,3 +14,4 @@ export { trainingCampaignWorkflow } from './training-campaign';
 export { trainingAssignmentWorkflow } from './training-assignment';
 export { instrumentWorkflow } from './instrument';
 export { reportWorkflow } from './report';
+export { bulkExportWorkflow } from './bulk-export';
