@@ -9,6 +9,7 @@ import { erpSyncActivities } from './erp-sync';
 import { incomingInspectionActivities } from './incoming-inspection';
 import { noticeActivities } from './notices';
 import { notificationActivities } from './notifications';
+import { reportActivities } from './reports';
 import { resultActivities } from './results';
 import { sampleIntakeActivities } from './sample-intake';
 import { supplierQualificationActivities } from './supplier-qualification';
@@ -32,6 +33,7 @@ export function createActivities(deps: ActivityDeps) {
     ...capaActivities(deps),
     ...sampleIntakeActivities(deps),
     ...resultActivities(deps),
+    ...reportActivities(deps),
     ...equipmentActivities(deps),
     ...equipmentTimerActivities(deps),
     ...erpSyncActivities(deps),

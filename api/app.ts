@@ -23,6 +23,7 @@ import { eventRoutes } from './routes/events';
 import { inboxRoutes } from './routes/inbox';
 import { patientRoutes } from './routes/patients';
 import { routingTemplateRoutes } from './routes/routing-templates';
+import { reportRoutes } from './routes/reports';
 import { resultRoutes } from './routes/results';
 import { equipmentRoutes } from './routes/equipment';
 import { sampleIntakeRoutes } from './routes/sample-intake';
@@ -53,6 +54,7 @@ function routeSpecs(deps: ApiDeps) {
     ...capaRoutes(deps),
     ...sampleIntakeRoutes(deps),
     ...resultRoutes(deps),
+    ...reportRoutes(deps),
     ...equipmentRoutes(deps),
     ...erpSyncRoutes(deps),
     ...scheduledWorkRoutes(deps),

@@ -70,6 +70,9 @@ export const configSchema = z.object({
   API_PORT: port.default(3000),
   API_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
   PUBLIC_URL: z.string().default('http://localhost:3000'),
+  // The laboratory as its test reports print it (42 CFR 493.1291(c)(2)).
+  LAB_NAME: z.string().min(1).max(200).default('labflow laboratory'),
+  LAB_ADDRESS: z.string().max(500).default(''),
   API_KEY_CACHE_TTL: duration.default('30s'),
   // Hardening of the HTTP API (api/hardening/): proxies, browsers, TLS, rate limits.
   TRUSTED_PROXIES: z.coerce.number().int().min(0).max(10).default(0),

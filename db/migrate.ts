@@ -30,6 +30,7 @@ import * as taskOverdueEvents from './migrations/20261206102000_task_overdue_eve
 import * as notificationChannels from './migrations/20261206140000_notification_channels';
 import * as instruments from './migrations/20261206150000_instruments';
 import * as training from './migrations/20261206155000_training';
+import * as reports from './migrations/20261206172000_reports';
 import * as bulkExports from './migrations/20261206173000_bulk_exports';
 import * as competence from './migrations/20261206174000_competence';
 import * as instrumentReservations from './migrations/20261206174100_instrument_reservations';
@@ -66,6 +67,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261206140000_notification_channels': notificationChannels,
   '20261206150000_instruments': instruments,
   '20261206155000_training': training,
+  '20261206172000_reports': reports,
   '20261206173000_bulk_exports': bulkExports,
   '20261206174000_competence': competence,
   '20261206174100_instrument_reservations': instrumentReservations,

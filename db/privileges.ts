@@ -21,7 +21,7 @@ export const APPEND_ONLY_TABLES = [
 ] as const;
 
 /** Records that change but are never deleted (people keep their history; versions keep their signatures). */
-export const NEVER_DELETED_TABLES = ['users', 'document_versions', 'authorisations'] as const;
+export const NEVER_DELETED_TABLES = ['users', 'document_versions', 'authorisations', 'reports'] as const;
 
 /** The migration bookkeeping: the owner's alone; the backup role reads it so that a dump is complete. */
 const OWNER_ONLY_TABLES = ['knex_migrations', 'knex_migrations_lock'];

@@ -13,4 +13,5 @@ export { noticeWorkflow } from './notice';
 export { trainingCampaignWorkflow } from './training-campaign';
 export { trainingAssignmentWorkflow } from './training-assignment';
 export { instrumentWorkflow } from './instrument';
+export { reportWorkflow } from './report';
 export { bulkExportWorkflow } from './bulk-export';

@@ -125,6 +125,17 @@ export const expectations: Record<string, FolderExpectation> = {
       for (const f of fixtures) assert.deepEqual(encryptionKeyIdsIn(f.history), [], `${f.file} holds encrypted payloads`);
     },
   },
+  reports: {
+    covers: 'for a first report released with a signature and its correction released as v2',
+    minFixtures: 2,
+    workflowId: /^report:ACC-\d{8}:v\d+$/,
+    minEvents: 10,
+    workflowTypes: ['reportWorkflow'],
+    more(fixtures) {
+      assert.ok(fixtures.some((f) => f.workflowId.endsWith(':v2')), 'a correction');
+      for (const f of fixtures) assert.deepEqual(encryptionKeyIdsIn(f.history), [], `${f.file} holds encrypted payloads`);
+    },
+  },
   'scheduled-work': {
     covers: 'for every scheduled workflow, the audit check both intact and broken',
     minFixtures: 8,
