@@ -41,6 +41,8 @@ const referenceRange = z.looseObject({
   high: z.number().nullable(),
   criticalLow: z.number().nullable(),
   criticalHigh: z.number().nullable(),
+  warningLow: z.number().nullable().optional(),
+  warningHigh: z.number().nullable().optional(),
 });
 export const analysisAnswer = z.looseObject({
   accession: z.string(),
@@ -65,6 +67,22 @@ export const analysisAnswer = z.looseObject({
       enteredAt: z.string(),
       flag: z.enum(FLAGS).nullable().describe('null when no reference range matched: never a false "normal"'),
       referenceRange: referenceRange.nullable().describe('the range the result was judged against, as it was then'),
+      measuringRange: z
+        .looseObject({ low: z.number().nullable(), high: z.number().nullable() })
+        .optional()
+        .describe("the test's measuring range the value was judged against (outside it: flag invalid); present when the test sets one"),
+      deltaCheck: z
+        .looseObject({
+          limit: z.number(),
+          kind: z.enum(['absolute', 'percent']),
+          windowHours: z.int().nullable(),
+          previous: z.looseObject({ workflowId: z.string(), value: z.number(), collectedAt: z.string() }).nullable(),
+          difference: z.number().nullable(),
+          percentChange: z.number().nullable(),
+          exceeded: z.boolean().nullable().describe('null: no previous result to compare with'),
+        })
+        .optional()
+        .describe("the delta check against the patient's previous verified result; present when the test's policy sets a delta limit"),
     })
     .nullable(),
   contentHash: z.string().describe('what a verification or release signs'),
