@@ -9,6 +9,7 @@ import { incomingInspectionActivities } from './incoming-inspection';
 import { noticeActivities } from './notices';
 import { notificationActivities } from './notifications';
 import { resultActivities } from './results';
+import { resultRuleActivities } from './result-rules';
 import { sampleIntakeActivities } from './sample-intake';
 import { supplierQualificationActivities } from './supplier-qualification';
 import { scheduledWorkActivities } from './scheduled-work';
@@ -31,6 +32,7 @@ export function createActivities(deps: ActivityDeps) {
     ...capaActivities(deps),
     ...sampleIntakeActivities(deps),
     ...resultActivities(deps),
+    ...resultRuleActivities(deps),
     ...equipmentActivities(deps),
     ...equipmentTimerActivities(deps),
     ...erpSyncActivities(deps),

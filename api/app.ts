@@ -24,6 +24,7 @@ import { inboxRoutes } from './routes/inbox';
 import { patientRoutes } from './routes/patients';
 import { routingTemplateRoutes } from './routes/routing-templates';
 import { resultRoutes } from './routes/results';
+import { resultConfigRoutes } from './routes/result-config';
 import { equipmentRoutes } from './routes/equipment';
 import { sampleIntakeRoutes } from './routes/sample-intake';
 import { notificationRoutes } from './routes/notifications';
@@ -51,6 +52,7 @@ function routeSpecs(deps: ApiDeps) {
     ...capaRoutes(deps),
     ...sampleIntakeRoutes(deps),
     ...resultRoutes(deps),
+    ...resultConfigRoutes(deps),
     ...equipmentRoutes(deps),
     ...erpSyncRoutes(deps),
     ...scheduledWorkRoutes(deps),

@@ -11,6 +11,7 @@ export const ANALYSIS_STATES = [
   'pending',
   'resulted',
   'to_be_verified',
+  'autoverified',
   'verified',
   'released',
   'retracted',
@@ -60,6 +61,8 @@ export interface AnalysisState {
   /** The run of the retest that froze this one. */
   retestedBy: string | null;
   frozen: boolean;
+  /** The autoverification rule set's verdict on the submitted result (absent before one judged it). */
+  autoverification?: { outcome: 'passed' | 'failed' | 'no-rule-set'; version: number | null };
 }
 
 interface Proven {

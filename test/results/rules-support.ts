@@ -9,8 +9,20 @@ import { mustAnalysisAct, sign } from './support';
 export const patientOf = () => ({ name: 'Grace Hopper', dob: '1906-12-09', mrn: `MRN-${tag()}`, sex: 'female' });
 
 /** A sample for this patient, collected `hours` ago, accepted and routed, once its analyses are open. */
-export async function routedFor(p: Platform, doc: TestUser, tech: TestUser, tests: string[], patient: Record<string, unknown>, hours = 1) {
-  const { accession } = await inspected(p, doc, tech, { tests, patient, collectedAt: hoursAgo(hours) });
+export async function routedFor(
+  p: Platform,
+  doc: TestUser,
+  tech: TestUser,
+  tests: string[],
+  patient: { name: string; mrn: string } & Record<string, unknown>,
+  hours = 1,
+  findings: Record<string, unknown> = {},
+) {
+  const identifiers = [
+    { type: 'name', value: patient.name },
+    { type: 'mrn', value: patient.mrn },
+  ];
+  const { accession } = await inspected(p, doc, tech, { tests, patient, collectedAt: hoursAgo(hours) }, { identifiers, ...findings });
   await mustAct(p, tech, accession, 'accept');
   await mustAct(p, tech, accession, 'route', {});
   await waitFor(

@@ -17,6 +17,7 @@ import type {
 import { FINAL_ANALYSIS_STATES } from '../../common/results';
 import { Assignees, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { db, startOrJoinChild } from '../lib';
+import { autoverify } from './autoverification';
 
 type Request = { actor: unknown; grant: string; signature?: VerifyArgs['signature'] };
 
@@ -104,6 +105,7 @@ export class AnalysisCase {
     await this.record('analysis.submit', 'to_be_verified', args);
     this.state.state = 'to_be_verified';
     this.publish();
+    if (this.ref) await autoverify(this.ref, this.state, () => this.publish());
   }
 
   async verify(args: VerifyArgs): Promise<void> {
