@@ -32,6 +32,7 @@ import * as instruments from './migrations/20261206150000_instruments';
 import * as training from './migrations/20261206155000_training';
 import * as resultFlagsAndDeltas from './migrations/20261206171000_result_flags_and_deltas';
 import * as autoverification from './migrations/20261206172000_autoverification';
+import * as phiAccessAnalyses from './migrations/20261206173000_phi_access_analyses';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -67,6 +68,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261206155000_training': training,
   '20261206171000_result_flags_and_deltas': resultFlagsAndDeltas,
   '20261206172000_autoverification': autoverification,
+  '20261206173000_phi_access_analyses': phiAccessAnalyses,
 };
 
 const source: Knex.MigrationSource<string> = {
