@@ -11,6 +11,7 @@ import { noticeActivities } from './notices';
 import { notificationActivities } from './notifications';
 import { reportActivities } from './reports';
 import { resultActivities } from './results';
+import { resultRuleActivities } from './result-rules';
 import { sampleIntakeActivities } from './sample-intake';
 import { supplierQualificationActivities } from './supplier-qualification';
 import { scheduledWorkActivities } from './scheduled-work';
@@ -34,6 +35,7 @@ export function createActivities(deps: ActivityDeps) {
     ...sampleIntakeActivities(deps),
     ...resultActivities(deps),
     ...reportActivities(deps),
+    ...resultRuleActivities(deps),
     ...equipmentActivities(deps),
     ...equipmentTimerActivities(deps),
     ...erpSyncActivities(deps),

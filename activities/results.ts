@@ -4,7 +4,6 @@ import { FailureType } from '../common/failures';
 import { workflowIds } from '../common/ids';
 import {
   boundAnalysisArgs,
-  flagFor,
   mayAnalysisAction,
   type AnalysisAction,
   type AnalysisInput,
@@ -16,12 +15,13 @@ import type { SignatureInput } from '../common/signatures';
 import { appendAudit } from '../db/audit';
 import { instrumentUsability, unusableWhy } from '../db/equipment';
 import { RESULT_VERIFICATION } from '../db/gate';
-import { matchingRange, policyOf } from '../db/results';
+import { policyOf } from '../db/results';
 import { recordSignature } from '../db/signatures';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
 import { grantChecks, Refusal, type RecordRef } from './lib/grant-checks';
 import { gateInTransaction } from './training';
+import { judgeEntry } from './result-rules';
 
 /** An analysis as its run names it: IDs only. */
 export interface AnalysisRef {
@@ -183,11 +183,16 @@ export function resultActivities(deps: ActivityDeps) {
             const entry = await trx('analysis_entries').where({ id: step.entryId, analysis_id: ref.analysisId }).forUpdate().first();
             if (!entry || entry.applied_at || entry.entered_by !== actor.userId) throw new Refusal('not_from_labflow', actor.userId);
             await requireUsableInstrument(trx, entry);
-            const range = entry.kind === 'numeric' ? await matchingRange(trx, ref.analysisId, entry.unit) : null;
-            const flag = entry.kind === 'numeric' ? flagFor(Number(entry.numeric_value), range) : null;
+            const judged = entry.kind === 'numeric' ? await judgeEntry(trx, ref, entry) : null;
             await trx('analysis_entries')
               .where({ id: entry.id })
-              .update({ applied_at: trx.fn.now(), flag, range_snapshot: range ? JSON.stringify(range) : null });
+              .update({
+                applied_at: trx.fn.now(),
+                flag: judged?.flag ?? null,
+                range_snapshot: judged?.range ? JSON.stringify(judged.range) : null,
+                measuring_snapshot: judged?.measuring ? JSON.stringify(judged.measuring) : null,
+                delta_check: judged?.delta ? JSON.stringify(judged.delta) : null,
+              });
             await moveState(trx, ref, from, { state: to, current_entry_id: entry.id });
             await audit(trx, ref, from === 'pending' ? 'analysis.resulted' : 'analysis.edited', actor, { entryId: entry.id });
             return { actor };

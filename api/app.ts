@@ -25,6 +25,7 @@ import { patientRoutes } from './routes/patients';
 import { routingTemplateRoutes } from './routes/routing-templates';
 import { reportRoutes } from './routes/reports';
 import { resultRoutes } from './routes/results';
+import { resultConfigRoutes } from './routes/result-config';
 import { equipmentRoutes } from './routes/equipment';
 import { sampleIntakeRoutes } from './routes/sample-intake';
 import { notificationRoutes } from './routes/notifications';
@@ -55,6 +56,7 @@ function routeSpecs(deps: ApiDeps) {
     ...sampleIntakeRoutes(deps),
     ...resultRoutes(deps),
     ...reportRoutes(deps),
+    ...resultConfigRoutes(deps),
     ...equipmentRoutes(deps),
     ...erpSyncRoutes(deps),
     ...scheduledWorkRoutes(deps),

@@ -14,6 +14,8 @@ export const PHI_RECORD_KINDS = [
   'audit_trail',
   'report',
   'report_list',
+  'analysis',
+  'analysis_list',
 ] as const;
 export type PhiRecordKind = (typeof PHI_RECORD_KINDS)[number];
 export type PhiAccessOutcome = 'read' | 'denied';

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { changePhiAccessKinds } from './phi-access-kinds';
 
 /**
  * A sample's reports: one row per version (`report:<accession>:v<n>`), its content (PHI: the patient's
@@ -7,9 +8,6 @@ import type { Knex } from 'knex';
  * never deleted (a trigger refuses both, even for the owner until it disables it); a correction is a new version
  * that names the one it corrects and why. Reading a report is a PHI disclosure of its own kind.
  */
-const KINDS = `'patient', 'patient_list', 'note', 'note_list', 'note_versions', 'summary', 'summary_job', 'summary_job_list',
-       'sample_export', 'summary_export', 'audit_trail'`;
-
 export async function up(knex: Knex): Promise<void> {
   await knex.raw(`
     create table reports (
@@ -54,16 +52,13 @@ export async function up(knex: Knex): Promise<void> {
     create trigger reports_released_unchanged before update or delete on reports
       for each row execute function reports_released_unchanged();
 
-    alter table phi_access_events drop constraint phi_access_events_record_kind_check;
-    alter table phi_access_events add constraint phi_access_events_record_kind_check check (record_kind in
-      (${KINDS}, 'report', 'report_list'));
   `);
+  await changePhiAccessKinds(knex, { add: ['report', 'report_list'] });
 }
 
 export async function down(knex: Knex): Promise<void> {
+  await changePhiAccessKinds(knex, { remove: ['report', 'report_list'] });
   await knex.raw(`
-    alter table phi_access_events drop constraint phi_access_events_record_kind_check;
-    alter table phi_access_events add constraint phi_access_events_record_kind_check check (record_kind in (${KINDS}));
     drop table if exists reports;
     drop function if exists reports_released_unchanged();
   `);

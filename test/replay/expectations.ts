@@ -110,8 +110,9 @@ export const expectations: Record<string, FolderExpectation> = {
     },
   },
   results: {
-    covers: 'for a released result with two verifications, a retest that froze its original, a retraction and a cancellation',
-    minFixtures: 4,
+    covers:
+      'for a released result with two verifications, a retest that froze its original, a retraction and a cancellation (from before autoverification), an autoverified result and one the rules sent to a person',
+    minFixtures: 6,
     workflowId: /^analysis:ACC-\d{8}:[A-Z0-9_-]{1,32}(:\d+)?$/,
     minEvents: 10,
     workflowTypes: ['analysisWorkflow'],
@@ -121,6 +122,8 @@ export const expectations: Record<string, FolderExpectation> = {
         'an analysis that started its retest as a child',
       );
       assert.ok(fixtures.some((f) => /:\d+$/.test(f.workflowId)), 'a retest run');
+      const judged = fixtures.filter((f) => JSON.stringify(f.history).includes('autoverifyAnalysis'));
+      assert.ok(judged.length >= 2 && judged.length < fixtures.length, 'runs judged by a rule set beside runs from before autoverification');
       // Stored decoded, so they replay under any key set; the runs carry entry IDs, never values.
       for (const f of fixtures) assert.deepEqual(encryptionKeyIdsIn(f.history), [], `${f.file} holds encrypted payloads`);
     },

@@ -18,6 +18,7 @@ import { FINAL_ANALYSIS_STATES } from '../../common/results';
 import { sampleTestsChangedSignal, type ReportInput } from '../../common/reports';
 import { Assignees, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { db, startOrJoinChild } from '../lib';
+import { autoverify } from './autoverification';
 
 /** Runs recorded after this patch start the sample's report when their verification completes the set. */
 export const REPORT_WHEN_VERIFIED_PATCH = 'report-when-all-verified';
@@ -121,6 +122,7 @@ export class AnalysisCase {
     await this.record('analysis.submit', 'to_be_verified', args);
     this.state.state = 'to_be_verified';
     this.publish();
+    if (this.ref) await autoverify(this.ref, this.state, () => this.publish());
   }
 
   async verify(args: VerifyArgs): Promise<void> {
