@@ -4,8 +4,9 @@ import { signWebhook, webhookBody } from '../activities/webhook-delivery';
 import { appendAudit } from '../db/audit';
 import { toDomainEvent } from '../db/domain-events';
 import { createUser } from '../db/identity';
+import { webhookDeliveryWorkflowId } from '../common/webhook-delivery';
 import { benchRun } from './lib/bench-run';
-import { startBenchPlatform } from './lib/bench-platform';
+import { startBenchPlatform, type BenchPlatform } from './lib/bench-platform';
 import { median, percentile } from './lib/stats';
 
 /**
@@ -28,6 +29,47 @@ interface Receiver {
   answeredAt: Map<string, number>;
   waitFor(count: number): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * Where a round's time went, from the delivery run's history: activities (scheduled → started is the wait for a
+ * worker slot, started → completed the activity itself: reads, POSTs, records), the gaps between one activity's
+ * completion and the next one's scheduling (a workflow task, or the run waiting for a wake-up), and the time from the
+ * first event's commit to the run's first wake-up signal after it.
+ */
+async function runBreakdown(p: BenchPlatform, subscriptionId: string, firstCommitWall: number) {
+  const history = await p.client.workflow.getHandle(webhookDeliveryWorkflowId(subscriptionId)).fetchHistory();
+  const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
+  const scheduled = new Map<string, number>();
+  const started = new Map<string, number>();
+  let activities = 0;
+  let queued = 0;
+  let running = 0;
+  let between = 0;
+  let lastCompleted: number | null = null;
+  let firstSignal: number | null = null;
+  for (const e of history.events ?? []) {
+    const at = ms(e.eventTime);
+    if (e.workflowExecutionSignaledEventAttributes && firstSignal === null && at >= firstCommitWall) firstSignal = at;
+    if (e.activityTaskScheduledEventAttributes) {
+      scheduled.set(String(e.eventId), at);
+      if (lastCompleted !== null && at >= firstCommitWall) between += at - lastCompleted;
+    }
+    const st = e.activityTaskStartedEventAttributes;
+    if (st) started.set(String(st.scheduledEventId), at);
+    const c = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes;
+    if (c) {
+      const s0 = scheduled.get(String(c.scheduledEventId));
+      const s1 = started.get(String(c.scheduledEventId));
+      if (s0 !== undefined && s1 !== undefined && s0 >= firstCommitWall) {
+        activities++;
+        queued += s1 - s0;
+        running += at - s1;
+      }
+      lastCompleted = at;
+    }
+  }
+  return { activities, queuedMs: queued, activityMs: running, betweenMs: between, wakeMs: firstSignal === null ? null : firstSignal - firstCommitWall };
 }
 
 async function startReceiver(): Promise<Receiver> {
@@ -89,6 +131,7 @@ run(async () => {
       if (created.status !== 201) throw new Error(`subscribing answered ${created.status}: ${await created.text()}`);
       const { id: subscriptionId, secret } = (await created.json()) as { id: string; secret: string };
       const committedAt = new Map<string, number>();
+      const firstCommitWall = Date.now();
       const started = performance.now();
       for (let i = 0; i < EVENTS; i++) {
         const backupId = `bench-${round}-${i}-${randomUUID().slice(0, 8)}`;
@@ -97,11 +140,13 @@ run(async () => {
         );
         committedAt.set(backupId, performance.now());
       }
+      const committing = (performance.now() - started) / 1000;
       await rx.waitFor(EVENTS);
       const elapsed = (Math.max(...rx.answeredAt.values()) - started) / 1000;
       const ids = await p.db('domain_events').whereIn('entity_id', [...committedAt.keys()]).select('id', 'entity_id');
       const latencies = ids.map((e: { id: string; entity_id: string }) => rx.answeredAt.get(e.id)! - committedAt.get(e.entity_id)!);
       await rx.close();
+      const parts = await runBreakdown(p, subscriptionId, firstCommitWall);
       await fetch(`${p.baseUrl}/api/v1/webhook-subscriptions/${subscriptionId}`, {
         method: 'DELETE',
         headers: { authorization: `Bearer ${apiKey}` },
@@ -137,6 +182,11 @@ run(async () => {
       say(
         `round ${round}: through the delivery run ${r1(result.workflow.perSecond)}/s (commit → 2xx p50 ${r1(result.workflow.p50)} ms, ` +
           `p99 ${r1(result.workflow.p99)} ms); direct loop ${r1(result.direct.perSecond)}/s`,
+      );
+      say(
+        `  events committed at ${r1(EVENTS / committing)}/s; the run: ${parts.activities} activities, ` +
+          `waiting for a worker ${r1(parts.queuedMs)} ms, in activities ${r1(parts.activityMs)} ms, between activities ` +
+          `${r1(parts.betweenMs)} ms; first commit → first wake-up ${parts.wakeMs === null ? '-' : r1(parts.wakeMs)} ms`,
       );
     }
     const perSecond = median(rounds.map((r) => r.workflow.perSecond));
