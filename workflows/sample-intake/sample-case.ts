@@ -34,7 +34,10 @@ import {
   type StoreArgs,
 } from '../../common/sample-intake';
 import { Assignees, DueAt, EntityId, EntityType, Stage } from '../../common/search-attributes';
-import { OutboxDeliveries, db, iso } from '../lib';
+import { OutboxDeliveries, db, iso, startNoticeRuns } from '../lib';
+
+/** Rejections write an urgent notice whose run this run starts. */
+const URGENT_REJECTION_PATCH = 'urgent-rejection-notice';
 import { ANALYSIS_RUNS_PATCH, startAnalyses } from './analyses';
 import { takeUpCapaRequest } from './capa-request';
 import { cancelRetentionEnds, dueTimers } from './deadlines';
@@ -227,12 +230,14 @@ export class SampleCase {
         proof: person('sample.reject', rejection),
       }),
     );
-    const { outboxIds, capaRequestId } = recorded;
+    const { outboxIds, capaRequestId, noticeIds } = recorded;
     // The person Postgres knows initiates any CAPA (runs recorded before grants had no one else to name).
     const by = recorded.actor ?? actor;
     decision.by = by.username;
     this.outbox.deliver(outboxIds);
     if (capaRequestId && patched('open-capa-from-rejection')) this.background.push(takeUpCapaRequest(this.ref, capaRequestId, by));
+    // The urgent notice's run sends SMS and Slack and escalates (runs recorded before it wrote the notice as email).
+    if (noticeIds?.length && patched(URGENT_REJECTION_PATCH)) this.background.push(startNoticeRuns(noticeIds));
   }
 
   // ----- bench work: aliquots, storage, routing -----
