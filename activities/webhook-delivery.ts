@@ -94,70 +94,89 @@ export function webhookDeliveryActivities({ db, publicUrl, mailDomain, webhooks 
     return [...redeliver, ...fresh].map(Number);
   }
 
-  /**
-   * POSTs one event and records the attempt in a transaction that first locks the subscription: a 2xx moves the
-   * cursor; a failure starts (or continues) the failure period and disables the subscription once it has lasted
-   * WEBHOOK_DISABLE_AFTER, or at once on 410 Gone.
-   */
-  async function attempt(
-    sub: { id: string; url: string; secret: string; previous_secret: string | null; previous_secret_expires_at: Date | string | null },
-    seq: number,
-    event: DomainEvent,
-    refused: UrlRefusal | null,
-  ): Promise<{ outcome: 'delivered' | 'failed' | 'disabled'; status?: number; error?: string }> {
+  type SubRow = { id: string; url: string; secret: string; previous_secret: string | null; previous_secret_expires_at: Date | string | null };
+
+  /** POSTs one event, signed with the subscription's secrets; the outcome, nothing recorded yet. */
+  async function post(sub: SubRow, event: DomainEvent, refused: UrlRefusal | null): Promise<{ at: Date; status: number | null; error: string | null }> {
+    const at = new Date();
+    if (refused) return { at, status: null, error: `refused (${refused.rule}): ${refused.detail}` };
     const body = webhookBody(event);
     const secrets = [
       sub.secret,
-      ...(sub.previous_secret && sub.previous_secret_expires_at && new Date(sub.previous_secret_expires_at) > new Date()
-        ? [sub.previous_secret]
-        : []),
+      ...(sub.previous_secret && sub.previous_secret_expires_at && new Date(sub.previous_secret_expires_at) > at ? [sub.previous_secret] : []),
     ];
-    const at = new Date();
-    let status: number | null = null;
-    let error: string | null = null;
-    if (refused) {
-      error = `refused (${refused.rule}): ${refused.detail}`;
-    } else {
-      try {
-        const res = await fetch(sub.url, {
-          method: 'POST',
-          redirect: 'manual',
-          signal: AbortSignal.timeout(Math.max(1000, durationMs(webhooks?.requestTimeout ?? '15s'))),
-          headers: {
-            'content-type': 'application/json',
-            'user-agent': 'labflow-webhooks/1',
-            'webhook-id': event.id,
-            'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
-            'webhook-signature': signWebhook(secrets, event.id, at, body),
-          },
-          body,
-        });
-        status = res.status;
-        await res.body?.cancel();
-        if (status >= 300) error = status < 400 ? `redirected (${status}); redirects are not followed` : `answered ${status}`;
-      } catch (err) {
-        error = err instanceof Error && err.name === 'TimeoutError' ? 'timed out' : 'could not connect';
-      }
+    try {
+      const res = await fetch(sub.url, {
+        method: 'POST',
+        redirect: 'manual',
+        signal: AbortSignal.timeout(Math.max(1000, durationMs(webhooks?.requestTimeout ?? '15s'))),
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'labflow-webhooks/1',
+          'webhook-id': event.id,
+          'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+          'webhook-signature': signWebhook(secrets, event.id, at, body),
+        },
+        body,
+      });
+      const status = res.status;
+      await res.body?.cancel();
+      if (status >= 300) return { at, status, error: status < 400 ? `redirected (${status}); redirects are not followed` : `answered ${status}` };
+      return { at, status, error: null };
+    } catch (err) {
+      return { at, status: null, error: err instanceof Error && err.name === 'TimeoutError' ? 'timed out' : 'could not connect' };
     }
+  }
+
+  /**
+   * Records delivered events in one transaction that first locks the subscription: each delivery row, the cursor
+   * moved to the last of them and the failure period ended. Returns the subscription's state (they were sent
+   * whatever it is now, so they are recorded whatever it is).
+   */
+  async function recordDelivered(subscriptionId: string, done: { seq: number; status: number }[]): Promise<string> {
     return db.transaction(async (trx) => {
-      const current = await trx('webhook_subscriptions').where({ id: sub.id }).forUpdate().first();
-      if (current.state !== 'enabled') return { outcome: 'disabled' as const };
-      if (!error) {
-        await recordAttempt(trx, sub.id, seq, 'delivered', status, null);
-        await trx('webhook_subscriptions')
-          .where({ id: sub.id })
-          .update({ failing_since: null, delivered_through: trx.raw('greatest(delivered_through, ?)', [seq]) });
-        return { outcome: 'delivered' as const, status: status! };
-      }
-      await recordAttempt(trx, sub.id, seq, 'failing', status, error);
-      const failingSince = current.failing_since ? new Date(current.failing_since) : at;
-      if (!current.failing_since) await trx('webhook_subscriptions').where({ id: sub.id }).update({ failing_since: at });
-      const gone = status === 410;
-      if (gone || at.getTime() - failingSince.getTime() >= disableAfterMs) {
+      const current = await trx('webhook_subscriptions').where({ id: subscriptionId }).forUpdate().first('state');
+      if (!done.length) return current.state as string;
+      await trx('webhook_deliveries')
+        .insert(
+          done.map((d) => ({ subscription_id: subscriptionId, event_seq: d.seq, state: 'delivered', attempts: 1, last_status: d.status, last_error: null })),
+        )
+        .onConflict(['subscription_id', 'event_seq'])
+        .merge({
+          state: 'delivered',
+          attempts: trx.raw('webhook_deliveries.attempts + 1'),
+          last_status: trx.raw('excluded.last_status'),
+          last_error: null,
+          updated_at: trx.fn.now(),
+        });
+      await trx('webhook_subscriptions')
+        .where({ id: subscriptionId })
+        .update({ failing_since: null, delivered_through: trx.raw('greatest(delivered_through, ?)', [Math.max(...done.map((d) => d.seq))]) });
+      return current.state as string;
+    });
+  }
+
+  /**
+   * Records a failed attempt: it starts (or continues) the failure period and disables the subscription once that
+   * has lasted WEBHOOK_DISABLE_AFTER, or at once on 410 Gone.
+   */
+  async function recordFailure(
+    subscriptionId: string,
+    seq: number,
+    tried: { at: Date; status: number | null; error: string | null },
+  ): Promise<'failed' | 'disabled'> {
+    return db.transaction(async (trx) => {
+      const current = await trx('webhook_subscriptions').where({ id: subscriptionId }).forUpdate().first();
+      if (current.state !== 'enabled') return 'disabled' as const;
+      await recordAttempt(trx, subscriptionId, seq, 'failing', tried.status, tried.error);
+      const failingSince = current.failing_since ? new Date(current.failing_since) : tried.at;
+      if (!current.failing_since) await trx('webhook_subscriptions').where({ id: subscriptionId }).update({ failing_since: tried.at });
+      const gone = tried.status === 410;
+      if (gone || tried.at.getTime() - failingSince.getTime() >= disableAfterMs) {
         await disable(trx, current, gone ? 'the receiver answered 410 Gone' : `every delivery failed since ${failingSince.toISOString()}`);
-        return { outcome: 'disabled' as const };
+        return 'disabled' as const;
       }
-      return { outcome: 'failed' as const, status: status ?? undefined, error };
+      return 'failed' as const;
     });
   }
 
@@ -178,17 +197,21 @@ export function webhookDeliveryActivities({ db, publicUrl, mailDomain, webhooks 
       const sub = await db('webhook_subscriptions').where({ id: p.subscriptionId }).first();
       if (!sub || sub.state !== 'enabled') throw notEnabled(`subscription ${p.subscriptionId} is ${sub?.state ?? 'deleted'}`);
       const row = await db('domain_events').where({ seq: p.seq }).first();
-      const refused = await refuseWebhookUrl(sub.url, guard);
-      const out = await attempt(sub, p.seq, toDomainEvent(row), refused);
-      if (out.outcome === 'disabled') throw notEnabled(`subscription ${p.subscriptionId} was disabled`);
-      if (out.outcome === 'failed') throw ApplicationFailure.retryable(`delivery of event ${p.seq} failed: ${out.error}`, 'WebhookDeliveryFailed');
-      return { status: out.status! };
+      const tried = await post(sub, toDomainEvent(row), await refuseWebhookUrl(sub.url, guard));
+      if (!tried.error) {
+        if ((await recordDelivered(p.subscriptionId, [{ seq: p.seq, status: tried.status! }])) !== 'enabled')
+          throw notEnabled(`subscription ${p.subscriptionId} is no longer enabled`);
+        return { status: tried.status! };
+      }
+      if ((await recordFailure(p.subscriptionId, p.seq, tried)) === 'disabled') throw notEnabled(`subscription ${p.subscriptionId} was disabled`);
+      throw ApplicationFailure.retryable(`delivery of event ${p.seq} failed: ${tried.error}`, 'WebhookDeliveryFailed');
     },
 
     /**
      * The fast path: what the subscription has pending (requested redeliveries first, then the events after the
-     * cursor, in seq order), sent one after the other with one read of the subscription and the events, each
-     * recorded as it is delivered, stopping at the first failure. That event is left to deliverWebhookEvent, which
+     * cursor, in seq order), sent one after the other with one read of the subscription and the events, stopping at
+     * the first failure; the deliveries are recorded together in one transaction at the end (a worker that dies
+     * before it sends them again, with the same webhook-id, which receivers deduplicate on). That event is left to deliverWebhookEvent, which
      * Temporal retries with backoff; nothing after it is sent before it. It stops taking new events after
      * BATCH_BUDGET_MS so that one activity stays short.
      */
@@ -202,15 +225,25 @@ export function webhookDeliveryActivities({ db, publicUrl, mailDomain, webhooks 
       // The URL rules are checked once a batch, that is again before each batch of deliveries.
       const refused = await refuseWebhookUrl(sub.url, guard);
       const began = Date.now();
-      let delivered = 0;
+      const done: { seq: number; status: number }[] = [];
+      let failed: { seq: number; tried: Awaited<ReturnType<typeof post>> } | null = null;
       for (const seq of seqs) {
-        if (Date.now() - began > BATCH_BUDGET_MS) return { state: 'enabled', delivered, more: true };
-        const out = await attempt(sub, seq, toDomainEvent(bySeq.get(seq)!), refused);
-        if (out.outcome === 'disabled') return { state: 'disabled', delivered, more: false };
-        if (out.outcome === 'failed') return { state: 'enabled', delivered, more: true, failedSeq: seq };
-        delivered++;
+        if (Date.now() - began > BATCH_BUDGET_MS) break;
+        const tried = await post(sub, toDomainEvent(bySeq.get(seq)!), refused);
+        if (tried.error) {
+          failed = { seq, tried };
+          break;
+        }
+        done.push({ seq, status: tried.status! });
       }
-      return { state: 'enabled', delivered, more: seqs.length >= p.limit };
+      // What was delivered is recorded before the failure, so the cursor stands just before the failed event.
+      const state = await recordDelivered(p.subscriptionId, done);
+      if (state !== 'enabled') return { state, delivered: done.length, more: false };
+      if (failed) {
+        if ((await recordFailure(p.subscriptionId, failed.seq, failed.tried)) === 'disabled') return { state: 'disabled', delivered: done.length, more: false };
+        return { state: 'enabled', delivered: done.length, more: true, failedSeq: failed.seq };
+      }
+      return { state: 'enabled', delivered: done.length, more: done.length < seqs.length || seqs.length >= p.limit };
     },
 
     /** The event's retries are spent: it goes to the dead-letter list, and the cursor moves past it. */

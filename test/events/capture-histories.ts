@@ -32,7 +32,7 @@ describe('capturing a webhook delivery replay fixture from a real run', () => {
       const id = created.body.id as string;
       let dead = '';
       rx.script(({ json, attempt }) => (json.data.backupId === dead ? 500 : attempt === 1 ? 503 : 200));
-      const first = await verifyBackup();
+      await verifyBackup();
       const second = await verifyBackup();
       await waitFor(() => rx.at('/capture').some((r) => r.status === 200 && r.json.data.backupId === second), 'a delivery after a retry');
       dead = await verifyBackup();
