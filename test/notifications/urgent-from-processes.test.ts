@@ -73,7 +73,10 @@ describe('urgent notices raised by the processes: a rejected sample, an overdue 
       'the urgent notice written with the rejection',
     );
     assert.equal(notice.priority, 'urgent');
-    await waitFor(() => sentTo(notice.id, u.doc), 'SMS and Slack to the submitter, recorded by the notice run', 60_000);
+    await waitFor(() => sentTo(notice.id, u.doc), 'SMS and Slack to the submitter, recorded by the notice run', 60_000).catch(async (err) => {
+      const state = await testEnv().db('notices').where({ id: notice.id }).first('state', 'step');
+      throw new Error(`${(err as Error).message}; notice ${JSON.stringify(state)}, deliveries ${JSON.stringify(await deliveries(notice.id))}`);
+    });
     assert.ok(reached('doc', accession), 'the submitter was reached at the wire, naming the specimen');
     const inApp = await testEnv().db('notifications').where({ user_id: u.doc.actor.userId, kind: 'sample.rejected' }).whereLike('title', `%${accession}%`);
     assert.equal(inApp.length, 1, 'the in-app record of the rejection, once');
@@ -97,13 +100,13 @@ describe('urgent notices raised by the processes: a rejected sample, an overdue 
       p,
       u,
       number,
-      [{ type: 'corrective', description: 'Replace tubes', owner: { user: u.owner.username }, dueAt: new Date(Date.now() + 3000).toISOString() }],
+      [{ type: 'corrective', description: 'Replace tubes', owner: { user: u.owner.username }, dueAt: new Date(Date.now() + 30_000).toISOString() }],
       { containment: '1h', investigation: '1h', effectivenessWait: '1s', reminderBefore: '1s' },
     );
     const notice = await waitFor(
       async () => testEnv().db('notices').where({ kind: 'capa.overdue', subject_id: number }).first(),
       'the urgent notice written with the escalation',
-      60_000,
+      120_000,
     );
     assert.equal(notice.priority, 'urgent');
     for (const person of [u.owner, u.qa]) await waitFor(() => sentTo(notice.id, person), `SMS and Slack to ${person.username}`, 60_000);
