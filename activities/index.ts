@@ -1,4 +1,5 @@
 import { auditActivities } from './audit';
+import { bulkExportActivities } from './bulk-export';
 import { capaActivities } from './capa';
 import type { ActivityDeps } from './deps';
 import { documentActivities } from './documents';
@@ -41,6 +42,7 @@ export function createActivities(deps: ActivityDeps) {
     ...summaryHandOverActivities(deps),
     ...webhookDeliveryActivities(deps),
     ...trainingActivities(deps),
+    ...bulkExportActivities(deps),
   };
 }
 

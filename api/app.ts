@@ -31,6 +31,7 @@ import { mountSampleWebhooks, sampleWebhookOperations } from './routes/sample-in
 import { scheduledWorkRoutes } from './routes/scheduled-work';
 import { streamRoutes } from './routes/stream';
 import { auditTrailRoutes } from './routes/audit-trails';
+import { bulkExportRoutes } from './routes/bulk-exports';
 import { exportRoutes } from './routes/exports';
 import { summaryRoutes } from './routes/summaries';
 import { trainingRoutes } from './routes/training';
@@ -61,6 +62,7 @@ function routeSpecs(deps: ApiDeps) {
     ...webhookSubscriptionRoutes(deps),
     ...notificationRoutes(deps),
     ...exportRoutes(deps),
+    ...bulkExportRoutes(deps),
     ...trainingRoutes(deps),
     ...auditTrailRoutes(deps),
   ];

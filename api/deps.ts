@@ -43,6 +43,8 @@ export interface ApiConfig {
   notifications?: { slackUrlPrefixes: string[] };
   /** Live event streams (STREAM_*); DEFAULT_STREAM_SETTINGS when absent. */
   streams?: StreamSettings;
+  /** Bulk exports (BULK_EXPORT_*); DEFAULT_BULK_EXPORT_MAX_RECORDS when absent. */
+  bulkExports?: { maxRecords: number };
 }
 
 export interface SummarySettings {

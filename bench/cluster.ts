@@ -10,10 +10,12 @@
  *    BENCH_WARMUP discarded flows. BENCH_ROUNDS rounds (default 2), the order of the configurations reversed in
  *    even rounds; throughput is the median over rounds, action latencies are pooled. Ratios: cluster-1 / dev and
  *    cluster-2 / cluster-1, for throughput and for each action's p50.
- * 2. Open runs. On cluster-2, BENCH_OPEN_RUNS (default 10,000) approvals are submitted and left in review; then
- *    BENCH_OPEN_SAMPLES (default 200) of them, spread over the whole set, are read and signed at the same
- *    concurrency: the p50/p99 of a person's action with that many runs open, against cluster-2's figures from
- *    part 1, and each worker's resident memory (its sticky cache bounded by WORKER_MAX_CACHED_WORKFLOWS when set).
+ * 2. Open runs. On cluster-2, approvals are submitted and left in review until BENCH_OPEN_RUNS (default 10,000)
+ *    are open. At each checkpoint on the way (BENCH_OPEN_CHECKPOINTS, default 1000,2500,5000) BENCH_CHECKPOINT_SAMPLES
+ *    (default 50) of them, spread over the whole set, are read and signed at the same concurrency, and at the end
+ *    BENCH_OPEN_SAMPLES (default 200): the p50/p99 of a person's action with that many runs open, against
+ *    cluster-2's figures from part 1, and each worker's resident memory (its sticky cache bounded by
+ *    WORKER_MAX_CACHED_WORKFLOWS when set). Each checkpoint's figures are printed as it is reached.
  *
  * Everything runs on a PostgreSQL of the bench's own (BENCH_DATABASE_URL: scratch databases on an existing server
  * instead) and temporary directories, removed at the end. Ctrl-C stops at the next step and cleans up (the bench runs in a process group of its own,
@@ -48,6 +50,13 @@ const WARMUP = bench.intSetting('BENCH_WARMUP', 16, 0);
 const ROUNDS = bench.intSetting('BENCH_ROUNDS', 2);
 const OPEN_RUNS = bench.intSetting('BENCH_OPEN_RUNS', 10_000, 0);
 const OPEN_SAMPLES = bench.intSetting('BENCH_OPEN_SAMPLES', 200);
+/** Run counts at which a smaller sample is signed on the way (BENCH_OPEN_CHECKPOINTS, comma-separated), then OPEN_RUNS. */
+const OPEN_CHECKPOINTS = [
+  ...new Set([...(process.env.BENCH_OPEN_CHECKPOINTS ?? '1000,2500,5000').split(',').map(Number), OPEN_RUNS]),
+]
+  .filter((n) => Number.isInteger(n) && n > 0 && n <= OPEN_RUNS)
+  .sort((a, b) => a - b);
+const CHECKPOINT_SAMPLES = bench.intSetting('BENCH_CHECKPOINT_SAMPLES', 50);
 const PASSWORD = 'bench-signing-password';
 /** High enough that nothing is refused; every request still pays for its counting. */
 const UNTRIPPED_LIMITS = {
@@ -83,11 +92,21 @@ interface PhaseResult {
   workerRssMiB: number[];
 }
 
-interface OpenResult {
-  runs: number;
+type OpenedRun = { number: string; version: number; workflowId: string; lane: number };
+
+/** What a person's action costs with `open` approvals in review, and each worker's memory then. */
+interface Checkpoint {
+  open: number;
   openedPerSecond: number;
   timings: Timings;
-  workerMemory: { afterStart: number[]; open: number[]; afterActions: number[]; peak: number[] };
+  rssOpen: number[];
+  rssAfterActions: number[];
+  peak: number[];
+}
+
+interface OpenResult {
+  afterStart: number[];
+  checkpoints: Checkpoint[];
 }
 
 interface Stack {
@@ -220,7 +239,7 @@ async function phase(stack: Stack, config: (typeof CONFIGS)[number], label: stri
   }
 }
 
-/** cluster-2 with OPEN_RUNS approvals left in review; then a sample of them read and signed. */
+/** cluster-2 with approvals left in review, growing to OPEN_RUNS; at each checkpoint a sample of them read and signed. */
 async function openRuns(stack: Stack): Promise<OpenResult> {
   say(`open runs: starting 2 workers and an API process on the cluster`);
   const processes = await startBenchProcesses(2, {
@@ -232,41 +251,54 @@ async function openRuns(stack: Stack): Promise<OpenResult> {
   try {
     const afterStart = memory().map((m) => m.rssMiB);
     const client = new LabClient(processes.baseUrl, stack.db, new Timings());
-    const opened: { number: string; version: number; workflowId: string; lane: number }[] = [];
-    say(`open runs: submitting ${OPEN_RUNS} approvals and leaving them in review (concurrency ${CONCURRENCY})`);
+    const opened: OpenedRun[] = [];
+    const signed = new Set<string>();
+    const checkpoints: Checkpoint[] = [];
+    say(`open runs: submitting ${OPEN_RUNS} approvals and leaving them in review (concurrency ${CONCURRENCY}); checkpoints at ${OPEN_CHECKPOINTS.join(', ')}`);
     const t0 = performance.now();
     let lastReport = t0;
-    await onLanes(
-      CONCURRENCY,
-      OPEN_RUNS,
-      async (lane, i) => {
-        opened.push({ ...(await client.openApproval(stack.lanes[lane], i)), lane });
-        if (performance.now() - lastReport > 30_000) {
-          lastReport = performance.now();
-          const rates = (opened.length / ((lastReport - t0) / 1000)).toFixed(1);
-          say(`open runs: ${opened.length} of ${OPEN_RUNS} in review (${rates}/s), worker RSS ${memory().map((m) => m.rssMiB).join(' + ')} MiB`);
-        }
-      },
-      bench.checkInterrupted,
-    );
-    const openedPerSecond = OPEN_RUNS / ((performance.now() - t0) / 1000);
-    const open = memory().map((m) => m.rssMiB);
-    say(`open runs: ${OPEN_RUNS} in review (${openedPerSecond.toFixed(1)}/s); worker RSS ${open.join(' + ')} MiB`);
-
-    // Spread over the whole set, so most were opened long ago (out of a bounded cache) and a few recently.
-    const count = Math.min(OPEN_SAMPLES, opened.length);
-    const chosen = Array.from({ length: count }, (_, k) => opened[Math.floor((k * opened.length) / count)]);
-    const timings = new Timings();
-    const acting = new LabClient(processes.baseUrl, stack.db, timings);
-    say(`open runs: ${count} of them read and signed by their approvers, ${CONCURRENCY} at a time`);
-    await onLanes(CONCURRENCY, count, (_, k) => acting.approve(stack.lanes[chosen[k].lane], chosen[k]), bench.checkInterrupted);
-    const after = memory();
-    return {
-      runs: OPEN_RUNS,
-      openedPerSecond,
-      timings,
-      workerMemory: { afterStart, open, afterActions: after.map((m) => m.rssMiB), peak: after.map((m) => m.peakMiB) },
-    };
+    for (const target of OPEN_CHECKPOINTS) {
+      const from = opened.length;
+      await onLanes(
+        CONCURRENCY,
+        target - from,
+        async (lane, i) => {
+          opened.push({ ...(await client.openApproval(stack.lanes[lane], from + i)), lane });
+          if (performance.now() - lastReport > 30_000) {
+            lastReport = performance.now();
+            const rate = (opened.length / ((lastReport - t0) / 1000)).toFixed(1);
+            say(`open runs: ${opened.length} of ${OPEN_RUNS} in review (${rate}/s), worker RSS ${memory().map((m) => m.rssMiB).join(' + ')} MiB`);
+          }
+        },
+        bench.checkInterrupted,
+      );
+      const openedPerSecond = opened.length / ((performance.now() - t0) / 1000);
+      const rssOpen = memory().map((m) => m.rssMiB);
+      // Spread over the whole set, so most were opened long ago (out of a bounded cache) and a few recently.
+      const waiting = opened.filter((r) => !signed.has(r.workflowId));
+      const count = Math.min(target === OPEN_RUNS ? OPEN_SAMPLES : CHECKPOINT_SAMPLES, waiting.length);
+      const chosen = Array.from({ length: count }, (_, k) => waiting[Math.floor((k * waiting.length) / count)]);
+      chosen.forEach((r) => signed.add(r.workflowId));
+      const timings = new Timings();
+      const acting = new LabClient(processes.baseUrl, stack.db, timings);
+      await onLanes(CONCURRENCY, count, (_, k) => acting.approve(stack.lanes[chosen[k].lane], chosen[k]), bench.checkInterrupted);
+      const after = memory();
+      const point: Checkpoint = {
+        open: waiting.length,
+        openedPerSecond,
+        timings,
+        rssOpen,
+        rssAfterActions: after.map((m) => m.rssMiB),
+        peak: after.map((m) => m.peakMiB),
+      };
+      checkpoints.push(point);
+      const decisions = timings.of('POST …/decisions');
+      say(
+        `open runs: checkpoint ${waiting.length} open: ${count} signed, decision p50 ${percentile(decisions, 0.5).toFixed(0)} ms ` +
+          `p99 ${percentile(decisions, 0.99).toFixed(0)} ms; worker RSS ${point.rssOpen.join(' + ')} → ${point.rssAfterActions.join(' + ')} MiB`,
+      );
+    }
+    return { afterStart, checkpoints };
   } finally {
     await processes.stop();
   }
@@ -326,42 +358,51 @@ function report(results: Map<ConfigName, PhaseResult[]>, open: OpenResult | unde
   });
   table(['action (ms)', 'dev p50', 'dev p99', 'c-1 p50', 'c-1 p99', 'c-2 p50', 'c-2 p99', 'p50 c-1/dev', 'p50 c-2/c-1'], rows);
 
-  if (open) {
-    const base = pooled['cluster-2'] ?? new Timings();
-    console.log(
-      `\nwith ${open.runs} approvals open in review on cluster-2 (opened at ${open.openedPerSecond.toFixed(1)}/s), ` +
-        `${open.timings.of('POST …/decisions').length} of them read and signed at concurrency ${CONCURRENCY}:`,
-    );
-    const openActions: Record<string, unknown> = {};
-    const openRows = (['GET …/versions/:v', 'POST …/decisions'] as const).map((action) => {
-      const xs = open.timings.of(action);
-      const ratio = ms(xs, 0.5) / ms(base.of(action), 0.5);
-      openActions[action] = { p50_ms: r1(ms(xs, 0.5)), p99_ms: r1(ms(xs, 0.99)), p50_open_over_cluster2: r3(ratio) };
-      return [action, ms(xs, 0.5).toFixed(0), ms(xs, 0.99).toFixed(0), ms(base.of(action), 0.5).toFixed(0), ratio.toFixed(2)];
-    });
-    table(['action (ms)', 'p50 open', 'p99 open', 'p50 cluster-2 (part 1)', 'open / part 1'], openRows);
-    const cache = process.env.WORKER_MAX_CACHED_WORKFLOWS ?? 'unset (the SDK sizes it from the heap limit)';
-    console.log(`worker RSS (MiB), WORKER_MAX_CACHED_WORKFLOWS ${cache}:`);
-    table(
-      ['worker', 'started', `${open.runs} open`, 'after the actions', 'peak'],
-      open.workerMemory.open.map((_, i) => [
-        `worker-${i + 1}`,
-        String(open.workerMemory.afterStart[i]),
-        String(open.workerMemory.open[i]),
-        String(open.workerMemory.afterActions[i]),
-        String(open.workerMemory.peak[i]),
-      ]),
-    );
-    figures.open = {
-      runs: open.runs,
-      opened_per_s: r3(open.openedPerSecond),
-      actions: openActions,
-      worker_cache: process.env.WORKER_MAX_CACHED_WORKFLOWS ?? null,
-      worker_memory_mib: open.workerMemory,
-    };
-  }
+  if (open) reportOpen(open, pooled['cluster-2'] ?? new Timings(), figures);
   console.log(`\nthe whole bench took ${Math.round(elapsedMs / 1000)} s\n`);
   console.log(JSON.stringify({ bench: 'cluster', figures: { ...figures, elapsed_s: Math.round(elapsedMs / 1000) }, ratios, better: 'higher' }));
+}
+
+function reportOpen(open: OpenResult, base: Timings, figures: Record<string, unknown>): void {
+  const ms = (xs: number[], p: number) => (xs.length ? percentile(xs, p) : NaN);
+  const cache = process.env.WORKER_MAX_CACHED_WORKFLOWS ?? 'unset (the SDK sizes it from the heap limit)';
+  console.log(
+    `\napprovals left open in review on cluster-2, a sample of them read and signed at each checkpoint at concurrency ${CONCURRENCY} ` +
+      `(WORKER_MAX_CACHED_WORKFLOWS ${cache}; worker RSS at start ${open.afterStart.join(' + ')} MiB):`,
+  );
+  const rows = open.checkpoints.map((c) => {
+    const read = c.timings.of('GET …/versions/:v');
+    const sign = c.timings.of('POST …/decisions');
+    return [
+      String(c.open),
+      c.openedPerSecond.toFixed(2),
+      String(sign.length),
+      ms(read, 0.5).toFixed(0),
+      ms(sign, 0.5).toFixed(0),
+      ms(sign, 0.99).toFixed(0),
+      (ms(sign, 0.5) / ms(base.of('POST …/decisions'), 0.5)).toFixed(2),
+      c.rssOpen.join(' + '),
+      c.rssAfterActions.join(' + '),
+      c.peak.join(' + '),
+    ];
+  });
+  table(
+    ['open runs', 'opened/s', 'signed', 'read p50', 'sign p50', 'sign p99', 'sign p50 / part 1', 'RSS open', 'RSS after', 'peak'],
+    rows,
+  );
+  figures.open = {
+    worker_cache: process.env.WORKER_MAX_CACHED_WORKFLOWS ?? null,
+    worker_rss_at_start_mib: open.afterStart,
+    checkpoints: open.checkpoints.map((c) => ({
+      open: c.open,
+      opened_per_s: r3(c.openedPerSecond),
+      read_p50_ms: r1(ms(c.timings.of('GET …/versions/:v'), 0.5)),
+      sign_p50_ms: r1(ms(c.timings.of('POST …/decisions'), 0.5)),
+      sign_p99_ms: r1(ms(c.timings.of('POST …/decisions'), 0.99)),
+      sign_p50_over_cluster2: r3(ms(c.timings.of('POST …/decisions'), 0.5) / ms(base.of('POST …/decisions'), 0.5)),
+      worker_rss_mib: { open: c.rssOpen, after_actions: c.rssAfterActions, peak: c.peak },
+    })),
+  };
 }
 
 if (process.argv.includes(ORCHESTRATE)) {

@@ -223,6 +223,8 @@ export const configSchema = z.object({
   STREAM_MAX_PER_USER: count(1).default(5),
   STREAM_MAX_PER_PROCESS: count(1).default(1000),
   STREAM_MAX_BUFFERED_BYTES: count(4096).default(1_048_576),
+  // Bulk exports (docs/exports.md): the most records one export may hold; a larger selection is refused 422.
+  BULK_EXPORT_MAX_RECORDS: count(1).default(500),
 });
 
 export type Config = z.infer<typeof configSchema>;

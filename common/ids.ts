@@ -10,6 +10,7 @@ export const workflowIds = {
     retestNumber > 1 ? `analysis:${accession}:${test}:${retestNumber}` : `analysis:${accession}:${test}`,
   instrument: (code: string) => `instrument:${code}`,
   soapSummary: (patientId: string, notesHash: string) => `soap-summary:${patientId}:${notesHash}`,
+  bulkExport: (exportId: string) => `bulk-export:${exportId}`,
 };
 
 export function parseWorkflowType(workflowId: string): string {

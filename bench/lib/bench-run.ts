@@ -25,6 +25,11 @@ export function benchRun(name: string) {
       main().then(
         () => process.exit(0),
         (err: unknown) => {
+          if (interrupted) {
+            // A Ctrl-C stops the bench at its next step: cleaned up, no figures, the shell's usual status.
+            say('stopped after Ctrl-C; what it started is cleaned up');
+            process.exit(130);
+          }
           console.error(`[bench:${name}] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
           process.exit(1);
         },

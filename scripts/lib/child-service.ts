@@ -74,7 +74,19 @@ export function describeExit(exit: ServiceExit): string {
 }
 
 function prefixLines(from: Readable, to: Writable, prefix: string): void {
-  createInterface({ input: from, crlfDelay: Infinity }).on('line', (line) => to.write(`${prefix}${line}\n`));
+  eachLine(from, (line) => to.write(`${prefix}${line}\n`));
+}
+
+function eachLine(from: Readable, onLine: (line: string) => void): void {
+  createInterface({ input: from, crlfDelay: Infinity }).on('line', onLine);
+}
+
+/** Every non-empty line a child writes to stdout or stderr, whole (a line split across chunks arrives once). */
+export function forwardLines(child: ChildProcess, onLine: ((line: string) => void) | undefined): void {
+  if (!onLine) return;
+  for (const stream of [child.stdout, child.stderr]) {
+    if (stream) eachLine(stream, (line) => line && onLine(line));
+  }
 }
 
 function delay(ms: number): { promise: Promise<void>; cancel(): void } {

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { freePort } from './free-port';
+import { forwardLines } from './child-service';
 
 export interface DevTemporalOptions {
   ip?: string;
@@ -61,14 +62,7 @@ export async function startDevTemporal(options: DevTemporalOptions = {}): Promis
   args.push('--dynamic-config-value', 'system.enableActivityEagerExecution=true');
 
   const child = spawn(temporalCli(), args, { stdio: ['ignore', 'pipe', 'pipe'], detached: false });
-  const forward = (chunk: Buffer) =>
-    chunk
-      .toString()
-      .split('\n')
-      .filter(Boolean)
-      .forEach((line) => options.onOutput?.(line));
-  child.stdout?.on('data', forward);
-  child.stderr?.on('data', forward);
+  forwardLines(child, options.onOutput);
   let exited: number | null = null;
   child.on('exit', (code) => (exited = code ?? -1));
 

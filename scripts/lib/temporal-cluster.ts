@@ -14,6 +14,7 @@ import { msToTs } from '@temporalio/common/lib/time';
 import pg from 'pg';
 import { freePort } from './free-port';
 import { canBind } from './ports';
+import { forwardLines } from './child-service';
 
 const root = join(__dirname, '..', '..');
 const run = promisify(execFile);
@@ -255,14 +256,7 @@ export async function startTemporalCluster(options: TemporalClusterOptions): Pro
   const launch = () => {
     exited = null;
     child = spawn(binaries.server, ['--config-file', configFile, '--roles-file', rolesFile, 'start'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const forward = (chunk: Buffer) =>
-      chunk
-        .toString()
-        .split('\n')
-        .filter(Boolean)
-        .forEach((line) => options.onOutput?.(line));
-    child.stdout?.on('data', forward);
-    child.stderr?.on('data', forward);
+    forwardLines(child, options.onOutput);
     exitedPromise = new Promise<void>((resolveExit) =>
       child.once('exit', (code, signal) => {
         exited = code ?? (signal ? 128 : -1);

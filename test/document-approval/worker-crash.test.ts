@@ -22,7 +22,10 @@ describe('document approval survives a worker killed with SIGKILL mid-review', (
     await p.stop();
   });
 
-  it('resumes on a new worker and reaches the same end with no duplicated email or audit record', async () => {
+  it('resumes on a new worker and reaches the same end with no duplicated email or audit record', async function () {
+    // Three worker processes start one after another and every queued email is awaited: 91–97 s on Node 20 and 24
+    // with the load average at 17–21, too close to the suite's 120 s default for a machine that busy.
+    this.timeout(300_000);
     worker = await spawnWorker(p.taskQueue);
     // A specification's routing template: technical review, then QA approval.
     const { number, contentHash } = await createDraft(p, u.author, undefined, 'Pipette tip specification', 'specification');

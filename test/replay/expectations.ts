@@ -40,6 +40,17 @@ function summaryEndingOf(f: NamedFixture): string {
 }
 
 export const expectations: Record<string, FolderExpectation> = {
+  'bulk-export': {
+    covers: 'for a completed bulk export and one refused by the run for outgrowing the limit',
+    minFixtures: 2,
+    workflowId: /^bulk-export:[0-9a-f-]{36}$/,
+    minEvents: 11,
+    workflowTypes: ['bulkExportWorkflow'],
+    more(fixtures) {
+      const endings = fixtures.map((f) => JSON.parse(payloadTexts(f.history.events?.at(-1)?.workflowExecutionCompletedEventAttributes?.result)[0] ?? '{}').state);
+      assert.deepEqual(endings.sort(), ['completed', 'failed']);
+    },
+  },
   'document-approval': {
     covers: 'for every ending a version can reach, one recorded before a patch',
     minFixtures: 6,
