@@ -29,7 +29,10 @@ describe('urgent notices raised by the processes: a rejected sample, an overdue 
   /** The notice run's own record that SMS and Slack reached the person (not only the servers' requests). */
   const sentTo = async (noticeId: string, person: TestUser) =>
     (await deliveries(noticeId))
-      .filter((d: { user_id: string; state: string }) => d.user_id === person.actor.userId && d.state === 'sent')
+      .filter(
+        (d: { user_id: string; channel: string; state: string }) =>
+          d.user_id === person.actor.userId && d.state === 'sent' && (d.channel === 'sms' || d.channel === 'slack'),
+      )
       .map((d: { channel: string }) => d.channel)
       .sort()
       .join() === 'slack,sms';
@@ -45,8 +48,8 @@ describe('urgent notices raised by the processes: a rejected sample, an overdue 
       initiator: ['clinician'],
       supervisor: ['lab_director'],
     });
-    // The chain after a notice's own people: the supervisor, then nobody; each step waits 3 s for an acknowledgement.
-    p = await startNoticePlatform(slack, twilio, { ackTimeout: '3s', chain: [{ username: u.supervisor.username }] });
+    // The chain after a notice's own people: the supervisor, then nobody; each step waits 20 s for an acknowledgement.
+    p = await startNoticePlatform(slack, twilio, { ackTimeout: '20s', chain: [{ username: u.supervisor.username }] });
     for (const name of Object.keys(u) as (keyof typeof u)[]) {
       at[name] = addressesFor(slack);
       // Email only for normal notices: urgent ones go to SMS and Slack whatever a person chose.
