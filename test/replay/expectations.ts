@@ -168,11 +168,23 @@ export const expectations: Record<string, FolderExpectation> = {
     },
   },
   webhooks: {
-    covers: 'for a webhook delivery run (a retry, a dead letter, disabled by an admin)',
-    minFixtures: 1,
+    covers: 'for webhook delivery runs (a retry, a dead letter, disabled by an admin), one event per activity and in batches',
+    minFixtures: 2,
     workflowId: /^webhook-delivery:[0-9a-f-]{36}$/,
     minEvents: 11,
     workflowTypes: ['webhookDeliveryWorkflow'],
+    more(fixtures) {
+      const activities = (f: NamedFixture) =>
+        f.history.events?.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []) ?? [];
+      assert.ok(
+        fixtures.some((f) => activities(f).includes('nextWebhookBatch') && !activities(f).includes('deliverWebhookBatch')),
+        'a run from before the batch path: one deliverWebhookEvent activity per event',
+      );
+      assert.ok(
+        fixtures.some((f) => ['deliverWebhookBatch', 'deliverWebhookEvent', 'deadLetterWebhookEvent'].every((a) => activities(f).includes(a))),
+        'a run on the batch path that retried an event on its own and dead-lettered one',
+      );
+    },
   },
   notices: {
     covers: 'for an urgent notice escalated and acknowledged, and a normal one with a refused SMS',

@@ -34,13 +34,16 @@ import {
   type StoreArgs,
 } from '../../common/sample-intake';
 import { Assignees, DueAt, EntityId, EntityType, Stage } from '../../common/search-attributes';
-import { OutboxDeliveries, db, iso } from '../lib';
+import { OutboxDeliveries, db, iso, startNoticeRuns } from '../lib';
 import { ANALYSIS_RUNS_PATCH, CANCEL_ANALYSES_PATCH, FOLLOW_TESTS_PATCH, cancelAnalysesOfRejection, startAnalyses } from './analyses';
 import { takeUpCapaRequest } from './capa-request';
 import { cancelRetentionEnds, dueTimers } from './deadlines';
 import { MAX_EVENT_IDS, acceptedTests, allResulted, failedCriteria, initialState, isAccepted, isFinal, unroutedTests } from './state';
 import { nextTask, waitingOn } from './tasks';
 import { proofRefusal, Turns } from './turns';
+
+/** Rejections write an urgent notice whose run this run starts. */
+const URGENT_REJECTION_PATCH = 'urgent-rejection-notice';
 
 const BATCH_INTAKE = 'system:batch-intake';
 
@@ -229,13 +232,15 @@ export class SampleCase {
         proof: person('sample.reject', rejection),
       }),
     );
-    const { outboxIds, capaRequestId } = recorded;
+    const { outboxIds, capaRequestId, noticeIds } = recorded;
     // The person Postgres knows initiates any CAPA (runs recorded before grants had no one else to name).
     const by = recorded.actor ?? actor;
     decision.by = by.username;
     this.outbox.deliver(outboxIds);
     if (patched(CANCEL_ANALYSES_PATCH)) await cancelAnalysesOfRejection(this.ref.sampleId, s.accession, rejecting);
     if (capaRequestId && patched('open-capa-from-rejection')) this.background.push(takeUpCapaRequest(this.ref, capaRequestId, by));
+    // The urgent notice's run sends SMS and Slack and escalates (runs recorded before it wrote the notice as email).
+    if (noticeIds?.length && patched(URGENT_REJECTION_PATCH)) this.background.push(startNoticeRuns(noticeIds));
   }
 
   // ----- bench work: aliquots, storage, routing -----
