@@ -18,6 +18,7 @@ export const APPEND_ONLY_TABLES = [
   'domain_events',
   'instrument_events',
   'competency_assessments',
+  'autoverification_rule_sets',
 ] as const;
 
 /** Records that change but are never deleted (people keep their history; versions keep their signatures). */
