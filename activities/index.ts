@@ -1,5 +1,6 @@
 import { auditActivities } from './audit';
 import { capaActivities } from './capa';
+import { coaExtractionActivities } from './coa-extraction';
 import type { ActivityDeps } from './deps';
 import { documentActivities } from './documents';
 import { equipmentActivities } from './equipment';
@@ -38,6 +39,7 @@ export function createActivities(deps: ActivityDeps) {
     ...supplierQualificationActivities(deps),
     ...scheduledWorkActivities(deps),
     ...soapSummaryActivities(deps),
+    ...coaExtractionActivities(deps),
     ...summaryHandOverActivities(deps),
     ...webhookDeliveryActivities(deps),
     ...trainingActivities(deps),

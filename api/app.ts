@@ -33,6 +33,7 @@ import { streamRoutes } from './routes/stream';
 import { auditTrailRoutes } from './routes/audit-trails';
 import { exportRoutes } from './routes/exports';
 import { summaryRoutes } from './routes/summaries';
+import { coaExtractionRoutes } from './routes/coa-extraction';
 import { trainingRoutes } from './routes/training';
 import { userRoutes } from './routes/users';
 import { webhookSubscriptionRoutes } from './routes/webhook-subscriptions';
@@ -56,6 +57,7 @@ function routeSpecs(deps: ApiDeps) {
     ...scheduledWorkRoutes(deps),
     ...patientRoutes(deps),
     ...summaryRoutes(deps),
+    ...coaExtractionRoutes(deps),
     ...eventRoutes(deps),
     ...streamRoutes(deps),
     ...webhookSubscriptionRoutes(deps),

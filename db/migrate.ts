@@ -30,6 +30,7 @@ import * as taskOverdueEvents from './migrations/20261206102000_task_overdue_eve
 import * as notificationChannels from './migrations/20261206140000_notification_channels';
 import * as instruments from './migrations/20261206150000_instruments';
 import * as training from './migrations/20261206155000_training';
+import * as coaExtractions from './migrations/20261206175500_coa_extractions';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -63,6 +64,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261206140000_notification_channels': notificationChannels,
   '20261206150000_instruments': instruments,
   '20261206155000_training': training,
+  '20261206175500_coa_extractions': coaExtractions,
 };
 
 const source: Knex.MigrationSource<string> = {

@@ -13,3 +13,4 @@ export { noticeWorkflow } from './notice';
 export { trainingCampaignWorkflow } from './training-campaign';
 export { trainingAssignmentWorkflow } from './training-assignment';
 export { instrumentWorkflow } from './instrument';
+export { coaExtractionWorkflow } from './coa-extraction';
