@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { capaGrantedArgs, mayAct, type CapaGrantAction } from '../common/capa-grants';
-import { CAPA_VERIFICATION } from '../db/gate';
+import { CAPA_CLOSURE, CAPA_VERIFICATION } from '../db/gate';
 import type { Actor } from '../common/roles';
 import { appendAudit } from '../db/audit';
 import {
@@ -20,6 +20,7 @@ import type { CapaProof, CapaRef, CapaStep } from './capa-step';
 import { noticeText, taskTitle } from './capa-wording';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
+import { writeNotice } from './notice-writer';
 import { grantChecks, Refusal, type RecordRef } from './lib/grant-checks';
 import { gateInTransaction } from './training';
 
@@ -78,7 +79,7 @@ async function linkBorneOut(trx: Knex.Transaction, capa: CapaRef, proof: Extract
 }
 
 /** The CAPA actions behind the gate (db/gate.ts), and the activity each is. */
-const GATED: Partial<Record<CapaGrantAction, string>> = { 'capa.record_effectiveness': CAPA_VERIFICATION };
+const GATED: Partial<Record<CapaGrantAction, string>> = { 'capa.record_effectiveness': CAPA_VERIFICATION, 'capa.close': CAPA_CLOSURE };
 
 export function capaActivities({ db, mailer, publicUrl, mailDomain }: ActivityDeps) {
   const link = (capa: CapaRef) => `${publicUrl}/api/v1/capas/${capa.number}`;
@@ -126,7 +127,7 @@ export function capaActivities({ db, mailer, publicUrl, mailDomain }: ActivityDe
 
   return {
     /** Writes one step of a CAPA run in one transaction; answers the emails to deliver and the holders found inactive. */
-    async recordCapaStep(step: CapaStep): Promise<{ outboxIds: string[]; inactive: string[] }> {
+    async recordCapaStep(step: CapaStep): Promise<{ outboxIds: string[]; noticeIds?: string[]; inactive: string[] }> {
       const { proof } = step;
       const write = async (trx: Knex.Transaction) => {
         const { capa } = step;
@@ -197,12 +198,35 @@ export function capaActivities({ db, mailer, publicUrl, mailDomain }: ActivityDe
           idempotencyKey: activityKey(),
         });
         const outboxIds: string[] = [];
+        const noticeIds: string[] = [];
         for (const [i, notice] of (step.notify ?? []).entries()) {
           const recipients = await resolveRecipients(trx, notice.to);
+          if (notice.kind === 'capa.overdue') {
+            // Urgent: a stage or action past its due date goes to its holder and the QA manager on SMS and Slack at
+            // once (and in-app and email), and up the escalation chain until someone acknowledges.
+            const { title, body } = noticeText(capa, notice);
+            const written = await writeNotice(
+              trx,
+              {
+                idempotencyKey: activityKey(`n${i}`),
+                kind: 'capa.overdue',
+                priority: 'urgent',
+                subjectType: 'capa',
+                subjectId: capa.number,
+                facts: { capaNumber: capa.number, what: notice.what, dueAt: notice.dueAt, title, body },
+                link: link(capa),
+                recipients,
+              },
+              mailDomain,
+            );
+            outboxIds.push(...written.outboxIds);
+            if (written.needsRun) noticeIds.push(written.noticeId);
+            continue;
+          }
           const message = { idempotencyKey: activityKey(`n${i}`), kind: notice.kind, ...noticeText(capa, notice), link: link(capa) };
           outboxIds.push(...(await queueNotifications(trx, recipients, message, mailDomain)));
         }
-        return { outboxIds, inactive: await inactiveUserIds(trx, step.checkActive ?? []) };
+        return { outboxIds, noticeIds, inactive: await inactiveUserIds(trx, step.checkActive ?? []) };
       };
       return proof ? checks.recording(refOf(step.capa), attempted(proof), write) : db.transaction(write);
     },

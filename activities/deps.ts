@@ -11,6 +11,8 @@ export interface ActivityDeps {
   mailer: Mailer;
   /** Links in notifications point here. */
   publicUrl: string;
+  /** The laboratory as its reports print it (LAB_NAME, LAB_ADDRESS). */
+  lab?: { name: string; address: string };
   /** Host part of generated Message-IDs. */
   mailDomain: string;
   /** The ERP, when one is configured (ERP_URL); its absence turns the sync and supplier-status writes off. */

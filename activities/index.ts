@@ -1,4 +1,5 @@
 import { auditActivities } from './audit';
+import { bulkExportActivities } from './bulk-export';
 import { capaActivities } from './capa';
 import { coaExtractionActivities } from './coa-extraction';
 import type { ActivityDeps } from './deps';
@@ -9,7 +10,9 @@ import { erpSyncActivities } from './erp-sync';
 import { incomingInspectionActivities } from './incoming-inspection';
 import { noticeActivities } from './notices';
 import { notificationActivities } from './notifications';
+import { reportActivities } from './reports';
 import { resultActivities } from './results';
+import { resultRuleActivities } from './result-rules';
 import { sampleIntakeActivities } from './sample-intake';
 import { supplierQualificationActivities } from './supplier-qualification';
 import { scheduledWorkActivities } from './scheduled-work';
@@ -32,6 +35,8 @@ export function createActivities(deps: ActivityDeps) {
     ...capaActivities(deps),
     ...sampleIntakeActivities(deps),
     ...resultActivities(deps),
+    ...reportActivities(deps),
+    ...resultRuleActivities(deps),
     ...equipmentActivities(deps),
     ...equipmentTimerActivities(deps),
     ...erpSyncActivities(deps),
@@ -43,6 +48,7 @@ export function createActivities(deps: ActivityDeps) {
     ...summaryHandOverActivities(deps),
     ...webhookDeliveryActivities(deps),
     ...trainingActivities(deps),
+    ...bulkExportActivities(deps),
   };
 }
 

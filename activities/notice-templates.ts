@@ -38,6 +38,25 @@ const TEMPLATES: Record<string, Record<number, Template>> = {
       };
     },
   },
+  'sample.rejected': {
+    1: (n) => {
+      const tests = Array.isArray(n.facts.tests) ? n.facts.tests.map(String) : [];
+      const accession = str(n.facts.accession, n.subjectId);
+      return {
+        title: `Specimen ${accession} rejected${n.facts.full === false ? ` for ${tests.join(', ')}` : ''}: ${str(n.facts.reason)}`,
+        body: `Specimen ${accession} was rejected (${str(n.facts.code)} ${str(n.facts.reason)}: ${str(n.facts.condition)}); disposition: ${str(n.facts.disposition)}. Please recollect for ${tests.join(', ')}.`,
+        short: `labflow ${urgentPrefix(n)}specimen ${accession} rejected (${str(n.facts.code)}), recollect. Acknowledge:${actOn(n)}`,
+      };
+    },
+  },
+  'capa.overdue': {
+    // The title and body are worded by the CAPA's own wording (capa-wording.ts) when the notice is written.
+    1: (n) => ({
+      title: str(n.facts.title, `Overdue: ${n.subjectId}`),
+      body: str(n.facts.body),
+      short: `labflow ${urgentPrefix(n)}CAPA ${str(n.facts.capaNumber, n.subjectId)} ${str(n.facts.what)} overdue. Acknowledge:${actOn(n)}`,
+    }),
+  },
   'audit.chain_broken': {
     1: (n) => ({
       title: 'Audit trail verification failed',

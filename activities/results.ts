@@ -4,7 +4,6 @@ import { FailureType } from '../common/failures';
 import { workflowIds } from '../common/ids';
 import {
   boundAnalysisArgs,
-  flagFor,
   mayAnalysisAction,
   type AnalysisAction,
   type AnalysisInput,
@@ -15,11 +14,14 @@ import type { Actor } from '../common/roles';
 import type { SignatureInput } from '../common/signatures';
 import { appendAudit } from '../db/audit';
 import { instrumentUsability, unusableWhy } from '../db/equipment';
-import { matchingRange, policyOf } from '../db/results';
+import { RESULT_VERIFICATION } from '../db/gate';
+import { policyOf } from '../db/results';
 import { recordSignature } from '../db/signatures';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
 import { grantChecks, Refusal, type RecordRef } from './lib/grant-checks';
+import { gateInTransaction } from './training';
+import { judgeEntry } from './result-rules';
 
 /** An analysis as its run names it: IDs only. */
 export interface AnalysisRef {
@@ -70,6 +72,7 @@ const invalid = (message: string) => ApplicationFailure.create({ type: FailureTy
 export function resultActivities(deps: ActivityDeps) {
   const { db, publicUrl } = deps;
   const checks = grantChecks(deps);
+  const requireGate = gateInTransaction(deps);
   const recordRef = (ref: AnalysisRef): RecordRef => ({
     workflowId: ref.workflowId,
     entityType: 'analysis',
@@ -180,16 +183,25 @@ export function resultActivities(deps: ActivityDeps) {
             const entry = await trx('analysis_entries').where({ id: step.entryId, analysis_id: ref.analysisId }).forUpdate().first();
             if (!entry || entry.applied_at || entry.entered_by !== actor.userId) throw new Refusal('not_from_labflow', actor.userId);
             await requireUsableInstrument(trx, entry);
-            const range = entry.kind === 'numeric' ? await matchingRange(trx, ref.analysisId, entry.unit) : null;
-            const flag = entry.kind === 'numeric' ? flagFor(Number(entry.numeric_value), range) : null;
+            const judged = entry.kind === 'numeric' ? await judgeEntry(trx, ref, entry) : null;
             await trx('analysis_entries')
               .where({ id: entry.id })
-              .update({ applied_at: trx.fn.now(), flag, range_snapshot: range ? JSON.stringify(range) : null });
+              .update({
+                applied_at: trx.fn.now(),
+                flag: judged?.flag ?? null,
+                range_snapshot: judged?.range ? JSON.stringify(judged.range) : null,
+                measuring_snapshot: judged?.measuring ? JSON.stringify(judged.measuring) : null,
+                delta_check: judged?.delta ? JSON.stringify(judged.delta) : null,
+              });
             await moveState(trx, ref, from, { state: to, current_entry_id: entry.id });
             await audit(trx, ref, from === 'pending' ? 'analysis.resulted' : 'analysis.edited', actor, { entryId: entry.id });
             return { actor };
           }
           case 'analysis.verify': {
+            // The verifier must be fit for this test's verification, and the value must come from a usable instrument.
+            await requireGate(trx, actor, { activity: RESULT_VERIFICATION, scope: ref.test }, { entityType: 'analysis', entityId: ref.workflowId });
+            const current = await trx('analysis_entries as e').join('analyses as a', 'a.current_entry_id', 'e.id').where('a.id', ref.analysisId).first('e.instrument', 'e.qc_run');
+            if (current) await requireUsableInstrument(trx, current);
             const seq = Number((await trx('analysis_verifications').where({ analysis_id: ref.analysisId }).count({ n: '*' }))[0].n) + 1;
             const signatureId = await signed('verification');
             await trx('analysis_verifications').insert({ analysis_id: ref.analysisId, seq, user_id: actor.userId, signature_id: signatureId });

@@ -23,6 +23,7 @@ import { recordSignature } from '../db/signatures';
 import { closeTasksByPrefix, openTask } from '../db/tasks';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
+import { writeNotice } from './notice-writer';
 import { sampleCapaActivities } from './sample-capa';
 import { activeSubmitter, sampleHandOverActivities } from './sample-hand-over';
 import { Refusal } from './lib/grant-checks';
@@ -254,7 +255,7 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
       full: boolean;
       stage: string;
       proof?: SampleProof;
-    }): Promise<{ outboxIds: string[]; capaRequestId: string | null; actor: Actor }> {
+    }): Promise<{ outboxIds: string[]; noticeIds?: string[]; capaRequestId: string | null; actor: Actor }> {
       const step = p.full ? 'sample.rejected' : 'sample.tests_rejected';
       return recording(p.ref, step, async (trx) => {
         const { actor } = await proven(trx, p.ref, p.proof, step);
@@ -352,13 +353,31 @@ export function sampleIntakeActivities(deps: ActivityDeps) {
           },
           actor,
         );
-        const outboxIds = await notify(trx, [submitter], {
-          kind: 'sample.rejected',
-          title: `Specimen ${p.ref.accession} rejected${p.full ? '' : ` for ${p.tests.join(', ')}`}: ${REJECTION_CODES[p.code]}`,
-          body: `Specimen ${p.ref.accession} was rejected (${p.code} ${REJECTION_CODES[p.code]}: ${p.condition}); disposition: ${p.disposition}. Please recollect for ${p.tests.join(', ')}.`,
-          link: link(p.ref),
-        });
-        return { outboxIds, capaRequestId, actor };
+        // Urgent: the submitter must recollect, so SMS and Slack at once beside in-app and email, and up the
+        // escalation chain until someone acknowledges (the notice's run, started by the sample's run).
+        const notice = await writeNotice(
+          trx,
+          {
+            idempotencyKey: activityKey('notice'),
+            kind: 'sample.rejected',
+            priority: 'urgent',
+            subjectType: 'sample',
+            subjectId: p.ref.accession,
+            facts: {
+              accession: p.ref.accession,
+              code: p.code,
+              reason: REJECTION_CODES[p.code],
+              condition: p.condition,
+              disposition: p.disposition,
+              tests: p.tests,
+              full: p.full,
+            },
+            link: link(p.ref),
+            recipients: submitter ? await resolveRecipients(trx, [submitter]) : [],
+          },
+          mailDomain,
+        );
+        return { outboxIds: notice.outboxIds, noticeIds: notice.needsRun ? [notice.noticeId] : [], capaRequestId, actor };
       });
     },
 

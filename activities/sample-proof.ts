@@ -5,11 +5,13 @@ import type { Actor } from '../common/roles';
 import { boundSampleArgs, maySampleAction, type SampleAction } from '../common/sample-intake-grants';
 import type { SampleEvent } from '../common/sample-intake';
 import type { SignatureInput } from '../common/signatures';
+import { SAMPLE_ACCEPTANCE_WITH_DEVIATION } from '../db/gate';
 import { claimDelivery } from '../db/sample-webhooks';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
 import { grantChecks, Refusal, type RecordRef } from './lib/grant-checks';
 import type { SampleRef } from './sample-intake';
+import { gateInTransaction } from './training';
 
 /**
  * What a sample-intake run shows the recording activity to have it believe a step:
@@ -37,6 +39,7 @@ const RUN_STEPS = ['sample.completed'];
 
 export function sampleProofChecks(deps: Pick<ActivityDeps, 'db' | 'mailer' | 'mailDomain' | 'publicUrl'>) {
   const checks = grantChecks(deps);
+  const requireGate = gateInTransaction(deps);
   const recordRef = (ref: SampleRef): RecordRef => ({
     workflowId: ref.workflowId,
     entityType: 'sample',
@@ -71,6 +74,9 @@ export function sampleProofChecks(deps: Pick<ActivityDeps, 'db' | 'mailer' | 'ma
           },
           (user) => maySampleAction(proof.action, user, sample.submitter_id ?? null),
         );
+        if (proof.action === 'sample.accept_with_deviation') {
+          await requireGate(trx, actor, { activity: SAMPLE_ACCEPTANCE_WITH_DEVIATION }, { entityType: 'sample', entityId: ref.accession });
+        }
         return { actor, by: actor.username };
       }
       case 'delivery': {

@@ -2,15 +2,17 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Knex } from 'knex';
 import { Webhook } from 'standardwebhooks';
 import { durationMs } from '../common/durations';
-import { WebhookFailure } from '../common/webhook-delivery';
+import { WebhookFailure, type WebhookBatchOutcome } from '../common/webhook-delivery';
 import { appendAudit } from '../db/audit';
 import { toDomainEvent, type DomainEvent } from '../db/domain-events';
 import { queueNotifications } from '../db/notifications';
 import { resolveRecipients } from '../db/recipients';
-import { refuseWebhookUrl } from '../platform/webhook-url-guard';
+import { refuseWebhookUrl, type UrlRefusal } from '../platform/webhook-url-guard';
 import type { ActivityDeps } from './deps';
 
 const SYSTEM_ACTOR = 'system:webhook-delivery';
+/** A batch activity takes no new event after this long, so that it stays well inside its timeout. */
+const BATCH_BUDGET_MS = 10_000;
 
 /** The body every receiver gets: the Standard Webhooks shape, type, timestamp and data, with the event's ID and schema version. */
 export function webhookBody(e: DomainEvent): string {
@@ -76,23 +78,114 @@ export function webhookDeliveryActivities({ db, publicUrl, mailDomain, webhooks 
     );
   }
 
+  /** Requested redeliveries first, then events after the cursor of the subscribed types, in seq order. */
+  async function pendingSeqs(sub: { id: string; delivered_through: string | number; event_types: string[] }, limit: number) {
+    const redeliver = await db('webhook_deliveries')
+      .where({ subscription_id: sub.id, state: 'redeliver' })
+      .orderBy('event_seq')
+      .limit(limit)
+      .pluck('event_seq');
+    const fresh = await db('domain_events')
+      .where('seq', '>', sub.delivered_through)
+      .whereIn('type', sub.event_types)
+      .orderBy('seq')
+      .limit(limit - redeliver.length)
+      .pluck('seq');
+    return [...redeliver, ...fresh].map(Number);
+  }
+
+  type SubRow = { id: string; url: string; secret: string; previous_secret: string | null; previous_secret_expires_at: Date | string | null };
+
+  /** POSTs one event, signed with the subscription's secrets; the outcome, nothing recorded yet. */
+  async function post(sub: SubRow, event: DomainEvent, refused: UrlRefusal | null): Promise<{ at: Date; status: number | null; error: string | null }> {
+    const at = new Date();
+    if (refused) return { at, status: null, error: `refused (${refused.rule}): ${refused.detail}` };
+    const body = webhookBody(event);
+    const secrets = [
+      sub.secret,
+      ...(sub.previous_secret && sub.previous_secret_expires_at && new Date(sub.previous_secret_expires_at) > at ? [sub.previous_secret] : []),
+    ];
+    try {
+      const res = await fetch(sub.url, {
+        method: 'POST',
+        redirect: 'manual',
+        signal: AbortSignal.timeout(Math.max(1000, durationMs(webhooks?.requestTimeout ?? '15s'))),
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'labflow-webhooks/1',
+          'webhook-id': event.id,
+          'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+          'webhook-signature': signWebhook(secrets, event.id, at, body),
+        },
+        body,
+      });
+      const status = res.status;
+      await res.body?.cancel();
+      if (status >= 300) return { at, status, error: status < 400 ? `redirected (${status}); redirects are not followed` : `answered ${status}` };
+      return { at, status, error: null };
+    } catch (err) {
+      return { at, status: null, error: err instanceof Error && err.name === 'TimeoutError' ? 'timed out' : 'could not connect' };
+    }
+  }
+
+  /**
+   * Records delivered events in one transaction that first locks the subscription: each delivery row, the cursor
+   * moved to the last of them and the failure period ended. Returns the subscription's state (they were sent
+   * whatever it is now, so they are recorded whatever it is).
+   */
+  async function recordDelivered(subscriptionId: string, done: { seq: number; status: number }[]): Promise<string> {
+    return db.transaction(async (trx) => {
+      const current = await trx('webhook_subscriptions').where({ id: subscriptionId }).forUpdate().first('state');
+      if (!done.length) return current.state as string;
+      await trx('webhook_deliveries')
+        .insert(
+          done.map((d) => ({ subscription_id: subscriptionId, event_seq: d.seq, state: 'delivered', attempts: 1, last_status: d.status, last_error: null })),
+        )
+        .onConflict(['subscription_id', 'event_seq'])
+        .merge({
+          state: 'delivered',
+          attempts: trx.raw('webhook_deliveries.attempts + 1'),
+          last_status: trx.raw('excluded.last_status'),
+          last_error: null,
+          updated_at: trx.fn.now(),
+        });
+      await trx('webhook_subscriptions')
+        .where({ id: subscriptionId })
+        .update({ failing_since: null, delivered_through: trx.raw('greatest(delivered_through, ?)', [Math.max(...done.map((d) => d.seq))]) });
+      return current.state as string;
+    });
+  }
+
+  /**
+   * Records a failed attempt: it starts (or continues) the failure period and disables the subscription once that
+   * has lasted WEBHOOK_DISABLE_AFTER, or at once on 410 Gone.
+   */
+  async function recordFailure(
+    subscriptionId: string,
+    seq: number,
+    tried: { at: Date; status: number | null; error: string | null },
+  ): Promise<'failed' | 'disabled'> {
+    return db.transaction(async (trx) => {
+      const current = await trx('webhook_subscriptions').where({ id: subscriptionId }).forUpdate().first();
+      if (current.state !== 'enabled') return 'disabled' as const;
+      await recordAttempt(trx, subscriptionId, seq, 'failing', tried.status, tried.error);
+      const failingSince = current.failing_since ? new Date(current.failing_since) : tried.at;
+      if (!current.failing_since) await trx('webhook_subscriptions').where({ id: subscriptionId }).update({ failing_since: tried.at });
+      const gone = tried.status === 410;
+      if (gone || tried.at.getTime() - failingSince.getTime() >= disableAfterMs) {
+        await disable(trx, current, gone ? 'the receiver answered 410 Gone' : `every delivery failed since ${failingSince.toISOString()}`);
+        return 'disabled' as const;
+      }
+      return 'failed' as const;
+    });
+  }
+
   return {
     /** What the run sends next: requested redeliveries first, then events after the cursor, of the subscribed types. */
     async nextWebhookBatch(p: { subscriptionId: string; limit: number }): Promise<{ state: string; seqs: number[] }> {
       const sub = await db('webhook_subscriptions').where({ id: p.subscriptionId }).first();
       if (!sub || sub.state !== 'enabled') return { state: sub?.state ?? 'deleted', seqs: [] };
-      const redeliver = await db('webhook_deliveries')
-        .where({ subscription_id: p.subscriptionId, state: 'redeliver' })
-        .orderBy('event_seq')
-        .limit(p.limit)
-        .pluck('event_seq');
-      const fresh = await db('domain_events')
-        .where('seq', '>', sub.delivered_through)
-        .whereIn('type', sub.event_types)
-        .orderBy('seq')
-        .limit(p.limit - redeliver.length)
-        .pluck('seq');
-      return { state: 'enabled', seqs: [...redeliver, ...fresh].map(Number) };
+      return { state: 'enabled', seqs: await pendingSeqs(sub, p.limit) };
     },
 
     /**
@@ -104,71 +197,53 @@ export function webhookDeliveryActivities({ db, publicUrl, mailDomain, webhooks 
       const sub = await db('webhook_subscriptions').where({ id: p.subscriptionId }).first();
       if (!sub || sub.state !== 'enabled') throw notEnabled(`subscription ${p.subscriptionId} is ${sub?.state ?? 'deleted'}`);
       const row = await db('domain_events').where({ seq: p.seq }).first();
-      const event = toDomainEvent(row);
-      const body = webhookBody(event);
-      const secrets = [
-        sub.secret,
-        ...(sub.previous_secret && new Date(sub.previous_secret_expires_at) > new Date() ? [sub.previous_secret] : []),
-      ];
-      const at = new Date();
-      let status: number | null = null;
-      let error: string | null = null;
-      const refused = await refuseWebhookUrl(sub.url, guard);
-      if (refused) {
-        error = `refused (${refused.rule}): ${refused.detail}`;
-      } else {
-        try {
-          const res = await fetch(sub.url, {
-            method: 'POST',
-            redirect: 'manual',
-            signal: AbortSignal.timeout(Math.max(1000, durationMs(webhooks?.requestTimeout ?? '15s'))),
-            headers: {
-              'content-type': 'application/json',
-              'user-agent': 'labflow-webhooks/1',
-              'webhook-id': event.id,
-              'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
-              'webhook-signature': signWebhook(secrets, event.id, at, body),
-            },
-            body,
-          });
-          status = res.status;
-          await res.body?.cancel();
-          if (status >= 300)
-            error = status >= 300 && status < 400 ? `redirected (${status}); redirects are not followed` : `answered ${status}`;
-        } catch (err) {
-          error = err instanceof Error && err.name === 'TimeoutError' ? 'timed out' : 'could not connect';
-        }
+      const tried = await post(sub, toDomainEvent(row), await refuseWebhookUrl(sub.url, guard));
+      if (!tried.error) {
+        if ((await recordDelivered(p.subscriptionId, [{ seq: p.seq, status: tried.status! }])) !== 'enabled')
+          throw notEnabled(`subscription ${p.subscriptionId} is no longer enabled`);
+        return { status: tried.status! };
       }
-      return db
-        .transaction(async (trx) => {
-          const current = await trx('webhook_subscriptions').where({ id: p.subscriptionId }).forUpdate().first();
-          if (current.state !== 'enabled') throw notEnabled(`subscription ${p.subscriptionId} is ${current.state}`);
-          if (!error) {
-            await recordAttempt(trx, p.subscriptionId, p.seq, 'delivered', status, null);
-            await trx('webhook_subscriptions')
-              .where({ id: p.subscriptionId })
-              .update({ failing_since: null, delivered_through: trx.raw('greatest(delivered_through, ?)', [p.seq]) });
-            return { status: status! };
-          }
-          await recordAttempt(trx, p.subscriptionId, p.seq, 'failing', status, error);
-          const failingSince = current.failing_since ? new Date(current.failing_since) : at;
-          if (!current.failing_since) await trx('webhook_subscriptions').where({ id: p.subscriptionId }).update({ failing_since: at });
-          const gone = status === 410;
-          if (gone || at.getTime() - failingSince.getTime() >= disableAfterMs) {
-            await disable(
-              trx,
-              current,
-              gone ? 'the receiver answered 410 Gone' : `every delivery failed since ${failingSince.toISOString()}`,
-            );
-            return { status: -1 };
-          }
-          return { status: -2, error };
-        })
-        .then((r) => {
-          if (r.status === -1) throw notEnabled(`subscription ${p.subscriptionId} was disabled`);
-          if (r.status === -2) throw ApplicationFailure.retryable(`delivery of event ${p.seq} failed: ${error}`, 'WebhookDeliveryFailed');
-          return { status: r.status };
-        });
+      if ((await recordFailure(p.subscriptionId, p.seq, tried)) === 'disabled') throw notEnabled(`subscription ${p.subscriptionId} was disabled`);
+      throw ApplicationFailure.retryable(`delivery of event ${p.seq} failed: ${tried.error}`, 'WebhookDeliveryFailed');
+    },
+
+    /**
+     * The fast path: what the subscription has pending (requested redeliveries first, then the events after the
+     * cursor, in seq order), sent one after the other with one read of the subscription and the events, stopping at
+     * the first failure; the deliveries are recorded together in one transaction at the end (a worker that dies
+     * before it sends them again, with the same webhook-id, which receivers deduplicate on). That event is left to deliverWebhookEvent, which
+     * Temporal retries with backoff; nothing after it is sent before it. It stops taking new events after
+     * BATCH_BUDGET_MS so that one activity stays short.
+     */
+    async deliverWebhookBatch(p: { subscriptionId: string; limit: number }): Promise<WebhookBatchOutcome> {
+      const sub = await db('webhook_subscriptions').where({ id: p.subscriptionId }).first();
+      if (!sub || sub.state !== 'enabled') return { state: sub?.state ?? 'deleted', delivered: 0, more: false };
+      const seqs = await pendingSeqs(sub, p.limit);
+      if (!seqs.length) return { state: 'enabled', delivered: 0, more: false };
+      const rows = await db('domain_events').whereIn('seq', seqs).select('*');
+      const bySeq = new Map<number, Record<string, unknown>>(rows.map((r: Record<string, unknown>) => [Number(r.seq), r]));
+      // The URL rules are checked once a batch, that is again before each batch of deliveries.
+      const refused = await refuseWebhookUrl(sub.url, guard);
+      const began = Date.now();
+      const done: { seq: number; status: number }[] = [];
+      let failed: { seq: number; tried: Awaited<ReturnType<typeof post>> } | null = null;
+      for (const seq of seqs) {
+        if (Date.now() - began > BATCH_BUDGET_MS) break;
+        const tried = await post(sub, toDomainEvent(bySeq.get(seq)!), refused);
+        if (tried.error) {
+          failed = { seq, tried };
+          break;
+        }
+        done.push({ seq, status: tried.status! });
+      }
+      // What was delivered is recorded before the failure, so the cursor stands just before the failed event.
+      const state = await recordDelivered(p.subscriptionId, done);
+      if (state !== 'enabled') return { state, delivered: done.length, more: false };
+      if (failed) {
+        if ((await recordFailure(p.subscriptionId, failed.seq, failed.tried)) === 'disabled') return { state: 'disabled', delivered: done.length, more: false };
+        return { state: 'enabled', delivered: done.length, more: true, failedSeq: failed.seq };
+      }
+      return { state: 'enabled', delivered: done.length, more: done.length < seqs.length || seqs.length >= p.limit };
     },
 
     /** The event's retries are spent: it goes to the dead-letter list, and the cursor moves past it. */

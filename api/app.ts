@@ -23,7 +23,9 @@ import { eventRoutes } from './routes/events';
 import { inboxRoutes } from './routes/inbox';
 import { patientRoutes } from './routes/patients';
 import { routingTemplateRoutes } from './routes/routing-templates';
+import { reportRoutes } from './routes/reports';
 import { resultRoutes } from './routes/results';
+import { resultConfigRoutes } from './routes/result-config';
 import { equipmentRoutes } from './routes/equipment';
 import { sampleIntakeRoutes } from './routes/sample-intake';
 import { notificationRoutes } from './routes/notifications';
@@ -31,10 +33,12 @@ import { mountSampleWebhooks, sampleWebhookOperations } from './routes/sample-in
 import { scheduledWorkRoutes } from './routes/scheduled-work';
 import { streamRoutes } from './routes/stream';
 import { auditTrailRoutes } from './routes/audit-trails';
+import { bulkExportRoutes } from './routes/bulk-exports';
 import { exportRoutes } from './routes/exports';
 import { summaryRoutes } from './routes/summaries';
 import { coaExtractionRoutes } from './routes/coa-extraction';
 import { trainingRoutes } from './routes/training';
+import { competenceRoutes } from './routes/competence';
 import { userRoutes } from './routes/users';
 import { webhookSubscriptionRoutes } from './routes/webhook-subscriptions';
 import { workflowRoutes } from './routes/workflows';
@@ -52,6 +56,8 @@ function routeSpecs(deps: ApiDeps) {
     ...capaRoutes(deps),
     ...sampleIntakeRoutes(deps),
     ...resultRoutes(deps),
+    ...reportRoutes(deps),
+    ...resultConfigRoutes(deps),
     ...equipmentRoutes(deps),
     ...erpSyncRoutes(deps),
     ...scheduledWorkRoutes(deps),
@@ -63,7 +69,9 @@ function routeSpecs(deps: ApiDeps) {
     ...webhookSubscriptionRoutes(deps),
     ...notificationRoutes(deps),
     ...exportRoutes(deps),
+    ...bulkExportRoutes(deps),
     ...trainingRoutes(deps),
+    ...competenceRoutes(deps),
     ...auditTrailRoutes(deps),
   ];
 }

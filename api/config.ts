@@ -43,12 +43,18 @@ export function apiConfig(config: Config): ApiConfig {
     webhooks: webhookSettings(config),
     publicUrl: config.PUBLIC_URL,
     notifications: { slackUrlPrefixes: config.SLACK_WEBHOOK_URL_PREFIXES.split(',').map((p) => p.trim()).filter(Boolean) },
+    competency: {
+      firstYearIntervalMs: durationMs(config.COMPETENCY_FIRST_YEAR_INTERVAL),
+      firstYearAssessments: config.COMPETENCY_FIRST_YEAR_ASSESSMENTS,
+      intervalMs: durationMs(config.COMPETENCY_INTERVAL),
+    },
     streams: {
       heartbeatMs: durationMs(config.STREAM_HEARTBEAT_INTERVAL),
       maxPerUser: config.STREAM_MAX_PER_USER,
       maxPerProcess: config.STREAM_MAX_PER_PROCESS,
       maxBufferedBytes: config.STREAM_MAX_BUFFERED_BYTES,
     },
+    bulkExports: { maxRecords: config.BULK_EXPORT_MAX_RECORDS },
   };
 }
 

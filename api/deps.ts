@@ -1,3 +1,4 @@
+import type { CompetencyPolicy } from '../common/competence';
 import type { Client } from '@temporalio/client';
 import type { PayloadCodec } from '@temporalio/common';
 import type { Context } from 'koa';
@@ -43,6 +44,10 @@ export interface ApiConfig {
   notifications?: { slackUrlPrefixes: string[] };
   /** Live event streams (STREAM_*); DEFAULT_STREAM_SETTINGS when absent. */
   streams?: StreamSettings;
+  /** Competency reassessment intervals (COMPETENCY_*); DEFAULT_COMPETENCY_POLICY when absent. */
+  competency?: CompetencyPolicy;
+  /** Bulk exports (BULK_EXPORT_*); DEFAULT_BULK_EXPORT_MAX_RECORDS when absent. */
+  bulkExports?: { maxRecords: number };
 }
 
 export interface SummarySettings {

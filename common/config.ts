@@ -70,6 +70,9 @@ export const configSchema = z.object({
   API_PORT: port.default(3000),
   API_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
   PUBLIC_URL: z.string().default('http://localhost:3000'),
+  // The laboratory as its test reports print it (42 CFR 493.1291(c)(2)).
+  LAB_NAME: z.string().min(1).max(200).default('labflow laboratory'),
+  LAB_ADDRESS: z.string().max(500).default(''),
   API_KEY_CACHE_TTL: duration.default('30s'),
   // Hardening of the HTTP API (api/hardening/): proxies, browsers, TLS, rate limits.
   TRUSTED_PROXIES: z.coerce.number().int().min(0).max(10).default(0),
@@ -139,6 +142,9 @@ export const configSchema = z.object({
   DOC_STAGE_DUE: duration.default('72h'),
   DOC_REMINDER_BEFORE: duration.default('24h'),
   DOC_PERIODIC_REVIEW: duration.default('365d'),
+  COMPETENCY_FIRST_YEAR_INTERVAL: positiveDuration.default('182d'),
+  COMPETENCY_FIRST_YEAR_ASSESSMENTS: z.coerce.number().int().min(0).max(12).default(2),
+  COMPETENCY_INTERVAL: positiveDuration.default('365d'),
 
   ERP_URL: z.string().optional(),
   ERP_API_KEY: z.string().optional(),
@@ -223,6 +229,8 @@ export const configSchema = z.object({
   STREAM_MAX_PER_USER: count(1).default(5),
   STREAM_MAX_PER_PROCESS: count(1).default(1000),
   STREAM_MAX_BUFFERED_BYTES: count(4096).default(1_048_576),
+  // Bulk exports (docs/exports.md): the most records one export may hold; a larger selection is refused 422.
+  BULK_EXPORT_MAX_RECORDS: count(1).default(500),
 });
 
 export type Config = z.infer<typeof configSchema>;

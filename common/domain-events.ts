@@ -39,6 +39,16 @@ export const DOMAIN_EVENT_SCHEMAS = {
     version: 1,
     schema: z.strictObject({ backupId: id, encrypted: z.boolean() }),
   },
+  'report.released': {
+    version: 1,
+    schema: z.strictObject({
+      accession: id,
+      reportId: id,
+      version: z.number().int(),
+      correctsVersion: z.number().int().nullable(),
+      pdfSha256: z.string().regex(/^[0-9a-f]{64}$/),
+    }),
+  },
 } as const;
 
 export type DomainEventType = keyof typeof DOMAIN_EVENT_SCHEMAS;
@@ -97,6 +107,18 @@ const FROM_AUDIT: Record<string, (a: AuditFacts) => DomainEventInput> = {
     entityType: a.entityType,
     entityId: a.entityId,
     data: { backupId: a.entityId, encrypted: a.details.encrypted === true },
+  }),
+  'report.released': (a) => ({
+    type: 'report.released',
+    entityType: a.entityType,
+    entityId: a.entityId,
+    data: {
+      accession: str(a.details.accession) ?? '',
+      reportId: str(a.details.reportId) ?? '',
+      version: num(a.details.version) ?? 0,
+      correctsVersion: num(a.details.corrects),
+      pdfSha256: str(a.details.pdfSha256) ?? '',
+    },
   }),
 };
 

@@ -8,8 +8,10 @@ export const workflowIds = {
   supplierQualification: (supplier: string) => `supplier-qualification:${supplier}`,
   analysis: (accession: string, test: string, retestNumber = 1) =>
     retestNumber > 1 ? `analysis:${accession}:${test}:${retestNumber}` : `analysis:${accession}:${test}`,
+  report: (accession: string, version: number) => `report:${accession}:v${version}`,
   instrument: (code: string) => `instrument:${code}`,
   soapSummary: (patientId: string, notesHash: string) => `soap-summary:${patientId}:${notesHash}`,
+  bulkExport: (exportId: string) => `bulk-export:${exportId}`,
 };
 
 export function parseWorkflowType(workflowId: string): string {

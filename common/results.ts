@@ -11,6 +11,7 @@ export const ANALYSIS_STATES = [
   'pending',
   'resulted',
   'to_be_verified',
+  'autoverified',
   'verified',
   'released',
   'retracted',
@@ -21,7 +22,7 @@ export type AnalysisStateName = (typeof ANALYSIS_STATES)[number];
 /** States after which nothing more happens to an analysis. */
 export const FINAL_ANALYSIS_STATES: readonly AnalysisStateName[] = ['released', 'retracted', 'rejected', 'cancelled'];
 
-export const FLAGS = ['normal', 'low', 'high', 'critical_low', 'critical_high'] as const;
+export const FLAGS = ['normal', 'low', 'high', 'warning_low', 'warning_high', 'critical_low', 'critical_high', 'invalid'] as const;
 export type Flag = (typeof FLAGS)[number];
 
 /** How a test's results are verified (test_result_policies). */
@@ -60,6 +61,8 @@ export interface AnalysisState {
   /** The run of the retest that froze this one. */
   retestedBy: string | null;
   frozen: boolean;
+  /** The autoverification rule set's verdict on the submitted result (absent before one judged it). */
+  autoverification?: { outcome: 'passed' | 'failed' | 'no-rule-set'; version: number | null };
 }
 
 interface Proven {
@@ -165,6 +168,9 @@ export interface RangeSnapshot {
   high: number | null;
   criticalLow: number | null;
   criticalHigh: number | null;
+  /** Warning shoulders: between the reference limit and the critical limit (absent on older snapshots). */
+  warningLow?: number | null;
+  warningHigh?: number | null;
 }
 
 /** The flag of a numeric value against its range; no range, no flag (never a false "normal"). */

@@ -72,3 +72,17 @@ export const WebhookFailure = {
   /** The subscription is disabled or deleted: the run ends; enabling it starts a new one. */
   NotEnabled: 'WebhookSubscriptionNotEnabled',
 } as const;
+
+/** What one batch activity did: how many it delivered, and the event it stopped at when one failed. */
+export interface WebhookBatchOutcome {
+  /** `enabled`, or why the run ends (`disabled`, `deleted`). */
+  state: string;
+  delivered: number;
+  /** There may be more to send at once (a full batch, the time budget spent, or a failure to retry). */
+  more: boolean;
+  /** The event whose delivery failed: the run retries it with backoff before anything after it. */
+  failedSeq?: number;
+}
+
+/** The patch that moved delivery from one activity per event to a batch per activity (open runs replay the old path). */
+export const WEBHOOK_BATCH_PATCH = 'webhook-batch-delivery';

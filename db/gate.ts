@@ -6,9 +6,10 @@ import { appendAudit } from './audit';
 /**
  * The gate: one check, used before a person's action is recorded, of whether the person is fit for the work. The
  * API runs it before it sends the Update, and the recording activity runs it again inside the transaction that
- * writes the action. It is a list of checks; each names what is missing. Today: the role, and training on the
- * currently effective version of every controlled document that governs the activity. Competency assessments and
- * authorisations are further checks of the same shape (GateCheck), added to GATE_CHECKS.
+ * writes the action. It is a list of checks; each names what is missing: the role, training on the currently
+ * effective version of every controlled document that governs the activity, and, where the activity is configured
+ * to require them (gate_activity_requirements), a current competency assessment and an active authorisation for
+ * the activity and its scope.
  */
 
 /** A gated activity: '<process>.<what>' with an optional qualifier, e.g. 'document.review.sop', 'capa.verify_effectiveness'. */
@@ -19,6 +20,14 @@ export const GATED_ACTIVITY_PATTERN = /^[a-z_]+(\.[a-z_]+){1,3}$/;
 /** The activity a reviewer of a document of this type performs; its governing documents say what they must know. */
 export const documentReviewActivity = (docType: string): GateActivity => `document.review.${docType}`;
 export const CAPA_VERIFICATION: GateActivity = 'capa.verify_effectiveness';
+export const CAPA_CLOSURE: GateActivity = 'capa.close';
+export const SAMPLE_ACCEPTANCE_WITH_DEVIATION: GateActivity = 'sample.accept_with_deviation';
+export const RESULT_VERIFICATION: GateActivity = 'result.verify';
+export const INSTRUMENT_BOOKING: GateActivity = 'instrument.book';
+
+/** What an authorisation or competency covers within an activity: every scope ('*') or one (a test code, an instrument). */
+export const ANY_SCOPE = '*';
+export const SCOPE_PATTERN = /^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$/;
 
 export interface GatePerson {
   userId: string;
@@ -34,12 +43,30 @@ export type Missing =
       /** not_assigned: no assignment for the version; open: assigned, not signed; grace_over: the earlier version's training no longer counts. */
       reason: 'not_assigned' | 'open' | 'grace_over';
       dueAt: string | null;
+    }
+  | {
+      kind: 'competency';
+      activity: GateActivity;
+      scope: string;
+      /** none: never assessed; not_competent: the latest assessment found them not competent; expired: its next due date passed. */
+      reason: 'none' | 'not_competent' | 'expired';
+      dueAt: string | null;
+    }
+  | {
+      kind: 'authorisation';
+      activity: GateActivity;
+      scope: string;
+      /** none: never authorised; revoked: the last one was revoked; expired: its validity ended; not_yet_valid: it starts later. */
+      reason: 'none' | 'revoked' | 'expired' | 'not_yet_valid';
+      dueAt: null;
     };
 
 export interface GateRequest {
   activity: GateActivity;
   /** The person must hold one of these (the action's own rule); absent: the action's own checks judge roles. */
   roles?: readonly Role[];
+  /** What within the activity: a test code, an instrument code; authorisations and assessments for '*' cover every scope. */
+  scope?: string;
 }
 
 export interface GateCheck {
@@ -117,13 +144,69 @@ const trainingCheck: GateCheck = {
   },
 };
 
-/** The checks in the order they are reported; competency and authorisation checks join this list. */
-export const GATE_CHECKS: GateCheck[] = [roleCheck, trainingCheck];
+/** What the activity is configured to require beyond role and training; nothing when it has no row. */
+async function requirementsOf(db: Knex | Knex.Transaction, activity: GateActivity): Promise<{ competency: boolean; authorisation: boolean }> {
+  const row = await db('gate_activity_requirements').where({ activity }).first('competency', 'authorisation');
+  return { competency: Boolean(row?.competency), authorisation: Boolean(row?.authorisation) };
+}
+
+const scopesOf = (request: GateRequest) => [...new Set([ANY_SCOPE, request.scope ?? ANY_SCOPE])];
+const scopeLabel = (request: GateRequest) => request.scope ?? ANY_SCOPE;
+
+/**
+ * Where required: the person's latest assessment for the activity (in its scope or every scope) found them
+ * competent and is not past its next due date. A later "not competent" outweighs an earlier pass.
+ */
+const competencyCheck: GateCheck = {
+  name: 'competency',
+  async missing(db, person, request, now) {
+    if (!(await requirementsOf(db, request.activity)).competency) return [];
+    const latest: { outcome: string; next_due_at: Date | null } | undefined = await db('competency_assessments')
+      .where({ user_id: person.userId, activity: request.activity })
+      .whereIn('scope', scopesOf(request))
+      .orderBy([{ column: 'assessed_at', order: 'desc' }, { column: 'recorded_at', order: 'desc' }])
+      .first('outcome', 'next_due_at');
+    const base = { kind: 'competency' as const, activity: request.activity, scope: scopeLabel(request) };
+    if (!latest) return [{ ...base, reason: 'none', dueAt: null }];
+    if (latest.outcome !== 'competent' || !latest.next_due_at) return [{ ...base, reason: 'not_competent', dueAt: null }];
+    if (latest.next_due_at.getTime() <= now.getTime()) return [{ ...base, reason: 'expired', dueAt: latest.next_due_at.toISOString() }];
+    return [];
+  },
+};
+
+/** Where required: a standing (not ended) authorisation for the activity, in its scope or every scope, valid now. */
+const authorisationCheck: GateCheck = {
+  name: 'authorisation',
+  async missing(db, person, request, now) {
+    if (!(await requirementsOf(db, request.activity)).authorisation) return [];
+    const rows: { valid_from: Date; valid_until: Date | null; ended_at: Date | null; ended_because: string | null }[] = await db('authorisations')
+      .where({ user_id: person.userId, activity: request.activity })
+      .whereIn('scope', scopesOf(request))
+      .orderBy('granted_at', 'desc')
+      .select('valid_from', 'valid_until', 'ended_at', 'ended_because');
+    const t = now.getTime();
+    const standing = rows.filter((r) => !r.ended_at);
+    if (standing.some((r) => r.valid_from.getTime() <= t && (!r.valid_until || r.valid_until.getTime() > t))) return [];
+    const reason = standing.some((r) => r.valid_from.getTime() > t)
+      ? 'not_yet_valid'
+      : standing.length
+        ? 'expired'
+        : rows.some((r) => r.ended_because === 'revoked')
+          ? 'revoked'
+          : 'none';
+    return [{ kind: 'authorisation', activity: request.activity, scope: scopeLabel(request), reason, dueAt: null }];
+  },
+};
+
+/** The checks in the order they are reported. */
+export const GATE_CHECKS: GateCheck[] = [roleCheck, trainingCheck, competencyCheck, authorisationCheck];
 
 export type GateVerdict = { ok: true } | { ok: false; missing: Missing[] };
 
 export async function checkGate(db: Knex | Knex.Transaction, person: GatePerson, request: GateRequest, now = new Date()): Promise<GateVerdict> {
-  const missing = (await Promise.all(GATE_CHECKS.map((check) => check.missing(db, person, request, now)))).flat();
+  // One after another: inside a transaction the checks share one connection.
+  const missing: Missing[] = [];
+  for (const check of GATE_CHECKS) missing.push(...(await check.missing(db, person, request, now)));
   return missing.length ? { ok: false, missing } : { ok: true };
 }
 
@@ -132,6 +215,15 @@ export function describeMissing(missing: Missing[]): string {
   return missing
     .map((m) => {
       if (m.kind === 'role') return `one of the roles ${m.roles.join(', ')}`;
+      const what = (k: string, x: { activity: string; scope: string }) => `${k} for ${x.activity}${x.scope === ANY_SCOPE ? '' : ` (${x.scope})`}`;
+      if (m.kind === 'competency') {
+        const why = m.reason === 'none' ? 'never assessed' : m.reason === 'not_competent' ? 'the latest assessment found you not competent' : `reassessment was due ${m.dueAt}`;
+        return `a current competency assessment ${what('', m).trimStart()} (${why})`;
+      }
+      if (m.kind === 'authorisation') {
+        const why = { none: 'never granted', revoked: 'revoked', expired: 'its validity ended', not_yet_valid: 'not valid yet' }[m.reason];
+        return `an active ${what('authorisation', m)} (${why})`;
+      }
       const why =
         m.reason === 'not_assigned'
           ? 'not assigned to you: ask document control whether the requirement names your role'

@@ -31,6 +31,13 @@ import * as notificationChannels from './migrations/20261206140000_notification_
 import * as instruments from './migrations/20261206150000_instruments';
 import * as training from './migrations/20261206155000_training';
 import * as coaExtractions from './migrations/20261206175500_coa_extractions';
+import * as reports from './migrations/20261206172000_reports';
+import * as resultFlagsAndDeltas from './migrations/20261206171000_result_flags_and_deltas';
+import * as autoverification from './migrations/20261206171100_autoverification';
+import * as phiAccessAnalyses from './migrations/20261206171200_phi_access_analyses';
+import * as bulkExports from './migrations/20261206173000_bulk_exports';
+import * as competence from './migrations/20261206174000_competence';
+import * as instrumentReservations from './migrations/20261206174100_instrument_reservations';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -65,6 +72,13 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261206150000_instruments': instruments,
   '20261206155000_training': training,
   '20261206175500_coa_extractions': coaExtractions,
+  '20261206172000_reports': reports,
+  '20261206171000_result_flags_and_deltas': resultFlagsAndDeltas,
+  '20261206171100_autoverification': autoverification,
+  '20261206171200_phi_access_analyses': phiAccessAnalyses,
+  '20261206173000_bulk_exports': bulkExports,
+  '20261206174000_competence': competence,
+  '20261206174100_instrument_reservations': instrumentReservations,
 };
 
 const source: Knex.MigrationSource<string> = {

@@ -12,6 +12,10 @@ export const PHI_RECORD_KINDS = [
   'sample_export',
   'summary_export',
   'audit_trail',
+  'report',
+  'report_list',
+  'analysis',
+  'analysis_list',
 ] as const;
 export type PhiRecordKind = (typeof PHI_RECORD_KINDS)[number];
 export type PhiAccessOutcome = 'read' | 'denied';

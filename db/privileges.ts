@@ -17,10 +17,11 @@ export const APPEND_ONLY_TABLES = [
   'capa_records',
   'domain_events',
   'instrument_events',
+  'competency_assessments',
 ] as const;
 
 /** Records that change but are never deleted (people keep their history; versions keep their signatures). */
-export const NEVER_DELETED_TABLES = ['users', 'document_versions'] as const;
+export const NEVER_DELETED_TABLES = ['users', 'document_versions', 'authorisations', 'reports'] as const;
 
 /** The migration bookkeeping: the owner's alone; the backup role reads it so that a dump is complete. */
 const OWNER_ONLY_TABLES = ['knex_migrations', 'knex_migrations_lock'];

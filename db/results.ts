@@ -12,6 +12,11 @@ export interface ResultPolicyRow {
   self_verification: boolean;
   verifications_required: number;
   multi_verification: 'distinct' | 'not_consecutive';
+  measuring_low?: string | null;
+  measuring_high?: string | null;
+  delta_limit?: string | null;
+  delta_kind?: 'absolute' | 'percent' | null;
+  delta_window_hours?: number | null;
 }
 
 export const policyRow = (db: Q, test: string): Promise<ResultPolicyRow | undefined> =>
@@ -62,5 +67,7 @@ export async function matchingRange(db: Q, analysisId: string, unit: string): Pr
     high: num(r.high),
     criticalLow: num(r.critical_low),
     criticalHigh: num(r.critical_high),
+    warningLow: num(r.warning_low),
+    warningHigh: num(r.warning_high),
   };
 }

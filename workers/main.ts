@@ -82,6 +82,7 @@ async function main(): Promise<void> {
       db,
       mailer,
       publicUrl: config.PUBLIC_URL,
+      lab: { name: config.LAB_NAME, address: config.LAB_ADDRESS },
       mailDomain: mailDomainOf(config.MAIL_FROM),
       erp: erpSetupFromConfig(config, db),
       llm: llmSetupFromConfig(config),

@@ -14,3 +14,5 @@ export { trainingCampaignWorkflow } from './training-campaign';
 export { trainingAssignmentWorkflow } from './training-assignment';
 export { instrumentWorkflow } from './instrument';
 export { coaExtractionWorkflow } from './coa-extraction';
+export { reportWorkflow } from './report';
+export { bulkExportWorkflow } from './bulk-export';

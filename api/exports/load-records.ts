@@ -1,20 +1,15 @@
 import { auditTrail } from '../../db/audit';
 import { findContent, listSignatures } from '../../db/documents';
-import { custodyTrail } from '../../db/sample-intake';
-import { listSignaturesFor } from '../../db/signatures';
 import type { Actor } from '../../common/roles';
-import type { SampleRow } from '../../db/sample-intake';
 import type { VersionRow } from '../../db/documents';
 import type { ApiDeps } from '../deps';
 import type { SummaryJobRow } from '../../db/summaries';
 import { capaView } from '../services/capa';
 import { summaryView } from '../services/soap-summary';
 import { fields, isoUtc, signaturesOf, trailEvents, type ExportedRecord } from './exported-record';
+import { generated } from './projection-records';
 
-const generated = (actor: Actor) => ({
-  generatedAt: new Date().toISOString(),
-  generatedBy: { username: actor.username, printedName: actor.printedName },
-});
+export { sampleRecord } from './projection-records';
 
 /** A document version: its text, its state, the signatures on it and the document's whole trail. */
 export async function documentVersionRecord(deps: ApiDeps, actor: Actor, row: VersionRow): Promise<ExportedRecord> {
@@ -76,62 +71,6 @@ export async function capaRecord(deps: ApiDeps, actor: Actor, number: string): P
     content: null,
     signatures: signaturesOf(view.signatures),
     custody: null,
-    trail: trailEvents(trail),
-    ...generated(actor),
-  };
-}
-
-/** A sample with its patient identification, chain of custody, signatures and whole trail: PHI. */
-export async function sampleRecord(deps: ApiDeps, actor: Actor, row: SampleRow): Promise<ExportedRecord> {
-  const [custody, signatures, trail] = await Promise.all([
-    custodyTrail(deps.db, row.id),
-    listSignaturesFor(deps.db, 'sample', row.accession),
-    auditTrail(deps.db, 'sample', [row.accession]),
-  ]);
-  return {
-    kind: 'sample',
-    title: `Sample ${row.accession}`,
-    entityType: 'sample',
-    entityId: row.accession,
-    state: row.state,
-    fields: fields([
-      ['Accession', row.accession],
-      ['Source', row.source],
-      ['External ID', row.external_id],
-      ['Barcode', row.barcode],
-      ['Sample type', row.sample_type],
-      ['Priority', row.priority],
-      ['State', row.state],
-      ['Stage', row.stage],
-      ['Patient name', row.patient_name],
-      ['Patient date of birth', row.patient_dob ? isoUtc(row.patient_dob)!.slice(0, 10) : null],
-      ['Patient MRN', row.patient_mrn],
-      ['Requested tests', row.requested_tests],
-      ['Rejected tests', row.rejected_tests],
-      ['Collected', isoUtc(row.collected_at)],
-      ['Received', isoUtc(row.received_at)],
-      ['Received by', row.received_by],
-      ['Received at location', row.received_location],
-      ['Inspection', row.inspection],
-      ['Deviation comment', row.deviation_comment],
-      [
-        'Rejection',
-        row.rejection_code ? { code: row.rejection_code, condition: row.rejection_condition, disposition: row.disposition } : null,
-      ],
-      ['Cancel reason', row.cancel_reason],
-      ['Registered', isoUtc(row.registered_at)],
-    ]),
-    content: null,
-    signatures: signaturesOf(signatures),
-    custody: custody.map((c) => ({
-      at: isoUtc(c.occurred_at)!,
-      piece: c.accession,
-      event: c.event,
-      actor: c.actor,
-      from: c.from ?? null,
-      to: c.to ?? null,
-      condition: c.condition ?? null,
-    })),
     trail: trailEvents(trail),
     ...generated(actor),
   };

@@ -8,6 +8,11 @@ export const CSV_COLUMNS = ['section', 'item', 'at_utc', 'by', 'what', 'detail']
  * each custody event and each audit event, told apart by the section column.
  */
 export function renderCsv(record: ExportedRecord): string {
+  return stringify(csvRowsOf(record), { header: true, columns: [...CSV_COLUMNS] });
+}
+
+/** The rows of one record's table, without the header. */
+export function csvRowsOf(record: ExportedRecord): string[][] {
   const rows: string[][] = [
     ['export', record.title, record.generatedAt, `${record.generatedBy.printedName} (${record.generatedBy.username})`, 'generated', ''],
     ['record', 'State', '', '', record.state, ''],
@@ -31,5 +36,15 @@ export function renderCsv(record: ExportedRecord): string {
     rows.push(['custody', c.piece, c.at, c.actor, c.event, detail]);
   }
   for (const e of record.trail) rows.push(['audit', String(e.seq), e.at, e.actor, e.action, JSON.stringify(e.details)]);
-  return stringify(rows, { header: true, columns: [...CSV_COLUMNS] });
+  return rows;
+}
+
+/** A bulk export's table: each record's rows as the single export writes them, after a column naming the record. */
+export const BUNDLE_CSV_COLUMNS = ['record', ...CSV_COLUMNS] as const;
+
+export function csvBundleRows(key: string, record: ExportedRecord, header: boolean): string {
+  return stringify(
+    csvRowsOf(record).map((row) => [key, ...row]),
+    { header, columns: [...BUNDLE_CSV_COLUMNS] },
+  );
 }

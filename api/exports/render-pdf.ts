@@ -7,8 +7,8 @@ const FONTS = join(__dirname, '..', '..', 'assets', 'fonts');
 const REGULAR = join(FONTS, 'DejaVuSans.ttf');
 const BOLD = join(FONTS, 'DejaVuSans-Bold.ttf');
 
-/** The record as a PDF/A-2b file: the printed copy an inspector keeps. */
-export function renderPdf(record: ExportedRecord): Promise<Buffer> {
+/** A PDF/A-2b document with the embedded fonts, and the promise of its bytes once it is ended. */
+function newPdf(title: string, subject: string) {
   const doc = new PDFDocument({
     size: 'A4',
     margin: 50,
@@ -16,7 +16,7 @@ export function renderPdf(record: ExportedRecord): Promise<Buffer> {
     subset: 'PDF/A-2b',
     lang: 'en',
     displayTitle: true,
-    info: { Title: record.title, Author: 'labflow', Subject: `${record.kind} export`, Creator: 'labflow' },
+    info: { Title: title, Author: 'labflow', Subject: subject, Creator: 'labflow' },
   });
   const chunks: Buffer[] = [];
   doc.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -26,7 +26,50 @@ export function renderPdf(record: ExportedRecord): Promise<Buffer> {
   });
   doc.registerFont('regular', REGULAR);
   doc.registerFont('bold', BOLD);
+  return { doc, done };
+}
 
+/** The record as a PDF/A-2b file: the printed copy an inspector keeps. */
+export function renderPdf(record: ExportedRecord): Promise<Buffer> {
+  const { doc, done } = newPdf(record.title, `${record.kind} export`);
+  writeRecord(doc, record);
+  doc.end();
+  return done;
+}
+
+/** What a bundle's cover page says: the selection, how many records, who asked and when. */
+export interface BundleCover {
+  title: string;
+  selection: string;
+  generatedAt: string;
+  generatedBy: { username: string; printedName: string };
+}
+
+/**
+ * Several records as one PDF/A-2b file: a cover page listing them, then each record's copy from a new page, as the
+ * single export prints it.
+ */
+export async function renderPdfBundle(cover: BundleCover, records: AsyncIterable<ExportedRecord>, keys: string[]): Promise<Buffer> {
+  const { doc, done } = newPdf(cover.title, 'bulk export');
+  doc.font('bold').fontSize(16).text(cover.title);
+  doc.font('regular').fontSize(9).moveDown(0.3);
+  doc.text(`Selection: ${cover.selection}`);
+  doc.text(`Generated ${printedUtc(cover.generatedAt)} for ${cover.generatedBy.printedName} (${cover.generatedBy.username})`);
+  doc.text(`Records: ${keys.length}`);
+  doc.moveDown(0.5);
+  for (const key of keys) doc.text(key);
+  let written = 0;
+  for await (const record of records) {
+    doc.addPage();
+    writeRecord(doc, record);
+    written += 1;
+  }
+  doc.addPage().font('bold').fontSize(11).text(`End of the bulk export: ${written} records.`);
+  doc.end();
+  return done;
+}
+
+function writeRecord(doc: PDFKit.PDFDocument, record: ExportedRecord): void {
   const heading = (text: string) => doc.moveDown(0.8).font('bold').fontSize(13).text(text).moveDown(0.3).font('regular').fontSize(9);
   const line = (label: string, value: string) =>
     doc
@@ -75,6 +118,4 @@ export function renderPdf(record: ExportedRecord): Promise<Buffer> {
     doc.text(`#${e.seq}  ${printedUtc(e.at)}  ${e.actor}  ${e.action}  ${JSON.stringify(e.details)}`);
   }
   doc.moveDown().font('bold').text(`End of the audit trail: ${record.trail.length} events.`);
-  doc.end();
-  return done;
 }

@@ -45,6 +45,8 @@ const AUDIENCE: Record<DomainEventType, (actor: Actor, e: JudgedEvent) => boolea
   'task.overdue': (actor, e) => isMyTask(actor, e),
   // GET /backups/:backupId: IT operators and QA managers.
   'backup.verified': (actor) => holds(actor, ['it_operator', 'qa_manager']),
+  // IDs only, but a sample's report is read by lab roles and its submitter; the stream goes to the lab roles.
+  'report.released': (actor) => holds(actor, ['lab_technician', 'lab_director']),
 };
 
 export function mayReceive(actor: Actor, judged: JudgedEvent): boolean {

@@ -1,4 +1,4 @@
-import { CAPA_VERIFICATION } from '../../db/gate';
+import { CAPA_CLOSURE, CAPA_VERIFICATION } from '../../db/gate';
 import { requireGate } from '../services/training';
 import {
   cancelCapaUpdate,
@@ -281,7 +281,10 @@ export function capaRoutes(deps: ApiDeps): RouteSpec[] {
       roles: ['qa_manager'],
       body: closeBody,
       update: closeCapaUpdate,
-      toArgs: ({ actor, body, params }) => closeArgs(deps, actor, params.number, body),
+      toArgs: async ({ actor, body, params }) => {
+        await requireGate(deps, actor, { activity: CAPA_CLOSURE, roles: ['qa_manager'] }, { entityType: 'capa', entityId: params.number });
+        return closeArgs(deps, actor, params.number, body);
+      },
     }),
     updateRoute({
       ...onCapa,

@@ -43,6 +43,9 @@ import {
   type AnalysisRow,
 } from '../services/results';
 import { grantAction, verifySigner } from '../signing';
+import { RESULT_VERIFICATION } from '../../db/gate';
+import { requireGate } from '../services/training';
+import { phiAccessLog } from '../patient-access';
 
 const LAB = ['lab_technician', 'lab_director'] as const;
 const TAG = 'results';
@@ -53,6 +56,7 @@ const ruleOf = (message: string) => message.split(':')[0];
 
 export function resultRoutes(deps: ApiDeps): RouteSpec[] {
   const { db } = deps;
+  const phi = phiAccessLog(deps);
 
   /** Re-authenticates a signer for the value they saw: a stale content hash (the value changed since) is 409. */
   async function signed(actor: Actor, row: AnalysisRow, body: z.infer<typeof signedBody>, meaning: string): Promise<SignatureInput> {
@@ -144,7 +148,9 @@ export function resultRoutes(deps: ApiDeps): RouteSpec[] {
       response: analysisListAnswer,
       handler: async ({ params, actor, ctx }) => {
         requireSampleAccess(await loadSample(db, params.accession), actor);
-        ctx.body = { items: await analysesOf(db, params.accession) };
+        const items = await analysesOf(db, params.accession);
+        await phi.read(ctx, actor, { kind: 'analysis_list', patientIds: [], recordIds: items.map((a) => a.workflowId) });
+        ctx.body = { items };
       },
     }),
     route<Params>({
@@ -157,7 +163,9 @@ export function resultRoutes(deps: ApiDeps): RouteSpec[] {
       response: analysisAnswer,
       handler: async ({ params, actor, ctx }) => {
         requireSampleAccess(await loadSample(db, params.accession), actor);
-        ctx.body = await analysisView(db, await loadAnalysis(db, params.accession, params.test));
+        const view = await analysisView(db, await loadAnalysis(db, params.accession, params.test));
+        await phi.read(ctx, actor, { kind: 'analysis', patientIds: [], recordIds: [view.workflowId] });
+        ctx.body = view;
       },
     }),
     analysisAction({
@@ -192,7 +200,10 @@ export function resultRoutes(deps: ApiDeps): RouteSpec[] {
       update: verifyResultUpdate,
       action: 'analysis.verify',
       problems: [409, 422, 423],
-      toArgs: async (row, body, actor) => ({ signature: await signed(actor, row, body, 'verification') }),
+      toArgs: async (row, body, actor) => {
+        await requireGate(deps, actor, { activity: RESULT_VERIFICATION, scope: row.test_code }, { entityType: 'analysis', entityId: row.workflow_id });
+        return { signature: await signed(actor, row, body, 'verification') };
+      },
     }),
     analysisAction({
       name: 'release',

@@ -69,6 +69,8 @@ import {
   viewAfterUpdate,
 } from '../services/sample-intake';
 import { grantAction, verifySigner } from '../signing';
+import { SAMPLE_ACCEPTANCE_WITH_DEVIATION } from '../../db/gate';
+import { requireGate } from '../services/training';
 
 const LAB = ['lab_technician', 'lab_director'] as const;
 const SUBMITTERS = ['lab_technician', 'lab_director', 'clinician'] as const;
@@ -264,6 +266,7 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
       bound: sampleGrantedArgs.acceptWithDeviation,
       signature: (args) => args.signature,
       toArgs: async ({ params, body, actor }) => {
+        await requireGate(deps, actor, { activity: SAMPLE_ACCEPTANCE_WITH_DEVIATION }, { entityType: 'sample', entityId: params.accession });
         const signature = await verifySigner(deps, actor, body.signature, { entityType: 'sample', entityId: params.accession });
         return { actor, comment: body.comment, signature };
       },

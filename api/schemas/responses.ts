@@ -322,6 +322,22 @@ export const exportedRecord = record({
 });
 /** The same copy as PDF/A-2b or CSV. */
 export const exportFiles = { 'application/pdf': z.string().describe('PDF/A-2b, binary'), 'text/csv': z.string() };
+/** A bulk export as its requester sees it: its progress, and the file's link once written. */
+export const bulkExport = record({
+  id: z.string(),
+  workflowId: z.string(),
+  kind: z.enum(['capas', 'samples']),
+  period: z.string(),
+  format: z.enum(['pdf', 'csv', 'json']),
+  state: z.enum(['running', 'completed', 'failed']),
+  total: z.int(),
+  done: z.int(),
+  error: z.string().nullable(),
+  download: z.string().nullable().describe('the file, once written'),
+});
+export const bulkExportStarted = record({ id: z.string(), workflowId: z.string(), state: z.literal('running'), total: z.int(), location: z.string() });
+/** The bundle as JSON: every record's copy as the single export answers it. */
+export const bulkExportBundle = record({ kind: z.literal('bulk_export'), total: z.int(), records: z.array(exportedRecord) });
 /** One page of a record's audit trail, oldest first; `next` is the `after` of the next page, null at the end. */
 export const auditTrailPage = record({ items: z.array(auditEvent), next: z.int().nullable() });
 
@@ -388,3 +404,28 @@ export const coaExtraction = record({
   }),
   confirmed: record({ fields: z.record(z.string(), z.unknown()), corrections: z.array(z.unknown()), by: z.string(), at: z.string() }).nullable(),
 });
+// competence and authorisation
+export const activityRequirements = record({ activity: z.string(), competency: z.boolean(), authorisation: z.boolean() });
+export const competencyAssessment = record({
+  id: z.string(),
+  username: z.string(),
+  activity: z.string(),
+  scope: z.string(),
+  method: z.string(),
+  outcome: z.string(),
+  assessedAt: timestamp,
+  nextDueAt: nullableTime,
+  assessor: z.string(),
+});
+export const authorisation = record({
+  id: z.string(),
+  username: z.string(),
+  activity: z.string(),
+  scope: z.string(),
+  validFrom: timestamp,
+  validUntil: nullableTime,
+  grantedBy: z.string(),
+  state: z.string().describe('active, pending (starts later), expired, revoked or renewed'),
+  signature: record({ printedName: z.string(), meaning: z.string(), signedAt: timestamp, contentHash: z.string() }).nullable(),
+});
+export const competenceRecord = record({ username: z.string(), assessments: z.array(competencyAssessment), authorisations: z.array(authorisation) });

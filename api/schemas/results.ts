@@ -18,6 +18,8 @@ const entered = {
   instrument: text(64).optional(),
   /** A QC run: may be performed on an instrument that is not usable (to bring it back), and never counts as a result put in doubt. */
   qcRun: z.boolean().optional(),
+  /** The instrument's own flags on this result (e.g. `H`, `HEM`, `E07`); an autoverification rule set may refuse them. */
+  instrumentFlags: z.array(z.string().regex(/^[A-Za-z0-9_.*+-]{1,16}$/, 'an instrument flag such as H or E07')).max(20).optional(),
 };
 export const resultBody = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('numeric'), value: z.number().finite().min(-1e12).max(1e12), unit: text(32), ...entered }),
@@ -41,6 +43,8 @@ const referenceRange = z.looseObject({
   high: z.number().nullable(),
   criticalLow: z.number().nullable(),
   criticalHigh: z.number().nullable(),
+  warningLow: z.number().nullable().optional(),
+  warningHigh: z.number().nullable().optional(),
 });
 export const analysisAnswer = z.looseObject({
   accession: z.string(),
@@ -62,11 +66,39 @@ export const analysisAnswer = z.looseObject({
       performedBy: z.string(),
       instrument: z.string().nullable(),
       qcRun: z.literal(true).optional().describe('present on a QC run only'),
+      instrumentFlags: z.array(z.string()).optional().describe("the instrument's flags, present when it sent any"),
       enteredAt: z.string(),
       flag: z.enum(FLAGS).nullable().describe('null when no reference range matched: never a false "normal"'),
       referenceRange: referenceRange.nullable().describe('the range the result was judged against, as it was then'),
+      measuringRange: z
+        .looseObject({ low: z.number().nullable(), high: z.number().nullable() })
+        .optional()
+        .describe("the test's measuring range the value was judged against (outside it: flag invalid); present when the test sets one"),
+      deltaCheck: z
+        .looseObject({
+          limit: z.number(),
+          kind: z.enum(['absolute', 'percent']),
+          windowHours: z.int().nullable(),
+          previous: z.looseObject({ workflowId: z.string(), value: z.number(), collectedAt: z.string() }).nullable(),
+          difference: z.number().nullable(),
+          percentChange: z.number().nullable(),
+          exceeded: z.boolean().nullable().describe('null: no previous result to compare with'),
+        })
+        .optional()
+        .describe("the delta check against the patient's previous verified result; present when the test's policy sets a delta limit"),
     })
     .nullable(),
+  autoverification: z
+    .looseObject({
+      ruleSetId: z.string(),
+      version: z.int(),
+      passed: z.boolean(),
+      reasons: z.array(z.looseObject({ rule: z.string(), detail: z.string() })),
+      judgedAt: z.string(),
+    })
+    .nullable()
+    .optional()
+    .describe("the verdict of the test's autoverification rule set on the submitted result: passed, or the reasons it went to a person"),
   contentHash: z.string().describe('what a verification or release signs'),
   verifications: z.array(
     z.looseObject({ seq: z.int(), username: z.string(), printedName: z.string().nullable(), meaning: z.string().nullable(), signedAt: z.string().nullable() }),

@@ -53,7 +53,13 @@ export async function entryColumns(db: Db, test: string, body: ResultBody): Prom
     throw problems.unprocessable('wrong-result-kind', `${test} takes a ${policy.result_kind} result, not ${body.kind}`);
   }
   if (body.instrument && !body.qcRun) await requireUsableInstrument(db, body.instrument);
-  const common = { kind: body.kind, performed_by: body.performedBy, instrument: body.instrument ?? null, qc_run: body.qcRun ?? false };
+  const common = {
+    kind: body.kind,
+    performed_by: body.performedBy,
+    instrument: body.instrument ?? null,
+    qc_run: body.qcRun ?? false,
+    instrument_flags: body.instrumentFlags?.length ? body.instrumentFlags : null,
+  };
   if (body.kind === 'numeric') {
     if (body.unit !== policy.unit) throw problems.unprocessable('wrong-unit', `${test} is reported in ${policy.unit}, not ${body.unit}`);
     return { ...common, numeric_value: body.value, unit: body.unit };
@@ -127,9 +133,13 @@ export async function analysisView(db: Db, row: AnalysisRow) {
     ...(entry.message_id ? { messageId: entry.message_id as string } : {}),
     // Likewise only a QC run says so.
     ...(entry.qc_run ? { qcRun: true } : {}),
+    ...(entry.instrument_flags?.length ? { instrumentFlags: entry.instrument_flags as string[] } : {}),
     enteredAt: new Date(entry.entered_at).toISOString(),
     flag: entry.flag,
     referenceRange: entry.range_snapshot,
+    // Only where the test sets them: an older entry's shape (and so its content hash) is as it always was.
+    ...(entry.measuring_snapshot ? { measuringRange: entry.measuring_snapshot as { low: number | null; high: number | null } } : {}),
+    ...(entry.delta_check ? { deltaCheck: entry.delta_check as Record<string, unknown> } : {}),
   };
   return {
     accession: row.accession,
@@ -142,6 +152,7 @@ export async function analysisView(db: Db, row: AnalysisRow) {
     retestOf: await link(row.retest_of),
     retestedBy: await link(row.retested_by),
     result,
+    autoverification: (row as AnalysisRow & { autoverification?: unknown }).autoverification ?? null,
     /** What a verifier or the releasing director signs: the analysis and the value they saw. */
     contentHash: contentHashOf({ workflowId: row.workflow_id, entryId: entry?.id ?? null, result: result ?? null }),
     verifications: verifications.map((v) => ({

@@ -157,6 +157,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
         mailer,
         publicUrl: 'http://labflow.test',
         mailDomain: 'lab.test',
+        lab: { name: 'Labflow Test Laboratory', address: '1 Test Street, Testville' },
         backupDatabaseUrl,
         ...options.activityDeps,
       }),

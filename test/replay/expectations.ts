@@ -47,6 +47,17 @@ export const expectations: Record<string, FolderExpectation> = {
     minEvents: 10,
     workflowTypes: ['coaExtractionWorkflow'],
   },
+  'bulk-export': {
+    covers: 'for a completed bulk export and one refused by the run for outgrowing the limit',
+    minFixtures: 2,
+    workflowId: /^bulk-export:[0-9a-f-]{36}$/,
+    minEvents: 11,
+    workflowTypes: ['bulkExportWorkflow'],
+    more(fixtures) {
+      const endings = fixtures.map((f) => JSON.parse(payloadTexts(f.history.events?.at(-1)?.workflowExecutionCompletedEventAttributes?.result)[0] ?? '{}').state);
+      assert.deepEqual(endings.sort(), ['completed', 'failed']);
+    },
+  },
   'document-approval': {
     covers: 'for every ending a version can reach, one recorded before a patch',
     minFixtures: 6,
@@ -106,8 +117,9 @@ export const expectations: Record<string, FolderExpectation> = {
     },
   },
   results: {
-    covers: 'for a released result with two verifications, a retest that froze its original, a retraction and a cancellation',
-    minFixtures: 4,
+    covers:
+      'for a released result with two verifications, a retest that froze its original, a retraction and a cancellation (from before autoverification), an autoverified result and one the rules sent to a person',
+    minFixtures: 6,
     workflowId: /^analysis:ACC-\d{8}:[A-Z0-9_-]{1,32}(:\d+)?$/,
     minEvents: 10,
     workflowTypes: ['analysisWorkflow'],
@@ -117,7 +129,20 @@ export const expectations: Record<string, FolderExpectation> = {
         'an analysis that started its retest as a child',
       );
       assert.ok(fixtures.some((f) => /:\d+$/.test(f.workflowId)), 'a retest run');
+      const judged = fixtures.filter((f) => JSON.stringify(f.history).includes('autoverifyAnalysis'));
+      assert.ok(judged.length >= 2 && judged.length < fixtures.length, 'runs judged by a rule set beside runs from before autoverification');
       // Stored decoded, so they replay under any key set; the runs carry entry IDs, never values.
+      for (const f of fixtures) assert.deepEqual(encryptionKeyIdsIn(f.history), [], `${f.file} holds encrypted payloads`);
+    },
+  },
+  reports: {
+    covers: 'for a first report released with a signature and its correction released as v2',
+    minFixtures: 2,
+    workflowId: /^report:ACC-\d{8}:v\d+$/,
+    minEvents: 10,
+    workflowTypes: ['reportWorkflow'],
+    more(fixtures) {
+      assert.ok(fixtures.some((f) => f.workflowId.endsWith(':v2')), 'a correction');
       for (const f of fixtures) assert.deepEqual(encryptionKeyIdsIn(f.history), [], `${f.file} holds encrypted payloads`);
     },
   },
@@ -150,11 +175,23 @@ export const expectations: Record<string, FolderExpectation> = {
     },
   },
   webhooks: {
-    covers: 'for a webhook delivery run (a retry, a dead letter, disabled by an admin)',
-    minFixtures: 1,
+    covers: 'for webhook delivery runs (a retry, a dead letter, disabled by an admin), one event per activity and in batches',
+    minFixtures: 2,
     workflowId: /^webhook-delivery:[0-9a-f-]{36}$/,
     minEvents: 11,
     workflowTypes: ['webhookDeliveryWorkflow'],
+    more(fixtures) {
+      const activities = (f: NamedFixture) =>
+        f.history.events?.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []) ?? [];
+      assert.ok(
+        fixtures.some((f) => activities(f).includes('nextWebhookBatch') && !activities(f).includes('deliverWebhookBatch')),
+        'a run from before the batch path: one deliverWebhookEvent activity per event',
+      );
+      assert.ok(
+        fixtures.some((f) => ['deliverWebhookBatch', 'deliverWebhookEvent', 'deadLetterWebhookEvent'].every((a) => activities(f).includes(a))),
+        'a run on the batch path that retried an event on its own and dead-lettered one',
+      );
+    },
   },
   notices: {
     covers: 'for an urgent notice escalated and acknowledged, and a normal one with a refused SMS',

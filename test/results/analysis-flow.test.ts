@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { startPlatform, type Platform } from '../helpers/platform';
 import type { TestUser } from '../helpers/users';
+import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
 import {
   addRanges,
@@ -82,8 +83,8 @@ describe('results: a routed test from entry through verification to release', fu
     await addRanges(test, 'mmol/L', [{ version: 2, low: 4.5, high: 6 }]);
     const after = await readAnalysis(p, u.doc, accession, test);
     assert.deepEqual([after.result.referenceRange.version, after.result.referenceRange.low, after.result.flag], [1, 3.5, 'normal']);
-    const { status } = await testEnv().client.workflow.getHandle(workflowId).describe();
-    assert.equal(status.name, 'COMPLETED');
+    // The run ends once it has told the sample's run (a signal after its last action).
+    await waitFor(async () => (await testEnv().client.workflow.getHandle(workflowId).describe()).status.name === 'COMPLETED', 'the run ended');
   });
 
   it('refuses a value of the wrong kind, unit or code, and a result for a cancelled test, writing nothing', async () => {
@@ -185,8 +186,10 @@ describe('results: a routed test from entry through verification to release', fu
       [original.state, original.frozen, original.retestedBy, original.result.value],
       ['to_be_verified', true, retest.workflowId, 1.9],
     );
-    const { status } = await testEnv().client.workflow.getHandle(`analysis:${accession}:${test}`).describe();
-    assert.equal(status.name, 'COMPLETED', 'the original run ended frozen');
+    await waitFor(
+      async () => (await testEnv().client.workflow.getHandle(`analysis:${accession}:${test}`).describe()).status.name === 'COMPLETED',
+      'the original run ended frozen',
+    );
 
     const redo = await mustAnalysisAct(p, u.tech, accession, test, 'result', { ...TSH, value: 8 });
     assert.deepEqual([redo.retestNumber, redo.result.flag], [2, 'critical_high']);

@@ -101,6 +101,10 @@ describe('sample intake timers', () => {
       at: new Date().toISOString(),
       tests: ['CMP'],
     });
+    // The instrument's result is only received; the sample completes when its test is released or cancelled.
+    await waitFor(async () => (await testEnv().db('analyses').where({ accession, test_code: 'CMP' }).first('state'))?.state === 'pending', 'CMP analysis');
+    const cancelled = await p.api('POST', `/api/v1/samples/${accession}/analyses/CMP/cancel`, { key: u.tech.apiKey, body: { reason: 'STAT drill' } });
+    assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
     await waitFor(
       async () => (await testEnv().client.workflow.getHandle(workflowId).describe()).status.name === 'COMPLETED',
       'run completed',

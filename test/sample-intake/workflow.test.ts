@@ -79,6 +79,9 @@ describe('the sample-intake workflow with stub activities', () => {
       (args.tests as { test: string; piece: string }[]).map((t) => ({ ...t, workQueue: 'chemistry' })),
     ),
     recordResults: record('recordResults', refusedProof),
+    // No analysis runs here (their activities are not stubbed): the sample completes on its instrument results.
+    sampleTestsSettled: () => ({ settled: false, analyses: 0 }),
+    cancelAnalysesOfRejection: () => ({ workflowIds: [] }),
     sampleTimerFired: record('sampleTimerFired', () => ['outbox-timer']),
     deliverEmails: record('deliverEmails', () => undefined),
     batchSamplePage: record('batchSamplePage', (args) => {

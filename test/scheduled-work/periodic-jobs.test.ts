@@ -3,6 +3,7 @@ import { mkdtemp, readdir, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CleanupCounts, CleanupInput, DigestInput, OverdueRemindersInput } from '../../common/scheduled-work';
+import { writeNotice } from '../../activities/notice-writer';
 import { openTask } from '../../db/tasks';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { createScratchDatabase, type ScratchDatabase } from '../helpers/scratch-database';
@@ -161,6 +162,48 @@ describe('reminders, digest, clean-up and the health canary', () => {
     // The next local day brings the next digest.
     await exec('dailyDigestWorkflow', [digest('2031-03-03T09:05:00Z')]);
     assert.equal((await digestsOf(bob)).length, 2);
+  });
+
+  it('puts a digest-priority notice into the next digest of each person it is for, and delivers that digest once', async () => {
+    const db = scratch.db;
+    const tag = uniqueSuffix();
+    const { reader } = await makeUsers({ reader: ['it_operator'] }, db);
+    const readerId = (await ids(reader)).id;
+    const title = `Review of SOP-${tag}`;
+    const written = await db.transaction((trx) =>
+      writeNotice(
+        trx,
+        {
+          idempotencyKey: `digest-notice:${tag}`,
+          kind: 'task.escalated',
+          priority: 'digest',
+          subjectType: 'document',
+          subjectId: `SOP-${tag}`,
+          facts: { taskId: tag, title, entityType: 'document', entityId: `SOP-${tag}`, dueAt: '2031-06-30T00:00:00.000Z' },
+          link: `http://labflow.test/tasks/${tag}`,
+          recipients: [{ id: readerId, username: reader.username, email: `${reader.username}@lab.test`, printed_name: reader.actor.printedName }],
+        },
+        'lab.test',
+      ),
+    );
+    assert.deepEqual({ needsRun: written.needsRun, outbox: written.outboxIds.length }, { needsRun: false, outbox: 0 }, 'it waits for the digest');
+    const waiting = () => db('notice_deliveries').where({ notice_id: written.noticeId, user_id: readerId, channel: 'digest' }).first('state');
+    assert.equal((await waiting()).state, 'pending');
+
+    const digest = (asOf: string): DigestInput => ({ hour: 9, labTimeZone: 'UTC', dueSoon: '24h', asOf });
+    await exec('dailyDigestWorkflow', [digest('2031-07-01T09:30:00Z')]);
+    const digests = await db('notifications').where({ user_id: readerId, kind: 'digest' });
+    assert.equal(digests.length, 1, 'a person with no open task gets a digest for the notice alone');
+    assert.match(digests[0].body, /Open tasks: 0\./);
+    assert.ok(digests[0].body.includes(`Notices:\n- Escalated: ${title} http://labflow.test/tasks/${tag}`), digests[0].body);
+    assert.equal((await waiting()).state, 'sent');
+    await waitFor(
+      () => testEnv().mails.find((m) => m.to.includes(`${reader.username}@lab.test`) && /digest for 2031-07-01/.test(m.subject ?? '')),
+      'the digest email',
+    );
+    // Carried once: the next day has nothing for this person.
+    await exec('dailyDigestWorkflow', [digest('2031-07-02T09:30:00Z')]);
+    assert.equal((await db('notifications').where({ user_id: readerId, kind: 'digest' })).length, 1);
   });
 
   it('cleans up revoked keys, old read notifications, sent outbox rows and .eml files, recording the counts', async () => {

@@ -35,6 +35,8 @@ describe("docs/training.md's walk-through", function () {
       ['alice.author', ['author']],
       ['tom.tech', ['lab_technician']],
       ['april.approver', ['approver']],
+      ['qa.manager', ['qa_manager']],
+      ['dana.director', ['lab_director']],
     ];
     const devUsers = [];
     for (const [username, roles] of people) {
@@ -64,5 +66,23 @@ describe("docs/training.md's walk-through", function () {
     assert.match(stdout, /"status":403,"type":"urn:labflow:problem:not-assignee"/);
     assert.match(stdout, /"state":"completed"/);
     assert.match(stdout, /"in_review"\n/);
+  });
+
+  it('runs the competence walk-through verbatim: assessed, authorised with a signature, refused a second grant, revoked', async () => {
+    const doc = await readFile(join(__dirname, '..', '..', 'docs', 'training.md'), 'utf8');
+    const script = doc.split('## Competence and authorisation')[1].split('```sh\n')[1].split('```')[0];
+    const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script], {
+      cwd: dir,
+      env: { ...process.env, LABFLOW_URL: p.baseUrl },
+      timeout: 60_000,
+    });
+    assert.match(stdout, /\{"activity":"result.verify","competency":true,"authorisation":true\}/);
+    assert.match(stdout, /\{"outcome":"competent","nextDueAt":"\d{4}-/);
+    assert.match(stdout, /\{"status":409,"type":"urn:labflow:problem:authorisation-standing"\}/);
+    assert.match(stdout, /\{"state":"active","grantedBy":"dana.director","signature":"authorisation"\}/);
+    assert.match(stdout, /\{"assessments":\["competent"\],"authorisations":\["active"\]\}/);
+    assert.match(stdout, /\{"state":"revoked","endReason":"moved to the microbiology bench"\}/);
+    assert.match(stdout, /\{"status":409,"type":"urn:labflow:problem:authorisation-ended"\}/);
+    assert.match(stdout, /\{"activity":"result.verify","competency":false,"authorisation":false\}/);
   });
 });

@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, getExternalWorkflowHandle, patched, upsertSearchAttributes } from '@temporalio/workflow';
 import { refuse, type FailureType } from '../../common/failures';
 import type { AnalysisRef, AnalysisStep } from '../../activities/results';
 import { workflowIds } from '../../common/ids';
@@ -15,8 +15,15 @@ import type {
   VerifyArgs,
 } from '../../common/results';
 import { FINAL_ANALYSIS_STATES } from '../../common/results';
+import { sampleTestsChangedSignal, type ReportInput } from '../../common/reports';
 import { Assignees, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { db, startOrJoinChild } from '../lib';
+import { autoverify } from './autoverification';
+
+/** Runs recorded after this patch start the sample's report when their verification completes the set. */
+export const REPORT_WHEN_VERIFIED_PATCH = 'report-when-all-verified';
+/** Runs recorded after this patch tell the sample's run when they end, so the sample can complete. */
+export const TELL_SAMPLE_PATCH = 'tell-sample-when-ended';
 
 type Request = { actor: unknown; grant: string; signature?: VerifyArgs['signature'] };
 
@@ -57,7 +64,13 @@ export class AnalysisCase {
   async open(): Promise<void> {
     this.publish();
     const { analysisId, policy } = await db.openAnalysis({ workflowId: this.state.workflowId, input: this.input });
-    this.ref = { workflowId: this.state.workflowId, analysisId, accession: this.input.accession, test: this.input.test, retestNumber: this.input.retestNumber };
+    this.ref = {
+      workflowId: this.state.workflowId,
+      analysisId,
+      accession: this.input.accession,
+      test: this.input.test,
+      retestNumber: this.input.retestNumber,
+    };
     this.state.policy = policy;
   }
 
@@ -71,7 +84,12 @@ export class AnalysisCase {
     return next;
   }
 
-  private record(action: AnalysisAction, to: AnalysisStateName, request: Request, extra: Partial<AnalysisStep> & Record<string, unknown> = {}) {
+  private record(
+    action: AnalysisAction,
+    to: AnalysisStateName,
+    request: Request,
+    extra: Partial<AnalysisStep> & Record<string, unknown> = {},
+  ) {
     const ref = this.ref;
     if (!ref) throw new Error('the analysis is not open yet');
     return db
@@ -104,6 +122,7 @@ export class AnalysisCase {
     await this.record('analysis.submit', 'to_be_verified', args);
     this.state.state = 'to_be_verified';
     this.publish();
+    if (this.ref) await autoverify(this.ref, this.state, () => this.publish());
   }
 
   async verify(args: VerifyArgs): Promise<void> {
@@ -112,6 +131,7 @@ export class AnalysisCase {
     this.state.verifiedBy.push(actor.userId);
     if ((verifications ?? 0) >= required) this.state.state = 'verified';
     this.publish();
+    if (this.state.state === 'verified') await this.reportIfDue();
   }
 
   async release(args: ReleaseArgs): Promise<void> {
@@ -124,6 +144,38 @@ export class AnalysisCase {
     await this.record(action, to, args, { reason: args.reason });
     this.state.state = to;
     this.publish();
+    await this.reportIfDue();
+  }
+
+  /**
+   * Adopts what Postgres shows when the record moved without this run: released by the sample's report, or
+   * cancelled with its rejected specimen. The signal that asks is only a prompt; the record is the authority.
+   */
+  async followRecord(): Promise<void> {
+    if (!this.ref || this.isDone) return;
+    const recorded = await db.analysisRecordedState({ analysisId: this.ref.analysisId });
+    if (recorded.frozen || !['released', 'cancelled'].includes(recorded.state) || recorded.state === this.state.state) return;
+    this.state.state = recorded.state as AnalysisStateName;
+    this.publish();
+    if (recorded.state === 'cancelled') await this.reportIfDue();
+  }
+
+  /** When this analysis completes the sample's set of verified (or ended) tests, starts the sample's first report. */
+  private async reportIfDue(): Promise<void> {
+    if (!patched(REPORT_WHEN_VERIFIED_PATCH)) return;
+    const { sampleId, accession } = this.input;
+    const { workflowId } = await db.reportDue({ sampleId, accession });
+    if (!workflowId) return;
+    const args: ReportInput = { sampleId, accession, version: 1, corrects: null };
+    await startOrJoinChild('reportWorkflow', { workflowId, args: [args] });
+  }
+
+  /** Tells the sample's run that this analysis ended (a run already ended is not told). */
+  async tellSample(): Promise<void> {
+    if (!patched(TELL_SAMPLE_PATCH)) return;
+    await getExternalWorkflowHandle(workflowIds.sampleIntake(this.input.accession))
+      .signal(sampleTestsChangedSignal)
+      .catch(() => undefined);
   }
 
   /** Freezes this analysis as it stands and starts the retest its recording step opened, linked to it. */
@@ -147,11 +199,7 @@ export class AnalysisCase {
   private publish(): void {
     const s = this.state;
     const waitingOn =
-      s.frozen || FINAL_ANALYSIS_STATES.includes(s.state)
-        ? []
-        : s.state === 'verified'
-          ? ['role:lab_director']
-          : ['role:lab_technician'];
+      s.frozen || FINAL_ANALYSIS_STATES.includes(s.state) ? [] : s.state === 'verified' ? ['role:lab_director'] : ['role:lab_technician'];
     upsertSearchAttributes([
       { key: EntityType, value: 'analysis' },
       { key: EntityId, value: `${s.accession}:${s.test}` },

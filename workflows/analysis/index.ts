@@ -13,6 +13,7 @@ import {
   type AnalysisInput,
   type AnalysisState,
 } from '../../common/results';
+import { analysisRecordChangedSignal } from '../../common/reports';
 import { AnalysisCase } from './analysis-case';
 import * as validators from './validators';
 
@@ -25,7 +26,11 @@ import * as validators from './validators';
 export async function analysisWorkflow(input: AnalysisInput): Promise<AnalysisState> {
   const analysis = new AnalysisCase(input, workflowInfo().workflowId);
 
-  function onUpdate<A>(update: UpdateDefinition<AnalysisState, [A]>, validate: (s: AnalysisState, args: A) => void, act: (args: A) => Promise<void>) {
+  function onUpdate<A>(
+    update: UpdateDefinition<AnalysisState, [A]>,
+    validate: (s: AnalysisState, args: A) => void,
+    act: (args: A) => Promise<void>,
+  ) {
     setHandler(
       update,
       async (args: A) => {
@@ -49,10 +54,19 @@ export async function analysisWorkflow(input: AnalysisInput): Promise<AnalysisSt
   onUpdate(rejectResultUpdate, validators.validateReject, (a) => analysis.end('analysis.reject', 'rejected', a));
   onUpdate(cancelAnalysisUpdate, validators.validateCancel, (a) => analysis.end('analysis.cancel', 'cancelled', a));
   onUpdate(retestAnalysisUpdate, validators.validateRetest, (a) => analysis.retest(a));
+  setHandler(analysisRecordChangedSignal, () => {
+    void analysis
+      .inTurn(
+        () => undefined,
+        () => analysis.followRecord(),
+      )
+      .catch(() => undefined);
+  });
 
   await analysis.open();
   await condition(() => analysis.isDone);
   await analysis.settled();
   await condition(allHandlersFinished);
+  await analysis.tellSample();
   return analysis.state;
 }

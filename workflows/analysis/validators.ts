@@ -27,7 +27,8 @@ export function validateEntry(a: AnalysisState, args: EnterResultArgs): void {
   requireProof(args);
   requireRole(args.actor, LAB);
   requireIn(a, 'pending', 'resulted');
-  if (typeof args.entryId !== 'string' || !/^[0-9a-f-]{36}$/.test(args.entryId)) refuse(FailureType.InvalidInput, 'an entry ID is required');
+  if (typeof args.entryId !== 'string' || !/^[0-9a-f-]{36}$/.test(args.entryId))
+    refuse(FailureType.InvalidInput, 'an entry ID is required');
 }
 
 export function validateSubmit(a: AnalysisState, args: unknown): void {

@@ -16,10 +16,14 @@ import { refuse } from '../../common/failures';
 import { Assignees, DueAt, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { OutboxDeliveries } from '../lib/outbox';
 import { grantRefusal, refusalType } from '../lib/proof';
+import { startNoticeRuns } from '../lib/notices';
 import { db } from '../lib/proxies';
 import { iso } from '../lib/time';
 import { earliestDue, reopenUntil, stageDeadline } from './deadlines';
 import { assigneesOf, taskKey, wantedTasks, type WantedTask } from './tasks';
+
+/** Overdue stages and actions write an urgent notice whose run this run starts. */
+const URGENT_OVERDUE_PATCH = 'urgent-capa-overdue';
 
 /** What a transition writes besides the projection, the tasks and the revision, which every step carries. */
 export type StepFacts = Omit<CapaStep, 'capa' | 'rev' | 'projection' | 'proof'>;
@@ -182,6 +186,8 @@ export class CapaCase {
       ...(proof ? { proof } : {}),
     });
     this.outbox.deliver(result.outboxIds);
+    // An overdue stage or action is an urgent notice: its run sends SMS and Slack and escalates.
+    if (result.noticeIds?.length && patched(URGENT_OVERDUE_PATCH)) await startNoticeRuns(result.noticeIds);
     return result;
   }
 

@@ -18,6 +18,7 @@ import {
   type SampleIntakeState,
 } from '../../common/sample-intake';
 import { userDeactivatedSignal } from '../../common/deactivation';
+import { sampleTestsChangedSignal } from '../../common/reports';
 import { proofOf, SampleCase } from './sample-case';
 import * as validators from './validators';
 
@@ -54,6 +55,7 @@ export async function sampleIntakeWorkflow(input: SampleIntakeInput): Promise<Sa
 
   setHandler(sampleStateQuery, () => sample.state);
   setHandler(sampleEventSignal, (event) => sample.onEvent(event));
+  setHandler(sampleTestsChangedSignal, () => sample.onTestsChanged());
   setHandler(userDeactivatedSignal, (user) =>
     sample.handOverFrom({ userId: String(user?.userId ?? ''), username: String(user?.username ?? '') }),
   );

@@ -34,13 +34,16 @@ import {
   type StoreArgs,
 } from '../../common/sample-intake';
 import { Assignees, DueAt, EntityId, EntityType, Stage } from '../../common/search-attributes';
-import { OutboxDeliveries, db, iso } from '../lib';
-import { ANALYSIS_RUNS_PATCH, startAnalyses } from './analyses';
+import { OutboxDeliveries, db, iso, startNoticeRuns } from '../lib';
+import { ANALYSIS_RUNS_PATCH, CANCEL_ANALYSES_PATCH, FOLLOW_TESTS_PATCH, cancelAnalysesOfRejection, startAnalyses } from './analyses';
 import { takeUpCapaRequest } from './capa-request';
 import { cancelRetentionEnds, dueTimers } from './deadlines';
 import { MAX_EVENT_IDS, acceptedTests, allResulted, failedCriteria, initialState, isAccepted, isFinal, unroutedTests } from './state';
 import { nextTask, waitingOn } from './tasks';
 import { proofRefusal, Turns } from './turns';
+
+/** Rejections write an urgent notice whose run this run starts. */
+const URGENT_REJECTION_PATCH = 'urgent-rejection-notice';
 
 const BATCH_INTAKE = 'system:batch-intake';
 
@@ -70,6 +73,8 @@ export class SampleCase {
   private readonly ref: SampleRef;
   /** Bumped on every change a waiting run must look at again. */
   private changes = 0;
+  /** An analysis ended since the run last asked Postgres whether every test has. */
+  private testsChanged = false;
   private writes: Promise<unknown> = Promise.resolve();
   private readonly background: Promise<unknown>[] = [];
   private readonly outbox = new OutboxDeliveries();
@@ -227,12 +232,15 @@ export class SampleCase {
         proof: person('sample.reject', rejection),
       }),
     );
-    const { outboxIds, capaRequestId } = recorded;
+    const { outboxIds, capaRequestId, noticeIds } = recorded;
     // The person Postgres knows initiates any CAPA (runs recorded before grants had no one else to name).
     const by = recorded.actor ?? actor;
     decision.by = by.username;
     this.outbox.deliver(outboxIds);
+    if (patched(CANCEL_ANALYSES_PATCH)) await cancelAnalysesOfRejection(this.ref.sampleId, s.accession, rejecting);
     if (capaRequestId && patched('open-capa-from-rejection')) this.background.push(takeUpCapaRequest(this.ref, capaRequestId, by));
+    // The urgent notice's run sends SMS and Slack and escalates (runs recorded before it wrote the notice as email).
+    if (noticeIds?.length && patched(URGENT_REJECTION_PATCH)) this.background.push(startNoticeRuns(noticeIds));
   }
 
   // ----- bench work: aliquots, storage, routing -----
@@ -284,7 +292,12 @@ export class SampleCase {
       const entry = s.routes.find((r) => r.test === test);
       if (entry) entry.workQueue = workQueue;
     }
-    if (patched(ANALYSIS_RUNS_PATCH)) await startAnalyses(this.ref.sampleId, s.accession, routed.map((r) => r.test));
+    if (patched(ANALYSIS_RUNS_PATCH))
+      await startAnalyses(
+        this.ref.sampleId,
+        s.accession,
+        routed.map((r) => r.test),
+      );
   }
 
   // ----- order and cancellation -----
@@ -444,12 +457,34 @@ export class SampleCase {
 
   // ----- completion and timers -----
 
-  /** Every accepted test has its result: the sample is completed. */
+  /** An analysis of this sample ended: the run asks Postgres whether every test has. */
+  onTestsChanged(): void {
+    this.testsChanged = true;
+    this.changes += 1;
+  }
+
+  /**
+   * Whether the sample's work is done. Runs recorded before analysis runs: every accepted test's instrument result
+   * has been received. Since: every accepted test's analysis is released or cancelled (Postgres says), an
+   * instrument's `result.ready` being only the notice that a result was received; a sample whose tests have no
+   * analysis runs (routed before they existed) still completes on its results.
+   */
+  private async testsDone(): Promise<boolean> {
+    const s = this.state;
+    if (!this.testsChanged && !allResulted(s)) return false;
+    if (!patched(FOLLOW_TESTS_PATCH)) return allResulted(s);
+    this.testsChanged = false;
+    const { settled, analyses } = await db.sampleTestsSettled({ sampleId: this.ref.sampleId });
+    return analyses === 0 ? allResulted(s) : settled;
+  }
+
+  /** Every accepted test is done (see testsDone): the sample is completed. */
   async completeWhenResulted(): Promise<void> {
     // In turn: results still being proven (or given back) are not yet the sample's.
     await this.turns.take(async () => {
       const s = this.state;
-      if (!(isAccepted(s) && acceptedTests(s).length > 0 && allResulted(s))) return;
+      if (!(isAccepted(s) && acceptedTests(s).length > 0)) return;
+      if (!(await this.testsDone())) return;
       s.state = 'completed';
       await this.step('sample.completed', {
         by: 'system:sample-intake',

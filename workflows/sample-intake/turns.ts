@@ -1,7 +1,7 @@
 import { ApplicationFailure, patched } from '@temporalio/workflow';
 import { FailureType, refuse } from '../../common/failures';
 import type { SampleIntakeState } from '../../common/sample-intake';
-import { grantRefusal } from '../lib/proof';
+import { grantRefusal, refusalType } from '../lib/proof';
 
 /** Runs recorded after this patch check each action's proof before the next action may look at the state. */
 export const SAMPLE_GRANTS_PATCH = 'sample-action-grants';
@@ -37,7 +37,7 @@ export class Turns {
 
   /**
    * Runs `work` in its turn: after `judge` (the Update's validator, again) accepts the state it meets. A refused
-   * proof restores the state and refuses the action with GrantRefused.
+   * proof (or a gate refusal) restores the state and refuses the action with the recording step's refusal type.
    */
   async take<T>(work: () => Promise<T>, judge?: () => void): Promise<T> {
     if (!this.inTurn) return work();
@@ -54,7 +54,7 @@ export class Turns {
         const refusal = proofRefusal(err);
         if (!refusal) throw err;
         this.restore(saved);
-        refuse(FailureType.GrantRefused, refusal.message);
+        refuse(refusalType(refusal), refusal.message);
       }
     } finally {
       release();

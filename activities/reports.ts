@@ -1,0 +1,315 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Knex } from 'knex';
+import { FailureType } from '../common/failures';
+import { workflowIds } from '../common/ids';
+import { boundReportReleaseArgs, REPORT_RELEASE, type ReportInput } from '../common/reports';
+import type { SignatureInput } from '../common/signatures';
+import { appendAudit } from '../db/audit';
+import { queueNotifications } from '../db/notifications';
+import { resolveRecipients, type Recipient } from '../db/recipients';
+import { assembleReportContent, correctionOf } from '../db/reports';
+import { recordSignature } from '../db/signatures';
+import type { ActivityDeps } from './deps';
+import { activityKey } from './keys';
+import { grantChecks, Refusal } from './lib/grant-checks';
+import { renderReportPdf } from './report-pdf';
+import { sha256Hex } from './report-hash';
+
+/** A report as its run names it: IDs only. */
+export interface ReportRef {
+  workflowId: string;
+  reportId: string;
+  sampleId: string;
+  accession: string;
+  version: number;
+}
+
+const nonRetryable = (type: FailureType, message: string) => ApplicationFailure.create({ type, message, nonRetryable: true });
+const OPEN_ANALYSIS_STATES = ['pending', 'resulted', 'to_be_verified', 'verified', 'autoverified'];
+const SETTLED_ANALYSIS_STATES = ['released', 'cancelled'];
+
+/** The lab as its reports print it, when the worker was given no settings (LAB_NAME, LAB_ADDRESS). */
+export const DEFAULT_LAB = { name: 'labflow laboratory', address: '' };
+
+export function reportActivities(deps: ActivityDeps) {
+  const { db, publicUrl, mailDomain } = deps;
+  const lab = deps.lab ?? DEFAULT_LAB;
+  const checks = grantChecks(deps);
+  const link = (accession: string, version: number) => `${publicUrl}/api/v1/samples/${accession}/reports/v${version}`;
+
+  const audit = (
+    trx: Knex.Transaction,
+    ref: { workflowId: string; accession: string; version: number },
+    action: string,
+    actor: { userId: string; username: string } | null,
+    details: Record<string, unknown>,
+    suffix = '',
+  ) =>
+    appendAudit(trx, {
+      actorId: actor?.userId ?? null,
+      actor: actor?.username ?? 'system:reports',
+      action,
+      entityType: 'report',
+      entityId: ref.workflowId,
+      details: { accession: ref.accession, version: ref.version, ...details },
+      idempotencyKey: activityKey(suffix),
+    });
+
+  /** Whether every accepted test of the sample has a verified result or has ended, at least one verified. */
+  async function readyToReport(q: Knex | Knex.Transaction, sampleId: string): Promise<boolean> {
+    const { unverified, verifiedAnalyses } = await assembleReportContent(q, sampleId, null);
+    return unverified.length === 0 && verifiedAnalyses.length > 0;
+  }
+
+  return {
+    /**
+     * Whether a sample's first report is due: every accepted test verified (or ended without a result), and no
+     * report yet. Answers the run to start; starting it twice joins the one running.
+     */
+    async reportDue(p: { sampleId: string; accession: string }): Promise<{ workflowId: string | null }> {
+      const existing = await db('reports').where({ sample_id: p.sampleId }).first('id');
+      if (existing || !(await readyToReport(db, p.sampleId))) return { workflowId: null };
+      return { workflowId: workflowIds.report(p.accession, 1) };
+    },
+
+    /**
+     * Assembles a report version: the first when the sample is ready; a correction only when the API wrote its row
+     * (the lab director's request, with its reason). The content (PHI) is stored in Postgres; the run gets IDs.
+     */
+    async assembleReport(p: {
+      workflowId: string;
+      input: ReportInput;
+    }): Promise<{ reportId: string; state: 'awaiting_release' | 'released' }> {
+      const { input, workflowId } = p;
+      if (workflowId !== workflowIds.report(input.accession, input.version))
+        throw nonRetryable(FailureType.NotFound, `${workflowId} is not a report run`);
+      return db.transaction(async (trx) => {
+        await trx('samples').where({ id: input.sampleId, accession: input.accession }).forUpdate().first('id');
+        const existing = await trx('reports').where({ workflow_id: workflowId }).first();
+        if (input.version > 1 && (!existing || existing.corrects_report_id !== input.corrects)) {
+          throw nonRetryable(FailureType.NotFound, `no correction was requested as ${workflowId}`);
+        }
+        if (existing?.state === 'released') return { reportId: existing.id, state: 'released' as const };
+        const correction = existing ? await correctionOf(trx, existing) : null;
+        const { content, contentHash, unverified, verifiedAnalyses } = await assembleReportContent(trx, input.sampleId, correction);
+        if (input.version === 1 && (unverified.length || !verifiedAnalyses.length)) {
+          throw nonRetryable(FailureType.ActionsOpen, `${input.accession} has tests without a verified result`);
+        }
+        const columns = { content: JSON.stringify(content), content_hash: contentHash, analysis_ids: verifiedAnalyses.map((a) => a.id) };
+        let reportId: string;
+        if (existing) {
+          reportId = existing.id;
+          await trx('reports').where({ id: reportId }).update(columns);
+        } else {
+          const [row] = await trx('reports')
+            .insert({ workflow_id: workflowId, sample_id: input.sampleId, accession: input.accession, version: input.version, ...columns })
+            .returning('id');
+          reportId = row.id;
+        }
+        const ref = { workflowId, accession: input.accession, version: input.version };
+        await audit(trx, ref, 'report.assembled', null, { reportId, tests: content.tests.length, corrects: correction?.version ?? null });
+        await queueNotifications(
+          trx,
+          await resolveRecipients(trx, [{ kind: 'role', role: 'lab_director' }]),
+          {
+            idempotencyKey: `report-ready:${workflowId}`,
+            kind: 'report.ready',
+            title: `${correction ? 'Corrected report' : 'Report'} ${input.accession} v${input.version} is ready to release`,
+            body: `Every test of ${input.accession} has a verified result. Read the report and release it with your signature.`,
+            link: link(input.accession, input.version),
+            email: false,
+          },
+          mailDomain,
+        );
+        return { reportId, state: 'awaiting_release' as const };
+      });
+    },
+
+    /**
+     * Releases a report version with the lab director's signature, in one transaction with the proof: every test
+     * must still be verified and the content what the director signed; the PDF/A is rendered and stored with its
+     * SHA-256; the analyses shown become released; the submitter is told (in-app and email) and `report.released`
+     * published. A retry after a crash finds its own release and answers it again.
+     */
+    async releaseReport(p: {
+      ref: ReportRef;
+      proof: { grant: unknown; actor: unknown; signature: SignatureInput; requestId?: string | null };
+    }): Promise<{ outboxIds: string[]; analyses: string[]; pdfSha256: string; releasedBy: string }> {
+      const { ref, proof } = p;
+      const recordRef = {
+        workflowId: ref.workflowId,
+        entityType: 'report',
+        entityId: ref.workflowId,
+        label: `report ${ref.accession} v${ref.version}`,
+        link: link(ref.accession, ref.version),
+      };
+      return checks.recording(recordRef, REPORT_RELEASE, async (trx) => {
+        const row = await trx('reports').where({ id: ref.reportId }).forUpdate().first();
+        const running = Context.current().info.workflowExecution?.workflowId;
+        if (!row || row.workflow_id !== ref.workflowId || running !== ref.workflowId) throw new Refusal('other_run', null);
+        const actor = await checks.granted(
+          trx,
+          ref,
+          {
+            grantId: proof.grant,
+            action: REPORT_RELEASE,
+            actor: proof.actor,
+            args: boundReportReleaseArgs(proof),
+            signature: { meaning: proof.signature.meaning, contentHash: proof.signature.contentHash },
+          },
+          (user) => user.roles.includes('lab_director'),
+        );
+        const signatureKey = activityKey('signature');
+        if (row.state === 'released') {
+          const own = await trx('signatures').where({ idempotency_key: signatureKey }).first('id');
+          if (own?.id !== row.signature_id)
+            throw nonRetryable(FailureType.WrongStage, `report ${ref.accession} v${ref.version} is already released`);
+          const analyses = await trx('analyses').whereIn('id', row.analysis_ids).pluck('workflow_id');
+          const outboxIds = await trx('email_outbox')
+            .where('idempotency_key', 'like', `report-released:${ref.workflowId}:%`)
+            .where('state', 'pending')
+            .pluck('id');
+          return { outboxIds, analyses, pdfSha256: row.pdf_sha256, releasedBy: actor.userId };
+        }
+        const sample = await trx('samples').where({ id: ref.sampleId }).forUpdate().first('submitter_id');
+        const correction = await correctionOf(trx, row);
+        const { content, contentHash, unverified, verifiedAnalyses } = await assembleReportContent(trx, ref.sampleId, correction);
+        if (unverified.length) {
+          throw nonRetryable(
+            FailureType.ActionsOpen,
+            `tests without a verified result: ${unverified.map((u) => `${u.test} (${u.state})`).join(', ')}`,
+          );
+        }
+        if (contentHash !== proof.signature.contentHash) {
+          throw nonRetryable(
+            FailureType.StaleContentHash,
+            'the report changed since it was read; read it again and sign what it now shows',
+          );
+        }
+        const signatureId = await recordSignature(trx, {
+          idempotencyKey: signatureKey,
+          entityType: 'report',
+          entityId: ref.workflowId,
+          workflowId: ref.workflowId,
+          round: ref.version,
+          stageIndex: 0,
+          stageName: 'release',
+          actor,
+          signature: proof.signature,
+        });
+        const signed = await trx('signatures').where({ id: signatureId }).first('signed_at');
+        const signedAt = new Date(signed.signed_at).toISOString();
+        const pdf = await renderReportPdf({
+          content,
+          version: ref.version,
+          lab,
+          reportDate: signedAt,
+          contentHash,
+          signature: { printedName: actor.printedName, username: actor.username, meaning: proof.signature.meaning, signedAt },
+        });
+        const pdfSha256 = sha256Hex(pdf);
+        await trx('reports')
+          .where({ id: ref.reportId, state: 'awaiting_release' })
+          .update({
+            state: 'released',
+            content: JSON.stringify(content),
+            content_hash: contentHash,
+            analysis_ids: verifiedAnalyses.map((a) => a.id),
+            pdf,
+            pdf_sha256: pdfSha256,
+            signature_id: signatureId,
+            released_by: actor.userId,
+            released_at: signedAt,
+            release_request_id: proof.requestId ?? null,
+          });
+        const releasing = verifiedAnalyses.filter((a) => a.state !== 'released');
+        for (const a of releasing) {
+          await trx('analyses').where({ id: a.id, state: a.state }).update({ state: 'released', updated_at: trx.fn.now() });
+          await appendAudit(trx, {
+            actorId: actor.userId,
+            actor: actor.username,
+            action: 'analysis.released',
+            entityType: 'analysis',
+            entityId: a.workflowId,
+            details: { accession: ref.accession, report: ref.workflowId, signatureId },
+            idempotencyKey: activityKey(`analysis:${a.id}`),
+          });
+        }
+        await audit(trx, ref, 'report.released', actor, {
+          reportId: ref.reportId,
+          signatureId,
+          pdfSha256,
+          corrects: correction?.version ?? null,
+        });
+        const recipients: Recipient[] = sample?.submitter_id
+          ? await trx('users').where({ id: sample.submitter_id, active: true }).select('id', 'username', 'email', 'printed_name')
+          : [];
+        const outboxIds = await queueNotifications(
+          trx,
+          recipients,
+          {
+            idempotencyKey: `report-released:${ref.workflowId}`,
+            kind: correction ? 'report.corrected' : 'report.released',
+            title: correction
+              ? `CORRECTED report for ${ref.accession} (v${ref.version}, replaces v${correction.version})`
+              : `Report for ${ref.accession} released (v${ref.version})`,
+            body: correction
+              ? `A corrected report for sample ${ref.accession} was released; it replaces version ${correction.version}. Read it in labflow.`
+              : `The report for sample ${ref.accession} was released by the lab director. Read it in labflow.`,
+            link: link(ref.accession, ref.version),
+          },
+          mailDomain,
+        );
+        return { outboxIds, analyses: verifiedAnalyses.map((a) => a.workflowId), pdfSha256, releasedBy: actor.userId };
+      });
+    },
+
+    /** The state Postgres shows for an analysis: its run adopts a release or cancellation made without it. */
+    async analysisRecordedState(p: { analysisId: string }): Promise<{ state: string; frozen: boolean }> {
+      const row = await db('analyses').where({ id: p.analysisId }).first('state', 'frozen');
+      return { state: row.state, frozen: row.frozen };
+    },
+
+    /**
+     * Cancels the open analyses of tests a rejection took (the whole specimen, or some tests), once Postgres shows
+     * them rejected: the rejection was recorded with its proof. Answers the runs to tell.
+     */
+    async cancelAnalysesOfRejection(p: { sampleId: string; accession: string; tests: string[] }): Promise<{ workflowIds: string[] }> {
+      return db.transaction(async (trx) => {
+        const sample = await trx('samples').where({ id: p.sampleId }).forUpdate().first('rejected_tests');
+        const rejected = ((sample?.rejected_tests as string[] | undefined) ?? []).filter((t) => p.tests.includes(t));
+        if (!rejected.length) return { workflowIds: [] };
+        const cancelled: { id: string; workflow_id: string; test_code: string }[] = await trx('analyses')
+          .where({ sample_id: p.sampleId, frozen: false })
+          .whereIn('test_code', rejected)
+          .whereIn('state', OPEN_ANALYSIS_STATES)
+          .update({ state: 'cancelled', reason: 'specimen rejected', updated_at: trx.fn.now() })
+          .returning(['id', 'workflow_id', 'test_code']);
+        for (const a of cancelled) {
+          await appendAudit(trx, {
+            actor: 'system:results',
+            action: 'analysis.cancelled',
+            entityType: 'analysis',
+            entityId: a.workflow_id,
+            details: { accession: p.accession, test: a.test_code, reason: 'specimen rejected' },
+            idempotencyKey: activityKey(a.id),
+          });
+        }
+        return { workflowIds: cancelled.map((a) => a.workflow_id) };
+      });
+    },
+
+    /** Whether every accepted test's newest analysis is released or cancelled (and there is one at least). */
+    async sampleTestsSettled(p: { sampleId: string }): Promise<{ settled: boolean; analyses: number }> {
+      const sample = await db('samples').where({ id: p.sampleId }).first('requested_tests', 'rejected_tests');
+      const accepted = (sample.requested_tests as string[]).filter((t) => !(sample.rejected_tests as string[]).includes(t));
+      const rows: { test_code: string; state: string }[] = await db('analyses')
+        .where({ sample_id: p.sampleId, frozen: false })
+        .whereIn('test_code', accepted)
+        .select('test_code', 'state');
+      const settled =
+        accepted.length > 0 && accepted.every((t) => rows.some((r) => r.test_code === t && SETTLED_ANALYSIS_STATES.includes(r.state)));
+      return { settled, analyses: rows.length };
+    },
+  };
+}

@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { startPlatform, type Platform } from '../helpers/platform';
+import { makeUser, type TestUser } from '../helpers/users';
+import { testEnv } from '../setup/env';
+import { analysisUrl, labUsers, mustAnalysisAct, testCode } from './support';
+import { patientOf, routedFor } from './rules-support';
+
+const eventsOf = (userId: string) =>
+  testEnv().db('phi_access_events').where({ user_id: userId }).orderBy('occurred_at').select('record_kind', 'record_ids', 'outcome', 'method', 'route');
+
+describe('results: every read of a result value is a PHI access event', function () {
+  this.timeout(120_000);
+  let p: Platform;
+  let u: Record<'doc' | 'tech' | 'tech2' | 'tech3' | 'director', TestUser>;
+  before(async () => {
+    p = await startPlatform();
+    u = await labUsers();
+  });
+  after(() => p.stop());
+
+  it('logs the list and the single analysis read, with the route pattern and the analyses shown; a refused read discloses nothing', async () => {
+    const test = await testCode();
+    const accession = await routedFor(p, u.doc, u.tech, [test], patientOf());
+    await mustAnalysisAct(p, u.tech, accession, test, 'result', { kind: 'numeric', value: 4.4, unit: 'mmol/L', performedBy: 'bench 1' });
+    assert.equal((await p.api('GET', `/api/v1/samples/${accession}/analyses`, { key: u.doc.apiKey })).status, 200);
+    assert.equal((await p.api('GET', analysisUrl(accession, test), { key: u.tech2.apiKey })).status, 200);
+    const workflowId = `analysis:${accession}:${test}`;
+    assert.deepEqual(await eventsOf(u.doc.actor.userId), [
+      { record_kind: 'analysis_list', record_ids: [workflowId], outcome: 'read', method: 'GET', route: '/api/v1/samples/:accession/analyses' },
+    ]);
+    assert.deepEqual(await eventsOf(u.tech2.actor.userId), [
+      { record_kind: 'analysis', record_ids: [workflowId], outcome: 'read', method: 'GET', route: '/api/v1/samples/:accession/analyses/:test' },
+    ]);
+    // Another clinician may not read it, and no disclosure is logged for them.
+    const stranger = await makeUser('other', ['clinician']);
+    assert.equal((await p.api('GET', analysisUrl(accession, test), { key: stranger.apiKey })).status, 403);
+    assert.deepEqual(await eventsOf(stranger.actor.userId), []);
+  });
+});
