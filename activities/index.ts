@@ -1,6 +1,7 @@
 import { auditActivities } from './audit';
 import { bulkExportActivities } from './bulk-export';
 import { capaActivities } from './capa';
+import { coaExtractionActivities } from './coa-extraction';
 import type { ActivityDeps } from './deps';
 import { documentActivities } from './documents';
 import { equipmentActivities } from './equipment';
@@ -43,6 +44,7 @@ export function createActivities(deps: ActivityDeps) {
     ...supplierQualificationActivities(deps),
     ...scheduledWorkActivities(deps),
     ...soapSummaryActivities(deps),
+    ...coaExtractionActivities(deps),
     ...summaryHandOverActivities(deps),
     ...webhookDeliveryActivities(deps),
     ...trainingActivities(deps),

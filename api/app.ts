@@ -36,6 +36,7 @@ import { auditTrailRoutes } from './routes/audit-trails';
 import { bulkExportRoutes } from './routes/bulk-exports';
 import { exportRoutes } from './routes/exports';
 import { summaryRoutes } from './routes/summaries';
+import { coaExtractionRoutes } from './routes/coa-extraction';
 import { trainingRoutes } from './routes/training';
 import { competenceRoutes } from './routes/competence';
 import { userRoutes } from './routes/users';
@@ -62,6 +63,7 @@ function routeSpecs(deps: ApiDeps) {
     ...scheduledWorkRoutes(deps),
     ...patientRoutes(deps),
     ...summaryRoutes(deps),
+    ...coaExtractionRoutes(deps),
     ...eventRoutes(deps),
     ...streamRoutes(deps),
     ...webhookSubscriptionRoutes(deps),

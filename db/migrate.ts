@@ -30,6 +30,7 @@ import * as taskOverdueEvents from './migrations/20261206102000_task_overdue_eve
 import * as notificationChannels from './migrations/20261206140000_notification_channels';
 import * as instruments from './migrations/20261206150000_instruments';
 import * as training from './migrations/20261206155000_training';
+import * as coaExtractions from './migrations/20261206175500_coa_extractions';
 import * as reports from './migrations/20261206172000_reports';
 import * as resultFlagsAndDeltas from './migrations/20261206171000_result_flags_and_deltas';
 import * as autoverification from './migrations/20261206171100_autoverification';
@@ -70,6 +71,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261206140000_notification_channels': notificationChannels,
   '20261206150000_instruments': instruments,
   '20261206155000_training': training,
+  '20261206175500_coa_extractions': coaExtractions,
   '20261206172000_reports': reports,
   '20261206171000_result_flags_and_deltas': resultFlagsAndDeltas,
   '20261206171100_autoverification': autoverification,

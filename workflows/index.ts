@@ -13,5 +13,6 @@ export { noticeWorkflow } from './notice';
 export { trainingCampaignWorkflow } from './training-campaign';
 export { trainingAssignmentWorkflow } from './training-assignment';
 export { instrumentWorkflow } from './instrument';
+export { coaExtractionWorkflow } from './coa-extraction';
 export { reportWorkflow } from './report';
 export { bulkExportWorkflow } from './bulk-export';

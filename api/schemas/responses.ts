@@ -385,6 +385,25 @@ export const trainingRequirement = record({
 });
 export const governingDocuments = record({ activity: z.string(), documents: z.array(z.string()) });
 
+const coaIssue = z.object({ field: z.string(), code: z.string() });
+export const coaExtraction = record({
+  id: z.string(),
+  workflowId: z.string(),
+  sampleId: z.string().nullable(),
+  stage: z.string(),
+  /** The fields that passed validation (values written in the certificate); refused ones are only in `issues`. */
+  proposal: z.record(z.string(), z.unknown()).nullable(),
+  issues: z.array(coaIssue),
+  provenance: record({
+    source: z.string().nullable(),
+    aiGenerated: z.boolean().nullable(),
+    model: z.string().nullable(),
+    promptVersion: z.string().nullable(),
+    promptHash: z.string().nullable(),
+    attempts: z.array(record({ provider: z.string(), outcome: z.string() })),
+  }),
+  confirmed: record({ fields: z.record(z.string(), z.unknown()), corrections: z.array(z.unknown()), by: z.string(), at: z.string() }).nullable(),
+});
 // competence and authorisation
 export const activityRequirements = record({ activity: z.string(), competency: z.boolean(), authorisation: z.boolean() });
 export const competencyAssessment = record({

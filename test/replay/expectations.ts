@@ -40,6 +40,13 @@ function summaryEndingOf(f: NamedFixture): string {
 }
 
 export const expectations: Record<string, FolderExpectation> = {
+  'coa-extraction': {
+    covers: 'for a certificate proposed by the rule-based fallback and confirmed with a correction',
+    minFixtures: 1,
+    workflowId: /^coa-extraction:[0-9a-f-]{36}$/,
+    minEvents: 10,
+    workflowTypes: ['coaExtractionWorkflow'],
+  },
   'bulk-export': {
     covers: 'for a completed bulk export and one refused by the run for outgrowing the limit',
     minFixtures: 2,
