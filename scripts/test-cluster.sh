@@ -6,6 +6,7 @@
 # Arguments, when given, replace the list of test files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/ensure-deps.sh
 bash scripts/install-temporal-server.sh --ui >/dev/null
 TEMPORAL_CLI="$(bash scripts/install-temporal.sh)"
 export TEMPORAL_CLI
