@@ -8,7 +8,12 @@ E2E_TESTS=(
   test/sample-intake/intake-flow.test.ts
   test/soap-summary/summary-flow.test.ts
   test/erp-sync/api.test.ts
+  test/results/analysis-flow.test.ts
+  test/reports/report-flow.test.ts
+  test/exports/bulk-export.test.ts
+  test/document-ai/coa-flow.test.ts
   test/document-approval/worker-crash.test.ts
   test/soap-summary/worker-crash.test.ts
   test/erp-sync/worker-crash.test.ts
+  test/reports/worker-crash.test.ts
 )
