@@ -141,7 +141,11 @@ export function createAuthenticator(db: Db, cacheTtlMs: number, options: Authent
   return authenticate;
 }
 
-export function requireRole(actor: Actor, roles: readonly Role[] | 'any'): void {
-  if (roles === 'any' || actor.roles.includes('admin') || roles.some((r) => actor.roles.includes(r))) return;
+/**
+ * The caller holds one of the roles; admin passes too unless `adminPasses` is false (records a person signs for a
+ * role's responsibility: reference ranges, autoverification rules, competence and authorisations).
+ */
+export function requireRole(actor: Actor, roles: readonly Role[] | 'any', adminPasses = true): void {
+  if (roles === 'any' || (adminPasses && actor.roles.includes('admin')) || roles.some((r) => actor.roles.includes(r))) return;
   throw problems.forbidden(`this needs one of the roles: ${roles.join(', ')}`);
 }
