@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { LLM_ERROR_POLICY } from '../../activities/llm/errors';
 import { buildPrecheckPrompt, ruleBasedPrecheck, runPrecheckChain, validatePrecheckAnswer } from '../../activities/llm/precheck';
-import { llmSetupFromConfig, type LlmSetup } from '../../activities/llm/setup';
+import type { LlmSetup } from '../../activities/llm/setup';
 import { startLlmStub, type BehaviourKind, type LlmStub, type StubProvider } from '../helpers/llm-stubs';
-import { KEYS } from '../soap-summary/support';
+import { KEYS, stubLlmSetup } from '../soap-summary/support';
 import { CHECKLIST, goodAnswer, sopText } from './precheck-support';
 
 const trail = (attempts: { provider: string; outcome: string }[]) => attempts.map((a) => `${a.provider}:${a.outcome}`);
@@ -21,25 +21,7 @@ describe('document pre-check through the provider chain', () => {
       openai: await startLlmStub('openai', { apiKey: KEYS.openai }),
       ollama: await startLlmStub('ollama'),
     };
-    llm = llmSetupFromConfig({
-      LLM_PROVIDERS: 'anthropic,openai,ollama',
-      ANTHROPIC_API_KEY: KEYS.anthropic,
-      ANTHROPIC_BASE_URL: stubs.anthropic.url,
-      ANTHROPIC_MODEL: 'claude-sonnet-4-5',
-      OPENAI_API_KEY: KEYS.openai,
-      OPENAI_BASE_URL: stubs.openai.url,
-      OPENAI_MODEL: 'gpt-4.1-mini',
-      OLLAMA_HOST: stubs.ollama.url,
-      OLLAMA_MODEL: 'llama3.1:8b',
-      OLLAMA_NUM_CTX: 8192,
-      LLM_TIMEOUT: '2s',
-      OLLAMA_TIMEOUT: '2s',
-      LLM_MAX_TOKENS: 1024,
-      LLM_MAX_ATTEMPTS: 2,
-      LLM_MAX_RETRY_AFTER: '5s',
-      LLM_CIRCUIT_FAILURES: 1000,
-      LLM_CIRCUIT_COOLDOWN: '1m',
-    });
+    llm = stubLlmSetup(stubs);
   });
   after(() => Promise.all(Object.values(stubs).map((s) => s.stop())));
   /** Each test's script reaches only requests holding its own document's marker. */
