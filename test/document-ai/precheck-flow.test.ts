@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { precheckWorkflowId } from '../../common/document-precheck';
+import { driftsFrom, responseRecorder } from '../helpers/openapi-conformance';
 import { approve, createDraft, getVersion, submit, versionPath, waitForState } from '../helpers/documents';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
@@ -12,11 +13,18 @@ import { goodAnswer, sopText } from './precheck-support';
  * whatever it finds or however it ends, the approval run's state and signatures are its own.
  */
 describe('document pre-check on submission, over the API', () => {
+  const recorder = responseRecorder();
   let rig: SummaryRig;
   let u: Record<'author' | 'rita' | 'april' | 'control' | 'tech', TestUser>;
   before(async () => {
-    rig = await startSummaryRig();
-    u = await makeUsers({ author: ['author'], rita: ['reviewer'], april: ['approver'], control: ['document_control'], tech: ['lab_technician'] });
+    rig = await startSummaryRig({ platform: { onResponse: recorder.middleware } });
+    u = await makeUsers({
+      author: ['author'],
+      rita: ['reviewer'],
+      april: ['approver'],
+      control: ['document_control'],
+      tech: ['lab_technician'],
+    });
   });
   after(() => rig.stop());
 
@@ -25,7 +33,10 @@ describe('document pre-check on submission, over the API', () => {
   const finished = async (number: string, version: number) => {
     await waitFor(
       async () => {
-        const row = await testEnv().db('document_prechecks').where({ workflow_id: precheckWorkflowId(number, version) }).first('stage');
+        const row = await testEnv()
+          .db('document_prechecks')
+          .where({ workflow_id: precheckWorkflowId(number, version) })
+          .first('stage');
         return row && row.stage !== 'running' ? row : undefined;
       },
       `the pre-check of ${number} v${version}`,
@@ -51,7 +62,9 @@ describe('document pre-check on submission, over the API', () => {
       kind: 'healthy',
       text: goodAnswer([{ itemId: 'records', status: 'met', evidence: 'Records are kept forever.', comment: '' }]),
     });
-    const { workflowId } = await submit(rig.p, u.author, draft.number, 1, { routing: [{ name: 'Review', assignees: [{ user: u.rita.username }] }] });
+    const { workflowId } = await submit(rig.p, u.author, draft.number, 1, {
+      routing: [{ name: 'Review', assignees: [{ user: u.rita.username }] }],
+    });
     const view = await finished(draft.number, 1);
     assert.equal(view.stage, 'done');
     assert.equal(view.advisory, true);
@@ -88,7 +101,10 @@ describe('document pre-check on submission, over the API', () => {
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
     await waitForState(rig.p, u.author.apiKey, draft.number, 1, 'effective');
     assert.equal((await testEnv().db('signatures').where({ workflow_id: workflowId })).length, 1);
-    const audit = await testEnv().db('audit_events').where({ entity_type: 'document', entity_id: draft.number, actor: 'system:document-precheck' }).pluck('action');
+    const audit = await testEnv()
+      .db('audit_events')
+      .where({ entity_type: 'document', entity_id: draft.number, actor: 'system:document-precheck' })
+      .pluck('action');
     assert.deepEqual(audit, ['document.precheck_done']);
 
     // The run's history holds IDs and counts, never the text.
@@ -127,7 +143,9 @@ describe('document pre-check on submission, over the API', () => {
     const start = await rig.p.api('GET', url, { key: u.tech.apiKey });
     assert.equal(start.status, 200, JSON.stringify(start.body));
     const latest = start.body.versions[0].version;
-    const items = [{ id: 'scope', clause: 'ISO 13485:2016 4.2.2', lookFor: 'The scope of the quality management system', keywords: ['scope'] }];
+    const items = [
+      { id: 'scope', clause: 'ISO 13485:2016 4.2.2', lookFor: 'The scope of the quality management system', keywords: ['scope'] },
+    ];
 
     assert.equal((await rig.p.api('PUT', url, { key: u.author.apiKey, body: { items } })).status, 403);
     const dup = await rig.p.api('PUT', url, { key: u.control.apiKey, body: { items: [...items, ...items] } });
@@ -151,5 +169,66 @@ describe('document pre-check on submission, over the API', () => {
     assert.equal(audit.action, 'precheck_checklist.saved');
     assert.equal(audit.details.version, latest + 1);
     assert.deepEqual(audit.details.after, items);
+  });
+
+  it('answered every request above as its OpenAPI document declares', async () => {
+    const doc = (await rig.p.api('GET', '/api/v1/openapi.json')).body;
+    const { drifts, checked } = driftsFrom(doc, recorder.exchanges);
+    assert.deepEqual(drifts, [], 'answers that differ from the document');
+    for (const [method, tail] of [
+      ['GET', '/versions/{version}/precheck 200'],
+      ['GET', '/versions/{version}/precheck 404'],
+      ['PUT', '/precheck-checklists/{docType} 200'],
+      ['PUT', '/precheck-checklists/{docType} 400'],
+    ]) {
+      assert.ok(
+        [...checked].some((c) => c.startsWith(method) && c.endsWith(tail)),
+        `${method} …${tail} checked: ${[...checked].join(', ')}`,
+      );
+    }
+  });
+});
+
+describe('document pre-check and the providers’ circuit breakers', () => {
+  let rig: SummaryRig;
+  let u: Record<'author' | 'rita', TestUser>;
+  before(async () => {
+    rig = await startSummaryRig({ circuitFailures: 2 });
+    u = await makeUsers({ author: ['author'], rita: ['reviewer'] });
+  });
+  after(() => rig.stop());
+
+  const precheckOf = async (docType: 'form') => {
+    const draft = await createDraft(rig.p, u.author, sopText(), 'Pipette calibration', docType);
+    await submit(rig.p, u.author, draft.number, 1, { routing: [{ name: 'Review', assignees: [{ user: u.rita.username }] }] });
+    await waitFor(
+      async () => {
+        const row = await testEnv()
+          .db('document_prechecks')
+          .where({ workflow_id: precheckWorkflowId(draft.number, 1) })
+          .first('stage');
+        return row?.stage === 'done' ? row : undefined;
+      },
+      `the pre-check of ${draft.number}`,
+      60_000,
+      150,
+    );
+    return (await rig.p.api('GET', `${versionPath(draft.number, 1)}/precheck`, { key: u.rita.apiKey })).body;
+  };
+  const trail = (view: { provenance: { attempts: { provider: string; outcome: string }[] } }) =>
+    view.provenance.attempts.map((a) => `${a.provider}:${a.outcome}`);
+
+  it('opens the circuit of a provider that keeps failing, so the next pre-check skips it without calling', async () => {
+    rig.stubs.anthropic.setDefault('server_error');
+    rig.stubs.openai.setDefault({ kind: 'healthy', text: goodAnswer() });
+    const first = await precheckOf('form');
+    assert.deepEqual(trail(first), ['anthropic:server_error', 'anthropic:server_error', 'openai:succeeded']);
+    assert.equal(first.provenance.fallbackUsed, true);
+    const calls = rig.stubs.anthropic.count;
+    const second = await precheckOf('form');
+    assert.deepEqual(trail(second), ['anthropic:circuit_open', 'openai:succeeded']);
+    assert.equal(second.provenance.source, 'openai');
+    assert.equal(second.provenance.fallbackUsed, true);
+    assert.equal(rig.stubs.anthropic.count, calls, 'no call to a provider whose circuit is open');
   });
 });
