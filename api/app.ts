@@ -25,6 +25,7 @@ import { patientRoutes } from './routes/patients';
 import { routingTemplateRoutes } from './routes/routing-templates';
 import { reportRoutes } from './routes/reports';
 import { resultRoutes } from './routes/results';
+import { criticalCallRoutes } from './routes/critical-calls';
 import { resultConfigRoutes } from './routes/result-config';
 import { equipmentRoutes } from './routes/equipment';
 import { sampleIntakeRoutes } from './routes/sample-intake';
@@ -56,6 +57,7 @@ function routeSpecs(deps: ApiDeps) {
     ...capaRoutes(deps),
     ...sampleIntakeRoutes(deps),
     ...resultRoutes(deps),
+    ...criticalCallRoutes(deps),
     ...reportRoutes(deps),
     ...resultConfigRoutes(deps),
     ...equipmentRoutes(deps),
