@@ -44,14 +44,6 @@ export function criticalCallActivities(deps: ActivityDeps) {
     link: link(ref),
   });
 
-  /** The call's row, locked, when the run asking is the call's own. */
-  async function ownCall(trx: Knex.Transaction, ref: CallRef) {
-    const row = await trx('critical_calls').where({ id: ref.callId }).forUpdate().first();
-    const running = Context.current().info.workflowExecution?.workflowId;
-    if (!row || row.workflow_id !== ref.workflowId || running !== ref.workflowId) throw new Refusal('other_run', null);
-    return row;
-  }
-
   async function audit(trx: Knex.Transaction, ref: CallRef, action: string, actor: { userId: string; username: string } | null, details: Record<string, unknown>) {
     await appendAudit(trx, {
       actorId: actor?.userId ?? null,
@@ -142,7 +134,7 @@ export function criticalCallActivities(deps: ActivityDeps) {
     }): Promise<{ attemptId: string; seq: number; outcome: CallOutcome; failedAttempts: number; duplicate: boolean }> {
       const { ref, proof } = p;
       return checks.recording(recordRef(ref), CRITICAL_CALL_ACTION, async (trx) => {
-        const call = await ownCall(trx, ref);
+        const call = await checks.ownedByRun(trx, ref, 'critical_calls', ref.callId);
         const failedAttempts = async () =>
           Number((await trx('critical_call_attempts').where({ call_id: call.id }).whereNot({ outcome: 'CONFIRMED' }).count({ n: '*' }))[0].n);
         const earlier = await trx('critical_call_attempts').where({ call_id: call.id, request_id: String(proof.requestId) }).first('id', 'seq', 'outcome');
