@@ -5,11 +5,8 @@
  * new files. Payloads are stored decoded; each file is checked to hold no value, read-back, name or note.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fetchFixture, saveFixture } from '../../workers/replay';
 import { startPlatform, type Platform } from '../helpers/platform';
-import { historiesDir } from '../helpers/replay-suite';
+import { saveCheckedFixture } from '../helpers/replay-suite';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
@@ -18,14 +15,7 @@ import { callInState, enter, logAttempt, openedCall, routedWithProvider } from '
 
 const SECRET = { value: 8.7654, wrongReadBack: '8.7645', calledName: 'CalledFixtureName', note: 'NoteFixtureText' };
 
-async function save(folder: string, name: string, workflowId: string): Promise<void> {
-  const dir = historiesDir(folder);
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${name}.json`);
-  await saveFixture(file, await fetchFixture(testEnv().client, workflowId));
-  const text = readFileSync(file, 'utf8');
-  for (const leak of [String(SECRET.value), SECRET.wrongReadBack, SECRET.calledName, SECRET.note]) assert.ok(!text.includes(leak), `${name} carries ${leak}`);
-}
+const save = (folder: string, name: string, workflowId: string) => saveCheckedFixture(testEnv().client, folder, name, workflowId, [String(SECRET.value), SECRET.wrongReadBack, SECRET.calledName, SECRET.note]);
 
 const closed = (workflowId: string) =>
   waitFor(async () => (await testEnv().client.workflow.getHandle(workflowId).describe()).status.name === 'COMPLETED', `${workflowId} closed`);

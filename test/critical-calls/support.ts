@@ -2,24 +2,11 @@ import type { Platform } from '../helpers/platform';
 import type { TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
-import { inspected, mustAct } from '../sample-intake/support';
-import { mustAnalysisAct } from '../results/support';
+import { mustAnalysisAct, routedSample } from '../results/support';
 
 /** A sample accepted and routed for these tests, naming (or not) an ordering provider, once its analyses are open. */
-export async function routedWithProvider(p: Platform, doc: TestUser, tech: TestUser, tests: string[], provider: TestUser | null) {
-  const { accession } = await inspected(p, doc, tech, {
-    tests,
-    patient: { name: 'Ada Lovelace', dob: '1915-12-10', mrn: 'MRN-0042' },
-    ...(provider ? { orderingProvider: provider.username } : {}),
-  });
-  await mustAct(p, tech, accession, 'accept');
-  await mustAct(p, tech, accession, 'route', {});
-  await waitFor(
-    async () => Number((await testEnv().db('analyses').where({ accession }).count({ n: '*' }))[0].n) === tests.length,
-    `analyses of ${accession}`,
-  );
-  return accession;
-}
+export const routedWithProvider = (p: Platform, doc: TestUser, tech: TestUser, tests: string[], provider: TestUser | null) =>
+  routedSample(p, doc, tech, tests, {}, provider ? { orderingProvider: provider.username } : {});
 
 export const enter = (p: Platform, tech: TestUser, accession: string, test: string, value: number) =>
   mustAnalysisAct(p, tech, accession, test, 'result', { kind: 'numeric', value, unit: 'mmol/L', performedBy: 'bench 1' });

@@ -1,9 +1,8 @@
-import { ActivityFailure, ApplicationFailure, upsertSearchAttributes } from '@temporalio/workflow';
+import { upsertSearchAttributes } from '@temporalio/workflow';
 import type { CallRef } from '../../activities/critical-calls';
 import type { CriticalCallInput, CriticalCallSettings, CriticalCallState, LogAttemptArgs } from '../../common/critical-calls';
-import { refuse, type FailureType } from '../../common/failures';
 import { Assignees, EntityId, EntityType, Stage } from '../../common/search-attributes';
-import { db, OutboxDeliveries, startNoticeRuns } from '../lib';
+import { db, OutboxDeliveries, refuseAsRecorded, startNoticeRuns, turnQueue } from '../lib';
 
 /**
  * One critical value's call, from its opening until someone read the value back. Attempts are taken in turn, each
@@ -15,7 +14,7 @@ export class CriticalCallCase {
   readonly outbox = new OutboxDeliveries();
   settings: CriticalCallSettings | null = null;
   private ref: CallRef | null = null;
-  private last: Promise<unknown> = Promise.resolve();
+  private readonly turns = turnQueue();
 
   constructor(
     private readonly input: CriticalCallInput,
@@ -52,12 +51,7 @@ export class CriticalCallCase {
 
   /** Runs an attempt after the one before it, judged again against the state it then meets. */
   inTurn(judge: () => void, work: () => Promise<void>): Promise<void> {
-    const next = this.last.then(async () => {
-      judge();
-      await work();
-    });
-    this.last = next.catch(() => undefined);
-    return next;
+    return this.turns.run(judge, work);
   }
 
   async logAttempt(args: LogAttemptArgs): Promise<void> {
@@ -69,13 +63,8 @@ export class CriticalCallCase {
         proof: { grant: args.grant, actor: args.actor, requestId: args.requestId, attemptRequestId: args.attemptRequestId, outcome: args.outcome },
         escalated: this.state.state === 'escalated',
       })
-      .catch((err: unknown) => {
-        // A refusal by the recording step (an unproven attempt, a value no longer critical) refuses the Update.
-        if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type) {
-          refuse(err.cause.type as FailureType, err.cause.message);
-        }
-        throw err;
-      });
+      // A refusal by the recording step (an unproven attempt, a value no longer critical) refuses the Update.
+      .catch(refuseAsRecorded);
     if (recorded.duplicate) return;
     const s = this.state;
     s.requestIds.push(args.requestId);
@@ -102,7 +91,7 @@ export class CriticalCallCase {
   }
 
   settled(): Promise<unknown> {
-    return this.last;
+    return this.turns.settled();
   }
 
   private publish(): void {
