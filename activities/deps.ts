@@ -4,6 +4,7 @@ import type { ErpSetup } from './erp-sync';
 import type { LlmSetup } from './llm/setup';
 import type { Mailer } from './mailer';
 import type { NoticeSettings } from '../common/notifications';
+import type { CriticalCallSettings } from '../common/critical-calls';
 import type { TwilioSettings } from './channels/sms';
 import type { EventBell } from './event-bell';
 
@@ -34,4 +35,6 @@ export interface ActivityDeps {
   webhooks?: { allowedHosts: string[]; ownOrigins?: string[]; disableAfter: string; requestTimeout?: string; bell?: EventBell };
   /** Notices: escalation and retries (NOTIFY_*), and Twilio's account when SMS is configured (TWILIO_*). */
   notices?: { settings: NoticeSettings; twilio?: Omit<TwilioSettings, 'timeoutMs'> };
+  /** Critical-value calls: attempts and time before escalation (CRITICAL_CALL_*); absent: the defaults. */
+  criticalCalls?: CriticalCallSettings;
 }

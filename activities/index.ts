@@ -2,6 +2,7 @@ import { auditActivities } from './audit';
 import { bulkExportActivities } from './bulk-export';
 import { capaActivities } from './capa';
 import { coaExtractionActivities } from './coa-extraction';
+import { criticalCallActivities } from './critical-calls';
 import type { ActivityDeps } from './deps';
 import { documentActivities } from './documents';
 import { documentPrecheckActivities } from './document-precheck';
@@ -38,6 +39,7 @@ export function createActivities(deps: ActivityDeps) {
     ...resultActivities(deps),
     ...reportActivities(deps),
     ...resultRuleActivities(deps),
+    ...criticalCallActivities(deps),
     ...equipmentActivities(deps),
     ...equipmentTimerActivities(deps),
     ...erpSyncActivities(deps),

@@ -26,6 +26,7 @@ import { routingTemplateRoutes } from './routes/routing-templates';
 import { documentPrecheckRoutes } from './routes/document-precheck';
 import { reportRoutes } from './routes/reports';
 import { resultRoutes } from './routes/results';
+import { criticalCallRoutes } from './routes/critical-calls';
 import { resultConfigRoutes } from './routes/result-config';
 import { equipmentRoutes } from './routes/equipment';
 import { sampleIntakeRoutes } from './routes/sample-intake';
@@ -58,6 +59,7 @@ function routeSpecs(deps: ApiDeps) {
     ...capaRoutes(deps),
     ...sampleIntakeRoutes(deps),
     ...resultRoutes(deps),
+    ...criticalCallRoutes(deps),
     ...reportRoutes(deps),
     ...resultConfigRoutes(deps),
     ...equipmentRoutes(deps),

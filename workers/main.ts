@@ -1,6 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import { criticalCallSettings } from '../common/critical-calls';
 import { erpSetupFromConfig } from '../activities/erp-sync';
 import { llmSetupFromConfig } from '../activities/llm/setup';
 import { createMailer } from '../activities/mailer';
@@ -92,6 +93,7 @@ async function main(): Promise<void> {
       backupDatabaseUrl: urls.backup,
       webhooks: { ...webhookSettings(config), ownOrigins: [config.PUBLIC_URL], bell },
       notices: { settings: noticeSettings(config), twilio: twilioSettings(config) },
+      criticalCalls: criticalCallSettings(config),
     }),
     workflowBundle: bundlePath ? { codePath: bundlePath } : undefined,
     dataConverter,
