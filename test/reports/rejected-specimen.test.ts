@@ -42,7 +42,12 @@ describe('reports: a specimen rejected in full is reported with its condition an
     await runClosed(`analysis:${accession}:${b}`);
     const { shown, text } = await releasedText(accession);
     assert.deepEqual(
-      shown.content.tests.map((t: { test: string; state: string; result: unknown; reason: string }) => [t.test, t.state, t.result, t.reason]),
+      shown.content.tests.map((t: { test: string; state: string; result: unknown; reason: string }) => [
+        t.test,
+        t.state,
+        t.result,
+        t.reason,
+      ]),
       [a, b].sort().map((t) => [t, 'cancelled', null, 'specimen rejected']),
     );
     assert.equal(shown.content.rejections.length, 1);
@@ -65,7 +70,12 @@ describe('reports: a specimen rejected in full is reported with its condition an
     }
     // The submitter is told, as for any released report.
     await waitFor(
-      async () => (await testEnv().db('notifications').where({ user_id: u.doc.actor.userId, kind: 'report.released' }).whereLike('title', `%${accession}%`).first('id')) ?? null,
+      async () =>
+        (await testEnv()
+          .db('notifications')
+          .where({ user_id: u.doc.actor.userId, kind: 'report.released' })
+          .whereLike('title', `%${accession}%`)
+          .first('id')) ?? null,
       'the submitter told',
     );
   });
@@ -73,7 +83,12 @@ describe('reports: a specimen rejected in full is reported with its condition an
   it('a partial rejection alone does not start a report: the tests still open keep it waiting', async () => {
     const [kept, rejected] = [await testCode(), await testCode()];
     const accession = await routedSample(p, u.doc, u.tech, [kept, rejected]);
-    await mustAct(p, u.tech, accession, 'reject', { code: 'QS', condition: 'Too little left', disposition: 'discarded', tests: [rejected] });
+    await mustAct(p, u.tech, accession, 'reject', {
+      code: 'QS',
+      condition: 'Too little left',
+      disposition: 'discarded',
+      tests: [rejected],
+    });
     await runClosed(`analysis:${accession}:${rejected}`);
     assert.equal((await p.api('GET', reportUrl(accession, 1), { key: u.director.apiKey })).status, 404);
   });

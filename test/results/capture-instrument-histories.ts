@@ -28,7 +28,8 @@ async function save(folder: string, name: string, workflowId: string): Promise<v
   const file = join(dir, `${name}.json`);
   await saveFixture(file, await fetchFixture(testEnv().client, workflowId));
   const text = readFileSync(file, 'utf8');
-  for (const leak of [String(SECRET.value), SECRET.performedBy, SECRET.instrument]) assert.ok(!text.includes(leak), `${name} carries ${leak}`);
+  for (const leak of [String(SECRET.value), SECRET.performedBy, SECRET.instrument])
+    assert.ok(!text.includes(leak), `${name} carries ${leak}`);
 }
 
 describe('capturing instrument-submission and rejected-specimen replay fixtures from real runs', function () {
@@ -53,11 +54,18 @@ describe('capturing instrument-submission and rejected-specimen replay fixtures 
     };
     const created = await p.api('POST', `/api/v1/tests/${test}/autoverification-rules`, {
       key: u.director.apiKey,
-      body: { basedOnVersion: null, rules, signature: { password: u.director.password, meaning: 'approval', contentHash: contentHashOf({ test, version: 1, rules }) } },
+      body: {
+        basedOnVersion: null,
+        rules,
+        signature: { password: u.director.password, meaning: 'approval', contentHash: contentHashOf({ test, version: 1, rules }) },
+      },
     });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const { admin } = await makeUsers({ admin: ['admin'] });
-    const source = await p.api('POST', '/api/v1/sample-sources', { key: admin.apiKey, body: { name: `analyser-${tag()}`, contact: u.tech3.username } });
+    const source = await p.api('POST', '/api/v1/sample-sources', {
+      key: admin.apiKey,
+      body: { name: `analyser-${tag()}`, contact: u.tech3.username },
+    });
     assert.equal(source.status, 201, JSON.stringify(source.body));
 
     // The instrument path: reported through the signed inbox, submitted by it, autoverified, reported, released.
@@ -73,7 +81,10 @@ describe('capturing instrument-submission and rejected-specimen replay fixtures 
     const timestamp = String(Math.floor(Date.now() / 1000));
     const posted = await p.api('POST', `/api/v1/webhooks/${source.body.name}`, {
       raw,
-      headers: { 'x-labflow-timestamp': timestamp, 'x-labflow-signature': `sha256=${webhookSignature(source.body.secret, timestamp, raw)}` },
+      headers: {
+        'x-labflow-timestamp': timestamp,
+        'x-labflow-signature': `sha256=${webhookSignature(source.body.secret, timestamp, raw)}`,
+      },
     });
     assert.equal(posted.status, 202, JSON.stringify(posted.body));
     assert.equal(posted.body.analysisState, 'verified');
