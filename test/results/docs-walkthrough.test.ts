@@ -57,8 +57,7 @@ describe("docs/results.md's walk-through", function () {
     assert.match(stdout, /"state":"verified"/);
     assert.match(stdout, /"workflowId":"report:ACC-\d+:v1"[^\n]*"state":"released"/);
     assert.match(stdout, /urn:labflow:problem:report-released/);
-    const etag = /^etag: "([0-9a-f]{64})"/im.exec(stdout)?.[1];
-    assert.ok(etag && stdout.includes(`${etag}  `), 'the ETag is the SHA-256 sha256sum prints');
+    assert.match(stdout, /^[0-9a-f]{64} {2}\S+v1\.pdf$/m);
     assert.match(stdout, /"workflowId":"report:ACC-\d+:v2"[^\n]*"corrects":1/);
     assert.match(stdout, /"corrected":true[^\n]*"correction":\{"version":1,"reason":"Collection time corrected by the ward"\}/);
     assert.match(stdout, /v1 is byte-identical after the correction/);
