@@ -57,7 +57,8 @@ describe("docs/results.md's walk-through", function () {
     assert.match(stdout, /"state":"verified"/);
     assert.match(stdout, /"workflowId":"report:ACC-\d+:v1"[^\n]*"state":"released"/);
     assert.match(stdout, /urn:labflow:problem:report-released/);
-    assert.match(stdout, /^[0-9a-f]{64} {2}\S+v1\.pdf$/m);
+    const printed = /([0-9a-f]{64}) {2}\S+v1\.pdf$/m.exec(stdout)?.[1];
+    assert.ok(printed && stdout.includes(`"pdfSha256":"${printed}"`), 'the PDF downloaded is the one released, by its SHA-256');
     assert.match(stdout, /"workflowId":"report:ACC-\d+:v2"[^\n]*"corrects":1/);
     assert.match(stdout, /"corrected":true[^\n]*"correction":\{"version":1,"reason":"Collection time corrected by the ward"\}/);
     assert.match(stdout, /v1 is byte-identical after the correction/);
