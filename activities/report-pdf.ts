@@ -108,6 +108,7 @@ export function renderReportPdf(report: PrintedReport): Promise<Buffer> {
   line('Submitted by', content.sample.submitter);
 
   heading(`Results (${content.tests.length})`);
+  if (!content.tests.length && content.rejections.length) doc.text('No test was performed: the specimen was rejected (below).');
   for (const t of content.tests) {
     doc.font('bold').text(`${t.test} — ${t.name}`);
     doc.font('regular');

@@ -31,6 +31,11 @@ const SETTLED_ANALYSIS_STATES = ['released', 'cancelled'];
 /** The lab as its reports print it, when the worker was given no settings (LAB_NAME, LAB_ADDRESS). */
 export const DEFAULT_LAB = { name: 'labflow laboratory', address: '' };
 
+
+/** Something to report and nothing waiting: a verified result, or a specimen rejected in full; no test still open. */
+const reportable = (r: { unverified: unknown[]; verifiedAnalyses: unknown[]; rejectedInFull: boolean }) =>
+  r.unverified.length === 0 && (r.verifiedAnalyses.length > 0 || r.rejectedInFull);
+
 export function reportActivities(deps: ActivityDeps) {
   const { db, publicUrl, mailDomain } = deps;
   const lab = deps.lab ?? DEFAULT_LAB;
@@ -55,10 +60,12 @@ export function reportActivities(deps: ActivityDeps) {
       idempotencyKey: activityKey(suffix),
     });
 
-  /** Whether every accepted test of the sample has a verified result or has ended, at least one verified. */
+  /**
+   * Whether every accepted test of the sample has a verified result or has ended, and there is something to report:
+   * a verified result, or a specimen rejected in full (its condition and disposition are the report, 493.1291(c)(7)).
+   */
   async function readyToReport(q: Knex | Knex.Transaction, sampleId: string): Promise<boolean> {
-    const { unverified, verifiedAnalyses } = await assembleReportContent(q, sampleId, null);
-    return unverified.length === 0 && verifiedAnalyses.length > 0;
+    return reportable(await assembleReportContent(q, sampleId, null));
   }
 
   return {
@@ -91,8 +98,9 @@ export function reportActivities(deps: ActivityDeps) {
         }
         if (existing?.state === 'released') return { reportId: existing.id, state: 'released' as const };
         const correction = existing ? await correctionOf(trx, existing) : null;
-        const { content, contentHash, unverified, verifiedAnalyses } = await assembleReportContent(trx, input.sampleId, correction);
-        if (input.version === 1 && (unverified.length || !verifiedAnalyses.length)) {
+        const readiness = await assembleReportContent(trx, input.sampleId, correction);
+        const { content, contentHash, verifiedAnalyses } = readiness;
+        if (input.version === 1 && !reportable(readiness)) {
           throw nonRetryable(FailureType.ActionsOpen, `${input.accession} has tests without a verified result`);
         }
         const columns = { content: JSON.stringify(content), content_hash: contentHash, analysis_ids: verifiedAnalyses.map((a) => a.id) };

@@ -1,4 +1,4 @@
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Knex } from 'knex';
 import { isCriticalFlag } from '../common/critical-calls';
 import { FailureType } from '../common/failures';
@@ -102,6 +102,46 @@ export function resultActivities(deps: ActivityDeps) {
 
   return {
     /**
+     * Submits a result an instrument reported, as the instrument path's own step right after its entry was recorded:
+     * only the run's own analysis, only while that entry is the current one and `resulted`, and only when PostgreSQL
+     * shows the entry came in through the signed inbox. The submitter recorded is the instrument and its performer
+     * (through the source that signed the message), never a person; answers what was recorded (IDs only). A retry
+     * after a crash finds its own submission.
+     */
+    async submitReportedResult(p: { ref: AnalysisRef; entryId: string }): Promise<{ submitted: boolean }> {
+      const { ref, entryId } = p;
+      return db.transaction(async (trx) => {
+        const row = await trx('analyses').where({ id: ref.analysisId }).forUpdate().first();
+        const running = Context.current().info.workflowExecution?.workflowId;
+        if (!row || row.workflow_id !== ref.workflowId || running !== ref.workflowId) throw notFound(`${ref.workflowId} is not this run's analysis`);
+        if (row.submitted_by?.entryId === entryId) return { submitted: true };
+        const entry = await trx('analysis_entries').where({ id: entryId, analysis_id: ref.analysisId }).first();
+        if (!entry?.reported_by_source || !entry.applied_at || row.current_entry_id !== entryId || row.state !== 'resulted' || row.frozen) {
+          return { submitted: false };
+        }
+        const submittedBy = {
+          by: 'instrument',
+          instrument: entry.instrument ?? null,
+          performedBy: entry.performed_by,
+          source: entry.reported_by_source,
+          messageId: entry.message_id ?? null,
+          entryId,
+        };
+        await moveState(trx, ref, 'resulted', { state: 'to_be_verified', submitted_by: JSON.stringify(submittedBy) });
+        await appendAudit(trx, {
+          actorId: null,
+          actor: entry.instrument ? `instrument:${entry.instrument}` : `source:${entry.reported_by_source}`,
+          action: 'analysis.to_be_verified',
+          entityType: 'analysis',
+          entityId: ref.workflowId,
+          details: { accession: ref.accession, test: ref.test, retestNumber: ref.retestNumber, submittedBy },
+          idempotencyKey: activityKey(),
+        });
+        return { submitted: true };
+      });
+    },
+
+    /**
      * Opens the analysis a routed test's run is for (or finds the one a retest step opened): the sample's routing
      * row is the proof that the test was routed. Answers its ID and the test's verification policy.
      */
@@ -143,7 +183,7 @@ export function resultActivities(deps: ActivityDeps) {
      */
     async recordAnalysisStep(
       step: AnalysisStep & { entryId?: string; reason?: string; verificationsRequired?: number },
-    ): Promise<{ actor: Actor; verifications?: number; retestWorkflowId?: string; criticalCall?: string }> {
+    ): Promise<{ actor: Actor; verifications?: number; retestWorkflowId?: string; criticalCall?: string; reported?: boolean }> {
       const { ref, from, to, proof } = step;
       return checks.recording(recordRef(ref), proof.action, async (trx) => {
         const actor = await proven(trx, ref, proof);
@@ -176,9 +216,11 @@ export function resultActivities(deps: ActivityDeps) {
               });
             await moveState(trx, ref, from, { state: to, current_entry_id: entry.id });
             await audit(trx, ref, from === 'pending' ? 'analysis.resulted' : 'analysis.edited', actor, { entryId: entry.id });
+            const reported = entry.reported_by_source !== null && entry.reported_by_source !== undefined;
             // A critical value is called to the ordering provider: the run is told the call's ID, never the value.
-            if (isCriticalFlag(judged?.flag)) return { actor, criticalCall: workflowIds.criticalCall(ref.accession, ref.test, ref.retestNumber) };
-            return { actor };
+            if (isCriticalFlag(judged?.flag))
+              return { actor, reported, criticalCall: workflowIds.criticalCall(ref.accession, ref.test, ref.retestNumber) };
+            return { actor, reported };
           }
           case 'analysis.verify': {
             // The verifier must be fit for this test's verification, and the value must come from a usable instrument.

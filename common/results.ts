@@ -63,6 +63,8 @@ export interface AnalysisState {
   frozen: boolean;
   /** The autoverification rule set's verdict on the submitted result (absent before one judged it). */
   autoverification?: { outcome: 'passed' | 'failed' | 'no-rule-set'; version: number | null };
+  /** Set when the instrument path submitted the result (the instrument and its performer are on record in Postgres). */
+  submittedBy?: 'instrument';
 }
 
 interface Proven {

@@ -32,6 +32,7 @@ import * as instruments from './migrations/20261206150000_instruments';
 import * as training from './migrations/20261206155000_training';
 import * as coaExtractions from './migrations/20261206175500_coa_extractions';
 import * as reports from './migrations/20261206172000_reports';
+import * as instrumentSubmission from './migrations/20261207020000_instrument_submission';
 import * as resultFlagsAndDeltas from './migrations/20261206171000_result_flags_and_deltas';
 import * as autoverification from './migrations/20261206171100_autoverification';
 import * as phiAccessAnalyses from './migrations/20261206171200_phi_access_analyses';
@@ -82,6 +83,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261206174000_competence': competence,
   '20261206174100_instrument_reservations': instrumentReservations,
   '20261207010000_critical_calls': criticalCalls,
+  '20261207020000_instrument_submission': instrumentSubmission,
   '20261207050000_document_prechecks': documentPrechecks,
 };
 

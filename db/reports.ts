@@ -49,6 +49,8 @@ export interface ReportReadiness {
   unverified: { test: string; state: string }[];
   /** The analyses with a verified result. */
   verifiedAnalyses: { id: string; workflowId: string; state: string }[];
+  /** The whole specimen was rejected: the report shows its condition and disposition (493.1291(c)(7)). */
+  rejectedInFull: boolean;
 }
 
 const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
@@ -194,7 +196,7 @@ export async function assembleReportContent(db: Q, sampleId: string, correction:
     rejections,
     correction,
   };
-  return { content, contentHash: contentHashOf(content), unverified, verifiedAnalyses };
+  return { content, contentHash: contentHashOf(content), unverified, verifiedAnalyses, rejectedInFull: s.state === 'rejected' };
 }
 
 /** The correction a version carries: the version it corrects and why (null for a first report). */

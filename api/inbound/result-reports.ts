@@ -56,17 +56,19 @@ export async function prepareResultReport(
   const row = await loadAnalysis(db, body.accession, body.test);
   analysisRun(deps, row);
   const columns = await entryColumns(db, row.test_code, body.result);
-  return { row, actor: toActor(contact), columns: { ...columns, message_id: body.messageId } };
+  return { row, actor: toActor(contact), columns: { ...columns, message_id: body.messageId, reported_by_source: source.name } };
 }
 
 /**
  * Enters the reported result as a person's entry would be: a pending entry, a single-use grant for the source's
  * contact, the run's Update (its validator and recording step judge it as any entry). A refusal removes the entry.
+ * The run then submits it by the instrument path and its rule set judges it; answers the analysis's state after.
  */
-export async function applyResultReport(deps: ApiDeps, source: string, body: ResultReport, prepared: PreparedReport): Promise<void> {
+export async function applyResultReport(deps: ApiDeps, source: string, body: ResultReport, prepared: PreparedReport): Promise<string> {
   const { db } = deps;
   const { row, actor, columns } = prepared;
   const entryId = await writeEntry(db, row.id, actor, columns);
+  let state: string;
   try {
     const args = { entryId };
     const grant = await grantAction(deps, actor, {
@@ -74,7 +76,7 @@ export async function applyResultReport(deps: ApiDeps, source: string, body: Res
       action: 'analysis.enter',
       args: boundAnalysisArgs('analysis.enter', args),
     });
-    await analysisRun(deps, row).executeUpdate(enterResultUpdate, { args: [{ ...args, actor, grant }] });
+    state = (await analysisRun(deps, row).executeUpdate(enterResultUpdate, { args: [{ ...args, actor, grant }] })).state;
   } catch (err) {
     await dropUnappliedEntry(db, entryId);
     const cause = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure ? err.cause : null;
@@ -82,4 +84,5 @@ export async function applyResultReport(deps: ApiDeps, source: string, body: Res
     throw err;
   }
   await markWebhookEventApplied(db, source, body.eventId, row.accession);
+  return state;
 }

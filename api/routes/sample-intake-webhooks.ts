@@ -61,7 +61,12 @@ export const sampleWebhookOperations: DocumentedOperation[] = [
     body: z.union([webhookBody, resultReportBody]),
     responses: {
       200: z.object({ eventId: z.string(), status: z.literal('duplicate'), applied: z.boolean(), accession: z.string().nullable() }),
-      202: z.object({ eventId: z.string(), status: z.literal('accepted') }),
+      202: z.object({
+        eventId: z.string(),
+        status: z.literal('accepted'),
+        /** For `result.reported`: the analysis's state once the instrument path submitted it and its rule set judged it. */
+        analysisState: z.string().optional(),
+      }),
       400: 'problem',
       401: 'problem',
       413: 'problem',
@@ -153,7 +158,7 @@ async function receiveResultReport(
   }
   const prepared = await prepareResultReport(deps, source, body);
   if (!seen) await recordWebhookEvent(db, source.name, { eventId: body.eventId, type: body.type, payload: body });
-  await applyResultReport(deps, source.name, body, prepared);
+  const analysisState = await applyResultReport(deps, source.name, body, prepared);
   ctx.status = 202;
-  ctx.body = { eventId: body.eventId, status: 'accepted' };
+  ctx.body = { eventId: body.eventId, status: 'accepted', analysisState };
 }

@@ -99,6 +99,17 @@ export const analysisAnswer = z.looseObject({
     .nullable()
     .optional()
     .describe("the verdict of the test's autoverification rule set on the submitted result: passed, or the reasons it went to a person"),
+  submittedBy: z
+    .looseObject({
+      by: z.literal('instrument'),
+      instrument: z.string().nullable(),
+      performedBy: z.string(),
+      source: z.string(),
+      messageId: z.string().nullable(),
+      entryId: z.string(),
+    })
+    .optional()
+    .describe('present when the instrument path submitted the result: the instrument and its performer, through the signed source'),
   contentHash: z.string().describe('what a verification or release signs'),
   verifications: z.array(
     z.looseObject({ seq: z.int(), username: z.string(), printedName: z.string().nullable(), meaning: z.string().nullable(), signedAt: z.string().nullable() }),

@@ -24,6 +24,8 @@ export interface AnalysisRow {
   frozen: boolean;
   current_entry_id: string | null;
   reason: string | null;
+  /** Set when the instrument path submitted the result: the instrument, its performer, the source, the message. */
+  submitted_by?: Record<string, unknown> | null;
 }
 
 /** A test's current analysis on a sample: its newest retest (404 before the test is routed). */
@@ -153,6 +155,8 @@ export async function analysisView(db: Db, row: AnalysisRow) {
     retestedBy: await link(row.retested_by),
     result,
     autoverification: (row as AnalysisRow & { autoverification?: unknown }).autoverification ?? null,
+    // Only a result the instrument path submitted: the instrument, its performer, the source and message.
+    ...(row.submitted_by ? { submittedBy: row.submitted_by } : {}),
     /** What a verifier or the releasing director signs: the analysis and the value they saw. */
     contentHash: contentHashOf({ workflowId: row.workflow_id, entryId: entry?.id ?? null, result: result ?? null }),
     verifications: verifications.map((v) => ({

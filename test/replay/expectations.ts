@@ -134,8 +134,8 @@ export const expectations: Record<string, FolderExpectation> = {
   },
   results: {
     covers:
-      'for a released result with two verifications, a retest that froze its original, a retraction and a cancellation (from before autoverification), an autoverified result and one the rules sent to a person, and a critical result that started its call',
-    minFixtures: 7,
+      'for a released result with two verifications, a retest that froze its original, a retraction and a cancellation (from before autoverification), an autoverified result and one the rules sent to a person, a critical result that started its call, and an instrument result submitted by the instrument path',
+    minFixtures: 9,
     workflowId: /^analysis:ACC-\d{8}:[A-Z0-9_-]{1,32}(:\d+)?$/,
     minEvents: 10,
     workflowTypes: ['analysisWorkflow'],
@@ -151,6 +151,10 @@ export const expectations: Record<string, FolderExpectation> = {
       );
       const judged = fixtures.filter((f) => JSON.stringify(f.history).includes('autoverifyAnalysis'));
       assert.ok(judged.length >= 2 && judged.length < fixtures.length, 'runs judged by a rule set beside runs from before autoverification');
+      assert.ok(
+        fixtures.some((f) => JSON.stringify(f.history).includes('submitReportedResult')),
+        'a result the instrument path submitted (patched instrument-submit)',
+      );
       // Stored decoded, so they replay under any key set; the runs carry entry IDs, never values.
       for (const f of fixtures) assert.deepEqual(encryptionKeyIdsIn(f.history), [], `${f.file} holds encrypted payloads`);
     },
@@ -170,8 +174,8 @@ export const expectations: Record<string, FolderExpectation> = {
     },
   },
   reports: {
-    covers: 'for a first report released with a signature and its correction released as v2',
-    minFixtures: 2,
+    covers: 'for a first report released with a signature, its correction released as v2, and a rejected specimen reported',
+    minFixtures: 3,
     workflowId: /^report:ACC-\d{8}:v\d+$/,
     minEvents: 10,
     workflowTypes: ['reportWorkflow'],

@@ -4,7 +4,9 @@ import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { testEnv } from '../setup/env';
 import { tag } from '../sample-intake/support';
-import { labUsers, mustAnalysisAct, readAnalysis, routedSample, sign, testCode } from './support';
+import { contentHashOf } from '../../common/capa-hash';
+import { assembled, release } from '../reports/support';
+import { analysisAct, labUsers, mustAnalysisAct, readAnalysis, routedSample, sign, testCode } from './support';
 
 const problem = (type: string) => `urn:labflow:problem:${type}`;
 
@@ -61,8 +63,10 @@ describe("results an instrument reports through the signed webhook inbox", funct
     const body = report(accession, test);
     const res = await post(sources.analyser, body);
     assert.equal(res.status, 202, JSON.stringify(res.body));
+    // Submitted by the instrument path at once; without a rule set for the test it waits for a person.
+    assert.equal(res.body.analysisState, 'to_be_verified');
     const shown = await readAnalysis(p, u.tech, accession, test);
-    assert.equal(shown.state, 'resulted');
+    assert.equal(shown.state, 'to_be_verified');
     assert.equal(shown.result.value, 7.9);
     assert.equal(shown.result.flag, 'critical_high');
     assert.equal(shown.result.instrument, 'COBAS-E411-02');
@@ -76,8 +80,8 @@ describe("results an instrument reports through the signed webhook inbox", funct
     assert.equal(rows.length, 1, 'a retried message enters nothing twice');
     assert.equal(rows[0].entered_by, u.tech3.actor.userId);
 
-    // The contact entered it, so the contact may not verify it; another technician may.
-    await mustAnalysisAct(p, u.tech, accession, test, 'submit');
+    // Nobody submits it again; the contact entered it, so the contact may not verify it; another technician may.
+    assert.equal((await analysisAct(p, u.tech, accession, test, 'submit')).status, 409);
     assert.equal((await sign(p, u.tech3, accession, test, 'verify')).status, 403);
     const verified = await sign(p, u.tech2, accession, test, 'verify');
     assert.equal(verified.status, 200, JSON.stringify(verified.body));
@@ -114,5 +118,97 @@ describe("results an instrument reports through the signed webhook inbox", funct
     assert.equal(late.status, 409, JSON.stringify(late.body));
     assert.equal((await entries(accession, test)).filter((e) => e.message_id).length, 0);
     assert.equal((await readAnalysis(p, u.tech, accession, test)).result.value, 4.2);
+  });
+  const RULES = {
+    allowedFlags: ['normal'],
+    limits: { low: 3, high: 6 },
+    delta: 'ignore',
+    blockedInstrumentFlags: ['HEM'],
+    requireAcceptableSpecimen: true,
+    requireInstrument: true,
+  };
+  const signedRules = async (test: string) => {
+    const res = await p.api('POST', `/api/v1/tests/${test}/autoverification-rules`, {
+      key: u.director.apiKey,
+      body: {
+        basedOnVersion: null,
+        rules: RULES,
+        signature: { password: u.director.password, meaning: 'approval', contentHash: contentHashOf({ test, version: 1, rules: RULES }) },
+      },
+    });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+  };
+  const auditOf = (workflowId: string) =>
+    testEnv()
+      .db('audit_events')
+      .where({ entity_type: 'analysis', entity_id: workflowId })
+      .orderBy('seq')
+      .select('action', 'actor', 'actor_id', 'details') as Promise<{ action: string; actor: string; actor_id: string | null; details: Record<string, unknown> }[]>;
+
+  it('submits a reported value by the instrument path: the instrument and its performer are the submitter, not the contact', async () => {
+    const test = await testCode();
+    const accession = await routedSample(p, u.doc, u.tech, [test]);
+    const body = report(accession, test, { result: { kind: 'numeric', value: 4.4, unit: 'mmol/L', performedBy: 'op-221', instrument: 'AU680-07' } });
+    assert.equal((await post(sources.analyser, body)).status, 202);
+    const shown = await readAnalysis(p, u.tech, accession, test);
+    assert.equal(shown.state, 'to_be_verified');
+    assert.deepEqual(shown.submittedBy, {
+      by: 'instrument',
+      instrument: 'AU680-07',
+      performedBy: 'op-221',
+      source: sources.analyser.name,
+      messageId: body.messageId,
+      entryId: (await testEnv().db('analysis_entries').where({ message_id: body.messageId }).first('id')).id,
+    });
+    const trail = await auditOf(shown.workflowId);
+    const entered = trail.find((e) => e.action === 'analysis.resulted');
+    const submitted = trail.filter((e) => e.action === 'analysis.to_be_verified');
+    assert.equal(entered?.actor_id, u.tech3.actor.userId, 'the entry is the contact’s, as before');
+    assert.equal(submitted.length, 1);
+    assert.equal(submitted[0].actor, 'instrument:AU680-07');
+    assert.equal(submitted[0].actor_id, null, 'no person is recorded as having submitted it');
+    assert.equal((submitted[0].details.submittedBy as { performedBy: string }).performedBy, 'op-221');
+
+    // A person's entry of the same kind (an instrument named by hand) is not submitted for them.
+    const other = await testCode();
+    const manual = await routedSample(p, u.doc, u.tech, [other]);
+    const typed = await mustAnalysisAct(p, u.tech, manual, other, 'result', { kind: 'numeric', value: 4.4, unit: 'mmol/L', performedBy: 'op-221', instrument: 'AU680-07' });
+    assert.equal(typed.state, 'resulted');
+    assert.equal((await readAnalysis(p, u.tech, manual, other)).submittedBy, undefined);
+  });
+
+  it('lets the rule set judge it at once: a pass is verified by the rule set and starts the report; a failure goes to a person with reasons', async () => {
+    const test = await testCode();
+    await signedRules(test);
+    const passing = await routedSample(p, u.doc, u.tech, [test]);
+    const res = await post(sources.analyser, report(passing, test, { result: { kind: 'numeric', value: 4.2, unit: 'mmol/L', performedBy: 'op-114', instrument: 'AU680-07' } }));
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    assert.equal(res.body.analysisState, 'verified');
+    const shown = await readAnalysis(p, u.tech, passing, test);
+    assert.equal(shown.state, 'verified');
+    assert.equal(shown.autoverification.passed, true);
+    assert.equal(shown.autoverification.version, 1);
+    const actions = (await auditOf(shown.workflowId)).map((e) => `${e.action} by ${e.actor}`);
+    assert.deepEqual(
+      actions.filter((a) => !a.startsWith('analysis.opened') && !a.startsWith('analysis.resulted')),
+      ['analysis.to_be_verified by instrument:AU680-07', 'analysis.autoverified by system:autoverification', 'analysis.verified by system:autoverification'],
+    );
+    // The sample's only test is verified: its report is assembled and the lab director releases it.
+    assert.equal((await assembled(p, u.director, passing)).state, 'awaiting_release');
+    assert.equal((await release(p, u.director, passing, 1)).status, 200);
+    assert.equal((await readAnalysis(p, u.tech, passing, test)).state, 'released');
+
+    const failing = await routedSample(p, u.doc, u.tech, [test]);
+    const flagged = report(failing, test, { result: { kind: 'numeric', value: 6.5, unit: 'mmol/L', performedBy: 'op-114', instrument: 'AU680-07', instrumentFlags: ['HEM'] } });
+    const res2 = await post(sources.analyser, flagged);
+    assert.equal(res2.status, 202, JSON.stringify(res2.body));
+    assert.equal(res2.body.analysisState, 'to_be_verified');
+    const waiting = await readAnalysis(p, u.tech, failing, test);
+    assert.equal(waiting.autoverification.passed, false);
+    assert.deepEqual(
+      waiting.autoverification.reasons.map((r: { rule: string }) => r.rule).sort(),
+      ['flag', 'instrument-flags', 'limits'],
+    );
+    assert.equal((await sign(p, u.tech2, failing, test, 'verify')).status, 200, 'a person verifies what the rule set did not');
   });
 });

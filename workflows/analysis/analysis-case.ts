@@ -25,6 +25,10 @@ import { callIfCritical } from './critical-call';
 export const REPORT_WHEN_VERIFIED_PATCH = 'report-when-all-verified';
 /** Runs recorded after this patch tell the sample's run when they end, so the sample can complete. */
 export const TELL_SAMPLE_PATCH = 'tell-sample-when-ended';
+/** Runs recorded after this patch start the sample's report when the rule set's verification completes the set. */
+export const REPORT_WHEN_AUTOVERIFIED_PATCH = 'report-when-autoverified';
+/** Runs recorded after this patch submit a result an instrument reported as soon as it is entered. */
+export const INSTRUMENT_SUBMIT_PATCH = 'instrument-submit';
 
 type Request = { actor: unknown; grant: string; signature?: VerifyArgs['signature'] };
 
@@ -75,6 +79,11 @@ export class AnalysisCase {
     this.state.policy = policy;
   }
 
+  /** Whether the analysis is verified now (read after a step that may have moved it). */
+  private verifiedNow(): boolean {
+    return this.state.state === 'verified';
+  }
+
   /** Runs an action after the one before it, judged again against the state it then meets. */
   inTurn(judge: () => void, work: () => Promise<void>): Promise<void> {
     const next = this.last.then(async () => {
@@ -111,13 +120,31 @@ export class AnalysisCase {
   }
 
   async enter(args: EnterResultArgs): Promise<void> {
-    const { actor, criticalCall } = await this.record('analysis.enter', 'resulted', args, { entryId: args.entryId });
+    const { actor, criticalCall, reported } = await this.record('analysis.enter', 'resulted', args, { entryId: args.entryId });
     const s = this.state;
     s.state = 'resulted';
     s.entryId = args.entryId;
     if (!s.enteredBy.includes(actor.userId)) s.enteredBy.push(actor.userId);
     this.publish();
     await callIfCritical(this.ref, criticalCall);
+    if (reported && patched(INSTRUMENT_SUBMIT_PATCH)) await this.submitReported(args.entryId);
+  }
+
+  /**
+   * A result an instrument reported (Postgres says so, not the caller) is submitted by the instrument path at once,
+   * so the test's rule set judges it without waiting for a person; the submitter on record is the instrument and
+   * its performer. A step that finds the entry no longer current and `resulted` submits nothing.
+   */
+  private async submitReported(entryId: string): Promise<void> {
+    const ref = this.ref;
+    if (!ref) return;
+    const { submitted } = await db.submitReportedResult({ ref, entryId });
+    if (!submitted) return;
+    this.state.state = 'to_be_verified';
+    this.state.submittedBy = 'instrument';
+    this.publish();
+    await autoverify(ref, this.state, () => this.publish());
+    if (this.verifiedNow()) await this.reportIfDue();
   }
 
   async submit(args: SubmitArgs): Promise<void> {
@@ -125,6 +152,7 @@ export class AnalysisCase {
     this.state.state = 'to_be_verified';
     this.publish();
     if (this.ref) await autoverify(this.ref, this.state, () => this.publish());
+    if (this.verifiedNow() && patched(REPORT_WHEN_AUTOVERIFIED_PATCH)) await this.reportIfDue();
   }
 
   async verify(args: VerifyArgs): Promise<void> {

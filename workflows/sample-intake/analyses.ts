@@ -1,6 +1,7 @@
 import { getExternalWorkflowHandle } from '@temporalio/workflow';
 import { workflowIds } from '../../common/ids';
 import type { analysisWorkflow } from '../analysis';
+import type { ReportInput } from '../../common/reports';
 import { analysisRecordChangedSignal } from '../../common/reports';
 import { db, startOrJoinChild } from '../lib';
 
@@ -8,6 +9,8 @@ import { db, startOrJoinChild } from '../lib';
 export const ANALYSIS_RUNS_PATCH = 'start-analysis-runs';
 /** Runs recorded after this patch cancel the open analyses of the tests a rejection takes. */
 export const CANCEL_ANALYSES_PATCH = 'cancel-analyses-of-rejection';
+/** Runs recorded after this patch start a report for a specimen rejected in full (its condition and disposition). */
+export const REPORT_REJECTED_SPECIMEN_PATCH = 'report-rejected-specimen';
 /** Runs recorded after this patch complete when every test is released or cancelled, not on instrument results. */
 export const FOLLOW_TESTS_PATCH = 'complete-when-tests-released';
 
@@ -32,4 +35,17 @@ export async function cancelAnalysesOfRejection(sampleId: string, accession: str
       .signal(analysisRecordChangedSignal)
       .catch(() => undefined);
   }
+}
+
+/**
+ * A specimen rejected in full is reported too (42 CFR 493.1291(c)(7)): its condition and disposition, and each test
+ * it took, in `report:<accession>:v1`, released by the lab director like any report. Postgres decides whether it is
+ * due (no report yet, nothing still open); a run of an analysis cancelled by the same rejection may start it first,
+ * and then this one joins it.
+ */
+export async function reportRejectedSpecimen(sampleId: string, accession: string): Promise<void> {
+  const { workflowId } = await db.reportDue({ sampleId, accession });
+  if (!workflowId) return;
+  const args: ReportInput = { sampleId, accession, version: 1, corrects: null };
+  await startOrJoinChild('reportWorkflow', { workflowId, args: [args] });
 }

@@ -35,7 +35,15 @@ import {
 } from '../../common/sample-intake';
 import { Assignees, DueAt, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { OutboxDeliveries, db, iso, startNoticeRuns } from '../lib';
-import { ANALYSIS_RUNS_PATCH, CANCEL_ANALYSES_PATCH, FOLLOW_TESTS_PATCH, cancelAnalysesOfRejection, startAnalyses } from './analyses';
+import {
+  ANALYSIS_RUNS_PATCH,
+  CANCEL_ANALYSES_PATCH,
+  FOLLOW_TESTS_PATCH,
+  REPORT_REJECTED_SPECIMEN_PATCH,
+  cancelAnalysesOfRejection,
+  reportRejectedSpecimen,
+  startAnalyses,
+} from './analyses';
 import { takeUpCapaRequest } from './capa-request';
 import { cancelRetentionEnds, dueTimers } from './deadlines';
 import { MAX_EVENT_IDS, acceptedTests, allResulted, failedCriteria, initialState, isAccepted, isFinal, unroutedTests } from './state';
@@ -238,6 +246,7 @@ export class SampleCase {
     decision.by = by.username;
     this.outbox.deliver(outboxIds);
     if (patched(CANCEL_ANALYSES_PATCH)) await cancelAnalysesOfRejection(this.ref.sampleId, s.accession, rejecting);
+    if (full && patched(REPORT_REJECTED_SPECIMEN_PATCH)) this.background.push(reportRejectedSpecimen(this.ref.sampleId, s.accession));
     if (capaRequestId && patched('open-capa-from-rejection')) this.background.push(takeUpCapaRequest(this.ref, capaRequestId, by));
     // The urgent notice's run sends SMS and Slack and escalates (runs recorded before it wrote the notice as email).
     if (noticeIds?.length && patched(URGENT_REJECTION_PATCH)) this.background.push(startNoticeRuns(noticeIds));
