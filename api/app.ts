@@ -27,6 +27,7 @@ import { reportRoutes } from './routes/reports';
 import { resultRoutes } from './routes/results';
 import { resultConfigRoutes } from './routes/result-config';
 import { equipmentRoutes } from './routes/equipment';
+import { bookingRoutes } from './routes/bookings';
 import { sampleIntakeRoutes } from './routes/sample-intake';
 import { notificationRoutes } from './routes/notifications';
 import { mountSampleWebhooks, sampleWebhookOperations } from './routes/sample-intake-webhooks';
@@ -59,6 +60,7 @@ function routeSpecs(deps: ApiDeps) {
     ...reportRoutes(deps),
     ...resultConfigRoutes(deps),
     ...equipmentRoutes(deps),
+    ...bookingRoutes(deps),
     ...erpSyncRoutes(deps),
     ...scheduledWorkRoutes(deps),
     ...patientRoutes(deps),

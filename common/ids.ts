@@ -10,6 +10,7 @@ export const workflowIds = {
     retestNumber > 1 ? `analysis:${accession}:${test}:${retestNumber}` : `analysis:${accession}:${test}`,
   report: (accession: string, version: number) => `report:${accession}:v${version}`,
   instrument: (code: string) => `instrument:${code}`,
+  booking: (bookingId: string) => `booking:${bookingId}`,
   soapSummary: (patientId: string, notesHash: string) => `soap-summary:${patientId}:${notesHash}`,
   bulkExport: (exportId: string) => `bulk-export:${exportId}`,
 };

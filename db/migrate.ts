@@ -38,6 +38,7 @@ import * as phiAccessAnalyses from './migrations/20261206171200_phi_access_analy
 import * as bulkExports from './migrations/20261206173000_bulk_exports';
 import * as competence from './migrations/20261206174000_competence';
 import * as instrumentReservations from './migrations/20261206174100_instrument_reservations';
+import * as instrumentBookings from './migrations/20261207030000_instrument_bookings';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -79,6 +80,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261206173000_bulk_exports': bulkExports,
   '20261206174000_competence': competence,
   '20261206174100_instrument_reservations': instrumentReservations,
+  '20261207030000_instrument_bookings': instrumentBookings,
 };
 
 const source: Knex.MigrationSource<string> = {

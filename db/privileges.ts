@@ -19,6 +19,7 @@ export const APPEND_ONLY_TABLES = [
   'instrument_events',
   'competency_assessments',
   'autoverification_rule_sets',
+  'instrument_booking_steps',
 ] as const;
 
 /** Records that change but are never deleted (people keep their history; versions keep their signatures). */
