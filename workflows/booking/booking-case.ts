@@ -7,7 +7,7 @@ import type { Priority } from '../../common/notifications';
 import { DueAt, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { db, iso, OutboxDeliveries, startNoticeRuns } from '../lib';
 
-type Request = { actor: unknown; grant: string } & object;
+type Request = { actor: unknown; grant: string; code?: string; start?: string; end?: string } & object;
 
 /**
  * One booking's state and its transitions. Each person's action is taken in turn: judged again against the state it
