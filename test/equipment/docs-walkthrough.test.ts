@@ -66,8 +66,7 @@ describe("docs/equipment.md's walk-through", function () {
     assert.match(stdout, /"rule":"tiered"/);
     assert.match(stdout, /urn:labflow:problem:booking-overlap/);
     assert.match(stdout, /awaits tier 1 approval before tier 2/);
-    assert.match(stdout, /^requested$/m);
-    assert.match(stdout, /^approved$/m);
+    assert.match(stdout, /requested\napproved\n/);
     assert.match(stdout, /may be checked into from/);
     assert.match(stdout, /"bumped":\["booking:/);
     assert.match(stdout, /"state":"bumped","purpose":"Method validation","endedBecause":"maintenance: Lamp replacement"/);
