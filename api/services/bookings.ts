@@ -7,14 +7,14 @@ import { EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { appendAudit } from '../../db/audit';
 import { instrumentUsability, unusableWhy, type InstrumentRow } from '../../db/equipment';
 import { INSTRUMENT_BOOKING } from '../../db/gate';
-import { afterRow, decodeCursor, encodeCursor } from '../../db/keyset';
+import { afterRow, encodeCursor } from '../../db/keyset';
 import { blockForMaintenance, overlapping, type HoldingReservation } from '../../db/reservations';
 import type { bookingWorkflow } from '../../workflows';
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
 import type { bookingRuleBody, requestBookingBody } from '../schemas/booking';
 import { grantAction } from '../signing';
-import { loadInstrument } from './equipment';
+import { cursorOf, loadInstrument } from './equipment';
 import { requireGate } from './training';
 
 type Db = ApiDeps['db'];
@@ -208,13 +208,6 @@ export async function bookingView(db: Db, id: string) {
     ...rule,
     steps: steps.map((s) => ({ kind: s.kind, tier: s.tier, by: s.username ?? null, at: iso(s.occurred_at)!, details: s.details })),
   };
-}
-
-function cursorOf(text: string | undefined, sort: string): string | null {
-  if (text === undefined) return null;
-  const cursor = decodeCursor(text);
-  if (!cursor || cursor.sort !== sort) throw problems.validation('the cursor is not one this list gave', [{ field: 'cursor', detail: 'not a cursor of this list' }]);
-  return cursor.id;
 }
 
 async function paged(query: ReturnType<typeof bookings>, sort: string, limit: number) {
