@@ -51,7 +51,7 @@ describe('equipment: bookings of an instrument', function () {
   const row = (id: string) => db()('instrument_reservations').where({ id }).first();
   const stateIs = (id: string, state: string, timeoutMs = 30_000) =>
     waitFor(async () => ((await row(id))?.state === state ? true : null), `booking ${id} ${state}`, timeoutMs);
-  const stepOf = (id: string, kind: string) => waitFor(() => db()('instrument_booking_steps').where({ reservation_id: id, kind }).first(), `booking ${id} step ${kind}`);
+  const stepOf = (id: string, kind: string) => waitFor(() => db()('instrument_booking_steps').where({ reservation_id: id, kind }).first(), `booking ${id} step ${kind}`, 60_000);
   async function mustBook(who: TestUser, code: string, start: string, end: string) {
     const res = await book(who, code, start, end);
     assert.equal(res.status, 202, JSON.stringify(res.body));
