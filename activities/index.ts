@@ -3,8 +3,10 @@ import { bookingActivities } from './booking';
 import { bulkExportActivities } from './bulk-export';
 import { capaActivities } from './capa';
 import { coaExtractionActivities } from './coa-extraction';
+import { criticalCallActivities } from './critical-calls';
 import type { ActivityDeps } from './deps';
 import { documentActivities } from './documents';
+import { documentPrecheckActivities } from './document-precheck';
 import { equipmentActivities } from './equipment';
 import { equipmentTimerActivities } from './equipment-timers';
 import { erpSyncActivities } from './erp-sync';
@@ -38,6 +40,7 @@ export function createActivities(deps: ActivityDeps) {
     ...resultActivities(deps),
     ...reportActivities(deps),
     ...resultRuleActivities(deps),
+    ...criticalCallActivities(deps),
     ...equipmentActivities(deps),
     ...equipmentTimerActivities(deps),
     ...bookingActivities(deps),
@@ -47,6 +50,7 @@ export function createActivities(deps: ActivityDeps) {
     ...scheduledWorkActivities(deps),
     ...soapSummaryActivities(deps),
     ...coaExtractionActivities(deps),
+    ...documentPrecheckActivities(deps),
     ...summaryHandOverActivities(deps),
     ...webhookDeliveryActivities(deps),
     ...trainingActivities(deps),

@@ -64,6 +64,23 @@ const TEMPLATES: Record<string, Record<number, Template>> = {
       short: `labflow ${urgentPrefix(n)}booking of ${str(n.facts.instrument)} awaits approval:${actOn(n)}`,
     }),
   },
+  'critical_call.escalated': {
+    // The accession and the test only: the value is read in labflow (an access event), never sent on a channel.
+    1: (n) => {
+      const what = `${str(n.facts.test)} of ${str(n.facts.accession, n.subjectId)}`;
+      const why =
+        n.facts.reason === 'no_ordering_provider'
+          ? 'the requisition names no ordering provider'
+          : n.facts.reason === 'deadline'
+            ? 'nobody read it back within the time allowed'
+            : `${String(n.facts.attempts ?? '?')} attempts did not reach anyone who read it back`;
+      return {
+        title: `Critical value not yet read back: ${what}`,
+        body: `The critical value of ${what} has not been read back by the ordering provider: ${why}. Please call and log the attempt.`,
+        short: `labflow ${urgentPrefix(n)}critical value ${what} not read back, call needed:${actOn(n)}`,
+      };
+    },
+  },
   'audit.chain_broken': {
     1: (n) => ({
       title: 'Audit trail verification failed',

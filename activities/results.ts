@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Knex } from 'knex';
+import { isCriticalFlag } from '../common/critical-calls';
 import { FailureType } from '../common/failures';
 import { workflowIds } from '../common/ids';
 import {
@@ -142,7 +143,7 @@ export function resultActivities(deps: ActivityDeps) {
      */
     async recordAnalysisStep(
       step: AnalysisStep & { entryId?: string; reason?: string; verificationsRequired?: number },
-    ): Promise<{ actor: Actor; verifications?: number; retestWorkflowId?: string }> {
+    ): Promise<{ actor: Actor; verifications?: number; retestWorkflowId?: string; criticalCall?: string }> {
       const { ref, from, to, proof } = step;
       return checks.recording(recordRef(ref), proof.action, async (trx) => {
         const actor = await proven(trx, ref, proof);
@@ -175,6 +176,8 @@ export function resultActivities(deps: ActivityDeps) {
               });
             await moveState(trx, ref, from, { state: to, current_entry_id: entry.id });
             await audit(trx, ref, from === 'pending' ? 'analysis.resulted' : 'analysis.edited', actor, { entryId: entry.id });
+            // A critical value is called to the ordering provider: the run is told the call's ID, never the value.
+            if (isCriticalFlag(judged?.flag)) return { actor, criticalCall: workflowIds.criticalCall(ref.accession, ref.test, ref.retestNumber) };
             return { actor };
           }
           case 'analysis.verify': {

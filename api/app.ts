@@ -23,8 +23,10 @@ import { eventRoutes } from './routes/events';
 import { inboxRoutes } from './routes/inbox';
 import { patientRoutes } from './routes/patients';
 import { routingTemplateRoutes } from './routes/routing-templates';
+import { documentPrecheckRoutes } from './routes/document-precheck';
 import { reportRoutes } from './routes/reports';
 import { resultRoutes } from './routes/results';
+import { criticalCallRoutes } from './routes/critical-calls';
 import { resultConfigRoutes } from './routes/result-config';
 import { equipmentRoutes } from './routes/equipment';
 import { bookingRoutes } from './routes/bookings';
@@ -49,6 +51,7 @@ function routeSpecs(deps: ApiDeps) {
     ...documentRoutes(deps),
     ...documentVersionRoutes(deps),
     ...routingTemplateRoutes(deps),
+    ...documentPrecheckRoutes(deps),
     ...inboxRoutes(deps),
     ...workflowRoutes(deps),
     ...userRoutes(deps),
@@ -57,6 +60,7 @@ function routeSpecs(deps: ApiDeps) {
     ...capaRoutes(deps),
     ...sampleIntakeRoutes(deps),
     ...resultRoutes(deps),
+    ...criticalCallRoutes(deps),
     ...reportRoutes(deps),
     ...resultConfigRoutes(deps),
     ...equipmentRoutes(deps),

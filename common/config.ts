@@ -228,6 +228,9 @@ export const configSchema = z.object({
   NOTIFY_RETRY_MAX_INTERVAL: positiveDuration.default('10m'),
   NOTIFY_RETRY_FOR: positiveDuration.default('24h'),
   NOTIFY_REQUEST_TIMEOUT: positiveDuration.default('10s'),
+  // Critical-value calls (docs/results.md "Critical values"): failed attempts, or time, before the lab director is called in.
+  CRITICAL_CALL_MAX_ATTEMPTS: count(1).default(3),
+  CRITICAL_CALL_DEADLINE: positiveDuration.default('30m'),
   // Live updates over Server-Sent Events (GET /api/v1/stream, docs/events.md).
   STREAM_HEARTBEAT_INTERVAL: positiveDuration.default('15s'),
   STREAM_MAX_PER_USER: count(1).default(5),

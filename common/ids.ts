@@ -9,6 +9,8 @@ export const workflowIds = {
   analysis: (accession: string, test: string, retestNumber = 1) =>
     retestNumber > 1 ? `analysis:${accession}:${test}:${retestNumber}` : `analysis:${accession}:${test}`,
   report: (accession: string, version: number) => `report:${accession}:v${version}`,
+  criticalCall: (accession: string, test: string, retestNumber = 1) =>
+    retestNumber > 1 ? `critical-call:${accession}:${test}:${retestNumber}` : `critical-call:${accession}:${test}`,
   instrument: (code: string) => `instrument:${code}`,
   booking: (bookingId: string) => `booking:${bookingId}`,
   soapSummary: (patientId: string, notesHash: string) => `soap-summary:${patientId}:${notesHash}`,

@@ -39,6 +39,8 @@ import * as bulkExports from './migrations/20261206173000_bulk_exports';
 import * as competence from './migrations/20261206174000_competence';
 import * as instrumentReservations from './migrations/20261206174100_instrument_reservations';
 import * as instrumentBookings from './migrations/20261207030000_instrument_bookings';
+import * as criticalCalls from './migrations/20261207010000_critical_calls';
+import * as documentPrechecks from './migrations/20261207050000_document_prechecks';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -81,6 +83,8 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261206174000_competence': competence,
   '20261206174100_instrument_reservations': instrumentReservations,
   '20261207030000_instrument_bookings': instrumentBookings,
+  '20261207010000_critical_calls': criticalCalls,
+  '20261207050000_document_prechecks': documentPrechecks,
 };
 
 const source: Knex.MigrationSource<string> = {

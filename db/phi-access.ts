@@ -16,6 +16,7 @@ export const PHI_RECORD_KINDS = [
   'report_list',
   'analysis',
   'analysis_list',
+  'critical_call',
 ] as const;
 export type PhiRecordKind = (typeof PHI_RECORD_KINDS)[number];
 export type PhiAccessOutcome = 'read' | 'denied';

@@ -20,6 +20,8 @@ export const APPEND_ONLY_TABLES = [
   'competency_assessments',
   'autoverification_rule_sets',
   'instrument_booking_steps',
+  'critical_call_attempts',
+  'precheck_checklists',
 ] as const;
 
 /** Records that change but are never deleted (people keep their history; versions keep their signatures). */

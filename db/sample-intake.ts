@@ -49,6 +49,8 @@ export interface NewSample {
   patient?: { name?: string; dob?: string; mrn?: string; sex?: 'female' | 'male' } | null;
   collectedAt?: string | null;
   arrival?: unknown;
+  /** The requisition's ordering provider (a clinician's user ID): critical values are called to them. */
+  orderingProviderId?: string | null;
 }
 
 export interface RegisteredSample {
@@ -103,6 +105,7 @@ export async function registerSamples(
     patient_sex: item.patient?.sex ?? null,
     patient_mrn: item.patient?.mrn ?? null,
     submitter_id: meta.submitterId,
+    ordering_provider_id: item.orderingProviderId ?? null,
     collected_at: item.collectedAt ?? null,
     workflow_id: meta.workflowIdOf(numbers[i]),
     stage: 'expected',
@@ -180,7 +183,8 @@ export interface SampleRow {
   rejected_tests: string[];
   has_order: boolean;
   patient_name: string | null;
-  patient_dob: Date | null;
+  /** 'YYYY-MM-DD' (db/knex.ts). */
+  patient_dob: string | null;
   patient_mrn: string | null;
   submitter_id: string | null;
   collected_at: Date | null;

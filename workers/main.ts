@@ -1,6 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import { criticalCallSettings } from '../common/critical-calls';
 import { erpSetupFromConfig } from '../activities/erp-sync';
 import { llmSetupFromConfig } from '../activities/llm/setup';
 import { createMailer } from '../activities/mailer';
@@ -18,6 +19,7 @@ import { alertUndecodableSchedules } from './schedule-alerts';
 import { ensureSchedules } from './schedules';
 import { ensureSearchAttributes, waitUntilSearchAttributesUsable } from './search-attributes';
 import { startWebhookWakeups } from './webhook-wakeups';
+import { createEventBell } from '../activities/event-bell';
 import { prebuiltBundlePath } from './workflow-bundle';
 import { webhookSettings } from '../common/webhook-delivery';
 import { noticeSettings, twilioSettings } from '../common/notifications';
@@ -73,6 +75,7 @@ async function main(): Promise<void> {
   }
 
   const deployment = workerDeploymentFromConfig(config);
+  const bell = createEventBell();
   const connection = await NativeConnection.connect(temporalOptions);
   const worker = await createWorker({
     connection,
@@ -88,8 +91,9 @@ async function main(): Promise<void> {
       llm: llmSetupFromConfig(config),
       auditChain,
       backupDatabaseUrl: urls.backup,
-      webhooks: { ...webhookSettings(config), ownOrigins: [config.PUBLIC_URL] },
+      webhooks: { ...webhookSettings(config), ownOrigins: [config.PUBLIC_URL], bell },
       notices: { settings: noticeSettings(config), twilio: twilioSettings(config) },
+      criticalCalls: criticalCallSettings(config),
     }),
     workflowBundle: bundlePath ? { codePath: bundlePath } : undefined,
     dataConverter,
@@ -107,6 +111,7 @@ async function main(): Promise<void> {
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     settings: webhookSettings(config),
     log,
+    bell,
   });
   // The runtime shuts the worker down on SIGINT/SIGTERM; run() resolves once in-flight tasks are done.
   await worker.run();

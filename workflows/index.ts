@@ -15,5 +15,7 @@ export { trainingAssignmentWorkflow } from './training-assignment';
 export { instrumentWorkflow } from './instrument';
 export { coaExtractionWorkflow } from './coa-extraction';
 export { reportWorkflow } from './report';
+export { criticalCallWorkflow } from './critical-call';
 export { bulkExportWorkflow } from './bulk-export';
 export { bookingWorkflow } from './booking';
+export { documentPrecheckWorkflow } from './document-precheck';

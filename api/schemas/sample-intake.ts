@@ -51,7 +51,12 @@ const sampleItem = z.strictObject({
   collectedAt: isoDateTime.optional(),
 });
 
-export const registerBody = sampleItem.extend({ submitter: username.optional(), timers: timersBody.optional() });
+export const registerBody = sampleItem.extend({
+  submitter: username.optional(),
+  /** The requisition's ordering provider: a clinician's username; critical values are called to them. */
+  orderingProvider: username.optional(),
+  timers: timersBody.optional(),
+});
 
 /** The most samples one batch registers. */
 export const MAX_BATCH_SAMPLES = 5000;

@@ -142,6 +142,23 @@ const INTAKE_TIMER_RULE: TimerRule = {
   what: 'sample intake timers',
 };
 
+/** The ordering provider a requisition names: an active user with the clinician role, else 422 and nothing written. */
+async function orderingProviderOf(db: Deps['db'], username: string | undefined): Promise<string | null> {
+  if (username === undefined) return null;
+  const user = await db('users').where({ username, active: true }).first('id', 'roles');
+  if (!user) {
+    throw problems.unprocessable('unknown-ordering-provider', `no active user "${username}"`, {
+      errors: [{ field: 'body.orderingProvider', detail: 'unknown user' }],
+    });
+  }
+  if (!(user.roles as string[]).includes('clinician')) {
+    throw problems.unprocessable('ordering-provider-not-clinician', `"${username}" is not a clinician`, {
+      errors: [{ field: 'body.orderingProvider', detail: 'not a clinician' }],
+    });
+  }
+  return user.id as string;
+}
+
 /**
  * Registers one sample and starts its run in the same transaction (if Temporal refuses, no sample is left without
  * its run). A tube already registered is a 409 naming its accession.
@@ -165,7 +182,7 @@ export async function registerSample(deps: Deps, body: RegisterBody, actor: Acto
     }
     submitter = { kind: 'user', userId: user.id, username: user.username };
   }
-  const item: NewSample = { ...body, requestedTests: body.tests };
+  const item: NewSample = { ...body, requestedTests: body.tests, orderingProviderId: await orderingProviderOf(db, body.orderingProvider) };
   try {
     return await db.transaction(async (trx) => {
       const [registered] = await registerSamples(trx, [item], {
@@ -217,7 +234,7 @@ export async function registerSampleBatch(deps: Deps, body: BatchBody, actor: Ac
     if (!arrival) return item;
     const requisition = {
       patient_name: item.patient?.name ?? null,
-      patient_dob: item.patient?.dob ? new Date(item.patient.dob) : null,
+      patient_dob: item.patient?.dob ?? null,
       patient_sex: item.patient?.sex ?? null,
       patient_mrn: item.patient?.mrn ?? null,
     };

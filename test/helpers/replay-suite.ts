@@ -1,8 +1,10 @@
-import { readdirSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { dataConverterFor, FAILURE_CONVERTER_PATH, WORKFLOW_INTERCEPTOR_MODULES } from '../../platform/data-converter';
-import { loadFixture, replayFixtures, type ReplayFixture, type ReplayVerdict } from '../../workers/replay';
+import type { Client } from '@temporalio/client';
+import { fetchFixture, loadFixture, replayFixtures, saveFixture, type ReplayFixture, type ReplayVerdict } from '../../workers/replay';
 
 /** Replay fixtures live in one folder per process, each history under the workflow ID it really ran with. */
 export const HISTORIES_ROOT = join(__dirname, '..', 'fixtures', 'histories');
@@ -10,6 +12,16 @@ export const HISTORIES_ROOT = join(__dirname, '..', 'fixtures', 'histories');
 export const historiesDir = (process: string) => join(HISTORIES_ROOT, process);
 
 export type NamedFixture = ReplayFixture & { file: string };
+
+/** Saves a run's history as a fixture of a process's folder (payloads decoded) and checks it carries none of `leaks`. */
+export async function saveCheckedFixture(client: Client, folder: string, name: string, workflowId: string, leaks: string[]): Promise<void> {
+  const dir = historiesDir(folder);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}.json`);
+  await saveFixture(file, await fetchFixture(client, workflowId));
+  const text = readFileSync(file, 'utf8');
+  for (const leak of leaks) assert.ok(!text.includes(leak), `${name} carries ${leak}`);
+}
 
 /** The process folders under test/fixtures/histories/, found by listing rather than by name. */
 export function historyFolders(): string[] {

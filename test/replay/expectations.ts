@@ -59,11 +59,27 @@ export const expectations: Record<string, FolderExpectation> = {
     },
   },
   'document-approval': {
-    covers: 'for every ending a version can reach, one recorded before a patch',
+    covers: 'for every ending a version can reach, one recorded before a patch, one that started its pre-check',
     minFixtures: 6,
     workflowId: /^document-approval:[A-Z0-9-]+:v\d+$/,
     minEvents: 21,
     workflowTypes: ['documentApprovalWorkflow'],
+    more(fixtures) {
+      const startsPrecheck = (f: NamedFixture) =>
+        f.history.events?.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowType?.name === 'documentPrecheckWorkflow') ?? false;
+      assert.ok(fixtures.some(startsPrecheck), 'an approval run that started its pre-check (the document-precheck patch)');
+    },
+  },
+  'document-precheck': {
+    covers: 'for a rule-based pre-check that found its findings and one that failed for want of a checklist',
+    minFixtures: 2,
+    workflowId: /^document-precheck:[A-Z0-9-]+:v\d+$/,
+    minEvents: 10,
+    workflowTypes: ['documentPrecheckWorkflow'],
+    more(fixtures) {
+      const endings = fixtures.map((f) => (f.history.events?.at(-1)?.workflowExecutionFailedEventAttributes ? 'failed' : 'completed'));
+      assert.deepEqual(endings.sort(), ['completed', 'failed']);
+    },
   },
   capa: {
     covers: 'for the CAPA lifecycle, one run that continued as new and its continuation',
@@ -118,8 +134,8 @@ export const expectations: Record<string, FolderExpectation> = {
   },
   results: {
     covers:
-      'for a released result with two verifications, a retest that froze its original, a retraction and a cancellation (from before autoverification), an autoverified result and one the rules sent to a person',
-    minFixtures: 6,
+      'for a released result with two verifications, a retest that froze its original, a retraction and a cancellation (from before autoverification), an autoverified result and one the rules sent to a person, and a critical result that started its call',
+    minFixtures: 7,
     workflowId: /^analysis:ACC-\d{8}:[A-Z0-9_-]{1,32}(:\d+)?$/,
     minEvents: 10,
     workflowTypes: ['analysisWorkflow'],
@@ -129,9 +145,27 @@ export const expectations: Record<string, FolderExpectation> = {
         'an analysis that started its retest as a child',
       );
       assert.ok(fixtures.some((f) => /:\d+$/.test(f.workflowId)), 'a retest run');
+      assert.ok(
+        fixtures.some((f) => f.history.events?.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowType?.name === 'criticalCallWorkflow')),
+        "a critical result that started its call (patched('critical-call'))",
+      );
       const judged = fixtures.filter((f) => JSON.stringify(f.history).includes('autoverifyAnalysis'));
       assert.ok(judged.length >= 2 && judged.length < fixtures.length, 'runs judged by a rule set beside runs from before autoverification');
       // Stored decoded, so they replay under any key set; the runs carry entry IDs, never values.
+      for (const f of fixtures) assert.deepEqual(encryptionKeyIdsIn(f.history), [], `${f.file} holds encrypted payloads`);
+    },
+  },
+  'critical-calls': {
+    covers: 'for a call escalated after failed attempts (one a mismatched read-back) and confirmed by the lab director, and one escalated at once for want of an ordering provider',
+    minFixtures: 2,
+    workflowId: /^critical-call:ACC-\d{8}:[A-Z0-9_-]{1,32}(:\d+)?$/,
+    minEvents: 10,
+    workflowTypes: ['criticalCallWorkflow'],
+    more(fixtures) {
+      assert.ok(
+        fixtures.every((f) => f.history.events?.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowType?.name === 'noticeWorkflow')),
+        'each escalation started its urgent notice',
+      );
       for (const f of fixtures) assert.deepEqual(encryptionKeyIdsIn(f.history), [], `${f.file} holds encrypted payloads`);
     },
   },

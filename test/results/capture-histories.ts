@@ -5,11 +5,8 @@
  * files. Payloads are stored decoded; each file is checked to hold no result value, performer or instrument.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fetchFixture, saveFixture } from '../../workers/replay';
 import { startPlatform, type Platform } from '../helpers/platform';
-import { historiesDir } from '../helpers/replay-suite';
+import { saveCheckedFixture } from '../helpers/replay-suite';
 import type { TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
@@ -17,14 +14,7 @@ import { labUsers, mustAnalysisAct, routedSample, sign, testCode } from './suppo
 
 const SECRET = { value: 6.4321, performedBy: 'PerformerFixtureName', instrument: 'InstrumentFixtureId' };
 
-async function save(folder: string, name: string, workflowId: string): Promise<void> {
-  const dir = historiesDir(folder);
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${name}.json`);
-  await saveFixture(file, await fetchFixture(testEnv().client, workflowId));
-  const text = readFileSync(file, 'utf8');
-  for (const leak of [String(SECRET.value), SECRET.performedBy, SECRET.instrument]) assert.ok(!text.includes(leak), `${name} carries ${leak}`);
-}
+const save = (folder: string, name: string, workflowId: string) => saveCheckedFixture(testEnv().client, folder, name, workflowId, [String(SECRET.value), SECRET.performedBy, SECRET.instrument]);
 
 const closed = (workflowId: string) =>
   waitFor(async () => (await testEnv().client.workflow.getHandle(workflowId).describe()).status.name === 'COMPLETED', `${workflowId} closed`);

@@ -1,24 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { decodePayloadsIn } from '../../workers/replay';
+import { textOf } from '../helpers/history-text';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { testEnv } from '../setup/env';
 import { mustAnalysisAct, routedSample, sign, testCode } from './support';
 
 const canary = () => `Canary${randomBytes(8).toString('hex')}`;
-
-/** Every string in a value, so a canary anywhere in a history (payloads included) is found. */
-function textOf(value: unknown): string {
-  const parts: string[] = [];
-  const walk = (v: unknown): void => {
-    if (typeof v === 'string') parts.push(v);
-    else if (ArrayBuffer.isView(v)) parts.push(Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1'));
-    else if (v && typeof v === 'object') Object.values(v).forEach(walk);
-  };
-  walk(value);
-  return parts.join('\n');
-}
 
 describe('results keep values out of Temporal', function () {
   this.timeout(120_000);

@@ -52,10 +52,19 @@ export async function addRanges(code: string, unit: string, ranges: NonNullable<
 }
 
 /** A sample accepted and routed for these tests, once each test's analysis is open. */
-export async function routedSample(p: Platform, doc: TestUser, tech: TestUser, tests: string[], patient: Record<string, unknown> = {}) {
+export async function routedSample(
+  p: Platform,
+  doc: TestUser,
+  tech: TestUser,
+  tests: string[],
+  patient: Record<string, unknown> = {},
+  /** More of the requisition (an ordering provider). */
+  requisition: Record<string, unknown> = {},
+) {
   const { accession } = await inspected(p, doc, tech, {
     tests,
     patient: { name: 'Ada Lovelace', dob: '1915-12-10', mrn: 'MRN-0042', ...patient },
+    ...requisition,
   });
   await mustAct(p, tech, accession, 'accept');
   await mustAct(p, tech, accession, 'route', {});

@@ -13,6 +13,29 @@ export { addNote, createPatient, marker, minutesAgo };
 
 export const KEYS = { anthropic: 'sk-ant-test-key', openai: 'sk-openai-test-key' };
 
+/** The LLM setup against the local provider stubs: a 2 s client timeout, two tries per provider, circuits that trip only when asked. */
+export function stubLlmSetup(stubs: Record<StubProvider, LlmStub>, options: { order?: string; circuitFailures?: number } = {}) {
+  return llmSetupFromConfig({
+    LLM_PROVIDERS: options.order ?? 'anthropic,openai,ollama',
+    ANTHROPIC_API_KEY: KEYS.anthropic,
+    ANTHROPIC_BASE_URL: stubs.anthropic.url,
+    ANTHROPIC_MODEL: 'claude-sonnet-4-5',
+    OPENAI_API_KEY: KEYS.openai,
+    OPENAI_BASE_URL: stubs.openai.url,
+    OPENAI_MODEL: 'gpt-4.1-mini',
+    OLLAMA_HOST: stubs.ollama.url,
+    OLLAMA_MODEL: 'llama3.1:8b',
+    OLLAMA_NUM_CTX: 8192,
+    LLM_TIMEOUT: '2s',
+    OLLAMA_TIMEOUT: '2s',
+    LLM_MAX_TOKENS: 1024,
+    LLM_MAX_ATTEMPTS: 2,
+    LLM_MAX_RETRY_AFTER: '5s',
+    LLM_CIRCUIT_FAILURES: options.circuitFailures ?? 1000,
+    LLM_CIRCUIT_COOLDOWN: '1m',
+  });
+}
+
 export interface SummaryRig {
   p: Platform;
   stubs: Record<StubProvider, LlmStub>;
@@ -33,25 +56,7 @@ export async function startSummaryRig(
     openai: await startLlmStub('openai', { apiKey: KEYS.openai }),
     ollama: await startLlmStub('ollama'),
   };
-  const llm = llmSetupFromConfig({
-    LLM_PROVIDERS: options.order ?? 'anthropic,openai,ollama',
-    ANTHROPIC_API_KEY: KEYS.anthropic,
-    ANTHROPIC_BASE_URL: stubs.anthropic.url,
-    ANTHROPIC_MODEL: 'claude-sonnet-4-5',
-    OPENAI_API_KEY: KEYS.openai,
-    OPENAI_BASE_URL: stubs.openai.url,
-    OPENAI_MODEL: 'gpt-4.1-mini',
-    OLLAMA_HOST: stubs.ollama.url,
-    OLLAMA_MODEL: 'llama3.1:8b',
-    OLLAMA_NUM_CTX: 8192,
-    LLM_TIMEOUT: '2s',
-    OLLAMA_TIMEOUT: '2s',
-    LLM_MAX_TOKENS: 1024,
-    LLM_MAX_ATTEMPTS: 2,
-    LLM_MAX_RETRY_AFTER: '5s',
-    LLM_CIRCUIT_FAILURES: options.circuitFailures ?? 1000,
-    LLM_CIRCUIT_COOLDOWN: '1m',
-  });
+  const llm = stubLlmSetup(stubs, { order: options.order, circuitFailures: options.circuitFailures });
   const summary: SummarySettings = {
     providers: llm.order,
     extractiveFallback: true,

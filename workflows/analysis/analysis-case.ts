@@ -19,6 +19,7 @@ import { sampleTestsChangedSignal, type ReportInput } from '../../common/reports
 import { Assignees, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { db, startOrJoinChild } from '../lib';
 import { autoverify } from './autoverification';
+import { callIfCritical } from './critical-call';
 
 /** Runs recorded after this patch start the sample's report when their verification completes the set. */
 export const REPORT_WHEN_VERIFIED_PATCH = 'report-when-all-verified';
@@ -110,12 +111,13 @@ export class AnalysisCase {
   }
 
   async enter(args: EnterResultArgs): Promise<void> {
-    const { actor } = await this.record('analysis.enter', 'resulted', args, { entryId: args.entryId });
+    const { actor, criticalCall } = await this.record('analysis.enter', 'resulted', args, { entryId: args.entryId });
     const s = this.state;
     s.state = 'resulted';
     s.entryId = args.entryId;
     if (!s.enteredBy.includes(actor.userId)) s.enteredBy.push(actor.userId);
     this.publish();
+    await callIfCritical(this.ref, criticalCall);
   }
 
   async submit(args: SubmitArgs): Promise<void> {

@@ -7,3 +7,4 @@ export * from './time';
 export * from './proof';
 export * from './versioning';
 export * from './notices';
+export * from './in-turn';

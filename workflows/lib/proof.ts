@@ -63,3 +63,9 @@ export async function undoneIfRefused<T>(record: () => Promise<T>, undo: () => v
     refuse(refusalType(refusal), refusal.message);
   }
 }
+
+/** Hands an activity's typed refusal on to the Update's caller (a state Postgres no longer shows, an unproven action); any other failure stays the run's. */
+export function refuseAsRecorded(err: unknown): never {
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type) refuse(err.cause.type as FailureType, err.cause.message);
+  throw err;
+}

@@ -1,0 +1,42 @@
+import { allHandlersFinished, condition, setHandler, workflowInfo } from '@temporalio/workflow';
+import { criticalCallStateQuery, logAttemptUpdate, type CriticalCallInput, type CriticalCallState } from '../../common/critical-calls';
+import { durationMs } from '../../common/durations';
+import { CriticalCallCase } from './call-case';
+import { validateAttempt } from './validators';
+
+/**
+ * A critical value's call, `critical-call:<accession>:<test>[:<n>]`: the lab calls the ordering provider (or
+ * another named person) and logs each attempt with the `log-attempt` Update; a read-back that matches the stored
+ * value ends it `notified`. After CRITICAL_CALL_MAX_ATTEMPTS failed attempts, after CRITICAL_CALL_DEADLINE, or at once
+ * when the requisition names no ordering provider, the lab director is called in (urgent notice) and may log the
+ * attempt that confirms. The run carries IDs only.
+ */
+export async function criticalCallWorkflow(input: CriticalCallInput): Promise<CriticalCallState> {
+  const call = new CriticalCallCase(input, workflowInfo().workflowId);
+
+  setHandler(criticalCallStateQuery, () => call.state);
+  setHandler(
+    logAttemptUpdate,
+    async (args) => {
+      await condition(() => call.settings !== null);
+      await call.inTurn(
+        () => validateAttempt(call.state, args),
+        () => call.logAttempt(args),
+      );
+      return call.state;
+    },
+    { validator: (args) => validateAttempt(call.state, args) },
+  );
+
+  await call.start();
+  const settings = call.settings;
+  if (settings && call.state.state === 'calling') {
+    const confirmedInTime = await condition(() => call.state.state !== 'calling', durationMs(settings.deadline));
+    if (!confirmedInTime) await call.inTurn(() => undefined, () => call.escalate('deadline'));
+  }
+  await condition(() => !call.open);
+  await call.settled();
+  await call.outbox.quiet();
+  await condition(allHandlersFinished);
+  return call.state;
+}
