@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import type { Knex } from 'knex';
 import { appendAudit } from '../db/audit';
+import { bumpHoldingBookings } from '../db/reservations';
 import { queueNotifications } from '../db/notifications';
 import { resolveRecipients } from '../db/recipients';
 import type { ActivityDeps } from './deps';
@@ -48,7 +49,7 @@ export function equipmentTimerActivities({ db, publicUrl, mailDomain }: Activity
      * The certificate ended: the instrument is out of service for `calibration_expired` (a renewal recorded first
      * leaves it alone). Answers whether it was applied and the emails to deliver.
      */
-    async expireCalibration(p: { ref: InstrumentRef; certificateId: string }): Promise<{ applied: boolean; outboxIds: string[] }> {
+    async expireCalibration(p: { ref: InstrumentRef; certificateId: string }): Promise<{ applied: boolean; outboxIds: string[]; bumped?: string[] }> {
       return db.transaction(async (trx) => {
         const row = await ownRow(trx, p.ref);
         if (row.current_certificate_id !== p.certificateId || row.state === 'retired' || row.reasons.includes('calibration_expired')) {
@@ -57,11 +58,12 @@ export function equipmentTimerActivities({ db, publicUrl, mailDomain }: Activity
         const reasons = [...row.reasons, 'calibration_expired'];
         const state = row.state === 'in_service' ? 'out_of_service' : row.state;
         await trx('instruments').where({ id: row.id }).update({ state, reasons, updated_at: trx.fn.now() });
+        const bumped = state === 'out_of_service' ? await bumpHoldingBookings(trx, row.id, 'instrument out of service: calibration_expired') : [];
         await trx('instrument_events')
           .insert({ instrument_id: row.id, kind: 'calibration_expired', details: JSON.stringify({ certificateId: p.certificateId }), idempotency_key: activityKey() })
           .onConflict('idempotency_key')
           .ignore();
-        await audit(trx, p.ref, 'instrument.calibration_expired', { certificateId: p.certificateId, from: row.state, to: state, reasons });
+        await audit(trx, p.ref, 'instrument.calibration_expired', { certificateId: p.certificateId, from: row.state, to: state, reasons, ...(bumped.length ? { bumpedBookings: bumped } : {}) });
         const outboxIds = await notifyQa(
           trx,
           `instrument-expired:${p.certificateId}`,
@@ -70,7 +72,7 @@ export function equipmentTimerActivities({ db, publicUrl, mailDomain }: Activity
           `The calibration certificate of instrument ${p.ref.code} has ended. Results can no longer be entered on it until a new certificate is recorded.`,
           p.ref,
         );
-        return { applied: true, outboxIds };
+        return { applied: true, outboxIds, bumped };
       });
     },
 

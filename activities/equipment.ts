@@ -16,6 +16,7 @@ import type { SignatureInput } from '../common/signatures';
 import { appendAudit } from '../db/audit';
 import { allocateCapaNumber } from '../db/capa';
 import { openCapaForInstrument, resultsSinceLastPassingQc } from '../db/equipment';
+import { bumpHoldingBookings } from '../db/reservations';
 import { recordSignature } from '../db/signatures';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
@@ -49,6 +50,8 @@ export interface InstrumentStepResult {
   /** How many results the instrument produced since its last passing QC (listed on its record). */
   impacted?: number;
   capa?: InstrumentCapaPlan;
+  /** The bookings the step bumped (the instrument went out of service or was retired): their runs are told. */
+  bumped?: string[];
 }
 
 export const invalidInstrumentStep = (message: string) => ApplicationFailure.create({ type: FailureType.InvalidInput, message, nonRetryable: true });
@@ -223,6 +226,10 @@ export function equipmentActivities(deps: ActivityDeps) {
           .where({ id: ref.instrumentId, state: from })
           .update({ ...fields, state: to, reasons, updated_at: trx.fn.now() });
         if (moved !== 1) throw invalidInstrumentStep(`instrument ${ref.code} is no longer ${from}`);
+        if (to === 'out_of_service' || to === 'retired') {
+          result.bumped = await bumpHoldingBookings(trx, ref.instrumentId, `instrument ${to === 'retired' ? 'retired' : `out of service: ${reasons.join(', ')}`}`);
+          if (result.bumped.length) details = { ...details, bumpedBookings: result.bumped };
+        }
         await appendAudit(trx, {
           actorId: actor.userId,
           actor: actor.username,

@@ -1,4 +1,5 @@
 import { auditActivities } from './audit';
+import { bookingActivities } from './booking';
 import { bulkExportActivities } from './bulk-export';
 import { capaActivities } from './capa';
 import { coaExtractionActivities } from './coa-extraction';
@@ -42,6 +43,7 @@ export function createActivities(deps: ActivityDeps) {
     ...criticalCallActivities(deps),
     ...equipmentActivities(deps),
     ...equipmentTimerActivities(deps),
+    ...bookingActivities(deps),
     ...erpSyncActivities(deps),
     ...incomingInspectionActivities(deps),
     ...supplierQualificationActivities(deps),

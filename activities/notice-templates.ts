@@ -57,6 +57,13 @@ const TEMPLATES: Record<string, Record<number, Template>> = {
       short: `labflow ${urgentPrefix(n)}CAPA ${str(n.facts.capaNumber, n.subjectId)} ${str(n.facts.what)} overdue. Acknowledge:${actOn(n)}`,
     }),
   },
+  'booking.approval_overdue': {
+    1: (n) => ({
+      title: `${urgentPrefix(n)}Booking of instrument ${str(n.facts.instrument)} awaits approval`,
+      body: `A booking of instrument ${str(n.facts.instrument)} has waited past its approval deadline for tier ${String(n.facts.tier ?? 1)} approval. Approve or reject it.`,
+      short: `labflow ${urgentPrefix(n)}booking of ${str(n.facts.instrument)} awaits approval:${actOn(n)}`,
+    }),
+  },
   'critical_call.escalated': {
     // The accession and the test only: the value is read in labflow (an access event), never sent on a channel.
     1: (n) => {

@@ -8,11 +8,13 @@ import { appendAudit } from '../db/audit';
 import { queueNotifications } from '../db/notifications';
 import { resolveRecipients, type Recipient } from '../db/recipients';
 import { assembleReportContent, correctionOf } from '../db/reports';
+import { RESULT_RELEASE } from '../db/gate';
 import { recordSignature } from '../db/signatures';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
 import { grantChecks } from './lib/grant-checks';
 import { renderReportPdf } from './report-pdf';
+import { gateInTransaction } from './training';
 import { sha256Hex } from './report-hash';
 
 /** A report as its run names it: IDs only. */
@@ -40,6 +42,7 @@ export function reportActivities(deps: ActivityDeps) {
   const { db, publicUrl, mailDomain } = deps;
   const lab = deps.lab ?? DEFAULT_LAB;
   const checks = grantChecks(deps);
+  const requireGate = gateInTransaction(deps);
   const link = (accession: string, version: number) => `${publicUrl}/api/v1/samples/${accession}/reports/v${version}`;
 
   const audit = (
@@ -177,6 +180,7 @@ export function reportActivities(deps: ActivityDeps) {
             .pluck('id');
           return { outboxIds, analyses, pdfSha256: row.pdf_sha256, releasedBy: actor.userId };
         }
+        await requireGate(trx, actor, { activity: RESULT_RELEASE, roles: ['lab_director'] }, { entityType: 'report', entityId: ref.workflowId });
         const sample = await trx('samples').where({ id: ref.sampleId }).forUpdate().first('submitter_id');
         const correction = await correctionOf(trx, row);
         const { content, contentHash, unverified, verifiedAnalyses } = await assembleReportContent(trx, ref.sampleId, correction);

@@ -29,6 +29,7 @@ import { resultRoutes } from './routes/results';
 import { criticalCallRoutes } from './routes/critical-calls';
 import { resultConfigRoutes } from './routes/result-config';
 import { equipmentRoutes } from './routes/equipment';
+import { bookingRoutes } from './routes/bookings';
 import { sampleIntakeRoutes } from './routes/sample-intake';
 import { notificationRoutes } from './routes/notifications';
 import { mountSampleWebhooks, sampleWebhookOperations } from './routes/sample-intake-webhooks';
@@ -63,6 +64,7 @@ function routeSpecs(deps: ApiDeps) {
     ...reportRoutes(deps),
     ...resultConfigRoutes(deps),
     ...equipmentRoutes(deps),
+    ...bookingRoutes(deps),
     ...erpSyncRoutes(deps),
     ...scheduledWorkRoutes(deps),
     ...patientRoutes(deps),

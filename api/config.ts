@@ -55,6 +55,12 @@ export function apiConfig(config: Config): ApiConfig {
       maxBufferedBytes: config.STREAM_MAX_BUFFERED_BYTES,
     },
     bulkExports: { maxRecords: config.BULK_EXPORT_MAX_RECORDS },
+    bookings: {
+      approvalDeadline: config.BOOKING_APPROVAL_DEADLINE,
+      checkInBefore: config.BOOKING_CHECK_IN_BEFORE,
+      noShowGrace: config.BOOKING_NO_SHOW_GRACE,
+      checkOutGrace: config.BOOKING_CHECK_OUT_GRACE,
+    },
   };
 }
 

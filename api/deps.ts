@@ -1,3 +1,4 @@
+import type { BookingSettings } from '../common/booking';
 import type { CompetencyPolicy } from '../common/competence';
 import type { Client } from '@temporalio/client';
 import type { PayloadCodec } from '@temporalio/common';
@@ -46,6 +47,8 @@ export interface ApiConfig {
   streams?: StreamSettings;
   /** Competency reassessment intervals (COMPETENCY_*); DEFAULT_COMPETENCY_POLICY when absent. */
   competency?: CompetencyPolicy;
+  /** Instrument bookings' windows and deadlines (BOOKING_*); DEFAULT_BOOKING_SETTINGS when absent. */
+  bookings?: BookingSettings;
   /** Bulk exports (BULK_EXPORT_*); DEFAULT_BULK_EXPORT_MAX_RECORDS when absent. */
   bulkExports?: { maxRecords: number };
 }

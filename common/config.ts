@@ -145,6 +145,10 @@ export const configSchema = z.object({
   COMPETENCY_FIRST_YEAR_INTERVAL: positiveDuration.default('182d'),
   COMPETENCY_FIRST_YEAR_ASSESSMENTS: z.coerce.number().int().min(0).max(12).default(2),
   COMPETENCY_INTERVAL: positiveDuration.default('365d'),
+  BOOKING_APPROVAL_DEADLINE: positiveDuration.default('24h'),
+  BOOKING_CHECK_IN_BEFORE: duration.default('15m'),
+  BOOKING_NO_SHOW_GRACE: positiveDuration.default('15m'),
+  BOOKING_CHECK_OUT_GRACE: duration.default('15m'),
 
   ERP_URL: z.string().optional(),
   ERP_API_KEY: z.string().optional(),

@@ -12,6 +12,7 @@ export const workflowIds = {
   criticalCall: (accession: string, test: string, retestNumber = 1) =>
     retestNumber > 1 ? `critical-call:${accession}:${test}:${retestNumber}` : `critical-call:${accession}:${test}`,
   instrument: (code: string) => `instrument:${code}`,
+  booking: (bookingId: string) => `booking:${bookingId}`,
   soapSummary: (patientId: string, notesHash: string) => `soap-summary:${patientId}:${notesHash}`,
   bulkExport: (exportId: string) => `bulk-export:${exportId}`,
 };

@@ -24,6 +24,8 @@ export const CAPA_CLOSURE: GateActivity = 'capa.close';
 export const SAMPLE_ACCEPTANCE_WITH_DEVIATION: GateActivity = 'sample.accept_with_deviation';
 export const RESULT_VERIFICATION: GateActivity = 'result.verify';
 export const INSTRUMENT_BOOKING: GateActivity = 'instrument.book';
+/** The lab director's release of a sample's report (its results leave the lab). */
+export const RESULT_RELEASE: GateActivity = 'result.release';
 
 /** What an authorisation or competency covers within an activity: every scope ('*') or one (a test code, an instrument). */
 export const ANY_SCOPE = '*';

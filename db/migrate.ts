@@ -39,6 +39,7 @@ import * as phiAccessAnalyses from './migrations/20261206171200_phi_access_analy
 import * as bulkExports from './migrations/20261206173000_bulk_exports';
 import * as competence from './migrations/20261206174000_competence';
 import * as instrumentReservations from './migrations/20261206174100_instrument_reservations';
+import * as instrumentBookings from './migrations/20261207030000_instrument_bookings';
 import * as criticalCalls from './migrations/20261207010000_critical_calls';
 import * as documentPrechecks from './migrations/20261207050000_document_prechecks';
 
@@ -82,6 +83,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261206173000_bulk_exports': bulkExports,
   '20261206174000_competence': competence,
   '20261206174100_instrument_reservations': instrumentReservations,
+  '20261207030000_instrument_bookings': instrumentBookings,
   '20261207010000_critical_calls': criticalCalls,
   '20261207020000_instrument_submission': instrumentSubmission,
   '20261207050000_document_prechecks': documentPrechecks,

@@ -19,6 +19,7 @@ export const APPEND_ONLY_TABLES = [
   'instrument_events',
   'competency_assessments',
   'autoverification_rule_sets',
+  'instrument_booking_steps',
   'critical_call_attempts',
   'precheck_checklists',
 ] as const;

@@ -90,6 +90,8 @@ export async function moveBooking(db: Db | Knex.Transaction, id: string, from: r
 export async function blockForMaintenance(
   db: Db,
   m: { instrumentId: string; period: Period; reason: string },
+  /** Written in the same transaction once the window is in (the audit event of who blocked it). */
+  within?: (trx: Knex.Transaction, window: { id: string; bumped: string[] }) => Promise<unknown>,
 ): Promise<{ ok: true; id: string; bumped: string[] } | { ok: false; overlapping: HoldingReservation[] }> {
   try {
     return await db.transaction(async (trx) => {
@@ -103,10 +105,25 @@ export async function blockForMaintenance(
       const [row] = await trx('instrument_reservations')
         .insert({ instrument_id: m.instrumentId, kind: 'maintenance', period: range(m.period), state: 'planned', purpose: m.reason.slice(0, 500) })
         .returning('id');
+      await within?.(trx, { id: row.id as string, bumped });
       return { ok: true as const, id: row.id as string, bumped };
     });
   } catch (err) {
     if (!isOverlap(err)) throw err;
     return { ok: false, overlapping: await overlapping(db, m.instrumentId, m.period) };
   }
+}
+
+/**
+ * The instrument went out of service (or was retired): every holding booking not yet over is bumped in the
+ * caller's transaction, with why. Answers the bumped bookings' workflow IDs, whose runs are told.
+ */
+export async function bumpHoldingBookings(trx: Knex.Transaction, instrumentId: string, because: string): Promise<string[]> {
+  const rows: { workflow_id: string }[] = await trx('instrument_reservations')
+    .where({ instrument_id: instrumentId, kind: 'booking' })
+    .whereIn('state', ['requested', 'approved', 'checked_in'])
+    .whereRaw('upper(period) > now()')
+    .update({ state: 'bumped', ended_because: because.slice(0, 500), updated_at: trx.fn.now() })
+    .returning('workflow_id');
+  return rows.map((r) => r.workflow_id);
 }

@@ -17,4 +17,5 @@ export { coaExtractionWorkflow } from './coa-extraction';
 export { reportWorkflow } from './report';
 export { criticalCallWorkflow } from './critical-call';
 export { bulkExportWorkflow } from './bulk-export';
+export { bookingWorkflow } from './booking';
 export { documentPrecheckWorkflow } from './document-precheck';

@@ -1,3 +1,5 @@
+import { RESULT_RELEASE } from '../../db/gate';
+import { requireGate } from '../services/training';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { z } from 'zod';
 import { workflowIds } from '../../common/ids';
@@ -120,7 +122,7 @@ export function reportRoutes(deps: ApiDeps): RouteSpec[] {
       params: reportParams,
       body: releaseReportBody,
       response: reportAnswer,
-      problems: [409, 422, 423],
+      problems: [403, 409, 422, 423],
       handler: async ({ params, body, actor, ctx }) => {
         const sample = await loadSample(db, params.accession);
         // The answer shows the report's content: a read of PHI like any other.
@@ -152,6 +154,7 @@ export function reportRoutes(deps: ApiDeps): RouteSpec[] {
         if (body.signature.contentHash !== readiness.contentHash) {
           throw problems.conflict('stale-content-hash', 'the report changed since it was read; read it again and sign what it now shows');
         }
+        await requireGate(deps, actor, { activity: RESULT_RELEASE, roles: ['lab_director'] }, { entityType: 'report', entityId: row.workflow_id });
         const signature = await verifySigner(deps, actor, body.signature, { entityType: 'report', entityId: row.workflow_id });
         const grant = await grantAction(deps, actor, {
           workflowId: row.workflow_id,

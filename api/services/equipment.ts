@@ -129,7 +129,8 @@ async function paged(query: ReturnType<typeof listQuery>, sort: string, limit: n
   return { items: items.map(rowOf), nextCursor: more && last ? encodeCursor({ sort, id: last.id }) : null };
 }
 
-function cursorOf(text: string | undefined, sort: string): string | null {
+/** The row a keyset cursor of this list names; a cursor of another list (or none this API gave) is 400. */
+export function cursorOf(text: string | undefined, sort: string): string | null {
   if (text === undefined) return null;
   const cursor = decodeCursor(text);
   if (!cursor || cursor.sort !== sort) throw problems.validation('the cursor is not one this list gave', [{ field: 'cursor', detail: 'not a cursor of this list' }]);

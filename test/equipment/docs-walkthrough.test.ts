@@ -53,4 +53,22 @@ describe("docs/equipment.md's walk-through", function () {
     assert.match(stdout, /cannot return to service: qc_failed, maintenance/);
     assert.match(stdout, /"state":"retired"/);
   });
+
+  it('runs the booking walk-through verbatim: a tiered approval in order, an overlap refused, a check-in too early, a bump by maintenance', async () => {
+    const doc = await readFile(join(__dirname, '..', '..', 'docs', 'equipment.md'), 'utf8');
+    const script = doc.split('## Walk-through: a booking')[1].split('```sh\n')[1].split('```')[0];
+    const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script], {
+      cwd: dir,
+      env: { ...process.env, LABFLOW_URL: p.baseUrl },
+      timeout: 120_000,
+    });
+    assert.match(stdout, /^in service$/m);
+    assert.match(stdout, /"rule":"tiered"/);
+    assert.match(stdout, /urn:labflow:problem:booking-overlap/);
+    assert.match(stdout, /awaits tier 1 approval before tier 2/);
+    assert.match(stdout, /requested\napproved\n/);
+    assert.match(stdout, /may be checked into from/);
+    assert.match(stdout, /"bumped":\["booking:/);
+    assert.match(stdout, /"state":"bumped","purpose":"Method validation","endedBecause":"maintenance: Lamp replacement"/);
+  });
 });

@@ -1,4 +1,5 @@
-import { ActivityFailure, ApplicationFailure, log, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, getExternalWorkflowHandle, log, patched, upsertSearchAttributes } from '@temporalio/workflow';
+import { bookingBumpedSignal } from '../../common/booking';
 import type { InstrumentCapaPlan, InstrumentRef, InstrumentStepResult } from '../../activities/equipment';
 import {
   CLEARED_BY_VERIFICATION,
@@ -21,6 +22,9 @@ import { DueAt, EntityId, EntityType, Stage } from '../../common/search-attribut
 import { openOrLinkCapa } from '../capa/open-or-link';
 import { db, OutboxDeliveries } from '../lib';
 import { reminderKey } from './deadlines';
+
+/** Runs that took an instrument out of service before bookings existed record no signals to them. */
+export const BUMPS_BOOKINGS_PATCH = 'instrument-bumps-bookings';
 
 type Request = { actor: unknown; grant: string; signature?: RecordCalibrationArgs['signature'] };
 
@@ -87,6 +91,10 @@ export class InstrumentCase {
         to,
         reasons,
         proof: { action, grant: request.grant, actor: request.actor, request, signature: request.signature },
+      })
+      .then((result) => {
+        this.tellBumped(result.bumped);
+        return result;
       })
       .catch((err: unknown) => {
         // A refusal by the recording step (an unproven action, a state Postgres no longer shows) refuses the Update.
@@ -182,7 +190,8 @@ export class InstrumentCase {
     const cert = s.certificate;
     if (!cert) return;
     // Written once in Postgres (a retry finds it done); the run mirrors it either way.
-    const { outboxIds } = await db.expireCalibration({ ref: this.ref, certificateId: cert.id });
+    const { outboxIds, bumped } = await db.expireCalibration({ ref: this.ref, certificateId: cert.id });
+    this.tellBumped(bumped);
     s.reasons = adding(s.reasons, 'calibration_expired');
     if (s.state === 'in_service') s.state = 'out_of_service';
     this.outbox.deliver(outboxIds);
@@ -229,6 +238,22 @@ export class InstrumentCase {
     } catch (err) {
       log.warn('instrument CAPA not taken up', { capa: plan.workflowId, error: String(err) });
     }
+  }
+
+  /** The bookings PostgreSQL bumped with this step hear of it; each run checks the row before it follows. */
+  private tellBumped(workflowIds: string[] | undefined): void {
+    if (!workflowIds?.length || !patched(BUMPS_BOOKINGS_PATCH)) return;
+    this.background += 1;
+    void Promise.all(
+      workflowIds.map((id) =>
+        getExternalWorkflowHandle(id)
+          .signal(bookingBumpedSignal)
+          .catch((err: unknown) => log.warn('booking not told of its bump', { booking: id, error: String(err) })),
+      ),
+    ).finally(() => {
+      this.background -= 1;
+      this.changes += 1;
+    });
   }
 
   /** Waits until every action in turn has been recorded. */
