@@ -38,6 +38,8 @@ import * as phiAccessAnalyses from './migrations/20261206171200_phi_access_analy
 import * as bulkExports from './migrations/20261206173000_bulk_exports';
 import * as competence from './migrations/20261206174000_competence';
 import * as instrumentReservations from './migrations/20261206174100_instrument_reservations';
+import * as coaAttemptsAndInspectionRecords from './migrations/20261207060000_coa_attempts_and_inspection_records';
+import * as bulkExportExpiry from './migrations/20261207061000_bulk_export_expiry';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -79,6 +81,8 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261206173000_bulk_exports': bulkExports,
   '20261206174000_competence': competence,
   '20261206174100_instrument_reservations': instrumentReservations,
+  '20261207060000_coa_attempts_and_inspection_records': coaAttemptsAndInspectionRecords,
+  '20261207061000_bulk_export_expiry': bulkExportExpiry,
 };
 
 const source: Knex.MigrationSource<string> = {

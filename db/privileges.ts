@@ -19,6 +19,8 @@ export const APPEND_ONLY_TABLES = [
   'instrument_events',
   'competency_assessments',
   'autoverification_rule_sets',
+  'coa_extraction_attempts',
+  'incoming_inspection_records',
 ] as const;
 
 /** Records that change but are never deleted (people keep their history; versions keep their signatures). */
