@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { llmSetupFromConfig } from '../../activities/llm/setup';
+import { llmSetupFromConfig, type LlmSetup } from '../../activities/llm/setup';
 import type { SummarySettings } from '../../api/deps';
 import { startLlmStub, type LlmStub, type StubProvider } from '../helpers/llm-stubs';
 import { startPlatform, type Platform, type PlatformOptions } from '../helpers/platform';
@@ -20,20 +20,18 @@ export interface SummaryRig {
   stop(): Promise<void>;
 }
 
-/**
- * The platform with the three LLM providers configured against local servers that speak their protocols. The client
- * gives up on a silent provider after two seconds so hangs are quick to test; the circuit breaker trips only when a
- * test asks.
- */
-export async function startSummaryRig(
-  options: { summary?: Partial<SummarySettings>; circuitFailures?: number; order?: string; platform?: PlatformOptions } = {},
-): Promise<SummaryRig> {
-  const stubs = {
+/** The three providers' local servers, speaking their protocols. */
+export async function startLlmStubs(): Promise<Record<StubProvider, LlmStub>> {
+  return {
     anthropic: await startLlmStub('anthropic', { apiKey: KEYS.anthropic }),
     openai: await startLlmStub('openai', { apiKey: KEYS.openai }),
     ollama: await startLlmStub('ollama'),
   };
-  const llm = llmSetupFromConfig({
+}
+
+/** The LLM setup the worker gets: every provider pointed at its stub, a 2-second client timeout, two tries each. */
+export function stubLlmSetup(stubs: Record<StubProvider, LlmStub>, options: { circuitFailures?: number; order?: string } = {}): LlmSetup {
+  return llmSetupFromConfig({
     LLM_PROVIDERS: options.order ?? 'anthropic,openai,ollama',
     ANTHROPIC_API_KEY: KEYS.anthropic,
     ANTHROPIC_BASE_URL: stubs.anthropic.url,
@@ -52,6 +50,18 @@ export async function startSummaryRig(
     LLM_CIRCUIT_FAILURES: options.circuitFailures ?? 1000,
     LLM_CIRCUIT_COOLDOWN: '1m',
   });
+}
+
+/**
+ * The platform with the three LLM providers configured against local servers that speak their protocols. The client
+ * gives up on a silent provider after two seconds so hangs are quick to test; the circuit breaker trips only when a
+ * test asks.
+ */
+export async function startSummaryRig(
+  options: { summary?: Partial<SummarySettings>; circuitFailures?: number; order?: string; platform?: PlatformOptions } = {},
+): Promise<SummaryRig> {
+  const stubs = await startLlmStubs();
+  const llm = stubLlmSetup(stubs, options);
   const summary: SummarySettings = {
     providers: llm.order,
     extractiveFallback: true,
