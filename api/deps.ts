@@ -46,8 +46,8 @@ export interface ApiConfig {
   streams?: StreamSettings;
   /** Competency reassessment intervals (COMPETENCY_*); DEFAULT_COMPETENCY_POLICY when absent. */
   competency?: CompetencyPolicy;
-  /** Bulk exports (BULK_EXPORT_*); DEFAULT_BULK_EXPORT_MAX_RECORDS when absent. */
-  bulkExports?: { maxRecords: number };
+  /** Bulk exports (BULK_EXPORT_*); DEFAULT_BULK_EXPORT_MAX_RECORDS and a 7-day retention when absent. */
+  bulkExports?: { maxRecords: number; retentionMs?: number };
 }
 
 export interface SummarySettings {

@@ -16,3 +16,4 @@ export { instrumentWorkflow } from './instrument';
 export { coaExtractionWorkflow } from './coa-extraction';
 export { reportWorkflow } from './report';
 export { bulkExportWorkflow } from './bulk-export';
+export { bulkExportExpiryWorkflow } from './bulk-export/expiry';
