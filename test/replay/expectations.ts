@@ -41,8 +41,9 @@ function summaryEndingOf(f: NamedFixture): string {
 
 export const expectations: Record<string, FolderExpectation> = {
   'coa-extraction': {
-    covers: 'for a certificate proposed by the rule-based fallback and confirmed with a correction',
-    minFixtures: 1,
+    covers:
+      "for a certificate proposed by the rule-based fallback and confirmed with a correction (before 'coa-provider-attempts'), and one whose providers were each their own activity (retried, a larger budget), rejected",
+    minFixtures: 2,
     workflowId: /^coa-extraction:[0-9a-f-]{36}$/,
     minEvents: 10,
     workflowTypes: ['coaExtractionWorkflow'],
