@@ -1,4 +1,4 @@
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/activity';
 import type { Knex } from 'knex';
 import type { CapaInput, CapaSource } from '../common/capa';
 import {
@@ -19,7 +19,7 @@ import { openCapaForInstrument, resultsSinceLastPassingQc } from '../db/equipmen
 import { recordSignature } from '../db/signatures';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
-import { grantChecks, Refusal, type RecordRef } from './lib/grant-checks';
+import { grantChecks, type ActionProof, type RecordRef } from './lib/grant-checks';
 
 /** An instrument as its run names it: IDs only. */
 export interface InstrumentRef {
@@ -28,14 +28,7 @@ export interface InstrumentRef {
   code: string;
 }
 
-/** A person's request as the run received it: the recording step checks and consumes its grant. */
-export interface InstrumentProof {
-  action: InstrumentAction;
-  grant: unknown;
-  actor: unknown;
-  request: unknown;
-  signature?: SignatureInput;
-}
+export type InstrumentProof = ActionProof<InstrumentAction>;
 
 /** One person's step: the state and reasons the run is in, and those the action leads to. */
 export interface InstrumentStep {
@@ -74,21 +67,8 @@ export function equipmentActivities(deps: ActivityDeps) {
 
   /** Checks the proof inside the recording transaction: the run is this instrument's, the grant holds, the role fits. */
   async function proven(trx: Knex.Transaction, ref: InstrumentRef, proof: InstrumentProof): Promise<Actor> {
-    const row = await trx('instruments').where({ id: ref.instrumentId }).forUpdate().first('workflow_id');
-    const running = Context.current().info.workflowExecution?.workflowId;
-    if (!row || row.workflow_id !== ref.workflowId || running !== ref.workflowId) throw new Refusal('other_run', null);
-    return checks.granted(
-      trx,
-      ref,
-      {
-        grantId: proof.grant,
-        action: proof.action,
-        actor: proof.actor,
-        args: boundInstrumentArgs(proof.action, proof.request),
-        signature: proof.signature && { meaning: proof.signature.meaning, contentHash: proof.signature.contentHash },
-      },
-      (user) => mayInstrumentAction(proof.action, user.roles),
-    );
+    await checks.ownedByRun(trx, ref, 'instruments', ref.instrumentId);
+    return checks.provenAction(trx, ref, proof, boundInstrumentArgs(proof.action, proof.request), mayInstrumentAction);
   }
 
   const event = async (trx: Knex.Transaction, ref: InstrumentRef, kind: string, actor: Actor | null, details: object, passed?: boolean) => {

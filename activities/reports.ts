@@ -1,4 +1,4 @@
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/activity';
 import type { Knex } from 'knex';
 import { FailureType } from '../common/failures';
 import { workflowIds } from '../common/ids';
@@ -11,7 +11,7 @@ import { assembleReportContent, correctionOf } from '../db/reports';
 import { recordSignature } from '../db/signatures';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
-import { grantChecks, Refusal } from './lib/grant-checks';
+import { grantChecks } from './lib/grant-checks';
 import { renderReportPdf } from './report-pdf';
 import { sha256Hex } from './report-hash';
 
@@ -144,9 +144,7 @@ export function reportActivities(deps: ActivityDeps) {
         link: link(ref.accession, ref.version),
       };
       return checks.recording(recordRef, REPORT_RELEASE, async (trx) => {
-        const row = await trx('reports').where({ id: ref.reportId }).forUpdate().first();
-        const running = Context.current().info.workflowExecution?.workflowId;
-        if (!row || row.workflow_id !== ref.workflowId || running !== ref.workflowId) throw new Refusal('other_run', null);
+        const row = await checks.ownedByRun(trx, ref, 'reports', ref.reportId);
         const actor = await checks.granted(
           trx,
           ref,

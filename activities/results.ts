@@ -1,4 +1,4 @@
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/activity';
 import type { Knex } from 'knex';
 import { FailureType } from '../common/failures';
 import { workflowIds } from '../common/ids';
@@ -19,7 +19,7 @@ import { policyOf } from '../db/results';
 import { recordSignature } from '../db/signatures';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
-import { grantChecks, Refusal, type RecordRef } from './lib/grant-checks';
+import { grantChecks, Refusal, type ActionProof, type RecordRef } from './lib/grant-checks';
 import { gateInTransaction } from './training';
 import { judgeEntry } from './result-rules';
 
@@ -32,14 +32,7 @@ export interface AnalysisRef {
   retestNumber: number;
 }
 
-/** A person's request as the run received it: the recording step checks and consumes its grant. */
-export interface AnalysisProof {
-  action: AnalysisAction;
-  grant: unknown;
-  actor: unknown;
-  request: unknown;
-  signature?: SignatureInput;
-}
+export type AnalysisProof = ActionProof<AnalysisAction>;
 
 /** One step of an analysis: from the state the run is in to the state the action leads to. */
 export interface AnalysisStep {
@@ -83,21 +76,8 @@ export function resultActivities(deps: ActivityDeps) {
 
   /** Checks the proof inside the recording transaction: the run is this analysis's, the grant holds, the role fits. */
   async function proven(trx: Knex.Transaction, ref: AnalysisRef, proof: AnalysisProof): Promise<Actor> {
-    const row = await trx('analyses').where({ id: ref.analysisId }).forUpdate().first('workflow_id');
-    const running = Context.current().info.workflowExecution?.workflowId;
-    if (!row || row.workflow_id !== ref.workflowId || running !== ref.workflowId) throw new Refusal('other_run', null);
-    return checks.granted(
-      trx,
-      ref,
-      {
-        grantId: proof.grant,
-        action: proof.action,
-        actor: proof.actor,
-        args: boundAnalysisArgs(proof.action, proof.request),
-        signature: proof.signature && { meaning: proof.signature.meaning, contentHash: proof.signature.contentHash },
-      },
-      (user) => mayAnalysisAction(proof.action, user.roles),
-    );
+    await checks.ownedByRun(trx, ref, 'analyses', ref.analysisId);
+    return checks.provenAction(trx, ref, proof, boundAnalysisArgs(proof.action, proof.request), mayAnalysisAction);
   }
 
   async function audit(trx: Knex.Transaction, ref: AnalysisRef, action: string, actor: Actor | null, details: Record<string, unknown>) {

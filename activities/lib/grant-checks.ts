@@ -1,7 +1,8 @@
-import { ApplicationFailure, log } from '@temporalio/activity';
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import type { Knex } from 'knex';
 import { FailureType } from '../../common/failures';
-import type { Actor } from '../../common/roles';
+import type { Actor, Role } from '../../common/roles';
+import type { SignatureInput } from '../../common/signatures';
 import { appendAudit } from '../../db/audit';
 import { consumeGrant, type GrantClaim, type GrantedUser, type GrantRefusal } from '../../db/grants';
 import { queueNotifications } from '../../db/notifications';
@@ -27,6 +28,15 @@ export interface RecordRef {
 
 /** Why the proof a run was sent does not hold: a grant refusal, or a signal Postgres does not bear out. */
 export type RefusalReason = GrantRefusal | 'not_superseded' | 'not_from_labflow';
+
+/** A person's request as a run received it: the recording step checks and consumes its grant. */
+export interface ActionProof<A extends `${string}.${string}`> {
+  action: A;
+  grant: unknown;
+  actor: unknown;
+  request: unknown;
+  signature?: SignatureInput;
+}
 
 /** Thrown inside a recording transaction so it rolls back; turned into a GrantRefused failure outside it. */
 export class Refusal extends Error {
@@ -78,6 +88,39 @@ export function grantChecks({ db, mailer, mailDomain }: Pick<ActivityDeps, 'db' 
     if (!verdict.ok) throw new Refusal(verdict.reason, claimedUserId);
     if (!may(verdict.user)) throw new Refusal('role_missing', claimedUserId);
     return asActor(verdict.user);
+  }
+
+  /**
+   * Locks the record's row and checks that the run acting owns it: the row names the run (`workflow_id`) and the
+   * activity runs inside that run. Answers the row.
+   */
+  async function ownedByRun(trx: Knex.Transaction, ref: Pick<RecordRef, 'workflowId'>, table: string, id: string) {
+    const row = await trx(table).where({ id }).forUpdate().first();
+    const running = Context.current().info.workflowExecution?.workflowId;
+    if (!row || row.workflow_id !== ref.workflowId || running !== ref.workflowId) throw new Refusal('other_run', null);
+    return row;
+  }
+
+  /** `granted` for a person's request as the run received it, with the arguments the grant was bound to. */
+  function provenAction<A extends `${string}.${string}`>(
+    trx: Knex.Transaction,
+    ref: Pick<RecordRef, 'workflowId'>,
+    proof: ActionProof<A>,
+    args: unknown,
+    may: (action: A, roles: readonly Role[]) => boolean,
+  ): Promise<Actor> {
+    return granted(
+      trx,
+      ref,
+      {
+        grantId: proof.grant,
+        action: proof.action,
+        actor: proof.actor,
+        args,
+        signature: proof.signature && { meaning: proof.signature.meaning, contentHash: proof.signature.contentHash },
+      },
+      (user) => may(proof.action, user.roles),
+    );
   }
 
   async function recording<T>(ref: RecordRef, action: string, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
@@ -133,5 +176,5 @@ export function grantChecks({ db, mailer, mailDomain }: Pick<ActivityDeps, 'db' 
     );
   }
 
-  return { granted, recording };
+  return { granted, ownedByRun, provenAction, recording };
 }

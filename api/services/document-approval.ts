@@ -42,12 +42,20 @@ interface VersionProgress {
   dueAt: string | Date | null;
   nextReviewAt: string | Date | null;
 }
+/**
+ * The stage a reader can act on: named once its opening is recorded (its tasks exist, the record and the run agree
+ * and decisions are accepted), so someone who waits for it never meets a refusal for a stage still being opened.
+ */
+const openStage = (process: DocumentApprovalState): string | null => {
+  const stage = process.currentStage === null ? undefined : process.stages[process.currentStage];
+  return stage && stage.status !== 'pending' ? stage.name : null;
+};
 const fromRun = (process: DocumentApprovalState): VersionProgress => ({
   state: process.state,
   contentHash: process.contentHash,
   round: process.round,
   workflowId: process.workflowId,
-  stage: process.currentStage === null ? null : process.stages[process.currentStage].name,
+  stage: openStage(process),
   assignees: process.pendingAssignees,
   dueAt: process.dueAt,
   nextReviewAt: process.nextPeriodicReviewAt,

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { createMailer } from '../../activities/mailer';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers } from '../helpers/users';
+import { docBlock, runScript } from '../helpers/walkthrough';
 import { testEnv } from '../setup/env';
 
 /**
@@ -34,13 +33,10 @@ describe("the README's credentials walk-through", function () {
   });
 
   it('runs verbatim: enrolment, a refused common password, a change, key rotation and revocation, a reset', async () => {
-    const readme = await readFile(join(__dirname, '..', '..', 'README.md'), 'utf8');
-    const section = readme.split('## Credentials: enrolment, signing passwords and API keys')[1].split('\n## ')[0];
-    const script = section.split('```sh\n')[1].split('```')[0];
-    const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script], {
+    const stdout = await runScript(await docBlock('README.md', '## Credentials: enrolment, signing passwords and API keys'), {
       cwd: dir,
-      env: { ...process.env, LABFLOW_URL: p.baseUrl },
-      timeout: 60_000,
+      baseUrl: p.baseUrl,
+      timeoutMs: 60_000,
     });
     assert.match(stdout, /"signingPassword":"set"/);
     assert.match(stdout, /urn:labflow:problem:password-common/);

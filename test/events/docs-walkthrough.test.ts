@@ -1,12 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import type { Role } from '../../common/roles';
-import { createUser } from '../../db/identity';
-import { testEnv } from '../setup/env';
+import { docBlock, walkthroughFolder, type WalkthroughFolder } from '../helpers/walkthrough';
 import { startWebhookPlatform } from './support';
 
 /**
@@ -17,49 +10,31 @@ import { startWebhookPlatform } from './support';
 describe("docs/events.md's walk-through", function () {
   this.timeout(120_000);
   let s: Awaited<ReturnType<typeof startWebhookPlatform>>;
-  let dir: string;
+  let folder: WalkthroughFolder;
 
   before(async () => {
     s = await startWebhookPlatform({ allowedHosts: ['127.0.0.1'] });
-    dir = await mkdtemp(join(tmpdir(), 'labflow-events-doc-'));
-    await mkdir(join(dir, '.data'));
-    await symlink(join(__dirname, '..', '..', 'node_modules'), join(dir, 'node_modules'));
-    const people: [string, Role[]][] = [
-      ['admin', ['admin']],
-      ['alice.author', ['author']],
-      ['rita.reviewer', ['reviewer']],
-      ['rick.reviewer', ['reviewer']],
-      ['april.approver', ['approver']],
-      ['doc.control', ['document_control']],
-    ];
-    const devUsers = [];
-    for (const [username, roles] of people) {
-      const existing = await testEnv().db('users').where({ username }).first();
-      const name = existing ? `${username}.${Date.now()}` : username;
-      const { apiKey } = await createUser(testEnv().db, {
-        username: name,
-        printedName: username,
-        email: `${name}@lab.test`,
-        roles,
-        password: `pw-${name}-long-enough`,
-      });
-      devUsers.push({ username, apiKey });
-    }
-    await writeFile(join(dir, '.data', 'dev-users.json'), JSON.stringify(devUsers));
+    folder = await walkthroughFolder({
+      name: 'events',
+      usernames: 'as-named-if-free',
+      nodeModules: true,
+      people: [
+        ['admin', ['admin']],
+        ['alice.author', ['author']],
+        ['rita.reviewer', ['reviewer']],
+        ['rick.reviewer', ['reviewer']],
+        ['april.approver', ['approver']],
+        ['doc.control', ['document_control']],
+      ],
+    });
   });
   after(async () => {
     await s?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await folder?.remove();
   });
 
   it('runs verbatim: a verifying receiver gets signed task.assigned events, the history pages, a private URL is refused', async () => {
-    const doc = await readFile(join(__dirname, '..', '..', 'docs', 'events.md'), 'utf8');
-    const script = doc.split('## Walk-through with curl')[1].split('```sh\n')[1].split('```')[0];
-    const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script], {
-      cwd: dir,
-      env: { ...process.env, LABFLOW_URL: s.p.baseUrl },
-      timeout: 60_000,
-    });
+    const stdout = await folder.run(await docBlock('docs/events.md', '## Walk-through with curl'), s.p.baseUrl);
     const deliveries = stdout.split('\n').filter((l) => l.startsWith('{"id"'));
     assert.ok(deliveries.length >= 2, stdout);
     for (const line of deliveries) {
@@ -74,13 +49,7 @@ describe("docs/events.md's walk-through", function () {
   });
 
   it('runs the live-updates walk-through verbatim: the event arrives, a reconnection replays the one missed', async () => {
-    const doc = await readFile(join(__dirname, '..', '..', 'docs', 'events.md'), 'utf8');
-    const script = doc.split('### Watch it live with curl')[1].split('```sh\n')[1].split('```')[0];
-    const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script], {
-      cwd: dir,
-      env: { ...process.env, LABFLOW_URL: s.p.baseUrl },
-      timeout: 90_000,
-    });
+    const stdout = await folder.run(await docBlock('docs/events.md', '### Watch it live with curl'), s.p.baseUrl, 90_000);
     const live = /^id: (\d+)\nevent: task.assigned\ndata: (.*)$/m.exec(stdout);
     assert.ok(live, stdout);
     const replayed = stdout.slice(live.index + live[0].length);

@@ -1,13 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import type { Role } from '../../common/roles';
-import { createUser } from '../../db/identity';
 import { startPlatform, type Platform } from '../helpers/platform';
 import { createScratchDatabase, type ScratchDatabase } from '../helpers/scratch-database';
+import { docBlock, walkthroughFolder, type WalkthroughFolder } from '../helpers/walkthrough';
 
 /**
  * docs/training.md's walk-through, run as written by bash and curl against the real API and worker, from a folder
@@ -16,7 +10,7 @@ import { createScratchDatabase, type ScratchDatabase } from '../helpers/scratch-
 describe("docs/training.md's walk-through", function () {
   this.timeout(240_000);
   let p: Platform;
-  let dir: string;
+  let folder: WalkthroughFolder;
   // A database of its own: the walk-through names its people by their development usernames, and the gate and the
   // training matrix judge every user of a role, so no other test file's users may be in it.
   let scratch: ScratchDatabase;
@@ -26,40 +20,30 @@ describe("docs/training.md's walk-through", function () {
     // The Temporal server is the suite's: document numbers (and so run IDs) must not repeat another file's.
     await scratch.db.raw("select setval('document_number_seq', ?)", [9000 + Math.floor(Math.random() * 900)]);
     p = await startPlatform({ db: scratch.db });
-    dir = await mkdtemp(join(tmpdir(), 'labflow-training-doc-'));
-    await mkdir(join(dir, '.data'));
-    await symlink(join(__dirname, '..', '..', 'node_modules'), join(dir, 'node_modules'));
-    const people: [string, Role[]][] = [
-      ['doc.control', ['document_control']],
-      ['rita.reviewer', ['reviewer']],
-      ['alice.author', ['author']],
-      ['tom.tech', ['lab_technician']],
-      ['april.approver', ['approver']],
-      ['qa.manager', ['qa_manager']],
-      ['dana.director', ['lab_director']],
-    ];
-    const devUsers = [];
-    for (const [username, roles] of people) {
-      const password = `pw-${username}-long-enough`;
-      const { apiKey } = await createUser(scratch.db, { username, printedName: username, email: `${username}.${Date.now()}@lab.test`, roles, password });
-      devUsers.push({ username, apiKey, password });
-    }
-    await writeFile(join(dir, '.data', 'dev-users.json'), JSON.stringify(devUsers));
+    folder = await walkthroughFolder({
+      name: 'training',
+      db: scratch.db,
+      usernames: 'as-named',
+      nodeModules: true,
+      people: [
+        ['doc.control', ['document_control']],
+        ['rita.reviewer', ['reviewer']],
+        ['alice.author', ['author']],
+        ['tom.tech', ['lab_technician']],
+        ['april.approver', ['approver']],
+        ['qa.manager', ['qa_manager']],
+        ['dana.director', ['lab_director']],
+      ],
+    });
   });
   after(async () => {
     await p?.stop();
     await scratch?.drop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await folder?.remove();
   });
 
   it('runs verbatim: the gate refuses an untrained reviewer, nobody signs for her, she signs and reviews', async () => {
-    const doc = await readFile(join(__dirname, '..', '..', 'docs', 'training.md'), 'utf8');
-    const script = doc.split('## Walk-through with curl')[1].split('```sh\n')[1].split('```')[0];
-    const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script], {
-      cwd: dir,
-      env: { ...process.env, LABFLOW_URL: p.baseUrl },
-      timeout: 200_000,
-    });
+    const stdout = await folder.run(await docBlock('docs/training.md', '## Walk-through with curl'), p.baseUrl, 200_000);
     assert.match(stdout, /"roles":\["reviewer","lab_technician"\],"due":"14d","grace":"until_due"/);
     assert.match(stdout, /"state":"assigned"/);
     assert.match(stdout, /"status":403,"type":"urn:labflow:problem:gate-refused","missing":\[\{"kind":"training"/);
@@ -69,13 +53,7 @@ describe("docs/training.md's walk-through", function () {
   });
 
   it('runs the competence walk-through verbatim: assessed, authorised with a signature, refused a second grant, revoked', async () => {
-    const doc = await readFile(join(__dirname, '..', '..', 'docs', 'training.md'), 'utf8');
-    const script = doc.split('## Competence and authorisation')[1].split('```sh\n')[1].split('```')[0];
-    const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script], {
-      cwd: dir,
-      env: { ...process.env, LABFLOW_URL: p.baseUrl },
-      timeout: 60_000,
-    });
+    const stdout = await folder.run(await docBlock('docs/training.md', '## Competence and authorisation'), p.baseUrl);
     assert.match(stdout, /\{"activity":"result.verify","competency":true,"authorisation":true\}/);
     assert.match(stdout, /\{"outcome":"competent","nextDueAt":"\d{4}-/);
     assert.match(stdout, /\{"status":409,"type":"urn:labflow:problem:authorisation-standing"\}/);
