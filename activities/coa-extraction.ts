@@ -216,6 +216,24 @@ export function coaExtractionActivities({ db, mailer, mailDomain, llm }: Activit
     return version;
   }
 
+  /** The extraction, locked, and the quality person whose grant for this decision is consumed (as Postgres knows them). */
+  async function decision(
+    trx: Knex.Transaction,
+    args: { workflowId: string; extractionId: string; grant: string; actor: ConfirmCoaArgs['actor'] },
+    action: 'coa.confirm' | 'coa.reject',
+    bound: unknown,
+  ) {
+    const row = await trx('coa_extractions').where({ id: args.extractionId }).forUpdate().first();
+    if (!row || coaWorkflowId(row.id) !== args.workflowId) throw ApplicationFailure.nonRetryable('the extraction is gone', 'NotFound');
+    const actor = await checks.granted(
+      trx,
+      { workflowId: args.workflowId },
+      { grantId: args.grant, action, actor: args.actor, args: bound },
+      (user) => user.active && user.roles.includes('qa_manager'),
+    );
+    return { row, actor };
+  }
+
   return {
     /**
      * Runs started before each provider was its own activity: every provider asked once here, then the rules.
@@ -286,19 +304,7 @@ export function coaExtractionActivities({ db, mailer, mailDomain, llm }: Activit
      */
     async recordCoaConfirmation(args: ConfirmCoaArgs & { workflowId: string; extractionId: string }): Promise<{ confirmedBy: string }> {
       return checks.recording(extractionRef(args.workflowId, args.extractionId), 'coa.confirm', async (trx) => {
-        const row = await trx('coa_extractions').where({ id: args.extractionId }).forUpdate().first();
-        if (!row || coaWorkflowId(row.id) !== args.workflowId) throw ApplicationFailure.nonRetryable('the extraction is gone', 'NotFound');
-        const actor = await checks.granted(
-          trx,
-          { workflowId: args.workflowId },
-          {
-            grantId: args.grant,
-            action: 'coa.confirm',
-            actor: args.actor,
-            args: coaGrantedArgs.confirm({ extractionId: row.id, fields: args.fields }),
-          },
-          (user) => user.active && user.roles.includes('qa_manager'),
-        );
+        const { row, actor } = await decision(trx, args, 'coa.confirm', coaGrantedArgs.confirm({ extractionId: args.extractionId, fields: args.fields }));
         if (row.stage === 'confirmed') return { confirmedBy: actor.username };
         const verdict = validateCoaProposal(row.text, args.fields);
         if (!verdict.ok) {
@@ -344,19 +350,7 @@ export function coaExtractionActivities({ db, mailer, mailDomain, llm }: Activit
     /** A quality person rejects the proposal: the extraction ends with nothing recorded anywhere, the reason kept. */
     async recordCoaRejection(args: RejectCoaArgs & { workflowId: string; extractionId: string }): Promise<{ rejectedBy: string }> {
       return checks.recording(extractionRef(args.workflowId, args.extractionId), 'coa.reject', async (trx) => {
-        const row = await trx('coa_extractions').where({ id: args.extractionId }).forUpdate().first('id', 'stage', 'sample_id');
-        if (!row || coaWorkflowId(row.id) !== args.workflowId) throw ApplicationFailure.nonRetryable('the extraction is gone', 'NotFound');
-        const actor = await checks.granted(
-          trx,
-          { workflowId: args.workflowId },
-          {
-            grantId: args.grant,
-            action: 'coa.reject',
-            actor: args.actor,
-            args: coaGrantedArgs.reject({ extractionId: row.id, reason: args.reason }),
-          },
-          (user) => user.active && user.roles.includes('qa_manager'),
-        );
+        const { row, actor } = await decision(trx, args, 'coa.reject', coaGrantedArgs.reject({ extractionId: args.extractionId, reason: args.reason }));
         if (row.stage === 'rejected') return { rejectedBy: actor.username };
         await trx('coa_extractions')
           .where({ id: row.id })
