@@ -5,6 +5,7 @@ import type { LlmSetup } from './llm/setup';
 import type { Mailer } from './mailer';
 import type { NoticeSettings } from '../common/notifications';
 import type { TwilioSettings } from './channels/sms';
+import type { EventBell } from './event-bell';
 
 export interface ActivityDeps {
   db: Db;
@@ -26,8 +27,11 @@ export interface ActivityDeps {
    * and drops its scratch database as it. Absent: the connection of db.
    */
   backupDatabaseUrl?: string;
-  /** Outbound webhooks: receivers allowed despite the SSRF rules, labflow's own origins, the failure period. */
-  webhooks?: { allowedHosts: string[]; ownOrigins?: string[]; disableAfter: string; requestTimeout?: string };
+  /**
+   * Outbound webhooks: receivers allowed despite the SSRF rules, labflow's own origins, the failure period; `bell`
+   * rung at each domain event's commit (the worker's), absent: a delivery activity ends its turn when nothing is pending.
+   */
+  webhooks?: { allowedHosts: string[]; ownOrigins?: string[]; disableAfter: string; requestTimeout?: string; bell?: EventBell };
   /** Notices: escalation and retries (NOTIFY_*), and Twilio's account when SMS is configured (TWILIO_*). */
   notices?: { settings: NoticeSettings; twilio?: Omit<TwilioSettings, 'timeoutMs'> };
 }

@@ -4,6 +4,7 @@ import { capaActivities } from './capa';
 import { coaExtractionActivities } from './coa-extraction';
 import type { ActivityDeps } from './deps';
 import { documentActivities } from './documents';
+import { documentPrecheckActivities } from './document-precheck';
 import { equipmentActivities } from './equipment';
 import { equipmentTimerActivities } from './equipment-timers';
 import { erpSyncActivities } from './erp-sync';
@@ -45,6 +46,7 @@ export function createActivities(deps: ActivityDeps) {
     ...scheduledWorkActivities(deps),
     ...soapSummaryActivities(deps),
     ...coaExtractionActivities(deps),
+    ...documentPrecheckActivities(deps),
     ...summaryHandOverActivities(deps),
     ...webhookDeliveryActivities(deps),
     ...trainingActivities(deps),

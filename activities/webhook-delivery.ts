@@ -1,3 +1,4 @@
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Knex } from 'knex';
 import { Webhook } from 'standardwebhooks';
@@ -13,6 +14,17 @@ import type { ActivityDeps } from './deps';
 const SYSTEM_ACTOR = 'system:webhook-delivery';
 /** A batch activity takes no new event after this long, so that it stays well inside its timeout. */
 const BATCH_BUDGET_MS = 10_000;
+/** How long a batch activity that sent something waits for the subscription's next event before ending its turn. */
+const LINGER_MS = 1000;
+
+/** Aborted when the activity is cancelled (the worker shutting down); undefined outside an activity. */
+function activityCancellation(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined;
+  }
+}
 
 /** The body every receiver gets: the Standard Webhooks shape, type, timestamp and data, with the event's ID and schema version. */
 export function webhookBody(e: DomainEvent): string {
@@ -180,6 +192,51 @@ export function webhookDeliveryActivities({ db, publicUrl, mailDomain, webhooks 
     });
   }
 
+  /**
+   * One round of a batch: sends what is pending, in order, until the first failure or the time budget, and records
+   * it. `outcome` ends the activity (the subscription is no longer enabled, or an event failed); `more` when the
+   * budget or the read's limit stopped it with events left.
+   */
+  async function deliverPending(
+    subscriptionId: string,
+    limit: number,
+    began: number,
+  ): Promise<{ delivered: number; more: boolean; outcome?: Omit<WebhookBatchOutcome, 'delivered'> }> {
+    const sub = await db('webhook_subscriptions').where({ id: subscriptionId }).first();
+    if (!sub || sub.state !== 'enabled') return { delivered: 0, more: false, outcome: { state: sub?.state ?? 'deleted', more: false } };
+    const seqs = await pendingSeqs(sub, limit);
+    if (!seqs.length) return { delivered: 0, more: false };
+    const rows = await db('domain_events').whereIn('seq', seqs).select('*');
+    const bySeq = new Map<number, Record<string, unknown>>(rows.map((r: Record<string, unknown>) => [Number(r.seq), r]));
+    // The URL rules are checked once a round, that is again before each batch of deliveries.
+    const refused = await refuseWebhookUrl(sub.url, guard);
+    const done: { seq: number; status: number }[] = [];
+    let failed: { seq: number; tried: Awaited<ReturnType<typeof post>> } | null = null;
+    let budgetSpent = false;
+    for (const seq of seqs) {
+      if (Date.now() - began > BATCH_BUDGET_MS) {
+        budgetSpent = true;
+        break;
+      }
+      const tried = await post(sub, toDomainEvent(bySeq.get(seq)!), refused);
+      if (tried.error) {
+        failed = { seq, tried };
+        break;
+      }
+      done.push({ seq, status: tried.status! });
+    }
+    // What was delivered is recorded before the failure, so the cursor stands just before the failed event.
+    const state = await recordDelivered(subscriptionId, done);
+    if (state !== 'enabled') return { delivered: done.length, more: false, outcome: { state, more: false } };
+    if (failed) {
+      if ((await recordFailure(subscriptionId, failed.seq, failed.tried)) === 'disabled') {
+        return { delivered: done.length, more: false, outcome: { state: 'disabled', more: false } };
+      }
+      return { delivered: done.length, more: true, outcome: { state: 'enabled', more: true, failedSeq: failed.seq } };
+    }
+    return { delivered: done.length, more: budgetSpent || seqs.length >= limit };
+  }
+
   return {
     /** What the run sends next: requested redeliveries first, then events after the cursor, of the subscribed types. */
     async nextWebhookBatch(p: { subscriptionId: string; limit: number }): Promise<{ state: string; seqs: number[] }> {
@@ -210,42 +267,33 @@ export function webhookDeliveryActivities({ db, publicUrl, mailDomain, webhooks 
     /**
      * The fast path: what the subscription has pending (requested redeliveries first, then the events after the
      * cursor, in seq order), sent one after the other with one read of the subscription and the events, stopping at
-     * the first failure; the deliveries are recorded together in one transaction at the end (a worker that dies
-     * before it sends them again, with the same webhook-id, which receivers deduplicate on). That event is left to deliverWebhookEvent, which
-     * Temporal retries with backoff; nothing after it is sent before it. It stops taking new events after
-     * BATCH_BUDGET_MS so that one activity stays short.
+     * the first failure; the deliveries are recorded together in one transaction (a worker that dies before that
+     * sends them again, with the same webhook-id, which receivers deduplicate on). That event is left to
+     * deliverWebhookEvent, which Temporal retries with backoff; nothing after it is sent before it.
+     *
+     * Having sent something, the activity waits up to LINGER_MS for the next event's commit (the worker's bell) and
+     * sends it at once, in the same turn: a busy subscription's events go out without a wake-up signal, a workflow
+     * task and an activity between each commit and its POST. It takes no new event after BATCH_BUDGET_MS, so that one
+     * activity stays short, and returns as soon as nothing came for LINGER_MS (or nothing was pending at all).
      */
     async deliverWebhookBatch(p: { subscriptionId: string; limit: number }): Promise<WebhookBatchOutcome> {
-      const sub = await db('webhook_subscriptions').where({ id: p.subscriptionId }).first();
-      if (!sub || sub.state !== 'enabled') return { state: sub?.state ?? 'deleted', delivered: 0, more: false };
-      const seqs = await pendingSeqs(sub, p.limit);
-      if (!seqs.length) return { state: 'enabled', delivered: 0, more: false };
-      const rows = await db('domain_events').whereIn('seq', seqs).select('*');
-      const bySeq = new Map<number, Record<string, unknown>>(rows.map((r: Record<string, unknown>) => [Number(r.seq), r]));
-      // The URL rules are checked once a batch, that is again before each batch of deliveries.
-      const refused = await refuseWebhookUrl(sub.url, guard);
       const began = Date.now();
-      const done: { seq: number; status: number }[] = [];
-      let failed: { seq: number; tried: Awaited<ReturnType<typeof post>> } | null = null;
-      for (const seq of seqs) {
-        if (Date.now() - began > BATCH_BUDGET_MS) break;
-        const tried = await post(sub, toDomainEvent(bySeq.get(seq)!), refused);
-        if (tried.error) {
-          failed = { seq, tried };
-          break;
-        }
-        done.push({ seq, status: tried.status! });
+      const bell = webhooks?.bell;
+      const cancelled = activityCancellation();
+      let delivered = 0;
+      let lastSent = began;
+      for (;;) {
+        const rung = bell?.rung ?? 0;
+        const round = await deliverPending(p.subscriptionId, p.limit, began);
+        delivered += round.delivered;
+        if (round.outcome) return { ...round.outcome, delivered };
+        if (round.delivered) lastSent = Date.now();
+        if (round.more) return { state: 'enabled', delivered, more: true };
+        // Nothing more pending now: wait for the next commit while this subscription is busy, else end the turn.
+        const linger = Math.min(lastSent + LINGER_MS, began + BATCH_BUDGET_MS) - Date.now();
+        if (!bell || !delivered || !(await bell.wait(rung, linger, cancelled))) return { state: 'enabled', delivered, more: false };
       }
-      // What was delivered is recorded before the failure, so the cursor stands just before the failed event.
-      const state = await recordDelivered(p.subscriptionId, done);
-      if (state !== 'enabled') return { state, delivered: done.length, more: false };
-      if (failed) {
-        if ((await recordFailure(p.subscriptionId, failed.seq, failed.tried)) === 'disabled') return { state: 'disabled', delivered: done.length, more: false };
-        return { state: 'enabled', delivered: done.length, more: true, failedSeq: failed.seq };
-      }
-      return { state: 'enabled', delivered: done.length, more: done.length < seqs.length || seqs.length >= p.limit };
     },
-
     /** The event's retries are spent: it goes to the dead-letter list, and the cursor moves past it. */
     async deadLetterWebhookEvent(p: { subscriptionId: string; seq: number }): Promise<void> {
       await db.transaction(async (trx) => {

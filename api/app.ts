@@ -23,6 +23,7 @@ import { eventRoutes } from './routes/events';
 import { inboxRoutes } from './routes/inbox';
 import { patientRoutes } from './routes/patients';
 import { routingTemplateRoutes } from './routes/routing-templates';
+import { documentPrecheckRoutes } from './routes/document-precheck';
 import { reportRoutes } from './routes/reports';
 import { resultRoutes } from './routes/results';
 import { resultConfigRoutes } from './routes/result-config';
@@ -48,6 +49,7 @@ function routeSpecs(deps: ApiDeps) {
     ...documentRoutes(deps),
     ...documentVersionRoutes(deps),
     ...routingTemplateRoutes(deps),
+    ...documentPrecheckRoutes(deps),
     ...inboxRoutes(deps),
     ...workflowRoutes(deps),
     ...userRoutes(deps),

@@ -3,7 +3,7 @@ import type { Actor, Role } from '../common/roles';
 import type { CredentialChange } from '../db/credential-notices';
 import { API_KEY_PATTERN, credentialForApiKey, toActor } from '../db/identity';
 import type { Db } from '../db/knex';
-import { problems } from './problem';
+import { Problem, problems } from './problem';
 
 /**
  * One kind of bearer credential (an API key, an identity provider's token). The authenticator asks each in turn
@@ -11,10 +11,22 @@ import { problems } from './problem';
  */
 export interface CredentialResolver {
   accepts(token: string): boolean;
-  /** The actor, or undefined when the credential is refused. May set ctx.state (the API key's ID). */
+  /**
+   * The actor, or undefined when the credential is refused. May set ctx.state: the API key's ID, and
+   * CREDENTIAL_EXPIRY (when the credential stops being accepted, ms since the epoch) when it has one.
+   */
   resolve(token: string, ctx: Context): Promise<Actor | undefined>;
   /** Forgets what it remembers of a user or key (or of everything, after missed notices). */
   invalidate?(change: CredentialChange | 'all'): void;
+}
+
+/** ctx.state's key for the instant (ms since the epoch) the request's credential stops being accepted, if it ever does. */
+export const CREDENTIAL_EXPIRY = 'credentialExpiresAt';
+
+/** When the credential the request was authenticated with stops being accepted; undefined when it never does. */
+export function credentialExpiry(ctx: Context): number | undefined {
+  const at: unknown = ctx.state[CREDENTIAL_EXPIRY];
+  return typeof at === 'number' && Number.isFinite(at) ? at : undefined;
 }
 
 /** A refused bearer token, for counting repeated failures: the client address and, for an API key, its prefix. */
@@ -46,7 +58,7 @@ export interface ApiKeyResolverOptions {
  * the credentials channel makes every process forget a revoked key or a deactivated user's keys at once.
  */
 export function apiKeyResolver(db: Db, options: ApiKeyResolverOptions): CredentialResolver {
-  const cache = new Map<string, { actor: Actor; keyId: string; prefix: string; expires: number }>();
+  const cache = new Map<string, { actor: Actor; keyId: string; prefix: string; expires: number; keyExpiry: number }>();
   const lastWritten = new Map<string, number>();
   const interval = options.lastUsedIntervalMs ?? 60_000;
 
@@ -70,6 +82,7 @@ export function apiKeyResolver(db: Db, options: ApiKeyResolverOptions): Credenti
       const hit = cache.get(token);
       if (hit && hit.expires > now) {
         ctx.state.apiKeyId = hit.keyId;
+        ctx.state[CREDENTIAL_EXPIRY] = hit.keyExpiry;
         await touch(hit.keyId, now);
         return hit.actor;
       }
@@ -86,8 +99,10 @@ export function apiKeyResolver(db: Db, options: ApiKeyResolverOptions): Credenti
         keyId: credential.keyId,
         prefix: credential.prefix,
         expires: Math.min(now + options.cacheTtlMs, keyExpiry),
+        keyExpiry,
       });
       ctx.state.apiKeyId = credential.keyId;
+      ctx.state[CREDENTIAL_EXPIRY] = keyExpiry;
       await touch(credential.keyId, now);
       return actor;
     },
@@ -133,7 +148,15 @@ export function createAuthenticator(db: Db, cacheTtlMs: number, options: Authent
   } as Authenticator;
   authenticate.recheck = async (ctx) => {
     const token = bearer(ctx);
-    return token ? resolve(token, ctx) : undefined;
+    if (!token) return undefined;
+    try {
+      return await resolve(token, ctx);
+    } catch (err) {
+      // A resolver that refuses by throwing (an expired access token: 401 naming the check) refuses; anything else
+      // (the identity provider or the database unreachable) says nothing about the credential and is thrown.
+      if (err instanceof Problem && err.status === 401) return undefined;
+      throw err;
+    }
   };
   authenticate.invalidate = (change) => {
     for (const r of resolvers) r.invalidate?.(change);
@@ -141,7 +164,11 @@ export function createAuthenticator(db: Db, cacheTtlMs: number, options: Authent
   return authenticate;
 }
 
-export function requireRole(actor: Actor, roles: readonly Role[] | 'any'): void {
-  if (roles === 'any' || actor.roles.includes('admin') || roles.some((r) => actor.roles.includes(r))) return;
+/**
+ * The caller holds one of the roles; admin passes too unless `adminPasses` is false (records a person signs for a
+ * role's responsibility: reference ranges, autoverification rules, competence and authorisations).
+ */
+export function requireRole(actor: Actor, roles: readonly Role[] | 'any', adminPasses = true): void {
+  if (roles === 'any' || (adminPasses && actor.roles.includes('admin')) || roles.some((r) => actor.roles.includes(r))) return;
   throw problems.forbidden(`this needs one of the roles: ${roles.join(', ')}`);
 }

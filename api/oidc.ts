@@ -1,5 +1,5 @@
 import { decodeJwt, errors, jwtVerify, type JWTPayload } from 'jose';
-import type { CredentialResolver } from './auth';
+import { CREDENTIAL_EXPIRY, type CredentialResolver } from './auth';
 import type { Actor } from '../common/roles';
 import { toActor } from '../db/identity';
 import type { Db } from '../db/knex';
@@ -134,5 +134,14 @@ export function createOidcAuthenticator(db: Db, settings: OidcSettings, deps: Oi
 /** Single sign-on as one of the authenticator's credential kinds (api/auth.ts): JWTs, checked on every request. */
 export function oidcResolver(db: Db, settings: OidcSettings, deps: OidcDeps): CredentialResolver {
   const check = createOidcAuthenticator(db, settings, deps);
-  return { accepts: looksLikeJwt, resolve: (token) => check(token) };
+  return {
+    accepts: looksLikeJwt,
+    async resolve(token, ctx) {
+      const actor = await check(token);
+      // Verified, so exp is there; the token is accepted until the clock tolerance past it has gone by.
+      const { exp } = decodeJwt(token);
+      if (typeof exp === 'number') ctx.state[CREDENTIAL_EXPIRY] = (exp + settings.clockToleranceSeconds) * 1000;
+      return actor;
+    },
+  };
 }

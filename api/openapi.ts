@@ -154,7 +154,9 @@ function fromRouteSpec(spec: RouteSpec): DocumentedOperation {
     path: `/api/v1${spec.path}`.replace(/:(\w+)/g, '{$1}'),
     summary: spec.summary,
     tag: spec.tag,
-    description: spec.access ?? (spec.roles === 'any' ? 'Any authenticated user.' : `Roles: ${spec.roles.join(', ')} (admin always).`),
+    description:
+      spec.access ??
+      (spec.roles === 'any' ? 'Any authenticated user.' : `Roles: ${spec.roles.join(', ')}${spec.adminPasses === false ? ' (not admin).' : ' (admin always).'}`),
     security: ['apiKey'],
     parameters,
     body: spec.body,

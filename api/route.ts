@@ -27,6 +27,8 @@ export interface RouteSpec<P = unknown, Q = unknown, B = unknown> {
   roles: readonly Role[] | 'any';
   /** Who may call it, for OpenAPI, where the role list alone would mislead (PHI routes admin does not pass). */
   access?: string;
+  /** false: only the roles named, admin does not pass (a record signed for a role's responsibility). */
+  adminPasses?: boolean;
   params?: z.ZodType<P>;
   query?: z.ZodType<Q>;
   body?: z.ZodType<B>;
@@ -77,7 +79,7 @@ export function mountRoutes(router: Router, specs: RouteSpec[], deps: ApiDeps): 
   for (const spec of specs) {
     router[spec.method](spec.path, async (ctx) => {
       const actor = await deps.authenticate(ctx);
-      requireRole(actor, spec.roles);
+      requireRole(actor, spec.roles, spec.adminPasses);
       const params = spec.params ? parseOrProblem(spec.params, ctx.params, 'params') : {};
       const query = spec.query ? parseOrProblem(spec.query, { ...ctx.query }, 'query') : {};
       let body: unknown;

@@ -95,7 +95,7 @@ async function rawRound(p: BenchPlatform, actor: ReturnType<typeof toActor>, sou
           ...findings,
           temperatureC: 4,
           identifiers: compareIdentifiers(
-            { patient_name: patient.name, patient_dob: new Date(patient.dob), patient_mrn: patient.mrn },
+            { patient_name: patient.name, patient_dob: patient.dob, patient_mrn: patient.mrn },
             label,
           ),
         },

@@ -4,6 +4,9 @@ import { postgresConnection } from './postgres-tls';
 
 // Return bigint counts and sequence values as numbers; they stay far below 2^53 here.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
+// A calendar date (a date of birth) stays the text Postgres sends, 'YYYY-MM-DD': the driver's default turns it into
+// local midnight, which a host east of UTC prints as the day before.
+pg.types.setTypeParser(pg.types.builtins.DATE, (value: string) => value);
 
 export type Db = Knex;
 

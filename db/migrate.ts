@@ -38,6 +38,7 @@ import * as phiAccessAnalyses from './migrations/20261206171200_phi_access_analy
 import * as bulkExports from './migrations/20261206173000_bulk_exports';
 import * as competence from './migrations/20261206174000_competence';
 import * as instrumentReservations from './migrations/20261206174100_instrument_reservations';
+import * as documentPrechecks from './migrations/20261207050000_document_prechecks';
 import * as coaAttemptsAndInspectionRecords from './migrations/20261207060000_coa_attempts_and_inspection_records';
 import * as bulkExportExpiry from './migrations/20261207061000_bulk_export_expiry';
 
@@ -81,6 +82,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261206173000_bulk_exports': bulkExports,
   '20261206174000_competence': competence,
   '20261206174100_instrument_reservations': instrumentReservations,
+  '20261207050000_document_prechecks': documentPrechecks,
   '20261207060000_coa_attempts_and_inspection_records': coaAttemptsAndInspectionRecords,
   '20261207061000_bulk_export_expiry': bulkExportExpiry,
 };

@@ -19,6 +19,7 @@ export const APPEND_ONLY_TABLES = [
   'instrument_events',
   'competency_assessments',
   'autoverification_rule_sets',
+  'precheck_checklists',
   'coa_extraction_attempts',
   'incoming_inspection_records',
 ] as const;

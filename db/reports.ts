@@ -180,7 +180,7 @@ export async function assembleReportContent(db: Q, sampleId: string, correction:
     patient: {
       name: s.patient_name ?? null,
       mrn: s.patient_mrn ?? null,
-      dob: s.patient_dob ? iso(s.patient_dob)!.slice(0, 10) : null,
+      dob: (s.patient_dob as string | null) ?? null,
       sex: s.patient_sex ?? null,
     },
     sample: {

@@ -180,7 +180,8 @@ export interface SampleRow {
   rejected_tests: string[];
   has_order: boolean;
   patient_name: string | null;
-  patient_dob: Date | null;
+  /** 'YYYY-MM-DD' (db/knex.ts). */
+  patient_dob: string | null;
   patient_mrn: string | null;
   submitter_id: string | null;
   collected_at: Date | null;

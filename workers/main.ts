@@ -18,6 +18,7 @@ import { alertUndecodableSchedules } from './schedule-alerts';
 import { ensureSchedules } from './schedules';
 import { ensureSearchAttributes, waitUntilSearchAttributesUsable } from './search-attributes';
 import { startWebhookWakeups } from './webhook-wakeups';
+import { createEventBell } from '../activities/event-bell';
 import { prebuiltBundlePath } from './workflow-bundle';
 import { webhookSettings } from '../common/webhook-delivery';
 import { noticeSettings, twilioSettings } from '../common/notifications';
@@ -73,6 +74,7 @@ async function main(): Promise<void> {
   }
 
   const deployment = workerDeploymentFromConfig(config);
+  const bell = createEventBell();
   const connection = await NativeConnection.connect(temporalOptions);
   const worker = await createWorker({
     connection,
@@ -88,7 +90,7 @@ async function main(): Promise<void> {
       llm: llmSetupFromConfig(config),
       auditChain,
       backupDatabaseUrl: urls.backup,
-      webhooks: { ...webhookSettings(config), ownOrigins: [config.PUBLIC_URL] },
+      webhooks: { ...webhookSettings(config), ownOrigins: [config.PUBLIC_URL], bell },
       notices: { settings: noticeSettings(config), twilio: twilioSettings(config) },
     }),
     workflowBundle: bundlePath ? { codePath: bundlePath } : undefined,
@@ -107,6 +109,7 @@ async function main(): Promise<void> {
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     settings: webhookSettings(config),
     log,
+    bell,
   });
   // The runtime shuts the worker down on SIGINT/SIGTERM; run() resolves once in-flight tasks are done.
   await worker.run();

@@ -22,6 +22,8 @@ export async function startWebhookWakeups(deps: {
   taskQueue: string;
   settings: WebhookSettings;
   log: Logger;
+  /** Rung at each commit too, for the delivery activities of this process that wait for their next event. */
+  bell?: { ring(): void };
 }): Promise<WebhookWakeups> {
   const pendingTypes = new Set<string>();
   let all = true;
@@ -73,10 +75,12 @@ export async function startWebhookWakeups(deps: {
     log: { warn: (obj, msg) => deps.log.warn(obj, `webhook wake-ups: ${msg}`), info: (obj, msg) => deps.log.info(obj, `webhook wake-ups: ${msg}`) },
   });
   listener.on(DOMAIN_EVENTS_CHANNEL, (payload) => {
+    deps.bell?.ring();
     if (payload) pendingTypes.add(payload);
     kick();
   });
   listener.onReset(() => {
+    deps.bell?.ring();
     all = true;
     kick();
   });

@@ -16,4 +16,5 @@ export { instrumentWorkflow } from './instrument';
 export { coaExtractionWorkflow } from './coa-extraction';
 export { reportWorkflow } from './report';
 export { bulkExportWorkflow } from './bulk-export';
+export { documentPrecheckWorkflow } from './document-precheck';
 export { bulkExportExpiryWorkflow } from './bulk-export/expiry';

@@ -75,7 +75,7 @@ export async function sampleRecord(deps: { db: Db }, actor: Generator, row: Samp
       ['State', row.state],
       ['Stage', row.stage],
       ['Patient name', row.patient_name],
-      ['Patient date of birth', row.patient_dob ? isoUtc(row.patient_dob)!.slice(0, 10) : null],
+      ['Patient date of birth', row.patient_dob],
       ['Patient MRN', row.patient_mrn],
       ['Requested tests', row.requested_tests],
       ['Rejected tests', row.rejected_tests],

@@ -2,6 +2,7 @@ import { PassThrough } from 'node:stream';
 import type { Context } from 'koa';
 import type { Actor } from '../../common/roles';
 import { onCredentialChanges, type CredentialChange } from '../../db/credential-notices';
+import { credentialExpiry } from '../auth';
 import { DOMAIN_EVENTS_CHANNEL, listDomainEvents, newestDomainEventSeq } from '../../db/domain-events';
 import { API_KEY_PATTERN } from '../../db/identity';
 import type { Db } from '../../db/knex';
@@ -77,6 +78,8 @@ interface Stream {
   live: boolean;
   out: PassThrough;
   heartbeat?: NodeJS.Timeout;
+  /** Fires when the credential stops being accepted (an access token's or a key's expiry). */
+  expiry?: NodeJS.Timeout;
   ended: boolean;
   rechecking: boolean;
 }
@@ -84,6 +87,10 @@ interface Stream {
 const PAGE = 500;
 /** How long a client waits before reconnecting (the `retry` field). */
 const RECONNECT_MS = 2000;
+/** How long a stream the server ended may take to hand the client what is still buffered before its connection is cut. */
+const END_GRACE_MS = 30_000;
+/** The longest a Node timer can wait; an expiry further out is left to the heartbeats' checks. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * The process's live event streams. One LISTEN connection hears each domain event's commit; the process then reads
@@ -105,10 +112,11 @@ export function createEventStreams(deps: EventStreamDeps): EventStreams {
 
   const buffered = (s: Stream) => s.out.writableLength + s.out.readableLength + s.ctx.res.writableLength;
 
-  function send(s: Stream, text: string): void {
+  /** Writes to the stream; a live event that leaves more than the limit waiting for the client cuts it off. */
+  function send(s: Stream, text: string, paced = false): void {
     if (s.ended) return;
     s.out.write(text);
-    if (buffered(s) > settings.maxBufferedBytes) end(s, 'fell-behind');
+    if (!paced && buffered(s) > settings.maxBufferedBytes) end(s, 'fell-behind');
   }
 
   function end(s: Stream, reason?: StreamEndReason): void {
@@ -116,16 +124,33 @@ export function createEventStreams(deps: EventStreamDeps): EventStreams {
     s.ended = true;
     streams.delete(s);
     clearInterval(s.heartbeat);
-    if (reason) s.out.write(sseEvent({ event: 'stream-ended', data: JSON.stringify({ reason, detail: END_DETAIL[reason] }) }));
+    clearTimeout(s.expiry);
+    if (reason) {
+      s.out.write(sseEvent({ event: 'stream-ended', data: JSON.stringify({ reason, detail: END_DETAIL[reason] }) }));
+      // A client that reads nothing (the one that fell behind) would hold its buffers, and its socket, for ever.
+      const cut = setTimeout(() => s.ctx.res.destroy(), END_GRACE_MS).unref();
+      s.ctx.res.once('close', () => clearTimeout(cut));
+    }
     s.out.end();
   }
 
-  function deliver(s: Stream, { event, ...facts }: JudgedEvent): void {
+  /** Checks the credential again the moment it stops being accepted, rather than at the next heartbeat. */
+  function watchExpiry(s: Stream): void {
+    clearTimeout(s.expiry);
+    const at = credentialExpiry(s.ctx);
+    if (s.ended || at === undefined) return;
+    // Still accepted past its expiry (clocks differ): asked again a second later, not in a tight loop.
+    const wait = at > Date.now() ? at - Date.now() : 1000;
+    if (wait <= MAX_TIMER_MS) s.expiry = setTimeout(() => void recheck(s), wait);
+  }
+
+  /** `paced`: the replay, which waits for the client to drain what it wrote, so a page of history is no falling behind. */
+  function deliver(s: Stream, { event, ...facts }: JudgedEvent, paced = false): void {
     if (s.ended || event.seq <= s.cursor) return;
     s.cursor = event.seq;
     if (s.types && !s.types.has(event.type)) return;
     if (!mayReceive(s.actor, { event, ...facts })) return;
-    send(s, sseEvent({ id: String(event.seq), event: event.type, data: JSON.stringify(event) }));
+    send(s, sseEvent({ id: String(event.seq), event: event.type, data: JSON.stringify(event) }), paced);
   }
 
   /** Reads the events after `head` and fans them out; one read at a time, again if a notice came meanwhile. */
@@ -158,11 +183,17 @@ export function createEventStreams(deps: EventStreamDeps): EventStreams {
       });
   }
 
+  /** Resolves once the client took what waited for it (or went away). */
   const drained = (s: Stream) =>
     new Promise<void>((resolve) => {
       if (!s.out.writableNeedDrain || s.ended) return resolve();
-      s.out.once('drain', resolve);
-      s.out.once('close', resolve);
+      const done = () => {
+        s.out.off('drain', done);
+        s.ctx.res.off('close', done);
+        resolve();
+      };
+      s.out.on('drain', done);
+      s.ctx.res.on('close', done);
     });
 
   /** The history after the client's last event, page by page at the client's pace, then the fan-out. */
@@ -172,11 +203,11 @@ export function createEventStreams(deps: EventStreamDeps): EventStreams {
       const reached = head;
       const types = s.types ? [...s.types] : undefined;
       const page = await listDomainEvents(deps.db, { after: s.cursor, limit: PAGE, types });
-      for (const judged of await judgeable(deps.db, page)) deliver(s, judged);
-      if (page.length === PAGE) {
+      for (const judged of await judgeable(deps.db, page)) {
+        deliver(s, judged, true);
         await drained(s);
-        continue;
       }
+      if (page.length === PAGE) continue;
       s.cursor = Math.max(s.cursor, reached);
       if (s.cursor >= head) {
         s.live = true;
@@ -203,6 +234,7 @@ export function createEventStreams(deps: EventStreamDeps): EventStreams {
       deps.log.warn({ err: err instanceof Error ? err.name : String(err) }, 'event streams: could not check a credential again');
     } finally {
       s.rechecking = false;
+      watchExpiry(s);
     }
   }
 
@@ -283,6 +315,7 @@ export function createEventStreams(deps: EventStreamDeps): EventStreams {
         send(s, sseComment('heartbeat'));
         void recheck(s);
       }, settings.heartbeatMs);
+      watchExpiry(s);
       if (!s.live) {
         replay(s).catch((err: unknown) => {
           deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'event streams: replay failed');

@@ -54,6 +54,7 @@ export function competenceRoutes(deps: ApiDeps): RouteSpec[] {
       summary: 'Set whether the gate requires a current competency assessment and an active authorisation for the activity (QA, lab director)',
       tag,
       roles: OFFICERS,
+      adminPasses: false,
       params: activityParams,
       body: requirementsBody,
       handler: async ({ params, body, actor, ctx }) => {
@@ -68,6 +69,7 @@ export function competenceRoutes(deps: ApiDeps): RouteSpec[] {
       summary: 'Record a competency assessment (method, outcome; next due computed: twice in the first year, then yearly) of another person',
       tag,
       roles: OFFICERS,
+      adminPasses: false,
       body: assessmentBody,
       handler: async ({ body, actor, ctx }) => {
         const user = await subject(body.username, actor, 'assessment');
@@ -95,6 +97,7 @@ export function competenceRoutes(deps: ApiDeps): RouteSpec[] {
         'Authorise another person for an activity and scope, signed (meaning "authorisation", the SHA-256 of the statement "authorise <username> for <activity> scope <scope> from <validFrom> until <validUntil or revoked>")',
       tag,
       roles: OFFICERS,
+      adminPasses: false,
       body: authorisationBody,
       handler: async ({ body, actor, ctx }) => {
         const user = await subject(body.username, actor, 'authorisation');
@@ -146,6 +149,7 @@ export function competenceRoutes(deps: ApiDeps): RouteSpec[] {
       summary: 'Revoke an authorisation at once, with a reason; the gate refuses the person from then on',
       tag,
       roles: OFFICERS,
+      adminPasses: false,
       params: authorisationParams,
       body: revokeBody,
       handler: async ({ params, body, actor, ctx }) => {

@@ -1,3 +1,4 @@
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { z } from 'zod';
 import { workflowIds } from '../../common/ids';
 import { boundReportReleaseArgs, releaseReportUpdate, REPORT_RELEASE, type ReportInput } from '../../common/reports';
@@ -16,7 +17,7 @@ import {
   reportParams,
   reportPdf,
 } from '../schemas/reports';
-import { loadReport, logReportRead, reportView, requireReportAccess, type ReportRow } from '../services/reports';
+import { loadReport, logReportRead, reportView, requireReportAccess, seesUnreleased, type ReportRow } from '../services/reports';
 import { loadSample } from '../services/sample-intake';
 import { grantAction, verifySigner } from '../signing';
 
@@ -40,7 +41,10 @@ export function reportRoutes(deps: ApiDeps): RouteSpec[] {
       response: reportListAnswer,
       handler: async ({ params, actor, ctx }) => {
         const sample = await loadSample(db, params.accession);
-        const rows: ReportRow[] = await db('reports').where({ sample_id: sample.id }).orderBy('version');
+        const rows: ReportRow[] = await db('reports')
+          .where({ sample_id: sample.id })
+          .modify((q) => (seesUnreleased(actor) ? q : q.where({ state: 'released' })))
+          .orderBy('version');
         const patientIds = await requireReportAccess(
           deps,
           sample,
@@ -74,6 +78,8 @@ export function reportRoutes(deps: ApiDeps): RouteSpec[] {
         const sample = await loadSample(db, params.accession);
         const row = await loadReport(db, params.accession, params.version);
         const patientIds = await requireReportAccess(deps, sample, actor, ctx, [row.id]);
+        if (row.state !== 'released' && !seesUnreleased(actor))
+          throw problems.conflict('report-not-released', `report v${row.version} of ${row.accession} is not released yet`);
         ctx.body = await reportView(db, row);
         await logReportRead(deps, actor, ctx, 'report', patientIds, [row.id]);
       },
@@ -117,10 +123,16 @@ export function reportRoutes(deps: ApiDeps): RouteSpec[] {
       problems: [409, 422, 423],
       handler: async ({ params, body, actor, ctx }) => {
         const sample = await loadSample(db, params.accession);
+        // The answer shows the report's content: a read of PHI like any other.
+        const answer = async (report: ReportRow) => {
+          const patientIds = await requireReportAccess(deps, sample, actor, ctx, [report.id]);
+          await logReportRead(deps, actor, ctx, 'report', patientIds, [report.id]);
+          ctx.body = await reportView(db, report);
+        };
         const row: ReportRow | undefined = await db('reports').where({ accession: params.accession, version: params.version }).first();
         if (row?.state === 'released') {
           if (body.requestId && row.release_request_id === body.requestId) {
-            ctx.body = await reportView(db, row);
+            await answer(row);
             return;
           }
           throw problems.conflict('report-released', `report v${row.version} of ${row.accession} is already released`);
@@ -151,7 +163,7 @@ export function reportRoutes(deps: ApiDeps): RouteSpec[] {
           args: [{ actor, grant, signature, ...(body.requestId ? { requestId: body.requestId } : {}) }],
           ...(body.requestId ? { updateId: `release:${body.requestId}` } : {}),
         });
-        ctx.body = await reportView(db, await loadReport(db, params.accession, params.version));
+        await answer(await loadReport(db, params.accession, params.version));
       },
     }),
     route<Params, Record<string, never>, z.infer<typeof correctReportBody>>({
@@ -172,10 +184,29 @@ export function reportRoutes(deps: ApiDeps): RouteSpec[] {
           throw problems.conflict('report-not-released', `report v${row.version} is not released; release it instead`);
         const version = row.version + 1;
         const workflowId = workflowIds.report(row.accession, version);
+        const input: ReportInput = { sampleId: sample.id, accession: row.accession, version, corrects: row.id };
+        // The run of v<n+1>, started once: a start that failed after its row was written is made good by the next
+        // request, and a finished run is never started again.
+        const startRun = () =>
+          deps.temporal.workflow
+            .start('reportWorkflow', {
+              taskQueue: deps.config.taskQueue,
+              workflowId,
+              args: [input],
+              workflowIdConflictPolicy: 'USE_EXISTING',
+              workflowIdReusePolicy: 'REJECT_DUPLICATE',
+            })
+            .catch((err: unknown) => {
+              if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+            });
         await db.transaction(async (trx) => {
-          await trx('reports').where({ id: row.id }).forShare().first('id');
-          const already = await trx('reports').where({ corrects_report_id: row.id }).first('version');
-          if (already) throw problems.conflict('report-corrected', `report v${row.version} was already corrected by v${already.version}`);
+          // Locked, so two corrections of one version at once answer one 202 and one 409.
+          await trx('reports').where({ id: row.id }).forUpdate().first('id');
+          const already = await trx('reports').where({ corrects_report_id: row.id }).first('version', 'state');
+          if (already) {
+            if (already.state !== 'released') await startRun();
+            throw problems.conflict('report-corrected', `report v${row.version} was already corrected by v${already.version}`);
+          }
           await trx('reports').insert({
             workflow_id: workflowId,
             sample_id: sample.id,
@@ -194,13 +225,7 @@ export function reportRoutes(deps: ApiDeps): RouteSpec[] {
             details: { accession: row.accession, version, corrects: row.version },
           });
         });
-        const input: ReportInput = { sampleId: sample.id, accession: row.accession, version, corrects: row.id };
-        await deps.temporal.workflow.start('reportWorkflow', {
-          taskQueue: deps.config.taskQueue,
-          workflowId,
-          args: [input],
-          workflowIdConflictPolicy: 'FAIL',
-        });
+        await startRun();
         const location = `/api/v1/samples/${row.accession}/reports/v${version}`;
         ctx.status = 202;
         ctx.set('Location', location);

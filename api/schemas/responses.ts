@@ -450,3 +450,46 @@ export const authorisation = record({
   signature: record({ printedName: z.string(), meaning: z.string(), signedAt: timestamp, contentHash: z.string() }).nullable(),
 });
 export const competenceRecord = record({ username: z.string(), assessments: z.array(competencyAssessment), authorisations: z.array(authorisation) });
+
+// document pre-check
+const checklistItem = record({ id: z.string(), clause: z.string(), lookFor: z.string(), keywords: z.array(z.string()) });
+export const precheckChecklist = record({
+  docType: z.string(),
+  version: z.int(),
+  items: z.array(checklistItem),
+  createdBy: z.string().nullable(),
+  createdAt: timestamp,
+});
+export const precheckChecklistHistory = record({ docType: z.string(), versions: z.array(precheckChecklist) });
+export const documentPrecheck = record({
+  workflowId: z.string(),
+  stage: z.enum(['running', 'done', 'failed']),
+  failure: z.string().nullable(),
+  /** Always true: findings are advice to reviewers and decide nothing. */
+  advisory: z.literal(true),
+  contentHash: z.string(),
+  checklist: record({ docType: z.string(), version: z.int().nullable() }),
+  findings: z.array(
+    record({
+      itemId: z.string(),
+      clause: z.string(),
+      status: z.enum(['met', 'not_met', 'unclear']),
+      /** Copied verbatim from the version's text. */
+      evidence: z.string().nullable(),
+      comment: z.string(),
+    }),
+  ),
+  /** Findings left out because their quote is not in the text (or they named no checklist item). */
+  dropped: record({ count: z.int(), items: z.array(record({ itemId: z.string().nullable(), reason: z.string() })) }),
+  provenance: record({
+    source: z.string().nullable(),
+    aiGenerated: z.boolean().nullable(),
+    model: z.string().nullable(),
+    promptVersion: z.string().nullable(),
+    promptHash: z.string().nullable(),
+    fallbackUsed: z.boolean().nullable(),
+    attempts: z.array(record({ provider: z.string(), outcome: z.string(), model: z.string().nullable() })),
+  }),
+  startedAt: timestamp,
+  completedAt: nullableTime,
+});

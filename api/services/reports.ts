@@ -28,6 +28,12 @@ export interface ReportRow {
 
 const LAB_ROLES = ['lab_technician', 'lab_director'];
 
+/**
+ * Whether the caller sees a report before its release: the lab does; its submitter and the care team read what the
+ * lab director released, the point at which results are issued.
+ */
+export const seesUnreleased = (actor: Actor) => actor.roles.some((r) => LAB_ROLES.includes(r));
+
 /** The patient records a sample's requisition names (by MRN): their care teams read the sample's reports. */
 async function patientsOf(db: Db, sample: SampleRow): Promise<string[]> {
   const mrn = (await db('samples').where({ id: sample.id }).first('patient_mrn'))?.patient_mrn;

@@ -217,7 +217,7 @@ export async function registerSampleBatch(deps: Deps, body: BatchBody, actor: Ac
     if (!arrival) return item;
     const requisition = {
       patient_name: item.patient?.name ?? null,
-      patient_dob: item.patient?.dob ? new Date(item.patient.dob) : null,
+      patient_dob: item.patient?.dob ?? null,
       patient_sex: item.patient?.sex ?? null,
       patient_mrn: item.patient?.mrn ?? null,
     };

@@ -131,7 +131,7 @@ export function compareIdentifiers(
 ) {
   const requisition: Record<string, string | null> = {
     name: row.patient_name,
-    dob: row.patient_dob ? new Date(row.patient_dob).toISOString().slice(0, 10) : null,
+    dob: row.patient_dob,
     mrn: row.patient_mrn,
     item: material?.item ?? null,
     lot: material?.lot ?? null,

@@ -4,6 +4,7 @@
  * fallback) and confirms with a correction.
  */
 import assert from 'node:assert/strict';
+import './precheck-capture-histories';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fetchFixture, saveFixture } from '../../workers/replay';

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
+import { createEventBell } from '../../activities/event-bell';
 import { DEFAULT_WEBHOOK_SETTINGS, webhookDeliveryWorkflowId, type WebhookSettings } from '../../common/webhook-delivery';
 import { appendAudit } from '../../db/audit';
 import { createLogger } from '../../platform/logger';
@@ -26,11 +27,13 @@ export async function startWebhookPlatform(
     disableAfter: '1h',
     ...overrides,
   };
+  // As the worker wires them: the wake-ups ring the bell the delivery activities wait on for their next event.
+  const bell = createEventBell();
   const p = await startPlatform({
     apiConfig: { webhooks: settings, publicUrl: 'http://labflow.test' },
     onResponse,
     activityDeps: {
-      webhooks: { allowedHosts: settings.allowedHosts, disableAfter: settings.disableAfter, requestTimeout: settings.requestTimeout },
+      webhooks: { allowedHosts: settings.allowedHosts, disableAfter: settings.disableAfter, requestTimeout: settings.requestTimeout, bell },
     },
   });
   const wakeups = await startWebhookWakeups({
@@ -40,6 +43,7 @@ export async function startWebhookPlatform(
     taskQueue: p.taskQueue,
     settings,
     log: createLogger({ LOG_LEVEL: 'silent', LOG_PRETTY: false }, 'test'),
+    bell,
   });
   return {
     p,

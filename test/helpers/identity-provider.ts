@@ -37,9 +37,13 @@ export interface IdentityProvider {
 
 /**
  * A real OpenID provider (oidc-provider) on a free port, with its own freshly generated signing key. Given an
- * issuer other than its URL, it stands in for that issuer with a key nobody published.
+ * issuer other than its URL, it stands in for that issuer with a key nobody published. Its access tokens last
+ * `accessTokenTtlSeconds` (5 minutes unless told).
  */
-export async function startIdentityProvider(options: { issuer?: string; webClient?: WebClient } = {}): Promise<IdentityProvider> {
+export async function startIdentityProvider(
+  options: { issuer?: string; webClient?: WebClient; accessTokenTtlSeconds?: number } = {},
+): Promise<IdentityProvider> {
+  const accessTokenTtl = options.accessTokenTtlSeconds ?? 300;
   const server: Server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
@@ -88,13 +92,13 @@ export async function startIdentityProvider(options: { issuer?: string; webClien
           scope: 'api',
           audience: resource,
           accessTokenFormat: 'jwt',
-          accessTokenTTL: 300,
+          accessTokenTTL: accessTokenTtl,
           jwt: { sign: { alg: 'RS256' } },
         }),
       },
     },
     extraTokenClaims: () => pendingClaims,
-    ttl: { ClientCredentials: 300 },
+    ttl: { ClientCredentials: accessTokenTtl },
   });
   const callback = provider.callback();
   server.on('request', (req, res) => {

@@ -62,11 +62,27 @@ export const expectations: Record<string, FolderExpectation> = {
     },
   },
   'document-approval': {
-    covers: 'for every ending a version can reach, one recorded before a patch',
+    covers: 'for every ending a version can reach, one recorded before a patch, one that started its pre-check',
     minFixtures: 6,
     workflowId: /^document-approval:[A-Z0-9-]+:v\d+$/,
     minEvents: 21,
     workflowTypes: ['documentApprovalWorkflow'],
+    more(fixtures) {
+      const startsPrecheck = (f: NamedFixture) =>
+        f.history.events?.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowType?.name === 'documentPrecheckWorkflow') ?? false;
+      assert.ok(fixtures.some(startsPrecheck), 'an approval run that started its pre-check (the document-precheck patch)');
+    },
+  },
+  'document-precheck': {
+    covers: 'for a rule-based pre-check that found its findings and one that failed for want of a checklist',
+    minFixtures: 2,
+    workflowId: /^document-precheck:[A-Z0-9-]+:v\d+$/,
+    minEvents: 10,
+    workflowTypes: ['documentPrecheckWorkflow'],
+    more(fixtures) {
+      const endings = fixtures.map((f) => (f.history.events?.at(-1)?.workflowExecutionFailedEventAttributes ? 'failed' : 'completed'));
+      assert.deepEqual(endings.sort(), ['completed', 'failed']);
+    },
   },
   capa: {
     covers: 'for the CAPA lifecycle, one run that continued as new and its continuation',

@@ -102,8 +102,24 @@ describe('reports: a sample report from verified tests to a released, signed PDF
     });
     assert.equal(wrongPassword.status, 403);
     assert.equal((await db('reports').where({ accession }).first('state')).state, 'awaiting_release');
+    // Before the release the submitter and the care team see nothing of it: results are issued by the release.
+    const draft = await p.api('GET', reportUrl(accession, 1), { key: u.doc.apiKey });
+    assert.equal(draft.status, 409, JSON.stringify(draft.body));
+    assert.equal(draft.body.type, problem('report-not-released'));
+    assert.deepEqual((await p.api('GET', reportUrl(accession), { key: others.teamDoc.apiKey })).body, { items: [] });
 
     // The same request twice at once (one request ID): applied once, both answered alike.
+    const directorReads = async () =>
+      Number(
+        (
+          await db('phi_access_events')
+            .where({ username: u.director.username, record_kind: 'report', outcome: 'read' })
+            .whereRaw('? = any(record_ids)', [(await db('reports').where({ accession, version: 1 }).first('id')).id])
+            .count({ n: '*' })
+            .first()
+        )?.n,
+      );
+    const readsBefore = await directorReads();
     const requestId = `rel-${tag()}-${tag()}`;
     const [first, second] = await Promise.all([
       p.api('POST', reportUrl(accession, 1, 'release'), { key: u.director.apiKey, body: { ...signed({}), requestId } }),
@@ -114,6 +130,7 @@ describe('reports: a sample report from verified tests to a released, signed PDF
     assert.equal(first.body.state, 'released');
     assert.equal(first.body.pdfSha256, second.body.pdfSha256);
     const workflowId = `report:${accession}:v1`;
+    assert.equal((await directorReads()) - readsBefore, 2, 'each release answer shows the content: a PHI access event');
     assert.equal((await db('signatures').where({ entity_type: 'report', entity_id: workflowId })).length, 1, 'one signature');
     assert.equal((await db('audit_events').where({ entity_type: 'report', entity_id: workflowId, action: 'report.released' })).length, 1);
     // The same request ID once more, later: the same answer; another request: 409.

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { llmSetupFromConfig, type LlmSetup } from '../../activities/llm/setup';
+import { llmSetupFromConfig } from '../../activities/llm/setup';
 import type { SummarySettings } from '../../api/deps';
 import { startLlmStub, type LlmStub, type StubProvider } from '../helpers/llm-stubs';
 import { startPlatform, type Platform, type PlatformOptions } from '../helpers/platform';
@@ -13,24 +13,8 @@ export { addNote, createPatient, marker, minutesAgo };
 
 export const KEYS = { anthropic: 'sk-ant-test-key', openai: 'sk-openai-test-key' };
 
-export interface SummaryRig {
-  p: Platform;
-  stubs: Record<StubProvider, LlmStub>;
-  doc: TestUser;
-  stop(): Promise<void>;
-}
-
-/** The three providers' local servers, speaking their protocols. */
-export async function startLlmStubs(): Promise<Record<StubProvider, LlmStub>> {
-  return {
-    anthropic: await startLlmStub('anthropic', { apiKey: KEYS.anthropic }),
-    openai: await startLlmStub('openai', { apiKey: KEYS.openai }),
-    ollama: await startLlmStub('ollama'),
-  };
-}
-
-/** The LLM setup the worker gets: every provider pointed at its stub, a 2-second client timeout, two tries each. */
-export function stubLlmSetup(stubs: Record<StubProvider, LlmStub>, options: { circuitFailures?: number; order?: string } = {}): LlmSetup {
+/** The LLM setup against the local provider stubs: a 2 s client timeout, two tries per provider, circuits that trip only when asked. */
+export function stubLlmSetup(stubs: Record<StubProvider, LlmStub>, options: { order?: string; circuitFailures?: number } = {}) {
   return llmSetupFromConfig({
     LLM_PROVIDERS: options.order ?? 'anthropic,openai,ollama',
     ANTHROPIC_API_KEY: KEYS.anthropic,
@@ -52,6 +36,22 @@ export function stubLlmSetup(stubs: Record<StubProvider, LlmStub>, options: { ci
   });
 }
 
+export interface SummaryRig {
+  p: Platform;
+  stubs: Record<StubProvider, LlmStub>;
+  doc: TestUser;
+  stop(): Promise<void>;
+}
+
+/** The three providers' local servers, speaking their protocols. */
+export async function startLlmStubs(): Promise<Record<StubProvider, LlmStub>> {
+  return {
+    anthropic: await startLlmStub('anthropic', { apiKey: KEYS.anthropic }),
+    openai: await startLlmStub('openai', { apiKey: KEYS.openai }),
+    ollama: await startLlmStub('ollama'),
+  };
+}
+
 /**
  * The platform with the three LLM providers configured against local servers that speak their protocols. The client
  * gives up on a silent provider after two seconds so hangs are quick to test; the circuit breaker trips only when a
@@ -61,7 +61,7 @@ export async function startSummaryRig(
   options: { summary?: Partial<SummarySettings>; circuitFailures?: number; order?: string; platform?: PlatformOptions } = {},
 ): Promise<SummaryRig> {
   const stubs = await startLlmStubs();
-  const llm = stubLlmSetup(stubs, options);
+  const llm = stubLlmSetup(stubs, { order: options.order, circuitFailures: options.circuitFailures });
   const summary: SummarySettings = {
     providers: llm.order,
     extractiveFallback: true,

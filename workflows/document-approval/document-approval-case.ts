@@ -32,7 +32,9 @@ import type { Actor } from '../../common/roles';
 import { openSlotFor } from '../../common/routing-rules';
 import { Assignees, DueAt, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { trainingIds } from '../../common/training';
+import { PRECHECK_PATCH, precheckWorkflowId } from '../../common/document-precheck';
 import { startOrJoinChild } from '../lib/children';
+import type { documentPrecheckWorkflow } from '../document-precheck';
 import { OutboxDeliveries } from '../lib/outbox';
 import type { trainingCampaignWorkflow } from '../training-campaign';
 import { db } from '../lib/proxies';
@@ -65,6 +67,7 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
   private authorDeactivated = false;
   private dueDateExtensions = 0;
   private submissionChecked = false;
+  private precheckStarted = false;
   private reviewChanges = 0;
   /** Decisions accepted but not yet recorded, per stage: a stage closes only once its own are written. */
   private readonly recording: number[];
@@ -124,6 +127,21 @@ export class DocumentApprovalCase implements ApprovalFacts, StageHost {
       submittedBy,
       args: { versionId, contentHash, routing, reminderBefore, periodicReview, effectiveDate },
     };
+  }
+  /**
+   * The advisory compliance pre-check of the submitted version starts once the first stage of the first round is
+   * open (the submission proven): a run of its own, abandoned, never awaited, so whatever it finds or however it
+   * ends, this run's state and signatures are untouched. Runs submitted before the pre-check existed start none.
+   */
+  async stageOpened(stageIndex: number): Promise<void> {
+    if (stageIndex !== 0 || this.state.round !== 1 || this.precheckStarted) return;
+    this.precheckStarted = true;
+    if (!patched(PRECHECK_PATCH)) return;
+    const { documentId, documentNumber, versionId, version } = this.input;
+    await startOrJoinChild<typeof documentPrecheckWorkflow>('documentPrecheckWorkflow', {
+      workflowId: precheckWorkflowId(documentNumber, version),
+      args: [{ documentId, documentNumber, versionId, version }],
+    });
   }
   deliver(outboxIds: string[]): void {
     this.deliveries.deliver(outboxIds);

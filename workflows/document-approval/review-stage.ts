@@ -20,6 +20,8 @@ export interface StageHost {
   publish(): void;
   /** The submission's proof, for the run's first stage only (and only in runs that check it). */
   submissionProof(stageIndex: number): SubmissionProof | undefined;
+  /** Work that follows the stage's opening (and, for the first stage, the submission's proof) without waiting on it. */
+  stageOpened?(stageIndex: number): Promise<void>;
 }
 
 export interface SubmissionProof {
@@ -56,6 +58,7 @@ export async function runReviewStage(run: StageHost, stageIndex: number): Promis
     submission: run.submissionProof(stageIndex),
   });
   run.deliver(outboxIds);
+  await run.stageOpened?.(stageIndex);
   // Decisions are accepted once the stage's tasks exist, so nobody acts on a stage their inbox does not show.
   stage.status = 'active';
   run.publish();
