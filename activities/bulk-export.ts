@@ -1,7 +1,15 @@
 import { createHash } from 'node:crypto';
 import { Context as ActivityContext, ApplicationFailure } from '@temporalio/activity';
 import { stringify } from 'csv-stringify/sync';
-import { BULK_EXPORT_TOO_LARGE, type BulkExportFormat, type BulkExportInput, type BulkExportKind } from '../common/bulk-export';
+import {
+  BULK_EXPORT_TOO_LARGE,
+  type BulkExportExpiryInput,
+  type BulkExportExpiryResult,
+  type BulkExportFormat,
+  type BulkExportInput,
+  type BulkExportKind,
+} from '../common/bulk-export';
+import { durationMs } from '../common/durations';
 import { appendAudit } from '../db/audit';
 import { findBulkExport, lockBulkExport, selectionKeys, updateBulkExport, type BulkExportRow } from '../db/bulk-exports';
 import { findSample } from '../db/sample-intake';
@@ -131,6 +139,49 @@ export function bulkExportActivities({ db }: ActivityDeps) {
         });
       });
       return { total: keys.length, bytes: file.length };
+    },
+
+    /**
+     * Deletes the file of every export written longer ago than the retention and marks it expired, one
+     * transaction and audit event each (what it held, its size and hash stay on the row and in the trail). A rerun
+     * finds nothing left to do.
+     */
+    async expireBulkExports(input: BulkExportExpiryInput): Promise<BulkExportExpiryResult> {
+      const cutoff = new Date(Date.now() - durationMs(input.retention));
+      let expired = 0;
+      for (;;) {
+        const due: string[] = await db('bulk_exports')
+          .where({ state: 'completed' })
+          .andWhere('finished_at', '<', cutoff)
+          .orderBy('finished_at')
+          .limit(100)
+          .pluck('id');
+        if (!due.length) return { expired };
+        for (const id of due) {
+          await db.transaction(async (trx) => {
+            const locked = await lockBulkExport(trx, id);
+            if (!locked || locked.state !== 'completed') return;
+            await updateBulkExport(trx, id, { state: 'expired', file: null, expired_at: trx.fn.now() });
+            await appendAudit(trx, {
+              actor: 'system:bulk-export',
+              action: 'bulk_export.expired',
+              entityType: 'bulk_export',
+              entityId: id,
+              details: {
+                kind: locked.kind,
+                period: locked.period,
+                format: locked.format,
+                bytes: locked.bytes,
+                sha256: locked.sha256,
+                writtenAt: locked.finished_at ? new Date(locked.finished_at).toISOString() : null,
+                retention: input.retention,
+              },
+            });
+            expired += 1;
+          });
+          ActivityContext.current().heartbeat({ expired });
+        }
+      }
     },
 
     /** The export failed: the person who asked sees why (the failure's message names no record's content). */

@@ -20,10 +20,9 @@ import { notesFingerprint, notesForSummary, patientIdentifiers } from '../db/soa
 import { grantChecks, Refusal, type RecordRef } from './lib/grant-checks';
 import type { ActivityDeps } from './deps';
 import { activityKey } from './keys';
-import { deliverOutbox } from './notifications';
-import { classifyLlmError, LLM_ERROR_POLICY, type LlmError, type LlmErrorKind } from './llm/errors';
+import { callTimeoutMs, LLM_FAILURE_TYPES, providerFailure } from './llm/attempt-failure';
+import { classifyLlmError, type LlmError } from './llm/errors';
 import { extractiveSummary } from './llm/extractive';
-import { alertOperators } from './llm/operator-alert';
 import { buildSummaryPrompt, stripIdentifiers } from './llm/prompt';
 import type { LlmProviderName, NoteForSummary } from './llm/types';
 import { validateSummary } from './llm/validate';
@@ -41,23 +40,7 @@ export interface SummaryAttemptResult {
   outputTokens: number | null;
 }
 
-/** ApplicationFailure types by error kind; the workflow moves on to the next summarizer for the non-retryable ones. */
-const FAILURE_TYPES: Record<LlmErrorKind | 'circuit_open' | 'not_configured' | 'retry_after_too_long', string> = {
-  rate_limited: 'LlmRateLimited',
-  overloaded: 'LlmOverloaded',
-  server_error: 'LlmServerError',
-  timeout: 'LlmTimeout',
-  invalid_response: 'LlmInvalidResponse',
-  quota_exhausted: 'LlmQuotaExhausted',
-  auth: 'LlmAuth',
-  refusal: 'LlmRefusal',
-  truncated: 'LlmTruncated',
-  prompt_truncated: 'LlmPromptTruncated',
-  circuit_open: 'LlmCircuitOpen',
-  not_configured: 'LlmNotConfigured',
-  retry_after_too_long: 'LlmRetryAfterTooLong',
-  cancelled: 'LlmCancelled',
-};
+const FAILURE_TYPES = LLM_FAILURE_TYPES;
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 const SYSTEM = 'system:soap-summary';
@@ -162,32 +145,8 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
   }
 
   async function fail(args: SummaryAttemptArgs, provider: LlmProviderName, err: LlmError, startedAt: Date): Promise<never> {
-    const policy = LLM_ERROR_POLICY[err.kind];
     await recordAttempt(args, provider, err.kind, startedAt, { detail: err.message });
-    await recordCircuitOutcome(db, provider, 'failure', err.kind, llm!.circuit);
-    if (policy.alertOperators) {
-      const outboxIds = await alertOperators(db, mailDomain, { provider, kind: err.kind });
-      await deliverOutbox({ db, mailer }, outboxIds);
-    }
-    log.warn('summarizer attempt failed', { provider, kind: err.kind, status: err.httpStatus ?? null });
-    const type = FAILURE_TYPES[err.kind];
-    if (policy.action === 'retry_same') {
-      const maxWait = llm!.maxRetryAfterMs;
-      if (err.retryAfterMs !== undefined && err.retryAfterMs > maxWait) {
-        throw ApplicationFailure.create({
-          type: FAILURE_TYPES.retry_after_too_long,
-          message: `${provider}: asked to wait ${err.retryAfterMs} ms`,
-          nonRetryable: true,
-        });
-      }
-      throw ApplicationFailure.create({
-        type,
-        message: err.message,
-        nonRetryable: false,
-        ...(err.retryAfterMs !== undefined ? { nextRetryDelay: err.retryAfterMs } : {}),
-      });
-    }
-    throw ApplicationFailure.create({ type, message: err.message, nonRetryable: true });
+    throw await providerFailure({ db, mailer, mailDomain }, llm!, provider, err, 'summarizer');
   }
 
   /** One call of one LLM provider: circuit, prompt, call, classification, the attempt's row, the circuit's count. */
@@ -209,8 +168,7 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
     const prompt = buildSummaryPrompt(notes, patient);
     const ctx = Context.current();
     // The run sets each provider's timeout; the call gets it less the time to record the outcome before Temporal's.
-    const activityMs = ctx.info.startToCloseTimeoutMs;
-    const timeoutMs = Math.max(activityMs - 2000, Math.min(1000, Math.floor(activityMs * 0.75)));
+    const timeoutMs = callTimeoutMs(ctx.info.startToCloseTimeoutMs);
     let generation;
     try {
       generation = await adapter.generate(prompt, { maxTokens: args.maxTokens, temperature: 0, signal: ctx.cancellationSignal, timeoutMs });

@@ -54,7 +54,7 @@ export function apiConfig(config: Config): ApiConfig {
       maxPerProcess: config.STREAM_MAX_PER_PROCESS,
       maxBufferedBytes: config.STREAM_MAX_BUFFERED_BYTES,
     },
-    bulkExports: { maxRecords: config.BULK_EXPORT_MAX_RECORDS },
+    bulkExports: { maxRecords: config.BULK_EXPORT_MAX_RECORDS, retentionMs: durationMs(config.BULK_EXPORT_RETENTION) },
     bookings: {
       approvalDeadline: config.BOOKING_APPROVAL_DEADLINE,
       checkInBefore: config.BOOKING_CHECK_IN_BEFORE,

@@ -49,8 +49,8 @@ export interface ApiConfig {
   competency?: CompetencyPolicy;
   /** Instrument bookings' windows and deadlines (BOOKING_*); DEFAULT_BOOKING_SETTINGS when absent. */
   bookings?: BookingSettings;
-  /** Bulk exports (BULK_EXPORT_*); DEFAULT_BULK_EXPORT_MAX_RECORDS when absent. */
-  bulkExports?: { maxRecords: number };
+  /** Bulk exports (BULK_EXPORT_*); DEFAULT_BULK_EXPORT_MAX_RECORDS and a 7-day retention when absent. */
+  bulkExports?: { maxRecords: number; retentionMs?: number };
 }
 
 export interface SummarySettings {

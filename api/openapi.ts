@@ -23,6 +23,7 @@ const STATUS_TEXT: Record<number, string> = {
   403: 'Not allowed (role, assignment, signing password)',
   404: 'Not found',
   409: 'Conflict with the current state',
+  410: 'Gone: the record or file existed and was removed (e.g. an expired bulk export)',
   413: 'Request body too large',
   415: 'Unsupported media type: send application/json',
   422: 'Well-formed but refused (out of bounds, a rule named in the type)',

@@ -41,6 +41,7 @@ export const problems = {
   forbidden: (detail: string) => new Problem(403, 'forbidden', 'Not allowed', detail),
   notFound: (what: string) => new Problem(404, 'not-found', 'Not found', `${what} does not exist`),
   conflict: (type: string, detail: string, extra: Record<string, unknown> = {}) => new Problem(409, type, 'Conflict', detail, extra),
+  gone: (type: string, detail: string) => new Problem(410, type, 'Gone', detail),
   tooLarge: (limit: number) => new Problem(413, 'payload-too-large', 'Request body too large', `the limit is ${limit} bytes`),
   unsupportedMediaType: () => new Problem(415, 'unsupported-media-type', 'Unsupported media type', 'send application/json'),
   unprocessable: (type: string, detail: string, extra: Record<string, unknown> = {}) =>

@@ -8,7 +8,7 @@ export type BulkExportKind = (typeof BULK_EXPORT_KINDS)[number];
 export const BULK_EXPORT_FORMATS = ['pdf', 'csv', 'json'] as const;
 export type BulkExportFormat = (typeof BULK_EXPORT_FORMATS)[number];
 
-export type BulkExportState = 'running' | 'completed' | 'failed';
+export type BulkExportState = 'running' | 'completed' | 'failed' | 'expired';
 
 export interface BulkExportInput {
   exportId: string;
@@ -24,3 +24,15 @@ export interface BulkExportResult {
 
 /** Failure types the run and the API share. */
 export const BULK_EXPORT_TOO_LARGE = 'bulk-export-too-large';
+
+/** The hourly expiry's input: files written longer ago than this (BULK_EXPORT_RETENTION) are deleted. */
+export interface BulkExportExpiryInput {
+  retention: string;
+}
+
+export interface BulkExportExpiryResult {
+  expired: number;
+}
+
+/** The retention when BULK_EXPORT_RETENTION is not configured. */
+export const DEFAULT_BULK_EXPORT_RETENTION = '7d';

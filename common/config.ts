@@ -238,6 +238,8 @@ export const configSchema = z.object({
   STREAM_MAX_BUFFERED_BYTES: count(4096).default(1_048_576),
   // Bulk exports (docs/exports.md): the most records one export may hold; a larger selection is refused 422.
   BULK_EXPORT_MAX_RECORDS: count(1).default(500),
+  // How long a bulk export's file is kept after it was written; then it is deleted and the export marked expired.
+  BULK_EXPORT_RETENTION: positiveDuration.default('7d'),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -12,6 +12,7 @@ export const SCHEDULE_IDS = {
   dailyDigest: 'daily-digest',
   cleanup: 'cleanup-weekly',
   healthCanary: 'health-canary',
+  bulkExportExpiry: 'bulk-export-expiry',
 } as const;
 
 /** Memo key naming who manages a schedule; the reconciler only ever deletes schedules it owns. */

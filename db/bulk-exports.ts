@@ -24,6 +24,7 @@ export interface BulkExportRow {
   sha256: string | null;
   error: string | null;
   finished_at: Date | null;
+  expired_at: Date | null;
 }
 
 /** Every column but the file itself, which only the download reads. */
@@ -47,6 +48,7 @@ const COLUMNS = [
   'sha256',
   'error',
   'finished_at',
+  'expired_at',
 ];
 
 /** The UTC bounds of a period: a year (`2026`) or a month (`2026-12`). */

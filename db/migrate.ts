@@ -42,6 +42,8 @@ import * as instrumentReservations from './migrations/20261206174100_instrument_
 import * as instrumentBookings from './migrations/20261207030000_instrument_bookings';
 import * as criticalCalls from './migrations/20261207010000_critical_calls';
 import * as documentPrechecks from './migrations/20261207050000_document_prechecks';
+import * as coaAttemptsAndInspectionRecords from './migrations/20261207060000_coa_attempts_and_inspection_records';
+import * as bulkExportExpiry from './migrations/20261207061000_bulk_export_expiry';
 
 /** Migrations listed in code, so they run the same from source, from a bundle or from compiled output. */
 const MIGRATIONS: Record<string, Knex.Migration> = {
@@ -87,6 +89,8 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261207010000_critical_calls': criticalCalls,
   '20261207020000_instrument_submission': instrumentSubmission,
   '20261207050000_document_prechecks': documentPrechecks,
+  '20261207060000_coa_attempts_and_inspection_records': coaAttemptsAndInspectionRecords,
+  '20261207061000_bulk_export_expiry': bulkExportExpiry,
 };
 
 const source: Knex.MigrationSource<string> = {

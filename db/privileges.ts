@@ -22,6 +22,8 @@ export const APPEND_ONLY_TABLES = [
   'instrument_booking_steps',
   'critical_call_attempts',
   'precheck_checklists',
+  'coa_extraction_attempts',
+  'incoming_inspection_records',
 ] as const;
 
 /** Records that change but are never deleted (people keep their history; versions keep their signatures). */

@@ -8,6 +8,7 @@ import {
   type ScheduleOptions,
   type ScheduleSpec,
 } from '@temporalio/client';
+import { DEFAULT_BULK_EXPORT_RETENTION, type BulkExportExpiryInput } from '../common/bulk-export';
 import type { Config } from '../common/config';
 import { durationMs } from '../common/durations';
 import { workflowIds } from '../common/ids';
@@ -44,6 +45,8 @@ export interface ScheduleSettings {
   timeZone: string;
   backup: BackupSettings;
   outboxDir: string | null;
+  /** BULK_EXPORT_RETENTION; DEFAULT_BULK_EXPORT_RETENTION when absent. */
+  bulkExportRetention?: string;
 }
 
 export function backupSettingsFromConfig(config: Config): BackupSettings {
@@ -66,6 +69,7 @@ export function scheduleSettingsFromConfig(config: Config, taskQueue = config.TE
     timeZone: config.LAB_TIMEZONE,
     backup: backupSettingsFromConfig(config),
     outboxDir: config.SMTP_URL ? null : resolve(join(config.DATA_DIR, 'outbox')),
+    bulkExportRetention: config.BULK_EXPORT_RETENTION,
   };
 }
 
@@ -81,6 +85,7 @@ export function scheduleDefinitions(s: ScheduleSettings): ScheduleDefinition[] {
     outboxDir: s.outboxDir,
     keepOutboxFiles: '30d',
   };
+  const expiry: BulkExportExpiryInput = { retention: s.bulkExportRetention ?? DEFAULT_BULK_EXPORT_RETENTION };
   return [
     {
       scheduleId: SCHEDULE_IDS.auditVerify,
@@ -151,6 +156,16 @@ export function scheduleDefinitions(s: ScheduleSettings): ScheduleDefinition[] {
       args: [],
       overlap: ScheduleOverlapPolicy.SKIP,
       catchupWindow: '1m',
+    },
+    {
+      scheduleId: SCHEDULE_IDS.bulkExportExpiry,
+      description: 'Hourly: bulk export files older than BULK_EXPORT_RETENTION are deleted and their exports marked expired (audited)',
+      spec: { intervals: [{ every: '1h' }] },
+      workflowType: 'bulkExportExpiryWorkflow',
+      workflowId: 'bulk-export-expiry',
+      args: [expiry],
+      overlap: ScheduleOverlapPolicy.SKIP,
+      catchupWindow: '1h',
     },
     {
       scheduleId: 'erp-sync',

@@ -19,3 +19,4 @@ export { criticalCallWorkflow } from './critical-call';
 export { bulkExportWorkflow } from './bulk-export';
 export { bookingWorkflow } from './booking';
 export { documentPrecheckWorkflow } from './document-precheck';
+export { bulkExportExpiryWorkflow } from './bulk-export/expiry';

@@ -193,9 +193,12 @@ export type CoaSource = LlmProviderName | 'rule_based';
 export interface CoaAttempt {
   provider: CoaSource;
   /** `succeeded`, `validation_failed`, or the error table's kind (`rate_limited`, `auth`, ...). */
-  outcome: 'succeeded' | 'validation_failed' | LlmErrorKind;
+  outcome: 'succeeded' | 'validation_failed' | LlmErrorKind | 'circuit_open';
   model: string | null;
   issues?: CoaIssue[];
+  /** Runs that call each provider as its own activity: the provider's try and the output budget it had. */
+  try?: number;
+  maxTokens?: number;
 }
 
 export interface CoaProposal {
@@ -213,8 +216,8 @@ export interface CoaProposal {
  * Asks each configured provider in turn, through the same adapters (and error classification) as the summary;
  * the first answer that passes validation is the proposal. A provider's error or a failed validation moves on;
  * when none is left the rule-based extractor proposes what it finds, checked by the same validator (its values
- * come from the text, so only a field it did not find fails). Each provider is called once here: no circuit
- * check, Temporal retry or attempt row (those are the summary activities' and are not wired to this yet).
+ * come from the text, so only a field it did not find fails). Each provider is called once here, in one activity:
+ * runs started before each provider became its own retried activity (activities/coa-extraction.ts) use this.
  */
 export async function proposeCoaFields(
   llm: Pick<LlmSetup, 'providers' | 'order' | 'maxTokens' | 'timeoutMs'> | undefined,
@@ -257,8 +260,13 @@ export async function proposeCoaFields(
       };
     }
   }
+  const fallback = ruleBasedProposal(text);
+  return { ...fallback, attempts: [...attempts, ...fallback.attempts] };
+}
+
+/** The rule-based proposal, checked by the same validator, with its one attempt. */
+export function ruleBasedProposal(text: string): CoaProposal {
   const validation = validateCoaProposal(text, ruleBasedCoa(text));
-  attempts.push({ provider: 'rule_based', outcome: 'succeeded', model: RULE_BASED_MODEL, ...(validation.ok ? {} : { issues: validation.issues }) });
   return {
     source: 'rule_based',
     aiGenerated: false,
@@ -267,6 +275,6 @@ export async function proposeCoaFields(
     promptHash: 'none',
     parameters: {},
     validation,
-    attempts,
+    attempts: [{ provider: 'rule_based', outcome: 'succeeded', model: RULE_BASED_MODEL, ...(validation.ok ? {} : { issues: validation.issues }) }],
   };
 }

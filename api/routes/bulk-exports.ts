@@ -46,7 +46,8 @@ export function bulkExportRoutes(deps: ApiDeps): RouteSpec[] {
     route<Params>({
       method: 'get',
       path: '/bulk-exports/:id/file',
-      summary: "A bulk export's file (PDF/A-2b, CSV or JSON as asked); 409 while it is being written or when it failed",
+      summary:
+        "A bulk export's file (PDF/A-2b, CSV or JSON as asked); 409 while it is being written or when it failed, 410 once it expired (BULK_EXPORT_RETENTION)",
       access:
         'The person who asked for it, while they may still read its records. Every download is audited; a sample bundle is PHI: each download (or refusal) is a PHI access event.',
       tag,
@@ -54,7 +55,7 @@ export function bulkExportRoutes(deps: ApiDeps): RouteSpec[] {
       params: bulkExportParams,
       response: R.bulkExportBundle,
       alternatives: R.exportFiles,
-      problems: [409],
+      problems: [409, 410],
       handler: async ({ params, actor, ctx }) => downloadBulkExport(deps, actor, ctx, params.id),
     }),
   ];

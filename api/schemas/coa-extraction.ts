@@ -24,3 +24,7 @@ export const coaFieldsBody = z.strictObject({
 
 export const confirmCoaBody = z.strictObject({ fields: coaFieldsBody });
 export type ConfirmCoaBody = z.infer<typeof confirmCoaBody>;
+
+export const rejectCoaBody = z.strictObject({ reason: z.string().trim().min(1, 'a reason is required').max(2000) });
+
+export const inspectionParams = z.object({ sampleId: z.uuid('not a sample ID') });

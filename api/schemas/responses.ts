@@ -329,8 +329,10 @@ export const bulkExport = record({
   kind: z.enum(['capas', 'samples']),
   period: z.string(),
   format: z.enum(['pdf', 'csv', 'json']),
-  state: z.enum(['running', 'completed', 'failed']),
+  state: z.enum(['running', 'completed', 'failed', 'expired']),
   total: z.int(),
+  expiresAt: z.string().nullable().describe('when the file is deleted (BULK_EXPORT_RETENTION after it was written)'),
+  expiredAt: z.string().nullable(),
   done: z.int(),
   error: z.string().nullable(),
   download: z.string().nullable().describe('the file, once written'),
@@ -400,9 +402,28 @@ export const coaExtraction = record({
     model: z.string().nullable(),
     promptVersion: z.string().nullable(),
     promptHash: z.string().nullable(),
-    attempts: z.array(record({ provider: z.string(), outcome: z.string() })),
+    attempts: z
+      .array(record({ provider: z.string(), outcome: z.string() }))
+      .describe("every provider call in order (each try with its output budget), then the rules where they proposed"),
   }),
   confirmed: record({ fields: z.record(z.string(), z.unknown()), corrections: z.array(z.unknown()), by: z.string(), at: z.string() }).nullable(),
+  rejected: record({ by: z.string(), at: z.string(), reason: z.string() }).nullable(),
+});
+/** An incoming inspection's recorded values: the current version and where it came from, and every earlier one. */
+const inspectionValues = record({
+  version: z.int(),
+  supplier: z.string(),
+  product: z.string(),
+  lotNumber: z.string(),
+  expiryDate: z.string(),
+  parameters: z.array(record({ name: z.string(), result: z.string(), specification: z.string() })),
+  source: record({ coaExtractionId: z.string(), confirmedBy: z.string(), confirmedAt: z.string(), text: z.string() }),
+});
+export const incomingInspection = record({
+  sampleId: z.string(),
+  accession: z.string(),
+  recorded: inspectionValues.nullable().describe('null until a CoA extraction of this sample is confirmed'),
+  versions: z.array(inspectionValues),
 });
 // competence and authorisation
 export const activityRequirements = record({ activity: z.string(), competency: z.boolean(), authorisation: z.boolean() });

@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'koa';
-import { BULK_EXPORT_TOO_LARGE, type BulkExportFormat, type BulkExportInput, type BulkExportKind } from '../../common/bulk-export';
+import { durationMs } from '../../common/durations';
+import {
+  BULK_EXPORT_TOO_LARGE,
+  DEFAULT_BULK_EXPORT_RETENTION, type BulkExportFormat, type BulkExportInput, type BulkExportKind } from '../../common/bulk-export';
 import { workflowIds } from '../../common/ids';
 import type { Actor, Role } from '../../common/roles';
 import { appendAudit } from '../../db/audit';
@@ -11,6 +14,9 @@ import { requireRole } from '../auth';
 import type { ApiDeps } from '../deps';
 import { logPhiRead, phiVia } from '../patient-access';
 import { Problem, problems } from '../problem';
+
+/** How long a file is kept when BULK_EXPORT_RETENTION is not configured (the expiry's default too). */
+const DEFAULT_BULK_EXPORT_RETENTION_MS = durationMs(DEFAULT_BULK_EXPORT_RETENTION);
 
 /** The most records one export holds when BULK_EXPORT_MAX_RECORDS is not configured. */
 export const DEFAULT_BULK_EXPORT_MAX_RECORDS = 500;
@@ -94,7 +100,13 @@ async function ownExport(db: ApiDeps['db'], actor: Actor, id: string): Promise<B
   return row;
 }
 
-export function bulkExportView(row: BulkExportRow) {
+/** The retention as the export's own dates show it (the setting may have changed since). */
+const retentionText = (row: BulkExportRow) => {
+  const hours = Math.round((new Date(row.expired_at!).getTime() - new Date(row.finished_at!).getTime()) / 3_600_000);
+  return hours >= 48 ? `${Math.floor(hours / 24)} days` : `${hours} hours`;
+};
+
+export function bulkExportView(row: BulkExportRow, retentionMs = DEFAULT_BULK_EXPORT_RETENTION_MS) {
   return {
     id: row.id,
     workflowId: row.workflow_id,
@@ -111,11 +123,13 @@ export function bulkExportView(row: BulkExportRow) {
     bytes: row.bytes,
     sha256: row.sha256,
     download: row.state === 'completed' ? `${bulkExportLocation(row.id)}/file` : null,
+    expiresAt: row.state === 'completed' && row.finished_at ? new Date(new Date(row.finished_at).getTime() + retentionMs).toISOString() : null,
+    expiredAt: row.expired_at ? new Date(row.expired_at).toISOString() : null,
   };
 }
 
-export async function bulkExportStatus(deps: Pick<ApiDeps, 'db'>, actor: Actor, id: string) {
-  return bulkExportView(await ownExport(deps.db, actor, id));
+export async function bulkExportStatus(deps: Pick<ApiDeps, 'db' | 'config'>, actor: Actor, id: string) {
+  return bulkExportView(await ownExport(deps.db, actor, id), deps.config.bulkExports?.retentionMs);
 }
 
 /**
@@ -145,6 +159,13 @@ export async function downloadBulkExport(deps: Pick<ApiDeps, 'db' | 'log'>, acto
         });
     }
     throw err;
+  }
+  if (row.state === 'expired') {
+    await appendAudit(db, { ...audited, action: 'bulk_export.download_expired', details: { kind: row.kind, period: row.period } });
+    throw problems.gone(
+      'bulk-export-expired',
+      `the file was deleted at ${new Date(row.expired_at!).toISOString()}, ${retentionText(row)} after it was written (BULK_EXPORT_RETENTION); ask for a new export`,
+    );
   }
   if (row.state !== 'completed') {
     throw problems.conflict(

@@ -1,54 +1,16 @@
 import assert from 'node:assert/strict';
 import { coaTextFromPrompt, proposeCoaFields, ruleBasedCoa, validateCoaProposal } from '../../activities/llm/coa';
-import { llmSetupFromConfig, type LlmSetup } from '../../activities/llm/setup';
-import { startLlmStub, type LlmStub, type StubProvider } from '../helpers/llm-stubs';
-import { certificate } from './support';
-
-const KEYS = { anthropic: 'sk-ant-test-key', openai: 'sk-openai-test-key' };
-
-const good = (text: string) => {
-  const lot = /Lot No\.: (\S+)/.exec(text)![1];
-  return JSON.stringify({
-    supplier: 'Acme Reagents GmbH',
-    product: 'Sodium chloride, ACS grade',
-    lotNumber: lot,
-    expiryDate: '2028-03-31',
-    parameters: [
-      { name: 'Assay', result: '99.7 %', specification: '>= 99.0 %' },
-      { name: 'pH (5 % solution)', result: '6.4', specification: '5.0 - 9.0' },
-      { name: 'Loss on drying', result: '0.05 %', specification: '<= 0.2 %' },
-    ],
-  });
-};
+import type { LlmSetup } from '../../activities/llm/setup';
+import type { LlmStub, StubProvider } from '../helpers/llm-stubs';
+import { startLlmStubs, stubLlmSetup } from '../soap-summary/support';
+import { certificate, goodAnswer as good } from './support';
 
 describe('certificate-of-analysis extraction through the provider chain', () => {
   let stubs: Record<StubProvider, LlmStub>;
   let llm: LlmSetup;
   before(async () => {
-    stubs = {
-      anthropic: await startLlmStub('anthropic', { apiKey: KEYS.anthropic }),
-      openai: await startLlmStub('openai', { apiKey: KEYS.openai }),
-      ollama: await startLlmStub('ollama'),
-    };
-    llm = llmSetupFromConfig({
-      LLM_PROVIDERS: 'anthropic,openai,ollama',
-      ANTHROPIC_API_KEY: KEYS.anthropic,
-      ANTHROPIC_BASE_URL: stubs.anthropic.url,
-      ANTHROPIC_MODEL: 'claude-sonnet-4-5',
-      OPENAI_API_KEY: KEYS.openai,
-      OPENAI_BASE_URL: stubs.openai.url,
-      OPENAI_MODEL: 'gpt-4.1-mini',
-      OLLAMA_HOST: stubs.ollama.url,
-      OLLAMA_MODEL: 'llama3.1:8b',
-      OLLAMA_NUM_CTX: 8192,
-      LLM_TIMEOUT: '2s',
-      OLLAMA_TIMEOUT: '2s',
-      LLM_MAX_TOKENS: 1024,
-      LLM_MAX_ATTEMPTS: 2,
-      LLM_MAX_RETRY_AFTER: '5s',
-      LLM_CIRCUIT_FAILURES: 1000,
-      LLM_CIRCUIT_COOLDOWN: '1m',
-    });
+    stubs = await startLlmStubs();
+    llm = stubLlmSetup(stubs);
   });
   after(() => Promise.all(Object.values(stubs).map((s) => s.stop())));
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomInt, randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BulkExportInput, BulkExportResult } from '../../common/bulk-export';
+import type { BulkExportExpiryInput, BulkExportInput, BulkExportResult } from '../../common/bulk-export';
 import { workflowIds } from '../../common/ids';
 import { fetchFixture, saveFixture } from '../../workers/replay';
 import { createCapa } from '../capa/support';
@@ -73,5 +73,20 @@ describe('capturing bulk-export replay fixtures from real runs', () => {
     const row = await waitFor(() => testEnv().db('bulk_exports').where({ id, state: 'failed' }).first(), 'the failed export');
     assert.match(row.error, /more than 0 records.*BULK_EXPORT_MAX_RECORDS/);
     await save('failed-too-large', workflowIds.bulkExport(id));
+  });
+
+  it('captures the hourly expiry deleting the file of an export older than the retention', async () => {
+    const res = await p.api('POST', '/api/v1/bulk-exports', { key: u.qa.apiKey, body: { kind: 'capas', year, format: 'json' } });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    await testEnv().client.workflow.getHandle(res.body.workflowId).result();
+    await testEnv().db('bulk_exports').where({ id: res.body.id }).update({ finished_at: testEnv().db.raw(`now() - interval '8 days'`) });
+    const workflowId = `bulk-export-expiry:capture-${randomUUID().slice(0, 6)}`;
+    const result = (await testEnv().client.workflow.execute('bulkExportExpiryWorkflow', {
+      workflowId,
+      taskQueue: p.taskQueue,
+      args: [{ retention: '7d' } satisfies BulkExportExpiryInput],
+    })) as { expired: number };
+    assert.ok(result.expired >= 1);
+    await save('expiry-expired', workflowId);
   });
 });

@@ -41,20 +41,23 @@ function summaryEndingOf(f: NamedFixture): string {
 
 export const expectations: Record<string, FolderExpectation> = {
   'coa-extraction': {
-    covers: 'for a certificate proposed by the rule-based fallback and confirmed with a correction',
-    minFixtures: 1,
+    covers:
+      "for a certificate proposed by the rule-based fallback and confirmed with a correction (before 'coa-provider-attempts'), and one whose providers were each their own activity (retried, a larger budget), rejected",
+    minFixtures: 2,
     workflowId: /^coa-extraction:[0-9a-f-]{36}$/,
     minEvents: 10,
     workflowTypes: ['coaExtractionWorkflow'],
   },
   'bulk-export': {
-    covers: 'for a completed bulk export and one refused by the run for outgrowing the limit',
-    minFixtures: 2,
-    workflowId: /^bulk-export:[0-9a-f-]{36}$/,
+    covers: 'for a completed bulk export, one refused by the run for outgrowing the limit, and the expiry of an old file',
+    minFixtures: 3,
+    workflowId: /^bulk-export:[0-9a-f-]{36}$|^bulk-export-expiry:capture-[0-9a-f]{6}$/,
     minEvents: 11,
-    workflowTypes: ['bulkExportWorkflow'],
+    workflowTypes: ['bulkExportExpiryWorkflow', 'bulkExportWorkflow'],
     more(fixtures) {
-      const endings = fixtures.map((f) => JSON.parse(payloadTexts(f.history.events?.at(-1)?.workflowExecutionCompletedEventAttributes?.result)[0] ?? '{}').state);
+      const endings = fixtures
+        .filter((f) => workflowTypeOf(f) === 'bulkExportWorkflow')
+        .map((f) => JSON.parse(payloadTexts(f.history.events?.at(-1)?.workflowExecutionCompletedEventAttributes?.result)[0] ?? '{}').state);
       assert.deepEqual(endings.sort(), ['completed', 'failed']);
     },
   },

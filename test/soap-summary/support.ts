@@ -43,6 +43,15 @@ export interface SummaryRig {
   stop(): Promise<void>;
 }
 
+/** The three providers' local servers, speaking their protocols. */
+export async function startLlmStubs(): Promise<Record<StubProvider, LlmStub>> {
+  return {
+    anthropic: await startLlmStub('anthropic', { apiKey: KEYS.anthropic }),
+    openai: await startLlmStub('openai', { apiKey: KEYS.openai }),
+    ollama: await startLlmStub('ollama'),
+  };
+}
+
 /**
  * The platform with the three LLM providers configured against local servers that speak their protocols. The client
  * gives up on a silent provider after two seconds so hangs are quick to test; the circuit breaker trips only when a
@@ -51,11 +60,7 @@ export interface SummaryRig {
 export async function startSummaryRig(
   options: { summary?: Partial<SummarySettings>; circuitFailures?: number; order?: string; platform?: PlatformOptions } = {},
 ): Promise<SummaryRig> {
-  const stubs = {
-    anthropic: await startLlmStub('anthropic', { apiKey: KEYS.anthropic }),
-    openai: await startLlmStub('openai', { apiKey: KEYS.openai }),
-    ollama: await startLlmStub('ollama'),
-  };
+  const stubs = await startLlmStubs();
   const llm = stubLlmSetup(stubs, { order: options.order, circuitFailures: options.circuitFailures });
   const summary: SummarySettings = {
     providers: llm.order,

@@ -3,6 +3,7 @@ import {
   ApplicationFailure,
   allHandlersFinished,
   condition,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -11,12 +12,15 @@ import type { Activities } from '../../activities';
 import {
   coaStateQuery,
   confirmCoaUpdate,
+  rejectCoaUpdate,
   type CoaExtractionInput,
   type CoaExtractionState,
   type ConfirmCoaArgs,
+  type RejectCoaArgs,
 } from '../../common/coa-extraction';
 import { FailureType, refuse } from '../../common/failures';
 import { requireProof, undoneIfRefused } from '../lib/proof';
+import { askProviders } from './providers';
 
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
@@ -24,27 +28,33 @@ const acts = proxyActivities<Activities>({
 });
 
 /** Shape checks only: the recording activity checks the grant and the person's role as Postgres knows them. */
-export function validateConfirm(state: CoaExtractionState, confirming: boolean, args: ConfirmCoaArgs): void {
+export function validateDecision(state: CoaExtractionState, deciding: boolean, args: ConfirmCoaArgs | RejectCoaArgs): void {
   requireProof(args);
-  if (!args.actor.roles.includes('qa_manager')) refuse(FailureType.Forbidden, 'only quality (qa_manager) confirms a certificate’s fields');
-  if (confirming) refuse(FailureType.DuplicateDecision, 'another confirmation is being recorded');
+  if (!args.actor.roles.includes('qa_manager')) refuse(FailureType.Forbidden, 'only quality (qa_manager) confirms or rejects a certificate’s fields');
+  if (deciding) refuse(FailureType.DuplicateDecision, 'another decision is being recorded');
   if (state.stage !== 'proposed') refuse(FailureType.WrongStage, `the extraction is ${state.stage}, not awaiting confirmation`);
+}
+
+export function validateConfirm(state: CoaExtractionState, confirming: boolean, args: ConfirmCoaArgs): void {
+  validateDecision(state, confirming, args);
   const f = args.fields as unknown as Record<string, unknown> | null;
   if (!f || typeof f !== 'object' || !Array.isArray(f.parameters)) refuse(FailureType.InvalidInput, 'the confirmed fields are incomplete');
 }
 
 /**
  * One certificate of analysis: its fields are proposed (provider chain, then rules) and checked against its text,
- * then the run waits for a quality person to confirm or correct them; only then are they recorded.
+ * then the run waits for a quality person to confirm or correct them (only then are they recorded, on the
+ * incoming inspection too) or to reject them (nothing recorded).
  */
 export async function coaExtractionWorkflow(input: CoaExtractionInput): Promise<CoaExtractionState> {
   const state: CoaExtractionState = { extractionId: input.extractionId, stage: 'requested', source: null, confirmedBy: null };
-  let confirming = false;
+  let deciding = false;
+  const decided = () => state.stage === 'confirmed' || state.stage === 'rejected';
   setHandler(coaStateQuery, () => state);
   setHandler(
     confirmCoaUpdate,
     async (args) => {
-      confirming = true;
+      deciding = true;
       try {
         const done = await undoneIfRefused(
           () =>
@@ -67,15 +77,36 @@ export async function coaExtractionWorkflow(input: CoaExtractionInput): Promise<
         state.confirmedBy = done.confirmedBy;
         return state;
       } finally {
-        confirming = false;
+        deciding = false;
       }
     },
-    { validator: (args) => validateConfirm(state, confirming, args) },
+    { validator: (args) => validateConfirm(state, deciding, args) },
   );
-  const proposed = await acts.proposeCoaExtraction({ extractionId: input.extractionId });
+  setHandler(
+    rejectCoaUpdate,
+    async (args) => {
+      deciding = true;
+      try {
+        await undoneIfRefused(
+          () => acts.recordCoaRejection({ workflowId: workflowInfo().workflowId, extractionId: input.extractionId, ...args }),
+          () => undefined,
+        );
+        state.stage = 'rejected';
+        return state;
+      } finally {
+        deciding = false;
+      }
+    },
+    { validator: (args) => validateDecision(state, deciding, args) },
+  );
+  // Each provider its own activity, retried per the error table, with a larger budget after a truncated answer.
+  const proposed =
+    input.providers && input.attempt && patched('coa-provider-attempts')
+      ? await askProviders(input.extractionId, input.providers, input.attempt)
+      : await acts.proposeCoaExtraction({ extractionId: input.extractionId });
   state.source = proposed.source;
   state.stage = 'proposed';
-  await condition(() => state.stage === 'confirmed');
+  await condition(decided);
   await condition(allHandlersFinished);
   return state;
 }
