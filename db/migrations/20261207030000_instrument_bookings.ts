@@ -31,6 +31,10 @@ export async function up(knex: Knex): Promise<void> {
     create index instrument_booking_steps_reservation on instrument_booking_steps (reservation_id, occurred_at);
     create index instrument_reservations_booking_keyset on instrument_reservations (instrument_id, lower(period), id) where kind = 'booking';
     create index instrument_reservations_requester_keyset on instrument_reservations (requester_id, lower(period), id) where kind = 'booking';
+    create trigger instrument_booking_steps_append_only before update or delete on instrument_booking_steps
+      for each row execute function append_only_refuse_change();
+    create trigger instrument_booking_steps_no_truncate before truncate on instrument_booking_steps
+      for each statement execute function append_only_refuse_change();
   `);
 }
 

@@ -70,6 +70,13 @@ export async function up(knex: Knex): Promise<void> {
   for (const [docType, items] of Object.entries(SEEDED_CHECKLISTS)) {
     await knex('precheck_checklists').insert({ doc_type: docType, version: 1, items: JSON.stringify(items) });
   }
+  // A checklist version, once written, is what findings were judged against: never changed, never removed.
+  await knex.raw(`
+    create trigger precheck_checklists_append_only before update or delete on precheck_checklists
+      for each row execute function append_only_refuse_change();
+    create trigger precheck_checklists_no_truncate before truncate on precheck_checklists
+      for each statement execute function append_only_refuse_change();
+  `);
 }
 
 export async function down(knex: Knex): Promise<void> {
