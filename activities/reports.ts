@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import { FailureType } from '../common/failures';
 import { workflowIds } from '../common/ids';
 import { boundReportReleaseArgs, REPORT_RELEASE, type ReportInput } from '../common/reports';
+import { FINAL_ANALYSIS_STATES } from '../common/results';
 import type { SignatureInput } from '../common/signatures';
 import { appendAudit } from '../db/audit';
 import { queueNotifications } from '../db/notifications';
@@ -28,7 +29,8 @@ export interface ReportRef {
 
 const nonRetryable = (type: FailureType, message: string) => ApplicationFailure.create({ type, message, nonRetryable: true });
 const OPEN_ANALYSIS_STATES = ['pending', 'resulted', 'to_be_verified', 'verified', 'autoverified'];
-const SETTLED_ANALYSIS_STATES = ['released', 'cancelled'];
+/** An analysis is settled once it ends: released, or ended without a result (cancelled, retracted, rejected). */
+const SETTLED_ANALYSIS_STATES: readonly string[] = FINAL_ANALYSIS_STATES;
 
 /** The lab as its reports print it, when the worker was given no settings (LAB_NAME, LAB_ADDRESS). */
 export const DEFAULT_LAB = { name: 'labflow laboratory', address: '' };
@@ -182,6 +184,9 @@ export function reportActivities(deps: ActivityDeps) {
         }
         await requireGate(trx, actor, { activity: RESULT_RELEASE, roles: ['lab_director'] }, { entityType: 'report', entityId: ref.workflowId });
         const sample = await trx('samples').where({ id: ref.sampleId }).forUpdate().first('submitter_id');
+        // The sample's analyses are locked before the content is assembled: a retraction, retest or rejection
+        // recorded at the same moment waits, so the signed report never shows a result withdrawn meanwhile.
+        await trx('analyses').where({ sample_id: ref.sampleId }).forUpdate().select('id');
         const correction = await correctionOf(trx, row);
         const { content, contentHash, unverified, verifiedAnalyses } = await assembleReportContent(trx, ref.sampleId, correction);
         if (unverified.length) {
@@ -234,7 +239,8 @@ export function reportActivities(deps: ActivityDeps) {
           });
         const releasing = verifiedAnalyses.filter((a) => a.state !== 'released');
         for (const a of releasing) {
-          await trx('analyses').where({ id: a.id, state: a.state }).update({ state: 'released', updated_at: trx.fn.now() });
+          const moved = await trx('analyses').where({ id: a.id, state: a.state, frozen: false }).update({ state: 'released', updated_at: trx.fn.now() });
+          if (moved !== 1) throw nonRetryable(FailureType.StaleContentHash, 'a result on the report changed while it was released; read it again');
           await appendAudit(trx, {
             actorId: actor.userId,
             actor: actor.username,
@@ -305,11 +311,16 @@ export function reportActivities(deps: ActivityDeps) {
             idempotencyKey: activityKey(a.id),
           });
         }
-        return { workflowIds: cancelled.map((a) => a.workflow_id) };
+        // A retry after a crash finds them cancelled already: it answers them all the same, so their runs are told.
+        const ended: string[] = await trx('analyses')
+          .where({ sample_id: p.sampleId, frozen: false, state: 'cancelled', reason: 'specimen rejected' })
+          .whereIn('test_code', rejected)
+          .pluck('workflow_id');
+        return { workflowIds: [...new Set([...cancelled.map((a) => a.workflow_id), ...ended])] };
       });
     },
 
-    /** Whether every accepted test's newest analysis is released or cancelled (and there is one at least). */
+    /** Whether every accepted test's newest analysis has ended (and there is one at least). */
     async sampleTestsSettled(p: { sampleId: string }): Promise<{ settled: boolean; analyses: number }> {
       const sample = await db('samples').where({ id: p.sampleId }).first('requested_tests', 'rejected_tests');
       const accepted = (sample.requested_tests as string[]).filter((t) => !(sample.rejected_tests as string[]).includes(t));

@@ -208,6 +208,8 @@ export interface SampleIntakeInput {
   /** Batch intake: a specimen in hand, received and inspected at once; accepted without a person when it passes. */
   arrival?: { receipt: ReceiptArgs; inspection: InspectArgs; autoAccept: boolean };
   resume?: SampleIntakeState;
+  /** A run continued as new while a change of its tests was still to be looked at: the new run looks first. */
+  recheckTests?: boolean;
 }
 
 export interface Piece {

@@ -15,6 +15,7 @@ import {
   type AnalysisAction,
   type AnalysisState,
 } from '../../common/results';
+import type { DeltaCheck } from '../../common/result-rules';
 import type { Actor, Role } from '../../common/roles';
 import type { SignatureInput } from '../../common/signatures';
 import type { ApiDeps } from '../deps';
@@ -164,8 +165,16 @@ export function resultRoutes(deps: ApiDeps): RouteSpec[] {
       handler: async ({ params, actor, ctx }) => {
         requireSampleAccess(await loadSample(db, params.accession), actor);
         const view = await analysisView(db, await loadAnalysis(db, params.accession, params.test));
-        await phi.read(ctx, actor, { kind: 'analysis', patientIds: [], recordIds: [view.workflowId] });
-        ctx.body = view;
+        // The delta check's previous result may be on another sample (another clinician's): the lab sees it, and
+        // reading it is part of this access event; a clinician sees only whether the check was exceeded.
+        const lab = actor.roles.some((r) => (LAB as readonly string[]).includes(r));
+        const delta = view.result?.deltaCheck as DeltaCheck | undefined;
+        const previous = lab ? delta?.previous?.workflowId : undefined;
+        await phi.read(ctx, actor, { kind: 'analysis', patientIds: [], recordIds: [view.workflowId, ...(previous ? [previous] : [])] });
+        ctx.body =
+          lab || !delta || !view.result
+            ? view
+            : { ...view, result: { ...view.result, deltaCheck: { ...delta, previous: null, difference: null, percentChange: null } } };
       },
     }),
     analysisAction({

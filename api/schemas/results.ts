@@ -79,7 +79,10 @@ export const analysisAnswer = z.looseObject({
           limit: z.number(),
           kind: z.enum(['absolute', 'percent']),
           windowHours: z.int().nullable(),
-          previous: z.looseObject({ workflowId: z.string(), value: z.number(), collectedAt: z.string() }).nullable(),
+          previous: z
+            .looseObject({ workflowId: z.string(), value: z.number(), collectedAt: z.string() })
+            .nullable()
+            .describe('null when there is none, and for a reader outside the lab (with difference and percentChange)'),
           difference: z.number().nullable(),
           percentChange: z.number().nullable(),
           exceeded: z.boolean().nullable().describe('null: no previous result to compare with'),

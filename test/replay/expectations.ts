@@ -162,6 +162,19 @@ export const expectations: Record<string, FolderExpectation> = {
       for (const f of fixtures) assert.deepEqual(encryptionKeyIdsIn(f.history), [], `${f.file} holds encrypted payloads`);
     },
   },
+  bookings: {
+    covers: 'for a booking approved by a single approver, checked into and checked out at end + grace, and one bumped when its instrument went into maintenance',
+    minFixtures: 2,
+    workflowId: /^booking:[0-9a-f-]{36}$/,
+    minEvents: 10,
+    workflowTypes: ['bookingWorkflow'],
+    more(fixtures) {
+      const events = fixtures.flatMap((f) => f.history.events ?? []);
+      assert.ok(events.some((e) => e.timerFiredEventAttributes), 'a timer that fired (the automatic check-out)');
+      assert.ok(events.some((e) => e.workflowExecutionSignaledEventAttributes), 'a run told of its bump');
+      for (const f of fixtures) assert.deepEqual(encryptionKeyIdsIn(f.history), [], `${f.file} holds encrypted payloads`);
+    },
+  },
   'critical-calls': {
     covers: 'for a call escalated after failed attempts (one a mismatched read-back) and confirmed by the lab director, and one escalated at once for want of an ordering provider',
     minFixtures: 2,

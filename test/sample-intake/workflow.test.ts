@@ -82,6 +82,8 @@ describe('the sample-intake workflow with stub activities', () => {
     // No analysis runs here (their activities are not stubbed): the sample completes on its instrument results.
     sampleTestsSettled: () => ({ settled: false, analyses: 0 }),
     cancelAnalysesOfRejection: () => ({ workflowIds: [] }),
+    // A specimen rejected in full asks whether its report is due; no report run is stubbed, so none is.
+    reportDue: record('reportDue', () => ({ workflowId: null })),
     sampleTimerFired: record('sampleTimerFired', () => ['outbox-timer']),
     deliverEmails: record('deliverEmails', () => undefined),
     batchSamplePage: record('batchSamplePage', (args) => {
@@ -250,6 +252,8 @@ describe('the sample-intake workflow with stub activities', () => {
       ],
     );
     assert.equal(calls.filter((c) => c.name === 'deliverEmails' && (c.args as unknown as string[])[0] === 'outbox-1').length >= 2, true);
+    const asked = calls.filter((c) => c.name === 'reportDue' && c.args.accession === full.accession);
+    assert.equal(asked.length, 1, 'the full rejection asked once whether its report is due');
   });
 
   it('refuses a store on a position taken meanwhile and leaves the sample where it was', async () => {

@@ -84,6 +84,7 @@ export async function sampleIntakeWorkflow(input: SampleIntakeInput): Promise<Sa
   onUpdate(reinstateUpdate, (reinstatement) => sample.reinstate(reinstatement), validators.validateReinstatement);
 
   if (!input.resume) await sample.begin();
+  if (input.recheckTests) sample.recheckTests();
 
   for (;;) {
     await sample.completeWhenResulted();
@@ -96,7 +97,13 @@ export async function sampleIntakeWorkflow(input: SampleIntakeInput): Promise<Sa
     await sample.waitForChangeOrTimer();
     if (workflowInfo().continueAsNewSuggested) {
       await sample.settle();
-      await continueAsNew<typeof sampleIntakeWorkflow>({ ...input, arrival: undefined, resume: sample.state });
+      // A change of the tests that woke this wait is looked at by the next run (its input says so).
+      await continueAsNew<typeof sampleIntakeWorkflow>({
+        ...input,
+        arrival: undefined,
+        resume: sample.state,
+        recheckTests: sample.testsChangePending,
+      });
     }
   }
 }

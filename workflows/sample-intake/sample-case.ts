@@ -466,6 +466,16 @@ export class SampleCase {
 
   // ----- completion and timers -----
 
+  /** Whether a change of the tests is still to be looked at (carried across continue-as-new). */
+  get testsChangePending(): boolean {
+    return this.testsChanged;
+  }
+
+  /** A run continued as new with a change still to look at: the first completion check asks Postgres. */
+  recheckTests(): void {
+    this.testsChanged = true;
+  }
+
   /** An analysis of this sample ended: the run asks Postgres whether every test has. */
   onTestsChanged(): void {
     this.testsChanged = true;
