@@ -212,8 +212,8 @@ async function viaApi(p: BenchPlatform, who: People, accession: string, i: numbe
     }
     await sleep(20);
   }
-  // The row shows `awaiting_release` when the assembly step committed; its run may take a moment more to accept a
-  // release (409 "still being assembled"), which a client retries.
+  // The row shows `awaiting_release` once the assembly step committed; the run accepts a release from then on (it
+  // waits for its own assembly). A 409 "still being assembled" would be retried here, and counted.
   for (;;) {
     check();
     const res = await call(p, 'POST', `/samples/${accession}/reports/v1/release`, who.directorLogin.apiKey, {

@@ -16,8 +16,9 @@ export async function reportWorkflow(input: ReportInput): Promise<ReportState> {
   setHandler(
     releaseReportUpdate,
     async (args) => {
-      // One release at a time: a second, concurrent one meets the first's outcome.
-      await condition(() => !releasing);
+      // Once assembled (a release read from the record may arrive a moment before the run has its answer), and one
+      // release at a time: a second, concurrent one meets the first's outcome.
+      await condition(() => !releasing && report.state.state !== 'assembling');
       validateRelease(report.state, args);
       releasing = true;
       try {
@@ -27,7 +28,7 @@ export async function reportWorkflow(input: ReportInput): Promise<ReportState> {
       }
       return report.state;
     },
-    { validator: (args) => validateRelease(report.state, args) },
+    { validator: (args) => validateRelease(report.state, args, { whileAssembling: 'accept' }) },
   );
 
   await report.assemble();
