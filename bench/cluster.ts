@@ -35,7 +35,7 @@ import { runInOwnProcessGroup } from '../scripts/lib/process-group';
 import { createBenchDatabase } from './lib/bench-database';
 import { startBenchPostgres } from './lib/bench-postgres';
 import { residentMemory, startBenchProcesses } from './lib/bench-processes';
-import { benchRun } from './lib/bench-run';
+import { benchRun, UNTRIPPED_LIMITS } from './lib/bench-run';
 import { startBenchCluster, startBenchDevServer, type BenchTemporal } from './lib/bench-servers';
 import { APPROVAL_ACTIONS, INTAKE_ACTIONS, LabClient, onLanes, Timings, type Action, type LanePeople } from './lib/lab-flows';
 import { median, percentile } from './lib/stats';
@@ -58,13 +58,6 @@ const OPEN_CHECKPOINTS = [
   .sort((a, b) => a - b);
 const CHECKPOINT_SAMPLES = bench.intSetting('BENCH_CHECKPOINT_SAMPLES', 50);
 const PASSWORD = 'bench-signing-password';
-/** High enough that nothing is refused; every request still pays for its counting. */
-const UNTRIPPED_LIMITS = {
-  RATE_LIMIT_POINTS: '1000000000',
-  RATE_LIMIT_IP_POINTS: '1000000000',
-  RATE_LIMIT_SIGNING_POINTS: '1000000000',
-  RATE_LIMIT_CONCURRENT: '1000',
-};
 const ACTIONS: Action[] = [...APPROVAL_ACTIONS, ...INTAKE_ACTIONS];
 
 type ConfigName = 'dev' | 'cluster-1' | 'cluster-2';

@@ -22,7 +22,7 @@ import { grantAction } from '../api/signing';
 import { webhookSignature } from '../api/routes/sample-intake-webhooks';
 import { writeEntry } from '../api/services/results';
 import type { Actor } from '../common/roles';
-import { benchRun } from './lib/bench-run';
+import { benchRun, UNTRIPPED_LIMITS } from './lib/bench-run';
 import { startBenchPlatform, type BenchPlatform } from './lib/bench-platform';
 import { median, percentile } from './lib/stats';
 
@@ -298,7 +298,8 @@ async function onLanes(accessions: string[], job: (accession: string, i: number)
 }
 
 run(async () => {
-  const p = await startBenchPlatform(say);
+  // The lab director signs every release: the signing limit of a person at a keyboard would refuse the bench.
+  const p = await startBenchPlatform(say, { settings: UNTRIPPED_LIMITS });
   try {
     const who = await people(p);
     const version = Number((await p.db('autoverification_rule_sets').where({ test_code: TEST }).max({ v: 'version' }).first())?.v ?? 0);
