@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { classifyLlmError, LlmError, type LlmErrorKind } from './errors';
 import type { LlmSetup } from './setup';
 import type { LlmProviderName, SummaryPrompt } from './types';
+import { parseJsonAnswer } from './json-answer';
 
 /**
  * Certificate-of-analysis (CoA) extraction for incoming inspection: the fields a supplier's certificate states,
@@ -86,19 +87,6 @@ export function coaTextFromPrompt(user: string): string {
 /** Case and runs of whitespace do not matter when looking a value up in the certificate. */
 const normalize = (text: string) => text.replace(/\s+/g, ' ').trim().toLowerCase();
 
-function parseAnswer(text: string): unknown {
-  // Models often fence JSON; the object itself is what counts.
-  const fenced = /```(?:json)?\s*([\s\S]*?)```/i.exec(text);
-  const body = (fenced ? fenced[1] : text).trim();
-  const start = body.indexOf('{');
-  const end = body.lastIndexOf('}');
-  if (start < 0 || end < start) return undefined;
-  try {
-    return JSON.parse(body.slice(start, end + 1));
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Checks a proposal against the certificate it came from: every field present, a non-empty string (parameters a
@@ -108,7 +96,7 @@ function parseAnswer(text: string): unknown {
 export function validateCoaProposal(source: string, proposal: unknown): CoaValidation {
   const issues: CoaIssue[] = [];
   const accepted: Partial<CoaFields> = {};
-  if (typeof proposal === 'string') proposal = parseAnswer(proposal);
+  if (typeof proposal === 'string') proposal = parseJsonAnswer(proposal);
   if (typeof proposal !== 'object' || proposal === null || Array.isArray(proposal)) {
     return { ok: false, issues: [{ field: '$', code: 'not_json' }], accepted };
   }

@@ -3,6 +3,7 @@ import { FINDING_STATUSES, type ChecklistItem, type FindingStatus } from '../../
 import { classifyLlmError, LLM_ERROR_POLICY, nextStep, type LlmErrorKind } from './errors';
 import type { LlmSetup } from './setup';
 import type { LlmProviderName, SummaryPrompt } from './types';
+import { parseJsonAnswer } from './json-answer';
 
 /**
  * The compliance pre-check of a document version: findings against the checklist of its document type, asked of
@@ -73,25 +74,13 @@ export function buildPrecheckPrompt(text: string, items: ChecklistItem[]): Summa
 /** Runs of whitespace (a model reflowing lines) do not matter; every other character must match. */
 const squash = (text: string) => text.replace(/\s+/g, ' ').trim();
 
-function parseAnswer(text: string): unknown {
-  const fenced = /```(?:json)?\s*([\s\S]*?)```/i.exec(text);
-  const body = (fenced ? fenced[1] : text).trim();
-  const start = body.indexOf('{');
-  const end = body.lastIndexOf('}');
-  if (start < 0 || end < start) return undefined;
-  try {
-    return JSON.parse(body.slice(start, end + 1));
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Keeps the findings that name a checklist item, carry a known status and quote the document verbatim (up to
  * whitespace); the rest are dropped with the reason. A "met" without a quote is dropped as well: nothing shows it.
  */
 export function validatePrecheckAnswer(text: string, items: ChecklistItem[], answer: unknown): PrecheckValidation {
-  if (typeof answer === 'string') answer = parseAnswer(answer);
+  if (typeof answer === 'string') answer = parseJsonAnswer(answer);
   const list = (answer as { findings?: unknown } | null)?.findings;
   if (!Array.isArray(list)) return { ok: false, findings: [], dropped: [] };
   const byId = new Map(items.map((i) => [i.id, i]));
