@@ -9,6 +9,8 @@ import {
   type CallOutcome,
   type CriticalCallInput,
   type CriticalCallSettings,
+  type CriticalCallStateName,
+  type WithdrawalReason,
 } from '../common/critical-calls';
 import { durationMs } from '../common/durations';
 import { FailureType } from '../common/failures';
@@ -65,25 +67,30 @@ export function criticalCallActivities(deps: ActivityDeps) {
     async openCriticalCall(p: { workflowId: string; input: CriticalCallInput }): Promise<{
       callId: string;
       hasOrderingProvider: boolean;
-      state: 'calling' | 'escalated' | 'notified';
+      state: CriticalCallStateName;
       settings: CriticalCallSettings;
       openedAt: string;
     }> {
       const { input, workflowId } = p;
       const running = Context.current().info.workflowExecution?.workflowId;
-      if (running !== workflowId || workflowId !== workflowIds.criticalCall(input.accession, input.test, input.retestNumber)) {
-        throw refused(FailureType.NotFound, `${workflowId} is not the call of ${input.test} of ${input.accession}`);
-      }
+      const notThisCall = () => refused(FailureType.NotFound, `${workflowId} is not the call of ${input.test} of ${input.accession}`);
+      if (running !== workflowId) throw notThisCall();
       return db.transaction(async (trx) => {
+        // The analysis's recording step opened the call (and chose its workflow ID); a run started before it did so
+        // opens the analysis's first call here.
         const existing = await trx('critical_calls').where({ workflow_id: workflowId }).first();
-        const answer = (row: { id: string; ordering_provider_id: string | null; state: 'calling' | 'escalated' | 'notified'; opened_at: Date; max_attempts: number }) => ({
+        const answer = (row: { id: string; ordering_provider_id: string | null; state: CriticalCallStateName; opened_at: Date; max_attempts: number }) => ({
           callId: row.id,
           hasOrderingProvider: row.ordering_provider_id !== null,
           state: row.state,
           settings: { ...settings, maxAttempts: row.max_attempts },
           openedAt: new Date(row.opened_at).toISOString(),
         });
-        if (existing) return answer(existing);
+        if (existing) {
+          if (existing.analysis_id !== input.analysisId || existing.accession !== input.accession || existing.test_code !== input.test) throw notThisCall();
+          return answer(existing);
+        }
+        if (workflowId !== workflowIds.criticalCall(input.accession, input.test, input.retestNumber)) throw notThisCall();
         const analysis = await trx('analyses').where({ id: input.analysisId, workflow_id: input.analysisWorkflowId }).first('id', 'sample_id', 'accession', 'test_code');
         if (!analysis || analysis.accession !== input.accession || analysis.test_code !== input.test) {
           throw refused(FailureType.NotFound, `${input.analysisWorkflowId} is not an analysis of ${input.test} of ${input.accession}`);
@@ -150,6 +157,9 @@ export function criticalCallActivities(deps: ActivityDeps) {
           throw new Refusal('not_from_labflow', actor.userId);
         }
         if (call.state === 'notified') throw refused(FailureType.RunFinished, `the critical-value call for ${ref.test} of ${ref.accession} is already confirmed`);
+        if (call.state === 'withdrawn') {
+          throw refused(FailureType.CriticalCallWithdrawn, `the critical-value call for ${ref.test} of ${ref.accession} was withdrawn: the value is no longer critical`);
+        }
         const analysis = await trx('analyses').where({ id: call.analysis_id }).first('current_entry_id');
         const entry = await trx('analysis_entries').where({ id: analysis.current_entry_id }).first('id', 'numeric_value', 'unit', 'flag');
         if (!entry || !isCriticalFlag(entry.flag)) {
@@ -201,14 +211,18 @@ export function criticalCallActivities(deps: ActivityDeps) {
      * notice (SMS and Slack at once, email and in-app, up the escalation chain until acknowledged) naming the
      * accession and the test only. Answers the notice to run; the same escalation again writes nothing.
      */
-    async escalateCriticalCall(p: { ref: CallRef; reason: 'attempts' | 'deadline' | 'no_ordering_provider' }): Promise<{ noticeIds: string[]; outboxIds: string[] }> {
+    async escalateCriticalCall(p: {
+      ref: CallRef;
+      reason: 'attempts' | 'deadline' | 'no_ordering_provider';
+    }): Promise<{ noticeIds: string[]; outboxIds: string[]; state?: CriticalCallStateName }> {
       const { ref, reason } = p;
       return db.transaction(async (trx) => {
         const call = await trx('critical_calls').where({ id: ref.callId, workflow_id: ref.workflowId }).forUpdate().first();
         if (!call || Context.current().info.workflowExecution?.workflowId !== ref.workflowId) {
           throw refused(FailureType.NotFound, `${ref.workflowId} is not this run's call`);
         }
-        if (call.state !== 'calling') return { noticeIds: [], outboxIds: [] };
+        // A call no longer calling is not escalated: one withdrawn meanwhile answers so, and its run ends withdrawn.
+        if (call.state !== 'calling') return { noticeIds: [], outboxIds: [], ...(call.state === 'withdrawn' ? { state: call.state } : {}) };
         await trx('critical_calls').where({ id: call.id }).update({ state: 'escalated', escalated_at: trx.fn.now(), escalation_reason: reason });
         const attempts = Number((await trx('critical_call_attempts').where({ call_id: call.id }).count({ n: '*' }))[0].n);
         await audit(trx, ref, 'critical_call.escalated', null, { reason, attempts });
@@ -227,6 +241,50 @@ export function criticalCallActivities(deps: ActivityDeps) {
           mailDomain,
         );
         return { noticeIds: notice.needsRun ? [notice.noticeId] : [], outboxIds: notice.outboxIds };
+      });
+    },
+
+    /**
+     * What the call's run adopts when told its record moved: the state PostgreSQL shows. A call withdrawn after its
+     * attempts reached someone (REACHED_NO_READBACK: a clinician may have heard a value that no longer stands) or after
+     * the lab director was called in is followed by a notice, written once: urgent to whoever logged an attempt that
+     * reached someone and to the lab directors when someone was reached; normal to the lab directors when the call had
+     * only escalated. The notice names the accession, the test and why, never the value; the lab tells the person
+     * reached (labflow does not call clinicians). Answers the notice to run and the outbox to deliver.
+     */
+    async criticalCallWithdrawal(p: { ref: CallRef }): Promise<{ state: CriticalCallStateName; noticeIds: string[]; outboxIds: string[] }> {
+      const { ref } = p;
+      return db.transaction(async (trx) => {
+        const call = await trx('critical_calls').where({ id: ref.callId, workflow_id: ref.workflowId }).first();
+        if (!call || Context.current().info.workflowExecution?.workflowId !== ref.workflowId) {
+          throw refused(FailureType.NotFound, `${ref.workflowId} is not this run's call`);
+        }
+        if (call.state !== 'withdrawn') return { state: call.state, noticeIds: [], outboxIds: [] };
+        const reachedBy: string[] = await trx('critical_call_attempts')
+          .where({ call_id: call.id, outcome: 'REACHED_NO_READBACK' })
+          .distinct('called_by')
+          .pluck('called_by');
+        const escalated = call.escalated_at !== null;
+        if (!reachedBy.length && !escalated) return { state: 'withdrawn', noticeIds: [], outboxIds: [] };
+        const reason = call.withdrawal_reason as WithdrawalReason;
+        const notice = await writeNotice(
+          trx,
+          {
+            idempotencyKey: `critical-call-withdrawn:${ref.workflowId}`,
+            kind: 'critical_call.withdrawn',
+            priority: reachedBy.length ? 'urgent' : 'normal',
+            subjectType: 'critical_call',
+            subjectId: ref.workflowId,
+            facts: { accession: ref.accession, test: ref.test, reason, reached: reachedBy.length > 0, escalated },
+            link: link(ref),
+            recipients: await resolveRecipients(trx, [
+              ...reachedBy.map((userId) => ({ kind: 'user' as const, userId, username: userId })),
+              { kind: 'role', role: 'lab_director' },
+            ]),
+          },
+          mailDomain,
+        );
+        return { state: 'withdrawn', noticeIds: notice.needsRun ? [notice.noticeId] : [], outboxIds: notice.outboxIds };
       });
     },
   };

@@ -81,6 +81,24 @@ const TEMPLATES: Record<string, Record<number, Template>> = {
       };
     },
   },
+  'critical_call.withdrawn': {
+    // Why the call was withdrawn and what the lab owes the person reached, never the value.
+    1: (n) => {
+      const what = `${str(n.facts.test)} of ${str(n.facts.accession, n.subjectId)}`;
+      const why =
+        n.facts.reason === 'not_critical'
+          ? 'the result was edited to a value that is not critical'
+          : `the result was ${str(n.facts.reason, 'withdrawn')}`;
+      const owed = n.facts.reached
+        ? 'An attempt had reached someone: call them back and tell them the critical value no longer stands.'
+        : 'The lab director had been called in; no further call is needed.';
+      return {
+        title: `Critical-value call withdrawn: ${what}`,
+        body: `The critical-value call for ${what} was withdrawn before anyone read the value back: ${why}. ${owed}`,
+        short: `labflow ${urgentPrefix(n)}critical-value call ${what} withdrawn${n.facts.reached ? ', call back whoever was reached' : ''}:${actOn(n)}`,
+      };
+    },
+  },
   'audit.chain_broken': {
     1: (n) => ({
       title: 'Audit trail verification failed',

@@ -6,6 +6,7 @@ import { boundReportReleaseArgs, REPORT_RELEASE, type ReportInput } from '../com
 import { FINAL_ANALYSIS_STATES } from '../common/results';
 import type { SignatureInput } from '../common/signatures';
 import { appendAudit } from '../db/audit';
+import { withdrawOpenCall } from '../db/critical-calls';
 import { queueNotifications } from '../db/notifications';
 import { resolveRecipients, type Recipient } from '../db/recipients';
 import { assembleReportContent, correctionOf } from '../db/reports';
@@ -309,6 +310,14 @@ export function reportActivities(deps: ActivityDeps) {
             entityId: a.workflow_id,
             details: { accession: p.accession, test: a.test_code, reason: 'specimen rejected' },
             idempotencyKey: activityKey(a.id),
+          });
+          // Its open critical-value call is withdrawn with it; the analysis's run, told of the cancellation, tells the call's run.
+          await withdrawOpenCall(trx, {
+            analysisId: a.id,
+            reason: 'cancelled',
+            by: null,
+            cause: { analysis: a.workflow_id, action: 'analysis.cancel', why: 'specimen rejected' },
+            auditKey: activityKey(`${a.id}:critical-call-withdrawn`),
           });
         }
         // A retry after a crash finds them cancelled already: it answers them all the same, so their runs are told.

@@ -1,6 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Knex } from 'knex';
-import { isCriticalFlag } from '../common/critical-calls';
+import { DEFAULT_CRITICAL_CALL_SETTINGS, isCriticalFlag, type WithdrawalReason } from '../common/critical-calls';
 import { FailureType } from '../common/failures';
 import { workflowIds } from '../common/ids';
 import {
@@ -14,6 +14,7 @@ import {
 import type { Actor } from '../common/roles';
 import type { SignatureInput } from '../common/signatures';
 import { appendAudit } from '../db/audit';
+import { callForCriticalEntry, withdrawOpenCall } from '../db/critical-calls';
 import { instrumentUsability, unusableWhy } from '../db/equipment';
 import { RESULT_VERIFICATION } from '../db/gate';
 import { policyOf } from '../db/results';
@@ -63,10 +64,14 @@ async function requireUsableInstrument(trx: Knex.Transaction, entry: { instrumen
 const notFound = (message: string) => ApplicationFailure.create({ type: FailureType.NotFound, message, nonRetryable: true });
 const invalid = (message: string) => ApplicationFailure.create({ type: FailureType.InvalidInput, message, nonRetryable: true });
 
+/** The ends of an analysis that withdraw its open critical-value call. */
+const WITHDRAWING_ENDS: Partial<Record<AnalysisStateName, WithdrawalReason>> = { retracted: 'retracted', rejected: 'rejected', cancelled: 'cancelled' };
+
 export function resultActivities(deps: ActivityDeps) {
   const { db, publicUrl } = deps;
   const checks = grantChecks(deps);
   const requireGate = gateInTransaction(deps);
+  const criticalCallSettings = deps.criticalCalls ?? DEFAULT_CRITICAL_CALL_SETTINGS;
   const recordRef = (ref: AnalysisRef): RecordRef => ({
     workflowId: ref.workflowId,
     entityType: 'analysis',
@@ -183,7 +188,15 @@ export function resultActivities(deps: ActivityDeps) {
      */
     async recordAnalysisStep(
       step: AnalysisStep & { entryId?: string; reason?: string; verificationsRequired?: number },
-    ): Promise<{ actor: Actor; verifications?: number; retestWorkflowId?: string; criticalCall?: string; reported?: boolean }> {
+    ): Promise<{
+    actor: Actor;
+    verifications?: number;
+    retestWorkflowId?: string;
+    criticalCall?: string;
+    /** The critical-value call this step withdrew (the value stopped being critical): its run is to be told. */
+    withdrawnCall?: string;
+    reported?: boolean;
+  }> {
       const { ref, from, to, proof } = step;
       return checks.recording(recordRef(ref), proof.action, async (trx) => {
         const actor = await proven(trx, ref, proof);
@@ -217,10 +230,29 @@ export function resultActivities(deps: ActivityDeps) {
             await moveState(trx, ref, from, { state: to, current_entry_id: entry.id });
             await audit(trx, ref, from === 'pending' ? 'analysis.resulted' : 'analysis.edited', actor, { entryId: entry.id });
             const reported = entry.reported_by_source !== null && entry.reported_by_source !== undefined;
-            // A critical value is called to the ordering provider: the run is told the call's ID, never the value.
-            if (isCriticalFlag(judged?.flag))
-              return { actor, reported, criticalCall: workflowIds.criticalCall(ref.accession, ref.test, ref.retestNumber) };
-            return { actor, reported };
+            // A critical value is called to the ordering provider: the run is told the call's ID, never the value. The
+            // call is chosen (the open one, or a new one numbered after those in PostgreSQL) in this transaction.
+            if (isCriticalFlag(judged?.flag)) {
+              const analysis = await trx('analyses')
+                .where({ id: ref.analysisId })
+                .first('id', 'workflow_id', 'sample_id', 'accession', 'test_code', 'retest_number');
+              const criticalCall = await callForCriticalEntry(trx, {
+                analysis,
+                entry: { id: entry.id, flag: String(judged?.flag), numeric_value: entry.numeric_value, unit: entry.unit },
+                settings: criticalCallSettings,
+                auditKey: activityKey('critical-call'),
+              });
+              return criticalCall ? { actor, reported, criticalCall } : { actor, reported };
+            }
+            // A value no longer critical withdraws the call still waiting for a read-back; the run tells the call's run.
+            const withdrawnCall = await withdrawOpenCall(trx, {
+              analysisId: ref.analysisId,
+              reason: 'not_critical',
+              by: actor,
+              cause: { analysis: ref.workflowId, action: 'analysis.edited', entryId: entry.id },
+              auditKey: activityKey('critical-call-withdrawn'),
+            });
+            return withdrawnCall ? { actor, reported, withdrawnCall } : { actor, reported };
           }
           case 'analysis.verify': {
             // The verifier must be fit for this test's verification, and the value must come from a usable instrument.
@@ -261,7 +293,16 @@ export function resultActivities(deps: ActivityDeps) {
           default: {
             await moveState(trx, ref, from, { state: to, reason: step.reason ?? null });
             await audit(trx, ref, `analysis.${to}`, actor, step.reason ? { reason: step.reason } : {});
-            return { actor };
+            const reason = WITHDRAWING_ENDS[to];
+            if (!reason) return { actor };
+            const withdrawnCall = await withdrawOpenCall(trx, {
+              analysisId: ref.analysisId,
+              reason,
+              by: actor,
+              cause: { analysis: ref.workflowId, action: proof.action },
+              auditKey: activityKey('critical-call-withdrawn'),
+            });
+            return withdrawnCall ? { actor, withdrawnCall } : { actor };
           }
         }
       });

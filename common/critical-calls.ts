@@ -1,15 +1,25 @@
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Config } from './config';
 import type { Actor } from './roles';
 
 /**
  * Critical-value calls: a critical result (flag critical_low or critical_high) starts a run,
- * `critical-call:<accession>:<test>[:<retest n>]`, that holds until the ordering provider (or whoever the lab
- * reaches instead) has read the value back. The run carries IDs only; the value, the read-back, whom was called and
- * the notes are in PostgreSQL. Bundle-safe.
+ * `critical-call:<accession>:<test>[:<retest n>][:call-<n>]`, that holds until the ordering provider (or whoever the
+ * lab reaches instead) has read the value back, or until the value stops being critical (the call is withdrawn). The
+ * run carries IDs only; the value, the read-back, whom was called and the notes are in PostgreSQL. Bundle-safe.
  */
-export const CRITICAL_CALL_STATES = ['calling', 'escalated', 'notified'] as const;
+export const CRITICAL_CALL_STATES = ['calling', 'escalated', 'notified', 'withdrawn'] as const;
 export type CriticalCallStateName = (typeof CRITICAL_CALL_STATES)[number];
+/** The states of a call still waiting for someone to read the value back. */
+export const OPEN_CRITICAL_CALL_STATES = ['calling', 'escalated'] as const satisfies readonly CriticalCallStateName[];
+export const isOpenCallState = (state: unknown): boolean => (OPEN_CRITICAL_CALL_STATES as readonly unknown[]).includes(state);
+
+/** Why a call was withdrawn: its analysis's value is no longer critical, or the analysis ended without it. */
+export const WITHDRAWAL_REASONS = ['not_critical', 'retracted', 'rejected', 'cancelled'] as const;
+export type WithdrawalReason = (typeof WITHDRAWAL_REASONS)[number];
+
+/** Runs recorded after this patch are told when their value stops being critical, and end `withdrawn`. */
+export const CRITICAL_CALL_WITHDRAWAL_PATCH = 'critical-call-withdrawal';
 
 export const CALL_OUTCOMES = ['CONFIRMED', 'REACHED_NO_READBACK', 'UNABLE_TO_REACH'] as const;
 export type CallOutcome = (typeof CALL_OUTCOMES)[number];
@@ -69,6 +79,11 @@ export interface LogAttemptArgs {
 
 export const criticalCallStateQuery = defineQuery<CriticalCallState>('criticalCallState');
 export const logAttemptUpdate = defineUpdate<CriticalCallState, [LogAttemptArgs]>('log-attempt');
+/**
+ * Tells a call's run that its record may have moved without it (the analysis's value stopped being critical and the
+ * analysis's recording step withdrew the call). No arguments: the run reads the record, which is the authority.
+ */
+export const criticalCallRecordChangedSignal = defineSignal('criticalCallRecordChanged');
 
 export const CRITICAL_CALL_ACTION = 'critical_call.log_attempt' as const;
 export const CRITICAL_CALL_ROLES = ['lab_technician', 'lab_director'] as const;

@@ -25,6 +25,8 @@ export const FailureType = {
   GateRefused: 'GateRefused',
   /** A result entered on an instrument that is not usable (out of service, retired, its calibration expired). */
   InstrumentNotUsable: 'InstrumentNotUsable',
+  /** An attempt on a critical-value call withdrawn because its value is no longer critical. */
+  CriticalCallWithdrawn: 'CriticalCallWithdrawn',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
@@ -45,6 +47,7 @@ export const FAILURE_HTTP_STATUS: Record<FailureType, number> = {
   VerificationRefused: 403,
   GateRefused: 403,
   InstrumentNotUsable: 409,
+  CriticalCallWithdrawn: 409,
 };
 
 /** Refuses an action from a workflow validator or handler: a non-retryable failure whose type the API maps. */

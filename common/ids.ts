@@ -9,8 +9,9 @@ export const workflowIds = {
   analysis: (accession: string, test: string, retestNumber = 1) =>
     retestNumber > 1 ? `analysis:${accession}:${test}:${retestNumber}` : `analysis:${accession}:${test}`,
   report: (accession: string, version: number) => `report:${accession}:v${version}`,
-  criticalCall: (accession: string, test: string, retestNumber = 1) =>
-    retestNumber > 1 ? `critical-call:${accession}:${test}:${retestNumber}` : `critical-call:${accession}:${test}`,
+  /** An analysis's first call; a later one (after a withdrawal or a confirmed call) ends `:call-<n>`. */
+  criticalCall: (accession: string, test: string, retestNumber = 1, callNumber = 1) =>
+    `critical-call:${accession}:${test}${retestNumber > 1 ? `:${retestNumber}` : ''}${callNumber > 1 ? `:call-${callNumber}` : ''}`,
   instrument: (code: string) => `instrument:${code}`,
   booking: (bookingId: string) => `booking:${bookingId}`,
   soapSummary: (patientId: string, notesHash: string) => `soap-summary:${patientId}:${notesHash}`,

@@ -1,4 +1,8 @@
 import type { Knex } from 'knex';
+import { OPEN_CRITICAL_CALL_STATES, type CriticalCallSettings, type WithdrawalReason } from '../common/critical-calls';
+import { durationMs } from '../common/durations';
+import { workflowIds } from '../common/ids';
+import { appendAudit } from './audit';
 import type { Db } from './knex';
 
 /**
@@ -23,7 +27,8 @@ export interface CriticalCallRow {
   entry_id: string;
   flag: string;
   ordering_provider_id: string | null;
-  state: 'calling' | 'escalated' | 'notified';
+  state: 'calling' | 'escalated' | 'notified' | 'withdrawn';
+  call_number: number;
   max_attempts: number;
   deadline_at: Date;
   opened_at: Date;
@@ -31,10 +36,126 @@ export interface CriticalCallRow {
   escalation_reason: string | null;
   notified_at: Date | null;
   confirmed_attempt_id: string | null;
+  withdrawn_at: Date | null;
+  withdrawal_reason: WithdrawalReason | null;
+  withdrawn_by: string | null;
 }
 
+/** The analysis's newest call (an analysis has a new one after a withdrawal or a confirmed call). */
 export const callOfAnalysis = (db: Db | Knex.Transaction, analysisId: string): Promise<CriticalCallRow | undefined> =>
-  db('critical_calls').where({ analysis_id: analysisId }).first();
+  db('critical_calls').where({ analysis_id: analysisId }).orderBy('call_number', 'desc').first();
+
+type Trx = Knex.Transaction;
+type Who = { userId: string; username: string } | null;
+interface CalledAnalysis {
+  id: string;
+  workflow_id: string;
+  sample_id: string;
+  accession: string;
+  test_code: string;
+  retest_number: number;
+}
+
+/**
+ * Decides, in the transaction that applies a critical entry, which call the analysis's run starts or joins: the
+ * open call (calling or escalated) if there is one; none when the newest call was confirmed with this same value
+ * (the clinician has read it back already); otherwise a new call, numbered after the analysis's calls in PostgreSQL
+ * and written here (state `calling`, the settings it keeps, audit `critical_call.opened`), so its workflow ID is
+ * chosen from the record and a withdrawal in the next step always finds it. Answers the call's workflow ID or null.
+ */
+export async function callForCriticalEntry(
+  trx: Trx,
+  p: { analysis: CalledAnalysis; entry: { id: string; flag: string; numeric_value: string | number | null; unit: string | null }; settings: CriticalCallSettings; auditKey: string },
+): Promise<string | null> {
+  const { analysis, entry } = p;
+  const calls: CriticalCallRow[] = await trx('critical_calls').where({ analysis_id: analysis.id }).orderBy('call_number', 'desc').forUpdate();
+  const open = calls.find((c) => (OPEN_CRITICAL_CALL_STATES as readonly string[]).includes(c.state));
+  if (open) return open.workflow_id;
+  const newest = calls[0];
+  if (newest?.state === 'notified' && newest.confirmed_attempt_id) {
+    const confirmed = await trx('critical_call_attempts as t')
+      .join('analysis_entries as e', 'e.id', 't.entry_id')
+      .where('t.id', newest.confirmed_attempt_id)
+      .first('e.numeric_value', 'e.unit');
+    const same = confirmed && confirmed.unit === entry.unit && Number(confirmed.numeric_value) === Number(entry.numeric_value);
+    if (same) return null;
+  }
+  const callNumber = (newest?.call_number ?? 0) + 1;
+  const workflowId = workflowIds.criticalCall(analysis.accession, analysis.test_code, analysis.retest_number, callNumber);
+  const sample = await trx('samples').where({ id: analysis.sample_id }).first('ordering_provider_id');
+  const [row] = await trx('critical_calls')
+    .insert({
+      workflow_id: workflowId,
+      analysis_id: analysis.id,
+      call_number: callNumber,
+      sample_id: analysis.sample_id,
+      accession: analysis.accession,
+      test_code: analysis.test_code,
+      entry_id: entry.id,
+      flag: entry.flag,
+      ordering_provider_id: sample?.ordering_provider_id ?? null,
+      max_attempts: p.settings.maxAttempts,
+      deadline_at: trx.raw('now() + make_interval(secs => ?)', [durationMs(p.settings.deadline) / 1000]),
+    })
+    .returning('*');
+  await appendAudit(trx, {
+    actor: 'system:critical-calls',
+    action: 'critical_call.opened',
+    entityType: 'critical_call',
+    entityId: workflowId,
+    details: {
+      accession: analysis.accession,
+      test: analysis.test_code,
+      analysis: analysis.workflow_id,
+      callNumber,
+      orderingProviderId: row.ordering_provider_id,
+      maxAttempts: p.settings.maxAttempts,
+      deadline: p.settings.deadline,
+    },
+    idempotencyKey: p.auditKey,
+  });
+  return workflowId;
+}
+
+/**
+ * Withdraws the analysis's open call (calling or escalated), in the transaction of the step that made its value stop
+ * being critical: the state `withdrawn` with the reason, the time (PostgreSQL's clock) and whose action it was, and
+ * audit `critical_call.withdrawn` (how many attempts there were, how many reached someone, whether it had
+ * escalated; no value). A confirmed call is never withdrawn. Answers the withdrawn call's workflow ID, or null.
+ */
+export async function withdrawOpenCall(
+  trx: Trx,
+  p: { analysisId: string; reason: WithdrawalReason; by: Who; cause: Record<string, unknown>; auditKey: string },
+): Promise<string | null> {
+  const call: CriticalCallRow | undefined = await trx('critical_calls')
+    .where({ analysis_id: p.analysisId })
+    .whereIn('state', OPEN_CRITICAL_CALL_STATES)
+    .forUpdate()
+    .first();
+  if (!call) return null;
+  await trx('critical_calls')
+    .where({ id: call.id })
+    .update({ state: 'withdrawn', withdrawn_at: trx.fn.now(), withdrawal_reason: p.reason, withdrawn_by: p.by?.userId ?? null });
+  const outcomes: string[] = await trx('critical_call_attempts').where({ call_id: call.id }).pluck('outcome');
+  await appendAudit(trx, {
+    actorId: p.by?.userId ?? null,
+    actor: p.by?.username ?? 'system:critical-calls',
+    action: 'critical_call.withdrawn',
+    entityType: 'critical_call',
+    entityId: call.workflow_id,
+    details: {
+      accession: call.accession,
+      test: call.test_code,
+      reason: p.reason,
+      ...p.cause,
+      attempts: outcomes.length,
+      reached: outcomes.filter((o) => o === 'REACHED_NO_READBACK').length,
+      escalated: call.state === 'escalated',
+    },
+    idempotencyKey: p.auditKey,
+  });
+  return call.workflow_id;
+}
 
 /** The calls with their ordering provider and attempt count, for lists and views (no value). */
 export const callsQuery = (db: Db) =>

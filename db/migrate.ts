@@ -41,6 +41,7 @@ import * as competence from './migrations/20261206174000_competence';
 import * as instrumentReservations from './migrations/20261206174100_instrument_reservations';
 import * as instrumentBookings from './migrations/20261207030000_instrument_bookings';
 import * as criticalCalls from './migrations/20261207010000_critical_calls';
+import * as criticalCallWithdrawal from './migrations/20261207071000_critical_call_withdrawal';
 import * as documentPrechecks from './migrations/20261207050000_document_prechecks';
 import * as coaAttemptsAndInspectionRecords from './migrations/20261207060000_coa_attempts_and_inspection_records';
 import * as bulkExportExpiry from './migrations/20261207061000_bulk_export_expiry';
@@ -91,6 +92,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261207050000_document_prechecks': documentPrechecks,
   '20261207060000_coa_attempts_and_inspection_records': coaAttemptsAndInspectionRecords,
   '20261207061000_bulk_export_expiry': bulkExportExpiry,
+  '20261207071000_critical_call_withdrawal': criticalCallWithdrawal,
 };
 
 const source: Knex.MigrationSource<string> = {

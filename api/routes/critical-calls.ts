@@ -53,7 +53,7 @@ export function criticalCallRoutes(deps: ApiDeps): RouteSpec[] {
       method: 'post',
       path: '/samples/:accession/analyses/:test/critical-call/attempts',
       summary:
-        'Log a call attempt (write-once): whom, the outcome, and with CONFIRMED the value as read back; a mismatch is recorded as not confirmed. 422 result-not-critical for a result without a call',
+        'Log a call attempt (write-once): whom, the outcome, and with CONFIRMED the value as read back; a mismatch is recorded as not confirmed. 422 result-not-critical for a result without a call; 409 critical-call-withdrawn for a call withdrawn because the value is no longer critical',
       tag: TAG,
       roles: LAB,
       params: analysisParams,

@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { CALL_OUTCOMES, CRITICAL_CALL_STATES } from '../../common/critical-calls';
+import { CALL_OUTCOMES, CRITICAL_CALL_STATES, WITHDRAWAL_REASONS } from '../../common/critical-calls';
 import { queryInt, text } from './common';
 
 export const criticalCallListQuery = z.object({
-  /** `open` (default): calling or escalated; or one state. */
+  /** `open` (default): calling or escalated; or one state (`withdrawn`: the value stopped being critical). */
   state: z.enum(['open', ...CRITICAL_CALL_STATES]).default('open'),
   limit: queryInt(1, 200).default(50),
   cursor: z.string().max(200).optional(),
@@ -36,6 +36,12 @@ const callSummary = {
   escalatedAt: z.string().nullable(),
   escalationReason: z.enum(['attempts', 'deadline', 'no_ordering_provider']).nullable(),
   notifiedAt: z.string().nullable(),
+  callNumber: z.int().describe("the analysis's calls in turn: a value critical again after a withdrawal (or a confirmed call) opens the next"),
+  withdrawnAt: z.string().nullable(),
+  withdrawalReason: z
+    .enum(WITHDRAWAL_REASONS)
+    .nullable()
+    .describe('why the call was withdrawn before anyone read the value back: edited to a value that is not critical, retracted, rejected, cancelled'),
 };
 
 export const criticalCallListAnswer = z.object({

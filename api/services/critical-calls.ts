@@ -4,6 +4,7 @@ import {
   CRITICAL_CALL_ACTION,
   isCriticalFlag,
   logAttemptUpdate,
+  OPEN_CRITICAL_CALL_STATES,
   type CriticalCallState,
 } from '../../common/critical-calls';
 import type { Actor } from '../../common/roles';
@@ -38,6 +39,9 @@ function summaryOf(c: ListedCall) {
     escalatedAt: iso(c.escalated_at),
     escalationReason: c.escalation_reason as 'attempts' | 'deadline' | 'no_ordering_provider' | null,
     notifiedAt: iso(c.notified_at),
+    callNumber: c.call_number,
+    withdrawnAt: iso(c.withdrawn_at),
+    withdrawalReason: c.withdrawal_reason,
   };
 }
 
@@ -66,7 +70,7 @@ export async function listCriticalCalls(db: Db, q: { state: string; limit: numbe
     after = cursor.id;
   }
   const query = callsQuery(db).orderBy([{ column: 'c.opened_at' }, { column: 'c.id' }]);
-  if (q.state === 'open') query.whereNot('c.state', 'notified');
+  if (q.state === 'open') query.whereIn('c.state', OPEN_CRITICAL_CALL_STATES);
   else query.where('c.state', q.state);
   if (after) query.whereRaw(afterRow(['c.opened_at', 'c.id'], false, 'critical_calls', 'c'), [after]);
   const rows = (await query.limit(q.limit + 1)) as ListedCall[];
@@ -75,7 +79,10 @@ export async function listCriticalCalls(db: Db, q: { state: string; limit: numbe
   return { items: items.map(summaryOf), nextCursor: rows.length > q.limit && last ? encodeCursor({ sort, id: last.id }) : null };
 }
 
-/** The test's (newest) analysis and its call; a result that is not critical has none (422, nothing written). */
+/**
+ * The test's (newest) analysis and its newest call (after a withdrawal or a confirmed call a critical value opens a
+ * new one); a result that is not critical and never was has none (422, nothing written).
+ */
 async function callOf(db: Db, accession: string, test: string) {
   const analysis = await loadAnalysis(db, accession, test);
   const call = await callOfAnalysis(db, analysis.id);
@@ -102,7 +109,7 @@ export async function criticalCallView(db: Db, accession: string, test: string) 
 
 /**
  * Logs one attempt: refuses what the request itself gets wrong before anything is written (a result that is not
- * critical, a confirmed call, a CONFIRMED without its read-back), stages what was typed in Postgres, writes the
+ * critical, a confirmed or withdrawn call, a CONFIRMED without its read-back), stages what was typed in Postgres, writes the
  * single-use grant and sends the run the staged row's ID. The recording step compares the read-back with the stored
  * value. The same request ID again is answered with the attempt recorded first.
  */
@@ -127,6 +134,9 @@ export async function logAttempt(deps: Deps, accession: string, test: string, bo
   };
   if (await attemptsOf(db, call.id).where('t.request_id', body.requestId).first()) return answer(true);
   if (call.state === 'notified') throw problems.conflict('critical-call-confirmed', `the call for ${test} of ${accession} is already confirmed`);
+  if (call.state === 'withdrawn') {
+    throw problems.conflict('critical-call-withdrawn', `the call for ${test} of ${accession} was withdrawn: the value is no longer critical`);
+  }
   if (body.outcome === 'CONFIRMED' && body.readBack === undefined) {
     throw problems.unprocessable('read-back-required', 'a CONFIRMED call carries the value as it was read back', {
       errors: [{ field: 'body.readBack', detail: 'required with CONFIRMED' }],

@@ -19,7 +19,7 @@ import { sampleTestsChangedSignal, type ReportInput } from '../../common/reports
 import { Assignees, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { db, startOrJoinChild } from '../lib';
 import { autoverify } from './autoverification';
-import { callIfCritical } from './critical-call';
+import { callIfCritical, tellCallWithdrawn } from './critical-call';
 
 /** Runs recorded after this patch start the sample's report when their verification completes the set. */
 export const REPORT_WHEN_VERIFIED_PATCH = 'report-when-all-verified';
@@ -41,6 +41,8 @@ export class AnalysisCase {
   readonly state: AnalysisState;
   private ref: AnalysisRef | null = null;
   private last: Promise<unknown> = Promise.resolve();
+  /** The critical-value call this run last started or joined (its ID), told when the analysis ends without it. */
+  private call: string | null = null;
 
   constructor(
     private readonly input: AnalysisInput,
@@ -120,13 +122,16 @@ export class AnalysisCase {
   }
 
   async enter(args: EnterResultArgs): Promise<void> {
-    const { actor, criticalCall, reported } = await this.record('analysis.enter', 'resulted', args, { entryId: args.entryId });
+    const { actor, criticalCall, reported, withdrawnCall } = await this.record('analysis.enter', 'resulted', args, { entryId: args.entryId });
     const s = this.state;
     s.state = 'resulted';
     s.entryId = args.entryId;
     if (!s.enteredBy.includes(actor.userId)) s.enteredBy.push(actor.userId);
     this.publish();
     await callIfCritical(this.ref, criticalCall);
+    if (criticalCall) this.call = criticalCall;
+    // The value is no longer critical: the recording step withdrew the open call, and its run is told.
+    if (withdrawnCall) await this.tellCall(withdrawnCall);
     if (reported && patched(INSTRUMENT_SUBMIT_PATCH)) await this.submitReported(args.entryId);
   }
 
@@ -171,10 +176,16 @@ export class AnalysisCase {
   }
 
   async end(action: 'analysis.retract' | 'analysis.reject' | 'analysis.cancel', to: AnalysisStateName, args: ReasonArgs): Promise<void> {
-    await this.record(action, to, args, { reason: args.reason });
+    const { withdrawnCall } = await this.record(action, to, args, { reason: args.reason });
     this.state.state = to;
     this.publish();
+    if (withdrawnCall) await this.tellCall(withdrawnCall);
     await this.reportIfDue();
+  }
+
+  /** Tells a call's run that its analysis's recording step withdrew it (IDs only; the call reads the record). */
+  private async tellCall(callWorkflowId: string): Promise<void> {
+    if (await tellCallWithdrawn(callWorkflowId)) this.call = null;
   }
 
   /**
@@ -187,6 +198,8 @@ export class AnalysisCase {
     if (recorded.frozen || !['released', 'cancelled'].includes(recorded.state) || recorded.state === this.state.state) return;
     this.state.state = recorded.state as AnalysisStateName;
     this.publish();
+    // A cancellation with the rejected specimen withdrew the open call in the same transaction: its run is told.
+    if (recorded.state === 'cancelled' && this.call) await this.tellCall(this.call);
     if (recorded.state === 'cancelled') await this.reportIfDue();
   }
 

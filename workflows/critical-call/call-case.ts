@@ -1,13 +1,21 @@
-import { upsertSearchAttributes } from '@temporalio/workflow';
+import { patched, upsertSearchAttributes } from '@temporalio/workflow';
 import type { CallRef } from '../../activities/critical-calls';
-import type { CriticalCallInput, CriticalCallSettings, CriticalCallState, LogAttemptArgs } from '../../common/critical-calls';
+import {
+  CRITICAL_CALL_WITHDRAWAL_PATCH,
+  isOpenCallState,
+  type CriticalCallInput,
+  type CriticalCallSettings,
+  type CriticalCallState,
+  type LogAttemptArgs,
+} from '../../common/critical-calls';
 import { Assignees, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { db, OutboxDeliveries, refuseAsRecorded, startNoticeRuns, turnQueue } from '../lib';
 
 /**
- * One critical value's call, from its opening until someone read the value back. Attempts are taken in turn, each
- * recorded by one activity that checks its proof before the state moves; failed attempts or the deadline call in
- * the lab director. The run holds IDs and counts only.
+ * One critical value's call, from its opening until someone read the value back, or until the value stopped being
+ * critical and the analysis's recording step withdrew it. Attempts are taken in turn, each recorded by one activity
+ * that checks its proof before the state moves; failed attempts or the deadline call in the lab director. The run
+ * holds IDs and counts only.
  */
 export class CriticalCallCase {
   readonly state: CriticalCallState;
@@ -34,8 +42,9 @@ export class CriticalCallCase {
     };
   }
 
+  /** Calling or escalated: still waiting for a read-back (not notified, not withdrawn). */
   get open(): boolean {
-    return this.state.state !== 'notified';
+    return isOpenCallState(this.state.state);
   }
 
   async start(): Promise<void> {
@@ -82,9 +91,34 @@ export class CriticalCallCase {
   /** Calls in the lab director once (an urgent notice, SMS and Slack); later attempts go on as before. */
   async escalate(reason: 'attempts' | 'deadline' | 'no_ordering_provider'): Promise<void> {
     if (!this.ref || this.state.state !== 'calling') return;
-    const { noticeIds, outboxIds } = await db.escalateCriticalCall({ ref: this.ref, reason });
+    const { noticeIds, outboxIds, state } = await db.escalateCriticalCall({ ref: this.ref, reason });
+    // Withdrawn before the run was told (the deadline came first): nobody is called in; the run ends withdrawn.
+    if (state === 'withdrawn') return this.adoptWithdrawal();
     this.state.state = 'escalated';
     this.state.escalation = { reason };
+    this.publish();
+    this.outbox.deliver(outboxIds);
+    await startNoticeRuns(noticeIds);
+  }
+
+  /**
+   * Told that the record may have moved (the analysis's value stopped being critical): adopts what PostgreSQL shows.
+   * The signal is only a prompt; a call still open in the record goes on as before.
+   */
+  async followRecord(): Promise<void> {
+    if (!this.ref || !this.open) return;
+    await this.adoptWithdrawal();
+  }
+
+  /**
+   * Ends the call withdrawn when the record says so: its deadline wait and any escalation stop, and the notice the
+   * recording step decides on (someone was reached, or the lab director was called in) is delivered.
+   */
+  private async adoptWithdrawal(): Promise<void> {
+    if (!this.ref || !patched(CRITICAL_CALL_WITHDRAWAL_PATCH)) return;
+    const { state, noticeIds, outboxIds } = await db.criticalCallWithdrawal({ ref: this.ref });
+    if (state !== 'withdrawn') return;
+    this.state.state = 'withdrawn';
     this.publish();
     this.outbox.deliver(outboxIds);
     await startNoticeRuns(noticeIds);
@@ -96,7 +130,7 @@ export class CriticalCallCase {
 
   private publish(): void {
     const s = this.state;
-    const waitingOn = s.state === 'notified' ? [] : s.state === 'escalated' ? ['role:lab_director'] : ['role:lab_technician'];
+    const waitingOn = !isOpenCallState(s.state) ? [] : s.state === 'escalated' ? ['role:lab_director'] : ['role:lab_technician'];
     upsertSearchAttributes([
       { key: EntityType, value: 'critical_call' },
       { key: EntityId, value: `${s.accession}:${s.test}` },

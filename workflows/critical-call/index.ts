@@ -1,15 +1,22 @@
 import { allHandlersFinished, condition, setHandler, workflowInfo } from '@temporalio/workflow';
-import { criticalCallStateQuery, logAttemptUpdate, type CriticalCallInput, type CriticalCallState } from '../../common/critical-calls';
+import {
+  criticalCallRecordChangedSignal,
+  criticalCallStateQuery,
+  logAttemptUpdate,
+  type CriticalCallInput,
+  type CriticalCallState,
+} from '../../common/critical-calls';
 import { durationMs } from '../../common/durations';
 import { CriticalCallCase } from './call-case';
 import { validateAttempt } from './validators';
 
 /**
- * A critical value's call, `critical-call:<accession>:<test>[:<n>]`: the lab calls the ordering provider (or
- * another named person) and logs each attempt with the `log-attempt` Update; a read-back that matches the stored
+ * A critical value's call, `critical-call:<accession>:<test>[:<n>][:call-<k>]`: the lab calls the ordering provider
+ * (or another named person) and logs each attempt with the `log-attempt` Update; a read-back that matches the stored
  * value ends it `notified`. After CRITICAL_CALL_MAX_ATTEMPTS failed attempts, after CRITICAL_CALL_DEADLINE, or at once
  * when the requisition names no ordering provider, the lab director is called in (urgent notice) and may log the
- * attempt that confirms. The run carries IDs only.
+ * attempt that confirms. When the analysis's value stops being critical its run signals this one, which reads the
+ * record and ends `withdrawn` (no deadline, no escalation). The run carries IDs only.
  */
 export async function criticalCallWorkflow(input: CriticalCallInput): Promise<CriticalCallState> {
   const call = new CriticalCallCase(input, workflowInfo().workflowId);
@@ -27,6 +34,16 @@ export async function criticalCallWorkflow(input: CriticalCallInput): Promise<Cr
     },
     { validator: (args) => validateAttempt(call.state, args) },
   );
+  setHandler(criticalCallRecordChangedSignal, () => {
+    void condition(() => call.settings !== null)
+      .then(() =>
+        call.inTurn(
+          () => undefined,
+          () => call.followRecord(),
+        ),
+      )
+      .catch(() => undefined);
+  });
 
   await call.start();
   const settings = call.settings;
