@@ -47,4 +47,36 @@ describe('critical-value calls keep values out of Temporal', function () {
     assert.ok(all.includes(call.workflow_id), 'the histories were read (they name the call)');
     for (const leak of [String(value), canary.wrong, canary.name, canary.note]) assert.ok(!all.includes(leak), `a history carries ${leak}`);
   });
+
+  it('holds no value in the histories of a call withdrawn by an edit, the analysis that told it, and the call opened when critical again', async () => {
+    const test = await testCode();
+    const accession = await routedWithProvider(p, u.doc, u.tech, [test], u.provider);
+    const digits = String(10_000_000 + (Date.now() % 80_000_000));
+    const values = { critical: Number(`9.${digits}`), normal: Number(`4.${digits}`), again: Number(`8.${digits}`) };
+    const canary = { name: `Canary${randomBytes(6).toString('hex')}`, note: `Canary${randomBytes(6).toString('hex')}` };
+    await enter(p, u.tech, accession, test, values.critical);
+    const first = await openedCall(accession, test);
+    const reached = await logAttempt(p, u.tech, accession, test, { requestId: 'w-1', called: { name: canary.name }, outcome: 'REACHED_NO_READBACK', note: canary.note });
+    assert.equal(reached.status, 200, JSON.stringify(reached.body));
+    await enter(p, u.tech, accession, test, values.normal);
+    await callInState(accession, test, 'withdrawn');
+    await testEnv().client.workflow.getHandle(first.workflow_id).result();
+    await enter(p, u.tech, accession, test, values.again);
+    const second = `critical-call:${accession}:${test}:call-2`;
+    await callInState(accession, test, 'calling');
+
+    const { client, dataConverter } = testEnv();
+    const texts: string[] = [];
+    for (const id of [first.workflow_id, second, `analysis:${accession}:${test}`]) {
+      const history = await client.workflow.getHandle(id).fetchHistory();
+      assert.ok(history.events?.length, id);
+      texts.push(textOf(history));
+      await decodePayloadsIn(history, dataConverter.payloadCodecs ?? []);
+      texts.push(textOf(history));
+    }
+    const all = texts.join('\n');
+    assert.ok(all.includes('criticalCallRecordChanged'), 'the analysis told the call (the signal is in the histories)');
+    assert.ok(all.includes(second), 'the histories name the new call');
+    for (const leak of [...Object.values(values).map(String), canary.name, canary.note]) assert.ok(!all.includes(leak), `a history carries ${leak}`);
+  });
 });

@@ -16,15 +16,17 @@ export const callUrl = (accession: string, test: string, tail = '') => `/api/v1/
 export const logAttempt = (p: Platform, user: TestUser, accession: string, test: string, body: Record<string, unknown>) =>
   p.api('POST', callUrl(accession, test, '/attempts'), { key: user.apiKey, body });
 
-/** The call's row once its run opened it. */
-export const openedCall = (accession: string, test: string) =>
-  waitFor(() => testEnv().db('critical_calls').where({ accession, test_code: test }).first(), `the call of ${test} of ${accession}`);
+/** The newest call of the test once it is open (an analysis has a new call after a withdrawal or a confirmed call). */
+const newestCall = (accession: string, test: string) => testEnv().db('critical_calls').where({ accession, test_code: test }).orderBy('call_number', 'desc').first();
 
-/** Waits until the call's row shows this state (the recording activity's write, not a query of the run). */
+/** The call's row once its run opened it. */
+export const openedCall = (accession: string, test: string) => waitFor(() => newestCall(accession, test), `the call of ${test} of ${accession}`);
+
+/** Waits until the newest call's row shows this state (the recording activity's write, not a query of the run). */
 export const callInState = (accession: string, test: string, state: string, timeoutMs = 30_000) =>
   waitFor(
     async () => {
-      const row = await testEnv().db('critical_calls').where({ accession, test_code: test }).first();
+      const row = await newestCall(accession, test);
       return row?.state === state ? row : undefined;
     },
     `the call of ${test} of ${accession} ${state}`,
