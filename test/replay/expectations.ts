@@ -137,8 +137,8 @@ export const expectations: Record<string, FolderExpectation> = {
   },
   results: {
     covers:
-      'for a released result with two verifications, a retest that froze its original, a retraction and a cancellation (from before autoverification), an autoverified result and one the rules sent to a person, a critical result that started its call, and an instrument result submitted by the instrument path',
-    minFixtures: 9,
+      'for a released result with two verifications, a retest that froze its original, a retraction and a cancellation (from before autoverification), an autoverified result and one the rules sent to a person, a critical result that started its call, an instrument result submitted by the instrument path, and a critical result whose call an edit withdrew, called again and withdrawn by the cancellation',
+    minFixtures: 10,
     workflowId: /^analysis:ACC-\d{8}:[A-Z0-9_-]{1,32}(:\d+)?$/,
     minEvents: 10,
     workflowTypes: ['analysisWorkflow'],
@@ -158,6 +158,12 @@ export const expectations: Record<string, FolderExpectation> = {
         fixtures.some((f) => JSON.stringify(f.history).includes('submitReportedResult')),
         'a result the instrument path submitted (patched instrument-submit)',
       );
+      assert.ok(
+        fixtures.some((f) =>
+          f.history.events?.some((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes?.signalName === 'criticalCallRecordChanged'),
+        ),
+        "a critical result whose call was withdrawn, told by a signal (patched 'critical-call-withdrawal')",
+      );
       // Stored decoded, so they replay under any key set; the runs carry entry IDs, never values.
       for (const f of fixtures) assert.deepEqual(encryptionKeyIdsIn(f.history), [], `${f.file} holds encrypted payloads`);
     },
@@ -176,16 +182,25 @@ export const expectations: Record<string, FolderExpectation> = {
     },
   },
   'critical-calls': {
-    covers: 'for a call escalated after failed attempts (one a mismatched read-back) and confirmed by the lab director, and one escalated at once for want of an ordering provider',
-    minFixtures: 2,
-    workflowId: /^critical-call:ACC-\d{8}:[A-Z0-9_-]{1,32}(:\d+)?$/,
+    covers:
+      "for a call escalated after failed attempts (one a mismatched read-back) and confirmed by the lab director, one escalated at once for want of an ordering provider, and (patched 'critical-call-withdrawal') one withdrawn by an edit after an attempt reached someone and a second call withdrawn by the analysis's cancellation",
+    minFixtures: 4,
+    workflowId: /^critical-call:ACC-\d{8}:[A-Z0-9_-]{1,32}(:\d+)?(:call-\d+)?$/,
     minEvents: 10,
     workflowTypes: ['criticalCallWorkflow'],
     more(fixtures) {
+      const ran = (f: NamedFixture, activity: string) =>
+        f.history.events?.some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === activity) ?? false;
+      const startedNotice = (f: NamedFixture) =>
+        f.history.events?.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowType?.name === 'noticeWorkflow') ?? false;
+      assert.ok(fixtures.filter((f) => ran(f, 'escalateCriticalCall')).every(startedNotice), 'each escalation started its urgent notice');
+      const withdrawn = fixtures.filter((f) => ran(f, 'criticalCallWithdrawal'));
       assert.ok(
-        fixtures.every((f) => f.history.events?.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowType?.name === 'noticeWorkflow')),
-        'each escalation started its urgent notice',
+        withdrawn.length >= 2 && withdrawn.every((f) => f.history.events?.some((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'criticalCallRecordChanged')),
+        'withdrawn calls, each told by a signal',
       );
+      assert.ok(withdrawn.some(startedNotice), 'a withdrawal after an attempt reached someone started its notice');
+      assert.ok(fixtures.some((f) => f.workflowId.endsWith(':call-2')), "an analysis's second call");
       for (const f of fixtures) assert.deepEqual(encryptionKeyIdsIn(f.history), [], `${f.file} holds encrypted payloads`);
     },
   },
