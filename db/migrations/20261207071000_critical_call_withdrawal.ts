@@ -26,16 +26,20 @@ export async function up(knex: Knex): Promise<void> {
   `);
 }
 
+/** Refused while withdrawn or numbered calls exist: the schema before this cannot hold them, and attempts are write-once. */
 export async function down(knex: Knex): Promise<void> {
   await knex.raw(`
+    do $$ begin
+      if exists (select 1 from critical_calls where call_number > 1 or state = 'withdrawn') then
+        raise exception 'withdrawn or numbered critical-value calls exist; the schema before this migration cannot hold them';
+      end if;
+    end $$;
     drop index critical_calls_open;
     create index critical_calls_open on critical_calls (opened_at, id) where state <> 'notified';
     drop index critical_calls_one_open_per_analysis;
     alter table critical_calls drop constraint critical_calls_analysis_call_number_key;
     alter table critical_calls drop constraint critical_calls_withdrawn_check;
     alter table critical_calls drop constraint critical_calls_state_check;
-    delete from critical_call_requests where call_id in (select id from critical_calls where call_number > 1 or state = 'withdrawn');
-    delete from critical_calls where call_number > 1 or state = 'withdrawn';
     alter table critical_calls drop column withdrawn_by;
     alter table critical_calls drop column withdrawal_reason;
     alter table critical_calls drop column withdrawn_at;
