@@ -44,7 +44,15 @@ export function criticalCallActivities(deps: ActivityDeps) {
     link: link(ref),
   });
 
-  async function audit(trx: Knex.Transaction, ref: CallRef, action: string, actor: { userId: string; username: string } | null, details: Record<string, unknown>) {
+  /** One audit event; a second event of the same activity names its own key suffix (else it would be dropped as a repeat). */
+  async function audit(
+    trx: Knex.Transaction,
+    ref: CallRef,
+    action: string,
+    actor: { userId: string; username: string } | null,
+    details: Record<string, unknown>,
+    keySuffix = '',
+  ) {
     await appendAudit(trx, {
       actorId: actor?.userId ?? null,
       actor: actor?.username ?? 'system:critical-calls',
@@ -52,7 +60,7 @@ export function criticalCallActivities(deps: ActivityDeps) {
       entityType: 'critical_call',
       entityId: ref.workflowId,
       details: { accession: ref.accession, test: ref.test, ...details },
-      idempotencyKey: activityKey(),
+      idempotencyKey: activityKey(keySuffix),
     });
   }
 
@@ -191,7 +199,7 @@ export function criticalCallActivities(deps: ActivityDeps) {
           calledKind: staged.called_user_id ? 'ordering_provider' : 'other',
           attemptId: attempt.id,
         });
-        if (outcome === 'CONFIRMED') await audit(trx, ref, 'critical_call.notified', actor, { attemptId: attempt.id });
+        if (outcome === 'CONFIRMED') await audit(trx, ref, 'critical_call.notified', actor, { attemptId: attempt.id }, 'notified');
         return { attemptId: attempt.id, seq, outcome, failedAttempts: await failedAttempts(), duplicate: false };
       });
     },
