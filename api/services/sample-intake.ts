@@ -159,11 +159,11 @@ function providerProblem(username: string, refusal: 'unknown' | 'not_clinician',
 }
 
 /** The ordering provider a requisition names: an active user with the clinician role, else 422 and nothing written. */
-async function orderingProviderOf(db: Deps['db'], username: string | undefined, field = 'body.orderingProvider') {
+async function orderingProviderOf(db: Deps['db'], username: string | undefined) {
   if (username === undefined) return null;
   const user = (await activeUsersNamed(db, [username])).get(username);
   const refusal = providerRefusal(user);
-  if (refusal) throw providerProblem(username, refusal, field);
+  if (refusal) throw providerProblem(username, refusal, 'body.orderingProvider');
   return user!;
 }
 
@@ -179,15 +179,12 @@ async function batchProvidersOf(db: Deps['db'], samples: { orderingProvider?: st
     .filter((r): r is { i: number; username: string; refusal: 'unknown' | 'not_clinician' } => r.refusal !== null);
   if (refused.length) {
     const first = refused[0];
-    const problem = providerProblem(first.username, first.refusal, `body.samples.${first.i}.orderingProvider`);
+    const detail = (r: (typeof refused)[number]) => (r.refusal === 'unknown' ? `unknown user "${r.username}"` : `"${r.username}" is not a clinician`);
     throw problems.unprocessable(
       first.refusal === 'unknown' ? 'unknown-ordering-provider' : 'ordering-provider-not-clinician',
-      `${refused.length} sample(s) name an ordering provider who is not an active clinician; the first: sample ${first.i}, ${problem.message}`,
+      `${refused.length} sample(s) name an ordering provider who is not an active clinician; the first is sample ${first.i}: ${detail(first)}`,
       {
-        errors: refused.slice(0, 100).map((r) => ({
-          field: `body.samples.${r.i}.orderingProvider`,
-          detail: r.refusal === 'unknown' ? `unknown user "${r.username}"` : `"${r.username}" is not a clinician`,
-        })),
+        errors: refused.slice(0, 100).map((r) => ({ field: `body.samples.${r.i}.orderingProvider`, detail: detail(r) })),
       },
     );
   }
