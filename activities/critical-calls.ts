@@ -103,7 +103,8 @@ export function criticalCallActivities(deps: ActivityDeps) {
           .orderBy('applied_at', 'desc')
           .first('id', 'flag');
         if (!entry) throw refused(FailureType.InvalidInput, `${input.test} of ${input.accession} has no critical result`);
-        const sample = await trx('samples').where({ id: analysis.sample_id }).first('ordering_provider_id');
+        // Shared lock: a provider being set at this moment is either read here or sets this call's after it commits.
+        const sample = await trx('samples').where({ id: analysis.sample_id }).forShare().first('ordering_provider_id');
         const [row] = await trx('critical_calls')
           .insert({
             workflow_id: workflowId,
