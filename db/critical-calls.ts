@@ -68,6 +68,9 @@ export async function callForCriticalEntry(
   p: { analysis: CalledAnalysis; entry: { id: string; flag: string; numeric_value: string | number | null; unit: string | null }; settings: CriticalCallSettings; auditKey: string },
 ): Promise<string | null> {
   const { analysis, entry } = p;
+  // The sample first (as setting an ordering provider locks it, then its calls): a provider being set at this moment
+  // is either read here or sets this call's after it commits.
+  const sample = await trx('samples').where({ id: analysis.sample_id }).forShare().first('ordering_provider_id');
   const calls: CriticalCallRow[] = await trx('critical_calls').where({ analysis_id: analysis.id }).orderBy('call_number', 'desc').forUpdate();
   const open = calls.find((c) => (OPEN_CRITICAL_CALL_STATES as readonly string[]).includes(c.state));
   if (open) return open.workflow_id;
@@ -82,7 +85,6 @@ export async function callForCriticalEntry(
   }
   const callNumber = (newest?.call_number ?? 0) + 1;
   const workflowId = workflowIds.criticalCall(analysis.accession, analysis.test_code, analysis.retest_number, callNumber);
-  const sample = await trx('samples').where({ id: analysis.sample_id }).first('ordering_provider_id');
   const [row] = await trx('critical_calls')
     .insert({
       workflow_id: workflowId,
