@@ -78,6 +78,8 @@ export function criticalCallActivities(deps: ActivityDeps) {
       state: CriticalCallStateName;
       settings: CriticalCallSettings;
       openedAt: string;
+      /** From now until the deadline the record holds, by PostgreSQL's clock (the one that wrote it). */
+      deadlineInMs: number;
     }> {
       const { input, workflowId } = p;
       const running = Context.current().info.workflowExecution?.workflowId;
@@ -87,13 +89,19 @@ export function criticalCallActivities(deps: ActivityDeps) {
         // The analysis's recording step opened the call (and chose its workflow ID); a run started before it did so
         // opens the analysis's first call here.
         const existing = await trx('critical_calls').where({ workflow_id: workflowId }).first();
-        const answer = (row: { id: string; ordering_provider_id: string | null; state: CriticalCallStateName; opened_at: Date; max_attempts: number }) => ({
-          callId: row.id,
-          hasOrderingProvider: row.ordering_provider_id !== null,
-          state: row.state,
-          settings: { ...settings, maxAttempts: row.max_attempts },
-          openedAt: new Date(row.opened_at).toISOString(),
-        });
+        const answer = async (row: { id: string; ordering_provider_id: string | null; state: CriticalCallStateName; opened_at: Date; max_attempts: number }) => {
+          const left = await trx('critical_calls')
+            .where({ id: row.id })
+            .first(trx.raw('greatest(0, floor(extract(epoch from (deadline_at - now())) * 1000))::bigint as ms'));
+          return {
+            callId: row.id,
+            hasOrderingProvider: row.ordering_provider_id !== null,
+            state: row.state,
+            settings: { ...settings, maxAttempts: row.max_attempts },
+            openedAt: new Date(row.opened_at).toISOString(),
+            deadlineInMs: Number(left.ms),
+          };
+        };
         if (existing) {
           if (existing.analysis_id !== input.analysisId || existing.accession !== input.accession || existing.test_code !== input.test) throw notThisCall();
           return answer(existing);
@@ -231,7 +239,9 @@ export function criticalCallActivities(deps: ActivityDeps) {
           throw refused(FailureType.NotFound, `${ref.workflowId} is not this run's call`);
         }
         // A call no longer calling is not escalated: one withdrawn meanwhile answers so, and its run ends withdrawn.
-        if (call.state !== 'calling') return { noticeIds: [], outboxIds: [], ...(call.state === 'withdrawn' ? { state: call.state } : {}) };
+        // One confirmed meanwhile (an attempt recorded while this step waited for the row) answers so too: the run
+        // keeps it notified instead of taking it for escalated.
+        if (call.state !== 'calling') return { noticeIds: [], outboxIds: [], state: call.state };
         await trx('critical_calls').where({ id: call.id }).update({ state: 'escalated', escalated_at: trx.fn.now(), escalation_reason: reason });
         const attempts = Number((await trx('critical_call_attempts').where({ call_id: call.id }).count({ n: '*' }))[0].n);
         await audit(trx, ref, 'critical_call.escalated', null, { reason, attempts });

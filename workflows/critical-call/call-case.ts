@@ -21,6 +21,8 @@ export class CriticalCallCase {
   readonly state: CriticalCallState;
   readonly outbox = new OutboxDeliveries();
   settings: CriticalCallSettings | null = null;
+  /** What was left of the record's deadline when the call opened (absent in histories recorded before it was told). */
+  deadlineInMs: number | undefined;
   private ref: CallRef | null = null;
   private readonly turns = turnQueue();
 
@@ -51,6 +53,7 @@ export class CriticalCallCase {
     const opened = await db.openCriticalCall({ workflowId: this.state.workflowId, input: this.input });
     this.ref = { workflowId: this.state.workflowId, callId: opened.callId, accession: this.input.accession, test: this.input.test };
     this.settings = opened.settings;
+    this.deadlineInMs = opened.deadlineInMs;
     this.state.callId = opened.callId;
     this.state.hasOrderingProvider = opened.hasOrderingProvider;
     this.state.state = opened.state;
@@ -94,6 +97,8 @@ export class CriticalCallCase {
     const { noticeIds, outboxIds, state } = await db.escalateCriticalCall({ ref: this.ref, reason });
     // Withdrawn before the run was told (the deadline came first): nobody is called in; the run ends withdrawn.
     if (state === 'withdrawn') return this.adoptWithdrawal();
+    // Confirmed while the step waited for the row: the attempt's own turn makes the run notified.
+    if (state === 'notified') return;
     this.state.state = 'escalated';
     this.state.escalation = { reason };
     this.publish();

@@ -1,4 +1,4 @@
-import { allHandlersFinished, condition, setHandler, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, condition, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import {
   criticalCallRecordChangedSignal,
   criticalCallStateQuery,
@@ -48,7 +48,10 @@ export async function criticalCallWorkflow(input: CriticalCallInput): Promise<Cr
   await call.start();
   const settings = call.settings;
   if (settings && call.state.state === 'calling') {
-    const confirmedInTime = await condition(() => call.state.state !== 'calling', durationMs(settings.deadline));
+    // The deadline the record holds (PostgreSQL's clock, also for a retried opening), not a fresh one from now.
+    const fromRecord = call.deadlineInMs !== undefined && patched('critical-call-deadline-from-record');
+    const wait = fromRecord ? Math.max(1, call.deadlineInMs!) : durationMs(settings.deadline);
+    const confirmedInTime = await condition(() => call.state.state !== 'calling', wait);
     if (!confirmedInTime) await call.inTurn(() => undefined, () => call.escalate('deadline'));
   }
   await condition(() => !call.open);
