@@ -113,6 +113,8 @@ export function bookingActivities(deps: ActivityDeps) {
   async function ownRow(trx: Knex.Transaction, ref: BookingRef) {
     const row = await trx('instrument_reservations').where({ id: ref.bookingId, kind: 'booking' }).forUpdate().first('workflow_id', 'state', 'instrument_id');
     const running = Context.current().info.workflowExecution?.workflowId;
+    // The API starts the run inside the transaction that inserts the row: a first step may come before the commit.
+    if (!row && running === ref.workflowId) throw new Error(`booking ${ref.bookingId} is not committed yet`);
     if (!row || row.workflow_id !== ref.workflowId || running !== ref.workflowId || row.instrument_id !== ref.instrumentId) throw new Refusal('other_run', null);
     return row as { state: BookingStateName };
   }
@@ -147,7 +149,9 @@ export function bookingActivities(deps: ActivityDeps) {
     async recordBookingStep(s: BookingStep): Promise<{ actor: Actor }> {
       const { ref, from, to, proof } = s;
       return checks.recording(recordRef(ref), proof.action, async (trx) => {
-        await ownRow(trx, ref);
+        const row = await ownRow(trx, ref);
+        // A step that keeps the state (the request, a tier's approval) is refused too once the booking moved on.
+        if (row.state !== from) throw refused(FailureType.WrongStage, `booking ${ref.bookingId} is no longer ${from}`);
         const actor = await checks.granted(
           trx,
           ref,

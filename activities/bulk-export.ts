@@ -147,12 +147,13 @@ export function bulkExportActivities({ db }: ActivityDeps) {
      * finds nothing left to do.
      */
     async expireBulkExports(input: BulkExportExpiryInput): Promise<BulkExportExpiryResult> {
-      const cutoff = new Date(Date.now() - durationMs(input.retention));
+      // PostgreSQL's clock, the one that wrote finished_at, not the worker's.
+      const retentionSeconds = durationMs(input.retention) / 1000;
       let expired = 0;
       for (;;) {
         const due: string[] = await db('bulk_exports')
           .where({ state: 'completed' })
-          .andWhere('finished_at', '<', cutoff)
+          .andWhereRaw('finished_at < now() - make_interval(secs => ?)', [retentionSeconds])
           .orderBy('finished_at')
           .limit(100)
           .pluck('id');

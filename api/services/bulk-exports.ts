@@ -160,13 +160,14 @@ export async function downloadBulkExport(deps: Pick<ApiDeps, 'db' | 'log'>, acto
     }
     throw err;
   }
-  if (row.state === 'expired') {
-    await appendAudit(db, { ...audited, action: 'bulk_export.download_expired', details: { kind: row.kind, period: row.period } });
-    throw problems.gone(
+  const expired = async (gone: BulkExportRow) => {
+    await appendAudit(db, { ...audited, action: 'bulk_export.download_expired', details: { kind: gone.kind, period: gone.period } });
+    return problems.gone(
       'bulk-export-expired',
-      `the file was deleted at ${new Date(row.expired_at!).toISOString()}, ${retentionText(row)} after it was written (BULK_EXPORT_RETENTION); ask for a new export`,
+      `the file was deleted at ${new Date(gone.expired_at!).toISOString()}, ${retentionText(gone)} after it was written (BULK_EXPORT_RETENTION); ask for a new export`,
     );
-  }
+  };
+  if (row.state === 'expired') throw await expired(row);
   if (row.state !== 'completed') {
     throw problems.conflict(
       'bulk-export-not-ready',
@@ -174,7 +175,12 @@ export async function downloadBulkExport(deps: Pick<ApiDeps, 'db' | 'log'>, acto
     );
   }
   const file = await bulkExportFile(db, id);
-  if (!file) throw problems.notFound(`the file of bulk export ${id}`);
+  if (!file) {
+    // The expiry sweep deleted the file between the two reads.
+    const now = await findBulkExport(db, id);
+    if (now?.state === 'expired') throw await expired(now);
+    throw problems.notFound(`the file of bulk export ${id}`);
+  }
   if (row.kind === 'samples')
     await logPhiRead(db, actor, phiVia(ctx), { kind: 'sample_export', patientIds: [], recordIds: row.record_ids ?? [] }, deps.log);
   await appendAudit(db, {

@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { bookingActivities } from '../../activities/booking';
+import type { Mailer } from '../../activities/mailer';
+import { workflowIds } from '../../common/ids';
 import { authorisationStatement } from '../../common/competence';
 import { assertProblem } from '../api/support';
 import { startPlatform, type Platform } from '../helpers/platform';
@@ -242,5 +246,40 @@ describe('equipment: bookings of an instrument', function () {
     assert.ok(mine.body.nextCursor);
     assertProblem(await p.api('GET', `/api/v1/bookings/mine?cursor=${first.body.nextCursor}`, { key: u.director.apiKey }), 400, 'validation');
     assertProblem(await act(p, u.doc, code, 'bookings', { start: inSeconds(10), end: inSeconds(20) }), 403, 'forbidden');
+  });
+  it('a step that meets its booking before the API committed it is retried, not refused as forged; a step on a booking that moved on is refused', async () => {
+    const activities = bookingActivities({ db: db(), mailer: {} as Mailer, publicUrl: 'http://labflow.test', mailDomain: 'lab.test' });
+    const code = instrumentCode();
+    await inService(p, u, code, inSeconds(3600));
+    const instrument = await db()('instruments').where({ code }).first('id');
+    const stepOn = (bookingId: string, workflowId: string) => ({
+      ref: { workflowId, bookingId, instrumentId: instrument.id, code, requesterId: u.tech.actor.userId, tiers: [] },
+      from: 'requested' as const,
+      to: 'requested' as const,
+      proof: { action: 'booking.request' as const, grant: randomUUID(), actor: u.tech.actor, request: {} },
+    });
+    const refusedEvents = (workflowId: string) =>
+      db()('audit_events').where({ action: 'security.grant_refused' }).whereRaw(`details->>'workflowId' = ?`, [workflowId]).count('* as n').first();
+
+    // The API starts the run inside the transaction that inserts the row: the first step may come before the commit.
+    const early = randomUUID();
+    const earlyRun = workflowIds.booking(early);
+    const env = new MockActivityEnvironment({ activityId: 'booking-early', workflowExecution: { workflowId: earlyRun, runId: 'test-run' } });
+    await assert.rejects(env.run(activities.recordBookingStep, stepOn(early, earlyRun)), (err: Error) => {
+      assert.match(err.message, /not committed yet/);
+      assert.notEqual((err as { type?: string }).type, 'GrantRefused');
+      return true;
+    });
+    assert.equal(Number((await refusedEvents(earlyRun))?.n), 0, 'no security event for a row not yet committed');
+
+    // A step that keeps the state (the request, a tier's approval) is refused once the booking moved on, writing nothing.
+    const id = await mustBook(u.tech, code, inSeconds(600), inSeconds(700));
+    await stateIs(id, 'approved');
+    const run = workflowIds.booking(id);
+    const steps = async () => (await db()('instrument_booking_steps').where({ reservation_id: id })).length;
+    const before = await steps();
+    const moved = new MockActivityEnvironment({ activityId: 'booking-moved', workflowExecution: { workflowId: run, runId: 'test-run' } });
+    await assert.rejects(moved.run(activities.recordBookingStep, stepOn(id, run)), /no longer requested/);
+    assert.equal(await steps(), before);
   });
 });
