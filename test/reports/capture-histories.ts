@@ -36,10 +36,8 @@ describe('capturing report replay fixtures from real runs', function () {
 
   it('records a release accepted while the run was still assembling (read from the record a moment before)', async () => {
     const { p, u } = lab;
-    const test = await testCode();
-    const accession = await routedSample(p, u.doc, u.tech, [test]);
-    const workflowId = `report:${accession}:v1`;
-    const held = assembly.hold(workflowId);
+    const held = await assembly.heldSample(p, u);
+    const { test, accession, workflowId } = held;
     try {
       await mustAnalysisAct(p, u.tech, accession, test, 'result', { kind: 'numeric', unit: 'mmol/L', value: SECRET.value, performedBy: SECRET.performedBy });
       await mustAnalysisAct(p, u.tech, accession, test, 'submit');

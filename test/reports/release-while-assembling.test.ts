@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { reportStateQuery } from '../../common/reports';
-import { labPlatform, routedSample, testCode } from '../results/support';
+import { labPlatform } from '../results/support';
 import { testEnv } from '../setup/env';
 import { assemblyHolds, releaseAcceptedWhileAssembling, updatesAccepted, verifiedResult } from './support';
 
@@ -17,10 +17,8 @@ describe('reports: a release read from the record before its run finished assemb
 
   it('is accepted while the run is assembling, waits for the assembly and signs one report version', async () => {
     const { p, u } = lab;
-    const test = await testCode();
-    const accession = await routedSample(p, u.doc, u.tech, [test]);
-    const workflowId = `report:${accession}:v1`;
-    const held = assembly.hold(workflowId);
+    const held = await assembly.heldSample(p, u);
+    const { test, accession, workflowId } = held;
     try {
       // The verification completes the sample's tests: its run starts the report, whose assembly is then held.
       await verifiedResult(p, u, accession, test);

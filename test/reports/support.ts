@@ -3,7 +3,7 @@ import type { Platform, PlatformOptions } from '../helpers/platform';
 import type { TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
-import { mustAnalysisAct, sign } from '../results/support';
+import { mustAnalysisAct, routedSample, sign, testCode } from '../results/support';
 import { inspected, mustAct } from '../sample-intake/support';
 
 export const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -108,7 +108,14 @@ export function assemblyHolds() {
     holds.set(workflowId, { written, freed: new Promise<void>((resolve) => (free = resolve)) });
     return { recordWritten, free };
   };
-  return { wrapActivities, hold };
+  /** A sample routed for a test of its own, whose report's assembly is held once its record is written. */
+  const heldSample = async (p: Platform, u: Record<'doc' | 'tech', TestUser>) => {
+    const test = await testCode();
+    const accession = await routedSample(p, u.doc, u.tech, [test]);
+    const workflowId = `report:${accession}:v1`;
+    return { test, accession, workflowId, ...hold(workflowId) };
+  };
+  return { wrapActivities, heldSample };
 }
 
 /** How many Updates the run's history shows accepted. */
