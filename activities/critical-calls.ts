@@ -44,7 +44,15 @@ export function criticalCallActivities(deps: ActivityDeps) {
     link: link(ref),
   });
 
-  async function audit(trx: Knex.Transaction, ref: CallRef, action: string, actor: { userId: string; username: string } | null, details: Record<string, unknown>) {
+  /** One audit event; a second event of the same activity names its own key suffix (else it would be dropped as a repeat). */
+  async function audit(
+    trx: Knex.Transaction,
+    ref: CallRef,
+    action: string,
+    actor: { userId: string; username: string } | null,
+    details: Record<string, unknown>,
+    keySuffix = '',
+  ) {
     await appendAudit(trx, {
       actorId: actor?.userId ?? null,
       actor: actor?.username ?? 'system:critical-calls',
@@ -52,7 +60,7 @@ export function criticalCallActivities(deps: ActivityDeps) {
       entityType: 'critical_call',
       entityId: ref.workflowId,
       details: { accession: ref.accession, test: ref.test, ...details },
-      idempotencyKey: activityKey(),
+      idempotencyKey: activityKey(keySuffix),
     });
   }
 
@@ -95,7 +103,8 @@ export function criticalCallActivities(deps: ActivityDeps) {
           .orderBy('applied_at', 'desc')
           .first('id', 'flag');
         if (!entry) throw refused(FailureType.InvalidInput, `${input.test} of ${input.accession} has no critical result`);
-        const sample = await trx('samples').where({ id: analysis.sample_id }).first('ordering_provider_id');
+        // Shared lock: a provider being set at this moment is either read here or sets this call's after it commits.
+        const sample = await trx('samples').where({ id: analysis.sample_id }).forShare().first('ordering_provider_id');
         const [row] = await trx('critical_calls')
           .insert({
             workflow_id: workflowId,
@@ -191,7 +200,7 @@ export function criticalCallActivities(deps: ActivityDeps) {
           calledKind: staged.called_user_id ? 'ordering_provider' : 'other',
           attemptId: attempt.id,
         });
-        if (outcome === 'CONFIRMED') await audit(trx, ref, 'critical_call.notified', actor, { attemptId: attempt.id });
+        if (outcome === 'CONFIRMED') await audit(trx, ref, 'critical_call.notified', actor, { attemptId: attempt.id }, 'notified');
         return { attemptId: attempt.id, seq, outcome, failedAttempts: await failedAttempts(), duplicate: false };
       });
     },

@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import { workflowIds } from '../common/ids';
 import { appendAudit } from './audit';
 import type { Db } from './knex';
-import { findSampleByExternal, registerSamples, type NewSample, type SampleRow } from './sample-intake';
+import { findSampleByExternal, noteUnresolvedProvider, registerSamples, type NewSample, type SampleRow } from './sample-intake';
 import { closeTask, openTask } from './tasks';
 
 /** External orders the webhook could not register (unknown sample type or test codes), held for a person. */
@@ -107,6 +107,8 @@ export async function releaseHeldOrder(
     sample: NewSample;
     submitterId: string | null;
     mapping: { tests: Record<string, string>; comment: string | null };
+    /** The provider the order named who is not an active clinician (the sample is registered without one). */
+    unresolvedProvider?: { username: string; refusal: 'unknown' | 'not_clinician' };
   },
   actor: Person,
 ): Promise<SampleRow | null> {
@@ -117,13 +119,21 @@ export async function releaseHeldOrder(
       await trx('sample_held_orders').where({ id: held.id }).forUpdate();
       let sample = await findSampleByExternal(trx, held.source, externalId);
       if (!sample) {
-        await registerSamples(trx, [release.sample], {
+        const [registered] = await registerSamples(trx, [release.sample], {
           source: held.source,
           submitterId: release.submitterId,
           actor: actor.username,
           actorId: actor.userId,
           workflowIdOf: workflowIds.sampleIntake,
         });
+        if (release.unresolvedProvider) {
+          await noteUnresolvedProvider(
+            trx,
+            registered,
+            { ...release.unresolvedProvider, source: held.source },
+            { actor: actor.username, actorId: actor.userId },
+          );
+        }
         sample = await findSampleByExternal(trx, held.source, externalId);
       }
       if (!sample) throw new Error(`the sample of held order ${held.id} was not registered`);
@@ -151,6 +161,7 @@ export async function releaseHeldOrder(
           sampleType: { from: payload.sample.sampleType ?? null, to: release.sample.sampleType },
           tests: release.mapping.tests,
           comment: release.mapping.comment,
+          orderingProviderId: release.sample.orderingProviderId ?? null,
         },
       });
       return sample;

@@ -3,6 +3,7 @@ import type { AcceptanceCriteria, Priority, SampleRecordFacts, SampleState, Temp
 import { workflowIds } from '../common/ids';
 import { appendAudit } from './audit';
 import type { Db } from './knex';
+import { closeTask, openTask } from './tasks';
 
 type Conn = Knex | Knex.Transaction;
 
@@ -65,6 +66,7 @@ export interface RegisteredSample {
   submitter_id: string | null;
   external_id: string | null;
   arrival: unknown;
+  ordering_provider_id: string | null;
 }
 
 /**
@@ -128,6 +130,7 @@ export async function registerSamples(
           'submitter_id',
           'external_id',
           'arrival',
+          'ordering_provider_id',
         ])),
     );
   }
@@ -145,6 +148,7 @@ export async function registerSamples(
         tests: row.requested_tests,
         externalId: row.external_id,
         batchId: meta.batchId ?? null,
+        orderingProviderId: row.ordering_provider_id,
       },
     });
   }
@@ -187,6 +191,7 @@ export interface SampleRow {
   patient_dob: string | null;
   patient_mrn: string | null;
   submitter_id: string | null;
+  ordering_provider_id: string | null;
   collected_at: Date | null;
   state: SampleState;
   workflow_id: string | null;
@@ -438,5 +443,133 @@ export async function registerBatch(
       batchId: batch.id,
       workflowIdOf: workflowIds.sampleIntake,
     });
+  });
+}
+
+/** An active user who might be named as an ordering provider. */
+export interface ProviderCandidate {
+  id: string;
+  username: string;
+  printed_name: string;
+  roles: string[];
+}
+
+/** The active users with these usernames, in one query however many are named (a batch names up to 5000). */
+export async function activeUsersNamed(db: Conn, usernames: string[]): Promise<Map<string, ProviderCandidate>> {
+  const unique = [...new Set(usernames)];
+  if (unique.length === 0) return new Map();
+  const rows: ProviderCandidate[] = await db('users')
+    .whereRaw('username = any(?::text[])', [unique])
+    .andWhere({ active: true })
+    .select('id', 'username', 'printed_name', 'roles');
+  return new Map(rows.map((r) => [r.username, r]));
+}
+
+/** Why a named ordering provider cannot be one: not an active user, or not a clinician; null when they can. */
+export function providerRefusal(user: ProviderCandidate | undefined): 'unknown' | 'not_clinician' | null {
+  if (!user) return 'unknown';
+  return user.roles.includes('clinician') ? null : 'not_clinician';
+}
+
+export const orderingProviderTaskKey = (accession: string) => `sample-ordering-provider:${accession}`;
+
+/**
+ * An external order named an ordering provider who is not an active clinician of the lab: the sample was registered
+ * without one. Audited with the name and why, and a task asks the lab to set the provider (closed when one is set).
+ */
+export async function noteUnresolvedProvider(
+  trx: Knex.Transaction,
+  sample: { accession: string },
+  named: { username: string; refusal: 'unknown' | 'not_clinician'; source: string },
+  actor: { actor: string; actorId: string | null },
+): Promise<void> {
+  const why = named.refusal === 'unknown' ? 'is not an active user' : 'is not a clinician';
+  await openTask(trx, {
+    taskKey: orderingProviderTaskKey(sample.accession),
+    workflowId: orderingProviderTaskKey(sample.accession),
+    entityType: 'sample',
+    entityId: sample.accession,
+    kind: 'sample.ordering_provider',
+    title: `The order of ${sample.accession} from ${named.source} names ordering provider "${named.username}", who ${why}: set the ordering provider`,
+    assignee: { kind: 'role', role: 'lab_technician' },
+  });
+  await appendAudit(trx, {
+    actorId: actor.actorId,
+    actor: actor.actor,
+    action: 'sample.ordering_provider_unresolved',
+    entityType: 'sample',
+    entityId: sample.accession,
+    details: { named: named.username, reason: named.refusal, source: named.source },
+  });
+}
+
+type ProviderRef = { id: string; username: string } | null;
+
+/** Why setting a sample's ordering provider was refused (nothing written). */
+export class OrderingProviderRefused extends Error {
+  constructor(readonly confirmedCall: string) {
+    super(`a critical call of the sample is confirmed: ${confirmedCall}`);
+  }
+}
+
+/**
+ * Sets a sample's ordering provider, in one transaction: the sample row (locked, so that a critical call opening at
+ * the same moment reads either the old provider or the new one and is then updated), every open critical call of the
+ * sample (not a confirmed one), the audit of the sample (old and new value, reason) and of each call changed, and the
+ * task an unresolved provider opened is closed. Refused (OrderingProviderRefused) once a call of the sample has been
+ * confirmed. Answers the provider before, and the calls changed; nothing is written when the provider is unchanged.
+ */
+export async function setOrderingProvider(
+  db: Db,
+  sample: { id: string; accession: string },
+  provider: { id: string; username: string },
+  reason: string,
+  actor: { userId: string; username: string },
+): Promise<{ previous: ProviderRef; changed: boolean; criticalCalls: string[] }> {
+  return db.transaction(async (trx) => {
+    const row = await trx('samples').where({ id: sample.id }).forUpdate().first('ordering_provider_id');
+    const previous: ProviderRef = row.ordering_provider_id
+      ? ((await trx('users').where({ id: row.ordering_provider_id }).first('id', 'username')) ?? null)
+      : null;
+    const confirmed = await trx('critical_calls').where({ sample_id: sample.id, state: 'notified' }).orderBy('opened_at').first('workflow_id');
+    if (confirmed) throw new OrderingProviderRefused(confirmed.workflow_id);
+    if (previous?.id === provider.id) return { previous, changed: false, criticalCalls: [] };
+    await trx('samples').where({ id: sample.id }).update({ ordering_provider_id: provider.id, updated_at: trx.fn.now() });
+    const calls: { workflow_id: string; ordering_provider_id: string | null }[] = await trx('critical_calls')
+      .where({ sample_id: sample.id })
+      .whereIn('state', ['calling', 'escalated'])
+      .orderBy('opened_at')
+      .forUpdate()
+      .select('workflow_id', 'ordering_provider_id');
+    if (calls.length) {
+      await trx('critical_calls')
+        .whereIn(
+          'workflow_id',
+          calls.map((c) => c.workflow_id),
+        )
+        .update({ ordering_provider_id: provider.id });
+    }
+    const to = { id: provider.id, username: provider.username };
+    const from = previous ? { id: previous.id, username: previous.username } : null;
+    await appendAudit(trx, {
+      actorId: actor.userId,
+      actor: actor.username,
+      action: 'sample.ordering_provider_set',
+      entityType: 'sample',
+      entityId: sample.accession,
+      details: { from, to, reason, criticalCalls: calls.map((c) => c.workflow_id) },
+    });
+    for (const call of calls) {
+      await appendAudit(trx, {
+        actorId: actor.userId,
+        actor: actor.username,
+        action: 'critical_call.ordering_provider_set',
+        entityType: 'critical_call',
+        entityId: call.workflow_id,
+        details: { accession: sample.accession, from: call.ordering_provider_id, to: provider.id, reason },
+      });
+    }
+    await closeTask(trx, orderingProviderTaskKey(sample.accession), 'done', actor.userId);
+    return { previous, changed: true, criticalCalls: calls.map((c) => c.workflow_id) };
   });
 }

@@ -3,7 +3,7 @@ import { canonicalJson } from '../common/capa-hash';
 import { workflowIds } from '../common/ids';
 import type { SampleEvent } from '../common/sample-intake';
 import type { Db } from './knex';
-import { findSampleByExternal, registerSamples, type NewSample, type SampleRow } from './sample-intake';
+import { findSampleByExternal, noteUnresolvedProvider, registerSamples, type NewSample, type SampleRow } from './sample-intake';
 
 /** Webhook deliveries, recorded by the sender's event ID so that a redelivery is applied once. */
 
@@ -34,22 +34,30 @@ export async function markWebhookEventApplied(db: Db, source: string, eventId: s
   await db('sample_webhook_events').where({ source, event_id: eventId }).update({ applied_at: db.fn.now(), accession });
 }
 
-/** Registers a sample an external system announced; one registered meanwhile by a concurrent delivery is used instead. */
+/**
+ * Registers a sample an external system announced; one registered meanwhile by a concurrent delivery is used instead.
+ * An ordering provider the order named who is not an active clinician is noted with the registration (audit, task).
+ */
 export async function registerExternalSample(
   db: Db,
   source: { name: string; contactUserId: string | null },
   sample: NewSample & { externalId: string },
+  unresolvedProvider?: { username: string; refusal: 'unknown' | 'not_clinician' },
 ): Promise<SampleRow> {
+  const actor = `system:${source.name}`;
   try {
-    await db.transaction((trx) =>
-      registerSamples(trx, [sample], {
+    await db.transaction(async (trx) => {
+      const [registered] = await registerSamples(trx, [sample], {
         source: source.name,
         submitterId: source.contactUserId,
-        actor: `system:${source.name}`,
+        actor,
         actorId: null,
         workflowIdOf: workflowIds.sampleIntake,
-      }),
-    );
+      });
+      if (unresolvedProvider) {
+        await noteUnresolvedProvider(trx, registered, { ...unresolvedProvider, source: source.name }, { actor, actorId: null });
+      }
+    });
   } catch (err) {
     if ((err as { code?: string }).code !== '23505') throw err;
   }

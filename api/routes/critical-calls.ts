@@ -61,7 +61,10 @@ export function criticalCallRoutes(deps: ApiDeps): RouteSpec[] {
       response: attemptResultAnswer,
       problems: [...new Set([409, 422, ...Object.values(FAILURE_HTTP_STATUS)])],
       handler: async ({ params, body, actor, ctx }) => {
-        ctx.body = await logAttempt(deps, params.accession, params.test, body, actor);
+        const answer = await logAttempt(deps, params.accession, params.test, body, actor);
+        // The answer carries the read-back as recorded (also another person's, for a duplicate request ID).
+        await phi.read(ctx, actor, { kind: 'critical_call', patientIds: [], recordIds: [answer.call.workflowId] });
+        ctx.body = answer;
       },
     }),
   ];

@@ -46,6 +46,7 @@ import {
   inspectBody,
   listQuery,
   orderBody,
+  orderingProviderBody,
   reasonBody,
   receiveBody,
   registerBody,
@@ -66,6 +67,7 @@ import {
   runOf,
   sampleBatchProgress,
   sampleView,
+  setSampleOrderingProvider,
   viewAfterUpdate,
 } from '../services/sample-intake';
 import { grantAction, verifySigner } from '../signing';
@@ -175,6 +177,21 @@ export function sampleIntakeRoutes(deps: ApiDeps): RouteSpec[] {
       params: accessionParams,
       handler: async ({ params, ctx }) => {
         ctx.body = await sampleView(deps, await loadSample(db, params.accession));
+      },
+    }),
+    route({
+      method: 'put',
+      path: '/samples/:accession/ordering-provider',
+      response: R.sampleOrderingProvider,
+      problems: [404, 409, 422],
+      summary:
+        'Set or correct the requisition’s ordering provider (a clinician), with a reason; open critical calls of the sample take it; refused once a call of the sample was confirmed',
+      tag: TAG,
+      roles: LAB,
+      params: accessionParams,
+      body: orderingProviderBody,
+      handler: async ({ params, body, actor, ctx }) => {
+        ctx.body = await setSampleOrderingProvider(deps, params.accession, body, actor);
       },
     }),
     route({

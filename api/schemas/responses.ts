@@ -191,6 +191,14 @@ export const sampleView = record({
   collectedAt: nullableTime,
   receivedAt: nullableTime,
   live: z.boolean(),
+  orderingProvider: z.object({ username: z.string(), printedName: z.string() }).nullable().describe('the requisition’s ordering provider'),
+});
+export const sampleOrderingProvider = z.object({
+  accession: z.string(),
+  orderingProvider: z.object({ username: z.string(), printedName: z.string() }),
+  previous: z.object({ username: z.string() }).nullable(),
+  changed: z.boolean().describe('false when the sample already named this provider (nothing written)'),
+  criticalCalls: z.array(z.string()).describe('the open critical calls of the sample that now name this provider'),
 });
 export const custody = z.object({
   accession: z.string(),

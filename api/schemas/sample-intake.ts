@@ -70,6 +70,8 @@ export const batchBody = z.strictObject({
   samples: z
     .array(
       sampleItem.extend({
+        /** The requisition's ordering provider: a clinician's username; critical values are called to them. */
+        orderingProvider: username.optional(),
         /** A specimen in hand: received and inspected as part of the batch. */
         arrival: z.strictObject({ location: label, temperatureC: celsius, findings: inspectBody.omit({ temperatureC: true }) }).optional(),
       }),
@@ -105,6 +107,9 @@ export const routeBody = z.strictObject({
     .optional(),
 });
 export const reasonBody = z.strictObject({ reason: text(1000) });
+/** Sets or corrects a registered sample's ordering provider (a clinician's username), with the reason. */
+export const orderingProviderBody = z.strictObject({ orderingProvider: username, reason: text(1000) });
+export type OrderingProviderBody = z.infer<typeof orderingProviderBody>;
 export const orderBody = z.strictObject({ tests: z.array(code).min(1).max(50) });
 export const custodyBody = z.strictObject({
   piece: z.string().max(40).optional(),
@@ -136,6 +141,11 @@ export const webhookBody = z.object({
     priority: z.enum(PRIORITIES).optional(),
     collectedAt: isoDateTime.optional(),
     patient: patientBody.optional(),
+    /**
+     * The order's ordering provider, by username. One who is not an active clinician of the lab does not hold the
+     * order: the sample is registered without a provider and the lab gets a task to set one.
+     */
+    orderingProvider: z.string().max(64).optional(),
   }),
   location: label.optional(),
   temperatureC: celsius.optional(),
@@ -153,6 +163,8 @@ export const resolveHeldOrderBody = z.discriminatedUnion('action', [
     /** Unknown test code → known test code; codes not named here are kept. */
     tests: z.record(z.string().min(1).max(64), z.string().min(1).max(64)).default({}),
     comment: z.string().max(2000).optional(),
+    /** The ordering provider (a clinician's username) instead of the one the order names, if any. */
+    orderingProvider: username.optional(),
   }),
   z.object({ action: z.literal('dismiss'), reason: z.string().trim().min(3).max(2000) }),
 ]);

@@ -18,13 +18,17 @@ import { findActiveUser } from '../../db/identity';
 import { dismissHeldOrder, findHeldOrder, holdOrder, releaseHeldOrder } from '../../db/sample-held-orders';
 import { markWebhookEventApplied, registerExternalSample } from '../../db/sample-webhooks';
 import {
+  activeUsersNamed,
   apiDuplicateOf,
   batchProgress,
   findSample,
   findSampleByExternal,
+  OrderingProviderRefused,
+  providerRefusal,
   registerBatch,
   registerSamples,
   sampleDetails,
+  setOrderingProvider,
   sampleTypes,
   sourceOf,
   testCodes,
@@ -36,7 +40,7 @@ import type { sampleBatchWorkflow } from '../../workflows';
 import type { ApiDeps } from '../deps';
 import { liveOrRecorded } from '../live-or-recorded';
 import { problems } from '../problem';
-import type { BatchBody, InspectBody, RegisterBody, ResolveHeldOrderBody, WebhookBody } from '../schemas/sample-intake';
+import type { BatchBody, InspectBody, OrderingProviderBody, RegisterBody, ResolveHeldOrderBody, WebhookBody } from '../schemas/sample-intake';
 import { compareIdentifiers, deliverSampleEvent, intakeInput, startIntakeRun, webhookEvent } from '../temporal/sample-intake';
 import { checkTimers, type TimerRule } from './timer-bounds';
 
@@ -125,8 +129,13 @@ export async function sampleView(deps: Deps, row: SampleRow, answered?: SampleIn
   const view = answered
     ? shown(answered)
     : ((await liveOrRecorded({ run, query: sampleStateQuery, fromLive: shown, recorded }))?.view ?? recorded);
-  const [details, signatures] = await Promise.all([sampleDetails(deps.db, row.id), listSignaturesFor(deps.db, 'sample', row.accession)]);
-  return { ...view, ...details, signatures };
+  const [details, signatures, provider] = await Promise.all([
+    sampleDetails(deps.db, row.id),
+    listSignaturesFor(deps.db, 'sample', row.accession),
+    row.ordering_provider_id ? deps.db('users').where({ id: row.ordering_provider_id }).first('username', 'printed_name') : null,
+  ]);
+  const orderingProvider = provider ? { username: provider.username as string, printedName: provider.printed_name as string } : null;
+  return { ...view, orderingProvider, ...details, signatures };
 }
 
 /** The view after an Update: the state the run answered, with what Postgres holds now. */
@@ -142,21 +151,44 @@ const INTAKE_TIMER_RULE: TimerRule = {
   what: 'sample intake timers',
 };
 
+/** The 422 for a named ordering provider who is not an active clinician, naming the field. */
+function providerProblem(username: string, refusal: 'unknown' | 'not_clinician', field: string) {
+  return refusal === 'unknown'
+    ? problems.unprocessable('unknown-ordering-provider', `no active user "${username}"`, { errors: [{ field, detail: 'unknown user' }] })
+    : problems.unprocessable('ordering-provider-not-clinician', `"${username}" is not a clinician`, { errors: [{ field, detail: 'not a clinician' }] });
+}
+
 /** The ordering provider a requisition names: an active user with the clinician role, else 422 and nothing written. */
-async function orderingProviderOf(db: Deps['db'], username: string | undefined): Promise<string | null> {
+async function orderingProviderOf(db: Deps['db'], username: string | undefined) {
   if (username === undefined) return null;
-  const user = await db('users').where({ username, active: true }).first('id', 'roles');
-  if (!user) {
-    throw problems.unprocessable('unknown-ordering-provider', `no active user "${username}"`, {
-      errors: [{ field: 'body.orderingProvider', detail: 'unknown user' }],
-    });
+  const user = (await activeUsersNamed(db, [username])).get(username);
+  const refusal = providerRefusal(user);
+  if (refusal) throw providerProblem(username, refusal, 'body.orderingProvider');
+  return user!;
+}
+
+/**
+ * The ordering providers a batch names, looked up in one query: every sample naming one who is not an active
+ * clinician is a 422 naming its field (at most 100 listed), before anything is written. Answers each sample's.
+ */
+async function batchProvidersOf(db: Deps['db'], samples: { orderingProvider?: string }[]): Promise<(string | null)[]> {
+  const named = samples.map((s) => s.orderingProvider).filter((u): u is string => u !== undefined);
+  const users = await activeUsersNamed(db, named);
+  const refused = samples
+    .map((s, i) => ({ i, username: s.orderingProvider, refusal: s.orderingProvider === undefined ? null : providerRefusal(users.get(s.orderingProvider)) }))
+    .filter((r): r is { i: number; username: string; refusal: 'unknown' | 'not_clinician' } => r.refusal !== null);
+  if (refused.length) {
+    const first = refused[0];
+    const detail = (r: (typeof refused)[number]) => (r.refusal === 'unknown' ? `unknown user "${r.username}"` : `"${r.username}" is not a clinician`);
+    throw problems.unprocessable(
+      first.refusal === 'unknown' ? 'unknown-ordering-provider' : 'ordering-provider-not-clinician',
+      `${refused.length} sample(s) name an ordering provider who is not an active clinician; the first is sample ${first.i}: ${detail(first)}`,
+      {
+        errors: refused.slice(0, 100).map((r) => ({ field: `body.samples.${r.i}.orderingProvider`, detail: detail(r) })),
+      },
+    );
   }
-  if (!(user.roles as string[]).includes('clinician')) {
-    throw problems.unprocessable('ordering-provider-not-clinician', `"${username}" is not a clinician`, {
-      errors: [{ field: 'body.orderingProvider', detail: 'not a clinician' }],
-    });
-  }
-  return user.id as string;
+  return samples.map((s) => (s.orderingProvider === undefined ? null : users.get(s.orderingProvider)!.id));
 }
 
 /**
@@ -182,7 +214,8 @@ export async function registerSample(deps: Deps, body: RegisterBody, actor: Acto
     }
     submitter = { kind: 'user', userId: user.id, username: user.username };
   }
-  const item: NewSample = { ...body, requestedTests: body.tests, orderingProviderId: await orderingProviderOf(db, body.orderingProvider) };
+  const provider = await orderingProviderOf(db, body.orderingProvider);
+  const item: NewSample = { ...body, requestedTests: body.tests, orderingProviderId: provider?.id ?? null };
   try {
     return await db.transaction(async (trx) => {
       const [registered] = await registerSamples(trx, [item], {
@@ -221,6 +254,7 @@ export async function registerSampleBatch(deps: Deps, body: BatchBody, actor: Ac
     body.samples.map((s) => ({ sampleType: s.sampleType, tests: s.tests })),
     (i) => `body.samples.${i}.`,
   );
+  const providers = await batchProvidersOf(db, body.samples);
   const now = Date.now();
   const receivedAt = new Date(now).toISOString();
   const items: NewSample[] = body.samples.map((sample, i) => {
@@ -229,7 +263,8 @@ export async function registerSampleBatch(deps: Deps, body: BatchBody, actor: Ac
         errors: [{ field: `body.samples.${i}.collectedAt`, detail: 'in the future' }],
       });
     }
-    const item: NewSample = { ...sample, requestedTests: sample.tests };
+    const { orderingProvider: _named, ...fields } = sample;
+    const item: NewSample = { ...fields, requestedTests: sample.tests, orderingProviderId: providers[i] };
     const arrival = sample.arrival;
     if (!arrival) return item;
     const requisition = {
@@ -325,7 +360,13 @@ export async function resolveHeldOrder(deps: Deps, id: string, body: ResolveHeld
   }
   const tests = [...new Set(original.map((code) => body.tests[code] ?? code))];
   const types = await checkCodes(db, [{ sampleType, tests }], () => 'body.');
-  const mapped: WebhookBody = { ...payload, sample: { ...payload.sample, sampleType, tests } };
+  // A provider given here must be an active clinician (422); one the order named who is not is noted, as the webhook does.
+  const given = await orderingProviderOf(db, body.orderingProvider);
+  const named = given ? { provider: given, unresolved: undefined } : await namedProvider(db, payload.sample.orderingProvider);
+  const mapped: WebhookBody = {
+    ...payload,
+    sample: { ...payload.sample, sampleType, tests, ...(given && { orderingProvider: given.username }) },
+  };
   const source = await sourceOf(db, held.source);
   const s = mapped.sample;
   const row = await releaseHeldOrder(
@@ -341,9 +382,11 @@ export async function resolveHeldOrder(deps: Deps, id: string, body: ResolveHeld
         barcode: s.barcode,
         patient: s.patient,
         collectedAt: s.collectedAt,
+        orderingProviderId: named.provider?.id ?? null,
       },
       submitterId: source?.contact_user_id ?? null,
       mapping: { tests: body.tests, comment: body.comment ?? null },
+      unresolvedProvider: named.unresolved,
     },
     actor,
   );
@@ -351,6 +394,17 @@ export async function resolveHeldOrder(deps: Deps, id: string, body: ResolveHeld
   // Applied as the webhook would have: the event goes to the sample's run (started if it does not exist yet).
   await deliverSampleEvent(db, temporal, config.taskQueue, row, types.get(row.sample_type)!, webhookEvent(held.source, mapped));
   return { id: held.id, state: 'resolved' as const, accession: row.accession, workflowId: row.workflow_id };
+}
+
+/**
+ * The ordering provider an external order names: an active clinician is the sample's; one who is not does not hold
+ * the order (the specimen's testing does not wait on it) but is noted for the lab to set the provider.
+ */
+async function namedProvider(db: ApiDeps['db'], username: string | undefined) {
+  if (username === undefined) return { provider: null, unresolved: undefined };
+  const user = (await activeUsersNamed(db, [username])).get(username);
+  const refusal = providerRefusal(user);
+  return refusal ? { provider: null, unresolved: { username, refusal } } : { provider: user!, unresolved: undefined };
 }
 
 /** Finds or registers the sample an event is about; null when it must be held for a person. */
@@ -371,6 +425,7 @@ async function sampleFor(db: ApiDeps['db'], source: string, contactId: string | 
     await holdOrder(db, source, body, `unknown ${unknown.join(', ')}`);
     return null;
   }
+  const named = await namedProvider(db, s.orderingProvider);
   return registerExternalSample(
     db,
     { name: source, contactUserId: contactId },
@@ -382,7 +437,9 @@ async function sampleFor(db: ApiDeps['db'], source: string, contactId: string | 
       barcode: s.barcode,
       patient: s.patient,
       collectedAt: s.collectedAt,
+      orderingProviderId: named.provider?.id ?? null,
     },
+    named.unresolved,
   );
 }
 
@@ -398,4 +455,31 @@ export async function applyWebhookEvent(deps: Deps, source: string, contactId: s
     await deliverSampleEvent(db, temporal, config.taskQueue, row, type, webhookEvent(source, body));
   }
   await markWebhookEventApplied(db, source, body.eventId, row?.accession ?? null);
+}
+
+/**
+ * Sets or corrects a registered sample's ordering provider (lab roles): 404 for an unknown sample, 422 for one who is
+ * not an active clinician, 409 once a critical call of the sample has been confirmed; nothing written on refusal. Open
+ * critical calls of the sample take the new provider (their runs go on as they were: a call escalated for want of a
+ * provider stays escalated, and attempts may now be logged to the provider).
+ */
+export async function setSampleOrderingProvider(deps: Deps, accession: string, body: OrderingProviderBody, actor: Actor) {
+  const row = await loadSample(deps.db, accession);
+  const provider = (await orderingProviderOf(deps.db, body.orderingProvider))!;
+  try {
+    const set = await setOrderingProvider(deps.db, row, provider, body.reason, actor);
+    return {
+      accession: row.accession,
+      orderingProvider: { username: provider.username, printedName: provider.printed_name },
+      previous: set.previous ? { username: set.previous.username } : null,
+      changed: set.changed,
+      criticalCalls: set.criticalCalls,
+    };
+  } catch (err) {
+    if (!(err instanceof OrderingProviderRefused)) throw err;
+    throw problems.conflict(
+      'critical-call-confirmed',
+      `a critical value of ${row.accession} was already called and confirmed (${err.confirmedCall}); its ordering provider is no longer changed`,
+    );
+  }
 }

@@ -186,6 +186,9 @@ describe('critical-value calls', function () {
     await enter(p, u.tech, accession, test, 12.5);
     const call = await openedCall(accession, test);
     await logAttempt(p, u.tech, accession, test, { requestId: 'v-1', called: 'ordering_provider', outcome: 'REACHED_NO_READBACK', note: 'asked to call back' });
+    // The attempt's answer (the attempt as recorded) is an access event too.
+    const afterPost = await testEnv().db('phi_access_events').where({ user_id: u.tech.actor.userId, record_kind: 'critical_call' });
+    assert.ok(afterPost.some((e) => JSON.stringify(e).includes(call.workflow_id)));
     const view = await p.api('GET', callUrl(accession, test), { key: u.tech.apiKey });
     assert.equal(view.status, 200, JSON.stringify(view.body));
     assert.deepEqual([view.body.result.value, view.body.result.flag, view.body.attemptLog.length], [12.5, 'critical_high', 1]);

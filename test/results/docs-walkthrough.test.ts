@@ -1,42 +1,33 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { startPlatform, type Platform } from '../helpers/platform';
-import { makeUsers } from '../helpers/users';
+import { docBlock, walkthroughFolder, type WalkthroughFolder } from '../helpers/walkthrough';
 
 /**
- * docs/results.md's walk-through, run as written by bash and curl against the real API and worker, from a folder
- * laid out like a clone under `npm start` (.data/dev-users.json naming the development users it uses).
+ * docs/results.md's walk-throughs, run as written by bash and curl against the real API and worker, from a folder
+ * laid out like a clone under `npm start` (.data/dev-users.json naming the development users they use).
  */
 describe("docs/results.md's walk-through", function () {
   this.timeout(180_000);
   let p: Platform;
-  let dir: string;
+  let folder: WalkthroughFolder;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'labflow-results-doc-'));
     p = await startPlatform();
-    const u = await makeUsers({ tech: ['lab_technician'], director: ['lab_director'] });
-    await mkdir(join(dir, '.data'), { recursive: true });
-    const dev = (username: string, user: (typeof u)['tech']) => ({ username, apiKey: user.apiKey, password: user.password });
-    await writeFile(join(dir, '.data', 'dev-users.json'), JSON.stringify([dev('tom.tech', u.tech), dev('dana.director', u.director)]));
+    folder = await walkthroughFolder({
+      name: 'results',
+      people: [
+        ['tom.tech', ['lab_technician']],
+        ['dana.director', ['lab_director']],
+      ],
+    });
   });
   after(async () => {
     await p?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await folder?.remove();
   });
 
   it('runs verbatim from a routed sample to a released result, a retest and a cancellation', async () => {
-    const doc = await readFile(join(__dirname, '..', '..', 'docs', 'results.md'), 'utf8');
-    const script = doc.split('## Walk-through with curl')[1].split('```sh\n')[1].split('```')[0];
-    const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script], {
-      cwd: dir,
-      env: { ...process.env, LABFLOW_URL: p.baseUrl },
-      timeout: 90_000,
-    });
+    const stdout = await folder.run(await docBlock('docs/results.md', '## Walk-through with curl'), p.baseUrl, 90_000);
     assert.match(stdout, /urn:labflow:problem:wrong-unit/);
     assert.match(stdout, /"flag":"high"/);
     assert.match(stdout, /"rule":"self-verification"/);
@@ -47,13 +38,8 @@ describe("docs/results.md's walk-through", function () {
   });
 
   it('runs verbatim from a routed sample to a released report and a corrected one, v1 byte-identical', async () => {
-    const doc = await readFile(join(__dirname, '..', '..', 'docs', 'results.md'), 'utf8');
-    const script = doc.split('### Walk-through with curl: a released report and a corrected one')[1].split('```sh\n')[1].split('```')[0];
-    const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script], {
-      cwd: dir,
-      env: { ...process.env, LABFLOW_URL: p.baseUrl },
-      timeout: 110_000,
-    });
+    const script = await docBlock('docs/results.md', '### Walk-through with curl: a released report and a corrected one');
+    const stdout = await folder.run(script, p.baseUrl, 110_000);
     assert.match(stdout, /"state":"verified"/);
     assert.match(stdout, /"workflowId":"report:ACC-\d+:v1"[^\n]*"state":"released"/);
     assert.match(stdout, /urn:labflow:problem:report-released/);

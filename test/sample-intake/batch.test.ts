@@ -17,10 +17,10 @@ const item = (hemolyzed = false) => ({
 
 describe('batch intake', () => {
   let p: Platform;
-  let u: Record<'tech' | 'doc', TestUser>;
+  let u: Record<'tech' | 'doc' | 'provider', TestUser>;
   before(async () => {
     p = await startPlatform();
-    u = await makeUsers({ tech: ['lab_technician'], doc: ['clinician'] });
+    u = await makeUsers({ tech: ['lab_technician'], doc: ['clinician'], provider: ['clinician'] });
   });
   after(() => p.stop());
 
@@ -57,6 +57,57 @@ describe('batch intake', () => {
     assert.equal((await testEnv().db('sample_batches').count({ n: '*' }).first())!.n, before);
   });
 
+  it('stores each sample’s ordering provider, and none for a sample naming none', async () => {
+    const [named, unnamed, other] = [{ ...item(), orderingProvider: u.provider.username }, item(), { ...item(), orderingProvider: u.doc.username }];
+    const res = await p.api('POST', '/api/v1/sample-batches', { key: u.tech.apiKey, body: { samples: [named, unnamed, other] } });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    const providerOf = async (barcode: string) =>
+      (await testEnv().db('samples').where({ source: 'api', barcode }).first('ordering_provider_id')).ordering_provider_id;
+    assert.equal(await providerOf(named.barcode), u.provider.actor.userId);
+    assert.equal(await providerOf(unnamed.barcode), null);
+    assert.equal(await providerOf(other.barcode), u.doc.actor.userId);
+    const audit = await testEnv()
+      .db('audit_events as a')
+      .join('samples as s', 's.accession', 'a.entity_id')
+      .where({ 's.barcode': named.barcode, 'a.action': 'sample.registered' })
+      .first('a.details');
+    assert.equal(audit.details.orderingProviderId, u.provider.actor.userId);
+  });
+
+  it('refuses a batch naming an unknown or non-clinician ordering provider, naming each such sample, and registers nothing', async () => {
+    const samples = [
+      { ...item(), orderingProvider: u.provider.username },
+      { ...item(), orderingProvider: `nobody-${tag()}` },
+      item(),
+      { ...item(), orderingProvider: u.tech.username },
+    ];
+    const res = await p.api('POST', '/api/v1/sample-batches', { key: u.tech.apiKey, body: { samples } });
+    assert.equal(res.status, 422, JSON.stringify(res.body));
+    assert.equal(res.body.type, 'urn:labflow:problem:unknown-ordering-provider');
+    assert.deepEqual(
+      res.body.errors.map((e: { field: string }) => e.field),
+      ['body.samples.1.orderingProvider', 'body.samples.3.orderingProvider'],
+    );
+    assert.match(res.body.errors[1].detail, /not a clinician/);
+    const written = await testEnv()
+      .db('samples')
+      .whereIn(
+        'barcode',
+        samples.map((s) => s.barcode),
+      )
+      .first('accession');
+    assert.equal(written ?? null, null);
+  });
+
+  it('refuses a provider who is not a clinician with its own problem type', async () => {
+    const sample = { ...item(), orderingProvider: u.tech.username };
+    const res = await p.api('POST', '/api/v1/sample-batches', { key: u.tech.apiKey, body: { samples: [item(), sample] } });
+    assert.equal(res.status, 422);
+    assert.equal(res.body.type, 'urn:labflow:problem:ordering-provider-not-clinician');
+    assert.equal(res.body.errors[0].field, 'body.samples.1.orderingProvider');
+    assert.equal((await testEnv().db('samples').where({ barcode: sample.barcode }).first()) ?? null, null);
+  });
+
   it('refuses an empty batch', async () => {
     const res = await p.api('POST', '/api/v1/sample-batches', { key: u.tech.apiKey, body: { samples: [] } });
     assert.equal(res.status, 400);
@@ -88,8 +139,8 @@ describe('batch intake', () => {
     });
     after(() => registrationOnly.stop());
 
-    it('registers exactly 5000 samples, a body far above the default limit', async () => {
-      const body = { samples: realistic(5000) };
+    it('registers exactly 5000 samples, a body far above the default limit, each with its ordering provider', async () => {
+      const body = { samples: realistic(5000).map((s, i) => ({ ...s, orderingProvider: i % 2 ? u.provider.username : u.doc.username })) };
       const bytes = Buffer.byteLength(JSON.stringify(body));
       assert.ok(bytes / 5000 > 350, `${bytes / 5000} bytes a sample`);
       assert.ok(bytes > 1024 * 1024, 'more than the default body limit of 1 MiB');
@@ -99,6 +150,15 @@ describe('batch intake', () => {
       await testEnv().client.workflow.getHandle(res.body.workflowId).terminate('test: only the registration is under test');
       const registered = (await testEnv().db('samples').where({ batch_id: res.body.batchId }).count({ n: '*' }).first())!.n;
       assert.equal(Number(registered), 5000);
+      const byProvider = await testEnv()
+        .db('samples')
+        .where({ batch_id: res.body.batchId })
+        .groupBy('ordering_provider_id')
+        .select('ordering_provider_id', testEnv().db.raw('count(*)::int as n'));
+      assert.deepEqual(
+        Object.fromEntries(byProvider.map((r: { ordering_provider_id: string; n: number }) => [r.ordering_provider_id, r.n])),
+        { [u.provider.actor.userId]: 2500, [u.doc.actor.userId]: 2500 },
+      );
     });
 
     it('refuses 5001 samples with the batch cap (400 naming body.samples, not 413) and registers nothing', async () => {

@@ -8,12 +8,12 @@ import { PATIENT, auditActions, getSample, hoursAgo, tag } from './support';
 
 describe('sample intake webhooks from instruments and external LIMS', () => {
   let p: Platform;
-  let u: Record<'admin' | 'tech' | 'contact', TestUser>;
+  let u: Record<'admin' | 'tech' | 'contact' | 'provider', TestUser>;
   let source: string;
   let secret: string;
   before(async () => {
     p = await startPlatform();
-    u = await makeUsers({ admin: ['admin'], tech: ['lab_technician'], contact: ['clinician'] });
+    u = await makeUsers({ admin: ['admin'], tech: ['lab_technician'], contact: ['clinician'], provider: ['clinician'] });
     source = `lims-${tag()}`;
     const res = await p.api('POST', '/api/v1/sample-sources', { key: u.admin.apiKey, body: { name: source, contact: u.contact.username } });
     assert.equal(res.status, 201, JSON.stringify(res.body));
@@ -179,6 +179,61 @@ describe('sample intake webhooks from instruments and external LIMS', () => {
     await waitFor(async () => (await getSample(p, u.tech, row.accession)).requestedTests.includes('UA'), 'order attached');
   });
 
+  describe('the order’s ordering provider', () => {
+    const order = async (orderingProvider: string) => {
+      const externalId = `EXT-${tag()}`;
+      const res = await post({
+        eventId: `e-${tag()}`,
+        type: 'order',
+        sample: { externalId, sampleType: 'SERUM', tests: ['TSH'], patient: PATIENT, collectedAt: hoursAgo(1), orderingProvider },
+      });
+      assert.equal(res.status, 202, JSON.stringify(res.body));
+      return byExternal(externalId);
+    };
+    const taskOf = (accession: string) =>
+      testEnv().db('tasks').where({ task_key: `sample-ordering-provider:${accession}` }).first('state', 'kind', 'assignee_role', 'title');
+
+    it('stores a provider who is an active clinician on the sample, with no task', async () => {
+      const row = await order(u.provider.username);
+      assert.equal(row.ordering_provider_id, u.provider.actor.userId);
+      assert.equal((await getSample(p, u.tech, row.accession)).orderingProvider.username, u.provider.username);
+      assert.equal((await taskOf(row.accession)) ?? null, null);
+      assert.ok(!(await auditActions(row.accession)).includes('sample.ordering_provider_unresolved'));
+    });
+
+    it('registers the sample without a provider it does not know or who is not a clinician, audits why and asks the lab to set one', async () => {
+      for (const [named, reason] of [
+        [`dr-unknown-${tag()}`, 'unknown'],
+        [u.tech.username, 'not_clinician'],
+      ]) {
+        const row = await order(named);
+        assert.equal(row.ordering_provider_id, null);
+        const audit = await waitFor(
+          () => testEnv().db('audit_events').where({ entity_type: 'sample', entity_id: row.accession, action: 'sample.ordering_provider_unresolved' }).first('details', 'actor'),
+          'unresolved provider audited',
+        );
+        assert.deepEqual(audit.details, { named, reason, source });
+        assert.equal(audit.actor, `system:${source}`);
+        const task = await taskOf(row.accession);
+        assert.deepEqual([task.state, task.kind, task.assignee_role], ['open', 'sample.ordering_provider', 'lab_technician']);
+        assert.ok(task.title.includes(named), task.title);
+        // The specimen’s intake goes on: its run starts as for any order.
+        await waitFor(async () => (await getSample(p, u.tech, row.accession)).live === true, 'run started');
+      }
+    });
+
+    it('lets the lab set the provider afterwards, which closes the task', async () => {
+      const row = await order(`dr-unknown-${tag()}`);
+      const res = await p.api('PUT', `/api/v1/samples/${row.accession}/ordering-provider`, {
+        key: u.tech.apiKey,
+        body: { orderingProvider: u.provider.username, reason: 'Ward confirmed the ordering physician by phone' },
+      });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal((await testEnv().db('samples').where({ id: row.id }).first('ordering_provider_id')).ordering_provider_id, u.provider.actor.userId);
+      assert.equal((await taskOf(row.accession)).state, 'done');
+    });
+  });
+
   describe('resolving a held order', () => {
     const holdOrder = async (sample: Record<string, unknown>) => {
       const eventId = `e-${tag()}`;
@@ -222,6 +277,58 @@ describe('sample intake webhooks from instruments and external LIMS', () => {
       assert.deepEqual(audit.details.tests, { XYZ9: 'TSH' });
       // Resolved once: a second resolution is a conflict.
       assert.equal((await resolve(held.id, { action: 'dismiss', reason: 'duplicate' })).status, 409);
+    });
+
+    it('releases a held order with the ordering provider the resolution gives, or the clinician the order named', async () => {
+      const externalId = `EXT-${tag()}`;
+      const held = await holdOrder({ externalId, sampleType: 'SALIVA', tests: ['CMP'], orderingProvider: `dr-unknown-${tag()}` });
+      const res = await resolve(held.id, { action: 'release', sampleType: 'SERUM', orderingProvider: u.provider.username });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      const row = await byExternal(externalId);
+      assert.equal(row.ordering_provider_id, u.provider.actor.userId);
+      assert.equal((await testEnv().db('tasks').where({ task_key: `sample-ordering-provider:${row.accession}` }).first()) ?? null, null);
+      const audit = await testEnv()
+        .db('audit_events')
+        .where({ entity_type: 'sample_order', entity_id: `${source}:${externalId}`, action: 'sample.order_released' })
+        .first('details');
+      assert.equal(audit.details.orderingProviderId, u.provider.actor.userId);
+
+      const kept = `EXT-${tag()}`;
+      const heldKnown = await holdOrder({ externalId: kept, sampleType: 'SALIVA', tests: ['CMP'], orderingProvider: u.contact.username });
+      assert.equal((await resolve(heldKnown.id, { action: 'release', sampleType: 'SERUM' })).status, 200);
+      assert.equal((await byExternal(kept)).ordering_provider_id, u.contact.actor.userId);
+    });
+
+    it('releases a held order naming a provider who is not a clinician without one, audited with a task, when the resolution gives none', async () => {
+      const externalId = `EXT-${tag()}`;
+      const held = await holdOrder({ externalId, sampleType: 'SALIVA', tests: ['CMP'], orderingProvider: u.tech.username });
+      assert.equal((await resolve(held.id, { action: 'release', sampleType: 'SERUM' })).status, 200);
+      const row = await byExternal(externalId);
+      assert.equal(row.ordering_provider_id, null);
+      const task = await testEnv().db('tasks').where({ task_key: `sample-ordering-provider:${row.accession}` }).first('state');
+      assert.equal(task.state, 'open');
+      const audit = await testEnv()
+        .db('audit_events')
+        .where({ entity_type: 'sample', entity_id: row.accession, action: 'sample.ordering_provider_unresolved' })
+        .first('details', 'actor');
+      assert.deepEqual(audit.details, { named: u.tech.username, reason: 'not_clinician', source });
+      assert.equal(audit.actor, u.tech.username);
+    });
+
+    it('refuses a resolution giving a provider who is unknown or not a clinician (422), releasing nothing', async () => {
+      const externalId = `EXT-${tag()}`;
+      const held = await holdOrder({ externalId, sampleType: 'SALIVA', tests: ['CMP'] });
+      for (const [orderingProvider, type] of [
+        [`dr-unknown-${tag()}`, 'unknown-ordering-provider'],
+        [u.tech.username, 'ordering-provider-not-clinician'],
+      ]) {
+        const res = await resolve(held.id, { action: 'release', sampleType: 'SERUM', orderingProvider });
+        assert.equal(res.status, 422);
+        assert.equal(res.body.type, `urn:labflow:problem:${type}`);
+        assert.equal(res.body.errors[0].field, 'body.orderingProvider');
+      }
+      assert.equal((await testEnv().db('sample_held_orders').where({ id: held.id }).first()).state, 'held');
+      assert.equal((await testEnv().db('samples').where({ source, external_id: externalId }).first()) ?? null, null);
     });
 
     it('dismisses a held order with a reason, closing its task, and audits it', async () => {
