@@ -101,6 +101,8 @@ export const testApiConfig = (taskQueue: string, overrides: Partial<ApiConfig> =
   ...overrides,
 });
 
+type Activities = ReturnType<typeof createActivities>;
+
 /**
  * A worker on its own task queue and the real Koa app listening on a free port, both against the run's shared
  * Temporal server, database and SMTP sink. Tests talk to it over HTTP, as a client would.
@@ -115,6 +117,8 @@ export interface PlatformOptions {
   apiConfig?: Partial<ApiConfig>;
   /** Dependencies the worker's activities get beyond the database and mailer (an LLM setup, an ERP). */
   activityDeps?: Partial<ActivityDeps>;
+  /** The worker's activities as the test wants them: the real ones, some wrapped (to hold one at a chosen moment). */
+  wrapActivities?: (activities: Activities) => Activities;
   /** Where the API and the worker's activities log; silent when absent. */
   log?: Logger;
   /** Another Temporal server than the run's shared one, for a test that must inspect everything its server holds. */
@@ -152,15 +156,17 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       connection: temporal.nativeConnection,
       namespace: 'default',
       taskQueue,
-      activities: createActivities({
-        db,
-        mailer,
-        publicUrl: 'http://labflow.test',
-        mailDomain: 'lab.test',
-        lab: { name: 'Labflow Test Laboratory', address: '1 Test Street, Testville' },
-        backupDatabaseUrl,
-        ...options.activityDeps,
-      }),
+      activities: (options.wrapActivities ?? ((activities) => activities))(
+        createActivities({
+          db,
+          mailer,
+          publicUrl: 'http://labflow.test',
+          mailDomain: 'lab.test',
+          lab: { name: 'Labflow Test Laboratory', address: '1 Test Street, Testville' },
+          backupDatabaseUrl,
+          ...options.activityDeps,
+        }),
+      ),
       workflowBundle: options.workflowBundle ?? env.workflowBundle,
       dataConverter: env.dataConverter,
       deployment: options.deployment,

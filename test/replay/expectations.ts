@@ -205,13 +205,21 @@ export const expectations: Record<string, FolderExpectation> = {
     },
   },
   reports: {
-    covers: 'for a first report released with a signature, its correction released as v2, and a rejected specimen reported',
-    minFixtures: 3,
+    covers:
+      'for a first report released with a signature, its correction released as v2, a rejected specimen reported, and a release accepted while the run was assembling',
+    minFixtures: 4,
     workflowId: /^report:ACC-\d{8}:v\d+$/,
     minEvents: 10,
     workflowTypes: ['reportWorkflow'],
     more(fixtures) {
       assert.ok(fixtures.some((f) => f.workflowId.endsWith(':v2')), 'a correction');
+      const acceptedWhileAssembling = (f: NamedFixture) => {
+        const events = f.history.events ?? [];
+        const accepted = events.findIndex((e) => e.workflowExecutionUpdateAcceptedEventAttributes);
+        const assembledAt = events.findIndex((e) => e.activityTaskCompletedEventAttributes);
+        return accepted >= 0 && assembledAt > accepted;
+      };
+      assert.ok(fixtures.some(acceptedWhileAssembling), 'a release accepted before the assembly completed');
       for (const f of fixtures) assert.deepEqual(encryptionKeyIdsIn(f.history), [], `${f.file} holds encrypted payloads`);
     },
   },

@@ -5,39 +5,19 @@
  * patient identifier, result value, performer or correction reason.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fetchFixture, saveFixture } from '../../workers/replay';
-import { startPlatform, type Platform } from '../helpers/platform';
-import { historiesDir } from '../helpers/replay-suite';
-import type { TestUser } from '../helpers/users';
-import { labUsers, mustAnalysisAct, routedSample, sign, testCode } from '../results/support';
-import { assembled, release, reportUrl, runClosed } from './support';
+import { fixtureSaver, labPlatform, mustAnalysisAct, routedSample, sign, testCode } from '../results/support';
+import { assembled, assemblyHolds, release, releaseAcceptedWhileAssembling, reportUrl, runClosed } from './support';
 
 const SECRET = { value: 6.4321, performedBy: 'PerformerFixtureName', reason: 'ReasonFixtureText', patient: 'Lovelace', mrn: 'MRN-0042' };
-
-async function save(name: string, workflowId: string): Promise<void> {
-  const dir = historiesDir('reports');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${name}.json`);
-  await saveFixture(file, await fetchFixture((await import('../setup/env')).testEnv().client, workflowId));
-  const text = readFileSync(file, 'utf8');
-  for (const leak of [String(SECRET.value), SECRET.performedBy, SECRET.reason, SECRET.patient, SECRET.mrn]) {
-    assert.ok(!text.includes(leak), `${name} carries ${leak}`);
-  }
-}
+const save = fixtureSaver([String(SECRET.value), SECRET.performedBy, SECRET.reason, SECRET.patient, SECRET.mrn]);
 
 describe('capturing report replay fixtures from real runs', function () {
   this.timeout(180_000);
-  let p: Platform;
-  let u: Record<'doc' | 'tech' | 'tech2' | 'tech3' | 'director', TestUser>;
-  before(async () => {
-    p = await startPlatform();
-    u = await labUsers();
-  });
-  after(() => p.stop());
+  const assembly = assemblyHolds();
+  const lab = labPlatform({ wrapActivities: assembly.wrapActivities });
 
   it('records a released report and its released correction', async () => {
+    const { p, u } = lab;
     const test = await testCode();
     const accession = await routedSample(p, u.doc, u.tech, [test]);
     await mustAnalysisAct(p, u.tech, accession, test, 'result', { kind: 'numeric', unit: 'mmol/L', value: SECRET.value, performedBy: SECRET.performedBy });
@@ -50,7 +30,26 @@ describe('capturing report replay fixtures from real runs', function () {
     await assembled(p, u.director, accession, 2);
     assert.equal((await release(p, u.director, accession, 2)).status, 200);
     for (const v of [1, 2]) await runClosed(`report:${accession}:v${v}`);
-    await save('released', `report:${accession}:v1`);
-    await save('corrected-v2', `report:${accession}:v2`);
+    await save('reports', 'released', `report:${accession}:v1`);
+    await save('reports', 'corrected-v2', `report:${accession}:v2`);
+  });
+
+  it('records a release accepted while the run was still assembling (read from the record a moment before)', async () => {
+    const { p, u } = lab;
+    const held = await assembly.heldSample(p, u);
+    const { test, accession, workflowId } = held;
+    try {
+      await mustAnalysisAct(p, u.tech, accession, test, 'result', { kind: 'numeric', unit: 'mmol/L', value: SECRET.value, performedBy: SECRET.performedBy });
+      await mustAnalysisAct(p, u.tech, accession, test, 'submit');
+      assert.equal((await sign(p, u.tech2, accession, test, 'verify')).status, 200);
+      await held.recordWritten;
+      const { releasing } = await releaseAcceptedWhileAssembling(p, u.director, accession);
+      held.free();
+      assert.equal((await releasing).status, 200);
+    } finally {
+      held.free();
+    }
+    await runClosed(workflowId);
+    await save('reports', 'released-accepted-while-assembling', workflowId);
   });
 });

@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
 import { pdfText } from '../exports/support';
-import { startPlatform, type Platform } from '../helpers/platform';
-import type { TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
 import { inspected, mustAct } from '../sample-intake/support';
-import { labUsers, routedSample, testCode } from '../results/support';
+import { labPlatform, routedSample, testCode } from '../results/support';
 import { assembled, pdfOf, release, reportUrl, runClosed } from './support';
 
 /**
@@ -15,15 +13,10 @@ import { assembled, pdfOf, release, reportUrl, runClosed } from './support';
  */
 describe('reports: a specimen rejected in full is reported with its condition and disposition', function () {
   this.timeout(180_000);
-  let p: Platform;
-  let u: Record<'doc' | 'tech' | 'tech2' | 'tech3' | 'director', TestUser>;
-  before(async () => {
-    p = await startPlatform();
-    u = await labUsers();
-  });
-  after(() => p.stop());
+  const lab = labPlatform();
 
   const releasedText = async (accession: string) => {
+    const { p, u } = lab;
     const shown = await assembled(p, u.director, accession);
     assert.equal(shown.state, 'awaiting_release');
     assert.deepEqual(shown.unverified, []);
@@ -35,6 +28,7 @@ describe('reports: a specimen rejected in full is reported with its condition an
   };
 
   it('after routing: every test cancelled by the rejection, v1 shows them not reported, the condition and the disposition', async () => {
+    const { p, u } = lab;
     const [a, b] = [await testCode(), await testCode()];
     const accession = await routedSample(p, u.doc, u.tech, [a, b]);
     await mustAct(p, u.tech, accession, 'reject', { code: 'RB', condition: 'Tube cracked in transit', disposition: 'discarded' });
@@ -59,6 +53,7 @@ describe('reports: a specimen rejected in full is reported with its condition an
   });
 
   it('at inspection, before any test was routed: v1 shows the tests the rejection took, the condition and the disposition', async () => {
+    const { p, u } = lab;
     const test = await testCode();
     const { accession } = await inspected(p, u.doc, u.tech, { tests: [test] }, { hemolyzed: true });
     await mustAct(p, u.tech, accession, 'reject', { code: 'RH', condition: 'Grossly hemolysed', disposition: 'discarded' });
@@ -81,6 +76,7 @@ describe('reports: a specimen rejected in full is reported with its condition an
   });
 
   it('a partial rejection alone does not start a report: the tests still open keep it waiting', async () => {
+    const { p, u } = lab;
     const [kept, rejected] = [await testCode(), await testCode()];
     const accession = await routedSample(p, u.doc, u.tech, [kept, rejected]);
     await mustAct(p, u.tech, accession, 'reject', {

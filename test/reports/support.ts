@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { Platform } from '../helpers/platform';
+import type { Platform, PlatformOptions } from '../helpers/platform';
 import type { TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
-import { mustAnalysisAct, sign } from '../results/support';
+import { mustAnalysisAct, routedSample, sign, testCode } from '../results/support';
 import { inspected, mustAct } from '../sample-intake/support';
 
 export const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -80,4 +80,62 @@ export async function routedForPatient(p: Platform, doc: TestUser, tech: TestUse
     `analyses of ${accession}`,
   );
   return accession;
+}
+
+/**
+ * Holds a report run's assembly once its record is written (awaiting release, with its content) and before the run
+ * learns of it: pass `wrapActivities` to the platform, `hold(workflowId)` before the run starts.
+ */
+export function assemblyHolds() {
+  const holds = new Map<string, { written: () => void; freed: Promise<void> }>();
+  const wrapActivities: NonNullable<PlatformOptions['wrapActivities']> = (activities) => ({
+    ...activities,
+    async assembleReport(args) {
+      const assembled = await activities.assembleReport(args);
+      const hold = holds.get(args.workflowId);
+      holds.delete(args.workflowId); // a retry is not held again
+      if (hold) {
+        hold.written();
+        await hold.freed;
+      }
+      return assembled;
+    },
+  });
+  const hold = (workflowId: string) => {
+    let written!: () => void;
+    let free!: () => void;
+    const recordWritten = new Promise<void>((resolve) => (written = resolve));
+    holds.set(workflowId, { written, freed: new Promise<void>((resolve) => (free = resolve)) });
+    return { recordWritten, free };
+  };
+  /** A sample routed for a test of its own, whose report's assembly is held once its record is written. */
+  const heldSample = async (p: Platform, u: Record<'doc' | 'tech', TestUser>) => {
+    const test = await testCode();
+    const accession = await routedSample(p, u.doc, u.tech, [test]);
+    const workflowId = `report:${accession}:v1`;
+    return { test, accession, workflowId, ...hold(workflowId) };
+  };
+  return { wrapActivities, heldSample };
+}
+
+/** How many Updates the run's history shows accepted. */
+export async function updatesAccepted(workflowId: string): Promise<number> {
+  const history = await testEnv().client.workflow.getHandle(workflowId).fetchHistory();
+  return (history.events ?? []).filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes).length;
+}
+
+/**
+ * Sends the release and waits until the run has accepted it (it is then waiting for the assembly held by
+ * `assemblyHolds`); fails with the answer if the release was answered first. Returns the release still in flight.
+ */
+export async function releaseAcceptedWhileAssembling(p: Platform, director: TestUser, accession: string, version = 1) {
+  const workflowId = `report:${accession}:v${version}`;
+  let answered = false;
+  const releasing = release(p, director, accession, version).finally(() => (answered = true));
+  await waitFor(async () => answered || (await updatesAccepted(workflowId)) > 0, `the release of ${workflowId} accepted or answered`);
+  if (answered) {
+    const refused = await releasing;
+    throw new Error(`the release was answered while the run was assembling: ${refused.status} ${JSON.stringify(refused.body)}`);
+  }
+  return { releasing, answered: () => answered };
 }

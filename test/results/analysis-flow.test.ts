@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import { startPlatform, type Platform } from '../helpers/platform';
-import type { TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
 import {
   addRanges,
   analysisAct,
-  labUsers,
+  labPlatform,
   mustAnalysisAct,
   readAnalysis,
   refusedVerifications,
@@ -20,15 +18,10 @@ const TSH = { kind: 'numeric', value: 6.2, unit: 'mmol/L', performedBy: 'bench 3
 
 describe('results: a routed test from entry through verification to release', function () {
   this.timeout(120_000);
-  let p: Platform;
-  let u: Record<'doc' | 'tech' | 'tech2' | 'tech3' | 'director', TestUser>;
-  before(async () => {
-    p = await startPlatform();
-    u = await labUsers();
-  });
-  after(() => p.stop());
+  const lab = labPlatform();
 
   it('starts one analysis run per routed test, enters, edits, flags, verifies by another person and releases', async () => {
+    const { p, u } = lab;
     const [test, other] = [await testCode(), await testCode({ kind: 'text' })];
     const accession = await routedSample(p, u.doc, u.tech, [test, other]);
     const listed = (await p.api('GET', `/api/v1/samples/${accession}/analyses`, { key: u.doc.apiKey })).body.items;
@@ -88,6 +81,7 @@ describe('results: a routed test from entry through verification to release', fu
   });
 
   it('refuses a value of the wrong kind, unit or code, and a result for a cancelled test, writing nothing', async () => {
+    const { p, u } = lab;
     const [numeric, coded] = [await testCode(), await testCode({ kind: 'coded', codes: ['positive', 'negative'] })];
     const accession = await routedSample(p, u.doc, u.tech, [numeric, coded]);
     const entries = async () => Number((await testEnv().db('analysis_entries as e').join('analyses as a', 'a.id', 'e.analysis_id').where('a.accession', accession).count({ n: '*' }))[0].n);
@@ -133,6 +127,7 @@ describe('results: a routed test from entry through verification to release', fu
   });
 
   it('needs the configured number of verifications by distinct people', async () => {
+    const { p, u } = lab;
     const test = await testCode({ verificationsRequired: 2 });
     const accession = await routedSample(p, u.doc, u.tech, [test]);
     await mustAnalysisAct(p, u.tech, accession, test, 'result', TSH);
@@ -153,6 +148,7 @@ describe('results: a routed test from entry through verification to release', fu
   });
 
   it('lets one person verify again, but never twice in a row, where the policy says so (self-verification allowed)', async () => {
+    const { p, u } = lab;
     const test = await testCode({ verificationsRequired: 3, multiVerification: 'not_consecutive', selfVerification: true });
     const accession = await routedSample(p, u.doc, u.tech, [test]);
     await mustAnalysisAct(p, u.tech, accession, test, 'result', TSH);
@@ -171,6 +167,7 @@ describe('results: a routed test from entry through verification to release', fu
   });
 
   it('freezes the original on a retest and links it to a new run; a retracted result keeps its reason', async () => {
+    const { p, u } = lab;
     const test = await testCode();
     const accession = await routedSample(p, u.doc, u.tech, [test]);
     await mustAnalysisAct(p, u.tech, accession, test, 'result', { ...TSH, value: 1.9 });
@@ -200,6 +197,7 @@ describe('results: a routed test from entry through verification to release', fu
   });
 
   it('judges against the range for the patient’s sex, and flags nothing when no range matches', async () => {
+    const { p, u } = lab;
     const test = await testCode({ ranges: [{ sex: 'female', low: 10, high: 20 }, { sex: 'male', low: 30, high: 40 }] });
     const female = await routedSample(p, u.doc, u.tech, [test], { sex: 'female' });
     const unknown = await routedSample(p, u.doc, u.tech, [test]);

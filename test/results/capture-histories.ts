@@ -5,31 +5,18 @@
  * files. Payloads are stored decoded; each file is checked to hold no result value, performer or instrument.
  */
 import assert from 'node:assert/strict';
-import { startPlatform, type Platform } from '../helpers/platform';
-import { saveCheckedFixture } from '../helpers/replay-suite';
-import type { TestUser } from '../helpers/users';
-import { waitFor } from '../helpers/wait';
-import { testEnv } from '../setup/env';
-import { labUsers, mustAnalysisAct, routedSample, sign, testCode } from './support';
+import { runClosed } from '../reports/support';
+import { fixtureSaver, labPlatform, mustAnalysisAct, routedSample, sign, testCode } from './support';
 
 const SECRET = { value: 6.4321, performedBy: 'PerformerFixtureName', instrument: 'InstrumentFixtureId' };
-
-const save = (folder: string, name: string, workflowId: string) => saveCheckedFixture(testEnv().client, folder, name, workflowId, [String(SECRET.value), SECRET.performedBy, SECRET.instrument]);
-
-const closed = (workflowId: string) =>
-  waitFor(async () => (await testEnv().client.workflow.getHandle(workflowId).describe()).status.name === 'COMPLETED', `${workflowId} closed`);
+const save = fixtureSaver([String(SECRET.value), SECRET.performedBy, SECRET.instrument]);
 
 describe('capturing analysis replay fixtures from real runs', function () {
   this.timeout(120_000);
-  let p: Platform;
-  let u: Record<'doc' | 'tech' | 'tech2' | 'tech3' | 'director', TestUser>;
-  before(async () => {
-    p = await startPlatform();
-    u = await labUsers();
-  });
-  after(() => p.stop());
+  const lab = labPlatform();
 
   it('records a released result, a retest, a retraction and a cancellation', async () => {
+    const { p, u } = lab;
     const [released, retested, cancelled] = [await testCode({ verificationsRequired: 2 }), await testCode(), await testCode({ kind: 'text' })];
     const accession = await routedSample(p, u.doc, u.tech, [released, retested, cancelled]);
     const result = { kind: 'numeric', unit: 'mmol/L', ...SECRET };
@@ -52,7 +39,7 @@ describe('capturing analysis replay fixtures from real runs', function () {
       retracted: `analysis:${accession}:${retested}:2`,
       cancelled: `analysis:${accession}:${cancelled}`,
     };
-    for (const id of Object.values(ids)) await closed(id);
+    for (const id of Object.values(ids)) await runClosed(id);
     await save('results', 'released-two-verifications', ids.released);
     await save('results', 'retested-frozen', ids.retested);
     await save('results', 'retest-retracted', ids.retracted);

@@ -6,61 +6,23 @@
  * deliberate change; commit the new files. Each file is checked to hold no result value, performer or instrument.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { contentHashOf } from '../../common/capa-hash';
 import { webhookSignature } from '../../api/routes/sample-intake-webhooks';
-import { fetchFixture, saveFixture } from '../../workers/replay';
-import { startPlatform, type Platform } from '../helpers/platform';
-import { historiesDir } from '../helpers/replay-suite';
-import type { TestUser } from '../helpers/users';
 import { makeUsers } from '../helpers/users';
-import { testEnv } from '../setup/env';
 import { mustAct, tag } from '../sample-intake/support';
 import { assembled, release, runClosed } from '../reports/support';
-import { labUsers, mustAnalysisAct, routedSample, testCode } from './support';
+import { approvedRules, fixtureSaver, labPlatform, mustAnalysisAct, routedSample, testCode } from './support';
 
 const SECRET = { value: 4.4321, performedBy: 'PerformerFixtureName', instrument: 'InstrumentFixtureId' };
-
-async function save(folder: string, name: string, workflowId: string): Promise<void> {
-  const dir = historiesDir(folder);
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${name}.json`);
-  await saveFixture(file, await fetchFixture(testEnv().client, workflowId));
-  const text = readFileSync(file, 'utf8');
-  for (const leak of [String(SECRET.value), SECRET.performedBy, SECRET.instrument])
-    assert.ok(!text.includes(leak), `${name} carries ${leak}`);
-}
+const save = fixtureSaver([String(SECRET.value), SECRET.performedBy, SECRET.instrument]);
 
 describe('capturing instrument-submission and rejected-specimen replay fixtures from real runs', function () {
   this.timeout(180_000);
-  let p: Platform;
-  let u: Record<'doc' | 'tech' | 'tech2' | 'tech3' | 'director', TestUser>;
-  before(async () => {
-    p = await startPlatform();
-    u = await labUsers();
-  });
-  after(() => p.stop());
+  const lab = labPlatform();
 
   it('records the instrument path autoverified and reported, a person’s autoverified submission, and a rejection reported', async () => {
+    const { p, u } = lab;
     const test = await testCode();
-    const rules = {
-      allowedFlags: ['normal'],
-      limits: null,
-      delta: 'ignore',
-      blockedInstrumentFlags: [],
-      requireAcceptableSpecimen: true,
-      requireInstrument: true,
-    };
-    const created = await p.api('POST', `/api/v1/tests/${test}/autoverification-rules`, {
-      key: u.director.apiKey,
-      body: {
-        basedOnVersion: null,
-        rules,
-        signature: { password: u.director.password, meaning: 'approval', contentHash: contentHashOf({ test, version: 1, rules }) },
-      },
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
+    await approvedRules(p, u.director, test, { blockedInstrumentFlags: [] });
     const { admin } = await makeUsers({ admin: ['admin'] });
     const source = await p.api('POST', '/api/v1/sample-sources', {
       key: admin.apiKey,

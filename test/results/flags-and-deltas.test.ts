@@ -1,23 +1,16 @@
 import assert from 'node:assert/strict';
-import { startPlatform, type Platform } from '../helpers/platform';
-import type { TestUser } from '../helpers/users';
 import { testEnv } from '../setup/env';
-import { addRanges, labUsers, mustAnalysisAct, readAnalysis, sign, testCode } from './support';
+import { addRanges, labPlatform, mustAnalysisAct, readAnalysis, sign, testCode } from './support';
 import { patientOf, routedFor, setPolicy, verifiedValue } from './rules-support';
 
 const numeric = (value: number) => ({ kind: 'numeric', value, unit: 'mmol/L', performedBy: 'bench 2' });
 
 describe('results: warning shoulders, invalid values and delta checks', function () {
   this.timeout(180_000);
-  let p: Platform;
-  let u: Record<'doc' | 'tech' | 'tech2' | 'tech3' | 'director', TestUser>;
-  before(async () => {
-    p = await startPlatform();
-    u = await labUsers();
-  });
-  after(() => p.stop());
+  const lab = labPlatform();
 
   it('flags shoulders between the reference and critical limits, and invalid outside the measuring range', async () => {
+    const { p, u } = lab;
     const test = await testCode({ ranges: [] });
     await testEnv()
       .db('reference_ranges')
@@ -51,6 +44,7 @@ describe('results: warning shoulders, invalid values and delta checks', function
   });
 
   it('outside the measuring range is invalid even when no reference range matches; no range and no measuring range, no flag', async () => {
+    const { p, u } = lab;
     const test = await testCode({ ranges: [] });
     await setPolicy(test, { measuring_high: 10 });
     const accession = await routedFor(p, u.doc, u.tech, [test], patientOf());
@@ -65,6 +59,7 @@ describe('results: warning shoulders, invalid values and delta checks', function
   });
 
   it("checks the delta against the patient's previous verified result: absolute, percent, and within the window", async () => {
+    const { p, u } = lab;
     const patient = patientOf();
     const abs = await testCode();
     const pct = await testCode();

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { startPlatform, type Platform } from '../helpers/platform';
-import { makeUser, type TestUser } from '../helpers/users';
+import { makeUser } from '../helpers/users';
 import { testEnv } from '../setup/env';
-import { analysisUrl, labUsers, mustAnalysisAct, testCode } from './support';
+import { analysisUrl, labPlatform, mustAnalysisAct, testCode } from './support';
 import { patientOf, routedFor } from './rules-support';
 
 const eventsOf = (userId: string) =>
@@ -10,15 +9,10 @@ const eventsOf = (userId: string) =>
 
 describe('results: every read of a result value is a PHI access event', function () {
   this.timeout(120_000);
-  let p: Platform;
-  let u: Record<'doc' | 'tech' | 'tech2' | 'tech3' | 'director', TestUser>;
-  before(async () => {
-    p = await startPlatform();
-    u = await labUsers();
-  });
-  after(() => p.stop());
+  const lab = labPlatform();
 
   it('logs the list and the single analysis read, with the route pattern and the analyses shown; a refused read discloses nothing', async () => {
+    const { p, u } = lab;
     const test = await testCode();
     const accession = await routedFor(p, u.doc, u.tech, [test], patientOf());
     await mustAnalysisAct(p, u.tech, accession, test, 'result', { kind: 'numeric', value: 4.4, unit: 'mmol/L', performedBy: 'bench 1' });

@@ -1,5 +1,8 @@
+import assert from 'node:assert/strict';
+import { contentHashOf } from '../../common/capa-hash';
 import { testEnv } from '../setup/env';
-import type { Platform } from '../helpers/platform';
+import { saveCheckedFixture } from '../helpers/replay-suite';
+import { startPlatform, type Platform, type PlatformOptions } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { inspected, mustAct, tag } from '../sample-intake/support';
@@ -117,3 +120,46 @@ export const labUsers = () =>
     tech3: ['lab_technician'],
     director: ['lab_director'],
   });
+
+export type LabUsers = Awaited<ReturnType<typeof labUsers>>;
+
+/**
+ * Inside a `describe`: the test platform started and the lab's people made before its tests, the platform stopped
+ * after them. Read `lab.p` and `lab.u` inside a test or hook (they are set once `before` has run).
+ */
+export function labPlatform(options: PlatformOptions = {}): { p: Platform; u: LabUsers } {
+  const lab = {} as { p: Platform; u: LabUsers };
+  before(async () => {
+    lab.p = await startPlatform(options);
+    lab.u = await labUsers();
+  });
+  after(() => lab.p?.stop());
+  return lab;
+}
+
+/** Saves a run's history as a replay fixture, checked to carry none of these values (test/fixtures/histories/<folder>/). */
+export const fixtureSaver = (leaks: string[]) => (folder: string, name: string, workflowId: string) =>
+  saveCheckedFixture(testEnv().client, folder, name, workflowId, leaks);
+
+/** The test's first autoverification rule set, signed by the lab director: results flagged normal from an instrument. */
+export async function approvedRules(p: Platform, director: TestUser, test: string, rules: Record<string, unknown> = {}) {
+  const signed = {
+    allowedFlags: ['normal'],
+    limits: null,
+    delta: 'ignore',
+    blockedInstrumentFlags: [],
+    requireAcceptableSpecimen: true,
+    requireInstrument: true,
+    ...rules,
+  };
+  const created = await p.api('POST', `/api/v1/tests/${test}/autoverification-rules`, {
+    key: director.apiKey,
+    body: {
+      basedOnVersion: null,
+      rules: signed,
+      signature: { password: director.password, meaning: 'approval', contentHash: contentHashOf({ test, version: 1, rules: signed }) },
+    },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  return created.body;
+}
