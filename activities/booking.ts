@@ -114,7 +114,8 @@ export function bookingActivities(deps: ActivityDeps) {
     const row = await trx('instrument_reservations').where({ id: ref.bookingId, kind: 'booking' }).forUpdate().first('workflow_id', 'state', 'instrument_id');
     const running = Context.current().info.workflowExecution?.workflowId;
     // The API starts the run inside the transaction that inserts the row: a first step may come before the commit.
-    if (!row && running === ref.workflowId) throw new Error(`booking ${ref.bookingId} is not committed yet`);
+    // A row still missing after a few tries will not come (the API's transaction rolled back): refused as before.
+    if (!row && running === ref.workflowId && Context.current().info.attempt <= 5) throw new Error(`booking ${ref.bookingId} is not committed yet`);
     if (!row || row.workflow_id !== ref.workflowId || running !== ref.workflowId || row.instrument_id !== ref.instrumentId) throw new Refusal('other_run', null);
     return row as { state: BookingStateName };
   }

@@ -88,7 +88,9 @@ const TEMPLATES: Record<string, Record<number, Template>> = {
       const why =
         n.facts.reason === 'not_critical'
           ? 'the result was edited to a value that is not critical'
-          : `the result was ${str(n.facts.reason, 'withdrawn')}`;
+          : n.facts.reason === 'retested'
+            ? 'a retest of the result was reported (its own value is called if it is critical)'
+            : `the result was ${str(n.facts.reason, 'withdrawn')}`;
       const owed = n.facts.reached
         ? 'An attempt had reached someone: call them back and tell them the critical value no longer stands.'
         : 'The lab director had been called in; no further call is needed.';

@@ -320,6 +320,21 @@ export function reportActivities(deps: ActivityDeps) {
             auditKey: activityKey(`${a.id}:critical-call-withdrawn`),
           });
         }
+        // A call still open on a retested analysis of these tests (its retest was cancelled above) is withdrawn too; its
+        // run, whose analysis has ended, is not told and ends at its deadline without escalating.
+        const retested: { id: string; workflow_id: string }[] = await trx('analyses')
+          .where({ sample_id: p.sampleId, frozen: true })
+          .whereIn('test_code', rejected)
+          .select('id', 'workflow_id');
+        for (const a of retested) {
+          await withdrawOpenCall(trx, {
+            analysisId: a.id,
+            reason: 'cancelled',
+            by: null,
+            cause: { analysis: a.workflow_id, action: 'analysis.cancel', why: 'specimen rejected' },
+            auditKey: activityKey(`${a.id}:critical-call-withdrawn`),
+          });
+        }
         // A retry after a crash finds them cancelled already: it answers them all the same, so their runs are told.
         const ended: string[] = await trx('analyses')
           .where({ sample_id: p.sampleId, frozen: false, state: 'cancelled', reason: 'specimen rejected' })

@@ -14,7 +14,7 @@ import {
 import type { Actor } from '../common/roles';
 import type { SignatureInput } from '../common/signatures';
 import { appendAudit } from '../db/audit';
-import { callForCriticalEntry, withdrawOpenCall } from '../db/critical-calls';
+import { callForCriticalEntry, withdrawCallsOfRetested, withdrawOpenCall } from '../db/critical-calls';
 import { instrumentUsability, unusableWhy } from '../db/equipment';
 import { RESULT_VERIFICATION } from '../db/gate';
 import { policyOf } from '../db/results';
@@ -82,6 +82,9 @@ export function resultActivities(deps: ActivityDeps) {
 
   /** Checks the proof inside the recording transaction: the run is this analysis's, the grant holds, the role fits. */
   async function proven(trx: Knex.Transaction, ref: AnalysisRef, proof: AnalysisProof): Promise<Actor> {
+    // The sample before its analysis, the order a rejection and a report's release lock them in (no deadlock between
+    // a critical entry, which reads the sample's ordering provider, and those).
+    await trx('samples').whereIn('id', trx('analyses').select('sample_id').where({ id: ref.analysisId })).forShare().first('id');
     await checks.ownedByRun(trx, ref, 'analyses', ref.analysisId);
     return checks.provenAction(trx, ref, proof, boundAnalysisArgs(proof.action, proof.request), mayAnalysisAction);
   }
@@ -195,6 +198,8 @@ export function resultActivities(deps: ActivityDeps) {
     criticalCall?: string;
     /** The critical-value call this step withdrew (the value stopped being critical): its run is to be told. */
     withdrawnCall?: string;
+    /** Calls still open on the analyses this retest retests, withdrawn by its result or cancellation: their runs are to be told. */
+    supersededCalls?: string[];
     reported?: boolean;
   }> {
       const { ref, from, to, proof } = step;
@@ -230,6 +235,15 @@ export function resultActivities(deps: ActivityDeps) {
             await moveState(trx, ref, from, { state: to, current_entry_id: entry.id });
             await audit(trx, ref, from === 'pending' ? 'analysis.resulted' : 'analysis.edited', actor, { entryId: entry.id });
             const reported = entry.reported_by_source !== null && entry.reported_by_source !== undefined;
+            // A retest's result settles its original: a call still open on the value it retests is withdrawn.
+            const retested = await withdrawCallsOfRetested(trx, {
+              analysisId: ref.analysisId,
+              reason: 'retested',
+              by: actor,
+              cause: { analysis: ref.workflowId, action: 'analysis.entered', entryId: entry.id },
+              auditKey: activityKey('critical-call-retested'),
+            });
+            const superseded = retested.length ? { supersededCalls: retested } : {};
             // A critical value is called to the ordering provider: the run is told the call's ID, never the value. The
             // call is chosen (the open one, or a new one numbered after those in PostgreSQL) in this transaction.
             if (isCriticalFlag(judged?.flag)) {
@@ -242,7 +256,7 @@ export function resultActivities(deps: ActivityDeps) {
                 settings: criticalCallSettings,
                 auditKey: activityKey('critical-call'),
               });
-              return criticalCall ? { actor, reported, criticalCall } : { actor, reported };
+              return criticalCall ? { actor, reported, criticalCall, ...superseded } : { actor, reported, ...superseded };
             }
             // A value no longer critical withdraws the call still waiting for a read-back; the run tells the call's run.
             const withdrawnCall = await withdrawOpenCall(trx, {
@@ -252,7 +266,7 @@ export function resultActivities(deps: ActivityDeps) {
               cause: { analysis: ref.workflowId, action: 'analysis.edited', entryId: entry.id },
               auditKey: activityKey('critical-call-withdrawn'),
             });
-            return withdrawnCall ? { actor, reported, withdrawnCall } : { actor, reported };
+            return withdrawnCall ? { actor, reported, withdrawnCall, ...superseded } : { actor, reported, ...superseded };
           }
           case 'analysis.verify': {
             // The verifier must be fit for this test's verification, and the value must come from a usable instrument.
@@ -302,7 +316,18 @@ export function resultActivities(deps: ActivityDeps) {
               cause: { analysis: ref.workflowId, action: proof.action },
               auditKey: activityKey('critical-call-withdrawn'),
             });
-            return withdrawnCall ? { actor, withdrawnCall } : { actor };
+            // A retest cancelled: the test is no longer wanted, so a call still open on the value it retests goes too.
+            const retested =
+              to === 'cancelled'
+                ? await withdrawCallsOfRetested(trx, {
+                    analysisId: ref.analysisId,
+                    reason: 'cancelled',
+                    by: actor,
+                    cause: { analysis: ref.workflowId, action: proof.action },
+                    auditKey: activityKey('critical-call-retested'),
+                  })
+                : [];
+            return { actor, ...(withdrawnCall ? { withdrawnCall } : {}), ...(retested.length ? { supersededCalls: retested } : {}) };
           }
         }
       });

@@ -15,7 +15,7 @@ export const OPEN_CRITICAL_CALL_STATES = ['calling', 'escalated'] as const satis
 export const isOpenCallState = (state: unknown): boolean => (OPEN_CRITICAL_CALL_STATES as readonly unknown[]).includes(state);
 
 /** Why a call was withdrawn: its analysis's value is no longer critical, or the analysis ended without it. */
-export const WITHDRAWAL_REASONS = ['not_critical', 'retracted', 'rejected', 'cancelled'] as const;
+export const WITHDRAWAL_REASONS = ['not_critical', 'retracted', 'rejected', 'cancelled', 'retested'] as const;
 export type WithdrawalReason = (typeof WITHDRAWAL_REASONS)[number];
 
 /** Runs recorded after this patch are told when their value stops being critical, and end `withdrawn`. */

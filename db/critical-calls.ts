@@ -125,6 +125,24 @@ export async function callForCriticalEntry(
  * audit `critical_call.withdrawn` (how many attempts there were, how many reached someone, whether it had
  * escalated; no value). A confirmed call is never withdrawn. Answers the withdrawn call's workflow ID, or null.
  */
+/**
+ * A retest's result (or its cancellation) settles what its original said: the calls still open on the analyses it
+ * retests (a call that was being made while the retest was run) are withdrawn, each audited. Answers their runs.
+ */
+export async function withdrawCallsOfRetested(
+  trx: Trx,
+  p: { analysisId: string; reason: WithdrawalReason; by: Who; cause: Record<string, unknown>; auditKey: string },
+): Promise<string[]> {
+  const withdrawn: string[] = [];
+  let of: string | null = (await trx('analyses').where({ id: p.analysisId }).first('retest_of'))?.retest_of ?? null;
+  while (of) {
+    const call = await withdrawOpenCall(trx, { ...p, analysisId: of, auditKey: `${p.auditKey}:${of}` });
+    if (call) withdrawn.push(call);
+    of = (await trx('analyses').where({ id: of }).first('retest_of'))?.retest_of ?? null;
+  }
+  return withdrawn;
+}
+
 export async function withdrawOpenCall(
   trx: Trx,
   p: { analysisId: string; reason: WithdrawalReason; by: Who; cause: Record<string, unknown>; auditKey: string },

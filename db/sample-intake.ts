@@ -531,6 +531,8 @@ export async function setOrderingProvider(
     const previous: ProviderRef = row.ordering_provider_id
       ? ((await trx('users').where({ id: row.ordering_provider_id }).first('id', 'username')) ?? null)
       : null;
+    // Every call of the sample locked first: an attempt confirming one at this moment is either seen here or waits.
+    await trx('critical_calls').where({ sample_id: sample.id }).forUpdate().select('id');
     const confirmed = await trx('critical_calls').where({ sample_id: sample.id, state: 'notified' }).orderBy('opened_at').first('workflow_id');
     if (confirmed) throw new OrderingProviderRefused(confirmed.workflow_id);
     if (previous?.id === provider.id) return { previous, changed: false, criticalCalls: [] };

@@ -15,7 +15,7 @@ import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
 import type { AttemptBody } from '../schemas/critical-calls';
 import { grantAction } from '../signing';
-import { loadAnalysis } from './results';
+import { loadAnalysis, type AnalysisRow } from './results';
 
 type Deps = Pick<ApiDeps, 'db' | 'temporal' | 'config'>;
 const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString());
@@ -84,6 +84,14 @@ export async function listCriticalCalls(db: Db, q: { state: string; limit: numbe
  * new one); a result that is not critical and never was has none (422, nothing written).
  */
 async function callOf(db: Db, accession: string, test: string) {
+  // A call still open on a retested analysis (its retest has no result yet) is the one to make: its value stands until
+  // the retest's result withdraws it.
+  const open: CriticalCallRow | undefined = await db('critical_calls')
+    .where({ accession, test_code: test })
+    .whereIn('state', OPEN_CRITICAL_CALL_STATES)
+    .orderBy('opened_at')
+    .first();
+  if (open) return { analysis: (await db('analyses').where({ id: open.analysis_id }).first()) as AnalysisRow, call: open };
   const analysis = await loadAnalysis(db, accession, test);
   const call = await callOfAnalysis(db, analysis.id);
   if (call) return { analysis, call };

@@ -119,6 +119,39 @@ describe('critical-value calls are withdrawn when the value stops being critical
     assert.equal((await runResult(call.workflow_id)).state, 'withdrawn');
   });
 
+  it('keeps the call of a retested value reachable until its retest reports, then withdraws it (retested); a critical retest opens its own call', async () => {
+    const [calm, again] = [await testCode(), await testCode()];
+    const accession = await routedWithProvider(p, u.doc, u.tech, [calm, again], u.provider);
+    const originals: Record<string, string> = {};
+    for (const test of [calm, again]) {
+      await enter(p, u.tech, accession, test, 9.5);
+      originals[test] = (await openedCall(accession, test)).workflow_id;
+      await mustAnalysisAct(p, u.tech, accession, test, 'submit');
+      await mustAnalysisAct(p, u.tech, accession, test, 'retest');
+    }
+    // The retest has no result yet: the original's call is the one the lab makes, with the original's value.
+    const view = await p.api('GET', callUrl(accession, calm), { key: u.tech.apiKey });
+    assert.equal(view.status, 200, JSON.stringify(view.body));
+    assert.deepEqual([view.body.workflowId, view.body.result.value], [originals[calm], 9.5]);
+    const tried = await logAttempt(p, u.tech, accession, calm, { requestId: 'rt-1', called: 'ordering_provider', outcome: 'UNABLE_TO_REACH' });
+    assert.equal(tried.status, 200, JSON.stringify(tried.body));
+
+    await enter(p, u.tech, accession, calm, 4.4);
+    await enter(p, u.tech, accession, again, 9.9);
+    const callOf = (workflowId: string) => testEnv().db('critical_calls').where({ workflow_id: workflowId }).first();
+    for (const test of [calm, again]) {
+      const row = await waitFor(async () => ((await callOf(originals[test]))?.state === 'withdrawn' ? callOf(originals[test]) : undefined), `${originals[test]} withdrawn`);
+      assert.equal(row.withdrawal_reason, 'retested');
+      assert.equal((await runResult(originals[test])).state, 'withdrawn');
+    }
+    // The critical retest is called with its own value; the calm one has no call.
+    const retestCall = await waitFor(() => testEnv().db('critical_calls').where({ accession, test_code: again }).whereNot({ workflow_id: originals[again] }).first(), 'the retest\'s call');
+    assert.equal(retestCall.workflow_id, `critical-call:${accession}:${again}:2`);
+    const retestView = await p.api('GET', callUrl(accession, again), { key: u.tech.apiKey });
+    assert.deepEqual([retestView.body.workflowId, retestView.body.result.value, retestView.body.state], [retestCall.workflow_id, 9.9, 'calling']);
+    assert.equal((await testEnv().db('critical_calls').where({ accession, test_code: calm })).length, 1);
+  });
+
   it('opens a new call, with its own workflow ID, when the value is critical again after a withdrawal', async () => {
     const test = await testCode();
     const accession = await routedWithProvider(p, u.doc, u.tech, [test], u.provider);

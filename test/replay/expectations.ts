@@ -183,8 +183,8 @@ export const expectations: Record<string, FolderExpectation> = {
   },
   'critical-calls': {
     covers:
-      "for a call escalated after failed attempts (one a mismatched read-back) and confirmed by the lab director, one escalated at once for want of an ordering provider, and (patched 'critical-call-withdrawal') one withdrawn by an edit after an attempt reached someone and a second call withdrawn by the analysis's cancellation",
-    minFixtures: 4,
+      "for a call escalated after failed attempts (one a mismatched read-back) and confirmed by the lab director, one escalated at once for want of an ordering provider, and (patched 'critical-call-withdrawal') one withdrawn by an edit after an attempt reached someone and a second call withdrawn by the analysis's cancellation, and (patched 'critical-call-rereads-record') an escalated call that reads its record again until the lab director confirms it",
+    minFixtures: 5,
     workflowId: /^critical-call:ACC-\d{8}:[A-Z0-9_-]{1,32}(:\d+)?(:call-\d+)?$/,
     minEvents: 10,
     workflowTypes: ['criticalCallWorkflow'],

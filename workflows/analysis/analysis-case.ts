@@ -122,7 +122,7 @@ export class AnalysisCase {
   }
 
   async enter(args: EnterResultArgs): Promise<void> {
-    const { actor, criticalCall, reported, withdrawnCall } = await this.record('analysis.enter', 'resulted', args, { entryId: args.entryId });
+    const { actor, criticalCall, reported, withdrawnCall, supersededCalls } = await this.record('analysis.enter', 'resulted', args, { entryId: args.entryId });
     const s = this.state;
     s.state = 'resulted';
     s.entryId = args.entryId;
@@ -132,6 +132,8 @@ export class AnalysisCase {
     if (criticalCall) this.call = criticalCall;
     // The value is no longer critical: the recording step withdrew the open call, and its run is told.
     if (withdrawnCall) await this.tellCall(withdrawnCall);
+    // A retest's result withdrew the calls still open on the value it retests (present only in runs recorded since).
+    for (const call of supersededCalls ?? []) await tellCallWithdrawn(call);
     if (reported && patched(INSTRUMENT_SUBMIT_PATCH)) await this.submitReported(args.entryId);
   }
 
@@ -176,10 +178,11 @@ export class AnalysisCase {
   }
 
   async end(action: 'analysis.retract' | 'analysis.reject' | 'analysis.cancel', to: AnalysisStateName, args: ReasonArgs): Promise<void> {
-    const { withdrawnCall } = await this.record(action, to, args, { reason: args.reason });
+    const { withdrawnCall, supersededCalls } = await this.record(action, to, args, { reason: args.reason });
     this.state.state = to;
     this.publish();
     if (withdrawnCall) await this.tellCall(withdrawnCall);
+    for (const call of supersededCalls ?? []) await tellCallWithdrawn(call);
     await this.reportIfDue();
   }
 

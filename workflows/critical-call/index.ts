@@ -54,6 +54,13 @@ export async function criticalCallWorkflow(input: CriticalCallInput): Promise<Cr
     const confirmedInTime = await condition(() => call.state.state !== 'calling', wait);
     if (!confirmedInTime) await call.inTurn(() => undefined, () => call.escalate('deadline'));
   }
+  // Past the deadline an open call reads its record again every deadline's length: a withdrawal no run could tell
+  // (a retested analysis's call whose specimen was then rejected) still ends it.
+  if (settings && call.open && patched('critical-call-rereads-record')) {
+    while (call.open && !(await condition(() => !call.open, durationMs(settings.deadline)))) {
+      await call.inTurn(() => undefined, () => call.followRecord());
+    }
+  }
   await condition(() => !call.open);
   await call.settled();
   await call.outbox.quiet();
