@@ -159,14 +159,15 @@ describe('sample intake: receipt, inspection, acceptance, aliquots, storage, rou
   });
 
   it('opens a CAPA through the configured rule, and links a second qualifying rejection from the same source to it', async () => {
-    const [rule] = await testEnv().db('sample_capa_rules').insert({ rejection_code: 'RB', threshold: 1, window_days: 1 }).returning('id');
+    // A code no other test rejects with: the rule is active on the shared database while other files reject specimens.
+    const [rule] = await testEnv().db('sample_capa_rules').insert({ rejection_code: 'RP', threshold: 1, window_days: 1 }).returning('id');
     try {
       const { accession } = await inspected(p, u.doc, u.tech);
-      await mustAct(p, u.tech, accession, 'reject', { code: 'RB', condition: 'Tube cracked in transit', disposition: 'discarded' });
+      await mustAct(p, u.tech, accession, 'reject', { code: 'RP', condition: 'No phlebotomist on the label', disposition: 'discarded' });
       const requestOf = (acc: string) => testEnv().db('sample_capa_requests').where({ source_type: 'sample', source_id: acc }).first();
       const request = await requestOf(accession);
       assert.ok(request, 'a CAPA request was recorded');
-      assert.equal(request.details.code, 'RB');
+      assert.equal(request.details.code, 'RP');
       const event = await testEnv().db('audit_events').where({ entity_id: accession, action: 'sample.rejected' }).first('details');
       assert.equal(event.details.capaRequestId, request.id);
 
@@ -187,7 +188,7 @@ describe('sample intake: receipt, inspection, acceptance, aliquots, storage, rou
 
       // A second qualifying rejection from the same source links to that CAPA instead of opening another.
       const second = await inspected(p, u.doc, u.tech);
-      await mustAct(p, u.tech, second.accession, 'reject', { code: 'RB', condition: 'Tube cracked again', disposition: 'discarded' });
+      await mustAct(p, u.tech, second.accession, 'reject', { code: 'RP', condition: 'No phlebotomist again', disposition: 'discarded' });
       await waitFor(async () => (await requestOf(second.accession))?.state === 'started', `${second.accession} CAPA request started`);
       assert.equal((await requestOf(second.accession)).capa_workflow_id, capaId);
       await waitFor(() => named(second.accession), `${capaId} naming ${second.accession}`);
