@@ -42,7 +42,8 @@ import * as instrumentReservations from './migrations/20261206174100_instrument_
 import * as instrumentBookings from './migrations/20261207030000_instrument_bookings';
 import * as criticalCalls from './migrations/20261207010000_critical_calls';
 import * as criticalCallWithdrawal from './migrations/20261207071000_critical_call_withdrawal';
-import * as criticalCallPagesAndRetests from './migrations/20261207072000_critical_call_pages_and_retests';
+import * as criticalCallStatePages from './migrations/20261207072000_critical_call_state_pages';
+import * as criticalCallRetests from './migrations/20261207073000_critical_call_retests';
 import * as documentPrechecks from './migrations/20261207050000_document_prechecks';
 import * as coaAttemptsAndInspectionRecords from './migrations/20261207060000_coa_attempts_and_inspection_records';
 import * as bulkExportExpiry from './migrations/20261207061000_bulk_export_expiry';
@@ -94,7 +95,8 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261207060000_coa_attempts_and_inspection_records': coaAttemptsAndInspectionRecords,
   '20261207061000_bulk_export_expiry': bulkExportExpiry,
   '20261207071000_critical_call_withdrawal': criticalCallWithdrawal,
-  '20261207072000_critical_call_pages_and_retests': criticalCallPagesAndRetests,
+  '20261207072000_critical_call_state_pages': criticalCallStatePages,
+  '20261207073000_critical_call_retests': criticalCallRetests,
 };
 
 const source: Knex.MigrationSource<string> = {

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { AcceptanceCriteria, Priority, SampleRecordFacts, SampleState, TemperatureClass } from '../common/sample-intake';
+import { OPEN_CRITICAL_CALL_STATES } from '../common/critical-calls';
 import { workflowIds } from '../common/ids';
 import { appendAudit } from './audit';
 import type { Db } from './knex';
@@ -531,18 +532,17 @@ export async function setOrderingProvider(
     const previous: ProviderRef = row.ordering_provider_id
       ? ((await trx('users').where({ id: row.ordering_provider_id }).first('id', 'username')) ?? null)
       : null;
-    // Every call of the sample locked first: an attempt confirming one at this moment is either seen here or waits.
-    await trx('critical_calls').where({ sample_id: sample.id }).forUpdate().select('id');
-    const confirmed = await trx('critical_calls').where({ sample_id: sample.id, state: 'notified' }).orderBy('opened_at').first('workflow_id');
+    // Every call of the sample locked and read once: an attempt confirming one at this moment is seen here or waits.
+    const all: { workflow_id: string; state: string; ordering_provider_id: string | null }[] = await trx('critical_calls')
+      .where({ sample_id: sample.id })
+      .orderBy('opened_at')
+      .forUpdate()
+      .select('workflow_id', 'state', 'ordering_provider_id');
+    const confirmed = all.find((c) => c.state === 'notified');
     if (confirmed) throw new OrderingProviderRefused(confirmed.workflow_id);
     if (previous?.id === provider.id) return { previous, changed: false, criticalCalls: [] };
     await trx('samples').where({ id: sample.id }).update({ ordering_provider_id: provider.id, updated_at: trx.fn.now() });
-    const calls: { workflow_id: string; ordering_provider_id: string | null }[] = await trx('critical_calls')
-      .where({ sample_id: sample.id })
-      .whereIn('state', ['calling', 'escalated'])
-      .orderBy('opened_at')
-      .forUpdate()
-      .select('workflow_id', 'ordering_provider_id');
+    const calls = all.filter((c) => (OPEN_CRITICAL_CALL_STATES as readonly string[]).includes(c.state));
     if (calls.length) {
       await trx('critical_calls')
         .whereIn(

@@ -1,13 +1,11 @@
 import type { Knex } from 'knex';
 
 /**
- * A page of calls in one state (`GET /critical-calls?state=notified`, every call ever confirmed) reads the index in
- * its order instead of sorting the table; a sample's calls (setting its ordering provider) are found by their own
- * index. A retest's result withdraws a call still open on the value it retests: withdrawal reason `retested`.
+ * A retest's result withdraws a call still open on the value it retests: withdrawal reason `retested`. A sample's
+ * calls (setting its ordering provider locks and reads them all) are found by their own index.
  */
 export async function up(knex: Knex): Promise<void> {
   await knex.raw(`
-    create index critical_calls_by_state on critical_calls (state, opened_at, id);
     create index critical_calls_by_sample on critical_calls (sample_id);
     alter table critical_calls drop constraint critical_calls_withdrawal_reason_check;
     alter table critical_calls add constraint critical_calls_withdrawal_reason_check
@@ -23,6 +21,5 @@ export async function down(knex: Knex): Promise<void> {
     alter table critical_calls add constraint critical_calls_withdrawal_reason_check
       check (withdrawal_reason in ('not_critical', 'retracted', 'rejected', 'cancelled'));
     drop index critical_calls_by_sample;
-    drop index critical_calls_by_state;
   `);
 }
