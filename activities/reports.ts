@@ -296,6 +296,14 @@ export function reportActivities(deps: ActivityDeps) {
         const sample = await trx('samples').where({ id: p.sampleId }).forUpdate().first('rejected_tests');
         const rejected = ((sample?.rejected_tests as string[] | undefined) ?? []).filter((t) => p.tests.includes(t));
         if (!rejected.length) return { workflowIds: [] };
+        const withdrawCall = (a: { id: string; workflow_id: string }) =>
+          withdrawOpenCall(trx, {
+            analysisId: a.id,
+            reason: 'cancelled',
+            by: null,
+            cause: { analysis: a.workflow_id, action: 'analysis.cancel', why: 'specimen rejected' },
+            auditKey: activityKey(`${a.id}:critical-call-withdrawn`),
+          });
         const cancelled: { id: string; workflow_id: string; test_code: string }[] = await trx('analyses')
           .where({ sample_id: p.sampleId, frozen: false })
           .whereIn('test_code', rejected)
@@ -312,13 +320,7 @@ export function reportActivities(deps: ActivityDeps) {
             idempotencyKey: activityKey(a.id),
           });
           // Its open critical-value call is withdrawn with it; the analysis's run, told of the cancellation, tells the call's run.
-          await withdrawOpenCall(trx, {
-            analysisId: a.id,
-            reason: 'cancelled',
-            by: null,
-            cause: { analysis: a.workflow_id, action: 'analysis.cancel', why: 'specimen rejected' },
-            auditKey: activityKey(`${a.id}:critical-call-withdrawn`),
-          });
+          await withdrawCall(a);
         }
         // A call still open on a retested analysis of these tests (its retest was cancelled above) is withdrawn too; its
         // run, whose analysis has ended, is not told and ends at its deadline without escalating.
@@ -326,15 +328,7 @@ export function reportActivities(deps: ActivityDeps) {
           .where({ sample_id: p.sampleId, frozen: true })
           .whereIn('test_code', rejected)
           .select('id', 'workflow_id');
-        for (const a of retested) {
-          await withdrawOpenCall(trx, {
-            analysisId: a.id,
-            reason: 'cancelled',
-            by: null,
-            cause: { analysis: a.workflow_id, action: 'analysis.cancel', why: 'specimen rejected' },
-            auditKey: activityKey(`${a.id}:critical-call-withdrawn`),
-          });
-        }
+        for (const a of retested) await withdrawCall(a);
         // A retry after a crash finds them cancelled already: it answers them all the same, so their runs are told.
         const ended: string[] = await trx('analyses')
           .where({ sample_id: p.sampleId, frozen: false, state: 'cancelled', reason: 'specimen rejected' })

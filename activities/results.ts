@@ -217,6 +217,15 @@ export function resultActivities(deps: ActivityDeps) {
             actor,
             signature: proof.signature as SignatureInput,
           });
+        // The calls still open on the analyses this one retests, withdrawn by its result or its cancellation.
+        const withdrawRetested = (reason: WithdrawalReason, cause: Record<string, unknown>) =>
+          withdrawCallsOfRetested(trx, {
+            analysisId: ref.analysisId,
+            reason,
+            by: actor,
+            cause: { analysis: ref.workflowId, ...cause },
+            auditKey: activityKey('critical-call-retested'),
+          });
         switch (proof.action) {
           case 'analysis.enter': {
             const entry = await trx('analysis_entries').where({ id: step.entryId, analysis_id: ref.analysisId }).forUpdate().first();
@@ -236,13 +245,7 @@ export function resultActivities(deps: ActivityDeps) {
             await audit(trx, ref, from === 'pending' ? 'analysis.resulted' : 'analysis.edited', actor, { entryId: entry.id });
             const reported = entry.reported_by_source !== null && entry.reported_by_source !== undefined;
             // A retest's result settles its original: a call still open on the value it retests is withdrawn.
-            const retested = await withdrawCallsOfRetested(trx, {
-              analysisId: ref.analysisId,
-              reason: 'retested',
-              by: actor,
-              cause: { analysis: ref.workflowId, action: 'analysis.entered', entryId: entry.id },
-              auditKey: activityKey('critical-call-retested'),
-            });
+            const retested = await withdrawRetested('retested', { action: 'analysis.entered', entryId: entry.id });
             const superseded = retested.length ? { supersededCalls: retested } : {};
             // A critical value is called to the ordering provider: the run is told the call's ID, never the value. The
             // call is chosen (the open one, or a new one numbered after those in PostgreSQL) in this transaction.
@@ -317,16 +320,7 @@ export function resultActivities(deps: ActivityDeps) {
               auditKey: activityKey('critical-call-withdrawn'),
             });
             // A retest cancelled: the test is no longer wanted, so a call still open on the value it retests goes too.
-            const retested =
-              to === 'cancelled'
-                ? await withdrawCallsOfRetested(trx, {
-                    analysisId: ref.analysisId,
-                    reason: 'cancelled',
-                    by: actor,
-                    cause: { analysis: ref.workflowId, action: proof.action },
-                    auditKey: activityKey('critical-call-retested'),
-                  })
-                : [];
+            const retested = to === 'cancelled' ? await withdrawRetested('cancelled', { action: proof.action }) : [];
             return { actor, ...(withdrawnCall ? { withdrawnCall } : {}), ...(retested.length ? { supersededCalls: retested } : {}) };
           }
         }

@@ -151,20 +151,19 @@ const INTAKE_TIMER_RULE: TimerRule = {
   what: 'sample intake timers',
 };
 
-/** The 422 for a named ordering provider who is not an active clinician, naming the field. */
-function providerProblem(username: string, refusal: 'unknown' | 'not_clinician', field: string) {
-  return refusal === 'unknown'
-    ? problems.unprocessable('unknown-ordering-provider', `no active user "${username}"`, { errors: [{ field, detail: 'unknown user' }] })
-    : problems.unprocessable('ordering-provider-not-clinician', `"${username}" is not a clinician`, { errors: [{ field, detail: 'not a clinician' }] });
-}
+const refusalText = (username: string, refusal: 'unknown' | 'not_clinician') =>
+  refusal === 'unknown' ? `no active user "${username}"` : `"${username}" is not a clinician`;
 
 /** The ordering provider a requisition names: an active user with the clinician role, else 422 and nothing written. */
 async function orderingProviderOf(db: Deps['db'], username: string | undefined) {
-  if (username === undefined) return null;
-  const user = (await activeUsersNamed(db, [username])).get(username);
-  const refusal = providerRefusal(user);
-  if (refusal) throw providerProblem(username, refusal, 'body.orderingProvider');
-  return user!;
+  const named = await namedProvider(db, username);
+  if (named.unresolved) {
+    const { refusal } = named.unresolved;
+    throw problems.unprocessable(refusal === 'unknown' ? 'unknown-ordering-provider' : 'ordering-provider-not-clinician', refusalText(username!, refusal), {
+      errors: [{ field: 'body.orderingProvider', detail: refusal === 'unknown' ? 'unknown user' : 'not a clinician' }],
+    });
+  }
+  return named.provider;
 }
 
 /**
@@ -179,7 +178,7 @@ async function batchProvidersOf(db: Deps['db'], samples: { orderingProvider?: st
     .filter((r): r is { i: number; username: string; refusal: 'unknown' | 'not_clinician' } => r.refusal !== null);
   if (refused.length) {
     const first = refused[0];
-    const detail = (r: (typeof refused)[number]) => (r.refusal === 'unknown' ? `unknown user "${r.username}"` : `"${r.username}" is not a clinician`);
+    const detail = (r: (typeof refused)[number]) => refusalText(r.username, r.refusal);
     throw problems.unprocessable(
       first.refusal === 'unknown' ? 'unknown-ordering-provider' : 'ordering-provider-not-clinician',
       `${refused.length} sample(s) name an ordering provider who is not an active clinician; the first is sample ${first.i}: ${detail(first)}`,
