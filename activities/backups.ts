@@ -264,7 +264,7 @@ export function backupActivities({ db, mailDomain, auditChain, backupDatabaseUrl
     /** The backup is good: it now counts toward retention. */
     async backupMarkVerified(input: { backupId: string }): Promise<{ dumpBytes: number; sha256: string }> {
       return db.transaction(async (trx) => {
-        const row = await trx('backups').where({ id: input.backupId }).forUpdate().first();
+        const row = await trx('backups').where({ id: input.backupId }).forNoKeyUpdate().first();
         if (row.state === 'running') {
           await trx('backups')
             .where({ id: input.backupId })

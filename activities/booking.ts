@@ -111,7 +111,7 @@ export function bookingActivities(deps: ActivityDeps) {
 
   /** The reservation row, locked; only this booking's own run may write it. */
   async function ownRow(trx: Knex.Transaction, ref: BookingRef) {
-    const row = await trx('instrument_reservations').where({ id: ref.bookingId, kind: 'booking' }).forUpdate().first('workflow_id', 'state', 'instrument_id');
+    const row = await trx('instrument_reservations').where({ id: ref.bookingId, kind: 'booking' }).forNoKeyUpdate().first('workflow_id', 'state', 'instrument_id');
     const running = Context.current().info.workflowExecution?.workflowId;
     // The API starts the run inside the transaction that inserts the row: a first step may come before the commit.
     // A row still missing after a few tries will not come (the API's transaction rolled back): refused as before.

@@ -188,7 +188,7 @@ export function coaExtractionActivities({ db, mailer, mailDomain, llm }: Activit
     actor: { userId: string; username: string },
   ): Promise<number | null> {
     if (!row.sample_id) return null;
-    const sample = await trx('samples').where({ id: row.sample_id }).forUpdate().first('id', 'accession');
+    const sample = await trx('samples').where({ id: row.sample_id }).forNoKeyUpdate().first('id', 'accession');
     if (!sample) throw ApplicationFailure.nonRetryable('the inspection sample is gone', 'NotFound');
     const latest = await trx('incoming_inspection_records').where({ sample_id: sample.id }).max('version as version').first();
     const version = Number(latest?.version ?? 0) + 1;
@@ -223,7 +223,7 @@ export function coaExtractionActivities({ db, mailer, mailDomain, llm }: Activit
     action: 'coa.confirm' | 'coa.reject',
     bound: unknown,
   ) {
-    const row = await trx('coa_extractions').where({ id: args.extractionId }).forUpdate().first();
+    const row = await trx('coa_extractions').where({ id: args.extractionId }).forNoKeyUpdate().first();
     if (!row || coaWorkflowId(row.id) !== args.workflowId) throw ApplicationFailure.nonRetryable('the extraction is gone', 'NotFound');
     const actor = await checks.granted(
       trx,

@@ -234,7 +234,7 @@ export function criticalCallActivities(deps: ActivityDeps) {
     }): Promise<{ noticeIds: string[]; outboxIds: string[]; state?: CriticalCallStateName }> {
       const { ref, reason } = p;
       return db.transaction(async (trx) => {
-        const call = await trx('critical_calls').where({ id: ref.callId, workflow_id: ref.workflowId }).forUpdate().first();
+        const call = await trx('critical_calls').where({ id: ref.callId, workflow_id: ref.workflowId }).forNoKeyUpdate().first();
         if (!call || Context.current().info.workflowExecution?.workflowId !== ref.workflowId) {
           throw refused(FailureType.NotFound, `${ref.workflowId} is not this run's call`);
         }

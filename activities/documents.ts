@@ -100,7 +100,7 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
   /** Updates the version's record and answers each field it changed with its old and new value, for the trail. */
   async function setVersion(trx: Knex.Transaction, doc: DocRef, fields: Record<string, unknown>): Promise<FieldChange[]> {
     const columns = Object.keys(fields);
-    const before = await trx('document_versions').where({ id: doc.versionId }).forUpdate().first(columns);
+    const before = await trx('document_versions').where({ id: doc.versionId }).forNoKeyUpdate().first(columns);
     const [after] = await trx('document_versions')
       .where({ id: doc.versionId })
       .update({ ...fields, updated_at: trx.fn.now() })
@@ -415,7 +415,7 @@ export function documentActivities({ db, mailer, publicUrl, mailDomain }: Activi
     /** Makes the version effective and, in the same transaction, supersedes the version that was effective. */
     async makeEffective(p: { doc: DocRef; nextReviewAt: string }) {
       return db.transaction(async (trx) => {
-        await trx('documents').where({ id: p.doc.documentId }).forUpdate().first('id');
+        await trx('documents').where({ id: p.doc.documentId }).forNoKeyUpdate().first('id');
         const previous = await trx('document_versions')
           .where({ document_id: p.doc.documentId, state: 'effective' })
           .whereNot({ id: p.doc.versionId })

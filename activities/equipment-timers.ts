@@ -20,7 +20,7 @@ export function equipmentTimerActivities({ db, publicUrl, mailDomain }: Activity
   const link = (ref: InstrumentRef) => `${publicUrl}/api/v1/instruments/${ref.code}`;
 
   async function ownRow(trx: Knex.Transaction, ref: InstrumentRef) {
-    const row = await trx('instruments').where({ id: ref.instrumentId }).forUpdate().first();
+    const row = await trx('instruments').where({ id: ref.instrumentId }).forNoKeyUpdate().first();
     const running = Context.current().info.workflowExecution?.workflowId;
     if (!row || row.workflow_id !== ref.workflowId || running !== ref.workflowId) throw invalidInstrumentStep(`this run is not instrument ${ref.code}'s`);
     return row;

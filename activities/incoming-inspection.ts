@@ -39,7 +39,7 @@ export function incomingInspectionActivities({ db }: ActivityDeps) {
           .where({ state: 'pending' })
           .orderBy([{ column: 'created_at' }, { column: 'purchase_receipt' }, { column: 'idx' }])
           .limit(p.limit)
-          .forUpdate()
+          .forNoKeyUpdate()
           .skipLocked()
           .select('purchase_receipt', 'idx', 'sample_id');
         if (!hooks.length) return [];

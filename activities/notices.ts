@@ -133,7 +133,7 @@ export function noticeActivities(deps: ActivityDeps) {
       for (let step = input.fromStep + 1; step <= settings.chain.length; step += 1) {
         const people = await chainStepPeople(db, settings.chain[step - 1]);
         const opened = await db.transaction(async (trx) => {
-          const row: NoticeRow = await trx('notices').where({ id: input.noticeId }).forUpdate().first();
+          const row: NoticeRow = await trx('notices').where({ id: input.noticeId }).forNoKeyUpdate().first();
           if (row.state !== 'open') return null;
           if (row.step >= step) return { told: 1, outboxIds: [] as string[], remote: [] as RemoteDelivery[] };
           const opened = await openStep(trx, row, people, step, mailDomain);

@@ -97,7 +97,7 @@ export function reportActivities(deps: ActivityDeps) {
       if (workflowId !== workflowIds.report(input.accession, input.version))
         throw nonRetryable(FailureType.NotFound, `${workflowId} is not a report run`);
       return db.transaction(async (trx) => {
-        await trx('samples').where({ id: input.sampleId, accession: input.accession }).forUpdate().first('id');
+        await trx('samples').where({ id: input.sampleId, accession: input.accession }).forNoKeyUpdate().first('id');
         const existing = await trx('reports').where({ workflow_id: workflowId }).first();
         if (input.version > 1 && (!existing || existing.corrects_report_id !== input.corrects)) {
           throw nonRetryable(FailureType.NotFound, `no correction was requested as ${workflowId}`);
@@ -184,10 +184,10 @@ export function reportActivities(deps: ActivityDeps) {
           return { outboxIds, analyses, pdfSha256: row.pdf_sha256, releasedBy: actor.userId };
         }
         await requireGate(trx, actor, { activity: RESULT_RELEASE, roles: ['lab_director'] }, { entityType: 'report', entityId: ref.workflowId });
-        const sample = await trx('samples').where({ id: ref.sampleId }).forUpdate().first('submitter_id');
+        const sample = await trx('samples').where({ id: ref.sampleId }).forNoKeyUpdate().first('submitter_id');
         // The sample's analyses are locked before the content is assembled: a retraction, retest or rejection
         // recorded at the same moment waits, so the signed report never shows a result withdrawn meanwhile.
-        await trx('analyses').where({ sample_id: ref.sampleId }).forUpdate().select('id');
+        await trx('analyses').where({ sample_id: ref.sampleId }).forNoKeyUpdate().select('id');
         const correction = await correctionOf(trx, row);
         const { content, contentHash, unverified, verifiedAnalyses } = await assembleReportContent(trx, ref.sampleId, correction);
         if (unverified.length) {
@@ -293,7 +293,7 @@ export function reportActivities(deps: ActivityDeps) {
      */
     async cancelAnalysesOfRejection(p: { sampleId: string; accession: string; tests: string[] }): Promise<{ workflowIds: string[] }> {
       return db.transaction(async (trx) => {
-        const sample = await trx('samples').where({ id: p.sampleId }).forUpdate().first('rejected_tests');
+        const sample = await trx('samples').where({ id: p.sampleId }).forNoKeyUpdate().first('rejected_tests');
         const rejected = ((sample?.rejected_tests as string[] | undefined) ?? []).filter((t) => p.tests.includes(t));
         if (!rejected.length) return { workflowIds: [] };
         const withdrawCall = (a: { id: string; workflow_id: string }) =>

@@ -68,7 +68,7 @@ export function resultRuleActivities(deps: ActivityDeps) {
 
   /** The analysis row, locked, when the run asking is this analysis's own. */
   async function lockedOwn(trx: Knex.Transaction, a: JudgedAnalysis) {
-    const row = await trx('analyses').where({ id: a.analysisId }).forUpdate().first();
+    const row = await trx('analyses').where({ id: a.analysisId }).forNoKeyUpdate().first();
     const running = Context.current().info.workflowExecution?.workflowId;
     if (!row || row.workflow_id !== a.workflowId || running !== a.workflowId) {
       throw ApplicationFailure.create({ type: FailureType.NotFound, message: `${a.workflowId} is not this run's analysis`, nonRetryable: true });

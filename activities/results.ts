@@ -119,7 +119,7 @@ export function resultActivities(deps: ActivityDeps) {
     async submitReportedResult(p: { ref: AnalysisRef; entryId: string }): Promise<{ submitted: boolean }> {
       const { ref, entryId } = p;
       return db.transaction(async (trx) => {
-        const row = await trx('analyses').where({ id: ref.analysisId }).forUpdate().first();
+        const row = await trx('analyses').where({ id: ref.analysisId }).forNoKeyUpdate().first();
         const running = Context.current().info.workflowExecution?.workflowId;
         if (!row || row.workflow_id !== ref.workflowId || running !== ref.workflowId) throw notFound(`${ref.workflowId} is not this run's analysis`);
         if (row.submitted_by?.entryId === entryId) return { submitted: true };
@@ -228,7 +228,7 @@ export function resultActivities(deps: ActivityDeps) {
           });
         switch (proof.action) {
           case 'analysis.enter': {
-            const entry = await trx('analysis_entries').where({ id: step.entryId, analysis_id: ref.analysisId }).forUpdate().first();
+            const entry = await trx('analysis_entries').where({ id: step.entryId, analysis_id: ref.analysisId }).forNoKeyUpdate().first();
             if (!entry || entry.applied_at || entry.entered_by !== actor.userId) throw new Refusal('not_from_labflow', actor.userId);
             await requireUsableInstrument(trx, entry);
             const judged = entry.kind === 'numeric' ? await judgeEntry(trx, ref, entry) : null;

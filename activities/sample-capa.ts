@@ -30,7 +30,7 @@ export function sampleCapaActivities({ db }: ActivityDeps) {
      */
     async planCapaForRejection(p: { ref: SampleRef; requestId: string; actor: Actor }): Promise<CapaPlan> {
       return db.transaction(async (trx) => {
-        const request = await trx('sample_capa_requests').where({ id: p.requestId }).forUpdate().first();
+        const request = await trx('sample_capa_requests').where({ id: p.requestId }).forNoKeyUpdate().first();
         if (!request)
           throw ApplicationFailure.create({ type: FailureType.NotFound, message: `no CAPA request ${p.requestId}`, nonRetryable: true });
         if (request.state !== 'pending') return { kind: 'done', workflowId: request.capa_workflow_id ?? null };

@@ -367,7 +367,7 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
       const job = await db('summary_jobs').where({ workflow_id: args.workflowId }).first('patient_id');
       const patientId: string = job?.patient_id ?? args.patientId;
       return recording(args.workflowId, patientId, 'soap.review', async (trx) => {
-        const summary = await trx('summaries').where({ id: args.summaryId, workflow_id: args.workflowId }).forUpdate().first();
+        const summary = await trx('summaries').where({ id: args.summaryId, workflow_id: args.workflowId }).forNoKeyUpdate().first();
         if (!summary) throw ApplicationFailure.nonRetryable('the summary is gone', 'NotFound');
         const actor = await checks.granted(
           trx,

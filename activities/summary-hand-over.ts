@@ -23,7 +23,7 @@ export function summaryHandOverActivities({ db, mailer, mailDomain }: ActivityDe
   /** Review tasks for the care team, while a summary of the job awaits review (held against a review recorded meanwhile). */
   async function openReviewTasks(trx: Knex.Transaction, workflowId: string, patientId: string, round: number) {
     const team = await careTeam(trx, patientId);
-    const awaiting = await trx('summaries').where({ workflow_id: workflowId, status: 'ready' }).forUpdate().first('id');
+    const awaiting = await trx('summaries').where({ workflow_id: workflowId, status: 'ready' }).forNoKeyUpdate().first('id');
     if (!awaiting) return team.map((c) => `user:${c.username}`);
     for (const clinician of team) {
       await openTask(trx, {

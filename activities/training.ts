@@ -138,7 +138,7 @@ export function trainingActivities({ db, mailer, publicUrl, mailDomain }: Activi
         link: link(c),
       };
       return checks.recording(ref, 'training.campaign', async (trx) => {
-        await trx('documents').where({ id: c.documentId }).forUpdate().first('id');
+        await trx('documents').where({ id: c.documentId }).forNoKeyUpdate().first('id');
         const version = await trx('document_versions')
           .where({ id: c.versionId, document_id: c.documentId, version: c.version })
           .first('state', 'training_requirement', 'training_impact');
@@ -347,7 +347,7 @@ export function trainingActivities({ db, mailer, publicUrl, mailDomain }: Activi
      */
     async endTrainingAssignment(ref: TrainingRef, reason: AssignmentEnding) {
       return checks.recording(refOf(ref), `training.${reason}_signal`, async (trx) => {
-        const row = await trx('training_assignments').where({ workflow_id: ref.workflowId }).forUpdate().first('state');
+        const row = await trx('training_assignments').where({ workflow_id: ref.workflowId }).forNoKeyUpdate().first('state');
         if (!row) throw new Refusal('not_from_labflow', null);
         if (row.state !== 'assigned') return { ended: false };
         const requirement = (await trx('training_requirements').where({ document_id: ref.documentId }).first()) as RequirementRow | undefined;

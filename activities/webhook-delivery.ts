@@ -147,7 +147,7 @@ export function webhookDeliveryActivities({ db, publicUrl, mailDomain, webhooks 
    */
   async function recordDelivered(subscriptionId: string, done: { seq: number; status: number }[]): Promise<string> {
     return db.transaction(async (trx) => {
-      const current = await trx('webhook_subscriptions').where({ id: subscriptionId }).forUpdate().first('state');
+      const current = await trx('webhook_subscriptions').where({ id: subscriptionId }).forNoKeyUpdate().first('state');
       if (!done.length) return current.state as string;
       await trx('webhook_deliveries')
         .insert(
@@ -178,7 +178,7 @@ export function webhookDeliveryActivities({ db, publicUrl, mailDomain, webhooks 
     tried: { at: Date; status: number | null; error: string | null },
   ): Promise<'failed' | 'disabled'> {
     return db.transaction(async (trx) => {
-      const current = await trx('webhook_subscriptions').where({ id: subscriptionId }).forUpdate().first();
+      const current = await trx('webhook_subscriptions').where({ id: subscriptionId }).forNoKeyUpdate().first();
       if (current.state !== 'enabled') return 'disabled' as const;
       await recordAttempt(trx, subscriptionId, seq, 'failing', tried.status, tried.error);
       const failingSince = current.failing_since ? new Date(current.failing_since) : tried.at;

@@ -52,6 +52,11 @@ export function toProblem(err: unknown): Problem | null {
   }
   // The server's connection slots are all taken (53300) or a resource ran out (53xxx): a moment later may work.
   if (code && /^53\d{3}$/.test(code)) return problems.unavailable('PostgreSQL is out of connections or resources; try again shortly');
+  // Chosen as a deadlock's victim (40P01) or refused by serializable isolation (40001): the transaction was undone whole.
+  if (code === '40P01' || code === '40001') {
+    const detail = 'the request met another change to the same records and was undone; nothing was written; try again';
+    return new Problem(503, 'transaction-undone', 'The change met another one', detail, {}, { 'Retry-After': '1' });
+  }
   // A value the schemas let through and the database refused: the client's to fix, and never quoted back.
   if (isDataException(err)) {
     return new Problem(400, 'invalid-value', 'A value is out of range', 'a date, number or text in the request is outside what labflow can store');

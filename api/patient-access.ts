@@ -31,7 +31,7 @@ export async function requirePatientAccess(db: Db, actor: Actor, patientId: stri
   requireClinician(actor);
   const query = db('patients').where({ id: patientId }).first('id');
   if (lock === 'share') query.forShare();
-  if (lock === 'update') query.forUpdate();
+  if (lock === 'update') query.forNoKeyUpdate();
   if (!(await query)) throw problems.notFound(`patient ${patientId}`);
   if (!(await isOnCareTeam(db, patientId, actor.userId))) {
     throw problems.forbidden("you are not on this patient's care team; a clinician on it can add you");

@@ -57,7 +57,7 @@ export async function listApiKeys(db: Knex, userId: string): Promise<ApiKeyView[
 
 /** The user's key, locked for a change; undefined when it is not theirs or does not exist. */
 export async function lockApiKey(trx: Knex.Transaction, userId: string, keyId: string): Promise<ApiKeyRow | undefined> {
-  return trx('api_keys').where({ id: keyId, user_id: userId }).forUpdate().first(COLUMNS);
+  return trx('api_keys').where({ id: keyId, user_id: userId }).forNoKeyUpdate().first(COLUMNS);
 }
 
 /** Keys that still work and are not on their way out after a rotation. */

@@ -92,7 +92,7 @@ export async function findBulkExport(db: Conn, id: string): Promise<BulkExportRo
 
 /** The row locked for a change of its state. */
 export async function lockBulkExport(trx: Knex.Transaction, id: string): Promise<BulkExportRow | undefined> {
-  return trx('bulk_exports').where({ id }).forUpdate().first(COLUMNS);
+  return trx('bulk_exports').where({ id }).forNoKeyUpdate().first(COLUMNS);
 }
 
 export async function bulkExportFile(db: Conn, id: string): Promise<Buffer | undefined> {

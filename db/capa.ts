@@ -156,7 +156,7 @@ export async function writeCapaProjection(
   };
   const { number: _n, workflow_id: _w, initiated_by: _i, ...changes } = row;
   const fields = Object.keys(row).filter((field) => field !== 'updated_at' && field !== 'rev');
-  const before = await trx('capas').where({ number: capa.number }).forUpdate().first(fields);
+  const before = await trx('capas').where({ number: capa.number }).forNoKeyUpdate().first(fields);
   const [after] = await trx('capas')
     .insert(row)
     .onConflict('number')

@@ -69,7 +69,7 @@ export async function requestCareTeamAddition(
   user: { id: string; username: string },
 ): Promise<{ request: CareTeamRequest; created: boolean } | 'member'> {
   return db.transaction(async (trx) => {
-    await trx('patients').where({ id: patientId }).forUpdate().first('id');
+    await trx('patients').where({ id: patientId }).forNoKeyUpdate().first('id');
     if (await isOnCareTeam(trx, patientId, user.id)) return 'member';
     const { rows } = await trx.raw(
       `insert into care_team_requests (patient_id, user_id, requested_by) values (?, ?, ?)
@@ -104,8 +104,8 @@ export async function confirmCareTeamRequest(
   requestId: string,
 ): Promise<CareTeamRequest | 'no-request'> {
   return db.transaction(async (trx) => {
-    await trx('patients').where({ id: patientId }).forUpdate().first('id');
-    const request = await trx('care_team_requests').where({ id: requestId, patient_id: patientId }).forUpdate().first();
+    await trx('patients').where({ id: patientId }).forNoKeyUpdate().first('id');
+    const request = await trx('care_team_requests').where({ id: requestId, patient_id: patientId }).forNoKeyUpdate().first();
     if (!request) return 'no-request';
     if (request.state !== 'pending') {
       throw new PatientConflict('request-decided', `this request is already ${request.state}`);
@@ -162,7 +162,7 @@ export async function breakGlassAddition(
   mailDomain: string,
 ): Promise<{ added: boolean; eventId: string | null; outboxIds: string[] }> {
   return db.transaction(async (trx) => {
-    await trx('patients').where({ id: patientId }).forUpdate().first('id');
+    await trx('patients').where({ id: patientId }).forNoKeyUpdate().first('id');
     const inserted = await trx('patient_clinicians')
       .insert({ patient_id: patientId, user_id: user.id, added_by: actor.userId, access: 'break_glass' })
       .onConflict(['patient_id', 'user_id'])

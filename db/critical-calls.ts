@@ -71,7 +71,7 @@ export async function callForCriticalEntry(
   // The sample first (as setting an ordering provider locks it, then its calls): a provider being set at this moment
   // is either read here or sets this call's after it commits.
   const sample = await trx('samples').where({ id: analysis.sample_id }).forShare().first('ordering_provider_id');
-  const calls: CriticalCallRow[] = await trx('critical_calls').where({ analysis_id: analysis.id }).orderBy('call_number', 'desc').forUpdate();
+  const calls: CriticalCallRow[] = await trx('critical_calls').where({ analysis_id: analysis.id }).orderBy('call_number', 'desc').forNoKeyUpdate();
   const open = calls.find((c) => (OPEN_CRITICAL_CALL_STATES as readonly string[]).includes(c.state));
   if (open) return open.workflow_id;
   const newest = calls[0];
@@ -150,7 +150,7 @@ export async function withdrawOpenCall(
   const call: CriticalCallRow | undefined = await trx('critical_calls')
     .where({ analysis_id: p.analysisId })
     .whereIn('state', OPEN_CRITICAL_CALL_STATES)
-    .forUpdate()
+    .forNoKeyUpdate()
     .first();
   if (!call) return null;
   await trx('critical_calls')

@@ -53,7 +53,7 @@ export async function storeContent(trx: Knex | Knex.Transaction, content: string
 
 export async function addVersion(db: Db, actor: Actor, documentId: string, number: string, content: string, changeSummary = '') {
   return db.transaction(async (trx) => {
-    const document = await trx('documents').where({ id: documentId }).forUpdate().first('id', 'owner_id');
+    const document = await trx('documents').where({ id: documentId }).forNoKeyUpdate().first('id', 'owner_id');
     if (document?.owner_id !== actor.userId && !isDocumentControl(actor)) {
       throw new DocumentForbidden(`only the owner of ${number} or document control may add a version`);
     }
@@ -136,7 +136,7 @@ export interface DocumentEdit {
 export async function updateDocument(db: Db, actor: Actor, number: string, edit: DocumentEdit) {
   return db.transaction(async (trx) => {
     const fields = ['title', 'doc_type', 'owner_id'];
-    const before = await trx('documents').where({ number }).forUpdate().first(['id', ...fields]);
+    const before = await trx('documents').where({ number }).forNoKeyUpdate().first(['id', ...fields]);
     if (!before) return undefined;
     const values = Object.fromEntries(
       Object.entries({ title: edit.title, doc_type: edit.docType, owner_id: edit.ownerId }).filter(([, v]) => v !== undefined),

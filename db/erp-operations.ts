@@ -73,7 +73,7 @@ export async function discardDeadLetter(
   reason: string,
 ): Promise<{ discarded: Record<string, unknown> } | { notFound: true } | { closed: string }> {
   return db.transaction(async (trx) => {
-    const letter = await trx('erp_dead_letters').where({ id }).forUpdate().first();
+    const letter = await trx('erp_dead_letters').where({ id }).forNoKeyUpdate().first();
     if (!letter) return { notFound: true as const };
     if (!DEAD_LETTER_OPEN_STATES.includes(letter.state)) return { closed: letter.state as string };
     const [row] = await trx('erp_dead_letters')

@@ -349,7 +349,7 @@ export async function storePage(
 ): Promise<PageResult> {
   return db.transaction(async (trx) => {
     await trx.raw('insert into erp_sync_cursors (entity) values (?) on conflict do nothing', [p.entity]);
-    const row = await trx('erp_sync_cursors').where({ entity: p.entity }).forUpdate().first('cursor_modified', 'cursor_name');
+    const row = await trx('erp_sync_cursors').where({ entity: p.entity }).forNoKeyUpdate().first('cursor_modified', 'cursor_name');
     const cursor: ErpCursor | null = row.cursor_modified ? { modified: row.cursor_modified, name: row.cursor_name } : null;
     const fresh = p.retry ? p.records : p.records.filter((r) => afterCursor(r, cursor));
     const freshRefused = p.retry ? p.refused : p.refused.filter((r) => afterCursor(r, cursor));

@@ -45,7 +45,7 @@ export async function saveNotificationPreferences(
   changes: PreferenceChanges,
 ): Promise<{ saved: NotificationPreferences } | { refused: SaveRefusal }> {
   return db.transaction(async (trx) => {
-    const current = await trx('notification_preferences').where({ user_id: userId }).forUpdate().first();
+    const current = await trx('notification_preferences').where({ user_id: userId }).forNoKeyUpdate().first();
     const next = {
       channels: changes.channels ?? current?.channels ?? [...DEFAULT_CHANNELS],
       slack_webhook_url: changes.slackWebhookUrl !== undefined ? changes.slackWebhookUrl : (current?.slack_webhook_url ?? null),

@@ -76,7 +76,7 @@ async function createFromToken(db: Db, identity: TokenIdentity & { email: string
 /** Brings the row to the token's roles, audited old → new; QA is told, as of any change of someone's roles. */
 async function syncRoles(db: Db, username: string, roles: Role[], issuer: string, mailDomain: string): Promise<TokenUser> {
   return db.transaction(async (trx) => {
-    const before = (await trx('users').where({ username }).forUpdate().first(COLUMNS)) as UserRow;
+    const before = (await trx('users').where({ username }).forNoKeyUpdate().first(COLUMNS)) as UserRow;
     if (sameRoles(before.roles, roles)) return { user: before };
     const [after] = await trx('users').where({ id: before.id }).update({ roles }).returning(COLUMNS);
     const changes = diff(before, after, { fields: ['roles'] });

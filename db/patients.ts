@@ -169,7 +169,7 @@ export async function updatePatient(
     return await db.transaction(async (trx) => {
       const current = await trx('patients')
         .where({ id })
-        .forUpdate()
+        .forNoKeyUpdate()
         .first(
           'given_name',
           'family_name',
@@ -219,7 +219,7 @@ export async function updatePatient(
  */
 export async function deletePatient(db: Knex, actor: Actor, id: string): Promise<boolean> {
   return db.transaction(async (trx) => {
-    const row = await trx('patients').where({ id }).forUpdate().first('id');
+    const row = await trx('patients').where({ id }).forNoKeyUpdate().first('id');
     if (!row) return false;
     const count = async (table: string) => Number((await trx(table).where({ patient_id: id }).count('* as n').first())?.n ?? 0);
     // One after another: a transaction's queries share one connection.
@@ -380,7 +380,7 @@ export async function removeFromCareTeam(
   user: { id: string; username: string },
 ): Promise<'removed' | 'not-member' | 'no-patient'> {
   return db.transaction(async (trx) => {
-    if (!(await trx('patients').where({ id: patientId }).forUpdate().first('id'))) return 'no-patient';
+    if (!(await trx('patients').where({ id: patientId }).forNoKeyUpdate().first('id'))) return 'no-patient';
     if (!(await isOnCareTeam(trx, patientId, user.id))) return 'not-member';
     const others = await trx('patient_clinicians as pc')
       .join('users as u', 'u.id', 'pc.user_id')

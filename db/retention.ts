@@ -69,6 +69,7 @@ export type Disposal =
  */
 export async function disposePatient(db: Db, actor: Actor, patientId: string): Promise<Disposal> {
   return db.transaction(async (trx) => {
+    // FOR UPDATE, not NO KEY UPDATE: this transaction may delete the patient, so inserts that reference it wait.
     const row = await trx('patients').where({ id: patientId }).forUpdate().first('retired_at', 'retain_until', 'legal_hold', 'legal_hold_reason');
     if (!row) return { outcome: 'not_found' };
     if (row.legal_hold) {
@@ -143,7 +144,7 @@ export async function setLegalHold(
   hold: { hold: true; reason: string } | { hold: false },
 ): Promise<PatientRetention | undefined> {
   return db.transaction(async (trx) => {
-    const row = await trx('patients').where({ id: patientId }).forUpdate().first('legal_hold');
+    const row = await trx('patients').where({ id: patientId }).forNoKeyUpdate().first('legal_hold');
     if (!row) return undefined;
     if (row.legal_hold !== hold.hold || hold.hold) {
       await trx('patients')

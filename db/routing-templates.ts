@@ -33,7 +33,7 @@ export async function findRoutingTemplate(db: Db | Knex.Transaction, docType: st
 /** Replaces a document type's template; the audit event records the old and new stages and final-stage rule. */
 export async function saveRoutingTemplate(db: Db, actor: Actor, template: RoutingTemplate) {
   return db.transaction(async (trx) => {
-    const before = (await trx('routing_templates').where({ doc_type: template.docType }).forUpdate().first()) as TemplateRow | undefined;
+    const before = (await trx('routing_templates').where({ doc_type: template.docType }).forNoKeyUpdate().first()) as TemplateRow | undefined;
     const values = { stages: JSON.stringify(template.stages), document_control_final: template.documentControlFinal };
     const [after] = (await trx('routing_templates')
       .insert({ doc_type: template.docType, ...values, updated_by: actor.username })

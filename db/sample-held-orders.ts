@@ -116,7 +116,7 @@ export async function releaseHeldOrder(
   const externalId = release.mapped.sample.externalId;
   return db
     .transaction(async (trx) => {
-      await trx('sample_held_orders').where({ id: held.id }).forUpdate();
+      await trx('sample_held_orders').where({ id: held.id }).forNoKeyUpdate();
       let sample = await findSampleByExternal(trx, held.source, externalId);
       if (!sample) {
         const [registered] = await registerSamples(trx, [release.sample], {

@@ -528,7 +528,7 @@ export async function setOrderingProvider(
   actor: { userId: string; username: string },
 ): Promise<{ previous: ProviderRef; changed: boolean; criticalCalls: string[] }> {
   return db.transaction(async (trx) => {
-    const row = await trx('samples').where({ id: sample.id }).forUpdate().first('ordering_provider_id');
+    const row = await trx('samples').where({ id: sample.id }).forNoKeyUpdate().first('ordering_provider_id');
     const previous: ProviderRef = row.ordering_provider_id
       ? ((await trx('users').where({ id: row.ordering_provider_id }).first('id', 'username')) ?? null)
       : null;
@@ -536,7 +536,7 @@ export async function setOrderingProvider(
     const all: { workflow_id: string; state: string; ordering_provider_id: string | null }[] = await trx('critical_calls')
       .where({ sample_id: sample.id })
       .orderBy('opened_at')
-      .forUpdate()
+      .forNoKeyUpdate()
       .select('workflow_id', 'state', 'ordering_provider_id');
     const confirmed = all.find((c) => c.state === 'notified');
     if (confirmed) throw new OrderingProviderRefused(confirmed.workflow_id);

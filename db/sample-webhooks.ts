@@ -106,7 +106,7 @@ export async function claimDelivery(
   if (!delivery || !isText(delivery.source) || !isText(delivery.eventId)) return 'missing';
   const row = await trx('sample_webhook_events')
     .where({ source: delivery.source, event_id: delivery.eventId })
-    .forUpdate()
+    .forNoKeyUpdate()
     .first('signalled_event', 'signalled_to', 'recorded_by');
   if (!row?.signalled_event) return 'unknown';
   if (row.signalled_to !== claim.workflowId) return 'other_run';

@@ -59,7 +59,7 @@ export async function setLegalHold(
   change: { hold: boolean; reason: string },
 ): Promise<{ backup: Record<string, unknown> } | { notFound: true } | { notVerified: string }> {
   return db.transaction(async (trx) => {
-    const found = await trx('backups').where({ id }).forUpdate().first();
+    const found = await trx('backups').where({ id }).forNoKeyUpdate().first();
     if (!found) return { notFound: true as const };
     if (change.hold && found.state !== 'verified') return { notVerified: found.state as string };
     await trx('backups').where({ id }).update({ legal_hold: change.hold });

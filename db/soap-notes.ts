@@ -161,7 +161,7 @@ export async function updateNote(
   note: NoteWrite,
 ): Promise<{ note: SoapNote; changed: string[] } | undefined> {
   return db.transaction(async (trx) => {
-    const current = await trx('soap_notes').where({ id: noteId, patient_id: patientId }).forUpdate().first();
+    const current = await trx('soap_notes').where({ id: noteId, patient_id: patientId }).forNoKeyUpdate().first();
     if (!current) return undefined;
     if (current.version !== expectedVersion) throw new StaleNoteVersion(current.version);
     const contentHash = noteContentHash({ ...note.sections, noteTime: note.noteTime });
@@ -204,7 +204,7 @@ export async function updateNote(
  */
 export async function deleteNote(db: Knex, actor: Actor, patientId: string, noteId: string, expectedVersion?: number): Promise<boolean> {
   return db.transaction(async (trx) => {
-    const current = await trx('soap_notes').where({ id: noteId, patient_id: patientId }).forUpdate().first();
+    const current = await trx('soap_notes').where({ id: noteId, patient_id: patientId }).forNoKeyUpdate().first();
     if (!current) return false;
     if (expectedVersion !== undefined && current.version !== expectedVersion) throw new StaleNoteVersion(current.version);
     await appendNoteVersion(

@@ -109,7 +109,7 @@ export async function handOverTasks(
   trx: Knex.Transaction,
   p: { workflowId: string; userId: string; to: AssigneeRef; keyOf: (taskKey: string) => string },
 ): Promise<string[]> {
-  const held = await trx('tasks').where({ workflow_id: p.workflowId, assignee_user_id: p.userId, state: 'open' }).forUpdate();
+  const held = await trx('tasks').where({ workflow_id: p.workflowId, assignee_user_id: p.userId, state: 'open' }).forNoKeyUpdate();
   for (const task of held) {
     await closeTask(trx, task.task_key, 'reassigned');
     await openTask(trx, {

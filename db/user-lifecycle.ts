@@ -130,8 +130,8 @@ async function applyChange(
 ): Promise<LifecycleResult | LifecycleRefusal> {
   return db.transaction(async (trx) => {
     // Every active admin's row is locked first, in one order, so two changes cannot each leave the other the last.
-    await trx('users').whereRaw(`'admin' = any(roles)`).where('active', true).orderBy('id').forUpdate().select('id');
-    const before = (await trx('users').where({ username: change.username }).forUpdate().first(COLUMNS)) as UserRow | undefined;
+    await trx('users').whereRaw(`'admin' = any(roles)`).where('active', true).orderBy('id').forNoKeyUpdate().select('id');
+    const before = (await trx('users').where({ username: change.username }).forNoKeyUpdate().first(COLUMNS)) as UserRow | undefined;
     if (!before) return { refused: 'not_found' } as const;
     if (change.expectedVersion && change.expectedVersion !== userVersion(before)) {
       return { refused: 'stale', version: userVersion(before) } as const;

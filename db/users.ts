@@ -36,7 +36,7 @@ const USER_FIELDS = ['printed_name', 'email', 'roles', 'active'] as const;
  */
 export async function updateUser(db: Db, actor: Actor, username: string, edit: UserEdit) {
   return db.transaction(async (trx) => {
-    const before = await trx('users').where({ username }).forUpdate().first(['id', 'username', ...USER_FIELDS]);
+    const before = await trx('users').where({ username }).forNoKeyUpdate().first(['id', 'username', ...USER_FIELDS]);
     if (!before) return undefined;
     const values = Object.fromEntries(
       Object.entries({ printed_name: edit.printedName, email: edit.email, roles: edit.roles, active: edit.active }).filter(

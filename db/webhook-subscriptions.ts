@@ -85,7 +85,7 @@ export async function updateWebhookSubscription(
   change: { url?: string; eventTypes?: string[]; description?: string | null; enabled?: boolean },
 ): Promise<WebhookSubscription | null> {
   return db.transaction(async (trx) => {
-    const before = await trx('webhook_subscriptions').where({ id }).whereNot('state', 'deleted').forUpdate().first();
+    const before = await trx('webhook_subscriptions').where({ id }).whereNot('state', 'deleted').forNoKeyUpdate().first();
     if (!before) return null;
     const patch: Record<string, unknown> = { updated_at: trx.fn.now() };
     if (change.url !== undefined) patch.url = change.url;
@@ -122,7 +122,7 @@ export async function rotateWebhookSecret(
   overlapMs: number,
 ): Promise<{ secret: string; previousSecretExpiresAt: string } | null> {
   return db.transaction(async (trx) => {
-    const row = await trx('webhook_subscriptions').where({ id }).whereNot('state', 'deleted').forUpdate().first();
+    const row = await trx('webhook_subscriptions').where({ id }).whereNot('state', 'deleted').forNoKeyUpdate().first();
     if (!row) return null;
     const secret = newWebhookSecret();
     const expires = new Date(Date.now() + overlapMs);

@@ -19,7 +19,16 @@ echo "[test] type-check"; npx tsc --noEmit -p .
 echo "[test] lint"; npx eslint --max-warnings 0 .
 echo "[test] openapi lint"; bash scripts/openapi-lint.sh
 [ $# -gt 0 ] || set -- "test/**/*.test.ts"
-echo "[test] mocha"; npx mocha "$@"
+# The test platforms log their errors per process here; a failed run prints the unhandled ones (the 500s).
+rm -rf .data/test-logs
+echo "[test] mocha"
+if ! npx mocha "$@"; then
+  if compgen -G ".data/test-logs/*.log" >/dev/null && grep -h '"msg":"unhandled error"' .data/test-logs/*.log >/dev/null; then
+    echo "[test] unhandled errors the test platforms logged (.data/test-logs):" >&2
+    grep -h '"msg":"unhandled error"' .data/test-logs/*.log | tail -n 20 >&2
+  fi
+  exit 1
+fi
 if [ "$cluster" = 1 ]; then
   echo "[test] the Temporal server for the cluster profile"
   if ! wait "$build"; then cat "$build_log" >&2; exit 1; fi

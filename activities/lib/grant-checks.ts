@@ -95,7 +95,7 @@ export function grantChecks({ db, mailer, mailDomain }: Pick<ActivityDeps, 'db' 
    * activity runs inside that run. Answers the row.
    */
   async function ownedByRun(trx: Knex.Transaction, ref: Pick<RecordRef, 'workflowId'>, table: string, id: string) {
-    const row = await trx(table).where({ id }).forUpdate().first();
+    const row = await trx(table).where({ id }).forNoKeyUpdate().first();
     const running = Context.current().info.workflowExecution?.workflowId;
     if (!row || row.workflow_id !== ref.workflowId || running !== ref.workflowId) throw new Refusal('other_run', null);
     return row;

@@ -49,7 +49,7 @@ function expiryOf(settings: CredentialSettings, asked: Date | undefined, now: nu
 export async function createApiKey(deps: Deps, actor: Actor, owner: KeyOwner, request: { name: string; expiresAt?: Date }) {
   const settings = settingsOf(deps);
   return deps.db.transaction(async (trx) => {
-    await trx('users').where({ id: owner.id }).forUpdate().first('id');
+    await trx('users').where({ id: owner.id }).forNoKeyUpdate().first('id');
     const live = await liveKeys(trx, owner.id);
     if (live.some((k) => k.label === request.name)) {
       throw problems.conflict('api-key-name-taken', `you already have a live API key named "${request.name}"; rotate or revoke it`);

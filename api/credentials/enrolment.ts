@@ -102,7 +102,7 @@ export async function resetSigningPassword(deps: Deps, actor: Actor, username: s
   const result = await deps.db.transaction(async (trx) => {
     const person: (Person & { active: boolean }) | undefined = await trx('users')
       .where({ username })
-      .forUpdate()
+      .forNoKeyUpdate()
       .first('id', 'username', 'printed_name', 'email', 'active');
     if (!person) throw problems.notFound(`user ${username}`);
     if (!person.active) throw problems.conflict('user-inactive', `user ${username} is deactivated; reactivate them first`);
@@ -187,7 +187,7 @@ export async function changeSigningPassword(deps: Deps, actor: Actor, current: s
     throw new Problem(403, 'signature-password-invalid', 'Password not accepted', 'the current signing password is wrong');
   }
   await deps.db.transaction(async (trx) => {
-    await trx('users').where({ id: actor.userId }).forUpdate().first('id');
+    await trx('users').where({ id: actor.userId }).forNoKeyUpdate().first('id');
     await checkPolicy(trx, deps, { id: actor.userId, username: actor.username }, next);
     await setSigningPassword(trx, actor.userId, next, settingsOf(deps).passwordHistory);
     await appendAudit(trx, {

@@ -204,7 +204,7 @@ export function reportRoutes(deps: ApiDeps): RouteSpec[] {
             });
         await db.transaction(async (trx) => {
           // Locked, so two corrections of one version at once answer one 202 and one 409.
-          await trx('reports').where({ id: row.id }).forUpdate().first('id');
+          await trx('reports').where({ id: row.id }).forNoKeyUpdate().first('id');
           const already = await trx('reports').where({ corrects_report_id: row.id }).first('version', 'state');
           if (already) {
             if (already.state !== 'released') await startRun();

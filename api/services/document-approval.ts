@@ -260,7 +260,7 @@ export async function submitVersion(deps: ApiDeps, number: string, version: numb
   // Written while the version is locked and still a draft, so document control cancelling it at the same moment
   // either sees the submission under way or wins and the submission is refused.
   const submissionGrant = await db.transaction(async (trx) => {
-    const now = await trx('document_versions').where({ id: row.id }).forUpdate().first('state', 'workflow_id');
+    const now = await trx('document_versions').where({ id: row.id }).forNoKeyUpdate().first('state', 'workflow_id');
     if (now?.state === 'withdrawn' && !now.workflow_id) throw draftCancelled(row);
     if (now?.state !== 'draft' || now.workflow_id) throw alreadySubmitted();
     await proposeTraining(trx, row.id, training);

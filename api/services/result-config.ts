@@ -42,7 +42,7 @@ type PolicyChange = Partial<Omit<ReturnType<typeof policyView>, 'test' | 'result
 /** Changes a test's policy, audited with each field's old and new value. Analyses already open keep the policy they opened with. */
 export async function changePolicy(db: Db, actor: Actor, test: string, change: PolicyChange) {
   return db.transaction(async (trx) => {
-    const before = await trx('test_result_policies').where({ test_code: test }).forUpdate().first();
+    const before = await trx('test_result_policies').where({ test_code: test }).forNoKeyUpdate().first();
     if (!before) throw problems.notFound(`a result policy for test ${test}`);
     if ((change.measuringRange || change.delta) && before.result_kind !== 'numeric') {
       throw problems.unprocessable('not-a-numeric-test', `${test} takes ${before.result_kind} results: measuring ranges and delta limits are for numeric tests`);

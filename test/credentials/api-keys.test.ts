@@ -3,6 +3,7 @@ import { assertProblem } from '../api/support';
 import { startPlatform, TEST_CREDENTIAL_SETTINGS, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { testEnv } from '../setup/env';
+import { waitFor } from '../helpers/wait';
 import { DEFAULT_CREDENTIAL_SETTINGS } from '../../api/credentials/settings';
 
 describe('API keys people own: named, expiring, rotated and revoked', function () {
@@ -220,5 +221,32 @@ describe('API keys people own: named, expiring, rotated and revoked', function (
     assert.equal((await decode()).status, 200);
     assert.equal((await p.api('DELETE', `/api/v1/me/api-keys/${made.body.id}`, { key: operator.apiKey })).status, 200);
     assertProblem(await decode(), 401, 'unauthenticated');
+  });
+  it('creates a key while another transaction holds the audit trail lock and refers to its owner: no deadlock', async () => {
+    const { owner } = await makeUsers({ owner: ['author'] });
+    const db = testEnv().db;
+    const other = await db.transaction();
+    try {
+      // The other transaction holds the lock every audit append takes, as a workflow step writing an event does.
+      await other.raw(`select pg_advisory_xact_lock(hashtext('labflow.audit_events'))`);
+      const creating = create(owner, { name: 'while-locked' });
+      // The creation has locked its owner (nothing else locks a new user) and goes on to the audit trail lock.
+      await waitFor(async () => {
+        try {
+          await db.raw('select id from users where id = ? for share nowait', [owner.actor.userId]);
+          return null;
+        } catch (err) {
+          if ((err as { code?: string }).code === '55P03') return true;
+          throw err;
+        }
+      }, 'the key creation locking its owner');
+      // A row that refers to the owner (a foreign-key check) must not wait for the creation's lock on the owner.
+      await other('notifications').insert({ idempotency_key: `lock-test-${owner.username}`, user_id: owner.actor.userId, kind: 'test', title: 't', body: 'b' });
+      await other.rollback();
+      const res = await creating;
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+    } finally {
+      if (!other.isCompleted()) await other.rollback();
+    }
   });
 });

@@ -1,6 +1,7 @@
 import type { Db } from '../../db/knex';
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
+import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../../activities';
@@ -135,6 +136,14 @@ export interface PlatformOptions {
   onResponse?: Koa.Middleware;
 }
 
+/** Where this test process's platforms log their errors (TEST_ERROR_LOG_DIR, else .data/test-logs). */
+let errorLog: Logger | undefined;
+function testErrorLog(): Logger {
+  const dir = process.env.TEST_ERROR_LOG_DIR ?? join(__dirname, '..', '..', '.data', 'test-logs');
+  errorLog ??= createLogger({ LOG_LEVEL: 'error', LOG_PRETTY: false }, 'test', join(dir, `${process.pid}.log`));
+  return errorLog;
+}
+
 export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
   const env = testEnv();
   const temporal = options.temporal ?? { client: env.client, nativeConnection: env.nativeConnection };
@@ -142,7 +151,8 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   const db = options.db ? createDb(databaseUrlAs(databaseUrlOf(options.db), env.roles.app), 10) : env.appDb;
   const backupDatabaseUrl = databaseUrlAs(databaseUrlOf(db), env.roles.backup);
   const taskQueue = options.taskQueue ?? `test-${randomBytes(4).toString('hex')}`;
-  const log = options.log ?? createLogger({ LOG_LEVEL: 'silent', LOG_PRETTY: false }, 'test');
+  // Errors only, to a file per test process: scripts/test.sh prints the unhandled ones when a run fails.
+  const log = options.log ?? testErrorLog();
   const mailer = createMailer({
     smtpUrl: `smtp://127.0.0.1:${env.smtpPort}`,
     from: 'labflow <labflow@lab.test>',

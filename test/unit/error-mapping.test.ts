@@ -18,6 +18,15 @@ describe('database errors a request may meet', () => {
     }
   });
 
+  it('answers 503 when the transaction was undone as a deadlock victim or a serialization failure', () => {
+    for (const code of ['40P01', '40001']) {
+      const problem = toProblem(pgError(code, 'deadlock detected'));
+      assert.equal(problem?.status, 503, code);
+      assert.match(problem?.detail ?? '', /nothing was written/);
+      assert.ok(!problem?.detail?.includes('deadlock detected'), 'the database message is not quoted back');
+    }
+  });
+
   it('leaves an error it does not know to the 500 path (logged, answered without detail)', () => {
     assert.equal(toProblem(pgError('42P01', 'relation "x" does not exist')), null);
   });
