@@ -296,6 +296,8 @@ export function reportActivities(deps: ActivityDeps) {
         const sample = await trx('samples').where({ id: p.sampleId }).forNoKeyUpdate().first('rejected_tests');
         const rejected = ((sample?.rejected_tests as string[] | undefined) ?? []).filter((t) => p.tests.includes(t));
         if (!rejected.length) return { workflowIds: [] };
+        // The calls it may withdraw are locked before its first audit event (a call's own steps lock the call first).
+        await trx('critical_calls').where({ sample_id: p.sampleId }).whereIn('test_code', rejected).orderBy('id').forNoKeyUpdate().select('id');
         const withdrawCall = (a: { id: string; workflow_id: string }) =>
           withdrawOpenCall(trx, {
             analysisId: a.id,

@@ -14,7 +14,7 @@ import {
 import type { Actor } from '../common/roles';
 import type { SignatureInput } from '../common/signatures';
 import { appendAudit } from '../db/audit';
-import { callForCriticalEntry, withdrawCallsOfRetested, withdrawOpenCall } from '../db/critical-calls';
+import { callForCriticalEntry, lockCallsOfAnalysisChain, withdrawCallsOfRetested, withdrawOpenCall } from '../db/critical-calls';
 import { instrumentUsability, unusableWhy } from '../db/equipment';
 import { RESULT_VERIFICATION } from '../db/gate';
 import { policyOf } from '../db/results';
@@ -205,6 +205,8 @@ export function resultActivities(deps: ActivityDeps) {
       const { ref, from, to, proof } = step;
       return checks.recording(recordRef(ref), proof.action, async (trx) => {
         const actor = await proven(trx, ref, proof);
+        // An entry or an ending may join or withdraw calls: they are locked before this step's first audit event.
+        if (!['analysis.verify', 'analysis.release', 'analysis.retest'].includes(proof.action)) await lockCallsOfAnalysisChain(trx, [ref.analysisId]);
         const signed = (meaning: string) =>
           recordSignature(trx, {
             idempotencyKey: activityKey('signature'),

@@ -367,8 +367,10 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
       const job = await db('summary_jobs').where({ workflow_id: args.workflowId }).first('patient_id');
       const patientId: string = job?.patient_id ?? args.patientId;
       return recording(args.workflowId, patientId, 'soap.review', async (trx) => {
+        // The patient before the summary, as deleting a patient takes them.
+        const reviewer = await careTeamReviewer(trx, patientId);
         const summary = await trx('summaries').where({ id: args.summaryId, workflow_id: args.workflowId }).forNoKeyUpdate().first();
-        if (!summary) throw ApplicationFailure.nonRetryable('the summary is gone', 'NotFound');
+        if (!summary || summary.patient_id !== patientId) throw ApplicationFailure.nonRetryable('the summary is gone', 'NotFound');
         const actor = await checks.granted(
           trx,
           { workflowId: args.workflowId },
@@ -379,7 +381,7 @@ export function soapSummaryActivities({ db, mailer, mailDomain, llm }: ActivityD
             args: soapGrantedArgs.review(args),
             signature: args.signature,
           },
-          await careTeamReviewer(trx, summary.patient_id),
+          reviewer,
         );
         if (summary.review_decision) {
           // This activity's own retry after its commit: the grant it consumed then is found consumed by itself.

@@ -120,11 +120,24 @@ export async function callForCriticalEntry(
 }
 
 /**
- * Withdraws the analysis's open call (calling or escalated), in the transaction of the step that made its value stop
- * being critical: the state `withdrawn` with the reason, the time (PostgreSQL's clock) and whose action it was, and
- * audit `critical_call.withdrawn` (how many attempts there were, how many reached someone, whether it had
- * escalated; no value). A confirmed call is never withdrawn. Answers the withdrawn call's workflow ID, or null.
+ * Locks the calls of an analysis and of every analysis it retests, in one statement ordered by ID. A step that may
+ * join or withdraw them takes them before it writes its first audit event: a call's own steps (an attempt, an
+ * escalation) lock the call and then append to the audit trail, whose lock is held to the commit, so taking a call
+ * after that lock could close a cycle.
  */
+export async function lockCallsOfAnalysisChain(trx: Trx, analysisIds: string[]): Promise<void> {
+  if (!analysisIds.length) return;
+  await trx.raw(
+    `with recursive chain(id) as (
+       select unnest(?::uuid[])
+       union
+       select a.retest_of from analyses a join chain c on a.id = c.id where a.retest_of is not null
+     )
+     select cc.id from critical_calls cc where cc.analysis_id in (select id from chain) order by cc.id for no key update`,
+    [analysisIds],
+  );
+}
+
 /**
  * A retest's result (or its cancellation) settles what its original said: the calls still open on the analyses it
  * retests (a call that was being made while the retest was run) are withdrawn, each audited. Answers their runs.
@@ -143,6 +156,12 @@ export async function withdrawCallsOfRetested(
   return withdrawn;
 }
 
+/**
+ * Withdraws the analysis's open call (calling or escalated), in the transaction of the step that made its value stop
+ * being critical: the state `withdrawn` with the reason, the time (PostgreSQL's clock) and whose action it was, and
+ * audit `critical_call.withdrawn` (how many attempts there were, how many reached someone, whether it had
+ * escalated; no value). A confirmed call is never withdrawn. Answers the withdrawn call's workflow ID, or null.
+ */
 export async function withdrawOpenCall(
   trx: Trx,
   p: { analysisId: string; reason: WithdrawalReason; by: Who; cause: Record<string, unknown>; auditKey: string },

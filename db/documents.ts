@@ -93,7 +93,7 @@ export async function cancelDraft(db: Db, actor: Actor, number: string, version:
     const row = await trx('document_versions as v')
       .join('documents as d', 'd.id', 'v.document_id')
       .where({ 'd.number': number, 'v.version': version })
-      .forUpdate('v')
+      .forNoKeyUpdate('v')
       .first('v.id', 'v.state', 'v.workflow_id', 'v.created_at', 'v.updated_at');
     if (!row) return undefined;
     if (row.state !== 'draft' || row.workflow_id) {

@@ -43,7 +43,7 @@ export async function lockEnrolmentToken(trx: Knex.Transaction, token: string): 
   return trx('enrolment_tokens as t')
     .join('users as u', 'u.id', 't.user_id')
     .where('t.token_hash', hash(token))
-    .forUpdate('t')
+    .forNoKeyUpdate('t')
     .first('t.id', 't.user_id', 'u.username', 'u.active', 't.expires_at', 't.used_at', 't.superseded_at');
 }
 

@@ -226,6 +226,9 @@ export async function deletePatient(db: Knex, actor: Actor, id: string): Promise
     const notes = await count('soap_notes');
     const summaryJobs = await count('summary_jobs');
     const summaries = await count('summaries');
+    // Deleted before the audit event: the cascade's row locks are taken before the audit trail's lock, as every
+    // other writer of those rows takes them.
+    await trx('patients').where({ id }).delete();
     await appendAudit(trx, {
       actorId: actor.userId,
       actor: actor.username,
@@ -234,7 +237,6 @@ export async function deletePatient(db: Knex, actor: Actor, id: string): Promise
       entityId: id,
       details: { notes, summaryJobs, summaries },
     });
-    await trx('patients').where({ id }).delete();
     return true;
   });
 }

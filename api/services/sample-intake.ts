@@ -26,7 +26,8 @@ import {
   OrderingProviderRefused,
   providerRefusal,
   registerBatch,
-  registerSamples,
+  auditRegistered,
+  insertSamples,
   sampleDetails,
   setOrderingProvider,
   sampleTypes,
@@ -217,15 +218,18 @@ export async function registerSample(deps: Deps, body: RegisterBody, actor: Acto
   const item: NewSample = { ...body, requestedTests: body.tests, orderingProviderId: provider?.id ?? null };
   try {
     return await db.transaction(async (trx) => {
-      const [registered] = await registerSamples(trx, [item], {
+      const meta = {
         source: 'api',
         submitterId: submitter.kind === 'user' ? submitter.userId : null,
         actor: actor.username,
         actorId: actor.userId,
         workflowIdOf: workflowIds.sampleIntake,
-      });
+      };
+      const [registered] = await insertSamples(trx, [item], meta);
       const input = intakeInput(registered, types.get(registered.sample_type)!, submitter, body.timers);
       const handle = await startIntakeRun(temporal, config.taskQueue, input);
+      // Audited after the start: the audit trail's lock is held from here to the commit, not across a call to Temporal.
+      await auditRegistered(trx, [registered], meta);
       return { accession: registered.accession, workflowId: handle.workflowId };
     });
   } catch (err) {
