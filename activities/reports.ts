@@ -142,8 +142,8 @@ export function reportActivities(deps: ActivityDeps) {
     /**
      * Releases a report version with the lab director's signature, in one transaction with the proof: every test
      * must still be verified and the content what the director signed; the PDF/A is rendered and stored with its
-     * SHA-256; the analyses shown become released; the submitter is told (in-app and email) and `report.released`
-     * published. A retry after a crash finds its own release and answers it again.
+     * SHA-256; the analyses shown become released; the submitter and the sample's ordering provider (read here, under
+     * the sample's lock, and recorded on the version) are told (in-app and email) and `report.released` published. A retry after a crash finds its own release and answers it again.
      */
     async releaseReport(p: {
       ref: ReportRef;
@@ -184,7 +184,9 @@ export function reportActivities(deps: ActivityDeps) {
           return { outboxIds, analyses, pdfSha256: row.pdf_sha256, releasedBy: actor.userId };
         }
         await requireGate(trx, actor, { activity: RESULT_RELEASE, roles: ['lab_director'] }, { entityType: 'report', entityId: ref.workflowId });
-        const sample = await trx('samples').where({ id: ref.sampleId }).forNoKeyUpdate().first('submitter_id');
+        const sample = await trx('samples').where({ id: ref.sampleId }).forNoKeyUpdate().first('submitter_id', 'ordering_provider_id');
+        // The ordering provider as PostgreSQL has them now (the sample row is locked: a change waits or came first).
+        const orderingProviderId: string | null = sample?.ordering_provider_id ?? null;
         // The sample's analyses are locked before the content is assembled: a retraction, retest or rejection
         // recorded at the same moment waits, so the signed report never shows a result withdrawn meanwhile.
         await trx('analyses').where({ sample_id: ref.sampleId }).forNoKeyUpdate().select('id');
@@ -237,6 +239,7 @@ export function reportActivities(deps: ActivityDeps) {
             released_by: actor.userId,
             released_at: signedAt,
             release_request_id: proof.requestId ?? null,
+            ordering_provider_id: orderingProviderId,
           });
         const releasing = verifiedAnalyses.filter((a) => a.state !== 'released');
         for (const a of releasing) {
@@ -252,14 +255,17 @@ export function reportActivities(deps: ActivityDeps) {
             idempotencyKey: activityKey(`analysis:${a.id}`),
           });
         }
+        // Told: the submitter and the ordering provider, once each (one notice and one email when they are the same person).
+        const deliveredTo = [...new Set([sample?.submitter_id, orderingProviderId].filter((id): id is string => !!id))];
         await audit(trx, ref, 'report.released', actor, {
           reportId: ref.reportId,
           signatureId,
           pdfSha256,
           corrects: correction?.version ?? null,
+          deliveredTo: { submitter: sample?.submitter_id ?? null, orderingProvider: orderingProviderId },
         });
-        const recipients: Recipient[] = sample?.submitter_id
-          ? await trx('users').where({ id: sample.submitter_id, active: true }).select('id', 'username', 'email', 'printed_name')
+        const recipients: Recipient[] = deliveredTo.length
+          ? await trx('users').whereIn('id', deliveredTo).where({ active: true }).orderBy('id').select('id', 'username', 'email', 'printed_name')
           : [];
         const outboxIds = await queueNotifications(
           trx,

@@ -44,6 +44,7 @@ import * as criticalCalls from './migrations/20261207010000_critical_calls';
 import * as criticalCallWithdrawal from './migrations/20261207071000_critical_call_withdrawal';
 import * as criticalCallStatePages from './migrations/20261207072000_critical_call_state_pages';
 import * as criticalCallRetests from './migrations/20261207073000_critical_call_retests';
+import * as reportOrderingProvider from './migrations/20261207091000_report_ordering_provider';
 import * as documentPrechecks from './migrations/20261207050000_document_prechecks';
 import * as coaAttemptsAndInspectionRecords from './migrations/20261207060000_coa_attempts_and_inspection_records';
 import * as bulkExportExpiry from './migrations/20261207061000_bulk_export_expiry';
@@ -97,6 +98,7 @@ const MIGRATIONS: Record<string, Knex.Migration> = {
   '20261207071000_critical_call_withdrawal': criticalCallWithdrawal,
   '20261207072000_critical_call_state_pages': criticalCallStatePages,
   '20261207073000_critical_call_retests': criticalCallRetests,
+  '20261207091000_report_ordering_provider': reportOrderingProvider,
 };
 
 const source: Knex.MigrationSource<string> = {

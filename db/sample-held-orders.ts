@@ -2,7 +2,14 @@ import type { Knex } from 'knex';
 import { workflowIds } from '../common/ids';
 import { appendAudit } from './audit';
 import type { Db } from './knex';
-import { findSampleByExternal, noteUnresolvedProvider, registerSamples, type NewSample, type SampleRow } from './sample-intake';
+import {
+  findSampleByExternal,
+  noteUnresolvedProvider,
+  registerSamples,
+  setOrderingProviderIn,
+  type NewSample,
+  type SampleRow,
+} from './sample-intake';
 import { closeTask, openTask } from './tasks';
 
 /** External orders the webhook could not register (unknown sample type or test codes), held for a person. */
@@ -109,15 +116,36 @@ export async function releaseHeldOrder(
     mapping: { tests: Record<string, string>; comment: string | null };
     /** The provider the order named who is not an active clinician (the sample is registered without one). */
     unresolvedProvider?: { username: string; refusal: 'unknown' | 'not_clinician' };
+    /**
+     * The provider the person resolving gave (an active clinician). When a later delivery already registered the
+     * sample, it is applied to that sample if it has none yet (as `PUT …/ordering-provider` would, refused once a
+     * critical call of the sample is confirmed); a sample with another provider keeps them.
+     */
+    givenProvider?: { id: string; username: string } | null;
   },
   actor: Person,
-): Promise<SampleRow | null> {
+): Promise<(SampleRow & { orderingProviderOutcome: HeldOrderProviderOutcome }) | null> {
   const payload = held.payload as HeldOrderPayload;
   const externalId = release.mapped.sample.externalId;
   return db
     .transaction(async (trx) => {
       await trx('sample_held_orders').where({ id: held.id }).forNoKeyUpdate();
       let sample = await findSampleByExternal(trx, held.source, externalId);
+      let outcome: HeldOrderProviderOutcome = 'registered';
+      if (sample && release.givenProvider) {
+        const set = await setOrderingProviderIn(
+          trx,
+          sample,
+          release.givenProvider,
+          `held order ${held.id} released naming the ordering provider`,
+          actor,
+          { onlyWhenNone: true },
+        );
+        outcome = set.kept ? 'kept_existing' : set.changed ? 'set' : 'unchanged';
+        sample = await findSampleByExternal(trx, held.source, externalId);
+      } else if (sample) {
+        outcome = 'not_given';
+      }
       if (!sample) {
         const [registered] = await registerSamples(trx, [release.sample], {
           source: held.source,
@@ -162,15 +190,25 @@ export async function releaseHeldOrder(
           tests: release.mapping.tests,
           comment: release.mapping.comment,
           orderingProviderId: release.sample.orderingProviderId ?? null,
+          // What became of it: registered with the sample, set on the sample a later delivery registered, or not
+          // applied because that sample already has another provider (named here as the sample's).
+          orderingProvider: { outcome, sampleProviderId: sample.ordering_provider_id },
         },
       });
-      return sample;
+      return { ...sample, orderingProviderOutcome: outcome };
     })
     .catch((err: unknown) => {
       if (err instanceof HeldOrderResolvedMeanwhile) return null;
       throw err;
     });
 }
+
+/**
+ * What a released held order did with the ordering provider: `registered` with the sample it registered; on a sample
+ * a later delivery registered: `set` (it had none), `unchanged` (already that provider), `kept_existing` (it has
+ * another, left as it is), `not_given` (the resolution named none).
+ */
+export type HeldOrderProviderOutcome = 'registered' | 'set' | 'unchanged' | 'kept_existing' | 'not_given';
 
 class HeldOrderResolvedMeanwhile extends Error {
   constructor(id: string) {

@@ -540,51 +540,67 @@ export async function setOrderingProvider(
   reason: string,
   actor: { userId: string; username: string },
 ): Promise<{ previous: ProviderRef; changed: boolean; criticalCalls: string[] }> {
-  return db.transaction(async (trx) => {
-    const row = await trx('samples').where({ id: sample.id }).forNoKeyUpdate().first('ordering_provider_id');
-    const previous: ProviderRef = row.ordering_provider_id
-      ? ((await trx('users').where({ id: row.ordering_provider_id }).first('id', 'username')) ?? null)
-      : null;
-    // Every call of the sample locked and read once: an attempt confirming one at this moment is seen here or waits.
-    const all: { workflow_id: string; state: string; ordering_provider_id: string | null }[] = await trx('critical_calls')
-      .where({ sample_id: sample.id })
-      .orderBy('opened_at')
-      .forNoKeyUpdate()
-      .select('workflow_id', 'state', 'ordering_provider_id');
-    const confirmed = all.find((c) => c.state === 'notified');
-    if (confirmed) throw new OrderingProviderRefused(confirmed.workflow_id);
-    if (previous?.id === provider.id) return { previous, changed: false, criticalCalls: [] };
-    await trx('samples').where({ id: sample.id }).update({ ordering_provider_id: provider.id, updated_at: trx.fn.now() });
-    const calls = all.filter((c) => (OPEN_CRITICAL_CALL_STATES as readonly string[]).includes(c.state));
-    if (calls.length) {
-      await trx('critical_calls')
-        .whereIn(
-          'workflow_id',
-          calls.map((c) => c.workflow_id),
-        )
-        .update({ ordering_provider_id: provider.id });
-    }
-    const to = { id: provider.id, username: provider.username };
-    const from = previous ? { id: previous.id, username: previous.username } : null;
+  return db.transaction((trx) => setOrderingProviderIn(trx, sample, provider, reason, actor));
+}
+
+/**
+ * setOrderingProvider inside the caller's transaction. With `onlyWhenNone`, a sample that already has an ordering
+ * provider keeps them: nothing is written or refused, and the answer says so (`kept: true`).
+ */
+export async function setOrderingProviderIn(
+  trx: Knex.Transaction,
+  sample: { id: string; accession: string },
+  provider: { id: string; username: string },
+  reason: string,
+  actor: { userId: string; username: string },
+  opts: { onlyWhenNone?: boolean } = {},
+): Promise<{ previous: ProviderRef; changed: boolean; criticalCalls: string[]; kept?: boolean }> {
+  const row = await trx('samples').where({ id: sample.id }).forNoKeyUpdate().first('ordering_provider_id');
+  const previous: ProviderRef = row.ordering_provider_id
+    ? ((await trx('users').where({ id: row.ordering_provider_id }).first('id', 'username')) ?? null)
+    : null;
+  if (opts.onlyWhenNone && row.ordering_provider_id) {
+    return { previous, changed: false, criticalCalls: [], kept: row.ordering_provider_id !== provider.id };
+  }
+  // Every call of the sample locked and read once: an attempt confirming one at this moment is seen here or waits.
+  const all: { workflow_id: string; state: string; ordering_provider_id: string | null }[] = await trx('critical_calls')
+    .where({ sample_id: sample.id })
+    .orderBy('opened_at')
+    .forNoKeyUpdate()
+    .select('workflow_id', 'state', 'ordering_provider_id');
+  const confirmed = all.find((c) => c.state === 'notified');
+  if (confirmed) throw new OrderingProviderRefused(confirmed.workflow_id);
+  if (previous?.id === provider.id) return { previous, changed: false, criticalCalls: [] };
+  await trx('samples').where({ id: sample.id }).update({ ordering_provider_id: provider.id, updated_at: trx.fn.now() });
+  const calls = all.filter((c) => (OPEN_CRITICAL_CALL_STATES as readonly string[]).includes(c.state));
+  if (calls.length) {
+    await trx('critical_calls')
+      .whereIn(
+        'workflow_id',
+        calls.map((c) => c.workflow_id),
+      )
+      .update({ ordering_provider_id: provider.id });
+  }
+  const to = { id: provider.id, username: provider.username };
+  const from = previous ? { id: previous.id, username: previous.username } : null;
+  await appendAudit(trx, {
+    actorId: actor.userId,
+    actor: actor.username,
+    action: 'sample.ordering_provider_set',
+    entityType: 'sample',
+    entityId: sample.accession,
+    details: { from, to, reason, criticalCalls: calls.map((c) => c.workflow_id) },
+  });
+  for (const call of calls) {
     await appendAudit(trx, {
       actorId: actor.userId,
       actor: actor.username,
-      action: 'sample.ordering_provider_set',
-      entityType: 'sample',
-      entityId: sample.accession,
-      details: { from, to, reason, criticalCalls: calls.map((c) => c.workflow_id) },
+      action: 'critical_call.ordering_provider_set',
+      entityType: 'critical_call',
+      entityId: call.workflow_id,
+      details: { accession: sample.accession, from: call.ordering_provider_id, to: provider.id, reason },
     });
-    for (const call of calls) {
-      await appendAudit(trx, {
-        actorId: actor.userId,
-        actor: actor.username,
-        action: 'critical_call.ordering_provider_set',
-        entityType: 'critical_call',
-        entityId: call.workflow_id,
-        details: { accession: sample.accession, from: call.ordering_provider_id, to: provider.id, reason },
-      });
-    }
-    await closeTask(trx, orderingProviderTaskKey(sample.accession), 'done', actor.userId);
-    return { previous, changed: true, criticalCalls: calls.map((c) => c.workflow_id) };
-  });
+  }
+  await closeTask(trx, orderingProviderTaskKey(sample.accession), 'done', actor.userId);
+  return { previous, changed: true, criticalCalls: calls.map((c) => c.workflow_id) };
 }

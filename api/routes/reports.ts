@@ -26,7 +26,7 @@ import { grantAction, verifySigner } from '../signing';
 const TAG = 'reports';
 type Params = z.infer<typeof reportParams>;
 const READERS =
-  'Lab roles (lab_technician, lab_director), the clinician who submitted the sample, and the care team of the patient its requisition names (by MRN); admin does not pass. Every read and refusal is a PHI access event.';
+  "Lab roles (lab_technician, lab_director), the clinician who submitted the sample, the sample's ordering provider, and the care team of the patient its requisition names (by MRN); a former ordering provider reads the released versions delivered to them; admin does not pass. Every read and refusal is a PHI access event.";
 
 export function reportRoutes(deps: ApiDeps): RouteSpec[] {
   const { db } = deps;
@@ -47,22 +47,16 @@ export function reportRoutes(deps: ApiDeps): RouteSpec[] {
           .where({ sample_id: sample.id })
           .modify((q) => (seesUnreleased(actor) ? q : q.where({ state: 'released' })))
           .orderBy('version');
-        const patientIds = await requireReportAccess(
-          deps,
-          sample,
-          actor,
-          ctx,
-          rows.map((r) => r.id),
-        );
+        const readable = await requireReportAccess(deps, sample, actor, ctx, rows);
         const items = [];
-        for (const row of rows) items.push(await reportView(db, row));
+        for (const row of readable.rows) items.push(await reportView(db, row));
         await logReportRead(
           deps,
           actor,
           ctx,
           'report_list',
-          patientIds,
-          rows.map((r) => r.id),
+          readable.patientIds,
+          readable.rows.map((r) => r.id),
         );
         ctx.body = { items };
       },
@@ -79,7 +73,7 @@ export function reportRoutes(deps: ApiDeps): RouteSpec[] {
       handler: async ({ params, actor, ctx }) => {
         const sample = await loadSample(db, params.accession);
         const row = await loadReport(db, params.accession, params.version);
-        const patientIds = await requireReportAccess(deps, sample, actor, ctx, [row.id]);
+        const { patientIds } = await requireReportAccess(deps, sample, actor, ctx, [row]);
         if (row.state !== 'released' && !seesUnreleased(actor))
           throw problems.conflict('report-not-released', `report v${row.version} of ${row.accession} is not released yet`);
         ctx.body = await reportView(db, row);
@@ -100,7 +94,7 @@ export function reportRoutes(deps: ApiDeps): RouteSpec[] {
       handler: async ({ params, actor, ctx }) => {
         const sample = await loadSample(db, params.accession);
         const row = await loadReport(db, params.accession, params.version);
-        const patientIds = await requireReportAccess(deps, sample, actor, ctx, [row.id]);
+        const { patientIds } = await requireReportAccess(deps, sample, actor, ctx, [row]);
         if (row.state !== 'released')
           throw problems.conflict('report-not-released', `report v${row.version} of ${row.accession} is not released yet`);
         const { pdf } = await db('reports').where({ id: row.id }).first('pdf');
@@ -127,7 +121,7 @@ export function reportRoutes(deps: ApiDeps): RouteSpec[] {
         const sample = await loadSample(db, params.accession);
         // The answer shows the report's content: a read of PHI like any other.
         const answer = async (report: ReportRow) => {
-          const patientIds = await requireReportAccess(deps, sample, actor, ctx, [report.id]);
+          const { patientIds } = await requireReportAccess(deps, sample, actor, ctx, [report]);
           await logReportRead(deps, actor, ctx, 'report', patientIds, [report.id]);
           ctx.body = await reportView(db, report);
         };

@@ -206,7 +206,14 @@ export const custody = z.object({
 });
 export const batch = record({ batchId: z.string() });
 export const newSource = z.object({ name: z.string(), secret: z.string().describe('the HMAC secret, shown this once') });
-export const heldOrder = record({ id: z.string(), state: z.string() });
+export const heldOrder = record({
+  id: z.string(),
+  state: z.string(),
+  /** A release: what became of the ordering provider (`kept_existing`: the sample a later delivery registered keeps its own). */
+  orderingProvider: z
+    .object({ outcome: z.enum(['registered', 'set', 'unchanged', 'kept_existing', 'not_given']), current: z.string().nullable() })
+    .optional(),
+});
 export const sampleCatalogue = z.object({
   sampleTypes: z.array(record({ code: z.string(), name: z.string(), active: z.boolean() })),
   tests: z.array(record({ code: z.string() })),

@@ -24,13 +24,15 @@ export interface ReportRow {
   signature_id: string | null;
   released_at: Date | null;
   release_request_id: string | null;
+  /** The ordering provider the version was delivered to at its release. */
+  ordering_provider_id: string | null;
 }
 
 const LAB_ROLES = ['lab_technician', 'lab_director'];
 
 /**
- * Whether the caller sees a report before its release: the lab does; its submitter and the care team read what the
- * lab director released, the point at which results are issued.
+ * Whether the caller sees a report before its release: the lab does; its submitter, ordering provider and the care
+ * team read what the lab director released, the point at which results are issued.
  */
 export const seesUnreleased = (actor: Actor) => actor.roles.some((r) => LAB_ROLES.includes(r));
 
@@ -41,30 +43,44 @@ async function patientsOf(db: Db, sample: SampleRow): Promise<string[]> {
 }
 
 /**
- * Who reads a sample's reports: lab roles, the clinician who submitted it, and the care team of the patient the
- * requisition names (matched by MRN). Anyone else gets 403, and the refusal is a PHI access event too.
+ * Who reads a sample's reports: lab roles, the clinician who submitted it, its current ordering provider, and the care
+ * team of the patient the requisition names (matched by MRN) read every version they are shown; an ordering provider
+ * the sample no longer names reads the released versions that were delivered to them, and only those. Anyone else gets
+ * 403, and the refusal is a PHI access event too. Answers the patients the reads concern and the rows the caller reads.
  */
-export async function requireReportAccess(deps: ApiDeps, sample: SampleRow, actor: Actor, ctx: Context, recordIds: string[]) {
+export async function requireReportAccess<R extends Pick<ReportRow, 'id' | 'state' | 'ordering_provider_id'>>(
+  deps: ApiDeps,
+  sample: SampleRow,
+  actor: Actor,
+  ctx: Context,
+  rows: R[],
+): Promise<{ patientIds: string[]; rows: R[] }> {
   const { db } = deps;
   const patientIds = await patientsOf(db, sample);
-  if (actor.roles.some((r) => LAB_ROLES.includes(r))) return patientIds;
-  if (sample.submitter_id !== null && sample.submitter_id === actor.userId) return patientIds;
+  const everyVersion = { patientIds, rows };
+  if (actor.roles.some((r) => LAB_ROLES.includes(r))) return everyVersion;
+  if (sample.submitter_id !== null && sample.submitter_id === actor.userId) return everyVersion;
+  if (sample.ordering_provider_id !== null && sample.ordering_provider_id === actor.userId) return everyVersion;
   if (
     patientIds.length &&
     (await db('patient_clinicians').whereIn('patient_id', patientIds).where({ user_id: actor.userId }).first('user_id'))
   ) {
-    return patientIds;
+    return everyVersion;
   }
+  const delivered = rows.filter((r) => r.state === 'released' && r.ordering_provider_id === actor.userId);
+  if (delivered.length) return { patientIds, rows: delivered };
   await recordPhiAccess(db, {
     userId: actor.userId,
     username: actor.username,
-    kind: recordIds.length === 1 ? 'report' : 'report_list',
+    kind: rows.length === 1 ? 'report' : 'report_list',
     patientIds,
-    recordIds,
+    recordIds: rows.map((r) => r.id),
     outcome: 'denied',
     ...phiVia(ctx),
   });
-  throw problems.forbidden(`the reports of ${sample.accession} are read by lab staff, its submitter and the patient's care team`);
+  throw problems.forbidden(
+    `the reports of ${sample.accession} are read by lab staff, its submitter, its ordering provider and the patient's care team`,
+  );
 }
 
 export const logReportRead = (

@@ -390,13 +390,24 @@ export async function resolveHeldOrder(deps: Deps, id: string, body: ResolveHeld
       submitterId: source?.contact_user_id ?? null,
       mapping: { tests: body.tests, comment: body.comment ?? null },
       unresolvedProvider: named.unresolved,
+      givenProvider: given ? { id: given.id, username: given.username } : null,
     },
     actor,
-  );
+  ).catch((err: unknown) => {
+    throw err instanceof OrderingProviderRefused ? providerRefusedProblem(`the sample with external ID ${s.externalId}`, err) : err;
+  });
   if (!row) throw resolvedMeanwhile();
   // Applied as the webhook would have: the event goes to the sample's run (started if it does not exist yet).
   await deliverSampleEvent(db, temporal, config.taskQueue, row, types.get(row.sample_type)!, webhookEvent(held.source, mapped));
-  return { id: held.id, state: 'resolved' as const, accession: row.accession, workflowId: row.workflow_id };
+  const current = row.ordering_provider_id ? await db('users').where({ id: row.ordering_provider_id }).first('username') : null;
+  return {
+    id: held.id,
+    state: 'resolved' as const,
+    accession: row.accession,
+    workflowId: row.workflow_id,
+    // `kept_existing`: a later delivery registered the sample with another provider, who stays; the one given here was not applied.
+    orderingProvider: { outcome: row.orderingProviderOutcome, current: current ? (current.username as string) : null },
+  };
 }
 
 /**
@@ -479,10 +490,14 @@ export async function setSampleOrderingProvider(deps: Deps, accession: string, b
       criticalCalls: set.criticalCalls,
     };
   } catch (err) {
-    if (!(err instanceof OrderingProviderRefused)) throw err;
-    throw problems.conflict(
-      'critical-call-confirmed',
-      `a critical value of ${row.accession} was already called and confirmed (${err.confirmedCall}); its ordering provider is no longer changed`,
-    );
+    throw err instanceof OrderingProviderRefused ? providerRefusedProblem(row.accession, err) : err;
   }
+}
+
+/** The one answer to a provider change refused because a critical call of the sample was confirmed: 409, nothing written. */
+function providerRefusedProblem(sample: string, err: OrderingProviderRefused) {
+  return problems.conflict(
+    'critical-call-confirmed',
+    `a critical value of ${sample} was already called and confirmed (${err.confirmedCall}); its ordering provider is no longer changed`,
+  );
 }

@@ -4,7 +4,9 @@ import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
-import { PATIENT, auditActions, getSample, hoursAgo, tag } from './support';
+import { callInState, enter, logAttempt } from '../critical-calls/support';
+import { testCode } from '../results/support';
+import { GOOD_SERUM, PATIENT, auditActions, getSample, hoursAgo, mustAct, tag } from './support';
 
 describe('sample intake webhooks from instruments and external LIMS', () => {
   let p: Platform;
@@ -362,6 +364,84 @@ describe('sample intake webhooks from instruments and external LIMS', () => {
       assert.equal((await testEnv().db('sample_held_orders').where({ id: held.id }).first()).state, 'held');
       assert.equal((await resolve(held.id, { action: 'dismiss', reason: 'Duplicate of a corrected order' })).status, 200);
       assert.equal((await resolve(held.id, { action: 'dismiss', reason: 'again' })).status, 409);
+    });
+
+    describe('when a later delivery already registered its sample', () => {
+      /** The order held (unknown sample type), then the same external ID delivered again and registered. */
+      const heldThenRegistered = async (tests: string[], laterProvider?: TestUser) => {
+        const externalId = `EXT-${tag()}`;
+        const held = await holdOrder({ externalId, sampleType: 'SALIVA', tests });
+        const later = { externalId, sampleType: 'SERUM', tests, ...(laterProvider && { orderingProvider: laterProvider.username }) };
+        assert.equal((await post({ eventId: `e-${tag()}`, type: 'order', sample: { patient: PATIENT, collectedAt: hoursAgo(1), ...later } })).status, 202);
+        return { externalId, held, row: await byExternal(externalId) };
+      };
+      const releasedAudit = (externalId: string) =>
+        testEnv()
+          .db('audit_events')
+          .where({ entity_type: 'sample_order', entity_id: `${source}:${externalId}`, action: 'sample.order_released' })
+          .first('details');
+      const providerSet = (accession: string) =>
+        testEnv().db('audit_events').where({ entity_type: 'sample', entity_id: accession, action: 'sample.ordering_provider_set' }).select('details', 'actor');
+
+      it('gives that sample the provider the resolution names when it has none, audited', async () => {
+        const { externalId, held, row } = await heldThenRegistered(['CMP']);
+        assert.equal(row.ordering_provider_id, null);
+        const res = await resolve(held.id, { action: 'release', sampleType: 'SERUM', orderingProvider: u.provider.username });
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+        assert.equal(res.body.accession, row.accession);
+        assert.deepEqual(res.body.orderingProvider, { outcome: 'set', current: u.provider.username });
+        assert.equal((await byExternal(externalId)).ordering_provider_id, u.provider.actor.userId);
+        const [set, ...more] = await providerSet(row.accession);
+        assert.deepEqual(more, []);
+        assert.deepEqual([set.details.from, set.details.to, set.actor], [null, { id: u.provider.actor.userId, username: u.provider.username }, u.tech.username]);
+        assert.match(set.details.reason, new RegExp(`held order ${held.id}`));
+        assert.deepEqual((await releasedAudit(externalId)).details.orderingProvider, { outcome: 'set', sampleProviderId: u.provider.actor.userId });
+      });
+
+      it('leaves another provider the sample already has, and says so in the answer and the audit', async () => {
+        const { externalId, held, row } = await heldThenRegistered(['CMP'], u.contact);
+        assert.equal(row.ordering_provider_id, u.contact.actor.userId);
+        const res = await resolve(held.id, { action: 'release', sampleType: 'SERUM', orderingProvider: u.provider.username });
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+        assert.deepEqual(res.body.orderingProvider, { outcome: 'kept_existing', current: u.contact.username });
+        assert.equal((await byExternal(externalId)).ordering_provider_id, u.contact.actor.userId);
+        assert.deepEqual(await providerSet(row.accession), []);
+        const audit = await releasedAudit(externalId);
+        assert.equal(audit.details.orderingProviderId, u.provider.actor.userId, 'the provider the resolution named');
+        assert.deepEqual(audit.details.orderingProvider, { outcome: 'kept_existing', sampleProviderId: u.contact.actor.userId });
+      });
+
+      it('refuses (409, nothing released) to name a provider once a critical call of that sample was confirmed, as PUT …/ordering-provider does', async () => {
+        const test = await testCode();
+        const { externalId, held, row } = await heldThenRegistered([test]);
+        await mustAct(p, u.tech, row.accession, 'receive', { location: 'Central receiving', temperatureC: 4 });
+        await mustAct(p, u.tech, row.accession, 'inspect', GOOD_SERUM);
+        await mustAct(p, u.tech, row.accession, 'accept');
+        await mustAct(p, u.tech, row.accession, 'route', {});
+        await waitFor(() => testEnv().db('analyses').where({ accession: row.accession, test_code: test }).first(), 'the analysis open');
+        await enter(p, u.tech, row.accession, test, 9.9);
+        await callInState(row.accession, test, 'escalated');
+        const confirmed = await logAttempt(p, u.tech, row.accession, test, {
+          requestId: `night-${tag()}`,
+          called: { name: 'Dr Night Resident' },
+          outcome: 'CONFIRMED',
+          readBack: '9.9',
+        });
+        assert.equal(confirmed.status, 200, JSON.stringify(confirmed.body));
+        await callInState(row.accession, test, 'notified');
+
+        const res = await resolve(held.id, { action: 'release', sampleType: 'SERUM', orderingProvider: u.provider.username });
+        assert.equal(res.status, 409, JSON.stringify(res.body));
+        assert.equal(res.body.type, 'urn:labflow:problem:critical-call-confirmed');
+        assert.equal((await testEnv().db('sample_held_orders').where({ id: held.id }).first('state')).state, 'held');
+        assert.equal((await byExternal(externalId)).ordering_provider_id, null);
+        assert.deepEqual(await providerSet(row.accession), []);
+        assert.equal(await releasedAudit(externalId), undefined);
+        // Without a provider it is released as before, and the sample keeps none.
+        const plain = await resolve(held.id, { action: 'release', sampleType: 'SERUM' });
+        assert.equal(plain.status, 200, JSON.stringify(plain.body));
+        assert.deepEqual(plain.body.orderingProvider, { outcome: 'not_given', current: null });
+      });
     });
   });
 });

@@ -1,0 +1,154 @@
+import assert from 'node:assert/strict';
+import { startPlatform, type Platform } from '../helpers/platform';
+import { makeUsers, type TestUser } from '../helpers/users';
+import { waitFor } from '../helpers/wait';
+import { testEnv } from '../setup/env';
+import { labUsers, routedSample, testCode } from '../results/support';
+import { assembled, pdfOf, problem, release, reportUrl, sha256, verifiedResult } from './support';
+
+type Users = Record<'doc' | 'tech' | 'tech2' | 'tech3' | 'director', TestUser>;
+
+describe("reports: the sample's ordering provider is told of each released version and reads the reports", function () {
+  this.timeout(180_000);
+  let p: Platform;
+  let u: Users;
+  let c: Record<'provider' | 'successor', TestUser>;
+  before(async () => {
+    p = await startPlatform();
+    u = await labUsers();
+    c = await makeUsers({ provider: ['clinician'], successor: ['clinician'] });
+  });
+  after(() => p.stop());
+
+  /** A sample routed for a test of its own, naming this ordering provider (users of this file: on no care team). */
+  const sampleOrderedBy = async (provider: TestUser) => {
+    const test = await testCode();
+    const accession = await routedSample(p, u.doc, u.tech, [test], {}, { orderingProvider: provider.username });
+    return { test, accession };
+  };
+  const noticesOf = (user: TestUser, key: string) =>
+    testEnv().db('notifications').where({ user_id: user.actor.userId, idempotency_key: key });
+  const emailsOf = (user: TestUser, key: string) =>
+    testEnv()
+      .db('email_outbox')
+      .where({ idempotency_key: `${key}:${user.actor.userId}` });
+  const emailSent = (user: TestUser, key: string) =>
+    waitFor(async () => (await emailsOf(user, key).first('state'))?.state === 'sent', `the email ${key} to ${user.username} sent`);
+  const reads = (user: TestUser, reportId: string, outcome: 'read' | 'denied') =>
+    testEnv()
+      .db('phi_access_events')
+      .where({ username: user.username, outcome })
+      .whereRaw('? = any(record_ids)', [reportId])
+      .pluck('record_kind');
+  const get = (user: TestUser, url: string) => p.api('GET', url, { key: user.apiKey });
+
+  it('tells the provider of a release in-app and by email, lets them read it as a PHI access, and records it on the version', async () => {
+    const { db } = testEnv();
+    const { test, accession } = await sampleOrderedBy(c.provider);
+    await verifiedResult(p, u, accession, test, 4.2);
+    await assembled(p, u.director, accession);
+    // Before its release the provider, like the submitter, sees nothing of it.
+    const draft = await get(c.provider, reportUrl(accession, 1));
+    assert.equal(draft.status, 409, JSON.stringify(draft.body));
+    assert.equal(draft.body.type, problem('report-not-released'));
+    assert.deepEqual((await get(c.provider, reportUrl(accession))).body, { items: [] });
+
+    const released = await release(p, u.director, accession, 1);
+    assert.equal(released.status, 200, JSON.stringify(released.body));
+    const workflowId = `report:${accession}:v1`;
+    const key = `report-released:${workflowId}`;
+    const [notice] = await noticesOf(c.provider, key);
+    assert.equal(notice?.kind, 'report.released');
+    assert.match(notice.link, new RegExp(`/samples/${accession}/reports/v1$`));
+    await emailSent(c.provider, key);
+    await emailSent(u.doc, key);
+
+    const row = await db('reports').where({ workflow_id: workflowId }).first('id', 'ordering_provider_id');
+    assert.equal(row.ordering_provider_id, c.provider.actor.userId, 'the version records the provider it was delivered to');
+    const audit = await db('audit_events')
+      .where({ entity_type: 'report', entity_id: workflowId, action: 'report.released' })
+      .first('details');
+    assert.deepEqual(audit.details.deliveredTo, { submitter: u.doc.actor.userId, orderingProvider: c.provider.actor.userId });
+
+    const view = await get(c.provider, reportUrl(accession, 1));
+    assert.equal(view.status, 200, JSON.stringify(view.body));
+    assert.equal(view.body.state, 'released');
+    const list = await get(c.provider, reportUrl(accession));
+    assert.deepEqual(
+      list.body.items.map((r: { version: number }) => r.version),
+      [1],
+    );
+    const pdf = await pdfOf(p, c.provider, accession, 1);
+    assert.equal(pdf.status, 200);
+    assert.equal(sha256(pdf.bytes), released.body.pdfSha256);
+    assert.deepEqual((await reads(c.provider, row.id, 'read')).sort(), ['report', 'report', 'report_list']);
+  });
+
+  it('a submitter who is also the ordering provider is told once', async () => {
+    const { test, accession } = await sampleOrderedBy(u.doc);
+    await verifiedResult(p, u, accession, test, 4.2);
+    await assembled(p, u.director, accession);
+    assert.equal((await release(p, u.director, accession, 1)).status, 200);
+    const key = `report-released:report:${accession}:v1`;
+    await emailSent(u.doc, key);
+    assert.equal((await noticesOf(u.doc, key)).length, 1);
+    assert.equal((await testEnv().db('email_outbox').where('idempotency_key', 'like', `${key}:%`)).length, 1, 'one email in all');
+  });
+
+  it('follows the current provider; a replaced provider keeps the versions delivered to them and is neither told of nor reads a later one', async () => {
+    const { db } = testEnv();
+    const { test, accession } = await sampleOrderedBy(c.provider);
+    await verifiedResult(p, u, accession, test, 4.2);
+    await assembled(p, u.director, accession);
+    assert.equal((await release(p, u.director, accession, 1)).status, 200);
+    const v1Key = `report-released:report:${accession}:v1`;
+    await emailSent(c.provider, v1Key);
+
+    const put = await p.api('PUT', `/api/v1/samples/${accession}/ordering-provider`, {
+      key: u.tech.apiKey,
+      body: { orderingProvider: c.successor.username, reason: 'The ward named the attending physician' },
+    });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    // The new provider reads the versions released before the change: access follows the sample's provider.
+    assert.equal((await get(c.successor, reportUrl(accession, 1))).status, 200);
+    // The former provider still reads what was delivered to them, and the notice already sent stays.
+    assert.equal((await get(c.provider, reportUrl(accession, 1))).status, 200);
+    assert.equal((await noticesOf(c.provider, v1Key)).length, 1);
+
+    const corrected = await p.api('POST', reportUrl(accession, 1, 'correct'), {
+      key: u.director.apiKey,
+      body: { reason: 'Ordering physician corrected on the requisition' },
+    });
+    assert.equal(corrected.status, 202, JSON.stringify(corrected.body));
+    await assembled(p, u.director, accession, 2);
+    assert.equal((await release(p, u.director, accession, 2)).status, 200);
+    const v2Key = `report-released:report:${accession}:v2`;
+    const [notice] = await noticesOf(c.successor, v2Key);
+    assert.equal(notice?.kind, 'report.corrected');
+    await emailSent(c.successor, v2Key);
+    assert.deepEqual(await noticesOf(c.provider, v2Key), [], 'the former provider is not told of v2');
+    assert.deepEqual(await emailsOf(c.provider, v2Key), []);
+    const v2 = await db('reports').where({ accession, version: 2 }).first('id', 'ordering_provider_id');
+    assert.equal(v2.ordering_provider_id, c.successor.actor.userId);
+
+    // v2 is the successor's to read, not the former provider's: 403 (a denied PHI access), and the list shows v1 only.
+    assert.equal((await get(c.successor, reportUrl(accession, 2))).status, 200);
+    assert.equal((await pdfOf(p, c.successor, accession, 2)).status, 200);
+    const refused = await get(c.provider, reportUrl(accession, 2));
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
+    assert.equal(refused.body.type, problem('forbidden'));
+    assert.equal((await pdfOf(p, c.provider, accession, 2)).status, 403);
+    assert.deepEqual(await reads(c.provider, v2.id, 'denied'), ['report', 'report']);
+    const list = await get(c.provider, reportUrl(accession));
+    assert.equal(list.status, 200);
+    assert.deepEqual(
+      list.body.items.map((r: { version: number }) => r.version),
+      [1],
+    );
+    assert.deepEqual(await reads(c.provider, v2.id, 'read'), [], 'v2 was never shown to the former provider');
+    assert.deepEqual(
+      (await get(c.successor, reportUrl(accession))).body.items.map((r: { version: number }) => r.version),
+      [1, 2],
+    );
+  });
+});
