@@ -1,8 +1,9 @@
 /**
  * Drives critical-value calls that are withdrawn through the API on the test server and saves their histories as
  * replay fixtures (patched 'critical-call-withdrawal'): in test/fixtures/histories/critical-calls/ a call withdrawn
- * by an edit after an attempt reached someone and a second call withdrawn by the analysis's cancellation, and in
- * results/ the analysis run that withdrew the first, called again and was cancelled. Run with
+ * by an edit after an attempt reached someone, a second call withdrawn by the analysis's cancellation and a call
+ * withdrawn by its retest's result, and in results/ the analysis run that withdrew the first, called again and was
+ * cancelled, and the retest run whose result withdrew its original's call. Run with
  * `npx mocha test/critical-calls/capture-withdrawal-histories.ts` after a deliberate change to what these runs record;
  * commit the new files. Payloads are stored decoded; each file is checked to hold no value, name or note.
  */
@@ -54,5 +55,22 @@ describe('capturing replay fixtures of withdrawn critical-value calls from real 
     await save('critical-calls', 'withdrawn-by-an-edit-after-reaching-someone', first.workflow_id);
     await save('critical-calls', 'second-call-withdrawn-by-cancellation', second.workflow_id);
     await save('results', 'critical-result-withdrawn-called-again-cancelled', analysis);
+  });
+  it("records a retest whose first result withdrew the call of the value it retests (reason retested)", async () => {
+    const test = await testCode();
+    const accession = await routedWithProvider(p, u.doc, u.tech, [test], u.provider);
+    await enter(p, u.tech, accession, test, SECRET.value);
+    const original = await openedCall(accession, test);
+    await mustAnalysisAct(p, u.tech, accession, test, 'submit');
+    await mustAnalysisAct(p, u.tech, accession, test, 'retest');
+    await enter(p, u.tech, accession, test, SECRET.normal);
+    const withdrawn = await callInState(accession, test, 'withdrawn');
+    assert.equal(withdrawn.withdrawal_reason, 'retested');
+    await mustAnalysisAct(p, u.tech, accession, test, 'cancel', { reason: 'fixture' });
+
+    const retest = `analysis:${accession}:${test}:2`;
+    for (const id of [original.workflow_id, retest]) await closed(id);
+    await save('critical-calls', 'withdrawn-by-its-retest', original.workflow_id);
+    await save('results', 'retest-result-withdrew-original-call', retest);
   });
 });

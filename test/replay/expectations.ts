@@ -137,8 +137,8 @@ export const expectations: Record<string, FolderExpectation> = {
   },
   results: {
     covers:
-      'for a released result with two verifications, a retest that froze its original, a retraction and a cancellation (from before autoverification), an autoverified result and one the rules sent to a person, a critical result that started its call, an instrument result submitted by the instrument path, and a critical result whose call an edit withdrew, called again and withdrawn by the cancellation',
-    minFixtures: 10,
+      'for a released result with two verifications, a retest that froze its original, a retraction and a cancellation (from before autoverification), an autoverified result and one the rules sent to a person, a critical result that started its call, an instrument result submitted by the instrument path, a critical result whose call an edit withdrew, called again and withdrawn by the cancellation, and a retest whose result withdrew the call of the value it retests',
+    minFixtures: 11,
     workflowId: /^analysis:ACC-\d{8}:[A-Z0-9_-]{1,32}(:\d+)?$/,
     minEvents: 10,
     workflowTypes: ['analysisWorkflow'],
@@ -164,6 +164,17 @@ export const expectations: Record<string, FolderExpectation> = {
         ),
         "a critical result whose call was withdrawn, told by a signal (patched 'critical-call-withdrawal')",
       );
+      assert.ok(
+        fixtures.some(
+          (f) =>
+            /:\d+$/.test(f.workflowId) &&
+            f.history.events?.some((e) => {
+              const told = e.signalExternalWorkflowExecutionInitiatedEventAttributes;
+              return told?.signalName === 'criticalCallRecordChanged' && !told.workflowExecution?.workflowId?.startsWith(`critical-call:${f.workflowId.slice('analysis:'.length)}`);
+            }),
+        ),
+        "a retest whose result told its original's call it was withdrawn",
+      );
       // Stored decoded, so they replay under any key set; the runs carry entry IDs, never values.
       for (const f of fixtures) assert.deepEqual(encryptionKeyIdsIn(f.history), [], `${f.file} holds encrypted payloads`);
     },
@@ -183,8 +194,8 @@ export const expectations: Record<string, FolderExpectation> = {
   },
   'critical-calls': {
     covers:
-      "for a call escalated after failed attempts (one a mismatched read-back) and confirmed by the lab director, one escalated at once for want of an ordering provider, and (patched 'critical-call-withdrawal') one withdrawn by an edit after an attempt reached someone and a second call withdrawn by the analysis's cancellation, and (patched 'critical-call-rereads-record') an escalated call that reads its record again until the lab director confirms it",
-    minFixtures: 5,
+      "for a call escalated after failed attempts (one a mismatched read-back) and confirmed by the lab director, one escalated at once for want of an ordering provider, and (patched 'critical-call-withdrawal') one withdrawn by an edit after an attempt reached someone, a second call withdrawn by the analysis's cancellation and one withdrawn by its retest's result, and (patched 'critical-call-rereads-record') an escalated call that reads its record again until the lab director confirms it",
+    minFixtures: 6,
     workflowId: /^critical-call:ACC-\d{8}:[A-Z0-9_-]{1,32}(:\d+)?(:call-\d+)?$/,
     minEvents: 10,
     workflowTypes: ['criticalCallWorkflow'],
@@ -196,7 +207,7 @@ export const expectations: Record<string, FolderExpectation> = {
       assert.ok(fixtures.filter((f) => ran(f, 'escalateCriticalCall')).every(startedNotice), 'each escalation started its urgent notice');
       const withdrawn = fixtures.filter((f) => ran(f, 'criticalCallWithdrawal'));
       assert.ok(
-        withdrawn.length >= 2 && withdrawn.every((f) => f.history.events?.some((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'criticalCallRecordChanged')),
+        withdrawn.length >= 3 && withdrawn.every((f) => f.history.events?.some((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'criticalCallRecordChanged')),
         'withdrawn calls, each told by a signal',
       );
       assert.ok(withdrawn.some(startedNotice), 'a withdrawal after an attempt reached someone started its notice');
