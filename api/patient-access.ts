@@ -133,9 +133,19 @@ export async function logPhiRead(db: Knex, actor: Actor, via: PhiVia, read: PhiR
 
 /** The access log as a route writes it. */
 export function phiAccessLog({ db, log }: Pick<ApiDeps, 'db' | 'log'>) {
+  /** A refused read, logged as denied; the refusal stands even when it cannot be logged: it disclosed nothing. */
+  const denied = (ctx: Context, actor: Actor, read: PhiRead) =>
+    recordPhiAccess(db, accessEvent(actor, phiVia(ctx), 'denied', read)).then(
+      () => undefined,
+      (logErr: unknown) => {
+        log.error({ err: logErr instanceof Error ? logErr.name : String(logErr), kind: read.kind }, 'could not log a refused PHI read');
+      },
+    );
   return {
     /** Call before the answer is set. */
     read: (ctx: Context, actor: Actor, read: PhiRead) => logPhiRead(db, actor, phiVia(ctx), read, log),
+
+    denied,
 
     /**
      * requirePatientAccess, with a refusal logged as denied when the patient exists (an unknown ID names no one).
@@ -146,11 +156,7 @@ export function phiAccessLog({ db, log }: Pick<ApiDeps, 'db' | 'log'>) {
         await requirePatientAccess(db, actor, patientId);
       } catch (err) {
         if (err instanceof Problem && err.status === 403 && (await db('patients').where({ id: patientId }).first('id'))) {
-          await recordPhiAccess(db, accessEvent(actor, phiVia(ctx), 'denied', { kind, patientIds: [patientId], recordIds })).catch(
-            (logErr: unknown) => {
-              log.error({ err: logErr instanceof Error ? logErr.name : String(logErr), kind }, 'could not log a refused PHI read');
-            },
-          );
+          await denied(ctx, actor, { kind, patientIds: [patientId], recordIds });
         }
         throw err;
       }

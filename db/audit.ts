@@ -244,26 +244,67 @@ export async function auditTrailPage(
   return rows.map((r: AuditTrailRow) => ({ ...r, seq: Number(r.seq) }));
 }
 
-/** A record's whole trail, page by page; nothing is cut, however long it is. */
-export async function* eachAuditPage(
-  db: Db,
-  entityType: string,
-  entityIds: string[],
-  pageSize = 1000,
-  filter?: TrailFilter,
-): AsyncGenerator<AuditTrailRow[]> {
+/** One record on a trail: the entity type and ID its events are recorded with. */
+export interface TrailRecord {
+  entityType: string;
+  entityId: string;
+}
+
+/**
+ * One keyset page of the events of several records, in chain order (seq): the events after `afterSeq` of every
+ * record, merged. Each record's events are read in seq order from the index on (entity_type, entity_id, seq), at most
+ * a page of them, and merged by seq, so a page costs about its own size however long the records' trails are.
+ */
+export async function recordsTrailPage(db: Db, records: TrailRecord[], page: { afterSeq?: number; limit: number }): Promise<AuditTrailRow[]> {
+  const distinct = [...new Map(records.map((r) => [`${r.entityType}\u0000${r.entityId}`, r])).values()];
+  if (distinct.length === 0) return [];
+  const eventsOf = (r: TrailRecord) =>
+    db('audit_events')
+      .select(...TRAIL_COLUMNS)
+      .where({ entity_type: r.entityType, entity_id: r.entityId })
+      .andWhere('seq', '>', page.afterSeq ?? 0)
+      .orderBy('seq')
+      .limit(page.limit);
+  const rows: AuditTrailRow[] = await db
+    .select(...TRAIL_COLUMNS)
+    .from(db.unionAll(distinct.map(eventsOf), true).as('merged'))
+    .orderBy('seq')
+    .limit(page.limit);
+  return rows.map((r) => ({ ...r, seq: Number(r.seq) }));
+}
+
+/** Every page of a trail, oldest first, read with `read` until it ends: nothing is cut, however long it is. */
+async function* eachPage(read: (afterSeq: number, limit: number) => Promise<AuditTrailRow[]>, pageSize: number): AsyncGenerator<AuditTrailRow[]> {
   let afterSeq = 0;
   for (;;) {
-    const rows = await auditTrailPage(db, entityType, entityIds, { afterSeq, limit: pageSize }, filter);
+    const rows = await read(afterSeq, pageSize);
     if (rows.length) yield rows;
     if (rows.length < pageSize) return;
     afterSeq = rows[rows.length - 1].seq;
   }
 }
 
+/** A record's whole trail, page by page; nothing is cut, however long it is. */
+export function eachAuditPage(
+  db: Db,
+  entityType: string,
+  entityIds: string[],
+  pageSize = 1000,
+  filter?: TrailFilter,
+): AsyncGenerator<AuditTrailRow[]> {
+  return eachPage((afterSeq, limit) => auditTrailPage(db, entityType, entityIds, { afterSeq, limit }, filter), pageSize);
+}
+
 /** A record's complete trail, oldest first. */
 export async function auditTrail(db: Db, entityType: string, entityIds: string[], filter?: TrailFilter): Promise<AuditTrailRow[]> {
   const all: AuditTrailRow[] = [];
   for await (const rows of eachAuditPage(db, entityType, entityIds, 1000, filter)) all.push(...rows);
+  return all;
+}
+
+/** The complete trail of several records, merged in chain order. */
+export async function recordsTrail(db: Db, records: TrailRecord[], pageSize = 1000): Promise<AuditTrailRow[]> {
+  const all: AuditTrailRow[] = [];
+  for await (const rows of eachPage((afterSeq, limit) => recordsTrailPage(db, records, { afterSeq, limit }), pageSize)) all.push(...rows);
   return all;
 }

@@ -34,6 +34,9 @@ export interface ExportedTrailEvent {
   at: string;
   actor: string;
   action: string;
+  /** The record the event is recorded on: the exported record, or one kept on its trail (a sample's analysis). */
+  entityType: string;
+  entityId: string;
   details: Record<string, unknown>;
   hash: string;
 }
@@ -55,6 +58,10 @@ export interface ExportedRecord {
   generatedBy: { username: string; printedName: string };
 }
 
+/** How a trail line names its event: the action, and the record it is on when that is not the exported record. */
+export const trailWhat = (record: Pick<ExportedRecord, 'entityType' | 'entityId'>, e: ExportedTrailEvent): string =>
+  e.entityType === record.entityType && e.entityId === record.entityId ? e.action : `${e.action} on ${e.entityType} ${e.entityId}`;
+
 export const isoUtc = (value: Date | string | null | undefined): string | null =>
   value === null || value === undefined ? null : new Date(value).toISOString();
 
@@ -74,6 +81,8 @@ export function trailEvents(rows: AuditTrailRow[]): ExportedTrailEvent[] {
     at: new Date(r.occurred_at).toISOString(),
     actor: r.actor,
     action: r.action,
+    entityType: r.entity_type,
+    entityId: r.entity_id,
     details: r.details,
     hash: r.hash,
   }));

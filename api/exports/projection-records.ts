@@ -2,6 +2,7 @@ import { auditTrail } from '../../db/audit';
 import { capaActions, capaSources, findCapa } from '../../db/capa';
 import type { Db } from '../../db/knex';
 import { custodyTrail, type SampleRow } from '../../db/sample-intake';
+import { sampleTrail } from '../../db/sample-trail';
 import { listSignaturesFor } from '../../db/signatures';
 import { fields, isoUtc, signaturesOf, trailEvents, type ExportedRecord } from './exported-record';
 
@@ -52,12 +53,15 @@ export async function capaProjectionRecord(deps: { db: Db }, actor: Generator, n
   };
 }
 
-/** A sample with its patient identification, chain of custody, signatures and whole trail: PHI. */
+/**
+ * A sample with its patient identification, chain of custody, signatures and whole trail (its analyses', reports' and
+ * critical-value calls' events with its own, in chain order): PHI.
+ */
 export async function sampleRecord(deps: { db: Db }, actor: Generator, row: SampleRow): Promise<ExportedRecord> {
   const [custody, signatures, trail] = await Promise.all([
     custodyTrail(deps.db, row.id),
     listSignaturesFor(deps.db, 'sample', row.accession),
-    auditTrail(deps.db, 'sample', [row.accession]),
+    sampleTrail(deps.db, row),
   ]);
   return {
     kind: 'sample',

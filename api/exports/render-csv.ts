@@ -1,5 +1,5 @@
 import { stringify } from 'csv-stringify/sync';
-import { printedUtc, type ExportedRecord } from './exported-record';
+import { printedUtc, trailWhat, type ExportedRecord } from './exported-record';
 
 export const CSV_COLUMNS = ['section', 'item', 'at_utc', 'by', 'what', 'detail'] as const;
 
@@ -35,7 +35,7 @@ export function csvRowsOf(record: ExportedRecord): string[][] {
       .join('; ');
     rows.push(['custody', c.piece, c.at, c.actor, c.event, detail]);
   }
-  for (const e of record.trail) rows.push(['audit', String(e.seq), e.at, e.actor, e.action, JSON.stringify(e.details)]);
+  for (const e of record.trail) rows.push(['audit', String(e.seq), e.at, e.actor, trailWhat(record, e), JSON.stringify(e.details)]);
   return rows;
 }
 

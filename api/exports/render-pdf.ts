@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import PDFDocument from 'pdfkit';
-import { printedUtc, type ExportedRecord } from './exported-record';
+import { printedUtc, trailWhat, type ExportedRecord } from './exported-record';
 
 // PDF/A needs every font embedded: DejaVu Sans ships in the repository (assets/fonts, its licence beside it).
 const FONTS = join(__dirname, '..', '..', 'assets', 'fonts');
@@ -115,7 +115,7 @@ function writeRecord(doc: PDFKit.PDFDocument, record: ExportedRecord): void {
 
   heading(`Audit trail (${record.trail.length} events, complete)`);
   for (const e of record.trail) {
-    doc.text(`#${e.seq}  ${printedUtc(e.at)}  ${e.actor}  ${e.action}  ${JSON.stringify(e.details)}`);
+    doc.text(`#${e.seq}  ${printedUtc(e.at)}  ${e.actor}  ${trailWhat(record, e)}  ${JSON.stringify(e.details)}`);
   }
   doc.moveDown().font('bold').text(`End of the audit trail: ${record.trail.length} events.`);
 }

@@ -1,6 +1,7 @@
 import { auditTrailPage } from '../../db/audit';
 import { findCapa } from '../../db/capa';
 import { findDocument } from '../../db/documents';
+import { sampleTrailPage } from '../../db/sample-trail';
 import { usernameTaken } from '../../db/users';
 import type { ApiDeps } from '../deps';
 import { problems } from '../problem';
@@ -59,16 +60,27 @@ export function auditTrailRoutes(deps: ApiDeps): RouteSpec[] {
       method: 'get',
       response: R.auditTrailPage,
       path: '/samples/:accession/audit-trail',
-      summary: `A sample's complete audit trail, ${paged}`,
+      summary:
+        `A sample's complete audit trail: its own events and those of its analyses (every retest), reports (every version) and critical-value calls, in chain order, ${paged}`,
       tag,
       roles: 'any',
-      access: 'Lab technicians, lab directors, admins, and the clinician who submitted the sample.',
+      access:
+        'Lab technicians, lab directors, admins, and the clinician who submitted the sample. Each page read, and each refusal, is a PHI access event.',
       params: accessionParams,
       query: auditTrailQuery,
       handler: async ({ params, query, actor, ctx }) => {
         const row = await loadSample(db, params.accession);
-        requireSampleAccess(row, actor);
-        ctx.body = { accession: row.accession, ...(await page('sample', row.accession, query)) };
+        const read = { kind: 'audit_trail' as const, patientIds: [], recordIds: [row.accession] };
+        try {
+          requireSampleAccess(row, actor);
+        } catch (err) {
+          await phi.denied(ctx, actor, read);
+          throw err;
+        }
+        const items = await sampleTrailPage(db, row, { afterSeq: query.after, limit: query.limit });
+        const body = { accession: row.accession, items, next: items.length === query.limit ? items[items.length - 1].seq : null };
+        await phi.read(ctx, actor, read);
+        ctx.body = body;
       },
     }),
     route({

@@ -87,6 +87,23 @@ describe("docs/results.md's critical-value walk-through", function () {
       [[call, 'notified', 3]],
     );
 
+    // The sample's trail (step 8) holds the analysis's and the call's events in chain order.
+    const analysis = `analysis:${accession}:TSH`;
+    const onTrail = lines.filter((l) => l.startsWith(`${analysis} `) || l.startsWith(`${call} `));
+    assert.deepEqual(
+      onTrail.filter((l) => l.startsWith(`${call} `)),
+      [
+        `${call} critical_call.opened`,
+        `${call} critical_call.attempt_logged`,
+        `${call} critical_call.attempt_logged`,
+        `${call} critical_call.attempt_logged`,
+        `${call} critical_call.notified`,
+      ],
+      stdout,
+    );
+    assert.deepEqual(onTrail.slice(0, 3), [`${analysis} analysis.opened`, `${analysis} analysis.resulted`, `${call} critical_call.opened`], stdout);
+    assert.equal(onTrail.length, 7, stdout);
+
     // The audit trail the doc names, under the call's workflow ID: outcomes and matches, never the value.
     const trail = await scratch.db('audit_events').where({ entity_type: 'critical_call', entity_id: call }).orderBy('seq').select('action', 'details');
     assert.deepEqual(
