@@ -206,7 +206,7 @@ export function resultActivities(deps: ActivityDeps) {
       return checks.recording(recordRef(ref), proof.action, async (trx) => {
         const actor = await proven(trx, ref, proof);
         // An entry or an ending may join or withdraw calls: they are locked before this step's first audit event.
-        if (!['analysis.verify', 'analysis.release', 'analysis.retest'].includes(proof.action)) await lockCallsOfAnalysisChain(trx, [ref.analysisId]);
+        if (!['analysis.verify', 'analysis.release', 'analysis.retest'].includes(proof.action)) await lockCallsOfAnalysisChain(trx, ref.analysisId);
         const signed = (meaning: string) =>
           recordSignature(trx, {
             idempotencyKey: activityKey('signature'),

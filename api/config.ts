@@ -36,6 +36,7 @@ export function apiConfig(config: Config): ApiConfig {
       concurrent: config.RATE_LIMIT_CONCURRENT,
       signingWindowMs: durationMs(config.RATE_LIMIT_SIGNING_WINDOW),
       signingPoints: config.RATE_LIMIT_SIGNING_POINTS,
+      signingIpPoints: config.RATE_LIMIT_SIGNING_IP_POINTS,
     },
     corsOrigins: config.CORS_ORIGINS ? config.CORS_ORIGINS.split(',').map((o) => new URL(o.trim()).origin) : [],
     trustedProxies: config.TRUSTED_PROXIES,

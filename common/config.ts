@@ -85,6 +85,7 @@ export const configSchema = z.object({
   RATE_LIMIT_CONCURRENT: count(1).default(10),
   RATE_LIMIT_SIGNING_WINDOW: positiveDuration.default('15m'),
   RATE_LIMIT_SIGNING_POINTS: count(1).default(20),
+  RATE_LIMIT_SIGNING_IP_POINTS: count(1).default(200),
 
   // Single sign-on (api/oidc.ts): off unless OIDC_ISSUER is set.
   OIDC_ISSUER: z.url({ protocol: /^https?$/ }).optional(),

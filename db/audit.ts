@@ -253,7 +253,7 @@ export interface TrailRecord {
 /**
  * One keyset page of the events of several records, in chain order (seq): the events after `afterSeq` of every
  * record, merged. Each record's events are read in seq order from the index on (entity_type, entity_id, seq), at most
- * a page of them, and merged by seq, so a page costs about its own size however long the records' trails are.
+ * a page of them, and merged by seq: a page reads at most (records × limit) index entries, however long the trails are.
  */
 export async function recordsTrailPage(db: Db, records: TrailRecord[], page: { afterSeq?: number; limit: number }): Promise<AuditTrailRow[]> {
   const distinct = [...new Map(records.map((r) => [`${r.entityType}\u0000${r.entityId}`, r])).values()];

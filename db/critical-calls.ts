@@ -119,23 +119,29 @@ export async function callForCriticalEntry(
   return workflowId;
 }
 
+/** An analysis and every analysis it retests, itself first, then its original, that one's original and so on. */
+export async function analysisChain(trx: Trx, analysisId: string): Promise<string[]> {
+  const { rows } = await trx.raw(
+    `with recursive chain(id, depth) as (
+       select ?::uuid, 0
+       union all
+       select a.retest_of, c.depth + 1 from analyses a join chain c on a.id = c.id where a.retest_of is not null
+     )
+     select id from chain order by depth`,
+    [analysisId],
+  );
+  return rows.map((r: { id: string }) => r.id);
+}
+
 /**
  * Locks the calls of an analysis and of every analysis it retests, in one statement ordered by ID. A step that may
  * join or withdraw them takes them before it writes its first audit event: a call's own steps (an attempt, an
  * escalation) lock the call and then append to the audit trail, whose lock is held to the commit, so taking a call
  * after that lock could close a cycle.
  */
-export async function lockCallsOfAnalysisChain(trx: Trx, analysisIds: string[]): Promise<void> {
-  if (!analysisIds.length) return;
-  await trx.raw(
-    `with recursive chain(id) as (
-       select unnest(?::uuid[])
-       union
-       select a.retest_of from analyses a join chain c on a.id = c.id where a.retest_of is not null
-     )
-     select cc.id from critical_calls cc where cc.analysis_id in (select id from chain) order by cc.id for no key update`,
-    [analysisIds],
-  );
+export async function lockCallsOfAnalysisChain(trx: Trx, analysisId: string): Promise<void> {
+  const chain = await analysisChain(trx, analysisId);
+  await trx('critical_calls').whereIn('analysis_id', chain).orderBy('id').forNoKeyUpdate().select('id');
 }
 
 /**
@@ -147,11 +153,9 @@ export async function withdrawCallsOfRetested(
   p: { analysisId: string; reason: WithdrawalReason; by: Who; cause: Record<string, unknown>; auditKey: string },
 ): Promise<string[]> {
   const withdrawn: string[] = [];
-  let of: string | null = (await trx('analyses').where({ id: p.analysisId }).first('retest_of'))?.retest_of ?? null;
-  while (of) {
+  for (const of of (await analysisChain(trx, p.analysisId)).slice(1)) {
     const call = await withdrawOpenCall(trx, { ...p, analysisId: of, auditKey: `${p.auditKey}:${of}` });
     if (call) withdrawn.push(call);
-    of = (await trx('analyses').where({ id: of }).first('retest_of'))?.retest_of ?? null;
   }
   return withdrawn;
 }

@@ -219,7 +219,7 @@ export async function updatePatient(
  */
 export async function deletePatient(db: Knex, actor: Actor, id: string): Promise<boolean> {
   return db.transaction(async (trx) => {
-    const row = await trx('patients').where({ id }).forNoKeyUpdate().first('id');
+    const row = await trx('patients').where({ id }).forUpdate().first('id');
     if (!row) return false;
     const count = async (table: string) => Number((await trx(table).where({ patient_id: id }).count('* as n').first())?.n ?? 0);
     // One after another: a transaction's queries share one connection.

@@ -129,7 +129,9 @@ export async function releaseHeldOrder(
   const externalId = release.mapped.sample.externalId;
   return db
     .transaction(async (trx) => {
-      await trx('sample_held_orders').where({ id: held.id }).forNoKeyUpdate();
+      const locked = await trx('sample_held_orders').where({ id: held.id }).forNoKeyUpdate().first('state');
+      // Resolved meanwhile: nothing of this resolution applies (not even its provider).
+      if (locked?.state !== 'held') throw new HeldOrderResolvedMeanwhile(held.id);
       let sample = await findSampleByExternal(trx, held.source, externalId);
       let outcome: HeldOrderProviderOutcome = 'registered';
       if (sample && release.givenProvider) {

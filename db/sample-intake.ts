@@ -70,31 +70,22 @@ export interface RegisteredSample {
   ordering_provider_id: string | null;
 }
 
-/** Who registers samples, from where, and the run ID each gets. */
-export interface RegistrationMeta {
-  source: string;
-  submitterId: string | null;
-  actor: string;
-  actorId: string | null;
-  batchId?: string;
-  workflowIdOf: (a: string) => string;
-}
-
 /**
  * Registers samples in one transaction: accession numbers from the Postgres sequence, one audit event each.
  * A barcode or external ID already known for the source raises the unique violation (23505) to the caller.
  */
-export async function registerSamples(trx: Knex.Transaction, items: NewSample[], meta: RegistrationMeta): Promise<RegisteredSample[]> {
-  const inserted = await insertSamples(trx, items, meta);
-  await auditRegistered(trx, inserted, meta);
-  return inserted;
-}
-
-/**
- * The samples' rows without their audit events: for a caller that must do something slow (start a run) inside the
- * transaction, which then calls auditRegistered last, so the audit trail's lock is not held meanwhile.
- */
-export async function insertSamples(trx: Knex.Transaction, items: NewSample[], meta: RegistrationMeta): Promise<RegisteredSample[]> {
+export async function registerSamples(
+  trx: Knex.Transaction,
+  items: NewSample[],
+  meta: {
+    source: string;
+    submitterId: string | null;
+    actor: string;
+    actorId: string | null;
+    batchId?: string;
+    workflowIdOf: (a: string) => string;
+  },
+): Promise<RegisteredSample[]> {
   const numbers: string[] = (
     await trx.raw(
       `select 'ACC-' || to_char(now() at time zone 'UTC', 'YY') || lpad(nextval('sample_accession_seq')::text, 6, '0') as n
@@ -144,11 +135,6 @@ export async function insertSamples(trx: Knex.Transaction, items: NewSample[], m
         ])),
     );
   }
-  return inserted;
-}
-
-/** One `sample.registered` audit event per sample. */
-export async function auditRegistered(trx: Knex.Transaction, inserted: RegisteredSample[], meta: RegistrationMeta): Promise<void> {
   for (const row of inserted) {
     await appendAudit(trx, {
       actorId: meta.actorId,
@@ -167,6 +153,7 @@ export async function auditRegistered(trx: Knex.Transaction, inserted: Registere
       },
     });
   }
+  return inserted;
 }
 
 /** The columns of a sample's row that a step's facts set; facts a step does not state leave their columns be. */

@@ -13,9 +13,11 @@ export interface RateLimitSettings {
   ipPoints: number;
   /** Requests one API key may have in progress at once, per API process. */
   concurrent: number;
-  /** Routes that check a password or open a session: attempts per window per key and per IP. */
+  /** Routes that check a password or open a session: attempts per window per key, and per client IP. */
   signingWindowMs: number;
   signingPoints: number;
+  /** Per client IP: a lab's people often share one address (a proxy, NAT), so it is larger than one key's. */
+  signingIpPoints: number;
   /** Prefix of the counters' keys in PostgreSQL; tests give each app its own so counts never cross. */
   keyPrefix?: string;
 }
@@ -171,7 +173,7 @@ export function createRateLimits(db: Db, settings: RateLimitSettings): RateLimit
   const perKey = policy(db, 'key', settings.points, settings.windowMs, prefix);
   const perIp = policy(db, 'ip', settings.ipPoints, settings.windowMs, prefix);
   const signingKey = policy(db, 'signing-key', settings.signingPoints, settings.signingWindowMs, prefix);
-  const signingIp = policy(db, 'signing-ip', settings.signingPoints, settings.signingWindowMs, prefix);
+  const signingIp = policy(db, 'signing-ip', settings.signingIpPoints, settings.signingWindowMs, prefix);
   const inFlight = new Map<string, number>();
   const count = countAhead();
 

@@ -40,6 +40,14 @@ export async function registerInstrument(deps: Pick<ApiDeps, 'db' | 'temporal' |
           registered_by: actor.userId,
         })
         .returning('id');
+      await appendAudit(trx, {
+        actorId: actor.userId,
+        actor: actor.username,
+        action: 'instrument.registered',
+        entityType: 'instrument',
+        entityId: body.code,
+        details: { workflowId, serialNumber: body.serialNumber, location: body.location, reminderBefore },
+      });
       const input: InstrumentInput = { instrumentId: row.id, code: body.code, reminderBefore };
       await deps.temporal.workflow.start<typeof instrumentWorkflow>('instrumentWorkflow', {
         workflowId,
@@ -52,15 +60,6 @@ export async function registerInstrument(deps: Pick<ApiDeps, 'db' | 'temporal' |
           { key: EntityId, value: body.code },
           { key: Stage, value: 'commissioning' },
         ],
-      });
-      // Audited after the start: the audit trail's lock is held from here to the commit, not across a call to Temporal.
-      await appendAudit(trx, {
-        actorId: actor.userId,
-        actor: actor.username,
-        action: 'instrument.registered',
-        entityType: 'instrument',
-        entityId: body.code,
-        details: { workflowId, serialNumber: body.serialNumber, location: body.location, reminderBefore },
       });
     });
   } catch (err) {

@@ -1,9 +1,8 @@
 import type { Context } from 'koa';
 import type { Actor } from '../../common/roles';
-import { recordPhiAccess } from '../../db/phi-access';
 import { assembleReportContent, correctionOf } from '../../db/reports';
 import type { ApiDeps } from '../deps';
-import { logPhiRead, phiVia } from '../patient-access';
+import { logPhiRead, phiAccessLog, phiVia } from '../patient-access';
 import { problems } from '../problem';
 import type { SampleRow } from '../../db/sample-intake';
 
@@ -69,15 +68,7 @@ export async function requireReportAccess<R extends Pick<ReportRow, 'id' | 'stat
   }
   const delivered = rows.filter((r) => r.state === 'released' && r.ordering_provider_id === actor.userId);
   if (delivered.length) return { patientIds, rows: delivered };
-  await recordPhiAccess(db, {
-    userId: actor.userId,
-    username: actor.username,
-    kind: rows.length === 1 ? 'report' : 'report_list',
-    patientIds,
-    recordIds: rows.map((r) => r.id),
-    outcome: 'denied',
-    ...phiVia(ctx),
-  });
+  await phiAccessLog(deps).denied(ctx, actor, { kind: rows.length === 1 ? 'report' : 'report_list', patientIds, recordIds: rows.map((r) => r.id) });
   throw problems.forbidden(
     `the reports of ${sample.accession} are read by lab staff, its submitter, its ordering provider and the patient's care team`,
   );

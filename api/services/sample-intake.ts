@@ -26,8 +26,7 @@ import {
   OrderingProviderRefused,
   providerRefusal,
   registerBatch,
-  auditRegistered,
-  insertSamples,
+  registerSamples,
   sampleDetails,
   setOrderingProvider,
   sampleTypes,
@@ -218,18 +217,15 @@ export async function registerSample(deps: Deps, body: RegisterBody, actor: Acto
   const item: NewSample = { ...body, requestedTests: body.tests, orderingProviderId: provider?.id ?? null };
   try {
     return await db.transaction(async (trx) => {
-      const meta = {
+      const [registered] = await registerSamples(trx, [item], {
         source: 'api',
         submitterId: submitter.kind === 'user' ? submitter.userId : null,
         actor: actor.username,
         actorId: actor.userId,
         workflowIdOf: workflowIds.sampleIntake,
-      };
-      const [registered] = await insertSamples(trx, [item], meta);
+      });
       const input = intakeInput(registered, types.get(registered.sample_type)!, submitter, body.timers);
       const handle = await startIntakeRun(temporal, config.taskQueue, input);
-      // Audited after the start: the audit trail's lock is held from here to the commit, not across a call to Temporal.
-      await auditRegistered(trx, [registered], meta);
       return { accession: registered.accession, workflowId: handle.workflowId };
     });
   } catch (err) {
@@ -390,7 +386,8 @@ export async function resolveHeldOrder(deps: Deps, id: string, body: ResolveHeld
       submitterId: source?.contact_user_id ?? null,
       mapping: { tests: body.tests, comment: body.comment ?? null },
       unresolvedProvider: named.unresolved,
-      givenProvider: given ? { id: given.id, username: given.username } : null,
+      // The resolution's provider, else the order's own when it names an active clinician.
+      givenProvider: named.provider ? { id: named.provider.id, username: named.provider.username } : null,
     },
     actor,
   ).catch((err: unknown) => {

@@ -14,6 +14,7 @@ const limits = (overrides: Partial<RateLimitSettings> = {}): RateLimitSettings =
   concurrent: 2,
   signingWindowMs: 60_000,
   signingPoints: 2,
+  signingIpPoints: 2,
   keyPrefix: `rl-${randomBytes(4).toString('hex')}`,
   ...overrides,
 });
@@ -149,5 +150,25 @@ describe('rate limits', () => {
     assert.equal((await fresh.api('POST', '/codec/session', { key: operator.apiKey })).status, 200);
     assert.equal((await fresh.api('POST', '/codec/session', { key: operator.apiKey })).status, 200);
     assertRateLimited(await fresh.api('POST', '/codec/session', { key: operator.apiKey }), 'rate-limited');
+  });
+  it("counts the client IP's password checks on a larger budget of its own: one key's spent budget does not stop another's", async () => {
+    const p = await start(limits({ points: 100, signingPoints: 2, signingIpPoints: 5 }));
+    const { reviewer, operator } = await makeUsers({ reviewer: ['reviewer'], operator: ['it_operator'] });
+    const decide = () =>
+      p.api('POST', '/api/v1/documents/DOC-9999/versions/1/decisions', {
+        key: reviewer.apiKey,
+        body: { decision: 'approve', signature: { password: 'guess', meaning: 'approval', contentHash: 'a'.repeat(64) } },
+      });
+    assert.equal((await decide()).status, 404);
+    assert.equal((await decide()).status, 404);
+    const refused = await decide();
+    assertRateLimited(refused, 'rate-limited');
+    assert.equal(refused.body.scope, 'signing-key');
+    // The same IP, another key: two more checks fit the IP's budget of five, the next is refused for the IP.
+    assert.equal((await p.api('POST', '/codec/session', { key: operator.apiKey })).status, 200);
+    assert.equal((await p.api('POST', '/codec/session', { key: operator.apiKey })).status, 200);
+    const byIp = await p.api('POST', '/codec/session', { key: operator.apiKey });
+    assertRateLimited(byIp, 'rate-limited');
+    assert.ok(['signing-ip', 'signing-key'].includes(byIp.body.scope), JSON.stringify(byIp.body));
   });
 });

@@ -94,6 +94,7 @@ export const testApiConfig = (taskQueue: string, overrides: Partial<ApiConfig> =
     concurrent: 1000,
     signingWindowMs: 60_000,
     signingPoints: 1_000_000_000,
+    signingIpPoints: 1_000_000_000,
     keyPrefix: taskQueue,
   },
   corsOrigins: [],
