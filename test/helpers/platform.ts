@@ -137,10 +137,10 @@ export interface PlatformOptions {
   onResponse?: Koa.Middleware;
 }
 
-/** Where this test process's platforms log their errors (TEST_ERROR_LOG_DIR, else .data/test-logs). */
+/** Where this test process's platforms log their errors: .data/test-logs/<pid>.log. */
 let errorLog: Logger | undefined;
 function testErrorLog(): Logger {
-  const dir = process.env.TEST_ERROR_LOG_DIR ?? join(__dirname, '..', '..', '.data', 'test-logs');
+  const dir = join(__dirname, '..', '..', '.data', 'test-logs');
   errorLog ??= createLogger({ LOG_LEVEL: 'error', LOG_PRETTY: false }, 'test', join(dir, `${process.pid}.log`));
   return errorLog;
 }
