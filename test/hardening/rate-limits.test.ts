@@ -127,18 +127,24 @@ describe('rate limits', () => {
     assert.equal((await p.api('GET', '/api/v1/documents', { key: author.apiKey })).status, 200);
   });
 
-  it('gives routes that check a password, and the codec sign-in, the stricter budget', async () => {
-    const p = await start(limits({ points: 100, signingPoints: 2 }));
-    const { reviewer, operator } = await makeUsers({ reviewer: ['reviewer'], operator: ['it_operator'] });
+  /** Spends a key's signing budget of two on guessed signatures (each answered 404); answers the third, refused. */
+  const spendSigningBudgetOfTwo = async (p: Awaited<ReturnType<typeof start>>, key: string) => {
     const decide = () =>
       p.api('POST', '/api/v1/documents/DOC-9999/versions/1/decisions', {
-        key: reviewer.apiKey,
+        key,
         body: { decision: 'approve', signature: { password: 'guess', meaning: 'approval', contentHash: 'a'.repeat(64) } },
       });
     assert.equal((await decide()).status, 404);
     assert.equal((await decide()).status, 404);
     const refused = await decide();
     assertRateLimited(refused, 'rate-limited');
+    return refused;
+  };
+
+  it('gives routes that check a password, and the codec sign-in, the stricter budget', async () => {
+    const p = await start(limits({ points: 100, signingPoints: 2 }));
+    const { reviewer, operator } = await makeUsers({ reviewer: ['reviewer'], operator: ['it_operator'] });
+    const refused = await spendSigningBudgetOfTwo(p, reviewer.apiKey);
     assert.match(refused.body.detail, /password checks and sign-ins/);
     // A route without a password is not on that budget.
     assert.equal((await p.api('GET', '/api/v1/documents', { key: reviewer.apiKey })).status, 200);
@@ -151,18 +157,11 @@ describe('rate limits', () => {
     assert.equal((await fresh.api('POST', '/codec/session', { key: operator.apiKey })).status, 200);
     assertRateLimited(await fresh.api('POST', '/codec/session', { key: operator.apiKey }), 'rate-limited');
   });
+
   it("counts the client IP's password checks on a larger budget of its own: one key's spent budget does not stop another's", async () => {
     const p = await start(limits({ points: 100, signingPoints: 2, signingIpPoints: 5 }));
     const { reviewer, operator } = await makeUsers({ reviewer: ['reviewer'], operator: ['it_operator'] });
-    const decide = () =>
-      p.api('POST', '/api/v1/documents/DOC-9999/versions/1/decisions', {
-        key: reviewer.apiKey,
-        body: { decision: 'approve', signature: { password: 'guess', meaning: 'approval', contentHash: 'a'.repeat(64) } },
-      });
-    assert.equal((await decide()).status, 404);
-    assert.equal((await decide()).status, 404);
-    const refused = await decide();
-    assertRateLimited(refused, 'rate-limited');
+    const refused = await spendSigningBudgetOfTwo(p, reviewer.apiKey);
     assert.equal(refused.body.scope, 'signing-key');
     // The same IP, another key: two more checks fit the IP's budget of five, the next is refused for the IP.
     assert.equal((await p.api('POST', '/codec/session', { key: operator.apiKey })).status, 200);
