@@ -206,7 +206,8 @@ export function resultActivities(deps: ActivityDeps) {
       return checks.recording(recordRef(ref), proof.action, async (trx) => {
         const actor = await proven(trx, ref, proof);
         // An entry or an ending may join or withdraw calls: they are locked before this step's first audit event.
-        if (!['analysis.verify', 'analysis.release', 'analysis.retest'].includes(proof.action)) await lockCallsOfAnalysisChain(trx, ref.analysisId);
+        const joinsOrWithdrawsCalls = !['analysis.verify', 'analysis.release', 'analysis.retest'].includes(proof.action);
+        const chain = joinsOrWithdrawsCalls ? await lockCallsOfAnalysisChain(trx, ref.analysisId) : [];
         const signed = (meaning: string) =>
           recordSignature(trx, {
             idempotencyKey: activityKey('signature'),
@@ -222,7 +223,7 @@ export function resultActivities(deps: ActivityDeps) {
         // The calls still open on the analyses this one retests, withdrawn by its result or its cancellation.
         const withdrawRetested = (reason: WithdrawalReason, cause: Record<string, unknown>) =>
           withdrawCallsOfRetested(trx, {
-            analysisId: ref.analysisId,
+            retested: chain.slice(1),
             reason,
             by: actor,
             cause: { analysis: ref.workflowId, ...cause },

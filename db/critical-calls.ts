@@ -120,7 +120,7 @@ export async function callForCriticalEntry(
 }
 
 /** An analysis and every analysis it retests, itself first, then its original, that one's original and so on. */
-export async function analysisChain(trx: Trx, analysisId: string): Promise<string[]> {
+async function analysisChain(trx: Trx, analysisId: string): Promise<string[]> {
   const { rows } = await trx.raw(
     `with recursive chain(id, depth) as (
        select ?::uuid, 0
@@ -137,23 +137,25 @@ export async function analysisChain(trx: Trx, analysisId: string): Promise<strin
  * Locks the calls of an analysis and of every analysis it retests, in one statement ordered by ID. A step that may
  * join or withdraw them takes them before it writes its first audit event: a call's own steps (an attempt, an
  * escalation) lock the call and then append to the audit trail, whose lock is held to the commit, so taking a call
- * after that lock could close a cycle.
+ * after that lock could close a cycle. Answers the chain, the analysis first.
  */
-export async function lockCallsOfAnalysisChain(trx: Trx, analysisId: string): Promise<void> {
+export async function lockCallsOfAnalysisChain(trx: Trx, analysisId: string): Promise<string[]> {
   const chain = await analysisChain(trx, analysisId);
   await trx('critical_calls').whereIn('analysis_id', chain).orderBy('id').forNoKeyUpdate().select('id');
+  return chain;
 }
 
 /**
  * A retest's result (or its cancellation) settles what its original said: the calls still open on the analyses it
- * retests (a call that was being made while the retest was run) are withdrawn, each audited. Answers their runs.
+ * retests (a call that was being made while the retest was run) are withdrawn, each audited. `retested` is that
+ * chain without the retest itself (lockCallsOfAnalysisChain answers it). Answers their runs.
  */
 export async function withdrawCallsOfRetested(
   trx: Trx,
-  p: { analysisId: string; reason: WithdrawalReason; by: Who; cause: Record<string, unknown>; auditKey: string },
+  p: { retested: string[]; reason: WithdrawalReason; by: Who; cause: Record<string, unknown>; auditKey: string },
 ): Promise<string[]> {
   const withdrawn: string[] = [];
-  for (const of of (await analysisChain(trx, p.analysisId)).slice(1)) {
+  for (const of of p.retested) {
     const call = await withdrawOpenCall(trx, { ...p, analysisId: of, auditKey: `${p.auditKey}:${of}` });
     if (call) withdrawn.push(call);
   }

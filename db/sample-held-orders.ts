@@ -144,7 +144,7 @@ export async function releaseHeldOrder(
           { onlyWhenNone: true },
         );
         outcome = set.kept ? 'kept_existing' : set.changed ? 'set' : 'unchanged';
-        sample = await findSampleByExternal(trx, held.source, externalId);
+        if (set.changed) sample = { ...sample, ordering_provider_id: release.givenProvider.id };
       } else if (sample) {
         outcome = 'not_given';
       }
@@ -167,13 +167,12 @@ export async function releaseHeldOrder(
         sample = await findSampleByExternal(trx, held.source, externalId);
       }
       if (!sample) throw new Error(`the sample of held order ${held.id} was not registered`);
-      const released = await claim(trx, held.id, {
+      // Still held: it was checked under its lock above.
+      await claim(trx, held.id, {
         state: 'resolved',
         accession: sample.accession,
         payload: JSON.stringify(release.mapped),
       });
-      // Rolls the registration back with the transaction: the other resolution registered what it needed.
-      if (!released) throw new HeldOrderResolvedMeanwhile(held.id);
       await closeTask(trx, taskKeyOf(held.id), 'done', actor.userId);
       await trx('sample_webhook_events')
         .where({ source: held.source, event_id: payload.eventId })

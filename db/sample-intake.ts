@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { AcceptanceCriteria, Priority, SampleRecordFacts, SampleState, TemperatureClass } from '../common/sample-intake';
-import { OPEN_CRITICAL_CALL_STATES } from '../common/critical-calls';
+import { isOpenCallState } from '../common/critical-calls';
 import { workflowIds } from '../common/ids';
 import { appendAudit } from './audit';
 import type { Db } from './knex';
@@ -559,7 +559,7 @@ export async function setOrderingProviderIn(
   if (confirmed) throw new OrderingProviderRefused(confirmed.workflow_id);
   if (previous?.id === provider.id) return { previous, changed: false, criticalCalls: [] };
   await trx('samples').where({ id: sample.id }).update({ ordering_provider_id: provider.id, updated_at: trx.fn.now() });
-  const calls = all.filter((c) => (OPEN_CRITICAL_CALL_STATES as readonly string[]).includes(c.state));
+  const calls = all.filter((c) => isOpenCallState(c.state));
   if (calls.length) {
     await trx('critical_calls')
       .whereIn(

@@ -6,7 +6,7 @@ import type { Db } from './knex';
  * (every version) and its critical-value calls, each as its events are recorded (the analysis's, report's and call's
  * workflow ID). Read anew for every page: a record that comes into being between two pages has only events after them.
  */
-export async function sampleTrailRecords(db: Db, sample: { id: string; accession: string }): Promise<TrailRecord[]> {
+async function sampleTrailRecords(db: Db, sample: { id: string; accession: string }): Promise<TrailRecord[]> {
   const of = (entityType: string, table: string) =>
     db(table).select(db.raw('?::text as entity_type', [entityType]), 'workflow_id as entity_id').where({ sample_id: sample.id });
   const rows: { entity_type: string; entity_id: string }[] = await db.unionAll(

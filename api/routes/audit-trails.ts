@@ -1,4 +1,4 @@
-import { auditTrailPage } from '../../db/audit';
+import { auditTrailPage, type AuditTrailRow } from '../../db/audit';
 import { findCapa } from '../../db/capa';
 import { findDocument } from '../../db/documents';
 import { sampleTrailPage } from '../../db/sample-trail';
@@ -23,10 +23,14 @@ const paged = 'oldest first, a keyset page at a time: pass the answer\'s "next" 
 export function auditTrailRoutes(deps: ApiDeps): RouteSpec[] {
   const { db } = deps;
   const phi = phiAccessLog(deps);
-  const page = async (entityType: string, entityId: string, query: { after?: number; limit: number }) => {
-    const items = await auditTrailPage(db, entityType, [entityId], { afterSeq: query.after, limit: query.limit });
+  type Page = { afterSeq?: number; limit: number };
+  /** One page read by `read`, with the `after` of the next one (null at the end). */
+  const pageOf = async (read: (page: Page) => Promise<AuditTrailRow[]>, query: { after?: number; limit: number }) => {
+    const items = await read({ afterSeq: query.after, limit: query.limit });
     return { items, next: items.length === query.limit ? items[items.length - 1].seq : null };
   };
+  const page = (entityType: string, entityId: string, query: { after?: number; limit: number }) =>
+    pageOf((p) => auditTrailPage(db, entityType, [entityId], p), query);
   return [
     route({
       method: 'get',
@@ -77,8 +81,7 @@ export function auditTrailRoutes(deps: ApiDeps): RouteSpec[] {
           await phi.denied(ctx, actor, read);
           throw err;
         }
-        const items = await sampleTrailPage(db, row, { afterSeq: query.after, limit: query.limit });
-        const body = { accession: row.accession, items, next: items.length === query.limit ? items[items.length - 1].seq : null };
+        const body = { accession: row.accession, ...(await pageOf((p) => sampleTrailPage(db, row, p), query)) };
         await phi.read(ctx, actor, read);
         ctx.body = body;
       },

@@ -153,13 +153,14 @@ const INTAKE_TIMER_RULE: TimerRule = {
 
 const refusalText = (username: string, refusal: 'unknown' | 'not_clinician') =>
   refusal === 'unknown' ? `no active user "${username}"` : `"${username}" is not a clinician`;
+const refusalSlug = (refusal: 'unknown' | 'not_clinician') => (refusal === 'unknown' ? 'unknown-ordering-provider' : 'ordering-provider-not-clinician');
 
 /** The ordering provider a requisition names: an active user with the clinician role, else 422 and nothing written. */
 async function orderingProviderOf(db: Deps['db'], username: string | undefined) {
   const named = await namedProvider(db, username);
   if (named.unresolved) {
     const { refusal } = named.unresolved;
-    throw problems.unprocessable(refusal === 'unknown' ? 'unknown-ordering-provider' : 'ordering-provider-not-clinician', refusalText(username!, refusal), {
+    throw problems.unprocessable(refusalSlug(refusal), refusalText(username!, refusal), {
       errors: [{ field: 'body.orderingProvider', detail: refusal === 'unknown' ? 'unknown user' : 'not a clinician' }],
     });
   }
@@ -180,7 +181,7 @@ async function batchProvidersOf(db: Deps['db'], samples: { orderingProvider?: st
     const first = refused[0];
     const detail = (r: (typeof refused)[number]) => refusalText(r.username, r.refusal);
     throw problems.unprocessable(
-      first.refusal === 'unknown' ? 'unknown-ordering-provider' : 'ordering-provider-not-clinician',
+      refusalSlug(first.refusal),
       `${refused.length} sample(s) name an ordering provider who is not an active clinician; the first is sample ${first.i}: ${detail(first)}`,
       {
         errors: refused.slice(0, 100).map((r) => ({ field: `body.samples.${r.i}.orderingProvider`, detail: detail(r) })),

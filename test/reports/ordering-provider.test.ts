@@ -1,29 +1,22 @@
 import assert from 'node:assert/strict';
-import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
-import { labUsers, routedSample, testCode } from '../results/support';
-import { assembled, pdfOf, problem, release, reportUrl, sha256, verifiedResult } from './support';
-
-type Users = Record<'doc' | 'tech' | 'tech2' | 'tech3' | 'director', TestUser>;
+import { labPlatform, routedSample, testCode } from '../results/support';
+import { assembled, assembledAndReleased, pdfOf, problem, release, reportUrl, sha256, verifiedResult } from './support';
 
 describe("reports: the sample's ordering provider is told of each released version and reads the reports", function () {
   this.timeout(180_000);
-  let p: Platform;
-  let u: Users;
+  const lab = labPlatform();
   let c: Record<'provider' | 'successor', TestUser>;
   before(async () => {
-    p = await startPlatform();
-    u = await labUsers();
     c = await makeUsers({ provider: ['clinician'], successor: ['clinician'] });
   });
-  after(() => p.stop());
 
   /** A sample routed for a test of its own, naming this ordering provider (users of this file: on no care team). */
   const sampleOrderedBy = async (provider: TestUser) => {
     const test = await testCode();
-    const accession = await routedSample(p, u.doc, u.tech, [test], {}, { orderingProvider: provider.username });
+    const accession = await routedSample(lab.p, lab.u.doc, lab.u.tech, [test], {}, { orderingProvider: provider.username });
     return { test, accession };
   };
   const noticesOf = (user: TestUser, key: string) =>
@@ -40,9 +33,10 @@ describe("reports: the sample's ordering provider is told of each released versi
       .where({ username: user.username, outcome })
       .whereRaw('? = any(record_ids)', [reportId])
       .pluck('record_kind');
-  const get = (user: TestUser, url: string) => p.api('GET', url, { key: user.apiKey });
+  const get = (user: TestUser, url: string) => lab.p.api('GET', url, { key: user.apiKey });
 
   it('tells the provider of a release in-app and by email, lets them read it as a PHI access, and records it on the version', async () => {
+    const { p, u } = lab;
     const { db } = testEnv();
     const { test, accession } = await sampleOrderedBy(c.provider);
     await verifiedResult(p, u, accession, test, 4.2);
@@ -85,10 +79,10 @@ describe("reports: the sample's ordering provider is told of each released versi
   });
 
   it('a submitter who is also the ordering provider is told once', async () => {
+    const { p, u } = lab;
     const { test, accession } = await sampleOrderedBy(u.doc);
     await verifiedResult(p, u, accession, test, 4.2);
-    await assembled(p, u.director, accession);
-    assert.equal((await release(p, u.director, accession, 1)).status, 200);
+    await assembledAndReleased(p, u.director, accession);
     const key = `report-released:report:${accession}:v1`;
     await emailSent(u.doc, key);
     assert.equal((await noticesOf(u.doc, key)).length, 1);
@@ -96,11 +90,11 @@ describe("reports: the sample's ordering provider is told of each released versi
   });
 
   it('follows the current provider; a replaced provider keeps the versions delivered to them and is neither told of nor reads a later one', async () => {
+    const { p, u } = lab;
     const { db } = testEnv();
     const { test, accession } = await sampleOrderedBy(c.provider);
     await verifiedResult(p, u, accession, test, 4.2);
-    await assembled(p, u.director, accession);
-    assert.equal((await release(p, u.director, accession, 1)).status, 200);
+    await assembledAndReleased(p, u.director, accession);
     const v1Key = `report-released:report:${accession}:v1`;
     await emailSent(c.provider, v1Key);
 
@@ -120,8 +114,7 @@ describe("reports: the sample's ordering provider is told of each released versi
       body: { reason: 'Ordering physician corrected on the requisition' },
     });
     assert.equal(corrected.status, 202, JSON.stringify(corrected.body));
-    await assembled(p, u.director, accession, 2);
-    assert.equal((await release(p, u.director, accession, 2)).status, 200);
+    await assembledAndReleased(p, u.director, accession, 2);
     const v2Key = `report-released:report:${accession}:v2`;
     const [notice] = await noticesOf(c.successor, v2Key);
     assert.equal(notice?.kind, 'report.corrected');

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { startPlatform, type Platform } from '../helpers/platform';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
 import { csvRows, download } from '../exports/support';
-import { labUsers, mustAnalysisAct, routedSample, sign, testCode, type LabUsers } from '../results/support';
+import { labPlatform, mustAnalysisAct, routedSample, sign, testCode } from '../results/support';
 import { callInState, enter, logAttempt, openedCall, routedWithProvider } from '../critical-calls/support';
-import { assembled, release, reportUrl } from './support';
+import { assembledAndReleased, reportUrl } from './support';
 
 interface TrailItem {
   seq: number;
@@ -40,21 +39,17 @@ const shape = (items: TrailItem[]) => items.map((e) => ({ seq: e.seq, entity_typ
 
 describe("a sample's audit trail holds its analyses', reports' and critical-value calls' events", function () {
   this.timeout(180_000);
-  let p: Platform;
-  let u: LabUsers;
+  const lab = labPlatform();
   let others: Record<'provider' | 'stranger', TestUser>;
   before(async () => {
-    p = await startPlatform();
-    u = await labUsers();
     others = await makeUsers({ provider: ['clinician'], stranger: ['clinician'] });
   });
-  after(() => p.stop());
 
   async function readAll(user: TestUser, accession: string, limit: number): Promise<{ pages: TrailItem[][]; items: TrailItem[] }> {
     const pages: TrailItem[][] = [];
     let after: number | null = 0;
     while (after !== null) {
-      const res = await p.api('GET', trailUrl(accession, `?after=${after}&limit=${limit}`), { key: user.apiKey });
+      const res = await lab.p.api('GET', trailUrl(accession, `?after=${after}&limit=${limit}`), { key: user.apiKey });
       assert.equal(res.status, 200, JSON.stringify(res.body));
       assert.equal(res.body.accession, accession);
       assert.ok(res.body.items.length <= limit);
@@ -67,6 +62,7 @@ describe("a sample's audit trail holds its analyses', reports' and critical-valu
   }
 
   it('from registration to a released and corrected report with a confirmed critical call, a retest included, in chain order; paged; nothing of another sample', async () => {
+    const { p, u } = lab;
     const { db } = testEnv();
     const [critical, retested, elsewhere] = [await testCode(), await testCode(), await testCode()];
     const accession = await routedWithProvider(p, u.doc, u.tech, [critical, retested], others.provider);
@@ -97,12 +93,10 @@ describe("a sample's audit trail holds its analyses', reports' and critical-valu
     assert.equal((await sign(p, u.tech2, accession, retested, 'verify')).status, 200);
 
     // Released, then corrected as v2 and released again.
-    await assembled(p, u.director, accession);
-    assert.equal((await release(p, u.director, accession, 1)).status, 200);
+    await assembledAndReleased(p, u.director, accession);
     const corrected = await p.api('POST', reportUrl(accession, 1, 'correct'), { key: u.director.apiKey, body: { reason: 'Collection time corrected' } });
     assert.equal(corrected.status, 202, JSON.stringify(corrected.body));
-    await assembled(p, u.director, accession, 2);
-    assert.equal((await release(p, u.director, accession, 2)).status, 200);
+    await assembledAndReleased(p, u.director, accession, 2);
     await waitFor(
       async () => (await db('audit_events').where({ entity_type: 'report', entity_id: `report:${accession}:v2`, action: 'report.released' }).first('seq')) ?? null,
       'v2 released in the trail',
@@ -159,6 +153,7 @@ describe("a sample's audit trail holds its analyses', reports' and critical-valu
   });
 
   it('is read by the submitting clinician, each read a PHI access event; another clinician, even the ordering provider, gets 403, logged as denied', async () => {
+    const { p, u } = lab;
     const { db } = testEnv();
     const test = await testCode();
     const accession = await routedWithProvider(p, u.doc, u.tech, [test], others.provider);
@@ -191,6 +186,7 @@ describe("a sample's audit trail holds its analyses', reports' and critical-valu
   });
 
   it("puts the same events in the sample's export, each naming its record", async () => {
+    const { p, u } = lab;
     const test = await testCode();
     const accession = await routedWithProvider(p, u.doc, u.tech, [test], others.provider);
     await enter(p, u.tech, accession, test, 1.9);

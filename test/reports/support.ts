@@ -45,6 +45,13 @@ export async function release(p: Platform, director: TestUser, accession: string
   });
 }
 
+/** Waits for the version's assembly and releases it as the lab director; throws unless the release is accepted. */
+export async function assembledAndReleased(p: Platform, director: TestUser, accession: string, version = 1) {
+  await assembled(p, director, accession, version);
+  const released = await release(p, director, accession, version);
+  if (released.status !== 200) throw new Error(`release of v${version} answered ${released.status}: ${JSON.stringify(released.body)}`);
+}
+
 /** A report's PDF as the client downloads it: status, media type and the raw bytes. */
 export async function pdfOf(p: Platform, user: TestUser, accession: string, version: number) {
   const res = await fetch(`${p.baseUrl}${reportUrl(accession, version, 'pdf')}`, { headers: { authorization: `Bearer ${user.apiKey}` } });
