@@ -194,7 +194,7 @@ export const expectations: Record<string, FolderExpectation> = {
   },
   'critical-calls': {
     covers:
-      "for a call escalated after failed attempts (one a mismatched read-back) and confirmed by the lab director, one escalated at once for want of an ordering provider, and (patched 'critical-call-withdrawal') one withdrawn by an edit after an attempt reached someone, a second call withdrawn by the analysis's cancellation and one withdrawn by its retest's result, and (patched 'critical-call-rereads-record') an escalated call that reads its record again until the lab director confirms it",
+      "for a call escalated after failed attempts (one a mismatched read-back) and confirmed by the lab director, one escalated at once for want of an ordering provider, and (patched 'critical-call-withdrawal') one withdrawn by an edit after an attempt reached someone, a second call withdrawn by the analysis's cancellation and one withdrawn by its retest's result, and (patched 'critical-call-rereads-record') an escalated call confirmed by the lab director while it waited to read its record again",
     minFixtures: 6,
     workflowId: /^critical-call:ACC-\d{8}:[A-Z0-9_-]{1,32}(:\d+)?(:call-\d+)?$/,
     minEvents: 10,
@@ -212,6 +212,12 @@ export const expectations: Record<string, FolderExpectation> = {
       );
       assert.ok(withdrawn.some(startedNotice), 'a withdrawal after an attempt reached someone started its notice');
       assert.ok(fixtures.some((f) => f.workflowId.endsWith(':call-2')), "an analysis's second call");
+      const patchedWith = (f: NamedFixture, patch: string) =>
+        f.history.events?.some((e) => e.markerRecordedEventAttributes && payloadTexts(e.markerRecordedEventAttributes).some((t) => t.includes(patch))) ?? false;
+      assert.ok(
+        fixtures.some((f) => patchedWith(f, 'critical-call-rereads-record') && ran(f, 'escalateCriticalCall')),
+        "an escalated call waiting to read its record again (patched 'critical-call-rereads-record')",
+      );
       for (const f of fixtures) assert.deepEqual(encryptionKeyIdsIn(f.history), [], `${f.file} holds encrypted payloads`);
     },
   },
