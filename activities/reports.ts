@@ -6,7 +6,7 @@ import { boundReportReleaseArgs, REPORT_RELEASE, type ReportInput } from '../com
 import { FINAL_ANALYSIS_STATES } from '../common/results';
 import type { SignatureInput } from '../common/signatures';
 import { appendAudit } from '../db/audit';
-import { withdrawOpenCall } from '../db/critical-calls';
+import { withdrawCallsOfRetested, withdrawOpenCall } from '../db/critical-calls';
 import { queueNotifications } from '../db/notifications';
 import { resolveRecipients, type Recipient } from '../db/recipients';
 import { assembleReportContent, correctionOf } from '../db/reports';
@@ -295,23 +295,17 @@ export function reportActivities(deps: ActivityDeps) {
 
     /**
      * Cancels the open analyses of tests a rejection took (the whole specimen, or some tests), once Postgres shows
-     * them rejected: the rejection was recorded with its proof. Answers the runs to tell.
+     * them rejected: the rejection was recorded with its proof. Answers the analysis runs to tell and the runs of the
+     * critical-value calls it withdrew on retested analyses (their own analyses' runs have ended), a retry the same.
      */
-    async cancelAnalysesOfRejection(p: { sampleId: string; accession: string; tests: string[] }): Promise<{ workflowIds: string[] }> {
+    async cancelAnalysesOfRejection(p: { sampleId: string; accession: string; tests: string[] }): Promise<{ workflowIds: string[]; supersededCalls: string[] }> {
       return db.transaction(async (trx) => {
         const sample = await trx('samples').where({ id: p.sampleId }).forNoKeyUpdate().first('rejected_tests');
         const rejected = ((sample?.rejected_tests as string[] | undefined) ?? []).filter((t) => p.tests.includes(t));
-        if (!rejected.length) return { workflowIds: [] };
+        if (!rejected.length) return { workflowIds: [], supersededCalls: [] };
         // The calls it may withdraw are locked before its first audit event (a call's own steps lock the call first).
         await trx('critical_calls').where({ sample_id: p.sampleId }).whereIn('test_code', rejected).orderBy('id').forNoKeyUpdate().select('id');
-        const withdrawCall = (a: { id: string; workflow_id: string }) =>
-          withdrawOpenCall(trx, {
-            analysisId: a.id,
-            reason: 'cancelled',
-            by: null,
-            cause: { analysis: a.workflow_id, action: 'analysis.cancel', why: 'specimen rejected' },
-            auditKey: activityKey(`${a.id}:critical-call-withdrawn`),
-          });
+        const cause = { action: 'analysis.cancel', why: 'specimen rejected' };
         const cancelled: { id: string; workflow_id: string; test_code: string }[] = await trx('analyses')
           .where({ sample_id: p.sampleId, frozen: false })
           .whereIn('test_code', rejected)
@@ -328,21 +322,29 @@ export function reportActivities(deps: ActivityDeps) {
             idempotencyKey: activityKey(a.id),
           });
           // Its open critical-value call is withdrawn with it; the analysis's run, told of the cancellation, tells the call's run.
-          await withdrawCall(a);
+          await withdrawOpenCall(trx, {
+            analysisId: a.id,
+            reason: 'cancelled',
+            by: null,
+            cause: { analysis: a.workflow_id, ...cause },
+            auditKey: activityKey(`${a.id}:critical-call-withdrawn`),
+          });
         }
         // A call still open on a retested analysis of these tests (its retest was cancelled above) is withdrawn too; its
-        // run, whose analysis has ended, is not told and ends at its deadline without escalating.
-        const retested: { id: string; workflow_id: string }[] = await trx('analyses')
-          .where({ sample_id: p.sampleId, frozen: true })
-          .whereIn('test_code', rejected)
-          .select('id', 'workflow_id');
-        for (const a of retested) await withdrawCall(a);
+        // analysis's run has ended, so the sample's run tells the call's run. A retry answers the calls withdrawn already.
+        const supersededCalls = await withdrawCallsOfRetested(trx, {
+          retested: await trx('analyses').where({ sample_id: p.sampleId, frozen: true }).whereIn('test_code', rejected).orderBy('id').pluck('id'),
+          reason: 'cancelled',
+          by: null,
+          cause,
+          auditKey: activityKey('critical-call-retested'),
+        });
         // A retry after a crash finds them cancelled already: it answers them all the same, so their runs are told.
         const ended: string[] = await trx('analyses')
           .where({ sample_id: p.sampleId, frozen: false, state: 'cancelled', reason: 'specimen rejected' })
           .whereIn('test_code', rejected)
           .pluck('workflow_id');
-        return { workflowIds: [...new Set([...cancelled.map((a) => a.workflow_id), ...ended])] };
+        return { workflowIds: [...new Set([...cancelled.map((a) => a.workflow_id), ...ended])], supersededCalls };
       });
     },
 

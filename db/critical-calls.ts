@@ -148,7 +148,8 @@ export async function lockCallsOfAnalysisChain(trx: Trx, analysisId: string): Pr
 /**
  * A retest's result (or its cancellation) settles what its original said: the calls still open on the analyses it
  * retests (a call that was being made while the retest was run) are withdrawn, each audited. `retested` is that
- * chain without the retest itself (lockCallsOfAnalysisChain answers it). Answers their runs.
+ * chain without the retest itself (lockCallsOfAnalysisChain answers it); a rejected specimen's cancellation passes
+ * the retested analyses of the tests it took. Answers their runs, a retry the same ones (see withdrawOpenCall).
  */
 export async function withdrawCallsOfRetested(
   trx: Trx,
@@ -166,7 +167,9 @@ export async function withdrawCallsOfRetested(
  * Withdraws the analysis's open call (calling or escalated), in the transaction of the step that made its value stop
  * being critical: the state `withdrawn` with the reason, the time (PostgreSQL's clock) and whose action it was, and
  * audit `critical_call.withdrawn` (how many attempts there were, how many reached someone, whether it had
- * escalated; no value). A confirmed call is never withdrawn. Answers the withdrawn call's workflow ID, or null.
+ * escalated; no value). A confirmed call is never withdrawn. Answers the withdrawn call's workflow ID, or null; a
+ * retry of a step whose transaction committed finds the call withdrawn under its audit key and answers it again, so
+ * the run it answers to is told all the same.
  */
 export async function withdrawOpenCall(
   trx: Trx,
@@ -177,7 +180,7 @@ export async function withdrawOpenCall(
     .whereIn('state', OPEN_CRITICAL_CALL_STATES)
     .forNoKeyUpdate()
     .first();
-  if (!call) return null;
+  if (!call) return withdrawnUnder(trx, p.auditKey);
   await trx('critical_calls')
     .where({ id: call.id })
     .update({ state: 'withdrawn', withdrawn_at: trx.fn.now(), withdrawal_reason: p.reason, withdrawn_by: p.by?.userId ?? null });
@@ -200,6 +203,12 @@ export async function withdrawOpenCall(
     idempotencyKey: p.auditKey,
   });
   return call.workflow_id;
+}
+
+/** The call a step withdrew under this audit key already (its idempotency key in the trail), or null. */
+async function withdrawnUnder(trx: Trx, auditKey: string): Promise<string | null> {
+  const event = await trx('audit_events').where({ idempotency_key: auditKey, action: 'critical_call.withdrawn', entity_type: 'critical_call' }).first('entity_id');
+  return event?.entity_id ?? null;
 }
 
 /** The calls with their ordering provider and attempt count, for lists and views (no value). */

@@ -3,7 +3,8 @@
  * replay fixtures (patched 'critical-call-withdrawal'): in test/fixtures/histories/critical-calls/ a call withdrawn
  * by an edit after an attempt reached someone, a second call withdrawn by the analysis's cancellation and a call
  * withdrawn by its retest's result, and in results/ the analysis run that withdrew the first, called again and was
- * cancelled, and the retest run whose result withdrew its original's call. Run with
+ * cancelled, and the retest run whose result withdrew its original's call; and a retested value's call withdrawn by its
+ * specimen's rejection, ended by the signal of the sample run (in sample-intake/), which is saved too. Run with
  * `npx mocha test/critical-calls/capture-withdrawal-histories.ts` after a deliberate change to what these runs record;
  * commit the new files. Payloads are stored decoded; each file is checked to hold no value, name or note.
  */
@@ -13,7 +14,9 @@ import { saveCheckedFixture } from '../helpers/replay-suite';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
+import { assembledAndReleased } from '../reports/support';
 import { mustAnalysisAct, testCode } from '../results/support';
+import { mustAct } from '../sample-intake/support';
 import { callInState, enter, logAttempt, openedCall, routedWithProvider } from './support';
 
 const SECRET = { value: 8.7654, normal: 4.4321, again: 9.1234, calledName: 'CalledFixtureName', note: 'NoteFixtureText' };
@@ -72,5 +75,25 @@ describe('capturing replay fixtures of withdrawn critical-value calls from real 
     for (const id of [original.workflow_id, retest]) await closed(id);
     await save('critical-calls', 'withdrawn-by-its-retest', original.workflow_id);
     await save('results', 'retest-result-withdrew-original-call', retest);
+  });
+
+  it('records a rejected specimen whose sample run told the withdrawn call of its retested value, and that call ended by the signal', async () => {
+    const test = await testCode();
+    const accession = await routedWithProvider(p, u.doc, u.tech, [test], u.provider);
+    await enter(p, u.tech, accession, test, SECRET.value);
+    const original = await openedCall(accession, test);
+    await mustAnalysisAct(p, u.tech, accession, test, 'submit');
+    await mustAnalysisAct(p, u.tech, accession, test, 'retest');
+    await mustAct(p, u.tech, accession, 'reject', { code: 'RB', condition: 'Tube cracked in transit', disposition: 'discarded' });
+    const withdrawn = await callInState(accession, test, 'withdrawn');
+    assert.equal(withdrawn.workflow_id, original.workflow_id);
+    assert.equal(withdrawn.withdrawal_reason, 'cancelled');
+    // The rejection's report, released, lets the sample's run end.
+    await assembledAndReleased(p, u.director, accession);
+
+    const sample = `sample-intake:${accession}`;
+    for (const id of [original.workflow_id, sample]) await closed(id);
+    await save('critical-calls', 'retested-call-withdrawn-told-by-rejection', original.workflow_id);
+    await save('sample-intake', 'rejected-told-retested-call', sample);
   });
 });

@@ -119,6 +119,30 @@ describe('critical-value calls are withdrawn when the value stops being critical
     assert.equal((await runResult(call.workflow_id)).state, 'withdrawn');
   });
 
+  it('withdraws the call of a retested value when its specimen is rejected, and the sample run tells the call run, which ends withdrawn before its deadline, never escalated', async () => {
+    const test = await testCode();
+    const accession = await routedWithProvider(p, u.doc, u.tech, [test], u.provider);
+    await enter(p, u.tech, accession, test, 9.6);
+    const call = await openedCall(accession, test);
+    await mustAnalysisAct(p, u.tech, accession, test, 'submit');
+    await mustAnalysisAct(p, u.tech, accession, test, 'retest');
+    await mustAct(p, u.tech, accession, 'reject', { code: 'RB', condition: 'Tube cracked in transit', disposition: 'discarded' });
+
+    // The retest is cancelled with its specimen; the original's call (its analysis frozen, its run ended) is withdrawn.
+    const row = await callInState(accession, test, 'withdrawn');
+    assert.deepEqual([row.workflow_id, row.withdrawal_reason, row.withdrawn_by, row.escalated_at], [call.workflow_id, 'cancelled', null, null]);
+    // The deadline is ten minutes away: the run ends because the sample's run told it.
+    assert.equal((await runResult(call.workflow_id)).state, 'withdrawn');
+    const history = await testEnv().client.workflow.getHandle(call.workflow_id).fetchHistory();
+    const told = (history.events ?? []).flatMap((e) => e.workflowExecutionSignaledEventAttributes ?? []);
+    assert.deepEqual(told.map((e) => [e.signalName, e.externalWorkflowExecution?.workflowId]), [['criticalCallRecordChanged', `sample-intake:${accession}`]]);
+    assert.ok(!(await activitiesOf(call.workflow_id)).includes('escalateCriticalCall'));
+    assert.equal(await count('notices', { kind: 'critical_call.escalated', subject_id: call.workflow_id }), 0);
+    assert.equal((await auditOf(call.workflow_id)).filter((e) => e.action === 'critical_call.withdrawn').length, 1);
+    const retest = await testEnv().db('analyses').where({ accession, test_code: test, retest_number: 2 }).first('state', 'reason');
+    assert.deepEqual([retest.state, retest.reason], ['cancelled', 'specimen rejected']);
+  });
+
   it('keeps the call of a retested value reachable until its retest reports, then withdraws it (retested); a critical retest opens its own call', async () => {
     const [calm, again] = [await testCode(), await testCode()];
     const accession = await routedWithProvider(p, u.doc, u.tech, [calm, again], u.provider);

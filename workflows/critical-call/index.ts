@@ -16,7 +16,8 @@ import { validateAttempt } from './validators';
  * value ends it `notified`. After CRITICAL_CALL_MAX_ATTEMPTS failed attempts, after CRITICAL_CALL_DEADLINE, or at once
  * when the requisition names no ordering provider, the lab director is called in (urgent notice) and may log the
  * attempt that confirms. When the analysis's value stops being critical its run signals this one, which reads the
- * record and ends `withdrawn` (no deadline, no escalation). The run carries IDs only.
+ * record and ends `withdrawn` (no deadline, no escalation); so does the run of a rejected specimen, for the calls it
+ * withdrew on retested analyses. The run carries IDs only.
  */
 export async function criticalCallWorkflow(input: CriticalCallInput): Promise<CriticalCallState> {
   const call = new CriticalCallCase(input, workflowInfo().workflowId);
@@ -54,9 +55,10 @@ export async function criticalCallWorkflow(input: CriticalCallInput): Promise<Cr
     const confirmedInTime = await condition(() => call.state.state !== 'calling', wait);
     if (!confirmedInTime) await call.inTurn(() => undefined, () => call.escalate('deadline'));
   }
-  // Past the deadline an open call reads its record again every deadline's length: a withdrawal no run could tell
-  // (a retested analysis's call whose specimen was then rejected) still ends it.
-  if (settings && call.open && patched('critical-call-rereads-record')) {
+  // Every withdrawal is told by the run that made it (a rejected specimen's sample run tells the calls of its retested
+  // analyses), so an open call waits for its signal or its attempts. Runs recorded before that read their record
+  // again past the deadline, every deadline's length.
+  if (settings && call.open && !patched('critical-call-told-of-every-withdrawal') && patched('critical-call-rereads-record')) {
     while (call.open && !(await condition(() => !call.open, durationMs(settings.deadline)))) {
       await call.inTurn(() => undefined, () => call.followRecord());
     }

@@ -1,4 +1,5 @@
-import { getExternalWorkflowHandle } from '@temporalio/workflow';
+import { getExternalWorkflowHandle, patched, type SignalDefinition } from '@temporalio/workflow';
+import { criticalCallRecordChangedSignal } from '../../common/critical-calls';
 import { workflowIds } from '../../common/ids';
 import type { analysisWorkflow } from '../analysis';
 import type { ReportInput } from '../../common/reports';
@@ -13,6 +14,8 @@ export const CANCEL_ANALYSES_PATCH = 'cancel-analyses-of-rejection';
 export const REPORT_REJECTED_SPECIMEN_PATCH = 'report-rejected-specimen';
 /** Runs recorded after this patch complete when every test is released or cancelled, not on instrument results. */
 export const FOLLOW_TESTS_PATCH = 'complete-when-tests-released';
+/** Runs recorded after this patch tell the runs of the calls a rejection withdrew on retested analyses. */
+export const TELL_SUPERSEDED_CALLS_PATCH = 'rejection-tells-withdrawn-calls';
 
 /**
  * Starts the result run of each routed test, `analysis:<accession>:<test>`, outliving the sample's run. A test
@@ -27,13 +30,21 @@ export async function startAnalyses(sampleId: string, accession: string, tests: 
   }
 }
 
-/** Cancels the open analyses of rejected tests in Postgres, then tells their runs to look at their records. */
+/** Signals a run to look at its record; a run that has ended already is not told. */
+const tell = (workflowId: string, signal: SignalDefinition<[]>) =>
+  getExternalWorkflowHandle(workflowId)
+    .signal(signal)
+    .catch(() => undefined);
+
+/**
+ * Cancels the open analyses of rejected tests in Postgres, then tells their runs to look at their records, and the
+ * runs of the critical-value calls it withdrew on retested analyses (whose analysis runs have ended) to look at theirs.
+ */
 export async function cancelAnalysesOfRejection(sampleId: string, accession: string, tests: string[]): Promise<void> {
-  const { workflowIds: runs } = await db.cancelAnalysesOfRejection({ sampleId, accession, tests });
-  for (const workflowId of runs) {
-    await getExternalWorkflowHandle(workflowId)
-      .signal(analysisRecordChangedSignal)
-      .catch(() => undefined);
+  const { workflowIds: runs, supersededCalls = [] } = await db.cancelAnalysesOfRejection({ sampleId, accession, tests });
+  for (const workflowId of runs) await tell(workflowId, analysisRecordChangedSignal);
+  if (supersededCalls.length && patched(TELL_SUPERSEDED_CALLS_PATCH)) {
+    for (const workflowId of supersededCalls) await tell(workflowId, criticalCallRecordChangedSignal);
   }
 }
 
