@@ -271,3 +271,42 @@ describe('critical-value calls: no escalation after a withdrawal', function () {
     assert.ok((await activitiesOf(call.workflow_id)).includes('criticalCallWithdrawal'));
   });
 });
+
+describe('critical-value calls: a rejection retried after its transaction committed', function () {
+  this.timeout(120_000);
+  let p: Platform;
+  let u: Users;
+  /** What each attempt of the cancellation answered, by sample: the first attempt's answer is lost (a crash). */
+  const answers = new Map<string, string[][]>();
+  before(async () => {
+    p = await startPlatform({
+      activityDeps: { criticalCalls: { maxAttempts: 2, deadline: '10m' } },
+      wrapActivities: (a) => ({
+        ...a,
+        cancelAnalysesOfRejection: async (x) => {
+          const answer = await a.cancelAnalysesOfRejection(x);
+          const seen = answers.get(x.sampleId) ?? [];
+          answers.set(x.sampleId, [...seen, answer.supersededCalls]);
+          if (!seen.length) throw new Error('the worker lost the answer');
+          return answer;
+        },
+      }),
+    });
+    u = await people();
+  });
+  after(() => p.stop());
+
+  it('answers the calls withdrawn already on the retry, so the call run of a retested value is still told', async () => {
+    const test = await testCode();
+    const accession = await routedWithProvider(p, u.doc, u.tech, [test], u.provider);
+    await enter(p, u.tech, accession, test, 9.7);
+    const call = await openedCall(accession, test);
+    await mustAnalysisAct(p, u.tech, accession, test, 'submit');
+    await mustAnalysisAct(p, u.tech, accession, test, 'retest');
+    await mustAct(p, u.tech, accession, 'reject', { code: 'RB', condition: 'Tube cracked in transit', disposition: 'discarded' });
+    assert.equal((await runResult(call.workflow_id)).state, 'withdrawn');
+    const sample = await testEnv().db('samples').where({ accession }).first('id');
+    assert.deepEqual(answers.get(sample.id), [[call.workflow_id], [call.workflow_id]]);
+    assert.equal((await auditOf(call.workflow_id)).filter((e) => e.action === 'critical_call.withdrawn').length, 1);
+  });
+});

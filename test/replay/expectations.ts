@@ -30,6 +30,10 @@ export function payloadTexts(value: unknown, found: string[] = []): string[] {
   return found;
 }
 
+/** Whether a history recorded the marker of this patch. */
+const patchedWith = (f: NamedFixture, patch: string) =>
+  f.history.events?.some((e) => e.markerRecordedEventAttributes && payloadTexts(e.markerRecordedEventAttributes).some((t) => t.includes(patch))) ?? false;
+
 /** How a summary run ended: the stage it returned, or 'failed'. */
 function summaryEndingOf(f: NamedFixture): string {
   const last = f.history.events?.at(-1);
@@ -122,7 +126,7 @@ export const expectations: Record<string, FolderExpectation> = {
     },
   },
   'sample-intake': {
-    covers: 'for acceptance, rejection, deviation, timers and a batch',
+    covers: 'for acceptance, rejection, deviation, timers and a batch, and (patched rejection-tells-withdrawn-calls) a rejection that told the withdrawn call of a retested value',
     minFixtures: 5,
     workflowId: /^(sample-intake:ACC-\d{8}|sample-batch:[0-9a-f-]{36})$/,
     minEvents: 16,
@@ -132,6 +136,15 @@ export const expectations: Record<string, FolderExpectation> = {
       assert.ok(
         batch?.history.events?.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes),
         'a batch that started intake runs as children',
+      );
+      const toldCall = (f: NamedFixture) =>
+        f.history.events?.some((e) => {
+          const signal = e.signalExternalWorkflowExecutionInitiatedEventAttributes;
+          return signal?.signalName === 'criticalCallRecordChanged' && /^critical-call:/.test(signal.workflowExecution?.workflowId ?? '');
+        }) ?? false;
+      assert.ok(
+        fixtures.some((f) => patchedWith(f, 'rejection-tells-withdrawn-calls') && toldCall(f)),
+        "a rejection whose run told a withdrawn call (patched 'rejection-tells-withdrawn-calls')",
       );
     },
   },
@@ -194,8 +207,8 @@ export const expectations: Record<string, FolderExpectation> = {
   },
   'critical-calls': {
     covers:
-      "for a call escalated after failed attempts (one a mismatched read-back) and confirmed by the lab director, one escalated at once for want of an ordering provider, and (patched 'critical-call-withdrawal') one withdrawn by an edit after an attempt reached someone, a second call withdrawn by the analysis's cancellation and one withdrawn by its retest's result, and (patched 'critical-call-rereads-record') an escalated call confirmed by the lab director while it waited to read its record again",
-    minFixtures: 6,
+      'for a call escalated after failed attempts (one a mismatched read-back) and confirmed by the lab director, one escalated at once for want of an ordering provider, and (patched critical-call-withdrawal) one withdrawn by an edit after an attempt reached someone, a second call withdrawn by the cancellation of its analysis and one withdrawn by the result of its retest, (patched critical-call-rereads-record) an escalated call confirmed by the lab director while it waited to read its record again, and (patched critical-call-told-of-every-withdrawal) the call of a retested value withdrawn by the rejection of its specimen and ended by the signal of the sample run',
+    minFixtures: 7,
     workflowId: /^critical-call:ACC-\d{8}:[A-Z0-9_-]{1,32}(:\d+)?(:call-\d+)?$/,
     minEvents: 10,
     workflowTypes: ['criticalCallWorkflow'],
@@ -212,11 +225,17 @@ export const expectations: Record<string, FolderExpectation> = {
       );
       assert.ok(withdrawn.some(startedNotice), 'a withdrawal after an attempt reached someone started its notice');
       assert.ok(fixtures.some((f) => f.workflowId.endsWith(':call-2')), "an analysis's second call");
-      const patchedWith = (f: NamedFixture, patch: string) =>
-        f.history.events?.some((e) => e.markerRecordedEventAttributes && payloadTexts(e.markerRecordedEventAttributes).some((t) => t.includes(patch))) ?? false;
       assert.ok(
         fixtures.some((f) => patchedWith(f, 'critical-call-rereads-record') && ran(f, 'escalateCriticalCall')),
         "an escalated call waiting to read its record again (patched 'critical-call-rereads-record')",
+      );
+      const toldBySample = (f: NamedFixture) =>
+        f.history.events?.some((e) => /^sample-intake:/.test(e.workflowExecutionSignaledEventAttributes?.externalWorkflowExecution?.workflowId ?? '')) ?? false;
+      const endedWithdrawn = (f: NamedFixture) =>
+        JSON.parse(payloadTexts(f.history.events?.at(-1)?.workflowExecutionCompletedEventAttributes?.result)[0] ?? '{}').state === 'withdrawn';
+      assert.ok(
+        fixtures.some((f) => patchedWith(f, 'critical-call-told-of-every-withdrawal') && toldBySample(f) && endedWithdrawn(f) && !ran(f, 'escalateCriticalCall')),
+        "a call withdrawn by its specimen's rejection, told by the sample run, never escalated (patched 'critical-call-told-of-every-withdrawal')",
       );
       for (const f of fixtures) assert.deepEqual(encryptionKeyIdsIn(f.history), [], `${f.file} holds encrypted payloads`);
     },
