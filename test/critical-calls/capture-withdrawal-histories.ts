@@ -3,8 +3,8 @@
  * replay fixtures (patched 'critical-call-withdrawal'): in test/fixtures/histories/critical-calls/ a call withdrawn
  * by an edit after an attempt reached someone, a second call withdrawn by the analysis's cancellation and a call
  * withdrawn by its retest's result, and in results/ the analysis run that withdrew the first, called again and was
- * cancelled, and the retest run whose result withdrew its original's call; and a retested value's call withdrawn by its
- * specimen's rejection, ended by the signal of the sample run (in sample-intake/), which is saved too. Run with
+ * cancelled, and the retest run whose result withdrew its original's call; and a retested value's escalated call
+ * withdrawn by its specimen's rejection, ended by the signal of the sample run (in sample-intake/), saved too. Run with
  * `npx mocha test/critical-calls/capture-withdrawal-histories.ts` after a deliberate change to what these runs record;
  * commit the new files. Payloads are stored decoded; each file is checked to hold no value, name or note.
  */
@@ -77,11 +77,12 @@ describe('capturing replay fixtures of withdrawn critical-value calls from real 
     await save('results', 'retest-result-withdrew-original-call', retest);
   });
 
-  it('records a rejected specimen whose sample run told the withdrawn call of its retested value, and that call ended by the signal', async () => {
+  it('records a rejected specimen whose sample run told the withdrawn call of its retested value, and that call (escalated, waiting) ended by the signal', async () => {
     const test = await testCode();
-    const accession = await routedWithProvider(p, u.doc, u.tech, [test], u.provider);
+    // No ordering provider: the call escalates at once and waits, open, for its signal (patched 'critical-call-told-of-every-withdrawal').
+    const accession = await routedWithProvider(p, u.doc, u.tech, [test], null);
     await enter(p, u.tech, accession, test, SECRET.value);
-    const original = await openedCall(accession, test);
+    const original = await callInState(accession, test, 'escalated');
     await mustAnalysisAct(p, u.tech, accession, test, 'submit');
     await mustAnalysisAct(p, u.tech, accession, test, 'retest');
     await mustAct(p, u.tech, accession, 'reject', { code: 'RB', condition: 'Tube cracked in transit', disposition: 'discarded' });
@@ -93,7 +94,7 @@ describe('capturing replay fixtures of withdrawn critical-value calls from real 
 
     const sample = `sample-intake:${accession}`;
     for (const id of [original.workflow_id, sample]) await closed(id);
-    await save('critical-calls', 'retested-call-withdrawn-told-by-rejection', original.workflow_id);
+    await save('critical-calls', 'escalated-retested-call-withdrawn-told-by-rejection', original.workflow_id);
     await save('sample-intake', 'rejected-told-retested-call', sample);
   });
 });

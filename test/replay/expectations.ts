@@ -207,7 +207,7 @@ export const expectations: Record<string, FolderExpectation> = {
   },
   'critical-calls': {
     covers:
-      'for a call escalated after failed attempts (one a mismatched read-back) and confirmed by the lab director, one escalated at once for want of an ordering provider, and (patched critical-call-withdrawal) one withdrawn by an edit after an attempt reached someone, a second call withdrawn by the cancellation of its analysis and one withdrawn by the result of its retest, (patched critical-call-rereads-record) an escalated call confirmed by the lab director while it waited to read its record again, and (patched critical-call-told-of-every-withdrawal) the call of a retested value withdrawn by the rejection of its specimen and ended by the signal of the sample run',
+      'for a call escalated after failed attempts (one a mismatched read-back) and confirmed by the lab director, one escalated at once for want of an ordering provider, and (patched critical-call-withdrawal) one withdrawn by an edit after an attempt reached someone, a second call withdrawn by the cancellation of its analysis and one withdrawn by the result of its retest, (patched critical-call-rereads-record) an escalated call confirmed by the lab director while it waited to read its record again, and (patched critical-call-told-of-every-withdrawal) the escalated call of a retested value withdrawn by the rejection of its specimen and ended by the signal of the sample run',
     minFixtures: 7,
     workflowId: /^critical-call:ACC-\d{8}:[A-Z0-9_-]{1,32}(:\d+)?(:call-\d+)?$/,
     minEvents: 10,
@@ -234,8 +234,8 @@ export const expectations: Record<string, FolderExpectation> = {
       const endedWithdrawn = (f: NamedFixture) =>
         JSON.parse(payloadTexts(f.history.events?.at(-1)?.workflowExecutionCompletedEventAttributes?.result)[0] ?? '{}').state === 'withdrawn';
       assert.ok(
-        fixtures.some((f) => patchedWith(f, 'critical-call-told-of-every-withdrawal') && toldBySample(f) && endedWithdrawn(f) && !ran(f, 'escalateCriticalCall')),
-        "a call withdrawn by its specimen's rejection, told by the sample run, never escalated (patched 'critical-call-told-of-every-withdrawal')",
+        fixtures.some((f) => patchedWith(f, 'critical-call-told-of-every-withdrawal') && toldBySample(f) && endedWithdrawn(f) && !patchedWith(f, 'critical-call-rereads-record')),
+        "an escalated call withdrawn by its specimen's rejection and told by the sample run, reading no record (patched 'critical-call-told-of-every-withdrawal')",
       );
       for (const f of fixtures) assert.deepEqual(encryptionKeyIdsIn(f.history), [], `${f.file} holds encrypted payloads`);
     },
