@@ -23,6 +23,33 @@ async function activitiesOf(workflowId: string): Promise<string[]> {
 }
 
 // The test's ranges: 3.5–5.5 mmol/L, critical below 2.5 and above 7.
+
+/**
+ * A sample whose test's critical call (calling, or escalated for want of a provider) was retested, then rejected in
+ * full: the original's call is withdrawn and its run ends, told once by the sample's run.
+ */
+async function retestedThenRejected(p: Platform, u: Users, provider: TestUser | null, callState: 'calling' | 'escalated') {
+  const test = await testCode();
+  const accession = await routedWithProvider(p, u.doc, u.tech, [test], provider);
+  await enter(p, u.tech, accession, test, 9.6);
+  const call = await callInState(accession, test, callState);
+  await mustAnalysisAct(p, u.tech, accession, test, 'submit');
+  await mustAnalysisAct(p, u.tech, accession, test, 'retest');
+  await mustAct(p, u.tech, accession, 'reject', { code: 'RB', condition: 'Tube cracked in transit', disposition: 'discarded' });
+  // The retest is cancelled with its specimen; the original's call (its analysis frozen, its run ended) is withdrawn.
+  const row = await callInState(accession, test, 'withdrawn');
+  assert.deepEqual([row.workflow_id, row.withdrawal_reason, row.withdrawn_by], [call.workflow_id, 'cancelled', null]);
+  const retest = await testEnv().db('analyses').where({ accession, test_code: test, retest_number: 2 }).first('state', 'reason');
+  assert.deepEqual([retest.state, retest.reason], ['cancelled', 'specimen rejected']);
+  // The deadline is ten minutes away: the run ends because the sample's run told it, once.
+  assert.equal((await runResult(call.workflow_id)).state, 'withdrawn');
+  const history = await testEnv().client.workflow.getHandle(call.workflow_id).fetchHistory();
+  const told = (history.events ?? []).flatMap((e) => e.workflowExecutionSignaledEventAttributes ?? []);
+  assert.deepEqual(told.map((e) => [e.signalName, e.externalWorkflowExecution?.workflowId]), [['criticalCallRecordChanged', `sample-intake:${accession}`]]);
+  assert.equal((await auditOf(call.workflow_id)).filter((e) => e.action === 'critical_call.withdrawn').length, 1);
+  return { call, row, accession };
+}
+
 describe('critical-value calls are withdrawn when the value stops being critical', function () {
   this.timeout(120_000);
   let p: Platform;
@@ -119,38 +146,16 @@ describe('critical-value calls are withdrawn when the value stops being critical
     assert.equal((await runResult(call.workflow_id)).state, 'withdrawn');
   });
 
-  /** A sample whose test's critical call (calling, or escalated for want of a provider) was retested, then rejected. */
-  async function retestedThenRejected(provider: TestUser | null, callState: 'calling' | 'escalated') {
-    const test = await testCode();
-    const accession = await routedWithProvider(p, u.doc, u.tech, [test], provider);
-    await enter(p, u.tech, accession, test, 9.6);
-    const call = await callInState(accession, test, callState);
-    await mustAnalysisAct(p, u.tech, accession, test, 'submit');
-    await mustAnalysisAct(p, u.tech, accession, test, 'retest');
-    await mustAct(p, u.tech, accession, 'reject', { code: 'RB', condition: 'Tube cracked in transit', disposition: 'discarded' });
-    // The retest is cancelled with its specimen; the original's call (its analysis frozen, its run ended) is withdrawn.
-    const row = await callInState(accession, test, 'withdrawn');
-    assert.deepEqual([row.workflow_id, row.withdrawal_reason, row.withdrawn_by], [call.workflow_id, 'cancelled', null]);
-    const retest = await testEnv().db('analyses').where({ accession, test_code: test, retest_number: 2 }).first('state', 'reason');
-    assert.deepEqual([retest.state, retest.reason], ['cancelled', 'specimen rejected']);
-    // The deadline is ten minutes away: the run ends because the sample's run told it, once.
-    assert.equal((await runResult(call.workflow_id)).state, 'withdrawn');
-    const history = await testEnv().client.workflow.getHandle(call.workflow_id).fetchHistory();
-    const told = (history.events ?? []).flatMap((e) => e.workflowExecutionSignaledEventAttributes ?? []);
-    assert.deepEqual(told.map((e) => [e.signalName, e.externalWorkflowExecution?.workflowId]), [['criticalCallRecordChanged', `sample-intake:${accession}`]]);
-    assert.equal((await auditOf(call.workflow_id)).filter((e) => e.action === 'critical_call.withdrawn').length, 1);
-    return { call, row };
-  }
 
   it('withdraws the call of a retested value when its specimen is rejected, and the sample run tells the call run, which ends withdrawn before its deadline, never escalated', async () => {
-    const { call, row } = await retestedThenRejected(u.provider, 'calling');
+    const { call, row } = await retestedThenRejected(p, u, u.provider, 'calling');
     assert.deepEqual([row.escalated_at, row.escalation_reason], [null, null]);
     assert.ok(!(await activitiesOf(call.workflow_id)).includes('escalateCriticalCall'));
     assert.equal(await count('notices', { kind: 'critical_call.escalated', subject_id: call.workflow_id }), 0);
   });
 
   it('ends the escalated call of a retested value when its specimen is rejected: the sample run tells it, and it never reads its record on its own', async () => {
-    const { call, row } = await retestedThenRejected(null, 'escalated');
+    const { call, row } = await retestedThenRejected(p, u, null, 'escalated');
     assert.equal(row.escalation_reason, 'no_ordering_provider');
     // One read of the record: the one the signal prompted.
     assert.deepEqual((await activitiesOf(call.workflow_id)).filter((a) => a === 'criticalCallWithdrawal'), ['criticalCallWithdrawal']);
@@ -310,16 +315,8 @@ describe('critical-value calls: a rejection retried after its transaction commit
   after(() => p.stop());
 
   it('answers the calls withdrawn already on the retry, so the call run of a retested value is still told', async () => {
-    const test = await testCode();
-    const accession = await routedWithProvider(p, u.doc, u.tech, [test], u.provider);
-    await enter(p, u.tech, accession, test, 9.7);
-    const call = await openedCall(accession, test);
-    await mustAnalysisAct(p, u.tech, accession, test, 'submit');
-    await mustAnalysisAct(p, u.tech, accession, test, 'retest');
-    await mustAct(p, u.tech, accession, 'reject', { code: 'RB', condition: 'Tube cracked in transit', disposition: 'discarded' });
-    assert.equal((await runResult(call.workflow_id)).state, 'withdrawn');
+    const { call, accession } = await retestedThenRejected(p, u, u.provider, 'calling');
     const sample = await testEnv().db('samples').where({ accession }).first('id');
     assert.deepEqual(answers.get(sample.id), [[call.workflow_id], [call.workflow_id]]);
-    assert.equal((await auditOf(call.workflow_id)).filter((e) => e.action === 'critical_call.withdrawn').length, 1);
   });
 });
