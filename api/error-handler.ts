@@ -1,7 +1,7 @@
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Context, Next } from 'koa';
-import { FAILURE_HTTP_STATUS, type FailureType } from '../common/failures';
+import { FAILURE_HTTP_STATUS, FailureType } from '../common/failures';
 import type { Logger } from '../platform/logger';
 import { UnencryptedPayloadError } from '../platform/payload-codec';
 import { isDataException, loggableError } from './hardening/safe-error';
@@ -26,7 +26,9 @@ export function toProblem(err: unknown): Problem | null {
   if (err instanceof Problem) return err;
   if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type) {
     const status = FAILURE_HTTP_STATUS[err.cause.type as FailureType];
-    if (status) return new Problem(status, kebab(err.cause.type), 'The action was refused', err.cause.message);
+    // A gate refusal names what is missing (the failure's details, IDs and names only), as the API's own check does.
+    const gated = err.cause.type === FailureType.GateRefused && Array.isArray(err.cause.details?.[0]);
+    if (status) return new Problem(status, kebab(err.cause.type), 'The action was refused', err.cause.message, gated ? { missing: err.cause.details[0] } : {});
   }
   // Temporal handed back a payload labflow did not encrypt: the run's data cannot be trusted, and it is not the caller's fault.
   if (err instanceof UnencryptedPayloadError) return new Problem(502, 'unencrypted-payload', 'Untrusted data from Temporal', err.message);

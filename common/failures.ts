@@ -50,7 +50,10 @@ export const FAILURE_HTTP_STATUS: Record<FailureType, number> = {
   CriticalCallWithdrawn: 409,
 };
 
-/** Refuses an action from a workflow validator or handler: a non-retryable failure whose type the API maps. */
-export function refuse(type: FailureType, message: string): never {
-  throw ApplicationFailure.create({ type, message, nonRetryable: true });
+/**
+ * Refuses an action from a workflow validator or handler: a non-retryable failure whose type the API maps. Details
+ * (IDs and names only, never PHI) travel to the API, as a gate refusal's list of what is missing does.
+ */
+export function refuse(type: FailureType, message: string, details?: unknown[]): never {
+  throw ApplicationFailure.create({ type, message, nonRetryable: true, ...(details?.length ? { details } : {}) });
 }

@@ -96,26 +96,42 @@ interface GoverningRow {
 }
 
 /**
- * For every document governing the activity that has an effective version and an active requirement: the person
+ * For every document governing the activity that has an effective version and a requirement in force: the person
  * passes with a sign-off on the baseline version or later (later versions that needed no retraining keep it);
  * under the grace policy `until_due` an earlier version's sign-off counts until their assignment for the effective
  * version is due (until the effective date plus the requirement's due period while they have none).
+ *
+ * The requirement document control set with the effective version counts from the moment the version is effective,
+ * before its training campaign has written it to training_requirements, and a version whose impact is undecided is
+ * judged as the campaign will decide it: there is no window in which a new requirement lets anyone through.
  */
 const trainingCheck: GateCheck = {
   name: 'training',
   async missing(db, person, request, now) {
     const governing: GoverningRow[] = (
       await db.raw(
-        `select d.id as document_id, d.number, v.version, v.effective_at, r.due, r.grace,
+        `with governing as (
+           select d.id as document_id, d.number, v.version, v.effective_at,
+                  coalesce(v.training_requirement->>'due', r.due) as due,
+                  coalesce(v.training_requirement->>'grace', r.grace) as grace,
+                  coalesce((v.training_requirement->>'retrainOnRevision')::boolean, r.retrain_on_revision) as retrain_on_revision,
+                  r.document_id is not null as had_requirement
+             from activity_governing_documents g
+             join documents d on d.id = g.document_id
+             join document_versions v on v.document_id = d.id and v.state = 'effective'
+             left join training_requirements r on r.document_id = d.id
+            where g.activity = ?
+              and v.training_impact is distinct from 'retire'
+              and (v.training_requirement is not null or r.active)
+         )
+         select g.document_id, g.number, g.version, g.effective_at, g.due, g.grace,
                 (select max(b.version) from document_versions b
-                  where b.document_id = d.id and b.version <= v.version and b.effective_at is not null
-                    and b.training_impact is distinct from 'no_retraining') as baseline
-           from activity_governing_documents g
-           join documents d on d.id = g.document_id
-           join document_versions v on v.document_id = d.id and v.state = 'effective'
-           join training_requirements r on r.document_id = d.id and r.active
-          where g.activity = ?
-          order by d.number`,
+                  where b.document_id = g.document_id and b.version <= g.version and b.effective_at is not null
+                    and coalesce(b.training_impact,
+                                 case when not g.had_requirement or g.retrain_on_revision then 'retrain' else 'no_retraining' end)
+                        <> 'no_retraining') as baseline
+           from governing g
+          order by g.number`,
         [request.activity],
       )
     ).rows;

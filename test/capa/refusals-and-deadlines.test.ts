@@ -146,16 +146,17 @@ describe('CAPA refusals, deadlines, reassignment and continue-as-new', () => {
           type: 'corrective',
           description: 'Replace tubes',
           owner: { user: u.owner.username },
-          dueAt: new Date(Date.now() + 3000).toISOString(),
+          // Far enough ahead for the plan's signed approval on a slow machine, and the reminder window with it.
+          dueAt: new Date(Date.now() + 30_000).toISOString(),
         },
       ],
-      { ...fast, reminderBefore: '1s' },
+      { ...fast, reminderBefore: '15s' },
     );
     // The run marks the escalation before its step commits; the audit event says the step is written.
     await waitFor(
       async () => (await testEnv().db('audit_events').where({ entity_id: number, action: 'capa.overdue' })).length,
       'escalation',
-      20_000,
+      90_000,
     );
     const notes = await testEnv().db('notifications').where({ kind: 'capa.overdue' }).whereLike('title', `%${number}%`).pluck('user_id');
     assert.ok(notes.includes(u.qa.actor.userId), 'the QA manager who triaged it hears of it');

@@ -334,12 +334,12 @@ describe('the CAPA workflow on the dev server with stub activities', () => {
     const stubs = stubActivities({ inactiveOn: (step) => (step.audit.action === 'capa.overdue' ? (step.checkActive ?? []) : []) });
     await withWorker(stubs.activities, async (taskQueue) => {
       const { handle, workflowId } = await startCapa(taskQueue, stubs, {
-        durations: durations({ containment: '3s', reminderBefore: '2s' }),
+        durations: durations({ containment: '10s', reminderBefore: '5s' }),
       });
       await handle.executeUpdate(triageUpdate, {
         args: [{ grant: GRANT, actor: qa, decision: 'accept', severity: 2, occurrence: 2, owner: ref(owner) }],
       });
-      await waitFor(() => stubs.steps.find((s) => s.audit.action === 'capa.reassigned'), 'the hand-over', 20_000);
+      await waitFor(() => stubs.steps.find((s) => s.audit.action === 'capa.reassigned'), 'the hand-over', 45_000);
       assert.deepEqual(stubs.actions(), ['capa.initiated', 'capa.triaged', 'capa.reminder', 'capa.overdue', 'capa.reassigned']);
       const [reminder, overdue, handover] = stubs.steps.slice(2);
       assert.deepEqual(

@@ -226,7 +226,8 @@ describe('critical-value calls: no escalation after a withdrawal', function () {
   let p: Platform;
   let u: Users;
   before(async () => {
-    p = await startPlatform({ activityDeps: { criticalCalls: { maxAttempts: 1, deadline: '3s' } } });
+    // Long enough that the withdrawing entry is in before the deadline on a slow machine, short enough to wait out.
+    p = await startPlatform({ activityDeps: { criticalCalls: { maxAttempts: 1, deadline: '15s' } } });
     u = await people();
   });
   after(() => p.stop());

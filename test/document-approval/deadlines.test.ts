@@ -44,13 +44,14 @@ describe('document approval: deadlines, reminders and effective dates', () => {
   it('moves the deadline when document control extends it, with the reminder re-armed', async () => {
     const { number } = await createDraft(p, u.author);
     await submit(p, u.control, number, 1, {
-      routing: [{ name: 'Review', assignees: [{ user: u.rita.username }], due: '3s' }],
+      routing: [{ name: 'Review', assignees: [{ user: u.rita.username }], due: '10s' }],
       reminderBefore: '1s',
     });
     await waitFor(async () => (await getVersion(p, u.author.apiKey, number, 1)).process?.stages[0].status === 'active', 'stage active');
-    // The re-armed reminder falls 4 s after the extension, so after the original due date: once it is recorded, the
-    // run has lived past the old deadline, and an escalation for it would already be in the trail.
-    const dueAt = new Date(Date.now() + 5000).toISOString();
+    // The re-armed reminder falls 14 s after the extension, so after the original due date (10 s after the stage
+    // opened): once it is recorded, the run has lived past the old deadline, and an escalation for it would already
+    // be in the trail. The extension itself comes well inside the original 10 s, even on a slow machine.
+    const dueAt = new Date(Date.now() + 15_000).toISOString();
     const res = await p.api('POST', `${versionPath(number, 1)}/extend`, {
       key: u.control.apiKey,
       body: { dueAt, reason: 'Reviewer at an audit this week' },
@@ -69,7 +70,7 @@ describe('document approval: deadlines, reminders and effective dates', () => {
         return all.some((e) => e.action === 'document.stage_reminder' && e.details.dueAt === dueAt) ? all : null;
       },
       'the reminder for the new due date',
-      20_000,
+      45_000,
     );
     const actions = events.map((e) => e.action);
     assert.ok(actions.indexOf('document.stage_extended') < actions.lastIndexOf('document.stage_reminder'), 'reminded after the extension');
@@ -87,7 +88,8 @@ describe('document approval: deadlines, reminders and effective dates', () => {
 
   it('waits durably for the effective date, then opens a periodic review that document control completes', async () => {
     const { number, contentHash } = await createDraft(p, u.author);
-    const effectiveDate = new Date(Date.now() + 3000).toISOString();
+    // Far enough ahead that the signed approval lands before it and the run is seen waiting in 'approved'.
+    const effectiveDate = new Date(Date.now() + 15_000).toISOString();
     await submit(p, u.control, number, 1, {
       routing: [{ name: 'Review', assignees: [{ user: u.rita.username }] }],
       effectiveDate,
@@ -97,7 +99,7 @@ describe('document approval: deadlines, reminders and effective dates', () => {
     assert.equal((await approve(p, u.rita, number, 1, contentHash)).status, 200);
     const approved = await waitForState(p, u.author.apiKey, number, 1, 'approved');
     assert.equal(approved.dueAt, effectiveDate, 'the effective date is the next thing due');
-    const effective = await waitForState(p, u.author.apiKey, number, 1, 'effective', 15_000);
+    const effective = await waitForState(p, u.author.apiKey, number, 1, 'effective', 40_000);
     assert.ok(Date.parse(effective.process.effectiveAt) >= Date.parse(effectiveDate));
 
     // The run shows the review as open only once document control's task for it is written: no wait for the list.

@@ -164,7 +164,8 @@ describe('document approval workflow with stub activities', () => {
         stage('Safety', { type: 'all' }, ['sam', 'sue']),
         stage('QA', { type: 'any' }, ['quinn', 'quentin']),
       ],
-      { effectiveDate: new Date(Date.now() + 6000).toISOString(), periodicReview: '4s' },
+      // Far enough ahead that every approval is in, and the run is seen waiting in 'approved', on a slow machine.
+      { effectiveDate: new Date(Date.now() + 20_000).toISOString(), periodicReview: '4s' },
     );
     await stageActive(handle, 0);
     await approve(handle, person('rita'));

@@ -110,15 +110,17 @@ describe('equipment: bookings of an instrument', function () {
     const set = await rule(code, { rule: 'single', tiers: [[u.tech2.username, u.tech.username]] });
     assert.equal(set.status, 200, JSON.stringify(set.body));
 
-    const id = await mustBook(u.tech, code, inSeconds(8), inSeconds(12));
+    // Starts far enough ahead that the early check-in below comes before its window on a slow machine.
+    const id = await mustBook(u.tech, code, inSeconds(20), inSeconds(24));
     assertProblem(await bookAct(u.tech, id, 'approve'), 403, 'forbidden');
     assertProblem(await bookAct(more.admin, id, 'approve'), 403, 'forbidden');
     assertProblem(await bookAct(u.tech, id, 'check-in'), 409, 'wrong-stage');
     const approved = await bookAct(u.tech2, id, 'approve', { comment: 'ok' });
     assert.equal(approved.status, 200, JSON.stringify(approved.body));
     assert.equal(approved.body.state, 'approved');
+    // An escalation step may come between them when the approval arrives after its 3 s deadline.
     assert.deepEqual(
-      approved.body.steps.map((s: { kind: string; by: string | null }) => [s.kind, s.by]),
+      approved.body.steps.filter((s: { kind: string }) => s.kind !== 'escalated').map((s: { kind: string; by: string | null }) => [s.kind, s.by]),
       [
         ['requested', u.tech.username],
         ['approved', u.tech2.username],
@@ -132,10 +134,10 @@ describe('equipment: bookings of an instrument', function () {
     const checkedIn = await waitFor(async () => {
       const res = await bookAct(u.tech, id, 'check-in');
       return res.status === 200 ? res : null;
-    }, 'inside the check-in window', 20_000, 250);
+    }, 'inside the check-in window', 40_000, 250);
     assert.equal(checkedIn.body.state, 'checked_in');
 
-    await stateIs(id, 'completed');
+    await stateIs(id, 'completed', 60_000);
     const done = await p.api('GET', `/api/v1/bookings/${id}`, { key: u.tech.apiKey });
     const completed = done.body.steps.find((s: { kind: string }) => s.kind === 'completed');
     assert.equal(completed.by, null);
@@ -180,9 +182,9 @@ describe('equipment: bookings of an instrument', function () {
   it('marks a booking not checked into a no-show at start + grace, and refuses check-in to someone whose authorisation was revoked', async () => {
     const code = instrumentCode();
     await inService(p, u, code, inSeconds(3600));
-    const id = await mustBook(u.tech, code, inSeconds(3), inSeconds(30));
+    const id = await mustBook(u.tech, code, inSeconds(10), inSeconds(35));
     await stateIs(id, 'approved');
-    await stateIs(id, 'no_show', 30_000);
+    await stateIs(id, 'no_show', 60_000);
     const noShow = await db()('instrument_booking_steps').where({ reservation_id: id, kind: 'no_show' }).first();
     const start = Date.parse((await p.api('GET', `/api/v1/bookings/${id}`, { key: u.tech.apiKey })).body.start);
     assert.ok(noShow.occurred_at.getTime() >= start + 3000);

@@ -273,11 +273,11 @@ describe('the sample-intake workflow with stub activities', () => {
   });
 
   it('fires the STAT turnaround and the stability timers once each, with second-scale durations', async () => {
-    // Stable 6 s at room temperature from a collection just now; STAT results due 2 s after receipt.
+    // Stable 20 s at room temperature from a collection just now; STAT results due 2 s after receipt (well before).
     const handle = await start({
       priority: 'stat',
       collectedAt: new Date().toISOString(),
-      criteria: { ...SERUM, stability: { room: '6s' } },
+      criteria: { ...SERUM, stability: { room: '20s' } },
       timers: { ...LONG, statTurnaround: '2s' },
     });
     await receive(handle, { temperatureC: 20 });
@@ -289,7 +289,7 @@ describe('the sample-intake workflow with stub activities', () => {
         return kinds.length === 2 && kinds;
       },
       'both timers fired',
-      20_000,
+      45_000,
     );
     assert.deepEqual(fired, ['stat_overdue', 'stability_expired']);
     const state = await handle.query(sampleStateQuery);

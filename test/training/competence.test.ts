@@ -4,6 +4,7 @@ import { capaGrantedArgs } from '../../common/capa-grants';
 import { effectivenessUpdate } from '../../common/capa';
 import { authorisationStatement } from '../../common/competence';
 import { workflowIds } from '../../common/ids';
+import { toProblem } from '../../api/error-handler';
 import { checkGate } from '../../db/gate';
 import { issueTestGrant, refusalType } from '../helpers/forgery';
 import { startPlatform, type Platform } from '../helpers/platform';
@@ -103,8 +104,9 @@ describe('competence and authorisation, and the gate that requires them', () => 
       ],
     );
 
-    // Competent, with the reassessment due a few seconds from now (assessed 182 days ago, less 3 seconds).
-    const assessedAt = new Date(Date.now() - 182 * DAY + 3_000).toISOString();
+    // Competent, with the reassessment due seconds from now (assessed 182 days ago, less 15 seconds: time for the two
+    // signed authorisations below on a slow machine).
+    const assessedAt = new Date(Date.now() - 182 * DAY + 15_000).toISOString();
     const assessed = await assess(u.qa, { username: u.tech.username, activity: VERIFY_TSH, scope: 'TSH', method: 'blind_sample', outcome: 'competent', assessedAt });
     assert.equal(assessed.status, 201, JSON.stringify(assessed.body));
     const granted = await authorise(u.director, u.tech, VERIFY_TSH, 'TSH', { validFrom: new Date(Date.now() - 1000).toISOString() });
@@ -123,7 +125,7 @@ describe('competence and authorisation, and the gate that requires them', () => 
     const expired = await waitFor(async () => {
       const verdict = await gate(u.tech, 'TSH');
       return verdict.ok ? null : verdict;
-    }, 'the competency expiring', 20_000);
+    }, 'the competency expiring', 45_000);
     assert.deepEqual(
       expired.missing.map((m) => [m.kind, 'reason' in m ? m.reason : null]),
       [['competency', 'expired']],
@@ -178,7 +180,12 @@ describe('competence and authorisation, and the gate that requires them', () => 
     const revoked = await p.api('POST', `/api/v1/authorisations/${granted.body.id}/revoke`, { key: u.director.apiKey, body: { reason: 'suspended pending retraining' } });
     assert.equal(revoked.status, 200);
     const handle = testEnv().client.workflow.getHandle(workflowIds.capa(number));
-    assert.equal(await refusalType(handle.executeUpdate(effectivenessUpdate, { args: [{ actor: u.qa.actor, ...check, grant }] })), 'GateRefused');
+    const failed: unknown = await handle.executeUpdate(effectivenessUpdate, { args: [{ actor: u.qa.actor, ...check, grant }] }).then(() => null, (err: unknown) => err);
+    assert.equal(await refusalType(Promise.reject(failed)), 'GateRefused');
+    // The API answers the recording step's refusal as it answers its own: 403 naming what is missing.
+    const problem = toProblem(failed)?.body();
+    assert.equal(problem?.type, 'urn:labflow:problem:gate-refused');
+    assert.deepEqual(problem?.missing, [{ kind: 'authorisation', activity: CAPA_VERIFICATION, scope: '*', reason: 'revoked', dueAt: null }]);
     const audited = await db()('audit_events').where({ action: 'gate.refused', entity_id: number }).whereRaw(`details->>'checkedAt' = 'recording'`).first();
     assert.ok(audited, 'the refusal in the recording step is in the trail');
     assert.equal((await db()('capas').where({ number }).first('stage')).stage, 'effectiveness_review');

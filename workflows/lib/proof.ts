@@ -48,6 +48,11 @@ export function grantRefusal(err: unknown): ApplicationFailure | undefined {
 export const refusalType = (refusal: ApplicationFailure): FailureType =>
   refusal.type === FailureType.GateRefused ? FailureType.GateRefused : FailureType.GrantRefused;
 
+/** Answers the Update's caller with the recording step's refusal: its type, message and details (what the gate found missing). */
+export function passOnRefusal(refusal: ApplicationFailure): never {
+  refuse(refusalType(refusal), refusal.message, refusal.details as unknown[] | undefined);
+}
+
 /**
  * Runs the step that records an accepted action. When its proof is refused nothing was written, so the run gives
  * back what it had taken in memory (a slot, an assignee, a due date) and the Update's caller gets the refusal;
@@ -60,12 +65,14 @@ export async function undoneIfRefused<T>(record: () => Promise<T>, undo: () => v
     const refusal = grantRefusal(err);
     if (!refusal) throw err;
     undo();
-    refuse(refusalType(refusal), refusal.message);
+    passOnRefusal(refusal);
   }
 }
 
 /** Hands an activity's typed refusal on to the Update's caller (a state Postgres no longer shows, an unproven action); any other failure stays the run's. */
 export function refuseAsRecorded(err: unknown): never {
-  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type) refuse(err.cause.type as FailureType, err.cause.message);
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type) {
+    refuse(err.cause.type as FailureType, err.cause.message, err.cause.details as unknown[] | undefined);
+  }
   throw err;
 }

@@ -1,7 +1,7 @@
 import { ApplicationFailure, patched } from '@temporalio/workflow';
-import { FailureType, refuse } from '../../common/failures';
+import { FailureType } from '../../common/failures';
 import type { SampleIntakeState } from '../../common/sample-intake';
-import { grantRefusal, refusalType } from '../lib/proof';
+import { grantRefusal, passOnRefusal } from '../lib/proof';
 
 /** Runs recorded after this patch check each action's proof before the next action may look at the state. */
 export const SAMPLE_GRANTS_PATCH = 'sample-action-grants';
@@ -54,7 +54,7 @@ export class Turns {
         const refusal = proofRefusal(err);
         if (!refusal) throw err;
         this.restore(saved);
-        refuse(refusalType(refusal), refusal.message);
+        passOnRefusal(refusal);
       }
     } finally {
       release();
