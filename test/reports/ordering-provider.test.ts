@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { renderReportPdf } from '../../activities/report-pdf';
 import { contentHashOf } from '../../common/capa-hash';
+import type { ReportContent } from '../../db/reports';
 import { pdfText } from '../exports/support';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
@@ -244,5 +247,53 @@ describe("reports: the sample's ordering provider is told of each released versi
     const v1 = (await get(u.director, reportUrl(accession, 1))).body;
     assert.equal(v1.content.sample.orderingProvider, null);
     assert.match(await pdfText((await pdfOf(p, u.director, accession, 1)).bytes), /Ordering provider: none named/);
+  });
+  it('serves a version released before reports named the provider as it was released: its content without the field, its hash verifying, its PDF byte for byte', async () => {
+    const { p, u } = lab;
+    const { db } = testEnv();
+    const test = await testCode();
+    const accession = await routedSample(p, u.doc, u.tech, [test], {}, { orderingProvider: c.provider.username });
+    // The version as the release wrote it before: content without `orderingProvider`, its hash, its PDF.
+    const legacy: ReportContent = {
+      patient: { name: 'Ada Lovelace', mrn: 'MRN-0042', dob: '1915-12-10', sex: null },
+      sample: { accession, specimenSource: 'Serum (SERUM)', collectedAt: null, receivedAt: null, submitter: u.doc.actor.printedName },
+      tests: [],
+      rejections: [],
+      correction: null,
+    };
+    const contentHash = contentHashOf(legacy);
+    const signedAt = new Date().toISOString();
+    const pdf = await renderReportPdf({
+      content: legacy,
+      version: 1,
+      lab: { name: 'labflow laboratory', address: '' },
+      reportDate: signedAt,
+      contentHash,
+      signature: { printedName: u.director.actor.printedName, username: u.director.username, meaning: 'responsibility', signedAt },
+    });
+    assert.doesNotMatch(await pdfText(pdf), /Ordering provider/, 'content without the field prints no provider line');
+    const sample = await db('samples').where({ accession }).first('id');
+    await db('reports').insert({
+      workflow_id: `report:${accession}:v1`,
+      sample_id: sample.id,
+      accession,
+      version: 1,
+      state: 'released',
+      content: JSON.stringify(legacy),
+      content_hash: contentHash,
+      pdf,
+      pdf_sha256: sha256(pdf),
+      signature_id: randomUUID(),
+      released_by: u.director.actor.userId,
+      released_at: signedAt,
+      ordering_provider_id: c.provider.actor.userId,
+    });
+
+    const shown = await get(c.provider, reportUrl(accession, 1));
+    assert.equal(shown.status, 200, JSON.stringify(shown.body));
+    assert.deepEqual(shown.body.content, legacy);
+    assert.equal(shown.body.contentHash, contentHash);
+    assert.equal(contentHashOf(shown.body.content), shown.body.contentHash);
+    assert.ok((await pdfOf(p, c.provider, accession, 1)).bytes.equals(pdf));
   });
 });
