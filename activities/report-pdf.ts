@@ -106,6 +106,8 @@ export function renderReportPdf(report: PrintedReport): Promise<Buffer> {
   line('Collected', content.sample.collectedAt && printedUtc(content.sample.collectedAt));
   line('Received', content.sample.receivedAt && printedUtc(content.sample.receivedAt));
   line('Submitted by', content.sample.submitter);
+  // The provider the version is delivered to; content assembled before reports named them has no such field.
+  if (content.sample.orderingProvider !== undefined) line('Ordering provider', content.sample.orderingProvider ?? 'none named');
 
   heading(`Results (${content.tests.length})`);
   if (!content.tests.length && content.rejections.length) doc.text('No test was performed: the specimen was rejected (below).');

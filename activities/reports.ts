@@ -185,7 +185,8 @@ export function reportActivities(deps: ActivityDeps) {
         }
         await requireGate(trx, actor, { activity: RESULT_RELEASE, roles: ['lab_director'] }, { entityType: 'report', entityId: ref.workflowId });
         const sample = await trx('samples').where({ id: ref.sampleId }).forNoKeyUpdate().first('submitter_id', 'ordering_provider_id');
-        // The ordering provider as PostgreSQL has them now (the sample row is locked: a change waits or came first).
+        // The ordering provider as PostgreSQL has them now (the sample row is locked: a change waits or came first);
+        // the content assembled below names the same provider, read in this transaction.
         const orderingProviderId: string | null = sample?.ordering_provider_id ?? null;
         // The sample's analyses are locked before the content is assembled: a retraction, retest or rejection
         // recorded at the same moment waits, so the signed report never shows a result withdrawn meanwhile.

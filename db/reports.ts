@@ -35,6 +35,11 @@ export interface ReportContent {
     collectedAt: string | null;
     receivedAt: string | null;
     submitter: string | null;
+    /**
+     * The ordering provider the version is delivered to (their printed name; null when the sample names none). Absent
+     * from the content of versions assembled before reports named them: a released version's content never changes.
+     */
+    orderingProvider?: string | null;
   };
   tests: ReportTest[];
   /** Specimens (or tests of one) that did not meet the lab's criteria: their condition and disposition. */
@@ -65,6 +70,7 @@ export async function assembleReportContent(db: Q, sampleId: string, correction:
   const s = await db('samples as s')
     .leftJoin('sample_types as t', 't.code', 's.sample_type')
     .leftJoin('users as u', 'u.id', 's.submitter_id')
+    .leftJoin('users as op', 'op.id', 's.ordering_provider_id')
     .where('s.id', sampleId)
     .first(
       's.accession',
@@ -84,6 +90,7 @@ export async function assembleReportContent(db: Q, sampleId: string, correction:
       's.rejection_condition',
       's.disposition',
       'u.printed_name as submitter',
+      'op.printed_name as ordering_provider',
     );
   if (!s) throw new Error(`no sample ${sampleId}`);
   const analyses = await db('analyses as a')
@@ -191,6 +198,7 @@ export async function assembleReportContent(db: Q, sampleId: string, correction:
       collectedAt: iso(s.collected_at),
       receivedAt: iso(s.received_at),
       submitter: s.submitter ?? null,
+      orderingProvider: s.ordering_provider ?? null,
     },
     tests,
     rejections,

@@ -71,19 +71,34 @@ export function signaturesWithVoids(db: Knex | Knex.Transaction) {
 /** The void columns readers show, named as the signature row had them before voids got their own table. */
 export const VOID_COLUMNS = ['sv.signature_id is not null as void', 'sv.voided_at', 'sv.reason as void_reason'] as const;
 
+/** The columns a signature is shown with: its manifestation, what was signed and whether it was voided. */
+const signatureColumns = (db: Db) => [
+  's.workflow_id',
+  's.round',
+  's.stage_name',
+  's.username',
+  's.printed_name',
+  's.meaning',
+  's.signed_at',
+  's.content_hash',
+  db.raw(VOID_COLUMNS.join(', ')),
+];
+
 export async function listSignaturesFor(db: Db, entityType: string, entityId: string) {
   return signaturesWithVoids(db)
     .where({ 's.entity_type': entityType, 's.entity_id': entityId })
     .orderBy('s.signed_at')
-    .select(
-      's.workflow_id',
-      's.round',
-      's.stage_name',
-      's.username',
-      's.printed_name',
-      's.meaning',
-      's.signed_at',
-      's.content_hash',
-      db.raw(VOID_COLUMNS.join(', ')),
-    );
+    .select(...signatureColumns(db));
+}
+
+/** The signatures on several records, oldest first, each naming the record it is on (`entity_type`, `entity_id`). */
+export async function listSignaturesOn(db: Db, records: { entityType: string; entityId: string }[]) {
+  if (!records.length) return [];
+  return signaturesWithVoids(db)
+    .whereIn(
+      ['s.entity_type', 's.entity_id'],
+      records.map((r) => [r.entityType, r.entityId]),
+    )
+    .orderBy(['s.signed_at', 's.id'])
+    .select('s.entity_type', 's.entity_id', ...signatureColumns(db));
 }

@@ -17,6 +17,9 @@ export interface ExportedSignature {
   void: boolean;
   voidedAt: string | null;
   voidReason: string | null;
+  /** The record signed, on a sample's copy: the sample, one of its analyses (every retest) or report versions. */
+  entityType?: string;
+  entityId?: string;
 }
 
 export interface ExportedCustodyEvent {
@@ -58,9 +61,23 @@ export interface ExportedRecord {
   generatedBy: { username: string; printedName: string };
 }
 
-/** How a trail line names its event: the action, and the record it is on when that is not the exported record. */
-export const trailWhat = (record: Pick<ExportedRecord, 'entityType' | 'entityId'>, e: ExportedTrailEvent): string =>
-  e.entityType === record.entityType && e.entityId === record.entityId ? e.action : `${e.action} on ${e.entityType} ${e.entityId}`;
+type RecordRef = Pick<ExportedRecord, 'entityType' | 'entityId'>;
+
+/** The record an event or signature is on, when that is not the exported record (`analysis analysis:<accession>:<test>`). */
+export const otherRecord = (record: RecordRef, on: Partial<RecordRef>): string | null =>
+  !on.entityType || !on.entityId || (on.entityType === record.entityType && on.entityId === record.entityId)
+    ? null
+    : `${on.entityType} ${on.entityId}`;
+
+/** How a line names what happened: the action (or meaning), and the record it is on when that is not the exported record. */
+const onRecord = (record: RecordRef, on: Partial<RecordRef>, what: string): string => {
+  const other = otherRecord(record, on);
+  return other ? `${what} on ${other}` : what;
+};
+
+export const trailWhat = (record: RecordRef, e: ExportedTrailEvent): string => onRecord(record, e, e.action);
+
+export const signatureWhat = (record: RecordRef, s: ExportedSignature): string => onRecord(record, s, s.meaning);
 
 export const isoUtc = (value: Date | string | null | undefined): string | null =>
   value === null || value === undefined ? null : new Date(value).toISOString();
@@ -98,6 +115,8 @@ interface SignatureRow {
   void: boolean;
   voided_at: Date | string | null;
   void_reason: string | null;
+  entity_type?: string;
+  entity_id?: string;
 }
 
 export function signaturesOf(rows: SignatureRow[]): ExportedSignature[] {
@@ -111,6 +130,7 @@ export function signaturesOf(rows: SignatureRow[]): ExportedSignature[] {
     void: Boolean(s.void),
     voidedAt: isoUtc(s.voided_at),
     voidReason: s.void_reason ?? null,
+    ...(s.entity_type && s.entity_id ? { entityType: s.entity_type, entityId: s.entity_id } : {}),
   }));
 }
 

@@ -2,7 +2,7 @@ import { auditTrail } from '../../db/audit';
 import { capaActions, capaSources, findCapa } from '../../db/capa';
 import type { Db } from '../../db/knex';
 import { custodyTrail, type SampleRow } from '../../db/sample-intake';
-import { sampleTrail } from '../../db/sample-trail';
+import { sampleSignatures, sampleTrail } from '../../db/sample-trail';
 import { listSignaturesFor } from '../../db/signatures';
 import { fields, isoUtc, signaturesOf, trailEvents, type ExportedRecord } from './exported-record';
 
@@ -54,13 +54,14 @@ export async function capaProjectionRecord(deps: { db: Db }, actor: Generator, n
 }
 
 /**
- * A sample with its patient identification, chain of custody, signatures and whole trail (its analyses', reports' and
- * critical-value calls' events with its own, in chain order): PHI.
+ * A sample with its patient identification, chain of custody, every signature (its own, its analyses' verifications
+ * and result releases, its reports' releases, each naming the record signed) and whole trail (its analyses', reports'
+ * and critical-value calls' events with its own, in chain order): PHI.
  */
 export async function sampleRecord(deps: { db: Db }, actor: Generator, row: SampleRow): Promise<ExportedRecord> {
   const [custody, signatures, trail] = await Promise.all([
     custodyTrail(deps.db, row.id),
-    listSignaturesFor(deps.db, 'sample', row.accession),
+    sampleSignatures(deps.db, row),
     sampleTrail(deps.db, row),
   ]);
   return {

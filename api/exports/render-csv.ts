@@ -1,5 +1,5 @@
 import { stringify } from 'csv-stringify/sync';
-import { printedUtc, trailWhat, type ExportedRecord } from './exported-record';
+import { printedUtc, signatureWhat, trailWhat, type ExportedRecord } from './exported-record';
 
 export const CSV_COLUMNS = ['section', 'item', 'at_utc', 'by', 'what', 'detail'] as const;
 
@@ -27,7 +27,7 @@ export function csvRowsOf(record: ExportedRecord): string[][] {
     ]
       .filter(Boolean)
       .join('; ');
-    rows.push(['signature', `${s.printedName} (${s.username})`, printedUtc(s.signedAt), s.printedName, s.meaning, detail]);
+    rows.push(['signature', `${s.printedName} (${s.username})`, printedUtc(s.signedAt), s.printedName, signatureWhat(record, s), detail]);
   }
   for (const c of record.custody ?? []) {
     const detail = [c.from ? `from ${c.from}` : '', c.to ? `to ${c.to}` : '', c.condition ? `condition: ${c.condition}` : '']

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import PDFDocument from 'pdfkit';
-import { printedUtc, trailWhat, type ExportedRecord } from './exported-record';
+import { otherRecord, printedUtc, trailWhat, type ExportedRecord } from './exported-record';
 
 // PDF/A needs every font embedded: DejaVu Sans ships in the repository (assets/fonts, its licence beside it).
 const FONTS = join(__dirname, '..', '..', 'assets', 'fonts');
@@ -97,6 +97,8 @@ function writeRecord(doc: PDFKit.PDFDocument, record: ExportedRecord): void {
     doc.font('bold').text(`Signed by ${s.printedName} (${s.username})`);
     doc.font('regular').text(`Date and time: ${printedUtc(s.signedAt)}`);
     doc.text(`Meaning: ${s.meaning}`);
+    const signedRecord = otherRecord(record, s);
+    if (signedRecord) doc.text(`Record signed: ${signedRecord}`);
     if (s.stage) doc.text(`Stage: ${s.stage}`);
     doc.text(`Content SHA-256 signed: ${s.contentHash}`);
     if (s.void) doc.text(`VOID since ${printedUtc(s.voidedAt!)}: ${s.voidReason ?? ''}`);

@@ -15,7 +15,6 @@ import {
   type AnalysisAction,
   type AnalysisState,
 } from '../../common/results';
-import type { DeltaCheck } from '../../common/result-rules';
 import type { Actor, Role } from '../../common/roles';
 import type { SignatureInput } from '../../common/signatures';
 import type { ApiDeps } from '../deps';
@@ -31,9 +30,11 @@ import {
   resultBody,
   signedBody,
 } from '../schemas/results';
-import { loadSample, requireSampleAccess } from '../services/sample-intake';
+import { loadSample } from '../services/sample-intake';
+import { isLabStaff, requireAnalysisAccess } from '../services/result-access';
 import {
   analysesOf,
+  analysisAsSeen,
   analysisRun,
   analysisView,
   dropUnappliedEntry,
@@ -50,6 +51,8 @@ import { phiAccessLog } from '../patient-access';
 
 const LAB = ['lab_technician', 'lab_director'] as const;
 const TAG = 'results';
+const READERS =
+  "Lab roles (lab_technician, lab_director), the clinician who submitted the sample and the sample's current ordering provider (the same view as the submitter's); a replaced ordering provider does not; admin does not pass. Every read and refusal is a PHI access event.";
 type Params = z.infer<typeof analysisParams>;
 
 /** The rule a refused verification names (the refusal's message starts with it). */
@@ -144,14 +147,17 @@ export function resultRoutes(deps: ApiDeps): RouteSpec[] {
       path: '/samples/:accession/analyses',
       summary: "A sample's analyses: each routed test's state, result, flag, reference range, verifications and retests",
       tag: TAG,
-      roles: [...LAB, 'clinician'],
+      roles: 'any',
+      access: READERS,
       params: analysisListParams,
       response: analysisListAnswer,
       handler: async ({ params, actor, ctx }) => {
-        requireSampleAccess(await loadSample(db, params.accession), actor);
-        const items = await analysesOf(db, params.accession);
-        await phi.read(ctx, actor, { kind: 'analysis_list', patientIds: [], recordIds: items.map((a) => a.workflowId) });
-        ctx.body = { items };
+        const sample = await loadSample(db, params.accession);
+        const seen = (await analysesOf(db, params.accession)).map((view) => analysisAsSeen(view, isLabStaff(actor)));
+        const recordIds = seen.flatMap((s) => s.recordIds);
+        const patientIds = await requireAnalysisAccess(deps, sample, actor, ctx, { kind: 'analysis_list', recordIds: seen.map((s) => s.view.workflowId) });
+        await phi.read(ctx, actor, { kind: 'analysis_list', patientIds, recordIds: [...new Set(recordIds)] });
+        ctx.body = { items: seen.map((s) => s.view) };
       },
     }),
     route<Params>({
@@ -159,22 +165,17 @@ export function resultRoutes(deps: ApiDeps): RouteSpec[] {
       path: '/samples/:accession/analyses/:test',
       summary: "A test's current analysis on a sample (its newest retest)",
       tag: TAG,
-      roles: [...LAB, 'clinician'],
+      roles: 'any',
+      access: READERS,
       params: analysisParams,
       response: analysisAnswer,
       handler: async ({ params, actor, ctx }) => {
-        requireSampleAccess(await loadSample(db, params.accession), actor);
-        const view = await analysisView(db, await loadAnalysis(db, params.accession, params.test));
-        // The delta check's previous result may be on another sample (another clinician's): the lab sees it, and
-        // reading it is part of this access event; a clinician sees only whether the check was exceeded.
-        const lab = actor.roles.some((r) => (LAB as readonly string[]).includes(r));
-        const delta = view.result?.deltaCheck as DeltaCheck | undefined;
-        const previous = lab ? delta?.previous?.workflowId : undefined;
-        await phi.read(ctx, actor, { kind: 'analysis', patientIds: [], recordIds: [view.workflowId, ...(previous ? [previous] : [])] });
-        ctx.body =
-          lab || !delta || !view.result
-            ? view
-            : { ...view, result: { ...view.result, deltaCheck: { ...delta, previous: null, difference: null, percentChange: null } } };
+        const sample = await loadSample(db, params.accession);
+        const row = await loadAnalysis(db, params.accession, params.test);
+        const patientIds = await requireAnalysisAccess(deps, sample, actor, ctx, { kind: 'analysis', recordIds: [row.workflow_id] });
+        const { view, recordIds } = analysisAsSeen(await analysisView(db, row), isLabStaff(actor));
+        await phi.read(ctx, actor, { kind: 'analysis', patientIds, recordIds });
+        ctx.body = view;
       },
     }),
     analysisAction({

@@ -52,7 +52,13 @@ export const reportAnswer = z
     unverified: z.array(z.looseObject({ test: z.string(), state: z.string() })).describe('tests that block a release'),
     content: z.looseObject({
       patient: z.looseObject({}),
-      sample: z.looseObject({}),
+      sample: z.looseObject({
+        orderingProvider: z
+          .string()
+          .nullable()
+          .optional()
+          .describe("the ordering provider the version is delivered to (printed name, null when none is named); absent from versions assembled before reports named them"),
+      }),
       tests: z.array(reportTest),
       rejections: z.array(z.looseObject({})),
     }),

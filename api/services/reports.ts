@@ -2,9 +2,10 @@ import type { Context } from 'koa';
 import type { Actor } from '../../common/roles';
 import { assembleReportContent, correctionOf } from '../../db/reports';
 import type { ApiDeps } from '../deps';
-import { logPhiRead, phiAccessLog, phiVia } from '../patient-access';
+import { logPhiRead, phiVia } from '../patient-access';
 import { problems } from '../problem';
 import type { SampleRow } from '../../db/sample-intake';
+import { isLabStaff, patientsOf, readsSampleResults, refuseResultRead } from './result-access';
 
 type Db = ApiDeps['db'];
 
@@ -27,25 +28,18 @@ export interface ReportRow {
   ordering_provider_id: string | null;
 }
 
-const LAB_ROLES = ['lab_technician', 'lab_director'];
-
 /**
  * Whether the caller sees a report before its release: the lab does; its submitter, ordering provider and the care
  * team read what the lab director released, the point at which results are issued.
  */
-export const seesUnreleased = (actor: Actor) => actor.roles.some((r) => LAB_ROLES.includes(r));
-
-/** The patient records a sample's requisition names (by MRN): their care teams read the sample's reports. */
-async function patientsOf(db: Db, sample: SampleRow): Promise<string[]> {
-  const mrn = (await db('samples').where({ id: sample.id }).first('patient_mrn'))?.patient_mrn;
-  return mrn ? db('patients').where({ mrn }).pluck('id') : [];
-}
+export const seesUnreleased = isLabStaff;
 
 /**
- * Who reads a sample's reports: lab roles, the clinician who submitted it, its current ordering provider, and the care
- * team of the patient the requisition names (matched by MRN) read every version they are shown; an ordering provider
- * the sample no longer names reads the released versions that were delivered to them, and only those. Anyone else gets
- * 403, and the refusal is a PHI access event too. Answers the patients the reads concern and the rows the caller reads.
+ * Who reads a sample's reports: those who read its results as they stand (lab staff, its submitter, its current
+ * ordering provider) and the care team of the patient the requisition names (matched by MRN) read every version they
+ * are shown; an ordering provider the sample no longer names reads the released versions that were delivered to them,
+ * and only those. Anyone else gets 403, and the refusal is a PHI access event too. Answers the patients the reads
+ * concern and the rows the caller reads.
  */
 export async function requireReportAccess<R extends Pick<ReportRow, 'id' | 'state' | 'ordering_provider_id'>>(
   deps: ApiDeps,
@@ -57,9 +51,7 @@ export async function requireReportAccess<R extends Pick<ReportRow, 'id' | 'stat
   const { db } = deps;
   const patientIds = await patientsOf(db, sample);
   const everyVersion = { patientIds, rows };
-  if (actor.roles.some((r) => LAB_ROLES.includes(r))) return everyVersion;
-  if (sample.submitter_id !== null && sample.submitter_id === actor.userId) return everyVersion;
-  if (sample.ordering_provider_id !== null && sample.ordering_provider_id === actor.userId) return everyVersion;
+  if (readsSampleResults(sample, actor)) return everyVersion;
   if (
     patientIds.length &&
     (await db('patient_clinicians').whereIn('patient_id', patientIds).where({ user_id: actor.userId }).first('user_id'))
@@ -68,8 +60,11 @@ export async function requireReportAccess<R extends Pick<ReportRow, 'id' | 'stat
   }
   const delivered = rows.filter((r) => r.state === 'released' && r.ordering_provider_id === actor.userId);
   if (delivered.length) return { patientIds, rows: delivered };
-  await phiAccessLog(deps).denied(ctx, actor, { kind: rows.length === 1 ? 'report' : 'report_list', patientIds, recordIds: rows.map((r) => r.id) });
-  throw problems.forbidden(
+  return refuseResultRead(
+    deps,
+    ctx,
+    actor,
+    { kind: rows.length === 1 ? 'report' : 'report_list', patientIds, recordIds: rows.map((r) => r.id) },
     `the reports of ${sample.accession} are read by lab staff, its submitter, its ordering provider and the patient's care team`,
   );
 }

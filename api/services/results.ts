@@ -1,6 +1,7 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { contentHashOf } from '../../common/capa-hash';
 import { FINAL_ANALYSIS_STATES, type AnalysisStateName } from '../../common/results';
+import type { DeltaCheck } from '../../common/result-rules';
 import type { Actor } from '../../common/roles';
 import { appendAudit } from '../../db/audit';
 import { instrumentUsability, unusableWhy } from '../../db/equipment';
@@ -172,4 +173,24 @@ export async function analysisView(db: Db, row: AnalysisRow) {
 export async function analysesOf(db: Db, accession: string) {
   const rows: AnalysisRow[] = await db('analyses').where({ accession }).orderBy(['test_code', 'retest_number']);
   return Promise.all(rows.map((row) => analysisView(db, row)));
+}
+
+type AnalysisView = Awaited<ReturnType<typeof analysisView>>;
+
+/**
+ * An analysis as a reader is shown it, and the records the read discloses. The delta check's previous result may be
+ * on another sample (another clinician's): the lab sees it, and reading it is part of the same access event; anyone
+ * else sees only whether the check was exceeded.
+ */
+export function analysisAsSeen(view: AnalysisView, lab: boolean): { view: AnalysisView; recordIds: string[] } {
+  const delta = view.result?.deltaCheck as DeltaCheck | undefined;
+  if (lab) {
+    const previous = delta?.previous?.workflowId;
+    return { view, recordIds: [view.workflowId, ...(previous ? [previous] : [])] };
+  }
+  const shown =
+    !delta || !view.result
+      ? view
+      : { ...view, result: { ...view.result, deltaCheck: { ...delta, previous: null, difference: null, percentChange: null } } };
+  return { view: shown, recordIds: [view.workflowId] };
 }

@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { renderReportPdf } from '../../activities/report-pdf';
+import { contentHashOf } from '../../common/capa-hash';
+import type { ReportContent } from '../../db/reports';
+import { pdfText } from '../exports/support';
 import { makeUsers, type TestUser } from '../helpers/users';
 import { waitFor } from '../helpers/wait';
 import { testEnv } from '../setup/env';
-import { labPlatform, routedSample, testCode } from '../results/support';
+import { analysisUrl, labPlatform, mustAnalysisAct, routedSample, testCode } from '../results/support';
 import { assembled, assembledAndReleased, pdfOf, problem, release, reportUrl, sha256, verifiedResult } from './support';
 
 describe("reports: the sample's ordering provider is told of each released version and reads the reports", function () {
@@ -143,5 +148,152 @@ describe("reports: the sample's ordering provider is told of each released versi
       (await get(c.successor, reportUrl(accession))).body.items.map((r: { version: number }) => r.version),
       [1, 2],
     );
+  });
+  it("lets the current ordering provider read the sample's analyses as the submitter does, each read a PHI access event; a replaced provider is refused, and logged", async () => {
+    const { p, u } = lab;
+    const { db } = testEnv();
+    const who = await makeUsers({ attending: ['clinician'], resident: ['clinician'] });
+    const { test, accession } = await sampleOrderedBy(who.attending);
+    // An entered value, not yet verified: the provider is shown what the submitter is shown, no more.
+    await mustAnalysisAct(p, u.tech, accession, test, 'result', { kind: 'numeric', value: 5.1, unit: 'mmol/L', performedBy: 'bench 3' });
+    const listUrl = `/api/v1/samples/${accession}/analyses`;
+    const workflowId = `analysis:${accession}:${test}`;
+    const events = (user: TestUser) =>
+      db('phi_access_events').where({ user_id: user.actor.userId }).orderBy('occurred_at').select('record_kind', 'record_ids', 'outcome', 'route');
+
+    const list = await get(who.attending, listUrl);
+    assert.equal(list.status, 200, JSON.stringify(list.body));
+    assert.deepEqual(list.body, (await get(u.doc, listUrl)).body, "the provider's list is the submitter's");
+    const one = await get(who.attending, analysisUrl(accession, test));
+    assert.equal(one.status, 200, JSON.stringify(one.body));
+    assert.deepEqual(one.body, (await get(u.doc, analysisUrl(accession, test))).body, "the provider's view is the submitter's");
+    assert.equal(one.body.result.value, 5.1);
+    assert.deepEqual(await events(who.attending), [
+      { record_kind: 'analysis_list', record_ids: [workflowId], outcome: 'read', route: '/api/v1/samples/:accession/analyses' },
+      { record_kind: 'analysis', record_ids: [workflowId], outcome: 'read', route: '/api/v1/samples/:accession/analyses/:test' },
+    ]);
+
+    const put = await p.api('PUT', `/api/v1/samples/${accession}/ordering-provider`, {
+      key: u.tech.apiKey,
+      body: { orderingProvider: who.resident.username, reason: 'The ward named the attending physician' },
+    });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    // The provider named now reads them; the one replaced reads them no more, and each refusal is logged as denied.
+    assert.equal((await get(who.resident, analysisUrl(accession, test))).status, 200);
+    for (const url of [listUrl, analysisUrl(accession, test)]) {
+      const refused = await get(who.attending, url);
+      assert.equal(refused.status, 403, JSON.stringify(refused.body));
+      assert.equal(refused.body.type, problem('forbidden'));
+      assert.equal(refused.body.result, undefined);
+    }
+    assert.deepEqual((await events(who.attending)).slice(2), [
+      { record_kind: 'analysis_list', record_ids: [workflowId], outcome: 'denied', route: '/api/v1/samples/:accession/analyses' },
+      { record_kind: 'analysis', record_ids: [workflowId], outcome: 'denied', route: '/api/v1/samples/:accession/analyses/:test' },
+    ]);
+  });
+
+  it('names the ordering provider the version is delivered to on the report and its PDF; a released v1 stays byte-identical when the provider changes', async () => {
+    const { p, u } = lab;
+    const { db } = testEnv();
+    const who = await makeUsers({ attending: ['clinician'], resident: ['clinician'] });
+    const { test, accession } = await sampleOrderedBy(who.attending);
+    await verifiedResult(p, u, accession, test, 4.2);
+    const draft = await assembled(p, u.director, accession);
+    assert.equal(draft.content.sample.orderingProvider, who.attending.actor.printedName);
+    const released = await release(p, u.director, accession, 1);
+    assert.equal(released.status, 200, JSON.stringify(released.body));
+    const v1 = (await get(u.director, reportUrl(accession, 1))).body;
+    assert.equal(v1.content.sample.orderingProvider, who.attending.actor.printedName);
+    // What the lab director signed covers the provider: the content's hash is the one signed, recomputed from the content.
+    assert.equal(contentHashOf(v1.content), v1.contentHash);
+    const pdf1 = await pdfOf(p, u.director, accession, 1);
+    assert.match(await pdfText(pdf1.bytes), new RegExp(`Ordering provider: ${who.attending.actor.printedName}`));
+    const stored1 = await db('reports').where({ accession, version: 1 }).first('content', 'content_hash', 'pdf_sha256', 'ordering_provider_id');
+    assert.equal(stored1.ordering_provider_id, who.attending.actor.userId, 'the provider named is the one delivered to');
+
+    const put = await p.api('PUT', `/api/v1/samples/${accession}/ordering-provider`, {
+      key: u.tech.apiKey,
+      body: { orderingProvider: who.resident.username, reason: 'The ward named the attending physician' },
+    });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    // v1 as released, byte for byte: its content, the hash signed, its PDF.
+    const after = (await get(u.director, reportUrl(accession, 1))).body;
+    assert.deepEqual(after.content, v1.content);
+    assert.equal(after.contentHash, v1.contentHash);
+    assert.equal(contentHashOf(after.content), after.contentHash);
+    const pdfAfter = await pdfOf(p, u.director, accession, 1);
+    assert.ok(pdfAfter.bytes.equals(pdf1.bytes));
+    assert.equal(sha256(pdfAfter.bytes), released.body.pdfSha256);
+    assert.deepEqual(await db('reports').where({ accession, version: 1 }).first('content', 'content_hash', 'pdf_sha256', 'ordering_provider_id'), stored1);
+
+    // A correction is assembled anew: it names the provider it is delivered to now.
+    const corrected = await p.api('POST', reportUrl(accession, 1, 'correct'), {
+      key: u.director.apiKey,
+      body: { reason: 'Ordering physician corrected on the requisition' },
+    });
+    assert.equal(corrected.status, 202, JSON.stringify(corrected.body));
+    await assembledAndReleased(p, u.director, accession, 2);
+    const v2 = (await get(u.director, reportUrl(accession, 2))).body;
+    assert.equal(v2.content.sample.orderingProvider, who.resident.actor.printedName);
+    assert.match(await pdfText((await pdfOf(p, u.director, accession, 2)).bytes), new RegExp(`Ordering provider: ${who.resident.actor.printedName}`));
+  });
+
+  it('prints "none named" when the sample names no ordering provider', async () => {
+    const { p, u } = lab;
+    const test = await testCode();
+    const accession = await routedSample(p, u.doc, u.tech, [test]);
+    await verifiedResult(p, u, accession, test, 4.2);
+    await assembledAndReleased(p, u.director, accession);
+    const v1 = (await get(u.director, reportUrl(accession, 1))).body;
+    assert.equal(v1.content.sample.orderingProvider, null);
+    assert.match(await pdfText((await pdfOf(p, u.director, accession, 1)).bytes), /Ordering provider: none named/);
+  });
+  it('serves a version released before reports named the provider as it was released: its content without the field, its hash verifying, its PDF byte for byte', async () => {
+    const { p, u } = lab;
+    const { db } = testEnv();
+    const test = await testCode();
+    const accession = await routedSample(p, u.doc, u.tech, [test], {}, { orderingProvider: c.provider.username });
+    // The version as the release wrote it before: content without `orderingProvider`, its hash, its PDF.
+    const legacy: ReportContent = {
+      patient: { name: 'Ada Lovelace', mrn: 'MRN-0042', dob: '1915-12-10', sex: null },
+      sample: { accession, specimenSource: 'Serum (SERUM)', collectedAt: null, receivedAt: null, submitter: u.doc.actor.printedName },
+      tests: [],
+      rejections: [],
+      correction: null,
+    };
+    const contentHash = contentHashOf(legacy);
+    const signedAt = new Date().toISOString();
+    const pdf = await renderReportPdf({
+      content: legacy,
+      version: 1,
+      lab: { name: 'labflow laboratory', address: '' },
+      reportDate: signedAt,
+      contentHash,
+      signature: { printedName: u.director.actor.printedName, username: u.director.username, meaning: 'responsibility', signedAt },
+    });
+    assert.doesNotMatch(await pdfText(pdf), /Ordering provider/, 'content without the field prints no provider line');
+    const sample = await db('samples').where({ accession }).first('id');
+    await db('reports').insert({
+      workflow_id: `report:${accession}:v1`,
+      sample_id: sample.id,
+      accession,
+      version: 1,
+      state: 'released',
+      content: JSON.stringify(legacy),
+      content_hash: contentHash,
+      pdf,
+      pdf_sha256: sha256(pdf),
+      signature_id: randomUUID(),
+      released_by: u.director.actor.userId,
+      released_at: signedAt,
+      ordering_provider_id: c.provider.actor.userId,
+    });
+
+    const shown = await get(c.provider, reportUrl(accession, 1));
+    assert.equal(shown.status, 200, JSON.stringify(shown.body));
+    assert.deepEqual(shown.body.content, legacy);
+    assert.equal(shown.body.contentHash, contentHash);
+    assert.equal(contentHashOf(shown.body.content), shown.body.contentHash);
+    assert.ok((await pdfOf(p, c.provider, accession, 1)).bytes.equals(pdf));
   });
 });

@@ -11,7 +11,7 @@ describe('results: every read of a result value is a PHI access event', function
   this.timeout(120_000);
   const lab = labPlatform();
 
-  it('logs the list and the single analysis read, with the route pattern and the analyses shown; a refused read discloses nothing', async () => {
+  it('logs the list and the single analysis read, with the route pattern and the analyses shown; a refused read discloses nothing and is logged', async () => {
     const { p, u } = lab;
     const test = await testCode();
     const accession = await routedFor(p, u.doc, u.tech, [test], patientOf());
@@ -25,9 +25,13 @@ describe('results: every read of a result value is a PHI access event', function
     assert.deepEqual(await eventsOf(u.tech2.actor.userId), [
       { record_kind: 'analysis', record_ids: [workflowId], outcome: 'read', method: 'GET', route: '/api/v1/samples/:accession/analyses/:test' },
     ]);
-    // Another clinician may not read it, and no disclosure is logged for them.
+    // Another clinician may not read it: the refusal discloses nothing and is logged as a denied access.
     const stranger = await makeUser('other', ['clinician']);
-    assert.equal((await p.api('GET', analysisUrl(accession, test), { key: stranger.apiKey })).status, 403);
-    assert.deepEqual(await eventsOf(stranger.actor.userId), []);
+    const refused = await p.api('GET', analysisUrl(accession, test), { key: stranger.apiKey });
+    assert.equal(refused.status, 403);
+    assert.equal(refused.body.result, undefined);
+    assert.deepEqual(await eventsOf(stranger.actor.userId), [
+      { record_kind: 'analysis', record_ids: [workflowId], outcome: 'denied', method: 'GET', route: '/api/v1/samples/:accession/analyses/:test' },
+    ]);
   });
 });
