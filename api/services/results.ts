@@ -30,8 +30,12 @@ export interface AnalysisRow {
 }
 
 /** A test's current analysis on a sample: its newest retest (404 before the test is routed). */
+/** A test's newest analysis on a sample (its latest retest), or nothing when the sample has no such test. */
+export const findAnalysis = (db: Db, accession: string, test: string): Promise<AnalysisRow | undefined> =>
+  db('analyses').where({ accession, test_code: test }).orderBy('retest_number', 'desc').first();
+
 export async function loadAnalysis(db: Db, accession: string, test: string): Promise<AnalysisRow> {
-  const row = await db('analyses').where({ accession, test_code: test }).orderBy('retest_number', 'desc').first();
+  const row = await findAnalysis(db, accession, test);
   if (!row) throw problems.notFound(`an analysis of ${test} on ${accession}`);
   return row;
 }

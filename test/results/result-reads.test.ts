@@ -30,8 +30,14 @@ describe('results: every read of a result value is a PHI access event', function
     const refused = await p.api('GET', analysisUrl(accession, test), { key: stranger.apiKey });
     assert.equal(refused.status, 403);
     assert.equal(refused.body.result, undefined);
+    // Nor learn which tests the sample has: a test it does not have is refused alike (403, not 404), and logged.
+    const notOrdered = await p.api('GET', analysisUrl(accession, 'NOT-ORDERED'), { key: stranger.apiKey });
+    assert.equal(notOrdered.status, 403);
     assert.deepEqual(await eventsOf(stranger.actor.userId), [
       { record_kind: 'analysis', record_ids: [workflowId], outcome: 'denied', method: 'GET', route: '/api/v1/samples/:accession/analyses/:test' },
+      { record_kind: 'analysis', record_ids: [], outcome: 'denied', method: 'GET', route: '/api/v1/samples/:accession/analyses/:test' },
     ]);
+    // The lab is told it is not there.
+    assert.equal((await p.api('GET', analysisUrl(accession, 'NOT-ORDERED'), { key: u.tech2.apiKey })).status, 404);
   });
 });

@@ -236,8 +236,9 @@ describe('training on every effective version, and the gate before governed work
     await db()('activity_governing_documents').insert({ activity: UNPLANNED, document_id: row.document_id, set_by: u.control.username });
     const gate = () => checkGate(db(), { userId: u.rev.actor.userId, roles: u.rev.actor.roles }, { activity: UNPLANNED });
     assert.deepEqual(await gate(), { ok: false, missing: [{ kind: 'training', document: draft.number, version: 1, reason: 'not_assigned', dueAt: null }] });
-    // Decided at submission to retire the requirement: nothing is required, before and after the campaign.
-    await db()('document_versions').where({ id: row.id }).update({ training_requirement: null, training_impact: 'retire' });
+    // Decided at submission to retire the requirement: nothing is required, before and after the campaign (the
+    // version keeps the requirement it set, so only the retirement can let the person through).
+    await db()('document_versions').where({ id: row.id }).update({ training_impact: 'retire' });
     assert.deepEqual(await gate(), { ok: true });
   });
 

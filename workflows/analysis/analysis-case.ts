@@ -1,5 +1,4 @@
-import { ActivityFailure, ApplicationFailure, getExternalWorkflowHandle, patched, upsertSearchAttributes } from '@temporalio/workflow';
-import { refuse, type FailureType } from '../../common/failures';
+import { getExternalWorkflowHandle, patched, upsertSearchAttributes } from '@temporalio/workflow';
 import type { AnalysisRef, AnalysisStep } from '../../activities/results';
 import { workflowIds } from '../../common/ids';
 import type {
@@ -18,6 +17,7 @@ import { FINAL_ANALYSIS_STATES } from '../../common/results';
 import { sampleTestsChangedSignal, type ReportInput } from '../../common/reports';
 import { Assignees, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { db, startOrJoinChild } from '../lib';
+import { refuseAsRecorded } from '../lib/proof';
 import { autoverify } from './autoverification';
 import { callIfCritical, tellCallWithdrawn } from './critical-call';
 
@@ -112,13 +112,8 @@ export class AnalysisCase {
         proof: { action, grant: request.grant, actor: request.actor, request, signature: request.signature },
         ...extra,
       })
-      .catch((err: unknown) => {
-        // A refusal by the recording step (an unproven action, a state Postgres no longer shows) refuses the Update.
-        if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type) {
-          refuse(err.cause.type as FailureType, err.cause.message);
-        }
-        throw err;
-      });
+      // A refusal by the recording step (an unproven action, a state Postgres no longer shows, the gate) refuses the Update.
+      .catch(refuseAsRecorded);
   }
 
   async enter(args: EnterResultArgs): Promise<void> {

@@ -1,11 +1,11 @@
-import { ActivityFailure, ApplicationFailure, upsertSearchAttributes } from '@temporalio/workflow';
+import { ApplicationFailure, upsertSearchAttributes } from '@temporalio/workflow';
 import type { BookingMachineKind, BookingRef } from '../../activities/booking';
 import { HOLDING_BOOKING_STATES, type BookingAction, type BookingInput, type BookingState, type BookingStateName } from '../../common/booking';
 import { durationMs } from '../../common/durations';
-import { refuse, type FailureType } from '../../common/failures';
 import type { Priority } from '../../common/notifications';
 import { DueAt, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { db, iso, OutboxDeliveries, startNoticeRuns } from '../lib';
+import { refuseAsRecorded } from '../lib/proof';
 
 type Request = { actor: unknown; grant: string; code?: string; start?: string; end?: string } & object;
 
@@ -94,10 +94,7 @@ export class BookingCase {
   async record(action: BookingAction, to: BookingStateName, request: Request, extra: { tier?: number; window?: { opens: string; closes: string } } = {}) {
     return db
       .recordBookingStep({ ref: this.ref, from: this.state.state, to, tier: extra.tier, window: extra.window, proof: { action, grant: request.grant, actor: request.actor, request } })
-      .catch((err: unknown) => {
-        if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type) refuse(err.cause.type as FailureType, err.cause.message);
-        throw err;
-      });
+      .catch(refuseAsRecorded);
   }
 
   /** The run's own step; applied only when PostgreSQL shows it was, else the run follows what PostgreSQL shows. */

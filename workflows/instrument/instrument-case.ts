@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, getExternalWorkflowHandle, log, patched, upsertSearchAttributes } from '@temporalio/workflow';
+import { getExternalWorkflowHandle, log, patched, upsertSearchAttributes } from '@temporalio/workflow';
 import { bookingBumpedSignal } from '../../common/booking';
 import type { InstrumentCapaPlan, InstrumentRef, InstrumentStepResult } from '../../activities/equipment';
 import {
@@ -17,10 +17,10 @@ import {
   type ReturnToServiceArgs,
   type StartMaintenanceArgs,
 } from '../../common/equipment';
-import { refuse, type FailureType } from '../../common/failures';
 import { DueAt, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { openOrLinkCapa } from '../capa/open-or-link';
 import { db, OutboxDeliveries } from '../lib';
+import { refuseAsRecorded } from '../lib/proof';
 import { reminderKey } from './deadlines';
 
 /** Runs that took an instrument out of service before bookings existed record no signals to them. */
@@ -96,13 +96,8 @@ export class InstrumentCase {
         this.tellBumped(result.bumped);
         return result;
       })
-      .catch((err: unknown) => {
-        // A refusal by the recording step (an unproven action, a state Postgres no longer shows) refuses the Update.
-        if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type) {
-          refuse(err.cause.type as FailureType, err.cause.message);
-        }
-        throw err;
-      });
+      // A refusal by the recording step (an unproven action, a state Postgres no longer shows) refuses the Update.
+      .catch(refuseAsRecorded);
   }
 
   /** Out of service (unless still commissioning) for a reason that needs a person's verification to clear. */

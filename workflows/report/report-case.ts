@@ -1,9 +1,9 @@
-import { ActivityFailure, ApplicationFailure, getExternalWorkflowHandle, upsertSearchAttributes } from '@temporalio/workflow';
+import { getExternalWorkflowHandle, upsertSearchAttributes } from '@temporalio/workflow';
 import type { ReportRef } from '../../activities/reports';
-import { refuse, type FailureType } from '../../common/failures';
 import { analysisRecordChangedSignal, type ReleaseReportArgs, type ReportInput, type ReportState } from '../../common/reports';
 import { Assignees, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { db, OutboxDeliveries } from '../lib';
+import { refuseAsRecorded } from '../lib/proof';
 
 /**
  * One version of a sample's report: assembled in Postgres, released by the lab director's signature, and then its
@@ -52,12 +52,8 @@ export class ReportCase {
         ref: this.ref,
         proof: { grant: args.grant, actor: args.actor, signature: args.signature, requestId: args.requestId ?? null },
       })
-      .catch((err: unknown) => {
-        // A refusal by the recording step (an unproven action, a test no longer verified, a stale hash) refuses the Update.
-        if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type)
-          refuse(err.cause.type as FailureType, err.cause.message);
-        throw err;
-      });
+      // A refusal by the recording step (an unproven action, a test no longer verified, a stale hash, the gate) refuses the Update.
+      .catch(refuseAsRecorded);
     this.state.state = 'released';
     this.state.releasedBy = released.releasedBy;
     this.state.analyses = released.analyses;

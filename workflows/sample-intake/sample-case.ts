@@ -1,6 +1,4 @@
 import {
-  ActivityFailure,
-  ApplicationFailure,
   allHandlersFinished,
   condition,
   log,
@@ -9,7 +7,6 @@ import {
 } from '@temporalio/workflow';
 import type { SampleRef, SampleStep } from '../../activities/sample-intake';
 import type { SampleProof } from '../../activities/sample-proof';
-import { refuse, type FailureType } from '../../common/failures';
 import type { DeactivatedUser } from '../../common/deactivation';
 import type { Actor } from '../../common/roles';
 import type { SampleAction } from '../../common/sample-intake-grants';
@@ -35,6 +32,7 @@ import {
 } from '../../common/sample-intake';
 import { Assignees, DueAt, EntityId, EntityType, Stage } from '../../common/search-attributes';
 import { OutboxDeliveries, db, iso, startNoticeRuns } from '../lib';
+import { refuseAsRecorded } from '../lib/proof';
 import {
   ANALYSIS_RUNS_PATCH,
   CANCEL_ANALYSES_PATCH,
@@ -281,9 +279,7 @@ export class SampleCase {
       s.state = before.state;
       s.storage = before.storage;
       this.publish();
-      if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure)
-        refuse(err.cause.type as FailureType, err.cause.message);
-      throw err;
+      refuseAsRecorded(err);
     }
   }
 
