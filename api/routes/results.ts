@@ -35,6 +35,7 @@ import { isLabStaff, requireAnalysisAccess } from '../services/result-access';
 import {
   analysesOf,
   analysisAsSeen,
+  analysisNotFound,
   analysisRun,
   analysisView,
   dropUnappliedEntry,
@@ -154,10 +155,13 @@ export function resultRoutes(deps: ApiDeps): RouteSpec[] {
       response: analysisListAnswer,
       handler: async ({ params, actor, ctx }) => {
         const sample = await loadSample(db, params.accession);
+        // Who may read first: a refused read names the analyses without assembling them.
+        const patientIds = await requireAnalysisAccess(deps, sample, actor, ctx, {
+          kind: 'analysis_list',
+          recordIds: () => db('analyses').where({ accession: params.accession }).orderBy(['test_code', 'retest_number']).pluck('workflow_id'),
+        });
         const seen = (await analysesOf(db, params.accession)).map((view) => analysisAsSeen(view, isLabStaff(actor)));
-        const recordIds = seen.flatMap((s) => s.recordIds);
-        const patientIds = await requireAnalysisAccess(deps, sample, actor, ctx, { kind: 'analysis_list', recordIds: seen.map((s) => s.view.workflowId) });
-        await phi.read(ctx, actor, { kind: 'analysis_list', patientIds, recordIds: [...new Set(recordIds)] });
+        await phi.read(ctx, actor, { kind: 'analysis_list', patientIds, recordIds: [...new Set(seen.flatMap((s) => s.recordIds))] });
         ctx.body = { items: seen.map((s) => s.view) };
       },
     }),
@@ -174,8 +178,8 @@ export function resultRoutes(deps: ApiDeps): RouteSpec[] {
         const sample = await loadSample(db, params.accession);
         // Who may read comes before whether the test was ordered: a 404 would tell anyone which tests a sample has.
         const found = await findAnalysis(db, params.accession, params.test);
-        const patientIds = await requireAnalysisAccess(deps, sample, actor, ctx, { kind: 'analysis', recordIds: found ? [found.workflow_id] : [] });
-        if (!found) throw problems.notFound(`an analysis of ${params.test} on ${params.accession}`);
+        const patientIds = await requireAnalysisAccess(deps, sample, actor, ctx, { kind: 'analysis', recordIds: async () => (found ? [found.workflow_id] : []) });
+        if (!found) throw analysisNotFound(params.accession, params.test);
         const { view, recordIds } = analysisAsSeen(await analysisView(db, found), isLabStaff(actor));
         await phi.read(ctx, actor, { kind: 'analysis', patientIds, recordIds });
         ctx.body = view;

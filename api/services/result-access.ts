@@ -37,14 +37,14 @@ export async function refuseResultRead(deps: ApiDeps, ctx: Context, actor: Actor
 /**
  * Who reads a sample's analyses: those who read its results as they stand (above); the care team reads the released
  * reports, and a replaced ordering provider the versions delivered to them, not the analyses. A refusal is a PHI
- * access event. Answers the patients the read concerns.
+ * access event naming the analyses (`recordIds` is read only then). Answers the patients the read concerns.
  */
 export async function requireAnalysisAccess(
   deps: ApiDeps,
   sample: SampleRow,
   actor: Actor,
   ctx: Context,
-  read: Omit<PhiRead, 'patientIds'>,
+  read: { kind: PhiRead['kind']; recordIds: () => Promise<string[]> },
 ): Promise<string[]> {
   const patientIds = await patientsOf(deps.db, sample);
   if (readsSampleResults(sample, actor)) return patientIds;
@@ -52,7 +52,7 @@ export async function requireAnalysisAccess(
     deps,
     ctx,
     actor,
-    { ...read, patientIds },
+    { kind: read.kind, patientIds, recordIds: await read.recordIds() },
     `the analyses of ${sample.accession} are read by lab staff, its submitter and its ordering provider`,
   );
 }

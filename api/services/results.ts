@@ -29,14 +29,17 @@ export interface AnalysisRow {
   submitted_by?: Record<string, unknown> | null;
 }
 
-/** A test's current analysis on a sample: its newest retest (404 before the test is routed). */
 /** A test's newest analysis on a sample (its latest retest), or nothing when the sample has no such test. */
 export const findAnalysis = (db: Db, accession: string, test: string): Promise<AnalysisRow | undefined> =>
   db('analyses').where({ accession, test_code: test }).orderBy('retest_number', 'desc').first();
 
+/** The 404 for a test a sample does not have (not routed, or never requested). */
+export const analysisNotFound = (accession: string, test: string) => problems.notFound(`an analysis of ${test} on ${accession}`);
+
+/** A test's current analysis on a sample: its newest retest (404 before the test is routed). */
 export async function loadAnalysis(db: Db, accession: string, test: string): Promise<AnalysisRow> {
   const row = await findAnalysis(db, accession, test);
-  if (!row) throw problems.notFound(`an analysis of ${test} on ${accession}`);
+  if (!row) throw analysisNotFound(accession, test);
   return row;
 }
 
